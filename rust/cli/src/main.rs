@@ -1,1 +1,152 @@
-fn main(){}
+//! `spfs-autostart`: start, stop and inspect the per-user SPFS service.
+//!
+//! Thin by design: parse arguments, call the core, print. Every decision
+//! about the service lives in the `spfs-autostart` crate.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use spfs_autostart::{Config, Error, ServiceManager, State};
+
+/// Exit code of `status` when the service is not running.
+const EXIT_NOT_RUNNING: u8 = 3;
+
+/// Keep the per-user SPFS service running exactly when it is needed.
+#[derive(Debug, Parser)]
+#[command(name = "spfs-autostart", version, about)]
+struct Cli {
+    /// Read this config file instead of the per-user one.
+    #[arg(long, global = true, env = "SPFS_AUTOSTART_CONFIG")]
+    config: Option<PathBuf>,
+    /// Use this state dir (socket, locks, pid record).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log what the client does to stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the service if needed; print its status; exit 0 once it is ready.
+    Ensure {
+        /// How long to wait for it to become ready (seconds).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Stop the service; exit 0 when stopped or not running.
+    Stop {
+        /// How long each stop step may take (seconds).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Print the status: exit 0 running, 3 not running, 1 unresponsive, conflict or error.
+    Status,
+    /// Print the last lines of the service log.
+    Logs {
+        /// How many lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Keep printing lines as they are written, across rotation.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the effective configuration.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.verbose {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("spfs_autostart=debug")
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            output::error(&e, json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Error> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.state_dir {
+        config.state_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let mut config = load_config(&cli)?;
+    match cli.command {
+        Command::Ensure { timeout } => {
+            if let Some(secs) = timeout {
+                config.set_ready_timeout_secs(secs)?;
+            }
+            let manager = ServiceManager::new(config)?;
+            let what = format!("starting {}", manager.config().program);
+            let status = output::with_progress(&what, manager.ensure()).await?;
+            output::status(&status, cli.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stop { timeout } => {
+            if let Some(secs) = timeout {
+                config.set_stop_timeout_secs(secs)?;
+            }
+            let manager = ServiceManager::new(config)?;
+            let outcome = output::with_progress("stopping the service", manager.stop()).await?;
+            output::stop(&outcome, cli.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let manager = ServiceManager::new(config)?;
+            let status = manager.status().await?;
+            output::status(&status, cli.json);
+            Ok(match status.state {
+                State::Running => ExitCode::SUCCESS,
+                State::Starting | State::Stopping | State::Stopped => ExitCode::from(EXIT_NOT_RUNNING),
+                State::Unresponsive | State::Conflict => ExitCode::FAILURE,
+            })
+        }
+        Command::Logs { lines, follow } => {
+            let manager = ServiceManager::new(config)?;
+            if follow {
+                let mut follower = manager.follow_logs(lines)?;
+                while let Some(line) = follower.next().await {
+                    let line = line.map_err(|e| Error::io("cannot follow", &manager.paths().log_file(), e))?;
+                    output::log_line(&line, cli.json);
+                }
+            } else {
+                for line in manager.tail_logs(lines)? {
+                    output::log_line(&line, cli.json);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config => {
+            let manager = ServiceManager::new(config)?;
+            output::config(&manager, cli.json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,1 +1,36 @@
-//! placeholder
+//! spfs-autostart: keep one per-user background service available exactly
+//! when it is needed, and explain it when it is not.
+//!
+//! The client side ([`ServiceManager`]) ensures the service runs (starting it
+//! on demand, exactly once, even when many processes ask at the same time),
+//! stops it, reports its status and reads its logs. The service side
+//! ([`service`]) is the kit a managed service embeds: single-instance lock,
+//! readiness, idle exit, leases, socket activation and the `Control` gRPC
+//! surface. Both sides share the contract written down in DESIGN.md: the
+//! files in the state dir ([`paths`]), the handshake ([`client`]) and the
+//! wire protocol ([`proto`]).
+//!
+//! There is no FFI code here: the C ABI and the uniffi bindings live in
+//! `spfs-autostart-ffi` and only convert and delegate.
+
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod lock;
+pub mod logs;
+pub mod paths;
+pub mod proto;
+pub mod record;
+pub mod rpc;
+pub mod service;
+pub mod spawn;
+pub mod status;
+
+pub use client::ServiceManager;
+pub use config::{Config, Endpoint, VersionPolicy};
+pub use error::{Error, ErrorKind, LogExcerpt, Result};
+pub use logs::LogFollower;
+pub use paths::{Paths, ResolvedEndpoint};
+pub use status::{Lease, State, Status, StopMethod, StopOutcome};

@@ -1,1 +1,187 @@
-fn main(){}
+//! `spfs-reference-service`: a stand-in for `spfs-fuse-macos service /spfs`.
+//!
+//! It serves a wire-compatible `spfs_vfs.VfsService` with no filesystem
+//! behind it, so every client path is tested against a real binary:
+//! - kit mode (default): the service kit, `Mount(root_pid)` takes a lease
+//!   that follows `root_pid`;
+//! - `--plain`: behaves like today's spfs-fuse-macos: TCP on `--listen`
+//!   (or `SPFS_MACFUSE_LISTEN_ADDRESS`), no kit, no Control service;
+//! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use spfs_autostart::proto::vfs::{
+    MountInfo, MountRequest, MountResponse, ShutdownRequest, ShutdownResponse, StatusRequest,
+    StatusResponse, UnmountRequest, UnmountResponse,
+    vfs_service_server::{VfsService, VfsServiceServer},
+};
+use spfs_autostart::service::{Identity, Kit, KitConfig, KitHandle};
+use tonic::{Request, Response, Status};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(version, about = "A stand-in for spfs-fuse-macos: the service kit plus spfs_vfs.VfsService")]
+struct Args {
+    /// Behave like today's spfs-fuse-macos: TCP, no kit, no Control service.
+    #[arg(long)]
+    plain: bool,
+    /// The TCP address for --plain mode.
+    #[arg(long, env = "SPFS_MACFUSE_LISTEN_ADDRESS", default_value = "127.0.0.1:37738")]
+    listen: SocketAddr,
+    /// Wait this long before serving (a slow start).
+    #[arg(long, default_value_t = 0)]
+    start_delay_ms: u64,
+    /// Print this message and exit 3 instead of serving.
+    #[arg(long)]
+    fail_at_start: Option<String>,
+    /// Never become ready (and never exit on its own).
+    #[arg(long)]
+    hang: bool,
+    /// Report this version instead of the crate's.
+    #[arg(long)]
+    report_version: Option<String>,
+    /// Accepted and ignored, like spfs-fuse-macos's `service /spfs`.
+    #[arg(trailing_var_arg = true, hide = true)]
+    rest: Vec<String>,
+}
+
+/// Mounts by root pid; in kit mode each holds a lease.
+#[derive(Debug, Default)]
+struct Mounts(Mutex<BTreeMap<u32, MountInfo>>);
+
+#[derive(Debug)]
+struct Vfs {
+    mounts: Arc<Mounts>,
+    kit: Option<KitHandle>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+#[tonic::async_trait]
+impl VfsService for Vfs {
+    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+        let req = request.into_inner();
+        if let Some(kit) = &self.kit {
+            kit.acquire(req.root_pid, format!("mount {}", req.env_spec))
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
+        tracing::info!("mount {:?} for pid {}", req.env_spec, req.root_pid);
+        self.mounts.0.lock().expect("mounts").insert(
+            req.root_pid,
+            MountInfo {
+                root_pid: req.root_pid,
+                env_spec: req.env_spec,
+                editable: req.editable,
+                runtime_name: req.runtime_name,
+            },
+        );
+        Ok(Response::new(MountResponse {}))
+    }
+
+    async fn unmount(&self, request: Request<UnmountRequest>) -> Result<Response<UnmountResponse>, Status> {
+        let pid = request.into_inner().root_pid;
+        let was_mounted = self.mounts.0.lock().expect("mounts").remove(&pid).is_some();
+        if let Some(kit) = &self.kit {
+            kit.release_pid(pid);
+        }
+        Ok(Response::new(UnmountResponse { was_mounted }))
+    }
+
+    async fn shutdown(&self, _request: Request<ShutdownRequest>) -> Result<Response<ShutdownResponse>, Status> {
+        tracing::info!("VfsService/Shutdown requested");
+        match &self.kit {
+            Some(kit) => kit.shutdown("VfsService/Shutdown requested"),
+            None => {
+                let _ = self.shutdown.send(true);
+            }
+        }
+        Ok(Response::new(ShutdownResponse {}))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let mounts = self.mounts.0.lock().expect("mounts");
+        Ok(Response::new(StatusResponse {
+            active_mounts: mounts.len() as u32,
+            mounts: mounts.values().cloned().collect(),
+        }))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(code) => std::process::ExitCode::from(code),
+    }
+}
+
+async fn run(args: Args) -> Result<(), u8> {
+    tracing::info!("spfs-reference-service {} (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
+    if let Some(message) = &args.fail_at_start {
+        eprintln!("{message}");
+        return Err(3);
+    }
+    if args.hang {
+        tracing::info!("--hang: never becoming ready");
+        std::future::pending::<()>().await;
+    }
+    if args.start_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(args.start_delay_ms)).await;
+    }
+    let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let mounts = Arc::new(Mounts::default());
+    if args.plain {
+        let vfs = Vfs {
+            mounts,
+            kit: None,
+            shutdown,
+        };
+        tracing::info!("plain mode: serving on tcp://{}", args.listen);
+        let result = tonic::transport::Server::builder()
+            .add_service(VfsServiceServer::new(vfs))
+            .serve_with_shutdown(args.listen, async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await;
+        return result.map_err(|e| {
+            tracing::error!("cannot serve on {}: {e}", args.listen);
+            1
+        });
+    }
+    let identity = Identity {
+        name: "spfs-reference-service".into(),
+        version: args.report_version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+    };
+    let kit = KitConfig::from_env()
+        .and_then(|config| Kit::start(identity, config))
+        .map_err(|e| {
+            tracing::error!("{e}");
+            2
+        })?;
+    let vfs = Vfs {
+        mounts,
+        kit: Some(kit.handle()),
+        shutdown,
+    };
+    kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))
+        .await
+        .map_err(|e| {
+            tracing::error!("{e}");
+            1
+        })
+}

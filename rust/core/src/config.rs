@@ -1,0 +1,574 @@
+//! Configuration: built-in defaults, then a TOML file, then the environment.
+//!
+//! The file is strict: an unknown key, a value of the wrong type or an
+//! endpoint that parses to nothing is an error that names the file, the line
+//! and the column, because a typo silently ignored is a service that silently
+//! does the wrong thing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Names of the environment variables the client reads.
+pub mod env {
+    /// A config file to read instead of the per-user one.
+    pub const CONFIG: &str = "SPFS_AUTOSTART_CONFIG";
+    /// Overrides `state_dir`. Also given to the service by the spawner.
+    pub const STATE_DIR: &str = "SPFS_AUTOSTART_STATE_DIR";
+    /// Overrides `log_dir`.
+    pub const LOG_DIR: &str = "SPFS_AUTOSTART_LOG_DIR";
+    /// Overrides `program`.
+    pub const PROGRAM: &str = "SPFS_AUTOSTART_PROGRAM";
+    /// Overrides `endpoint`. Also given to the service by the spawner.
+    pub const ENDPOINT: &str = "SPFS_AUTOSTART_ENDPOINT";
+    /// Overrides `idle_timeout_secs`. Also given to the service by the spawner.
+    pub const IDLE_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS";
+    /// Overrides `ready_timeout_secs`.
+    pub const READY_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_READY_TIMEOUT_SECS";
+    /// Given to the service: the write end of the readiness pipe.
+    pub const READY_FD: &str = "SPFS_AUTOSTART_READY_FD";
+    /// Given to the service: the descriptor holding `instance.lock`.
+    pub const LOCK_FD: &str = "SPFS_AUTOSTART_LOCK_FD";
+    /// spfs-fuse-macos's own listen address; overrides the default TCP endpoint.
+    pub const MACFUSE_LISTEN_ADDRESS: &str = "SPFS_MACFUSE_LISTEN_ADDRESS";
+}
+
+/// The longest timeout we accept; longer is a typo, not a wish.
+const MAX_TIMEOUT_SECS: u64 = 3600;
+/// The longest idle timeout we accept (30 days); use 0 for "never".
+const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
+/// Where the service listens and the client connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `unix`: `service.sock` in the state dir (the default off macOS).
+    StateDirSocket,
+    /// `unix:///abs/path`: a Unix socket elsewhere.
+    Unix(PathBuf),
+    /// `tcp://127.0.0.1:37738`: TCP, for services that only speak TCP.
+    Tcp(SocketAddr),
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
+        if s == "unix" {
+            return Ok(Endpoint::StateDirSocket);
+        }
+        if let Some(path) = s.strip_prefix("unix://") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() || path.as_os_str().len() <= 1 {
+                return Err(format!(
+                    "endpoint {s:?} needs an absolute socket path after unix://; {usage}"
+                ));
+            }
+            return Ok(Endpoint::Unix(path));
+        }
+        if let Some(addr) = s.strip_prefix("tcp://") {
+            return addr.parse().map(Endpoint::Tcp).map_err(|_| {
+                format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
+            });
+        }
+        Err(format!("endpoint {s:?} is not understood; {usage}"))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::StateDirSocket => f.write_str("unix"),
+            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What to do when the running service reports another version than
+/// `expected_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionPolicy {
+    /// Stop the old service and start the configured program.
+    #[default]
+    Restart,
+    /// Fail with `VersionMismatch` and leave the service alone.
+    Error,
+}
+
+/// The effective configuration of one managed service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The program: a bare name (looked up next to the current executable,
+    /// then on `PATH`) or an absolute path.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it listens.
+    pub endpoint: Endpoint,
+    /// How long a start may take before the child is killed.
+    pub ready_timeout: Duration,
+    /// How long each stop step (graceful, TERM, KILL) may take.
+    pub stop_timeout: Duration,
+    /// Passed to kit services: exit after this long idle; zero means never.
+    pub idle_timeout: Duration,
+    /// The version the running service must report, if any.
+    pub expected_version: Option<String>,
+    /// What a version mismatch does.
+    pub on_version_mismatch: VersionPolicy,
+    /// Extra environment for the service.
+    pub env: BTreeMap<String, String>,
+    /// Overrides the per-user state dir.
+    pub state_dir: Option<PathBuf>,
+    /// Overrides the per-user log dir.
+    pub log_dir: Option<PathBuf>,
+    /// Rotate the log at spawn when it is larger than this.
+    pub log_max_bytes: u64,
+    /// How many rotated logs to keep (`service.log.1` ...).
+    pub log_keep: u32,
+    /// The file this configuration was read from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// The TOML file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    program: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "endpoint_opt")]
+    endpoint: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ready_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_version_mismatch: Option<VersionPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_max_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_keep: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env: Option<BTreeMap<String, String>>,
+}
+
+mod endpoint_opt {
+    use super::Endpoint;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Option<Endpoint>, s: S) -> Result<S::Ok, S::Error> {
+        match e {
+            Some(e) => s.serialize_str(&e.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Endpoint>, D::Error> {
+        Endpoint::deserialize(d).map(Some)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::defaults()
+    }
+}
+
+impl Config {
+    /// The built-in defaults: `spfs-fuse-macos service /spfs` on TCP on
+    /// macOS (what SPFS runs today), the bundled reference service on the
+    /// state-dir socket elsewhere, so the CLI works out of the box.
+    pub fn defaults() -> Config {
+        let (program, args, endpoint) = if cfg!(target_os = "macos") {
+            (
+                "spfs-fuse-macos".to_string(),
+                vec!["service".to_string(), "/spfs".to_string()],
+                Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 37738))),
+            )
+        } else {
+            (
+                "spfs-reference-service".to_string(),
+                Vec::new(),
+                Endpoint::StateDirSocket,
+            )
+        };
+        Config {
+            program,
+            args,
+            endpoint,
+            ready_timeout: Duration::from_secs(10),
+            stop_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(1800),
+            expected_version: None,
+            on_version_mismatch: VersionPolicy::Restart,
+            env: BTreeMap::new(),
+            state_dir: None,
+            log_dir: None,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 3,
+            source: None,
+        }
+    }
+
+    /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
+    /// config file when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        Config::load_with(file, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function, so
+    /// tests never depend on the caller's environment.
+    pub fn load_with(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut config = Config::defaults();
+        let file = match file {
+            Some(file) => Some(file.to_path_buf()),
+            None => match env(env::CONFIG).filter(|s| !s.is_empty()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => user_config_file(&env).filter(|p| p.is_file()),
+            },
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "cannot read config file {}: {e}; fix the path given with --config or {}",
+                        path.display(),
+                        env::CONFIG
+                    ),
+                )
+            })?;
+            config.apply_toml(&text, &path)?;
+        }
+        config.apply_env(&env)?;
+        Ok(config)
+    }
+
+    /// Apply one TOML document on top of this configuration.
+    pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<()> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("invalid config file {}: {e}", origin.display()),
+            )
+        })?;
+        let bad = |key: &str, why: String| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("invalid config file {}: {key}: {why}", origin.display()),
+            )
+        };
+        if let Some(program) = file.program {
+            self.program = check_program(&program).map_err(|why| bad("program", why))?;
+        }
+        if let Some(args) = file.args {
+            self.args = args;
+        }
+        if let Some(endpoint) = file.endpoint {
+            self.endpoint = endpoint;
+        }
+        if let Some(secs) = file.ready_timeout_secs {
+            self.ready_timeout =
+                timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| bad("ready_timeout_secs", w))?;
+        }
+        if let Some(secs) = file.stop_timeout_secs {
+            self.stop_timeout =
+                timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| bad("stop_timeout_secs", w))?;
+        }
+        if let Some(secs) = file.idle_timeout_secs {
+            self.idle_timeout = idle_timeout(secs).map_err(|w| bad("idle_timeout_secs", w))?;
+        }
+        if let Some(version) = file.expected_version {
+            self.expected_version = Some(version).filter(|v| !v.is_empty());
+        }
+        if let Some(policy) = file.on_version_mismatch {
+            self.on_version_mismatch = policy;
+        }
+        if let Some(dir) = file.state_dir {
+            self.state_dir = Some(absolute_dir(dir).map_err(|w| bad("state_dir", w))?);
+        }
+        if let Some(dir) = file.log_dir {
+            self.log_dir = Some(absolute_dir(dir).map_err(|w| bad("log_dir", w))?);
+        }
+        if let Some(bytes) = file.log_max_bytes {
+            self.log_max_bytes = bytes;
+        }
+        if let Some(keep) = file.log_keep {
+            self.log_keep = keep;
+        }
+        if let Some(env) = file.env {
+            self.env.extend(env);
+        }
+        self.source = Some(origin.to_path_buf());
+        Ok(())
+    }
+
+    /// Apply the `SPFS_AUTOSTART_*` overrides.
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        let bad = |name: &str, why: String| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("environment variable {name}: {why}"),
+            )
+        };
+        if let Some(program) = get(env::PROGRAM) {
+            self.program = check_program(&program).map_err(|w| bad(env::PROGRAM, w))?;
+        }
+        if let Some(endpoint) = get(env::ENDPOINT) {
+            self.endpoint = endpoint.parse().map_err(|w| bad(env::ENDPOINT, w))?;
+        } else if let (Endpoint::Tcp(_), Some(addr)) =
+            (&self.endpoint, get(env::MACFUSE_LISTEN_ADDRESS))
+        {
+            // spfs-fuse-macos reads the same variable, so both sides agree.
+            let addr = addr.parse().map_err(|_| {
+                bad(
+                    env::MACFUSE_LISTEN_ADDRESS,
+                    format!("{addr:?} is not an IP:PORT address"),
+                )
+            })?;
+            self.endpoint = Endpoint::Tcp(addr);
+        }
+        if let Some(dir) = get(env::STATE_DIR) {
+            self.state_dir = Some(absolute_dir(dir.into()).map_err(|w| bad(env::STATE_DIR, w))?);
+        }
+        if let Some(dir) = get(env::LOG_DIR) {
+            self.log_dir = Some(absolute_dir(dir.into()).map_err(|w| bad(env::LOG_DIR, w))?);
+        }
+        if let Some(secs) = get(env::IDLE_TIMEOUT_SECS) {
+            let secs = parse_secs(&secs).map_err(|w| bad(env::IDLE_TIMEOUT_SECS, w))?;
+            self.idle_timeout = idle_timeout(secs).map_err(|w| bad(env::IDLE_TIMEOUT_SECS, w))?;
+        }
+        if let Some(secs) = get(env::READY_TIMEOUT_SECS) {
+            let secs = parse_secs(&secs).map_err(|w| bad(env::READY_TIMEOUT_SECS, w))?;
+            self.ready_timeout =
+                timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| bad(env::READY_TIMEOUT_SECS, w))?;
+        }
+        Ok(())
+    }
+
+    /// Set the ready timeout from a command-line value, with the same bounds
+    /// as the file.
+    pub fn set_ready_timeout_secs(&mut self, secs: u64) -> Result<()> {
+        self.ready_timeout = timeout(secs, MAX_TIMEOUT_SECS)
+            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("--timeout: {w}")))?;
+        Ok(())
+    }
+
+    /// Set the stop timeout from a command-line value.
+    pub fn set_stop_timeout_secs(&mut self, secs: u64) -> Result<()> {
+        self.stop_timeout = timeout(secs, MAX_TIMEOUT_SECS)
+            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("--timeout: {w}")))?;
+        Ok(())
+    }
+
+    /// The effective configuration as a TOML document that [`Config::load`]
+    /// reads back to the same values.
+    pub fn to_toml(&self) -> String {
+        let file = FileConfig {
+            program: Some(self.program.clone()),
+            args: Some(self.args.clone()),
+            endpoint: Some(self.endpoint.clone()),
+            ready_timeout_secs: Some(self.ready_timeout.as_secs()),
+            stop_timeout_secs: Some(self.stop_timeout.as_secs()),
+            idle_timeout_secs: Some(self.idle_timeout.as_secs()),
+            expected_version: self.expected_version.clone(),
+            on_version_mismatch: Some(self.on_version_mismatch),
+            state_dir: self.state_dir.clone(),
+            log_dir: self.log_dir.clone(),
+            log_max_bytes: Some(self.log_max_bytes),
+            log_keep: Some(self.log_keep),
+            env: Some(self.env.clone()),
+        };
+        toml::to_string(&file).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// The per-user config file: `~/Library/Application Support/spfs-autostart/`
+/// on macOS, `$XDG_CONFIG_HOME/spfs-autostart/` (or `~/.config/...`) elsewhere.
+pub fn user_config_file(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    let dir = if cfg!(target_os = "macos") {
+        home?.join("Library/Application Support")
+    } else {
+        match env("XDG_CONFIG_HOME").filter(|d| d.starts_with('/')) {
+            Some(dir) => PathBuf::from(dir),
+            None => home?.join(".config"),
+        }
+    };
+    Some(dir.join("spfs-autostart").join("config.toml"))
+}
+
+fn check_program(program: &str) -> Result<String, String> {
+    if program.is_empty() {
+        return Err("is empty; give a program name or an absolute path".into());
+    }
+    if program.contains('/') && !program.starts_with('/') {
+        return Err(format!(
+            "{program:?} is a relative path; give an absolute path or a bare name looked up on PATH"
+        ));
+    }
+    Ok(program.to_string())
+}
+
+fn parse_secs(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))
+}
+
+fn timeout(secs: u64, max: u64) -> Result<Duration, String> {
+    if secs == 0 {
+        return Err("0 seconds leaves no time at all; use at least 1".into());
+    }
+    if secs > max {
+        return Err(format!("{secs} seconds is absurdly long; use at most {max}"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn idle_timeout(secs: u64) -> Result<Duration, String> {
+    if secs > MAX_IDLE_TIMEOUT_SECS {
+        return Err(format!(
+            "{secs} seconds is absurdly long; use at most {MAX_IDLE_TIMEOUT_SECS}, or 0 for never"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn absolute_dir(dir: PathBuf) -> Result<PathBuf, String> {
+    if dir.is_absolute() {
+        Ok(dir)
+    } else {
+        Err(format!("{} is relative; give an absolute path", dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        let mut config = Config::defaults();
+        config.apply_toml(text, Path::new("/etc/test.toml"))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_line_and_column() {
+        let err = parse("program = \"x\"\nprogramm = \"y\"\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let msg = err.to_string();
+        assert!(msg.contains("/etc/test.toml"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("column 1"), "{msg}");
+        assert!(msg.contains("programm"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line() {
+        let err = parse("args = [\"a\",\n").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_forms_parse_and_bad_ones_name_the_forms() {
+        assert_eq!("unix".parse::<Endpoint>().unwrap(), Endpoint::StateDirSocket);
+        assert_eq!(
+            "unix:///run/x.sock".parse::<Endpoint>().unwrap(),
+            Endpoint::Unix("/run/x.sock".into())
+        );
+        assert_eq!(
+            "tcp://127.0.0.1:37738".parse::<Endpoint>().unwrap(),
+            Endpoint::Tcp(([127, 0, 0, 1], 37738).into())
+        );
+        for bad in ["", "unix://", "unix://rel/x", "tcp://localhost", "http://x"] {
+            let err = bad.parse::<Endpoint>().unwrap_err();
+            assert!(err.contains("tcp://IP:PORT"), "{bad}: {err}");
+        }
+        let err = parse("endpoint = \"tcp://nowhere\"").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn relative_program_and_zero_timeouts_are_refused() {
+        let err = parse("program = \"bin/svc\"").unwrap_err();
+        assert!(err.to_string().contains("relative"), "{err}");
+        let err = parse("ready_timeout_secs = 0").unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = parse("stop_timeout_secs = 99999999").unwrap_err();
+        assert!(err.to_string().contains("absurdly long"), "{err}");
+        assert_eq!(parse("idle_timeout_secs = 0").unwrap().idle_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "program = \"/bin/a\"\nidle_timeout_secs = 5\n").unwrap();
+        let config = Config::load_with(Some(&file), |name| match name {
+            env::PROGRAM => Some("/bin/b".into()),
+            env::ENDPOINT => Some("tcp://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.program, "/bin/b");
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.endpoint, Endpoint::Tcp(([127, 0, 0, 1], 9).into()));
+        assert_eq!(config.source.as_deref(), Some(file.as_path()));
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        let err = Config::load_with(None, |name| {
+            (name == env::IDLE_TIMEOUT_SECS).then(|| "soon".to_string())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(env::IDLE_TIMEOUT_SECS), "{err}");
+    }
+
+    #[test]
+    fn rendered_config_reads_back_the_same() {
+        let mut config = parse("program = \"/bin/x\"\nargs = [\"a b\"]\n[env]\nRUST_LOG = \"debug\"\n")
+            .unwrap();
+        config.expected_version = Some("1.2.3".into());
+        let text = config.to_toml();
+        let mut back = Config::defaults();
+        back.apply_toml(&text, Path::new("/x.toml")).unwrap();
+        back.source = config.source.clone();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn missing_config_file_is_a_clear_error() {
+        let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("/nonexistent/c.toml"), "{err}");
+    }
+}

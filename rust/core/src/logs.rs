@@ -1,0 +1,349 @@
+//! The service log: tail it from the end, follow it across rotation, rotate
+//! it at spawn.
+//!
+//! Tailing reads backwards in fixed chunks, so its cost depends on the lines
+//! asked for, not on the file's size. Following keeps the open descriptor of
+//! the file it reads: when the path is rotated away, it finishes the old file
+//! through that descriptor before opening the new one, so no line is lost or
+//! repeated; it wakes on file-system events (inotify/kqueue through
+//! `notify`), with a slow timer only as a safety net.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+const CHUNK: u64 = 64 * 1024;
+
+/// The last lines of a file and what it cost to find them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tail {
+    /// The lines, oldest first, without their newlines.
+    pub lines: Vec<String>,
+    /// How many bytes were read to find them.
+    pub bytes_read: u64,
+}
+
+/// The last `n` lines of `path`. A missing file has no lines.
+pub fn tail(path: &Path, n: usize) -> io::Result<Tail> {
+    tail_since(path, 0, n)
+}
+
+/// The last `n` lines of `path` that start at or after byte `start`, so a
+/// failed start reports only what this run wrote.
+pub fn tail_since(path: &Path, start: u64, n: usize) -> io::Result<Tail> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Tail::default()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = start.min(len);
+    if n == 0 || len == start {
+        return Ok(Tail::default());
+    }
+    // Chunks read from the end, newest first; joined once at the end.
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut pos = len;
+    let mut newlines = 0usize;
+    // A newline ending the file ends the last line; it does not start another.
+    let mut skip_final_newline = true;
+    while pos > start && newlines <= n {
+        let size = CHUNK.min(pos - start);
+        pos -= size;
+        let mut chunk = vec![0; size as usize];
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk)?;
+        let mut count = chunk.iter().filter(|&&b| b == b'\n').count();
+        if skip_final_newline && chunk.last() == Some(&b'\n') {
+            count -= 1;
+        }
+        skip_final_newline = false;
+        newlines += count;
+        chunks.push(chunk);
+    }
+    let bytes_read = len - pos;
+    let mut data = Vec::with_capacity(bytes_read as usize);
+    for chunk in chunks.iter().rev() {
+        data.extend_from_slice(chunk);
+    }
+    if data.last() == Some(&b'\n') {
+        data.pop();
+    }
+    let text = String::from_utf8_lossy(&data);
+    let mut lines: Vec<String> = text.rsplit('\n').take(n).map(str::to_string).collect();
+    // When we stopped mid-file, the oldest piece may be a partial line only
+    // if we read fewer than n newlines; rsplit took exactly what follows one.
+    lines.reverse();
+    Ok(Tail { lines, bytes_read })
+}
+
+/// The path of the `i`-th rotated log (`service.log.1` is the newest).
+pub fn rotated(log: &Path, i: u32) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(format!(".{i}"));
+    PathBuf::from(name)
+}
+
+/// Rotate `log` when it is larger than `max_bytes`: `service.log` becomes
+/// `service.log.1`, older runs shift up, and runs beyond `keep` are removed.
+/// Called by the spawner, under `spawn.lock`, before a new run opens the log.
+pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<bool> {
+    let len = match std::fs::metadata(log) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len <= max_bytes {
+        return Ok(false);
+    }
+    if keep == 0 {
+        std::fs::remove_file(log)?;
+        return Ok(true);
+    }
+    remove_if_exists(&rotated(log, keep))?;
+    for i in (1..keep).rev() {
+        match std::fs::rename(rotated(log, i), rotated(log, i + 1)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(log, rotated(log, 1))?;
+    // Runs beyond `keep` left by an earlier, larger setting go too.
+    let mut i = keep + 1;
+    while rotated(log, i).exists() {
+        remove_if_exists(&rotated(log, i))?;
+        i += 1;
+    }
+    Ok(true)
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A live feed of lines appended to a log; dropping it stops the feed.
+#[derive(Debug)]
+pub struct LogFollower {
+    lines: mpsc::Receiver<io::Result<String>>,
+}
+
+impl LogFollower {
+    /// The next line, or `None` when the feed has ended.
+    pub async fn next(&mut self) -> Option<io::Result<String>> {
+        self.lines.recv().await
+    }
+
+    /// The next line, blocking; for callers without an async runtime.
+    pub fn blocking_next(&mut self) -> Option<io::Result<String>> {
+        self.lines.blocking_recv()
+    }
+}
+
+/// Follow `path`: first its last `backlog` lines, then every line appended,
+/// across rotation and truncation. The file's directory must exist.
+pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log path has no directory"))?
+        .to_path_buf();
+    let (events_tx, events) = std_mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = events_tx.send(());
+    })
+    .map_err(io::Error::other)?;
+    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
+        .map_err(io::Error::other)?;
+    let (tx, lines) = mpsc::channel(1024);
+    let mut reader = Reader::open_at_end(path.to_path_buf())?;
+    let backlog_lines = tail(path, backlog)?.lines;
+    std::thread::Builder::new()
+        .name("spfs-autostart-follow".into())
+        .spawn(move || {
+            let _watcher = watcher;
+            for line in backlog_lines {
+                if tx.blocking_send(Ok(line)).is_err() {
+                    return;
+                }
+            }
+            loop {
+                let result = reader.drain(&mut |line| tx.blocking_send(Ok(line)).is_ok());
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                // Events wake us at once; the timeout is only a safety net
+                // for file systems that do not report changes.
+                match events.recv_timeout(Duration::from_millis(500)) {
+                    Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                while events.try_recv().is_ok() {}
+            }
+        })?;
+    Ok(LogFollower { lines })
+}
+
+/// Reads new bytes of one log path, switching files on rotation.
+struct Reader {
+    path: PathBuf,
+    file: Option<File>,
+    inode: u64,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Reader {
+    fn open_at_end(path: PathBuf) -> io::Result<Reader> {
+        let mut reader = Reader {
+            path,
+            file: None,
+            inode: 0,
+            offset: 0,
+            partial: Vec::new(),
+        };
+        if let Ok(file) = File::open(&reader.path) {
+            let meta = file.metadata()?;
+            reader.inode = meta.ino();
+            reader.offset = meta.len();
+            reader.file = Some(file);
+        }
+        Ok(reader)
+    }
+
+    /// Emit every complete new line; `Ok(false)` when `emit` wants no more.
+    fn drain(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        if !self.read_current(emit)? {
+            return Ok(false);
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if self.file.is_some() && meta.ino() == self.inode => {
+                if meta.len() < self.offset {
+                    // Truncated in place: start over at its beginning.
+                    self.offset = 0;
+                    self.partial.clear();
+                    return self.read_current(emit);
+                }
+                Ok(true)
+            }
+            Ok(_) => {
+                // Rotated or created: finish the old file, then switch.
+                if !self.read_current(emit)? {
+                    return Ok(false);
+                }
+                if !self.partial.is_empty() {
+                    let rest = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    if !emit(rest) {
+                        return Ok(false);
+                    }
+                }
+                match File::open(&self.path) {
+                    Ok(file) => {
+                        self.inode = file.metadata()?.ino();
+                        self.offset = 0;
+                        self.file = Some(file);
+                        self.read_current(emit)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_current(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(true);
+        };
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut buf = Vec::new();
+        let read = file.read_to_end(&mut buf)?;
+        self.offset += read as u64;
+        self.partial.extend_from_slice(&buf);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            if !emit(line) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn tail_returns_last_lines_with_or_without_final_newline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        std::fs::write(&path, "a\nb\nc\n").unwrap();
+        assert_eq!(tail(&path, 2).unwrap().lines, ["b", "c"]);
+        assert_eq!(tail(&path, 10).unwrap().lines, ["a", "b", "c"]);
+        std::fs::write(&path, "a\nb\nc").unwrap();
+        assert_eq!(tail(&path, 2).unwrap().lines, ["b", "c"]);
+        assert_eq!(tail(&path, 0).unwrap().lines, Vec::<String>::new());
+        assert_eq!(tail(&tmp.path().join("none"), 3).unwrap(), Tail::default());
+    }
+
+    #[test]
+    fn tail_since_skips_earlier_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        std::fs::write(&path, "old 1\nold 2\n").unwrap();
+        let start = std::fs::metadata(&path).unwrap().len();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(f, "new 1").unwrap();
+        assert_eq!(tail_since(&path, start, 10).unwrap().lines, ["new 1"]);
+    }
+
+    #[test]
+    fn tail_crosses_chunk_boundaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut text = String::new();
+        for i in 0..50_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let got = tail(&path, 20_000).unwrap().lines;
+        assert_eq!(got.len(), 20_000);
+        assert_eq!(got[0], "line 30000");
+        assert_eq!(got[19_999], "line 49999");
+    }
+
+    #[test]
+    fn rotation_shifts_runs_and_drops_the_oldest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        for run in 0..5 {
+            std::fs::write(&log, format!("run {run}\n")).unwrap();
+            assert!(rotate_if_needed(&log, 1, 3).unwrap());
+        }
+        assert!(!log.exists());
+        assert_eq!(std::fs::read_to_string(rotated(&log, 1)).unwrap(), "run 4\n");
+        assert_eq!(std::fs::read_to_string(rotated(&log, 3)).unwrap(), "run 2\n");
+        assert!(!rotated(&log, 4).exists());
+        std::fs::write(&log, "small\n").unwrap();
+        assert!(!rotate_if_needed(&log, 1024, 3).unwrap());
+    }
+}

@@ -1,0 +1,306 @@
+//! Where a service's files live, and the checks that make them safe to use.
+//!
+//! The state dir holds the socket and the locks, so whoever can write it can
+//! impersonate the service. It must be a real directory owned by the caller
+//! with no group or other bits; we never chmod a directory we did not just
+//! create, because it might be someone else's.
+
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Endpoint};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The longest Unix socket path the platform accepts (`sun_path` less NUL).
+pub const MAX_SOCKET_PATH: usize = if cfg!(target_os = "macos") { 103 } else { 107 };
+
+/// The per-user files of one managed service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    /// Holds the socket, the locks and the pid record.
+    pub state_dir: PathBuf,
+    /// Holds `service.log` and its rotated predecessors.
+    pub log_dir: PathBuf,
+}
+
+/// A resolved endpoint: what the client connects to and the service binds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ResolvedEndpoint {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for ResolvedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolvedEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            ResolvedEndpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ResolvedEndpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.parse::<Endpoint>()? {
+            Endpoint::Unix(path) => Ok(ResolvedEndpoint::Unix(path)),
+            Endpoint::Tcp(addr) => Ok(ResolvedEndpoint::Tcp(addr)),
+            Endpoint::StateDirSocket => Err(format!(
+                "endpoint {s:?} must be resolved against a state dir first"
+            )),
+        }
+    }
+}
+
+impl Paths {
+    /// The paths `config` selects: its overrides, else the per-user defaults.
+    pub fn resolve(config: &Config) -> Result<Paths> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let state_dir = match &config.state_dir {
+            Some(dir) => dir.clone(),
+            None => default_state_dir(&env),
+        };
+        let log_dir = match &config.log_dir {
+            Some(dir) => dir.clone(),
+            None => default_log_dir(&env).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    "cannot find a log dir: HOME is not set; set SPFS_AUTOSTART_LOG_DIR or log_dir",
+                )
+            })?,
+        };
+        Ok(Paths { state_dir, log_dir })
+    }
+
+    /// `service.sock`, the default endpoint.
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir.join("service.sock")
+    }
+
+    /// `instance.lock`: held by the service for its whole life.
+    pub fn instance_lock(&self) -> PathBuf {
+        self.state_dir.join("instance.lock")
+    }
+
+    /// `spawn.lock`: held by one spawner during spawn and readiness wait.
+    pub fn spawn_lock(&self) -> PathBuf {
+        self.state_dir.join("spawn.lock")
+    }
+
+    /// `service.json`: the pid record.
+    pub fn record(&self) -> PathBuf {
+        self.state_dir.join("service.json")
+    }
+
+    /// `service.log`.
+    pub fn log_file(&self) -> PathBuf {
+        self.log_dir.join("service.log")
+    }
+
+    /// The endpoint with `unix` resolved to this state dir's socket.
+    pub fn endpoint(&self, endpoint: &Endpoint) -> ResolvedEndpoint {
+        match endpoint {
+            Endpoint::StateDirSocket => ResolvedEndpoint::Unix(self.socket()),
+            Endpoint::Unix(path) => ResolvedEndpoint::Unix(path.clone()),
+            Endpoint::Tcp(addr) => ResolvedEndpoint::Tcp(*addr),
+        }
+    }
+
+    /// Create the state dir (`0700`) if missing, then check it is safe.
+    pub fn create_state_dir(&self) -> Result<()> {
+        create_private_dir(&self.state_dir, "state dir")?;
+        check_socket_path(&self.socket())
+    }
+
+    /// Check the state dir if it exists; `Ok(false)` when it does not.
+    /// Never creates anything, so `status` and `stop` leave no trace.
+    pub fn check_state_dir(&self) -> Result<bool> {
+        match fs::symlink_metadata(&self.state_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            _ => check_private_dir(&self.state_dir, "state dir").map(|()| true),
+        }
+    }
+
+    /// Create the log dir (`0700`) if missing and check it is usable.
+    pub fn create_log_dir(&self) -> Result<()> {
+        create_private_dir(&self.log_dir, "log dir")
+    }
+}
+
+/// The per-user state dir: `$TMPDIR/spfs-autostart` on macOS (per-user and
+/// short), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
+/// `/tmp/spfs-autostart-<uid>`; `SPFS_AUTOSTART_STATE_DIR` overrides.
+pub fn default_state_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = env(crate::config::env::STATE_DIR) {
+        return PathBuf::from(dir);
+    }
+    if cfg!(target_os = "macos") {
+        if let Some(tmp) = env("TMPDIR") {
+            return PathBuf::from(tmp).join("spfs-autostart");
+        }
+    } else if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/')) {
+        return PathBuf::from(runtime).join("spfs-autostart");
+    }
+    PathBuf::from(format!("/tmp/spfs-autostart-{}", nix::unistd::geteuid()))
+}
+
+/// The per-user log dir: `~/Library/Logs/spfs-autostart` on macOS, else
+/// `$XDG_STATE_HOME/spfs-autostart` (`~/.local/state/...`);
+/// `SPFS_AUTOSTART_LOG_DIR` overrides.
+pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(dir) = env(crate::config::env::LOG_DIR) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = env("HOME").map(PathBuf::from);
+    if cfg!(target_os = "macos") {
+        return Some(home?.join("Library/Logs/spfs-autostart"));
+    }
+    match env("XDG_STATE_HOME").filter(|d| d.starts_with('/')) {
+        Some(dir) => Some(PathBuf::from(dir).join("spfs-autostart")),
+        None => Some(home?.join(".local/state/spfs-autostart")),
+    }
+}
+
+fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(_) => return check_private_dir(dir, what),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("cannot inspect {what}"), dir, e)),
+    }
+    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => check_private_dir(dir, what),
+        Err(e) => Err(Error::new(
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ErrorKind::PermissionDenied
+            } else {
+                ErrorKind::Io
+            },
+            format!(
+                "cannot create {what} {}: {e}; choose a writable place with {}",
+                dir.display(),
+                if what == "log dir" {
+                    "SPFS_AUTOSTART_LOG_DIR or log_dir"
+                } else {
+                    "SPFS_AUTOSTART_STATE_DIR, --state-dir or state_dir"
+                }
+            ),
+        )),
+    }
+}
+
+/// Refuse a directory that is not ours alone: wrong type, wrong owner, or
+/// group/other permission bits. The message names the path and the fix.
+pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
+    let meta =
+        fs::symlink_metadata(dir).map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{what} {} is not a directory; remove it or choose another {what}",
+                dir.display()
+            ),
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} belongs to uid {}, not to you (uid {me}); another user may control it. \
+                 Choose a {what} of your own",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} has mode {:o}, which lets other users in; run `chmod 700 {}`",
+                dir.display(),
+                meta.mode() & 0o7777,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a socket path the kernel would truncate.
+pub fn check_socket_path(path: &Path) -> Result<()> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} the system allows; \
+                 set SPFS_AUTOSTART_STATE_DIR to a shorter directory",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn state_dir_is_created_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            state_dir: tmp.path().join("a/state"),
+            log_dir: tmp.path().join("logs"),
+        };
+        assert!(!paths.check_state_dir().unwrap());
+        paths.create_state_dir().unwrap();
+        let mode = fs::metadata(&paths.state_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(paths.check_state_dir().unwrap());
+    }
+
+    #[test]
+    fn group_readable_state_dir_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+        let paths = Paths {
+            state_dir: dir.clone(),
+            log_dir: tmp.path().join("logs"),
+        };
+        let err = paths.create_state_dir().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750, "we must not chmod it");
+    }
+
+    #[test]
+    fn state_dir_that_is_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("state");
+        fs::write(&file, "x").unwrap();
+        let paths = Paths {
+            state_dir: file,
+            log_dir: tmp.path().join("logs"),
+        };
+        let err = paths.create_state_dir().unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn long_socket_path_is_refused() {
+        let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
+        let err = check_socket_path(&long).unwrap_err();
+        assert!(err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"), "{err}");
+    }
+}

@@ -1,0 +1,383 @@
+//! The service-side kit: what a managed service embeds.
+//!
+//! [`Kit::start`] takes (or adopts from the spawner) `instance.lock`, binds
+//! the endpoint or takes a socket handed over by launchd/systemd, and
+//! [`Kit::serve`] serves `grpc.health.v1` and `spfs_autostart.v1.Control`
+//! next to the service's own gRPC services, tells the spawner it is ready,
+//! exits after `idle_timeout` with no lease and no call in flight, and shuts
+//! down gracefully on `Control.Shutdown`, SIGTERM and SIGINT.
+//!
+//! ```no_run
+//! # async fn run() -> spfs_autostart::Result<()> {
+//! use spfs_autostart::service::{Identity, Kit, KitConfig};
+//! let kit = Kit::start(
+//!     Identity { name: "my-service".into(), version: "1.0.0".into() },
+//!     KitConfig::from_env()?,
+//! )?;
+//! kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
+//! # }
+//! ```
+
+mod control;
+mod lifetime;
+mod listener;
+mod process_exit;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic::transport::Server;
+
+pub use control::ControlService;
+pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
+pub use listener::{LAUNCHD_SOCKET_NAME, Listener};
+
+use crate::config::{Config, env};
+use crate::error::{Error, ErrorKind, Result};
+use crate::paths::{Paths, ResolvedEndpoint};
+use crate::proto::control::control_server::ControlServer;
+use crate::record::{Phase, ServiceRecord, process_start_time};
+
+/// How long a graceful shutdown may wait for calls and connections to end.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Where and how the kit serves; from the spawner's environment, or from
+/// the per-user defaults when started by hand.
+#[derive(Debug)]
+pub struct KitConfig {
+    /// The state dir holding the locks and the record.
+    pub state_dir: PathBuf,
+    /// The endpoint to bind when no socket is handed over.
+    pub endpoint: ResolvedEndpoint,
+    /// Exit after this long idle; zero means never.
+    pub idle_timeout: Duration,
+    /// The readiness pipe, when started by a spawner.
+    pub ready_fd: Option<OwnedFd>,
+    /// The locked `instance.lock`, when started by a spawner.
+    pub lock_fd: Option<OwnedFd>,
+}
+
+impl KitConfig {
+    /// Read `SPFS_AUTOSTART_*`; what is missing comes from the per-user
+    /// configuration, as the client would resolve it.
+    pub fn from_env() -> Result<KitConfig> {
+        let config = Config::load(None)?;
+        let paths = Paths::resolve(&config)?;
+        let endpoint = match std::env::var(env::ENDPOINT).ok().filter(|e| !e.is_empty()) {
+            Some(text) => text.parse().map_err(|e: String| {
+                Error::new(ErrorKind::InvalidConfig, format!("{}: {e}", env::ENDPOINT))
+            })?,
+            None => paths.endpoint(&config.endpoint),
+        };
+        Ok(KitConfig {
+            state_dir: paths.state_dir,
+            endpoint,
+            idle_timeout: config.idle_timeout,
+            ready_fd: inherited_fd(env::READY_FD),
+            lock_fd: inherited_fd(env::LOCK_FD),
+        })
+    }
+}
+
+/// A descriptor the spawner passed in `var`, if it is really open.
+fn inherited_fd(var: &str) -> Option<OwnedFd> {
+    let fd: RawFd = std::env::var(var).ok()?.parse().ok()?;
+    // SAFETY: F_GETFD only queries; it fails on a closed descriptor.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        tracing::warn!("ignoring {var}={fd}: not an open descriptor");
+        return None;
+    }
+    // Our own children must not inherit it.
+    // SAFETY: fd is open (checked above) and handed to us by the spawner.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A service that holds its instance lock and its listening socket.
+#[derive(Debug)]
+pub struct Kit {
+    lifetime: Arc<Lifetime>,
+    listener: Listener,
+    paths: Paths,
+    _instance_lock: File,
+    ready: Option<File>,
+}
+
+/// A cheap handle to a running kit: leases and shutdown, for the service's
+/// own gRPC handlers.
+#[derive(Clone, Debug)]
+pub struct KitHandle(Arc<Lifetime>);
+
+impl KitHandle {
+    /// Hold the service while `pid` lives.
+    pub fn acquire(&self, pid: u32, label: String) -> Result<crate::proto::control::Lease, LeaseError> {
+        self.0.acquire(pid, label)
+    }
+
+    /// Drop every lease of `pid`; `true` when there was one.
+    pub fn release_pid(&self, pid: u32) -> bool {
+        self.0.release_pid(pid)
+    }
+
+    /// The leases held now.
+    pub fn leases(&self) -> Vec<crate::proto::control::Lease> {
+        self.0.leases()
+    }
+
+    /// Shut the service down gracefully.
+    pub fn shutdown(&self, reason: &str) {
+        self.0.request_shutdown(reason)
+    }
+}
+
+impl Kit {
+    /// Take the instance lock and the endpoint. Must run inside a tokio
+    /// runtime. On failure the spawner is told why through the readiness
+    /// pipe, so `ensure` reports this error instead of a timeout.
+    pub fn start(identity: Identity, config: KitConfig) -> Result<Kit> {
+        let KitConfig {
+            state_dir,
+            endpoint,
+            idle_timeout,
+            ready_fd,
+            lock_fd,
+        } = config;
+        let mut ready = ready_fd.map(File::from);
+        let result = Kit::acquire(identity, state_dir, endpoint, idle_timeout, lock_fd);
+        match result {
+            Ok(mut kit) => {
+                kit.ready = ready.take();
+                Ok(kit)
+            }
+            Err(e) => {
+                if let Some(ready) = ready.as_mut() {
+                    let _ = writeln!(ready, "FAILED {}", e.to_string().replace('\n', " "));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn acquire(
+        identity: Identity,
+        state_dir: PathBuf,
+        endpoint: ResolvedEndpoint,
+        idle_timeout: Duration,
+        lock_fd: Option<OwnedFd>,
+    ) -> Result<Kit> {
+        let paths = Paths {
+            state_dir,
+            log_dir: PathBuf::new(),
+        };
+        paths.create_state_dir()?;
+        let instance_lock = take_instance_lock(&paths, lock_fd)?;
+        let listener = match listener::activated()? {
+            Some(listener) => listener,
+            None => listener::bind(&endpoint)?,
+        };
+        let endpoint_text = match (&listener, &endpoint) {
+            (Listener::Unix { path: Some(path), .. }, _) => format!("unix://{}", path.display()),
+            (_, endpoint) => endpoint.to_string(),
+        };
+        let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
+        Ok(Kit {
+            lifetime,
+            listener,
+            paths,
+            _instance_lock: instance_lock,
+            ready: None,
+        })
+    }
+
+    /// A handle for the service's own handlers.
+    pub fn handle(&self) -> KitHandle {
+        KitHandle(self.lifetime.clone())
+    }
+
+    /// Serve until shutdown: health and Control plus whatever `add` adds.
+    pub async fn serve(self, add: impl FnOnce(Routes) -> Routes) -> Result<()> {
+        let Kit {
+            lifetime,
+            listener,
+            paths,
+            _instance_lock,
+            ready,
+        } = self;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let control = ControlServer::new(ControlService::new(lifetime.clone()));
+        let routes = add(Routes::new(health).add_service(control));
+        write_record(&lifetime, &paths, Phase::Running);
+        let socket_to_remove = match &listener {
+            Listener::Unix {
+                path: Some(path),
+                bound_here: true,
+                ..
+            } => Some(path.clone()),
+            _ => None,
+        };
+        let incoming = listener::incoming(listener);
+        tokio::spawn(watch_signals(lifetime.clone()));
+        tokio::spawn(lifetime.clone().run_idle_timer());
+        let shutdown = {
+            let lifetime = lifetime.clone();
+            async move {
+                lifetime.shutdown_requested().await;
+            }
+        };
+        let server = Server::builder()
+            .layer(InFlightLayer(lifetime.clone()))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        // The listener is bound and the server is about to accept, so
+        // connections made from now on are answered.
+        if let Some(mut ready) = ready {
+            let _ = writeln!(ready, "READY {}", std::process::id());
+        }
+        lifetime.ready();
+        tracing::info!("serving on {}", lifetime.info().endpoint);
+        let result = tokio::select! {
+            result = server => result,
+            () = async {
+                lifetime.shutdown_requested().await;
+                write_record(&lifetime, &paths, Phase::Stopping);
+                tokio::time::sleep(GRACE).await;
+            } => {
+                tracing::warn!("calls still open after {}s; exiting anyway", GRACE.as_secs());
+                Ok(())
+            }
+        };
+        // Release the endpoint before the lock (dropped last, with
+        // `_instance_lock`), so a successor that takes the lock finds the
+        // path free or stale, never live.
+        if let Some(path) = socket_to_remove {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_file(paths.record());
+        tracing::info!("stopped");
+        result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+fn write_record(lifetime: &Lifetime, paths: &Paths, phase: Phase) {
+    let info = lifetime.info();
+    let record = ServiceRecord {
+        pid: info.pid,
+        start_time: process_start_time(info.pid),
+        program: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        version: Some(info.version),
+        endpoint: info.endpoint,
+        started_at_unix_ms: info.started_at_unix_ms,
+        phase,
+    };
+    if let Err(e) = record.write(&paths.record()) {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Adopt the spawner's locked descriptor if it really is this state dir's
+/// `instance.lock`; otherwise take the lock ourselves.
+fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let path = paths.instance_lock();
+    if let Some(fd) = inherited {
+        let file = File::from(fd);
+        let same = match (file.metadata(), std::fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        // Locking a description that already holds the lock succeeds.
+        if same && file.try_lock().is_ok() {
+            return Ok(file);
+        }
+        tracing::warn!("the inherited lock descriptor is not {}; taking the lock", path.display());
+    }
+    match crate::lock::try_take(&path)? {
+        Some(file) => Ok(file),
+        None => Err(Error::new(
+            ErrorKind::EndpointConflict,
+            format!(
+                "another instance holds {}; only one service may run per state dir. \
+                 Use `spfs-autostart status` to see it",
+                path.display()
+            ),
+        )),
+    }
+}
+
+async fn watch_signals(lifetime: Arc<Lifetime>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot watch SIGTERM/SIGINT");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    lifetime.request_shutdown(format!("received {name}"));
+}
+
+/// Counts calls in flight, except those that only observe the service
+/// (`Info`, `Watch`, health), so watching never keeps a service alive.
+#[derive(Clone, Debug)]
+struct InFlightLayer(Arc<Lifetime>);
+
+impl<S> tower::Layer<S> for InFlightLayer {
+    type Service = InFlight<S>;
+
+    fn layer(&self, inner: S) -> InFlight<S> {
+        InFlight {
+            inner,
+            lifetime: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct InFlight<S> {
+    inner: S,
+    lifetime: Arc<Lifetime>,
+}
+
+const OBSERVING_PATHS: [&str; 3] = [
+    "/spfs_autostart.v1.Control/Info",
+    "/spfs_autostart.v1.Control/Watch",
+    "/grpc.health.v1.Health/",
+];
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InFlight<S>
+where
+    S: tower::Service<tonic::codegen::http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let guard = (!OBSERVING_PATHS.iter().any(|p| path.starts_with(p))).then(|| self.lifetime.call_started());
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            drop(guard);
+            response
+        })
+    }
+}
