@@ -1,0 +1,255 @@
+//! Installing, removing and inspecting the LaunchAgent in `~/Library/LaunchAgents`.
+//!
+//! The plist file and launchd's loaded job are kept in step: the file is what launchd loads at
+//! every login, so a file launchd refused must not stay behind. Hence:
+//!
+//! - the new plist is written to a temporary file in the same directory, fsynced, and renamed
+//!   over `<label>.plist`, so the file is always either the old one or the complete new one;
+//! - an already-loaded job is booted out before the new one is bootstrapped, which is how a
+//!   re-install (e.g. after a version change) replaces the old job cleanly;
+//! - if `launchctl bootstrap` then fails, the file is rolled back: removed when there was none
+//!   before, the previous contents restored when there was one. The old job stays unloaded (it
+//!   was booted out); the error says so and how to load it again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{
+    AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError, launchd_plist,
+    validate_label,
+};
+
+/// Where a user's LaunchAgents live: `<home>/Library/LaunchAgents`.
+pub fn launch_agents_dir(home: &Path) -> PathBuf {
+    home.join("Library").join("LaunchAgents")
+}
+
+fn plist_path(home: &Path, label: &str) -> PathBuf {
+    launch_agents_dir(home).join(format!("{label}.plist"))
+}
+
+/// What [`uninstall`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UninstallOutcome {
+    /// Something was removed.
+    Removed {
+        /// The job was loaded and has been booted out (its process stopped).
+        was_loaded: bool,
+        /// The plist file existed and has been deleted.
+        removed_plist: bool,
+    },
+    /// Neither a loaded job nor a plist file existed: nothing to do (not an error).
+    NotInstalled,
+}
+
+/// The agent's state as [`status`] reports it: launchd's view plus the file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The job's label.
+    pub label: String,
+    /// Where its plist is (or would be) installed.
+    pub plist_path: PathBuf,
+    /// Whether that file exists.
+    pub plist_installed: bool,
+    /// What launchd reports.
+    pub agent: AgentStatus,
+}
+
+/// Installs the agent: writes `<home>/Library/LaunchAgents/<label>.plist` atomically (mode
+/// 0644), boots out a job already loaded under the label, then bootstraps the new plist.
+/// Returns the plist's path.
+///
+/// On failure nothing half-written is left: see the module docs for the rollback.
+pub fn install<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    spec: &AgentSpec,
+    home: &Path,
+) -> Result<PathBuf, LaunchdError> {
+    // Everything that can be checked is checked before the disk or launchd is touched.
+    let contents = launchd_plist(spec)?;
+    let dir = launch_agents_dir(home);
+    let path = plist_path(home, &spec.label);
+    create_agents_dir(&dir)?;
+    let previous = match fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(LaunchdError::io(
+                "read the existing plist",
+                &path,
+                "check its permissions, or remove it and install again",
+                e,
+            ));
+        }
+    };
+    let staged = stage(&path, &contents)?;
+    // The old job must go before the new one can be bootstrapped under the same label.
+    if let Err(e) = lc.bootout(&spec.label) {
+        staged.discard();
+        return Err(e);
+    }
+    staged.commit()?;
+    if let Err(e) = lc.bootstrap(&path) {
+        let rollback = match &previous {
+            Some(bytes) => stage(&path, bytes).and_then(Staged::commit),
+            None => fs::remove_file(&path).map_err(|err| {
+                LaunchdError::io("remove the refused plist", &path, "delete it by hand", err)
+            }),
+        };
+        // If the rollback itself fails, its error wins: it names the file left behind, which
+        // the user now has to deal with.
+        return Err(match (rollback, e) {
+            (Err(rollback_err), _) => rollback_err,
+            (
+                Ok(()),
+                LaunchdError::Launchctl {
+                    command,
+                    status,
+                    output,
+                    hint,
+                },
+            ) if previous.is_some() => LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint: format!(
+                    "{hint}. The previous plist was restored but is no longer loaded; \
+                         `launchctl bootstrap gui/{} {}` loads it again",
+                    lc.uid(),
+                    path.display()
+                ),
+            },
+            (Ok(()), e) => e,
+        });
+    }
+    Ok(path)
+}
+
+/// Uninstalls the agent: boots out the job (stopping the service), then deletes its plist.
+/// Neither being present is [`UninstallOutcome::NotInstalled`], a success.
+pub fn uninstall<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<UninstallOutcome, LaunchdError> {
+    validate_label(label)?;
+    let was_loaded = lc.bootout(label)? == BootoutOutcome::Removed;
+    let path = plist_path(home, label);
+    let removed_plist = match fs::remove_file(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(LaunchdError::io(
+                "remove",
+                &path,
+                "the job is unloaded but would be loaded again at the next login; delete the \
+                 file by hand",
+                e,
+            ));
+        }
+    };
+    Ok(if was_loaded || removed_plist {
+        UninstallOutcome::Removed {
+            was_loaded,
+            removed_plist,
+        }
+    } else {
+        UninstallOutcome::NotInstalled
+    })
+}
+
+/// The agent's state: what `launchctl print` reports and whether its plist file exists.
+pub fn status<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<AgentReport, LaunchdError> {
+    validate_label(label)?;
+    let agent = lc.print(label)?;
+    let plist_path = plist_path(home, label);
+    Ok(AgentReport {
+        label: label.to_owned(),
+        plist_installed: plist_path.is_file(),
+        plist_path,
+        agent,
+    })
+}
+
+fn create_agents_dir(dir: &Path) -> Result<(), LaunchdError> {
+    fs::create_dir_all(dir).map_err(|e| {
+        LaunchdError::io(
+            "create the LaunchAgents directory",
+            dir,
+            "make sure it is a writable directory owned by you (not a file)",
+            e,
+        )
+    })
+}
+
+/// A complete, fsynced temporary file next to its destination, not yet renamed into place.
+struct Staged {
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+/// Writes `contents` to a temporary file beside `dest` (same directory, so the rename is
+/// atomic) and flushes it to disk. On any failure the temporary file is removed.
+fn stage(dest: &Path, contents: &[u8]) -> Result<Staged, LaunchdError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    // Dot-prefixed and not ending in .plist, so launchd never loads a leftover at login.
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let hint = "make sure the LaunchAgents directory is writable by you and the disk is not full";
+    let write = |file: &mut File| -> io::Result<()> {
+        // 0644 is launchd's expectation for agent plists; set explicitly so the umask does not
+        // decide it.
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.write_all(contents)?;
+        file.sync_all()
+    };
+    // A leftover from a crashed earlier run of the same pid would make create_new fail.
+    let _ = fs::remove_file(&temp);
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&temp)
+        .and_then(|mut file| write(&mut file));
+    match result {
+        Ok(()) => Ok(Staged {
+            temp,
+            dest: dest.to_owned(),
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(LaunchdError::io("write", dest, hint, e))
+        }
+    }
+}
+
+impl Staged {
+    fn commit(self) -> Result<(), LaunchdError> {
+        if let Err(e) = fs::rename(&self.temp, &self.dest) {
+            let _ = fs::remove_file(&self.temp);
+            return Err(LaunchdError::io(
+                "replace",
+                &self.dest,
+                "make sure the LaunchAgents directory is writable by you",
+                e,
+            ));
+        }
+        // Persist the rename itself; without this a crash could bring back the old name.
+        if let Some(dir) = self.dest.parent()
+            && let Ok(dir) = File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = fs::remove_file(&self.temp);
+    }
+}
