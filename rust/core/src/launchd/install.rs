@@ -253,3 +253,232 @@ impl Staged {
         let _ = fs::remove_file(&self.temp);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::tests::{BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, FakeRunner, failed, ok};
+    use super::*;
+    use crate::launchd::{AgentMode, LaunchdErrorKind};
+
+    fn spec() -> AgentSpec {
+        let mut spec = AgentSpec::new("/usr/local/bin/spfs-fuse-macos", "/tmp/logs/service.log");
+        spec.args = vec!["service".into(), "/spfs".into()];
+        spec
+    }
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        names.sort();
+        names
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn install_writes_the_plist_0644_then_bootstraps_it() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), ok()]),
+            501,
+        );
+        let path = install(&lc, &spec(), home.path()).unwrap();
+        let dir = launch_agents_dir(home.path());
+        assert_eq!(path, dir.join("ai.spk.spfs-fuse-macos.plist"));
+        assert_eq!(fs::read(&path).unwrap(), launchd_plist(&spec()).unwrap());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(
+            dir_entries(&dir),
+            ["ai.spk.spfs-fuse-macos.plist"],
+            "no temp file left"
+        );
+        assert_eq!(
+            lc.runner().calls(),
+            [
+                argv(&["launchctl", "bootout", "gui/501/ai.spk.spfs-fuse-macos"]),
+                argv(&["launchctl", "bootstrap", "gui/501", path.to_str().unwrap()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn reinstall_boots_out_the_loaded_job_and_replaces_the_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"old version").unwrap();
+        let mut new = spec();
+        new.mode = AgentMode::Socket;
+        new.socket_path = Some("/tmp/spfs/service.sock".into());
+        // The old job is loaded: bootout succeeds.
+        let lc = Launchctl::new(FakeRunner::replying([ok(), ok()]), 501);
+        install(&lc, &new, home.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), launchd_plist(&new).unwrap());
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+        let calls = lc.runner().calls();
+        assert_eq!(calls[0][1], "bootout");
+        assert_eq!(calls[1][1], "bootstrap");
+    }
+
+    #[test]
+    fn failed_bootstrap_of_a_first_install_leaves_no_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), failed(5, BOOTSTRAP_EIO)]),
+            501,
+        );
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Launchctl);
+        assert!(err.to_string().contains("Input/output error"), "{err}");
+        assert!(dir_entries(&launch_agents_dir(home.path())).is_empty());
+    }
+
+    #[test]
+    fn failed_bootstrap_of_a_reinstall_restores_the_previous_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"previous plist").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([ok(), failed(5, BOOTSTRAP_EIO)]), 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("previous plist was restored"), "{text}");
+        assert!(
+            text.contains(&format!("launchctl bootstrap gui/501 {}", path.display())),
+            "{text}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"previous plist");
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+    }
+
+    #[test]
+    fn failed_bootout_keeps_the_old_plist_and_does_not_bootstrap() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"old").unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(1, "Boot-out failed: 1: Operation not permitted\n")]),
+            501,
+        );
+        install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+        assert_eq!(lc.runner().calls().len(), 1);
+    }
+
+    /// Root ignores mode bits, so the unwritable LaunchAgents directory is made a file instead.
+    #[test]
+    fn unwritable_launch_agents_dir_is_an_io_error_naming_it() {
+        let home = tempfile::tempdir().unwrap();
+        fs::create_dir(home.path().join("Library")).unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::write(&dir, b"not a directory").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([]), 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Io);
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(text.contains("writable directory"), "{text}");
+        assert!(lc.runner().calls().is_empty(), "launchctl untouched");
+        assert_eq!(fs::read(&dir).unwrap(), b"not a directory");
+        assert_eq!(dir_entries(&home.path().join("Library")), ["LaunchAgents"]);
+    }
+
+    #[test]
+    fn invalid_spec_touches_neither_disk_nor_launchctl() {
+        let home = tempfile::tempdir().unwrap();
+        let mut bad = spec();
+        bad.label = "has space".into();
+        let lc = Launchctl::new(FakeRunner::replying([]), 501);
+        let err = install(&lc, &bad, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::InvalidSpec);
+        assert!(dir_entries(home.path()).is_empty());
+        assert!(lc.runner().calls().is_empty());
+    }
+
+    #[test]
+    fn uninstall_boots_out_then_removes_the_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("ai.spk.spfs-fuse-macos.plist"), b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([ok()]), 501);
+        let outcome = uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(
+            outcome,
+            UninstallOutcome::Removed {
+                was_loaded: true,
+                removed_plist: true
+            }
+        );
+        assert!(dir_entries(&dir).is_empty());
+        assert_eq!(
+            lc.runner().calls(),
+            [argv(&[
+                "launchctl",
+                "bootout",
+                "gui/501/ai.spk.spfs-fuse-macos"
+            ])]
+        );
+    }
+
+    #[test]
+    fn uninstall_of_nothing_is_not_installed() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED)]), 501);
+        let outcome = uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(outcome, UninstallOutcome::NotInstalled);
+    }
+
+    #[test]
+    fn uninstall_of_a_stray_plist_removes_it() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("ai.spk.spfs-fuse-macos.plist"), b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED)]), 501);
+        assert_eq!(
+            uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap(),
+            UninstallOutcome::Removed {
+                was_loaded: false,
+                removed_plist: true
+            }
+        );
+    }
+
+    #[test]
+    fn status_reports_launchd_and_the_plist_file() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(113, super::super::tests::PRINT_NOT_FOUND_PORT)]),
+            501,
+        );
+        let report = status(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(report.agent, AgentStatus::NotLoaded);
+        assert!(!report.plist_installed);
+        assert_eq!(
+            report.plist_path,
+            launch_agents_dir(home.path()).join("ai.spk.spfs-fuse-macos.plist")
+        );
+
+        fs::create_dir_all(launch_agents_dir(home.path())).unwrap();
+        fs::write(&report.plist_path, b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([ok()]), 501);
+        let report = status(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert!(report.plist_installed);
+        assert!(matches!(report.agent, AgentStatus::Loaded(_)));
+    }
+}
