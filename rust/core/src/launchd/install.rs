@@ -69,6 +69,7 @@ pub fn install<R: CommandRunner>(
 ) -> Result<PathBuf, LaunchdError> {
     // Everything that can be checked is checked before the disk or launchd is touched.
     let contents = launchd_plist(spec)?;
+    lc.require_available("installing the LaunchAgent")?;
     let dir = launch_agents_dir(home);
     let path = plist_path(home, &spec.label);
     create_agents_dir(&dir)?;
@@ -135,6 +136,7 @@ pub fn uninstall<R: CommandRunner>(
     home: &Path,
 ) -> Result<UninstallOutcome, LaunchdError> {
     validate_label(label)?;
+    lc.require_available("uninstalling the LaunchAgent")?;
     let was_loaded = lc.bootout(label)? == BootoutOutcome::Removed;
     let path = plist_path(home, label);
     let removed_plist = match fs::remove_file(&path) {
@@ -167,6 +169,7 @@ pub fn status<R: CommandRunner>(
     home: &Path,
 ) -> Result<AgentReport, LaunchdError> {
     validate_label(label)?;
+    lc.require_available("the LaunchAgent's status")?;
     let agent = lc.print(label)?;
     let plist_path = plist_path(home, label);
     Ok(AgentReport {
@@ -260,7 +263,7 @@ mod tests {
 
     use super::super::tests::{BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, FakeRunner, failed, ok};
     use super::*;
-    use crate::launchd::{AgentMode, LaunchdErrorKind};
+    use crate::launchd::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
 
     fn spec() -> AgentSpec {
         let mut spec = AgentSpec::new("/usr/local/bin/spfs-fuse-macos", "/tmp/logs/service.log");
@@ -395,6 +398,23 @@ mod tests {
         assert!(lc.runner().calls().is_empty(), "launchctl untouched");
         assert_eq!(fs::read(&dir).unwrap(), b"not a directory");
         assert_eq!(dir_entries(&home.path().join("Library")), ["LaunchAgents"]);
+    }
+
+    #[test]
+    fn without_launchd_install_uninstall_and_status_are_unsupported_and_touch_nothing() {
+        if crate::launchd::supported() {
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(crate::launchd::SystemRunner, 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        assert!(err.to_string().contains("spfs-autostart ensure"), "{err}");
+        let err = uninstall(&lc, DEFAULT_LABEL, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        let err = status(&lc, DEFAULT_LABEL, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        assert!(dir_entries(home.path()).is_empty(), "no ~/Library created");
     }
 
     #[test]

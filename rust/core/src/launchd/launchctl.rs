@@ -17,7 +17,7 @@
 
 use std::io;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::LaunchdError;
 
@@ -55,11 +55,23 @@ pub trait CommandRunner {
     /// Runs `argv` (whose first element is `launchctl`) to completion and returns its output.
     /// An `Err` means it could not be run at all.
     fn run(&self, argv: &[String]) -> io::Result<CommandOutput>;
+
+    /// Whether launchctl can run here at all. [`install`](super::install),
+    /// [`uninstall`](super::uninstall) and [`status`](super::status) check it first, so on a
+    /// system without launchd they fail with [`LaunchdError::Unsupported`] before creating
+    /// `~/Library/LaunchAgents`. Fakes keep the default, `true`.
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 impl<R: CommandRunner + ?Sized> CommandRunner for &R {
     fn run(&self, argv: &[String]) -> io::Result<CommandOutput> {
         (**self).run(argv)
+    }
+
+    fn available(&self) -> bool {
+        (**self).available()
     }
 }
 
@@ -79,12 +91,20 @@ impl CommandRunner for SystemRunner {
                 "launchctl exists only on macOS",
             ));
         }
-        let output = Command::new("/bin/launchctl").args(&argv[1..]).output()?;
+        // argv[0] is "launchctl" by contract; the absolute path replaces it.
+        let output = Command::new("/bin/launchctl")
+            .args(argv.get(1..).unwrap_or_default())
+            .stdin(Stdio::null())
+            .output()?;
         Ok(CommandOutput {
             status: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+
+    fn available(&self) -> bool {
+        super::supported()
     }
 }
 
@@ -156,6 +176,17 @@ impl<R: CommandRunner> Launchctl<R> {
 
     fn domain(&self) -> String {
         format!("gui/{}", self.uid)
+    }
+
+    /// Fails with [`LaunchdError::Unsupported`] when the runner cannot run launchctl here.
+    pub(crate) fn require_available(&self, operation: &str) -> Result<(), LaunchdError> {
+        if self.runner.available() {
+            Ok(())
+        } else {
+            Err(LaunchdError::Unsupported {
+                operation: operation.to_owned(),
+            })
+        }
     }
 
     fn service_target(&self, label: &str) -> String {

@@ -328,7 +328,7 @@ fn validate_bundle_program(bundle: &str) -> Result<(), LaunchdError> {
 fn check_text(field: &'static str, text: &str) -> Result<(), LaunchdError> {
     if let Some(bad) = text
         .chars()
-        .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r') || c == '\0')
+        .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
         return Err(LaunchdError::invalid(
             field,
