@@ -7,6 +7,8 @@
 //!   over `<label>.plist`, so the file is always either the old one or the complete new one;
 //! - an already-loaded job is booted out before the new one is bootstrapped, which is how a
 //!   re-install (e.g. after a version change) replaces the old job cleanly;
+//! - on a re-install, a bootstrap refused while launchd is still unloading the old job (errors
+//!   5 and 37) is retried a few times, half a second apart;
 //! - if `launchctl bootstrap` then fails, the file is rolled back: removed when there was none
 //!   before, the previous contents restored when there was one. The old job stays unloaded (it
 //!   was booted out); the error says so and how to load it again.
@@ -15,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{
     AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError, launchd_plist,
@@ -87,12 +90,15 @@ pub fn install<R: CommandRunner>(
     };
     let staged = stage(&path, &contents)?;
     // The old job must go before the new one can be bootstrapped under the same label.
-    if let Err(e) = lc.bootout(&spec.label) {
-        staged.discard();
-        return Err(e);
-    }
+    let replaced = match lc.bootout(&spec.label) {
+        Ok(outcome) => outcome == BootoutOutcome::Removed,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
     staged.commit()?;
-    if let Err(e) = lc.bootstrap(&path) {
+    if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
         let rollback = match &previous {
             Some(bytes) => stage(&path, bytes).and_then(Staged::commit),
             None => fs::remove_file(&path).map_err(|err| {
@@ -126,6 +132,34 @@ pub fn install<R: CommandRunner>(
         });
     }
     Ok(path)
+}
+
+/// How often, and how long apart, a bootstrap that follows a bootout is retried.
+const BOOTSTRAP_RETRIES: u32 = 3;
+const BOOTSTRAP_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Right after a bootout, launchd may still be tearing the old job down and refuses the new one
+/// with `5: Input/output error` or `37: Operation already in progress`; the same bootstrap
+/// succeeds moments later. So only on a re-install, and only for those two, it is retried
+/// briefly before the failure is reported.
+fn bootstrap_after_bootout<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    path: &Path,
+    replaced: bool,
+) -> Result<(), LaunchdError> {
+    let mut attempt = 0;
+    loop {
+        match lc.bootstrap(path) {
+            Err(LaunchdError::Launchctl {
+                status: Some(5 | 37),
+                ..
+            }) if replaced && attempt < BOOTSTRAP_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(BOOTSTRAP_RETRY_DELAY);
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Uninstalls the agent: boots out the job (stopping the service), then deletes its plist.
@@ -261,7 +295,9 @@ impl Staged {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::super::tests::{BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, FakeRunner, failed, ok};
+    use super::super::tests::{
+        BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, BOOTSTRAP_IN_PROGRESS, FakeRunner, failed, ok,
+    };
     use super::*;
     use crate::launchd::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
 
@@ -353,8 +389,15 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ai.spk.spfs-fuse-macos.plist");
         fs::write(&path, b"previous plist").unwrap();
-        let lc = Launchctl::new(FakeRunner::replying([ok(), failed(5, BOOTSTRAP_EIO)]), 501);
+        let mut replies = vec![ok()];
+        replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 4));
+        let lc = Launchctl::new(FakeRunner::replying(replies), 501);
         let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(
+            lc.runner().calls().len(),
+            5,
+            "bootout, bootstrap and 3 retries"
+        );
         let text = err.to_string();
         assert!(text.contains("previous plist was restored"), "{text}");
         assert!(
@@ -363,6 +406,23 @@ mod tests {
         );
         assert_eq!(fs::read(&path).unwrap(), b"previous plist");
         assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+    }
+
+    #[test]
+    fn reinstall_retries_a_bootstrap_refused_while_the_old_job_unloads() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([ok(), failed(37, BOOTSTRAP_IN_PROGRESS), ok()]),
+            501,
+        );
+        install(&lc, &spec(), home.path()).unwrap();
+        let verbs = lc
+            .runner()
+            .calls()
+            .iter()
+            .map(|c| c[1].clone())
+            .collect::<Vec<_>>();
+        assert_eq!(verbs, ["bootout", "bootstrap", "bootstrap"]);
     }
 
     #[test]
