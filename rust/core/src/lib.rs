@@ -8,7 +8,8 @@
 //! readiness, idle exit, leases, socket activation and the `Control` gRPC
 //! surface. Both sides share the contract written down in DESIGN.md: the
 //! files in the state dir ([`paths`]), the handshake ([`client`]) and the
-//! wire protocol ([`proto`]).
+//! wire protocol ([`proto`]). [`launchd`] describes the service to launchd
+//! and systemd for those who want it always on or socket-activated.
 //!
 //! There is no FFI code here: the C ABI and the uniffi bindings live in
 //! `spfs-autostart-ffi` and only convert and delegate.
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod launchd;
 pub mod lock;
 pub mod logs;
 pub mod paths;

@@ -16,8 +16,6 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::paths::ResolvedEndpoint;
 
-/// The name of the socket in a launchd plist's `Sockets` dictionary.
-pub const LAUNCHD_SOCKET_NAME: &str = "spfs-autostart";
 
 /// A listening socket and where it came from.
 #[derive(Debug)]
@@ -181,7 +179,7 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
         fn launch_activate_socket(name: *const libc::c_char, fds: *mut *mut libc::c_int, cnt: *mut libc::size_t)
         -> libc::c_int;
     }
-    let name = CString::new(LAUNCHD_SOCKET_NAME).expect("no NUL");
+    let name = CString::new(crate::launchd::LAUNCHD_SOCKET_NAME).expect("no NUL");
     let mut fds: *mut libc::c_int = std::ptr::null_mut();
     let mut count: libc::size_t = 0;
     // SAFETY: name is a valid C string; fds/count are valid out-pointers.

@@ -37,7 +37,7 @@ use tonic::transport::Server;
 
 pub use control::ControlService;
 pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
-pub use listener::{LAUNCHD_SOCKET_NAME, Listener};
+pub use listener::Listener;
 
 use crate::config::{Config, env};
 use crate::error::{Error, ErrorKind, Result};

@@ -1,0 +1,564 @@
+//! Installing, removing and inspecting the LaunchAgent in `~/Library/LaunchAgents`.
+//!
+//! The plist file and launchd's loaded job are kept in step: the file is what launchd loads at
+//! every login, so a file launchd refused must not stay behind. Hence:
+//!
+//! - the new plist is written to a temporary file in the same directory, fsynced, and renamed
+//!   over `<label>.plist`, so the file is always either the old one or the complete new one;
+//! - an already-loaded job is booted out before the new one is bootstrapped, which is how a
+//!   re-install (e.g. after a version change) replaces the old job cleanly;
+//! - on a re-install, a bootstrap refused while launchd is still unloading the old job (errors
+//!   5 and 37) is retried a few times, half a second apart;
+//! - if `launchctl bootstrap` then fails, the file is rolled back: removed when there was none
+//!   before, the previous contents restored when there was one. The old job stays unloaded (it
+//!   was booted out); the error says so and how to load it again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError, launchd_plist,
+    validate_label,
+};
+
+/// Where a user's LaunchAgents live: `<home>/Library/LaunchAgents`.
+pub fn launch_agents_dir(home: &Path) -> PathBuf {
+    home.join("Library").join("LaunchAgents")
+}
+
+fn plist_path(home: &Path, label: &str) -> PathBuf {
+    launch_agents_dir(home).join(format!("{label}.plist"))
+}
+
+/// What [`uninstall`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UninstallOutcome {
+    /// Something was removed.
+    Removed {
+        /// The job was loaded and has been booted out (its process stopped).
+        was_loaded: bool,
+        /// The plist file existed and has been deleted.
+        removed_plist: bool,
+    },
+    /// Neither a loaded job nor a plist file existed: nothing to do (not an error).
+    NotInstalled,
+}
+
+/// The agent's state as [`status`] reports it: launchd's view plus the file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The job's label.
+    pub label: String,
+    /// Where its plist is (or would be) installed.
+    pub plist_path: PathBuf,
+    /// Whether that file exists.
+    pub plist_installed: bool,
+    /// What launchd reports.
+    pub agent: AgentStatus,
+}
+
+/// Installs the agent: writes `<home>/Library/LaunchAgents/<label>.plist` atomically (mode
+/// 0644), boots out a job already loaded under the label, then bootstraps the new plist.
+/// Returns the plist's path.
+///
+/// On failure nothing half-written is left: see the module docs for the rollback.
+pub fn install<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    spec: &AgentSpec,
+    home: &Path,
+) -> Result<PathBuf, LaunchdError> {
+    // Everything that can be checked is checked before the disk or launchd is touched.
+    let contents = launchd_plist(spec)?;
+    lc.require_available("installing the LaunchAgent")?;
+    let dir = launch_agents_dir(home);
+    let path = plist_path(home, &spec.label);
+    create_agents_dir(&dir)?;
+    let previous = match fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(LaunchdError::io(
+                "read the existing plist",
+                &path,
+                "check its permissions, or remove it and install again",
+                e,
+            ));
+        }
+    };
+    let staged = stage(&path, &contents)?;
+    // The old job must go before the new one can be bootstrapped under the same label.
+    let replaced = match lc.bootout(&spec.label) {
+        Ok(outcome) => outcome == BootoutOutcome::Removed,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    staged.commit()?;
+    if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
+        let rollback = match &previous {
+            Some(bytes) => stage(&path, bytes).and_then(Staged::commit),
+            None => fs::remove_file(&path).map_err(|err| {
+                LaunchdError::io("remove the refused plist", &path, "delete it by hand", err)
+            }),
+        };
+        // If the rollback itself fails, its error wins: it names the file left behind, which
+        // the user now has to deal with.
+        return Err(match (rollback, e) {
+            (Err(rollback_err), _) => rollback_err,
+            (
+                Ok(()),
+                LaunchdError::Launchctl {
+                    command,
+                    status,
+                    output,
+                    hint,
+                },
+            ) if previous.is_some() => LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint: format!(
+                    "{hint}. The previous plist was restored but is no longer loaded; \
+                         `launchctl bootstrap gui/{} {}` loads it again",
+                    lc.uid(),
+                    path.display()
+                ),
+            },
+            (Ok(()), e) => e,
+        });
+    }
+    Ok(path)
+}
+
+/// How often, and how long apart, a bootstrap that follows a bootout is retried.
+const BOOTSTRAP_RETRIES: u32 = 3;
+const BOOTSTRAP_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Right after a bootout, launchd may still be tearing the old job down and refuses the new one
+/// with `5: Input/output error` or `37: Operation already in progress`; the same bootstrap
+/// succeeds moments later. So only on a re-install, and only for those two, it is retried
+/// briefly before the failure is reported.
+fn bootstrap_after_bootout<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    path: &Path,
+    replaced: bool,
+) -> Result<(), LaunchdError> {
+    let mut attempt = 0;
+    loop {
+        match lc.bootstrap(path) {
+            Err(LaunchdError::Launchctl {
+                status: Some(5 | 37),
+                ..
+            }) if replaced && attempt < BOOTSTRAP_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(BOOTSTRAP_RETRY_DELAY);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Uninstalls the agent: boots out the job (stopping the service), then deletes its plist.
+/// Neither being present is [`UninstallOutcome::NotInstalled`], a success.
+pub fn uninstall<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<UninstallOutcome, LaunchdError> {
+    validate_label(label)?;
+    lc.require_available("uninstalling the LaunchAgent")?;
+    let was_loaded = lc.bootout(label)? == BootoutOutcome::Removed;
+    let path = plist_path(home, label);
+    let removed_plist = match fs::remove_file(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(LaunchdError::io(
+                "remove",
+                &path,
+                "the job is unloaded but would be loaded again at the next login; delete the \
+                 file by hand",
+                e,
+            ));
+        }
+    };
+    Ok(if was_loaded || removed_plist {
+        UninstallOutcome::Removed {
+            was_loaded,
+            removed_plist,
+        }
+    } else {
+        UninstallOutcome::NotInstalled
+    })
+}
+
+/// The agent's state: what `launchctl print` reports and whether its plist file exists.
+pub fn status<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<AgentReport, LaunchdError> {
+    validate_label(label)?;
+    lc.require_available("the LaunchAgent's status")?;
+    let agent = lc.print(label)?;
+    let plist_path = plist_path(home, label);
+    Ok(AgentReport {
+        label: label.to_owned(),
+        plist_installed: plist_path.is_file(),
+        plist_path,
+        agent,
+    })
+}
+
+fn create_agents_dir(dir: &Path) -> Result<(), LaunchdError> {
+    fs::create_dir_all(dir).map_err(|e| {
+        LaunchdError::io(
+            "create the LaunchAgents directory",
+            dir,
+            "make sure it is a writable directory owned by you (not a file)",
+            e,
+        )
+    })
+}
+
+/// A complete, fsynced temporary file next to its destination, not yet renamed into place.
+struct Staged {
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+/// Writes `contents` to a temporary file beside `dest` (same directory, so the rename is
+/// atomic) and flushes it to disk. On any failure the temporary file is removed.
+fn stage(dest: &Path, contents: &[u8]) -> Result<Staged, LaunchdError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    // Dot-prefixed and not ending in .plist, so launchd never loads a leftover at login.
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let hint = "make sure the LaunchAgents directory is writable by you and the disk is not full";
+    let write = |file: &mut File| -> io::Result<()> {
+        // 0644 is launchd's expectation for agent plists; set explicitly so the umask does not
+        // decide it.
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.write_all(contents)?;
+        file.sync_all()
+    };
+    // A leftover from a crashed earlier run of the same pid would make create_new fail.
+    let _ = fs::remove_file(&temp);
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&temp)
+        .and_then(|mut file| write(&mut file));
+    match result {
+        Ok(()) => Ok(Staged {
+            temp,
+            dest: dest.to_owned(),
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(LaunchdError::io("write", dest, hint, e))
+        }
+    }
+}
+
+impl Staged {
+    fn commit(self) -> Result<(), LaunchdError> {
+        if let Err(e) = fs::rename(&self.temp, &self.dest) {
+            let _ = fs::remove_file(&self.temp);
+            return Err(LaunchdError::io(
+                "replace",
+                &self.dest,
+                "make sure the LaunchAgents directory is writable by you",
+                e,
+            ));
+        }
+        // Persist the rename itself; without this a crash could bring back the old name.
+        if let Some(dir) = self.dest.parent()
+            && let Ok(dir) = File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::tests::{
+        BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, BOOTSTRAP_IN_PROGRESS, FakeRunner, failed, ok,
+    };
+    use super::*;
+    use crate::launchd::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
+
+    fn spec() -> AgentSpec {
+        let mut spec = AgentSpec::new("/usr/local/bin/spfs-fuse-macos", "/tmp/logs/service.log");
+        spec.args = vec!["service".into(), "/spfs".into()];
+        spec
+    }
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        names.sort();
+        names
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn install_writes_the_plist_0644_then_bootstraps_it() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), ok()]),
+            501,
+        );
+        let path = install(&lc, &spec(), home.path()).unwrap();
+        let dir = launch_agents_dir(home.path());
+        assert_eq!(path, dir.join("ai.spk.spfs-fuse-macos.plist"));
+        assert_eq!(fs::read(&path).unwrap(), launchd_plist(&spec()).unwrap());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(
+            dir_entries(&dir),
+            ["ai.spk.spfs-fuse-macos.plist"],
+            "no temp file left"
+        );
+        assert_eq!(
+            lc.runner().calls(),
+            [
+                argv(&["launchctl", "bootout", "gui/501/ai.spk.spfs-fuse-macos"]),
+                argv(&["launchctl", "bootstrap", "gui/501", path.to_str().unwrap()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn reinstall_boots_out_the_loaded_job_and_replaces_the_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"old version").unwrap();
+        let mut new = spec();
+        new.mode = AgentMode::Socket;
+        new.socket_path = Some("/tmp/spfs/service.sock".into());
+        // The old job is loaded: bootout succeeds.
+        let lc = Launchctl::new(FakeRunner::replying([ok(), ok()]), 501);
+        install(&lc, &new, home.path()).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), launchd_plist(&new).unwrap());
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+        let calls = lc.runner().calls();
+        assert_eq!(calls[0][1], "bootout");
+        assert_eq!(calls[1][1], "bootstrap");
+    }
+
+    #[test]
+    fn failed_bootstrap_of_a_first_install_leaves_no_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), failed(5, BOOTSTRAP_EIO)]),
+            501,
+        );
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Launchctl);
+        assert!(err.to_string().contains("Input/output error"), "{err}");
+        assert!(dir_entries(&launch_agents_dir(home.path())).is_empty());
+    }
+
+    #[test]
+    fn failed_bootstrap_of_a_reinstall_restores_the_previous_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"previous plist").unwrap();
+        let mut replies = vec![ok()];
+        replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 4));
+        let lc = Launchctl::new(FakeRunner::replying(replies), 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(
+            lc.runner().calls().len(),
+            5,
+            "bootout, bootstrap and 3 retries"
+        );
+        let text = err.to_string();
+        assert!(text.contains("previous plist was restored"), "{text}");
+        assert!(
+            text.contains(&format!("launchctl bootstrap gui/501 {}", path.display())),
+            "{text}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"previous plist");
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+    }
+
+    #[test]
+    fn reinstall_retries_a_bootstrap_refused_while_the_old_job_unloads() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([ok(), failed(37, BOOTSTRAP_IN_PROGRESS), ok()]),
+            501,
+        );
+        install(&lc, &spec(), home.path()).unwrap();
+        let verbs = lc
+            .runner()
+            .calls()
+            .iter()
+            .map(|c| c[1].clone())
+            .collect::<Vec<_>>();
+        assert_eq!(verbs, ["bootout", "bootstrap", "bootstrap"]);
+    }
+
+    #[test]
+    fn failed_bootout_keeps_the_old_plist_and_does_not_bootstrap() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"old").unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(1, "Boot-out failed: 1: Operation not permitted\n")]),
+            501,
+        );
+        install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(dir_entries(&dir), ["ai.spk.spfs-fuse-macos.plist"]);
+        assert_eq!(lc.runner().calls().len(), 1);
+    }
+
+    /// Root ignores mode bits, so the unwritable LaunchAgents directory is made a file instead.
+    #[test]
+    fn unwritable_launch_agents_dir_is_an_io_error_naming_it() {
+        let home = tempfile::tempdir().unwrap();
+        fs::create_dir(home.path().join("Library")).unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::write(&dir, b"not a directory").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([]), 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Io);
+        let text = err.to_string();
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+        assert!(text.contains("writable directory"), "{text}");
+        assert!(lc.runner().calls().is_empty(), "launchctl untouched");
+        assert_eq!(fs::read(&dir).unwrap(), b"not a directory");
+        assert_eq!(dir_entries(&home.path().join("Library")), ["LaunchAgents"]);
+    }
+
+    #[test]
+    fn without_launchd_install_uninstall_and_status_are_unsupported_and_touch_nothing() {
+        if crate::launchd::supported() {
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(crate::launchd::SystemRunner, 501);
+        let err = install(&lc, &spec(), home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        assert!(err.to_string().contains("spfs-autostart ensure"), "{err}");
+        let err = uninstall(&lc, DEFAULT_LABEL, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        let err = status(&lc, DEFAULT_LABEL, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
+        assert!(dir_entries(home.path()).is_empty(), "no ~/Library created");
+    }
+
+    #[test]
+    fn invalid_spec_touches_neither_disk_nor_launchctl() {
+        let home = tempfile::tempdir().unwrap();
+        let mut bad = spec();
+        bad.label = "has space".into();
+        let lc = Launchctl::new(FakeRunner::replying([]), 501);
+        let err = install(&lc, &bad, home.path()).unwrap_err();
+        assert_eq!(err.kind(), LaunchdErrorKind::InvalidSpec);
+        assert!(dir_entries(home.path()).is_empty());
+        assert!(lc.runner().calls().is_empty());
+    }
+
+    #[test]
+    fn uninstall_boots_out_then_removes_the_plist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("ai.spk.spfs-fuse-macos.plist"), b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([ok()]), 501);
+        let outcome = uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(
+            outcome,
+            UninstallOutcome::Removed {
+                was_loaded: true,
+                removed_plist: true
+            }
+        );
+        assert!(dir_entries(&dir).is_empty());
+        assert_eq!(
+            lc.runner().calls(),
+            [argv(&[
+                "launchctl",
+                "bootout",
+                "gui/501/ai.spk.spfs-fuse-macos"
+            ])]
+        );
+    }
+
+    #[test]
+    fn uninstall_of_nothing_is_not_installed() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED)]), 501);
+        let outcome = uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(outcome, UninstallOutcome::NotInstalled);
+    }
+
+    #[test]
+    fn uninstall_of_a_stray_plist_removes_it() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("ai.spk.spfs-fuse-macos.plist"), b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED)]), 501);
+        assert_eq!(
+            uninstall(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap(),
+            UninstallOutcome::Removed {
+                was_loaded: false,
+                removed_plist: true
+            }
+        );
+    }
+
+    #[test]
+    fn status_reports_launchd_and_the_plist_file() {
+        let home = tempfile::tempdir().unwrap();
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(113, super::super::tests::PRINT_NOT_FOUND_PORT)]),
+            501,
+        );
+        let report = status(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert_eq!(report.agent, AgentStatus::NotLoaded);
+        assert!(!report.plist_installed);
+        assert_eq!(
+            report.plist_path,
+            launch_agents_dir(home.path()).join("ai.spk.spfs-fuse-macos.plist")
+        );
+
+        fs::create_dir_all(launch_agents_dir(home.path())).unwrap();
+        fs::write(&report.plist_path, b"x").unwrap();
+        let lc = Launchctl::new(FakeRunner::replying([ok()]), 501);
+        let report = status(&lc, "ai.spk.spfs-fuse-macos", home.path()).unwrap();
+        assert!(report.plist_installed);
+        assert!(matches!(report.agent, AgentStatus::Loaded(_)));
+    }
+}
