@@ -372,6 +372,28 @@ impl Config {
         Ok(())
     }
 
+    /// Set the program (bare name or absolute path), checked as in the file.
+    pub fn set_program(&mut self, program: &str) -> Result<()> {
+        self.program = check_program(program)
+            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("program: {w}")))?;
+        Ok(())
+    }
+
+    /// Set the endpoint from its config syntax.
+    pub fn set_endpoint(&mut self, endpoint: &str) -> Result<()> {
+        self.endpoint = endpoint
+            .parse()
+            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("endpoint: {w}")))?;
+        Ok(())
+    }
+
+    /// Set the idle timeout (0 = never), with the same bounds as the file.
+    pub fn set_idle_timeout_secs(&mut self, secs: u64) -> Result<()> {
+        self.idle_timeout = idle_timeout(secs)
+            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("idle_timeout_secs: {w}")))?;
+        Ok(())
+    }
+
     /// Set the ready timeout from a command-line value, with the same bounds
     /// as the file.
     pub fn set_ready_timeout_secs(&mut self, secs: u64) -> Result<()> {
