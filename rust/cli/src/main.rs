@@ -3,6 +3,7 @@
 //! Thin by design: parse arguments, call the core, print. Every decision
 //! about the service lives in the `spfs-autostart` crate.
 
+mod agent;
 mod output;
 
 use std::path::PathBuf;
@@ -59,8 +60,13 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Print each status change as a line, until interrupted.
+    Watch,
     /// Print the effective configuration.
     Config,
+    /// Run the service under launchd (always on, or started on first connect).
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +147,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                     output::log_line(&line, cli.json);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch => {
+            let manager = ServiceManager::new(config)?;
+            let mut watcher = manager.watch()?;
+            while let Some(status) = watcher.next().await {
+                output::change(&status, cli.json);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent(command) => {
+            let manager = ServiceManager::new(config)?;
+            agent::run(&manager, command, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

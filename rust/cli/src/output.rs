@@ -50,6 +50,30 @@ pub fn status(status: &Status, json: bool) {
     print!("{out}");
 }
 
+/// Print one status change as one line.
+pub fn change(status: &Status, json: bool) {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(stdout, "{}", serde_json::to_string(status).expect("status serializes"));
+    } else {
+        let mut line = status.state.to_string();
+        if let Some(pid) = status.pid {
+            line.push_str(&format!(" pid={pid}"));
+        }
+        if status.managed && status.state == spfs_autostart::State::Running {
+            line.push_str(&format!(" leases={}", status.leases.len()));
+            if let Some(secs) = status.idle_exit_in_secs {
+                line.push_str(&format!(" idle_exit_in={secs}s"));
+            }
+        }
+        if let Some(detail) = &status.detail {
+            line.push_str(&format!(" ({detail})"));
+        }
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+}
+
 /// Print how `stop` ended.
 pub fn stop(outcome: &StopOutcome, json: bool) {
     let (outcome_name, how) = match outcome {

@@ -368,6 +368,12 @@ impl ServiceManager {
         Ok(reply.into_inner().released)
     }
 
+    /// A feed of status changes (first the current status), without busy
+    /// polling; see [`crate::watch`]. Must be called inside a tokio runtime.
+    pub fn watch(&self) -> Result<crate::watch::StatusWatcher> {
+        crate::watch::watch(self.config.clone())
+    }
+
     /// The last `n` lines of the service log; works when the service is dead.
     pub fn tail_logs(&self, n: usize) -> Result<Vec<String>> {
         let path = self.paths.log_file();
@@ -434,8 +440,13 @@ impl ServiceManager {
         self.base_status(State::Stopped)
     }
 
-    fn kit_status(&self, info: &control::InfoResponse) -> Status {
+    pub(crate) fn kit_status(&self, info: &control::InfoResponse) -> Status {
         let now = unix_ms(SystemTime::now());
+        let state = if info.shutting_down {
+            State::Stopping
+        } else {
+            State::Running
+        };
         Status {
             pid: Some(info.pid),
             version: Some(info.version.clone()).filter(|v| !v.is_empty()),
@@ -451,7 +462,7 @@ impl ServiceManager {
                 .collect(),
             idle_exit_in_secs: info.idle_exit_in_ms.map(|ms| ms.div_ceil(1000)),
             managed: true,
-            ..self.base_status(State::Running)
+            ..self.base_status(state)
         }
     }
 
@@ -469,12 +480,15 @@ impl ServiceManager {
         let record = ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches);
         let now = unix_ms(SystemTime::now());
         let ready_ms = self.config.ready_timeout.as_millis() as u64;
+        // No valid record yet: a spawner has just taken the lock for its
+        // child and not written the record yet.
         let state = match &record {
+            None => State::Starting,
             Some(r) if r.phase == Phase::Stopping => State::Stopping,
             Some(r) if r.phase == Phase::Starting && now.saturating_sub(r.started_at_unix_ms) < ready_ms => {
                 State::Starting
             }
-            _ => State::Unresponsive,
+            Some(_) => State::Unresponsive,
         };
         Status {
             pid: record.as_ref().map(|r| r.pid),

@@ -29,6 +29,7 @@ pub mod rpc;
 pub mod service;
 pub mod spawn;
 pub mod status;
+pub mod watch;
 
 pub use client::ServiceManager;
 pub use config::{Config, Endpoint, VersionPolicy};
@@ -36,3 +37,4 @@ pub use error::{Error, ErrorKind, LogExcerpt, Result};
 pub use logs::LogFollower;
 pub use paths::{Paths, ResolvedEndpoint};
 pub use status::{Lease, State, Status, StopMethod, StopOutcome};
+pub use watch::StatusWatcher;

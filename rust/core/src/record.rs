@@ -53,8 +53,16 @@ impl ServiceRecord {
     /// Write the record atomically (temp file + rename in the same dir).
     pub fn write(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_vec_pretty(self).expect("record serializes");
-        std::fs::write(&tmp, text)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| file.write_all(&text))
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);

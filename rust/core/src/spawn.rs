@@ -121,6 +121,10 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let lock_fd = instance_lock.as_raw_fd();
     let endpoint = paths.endpoint(&config.endpoint);
 
+    // We hold the instance lock, so a record left in the state dir is stale;
+    // it goes now so nobody mistakes the new child for the old process.
+    let _ = std::fs::remove_file(paths.record());
+
     let mut command = Command::new(program);
     command
         .args(&config.args)

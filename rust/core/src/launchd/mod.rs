@@ -22,6 +22,7 @@
 //! core's error type through [`LaunchdError::kind`].
 
 mod error;
+mod from_config;
 mod install;
 mod launchctl;
 mod plist;
@@ -33,6 +34,7 @@ use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::{LaunchdError, LaunchdErrorKind};
+pub use from_config::spec_from_config;
 pub use install::{AgentReport, UninstallOutcome, install, launch_agents_dir, status, uninstall};
 pub use launchctl::{
     AgentStatus, BootoutOutcome, CommandOutput, CommandRunner, Launchctl, LoadedAgent, SystemRunner,

@@ -103,6 +103,7 @@ impl Lifetime {
                 .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
             idle_timeout_secs: self.idle_timeout.as_secs(),
             socket_activated: self.socket_activated,
+            shutting_down: self.shutdown.borrow().is_some(),
         }
     }
 

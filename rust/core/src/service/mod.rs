@@ -258,11 +258,11 @@ impl Kit {
         };
         // Release the endpoint before the lock (dropped last, with
         // `_instance_lock`), so a successor that takes the lock finds the
-        // path free or stale, never live.
+        // path free or stale, never live. The record stays: it says
+        // "stopping" until the lock is free, and a successor replaces it.
         if let Some(path) = socket_to_remove {
             let _ = std::fs::remove_file(path);
         }
-        let _ = std::fs::remove_file(paths.record());
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
     }

@@ -1,0 +1,148 @@
+//! `spfs-autostart agent ...`: the service under launchd (or systemd).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use spfs_autostart::launchd::{self, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat};
+use spfs_autostart::{Error, ErrorKind, ServiceManager};
+
+/// `agent` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Print the LaunchAgent plist (or systemd units) for the configured service.
+    Print {
+        #[command(flatten)]
+        which: Which,
+        /// launchd (a plist) or systemd (user units).
+        #[arg(long, default_value = "launchd")]
+        format: UnitFormat,
+        /// For an app bundle: `BundleProgram`, relative to the bundle.
+        #[arg(long)]
+        bundle_program: Option<String>,
+    },
+    /// Write ~/Library/LaunchAgents/<label>.plist and load it (macOS).
+    Install {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Unload the agent and remove its plist (macOS).
+    Uninstall {
+        /// The agent's label.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Show whether the agent is installed and loaded (macOS).
+    Status {
+        /// The agent's label.
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+/// Which agent to describe.
+#[derive(Debug, Args)]
+pub struct Which {
+    /// always: run at login, relaunch after a crash; socket: start on first connect.
+    #[arg(long, default_value = "always")]
+    mode: AgentMode,
+    /// The agent's label.
+    #[arg(long)]
+    label: Option<String>,
+}
+
+fn home() -> Result<PathBuf, Error> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "HOME is not set; set it to your home directory"))
+}
+
+/// Run an `agent` subcommand.
+pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Error> {
+    let spec = |which: &Which, bundle: Option<String>| {
+        launchd::spec_from_config(manager.config(), manager.paths(), which.mode, which.label.as_deref(), bundle)
+    };
+    let label = |label: Option<String>| label.unwrap_or_else(|| launchd::DEFAULT_LABEL.to_string());
+    let mut out = std::io::stdout().lock();
+    match command {
+        AgentCommand::Print {
+            which,
+            format,
+            bundle_program,
+        } => {
+            let spec = spec(&which, bundle_program)?;
+            match format {
+                UnitFormat::Launchd => {
+                    let _ = out.write_all(&launchd::launchd_plist(&spec)?);
+                }
+                UnitFormat::Systemd => {
+                    let units = launchd::systemd_units(&spec)?;
+                    let _ = write!(out, "# {}\n{}", units.service_name, units.service);
+                    if let (Some(name), Some(socket)) = (units.socket_name, units.socket) {
+                        let _ = write!(out, "\n# {name}\n{socket}");
+                    }
+                }
+            }
+        }
+        AgentCommand::Install { which } => {
+            let spec = spec(&which, None)?;
+            let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
+            if json {
+                let _ = writeln!(out, "{}", json!({ "installed": path, "label": spec.label }));
+            } else {
+                let _ = writeln!(out, "installed and loaded {} ({})", spec.label, path.display());
+            }
+        }
+        AgentCommand::Uninstall { label: name } => {
+            let name = label(name);
+            let outcome = launchd::uninstall(&Launchctl::system(), &name, &home()?)?;
+            let removed = matches!(outcome, UninstallOutcome::Removed { .. });
+            if json {
+                let _ = writeln!(out, "{}", json!({ "label": name, "removed": removed }));
+            } else if removed {
+                let _ = writeln!(out, "unloaded and removed {name}");
+            } else {
+                let _ = writeln!(out, "{name} was not installed");
+            }
+        }
+        AgentCommand::Status { label: name } => {
+            let report = launchd::status(&Launchctl::system(), &label(name), &home()?)?;
+            let (loaded, state, pid) = match &report.agent {
+                AgentStatus::NotLoaded => (false, None, None),
+                AgentStatus::Loaded(agent) => (true, agent.state.clone(), agent.pid),
+            };
+            if json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    json!({
+                        "label": report.label,
+                        "plist": report.plist_path,
+                        "installed": report.plist_installed,
+                        "loaded": loaded,
+                        "state": state,
+                        "pid": pid,
+                    })
+                );
+            } else {
+                let _ = writeln!(out, "label      {}", report.label);
+                let _ = writeln!(
+                    out,
+                    "plist      {} ({})",
+                    report.plist_path.display(),
+                    if report.plist_installed { "installed" } else { "absent" }
+                );
+                let _ = writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" });
+                if let Some(state) = state {
+                    let _ = writeln!(out, "state      {state}");
+                }
+                if let Some(pid) = pid {
+                    let _ = writeln!(out, "pid        {pid}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Building an [`AgentSpec`] from the client's configuration, and mapping
+//! [`LaunchdError`] into the core's error type: the one place where this
+//! self-contained module meets the rest of the core.
+
+use super::{AgentMode, AgentSpec, DEFAULT_LABEL, LaunchdError, LaunchdErrorKind};
+use crate::config::{Config, env};
+use crate::error::{Error, ErrorKind};
+use crate::paths::{Paths, ResolvedEndpoint};
+
+/// Describe the configured service to launchd or systemd: the resolved
+/// program, its arguments, the kit's settings and the user's environment,
+/// the service log; in `Socket` mode the Unix socket the manager will own.
+/// With `bundle_program` (for `SMAppService.agent(plistName:)`) the program
+/// need not exist on this machine.
+pub fn spec_from_config(
+    config: &Config,
+    paths: &Paths,
+    mode: AgentMode,
+    label: Option<&str>,
+    bundle_program: Option<String>,
+) -> crate::Result<AgentSpec> {
+    let program = match crate::spawn::resolve_program(&config.program) {
+        Ok(program) => program,
+        // launchd runs the bundle's copy; this path is only a placeholder
+        // that `BundleProgram` replaces in the plist.
+        Err(_) if bundle_program.is_some() => std::path::Path::new("/").join(&config.program),
+        Err(e) => return Err(e),
+    };
+    let endpoint = paths.endpoint(&config.endpoint);
+    let mut spec = AgentSpec::new(program, paths.log_file());
+    spec.label = label.unwrap_or(DEFAULT_LABEL).to_string();
+    spec.args = config.args.clone();
+    spec.mode = mode;
+    spec.bundle_program = bundle_program;
+    spec.env = config.env.clone();
+    spec.env.insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
+    spec.env.insert(env::ENDPOINT.into(), endpoint.to_string());
+    spec.env.insert(env::IDLE_TIMEOUT_SECS.into(), config.idle_timeout.as_secs().to_string());
+    if mode == AgentMode::Socket {
+        match endpoint {
+            ResolvedEndpoint::Unix(path) => spec.socket_path = Some(path),
+            ResolvedEndpoint::Tcp(addr) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "socket mode needs a Unix socket endpoint, but the endpoint is tcp://{addr}; \
+                         set endpoint = \"unix\" or use --mode always"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+impl From<LaunchdError> for Error {
+    fn from(e: LaunchdError) -> Error {
+        let kind = match e.kind() {
+            LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
+            LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,
+            LaunchdErrorKind::Io => ErrorKind::Io,
+            LaunchdErrorKind::Launchctl => ErrorKind::SpawnFailed,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
