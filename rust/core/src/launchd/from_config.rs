@@ -33,9 +33,13 @@ pub fn spec_from_config(
     spec.mode = mode;
     spec.bundle_program = bundle_program;
     spec.env = config.env.clone();
-    spec.env.insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
+    spec.env
+        .insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
     spec.env.insert(env::ENDPOINT.into(), endpoint.to_string());
-    spec.env.insert(env::IDLE_TIMEOUT_SECS.into(), config.idle_timeout.as_secs().to_string());
+    spec.env.insert(
+        env::IDLE_TIMEOUT_SECS.into(),
+        config.idle_timeout.as_secs().to_string(),
+    );
     if mode == AgentMode::Socket {
         match endpoint {
             ResolvedEndpoint::Unix(path) => spec.socket_path = Some(path),
