@@ -21,7 +21,7 @@ let xcframeworkPath = "macos-app/build/SpfsAutostartFFI.xcframework"
 // The C module over the uniffi header. On macOS, once `build-app.sh` has built the universal
 // xcframework, that is used; everywhere else it is a system library whose module map
 // (`swift/Sources/SpfsAutostartFFI/module.modulemap`) links `libspfs_autostart` from `libDir`.
-var ffiTarget: Target
+let ffiTarget: Target
 var ffiLinkerSettings: [LinkerSetting] = []
 #if os(macOS)
 let haveXCFramework = FileManager.default.fileExists(atPath: "\(packageRoot)/\(xcframeworkPath)")
@@ -30,6 +30,13 @@ let haveXCFramework = false
 #endif
 if haveXCFramework {
     ffiTarget = .binaryTarget(name: "SpfsAutostartFFI", path: xcframeworkPath)
+    // The static Rust library's system dependencies (build-app.sh prints the full list,
+    // from `--print native-static-libs`).
+    ffiLinkerSettings = [
+        .linkedFramework("CoreFoundation"),
+        .linkedFramework("Security"),
+        .linkedLibrary("iconv"),
+    ]
 } else {
     ffiTarget = .systemLibrary(name: "SpfsAutostartFFI", path: "swift/Sources/SpfsAutostartFFI")
     // `-L` for the module map's `link "spfs_autostart"`, and an rpath so that tests find the

@@ -31,6 +31,14 @@ public enum LoginItemStatus: Sendable, Equatable {
     case requiresApproval
     /// The system cannot find the item (for example the app is not in an .app bundle).
     case notFound
+
+    /// Whether a toggle over this item shows "on": registered, approved or not yet.
+    public var isOn: Bool {
+        switch self {
+        case .enabled, .requiresApproval: return true
+        case .notRegistered, .notFound: return false
+        }
+    }
 }
 
 /// Launch at login (the app) or keep-running (the bundled LaunchAgent).

@@ -175,6 +175,18 @@ public final class MenuModel {
             keepRunning, from: state.keepRunning, name: "keep service running")
     }
 
+    /// Launch at login as a bool, for a toggle: setting it registers or unregisters.
+    public var launchAtLoginIsOn: Bool {
+        get { state.launchAtLogin.isOn }
+        set { if newValue != state.launchAtLogin.isOn { toggleLaunchAtLogin() } }
+    }
+
+    /// Keep service running as a bool, for a toggle.
+    public var keepRunningIsOn: Bool {
+        get { state.keepRunning.isOn }
+        set { if newValue != state.keepRunning.isOn { toggleKeepRunning() } }
+    }
+
     /// Opens System Settings > General > Login Items (to approve a `requiresApproval` item).
     public func openLoginItemsSettings() {
         launchAtLogin.openSettings()

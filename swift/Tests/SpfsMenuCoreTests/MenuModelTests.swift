@@ -358,3 +358,18 @@ final class MenuModelTests: XCTestCase {
         XCTAssertEqual(formatDuration(2 * 86_400 + 3 * 3_600), "2d 3h")
     }
 }
+
+extension MenuModelTests {
+    @MainActor
+    func testToggleBindingsOnlyActOnChange() {
+        let h = Harness()
+        h.model.launchAtLoginIsOn = false  // already off: nothing to do
+        XCTAssertEqual(h.launchAtLogin.registerCalls + h.launchAtLogin.unregisterCalls, 0)
+        h.model.launchAtLoginIsOn = true
+        XCTAssertEqual(h.launchAtLogin.registerCalls, 1)
+        XCTAssertTrue(h.model.launchAtLoginIsOn)
+        h.model.keepRunningIsOn = true
+        XCTAssertEqual(h.keepRunning.registerCalls, 1)
+        XCTAssertTrue(h.model.keepRunningIsOn)
+    }
+}
