@@ -16,7 +16,7 @@ final class FakeService: ServiceClient {
     private(set) var watchCalls = 0
     private(set) var watchContinuations: [AsyncStream<ServiceSnapshot>.Continuation] = []
     /// Runs inside `stop()`, before it returns: lets a test push watch events mid-stop.
-    var duringStop: (() -> Void)?
+    var duringStop: (@MainActor () -> Void)?
     /// How often `stop()` yields the main actor before returning (to let other tasks run).
     var stopYields = 0
 
