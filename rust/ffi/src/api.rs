@@ -1,0 +1,544 @@
+//! The uniffi surface: mirror types with `From` conversions and a
+//! `ServiceManager` object that holds the core's manager and delegates.
+//!
+//! Async methods run on the library's runtime (so the foreign side may poll
+//! them from any executor); `watch` and `follow_logs` feed an observer from a
+//! task on that runtime until their [`TaskHandle`] is cancelled or dropped.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::task::AbortHandle;
+
+use crate::runtime::runtime;
+
+/// How to build a [`ServiceManager`]: the config file (or the usual
+/// lookup when `None`), then each field that is `Some` on top of it.
+#[derive(Clone, Debug, Default, uniffi::Record)]
+pub struct ServiceConfig {
+    /// A TOML config file; `None` reads `SPFS_AUTOSTART_CONFIG` or the
+    /// per-user file when it exists.
+    pub config_file: Option<String>,
+    /// The service program: a bare name or an absolute path.
+    pub program: Option<String>,
+    /// The program's arguments (replace the configured ones).
+    pub args: Option<Vec<String>>,
+    /// Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+    pub endpoint: Option<String>,
+    /// The state directory (locks, record, socket).
+    pub state_dir: Option<String>,
+    /// The log directory.
+    pub log_dir: Option<String>,
+    /// How long a start may take.
+    pub ready_timeout_secs: Option<u64>,
+    /// How long each stop step may take.
+    pub stop_timeout_secs: Option<u64>,
+    /// Idle exit for kit services; 0 means never.
+    pub idle_timeout_secs: Option<u64>,
+    /// The version the running service must report.
+    pub expected_version: Option<String>,
+}
+
+/// The state of the service as seen from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ServiceState {
+    /// It answers at its endpoint.
+    Running,
+    /// It holds the instance lock and is not serving yet.
+    Starting,
+    /// It is shutting down.
+    Stopping,
+    /// No service is alive.
+    Stopped,
+    /// It holds the instance lock but does not answer.
+    Unresponsive,
+    /// Something that is not our service answers at the endpoint.
+    Conflict,
+}
+
+/// A lease: the service stays up while process `pid` lives.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Lease {
+    /// Its id, for `release`.
+    pub id: u64,
+    /// The process it follows.
+    pub pid: u32,
+    /// Who took it.
+    pub label: String,
+}
+
+/// A status report.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct ServiceStatus {
+    /// The state.
+    pub state: ServiceState,
+    /// The service's pid, when known.
+    pub pid: Option<u32>,
+    /// The version it reports (kit services only).
+    pub version: Option<String>,
+    /// The endpoint, in config syntax.
+    pub endpoint: String,
+    /// Seconds since it started.
+    pub uptime_secs: Option<u64>,
+    /// Its log file.
+    pub log_file: String,
+    /// Leases it holds.
+    pub leases: Vec<Lease>,
+    /// Seconds until it exits for idleness, when idle.
+    pub idle_exit_in_secs: Option<u64>,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// What was found, for `Conflict` and `Unresponsive`.
+    pub detail: Option<String>,
+}
+
+/// How `stop` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum StopOutcome {
+    /// It was running and has stopped.
+    Stopped,
+    /// Nothing was running.
+    NotRunning,
+}
+
+/// A failure, by kind. Every variant carries the full message, and for
+/// startup failures the service's log file and its last lines.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ServiceError {
+    /// The service program was not found where we looked.
+    #[error("{message}")]
+    BinaryNotFound {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The program was found but could not be started.
+    #[error("{message}")]
+    SpawnFailed {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The service exited before it became ready.
+    #[error("{message}")]
+    ExitedDuringStartup {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The service did not become ready in time; it was killed.
+    #[error("{message}")]
+    ReadyTimeout {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// A service is alive but does not answer.
+    #[error("{message}")]
+    Unresponsive {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The endpoint is taken by something that is not our service.
+    #[error("{message}")]
+    EndpointConflict {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// A file or directory has an owner or mode we must not use.
+    #[error("{message}")]
+    PermissionDenied {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The running service has another version than the configured one.
+    #[error("{message}")]
+    VersionMismatch {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The configuration is malformed or names something unusable.
+    #[error("{message}")]
+    InvalidConfig {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// The operation does not exist on this system.
+    #[error("{message}")]
+    Unsupported {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// Any other operating-system error.
+    #[error("{message}")]
+    Io {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+    /// A bug: a panic was caught, or the core reported a kind this binding
+    /// does not know yet.
+    #[error("{message}")]
+    Internal {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
+}
+
+impl ServiceError {
+    /// An `Internal` error with `message` and no log.
+    pub(crate) fn internal(message: String) -> Self {
+        ServiceError::Internal {
+            message,
+            log_file: None,
+            log_tail: Vec::new(),
+        }
+    }
+}
+
+/// The one mapping of core errors to the public enum.
+impl From<spfs_autostart::Error> for ServiceError {
+    fn from(e: spfs_autostart::Error) -> Self {
+        use spfs_autostart::ErrorKind as K;
+        let message = e.message().to_string();
+        let log_file = e.log().map(|l| l.path.to_string_lossy().into_owned());
+        let log_tail = e.log().map(|l| l.tail.clone()).unwrap_or_default();
+        macro_rules! variant {
+            ($v:ident) => {
+                ServiceError::$v {
+                    message,
+                    log_file,
+                    log_tail,
+                }
+            };
+        }
+        match e.kind() {
+            K::BinaryNotFound => variant!(BinaryNotFound),
+            K::SpawnFailed => variant!(SpawnFailed),
+            K::ExitedDuringStartup => variant!(ExitedDuringStartup),
+            K::ReadyTimeout => variant!(ReadyTimeout),
+            K::Unresponsive => variant!(Unresponsive),
+            K::EndpointConflict => variant!(EndpointConflict),
+            K::PermissionDenied => variant!(PermissionDenied),
+            K::VersionMismatch => variant!(VersionMismatch),
+            K::InvalidConfig => variant!(InvalidConfig),
+            K::Unsupported => variant!(Unsupported),
+            K::Io => variant!(Io),
+            _ => variant!(Internal),
+        }
+    }
+}
+
+impl From<spfs_autostart::State> for ServiceState {
+    fn from(s: spfs_autostart::State) -> Self {
+        use spfs_autostart::State as S;
+        match s {
+            S::Running => ServiceState::Running,
+            S::Starting => ServiceState::Starting,
+            S::Stopping => ServiceState::Stopping,
+            S::Stopped => ServiceState::Stopped,
+            S::Unresponsive => ServiceState::Unresponsive,
+            S::Conflict => ServiceState::Conflict,
+        }
+    }
+}
+
+impl From<spfs_autostart::Lease> for Lease {
+    fn from(l: spfs_autostart::Lease) -> Self {
+        Lease {
+            id: l.id,
+            pid: l.pid,
+            label: l.label,
+        }
+    }
+}
+
+impl From<spfs_autostart::Status> for ServiceStatus {
+    fn from(s: spfs_autostart::Status) -> Self {
+        ServiceStatus {
+            state: s.state.into(),
+            pid: s.pid,
+            version: s.version,
+            endpoint: s.endpoint,
+            uptime_secs: s.uptime_secs,
+            log_file: s.log_file.to_string_lossy().into_owned(),
+            leases: s.leases.into_iter().map(Lease::from).collect(),
+            idle_exit_in_secs: s.idle_exit_in_secs,
+            warnings: s.warnings,
+            detail: s.detail,
+        }
+    }
+}
+
+impl From<spfs_autostart::StopOutcome> for StopOutcome {
+    fn from(o: spfs_autostart::StopOutcome) -> Self {
+        match o {
+            spfs_autostart::StopOutcome::Stopped { .. } => StopOutcome::Stopped,
+            spfs_autostart::StopOutcome::NotRunning => StopOutcome::NotRunning,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The core configuration: the file (or the usual lookup), then every
+    /// field that is set.
+    pub(crate) fn to_core(&self) -> Result<spfs_autostart::Config, spfs_autostart::Error> {
+        let mut config = spfs_autostart::Config::load(self.config_file.as_deref().map(Path::new))?;
+        if let Some(program) = &self.program {
+            config.set_program(program)?;
+        }
+        if let Some(args) = &self.args {
+            config.args = args.clone();
+        }
+        if let Some(endpoint) = &self.endpoint {
+            config.set_endpoint(endpoint)?;
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = Some(dir.into());
+        }
+        if let Some(dir) = &self.log_dir {
+            config.log_dir = Some(dir.into());
+        }
+        if let Some(secs) = self.ready_timeout_secs {
+            config.set_ready_timeout_secs(secs)?;
+        }
+        if let Some(secs) = self.stop_timeout_secs {
+            config.set_stop_timeout_secs(secs)?;
+        }
+        if let Some(secs) = self.idle_timeout_secs {
+            config.set_idle_timeout_secs(secs)?;
+        }
+        if let Some(version) = &self.expected_version {
+            config.expected_version = Some(version.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Receives each state change of the service, starting with the current one.
+#[uniffi::export(with_foreign)]
+pub trait StatusObserver: Send + Sync {
+    /// Called with the new status; on a library thread, one call at a time.
+    fn on_status(&self, status: ServiceStatus);
+}
+
+/// Receives the lines appended to the service log.
+#[uniffi::export(with_foreign)]
+pub trait LogObserver: Send + Sync {
+    /// Called with each new line, without its newline.
+    fn on_line(&self, line: String);
+    /// Called when the log cannot be read; more lines may follow.
+    fn on_error(&self, message: String);
+}
+
+/// A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
+/// or when the handle is dropped; a callback already running finishes.
+#[derive(Debug, uniffi::Object)]
+pub struct TaskHandle {
+    task: AbortHandle,
+}
+
+impl TaskHandle {
+    fn spawn(feed: impl Future<Output = ()> + Send + 'static) -> Arc<Self> {
+        Arc::new(TaskHandle {
+            task: runtime().spawn(feed).abort_handle(),
+        })
+    }
+}
+
+#[uniffi::export]
+impl TaskHandle {
+    /// Stop the feed; calling it again does nothing.
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Call a foreign observer from a runtime worker without starving the
+/// runtime's other tasks while the foreign code runs.
+fn call_out(f: impl FnOnce()) {
+    tokio::task::block_in_place(f)
+}
+
+/// Run a core future on the library's runtime, so the foreign side may poll
+/// the result from any executor; a panic becomes `ServiceError::Internal`.
+async fn on_runtime<T, F>(future: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, spfs_autostart::Error>> + Send + 'static,
+{
+    match runtime().spawn(future).await {
+        Ok(result) => result.map_err(ServiceError::from),
+        Err(e) => Err(ServiceError::internal(format!(
+            "spfs-autostart: internal error ({e}); please report it"
+        ))),
+    }
+}
+
+/// Manages one service: start it on demand, stop it, report its status and
+/// read its logs.
+#[derive(Debug, uniffi::Object)]
+pub struct ServiceManager {
+    core: Arc<spfs_autostart::ServiceManager>,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl ServiceManager {
+    /// A manager for `config`: the config file (or the usual lookup), then
+    /// every field that is set. Touches nothing on disk but the config file.
+    #[uniffi::constructor]
+    pub fn new(config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
+        let core = spfs_autostart::ServiceManager::new(config.to_core()?)?;
+        Ok(Arc::new(ServiceManager {
+            core: Arc::new(core),
+        }))
+    }
+
+    /// A manager for the usual configuration (file, then environment).
+    #[uniffi::constructor]
+    pub fn with_defaults() -> Result<Arc<Self>, ServiceError> {
+        Self::new(ServiceConfig::default())
+    }
+
+    /// Make sure the service runs, starting it if needed; its status once it
+    /// answers. Exactly one service starts however many callers race.
+    pub async fn ensure(&self) -> Result<ServiceStatus, ServiceError> {
+        let core = self.core.clone();
+        on_runtime(async move { core.ensure().await })
+            .await
+            .map(ServiceStatus::from)
+    }
+
+    /// Stop the service: graceful, then SIGTERM, then SIGKILL.
+    pub async fn stop(&self) -> Result<StopOutcome, ServiceError> {
+        let core = self.core.clone();
+        on_runtime(async move { core.stop().await })
+            .await
+            .map(StopOutcome::from)
+    }
+
+    /// The service's status, without starting it.
+    pub async fn status(&self) -> Result<ServiceStatus, ServiceError> {
+        let core = self.core.clone();
+        on_runtime(async move { core.status().await })
+            .await
+            .map(ServiceStatus::from)
+    }
+
+    /// The last `n` lines of the service log, oldest first.
+    pub fn tail_logs(&self, n: u32) -> Result<Vec<String>, ServiceError> {
+        Ok(self.core.tail_logs(n as usize)?)
+    }
+
+    /// The service's log file.
+    pub fn log_file(&self) -> String {
+        self.core.paths().log_file().to_string_lossy().into_owned()
+    }
+
+    /// Feed `observer` the current status, then every state change, until the
+    /// returned handle is cancelled or dropped. When the state dir cannot be
+    /// created the feed ends at once without a call (`status()` says why).
+    pub fn watch(&self, observer: Arc<dyn StatusObserver>) -> Arc<TaskHandle> {
+        let core = self.core.clone();
+        TaskHandle::spawn(async move {
+            // `watch` fails only when the state dir cannot be created; the
+            // observer has no error callback, and `status()` reports why.
+            let Ok(mut watcher) = core.watch() else {
+                return;
+            };
+            while let Some(status) = watcher.next().await {
+                let status = ServiceStatus::from(status);
+                call_out(|| observer.on_status(status));
+            }
+        })
+    }
+
+    /// Feed `observer` every line appended to the service log from now on
+    /// (use `tail_logs` for the lines before), across rotation, until the
+    /// returned handle is cancelled or dropped.
+    pub fn follow_logs(&self, observer: Arc<dyn LogObserver>) -> Arc<TaskHandle> {
+        let core = self.core.clone();
+        TaskHandle::spawn(async move {
+            let mut follower = match core.follow_logs(0) {
+                Ok(follower) => follower,
+                Err(e) => return call_out(|| observer.on_error(e.message().to_string())),
+            };
+            while let Some(line) = follower.next().await {
+                match line {
+                    Ok(line) => call_out(|| observer.on_line(line)),
+                    Err(e) => call_out(|| observer.on_error(e.to_string())),
+                }
+            }
+        })
+    }
+
+    /// Take a lease: the service stays up while process `pid` lives.
+    pub async fn acquire(&self, pid: u32, label: String) -> Result<Lease, ServiceError> {
+        let core = self.core.clone();
+        on_runtime(async move { core.acquire(pid, &label).await })
+            .await
+            .map(Lease::from)
+    }
+
+    /// Give a lease back; `false` when the service did not hold it.
+    pub async fn release(&self, lease_id: u64) -> Result<bool, ServiceError> {
+        let core = self.core.clone();
+        on_runtime(async move { core.release(lease_id).await }).await
+    }
+}
+
+/// The library's version (the Cargo package version).
+#[uniffi::export]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Build tests/c/test_ffi.c twice: linked to the shared and to the static
+# library. usage: tests/c/build.sh LIB_DIR OUT_DIR
+# (scripts/test-ffi builds the library and runs the binaries under valgrind.)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+lib_dir="$(cd "$1" && pwd)"
+out_dir="$2"
+mkdir -p "$out_dir"
+cflags=(-Wall -Wextra -Werror -std=c11 -g -I "$root/include")
+cc "${cflags[@]}" -o "$out_dir/test_ffi_shared" "$root/tests/c/test_ffi.c" \
+    -L "$lib_dir" -lspfs_autostart -Wl,-rpath,"$lib_dir"
+# What Rust's staticlib needs from the system on Linux
+# (`cargo rustc -- --print native-static-libs`).
+cc "${cflags[@]}" -o "$out_dir/test_ffi_static" "$root/tests/c/test_ffi.c" \
+    "$lib_dir/libspfs_autostart.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc

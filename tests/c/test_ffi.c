@@ -1,0 +1,289 @@
+/*
+ * The C ABI against the reference service: ensure -> status -> tail_logs ->
+ * stop, and the error paths (NULL arguments, a missing program, a missing
+ * config file, invalid TOML, _free(NULL)). Run by scripts/test-ffi under
+ * valgrind, linked once to the shared and once to the static library.
+ *
+ * usage: test_ffi REFERENCE_SERVICE_PATH SCRATCH_DIR
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "spfs_autostart.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,         \
+                    __LINE__, #cond);                                       \
+            failures++;                                                     \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_CODE(got, want)                                               \
+    do {                                                                    \
+        int got_ = (int)(got), want_ = (int)(want);                         \
+        if (got_ != want_) {                                                \
+            fprintf(stderr, "%s:%d: %s gave %d, want %d\n", __FILE__,       \
+                    __LINE__, #got, got_, want_);                           \
+            failures++;                                                     \
+        }                                                                   \
+    } while (0)
+
+static const char *scratch;
+
+/* Write a config file under the scratch dir; returns its path (static). */
+static const char *write_config(const char *name, const char *fmt, ...) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", scratch, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fclose(f);
+    return path;
+}
+
+static void print_error(const char *what, const struct spfs_autostart_error *err) {
+    fprintf(stderr, "%s: code %d: %s\n", what, (int)spfs_autostart_error_code(err),
+            spfs_autostart_error_message(err));
+    const struct spfs_autostart_string_array *tail = spfs_autostart_error_log_tail(err);
+    for (size_t i = 0; i < spfs_autostart_string_array_len(tail); i++)
+        fprintf(stderr, "  | %s\n", spfs_autostart_string_array_get(tail, i));
+}
+
+static void test_version(void) {
+    CHECK(strcmp(spfs_autostart_version(), SPFS_AUTOSTART_VERSION) == 0);
+    char expect[64];
+    snprintf(expect, sizeof expect, "%d.%d.%d", SPFS_AUTOSTART_VERSION_MAJOR,
+             SPFS_AUTOSTART_VERSION_MINOR, SPFS_AUTOSTART_VERSION_PATCH);
+    CHECK(strcmp(expect, SPFS_AUTOSTART_VERSION) == 0);
+}
+
+static void test_free_null(void) {
+    spfs_autostart_free(NULL);
+    spfs_autostart_status_free(NULL);
+    spfs_autostart_error_free(NULL);
+    spfs_autostart_string_array_free(NULL);
+}
+
+static void test_null_accessors(void) {
+    CHECK(spfs_autostart_status_state(NULL) == SPFS_AUTOSTART_STATE_STOPPED);
+    CHECK(spfs_autostart_status_pid(NULL) == 0);
+    CHECK(spfs_autostart_status_version(NULL) == NULL);
+    CHECK(spfs_autostart_status_endpoint(NULL) == NULL);
+    CHECK(spfs_autostart_status_log_file(NULL) == NULL);
+    CHECK(spfs_autostart_status_detail(NULL) == NULL);
+    CHECK(spfs_autostart_status_uptime_secs(NULL) == -1);
+    CHECK(spfs_autostart_status_idle_exit_in_secs(NULL) == -1);
+    CHECK(spfs_autostart_status_lease_count(NULL) == 0);
+    CHECK(spfs_autostart_status_warnings(NULL) == NULL);
+    CHECK(spfs_autostart_error_code(NULL) == SPFS_AUTOSTART_RESULT_OK);
+    CHECK(spfs_autostart_error_message(NULL) == NULL);
+    CHECK(spfs_autostart_error_log_file(NULL) == NULL);
+    CHECK(spfs_autostart_error_log_tail(NULL) == NULL);
+    CHECK(spfs_autostart_string_array_len(NULL) == 0);
+    CHECK(spfs_autostart_string_array_get(NULL, 0) == NULL);
+}
+
+/* Every fallible function with a NULL where a pointer is required. */
+static void test_null_parameters(struct spfs_autostart *mgr) {
+    struct spfs_autostart_error *err = NULL;
+    struct spfs_autostart_status *status = NULL;
+    struct spfs_autostart_string_array *lines = NULL;
+    int stopped = 42;
+
+    CHECK_CODE(spfs_autostart_new(NULL, NULL, &err), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(err != NULL);
+    CHECK_CODE(spfs_autostart_error_code(err), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(strstr(spfs_autostart_error_message(err), "out") != NULL);
+    spfs_autostart_error_free(err);
+    err = NULL;
+
+    CHECK_CODE(spfs_autostart_ensure(NULL, &status, &err), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(status == NULL);
+    CHECK(strstr(spfs_autostart_error_message(err), "mgr") != NULL);
+    spfs_autostart_error_free(err);
+    err = NULL;
+    CHECK_CODE(spfs_autostart_ensure(mgr, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+
+    CHECK_CODE(spfs_autostart_status(NULL, &status, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK_CODE(spfs_autostart_status(mgr, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(status == NULL);
+
+    CHECK_CODE(spfs_autostart_stop(NULL, &stopped, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK_CODE(spfs_autostart_stop(mgr, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(stopped == 42);
+
+    CHECK_CODE(spfs_autostart_tail_logs(NULL, 5, &lines, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK_CODE(spfs_autostart_tail_logs(mgr, 5, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(lines == NULL);
+}
+
+static void test_invalid_utf8(void) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    CHECK_CODE(spfs_autostart_new("/tmp/\xff\xfe.toml", &mgr, &err), SPFS_AUTOSTART_RESULT_INVALID_UTF8);
+    CHECK(mgr == NULL);
+    CHECK_CODE(spfs_autostart_error_code(err), SPFS_AUTOSTART_RESULT_INVALID_UTF8);
+    spfs_autostart_error_free(err);
+}
+
+static void test_missing_config(void) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/no-such-config.toml", scratch);
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_INVALID_CONFIG);
+    CHECK(mgr == NULL);
+    CHECK(err && strstr(spfs_autostart_error_message(err), "no-such-config.toml") != NULL);
+    spfs_autostart_error_free(err);
+}
+
+static void test_invalid_toml(void) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    const char *path = write_config("bad.toml", "program = [unclosed\n");
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_INVALID_CONFIG);
+    CHECK(mgr == NULL);
+    CHECK(err && strstr(spfs_autostart_error_message(err), "bad.toml") != NULL);
+    spfs_autostart_error_free(err);
+    /* Without `err` the code alone comes back. */
+    CHECK_CODE(spfs_autostart_new(path, &mgr, NULL), SPFS_AUTOSTART_RESULT_INVALID_CONFIG);
+    CHECK(mgr == NULL);
+}
+
+static void test_missing_program(void) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    struct spfs_autostart_status *status = NULL;
+    const char *path = write_config(
+        "missing.toml",
+        "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"%s/missing-state\"\n"
+        "log_dir = \"%s/missing-log\"\n",
+        scratch, scratch);
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
+    if (!mgr) {
+        print_error("new", err);
+        spfs_autostart_error_free(err);
+        return;
+    }
+    CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_BINARY_NOT_FOUND);
+    CHECK(status == NULL);
+    CHECK_CODE(spfs_autostart_error_code(err), SPFS_AUTOSTART_RESULT_BINARY_NOT_FOUND);
+    const char *message = spfs_autostart_error_message(err);
+    CHECK(message && strstr(message, "spfs-autostart-no-such-program") != NULL);
+    CHECK(message && strstr(message, "looked in") != NULL);
+    spfs_autostart_error_free(err);
+    spfs_autostart_free(mgr);
+}
+
+static int test_cycle(const char *program) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    struct spfs_autostart_status *status = NULL;
+    struct spfs_autostart_string_array *lines = NULL;
+    int stopped = -1;
+
+    const char *path = write_config(
+        "cycle.toml", "program = \"%s\"\nstate_dir = \"%s/state\"\nlog_dir = \"%s/log\"\n",
+        program, scratch, scratch);
+    if (spfs_autostart_new(path, &mgr, &err) != SPFS_AUTOSTART_RESULT_OK) {
+        print_error("new", err);
+        spfs_autostart_error_free(err);
+        failures++;
+        return 1;
+    }
+    test_null_parameters(mgr);
+
+    if (spfs_autostart_ensure(mgr, &status, &err) != SPFS_AUTOSTART_RESULT_OK) {
+        print_error("ensure", err);
+        spfs_autostart_error_free(err);
+        err = NULL;
+        failures++;
+    } else {
+        CHECK(spfs_autostart_status_state(status) == SPFS_AUTOSTART_STATE_RUNNING);
+        CHECK(spfs_autostart_status_pid(status) > 0);
+        CHECK(strncmp(spfs_autostart_status_endpoint(status), "unix", 4) == 0);
+        CHECK(strstr(spfs_autostart_status_log_file(status), "/log/") != NULL);
+        CHECK(spfs_autostart_status_warnings(status) != NULL);
+        uint32_t pid = spfs_autostart_status_pid(status);
+        spfs_autostart_status_free(status);
+        status = NULL;
+
+        CHECK_CODE(spfs_autostart_status(mgr, &status, &err), SPFS_AUTOSTART_RESULT_OK);
+        CHECK(spfs_autostart_status_state(status) == SPFS_AUTOSTART_STATE_RUNNING);
+        CHECK(spfs_autostart_status_pid(status) == pid);
+        spfs_autostart_status_free(status);
+        status = NULL;
+
+        CHECK_CODE(spfs_autostart_tail_logs(mgr, 50, &lines, &err), SPFS_AUTOSTART_RESULT_OK);
+        CHECK(spfs_autostart_string_array_len(lines) > 0);
+        CHECK(spfs_autostart_string_array_get(lines, 0) != NULL);
+        CHECK(spfs_autostart_string_array_get(lines, spfs_autostart_string_array_len(lines)) == NULL);
+        spfs_autostart_string_array_free(lines);
+        lines = NULL;
+    }
+
+    /* Always stop, so no service outlives the test. */
+    if (spfs_autostart_stop(mgr, &stopped, &err) != SPFS_AUTOSTART_RESULT_OK) {
+        print_error("stop", err);
+        spfs_autostart_error_free(err);
+        err = NULL;
+        failures++;
+    }
+    CHECK(stopped == 1);
+    CHECK_CODE(spfs_autostart_stop(mgr, &stopped, NULL), SPFS_AUTOSTART_RESULT_OK);
+    CHECK(stopped == 0);
+
+    CHECK_CODE(spfs_autostart_status(mgr, &status, NULL), SPFS_AUTOSTART_RESULT_OK);
+    CHECK(spfs_autostart_status_state(status) == SPFS_AUTOSTART_STATE_STOPPED);
+    CHECK(spfs_autostart_status_pid(status) == 0);
+    spfs_autostart_status_free(status);
+
+    spfs_autostart_free(mgr);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s REFERENCE_SERVICE_PATH SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    scratch = argv[2];
+    /* The environment overrides config files; keep the caller's out. */
+    const char *vars[] = {"SPFS_AUTOSTART_CONFIG", "SPFS_AUTOSTART_STATE_DIR",
+                          "SPFS_AUTOSTART_LOG_DIR", "SPFS_AUTOSTART_PROGRAM",
+                          "SPFS_AUTOSTART_ENDPOINT", "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS",
+                          "SPFS_AUTOSTART_READY_TIMEOUT_SECS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+
+    test_version();
+    test_free_null();
+    test_null_accessors();
+    test_invalid_utf8();
+    test_missing_config();
+    test_invalid_toml();
+    test_missing_program();
+    test_cycle(argv[1]);
+
+    if (failures) {
+        fprintf(stderr, "test_ffi: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_ffi: all checks passed\n");
+    return 0;
+}
