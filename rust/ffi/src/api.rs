@@ -14,29 +14,40 @@ use tokio::task::AbortHandle;
 use crate::runtime::runtime;
 
 /// How to build a [`ServiceManager`]: the config file (or the usual
-/// lookup when `None`), then each field that is `Some` on top of it.
+/// lookup when `None`), then each field that is `Some` on top of it. Every
+/// field defaults to `None` in the generated bindings.
 #[derive(Clone, Debug, Default, uniffi::Record)]
 pub struct ServiceConfig {
     /// A TOML config file; `None` reads `SPFS_AUTOSTART_CONFIG` or the
     /// per-user file when it exists.
+    #[uniffi(default)]
     pub config_file: Option<String>,
     /// The service program: a bare name or an absolute path.
+    #[uniffi(default)]
     pub program: Option<String>,
     /// The program's arguments (replace the configured ones).
+    #[uniffi(default)]
     pub args: Option<Vec<String>>,
     /// Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+    #[uniffi(default)]
     pub endpoint: Option<String>,
     /// The state directory (locks, record, socket).
+    #[uniffi(default)]
     pub state_dir: Option<String>,
     /// The log directory.
+    #[uniffi(default)]
     pub log_dir: Option<String>,
     /// How long a start may take.
+    #[uniffi(default)]
     pub ready_timeout_secs: Option<u64>,
     /// How long each stop step may take.
+    #[uniffi(default)]
     pub stop_timeout_secs: Option<u64>,
     /// Idle exit for kit services; 0 means never.
+    #[uniffi(default)]
     pub idle_timeout_secs: Option<u64>,
     /// The version the running service must report.
+    #[uniffi(default)]
     pub expected_version: Option<String>,
 }
 

@@ -1582,7 +1582,8 @@ public func FfiConverterTypeLease_lower(_ value: Lease) -> RustBuffer {
 
 /**
  * How to build a [`ServiceManager`]: the config file (or the usual
- * lookup when `None`), then each field that is `Some` on top of it.
+ * lookup when `None`), then each field that is `Some` on top of it. Every
+ * field defaults to `None` in the generated bindings.
  */
 public struct ServiceConfig: Equatable, Hashable {
     /**
@@ -1633,34 +1634,34 @@ public struct ServiceConfig: Equatable, Hashable {
         /**
          * A TOML config file; `None` reads `SPFS_AUTOSTART_CONFIG` or the
          * per-user file when it exists.
-         */configFile: String?, 
+         */configFile: String? = nil, 
         /**
          * The service program: a bare name or an absolute path.
-         */program: String?, 
+         */program: String? = nil, 
         /**
          * The program's arguments (replace the configured ones).
-         */args: [String]?, 
+         */args: [String]? = nil, 
         /**
          * Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
-         */endpoint: String?, 
+         */endpoint: String? = nil, 
         /**
          * The state directory (locks, record, socket).
-         */stateDir: String?, 
+         */stateDir: String? = nil, 
         /**
          * The log directory.
-         */logDir: String?, 
+         */logDir: String? = nil, 
         /**
          * How long a start may take.
-         */readyTimeoutSecs: UInt64?, 
+         */readyTimeoutSecs: UInt64? = nil, 
         /**
          * How long each stop step may take.
-         */stopTimeoutSecs: UInt64?, 
+         */stopTimeoutSecs: UInt64? = nil, 
         /**
          * Idle exit for kit services; 0 means never.
-         */idleTimeoutSecs: UInt64?, 
+         */idleTimeoutSecs: UInt64? = nil, 
         /**
          * The version the running service must report.
-         */expectedVersion: String?) {
+         */expectedVersion: String? = nil) {
         self.configFile = configFile
         self.program = program
         self.args = args

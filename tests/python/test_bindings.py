@@ -1,0 +1,233 @@
+"""The generated Python bindings over the reference service."""
+
+import asyncio
+import os
+import queue
+import threading
+import time
+
+import pytest
+
+import spfs_autostart as sa
+from conftest import run
+from procs import service_pids
+
+
+def test_version_is_the_package_version():
+    assert sa.version().count(".") == 2
+
+
+def test_ensure_status_tail_stop(service):
+    mgr = service.manager()
+    status = run(mgr.ensure())
+    assert status.state == sa.ServiceState.RUNNING
+    assert status.pid and status.pid > 0
+    assert status.endpoint == f"unix://{service.socket}"
+    assert status.log_file == mgr.log_file()
+    assert status.log_file.startswith(str(service.log_dir))
+
+    again = run(mgr.status())
+    assert again.state == sa.ServiceState.RUNNING
+    assert again.pid == status.pid
+
+    lines = mgr.tail_logs(20)
+    assert lines, "the service logs something when it starts"
+    assert len(mgr.tail_logs(1)) == 1
+
+    assert run(mgr.stop()) == sa.StopOutcome.STOPPED
+    assert run(mgr.stop()) == sa.StopOutcome.NOT_RUNNING
+    stopped = run(mgr.status())
+    assert stopped.state == sa.ServiceState.STOPPED
+    assert stopped.pid is None
+    assert service_pids(service.state_dir) == []
+
+
+def test_async_calls_from_asyncio(service):
+    mgr = service.manager()
+
+    async def main():
+        coro = mgr.ensure()
+        assert asyncio.iscoroutine(coro)
+        results = await asyncio.gather(*(mgr.ensure() for _ in range(8)), coro)
+        status = await mgr.status()
+        lease = await mgr.acquire(os.getpid(), "pytest")
+        leased = await mgr.status()
+        released = await mgr.release(lease.id)
+        outcome = await mgr.stop()
+        return results, status, lease, leased, released, outcome
+
+    results, status, lease, leased, released, outcome = run(main())
+    assert len({r.pid for r in results}) == 1
+    assert status.pid == results[0].pid
+    assert lease.pid == os.getpid() and lease.label == "pytest"
+    assert any(l.id == lease.id for l in leased.leases)
+    assert released is True
+    assert outcome == sa.StopOutcome.STOPPED
+
+
+class Observer(sa.StatusObserver):
+    def __init__(self):
+        self.updates = queue.Queue()
+
+    def on_status(self, status):
+        self.updates.put(status)
+
+    def wait_for(self, state, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                status = self.updates.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            seen.append(status.state)
+            if status.state == state:
+                return status
+        pytest.fail(f"no {state} update within {timeout}s; saw {seen}")
+
+
+def test_watch_sees_a_start_stop_cycle(service):
+    mgr = service.manager()
+    observer = Observer()
+    handle = mgr.watch(observer)
+    try:
+        first = observer.wait_for(sa.ServiceState.STOPPED)
+        assert first.pid is None
+        started = run(mgr.ensure())
+        running = observer.wait_for(sa.ServiceState.RUNNING)
+        assert running.pid == started.pid
+        run(mgr.stop())
+        observer.wait_for(sa.ServiceState.STOPPED)
+    finally:
+        handle.cancel()
+    handle.cancel()  # twice is fine
+
+
+def test_watch_stops_when_cancelled(service):
+    mgr = service.manager()
+    observer = Observer()
+    handle = mgr.watch(observer)
+    observer.wait_for(sa.ServiceState.STOPPED)
+    handle.cancel()
+    time.sleep(0.3)
+    run(mgr.ensure())
+    time.sleep(1.0)
+    states = []
+    while not observer.updates.empty():
+        states.append(observer.updates.get().state)
+    assert sa.ServiceState.RUNNING not in states
+
+
+class LineObserver(sa.LogObserver):
+    def __init__(self):
+        self.lines = queue.Queue()
+        self.errors = []
+
+    def on_line(self, line):
+        self.lines.put(line)
+
+    def on_error(self, message):
+        self.errors.append(message)
+
+
+def test_follow_logs_sees_an_appended_line(service):
+    mgr = service.manager()
+    run(mgr.ensure())
+    observer = LineObserver()
+    handle = mgr.follow_logs(observer)
+    try:
+        marker = f"appended by pytest {os.getpid()}"
+        deadline = time.monotonic() + 20
+        seen = []
+        # The feed starts asynchronously: append until the marker comes back.
+        while time.monotonic() < deadline and marker not in seen:
+            with open(mgr.log_file(), "a") as log:
+                log.write(marker + "\n")
+            try:
+                while True:
+                    seen.append(observer.lines.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        assert marker in seen
+        assert observer.errors == []
+    finally:
+        del handle  # dropping the handle stops the feed
+
+
+def test_missing_program_is_binary_not_found(service):
+    mgr = service.manager(program="spfs-autostart-no-such-program")
+    with pytest.raises(sa.ServiceError.BinaryNotFound) as info:
+        run(mgr.ensure())
+    assert "spfs-autostart-no-such-program" in info.value.message
+    assert "looked in" in info.value.message
+    assert isinstance(info.value, sa.ServiceError)
+
+
+def test_exit_at_startup_carries_the_log_tail(service):
+    message = "pytest-injected startup failure 7f3a"
+    mgr = service.manager(args=["--fail-at-start", message])
+    with pytest.raises(sa.ServiceError.ExitedDuringStartup) as info:
+        run(mgr.ensure())
+    error = info.value
+    assert any(message in line for line in error.log_tail), error.log_tail
+    assert error.log_file == mgr.log_file()
+    assert service_pids(service.state_dir) == []
+
+
+def test_bad_config_is_invalid_config(service, tmp_path):
+    with pytest.raises(sa.ServiceError.InvalidConfig):
+        sa.ServiceManager(service.config(endpoint="carrier-pigeon"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("program = [unclosed\n")
+    with pytest.raises(sa.ServiceError.InvalidConfig) as info:
+        sa.ServiceManager(service.config(config_file=str(bad)))
+    assert "bad.toml" in info.value.message
+    with pytest.raises(sa.ServiceError.InvalidConfig):
+        sa.ServiceManager(service.config(config_file=str(tmp_path / "missing.toml")))
+
+
+def test_tail_logs_without_a_log_is_empty(service):
+    assert service.manager().tail_logs(10) == []
+
+
+def test_ensure_from_16_threads_starts_one_service(service):
+    mgrs = [service.manager() for _ in range(16)]
+    barrier = threading.Barrier(len(mgrs))
+    pids, errors = [], []
+
+    def worker(mgr):
+        try:
+            barrier.wait()
+            pids.append(run(mgr.ensure()).pid)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in mgrs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(pids) == 16 and len(set(pids)) == 1
+    assert service_pids(service.state_dir) == [pids[0]]
+
+
+def test_ensure_from_8_processes_starts_one_service(service):
+    import multiprocessing
+
+    from procs import ensure_in_process
+
+    fields = dict(
+        program=str(service.program),
+        state_dir=str(service.state_dir),
+        log_dir=str(service.log_dir),
+        ready_timeout_secs=30,
+    )
+    mgr = service.manager()
+    # "spawn": forking a process whose library runtime has threads is unsafe.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(8) as pool:
+        pids = pool.map(ensure_in_process, [fields] * 8)
+    assert len(set(pids)) == 1
+    assert run(mgr.status()).pid == pids[0]
+    assert service_pids(service.state_dir) == [pids[0]]
