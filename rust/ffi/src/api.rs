@@ -252,9 +252,9 @@ impl ServiceError {
 }
 
 /// The one mapping of core errors to the public enum.
-impl From<spfs_autostart::Error> for ServiceError {
-    fn from(e: spfs_autostart::Error) -> Self {
-        use spfs_autostart::ErrorKind as K;
+impl From<spfs_autostart_core::Error> for ServiceError {
+    fn from(e: spfs_autostart_core::Error) -> Self {
+        use spfs_autostart_core::ErrorKind as K;
         let message = e.message().to_string();
         let log_file = e.log().map(|l| l.path.to_string_lossy().into_owned());
         let log_tail = e.log().map(|l| l.tail.clone()).unwrap_or_default();
@@ -284,9 +284,9 @@ impl From<spfs_autostart::Error> for ServiceError {
     }
 }
 
-impl From<spfs_autostart::State> for ServiceState {
-    fn from(s: spfs_autostart::State) -> Self {
-        use spfs_autostart::State as S;
+impl From<spfs_autostart_core::State> for ServiceState {
+    fn from(s: spfs_autostart_core::State) -> Self {
+        use spfs_autostart_core::State as S;
         match s {
             S::Running => ServiceState::Running,
             S::Starting => ServiceState::Starting,
@@ -298,8 +298,8 @@ impl From<spfs_autostart::State> for ServiceState {
     }
 }
 
-impl From<spfs_autostart::Lease> for Lease {
-    fn from(l: spfs_autostart::Lease) -> Self {
+impl From<spfs_autostart_core::Lease> for Lease {
+    fn from(l: spfs_autostart_core::Lease) -> Self {
         Lease {
             id: l.id,
             pid: l.pid,
@@ -308,8 +308,8 @@ impl From<spfs_autostart::Lease> for Lease {
     }
 }
 
-impl From<spfs_autostart::Status> for ServiceStatus {
-    fn from(s: spfs_autostart::Status) -> Self {
+impl From<spfs_autostart_core::Status> for ServiceStatus {
+    fn from(s: spfs_autostart_core::Status) -> Self {
         ServiceStatus {
             state: s.state.into(),
             pid: s.pid,
@@ -325,11 +325,11 @@ impl From<spfs_autostart::Status> for ServiceStatus {
     }
 }
 
-impl From<spfs_autostart::StopOutcome> for StopOutcome {
-    fn from(o: spfs_autostart::StopOutcome) -> Self {
+impl From<spfs_autostart_core::StopOutcome> for StopOutcome {
+    fn from(o: spfs_autostart_core::StopOutcome) -> Self {
         match o {
-            spfs_autostart::StopOutcome::Stopped { .. } => StopOutcome::Stopped,
-            spfs_autostart::StopOutcome::NotRunning => StopOutcome::NotRunning,
+            spfs_autostart_core::StopOutcome::Stopped { .. } => StopOutcome::Stopped,
+            spfs_autostart_core::StopOutcome::NotRunning => StopOutcome::NotRunning,
         }
     }
 }
@@ -337,8 +337,11 @@ impl From<spfs_autostart::StopOutcome> for StopOutcome {
 impl ServiceConfig {
     /// The core configuration: the file (or the usual lookup), then every
     /// field that is set.
-    pub(crate) fn to_core(&self) -> Result<spfs_autostart::Config, spfs_autostart::Error> {
-        let mut config = spfs_autostart::Config::load(self.config_file.as_deref().map(Path::new))?;
+    pub(crate) fn to_core(
+        &self,
+    ) -> Result<spfs_autostart_core::Config, spfs_autostart_core::Error> {
+        let mut config =
+            spfs_autostart_core::Config::load(self.config_file.as_deref().map(Path::new))?;
         if let Some(program) = &self.program {
             config.set_program(program)?;
         }
@@ -426,7 +429,7 @@ fn call_out(f: impl FnOnce()) {
 async fn on_runtime<T, F>(future: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
-    F: Future<Output = Result<T, spfs_autostart::Error>> + Send + 'static,
+    F: Future<Output = Result<T, spfs_autostart_core::Error>> + Send + 'static,
 {
     match runtime().spawn(future).await {
         Ok(result) => result.map_err(ServiceError::from),
@@ -440,7 +443,7 @@ where
 /// read its logs.
 #[derive(Debug, uniffi::Object)]
 pub struct ServiceManager {
-    core: Arc<spfs_autostart::ServiceManager>,
+    core: Arc<spfs_autostart_core::ServiceManager>,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -449,7 +452,7 @@ impl ServiceManager {
     /// every field that is set. Touches nothing on disk but the config file.
     #[uniffi::constructor]
     pub fn new(config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
-        let core = spfs_autostart::ServiceManager::new(config.to_core()?)?;
+        let core = spfs_autostart_core::ServiceManager::new(config.to_core()?)?;
         Ok(Arc::new(ServiceManager {
             core: Arc::new(core),
         }))

@@ -92,7 +92,7 @@ pub enum spfs_autostart_state {
 /// with `spfs_autostart_free`. Safe to share between threads.
 #[derive(Debug)]
 pub struct spfs_autostart {
-    core: ::spfs_autostart::ServiceManager,
+    core: spfs_autostart_core::ServiceManager,
 }
 
 /// An owned list of strings. Free it with `spfs_autostart_string_array_free`
@@ -249,8 +249,8 @@ impl From<ServiceError> for spfs_autostart_error {
     }
 }
 
-impl From<::spfs_autostart::Error> for spfs_autostart_error {
-    fn from(e: ::spfs_autostart::Error) -> Self {
+impl From<spfs_autostart_core::Error> for spfs_autostart_error {
+    fn from(e: spfs_autostart_core::Error) -> Self {
         ServiceError::from(e).into()
     }
 }
@@ -392,8 +392,8 @@ pub unsafe extern "C" fn spfs_autostart_new(
             // SAFETY: a non-NULL `config_path` is a C string.
             Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
         };
-        let config = ::spfs_autostart::Config::load(path)?;
-        let core = ::spfs_autostart::ServiceManager::new(config)?;
+        let config = spfs_autostart_core::Config::load(path)?;
+        let core = spfs_autostart_core::ServiceManager::new(config)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
@@ -791,4 +791,114 @@ fn opt_str(s: Option<&CString>) -> *const c_char {
 
 fn secs(s: Option<u64>) -> i64 {
     s.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spfs_autostart_core::{Error, ErrorKind, LogExcerpt};
+
+    fn message(err: *const spfs_autostart_error) -> String {
+        // SAFETY: a live error from this library.
+        let p = unsafe { spfs_autostart_error_message(err) };
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_an_error() {
+        let mut err = ptr::null_mut();
+        let code = boundary(&mut err, || panic!("deliberate test panic"));
+        assert_eq!(code, spfs_autostart_result::Panic);
+        assert!(message(err).contains("deliberate test panic"));
+        unsafe { spfs_autostart_error_free(err) };
+        // Without an error out-pointer the code alone comes back.
+        let code = boundary(ptr::null_mut(), || panic!("deliberate test panic"));
+        assert_eq!(code, spfs_autostart_result::Panic);
+    }
+
+    #[test]
+    fn startup_errors_keep_their_kind_and_log_tail() {
+        let core = Error::new(ErrorKind::ExitedDuringStartup, "it died").with_log(LogExcerpt {
+            path: "/tmp/x.log".into(),
+            tail: vec!["last words".into()],
+        });
+        let e = spfs_autostart_error::from(core);
+        assert_eq!(e.code, spfs_autostart_result::ExitedDuringStartup);
+        assert_eq!(e.message.to_str().unwrap(), "it died");
+        assert_eq!(e.log_file.as_ref().unwrap().to_str().unwrap(), "/tmp/x.log");
+        let tail = &e.log_tail as *const _;
+        unsafe {
+            assert_eq!(spfs_autostart_string_array_len(tail), 1);
+            let line = CStr::from_ptr(spfs_autostart_string_array_get(tail, 0));
+            assert_eq!(line.to_str().unwrap(), "last words");
+            assert!(spfs_autostart_string_array_get(tail, 1).is_null());
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        let kinds = [
+            ErrorKind::BinaryNotFound,
+            ErrorKind::SpawnFailed,
+            ErrorKind::ExitedDuringStartup,
+            ErrorKind::ReadyTimeout,
+            ErrorKind::Unresponsive,
+            ErrorKind::EndpointConflict,
+            ErrorKind::PermissionDenied,
+            ErrorKind::VersionMismatch,
+            ErrorKind::InvalidConfig,
+            ErrorKind::Unsupported,
+            ErrorKind::Io,
+        ];
+        let codes: Vec<i32> = kinds
+            .iter()
+            .map(|&k| spfs_autostart_error::from(Error::new(k, "x")).code as i32)
+            .collect();
+        assert_eq!(codes, (1..=11).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn strings_with_nul_are_kept_whole() {
+        assert_eq!(c_string("a\0b".into()).to_str().unwrap(), "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn blocking_calls_work_from_inside_a_tokio_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = std::env::temp_dir().join(format!("spfs-ffi-test-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("config.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"{0}/state\"\nlog_dir = \"{0}/log\"\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let path = CString::new(config.to_str().unwrap()).unwrap();
+            let mut mgr = ptr::null_mut();
+            let mut err = ptr::null_mut();
+            unsafe {
+                assert_eq!(
+                    spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err),
+                    spfs_autostart_result::Ok
+                );
+                let mut status = ptr::null_mut();
+                assert_eq!(
+                    spfs_autostart_ensure(mgr, &mut status, &mut err),
+                    spfs_autostart_result::BinaryNotFound
+                );
+                assert!(status.is_null());
+                assert!(message(err).contains("looked in"));
+                spfs_autostart_error_free(err);
+                spfs_autostart_free(mgr);
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
 }

@@ -1,7 +1,7 @@
 //! The C ABI and the uniffi bindings of spfs-autostart.
 //!
 //! This crate converts and delegates: every decision lives in the core crate
-//! (`spfs-autostart`). Two surfaces share one process-wide tokio runtime:
+//! (`spfs-autostart`, imported as `spfs_autostart_core`). Two surfaces share one process-wide tokio runtime:
 //!
 //! - [`capi`]: the C ABI described by `include/spfs_autostart.h` (generated
 //!   by cbindgen, rustls-ffi conventions: opaque handles, result codes,
