@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Sandbox, Sleeper, alive, status, wait_gone};
+use common::{Sandbox, Sleeper, WAIT, alive, status, wait_gone};
 use spfs_autostart::proto::vfs::{
     MountRequest, StatusRequest, vfs_service_client::VfsServiceClient,
 };
@@ -110,11 +110,33 @@ async fn call_in_flight_holds_the_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_watch_stream_does_not_keep_the_service_alive() {
+    let sandbox = Sandbox::new(1, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let mut watcher = manager.watch().expect("watch");
+    // The watcher is on the service's Watch stream (and polls status) while
+    // the service goes idle and exits.
+    let first = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("an update");
+    assert!(first.is_some());
+    wait_gone(pid, "the watched idle service to exit").await;
+    assert!(
+        sandbox.log().contains("shutting down: idle for 1s"),
+        "{}",
+        sandbox.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_takes_a_lease_for_the_root_pid() {
     let sandbox = Sandbox::new(0, &[]);
     let manager = sandbox.manager();
     let holder = Sleeper::start();
-    manager.ensure().await.expect("ensure");
+    let service = manager.ensure().await.expect("ensure").pid.expect("pid");
+    // The harness finds the service (its Drop kills what it finds).
+    assert_eq!(sandbox.pids(), vec![service]);
     let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
         .await
         .expect("channel");
@@ -162,6 +184,36 @@ async fn lease_for_a_missing_process_is_refused() {
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     }
     assert!(status(&manager).await.leases.is_empty());
+    manager.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_for_another_users_process_is_refused() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new(0, &[]);
+    let manager = sandbox.manager();
+    // As root, a process of `nobody`; otherwise init, which is root's.
+    let mut other = nix::unistd::geteuid().is_root().then(|| {
+        Sleeper(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .uid(65534)
+                .gid(65534)
+                .spawn()
+                .expect("spawn sleep as nobody"),
+        )
+    });
+    let pid = other.as_ref().map_or(1, Sleeper::pid);
+    let err = manager.acquire(pid, "not mine").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.message().contains("belongs to another user"),
+        "unclear message: {err}"
+    );
+    assert!(status(&manager).await.leases.is_empty());
+    if let Some(other) = other.as_mut() {
+        other.end();
+    }
     manager.stop().await.expect("stop");
 }
 
