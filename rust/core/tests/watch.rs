@@ -100,3 +100,39 @@ async fn watch_sees_kill_9_as_stopped() {
     );
     wait_gone(pid, "the killed service").await;
 }
+
+/// The second look that keeps a dying service from showing as a conflict
+/// must not hide a real one: a peer that is not a gRPC server stays
+/// `Conflict` and is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_peer_is_still_a_conflict() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::DirBuilderExt;
+    let sandbox = Sandbox::new(0, &[]);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(sandbox.state_dir())
+        .unwrap();
+    let listener =
+        std::os::unix::net::UnixListener::bind(sandbox.state_dir().join("service.sock")).unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 64];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let manager = sandbox.manager();
+    let now = manager.status().await.expect("status");
+    assert_eq!(now.state, State::Conflict, "{now:?}");
+    let err = manager.ensure().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        spfs_autostart::ErrorKind::EndpointConflict,
+        "{err}"
+    );
+    assert!(
+        sandbox.pids().is_empty(),
+        "a service was started next to a foreign peer"
+    );
+}
