@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use spfs_autostart::launchd::{self, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat};
+use spfs_autostart::launchd::{
+    self, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat,
+};
 use spfs_autostart::{Error, ErrorKind, ServiceManager};
 
 /// `agent` subcommands.
@@ -56,13 +58,24 @@ fn home() -> Result<PathBuf, Error> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "HOME is not set; set it to your home directory"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "HOME is not set; set it to your home directory",
+            )
+        })
 }
 
 /// Run an `agent` subcommand.
 pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Error> {
     let spec = |which: &Which, bundle: Option<String>| {
-        launchd::spec_from_config(manager.config(), manager.paths(), which.mode, which.label.as_deref(), bundle)
+        launchd::spec_from_config(
+            manager.config(),
+            manager.paths(),
+            which.mode,
+            which.label.as_deref(),
+            bundle,
+        )
     };
     let label = |label: Option<String>| label.unwrap_or_else(|| launchd::DEFAULT_LABEL.to_string());
     let mut out = std::io::stdout().lock();
@@ -92,7 +105,12 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
             if json {
                 let _ = writeln!(out, "{}", json!({ "installed": path, "label": spec.label }));
             } else {
-                let _ = writeln!(out, "installed and loaded {} ({})", spec.label, path.display());
+                let _ = writeln!(
+                    out,
+                    "installed and loaded {} ({})",
+                    spec.label,
+                    path.display()
+                );
             }
         }
         AgentCommand::Uninstall { label: name } => {
@@ -132,7 +150,11 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
                     out,
                     "plist      {} ({})",
                     report.plist_path.display(),
-                    if report.plist_installed { "installed" } else { "absent" }
+                    if report.plist_installed {
+                        "installed"
+                    } else {
+                        "absent"
+                    }
                 );
                 let _ = writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" });
                 if let Some(state) = state {

@@ -77,7 +77,10 @@ fn main() -> ExitCode {
             .with_env_filter("spfs_autostart=debug")
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -130,7 +133,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             output::status(&status, cli.json);
             Ok(match status.state {
                 State::Running => ExitCode::SUCCESS,
-                State::Starting | State::Stopping | State::Stopped => ExitCode::from(EXIT_NOT_RUNNING),
+                State::Starting | State::Stopping | State::Stopped => {
+                    ExitCode::from(EXIT_NOT_RUNNING)
+                }
                 State::Unresponsive | State::Conflict => ExitCode::FAILURE,
             })
         }
@@ -139,7 +144,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             if follow {
                 let mut follower = manager.follow_logs(lines)?;
                 while let Some(line) = follower.next().await {
-                    let line = line.map_err(|e| Error::io("cannot follow", &manager.paths().log_file(), e))?;
+                    let line = line
+                        .map_err(|e| Error::io("cannot follow", &manager.paths().log_file(), e))?;
                     output::log_line(&line, cli.json);
                 }
             } else {

@@ -11,7 +11,10 @@ use spfs_autostart::{Error, ServiceManager, Status, StopMethod, StopOutcome};
 /// Print a status.
 pub fn status(status: &Status, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(status).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(status).expect("status serializes")
+        );
         return;
     }
     let mut out = String::new();
@@ -30,7 +33,10 @@ pub fn status(status: &Status, json: bool) {
     if status.managed {
         line("leases", status.leases.len().to_string());
         for lease in &status.leases {
-            line("", format!("#{} pid {} {}", lease.id, lease.pid, lease.label));
+            line(
+                "",
+                format!("#{} pid {} {}", lease.id, lease.pid, lease.label),
+            );
         }
         line(
             "idle exit",
@@ -54,7 +60,11 @@ pub fn status(status: &Status, json: bool) {
 pub fn change(status: &Status, json: bool) {
     let mut stdout = std::io::stdout().lock();
     if json {
-        let _ = writeln!(stdout, "{}", serde_json::to_string(status).expect("status serializes"));
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string(status).expect("status serializes")
+        );
     } else {
         let mut line = status.state.to_string();
         if let Some(pid) = status.pid {
@@ -87,7 +97,9 @@ pub fn stop(outcome: &StopOutcome, json: bool) {
     match how {
         None => println!("not running"),
         Some(StopMethod::Graceful) => println!("stopped"),
-        Some(StopMethod::Terminated) => println!("stopped (it ignored the shutdown request and was sent SIGTERM)"),
+        Some(StopMethod::Terminated) => {
+            println!("stopped (it ignored the shutdown request and was sent SIGTERM)")
+        }
         Some(StopMethod::Killed) => println!("stopped (it had to be killed with SIGKILL)"),
     }
 }

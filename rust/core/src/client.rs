@@ -265,7 +265,11 @@ impl ServiceManager {
         ))
     }
 
-    async fn ask_to_shut_down(&self, status: &Status, channel: Channel) -> Result<(), tonic::Status> {
+    async fn ask_to_shut_down(
+        &self,
+        status: &Status,
+        channel: Channel,
+    ) -> Result<(), tonic::Status> {
         let call = async {
             if status.managed {
                 ControlClient::new(channel)
@@ -315,7 +319,10 @@ impl ServiceManager {
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             if !lock::is_held(&self.paths.instance_lock())?
-                && matches!(rpc::probe(&self.endpoint, false, PROBE_TIMEOUT).await, Probe::Nothing)
+                && matches!(
+                    rpc::probe(&self.endpoint, false, PROBE_TIMEOUT).await,
+                    Probe::Nothing
+                )
             {
                 return Ok(true);
             }
@@ -335,7 +342,12 @@ impl ServiceManager {
             Some(channel) => channel,
             None => rpc::channel(self.endpoint.clone(), None)
                 .await
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot connect to {}: {e}", self.endpoint)))?,
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot connect to {}: {e}", self.endpoint),
+                    )
+                })?,
         };
         let reply = ControlClient::new(channel)
             .acquire(control::AcquireRequest {
@@ -344,10 +356,9 @@ impl ServiceManager {
             })
             .await
             .map_err(|s| rpc_error("acquire a lease", &s))?;
-        let lease = reply
-            .into_inner()
-            .lease
-            .ok_or_else(|| Error::new(ErrorKind::Io, "the service granted a lease without details"))?;
+        let lease = reply.into_inner().lease.ok_or_else(|| {
+            Error::new(ErrorKind::Io, "the service granted a lease without details")
+        })?;
         Ok(Lease {
             id: lease.id,
             pid: lease.pid,
@@ -387,7 +398,8 @@ impl ServiceManager {
     pub fn follow_logs(&self, backlog: usize) -> Result<LogFollower> {
         self.paths.create_log_dir()?;
         let path = self.paths.log_file();
-        logs::follow(&path, backlog).map_err(|e| Error::io("cannot follow the service log", &path, e))
+        logs::follow(&path, backlog)
+            .map_err(|e| Error::io("cannot follow the service log", &path, e))
     }
 
     /// Probe and, when nothing answers, look at the instance lock. `touch`
@@ -413,7 +425,9 @@ impl ServiceManager {
 
     fn observation_of(&self, probe: Probe) -> Result<Observation> {
         let foreign = match probe {
-            Probe::Kit(info, channel) => return Ok(Observation::Serving(self.kit_status(&info), channel)),
+            Probe::Kit(info, channel) => {
+                return Ok(Observation::Serving(self.kit_status(&info), channel));
+            }
             Probe::Plain(channel) => return Ok(Observation::Serving(self.plain_status(), channel)),
             Probe::Nothing => None,
             Probe::Foreign(what) => Some(what),
@@ -481,7 +495,8 @@ impl ServiceManager {
     }
 
     fn plain_status(&self) -> Status {
-        let record = ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches);
+        let record =
+            ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches);
         let now = unix_ms(SystemTime::now());
         Status {
             pid: record.as_ref().map(|r| r.pid),
@@ -491,7 +506,8 @@ impl ServiceManager {
     }
 
     fn alive_status(&self, detail: Option<String>) -> Status {
-        let record = ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches);
+        let record =
+            ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches);
         let now = unix_ms(SystemTime::now());
         let ready_ms = self.config.ready_timeout.as_millis() as u64;
         // No valid record yet: a spawner has just taken the lock for its
@@ -499,7 +515,10 @@ impl ServiceManager {
         let state = match &record {
             None => State::Starting,
             Some(r) if r.phase == Phase::Stopping => State::Stopping,
-            Some(r) if r.phase == Phase::Starting && now.saturating_sub(r.started_at_unix_ms) < ready_ms => {
+            Some(r)
+                if r.phase == Phase::Starting
+                    && now.saturating_sub(r.started_at_unix_ms) < ready_ms =>
+            {
                 State::Starting
             }
             Some(_) => State::Unresponsive,
@@ -507,7 +526,9 @@ impl ServiceManager {
         Status {
             pid: record.as_ref().map(|r| r.pid),
             uptime_secs: record.map(|r| now.saturating_sub(r.started_at_unix_ms) / 1000),
-            detail: Some(detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint))),
+            detail: Some(
+                detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
+            ),
             ..self.base_status(state)
         }
     }
@@ -529,7 +550,10 @@ impl ServiceManager {
             format!(
                 "a service{} holds {} but has not answered at {} for {:.1}s; \
                  run `spfs-autostart stop` to end it, then try again",
-                status.pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                status
+                    .pid
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default(),
                 self.paths.instance_lock().display(),
                 self.endpoint,
                 self.config.ready_timeout.as_secs_f64()

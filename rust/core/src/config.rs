@@ -60,7 +60,8 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
+        let usage =
+            "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
         if s == "unix" {
             return Ok(Endpoint::StateDirSocket);
         }
@@ -153,7 +154,11 @@ struct FileConfig {
     program: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", default, with = "endpoint_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        with = "endpoint_opt"
+    )]
     endpoint: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ready_timeout_secs: Option<u64>,
@@ -469,7 +474,9 @@ fn timeout(secs: u64, max: u64) -> Result<Duration, String> {
         return Err("0 seconds leaves no time at all; use at least 1".into());
     }
     if secs > max {
-        return Err(format!("{secs} seconds is absurdly long; use at most {max}"));
+        return Err(format!(
+            "{secs} seconds is absurdly long; use at most {max}"
+        ));
     }
     Ok(Duration::from_secs(secs))
 }
@@ -487,7 +494,10 @@ fn absolute_dir(dir: PathBuf) -> Result<PathBuf, String> {
     if dir.is_absolute() {
         Ok(dir)
     } else {
-        Err(format!("{} is relative; give an absolute path", dir.display()))
+        Err(format!(
+            "{} is relative; give an absolute path",
+            dir.display()
+        ))
     }
 }
 
@@ -521,7 +531,10 @@ mod tests {
 
     #[test]
     fn endpoint_forms_parse_and_bad_ones_name_the_forms() {
-        assert_eq!("unix".parse::<Endpoint>().unwrap(), Endpoint::StateDirSocket);
+        assert_eq!(
+            "unix".parse::<Endpoint>().unwrap(),
+            Endpoint::StateDirSocket
+        );
         assert_eq!(
             "unix:///run/x.sock".parse::<Endpoint>().unwrap(),
             Endpoint::Unix("/run/x.sock".into())
@@ -546,7 +559,10 @@ mod tests {
         assert!(err.to_string().contains("at least 1"), "{err}");
         let err = parse("stop_timeout_secs = 99999999").unwrap_err();
         assert!(err.to_string().contains("absurdly long"), "{err}");
-        assert_eq!(parse("idle_timeout_secs = 0").unwrap().idle_timeout, Duration::ZERO);
+        assert_eq!(
+            parse("idle_timeout_secs = 0").unwrap().idle_timeout,
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -577,8 +593,8 @@ mod tests {
 
     #[test]
     fn rendered_config_reads_back_the_same() {
-        let mut config = parse("program = \"/bin/x\"\nargs = [\"a b\"]\n[env]\nRUST_LOG = \"debug\"\n")
-            .unwrap();
+        let mut config =
+            parse("program = \"/bin/x\"\nargs = [\"a b\"]\n[env]\nRUST_LOG = \"debug\"\n").unwrap();
         config.expected_version = Some("1.2.3".into());
         let text = config.to_toml();
         let mut back = Config::defaults();

@@ -273,7 +273,8 @@ impl Reader {
                     return Ok(false);
                 }
                 if !self.partial.is_empty() {
-                    let rest = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    let rest =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
                     if !emit(rest) {
                         return Ok(false);
                     }
@@ -338,7 +339,10 @@ mod tests {
         let path = tmp.path().join("log");
         std::fs::write(&path, "old 1\nold 2\n").unwrap();
         let start = std::fs::metadata(&path).unwrap().len();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(f, "new 1").unwrap();
         assert_eq!(tail_since(&path, start, 10).unwrap().lines, ["new 1"]);
     }
@@ -367,8 +371,14 @@ mod tests {
             assert!(rotate_if_needed(&log, 1, 3).unwrap());
         }
         assert!(!log.exists());
-        assert_eq!(std::fs::read_to_string(rotated(&log, 1)).unwrap(), "run 4\n");
-        assert_eq!(std::fs::read_to_string(rotated(&log, 3)).unwrap(), "run 2\n");
+        assert_eq!(
+            std::fs::read_to_string(rotated(&log, 1)).unwrap(),
+            "run 4\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rotated(&log, 3)).unwrap(),
+            "run 2\n"
+        );
         assert!(!rotated(&log, 4).exists());
         std::fs::write(&log, "small\n").unwrap();
         assert!(!rotate_if_needed(&log, 1024, 3).unwrap());

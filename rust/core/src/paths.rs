@@ -125,9 +125,21 @@ impl Paths {
         }
     }
 
-    /// Create the log dir (`0700`) if missing and check it is usable.
+    /// Create the log dir (`0700`) if missing. Unlike the state dir it is
+    /// no security boundary, so an existing one only has to be a directory.
     pub fn create_log_dir(&self) -> Result<()> {
-        create_private_dir(&self.log_dir, "log dir")
+        create_dir(&self.log_dir, "log dir")?;
+        if !self.log_dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "log dir {} is not a directory; remove it or choose another with {}",
+                    self.log_dir.display(),
+                    fix_for("log dir")
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -166,14 +178,22 @@ pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf>
 }
 
 fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Ok(_) => return check_private_dir(dir, what),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("cannot inspect {what}"), dir, e)),
-    }
-    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => check_private_dir(dir, what),
-        Err(e) => Err(Error::new(
+    create_dir(dir, what)?;
+    check_private_dir(dir, what)
+}
+
+/// Create `dir` (and missing parents) with mode `0700` unless something is
+/// already there.
+fn create_dir(dir: &Path, what: &str) -> Result<()> {
+    let result = match fs::symlink_metadata(dir) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        }
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| {
+        Error::new(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::PermissionDenied
             } else {
@@ -182,21 +202,25 @@ fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
             format!(
                 "cannot create {what} {}: {e}; choose a writable place with {}",
                 dir.display(),
-                if what == "log dir" {
-                    "SPFS_AUTOSTART_LOG_DIR or log_dir"
-                } else {
-                    "SPFS_AUTOSTART_STATE_DIR, --state-dir or state_dir"
-                }
+                fix_for(what)
             ),
-        )),
+        )
+    })
+}
+
+fn fix_for(what: &str) -> &'static str {
+    if what == "log dir" {
+        "SPFS_AUTOSTART_LOG_DIR or log_dir"
+    } else {
+        "SPFS_AUTOSTART_STATE_DIR, --state-dir or state_dir"
     }
 }
 
 /// Refuse a directory that is not ours alone: wrong type, wrong owner, or
 /// group/other permission bits. The message names the path and the fix.
 pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
-    let meta =
-        fs::symlink_metadata(dir).map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
     if !meta.is_dir() {
         return Err(Error::new(
             ErrorKind::InvalidConfig,
@@ -301,6 +325,9 @@ mod tests {
     fn long_socket_path_is_refused() {
         let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
         let err = check_socket_path(&long).unwrap_err();
-        assert!(err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"), "{err}");
+        assert!(
+            err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
+            "{err}"
+        );
     }
 }

@@ -152,6 +152,9 @@ mod tests {
         assert_eq!(ServiceRecord::read(&path), Some(rec.clone()));
         assert!(rec.process_matches());
         rec.start_time = rec.start_time.map(|t| t + 1);
-        assert!(!rec.process_matches(), "another start time is another process");
+        assert!(
+            !rec.process_matches(),
+            "another start time is another process"
+        );
     }
 }

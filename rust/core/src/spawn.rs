@@ -39,7 +39,10 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
         vec![PathBuf::from(program)]
     } else {
         let mut dirs = Vec::new();
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
             dirs.push(dir);
         }
         if let Some(path) = std::env::var_os("PATH") {
@@ -65,7 +68,10 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
             _ => looked.push(candidate),
         }
     }
-    let list: Vec<String> = looked.iter().map(|p| format!("  {}", p.display())).collect();
+    let list: Vec<String> = looked
+        .iter()
+        .map(|p| format!("  {}", p.display()))
+        .collect();
     Err(Error::new(
         ErrorKind::BinaryNotFound,
         format!(
@@ -140,7 +146,10 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         .env(env::LOCK_FD, lock_fd.to_string())
         .env(env::STATE_DIR, &paths.state_dir)
         .env(env::ENDPOINT, endpoint.to_string())
-        .env(env::IDLE_TIMEOUT_SECS, config.idle_timeout.as_secs().to_string());
+        .env(
+            env::IDLE_TIMEOUT_SECS,
+            config.idle_timeout.as_secs().to_string(),
+        );
     // SAFETY: the closure only makes async-signal-safe system calls.
     unsafe {
         command.pre_exec(move || {
@@ -183,9 +192,18 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
                 let _ = exit_tx.send(status);
             }
         })
-        .map_err(|e| Error::new(ErrorKind::SpawnFailed, format!("cannot start a reaper thread: {e}")))?;
-    let ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx)
-        .map_err(|e| Error::new(ErrorKind::SpawnFailed, format!("cannot watch the readiness pipe: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::SpawnFailed,
+                format!("cannot start a reaper thread: {e}"),
+            )
+        })?;
+    let ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx).map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot watch the readiness pipe: {e}"),
+        )
+    })?;
     Ok(Child {
         pid,
         exited,
@@ -332,7 +350,12 @@ fn close_on_exec_from(first: RawFd) {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
         // SAFETY: close_range with CLOEXEC only changes descriptor flags.
         let done = unsafe {
-            libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
         } == 0;
         if done {
             return;

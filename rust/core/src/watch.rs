@@ -16,7 +16,9 @@ use tokio_stream::StreamExt;
 
 use crate::client::ServiceManager;
 use crate::config::Config;
-use crate::proto::control::{StatusUpdate, WatchRequest, control_client::ControlClient, status_update::Event};
+use crate::proto::control::{
+    StatusUpdate, WatchRequest, control_client::ControlClient, status_update::Event,
+};
 use crate::status::{State, Status};
 
 /// How often a transitional state is re-checked.
@@ -57,8 +59,12 @@ pub fn watch(config: Config) -> crate::Result<StatusWatcher> {
         let _ = events_tx.try_send(());
     })
     .and_then(|mut w| {
-        notify::Watcher::watch(&mut w, &manager.paths().state_dir, notify::RecursiveMode::NonRecursive)
-            .map(|()| w)
+        notify::Watcher::watch(
+            &mut w,
+            &manager.paths().state_dir,
+            notify::RecursiveMode::NonRecursive,
+        )
+        .map(|()| w)
     });
     let watcher = match watcher {
         Ok(w) => Some(w),
@@ -121,7 +127,9 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                 after_stream = true;
                 if let Some(mut stream) = open_stream(&manager).await {
                     while let Some(Ok(update)) = stream.next().await {
-                        let Some(status) = status_of(&manager, &update) else { continue };
+                        let Some(status) = status_of(&manager, &update) else {
+                            continue;
+                        };
                         if !send(status).await {
                             return;
                         }
@@ -140,8 +148,13 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
 }
 
 async fn open_stream(manager: &ServiceManager) -> Option<tonic::Streaming<StatusUpdate>> {
-    let channel = crate::rpc::channel(manager.endpoint().clone(), None).await.ok()?;
-    let response = ControlClient::new(channel).watch(WatchRequest {}).await.ok()?;
+    let channel = crate::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .ok()?;
+    let response = ControlClient::new(channel)
+        .watch(WatchRequest {})
+        .await
+        .ok()?;
     Some(response.into_inner())
 }
 

@@ -26,13 +26,20 @@ use tonic::{Request, Response, Status};
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(version, about = "A stand-in for spfs-fuse-macos: the service kit plus spfs_vfs.VfsService")]
+#[command(
+    version,
+    about = "A stand-in for spfs-fuse-macos: the service kit plus spfs_vfs.VfsService"
+)]
 struct Args {
     /// Behave like today's spfs-fuse-macos: TCP, no kit, no Control service.
     #[arg(long)]
     plain: bool,
     /// The TCP address for --plain mode.
-    #[arg(long, env = "SPFS_MACFUSE_LISTEN_ADDRESS", default_value = "127.0.0.1:37738")]
+    #[arg(
+        long,
+        env = "SPFS_MACFUSE_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:37738"
+    )]
     listen: SocketAddr,
     /// Wait this long before serving (a slow start).
     #[arg(long, default_value_t = 0)]
@@ -70,7 +77,10 @@ struct Vfs {
 
 #[tonic::async_trait]
 impl VfsService for Vfs {
-    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+    async fn mount(
+        &self,
+        request: Request<MountRequest>,
+    ) -> Result<Response<MountResponse>, Status> {
         let req = request.into_inner();
         if let Some(kit) = &self.kit {
             kit.acquire(req.root_pid, format!("mount {}", req.env_spec))
@@ -89,7 +99,10 @@ impl VfsService for Vfs {
         Ok(Response::new(MountResponse {}))
     }
 
-    async fn unmount(&self, request: Request<UnmountRequest>) -> Result<Response<UnmountResponse>, Status> {
+    async fn unmount(
+        &self,
+        request: Request<UnmountRequest>,
+    ) -> Result<Response<UnmountResponse>, Status> {
         let pid = request.into_inner().root_pid;
         let was_mounted = self.mounts.0.lock().expect("mounts").remove(&pid).is_some();
         if let Some(kit) = &self.kit {
@@ -98,7 +111,10 @@ impl VfsService for Vfs {
         Ok(Response::new(UnmountResponse { was_mounted }))
     }
 
-    async fn shutdown(&self, _request: Request<ShutdownRequest>) -> Result<Response<ShutdownResponse>, Status> {
+    async fn shutdown(
+        &self,
+        _request: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
         tracing::info!("VfsService/Shutdown requested");
         match &self.kit {
             Some(kit) => kit.shutdown("VfsService/Shutdown requested"),
@@ -109,7 +125,10 @@ impl VfsService for Vfs {
         Ok(Response::new(ShutdownResponse {}))
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         if !self.slow_calls.is_zero() {
             tokio::time::sleep(self.slow_calls).await;
         }
@@ -142,7 +161,11 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), u8> {
-    tracing::info!("spfs-reference-service {} (pid {})", env!("CARGO_PKG_VERSION"), std::process::id());
+    tracing::info!(
+        "spfs-reference-service {} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     if let Some(message) = &args.fail_at_start {
         eprintln!("{message}");
         return Err(3);
@@ -178,7 +201,9 @@ async fn run(args: Args) -> Result<(), u8> {
     }
     let identity = Identity {
         name: "spfs-reference-service".into(),
-        version: args.report_version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+        version: args
+            .report_version
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
     };
     let kit = KitConfig::from_env()
         .and_then(|config| Kit::start(identity, config))

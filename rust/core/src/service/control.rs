@@ -37,7 +37,10 @@ impl Control for ControlService {
         Ok(Response::new(self.lifetime.info()))
     }
 
-    async fn shutdown(&self, request: Request<ShutdownRequest>) -> Result<Response<ShutdownResponse>, Status> {
+    async fn shutdown(
+        &self,
+        request: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
         let reason = match request.into_inner().reason {
             r if r.is_empty() => "Shutdown requested".to_string(),
             r => r,
@@ -48,7 +51,10 @@ impl Control for ControlService {
 
     type WatchStream = UpdateStream;
 
-    async fn watch(&self, _request: Request<WatchRequest>) -> Result<Response<UpdateStream>, Status> {
+    async fn watch(
+        &self,
+        _request: Request<WatchRequest>,
+    ) -> Result<Response<UpdateStream>, Status> {
         let mut updates = self.lifetime.subscribe();
         let lifetime = self.lifetime.clone();
         let snapshot = StatusUpdate {
@@ -81,10 +87,15 @@ impl Control for ControlService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
-    async fn acquire(&self, request: Request<AcquireRequest>) -> Result<Response<AcquireResponse>, Status> {
+    async fn acquire(
+        &self,
+        request: Request<AcquireRequest>,
+    ) -> Result<Response<AcquireResponse>, Status> {
         let AcquireRequest { pid, label } = request.into_inner();
         match self.lifetime.acquire(pid, label) {
             Ok(lease) => Ok(Response::new(AcquireResponse { lease: Some(lease) })),
@@ -94,7 +105,10 @@ impl Control for ControlService {
         }
     }
 
-    async fn release(&self, request: Request<ReleaseRequest>) -> Result<Response<ReleaseResponse>, Status> {
+    async fn release(
+        &self,
+        request: Request<ReleaseRequest>,
+    ) -> Result<Response<ReleaseResponse>, Status> {
         let released = self.lifetime.release(request.into_inner().lease_id);
         Ok(Response::new(ReleaseResponse { released }))
     }

@@ -65,7 +65,12 @@ pub enum LeaseError {
 
 impl Lifetime {
     /// A new lifetime; the idle clock starts now.
-    pub fn new(identity: Identity, endpoint: String, socket_activated: bool, idle_timeout: Duration) -> Arc<Lifetime> {
+    pub fn new(
+        identity: Identity,
+        endpoint: String,
+        socket_activated: bool,
+        idle_timeout: Duration,
+    ) -> Arc<Lifetime> {
         Arc::new(Lifetime {
             identity,
             endpoint,
@@ -165,7 +170,10 @@ impl Lifetime {
             lease
         };
         tracing::info!("lease {} taken for pid {} ({})", lease.id, pid, lease.label);
-        self.changed(Event::LeasesChanged, format!("lease {} taken for pid {pid}", lease.id));
+        self.changed(
+            Event::LeasesChanged,
+            format!("lease {} taken for pid {pid}", lease.id),
+        );
         let this = self.clone();
         let id = lease.id;
         tokio::spawn(async move {
@@ -202,7 +210,9 @@ impl Lifetime {
             .filter(|l| l.pid == pid)
             .map(|l| l.id)
             .collect();
-        ids.into_iter().fold(false, |any, id| self.release(id) || any)
+        // Release every one: no short-circuit.
+        let released = ids.into_iter().filter(|&id| self.release(id)).count();
+        released > 0
     }
 
     /// The leases held now.
@@ -304,7 +314,8 @@ impl Drop for CallGuard {
             inner.in_flight == 0 && inner.leases.is_empty()
         };
         if idle {
-            self.0.changed(Event::IdleDeadlineChanged, "calls finished".into());
+            self.0
+                .changed(Event::IdleDeadlineChanged, "calls finished".into());
         }
     }
 }
@@ -331,7 +342,9 @@ fn check_process(pid: u32) -> Result<(), LeaseError> {
 #[cfg(target_os = "linux")]
 fn process_uid(pid: u32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -362,7 +375,10 @@ mod tests {
             life.acquire(u32::MAX / 2, "x".into()),
             Err(LeaseError::NoSuchProcess(_))
         ));
-        assert!(matches!(life.acquire(0, "x".into()), Err(LeaseError::NoSuchProcess(0))));
+        assert!(matches!(
+            life.acquire(0, "x".into()),
+            Err(LeaseError::NoSuchProcess(0))
+        ));
     }
 
     #[tokio::test]

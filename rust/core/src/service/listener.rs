@@ -16,7 +16,6 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use crate::error::{Error, ErrorKind, Result};
 use crate::paths::ResolvedEndpoint;
 
-
 /// A listening socket and where it came from.
 #[derive(Debug)]
 pub enum Listener {
@@ -70,12 +69,15 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
                 .set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(listener))
                 .map(Listener::Tcp)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot listen on tcp://{addr}: {e}")))
+                .map_err(|e| {
+                    Error::new(ErrorKind::Io, format!("cannot listen on tcp://{addr}: {e}"))
+                })
         }
         ResolvedEndpoint::Unix(path) => {
             match std::fs::symlink_metadata(path) {
                 Ok(meta) if meta.file_type().is_socket() => {
-                    std::fs::remove_file(path).map_err(|e| Error::io("cannot remove stale socket", path, e))?;
+                    std::fs::remove_file(path)
+                        .map_err(|e| Error::io("cannot remove stale socket", path, e))?;
                 }
                 Ok(_) => {
                     return Err(Error::new(
@@ -88,7 +90,8 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
                 }
                 Err(_) => {}
             }
-            let listener = UnixListener::bind(path).map_err(|e| Error::io("cannot listen on", path, e))?;
+            let listener =
+                UnixListener::bind(path).map_err(|e| Error::io("cannot listen on", path, e))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| Error::io("cannot restrict socket", path, e))?;
             Ok(Listener::Unix {
@@ -138,9 +141,18 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
     use std::os::fd::AsRawFd;
     let raw: RawFd = fd.as_raw_fd();
     set_cloexec(raw);
-    let addr: SockaddrStorage = getsockname(raw)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("the activated socket is unusable: {e}")))?;
-    let io = |e: std::io::Error| Error::new(ErrorKind::Io, format!("the activated socket is unusable: {e}"));
+    let addr: SockaddrStorage = getsockname(raw).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("the activated socket is unusable: {e}"),
+        )
+    })?;
+    let io = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("the activated socket is unusable: {e}"),
+        )
+    };
     match addr.family() {
         Some(AddressFamily::Unix) => {
             let std_listener = std::os::unix::net::UnixListener::from(fd);
@@ -158,11 +170,15 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std_listener = std::net::TcpListener::from(fd);
             std_listener.set_nonblocking(true).map_err(io)?;
-            Ok(Listener::Tcp(TcpListener::from_std(std_listener).map_err(io)?))
+            Ok(Listener::Tcp(
+                TcpListener::from_std(std_listener).map_err(io)?,
+            ))
         }
         other => Err(Error::new(
             ErrorKind::Unsupported,
-            format!("the activated socket has address family {other:?}; use a Unix or TCP stream socket"),
+            format!(
+                "the activated socket has address family {other:?}; use a Unix or TCP stream socket"
+            ),
         )),
     }
 }
@@ -176,8 +192,11 @@ fn set_cloexec(fd: RawFd) {
 fn launchd_socket() -> Result<Option<OwnedFd>> {
     use std::ffi::CString;
     unsafe extern "C" {
-        fn launch_activate_socket(name: *const libc::c_char, fds: *mut *mut libc::c_int, cnt: *mut libc::size_t)
-        -> libc::c_int;
+        fn launch_activate_socket(
+            name: *const libc::c_char,
+            fds: *mut *mut libc::c_int,
+            cnt: *mut libc::size_t,
+        ) -> libc::c_int;
     }
     let name = CString::new(crate::launchd::LAUNCHD_SOCKET_NAME).expect("no NUL");
     let mut fds: *mut libc::c_int = std::ptr::null_mut();
@@ -191,30 +210,38 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
     // SAFETY: launchd returned `count` descriptors in a malloc'd array we free.
     let all: Vec<libc::c_int> = unsafe { std::slice::from_raw_parts(fds, count).to_vec() };
     unsafe { libc::free(fds.cast()) };
-    let mut owned: Vec<OwnedFd> = all.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }).collect();
-    Ok(if owned.is_empty() { None } else { Some(owned.swap_remove(0)) })
+    let mut owned: Vec<OwnedFd> = all
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    Ok(if owned.is_empty() {
+        None
+    } else {
+        Some(owned.swap_remove(0))
+    })
 }
 
 /// The stream of accepted connections. On a Unix socket every peer is
 /// checked: a connection from another uid is closed at once and logged.
 pub fn incoming(
     listener: Listener,
-) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>> {
+) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>>
+{
     match listener {
-        Listener::Tcp(listener) => Box::pin(
-            TcpListenerStream::new(listener).map(|conn| {
-                conn.map(|s| {
-                    let _ = s.set_nodelay(true);
-                    crate::rpc::Stream::Tcp(s)
-                })
-            }),
-        ),
+        Listener::Tcp(listener) => Box::pin(TcpListenerStream::new(listener).map(|conn| {
+            conn.map(|s| {
+                let _ = s.set_nodelay(true);
+                crate::rpc::Stream::Tcp(s)
+            })
+        })),
         Listener::Unix { listener, .. } => {
             let me = nix::unistd::geteuid().as_raw();
-            Box::pin(UnixListenerStream::new(listener).filter_map(move |conn| match conn {
-                Ok(stream) => same_user(stream, me).map(|s| Ok(crate::rpc::Stream::Unix(s))),
-                Err(e) => Some(Err(e)),
-            }))
+            Box::pin(
+                UnixListenerStream::new(listener).filter_map(move |conn| match conn {
+                    Ok(stream) => same_user(stream, me).map(|s| Ok(crate::rpc::Stream::Unix(s))),
+                    Err(e) => Some(Err(e)),
+                }),
+            )
         }
     }
 }

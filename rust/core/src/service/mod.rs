@@ -117,7 +117,11 @@ pub struct KitHandle(Arc<Lifetime>);
 
 impl KitHandle {
     /// Hold the service while `pid` lives.
-    pub fn acquire(&self, pid: u32, label: String) -> Result<crate::proto::control::Lease, LeaseError> {
+    pub fn acquire(
+        &self,
+        pid: u32,
+        label: String,
+    ) -> Result<crate::proto::control::Lease, LeaseError> {
         self.0.acquire(pid, label)
     }
 
@@ -183,7 +187,12 @@ impl Kit {
             None => listener::bind(&endpoint)?,
         };
         let endpoint_text = match (&listener, &endpoint) {
-            (Listener::Unix { path: Some(path), .. }, _) => format!("unix://{}", path.display()),
+            (
+                Listener::Unix {
+                    path: Some(path), ..
+                },
+                _,
+            ) => format!("unix://{}", path.display()),
             (_, endpoint) => endpoint.to_string(),
         };
         let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
@@ -301,7 +310,10 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
         if same && file.try_lock().is_ok() {
             return Ok(file);
         }
-        tracing::warn!("the inherited lock descriptor is not {}; taking the lock", path.display());
+        tracing::warn!(
+            "the inherited lock descriptor is not {}; taking the lock",
+            path.display()
+        );
     }
     match crate::lock::try_take(&path)? {
         Some(file) => Ok(file),
@@ -318,7 +330,10 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
 
 async fn watch_signals(lifetime: Arc<Lifetime>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::warn!("cannot watch SIGTERM/SIGINT");
         return;
     };
@@ -372,7 +387,8 @@ where
 
     fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        let guard = (!OBSERVING_PATHS.iter().any(|p| path.starts_with(p))).then(|| self.lifetime.call_started());
+        let guard = (!OBSERVING_PATHS.iter().any(|p| path.starts_with(p)))
+            .then(|| self.lifetime.call_started());
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await;

@@ -45,7 +45,10 @@ async fn wait_pidfd(pid: u32) -> Option<()> {
     // SAFETY: the syscall returned a fresh descriptor that we now own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // SAFETY: the OwnedFd is moved in and stays open as long as the AsyncFd.
-    let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()?;
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .ok()?;
     let _ = fd.readable().await.ok()?;
     Some(())
 }
@@ -62,12 +65,22 @@ async fn wait_kqueue(pid: u32) -> Option<()> {
         0,
         0,
     );
-    if let Err(e) = kq.kevent(&[change], &mut [], Some(nix::libc::timespec { tv_sec: 0, tv_nsec: 0 })) {
+    if let Err(e) = kq.kevent(
+        &[change],
+        &mut [],
+        Some(nix::libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    ) {
         return (e == nix::errno::Errno::ESRCH).then_some(());
     }
     // A kqueue descriptor is readable while it has pending events.
     // SAFETY: the Kqueue is moved in and stays open as long as the AsyncFd.
-    let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE) }.ok()?;
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE)
+    }
+    .ok()?;
     let _ = fd.readable().await.ok()?;
     Some(())
 }
@@ -78,7 +91,10 @@ mod tests {
 
     #[tokio::test]
     async fn exit_of_a_child_is_noticed() {
-        let mut child = std::process::Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let reaper = std::thread::spawn(move || child.wait());
         tokio::time::timeout(Duration::from_secs(10), wait(pid))

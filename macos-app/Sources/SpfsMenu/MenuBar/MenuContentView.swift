@@ -1,0 +1,102 @@
+import AppKit
+import SpfsMenuCore
+import SwiftUI
+
+/// The window that drops down from the menu-bar icon.
+struct MenuContentView: View {
+    let model: MenuModel
+
+    var body: some View {
+        VStack(alignment: .leading, spacing: 10) {
+            StatusHeaderView(state: model.state)
+            if let error = model.state.lastError {
+                ErrorBannerView(error: error, dismiss: { model.dismissError() })
+            }
+            StatusDetailsView(rows: model.state.detailRows)
+            ServiceButtonsView(model: model)
+            Divider()
+            RecentLogsView(
+                lines: model.state.recentLogs,
+                open: { model.openLogs() },
+                reveal: { model.revealLogs() }
+            )
+            Divider()
+            LoginItemsView(model: model)
+            Divider()
+            HStack {
+                Spacer()
+                Button("Quit SPFS Menu") { NSApplication.shared.terminate(nil) }
+            }
+        }
+        .padding(12)
+        .frame(width: 380)
+    }
+}
+
+/// Start/Stop and Refresh; disabled while an action runs.
+struct ServiceButtonsView: View {
+    let model: MenuModel
+
+    var body: some View {
+        HStack {
+            if model.state.primaryActionStops {
+                Button("Stop") { Task { await model.stop() } }
+            } else {
+                Button("Start") { Task { await model.start() } }
+                    .keyboardShortcut(.defaultAction)
+            }
+            Button("Refresh") { Task { await model.refresh() } }
+            if model.state.busy {
+                ProgressView()
+                    .controlSize(.small)
+            }
+        }
+        .disabled(model.state.busy)
+    }
+}
+
+/// The symbol and one line saying what the service does.
+struct StatusHeaderView: View {
+    let state: MenuState
+
+    var body: some View {
+        HStack(spacing: 8) {
+            Image(systemName: state.symbolName)
+                .font(.title2)
+            Text(state.headline)
+                .font(.headline)
+        }
+    }
+}
+
+/// The last error: headline, message and the log lines that came with it.
+struct ErrorBannerView: View {
+    let error: MenuMessage
+    let dismiss: @MainActor () -> Void
+
+    var body: some View {
+        VStack(alignment: .leading, spacing: 4) {
+            HStack(alignment: .firstTextBaseline) {
+                Image(systemName: "exclamationmark.triangle.fill")
+                Text(error.title)
+                    .font(.subheadline.bold())
+                Spacer()
+                Button("Dismiss", action: dismiss)
+                    .buttonStyle(.link)
+            }
+            Text(error.message)
+                .font(.caption)
+                .textSelection(.enabled)
+                .fixedSize(horizontal: false, vertical: true)
+            if !error.logTail.isEmpty {
+                Text(error.logTail.suffix(5).joined(separator: "\n"))
+                    .font(.caption.monospaced())
+                    .foregroundStyle(.secondary)
+                    .textSelection(.enabled)
+                    .lineLimit(5)
+            }
+        }
+        .padding(8)
+        .background(.quaternary, in: RoundedRectangle(cornerRadius: 6))
+    }
+}

@@ -1,0 +1,45 @@
+import SpfsMenuCore
+import SwiftUI
+
+/// "Launch at login" (the app, `SMAppService.mainApp`) and "Keep service running" (the bundled
+/// LaunchAgent). A pending approval is shown with a button to System Settings.
+struct LoginItemsView: View {
+    @Bindable var model: MenuModel
+
+    var body: some View {
+        VStack(alignment: .leading, spacing: 6) {
+            Toggle("Launch at login", isOn: $model.launchAtLoginIsOn)
+            LoginItemStatusText(status: model.state.launchAtLogin)
+            Toggle("Keep service running", isOn: $model.keepRunningIsOn)
+                .help("Registers a LaunchAgent that starts the SPFS service at login and restarts it.")
+            LoginItemStatusText(status: model.state.keepRunning)
+            if let notice = model.state.notice {
+                Text(notice)
+                    .font(.caption)
+                    .fixedSize(horizontal: false, vertical: true)
+                Button("Open Login Items Settings…") { model.openLoginItemsSettings() }
+            }
+        }
+        .disabled(model.state.busy)
+    }
+}
+
+/// A caption for the states a toggle cannot show by itself.
+struct LoginItemStatusText: View {
+    let status: LoginItemStatus
+
+    var body: some View {
+        switch status {
+        case .requiresApproval:
+            Text("Waiting for your approval in System Settings.")
+                .font(.caption)
+                .foregroundStyle(.secondary)
+        case .notFound:
+            Text("macOS does not find this item; run the app from its .app bundle.")
+                .font(.caption)
+                .foregroundStyle(.secondary)
+        case .enabled, .notRegistered:
+            EmptyView()
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! A sandbox per test: its own state dir, log dir and config file, the real
+//! binaries, and a Drop that kills every service the test started.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `spfs-autostart` binary under test.
+pub fn cli_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_spfs-autostart"))
+}
+
+/// The reference service, built next to the CLI by `cargo build --bins`.
+pub fn reference_service() -> PathBuf {
+    let path = cli_bin().with_file_name("spfs-reference-service");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (scripts/check does)",
+        path.display()
+    );
+    path
+}
+
+/// One test's private world.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub logs: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Sandbox {
+    /// A sandbox running the reference service with `extra` TOML appended.
+    pub fn new(extra: &str) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("sa-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let state = dir.path().join("state");
+        let logs = dir.path().join("logs");
+        let config = dir.path().join("config.toml");
+        let sandbox = Sandbox {
+            dir,
+            state,
+            logs,
+            config,
+        };
+        sandbox.write_config(extra);
+        sandbox
+    }
+
+    /// Rewrite the config file.
+    pub fn write_config(&self, extra: &str) {
+        let has_program = extra.lines().any(|l| l.trim_start().starts_with("program"));
+        let mut text = String::new();
+        if !has_program {
+            text.push_str(&format!(
+                "program = {:?}\n",
+                reference_service().display().to_string()
+            ));
+        }
+        text.push_str(&format!(
+            "state_dir = {:?}\nlog_dir = {:?}\nready_timeout_secs = 20\n{extra}\n",
+            self.state.display().to_string(),
+            self.logs.display().to_string()
+        ));
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// A `spfs-autostart` command with this sandbox's config and a clean
+    /// environment (no caller's SPFS_* settings, HOME inside the sandbox).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(cli_bin());
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SPFS_") || key.starts_with("LISTEN_") || key == "XDG_CONFIG_HOME" {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
+    /// Run `spfs-autostart ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Run and expect success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "spfs-autostart {args:?} failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ensure --json`, parsed.
+    pub fn ensure(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["--json", "ensure"])).unwrap()
+    }
+
+    /// `status --json`, parsed (any exit code).
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.run(&["--json", "status"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Every live process started for this sandbox's state dir.
+    pub fn service_pids(&self) -> Vec<u32> {
+        let needle = format!("SPFS_AUTOSTART_STATE_DIR={}", self.state.display());
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            let zombie = std::fs::read_to_string(entry.path().join("stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(true);
+            if !zombie
+                && environ
+                    .split(|&b| b == 0)
+                    .any(|var| var == needle.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// How many times a spawner started the service (one header per spawn).
+    pub fn spawn_count(&self) -> usize {
+        std::fs::read_to_string(self.logs.join("service.log"))
+            .unwrap_or_default()
+            .matches("--- spfs-autostart: starting")
+            .count()
+    }
+
+    /// The service log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.logs.join("service.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for pid in self.service_pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Wait until `check` holds, up to `limit`.
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// Whether process `pid` is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// stderr of an output as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The pid in a status JSON.
+pub fn pid_of(status: &serde_json::Value) -> u32 {
+    status["pid"].as_u64().expect("status has a pid") as u32
+}
+
+/// Path helper.
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}

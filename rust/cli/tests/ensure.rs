@@ -1,0 +1,541 @@
+//! `ensure`, `status`, `stop` against the real binaries: exactly one
+//! service, every failure explained, nothing left running.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
+    let sb = Sandbox::new("");
+    assert_eq!(sb.status()["state"], "stopped");
+    let first = sb.ensure();
+    assert_eq!(first["state"], "running");
+    assert_eq!(first["managed"], true);
+    let pid = pid_of(&first);
+    assert_eq!(sb.service_pids(), vec![pid]);
+    // ensure returns only once the service answers: status agrees at once.
+    assert_eq!(sb.status()["state"], "running");
+    let second = sb.ensure();
+    assert_eq!(pid_of(&second), pid);
+    assert_eq!(sb.spawn_count(), 1, "the second ensure must not spawn");
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    assert_eq!(sb.status()["state"], "stopped");
+}
+
+#[test]
+fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
+    for round in 0..5 {
+        let sb = Sandbox::new("");
+        let children: Vec<_> = (0..32)
+            .map(|_| {
+                sb.command(&["--json", "ensure"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut pids = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            pids.push(pid_of(&status));
+        }
+        pids.dedup();
+        assert_eq!(
+            pids.len(),
+            1,
+            "round {round}: every ensure reports the same service: {pids:?}"
+        );
+        assert_eq!(
+            sb.service_pids(),
+            pids,
+            "round {round}: exactly one service process"
+        );
+        assert_eq!(sb.spawn_count(), 1, "round {round}: spawned once");
+        sb.ok(&["stop"]);
+    }
+}
+
+#[test]
+fn kill_9_is_seen_as_stopped_and_the_next_ensure_starts_a_fresh_service() {
+    let sb = Sandbox::new("");
+    let pid = pid_of(&sb.ensure());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    assert!(
+        sb.state.join("service.sock").exists(),
+        "a stale socket is left behind"
+    );
+    let status = sb.status();
+    assert_eq!(status["state"], "stopped", "{status}");
+    let fresh = sb.ensure();
+    assert_ne!(pid_of(&fresh), pid);
+    assert_eq!(sb.service_pids(), vec![pid_of(&fresh)]);
+    sb.ok(&["stop"]);
+}
+
+#[test]
+fn plain_service_over_tcp_is_started_detected_and_stopped_through_vfs_shutdown() {
+    let port = free_port();
+    let sb = Sandbox::new(&format!(
+        "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\nendpoint = \"tcp://127.0.0.1:{port}\"\n"
+    ));
+    let status = sb.ensure();
+    assert_eq!(status["state"], "running");
+    assert_eq!(
+        status["managed"], false,
+        "a plain service has no Control service"
+    );
+    assert!(
+        status["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("every user")
+    );
+    let pids = sb.service_pids();
+    assert_eq!(pids.len(), 1);
+    assert_eq!(sb.status()["state"], "running");
+    assert_eq!(
+        sb.ok(&["stop"]).trim(),
+        "stopped",
+        "stopped by the graceful RPC"
+    );
+    assert!(
+        sb.log().contains("VfsService/Shutdown requested"),
+        "{}",
+        sb.log()
+    );
+    assert!(wait_for(Duration::from_secs(5), || !alive(pids[0])));
+    assert_eq!(sb.status()["state"], "stopped");
+}
+
+#[test]
+fn missing_program_is_binary_not_found_listing_where_it_looked() {
+    let sb = Sandbox::new("program = \"spfs-no-such-service\"\n");
+    let started = Instant::now();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"spfs-no-such-service\" was not found"),
+        "{err}"
+    );
+    assert!(err.contains("looked in"), "{err}");
+    assert!(
+        err.contains(&path_str(common::cli_bin().parent().unwrap())),
+        "next to the executable: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "must fail fast");
+    let json = sb.run(&["--json", "ensure"]);
+    let error: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "BinaryNotFound");
+}
+
+#[test]
+fn service_exiting_at_startup_reports_its_status_and_message_at_once() {
+    let sb = Sandbox::new("args = [\"--fail-at-start\", \"the disk is on fire\"]\n");
+    let started = Instant::now();
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "ExitedDuringStartup");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 3"),
+        "{error}"
+    );
+    let tail = error["error"]["log_tail"].to_string();
+    assert!(tail.contains("the disk is on fire"), "{tail}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "long before the 20 s ready timeout"
+    );
+    let text = stderr(&sb.run(&["ensure"]));
+    assert!(
+        text.contains("last lines of the log") && text.contains("the disk is on fire"),
+        "{text}"
+    );
+    assert!(sb.service_pids().is_empty());
+}
+
+#[test]
+fn hanging_service_is_killed_at_the_ready_deadline() {
+    let sb = Sandbox::new("args = [\"--hang\"]\n");
+    sb.write_config("args = [\"--hang\"]\n");
+    let text = std::fs::read_to_string(&sb.config)
+        .unwrap()
+        .replace("ready_timeout_secs = 20", "ready_timeout_secs = 2");
+    std::fs::write(&sb.config, text).unwrap();
+    let started = Instant::now();
+    let out = sb.run(&["--json", "ensure"]);
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "ReadyTimeout", "{error}");
+    assert!(
+        error["error"]["log_tail"]
+            .to_string()
+            .contains("never becoming ready"),
+        "{error}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "waited for the deadline: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    assert!(
+        wait_for(Duration::from_secs(5), || sb.service_pids().is_empty()),
+        "no process may be left behind: {:?}",
+        sb.service_pids()
+    );
+    assert_eq!(sb.status()["state"], "stopped");
+}
+
+#[test]
+fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{port}\"\n"));
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict");
+    assert_eq!(sb.run(&["status"]).status.code(), Some(1));
+    let stop = sb.run(&["--json", "stop"]);
+    assert_eq!(stop.status.code(), Some(1), "stop refuses to touch it");
+    assert!(sb.service_pids().is_empty(), "nothing was spawned");
+    // Still ours, still listening.
+    listener.set_nonblocking(true).unwrap();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("listener still alive");
+}
+
+#[test]
+fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
+    let sb = Sandbox::new("");
+    std::fs::create_dir(&sb.state).unwrap();
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = sb.state.join("service.sock");
+    std::fs::write(&socket, "precious").unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a socket"), "{}", stderr(&out));
+    assert_eq!(sb.status()["state"], "conflict");
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+    assert!(sb.service_pids().is_empty());
+}
+
+#[test]
+fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
+    let sb = Sandbox::new("stop_timeout_secs = 1\n");
+    std::fs::create_dir(&sb.state).unwrap();
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id();
+    let start_time = spfs_start_time(pid);
+    let write_record = |start: u64| {
+        let record = serde_json::json!({
+            "pid": pid, "start_time": start, "program": "/bin/sleep", "version": null,
+            "endpoint": "unix", "started_at_unix_ms": 1, "phase": "running"
+        });
+        std::fs::write(sb.state.join("service.json"), record.to_string()).unwrap();
+    };
+    // A hung "service" holds the lock, but the record's pid now belongs to
+    // another process (another start time).
+    write_record(start_time + 1);
+    let lock = std::fs::File::create(sb.state.join("instance.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = sb.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refusing to signal"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive(pid), "the bystander must not be signalled");
+    // No lock held: nothing is running, whatever the record says.
+    drop(lock);
+    write_record(start_time);
+    assert_eq!(sb.ok(&["stop"]).trim(), "not running");
+    assert!(alive(pid), "the bystander must not be signalled");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+fn spfs_start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
+    let sb = Sandbox::new("");
+    std::fs::create_dir(&sb.state).unwrap();
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::metadata(&sb.state).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "never chmod a directory we did not create"
+    );
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(&sb.state, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = sb.run(&["--json", "ensure"]);
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "PermissionDenied");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to uid 65534"),
+        "{error}"
+    );
+    assert!(sb.service_pids().is_empty());
+}
+
+/// Connect to `socket` as `uid`, send the HTTP/2 preface and report how many
+/// bytes the server sent back before closing (a gRPC server sends SETTINGS).
+fn bytes_from_server_as(uid: Option<u32>, socket: &std::path::Path) -> usize {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    data = s.recv(1024)
+except (BrokenPipeError, ConnectionResetError, socket.timeout):
+    data = b""
+print(len(data))
+"#;
+    let mut command = std::process::Command::new("python3");
+    command.arg("-c").arg(script).arg(socket);
+    if let Some(uid) = uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
+    let out = command.output().expect("python3 runs");
+    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
+    let user = "spfs-autostart-test";
+    if nix::unistd::User::from_name(user).unwrap().is_none() {
+        let out = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .output()
+            .expect("useradd (Debian package passwd) must exist: this test creates a second user");
+        assert!(
+            out.status.success() || nix::unistd::User::from_name(user).unwrap().is_some(),
+            "useradd failed (the test needs root): {}",
+            stderr(&out)
+        );
+    }
+    let other = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_ne!(
+        other,
+        nix::unistd::geteuid().as_raw(),
+        "run as a different user than {user}"
+    );
+    let sb = Sandbox::new("");
+    sb.ensure();
+    let socket = sb.state.join("service.sock");
+    assert!(
+        bytes_from_server_as(None, &socket) > 0,
+        "the owner is served"
+    );
+    // Open the file-system path to everyone, as a misconfigured machine
+    // might, so only the peer-credential check stands in the way.
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(
+        bytes_from_server_as(Some(other), &socket),
+        0,
+        "another uid gets nothing"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || sb
+            .log()
+            .contains(&format!("refused a connection from uid {other}"))),
+        "{}",
+        sb.log()
+    );
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(sb.status()["state"], "running", "the service is unharmed");
+    sb.ok(&["stop"]);
+}
+
+#[test]
+fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
+    let sb = Sandbox::new("");
+    std::fs::create_dir_all(&sb.logs).unwrap();
+    let log = sb.logs.join("service.log");
+    {
+        // 300 MiB of hole, then the lines that matter: tail must not read it all.
+        let file = std::fs::File::create(&log).unwrap();
+        file.set_len(300 * 1024 * 1024).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        file.write_all(b"\n").unwrap();
+        for i in 0..1000 {
+            writeln!(file, "line {i}").unwrap();
+        }
+    }
+    let started = Instant::now();
+    let out = sb.ok(&["logs", "-n", "3"]);
+    assert_eq!(out, "line 997\nline 998\nline 999\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let tail = spfs_autostart::logs::tail(&log, 3).unwrap();
+    assert!(
+        tail.bytes_read <= 128 * 1024,
+        "read {} bytes",
+        tail.bytes_read
+    );
+
+    let mut follower = sb
+        .command(&["logs", "-f", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follower.stdout.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(file, "appended after follow started").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("appended after follow started") {
+                let _ = tx.send(seen.clone());
+                break;
+            }
+        }
+    });
+    let seen = rx.recv_timeout(Duration::from_secs(10));
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let seen = seen.expect("follow printed the appended line");
+    assert!(seen.starts_with("line 999\n"), "backlog first: {seen}");
+}
+
+#[test]
+fn bad_config_is_one_clear_error_and_disturbs_nothing_running() {
+    let sb = Sandbox::new("");
+    let pid = pid_of(&sb.ensure());
+    let good = std::fs::read_to_string(&sb.config).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{good}programm = \"x\"\n"),
+            "unknown field `programm`",
+        ),
+        (format!("{good}args = [\n"), "line"),
+        (
+            good.replace("program = ", "program = \"rel/x\"\n#"),
+            "relative path",
+        ),
+        (
+            format!("{good}endpoint = \"carrier-pigeon\"\n"),
+            "not understood",
+        ),
+        (format!("{good}stop_timeout_secs = 0\n"), "at least 1"),
+    ];
+    for (text, expect) in cases {
+        std::fs::write(&sb.config, &text).unwrap();
+        let out = sb.run(&["ensure"]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = stderr(&out);
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+        assert!(err.contains(&path_str(&sb.config)), "names the file: {err}");
+        assert_eq!(err.matches("error:").count(), 1, "one clear error: {err}");
+    }
+    std::fs::write(&sb.config, &good).unwrap();
+    assert_eq!(
+        pid_of(&sb.status()),
+        pid,
+        "the running service is untouched"
+    );
+    sb.ok(&["stop"]);
+}
+
+#[test]
+fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
+    let sb = Sandbox::new("");
+    let not_exec = sb.dir.path().join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    sb.write_config(&format!("program = {:?}\n", path_str(&not_exec)));
+    let err = stderr(&sb.run(&["ensure"]));
+    assert!(
+        err.contains("is not executable") && err.contains("chmod +x"),
+        "{err}"
+    );
+
+    let file = sb.dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = sb.run(&["--state-dir", &path_str(&file), "ensure"]);
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    let text = std::fs::read_to_string(&sb.config).unwrap();
+    let bad_logs = format!("{}/logs", path_str(&file));
+    std::fs::write(
+        &sb.config,
+        format!(
+            "program = {:?}\nstate_dir = {:?}\nlog_dir = {:?}\n",
+            path_str(&common::reference_service()),
+            path_str(&sb.state),
+            bad_logs
+        ),
+    )
+    .unwrap();
+    let err = stderr(&sb.run(&["ensure"]));
+    assert!(
+        err.contains("log dir") && err.contains("SPFS_AUTOSTART_LOG_DIR"),
+        "{err}"
+    );
+    assert!(sb.service_pids().is_empty());
+    drop(text);
+}

@@ -1,0 +1,303 @@
+import Foundation
+import Observation
+
+/// The menu-bar app's model: one value of state, explicit actions, and injected clients.
+///
+/// Every action runs on the main actor and suspends (never blocks) while the library works.
+/// Nothing here retries on its own: the service is started at launch (`activate`) and when
+/// the user asks; a failed watch is re-established with a growing delay.
+@Observable
+@MainActor
+public final class MenuModel {
+    /// What the menu shows.
+    public private(set) var state = MenuState()
+
+    /// How many log lines the menu keeps.
+    public let logLineCount: Int
+    /// Delays, in seconds, before re-establishing a watch that ended; the last one repeats.
+    public let watchRetryDelays: [Double]
+
+    private let service: any ServiceClient
+    private let launchAtLogin: any LaunchAtLoginClient
+    private let keepRunning: any LaunchAtLoginClient
+    private let notifier: any Notifier
+    private let clock: any AppClock
+    private let logOpener: any LogOpener
+
+    @ObservationIgnored private var policy = NotificationPolicy()
+    /// The user pressed Stop and the service has not run since.
+    @ObservationIgnored private var userRequestedStop = false
+    /// When `state.service` was last replaced.
+    @ObservationIgnored private var lastSnapshotAt: Date?
+    @ObservationIgnored private var watchTask: Task<Void, Never>?
+
+    public init(
+        service: any ServiceClient,
+        launchAtLogin: any LaunchAtLoginClient,
+        keepRunning: any LaunchAtLoginClient,
+        notifier: any Notifier,
+        clock: any AppClock,
+        logOpener: any LogOpener,
+        logLineCount: Int = 20,
+        watchRetryDelays: [Double] = [1, 2, 5, 10, 30, 60]
+    ) {
+        self.service = service
+        self.launchAtLogin = launchAtLogin
+        self.keepRunning = keepRunning
+        self.notifier = notifier
+        self.clock = clock
+        self.logOpener = logOpener
+        self.logLineCount = logLineCount
+        self.watchRetryDelays = watchRetryDelays.isEmpty ? [1] : watchRetryDelays
+    }
+
+    // MARK: Lifecycle
+
+    /// Called once when the app starts: reads the login-item states, starts the service
+    /// (`autoStart`) or reads its status, and begins watching it.
+    public func activate(autoStart: Bool = true) async {
+        refreshLoginItems()
+        if autoStart {
+            await ensureService(userInitiated: false)
+        } else {
+            await refresh()
+        }
+        startWatching()
+    }
+
+    /// Stops watching (the app is quitting, or a test is done).
+    public func deactivate() {
+        watchTask?.cancel()
+        watchTask = nil
+    }
+
+    /// Whether a watch is established or being re-established.
+    public var isWatching: Bool { watchTask != nil }
+
+    // MARK: Service actions
+
+    /// The user pressed Start.
+    public func start() async {
+        await ensureService(userInitiated: true)
+    }
+
+    /// The user pressed Stop. Never notifies: the user asked for it.
+    public func stop() async {
+        guard beginAction() else { return }
+        defer { state.busy = false }
+        userRequestedStop = true
+        do {
+            _ = try await service.stop()
+            state.lastError = nil
+            policy.reset()
+            let snapshot = try await service.status()
+            receive(snapshot)
+        } catch {
+            state.lastError = MenuMessage(ServiceFailure.from(error))
+        }
+        reloadLogs()
+    }
+
+    /// Reads the status and the login-item states again.
+    public func refresh() async {
+        guard beginAction() else { return }
+        defer { state.busy = false }
+        refreshLoginItems()
+        do {
+            let snapshot = try await service.status()
+            receive(snapshot)
+        } catch {
+            state.lastError = MenuMessage(ServiceFailure.from(error))
+        }
+        reloadLogs()
+    }
+
+    /// A status pushed by the watch (or read by an action). Detects unexpected stops.
+    public func receive(_ snapshot: ServiceSnapshot) {
+        let now = clock.now()
+        if let previous = state.service,
+            NotificationPolicy.isUnexpectedStop(
+                previous: previous,
+                next: snapshot,
+                userRequested: userRequestedStop,
+                previousAt: lastSnapshotAt,
+                now: now
+            )
+        {
+            let tail = (try? service.tailLogs(logLineCount)) ?? state.recentLogs
+            post(policy.unexpectedStop(previous: previous, logTail: tail))
+        }
+        if snapshot.state == .running {
+            userRequestedStop = false
+        }
+        if snapshot.state != state.service?.state {
+            reloadLogs()
+        }
+        state.service = snapshot
+        lastSnapshotAt = now
+    }
+
+    /// Hides the last error.
+    public func dismissError() {
+        state.lastError = nil
+    }
+
+    // MARK: Logs
+
+    /// Opens the service log in the default viewer.
+    public func openLogs() {
+        guard let path = currentLogFile() else { return }
+        if !logOpener.open(path: path) {
+            state.lastError = MenuMessage(
+                title: "Could not open the service log",
+                message: "\(path) could not be opened; it may not exist yet if the service never ran."
+            )
+        }
+    }
+
+    /// Shows the service log in Finder.
+    public func revealLogs() {
+        guard let path = currentLogFile() else { return }
+        logOpener.reveal(path: path)
+    }
+
+    // MARK: Login items
+
+    /// Turns launch at login on or off (`SMAppService.mainApp`).
+    public func toggleLaunchAtLogin() {
+        state.launchAtLogin = toggle(
+            launchAtLogin, from: state.launchAtLogin, name: "launch at login")
+    }
+
+    /// Turns the bundled LaunchAgent that keeps the service running on or off.
+    public func toggleKeepRunning() {
+        state.keepRunning = toggle(
+            keepRunning, from: state.keepRunning, name: "keep service running")
+    }
+
+    /// Launch at login as a bool, for a toggle: setting it registers or unregisters.
+    public var launchAtLoginIsOn: Bool {
+        get { state.launchAtLogin.isOn }
+        set { if newValue != state.launchAtLogin.isOn { toggleLaunchAtLogin() } }
+    }
+
+    /// Keep service running as a bool, for a toggle.
+    public var keepRunningIsOn: Bool {
+        get { state.keepRunning.isOn }
+        set { if newValue != state.keepRunning.isOn { toggleKeepRunning() } }
+    }
+
+    /// Opens System Settings > General > Login Items (to approve a `requiresApproval` item).
+    public func openLoginItemsSettings() {
+        launchAtLogin.openSettings()
+    }
+
+    // MARK: Internals
+
+    private func ensureService(userInitiated: Bool) async {
+        guard beginAction() else { return }
+        defer { state.busy = false }
+        do {
+            let snapshot = try await service.ensure()
+            state.lastError = nil
+            if userInitiated { policy.reset() }
+            receive(snapshot)
+        } catch {
+            let failure = ServiceFailure.from(error)
+            state.lastError = MenuMessage(failure)
+            if !failure.logTail.isEmpty { state.recentLogs = failure.logTail }
+            if !userInitiated { post(policy.autoStartFailed(failure)) }
+            if let snapshot = try? await service.status() { receive(snapshot) }
+        }
+        reloadLogs()
+    }
+
+    /// Marks the model busy; false (and nothing done) when another action is in flight.
+    private func beginAction() -> Bool {
+        if state.busy { return false }
+        state.busy = true
+        return true
+    }
+
+    private func refreshLoginItems() {
+        state.launchAtLogin = launchAtLogin.status()
+        state.keepRunning = keepRunning.status()
+        state.notice = approvalNotice()
+    }
+
+    private func toggle(
+        _ client: any LaunchAtLoginClient, from current: LoginItemStatus, name: String
+    ) -> LoginItemStatus {
+        do {
+            switch current {
+            case .enabled, .requiresApproval:
+                try client.unregister()
+            case .notRegistered, .notFound:
+                try client.register()
+            }
+        } catch {
+            state.lastError = MenuMessage(
+                title: "Could not change \(name)",
+                message: error.localizedDescription
+            )
+        }
+        let status = client.status()
+        if status == .notFound {
+            state.lastError = MenuMessage(
+                title: "Could not change \(name)",
+                message: "macOS does not find this login item. Run SPFS Menu from its .app "
+                    + "bundle (ideally in /Applications) and try again."
+            )
+        }
+        return status
+    }
+
+    private func approvalNotice() -> String? {
+        if state.launchAtLogin == .requiresApproval || state.keepRunning == .requiresApproval {
+            return "Allow SPFS Menu in System Settings > General > Login Items."
+        }
+        return nil
+    }
+
+    private func reloadLogs() {
+        if let lines = try? service.tailLogs(logLineCount) {
+            state.recentLogs = lines
+        }
+        state.notice = approvalNotice()
+    }
+
+    private func currentLogFile() -> String? {
+        if let path = state.service?.logFile, !path.isEmpty { return path }
+        let path = service.logFile
+        if !path.isEmpty { return path }
+        state.lastError = MenuMessage(
+            title: "No service log yet",
+            message: "The log file's location is not known until the service library loads."
+        )
+        return nil
+    }
+
+    private func post(_ notification: PendingNotification?) {
+        guard let notification else { return }
+        notifier.post(title: notification.title, body: notification.body)
+    }
+
+    private func startWatching() {
+        guard watchTask == nil else { return }
+        watchTask = Task { [weak self] in
+            var attempt = 0
+            while !Task.isCancelled {
+                guard let stream = self?.service.watch() else { return }
+                for await snapshot in stream {
+                    guard let self else { return }
+                    attempt = 0
+                    self.receive(snapshot)
+                }
+                guard let self, !Task.isCancelled else { return }
+                let delay = self.watchRetryDelays[min(attempt, self.watchRetryDelays.count - 1)]
+                attempt += 1
+                await self.clock.sleep(seconds: delay)
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// A message shown in the menu: a headline, the detail, and log lines when there are some.
+public struct MenuMessage: Sendable, Equatable {
+    public var title: String
+    public var message: String
+    public var logTail: [String]
+
+    public init(title: String, message: String, logTail: [String] = []) {
+        self.title = title
+        self.message = message
+        self.logTail = logTail
+    }
+
+    public init(_ failure: ServiceFailure) {
+        self.init(title: failure.title, message: failure.message, logTail: failure.logTail)
+    }
+}
+
+/// One label/value line of the status details.
+public struct DetailRow: Sendable, Hashable {
+    public var label: String
+    public var value: String
+
+    public init(_ label: String, _ value: String) {
+        self.label = label
+        self.value = value
+    }
+}
+
+/// Everything the menu shows. A value: the model replaces it, views only read it.
+public struct MenuState: Sendable, Equatable {
+    /// The last status seen; nil until the first `refresh`.
+    public var service: ServiceSnapshot?
+    /// An action (start, stop, refresh, a toggle) is in flight; buttons are disabled.
+    public var busy: Bool = false
+    /// The last thing that went wrong, until the next successful action clears it.
+    public var lastError: MenuMessage?
+    /// A hint that is not an error, such as "approve in System Settings".
+    public var notice: String?
+    public var launchAtLogin: LoginItemStatus = .notRegistered
+    /// The bundled LaunchAgent that keeps the service running.
+    public var keepRunning: LoginItemStatus = .notRegistered
+    /// The last lines of the service log, oldest first.
+    public var recentLogs: [String] = []
+
+    public init() {}
+
+    public var stateKind: ServiceStateKind? { service?.state }
+
+    public var isRunning: Bool { service?.state == .running }
+
+    /// Whether the primary button stops (true) or starts (false) the service.
+    public var primaryActionStops: Bool {
+        switch service?.state {
+        case .running?, .starting?, .unresponsive?: return true
+        case .stopping?, .stopped?, .conflict?, nil: return false
+        }
+    }
+
+    /// The SF Symbol for the menu bar. The menu bar draws symbols as templates and ignores
+    /// colour, so every state has its own shape.
+    public var symbolName: String {
+        switch service?.state {
+        case .running?:
+            return "externaldrive.fill.badge.checkmark"
+        case .starting?, .stopping?:
+            return "arrow.triangle.2.circlepath"
+        case .unresponsive?, .conflict?:
+            return "externaldrive.badge.exclamationmark"
+        case .stopped?, nil:
+            return lastError == nil ? "externaldrive" : "externaldrive.badge.xmark"
+        }
+    }
+
+    /// One line for the top of the menu.
+    public var headline: String {
+        switch service?.state {
+        case .running?: return "SPFS service running"
+        case .starting?: return "SPFS service starting"
+        case .stopping?: return "SPFS service stopping"
+        case .stopped?: return "SPFS service stopped"
+        case .unresponsive?: return "SPFS service not responding"
+        case .conflict?: return "SPFS service address in use by another program"
+        case nil: return "SPFS service status unknown"
+        }
+    }
+
+    /// Label/value rows for the details section (pid, uptime, leases, idle exit, ...).
+    public var detailRows: [DetailRow] {
+        guard let service else { return [] }
+        var rows: [DetailRow] = []
+        if let pid = service.pid { rows.append(DetailRow("PID", String(pid))) }
+        if let version = service.version { rows.append(DetailRow("Version", version)) }
+        if let uptime = service.uptimeSecs {
+            rows.append(DetailRow("Uptime", formatDuration(uptime)))
+        }
+        if !service.endpoint.isEmpty { rows.append(DetailRow("Endpoint", service.endpoint)) }
+        if service.state == .running || !service.leases.isEmpty {
+            rows.append(DetailRow("Leases", leaseSummary(service.leases)))
+        }
+        if let idle = service.idleExitInSecs {
+            rows.append(DetailRow("Idle exit in", formatDuration(idle)))
+        }
+        if let detail = service.detail, !detail.isEmpty {
+            rows.append(DetailRow("Detail", detail))
+        }
+        for warning in service.warnings { rows.append(DetailRow("Warning", warning)) }
+        return rows
+    }
+
+}
+
+/// "45s", "12m 5s", "3h 20m", "2d 4h".
+public func formatDuration(_ seconds: UInt64) -> String {
+    let minute: UInt64 = 60
+    let hour = 60 * minute
+    let day = 24 * hour
+    switch seconds {
+    case ..<minute:
+        return "\(seconds)s"
+    case ..<hour:
+        return "\(seconds / minute)m \(seconds % minute)s"
+    case ..<day:
+        return "\(seconds / hour)h \((seconds % hour) / minute)m"
+    default:
+        return "\(seconds / day)d \((seconds % day) / hour)h"
+    }
+}
+
+func leaseSummary(_ leases: [ServiceLease]) -> String {
+    if leases.isEmpty { return "none" }
+    let labels = leases.map { "\($0.label) (pid \($0.pid))" }
+    return "\(leases.count): " + labels.joined(separator: ", ")
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// A notification the model wants posted.
+public struct PendingNotification: Sendable, Equatable {
+    public var title: String
+    public var body: String
+    /// What makes two notifications "the same error": the kind and message, not the log
+    /// lines (which change from run to run).
+    public var key: String
+}
+
+/// When to tell the user, outside the menu, that something went wrong.
+///
+/// - An auto-start failure (the app started the service on launch and it failed) is posted.
+/// - An unexpected stop (running, then stopped without passing through `stopping` and without
+///   the user asking) is posted: the service died.
+/// - A stop the user asked for, a graceful shutdown (`stopping` first) and an idle exit are not.
+/// - The same notification is never posted twice in a row; a successful user action (`reset`)
+///   forgets the last one, so a failure after the user tried again is reported again.
+public struct NotificationPolicy: Sendable {
+    /// How many log lines go into a notification body.
+    public static let logLinesInBody = 3
+    /// Slack, in seconds, when deciding that a stop was the announced idle exit.
+    public static let idleExitGraceSecs: Double = 5
+
+    private var lastKey: String?
+
+    public init() {}
+
+    /// Forgets the last notification (after the user started or stopped the service).
+    public mutating func reset() {
+        lastKey = nil
+    }
+
+    public mutating func autoStartFailed(_ failure: ServiceFailure) -> PendingNotification? {
+        dedupe(
+            PendingNotification(
+                title: failure.title,
+                body: Self.body(failure.message, logTail: failure.logTail),
+                key: "start:\(failure.kind.rawValue):\(failure.message)"
+            )
+        )
+    }
+
+    public mutating func unexpectedStop(previous: ServiceSnapshot, logTail: [String])
+        -> PendingNotification?
+    {
+        var message = "The SPFS service stopped unexpectedly"
+        if let pid = previous.pid { message += " (pid \(pid))" }
+        message += ". Start it again from the menu; the log may say why."
+        return dedupe(
+            PendingNotification(
+                title: "SPFS service stopped",
+                body: Self.body(message, logTail: logTail),
+                key: "stop"
+            )
+        )
+    }
+
+    /// Whether going from `previous` to `next` is a stop nobody asked for.
+    /// - Parameters:
+    ///   - userRequested: the user pressed Stop since the service last ran.
+    ///   - previousAt: when `previous` was received; with `now`, decides whether the stop is the
+    ///     idle exit that `previous` announced.
+    public static func isUnexpectedStop(
+        previous: ServiceSnapshot,
+        next: ServiceSnapshot,
+        userRequested: Bool,
+        previousAt: Date?,
+        now: Date
+    ) -> Bool {
+        guard previous.state == .running, next.state == .stopped, !userRequested else {
+            return false
+        }
+        if let idle = previous.idleExitInSecs, previous.leases.isEmpty, let previousAt {
+            let due = previousAt.addingTimeInterval(Double(idle) - idleExitGraceSecs)
+            if now >= due { return false }
+        }
+        return true
+    }
+
+    static func body(_ message: String, logTail: [String]) -> String {
+        let lines = logTail.suffix(logLinesInBody)
+        if lines.isEmpty { return message }
+        return message + "\n" + lines.joined(separator: "\n")
+    }
+
+    private mutating func dedupe(_ notification: PendingNotification) -> PendingNotification? {
+        if notification.key == lastKey { return nil }
+        lastKey = notification.key
+        return notification
+    }
+}

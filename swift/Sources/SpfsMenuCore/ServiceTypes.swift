@@ -1,0 +1,132 @@
+import Foundation
+
+// The model's own view of the service. These mirror the uniffi records and errors, so that
+// nothing in SpfsMenuCore depends on generated names; `SpfsMenuLive.LiveServiceClient` converts
+// in one place.
+
+/// What the service is doing, as `status()` and `watch()` report it.
+public enum ServiceStateKind: String, Sendable, Equatable, CaseIterable {
+    case running
+    case starting
+    case stopping
+    case stopped
+    /// Alive (its instance lock is held) but not answering.
+    case unresponsive
+    /// The endpoint is answered by something that is not our service.
+    case conflict
+}
+
+/// A runtime that keeps the service alive (see the kit's leases).
+public struct ServiceLease: Sendable, Equatable, Hashable {
+    public var id: UInt64
+    public var pid: UInt32
+    public var label: String
+
+    public init(id: UInt64, pid: UInt32, label: String) {
+        self.id = id
+        self.pid = pid
+        self.label = label
+    }
+}
+
+/// One status report of the service.
+public struct ServiceSnapshot: Sendable, Equatable {
+    public var state: ServiceStateKind
+    public var pid: UInt32?
+    public var version: String?
+    public var endpoint: String
+    public var uptimeSecs: UInt64?
+    public var logFile: String
+    public var leases: [ServiceLease]
+    public var idleExitInSecs: UInt64?
+    public var warnings: [String]
+    public var detail: String?
+
+    public init(
+        state: ServiceStateKind,
+        pid: UInt32? = nil,
+        version: String? = nil,
+        endpoint: String = "",
+        uptimeSecs: UInt64? = nil,
+        logFile: String = "",
+        leases: [ServiceLease] = [],
+        idleExitInSecs: UInt64? = nil,
+        warnings: [String] = [],
+        detail: String? = nil
+    ) {
+        self.state = state
+        self.pid = pid
+        self.version = version
+        self.endpoint = endpoint
+        self.uptimeSecs = uptimeSecs
+        self.logFile = logFile
+        self.leases = leases
+        self.idleExitInSecs = idleExitInSecs
+        self.warnings = warnings
+        self.detail = detail
+    }
+}
+
+/// What `stop()` found.
+public enum StopResult: Sendable, Equatable {
+    case stopped
+    case notRunning
+}
+
+/// An error from the service library, with what the user needs to act on it.
+public struct ServiceFailure: Error, Sendable, Equatable {
+    /// Mirrors the library's error kinds (DESIGN.md section 7).
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        case binaryNotFound
+        case spawnFailed
+        case exitedDuringStartup
+        case readyTimeout
+        case unresponsive
+        case endpointConflict
+        case permissionDenied
+        case versionMismatch
+        case invalidConfig
+        case unsupported
+        case io
+        case `internal`
+    }
+
+    public var kind: Kind
+    /// The library's message: what happened, to what, and what to do next.
+    public var message: String
+    public var logFile: String?
+    /// The last lines of the service log, for startup failures.
+    public var logTail: [String]
+
+    public init(kind: Kind, message: String, logFile: String? = nil, logTail: [String] = []) {
+        self.kind = kind
+        self.message = message
+        self.logFile = logFile
+        self.logTail = logTail
+    }
+
+    /// The error as a `ServiceFailure`: itself when it is one, else an `internal` failure that
+    /// carries its description.
+    public static func from(_ error: any Error) -> ServiceFailure {
+        if let failure = error as? ServiceFailure { return failure }
+        return ServiceFailure(kind: .internal, message: String(describing: error))
+    }
+
+    /// A short headline for the kind, shown above the message.
+    public var title: String {
+        switch kind {
+        case .binaryNotFound: return "SPFS service program not found"
+        case .spawnFailed: return "Could not start the SPFS service"
+        case .exitedDuringStartup: return "The SPFS service exited while starting"
+        case .readyTimeout: return "The SPFS service did not become ready in time"
+        case .unresponsive: return "The SPFS service is not responding"
+        case .endpointConflict: return "Another program is using the SPFS service address"
+        case .permissionDenied: return "Permission denied"
+        case .versionMismatch: return "The SPFS service has the wrong version"
+        case .invalidConfig: return "The spfs-autostart configuration is invalid"
+        case .unsupported: return "Not supported on this system"
+        case .io: return "Input/output error"
+        case .internal: return "Internal error"
+        }
+    }
+}

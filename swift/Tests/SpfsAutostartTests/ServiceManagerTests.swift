@@ -1,0 +1,149 @@
+import Foundation
+import XCTest
+
+@testable import SpfsAutostart
+@testable import SpfsMenuLive
+import SpfsMenuCore
+
+/// The Swift bindings against the real library and `spfs-reference-service`.
+/// Needs `cargo build -p spfs-autostart-ffi -p spfs-reference-service` first.
+final class ServiceManagerTests: XCTestCase {
+    /// The package root, from this file's path (swift/Tests/SpfsAutostartTests/<file>).
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static var referenceService: String {
+        packageRoot.appendingPathComponent("target/debug/spfs-reference-service").path
+    }
+
+    private var tempDir: URL!
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(
+            FileManager.default.isExecutableFile(atPath: Self.referenceService),
+            "build it first: cargo build -p spfs-reference-service")
+        // Short path: the state dir holds a Unix socket (104/108-byte limit).
+        tempDir = URL(fileURLWithPath: "/tmp")
+            .appendingPathComponent("spfs-swift-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(
+            at: tempDir, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+    }
+
+    override func tearDownWithError() throws {
+        if let tempDir {
+            try? FileManager.default.removeItem(at: tempDir)
+        }
+    }
+
+    private func makeConfig(program: String? = nil) -> ServiceConfig {
+        ServiceConfig(
+            configFile: nil,
+            program: program ?? Self.referenceService,
+            // Explicit: the defaults are for spfs-fuse-macos on macOS (TCP, `service /spfs`).
+            args: [],
+            endpoint: "unix",
+            stateDir: tempDir.appendingPathComponent("state").path,
+            logDir: tempDir.appendingPathComponent("logs").path,
+            readyTimeoutSecs: 10,
+            stopTimeoutSecs: 5,
+            idleTimeoutSecs: 0,
+            expectedVersion: nil
+        )
+    }
+
+    func testVersionIsNotEmpty() {
+        XCTAssertFalse(version().isEmpty)
+    }
+
+    func testEnsureStatusStop() async throws {
+        let manager = try ServiceManager(config: makeConfig())
+        let before = try await manager.status()
+        XCTAssertEqual(before.state, .stopped)
+
+        let ensured = try await manager.ensure()
+        XCTAssertEqual(ensured.state, .running)
+        XCTAssertNotNil(ensured.pid)
+        XCTAssertTrue(ensured.logFile.contains(tempDir.lastPathComponent), ensured.logFile)
+
+        let again = try await manager.ensure()
+        XCTAssertEqual(again.pid, ensured.pid, "a second ensure must not start a second service")
+
+        let running = try await manager.status()
+        XCTAssertEqual(running.state, .running)
+
+        let outcome = try await manager.stop()
+        XCTAssertEqual(outcome, .stopped)
+        let after = try await manager.status()
+        XCTAssertEqual(after.state, .stopped)
+
+        let second = try await manager.stop()
+        XCTAssertEqual(second, .notRunning)
+    }
+
+    func testMissingProgramIsBinaryNotFound() async throws {
+        let manager = try ServiceManager(
+            config: makeConfig(program: tempDir.appendingPathComponent("no-such-program").path))
+        do {
+            _ = try await manager.ensure()
+            XCTFail("ensure must fail for a missing program")
+        } catch let error as ServiceError {
+            guard case .BinaryNotFound(let message, _, _) = error else {
+                return XCTFail("expected BinaryNotFound, got \(error)")
+            }
+            XCTAssertTrue(message.contains("no-such-program"), message)
+            let failure = LiveServiceClient.failure(error)
+            XCTAssertEqual(failure.kind, .binaryNotFound)
+            XCTAssertEqual(failure.message, message)
+        }
+    }
+
+    func testStatusUpdatesStreamSeesTheServiceStart() async throws {
+        let manager = try ServiceManager(config: makeConfig())
+        let updates = manager.statusUpdates()
+        _ = try await manager.ensure()
+        // Race the stream against a deadline so that a missing event fails instead of hanging.
+        let sawRunning = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await status in updates where status.state == .running {
+                    return true
+                }
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: 10_000_000_000)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        XCTAssertTrue(sawRunning, "no running status within 10 s")
+        _ = try await manager.stop()
+    }
+
+    func testTailLogsWorksWhenStopped() throws {
+        let manager = try ServiceManager(config: makeConfig())
+        XCTAssertNoThrow(try manager.tailLogs(n: 10))
+        XCTAssertFalse(manager.logFile().isEmpty)
+    }
+
+    @MainActor
+    func testLiveClientMapsStatus() async throws {
+        let client = try LiveServiceClient.make(
+            program: Self.referenceService,
+            args: [],
+            endpoint: "unix",
+            stateDir: tempDir.appendingPathComponent("state").path,
+            logDir: tempDir.appendingPathComponent("logs").path,
+            readyTimeoutSecs: 10, stopTimeoutSecs: 5, idleTimeoutSecs: 0)
+        let snapshot = try await client.ensure()
+        XCTAssertEqual(snapshot.state, .running)
+        XCTAssertNotNil(snapshot.pid)
+        let stopped = try await client.stop()
+        XCTAssertEqual(stopped, .stopped)
+    }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import XCTest
+
+@testable import SpfsMenuCore
+
+final class MenuModelTests: XCTestCase {
+    // MARK: State transitions
+
+    @MainActor
+    func testStartRunsEnsureAndShowsRunningState() async {
+        let h = Harness()
+        await h.model.start()
+        XCTAssertEqual(h.service.ensureCalls, 1)
+        XCTAssertEqual(h.model.state.stateKind, .running)
+        XCTAssertFalse(h.model.state.busy)
+        XCTAssertNil(h.model.state.lastError)
+        XCTAssertEqual(h.model.state.recentLogs, ["line 2", "line 3", "line 4"])
+        XCTAssertTrue(h.model.state.primaryActionStops)
+    }
+
+    @MainActor
+    func testStopShowsStoppedStateAndClearsError() async {
+        let h = Harness()
+        h.service.ensureResults = [.failure(ServiceFailure(kind: .readyTimeout, message: "slow"))]
+        await h.model.start()
+        XCTAssertNotNil(h.model.state.lastError)
+        h.service.statusResult = .success(.running)
+        await h.model.refresh()
+        await h.model.stop()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+        XCTAssertNil(h.model.state.lastError)
+        XCTAssertFalse(h.model.state.primaryActionStops)
+    }
+
+    @MainActor
+    func testRefreshReadsStatusWithoutStarting() async {
+        let h = Harness()
+        h.service.statusResult = .success(.stopped)
+        await h.model.refresh()
+        XCTAssertEqual(h.service.ensureCalls, 0)
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+    }
+
+    @MainActor
+    func testActivateWithoutAutoStartOnlyReadsStatus() async {
+        let h = Harness()
+        await h.model.activate(autoStart: false)
+        XCTAssertEqual(h.service.ensureCalls, 0)
+        XCTAssertEqual(h.service.statusCalls, 1)
+        XCTAssertTrue(h.model.isWatching)
+        h.model.deactivate()
+        XCTAssertFalse(h.model.isWatching)
+    }
+
+    @MainActor
+    func testWatchEventsUpdateState() async {
+        let h = Harness()
+        await h.model.activate(autoStart: false)
+        let watching = await h.settle { h.service.watchContinuations.count == 1 }
+        XCTAssertTrue(watching)
+        h.service.watchContinuations[0].yield(.running)
+        let updated = await h.settle { h.model.state.stateKind == .running }
+        XCTAssertTrue(updated)
+        h.model.deactivate()
+    }
+
+    @MainActor
+    func testEndedWatchIsReestablishedWithGrowingDelay() async {
+        let h = Harness()
+        await h.model.activate(autoStart: false)
+        for round in 1...4 {
+            let watching = await h.settle { h.service.watchContinuations.count == round }
+            XCTAssertTrue(watching, "watch \(round) not established")
+            h.service.watchContinuations[round - 1].finish()
+        }
+        let slept = await h.settle { h.clock.sleeps.count >= 4 }
+        XCTAssertTrue(slept)
+        // Never a tight loop: every retry waits, and the waits grow up to the last delay.
+        XCTAssertEqual(Array(h.clock.sleeps.prefix(4)), [1, 2, 4, 4])
+        h.model.deactivate()
+    }
+
+    @MainActor
+    func testActionsAreIgnoredWhileBusy() async {
+        let h = Harness()
+        let model = h.model
+        var busyDuringStop = false
+        // While `stop()` waits for the library, the user presses Start: it is ignored.
+        h.service.stopYields = 20
+        h.service.duringStop = {
+            busyDuringStop = model.state.busy
+            Task { @MainActor in await model.start() }
+        }
+        await model.stop()
+        XCTAssertTrue(busyDuringStop)
+        XCTAssertEqual(h.service.ensureCalls, 0)
+        XCTAssertFalse(model.state.busy)
+    }
+
+    // MARK: Notification policy
+
+    @MainActor
+    func testAutoStartFailureNotifiesWithMessageAndLogTail() async {
+        let h = Harness()
+        h.service.ensureResults = [
+            .failure(
+                ServiceFailure(
+                    kind: .exitedDuringStartup, message: "spfs-fuse-macos exited with status 1",
+                    logFile: "/tmp/l.log", logTail: ["a", "b", "c", "fatal: no macFUSE"]))
+        ]
+        await h.model.activate()
+        h.model.deactivate()
+        XCTAssertEqual(h.notifier.posted.count, 1)
+        let note = h.notifier.posted[0]
+        XCTAssertEqual(note.title, ServiceFailure.Kind.exitedDuringStartup.title)
+        XCTAssertTrue(note.body.contains("spfs-fuse-macos exited with status 1"))
+        XCTAssertTrue(note.body.contains("fatal: no macFUSE"))
+        XCTAssertFalse(note.body.contains("\na\n"), "only the last lines go in the body")
+        XCTAssertEqual(h.model.state.lastError?.message, "spfs-fuse-macos exited with status 1")
+    }
+
+    @MainActor
+    func testUserStartFailureShowsErrorWithoutNotification() async {
+        let h = Harness()
+        h.service.ensureResults = [.failure(ServiceFailure(kind: .spawnFailed, message: "no"))]
+        await h.model.start()
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+        XCTAssertEqual(h.model.state.lastError?.title, ServiceFailure.Kind.spawnFailed.title)
+        XCTAssertEqual(h.model.state.symbolName, "externaldrive.badge.xmark")
+    }
+
+    @MainActor
+    func testUnexpectedStopNotifies() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+        XCTAssertEqual(h.notifier.posted[0].title, "SPFS service stopped")
+        XCTAssertTrue(h.notifier.posted[0].body.contains("pid 4242"))
+        XCTAssertTrue(h.notifier.posted[0].body.contains("line 4"))
+    }
+
+    @MainActor
+    func testSameErrorIsNotNotifiedTwiceInARow() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        h.model.receive(.running)  // restarted by someone else (launchd), died again
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testFailureIsNotifiedAgainAfterTheUserTriedAgain() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        await h.model.start()  // the user starts it: the next death is news again
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 2)
+    }
+
+    @MainActor
+    func testRepeatedAutoStartFailureIsNotifiedOnce() async {
+        let h = Harness()
+        let failure = ServiceFailure(kind: .binaryNotFound, message: "not found in PATH")
+        h.service.ensureResults = [.failure(failure), .failure(failure)]
+        await h.model.activate()
+        h.model.deactivate()
+        await h.model.activate()
+        h.model.deactivate()
+        XCTAssertEqual(h.service.ensureCalls, 2)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testUserRequestedStopDoesNotNotify() async {
+        let h = Harness()
+        await h.model.start()
+        // The watch reports the stop while `stop()` is still waiting for the library.
+        h.service.duringStop = { h.model.receive(.stopped) }
+        await h.model.stop()
+        h.model.receive(.stopped)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+    }
+
+    @MainActor
+    func testGracefulShutdownDoesNotNotify() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.stopping)
+        h.model.receive(.stopped)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
+    @MainActor
+    func testAnnouncedIdleExitDoesNotNotify() async {
+        let h = Harness()
+        var idle = ServiceSnapshot.running
+        idle.leases = []
+        idle.idleExitInSecs = 60
+        h.model.receive(idle)
+        h.clock.advance(58)
+        h.model.receive(.stopped)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
+    @MainActor
+    func testStopLongBeforeIdleExitNotifies() async {
+        let h = Harness()
+        var idle = ServiceSnapshot.running
+        idle.leases = []
+        idle.idleExitInSecs = 1800
+        h.model.receive(idle)
+        h.clock.advance(10)
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    // MARK: Errors
+
+    @MainActor
+    func testEveryErrorKindShowsItsMessage() async {
+        for kind in ServiceFailure.Kind.allCases {
+            let h = Harness()
+            let message = "message for \(kind.rawValue)"
+            h.service.ensureResults = [
+                .failure(ServiceFailure(kind: kind, message: message, logTail: ["tail"]))
+            ]
+            await h.model.start()
+            XCTAssertEqual(h.model.state.lastError?.title, kind.title, "\(kind)")
+            XCTAssertFalse(kind.title.isEmpty)
+            XCTAssertEqual(h.model.state.lastError?.message, message, "\(kind)")
+            XCTAssertEqual(h.model.state.lastError?.logTail, ["tail"], "\(kind)")
+            XCTAssertFalse(h.model.state.busy)
+        }
+    }
+
+    @MainActor
+    func testForeignErrorBecomesInternalFailure() async {
+        let h = Harness()
+        let failure = ServiceFailure.from(TestError())
+        XCTAssertEqual(failure.kind, .internal)
+        XCTAssertFalse(failure.message.isEmpty)
+        h.service.statusResult = .failure(failure)
+        await h.model.refresh()
+        XCTAssertEqual(h.model.state.lastError?.title, ServiceFailure.Kind.internal.title)
+    }
+
+    @MainActor
+    func testStopFailureShowsMessage() async {
+        let h = Harness()
+        h.service.stopResults = [.failure(ServiceFailure(kind: .unresponsive, message: "hung"))]
+        await h.model.stop()
+        XCTAssertEqual(h.model.state.lastError?.message, "hung")
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
+    // MARK: Launch at login
+
+    @MainActor
+    func testLaunchAtLoginToggleRegistersAndUnregisters() async {
+        let h = Harness()
+        await h.model.activate(autoStart: false)
+        h.model.deactivate()
+        XCTAssertEqual(h.model.state.launchAtLogin, .notRegistered)
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.launchAtLogin.registerCalls, 1)
+        XCTAssertEqual(h.model.state.launchAtLogin, .enabled)
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.launchAtLogin.unregisterCalls, 1)
+        XCTAssertEqual(h.model.state.launchAtLogin, .notRegistered)
+    }
+
+    @MainActor
+    func testRequiresApprovalIsItsOwnStateWithANotice() async {
+        let h = Harness()
+        h.launchAtLogin.afterRegister = .requiresApproval
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.model.state.launchAtLogin, .requiresApproval)
+        await h.model.refresh()
+        XCTAssertNotNil(h.model.state.notice)
+        h.model.openLoginItemsSettings()
+        XCTAssertEqual(h.launchAtLogin.openSettingsCalls, 1)
+        // Turning it off from requiresApproval unregisters.
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.launchAtLogin.unregisterCalls, 1)
+        XCTAssertEqual(h.model.state.launchAtLogin, .notRegistered)
+    }
+
+    @MainActor
+    func testThrowingRegisterShowsErrorAndKeepsState() async {
+        let h = Harness()
+        h.launchAtLogin.registerError = TestError()
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.model.state.launchAtLogin, .notRegistered)
+        XCTAssertEqual(h.model.state.lastError?.title, "Could not change launch at login")
+        XCTAssertFalse(h.model.state.lastError?.message.isEmpty ?? true)
+    }
+
+    @MainActor
+    func testNotFoundShowsExplanation() async {
+        let h = Harness()
+        h.launchAtLogin.afterRegister = .notFound
+        h.model.toggleLaunchAtLogin()
+        XCTAssertEqual(h.model.state.launchAtLogin, .notFound)
+        XCTAssertTrue(h.model.state.lastError?.message.contains(".app") ?? false)
+    }
+
+    @MainActor
+    func testKeepRunningToggleUsesTheAgentClient() async {
+        let h = Harness()
+        h.model.toggleKeepRunning()
+        XCTAssertEqual(h.keepRunning.registerCalls, 1)
+        XCTAssertEqual(h.launchAtLogin.registerCalls, 0)
+        XCTAssertEqual(h.model.state.keepRunning, .enabled)
+    }
+
+    // MARK: Logs and presentation
+
+    @MainActor
+    func testOpenLogsUsesStatusLogFileAndReportsFailure() async {
+        let h = Harness()
+        await h.model.start()
+        h.model.openLogs()
+        XCTAssertEqual(h.logOpener.opened, ["/tmp/spfs-autostart-test/service.log"])
+        h.logOpener.openSucceeds = false
+        h.model.openLogs()
+        XCTAssertEqual(h.model.state.lastError?.title, "Could not open the service log")
+        h.model.revealLogs()
+        XCTAssertEqual(h.logOpener.revealed.count, 1)
+    }
+
+    @MainActor
+    func testEveryStateHasItsOwnSymbol() {
+        var state = MenuState()
+        var symbols: [ServiceStateKind: String] = [:]
+        for kind in ServiceStateKind.allCases {
+            state.service = ServiceSnapshot(state: kind)
+            symbols[kind] = state.symbolName
+        }
+        XCTAssertNotEqual(symbols[.running], symbols[.stopped])
+        XCTAssertNotEqual(symbols[.running], symbols[.starting])
+        XCTAssertNotEqual(symbols[.stopped], symbols[.unresponsive])
+        XCTAssertNotEqual(symbols[.starting], symbols[.unresponsive])
+    }
+
+    func testDetailRowsAndDurations() {
+        var state = MenuState()
+        state.service = .running
+        let labels = state.detailRows.map(\.label)
+        XCTAssertEqual(labels, ["PID", "Version", "Uptime", "Endpoint", "Leases"])
+        XCTAssertEqual(state.detailRows[2].value, "1h 2m")
+        XCTAssertEqual(formatDuration(45), "45s")
+        XCTAssertEqual(formatDuration(125), "2m 5s")
+        XCTAssertEqual(formatDuration(2 * 86_400 + 3 * 3_600), "2d 3h")
+    }
+}
+
+extension MenuModelTests {
+    @MainActor
+    func testToggleBindingsOnlyActOnChange() {
+        let h = Harness()
+        h.model.launchAtLoginIsOn = false  // already off: nothing to do
+        XCTAssertEqual(h.launchAtLogin.registerCalls + h.launchAtLogin.unregisterCalls, 0)
+        h.model.launchAtLoginIsOn = true
+        XCTAssertEqual(h.launchAtLogin.registerCalls, 1)
+        XCTAssertTrue(h.model.launchAtLoginIsOn)
+        h.model.keepRunningIsOn = true
+        XCTAssertEqual(h.keepRunning.registerCalls, 1)
+        XCTAssertTrue(h.model.keepRunningIsOn)
+    }
+}
