@@ -42,7 +42,11 @@ pub fn status(status: &Status, json: bool) {
             "idle exit",
             match status.idle_exit_in_secs {
                 Some(secs) => format!("in {}", human_secs(secs)),
-                None => "not while in use".into(),
+                // No lease and no deadline: idle exit is off (or another
+                // call is in flight at this very moment).
+                None if status.leases.is_empty() => "never".into(),
+                None => "not while leases are held".into(),
+
             },
         );
     }

@@ -405,7 +405,7 @@ fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
     let log = sb.logs.join("service.log");
     {
         // 300 MiB of hole, then the lines that matter: tail must not read it all.
-        let mut file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::File::create(&log).unwrap();
         file.set_len(300 * 1024 * 1024).unwrap();
         let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         file.write_all(b"\n").unwrap();

@@ -406,7 +406,21 @@ impl ServiceManager {
     /// counts the probe as use of the service.
     async fn observe(&self, touch: bool) -> Result<Observation> {
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
-        self.observation_of(probe)
+        let failed_call = matches!(probe, Probe::Foreign(_));
+        match self.observation_of(probe)? {
+            // A service that dies between our connect and the lock check
+            // resets the connection and then frees the lock, so for a moment
+            // it looks like a foreign peer. Its descriptors are closed once
+            // the lock is free: a second look finds nothing there, while a
+            // real foreign peer still answers the same way. (A peer that
+            // does not answer at all is not looked at twice: that would
+            // double the wait.)
+            Observation::Conflict(_) if failed_call => {
+                let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
+                self.observation_of(probe)
+            }
+            observation => Ok(observation),
+        }
     }
 
     fn observation_of(&self, probe: Probe) -> Result<Observation> {

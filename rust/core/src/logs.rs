@@ -42,6 +42,11 @@ pub fn tail_since(path: &Path, start: u64, n: usize) -> io::Result<Tail> {
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
+    tail_of(&mut file, start, len, n)
+}
+
+/// The last `n` lines of the bytes `start..len` of `file`.
+fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> {
     let start = start.min(len);
     if n == 0 || len == start {
         return Ok(Tail::default());
@@ -163,7 +168,13 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
         .map_err(io::Error::other)?;
     let (tx, lines) = mpsc::channel(1024);
     let mut reader = Reader::open_at_end(path.to_path_buf())?;
-    let backlog_lines = tail(path, backlog)?.lines;
+    // The backlog ends exactly where the reader starts: the same file, up to
+    // the same offset, so a line written meanwhile is neither shown twice
+    // nor lost.
+    let backlog_lines = match reader.file.as_mut() {
+        Some(file) => tail_of(file, 0, reader.offset, backlog)?.lines,
+        None => Vec::new(),
+    };
     std::thread::Builder::new()
         .name("spfs-autostart-follow".into())
         .spawn(move || {
@@ -198,6 +209,22 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
     Ok(LogFollower { lines })
 }
 
+/// Where the line holding byte `end` starts: `end` itself when the bytes
+/// before it end with a newline, so a line being written when following
+/// starts is followed whole rather than split between backlog and feed.
+/// Looks back at most one chunk.
+fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
+    let from = end.saturating_sub(CHUNK);
+    let mut buf = vec![0; (end - from) as usize];
+    file.seek(SeekFrom::Start(from))?;
+    file.read_exact(&mut buf)?;
+    Ok(match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => from + i as u64 + 1,
+        None if from == 0 => 0,
+        None => end,
+    })
+}
+
 /// Reads new bytes of one log path, switching files on rotation.
 struct Reader {
     path: PathBuf,
@@ -216,10 +243,10 @@ impl Reader {
             offset: 0,
             partial: Vec::new(),
         };
-        if let Ok(file) = File::open(&reader.path) {
+        if let Ok(mut file) = File::open(&reader.path) {
             let meta = file.metadata()?;
             reader.inode = meta.ino();
-            reader.offset = meta.len();
+            reader.offset = line_start_before(&mut file, meta.len())?;
             reader.file = Some(file);
         }
         Ok(reader)

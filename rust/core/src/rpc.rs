@@ -152,14 +152,14 @@ pub async fn probe(endpoint: &ResolvedEndpoint, touch: bool, timeout: Duration) 
 fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
     if let ResolvedEndpoint::Unix(path) = endpoint {
         use std::os::unix::fs::FileTypeExt;
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_socket() {
-                return Probe::Foreign(format!(
-                    "{} is not a socket but a {}",
-                    path.display(),
-                    if meta.is_dir() { "directory" } else { "file" }
-                ));
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.file_type().is_socket()
+        {
+            return Probe::Foreign(format!(
+                "{} is not a socket but a {}",
+                path.display(),
+                if meta.is_dir() { "directory" } else { "file" }
+            ));
         }
     }
     match e.kind() {

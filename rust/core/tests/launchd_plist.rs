@@ -103,7 +103,12 @@ fn expected(spec: &AgentSpec) -> Value {
     });
     let map = dict.as_object_mut().unwrap();
     match &spec.bundle_program {
-        Some(bundle) => map.insert("BundleProgram".into(), s(bundle)),
+        Some(bundle) => {
+            // One bundled plist serves every user: no per-user log path.
+            map.remove("StandardOutPath");
+            map.remove("StandardErrorPath");
+            map.insert("BundleProgram".into(), s(bundle))
+        }
         None => map.insert("Program".into(), path(&spec.program)),
     };
     match spec.mode {

@@ -6,7 +6,9 @@
 //!   that follows `root_pid`;
 //! - `--plain`: behaves like today's spfs-fuse-macos: TCP on `--listen`
 //!   (or `SPFS_MACFUSE_LISTEN_ADDRESS`), no kit, no Control service;
-//! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`.
+//! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
+//! - test switch: `--slow-calls-ms` (a call in flight that outlasts the idle
+//!   timeout, for the idle-exit tests).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ struct Args {
     /// Report this version instead of the crate's.
     #[arg(long)]
     report_version: Option<String>,
+    /// Test switch: `VfsService/Status` waits this long before answering, so
+    /// tests can hold a call in flight past the idle timeout.
+    #[arg(long, default_value_t = 0)]
+    slow_calls_ms: u64,
     /// Accepted and ignored, like spfs-fuse-macos's `service /spfs`.
     #[arg(trailing_var_arg = true, hide = true)]
     rest: Vec<String>,
@@ -65,6 +71,8 @@ struct Vfs {
     mounts: Arc<Mounts>,
     kit: Option<KitHandle>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// `--slow-calls-ms`: how long `Status` waits before answering.
+    slow_calls: Duration,
 }
 
 #[tonic::async_trait]
@@ -121,6 +129,9 @@ impl VfsService for Vfs {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        if !self.slow_calls.is_zero() {
+            tokio::time::sleep(self.slow_calls).await;
+        }
         let mounts = self.mounts.0.lock().expect("mounts");
         Ok(Response::new(StatusResponse {
             active_mounts: mounts.len() as u32,
@@ -168,11 +179,13 @@ async fn run(args: Args) -> Result<(), u8> {
     }
     let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let mounts = Arc::new(Mounts::default());
+    let slow_calls = Duration::from_millis(args.slow_calls_ms);
     if args.plain {
         let vfs = Vfs {
             mounts,
             kit: None,
             shutdown,
+            slow_calls,
         };
         tracing::info!("plain mode: serving on tcp://{}", args.listen);
         let result = tonic::transport::Server::builder()
@@ -202,6 +215,7 @@ async fn run(args: Args) -> Result<(), u8> {
         mounts,
         kit: Some(kit.handle()),
         shutdown,
+        slow_calls,
     };
     kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))
         .await

@@ -11,7 +11,8 @@ use crate::paths::{Paths, ResolvedEndpoint};
 /// program, its arguments, the kit's settings and the user's environment,
 /// the service log; in `Socket` mode the Unix socket the manager will own.
 /// With `bundle_program` (for `SMAppService.agent(plistName:)`) the program
-/// need not exist on this machine.
+/// need not exist on this machine, and no per-user path (state dir, log
+/// file) is written, because one bundled plist serves every user.
 pub fn spec_from_config(
     config: &Config,
     paths: &Paths,
@@ -33,13 +34,18 @@ pub fn spec_from_config(
     spec.mode = mode;
     spec.bundle_program = bundle_program;
     spec.env = config.env.clone();
-    spec.env
-        .insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
-    spec.env.insert(env::ENDPOINT.into(), endpoint.to_string());
     spec.env.insert(
         env::IDLE_TIMEOUT_SECS.into(),
         config.idle_timeout.as_secs().to_string(),
     );
+    // A bundled plist serves every user of the app: per-user paths are left
+    // to the service's own defaults, resolved when it runs.
+    if spec.bundle_program.is_none() {
+        spec.env
+            .insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
+        spec.env.insert(env::ENDPOINT.into(), endpoint.to_string());
+    }
+
     if mode == AgentMode::Socket {
         match endpoint {
             ResolvedEndpoint::Unix(path) => spec.socket_path = Some(path),

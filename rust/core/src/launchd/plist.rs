@@ -68,8 +68,13 @@ fn plist_value(spec: &AgentSpec) -> Value {
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect::<Dictionary>();
     dict.insert("EnvironmentVariables".into(), Value::Dictionary(env));
-    dict.insert("StandardOutPath".into(), log_file.clone().into());
-    dict.insert("StandardErrorPath".into(), log_file.into());
+    // A plist inside an app bundle is the same for every user, so it cannot
+    // name a per-user log file (launchd expands no `~`); the service then
+    // logs on its own terms.
+    if spec.bundle_program.is_none() {
+        dict.insert("StandardOutPath".into(), log_file.clone().into());
+        dict.insert("StandardErrorPath".into(), log_file.into());
+    }
     // Background: the service does work the user did not directly ask for at that moment;
     // launchd applies light resource limits, which suits a filesystem daemon idling between uses.
     dict.insert("ProcessType".into(), "Background".into());

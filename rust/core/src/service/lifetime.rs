@@ -210,8 +210,9 @@ impl Lifetime {
             .filter(|l| l.pid == pid)
             .map(|l| l.id)
             .collect();
-        ids.into_iter()
-            .fold(false, |any, id| self.release(id) || any)
+        // Release every one: no short-circuit.
+        let released = ids.into_iter().filter(|&id| self.release(id)).count();
+        released > 0
     }
 
     /// The leases held now.
