@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,40 @@ static void test_missing_program(void) {
     spfs_autostart_free(mgr);
 }
 
+#define THREADS 8
+
+struct ensure_job {
+    const struct spfs_autostart *mgr;
+    enum spfs_autostart_result code;
+    uint32_t pid;
+};
+
+static void *ensure_thread(void *arg) {
+    struct ensure_job *job = arg;
+    struct spfs_autostart_status *status = NULL;
+    job->code = spfs_autostart_ensure(job->mgr, &status, NULL);
+    job->pid = spfs_autostart_status_pid(status);
+    spfs_autostart_status_free(status);
+    return NULL;
+}
+
+/* One manager used by many threads at once: one service, one pid. */
+static void test_threads(const struct spfs_autostart *mgr) {
+    pthread_t threads[THREADS];
+    struct ensure_job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i].mgr = mgr;
+        jobs[i].code = SPFS_AUTOSTART_RESULT_PANIC;
+        jobs[i].pid = 0;
+        CHECK(pthread_create(&threads[i], NULL, ensure_thread, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_CODE(jobs[i].code, SPFS_AUTOSTART_RESULT_OK);
+        CHECK(jobs[i].pid != 0 && jobs[i].pid == jobs[0].pid);
+    }
+}
+
 static int test_cycle(const char *program) {
     struct spfs_autostart *mgr = NULL;
     struct spfs_autostart_error *err = NULL;
@@ -235,6 +270,12 @@ static int test_cycle(const char *program) {
         CHECK(spfs_autostart_string_array_get(lines, spfs_autostart_string_array_len(lines)) == NULL);
         spfs_autostart_string_array_free(lines);
         lines = NULL;
+
+        test_threads(mgr);
+        CHECK_CODE(spfs_autostart_status(mgr, &status, NULL), SPFS_AUTOSTART_RESULT_OK);
+        CHECK(spfs_autostart_status_pid(status) == pid);
+        spfs_autostart_status_free(status);
+        status = NULL;
     }
 
     /* Always stop, so no service outlives the test. */
