@@ -152,6 +152,15 @@ def test_follow_logs_sees_an_appended_line(service):
         assert observer.errors == []
     finally:
         del handle  # dropping the handle stops the feed
+    time.sleep(0.3)
+    late = f"after the handle was dropped {os.getpid()}"
+    with open(mgr.log_file(), "a") as log:
+        log.write(late + "\n")
+    time.sleep(1.0)
+    rest = []
+    while not observer.lines.empty():
+        rest.append(observer.lines.get())
+    assert late not in rest
 
 
 def test_missing_program_is_binary_not_found(service):
