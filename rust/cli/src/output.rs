@@ -46,7 +46,6 @@ pub fn status(status: &Status, json: bool) {
                 // call is in flight at this very moment).
                 None if status.leases.is_empty() => "never".into(),
                 None => "not while leases are held".into(),
-
             },
         );
     }
