@@ -262,6 +262,79 @@ enum spfs_autostart_result spfs_autostart_tail_logs(const struct spfs_autostart 
                                                     struct spfs_autostart_error **err);
 
 /**
+ * The error's code (never `SPFS_AUTOSTART_RESULT_OK`, except for a NULL
+ * `error`, which gives `SPFS_AUTOSTART_RESULT_OK`).
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+enum spfs_autostart_result spfs_autostart_error_code(const struct spfs_autostart_error *error);
+
+/**
+ * The full message: what happened, to what, and what to do next. Borrowed:
+ * valid until the error is freed. NULL only when `error` is NULL.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+const char *spfs_autostart_error_message(const struct spfs_autostart_error *error);
+
+/**
+ * The service's log file, for startup failures; NULL otherwise. Borrowed:
+ * valid until the error is freed.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+const char *spfs_autostart_error_log_file(const struct spfs_autostart_error *error);
+
+/**
+ * The last lines of the service log at the time of a startup failure
+ * (empty for other failures), oldest first. Borrowed: valid until the error
+ * is freed; do not free it. NULL only when `error` is NULL.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+const struct spfs_autostart_string_array *spfs_autostart_error_log_tail(const struct spfs_autostart_error *error);
+
+/**
+ * Free an error. NULL does nothing.
+ *
+ * # Safety
+ * `error` is NULL or an error from this library, not yet freed.
+ */
+void spfs_autostart_error_free(struct spfs_autostart_error *error);
+
+/**
+ * The number of strings (0 when `array` is NULL).
+ *
+ * # Safety
+ * `array` is NULL or a live string array.
+ */
+size_t spfs_autostart_string_array_len(const struct spfs_autostart_string_array *array);
+
+/**
+ * The string at `index`, or NULL when `index` is out of range (or `array`
+ * is NULL). Borrowed: valid until the array (or the handle it is borrowed
+ * from) is freed.
+ *
+ * # Safety
+ * `array` is NULL or a live string array.
+ */
+const char *spfs_autostart_string_array_get(const struct spfs_autostart_string_array *array,
+                                            size_t index);
+
+/**
+ * Free a string array that a function gave you (not one borrowed from a
+ * status or an error). NULL does nothing.
+ *
+ * # Safety
+ * `array` is NULL or an owned array from this library, not yet freed.
+ */
+void spfs_autostart_string_array_free(struct spfs_autostart_string_array *array);
+
+/**
  * The state. A NULL `status` gives `SPFS_AUTOSTART_STATE_STOPPED`.
  *
  * # Safety
@@ -357,79 +430,6 @@ const struct spfs_autostart_string_array *spfs_autostart_status_warnings(const s
  * `status` is NULL or a status from this library, not yet freed.
  */
 void spfs_autostart_status_free(struct spfs_autostart_status *status);
-
-/**
- * The error's code (never `SPFS_AUTOSTART_RESULT_OK`, except for a NULL
- * `error`, which gives `SPFS_AUTOSTART_RESULT_OK`).
- *
- * # Safety
- * `error` is NULL or a live error.
- */
-enum spfs_autostart_result spfs_autostart_error_code(const struct spfs_autostart_error *error);
-
-/**
- * The full message: what happened, to what, and what to do next. Borrowed:
- * valid until the error is freed. NULL only when `error` is NULL.
- *
- * # Safety
- * `error` is NULL or a live error.
- */
-const char *spfs_autostart_error_message(const struct spfs_autostart_error *error);
-
-/**
- * The service's log file, for startup failures; NULL otherwise. Borrowed:
- * valid until the error is freed.
- *
- * # Safety
- * `error` is NULL or a live error.
- */
-const char *spfs_autostart_error_log_file(const struct spfs_autostart_error *error);
-
-/**
- * The last lines of the service log at the time of a startup failure
- * (empty for other failures), oldest first. Borrowed: valid until the error
- * is freed; do not free it. NULL only when `error` is NULL.
- *
- * # Safety
- * `error` is NULL or a live error.
- */
-const struct spfs_autostart_string_array *spfs_autostart_error_log_tail(const struct spfs_autostart_error *error);
-
-/**
- * Free an error. NULL does nothing.
- *
- * # Safety
- * `error` is NULL or an error from this library, not yet freed.
- */
-void spfs_autostart_error_free(struct spfs_autostart_error *error);
-
-/**
- * The number of strings (0 when `array` is NULL).
- *
- * # Safety
- * `array` is NULL or a live string array.
- */
-size_t spfs_autostart_string_array_len(const struct spfs_autostart_string_array *array);
-
-/**
- * The string at `index`, or NULL when `index` is out of range (or `array`
- * is NULL). Borrowed: valid until the array (or the handle it is borrowed
- * from) is freed.
- *
- * # Safety
- * `array` is NULL or a live string array.
- */
-const char *spfs_autostart_string_array_get(const struct spfs_autostart_string_array *array,
-                                            size_t index);
-
-/**
- * Free a string array that a function gave you (not one borrowed from a
- * status or an error). NULL does nothing.
- *
- * # Safety
- * `array` is NULL or an owned array from this library, not yet freed.
- */
-void spfs_autostart_string_array_free(struct spfs_autostart_string_array *array);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,0 +1,167 @@
+//! Reading a `struct spfs_autostart_status`: one accessor per field, each
+//! NULL-safe with a documented default.
+
+use std::ffi::c_char;
+use std::ptr;
+
+use super::{
+    guard, opt_str, secs, spfs_autostart_state, spfs_autostart_status, spfs_autostart_string_array,
+    take,
+};
+
+/// The state. A NULL `status` gives `SPFS_AUTOSTART_STATE_STOPPED`.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_state(
+    status: *const spfs_autostart_status,
+) -> spfs_autostart_state {
+    // SAFETY: the caller's contract.
+    guard(spfs_autostart_state::Stopped, || {
+        unsafe { status.as_ref() }.map_or(spfs_autostart_state::Stopped, |s| s.state)
+    })
+}
+
+/// The service's pid, or 0 when unknown (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_pid(status: *const spfs_autostart_status) -> u32 {
+    // SAFETY: the caller's contract.
+    guard(0, || {
+        unsafe { status.as_ref() }.and_then(|s| s.pid).unwrap_or(0)
+    })
+}
+
+/// The version the service reports, or NULL when unknown (or `status` is
+/// NULL). Borrowed: valid until the status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_version(
+    status: *const spfs_autostart_status,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(unsafe { status.as_ref() }.and_then(|s| s.version.as_ref()))
+    })
+}
+
+/// The endpoint in config syntax (`unix:///...`, `tcp://...`); NULL only
+/// when `status` is NULL. Borrowed: valid until the status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_endpoint(
+    status: *const spfs_autostart_status,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(unsafe { status.as_ref() }.map(|s| &s.endpoint))
+    })
+}
+
+/// The service's log file; NULL only when `status` is NULL. Borrowed: valid
+/// until the status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_log_file(
+    status: *const spfs_autostart_status,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(unsafe { status.as_ref() }.map(|s| &s.log_file))
+    })
+}
+
+/// What was found, for the `CONFLICT` and `UNRESPONSIVE` states; NULL when
+/// there is nothing to say (or `status` is NULL). Borrowed: valid until the
+/// status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_detail(
+    status: *const spfs_autostart_status,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(unsafe { status.as_ref() }.and_then(|s| s.detail.as_ref()))
+    })
+}
+
+/// Seconds since the service started, or -1 when unknown (or `status` is
+/// NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_uptime_secs(
+    status: *const spfs_autostart_status,
+) -> i64 {
+    // SAFETY: the caller's contract.
+    guard(-1, || {
+        secs(unsafe { status.as_ref() }.and_then(|s| s.uptime_secs))
+    })
+}
+
+/// Seconds until the service exits for idleness, or -1 when it is not idle
+/// or it is unknown (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
+    status: *const spfs_autostart_status,
+) -> i64 {
+    // SAFETY: the caller's contract.
+    guard(-1, || {
+        secs(unsafe { status.as_ref() }.and_then(|s| s.idle_exit_in_secs))
+    })
+}
+
+/// How many leases the service holds (0 when `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_lease_count(
+    status: *const spfs_autostart_status,
+) -> usize {
+    // SAFETY: the caller's contract.
+    guard(0, || {
+        unsafe { status.as_ref() }.map_or(0, |s| s.lease_count)
+    })
+}
+
+/// Things the user should know (e.g. a TCP endpoint other users can reach).
+/// Borrowed: valid until the status is freed; do not free it. NULL only
+/// when `status` is NULL.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_warnings(
+    status: *const spfs_autostart_status,
+) -> *const spfs_autostart_string_array {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        unsafe { status.as_ref() }.map_or(ptr::null(), |s| &s.warnings as *const _)
+    })
+}
+
+/// Free a status. NULL does nothing.
+///
+/// # Safety
+/// `status` is NULL or a status from this library, not yet freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_free(status: *mut spfs_autostart_status) {
+    // SAFETY: the caller's contract.
+    guard((), || unsafe { take(status) })
+}
