@@ -3,10 +3,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
+use spfs_autostart::rpc;
 use tokio::runtime::Runtime;
 
 use crate::Options;
@@ -81,6 +82,16 @@ fn stop_child(mut child: Child) {
     let _ = child.wait();
 }
 
+/// This process's user + system CPU time.
+fn self_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is valid; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn ratio(ours: Option<Summary>, base: Option<Summary>) -> Option<f64> {
     match (ours, base) {
         (Some(o), Some(b)) if b.median > 0.0 => Some(o.median / b.median),
@@ -103,28 +114,65 @@ fn hot(
         .map_err(err("start the service for the hot path"))?;
     let (plain, port) = plain_service(rt, bins, reaper)?;
 
-    // (a) in-process, warm manager, vs the naive probe in-process.
+    // (a) in-process, warm manager, vs the naive probe in-process; with,
+    // interleaved so they share the noise, where the time goes: the
+    // Control.Info RPC alone on a warm channel, and the gRPC floor (a unary
+    // VfsService.Status on a warm tonic channel) over a Unix socket and TCP.
     let n = opts.iters(5000, 300);
-    let mut ours = Vec::with_capacity(n);
-    let mut base = Vec::with_capacity(n);
+    let mut samples: [Vec<Duration>; 5] = Default::default();
     rt.block_on(async {
-        for _ in 0..100 {
-            let _ = manager.ensure().await;
-            let _ = naive::probe(port).await;
-        }
-        for _ in 0..n {
+        let unix = rpc::channel(manager.endpoint().clone(), None)
+            .await
+            .map_err(|e| format!("channel: {e}"))?;
+        let tcp = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| format!("channel: {e}"))?;
+        let mut vfs_unix = VfsServiceClient::new(unix.clone());
+        let mut vfs_tcp = VfsServiceClient::new(tcp);
+        for i in 0..n + 100 {
+            let mut took = [Duration::ZERO; 5];
             let t = Instant::now();
             manager.ensure().await.map_err(err("hot ensure"))?;
-            ours.push(t.elapsed());
+            took[0] = t.elapsed();
             let t = Instant::now();
             if !naive::probe(port).await {
                 return Err("the naive probe failed against a running service".to_string());
             }
-            base.push(t.elapsed());
+            took[1] = t.elapsed();
+            // Let the dropped probe connection's teardown run outside the
+            // measured calls.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let t = Instant::now();
+            if !matches!(
+                rpc::info(unix.clone(), true, Duration::from_secs(1)).await,
+                rpc::Probe::Kit(..)
+            ) {
+                return Err("Control.Info failed".to_string());
+            }
+            took[2] = t.elapsed();
+            let t = Instant::now();
+            vfs_unix
+                .status(StatusRequest {})
+                .await
+                .map_err(|e| e.to_string())?;
+            took[3] = t.elapsed();
+            let t = Instant::now();
+            vfs_tcp
+                .status(StatusRequest {})
+                .await
+                .map_err(|e| e.to_string())?;
+            took[4] = t.elapsed();
+            if i >= 100 {
+                for (v, d) in samples.iter_mut().zip(took) {
+                    v.push(d);
+                }
+            }
         }
         Ok(())
     })?;
-    let (o, b) = (Summary::of(&ours), Summary::of(&base));
+    let [o, b, i, fu, ft] = samples.each_ref().map(|v| Summary::of(v));
     rows.push(Row {
         id: "1a".into(),
         name: "hot ensure, in-process, warm ServiceManager".into(),
@@ -134,6 +182,60 @@ fn hot(
         target: "median <= 150 us".into(),
         verdict: Verdict::of(o.is_some_and(|o| o.median <= 150e-6)),
         data: json!({"unit": "us", "ours": o.map(|s| s.json(1e6)), "naive_probe": b.map(|s| s.json(1e6))}),
+    });
+    rows.push(Row {
+        id: "1a'".into(),
+        name: "  where 1a goes: Control.Info RPC alone, warm channel".into(),
+        ours: timing(i),
+        baseline: format!("gRPC floor, VfsService.Status warm: Unix {}; TCP {}", timing(fu), timing(ft)),
+        ratio: ratio(i, fu),
+        target: "-".into(),
+        verdict: Verdict::Info,
+        data: json!({"unit": "us", "info_rpc": i.map(|s| s.json(1e6)), "floor_unix": fu.map(|s| s.json(1e6)),
+                     "floor_tcp": ft.map(|s| s.json(1e6))}),
+    });
+
+    // CPU per hot ensure, ours and the service's: the rest of the wall
+    // time is waiting for the other side to be scheduled.
+    let service_pid = rt
+        .block_on(manager.ensure())
+        .map_err(err("hot ensure"))?
+        .pid
+        .ok_or("the kit service reported no pid")?;
+    let (self0, svc0) = (self_cpu(), procs::cpu_time(service_pid));
+    let t = Instant::now();
+    rt.block_on(async {
+        for _ in 0..n {
+            manager.ensure().await.map_err(err("hot ensure"))?;
+        }
+        Ok::<(), String>(())
+    })?;
+    let wall = t.elapsed().as_secs_f64() / n as f64;
+    let client = (self_cpu() - self0).as_secs_f64() / n as f64;
+    let service = match (svc0, procs::cpu_time(service_pid)) {
+        (Some(a), Some(b)) => Some((b - a).as_secs_f64() / n as f64),
+        _ => None,
+    };
+    rows.push(Row {
+        id: "1a''".into(),
+        name: "  where 1a goes: CPU per call (back-to-back mean)".into(),
+        ours: format!(
+            "wall {}: client CPU {}, service CPU {}",
+            fmt_secs(wall),
+            fmt_secs(client),
+            service.map(fmt_secs).unwrap_or_else(|| "-".into())
+        ),
+        baseline: format!(
+            "remainder (wake-ups, scheduling): {}",
+            service
+                .map(|s| fmt_secs((wall - client - s).max(0.0)))
+                .unwrap_or_else(|| "-".into())
+        ),
+        ratio: None,
+        target: "-".into(),
+        verdict: Verdict::Info,
+        data: json!({"unit": "us", "wall_mean": wall * 1e6, "client_cpu": client * 1e6,
+                     "service_cpu": service.map(|s| s * 1e6), "calls": n}),
     });
 
     // (b) fresh processes, interleaved so they share the noise.
@@ -478,25 +580,9 @@ fn herd(
     let mut failures = 0;
     for _ in 0..reps {
         let sb = Sandbox::new(bins).map_err(|e| format!("sandbox: {e}"))?;
-        let barrier = Barrier::new(n);
-        let results: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    s.spawn(|| {
-                        barrier.wait();
-                        run_timed(&mut sb.cli(bins, &["ensure"]))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("herd thread"))
-                .collect()
-        });
-        for r in results {
-            let f = r.map_err(|e| format!("run spfs-autostart: {e}"))?;
-            failures += usize::from(!f.status.success());
-            ours.push(f.wall);
+        for r in gated(bins, n, || sb.cli(bins, &["ensure"]))? {
+            failures += usize::from(!r.1.success());
+            ours.push(r.0);
         }
         ours_spawned.push(sb.spawn_count());
         rt.block_on(sb.manager().stop())
@@ -505,29 +591,17 @@ fn herd(
         // The naive herd: every process probes, fails, spawns.
         let port = free_port().to_string();
         let pids = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let barrier = Barrier::new(n);
         let service = bins.service.display().to_string();
         let pid_dir = pids.path().display().to_string();
-        let results: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut cmd = Command::new(&bins.bench);
-                        cmd.args(["naive-ensure", &port, &service, &pid_dir])
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null());
-                        barrier.wait();
-                        run_timed(&mut cmd)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("herd thread"))
-                .collect()
-        });
-        for r in results {
-            naive_lat.push(r.map_err(|e| format!("run naive ensure: {e}"))?.wall);
+        let naive_cmd = || {
+            let mut cmd = Command::new(&bins.bench);
+            cmd.args(["naive-ensure", &port, &service, &pid_dir])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd
+        };
+        for r in gated(bins, n, naive_cmd)? {
+            naive_lat.push(r.0);
         }
         let spawned: Vec<u32> = std::fs::read_dir(pids.path())
             .map(|d| {
@@ -573,6 +647,59 @@ fn herd(
         }),
     });
     Ok(())
+}
+
+/// Start `n` copies of `make()` held at a gate (a `gate` child blocked on a
+/// shared pipe), then open the gate: they all exec at the same instant, with
+/// fork and exec of the harness's children out of the way. Returns each
+/// one's time from the opening to its exit, and its exit status.
+fn gated(
+    bins: &Bins,
+    n: usize,
+    make: impl Fn() -> Command,
+) -> Result<Vec<(Duration, std::process::ExitStatus)>> {
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let mut children = Vec::with_capacity(n);
+    for _ in 0..n {
+        let inner = make();
+        let mut cmd = Command::new(&bins.bench);
+        cmd.arg("gate")
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let gate = reader.try_clone().map_err(|e| format!("pipe: {e}"))?;
+        cmd.stdin(Stdio::from(gate))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        children.push(
+            cmd.spawn()
+                .map_err(|e| format!("spawn a gated child: {e}"))?,
+        );
+    }
+    drop(reader);
+    // Let every child reach its read() of the gate.
+    std::thread::sleep(Duration::from_millis(200));
+    let open = Instant::now();
+    drop(writer);
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = children
+            .iter_mut()
+            .map(|child| s.spawn(move || child.wait().map(|status| (open.elapsed(), status))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("waiter thread"))
+            .collect::<Vec<_>>()
+    });
+    results
+        .into_iter()
+        .map(|r| r.map_err(|e| format!("wait for a gated child: {e}")))
+        .collect()
 }
 
 // ---------------------------------------------------------------- 4. tail
@@ -639,34 +766,57 @@ fn tail(bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Result<()> {
     }
     let report: serde_json::Value =
         serde_json::from_slice(&out.stderr).map_err(|e| format!("tail-child report: {e}"))?;
-    // Processes against processes, interleaved.
-    let m = opts.iters(100, 10);
-    let (mut ours, mut theirs, mut ours_rss, mut theirs_rss) = (vec![], vec![], vec![], vec![]);
+    // Processes against processes, interleaved, each with its own start-up
+    // cost (the same program doing nothing) beside it.
+    let m = opts.iters(200, 10);
+    let mut runs: [Vec<Duration>; 4] = Default::default();
     for _ in 0..m {
-        let mut cmd = Command::new(&bins.bench);
-        cmd.args(["tail-child", BIG_LOG, "100"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let f = run_timed(&mut cmd).map_err(|e| e.to_string())?;
-        ours.push(f.wall);
-        ours_rss.push(f.maxrss_kib as f64);
-        let mut cmd = Command::new("tail");
-        cmd.args(["-n", "100", BIG_LOG]).stdout(Stdio::null());
-        let f = run_timed(&mut cmd).map_err(|e| e.to_string())?;
-        theirs.push(f.wall);
-        theirs_rss.push(f.maxrss_kib as f64);
+        let commands: [(&Path, [&str; 3]); 4] = [
+            (&bins.bench, ["tail-child", BIG_LOG, "100"]),
+            (&bins.bench, ["tail-child", BIG_LOG, "0"]),
+            (Path::new("tail"), ["-n", "100", BIG_LOG]),
+            (Path::new("tail"), ["-n", "0", BIG_LOG]),
+        ];
+        for ((program, args), into) in commands.iter().zip(runs.iter_mut()) {
+            let mut cmd = Command::new(program);
+            cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+            let f = run_timed(&mut cmd).map_err(|e| format!("{}: {e}", program.display()))?;
+            into.push(f.wall);
+        }
     }
-    let (o, g, i) = (
-        Summary::of(&ours),
-        Summary::of(&theirs),
-        Summary::of(&inproc),
-    );
-    let (orss, grss) = (Summary::of_secs(&ours_rss), Summary::of_secs(&theirs_rss));
+    let [o, os, g, gs] = runs.each_ref().map(|v| Summary::of(v));
+    let i = Summary::of(&inproc);
+    let work = |a: Option<Summary>, b: Option<Summary>| Some(a?.median - b?.median);
+    let (ours_work, gnu_work) = (work(o, os), work(g, gs));
+    // Peak memory through GNU time's %M: wait4's ru_maxrss of our own
+    // children also counts the harness's RSS at fork time.
+    let peak = |program: &Path, args: &[&str]| -> Option<u64> {
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let ours_peak = peak(&bins.bench, &["tail-child", BIG_LOG, "100"]);
+    let bench_idle_peak = peak(&bins.bench, &["--help"]);
+    let gnu_peak = peak(Path::new("tail"), &["-n", "100", BIG_LOG]);
+    let kib = |k: Option<u64>| {
+        k.map(|k| format!("{k} KiB"))
+            .unwrap_or_else(|| "- (no /usr/bin/time)".into())
+    };
     let r = ratio(o, g);
     rows.push(Row {
         id: "4".into(),
         name: "tail_logs(100) on a 1 GiB log, fresh process".into(),
-        ours: format!("{} (in-process {})", timing(o), timing(i)),
+        ours: format!("{} (in-process call {})", timing(o), timing(i)),
         baseline: format!("GNU `tail -n 100`: {}", timing(g)),
         ratio: r,
         target: "<= 1.5x GNU tail".into(),
@@ -674,24 +824,38 @@ fn tail(bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Result<()> {
         data: json!({"unit": "us", "process": o.map(|x| x.json(1e6)), "in_process": i.map(|x| x.json(1e6)),
                      "gnu_tail": g.map(|x| x.json(1e6))}),
     });
+    let fmt = |w: Option<f64>| w.map(fmt_secs).unwrap_or_else(|| "-".into());
+    rows.push(Row {
+        id: "4''".into(),
+        name: "  where 4 goes: run minus start-up (`-n 0`), medians".into(),
+        ours: format!("{} (start-up {})", fmt(ours_work), timing(os)),
+        baseline: format!("GNU tail: {} (start-up {})", fmt(gnu_work), timing(gs)),
+        ratio: match (ours_work, gnu_work) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        },
+        target: "-".into(),
+        verdict: Verdict::Info,
+        data: json!({"unit": "us", "ours_work": ours_work.map(|w| w * 1e6), "gnu_work": gnu_work.map(|w| w * 1e6),
+                     "ours_startup": os.map(|x| x.json(1e6)), "gnu_startup": gs.map(|x| x.json(1e6))}),
+    });
     rows.push(Row {
         id: "4'".into(),
         name: "tail_logs(100): peak memory and bytes read".into(),
         ours: format!(
-            "VmHWM {} KiB (maxrss {} KiB); {} bytes read",
+            "peak RSS {} (VmHWM {} KiB; harness doing nothing: {}); {} bytes read",
+            kib(ours_peak),
             report["vmhwm_kib"],
-            orss.map(|s| s.median as u64).unwrap_or(0),
+            kib(bench_idle_peak),
             bytes_read
         ),
-        baseline: format!(
-            "GNU tail maxrss {} KiB",
-            grss.map(|s| s.median as u64).unwrap_or(0)
-        ),
+        baseline: format!("GNU tail peak RSS {}", kib(gnu_peak)),
         ratio: None,
         target: "cost independent of file size".into(),
         verdict: Verdict::Info,
-        data: json!({"vmhwm_kib": report["vmhwm_kib"], "maxrss_kib": orss.map(|s| s.median),
-                     "gnu_maxrss_kib": grss.map(|s| s.median), "bytes_read": bytes_read,
+        data: json!({"vmhwm_kib": report["vmhwm_kib"], "peak_rss_kib": ours_peak,
+                     "harness_idle_peak_rss_kib": bench_idle_peak, "gnu_peak_rss_kib": gnu_peak,
+                     "bytes_read": bytes_read,
                      "file_bytes": BIG_LOG_SIZE}),
     });
     Ok(())
@@ -963,4 +1127,27 @@ pub fn child_tail(args: &[String]) -> ExitCode {
         json!({"bytes_read": tail.bytes_read, "vmhwm_kib": procs::status_kib("self", "VmHWM"), "micros": micros})
     );
     ExitCode::SUCCESS
+}
+
+/// `gate PROGRAM ARGS...`: block until stdin reaches end of file (the
+/// harness closes the pipe), then become PROGRAM.
+pub fn child_gate(args: &[String]) -> ExitCode {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let Some(program) = args.first() else {
+        eprintln!("usage: gate PROGRAM ARGS...");
+        return ExitCode::from(2);
+    };
+    let mut buf = [0u8; 1];
+    while let Ok(n) = std::io::stdin().read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+    let e = Command::new(program)
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .exec();
+    eprintln!("gate: cannot exec {program}: {e}");
+    ExitCode::from(127)
 }

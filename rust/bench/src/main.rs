@@ -7,7 +7,7 @@
 //! temp dir it starts is cleaned up; it never touches the user's state dir.
 //!
 //! Usage: `spfs-autostart-bench [--quick] [--json] [--only 1,2,3,4,5,6]`.
-//! The hidden subcommands `naive-probe`, `naive-ensure` and `tail-child` are
+//! The hidden subcommands `naive-probe`, `naive-ensure`, `tail-child` and `gate` are
 //! the harness's own child processes.
 
 mod cases;
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Some("naive-probe") => return cases::child_naive_probe(&args[1..]),
         Some("naive-ensure") => return cases::child_naive_ensure(&args[1..]),
         Some("tail-child") => return cases::child_tail(&args[1..]),
+        Some("gate") => return cases::child_gate(&args[1..]),
         _ => {}
     }
     let mut options = Options {

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 pub struct Finished {
     /// From just before `spawn` to the reaping of the child.
     pub wall: Duration,
-    /// Its peak resident set (`ru_maxrss`), in KiB.
-    pub maxrss_kib: u64,
     /// Its user + system CPU time.
     pub cpu: Duration,
     /// How it ended.
@@ -45,7 +43,6 @@ pub fn run_timed(cmd: &mut Command) -> io::Result<Finished> {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Finished {
         wall,
-        maxrss_kib: usage.ru_maxrss as u64,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         status: ExitStatus::from_raw(status),
     })
