@@ -19,6 +19,9 @@ use crate::stats::{Summary, fmt_secs};
 
 type Result<T> = std::result::Result<T, String>;
 
+/// The pause before each in-process hot call.
+const PAUSE: Duration = Duration::from_millis(1);
+
 /// Run every selected section, appending rows.
 pub fn run_all(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Result<()> {
     let mut reaper = Reaper::default();
@@ -118,64 +121,14 @@ fn hot(
     // interleaved so they share the noise, where the time goes: the
     // Control.Info RPC alone on a warm channel, and the gRPC floor (a unary
     // VfsService.Status on a warm tonic channel) over a Unix socket and TCP.
+    // Once back to back (as criterion would), once 1 ms apart (the parked
+    // threads on both sides must wake up, as for a real caller).
     let n = opts.iters(5000, 300);
-    let mut samples: [Vec<Duration>; 5] = Default::default();
-    rt.block_on(async {
-        let unix = rpc::channel(manager.endpoint().clone(), None)
-            .await
-            .map_err(|e| format!("channel: {e}"))?;
-        let tcp = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| format!("channel: {e}"))?;
-        let mut vfs_unix = VfsServiceClient::new(unix.clone());
-        let mut vfs_tcp = VfsServiceClient::new(tcp);
-        for i in 0..n + 100 {
-            let mut took = [Duration::ZERO; 5];
-            let t = Instant::now();
-            manager.ensure().await.map_err(err("hot ensure"))?;
-            took[0] = t.elapsed();
-            let t = Instant::now();
-            if !naive::probe(port).await {
-                return Err("the naive probe failed against a running service".to_string());
-            }
-            took[1] = t.elapsed();
-            // Let the dropped probe connection's teardown run outside the
-            // measured calls.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            let t = Instant::now();
-            if !matches!(
-                rpc::info(unix.clone(), true, Duration::from_secs(1)).await,
-                rpc::Probe::Kit(..)
-            ) {
-                return Err("Control.Info failed".to_string());
-            }
-            took[2] = t.elapsed();
-            let t = Instant::now();
-            vfs_unix
-                .status(StatusRequest {})
-                .await
-                .map_err(|e| e.to_string())?;
-            took[3] = t.elapsed();
-            let t = Instant::now();
-            vfs_tcp
-                .status(StatusRequest {})
-                .await
-                .map_err(|e| e.to_string())?;
-            took[4] = t.elapsed();
-            if i >= 100 {
-                for (v, d) in samples.iter_mut().zip(took) {
-                    v.push(d);
-                }
-            }
-        }
-        Ok(())
-    })?;
-    let [o, b, i, fu, ft] = samples.each_ref().map(|v| Summary::of(v));
+    let [o, b, i, fu, ft] = hot_loop(rt, &manager, port, n, None)?;
+    let [po, pb, _, pfu, _] = hot_loop(rt, &manager, port, n, Some(PAUSE))?;
     rows.push(Row {
         id: "1a".into(),
-        name: "hot ensure, in-process, warm ServiceManager".into(),
+        name: "hot ensure, in-process, warm ServiceManager, back to back".into(),
         ours: timing(o),
         baseline: format!("naive probe in-process: {}", timing(b)),
         ratio: ratio(o, b),
@@ -187,12 +140,31 @@ fn hot(
         id: "1a'".into(),
         name: "  where 1a goes: Control.Info RPC alone, warm channel".into(),
         ours: timing(i),
-        baseline: format!("gRPC floor, VfsService.Status warm: Unix {}; TCP {}", timing(fu), timing(ft)),
+        baseline: format!(
+            "gRPC floor, VfsService.Status warm: Unix {}; TCP {}",
+            timing(fu),
+            timing(ft)
+        ),
         ratio: ratio(i, fu),
         target: "-".into(),
         verdict: Verdict::Info,
         data: json!({"unit": "us", "info_rpc": i.map(|s| s.json(1e6)), "floor_unix": fu.map(|s| s.json(1e6)),
                      "floor_tcp": ft.map(|s| s.json(1e6))}),
+    });
+    rows.push(Row {
+        id: "1a-idle".into(),
+        name: "hot ensure, in-process, calls 1 ms apart".into(),
+        ours: timing(po),
+        baseline: format!(
+            "naive probe: {}; gRPC floor (Unix): {}",
+            timing(pb),
+            timing(pfu)
+        ),
+        ratio: ratio(po, pb),
+        target: "-".into(),
+        verdict: Verdict::Info,
+        data: json!({"unit": "us", "ours": po.map(|s| s.json(1e6)), "naive_probe": pb.map(|s| s.json(1e6)),
+                     "floor_unix": pfu.map(|s| s.json(1e6))}),
     });
 
     // CPU per hot ensure, ours and the service's: the rest of the wall
@@ -307,6 +279,79 @@ fn hot(
     rt.block_on(manager.stop())
         .map_err(err("stop the hot-path service"))?;
     Ok(())
+}
+
+/// `n` rounds of: ensure, naive probe, Control.Info alone, VfsService.Status
+/// over Unix and over TCP; with `pause` before each call, or back to back
+/// (then the naive probes run in a loop of their own, so the teardown of
+/// each dropped probe connection is charged to the naive design only).
+fn hot_loop(
+    rt: &Runtime,
+    manager: &spfs_autostart::ServiceManager,
+    port: u16,
+    n: usize,
+    pause: Option<Duration>,
+) -> Result<[Option<Summary>; 5]> {
+    let mut samples: [Vec<Duration>; 5] = Default::default();
+    rt.block_on(async {
+        let unix = rpc::channel(manager.endpoint().clone(), None)
+            .await
+            .map_err(|e| format!("channel: {e}"))?;
+        let tcp = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| format!("channel: {e}"))?;
+        let mut vfs_unix = VfsServiceClient::new(unix.clone());
+        let mut vfs_tcp = VfsServiceClient::new(tcp);
+        let interleave_probe = pause.is_some();
+        for round in 0..n + 100 {
+            let mut took = [None; 5];
+            for (op, slot) in took.iter_mut().enumerate() {
+                if op == 1 && !interleave_probe {
+                    continue;
+                }
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
+                }
+                let t = Instant::now();
+                let ok = match op {
+                    0 => manager.ensure().await.is_ok(),
+                    1 => naive::probe(port).await,
+                    2 => matches!(
+                        rpc::info(unix.clone(), true, Duration::from_secs(1)).await,
+                        rpc::Probe::Kit(..)
+                    ),
+                    3 => vfs_unix.status(StatusRequest {}).await.is_ok(),
+                    _ => vfs_tcp.status(StatusRequest {}).await.is_ok(),
+                };
+                *slot = Some(t.elapsed());
+                if !ok {
+                    return Err(format!(
+                        "hot-path operation {op} failed against a running service"
+                    ));
+                }
+            }
+            if round >= 100 {
+                for (v, d) in samples.iter_mut().zip(took) {
+                    v.extend(d);
+                }
+            }
+        }
+        if !interleave_probe {
+            for round in 0..n + 100 {
+                let t = Instant::now();
+                if !naive::probe(port).await {
+                    return Err("the naive probe failed against a running service".into());
+                }
+                if round >= 100 {
+                    samples[1].push(t.elapsed());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(samples.each_ref().map(|v| Summary::of(v)))
 }
 
 /// Where the FFI crate puts its pieces once it lands.
