@@ -120,6 +120,17 @@ impl Sandbox {
     }
 }
 
+impl Drop for Sandbox {
+    /// A service still running here (an error path skipped its stop) is
+    /// killed before its dir goes: nothing outlives the harness.
+    fn drop(&mut self) {
+        let record = spfs_autostart::record::ServiceRecord::read(&self.paths().record());
+        if let Some(record) = record.filter(|r| r.process_matches()) {
+            crate::procs::signal(record.pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// CPU model and kernel, for the report's header.
 pub fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
