@@ -468,18 +468,27 @@ fn ffi_c_hot(bins: &Bins, sb: &Sandbox, m: usize, naive: Option<Summary>) -> Row
 
 // ---------------------------------------------------------------- 2. cold
 
-/// Exec to first successful connect, polled every 100 us.
-fn time_to_connect(
+/// Exec to first successful connect, and exec to first answer to the same
+/// probe our spawner uses (a cold service must also fault in its RPC path
+/// before it answers), each polled every 100 us.
+fn time_to_serve(
     mut child: Child,
     connect: impl Fn() -> bool,
+    answer: impl Fn() -> bool,
     start: Instant,
-) -> Result<Duration> {
+) -> Result<(Duration, Duration)> {
     let deadline = start + Duration::from_secs(10);
+    let mut connected = None;
     loop {
-        if connect() {
-            let took = start.elapsed();
-            stop_child(child);
-            return Ok(took);
+        if connected.is_none() && connect() {
+            connected = Some(start.elapsed());
+        }
+        if let Some(connected) = connected {
+            if answer() {
+                let answered = start.elapsed();
+                stop_child(child);
+                return Ok((connected, answered));
+            }
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("the service exited before serving: {status}"));
@@ -495,6 +504,7 @@ fn time_to_connect(
 
 fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Result<()> {
     let k = opts.iters(40, 5);
+    let (mut kit_connect, mut plain_connect) = (vec![], vec![]);
     let (mut kit_direct, mut ours, mut plain_direct, mut naive_total) =
         (vec![], vec![], vec![], vec![]);
     for _ in 0..k {
@@ -511,11 +521,20 @@ fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Resul
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("spawn the reference service: {e}"))?;
-        kit_direct.push(time_to_connect(
+        let endpoint = sb.manager().endpoint().clone();
+        let (connected, answered) = time_to_serve(
             child,
             || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            || {
+                matches!(
+                    rt.block_on(rpc::probe(&endpoint, false, Duration::from_secs(1))),
+                    rpc::Probe::Kit(..)
+                )
+            },
             start,
-        )?);
+        )?;
+        kit_connect.push(connected);
+        kit_direct.push(answered);
         drop(sb);
 
         // Ours: stopped -> ready through ensure(), fresh state dir.
@@ -534,11 +553,20 @@ fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Resul
         let child =
             naive::spawn_plain(&bins.service, port).map_err(|e| format!("spawn plain: {e}"))?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        plain_direct.push(time_to_connect(
+        let endpoint = spfs_autostart::ResolvedEndpoint::Tcp(addr);
+        let (connected, answered) = time_to_serve(
             child,
             || std::net::TcpStream::connect(addr).is_ok(),
+            || {
+                matches!(
+                    rt.block_on(rpc::probe(&endpoint, false, Duration::from_secs(1))),
+                    rpc::Probe::Plain(..)
+                )
+            },
             start,
-        )?);
+        )?;
+        plain_connect.push(connected);
+        plain_direct.push(answered);
 
         // The naive cold start.
         let port = free_port();
@@ -576,12 +604,14 @@ fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Resul
     });
     rows.push(Row {
         id: "2'".into(),
-        name: "cold ensure overhead = total - service exec-to-serving".into(),
+        name: "cold ensure overhead = total - service exec-to-first-answer".into(),
         ours: overhead.map(fmt_secs).unwrap_or_else(|| "-".into()),
         baseline: format!(
-            "service alone: kit {}; plain {}; naive overhead {}",
+            "service alone, exec to first answer (to connectable): kit {} ({}); plain {} ({}); naive overhead {}",
             timing(s),
+            timing(Summary::of(&kit_connect)),
             timing(pd),
+            timing(Summary::of(&plain_connect)),
             match (nv, pd) {
                 (Some(n), Some(p)) => fmt_secs(n.median - p.median),
                 _ => "-".into(),
@@ -594,6 +624,8 @@ fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Resul
             "unit": "ms",
             "overhead_median": overhead.map(|o| o * 1e3),
             "kit_service_alone": s.map(|x| x.json(1e3)),
+            "kit_service_connectable": Summary::of(&kit_connect).map(|x| x.json(1e3)),
+            "plain_service_connectable": Summary::of(&plain_connect).map(|x| x.json(1e3)),
             "plain_service_alone": pd.map(|x| x.json(1e3)),
         }),
     });
