@@ -483,12 +483,12 @@ fn time_to_serve(
         if connected.is_none() && connect() {
             connected = Some(start.elapsed());
         }
-        if let Some(connected) = connected {
-            if answer() {
-                let answered = start.elapsed();
-                stop_child(child);
-                return Ok((connected, answered));
-            }
+        if let Some(connected) = connected
+            && answer()
+        {
+            let answered = start.elapsed();
+            stop_child(child);
+            return Ok((connected, answered));
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("the service exited before serving: {status}"));

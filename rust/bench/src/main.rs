@@ -119,9 +119,12 @@ fn main() -> ExitCode {
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
+        load: (report::load_average(), String::new()),
         rows: Vec::new(),
     };
-    match cases::run_all(&runtime, &bins, &options, &mut report.rows) {
+    let outcome = cases::run_all(&runtime, &bins, &options, &mut report.rows);
+    report.load.1 = report::load_average();
+    match outcome {
         Ok(()) => {}
         Err(e) => {
             eprintln!("error: {e}");

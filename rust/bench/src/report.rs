@@ -91,6 +91,9 @@ pub struct Report {
     pub mode: String,
     /// The command that produced it.
     pub command: String,
+    /// `/proc/loadavg` (1, 5, 15 min) before and after the run: other
+    /// work on the machine shows up in every number.
+    pub load: (String, String),
     /// The rows, in order.
     pub rows: Vec<Row>,
 }
@@ -101,8 +104,9 @@ impl Report {
         let mut out = format!(
             "spfs-autostart benchmarks: {} UTC, {} cores ({}), {} mode\n\
              command: {}\n\
+             load average (1/5/15 min): {} before, {} after\n\
              times are median / p99; ratio = ours / baseline (medians)\n\n",
-            self.date, self.cores, self.machine, self.mode, self.command
+            self.date, self.cores, self.machine, self.mode, self.command, self.load.0, self.load.1
         );
         let header = [
             "#",
@@ -192,6 +196,8 @@ impl Report {
             "machine": self.machine,
             "mode": self.mode,
             "command": self.command,
+            "load_before": self.load.0,
+            "load_after": self.load.1,
             "rows": rows,
         })
     }
@@ -219,4 +225,11 @@ pub fn utc_now() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
