@@ -1,0 +1,146 @@
+//! `spfs-autostart-bench`: the fast path, the cold start, the thundering
+//! herd, `tail_logs` and the idle cost, each against the naive design
+//! measured in the same run (issue 7).
+//!
+//! A benchmark, not a test: it reports, and exits 0 unless something is
+//! broken (a binary missing, a service that never starts). Every service and
+//! temp dir it starts is cleaned up; it never touches the user's state dir.
+//!
+//! Usage: `spfs-autostart-bench [--quick] [--json] [--only 1,2,3,4,5,6]`.
+//! The hidden subcommands `naive-probe`, `naive-ensure`, `tail-child` and `gate` are
+//! the harness's own child processes.
+
+mod cases;
+mod naive;
+mod procs;
+mod report;
+mod sandbox;
+mod stats;
+
+use std::process::ExitCode;
+
+use report::Report;
+
+/// Command-line options of a benchmark run.
+#[derive(Debug)]
+pub struct Options {
+    /// Fewer iterations and a 5 s idle window: a smoke test in seconds.
+    pub quick: bool,
+    /// Print JSON instead of the table.
+    pub json: bool,
+    /// Sections to run (1..=6); all when empty.
+    pub only: Vec<u32>,
+}
+
+impl Options {
+    /// Whether section `n` runs.
+    pub fn runs(&self, n: u32) -> bool {
+        self.only.is_empty() || self.only.contains(&n)
+    }
+
+    /// `full` iterations, or `quick` ones in quick mode.
+    pub fn iters(&self, full: usize, quick: usize) -> usize {
+        if self.quick { quick } else { full }
+    }
+}
+
+const USAGE: &str = "usage: spfs-autostart-bench [--quick] [--json] [--only 1,2,...]\n\
+    \n  --quick   fewer iterations, 5 s idle window instead of 60 s\n  --json    print one JSON object instead of the table\n  --only    run only these sections (1 hot ensure, 2 cold ensure, 3 herd,\n            4 tail_logs, 5 idle cost, 6 FFI status from Python)\n";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The harness's own child processes.
+    match args.first().map(String::as_str) {
+        Some("naive-probe") => return cases::child_naive_probe(&args[1..]),
+        Some("naive-ensure") => return cases::child_naive_ensure(&args[1..]),
+        Some("tail-child") => return cases::child_tail(&args[1..]),
+        Some("gate") => return cases::child_gate(&args[1..]),
+        _ => {}
+    }
+    let mut options = Options {
+        quick: false,
+        json: false,
+        only: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = true,
+            "--only" => {
+                let list = it.next().map(String::as_str).unwrap_or("");
+                options.only = list
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect();
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build of the harness; run `cargo run --release -p spfs-autostart-bench`"
+        );
+    }
+    let bins = match sandbox::Bins::find() {
+        Ok(bins) => bins,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The user's settings must not leak into the measurements.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name.starts_with("SPFS_AUTOSTART_") || name == "SPFS_MACFUSE_LISTEN_ADDRESS" {
+            // SAFETY: no other thread exists yet.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut report = Report {
+        date: report::utc_now(),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        machine: sandbox::machine(),
+        mode: if options.quick { "quick" } else { "full" }.into(),
+        command: std::iter::once("spfs-autostart-bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        load: (report::load_average(), String::new()),
+        rows: Vec::new(),
+    };
+    let outcome = cases::run_all(&runtime, &bins, &options, &mut report.rows);
+    report.load.1 = report::load_average();
+    match outcome {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            if !report.rows.is_empty() {
+                eprintln!("partial results:\n{}", report.text());
+            }
+            return ExitCode::FAILURE;
+        }
+    }
+    if options.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("json")
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    ExitCode::SUCCESS
+}
