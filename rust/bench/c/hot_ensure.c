@@ -26,14 +26,14 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[2], "--startup-only") == 0) {
         return 0;
     }
-    spfs_autostart *manager = NULL;
-    spfs_autostart_error *error = NULL;
+    struct spfs_autostart *manager = NULL;
+    struct spfs_autostart_error *error = NULL;
     if (spfs_autostart_new(argv[1], &manager, &error) != SPFS_AUTOSTART_RESULT_OK) {
         fprintf(stderr, "spfs_autostart_new failed\n");
         spfs_autostart_error_free(error);
         return 1;
     }
-    spfs_autostart_status *status = NULL;
+    struct spfs_autostart_status *status = NULL;
     int rc = 0;
     if (spfs_autostart_ensure(manager, &status, &error) != SPFS_AUTOSTART_RESULT_OK) {
         fprintf(stderr, "spfs_autostart_ensure failed\n");

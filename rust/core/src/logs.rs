@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-const CHUNK: u64 = 64 * 1024;
+/// The first read from the end of the log; later ones double up to [`MAX_CHUNK`].
+const FIRST_CHUNK: u64 = 8 * 1024;
+const MAX_CHUNK: u64 = 1024 * 1024;
 
 /// The last lines of a file and what it cost to find them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,16 +53,19 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
     if n == 0 || len == start {
         return Ok(Tail::default());
     }
-    // Chunks read from the end, newest first; joined once at the end.
+    // Chunks read from the end, newest first; joined once at the end. The
+    // first is small (a hundred lines rarely need more than a few KiB) and
+    // each next one doubles, so long lines cost few reads.
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let mut pos = len;
+    let mut size = FIRST_CHUNK;
     let mut newlines = 0usize;
     // A newline ending the file ends the last line; it does not start another.
     let mut skip_final_newline = true;
     while pos > start && newlines <= n {
-        let size = CHUNK.min(pos - start);
-        pos -= size;
-        let mut chunk = vec![0; size as usize];
+        let take = size.min(pos - start);
+        pos -= take;
+        let mut chunk = vec![0; take as usize];
         file.seek(SeekFrom::Start(pos))?;
         file.read_exact(&mut chunk)?;
         let mut count = chunk.iter().filter(|&&b| b == b'\n').count();
@@ -70,6 +75,7 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
         skip_final_newline = false;
         newlines += count;
         chunks.push(chunk);
+        size = (size * 2).min(MAX_CHUNK);
     }
     let bytes_read = len - pos;
     let mut data = Vec::with_capacity(bytes_read as usize);
@@ -79,11 +85,18 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
     if data.last() == Some(&b'\n') {
         data.pop();
     }
-    let text = String::from_utf8_lossy(&data);
-    let mut lines: Vec<String> = text.rsplit('\n').take(n).map(str::to_string).collect();
-    // When we stopped mid-file, the oldest piece may be a partial line only
-    // if we read fewer than n newlines; rsplit took exactly what follows one.
-    lines.reverse();
+    // Decode only the last n lines: cut after the n-th newline from the end.
+    let cut = data
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'\n')
+        .nth(n - 1)
+        .map_or(0, |(i, _)| i + 1);
+    let lines = String::from_utf8_lossy(&data[cut..])
+        .split('\n')
+        .map(str::to_string)
+        .collect();
     Ok(Tail { lines, bytes_read })
 }
 
@@ -214,7 +227,7 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
 /// starts is followed whole rather than split between backlog and feed.
 /// Looks back at most one chunk.
 fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
-    let from = end.saturating_sub(CHUNK);
+    let from = end.saturating_sub(MAX_CHUNK);
     let mut buf = vec![0; (end - from) as usize];
     file.seek(SeekFrom::Start(from))?;
     file.read_exact(&mut buf)?;
