@@ -3,10 +3,13 @@
 //! The handshake (DESIGN.md section 4), written down once here:
 //! 1. Probe the endpoint; an answer is the fast path.
 //! 2. `instance.lock` held but no answer: a service is alive; wait for it
-//!    with backoff, never spawn a second one.
-//! 3. Not held: take `spawn.lock` (without blocking: waiters keep probing),
-//!    probe again under it, then take `instance.lock` and spawn, handing the
-//!    lock to the child.
+//!    (blocked on `spawn.lock` while a spawner works, else with backoff),
+//!    never spawn a second one.
+//! 3. Not held: try `spawn.lock`; the winner probes again under it, then
+//!    takes `instance.lock` and spawns, handing the lock to the child, and
+//!    holds `spawn.lock` until the child is ready. The others block on
+//!    `spawn.lock` and wake together when it is released.
+
 //! 4. Wait for readiness; on any failure no child of ours is left.
 
 use std::sync::Mutex;
@@ -104,7 +107,7 @@ impl ServiceManager {
     }
 
     async fn ensure_running(&self) -> Result<Status> {
-        if let Some(status) = self.fast_path().await {
+        if let Some(status) = self.fast_path(true).await {
             return Ok(status);
         }
         self.paths.create_state_dir()?;
@@ -149,7 +152,12 @@ impl ServiceManager {
                     }
                 }
             }
-            backoff.wait(deadline).await;
+            // A spawner holds spawn.lock until its child is ready or has
+            // failed: wake the moment it lets go. With no spawner at work (a
+            // service started elsewhere still starting, or hung), poll.
+            if !lock::wait_released(&self.paths.spawn_lock(), deadline).await? {
+                backoff.wait(deadline).await;
+            }
         }
     }
 
@@ -171,10 +179,11 @@ impl ServiceManager {
         }
     }
 
-    /// The cached channel answers: the cheapest possible ensure.
-    async fn fast_path(&self) -> Option<Status> {
+    /// The cached channel answers: the cheapest possible look. `touch`
+    /// counts it as use (for `ensure`, not for `status`).
+    async fn fast_path(&self, touch: bool) -> Option<Status> {
         let channel = self.channel.lock().expect("channel mutex").clone()?;
-        match rpc::info(channel, true, PROBE_TIMEOUT).await {
+        match rpc::info(channel, touch, PROBE_TIMEOUT).await {
             Probe::Kit(info, _) => Some(self.kit_status(&info)),
             Probe::Plain(_) => Some(self.plain_status()),
             _ => {
@@ -191,6 +200,9 @@ impl ServiceManager {
 
     /// The service's status. Never starts anything, never creates files.
     pub async fn status(&self) -> Result<Status> {
+        if let Some(status) = self.fast_path(false).await {
+            return Ok(status);
+        }
         Ok(match self.observe(false).await? {
             Observation::Serving(status, channel) => self.remember(status, channel),
             Observation::Alive(status) => status,

@@ -51,6 +51,26 @@ pub fn is_held(path: &Path) -> Result<bool> {
     }
 }
 
+/// Wait until nobody holds the lock on `path` exclusively, at most until
+/// `deadline`. `Ok(false)` when it was free at once (nothing to wait for);
+/// `Ok(true)` after waiting. The wait blocks a pool thread in `flock`, so the
+/// kernel wakes every waiter the moment the holder lets go: no polling.
+/// (After a timeout that thread stays blocked until the holder lets go.)
+pub async fn wait_released(path: &Path, deadline: tokio::time::Instant) -> Result<bool> {
+    let file = open(path)?;
+    match file.try_lock_shared() {
+        // Dropping the file releases the shared lock at once.
+        Ok(()) => return Ok(false),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", path, e)),
+    }
+    let waiter = tokio::task::spawn_blocking(move || {
+        let _ = file.lock_shared();
+    });
+    let _ = tokio::time::timeout_at(deadline, waiter).await;
+    Ok(true)
+}
+
 /// Exponential backoff for the few waits that must poll: from about 1 ms up
 /// to `max`, so quick events are seen quickly and slow ones cost little.
 #[derive(Debug)]
@@ -90,5 +110,29 @@ mod tests {
         assert!(try_take(&path).unwrap().is_none());
         drop(held);
         assert!(!is_held(&path).unwrap());
+    }
+
+    #[tokio::test]
+    async fn waiter_wakes_when_the_holder_lets_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("spawn.lock");
+        let far = tokio::time::Instant::now() + Duration::from_secs(30);
+        assert!(!wait_released(&path, far).await.unwrap(), "free: no wait");
+        let held = try_take(&path).unwrap().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        assert!(wait_released(&path, far).await.unwrap());
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "it waited for the holder"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "and woke when it let go"
+        );
+        release.join().unwrap();
     }
 }
