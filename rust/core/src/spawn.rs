@@ -121,7 +121,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let stderr = log
         .try_clone()
         .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
-    let (ready_rx, ready_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+    let (ready_rx, ready_tx) = readiness_pipe()
         .map_err(|e| Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}")))?;
     let ready_fd = ready_tx.as_raw_fd();
     let lock_fd = instance_lock.as_raw_fd();
@@ -342,7 +342,38 @@ impl Child {
     }
 }
 
+/// A close-on-exec pipe (read end, write end).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// A close-on-exec pipe (read end, write end). macOS has no `pipe2`, so the
+/// flag is set right after creation, as std does there.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let (rx, tx) = nix::unistd::pipe()?;
+    for fd in [rx.as_raw_fd(), tx.as_raw_fd()] {
+        // SAFETY: fcntl on descriptors we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+            return Err(nix::errno::Errno::last());
+        }
+    }
+    Ok((rx, tx))
+}
+
 /// Mark every descriptor from `first` up close-on-exec (between fork and
+
 /// exec, so only async-signal-safe calls).
 fn close_on_exec_from(first: RawFd) {
     #[cfg(target_os = "linux")]
