@@ -373,7 +373,6 @@ fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
 }
 
 /// Mark every descriptor from `first` up close-on-exec (between fork and
-
 /// exec, so only async-signal-safe calls).
 fn close_on_exec_from(first: RawFd) {
     #[cfg(target_os = "linux")]
