@@ -78,8 +78,7 @@ async fn wait_kqueue(pid: u32) -> Option<()> {
     // A kqueue descriptor is readable while it has pending events. (`Kqueue`
     // offers `AsFd` only; its `OwnedFd` keeps the queue and our event alive.)
     let kq = std::os::fd::OwnedFd::from(kq);
-
-    // SAFETY: the Kqueue is moved in and stays open as long as the AsyncFd.
+    // SAFETY: the descriptor is moved in and stays open as long as the AsyncFd.
     let fd = unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(kq, tokio::io::Interest::READABLE)
     }
