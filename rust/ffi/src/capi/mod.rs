@@ -434,15 +434,8 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     out: *mut *mut spfs_autostart_status,
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
-    boundary(err, || {
-        // SAFETY: the caller's contract.
-        let mgr = unsafe { borrow(mgr, "mgr") }?;
-        let out = out_ptr(out, "out")?;
-        let status = block_on(mgr.core.ensure())?;
-        // SAFETY: `out` was checked.
-        unsafe { give(out, ServiceStatus::from(status).into()) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe { status_call(mgr, out, err, |core| block_on(core.ensure())) }
 }
 
 /// The service's status, without starting it.
@@ -459,11 +452,28 @@ pub unsafe extern "C" fn spfs_autostart_status(
     out: *mut *mut spfs_autostart_status,
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
+    // SAFETY: the caller's contract.
+    unsafe { status_call(mgr, out, err, |core| block_on(core.status())) }
+}
+
+/// The shared body of `_ensure` and `_status`: check the pointers, run
+/// `call`, hand the status out.
+///
+/// # Safety
+/// As for `spfs_autostart_ensure`.
+unsafe fn status_call(
+    mgr: *const spfs_autostart,
+    out: *mut *mut spfs_autostart_status,
+    err: *mut *mut spfs_autostart_error,
+    call: impl FnOnce(
+        &spfs_autostart_core::ServiceManager,
+    ) -> spfs_autostart_core::Result<spfs_autostart_core::Status>,
+) -> spfs_autostart_result {
     boundary(err, || {
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let out = out_ptr(out, "out")?;
-        let status = block_on(mgr.core.status())?;
+        let status = call(&mgr.core)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, ServiceStatus::from(status).into()) };
         Ok(())
