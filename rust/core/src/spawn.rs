@@ -112,11 +112,14 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
             )
         })?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    // One header per run: where a run starts, and how many spawns happened.
+    let command_line: Vec<String> = std::iter::once(program.display().to_string())
+        .chain(config.args.iter().cloned())
+        .collect();
     let _ = writeln!(
         log,
-        "--- spfs-autostart: starting {} {} ---",
-        program.display(),
-        config.args.join(" ")
+        "--- spfs-autostart: starting {} ---",
+        command_line.join(" ")
     );
     let stderr = log
         .try_clone()
