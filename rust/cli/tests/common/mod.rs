@@ -12,16 +12,7 @@ pub fn cli_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spfs-autostart"))
 }
 
-/// The reference service, built next to the CLI by `cargo build --bins`.
-pub fn reference_service() -> PathBuf {
-    let path = cli_bin().with_file_name("spfs-reference-service");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bins` first (scripts/check does)",
-        path.display()
-    );
-    path
-}
+pub use spfs_autostart_test_support::{alive, reference_service};
 
 /// One test's private world.
 pub struct Sandbox {
@@ -123,33 +114,7 @@ impl Sandbox {
 
     /// Every live process started for this sandbox's state dir.
     pub fn service_pids(&self) -> Vec<u32> {
-        let needle = format!("SPFS_AUTOSTART_STATE_DIR={}", self.state.display());
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-                continue;
-            };
-            let zombie = std::fs::read_to_string(entry.path().join("stat"))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true);
-            if !zombie
-                && environ
-                    .split(|&b| b == 0)
-                    .any(|var| var == needle.as_bytes())
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+        spfs_autostart_test_support::service_pids(&self.state)
     }
 
     /// How many times a spawner started the service (one header per spawn).
@@ -168,12 +133,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for pid in self.service_pids() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        spfs_autostart_test_support::kill_services(&self.state);
     }
 }
 
@@ -187,19 +147,6 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
-}
-
-/// Whether process `pid` is alive (and not a zombie).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// A free TCP port on loopback.

@@ -16,23 +16,7 @@ use tokio::time::Instant;
 /// The generous bound for anything that should happen "within a few seconds".
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// `target/debug/spfs-reference-service`, next to the `deps` dir holding the
-/// test executable. Panics with the fix when it has not been built.
-pub fn reference_service() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/<test> -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let program = dir.join("spfs-reference-service");
-    assert!(
-        program.is_file(),
-        "{} is missing: run `cargo build --bins` before these tests",
-        program.display()
-    );
-    program
-}
+pub use spfs_autostart_test_support::{alive, reference_service};
 
 /// A tempdir holding `state` (not created: the client creates it 0700) and
 /// `logs`, and a config using them.
@@ -103,54 +87,16 @@ impl Sandbox {
         ServiceManager::new(self.config.clone()).expect("manager")
     }
 
-    /// The `SPFS_AUTOSTART_STATE_DIR=...` entry that marks our services.
-    fn marker(&self) -> Vec<u8> {
-        format!("SPFS_AUTOSTART_STATE_DIR={}", self.state_dir().display()).into_bytes()
-    }
-
     /// Live processes started for this sandbox (their environment names its
-    /// state dir). Zombies have an empty environment and are not listed.
+    /// state dir).
     pub fn pids(&self) -> Vec<u32> {
-        let marker = self.marker();
-        let me = std::process::id();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        let mut pids: Vec<u32> = entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != me)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .map(|env| env.split(|&b| b == 0).any(|var| var == marker.as_slice()))
-                    .unwrap_or(false)
-            })
-            .collect();
-        pids.sort_unstable();
-        pids
+        spfs_autostart_test_support::service_pids(&self.state_dir())
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for pid in self.pids() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// Whether `pid` is alive and not a zombie.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name.
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next()),
-            Some(Some('Z' | 'X'))
-        ),
-        Err(_) => false,
+        spfs_autostart_test_support::kill_services(&self.state_dir());
     }
 }
 
