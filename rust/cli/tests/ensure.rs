@@ -174,12 +174,7 @@ fn service_exiting_at_startup_reports_its_status_and_message_at_once() {
 
 #[test]
 fn hanging_service_is_killed_at_the_ready_deadline() {
-    let sb = Sandbox::new("args = [\"--hang\"]\n");
-    sb.write_config("args = [\"--hang\"]\n");
-    let text = std::fs::read_to_string(&sb.config)
-        .unwrap()
-        .replace("ready_timeout_secs = 20", "ready_timeout_secs = 2");
-    std::fs::write(&sb.config, text).unwrap();
+    let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 2\n");
     let started = Instant::now();
     let out = sb.run(&["--json", "ensure"]);
     let elapsed = started.elapsed();
@@ -312,6 +307,31 @@ fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
         "{error}"
     );
     assert!(sb.service_pids().is_empty());
+}
+
+#[test]
+fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
+    let sb = Sandbox::new("");
+    let pid = pid_of(&sb.ensure());
+    // Someone loosened the directory after the service started: whatever
+    // answers in it could be anyone's, so even the fast path refuses.
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for command in ["ensure", "status"] {
+        let out = sb.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(
+            stderr(&out).contains("chmod 700"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        pid_of(&sb.ensure()),
+        pid,
+        "the service itself was left alone"
+    );
+    sb.ok(&["stop"]);
 }
 
 /// Connect to `socket` as `uid`, send the HTTP/2 preface and report how many
@@ -519,7 +539,6 @@ fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
         stderr(&out)
     );
 
-    let text = std::fs::read_to_string(&sb.config).unwrap();
     let bad_logs = format!("{}/logs", path_str(&file));
     std::fs::write(
         &sb.config,
@@ -537,5 +556,4 @@ fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
         "{err}"
     );
     assert!(sb.service_pids().is_empty());
-    drop(text);
 }

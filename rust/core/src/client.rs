@@ -110,7 +110,6 @@ impl ServiceManager {
         if let Some(status) = self.fast_path(true).await {
             return Ok(status);
         }
-        self.paths.create_state_dir()?;
         let deadline = Instant::now() + self.config.ready_timeout;
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
@@ -123,6 +122,7 @@ impl ServiceManager {
                     }
                 }
                 Observation::Absent => {
+                    self.paths.create_state_dir()?;
                     if let Some(spawn_guard) = lock::try_take(&self.paths.spawn_lock())? {
                         // Someone may have started it while we waited.
                         match self.observe(true).await? {
@@ -415,8 +415,11 @@ impl ServiceManager {
     }
 
     /// Probe and, when nothing answers, look at the instance lock. `touch`
-    /// counts the probe as use of the service.
+    /// counts the probe as use of the service. The state dir is checked
+    /// first (one `lstat`): a socket in a directory someone else controls
+    /// must not be trusted, even when it answers.
     async fn observe(&self, touch: bool) -> Result<Observation> {
+        self.paths.check_state_dir()?;
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
         let failed_call = matches!(probe, Probe::Foreign(_));
         match self.observation_of(probe)? {
@@ -445,7 +448,7 @@ impl ServiceManager {
             Probe::Foreign(what) => Some(what),
             Probe::NoAnswer => Some("it accepts connections but does not answer gRPC".to_string()),
         };
-        let held = self.paths.check_state_dir()? && lock::is_held(&self.paths.instance_lock())?;
+        let held = lock::is_held(&self.paths.instance_lock())?;
         Ok(match (held, foreign) {
             (true, detail) => Observation::Alive(self.alive_status(detail)),
             (false, None) => Observation::Absent,

@@ -158,11 +158,6 @@ impl LogFollower {
     pub async fn next(&mut self) -> Option<io::Result<String>> {
         self.lines.recv().await
     }
-
-    /// The next line, blocking; for callers without an async runtime.
-    pub fn blocking_next(&mut self) -> Option<io::Result<String>> {
-        self.lines.blocking_recv()
-    }
 }
 
 /// Follow `path`: first its last `backlog` lines, then every line appended,

@@ -44,16 +44,20 @@ impl Sandbox {
 
     /// Rewrite the config file.
     pub fn write_config(&self, extra: &str) {
-        let has_program = extra.lines().any(|l| l.trim_start().starts_with("program"));
+        // Defaults for the keys `extra` does not set (TOML allows each once).
+        let sets = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
         let mut text = String::new();
-        if !has_program {
+        if !sets("program") {
             text.push_str(&format!(
                 "program = {:?}\n",
                 reference_service().display().to_string()
             ));
         }
+        if !sets("ready_timeout_secs") {
+            text.push_str("ready_timeout_secs = 20\n");
+        }
         text.push_str(&format!(
-            "state_dir = {:?}\nlog_dir = {:?}\nready_timeout_secs = 20\n{extra}\n",
+            "state_dir = {:?}\nlog_dir = {:?}\n{extra}\n",
             self.state.display().to_string(),
             self.logs.display().to_string()
         ));

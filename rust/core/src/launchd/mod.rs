@@ -194,6 +194,15 @@ impl AgentSpec {
         }
     }
 
+    /// The socket path as text for the generators; validate() guarantees it in socket mode and
+    /// that it is UTF-8.
+    pub(crate) fn socket_path_text(&self) -> String {
+        self.socket_path
+            .as_deref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Checks that launchd and systemd will accept this spec, naming the field and the fix when
     /// they would not. Every generator and [`install`] calls this first, so a bad spec never
     /// reaches the disk.

@@ -89,12 +89,7 @@ fn plist_value(spec: &AgentSpec) -> Value {
             dict.insert("KeepAlive".into(), Value::Dictionary(keep_alive));
         }
         AgentMode::Socket => {
-            // validate() guarantees the path in socket mode.
-            let path = spec
-                .socket_path
-                .as_deref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let path = spec.socket_path_text();
             let mut socket = Dictionary::new();
             socket.insert("SockPathName".into(), path.into());
             socket.insert("SockPathMode".into(), Value::Integer(SOCK_PATH_MODE.into()));

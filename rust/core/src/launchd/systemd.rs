@@ -92,11 +92,7 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
     let socket = match spec.mode {
         AgentMode::Always => None,
         AgentMode::Socket => {
-            let path = spec
-                .socket_path
-                .as_deref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let path = spec.socket_path_text();
             let mut socket = String::new();
             let _ = writeln!(socket, "[Unit]");
             let _ = writeln!(

@@ -41,15 +41,16 @@ impl Listener {
         }
     }
 
-    /// Remove the socket path if we created it.
-    pub fn cleanup(&self) {
-        if let Listener::Unix {
-            path: Some(path),
-            bound_here: true,
-            ..
-        } = self
-        {
-            let _ = std::fs::remove_file(path);
+    /// The socket path we created (and so remove at exit); `None` for TCP
+    /// and for a socket handed over by launchd or systemd.
+    pub fn bound_path(&self) -> Option<PathBuf> {
+        match self {
+            Listener::Unix {
+                path: Some(path),
+                bound_here: true,
+                ..
+            } => Some(path.clone()),
+            _ => None,
         }
     }
 }

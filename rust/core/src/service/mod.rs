@@ -226,14 +226,7 @@ impl Kit {
         let control = ControlServer::new(ControlService::new(lifetime.clone()));
         let routes = add(Routes::new(health).add_service(control));
         write_record(&lifetime, &paths, Phase::Running);
-        let socket_to_remove = match &listener {
-            Listener::Unix {
-                path: Some(path),
-                bound_here: true,
-                ..
-            } => Some(path.clone()),
-            _ => None,
-        };
+        let socket_to_remove = listener.bound_path();
         let incoming = listener::incoming(listener);
         tokio::spawn(watch_signals(lifetime.clone()));
         tokio::spawn(lifetime.clone().run_idle_timer());
