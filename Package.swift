@@ -3,78 +3,91 @@
 // model (`SpfsMenuCore`, plain Swift, tested on Linux), the adapter between them
 // (`SpfsMenuLive`) and, on macOS only, the SwiftUI app (`SpfsMenu`).
 //
-// The Rust library must be built first:
-//   Linux / macOS without the xcframework: `cargo build -p spfs-autostart-ffi` (and
-//     `-p spfs-reference-service` for the tests), then `swift build` / `swift test`.
-//     The library is found in `target/debug`; set SPFS_AUTOSTART_LIB_DIR to use another
-//     directory (for example `target/release`).
-//   macOS app: `macos-app/build-app.sh` builds `macos-app/build/SpfsAutostartFFI.xcframework`,
-//     which this manifest then uses instead.
-import Foundation
+// Other packages depend on this one and use the `SpfsAutostart` product. No target here uses
+// `unsafeFlags` (SwiftPM refuses them in a dependency), so where the Rust library lives is
+// not written in this manifest:
+//   macOS: once `scripts/build-xcframework` (or `macos-app/build-app.sh`) has built
+//     `macos-app/build/SpfsAutostartFFI.xcframework`, it is linked through a `binaryTarget`
+//     and nothing more is needed.
+//   Linux (and macOS without the xcframework): `cargo build -p spfs-autostart-ffi`, then give
+//     the linker the library's directory, for example
+//       swift build -Xlinker -L"$PWD/target/debug" -Xlinker -rpath -Xlinker "$PWD/target/debug"
+//     `scripts/test-swift` does this, and builds and runs the tests.
 import PackageDescription
 
-let packageRoot = Context.packageDirectory
-let libDir = ProcessInfo.processInfo.environment["SPFS_AUTOSTART_LIB_DIR"]
-    ?? "\(packageRoot)/target/debug"
-let xcframeworkPath = "macos-app/build/SpfsAutostartFFI.xcframework"
-
-// The C module over the uniffi header. On macOS, once `build-app.sh` has built the universal
-// xcframework, that is used; everywhere else it is a system library whose module map
-// (`swift/Sources/SpfsAutostartFFI/module.modulemap`) links `libspfs_autostart` from `libDir`.
-let ffiTarget: Target
-var ffiLinkerSettings: [LinkerSetting] = []
 #if os(macOS)
-let haveXCFramework = FileManager.default.fileExists(atPath: "\(packageRoot)/\(xcframeworkPath)")
+import Foundation
+
+let xcframeworkPath = "macos-app/build/SpfsAutostartFFI.xcframework"
+let haveXCFramework = FileManager.default.fileExists(
+    atPath: "\(Context.packageDirectory)/\(xcframeworkPath)")
 #else
+let xcframeworkPath = ""
 let haveXCFramework = false
 #endif
+
+// The C module over the uniffi header, and what linking it takes.
+let ffiTarget: Target
+let ffiLinkerSettings: [LinkerSetting]
 if haveXCFramework {
     ffiTarget = .binaryTarget(name: "SpfsAutostartFFI", path: xcframeworkPath)
-    // The static Rust library's system dependencies (build-app.sh prints the full list,
-    // from `--print native-static-libs`).
+    // The static Rust library's system dependencies (`scripts/build-xcframework` prints the
+    // full list, from `--print native-static-libs`).
     ffiLinkerSettings = [
         .linkedFramework("CoreFoundation"),
         .linkedFramework("Security"),
         .linkedLibrary("iconv"),
     ]
 } else {
+    // The header and module map only; the shared library is found on the linker's search path.
     ffiTarget = .systemLibrary(name: "SpfsAutostartFFI", path: "swift/Sources/SpfsAutostartFFI")
-    // `-L` for the module map's `link "spfs_autostart"`, and an rpath so that tests find the
-    // shared library at run time without LD_LIBRARY_PATH.
-    ffiLinkerSettings = [
-        .unsafeFlags(["-L", libDir, "-Xlinker", "-rpath", "-Xlinker", libDir]),
-    ]
+    ffiLinkerSettings = [.linkedLibrary("spfs_autostart")]
 }
+
+/// Hand-written Swift: Swift 6 language mode (the tools version's default, said explicitly
+/// beside the generated target's Swift 5).
+let strictSwift: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 var targets: [Target] = [
     ffiTarget,
+    // uniffi's generated Swift, alone in a target because it is written for Swift 5 mode.
+    // `scripts/gen-bindings` writes it; `SpfsAutostart` re-exports it.
     .target(
-        name: "SpfsAutostart",
+        name: "SpfsAutostartBindings",
         dependencies: ["SpfsAutostartFFI"],
-        path: "swift/Sources/SpfsAutostart",
-        // uniffi's generated Swift is not Swift 6 clean yet; the hand-written files here are
-        // written to be, but share the target's language mode.
+        path: "swift/Sources/SpfsAutostartBindings",
         swiftSettings: [.swiftLanguageMode(.v5)],
         linkerSettings: ffiLinkerSettings
     ),
+    // What users import: the bindings plus the AsyncStream adapters.
+    .target(
+        name: "SpfsAutostart",
+        dependencies: ["SpfsAutostartBindings"],
+        path: "swift/Sources/SpfsAutostart",
+        swiftSettings: strictSwift
+    ),
     .target(
         name: "SpfsMenuCore",
-        path: "swift/Sources/SpfsMenuCore"
+        path: "swift/Sources/SpfsMenuCore",
+        swiftSettings: strictSwift
     ),
     .target(
         name: "SpfsMenuLive",
         dependencies: ["SpfsAutostart", "SpfsMenuCore"],
-        path: "swift/Sources/SpfsMenuLive"
+        path: "swift/Sources/SpfsMenuLive",
+        swiftSettings: strictSwift
     ),
     .testTarget(
         name: "SpfsMenuCoreTests",
         dependencies: ["SpfsMenuCore"],
-        path: "swift/Tests/SpfsMenuCoreTests"
+        path: "swift/Tests/SpfsMenuCoreTests",
+        swiftSettings: strictSwift
     ),
     .testTarget(
         name: "SpfsAutostartTests",
         dependencies: ["SpfsAutostart", "SpfsMenuCore", "SpfsMenuLive"],
-        path: "swift/Tests/SpfsAutostartTests"
+        path: "swift/Tests/SpfsAutostartTests",
+        swiftSettings: strictSwift
     ),
 ]
 
@@ -88,7 +101,8 @@ targets.append(
     .executableTarget(
         name: "SpfsMenu",
         dependencies: ["SpfsMenuCore", "SpfsMenuLive"],
-        path: "macos-app/Sources/SpfsMenu"
+        path: "macos-app/Sources/SpfsMenu",
+        swiftSettings: strictSwift
     )
 )
 products.append(.executable(name: "SpfsMenu", targets: ["SpfsMenu"]))

@@ -30,6 +30,16 @@ ensure_debian_root() {
         if [ -f "$root/.provisioned" ] && [ "$(cat "$root/.provisioned")" = "$want" ]; then
             exit 0
         fi
+        # Same suite, other packages: install them into the existing root rather than
+        # download everything again (packages no longer listed stay). The stamp goes first,
+        # so an interrupted install leaves no stamp and the next run provisions afresh.
+        if [ -f "$root/.provisioned" ] && [ "$(cut -d' ' -f1 "$root/.provisioned")" = "suite=$suite" ]; then
+            echo "installing $* into the $suite root $root" >&2
+            rm "$root/.provisioned"
+            _apt_install "$root" "$@"
+            echo "$want" >"$root/.provisioned"
+            exit 0
+        fi
         _need_host_tools
         echo "provisioning the $suite root $root ($*); this is done once per machine" >&2
         local tmp="$root.partial"
@@ -40,11 +50,7 @@ ensure_debian_root() {
         cp /etc/ssl/certs/ca-certificates.crt "$tmp/etc/ssl/certs/"
         # The mirror's sid Release file can be past its Valid-Until date.
         echo 'Acquire::Check-Valid-Until "false";' >"$tmp/etc/apt/apt.conf.d/99no-valid-until"
-        in_debian_root "$tmp" / env DEBIAN_FRONTEND=noninteractive \
-            apt-get -o Acquire::Retries=3 update -qq >&2
-        in_debian_root "$tmp" / env DEBIAN_FRONTEND=noninteractive \
-            apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends "$@" >&2
-        in_debian_root "$tmp" / apt-get clean >&2
+        _apt_install "$tmp" "$@"
         echo "$want" >"$tmp/.provisioned"
         mv "$tmp" "$root"
     ) 9>"$roots_dir/$name.lock" || return 1
@@ -68,6 +74,17 @@ in_debian_root() {
         cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
         exec chroot "$root" /usr/bin/env -C "$dir" HOME=/root PATH=/usr/local/bin:/usr/bin:/bin "$@"
     ' sh "$root" "$src" "$dir" "$@"
+}
+
+# _apt_install ROOT PACKAGE...: install PACKAGE... into ROOT from the suite's mirror.
+_apt_install() {
+    local root="$1"
+    shift
+    in_debian_root "$root" / env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o Acquire::Retries=3 update -qq >&2
+    in_debian_root "$root" / env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends "$@" >&2
+    in_debian_root "$root" / apt-get clean >&2
 }
 
 _need_host_tools() {

@@ -1,5 +1,9 @@
 import Foundation
 
+// `import SpfsAutostart` gives users the whole API: the generated bindings live in a target of
+// their own (Swift 5 mode) and are re-exported from this one (Swift 6 mode).
+@_exported import SpfsAutostartBindings
+
 // AsyncStream adapters over the generated observer APIs (`watch`, `followLogs`).
 //
 // The library pushes through an observer object and returns a `TaskHandle` that cancels the

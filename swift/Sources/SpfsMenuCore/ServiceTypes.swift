@@ -89,6 +89,24 @@ public struct ServiceFailure: Error, Sendable, Equatable {
         case unsupported
         case io
         case `internal`
+
+        /// A short headline for the kind, shown above the message.
+        public var title: String {
+            switch self {
+            case .binaryNotFound: return "SPFS service program not found"
+            case .spawnFailed: return "Could not start the SPFS service"
+            case .exitedDuringStartup: return "The SPFS service exited while starting"
+            case .readyTimeout: return "The SPFS service did not become ready in time"
+            case .unresponsive: return "The SPFS service is not responding"
+            case .endpointConflict: return "Another program is using the SPFS service address"
+            case .permissionDenied: return "Permission denied"
+            case .versionMismatch: return "The SPFS service has the wrong version"
+            case .invalidConfig: return "The spfs-autostart configuration is invalid"
+            case .unsupported: return "Not supported on this system"
+            case .io: return "Input/output error"
+            case .internal: return "Internal error"
+            }
+        }
     }
 
     public var kind: Kind
@@ -112,21 +130,6 @@ public struct ServiceFailure: Error, Sendable, Equatable {
         return ServiceFailure(kind: .internal, message: String(describing: error))
     }
 
-    /// A short headline for the kind, shown above the message.
-    public var title: String {
-        switch kind {
-        case .binaryNotFound: return "SPFS service program not found"
-        case .spawnFailed: return "Could not start the SPFS service"
-        case .exitedDuringStartup: return "The SPFS service exited while starting"
-        case .readyTimeout: return "The SPFS service did not become ready in time"
-        case .unresponsive: return "The SPFS service is not responding"
-        case .endpointConflict: return "Another program is using the SPFS service address"
-        case .permissionDenied: return "Permission denied"
-        case .versionMismatch: return "The SPFS service has the wrong version"
-        case .invalidConfig: return "The spfs-autostart configuration is invalid"
-        case .unsupported: return "Not supported on this system"
-        case .io: return "Input/output error"
-        case .internal: return "Internal error"
-        }
-    }
+    /// A short headline for the failure, shown above the message.
+    public var title: String { kind.title }
 }

@@ -6,8 +6,13 @@ import XCTest
 import SpfsMenuCore
 
 /// The Swift bindings against the real library and `spfs-reference-service`.
-/// Needs `cargo build -p spfs-autostart-ffi -p spfs-reference-service` first.
-final class ServiceManagerTests: XCTestCase {
+/// Needs `cargo build -p spfs-autostart-ffi -p spfs-reference-service` first
+/// (`scripts/test-swift` does that and runs these).
+///
+/// `@unchecked Sendable`: XCTest's test discovery on Linux hands the test case to its
+/// main-actor tests from a nonisolated context. That is safe because the class holds only
+/// constants.
+final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
     /// The package root, from this file's path (swift/Tests/SpfsAutostartTests/<file>).
     static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()
@@ -15,28 +20,36 @@ final class ServiceManagerTests: XCTestCase {
         .deletingLastPathComponent()
         .deletingLastPathComponent()
 
+    /// `SPFS_REFERENCE_SERVICE`, else the debug build in this clone.
     static var referenceService: String {
-        packageRoot.appendingPathComponent("target/debug/spfs-reference-service").path
+        ProcessInfo.processInfo.environment["SPFS_REFERENCE_SERVICE"]
+            ?? packageRoot.appendingPathComponent("target/debug/spfs-reference-service").path
     }
 
-    private var tempDir: URL!
+    struct MissingReferenceService: Error, CustomStringConvertible {
+        var description: String {
+            "\(ServiceManagerTests.referenceService) is missing: "
+                + "cargo build -p spfs-autostart-ffi -p spfs-reference-service"
+        }
+    }
+
+    /// This test's own directory (XCTest makes one instance per test method). Short, under
+    /// /tmp: the state dir holds a Unix socket (104/108-byte path limit).
+    private let tempDir = URL(fileURLWithPath: "/tmp")
+        .appendingPathComponent("spfs-swift-\(UUID().uuidString.prefix(8))")
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(
-            FileManager.default.isExecutableFile(atPath: Self.referenceService),
-            "build it first: cargo build -p spfs-reference-service")
-        // Short path: the state dir holds a Unix socket (104/108-byte limit).
-        tempDir = URL(fileURLWithPath: "/tmp")
-            .appendingPathComponent("spfs-swift-\(UUID().uuidString.prefix(8))")
+        // A failure, not a skip: these are the tests of the real library.
+        guard FileManager.default.isExecutableFile(atPath: Self.referenceService) else {
+            throw MissingReferenceService()
+        }
         try FileManager.default.createDirectory(
             at: tempDir, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
     }
 
     override func tearDownWithError() throws {
-        if let tempDir {
-            try? FileManager.default.removeItem(at: tempDir)
-        }
+        try? FileManager.default.removeItem(at: tempDir)
     }
 
     private func makeConfig(program: String? = nil) -> ServiceConfig {

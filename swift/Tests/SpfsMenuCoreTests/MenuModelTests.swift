@@ -3,7 +3,10 @@ import XCTest
 
 @testable import SpfsMenuCore
 
-final class MenuModelTests: XCTestCase {
+/// `@unchecked Sendable`: XCTest's test discovery on Linux hands the test case to its
+/// main-actor tests from a nonisolated context. That is safe because the class holds no state
+/// (each test makes its own `Harness`).
+final class MenuModelTests: XCTestCase, @unchecked Sendable {
     // MARK: State transitions
 
     @MainActor
@@ -333,7 +336,6 @@ final class MenuModelTests: XCTestCase {
         XCTAssertEqual(h.logOpener.revealed.count, 1)
     }
 
-    @MainActor
     func testEveryStateHasItsOwnSymbol() {
         var state = MenuState()
         var symbols: [ServiceStateKind: String] = [:]
@@ -360,8 +362,10 @@ final class MenuModelTests: XCTestCase {
 }
 
 extension MenuModelTests {
+    // Async, so that XCTest on Linux runs it on the main actor (it calls synchronous tests
+    // from a nonisolated context).
     @MainActor
-    func testToggleBindingsOnlyActOnChange() {
+    func testToggleBindingsOnlyActOnChange() async {
         let h = Harness()
         h.model.launchAtLoginIsOn = false  // already off: nothing to do
         XCTAssertEqual(h.launchAtLogin.registerCalls + h.launchAtLogin.unregisterCalls, 0)
