@@ -41,45 +41,19 @@ if [[ "$(uname -s)" != "Darwin" ]]; then
     exit 2
 fi
 
-for tool in cargo lipo xcodebuild swift codesign /usr/libexec/PlistBuddy; do
+for tool in cargo swift codesign plutil; do
     if ! command -v "${tool}" > /dev/null; then
         echo "build-app.sh: ${tool} not found (install Xcode and Rust)" >&2
         exit 2
     fi
 done
 
-targets=(aarch64-apple-darwin x86_64-apple-darwin)
-lib=libspfs_autostart.a
 build="${here}/build"
 mkdir -p "${build}" "${out}"
 
-echo "==> Rust static library (${targets[*]})"
-libs=()
-for target in "${targets[@]}"; do
-    rustup target add "${target}" > /dev/null 2>&1 || true
-    cargo build --manifest-path "${root}/Cargo.toml" --release -p spfs-autostart-ffi --target "${target}"
-    libs+=("${root}/target/${target}/release/${lib}")
-done
-
-# The system libraries the Rust static library needs (Package.swift links the usual ones).
-echo "==> native static libs: $(cargo rustc --manifest-path "${root}/Cargo.toml" --release \
-    -p spfs-autostart-ffi --target "${targets[0]}" --crate-type staticlib -- \
-    --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | head -n 1)"
-
-echo "==> universal library and xcframework"
-universal="${build}/universal"
-headers="${build}/headers"
-rm -rf "${universal}" "${headers}" "${build}/SpfsAutostartFFI.xcframework"
-mkdir -p "${universal}" "${headers}"
-lipo -create "${libs[@]}" -output "${universal}/${lib}"
-# The uniffi header, and a module map without the Linux one's `link "spfs_autostart"`: the
-# xcframework hands SwiftPM the static library itself.
-cp "${root}/swift/Sources/SpfsAutostartFFI/SpfsAutostartFFI.h" "${headers}/"
-printf 'module SpfsAutostartFFI {\n    header "SpfsAutostartFFI.h"\n    export *\n}\n' \
-    > "${headers}/module.modulemap"
-xcodebuild -create-xcframework \
-    -library "${universal}/${lib}" -headers "${headers}" \
-    -output "${build}/SpfsAutostartFFI.xcframework"
+# The universal Rust library as macos-app/build/SpfsAutostartFFI.xcframework, which
+# Package.swift then links.
+"${root}/scripts/build-xcframework"
 
 echo "==> Swift app"
 (cd "${root}" && swift build -c release --product SpfsMenu)
