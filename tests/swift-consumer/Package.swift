@@ -18,7 +18,11 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "swift-consumer",
-            dependencies: [.product(name: "SpfsAutostart", package: "spfs-autostart")],
+            // Every library product, so that SwiftPM checks the targets of each.
+            dependencies: [
+                .product(name: "SpfsAutostart", package: "spfs-autostart"),
+                .product(name: "SpfsMenuCore", package: "spfs-autostart"),
+            ],
             path: "Sources/swift-consumer",
             swiftSettings: [.swiftLanguageMode(.v6)]
         )

@@ -27,7 +27,9 @@ func run(program: String, dir: URL) async throws {
             logDir: dir.appendingPathComponent("logs").path,
             readyTimeoutSecs: 30,
             stopTimeoutSecs: 10,
-            idleTimeoutSecs: 0,
+            // A safety net: should this program die between ensure and stop, the service
+            // exits on its own a minute later.
+            idleTimeoutSecs: 60,
             expectedVersion: nil
         ))
     do {
