@@ -10,9 +10,9 @@
 # an interrupted provisioning never leaves a half root that looks finished.
 # A per-root flock serialises two runs that provision at once.
 #
-# Commands run inside a root in a private mount namespace (unshare), so /proc
-# and the bind-mounted clone vanish with the command and two runs at once
-# never see each other's mounts.
+# Commands run inside a root in a private mount namespace (unshare), so /proc,
+# a private /tmp and the bind-mounted clone vanish with the command and two
+# runs at once never see each other's mounts.
 
 roots_dir="${SPFS_AUTOSTART_ROOTS:-/var/cache/spfs-autostart/roots}"
 debian_mirror="${SPFS_AUTOSTART_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -58,8 +58,8 @@ ensure_debian_root() {
 }
 
 # in_debian_root ROOT DIR COMMAND...: run COMMAND inside ROOT with /proc
-# mounted, the clone bind-mounted at its own path (so paths agree inside and
-# out), and DIR as the working directory.
+# mounted, an empty /tmp, the clone bind-mounted at its own path (so paths
+# agree inside and out), and DIR as the working directory.
 in_debian_root() {
     local root="$1" dir="$2"
     shift 2
@@ -68,6 +68,9 @@ in_debian_root() {
     unshare --mount --propagation private -- /bin/sh -eu -c '
         root="$1"; src="$2"; dir="$3"; shift 3
         mount -t proc proc "$root/proc"
+        # A /tmp of its own, so that what the command leaves there (compilers leave plenty)
+        # goes with it instead of piling up in the cached root.
+        mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
         mkdir -p "$root/dev" "$root$src"
         mount --rbind /dev "$root/dev"
         mount --bind "$src" "$root$src"
