@@ -48,7 +48,12 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             attributes: [.posixPermissions: 0o700])
     }
 
-    override func tearDownWithError() throws {
+    override func tearDown() async throws {
+        // Whatever a failed test left running in its state dir is stopped (idle exit is off),
+        // then the directory goes.
+        if let manager = try? ServiceManager(config: makeConfig()) {
+            _ = try? await manager.stop()
+        }
         try? FileManager.default.removeItem(at: tempDir)
     }
 
