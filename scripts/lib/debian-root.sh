@@ -17,6 +17,19 @@
 roots_dir="${SPFS_AUTOSTART_ROOTS:-/var/cache/spfs-autostart/roots}"
 debian_mirror="${SPFS_AUTOSTART_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
+# The two roots the checks use, named once so that scripts/check can provision
+# them in the background while the Rust tests run.
+# - Swift (scripts/test-swift): trixie's swiftlang; libc6-dev for the C headers
+#   that Foundation's and the FFI's modules import; git for SwiftPM to fetch
+#   the consumer package's dependency.
+# - macOS type-check (scripts/check-macos): sid's rustc with rust-src (the
+#   standard library's source for exactly that compiler, which -Zbuild-std
+#   needs) and clippy; gcc and libc6-dev to link build scripts.
+ensure_swift_root() { ensure_debian_root swift-trixie trixie swiftlang libc6-dev git; }
+ensure_macos_check_root() {
+    ensure_debian_root rust-sid sid rustc cargo rust-src rust-clippy gcc libc6-dev
+}
+
 # ensure_debian_root NAME SUITE PACKAGE...: print the root's path once it has
 # SUITE with PACKAGE... installed; provision it first when it does not.
 ensure_debian_root() {
