@@ -59,8 +59,10 @@ enum Observation {
 impl ServiceManager {
     /// A manager for `config`. Touches nothing on disk.
     pub fn new(config: Config) -> Result<ServiceManager> {
+        config.validate()?;
         let paths = Paths::resolve(&config)?;
         let endpoint = paths.endpoint(&config.endpoint);
+        paths.check_endpoint(&endpoint)?;
         Ok(ServiceManager {
             config,
             paths,
@@ -170,11 +172,15 @@ impl ServiceManager {
         };
         tracing::debug!("starting {}", program.display());
         let child = spawn::start(&self.config, &self.paths, &program, instance)?;
+        let log_warning = child.log_warning();
         let probe = child
             .wait_ready(&self.endpoint, self.config.ready_timeout, PROBE_TIMEOUT)
             .await?;
         match self.observation_of(probe)? {
-            Observation::Serving(status, channel) => Ok(Some(self.remember(status, channel))),
+            Observation::Serving(mut status, channel) => {
+                status.warnings.extend(log_warning);
+                Ok(Some(self.remember(status, channel)))
+            }
             _ => Ok(None),
         }
     }
@@ -403,6 +409,14 @@ impl ServiceManager {
         logs::tail(&path, n)
             .map(|t| t.lines)
             .map_err(|e| Error::io("cannot read the service log", &path, e))
+    }
+
+    /// The last `n` lines of the service log one at a time, in memory
+    /// bounded whatever `n` (see [`logs::tail_lines`]); for callers that
+    /// print them, such as `spfs-autostart logs -n 100000000`.
+    pub fn tail_logs_lines(&self, n: usize) -> Result<logs::TailLines> {
+        let path = self.paths.log_file();
+        logs::tail_lines(&path, n).map_err(|e| Error::io("cannot read the service log", &path, e))
     }
 
     /// Follow the service log: its last `backlog` lines, then each new line,

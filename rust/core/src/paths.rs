@@ -6,7 +6,7 @@
 //! create, because it might be someone else's.
 
 use std::fs::{self, DirBuilder};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Endpoint};
@@ -59,7 +59,7 @@ impl std::str::FromStr for ResolvedEndpoint {
 impl Paths {
     /// The paths `config` selects: its overrides, else the per-user defaults.
     pub fn resolve(config: &Config) -> Result<Paths> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env = crate::config::process_env;
         let state_dir = match &config.state_dir {
             Some(dir) => dir.clone(),
             None => default_state_dir(&env),
@@ -112,8 +112,28 @@ impl Paths {
 
     /// Create the state dir (`0700`) if missing, then check it is safe.
     pub fn create_state_dir(&self) -> Result<()> {
-        create_private_dir(&self.state_dir, "state dir")?;
-        check_socket_path(&self.socket())
+        create_private_dir(&self.state_dir, "state dir")
+    }
+
+    /// Refuse a Unix socket path the kernel would truncate, before anything
+    /// is created; TCP endpoints use no path and pass.
+    pub fn check_endpoint(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
+        match endpoint {
+            ResolvedEndpoint::Unix(path) if *path == self.socket() => check_socket_path(path),
+            ResolvedEndpoint::Unix(path) => check_socket_path(path).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "endpoint unix://{} has a socket path of {} bytes, longer than the \
+                         {MAX_SOCKET_PATH} the system allows; set endpoint (or \
+                         SPFS_AUTOSTART_ENDPOINT) to a shorter path",
+                        path.display(),
+                        path.as_os_str().len()
+                    ),
+                )
+            }),
+            ResolvedEndpoint::Tcp(_) => Ok(()),
+        }
     }
 
     /// Check the state dir if it exists; `Ok(false)` when it does not.
@@ -125,17 +145,38 @@ impl Paths {
         }
     }
 
-    /// Create the log dir (`0700`) if missing. Unlike the state dir it is
-    /// no security boundary, so an existing one only has to be a directory.
+    /// Create the log dir (`0700`) if missing. It may be shared for
+    /// reading, but nobody else may write it: whoever can create files there
+    /// could plant the service log (a link to one of your files) and choose
+    /// where the service's output goes.
     pub fn create_log_dir(&self) -> Result<()> {
         create_dir(&self.log_dir, "log dir")?;
-        if !self.log_dir.is_dir() {
+        let meta = fs::metadata(&self.log_dir)
+            .map_err(|e| Error::io("cannot inspect log dir", &self.log_dir, e))?;
+        if !meta.is_dir() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 format!(
                     "log dir {} is not a directory; remove it or choose another with {}",
                     self.log_dir.display(),
                     fix_for("log dir")
+                ),
+            ));
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        if meta.uid() != me || mode & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "log dir {} (owner uid {}, mode {mode:o}) is not yours alone: another user \
+                     could plant the log there and redirect the service's output into your \
+                     files; choose a log dir of your own with {}, or run `chmod go-w {}` if it \
+                     is yours",
+                    self.log_dir.display(),
+                    meta.uid(),
+                    fix_for("log dir"),
+                    self.log_dir.display()
                 ),
             ));
         }
@@ -183,16 +224,11 @@ fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
 }
 
 /// Create `dir` (and missing parents) with mode `0700` unless something is
-/// already there.
+/// already there. Each directory we create gets its mode set explicitly,
+/// because `mkdir` applies the umask: under umask `0277` it would be `0500`,
+/// a directory we could not even create our lock files in.
 fn create_dir(dir: &Path, what: &str) -> Result<()> {
-    let result = match fs::symlink_metadata(dir) {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir)
-        }
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| {
+    let fail = |e: std::io::Error| {
         Error::new(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::PermissionDenied
@@ -205,7 +241,28 @@ fn create_dir(dir: &Path, what: &str) -> Result<()> {
                 fix_for(what)
             ),
         )
-    })
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    // The missing components, outermost first.
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+        .collect();
+    missing.reverse();
+    for component in missing {
+        match DirBuilder::new().mode(0o700).create(component) {
+            Ok(()) => fs::set_permissions(component, fs::Permissions::from_mode(0o700))
+                .map_err(fail)?,
+            // Another process created it a moment ago: theirs to set.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(())
 }
 
 fn fix_for(what: &str) -> &'static str {
@@ -242,13 +299,25 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
             ),
         ));
     }
-    if meta.mode() & 0o077 != 0 {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
-                "{what} {} has mode {:o}, which lets other users in; run `chmod 700 {}`",
+                "{what} {} has mode {mode:o}, which lets other users in; run `chmod 700 {}`",
                 dir.display(),
-                meta.mode() & 0o7777,
+                dir.display()
+            ),
+        ));
+    }
+    // Made under a strict umask by an older version: we could not create
+    // the socket or the locks in it.
+    if mode & 0o700 != 0o700 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} has mode {mode:o}, which does not let you use it; run `chmod 700 {}`",
+                dir.display(),
                 dir.display()
             ),
         ));
@@ -264,7 +333,7 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
             ErrorKind::InvalidConfig,
             format!(
                 "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} the system allows; \
-                 set SPFS_AUTOSTART_STATE_DIR to a shorter directory",
+                 set SPFS_AUTOSTART_STATE_DIR (or state_dir) to a shorter directory",
                 path.display()
             ),
         ));
@@ -275,7 +344,6 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn state_dir_is_created_private() {

@@ -91,6 +91,9 @@ pub struct Child {
     ready: tokio::net::unix::pipe::Receiver,
     log_file: PathBuf,
     log_start: u64,
+    /// Why the log could not be written, when the run header failed (a
+    /// full disk): then an empty log says nothing about the service.
+    log_unwritable: Option<String>,
 }
 
 /// Start the service. `instance_lock` is the locked `instance.lock`, handed
@@ -101,26 +104,46 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
         tracing::warn!("cannot rotate {}: {e}", log_path.display());
     }
+    // Never through a symlink: whoever could plant one would choose the
+    // file the service's output goes to.
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&log_path)
         .map_err(|e| {
-            Error::io("cannot open the service log", &log_path, e).with_hint(
-                "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR",
-            )
+            let symlink = std::fs::symlink_metadata(&log_path)
+                .is_ok_and(|m| m.file_type().is_symlink());
+            Error::io("cannot open the service log", &log_path, e).with_hint(if symlink {
+                "it is a symbolic link, which is never followed; remove it"
+            } else {
+                "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR"
+            })
         })?;
+    // Readable by its owner whatever the umask (a no-op when it already is).
+    let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     // One header per run: where a run starts, and how many spawns happened.
     let command_line: Vec<String> = std::iter::once(program.display().to_string())
         .chain(config.args.iter().cloned())
         .collect();
-    let _ = writeln!(
+    // A header that cannot be written means the service's output is lost
+    // too (a full disk): it still starts, and the caller is told.
+    let log_unwritable = writeln!(
         log,
         "--- spfs-autostart: starting {} ---",
         command_line.join(" ")
-    );
+    )
+    .err()
+    .map(|e| {
+        tracing::warn!("cannot write {}: {e}", log_path.display());
+        format!(
+            "its log {} could not be written ({e}), so the service runs without one; \
+             free space there or choose another log dir with SPFS_AUTOSTART_LOG_DIR",
+            log_path.display()
+        )
+    });
     let stderr = log
         .try_clone()
         .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
@@ -213,6 +236,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         ready,
         log_file: log_path,
         log_start,
+        log_unwritable,
     })
 }
 
@@ -278,7 +302,7 @@ impl Child {
                             format!("the service (pid {}) failed to start: {reason}", self.pid),
                         );
                         self.kill().await;
-                        return Err(err.with_log(self.log_excerpt()));
+                        return Err(self.with_log(err));
                     }
                     // Closed without a word: the child is exiting (its status
                     // arrives next) or is a plain service that closed it.
@@ -295,7 +319,7 @@ impl Child {
                             timeout.as_secs_f64()
                         ),
                     );
-                    return Err(err.with_log(self.log_excerpt()));
+                    return Err(self.with_log(err));
                 }
                 () = backoff.wait(deadline) => {
                     let probe = rpc::probe(endpoint, true, probe_timeout).await;
@@ -325,14 +349,29 @@ impl Child {
             },
             None => "ended".to_string(),
         };
-        Error::new(
+        self.with_log(Error::new(
             ErrorKind::ExitedDuringStartup,
             format!(
                 "the service (pid {}) {how} before it became ready; its log says why",
                 self.pid
             ),
-        )
-        .with_log(self.log_excerpt())
+        ))
+    }
+
+    /// Why the log could not be written, if it could not: for the status
+    /// of a service that started anyway.
+    pub fn log_warning(&self) -> Option<String> {
+        self.log_unwritable.clone()
+    }
+
+    /// `err` with this run's log lines, and why there are none when the log
+    /// could not be written.
+    fn with_log(&self, err: Error) -> Error {
+        let err = match &self.log_unwritable {
+            Some(note) => err.with_hint(note),
+            None => err,
+        };
+        err.with_log(self.log_excerpt())
     }
 
     fn log_excerpt(&self) -> LogExcerpt {
