@@ -293,6 +293,10 @@ impl ServiceManager {
                 ControlClient::new(channel)
                     .shutdown(control::ShutdownRequest {
                         reason: "requested by spfs-autostart stop".into(),
+                        // Leave a quarter of our wait for the exit itself, so
+                        // a service finishing calls is not taken for one
+                        // that ignored the request.
+                        drain_ms: (self.config.stop_timeout * 3 / 4).as_millis() as u64,
                     })
                     .await
                     .map(drop)
@@ -555,9 +559,11 @@ impl ServiceManager {
         Status {
             pid: record.as_ref().map(|r| r.pid),
             uptime_secs: record.map(|r| now.saturating_sub(r.started_at_unix_ms) / 1000),
-            detail: Some(
-                detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
-            ),
+            detail: Some(detail.unwrap_or_else(|| match state {
+                // A draining kit service closes its listener first.
+                State::Stopping => "shutting down: finishing the calls in flight".to_string(),
+                _ => format!("{} does not answer yet", self.endpoint),
+            })),
             ..self.base_status(state)
         }
     }

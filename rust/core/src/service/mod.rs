@@ -45,8 +45,11 @@ use crate::paths::{Paths, ResolvedEndpoint};
 use crate::proto::control::control_server::ControlServer;
 use crate::record::{Phase, ServiceRecord, process_start_time};
 
-/// How long a graceful shutdown may wait for calls and connections to end.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long a graceful shutdown may wait for calls and connections to end:
+/// below the client's default `stop_timeout_secs` (5), so a drain after
+/// SIGTERM ends before the client escalates to SIGKILL. A `Shutdown` request
+/// may ask for less (see [`Lifetime::limit_drain`]).
+const GRACE: Duration = Duration::from_secs(4);
 
 /// Where and how the kit serves: from the spawner's environment
 /// (`SPFS_AUTOSTART_*`), else the built-in defaults. The kit never reads the
@@ -281,13 +284,21 @@ impl Kit {
         let routes = add(Routes::new(health).add_service(control));
         write_record(&lifetime, &paths, Phase::Running);
         let socket_to_remove = listener.bound_path();
-        let incoming = listener::incoming(listener);
+        let (incoming, listening) = Closable::new(listener::incoming(listener));
         tokio::spawn(watch_signals(lifetime.clone()));
         tokio::spawn(lifetime.clone().run_idle_timer());
+        // Once shutting down, say so in the record, then close the listening
+        // socket: tonic stops accepting but would keep it open while calls
+        // drain, so new connections would hang unanswered. Refused, they
+        // tell a client at once to look at the lock and the record, which
+        // say "stopping".
         let shutdown = {
             let lifetime = lifetime.clone();
+            let paths = paths.clone();
             async move {
                 lifetime.shutdown_requested().await;
+                write_record(&lifetime, &paths, Phase::Stopping);
+                listening.close();
             }
         };
         let server = Server::builder()
@@ -303,12 +314,16 @@ impl Kit {
         tracing::info!("serving on {}", lifetime.info().endpoint);
         let result = tokio::select! {
             result = server => result,
-            () = async {
+            drain = async {
                 lifetime.shutdown_requested().await;
-                write_record(&lifetime, &paths, Phase::Stopping);
-                tokio::time::sleep(GRACE).await;
+                let drain = lifetime.drain_limit(GRACE);
+                tokio::time::sleep(drain).await;
+                drain
             } => {
-                tracing::warn!("calls still open after {}s; exiting anyway", GRACE.as_secs());
+                tracing::warn!(
+                    "calls still open after {:.1}s; exiting anyway",
+                    drain.as_secs_f64()
+                );
                 Ok(())
             }
         };
@@ -321,6 +336,42 @@ impl Kit {
         }
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+/// The accepted connections, as [`listener::incoming`] yields them.
+type Incoming =
+    Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>>;
+
+/// The stream of accepted connections, with a handle that closes the
+/// listening socket under the server's feet.
+struct Closable(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+/// Closes a [`Closable`]'s stream.
+struct CloseHandle(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+impl Closable {
+    fn new(stream: Incoming) -> (Closable, CloseHandle) {
+        let shared = Arc::new(std::sync::Mutex::new(Some(stream)));
+        (Closable(shared.clone()), CloseHandle(shared))
+    }
+}
+
+impl CloseHandle {
+    /// Drop the stream, and with it the listening socket.
+    fn close(&self) {
+        drop(self.0.lock().expect("listener mutex").take());
+    }
+}
+
+impl tokio_stream::Stream for Closable {
+    type Item = std::io::Result<crate::rpc::Stream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.lock().expect("listener mutex").as_mut() {
+            Some(stream) => stream.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
     }
 }
 
