@@ -32,7 +32,9 @@ use crate::rpc::{self, Probe};
 const LOG_TAIL_LINES: usize = 20;
 
 /// Find the program: an absolute path as is; a bare name next to the current
-/// executable, then on `PATH`. `BinaryNotFound` lists every place looked.
+/// executable, then next to the library holding this code (an FFI host such
+/// as Python loads it from elsewhere), then on `PATH`. `BinaryNotFound`
+/// lists every place looked.
 pub fn resolve_program(program: &str) -> Result<PathBuf> {
     let mut looked = Vec::new();
     let candidates: Vec<PathBuf> = if program.starts_with('/') {
@@ -44,6 +46,11 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
             .and_then(|e| e.parent().map(Path::to_path_buf))
         {
             dirs.push(dir);
+        }
+        for dir in library_dirs() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
         }
         if let Some(path) = std::env::var_os("PATH") {
             dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
@@ -80,6 +87,38 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
             list.join("\n")
         ),
     ))
+}
+
+/// The directory of the file that holds this code, as it was loaded and
+/// with symbolic links resolved (a library linked beside generated
+/// bindings): the shared library an FFI host loaded, or the executable.
+/// Only an absolute name is trusted: a relative one would be resolved
+/// against whatever the current directory is now.
+fn library_dirs() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: Dl_info is plain data; all-zero is a valid value to fill.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let here = library_dirs as fn() -> Vec<PathBuf> as *const libc::c_void;
+    // SAFETY: dladdr only reads the address and writes `info`.
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader; it
+    // lives while the object holding this function stays loaded.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let loaded = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    if !loaded.is_absolute() {
+        return Vec::new();
+    }
+    let mut dirs: Vec<PathBuf> = loaded.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Some(real) = std::fs::canonicalize(&loaded)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        && !dirs.contains(&real)
+    {
+        dirs.push(real);
+    }
+    dirs
 }
 
 /// A started child, not yet known to be ready.
