@@ -179,6 +179,7 @@ impl ServiceManager {
         match self.observation_of(probe)? {
             Observation::Serving(mut status, channel) => {
                 status.warnings.extend(log_warning);
+                status.warnings.extend(self.elsewhere_warnings());
                 Ok(Some(self.remember(status, channel)))
             }
             _ => Ok(None),
@@ -206,6 +207,38 @@ impl ServiceManager {
 
     /// The service's status. Never starts anything, never creates files.
     pub async fn status(&self) -> Result<Status> {
+        let mut status = self.status_here().await?;
+        status.warnings.extend(self.elsewhere_warnings());
+        Ok(status)
+    }
+
+    /// Warnings about services of this user running in another default
+    /// state dir (started where `XDG_RUNTIME_DIR` or `TMPDIR` differed).
+    /// Only when the state dir is the default: an explicit one is chosen.
+    fn elsewhere_warnings(&self) -> Vec<String> {
+        let explicit = self.config.state_dir.is_some()
+            || crate::config::process_env(crate::config::env::STATE_DIR).is_some();
+        if explicit {
+            return Vec::new();
+        }
+        crate::paths::live_instances_elsewhere(&self.paths.state_dir)
+            .into_iter()
+            .map(|dir| {
+                format!(
+                    "another service of yours runs with state dir {} (started where \
+                     XDG_RUNTIME_DIR or TMPDIR differed, e.g. from cron, ssh or sudo); the two \
+                     share the log {} and rotate it under each other. Stop it with \
+                     `SPFS_AUTOSTART_STATE_DIR={} spfs-autostart stop`, or set state_dir in the \
+                     config so every context agrees",
+                    dir.display(),
+                    self.paths.log_file().display(),
+                    dir.display()
+                )
+            })
+            .collect()
+    }
+
+    async fn status_here(&self) -> Result<Status> {
         if let Some(status) = self.fast_path(false).await {
             return Ok(status);
         }
