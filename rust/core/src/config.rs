@@ -309,10 +309,25 @@ mod checked {
     pub fn env<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-        with(d, "env", |env: &BTreeMap<String, String>| {
-            env.iter()
-                .try_for_each(|(key, value)| super::check_env_var(key, value))
-        })
+        let env = BTreeMap::<EnvName, String>::deserialize(d)?;
+        let env: BTreeMap<String, String> = env.into_iter().map(|(k, v)| (k.0, v)).collect();
+        env.iter()
+            .try_for_each(|(key, value)| super::check_env_var(key, value))
+            .map_err(|why| D::Error::custom(format!("env: {why}")))?;
+        Ok(Some(env))
+    }
+
+    /// An `[env]` key, checked as it is read so the error points at it.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct EnvName(String);
+
+    impl<'de> Deserialize<'de> for EnvName {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let key = String::deserialize(d)?;
+            super::check_env_var(&key, "")
+                .map_err(|why| D::Error::custom(format!("env: {why}")))?;
+            Ok(EnvName(key))
+        }
     }
 }
 
@@ -833,5 +848,61 @@ mod tests {
         let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.to_string().contains("/nonexistent/c.toml"), "{err}");
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_refused_with_key_line_and_column() {
+        for (text, key, line) in [
+            ("program = \"/x\"\nlog_keep = 4294967295\n", "log_keep", "line 2"),
+            ("log_max_bytes = 0\n", "log_max_bytes", "line 1"),
+            ("\n\nready_timeout_secs = 0\n", "ready_timeout_secs", "line 3"),
+            ("endpoint = \"tcp://127.0.0.1:0\"\n", "port 0", "line 1"),
+            ("[env]\n\"A=B\" = \"c\"\n", "env", "line 2"),
+            ("[env]\n\"\" = \"c\"\n", "env", "line 2"),
+            ("state_dir = \"rel\"\n", "state_dir", "line 1"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
+            let msg = err.to_string();
+            assert!(msg.contains(key), "{text}: {msg}");
+            assert!(msg.contains(line) && msg.contains("column"), "{text}: {msg}");
+        }
+        let ok = parse("log_keep = 100\nlog_max_bytes = 4096\n").unwrap();
+        assert_eq!((ok.log_keep, ok.log_max_bytes), (100, 4096));
+    }
+
+    #[test]
+    fn long_unix_endpoint_is_refused_and_names_the_fix() {
+        let long = format!("unix:///tmp/{}.sock", "s".repeat(120));
+        let err = long.parse::<Endpoint>().unwrap_err();
+        assert!(err.contains("shorter path"), "{err}");
+        let short = format!("unix:///tmp/{}.sock", "s".repeat(40));
+        assert!(short.parse::<Endpoint>().is_ok());
+    }
+
+    #[test]
+    fn validate_applies_the_file_rules_to_a_config_built_in_code() {
+        let mut config = Config::defaults();
+        config.validate().unwrap();
+        config.log_keep = MAX_LOG_KEEP + 1;
+        assert!(config.validate().unwrap_err().to_string().contains("log_keep"));
+        let mut config = Config::defaults();
+        config.env.insert("A=B".into(), "c".into());
+        assert!(config.validate().unwrap_err().to_string().contains("env"));
+        let mut config = Config::defaults();
+        config.state_dir = Some("relstate".into());
+        assert!(config.validate().unwrap_err().to_string().contains("state_dir"));
+        let mut config = Config::defaults();
+        config.expected_version = Some(String::new());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("expected_version")
+        );
+        let mut config = Config::defaults();
+        config.endpoint = Endpoint::Tcp(([127, 0, 0, 1], 0).into());
+        assert!(config.validate().unwrap_err().to_string().contains("port 0"));
     }
 }

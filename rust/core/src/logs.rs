@@ -483,4 +483,25 @@ mod tests {
         std::fs::write(&log, "small\n").unwrap();
         assert!(!rotate_if_needed(&log, 1024, 3).unwrap());
     }
+
+    #[test]
+    fn tail_lines_streams_the_same_lines_as_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut text = String::new();
+        for i in 0..30_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        for body in [text.as_str(), "a\nb\nc", "a\n\n", "", "\n"] {
+            std::fs::write(&path, body).unwrap();
+            for n in [0, 1, 2, 3, 20_000, 1_000_000] {
+                let streamed: Vec<String> = tail_lines(&path, n)
+                    .unwrap()
+                    .collect::<io::Result<_>>()
+                    .unwrap();
+                assert_eq!(streamed, tail(&path, n).unwrap().lines, "n={n}");
+            }
+        }
+        assert_eq!(tail_lines(&tmp.path().join("none"), 3).unwrap().count(), 0);
+    }
 }

@@ -271,7 +271,14 @@ fn darwin_user_temp_dir() -> Option<PathBuf> {
 /// and each one's rotation moves the other's live log. Only private dirs
 /// (ours, `0700`) are looked into.
 pub fn live_instances_elsewhere(current: &Path) -> Vec<PathBuf> {
-    default_state_dir_candidates(&crate::config::process_env)
+    live_among(
+        default_state_dir_candidates(&crate::config::process_env),
+        current,
+    )
+}
+
+fn live_among(candidates: Vec<PathBuf>, current: &Path) -> Vec<PathBuf> {
+    candidates
         .into_iter()
         .filter(|dir| dir != current)
         .filter(|dir| {
@@ -477,5 +484,52 @@ mod tests {
             err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
             "{err}"
         );
+    }
+
+    // Issue 12 row 17: a context with another XDG_RUNTIME_DIR (cron, sudo,
+    // ssh) started a second "singleton". Simulated with two private dirs:
+    // real login contexts and /run/user cannot be made in a test.
+    #[test]
+    fn a_live_service_in_another_default_state_dir_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        let there = tmp.path().join("there");
+        let idle = tmp.path().join("idle");
+        for dir in [&here, &there, &idle] {
+            create_private_dir(dir, "state dir").unwrap();
+        }
+        let held = crate::lock::try_take(&there.join("instance.lock"))
+            .unwrap()
+            .expect("free");
+        std::fs::File::create(idle.join("instance.lock")).unwrap();
+        let candidates = vec![here.clone(), there.clone(), idle.clone()];
+        assert_eq!(live_among(candidates.clone(), &here), vec![there.clone()]);
+        drop(held);
+        assert!(live_among(candidates, &here).is_empty());
+    }
+
+    #[test]
+    fn runtime_dir_of_another_user_is_not_a_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = tmp.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        let mine = tmp.path().join("mine");
+        fs::create_dir(&mine).unwrap();
+        let env_of = |dir: &Path| {
+            let dir = dir.display().to_string();
+            move |name: &str| (name == "XDG_RUNTIME_DIR").then(|| dir.clone())
+        };
+        assert_eq!(
+            default_state_dir(&env_of(&mine)),
+            mine.join("spfs-autostart")
+        );
+        // Another owner: as `su` leaves it. Only root can make one here.
+        if nix::unistd::geteuid().is_root() && cfg!(not(target_os = "macos")) {
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert_ne!(
+                default_state_dir(&env_of(&theirs)),
+                theirs.join("spfs-autostart")
+            );
+        }
     }
 }
