@@ -16,9 +16,10 @@ use common::*;
 /// The generous bound for "soon": far above what any of this takes.
 const SOON: Duration = Duration::from_secs(20);
 
-/// A pipe: (read end, write end).
+/// A close-on-exec pipe: (read end, write end). Only the write end reaches
+/// a child (as its stdout), so the reader's going is seen there.
 fn pipe() -> (OwnedFd, OwnedFd) {
-    nix::unistd::pipe().unwrap()
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
 }
 
 /// Wait for `child` to exit within `SOON`; kill it and fail otherwise.
@@ -315,12 +316,15 @@ fn port_zero_endpoint_is_refused_naming_the_key() {
     assert!(err.contains("line 1") || err.contains("line"), "{err}");
     assert!(sb.service_pids().is_empty());
     assert!(!sb.state.exists());
+    let sb = Sandbox::new("");
     let out = sb
         .command(&["ensure"])
         .env("SPFS_AUTOSTART_ENDPOINT", "tcp://127.0.0.1:0")
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("SPFS_AUTOSTART_ENDPOINT"), "{}", stderr(&out));
+    assert!(!sb.state.exists());
 }
 
 // Row 11: `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
