@@ -47,8 +47,9 @@ const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 /// The most rotated logs we keep: rotation renames each one under
 /// `spawn.lock`, so the count bounds how long a spawn may take.
 pub const MAX_LOG_KEEP: u32 = 100;
-/// The smallest log we rotate at: one start-up's messages must fit.
-pub const MIN_LOG_MAX_BYTES: u64 = 4096;
+/// The smallest `log_max_bytes`: 1 rotates at every start that finds a
+/// log with anything in it; 0 would mean the same and is taken for a typo.
+pub const MIN_LOG_MAX_BYTES: u64 = 1;
 /// The largest `log_max_bytes` (1 TiB); larger is a typo, not a wish.
 pub const MAX_LOG_MAX_BYTES: u64 = 1 << 40;
 
@@ -703,7 +704,8 @@ fn check_absolute_dir(dir: &Path) -> Result<(), String> {
 fn check_log_max_bytes(bytes: u64) -> Result<(), String> {
     if bytes < MIN_LOG_MAX_BYTES {
         return Err(format!(
-            "{bytes} bytes cannot hold even one start-up's messages; use at least {MIN_LOG_MAX_BYTES}"
+            "{bytes} bytes is no size; use at least {MIN_LOG_MAX_BYTES} (which rotates at every \
+             start), or a size such as 10485760"
         ));
     }
     if bytes > MAX_LOG_MAX_BYTES {
