@@ -183,7 +183,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         () = &mut closed => break,
                     };
                     let Some(line) = line else { break };
-                    output::log_line(&mut io::stdout().lock(), &line.map_err(log_error)?, cli.json)?;
+                    output::log_line(
+                        &mut io::stdout().lock(),
+                        &line.map_err(log_error)?,
+                        cli.json,
+                    )?;
                 }
             } else {
                 // Streamed, so `-n 100000000` on a huge log costs no memory.

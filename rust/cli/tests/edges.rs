@@ -123,10 +123,16 @@ fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
         assert_eq!(out.status.code(), Some(1), "{extra}");
         let err = stderr(&out);
         assert!(err.contains(key), "{extra}: {err}");
-        assert!(err.contains("line") && err.contains("column"), "{extra}: {err}");
+        assert!(
+            err.contains("line") && err.contains("column"),
+            "{extra}: {err}"
+        );
         assert!(sb.service_pids().is_empty(), "{extra}: nothing started");
         assert!(!sb.state.exists(), "{extra}: no state dir created");
-        assert!(!sb.logs.join("service.log.1").exists(), "{extra}: no rotation");
+        assert!(
+            !sb.logs.join("service.log.1").exists(),
+            "{extra}: no rotation"
+        );
     }
 }
 
@@ -186,7 +192,11 @@ fn broken_per_user_config_does_not_reach_the_service() {
         .env("HOME", sb.dir.path())
         .output()
         .unwrap();
-    assert!(stderr(&out).contains("invalid config file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid config file"),
+        "{}",
+        stderr(&out)
+    );
     sb.ok(&["stop"]);
 }
 
@@ -216,7 +226,11 @@ fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
         for file in ["spawn.lock", "instance.lock", "service.json"] {
             assert_eq!(mode(&sb.state.join(file)), 0o600, "umask {umask:o}: {file}");
         }
-        assert_eq!(mode(&sb.logs.join("service.log")), 0o600, "umask {umask:o}: log");
+        assert_eq!(
+            mode(&sb.logs.join("service.log")),
+            0o600,
+            "umask {umask:o}: log"
+        );
         // Later calls under an ordinary umask find it all usable.
         assert_eq!(sb.status()["state"], "running", "umask {umask:o}");
         assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "umask {umask:o}");
@@ -233,7 +247,11 @@ fn state_dir_without_owner_access_is_refused_with_the_fix() {
         std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(mode)).unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "mode {mode:o}");
-        assert!(stderr(&out).contains("chmod 700"), "mode {mode:o}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("chmod 700"),
+            "mode {mode:o}: {}",
+            stderr(&out)
+        );
         std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
@@ -323,7 +341,11 @@ fn port_zero_endpoint_is_refused_naming_the_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("SPFS_AUTOSTART_ENDPOINT"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SPFS_AUTOSTART_ENDPOINT"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!sb.state.exists());
 }
 
@@ -375,7 +397,10 @@ fn env_keys_that_cannot_be_environment_names_are_refused() {
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{key:?}");
         let err = stderr(&out);
-        assert!(err.contains("env") && err.contains("line"), "{key:?}: {err}");
+        assert!(
+            err.contains("env") && err.contains("line"),
+            "{key:?}: {err}"
+        );
         assert!(err.contains(&format!("{key:?}")), "{key:?}: {err}");
         assert!(sb.service_pids().is_empty(), "{key:?}");
     }
@@ -391,7 +416,10 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("log dir") && err.contains("chmod go-w"), "{err}");
+    assert!(
+        err.contains("log dir") && err.contains("chmod go-w"),
+        "{err}"
+    );
     assert!(sb.service_pids().is_empty());
 
     std::fs::set_permissions(&sb.logs, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -420,22 +448,32 @@ fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("state_dir") && err.contains("shorter"), "{err}");
-    assert!(!long.exists() && !long.parent().unwrap().exists(), "created: {err}");
+    assert!(
+        err.contains("state_dir") && err.contains("shorter"),
+        "{err}"
+    );
+    assert!(
+        !long.exists() && !long.parent().unwrap().exists(),
+        "created: {err}"
+    );
 
-    let socket = format!("unix://{}/{}.sock", sb.dir.path().display(), "s".repeat(120));
+    let socket = format!(
+        "unix://{}/{}.sock",
+        sb.dir.path().display(),
+        "s".repeat(120)
+    );
     let sb2 = Sandbox::new(&format!("endpoint = {socket:?}"));
     let out = sb2.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("endpoint") && err.contains("line"), "{err}");
-    assert!(!sb2.state.exists() && sb2.service_pids().is_empty(), "{err}");
+    assert!(
+        !sb2.state.exists() && sb2.service_pids().is_empty(),
+        "{err}"
+    );
 
     // A TCP endpoint with the same long state dir: no socket, no refusal.
-    let sb3 = Sandbox::new(&format!(
-        "endpoint = \"tcp://127.0.0.1:{}\"",
-        free_port()
-    ));
+    let sb3 = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{}\"", free_port()));
     let out = sb3
         .command(&["--json", "config"])
         .arg("--state-dir")
@@ -450,4 +488,28 @@ fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+// Done-when: nothing already running is disturbed by a bad input.
+#[test]
+fn bad_config_leaves_a_running_service_and_its_log_alone() {
+    let sb = Sandbox::new("");
+    let pid = pid_of(&sb.ensure());
+    let log_before = sb.log();
+    for bad in [
+        "log_keep = 4294967295",
+        "endpoint = \"tcp://127.0.0.1:0\"",
+        "[env]\n\"A=B\" = \"c\"",
+    ] {
+        sb.write_config(bad);
+        let out = sb.run(&["ensure"]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let out = sb.run(&["stop"]);
+        assert_eq!(out.status.code(), Some(1), "{bad}: stop must refuse too");
+        assert!(alive(pid), "{bad}: the running service was disturbed");
+        assert_eq!(sb.log(), log_before, "{bad}: the log was touched");
+    }
+    sb.write_config("");
+    assert_eq!(pid_of(&sb.ensure()), pid);
+    sb.ok(&["stop"]);
 }

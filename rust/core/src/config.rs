@@ -855,9 +855,17 @@ mod tests {
     #[test]
     fn out_of_bounds_values_are_refused_with_key_line_and_column() {
         for (text, key, line) in [
-            ("program = \"/x\"\nlog_keep = 4294967295\n", "log_keep", "line 2"),
+            (
+                "program = \"/x\"\nlog_keep = 4294967295\n",
+                "log_keep",
+                "line 2",
+            ),
             ("log_max_bytes = 0\n", "log_max_bytes", "line 1"),
-            ("\n\nready_timeout_secs = 0\n", "ready_timeout_secs", "line 3"),
+            (
+                "\n\nready_timeout_secs = 0\n",
+                "ready_timeout_secs",
+                "line 3",
+            ),
             ("endpoint = \"tcp://127.0.0.1:0\"\n", "port 0", "line 1"),
             ("[env]\n\"A=B\" = \"c\"\n", "env", "line 2"),
             ("[env]\n\"\" = \"c\"\n", "env", "line 2"),
@@ -867,7 +875,10 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
             let msg = err.to_string();
             assert!(msg.contains(key), "{text}: {msg}");
-            assert!(msg.contains(line) && msg.contains("column"), "{text}: {msg}");
+            assert!(
+                msg.contains(line) && msg.contains("column"),
+                "{text}: {msg}"
+            );
         }
         let ok = parse("log_keep = 100\nlog_max_bytes = 4096\n").unwrap();
         assert_eq!((ok.log_keep, ok.log_max_bytes), (100, 4096));
@@ -887,13 +898,25 @@ mod tests {
         let mut config = Config::defaults();
         config.validate().unwrap();
         config.log_keep = MAX_LOG_KEEP + 1;
-        assert!(config.validate().unwrap_err().to_string().contains("log_keep"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("log_keep")
+        );
         let mut config = Config::defaults();
         config.env.insert("A=B".into(), "c".into());
         assert!(config.validate().unwrap_err().to_string().contains("env"));
         let mut config = Config::defaults();
         config.state_dir = Some("relstate".into());
-        assert!(config.validate().unwrap_err().to_string().contains("state_dir"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("state_dir")
+        );
         let mut config = Config::defaults();
         config.expected_version = Some(String::new());
         assert!(
@@ -905,6 +928,12 @@ mod tests {
         );
         let mut config = Config::defaults();
         config.endpoint = Endpoint::Tcp(([127, 0, 0, 1], 0).into());
-        assert!(config.validate().unwrap_err().to_string().contains("port 0"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("port 0")
+        );
     }
 }

@@ -342,8 +342,9 @@ fn create_dir(dir: &Path, what: &str) -> Result<()> {
     missing.reverse();
     for component in missing {
         match DirBuilder::new().mode(0o700).create(component) {
-            Ok(()) => fs::set_permissions(component, fs::Permissions::from_mode(0o700))
-                .map_err(fail)?,
+            Ok(()) => {
+                fs::set_permissions(component, fs::Permissions::from_mode(0o700)).map_err(fail)?
+            }
             // Another process created it a moment ago: theirs to set.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(fail(e)),

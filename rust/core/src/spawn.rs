@@ -152,8 +152,8 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         .custom_flags(libc::O_NOFOLLOW)
         .open(&log_path)
         .map_err(|e| {
-            let symlink = std::fs::symlink_metadata(&log_path)
-                .is_ok_and(|m| m.file_type().is_symlink());
+            let symlink =
+                std::fs::symlink_metadata(&log_path).is_ok_and(|m| m.file_type().is_symlink());
             Error::io("cannot open the service log", &log_path, e).with_hint(if symlink {
                 "it is a symbolic link, which is never followed; remove it"
             } else {

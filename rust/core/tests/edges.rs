@@ -26,7 +26,9 @@ async fn service_with_a_call_in_flight(
         .await
         .expect("channel");
     let call = tokio::spawn(async move {
-        let _ = VfsServiceClient::new(channel).status(StatusRequest {}).await;
+        let _ = VfsServiceClient::new(channel)
+            .status(StatusRequest {})
+            .await;
     });
     wait_for("the call to be in flight", WAIT, || {
         let manager = &manager;
@@ -113,9 +115,8 @@ struct WatchFails {
     watches: Arc<AtomicUsize>,
 }
 
-type Updates = Pin<
-    Box<dyn tokio_stream::Stream<Item = Result<control::StatusUpdate, tonic::Status>> + Send>,
->;
+type Updates =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<control::StatusUpdate, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
 impl control_server::Control for WatchFails {

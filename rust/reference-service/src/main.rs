@@ -228,9 +228,9 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         unreachable!("kit mode always has a kit config");
     };
     let kit = Kit::start(identity, kit_config).map_err(|e| {
-            tracing::error!("{e}");
-            2
-        })?;
+        tracing::error!("{e}");
+        2
+    })?;
     let vfs = Vfs {
         mounts,
         kit: Some(kit.handle()),
