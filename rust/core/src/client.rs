@@ -592,11 +592,13 @@ impl ServiceManager {
         Status {
             pid: record.as_ref().map(|r| r.pid),
             uptime_secs: record.map(|r| now.saturating_sub(r.started_at_unix_ms) / 1000),
-            detail: Some(detail.unwrap_or_else(|| match state {
-                // A draining kit service closes its listener first.
-                State::Stopping => "shutting down: finishing the calls in flight".to_string(),
-                _ => format!("{} does not answer yet", self.endpoint),
-            })),
+            detail: Some(match (state, detail) {
+                // A draining kit service closes its listener: what the probe
+                // met (refused, or reset in the backlog) is no news.
+                (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
+                (_, Some(detail)) => detail,
+                (_, None) => format!("{} does not answer yet", self.endpoint),
+            }),
             ..self.base_status(state)
         }
     }

@@ -94,8 +94,11 @@ async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
         }
     })
     .await;
+    // A fresh manager, as a new `spfs-autostart status` process is: no
+    // connection from before the shutdown to ask on.
+    let fresh = sandbox.manager();
     let started = tokio::time::Instant::now();
-    let now = status(&manager).await;
+    let now = status(&fresh).await;
     let took = started.elapsed();
     assert_eq!(now.state, State::Stopping, "{now:?}");
     let detail = now.detail.unwrap_or_default();
