@@ -19,7 +19,17 @@ const SOON: Duration = Duration::from_secs(20);
 /// A close-on-exec pipe: (read end, write end). Only the write end reaches
 /// a child (as its stdout), so the reader's going is seen there.
 fn pipe() -> (OwnedFd, OwnedFd) {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
+    use std::os::fd::AsRawFd;
+    // Not pipe2: macOS lacks it, and these tests must type-check there.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    for fd in [&reader, &writer] {
+        // SAFETY: fcntl on a descriptor we own; no other thread forks here.
+        assert_ne!(
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) },
+            -1
+        );
+    }
+    (reader, writer)
 }
 
 /// Wait for `child` to exit within `SOON`; kill it and fail otherwise.
