@@ -146,6 +146,7 @@ async fn mount_takes_a_lease_for_the_root_pid() {
             env_spec: "test-env".into(),
             editable: false,
             runtime_name: String::new(),
+            repositories: Vec::new(),
         })
         .await
         .expect("mount");

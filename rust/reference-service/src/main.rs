@@ -4,8 +4,10 @@
 //! behind it, so every client path is tested against a real binary:
 //! - kit mode (default): the service kit, `Mount(root_pid)` takes a lease
 //!   that follows `root_pid`;
-//! - `--plain`: behaves like today's spfs-fuse-macos: TCP on `--listen`
-//!   (or `SPFS_MACFUSE_LISTEN_ADDRESS`), no kit, no Control service;
+//! - `--plain`: behaves as upstream's spfs-fuse-macos does
+//!   (`service [--listen ADDR] [MOUNTPOINT]`, see [`plain`]): TCP, no kit,
+//!   no Control service, `Shutdown` only unmounts, SIGINT is graceful and
+//!   SIGTERM is not;
 //! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
 //! - test switch: `--slow-calls-ms` (a call in flight that outlasts the idle
 //!   timeout, for the idle-exit tests).
@@ -14,6 +16,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod plain;
 
 use clap::Parser;
 use spfs_autostart::proto::vfs::{
@@ -31,10 +35,10 @@ use tonic::{Request, Response, Status};
     about = "A stand-in for spfs-fuse-macos: the service kit plus spfs_vfs.VfsService"
 )]
 struct Args {
-    /// Behave like today's spfs-fuse-macos: TCP, no kit, no Control service.
+    /// Behave as upstream's spfs-fuse-macos: TCP, no kit, no Control service.
     #[arg(long)]
     plain: bool,
-    /// The TCP address for --plain mode.
+    /// The TCP address for --plain mode (`IP:PORT`).
     #[arg(
         long,
         env = "SPFS_MACFUSE_LISTEN_ADDRESS",
@@ -57,20 +61,25 @@ struct Args {
     /// tests can hold a call in flight past the idle timeout.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
-    /// Accepted and ignored, like spfs-fuse-macos's `service /spfs`.
-    #[arg(trailing_var_arg = true, hide = true)]
-    rest: Vec<String>,
+    /// `[service] [MOUNTPOINT]`, as spfs-fuse-macos takes them: --plain
+    /// mode "mounts" at MOUNTPOINT (default /spfs); kit mode ignores them.
+    #[arg(value_name = "service] [MOUNTPOINT")]
+    words: Vec<String>,
 }
 
 /// Mounts by root pid; in kit mode each holds a lease.
 #[derive(Debug, Default)]
 struct Mounts(Mutex<BTreeMap<u32, MountInfo>>);
 
+/// The `spfs_vfs.VfsService` of both modes.
 #[derive(Debug)]
 struct Vfs {
     mounts: Arc<Mounts>,
+    /// Kit mode: the kit, which `Mount` takes leases from.
     kit: Option<KitHandle>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// `--plain` mode: the stand-in for the FUSE mount, which `Shutdown`
+    /// unmounts.
+    mount: Option<Arc<plain::Mount>>,
     /// `--slow-calls-ms`: how long `Status` waits before answering.
     slow_calls: Duration,
 }
@@ -86,7 +95,14 @@ impl VfsService for Vfs {
             kit.acquire(req.root_pid, format!("mount {}", req.env_spec))
                 .map_err(|e| Status::failed_precondition(e.to_string()))?;
         }
-        tracing::info!("mount {:?} for pid {}", req.env_spec, req.root_pid);
+        tracing::info!(
+            root_pid = req.root_pid,
+            env_spec = req.env_spec,
+            editable = req.editable,
+            repositories = ?req.repositories,
+            "Mounted {} environment",
+            if req.editable { "editable" } else { "read-only" }
+        );
         self.mounts.0.lock().expect("mounts").insert(
             req.root_pid,
             MountInfo {
@@ -108,6 +124,7 @@ impl VfsService for Vfs {
         if let Some(kit) = &self.kit {
             kit.release_pid(pid);
         }
+        tracing::info!(root_pid = pid, was_mounted, "Unmounted environment");
         Ok(Response::new(UnmountResponse { was_mounted }))
     }
 
@@ -115,12 +132,17 @@ impl VfsService for Vfs {
         &self,
         _request: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownResponse>, Status> {
+        if let Some(mount) = &self.mount {
+            // Upstream: unmount and keep serving; only SIGINT ends the process.
+            tracing::info!("Shutdown requested");
+            mount
+                .stop()
+                .map_err(|e| Status::internal(format!("Failed to stop service: {e}")))?;
+            return Ok(Response::new(ShutdownResponse {}));
+        }
         tracing::info!("VfsService/Shutdown requested");
-        match &self.kit {
-            Some(kit) => kit.shutdown("VfsService/Shutdown requested"),
-            None => {
-                let _ = self.shutdown.send(true);
-            }
+        if let Some(kit) = &self.kit {
+            kit.shutdown("VfsService/Shutdown requested");
         }
         Ok(Response::new(ShutdownResponse {}))
     }
@@ -142,17 +164,21 @@ impl VfsService for Vfs {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        // A log that cannot be written (a full disk) must not end the
-        // service: the default reports the failure with `eprintln!`, which
-        // panics on the same broken stderr.
-        .log_internal_errors(false)
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.plain {
+        plain::init_logging(filter);
+    } else {
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            // A log that cannot be written (a full disk) must not end the
+            // service: the default reports the failure with `eprintln!`, which
+            // panics on the same broken stderr.
+            .log_internal_errors(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    }
     // Before the runtime starts its threads: this takes (and removes from
     // the environment) the descriptors the spawner passed.
     let kit_config = if args.plain {
@@ -196,27 +222,22 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     if args.start_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(args.start_delay_ms)).await;
     }
-    let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let mounts = Arc::new(Mounts::default());
     let slow_calls = Duration::from_millis(args.slow_calls_ms);
     if args.plain {
+        let mountpoint = plain::mountpoint(&args.words).map_err(|e| {
+            tracing::error!("{e}");
+            2
+        })?;
+        tracing::info!("Starting macFUSE service...");
+        let mount = Arc::new(plain::Mount::start(&mountpoint));
         let vfs = Vfs {
             mounts,
             kit: None,
-            shutdown,
+            mount: Some(Arc::clone(&mount)),
             slow_calls,
         };
-        tracing::info!("plain mode: serving on tcp://{}", args.listen);
-        let result = tonic::transport::Server::builder()
-            .add_service(VfsServiceServer::new(vfs))
-            .serve_with_shutdown(args.listen, async move {
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            })
-            .await;
-        return result.map_err(|e| {
-            tracing::error!("cannot serve on {}: {e}", args.listen);
-            1
-        });
+        return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs)).await;
     }
     let identity = Identity {
         name: "spfs-reference-service".into(),
@@ -234,7 +255,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     let vfs = Vfs {
         mounts,
         kit: Some(kit.handle()),
-        shutdown,
+        mount: None,
         slow_calls,
     };
     kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))

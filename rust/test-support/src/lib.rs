@@ -24,6 +24,22 @@ pub fn reference_service() -> PathBuf {
     program
 }
 
+/// The file the reference service in `--plain` mode keeps in its MOUNTPOINT
+/// while its stand-in filesystem is "mounted" (its `plain::MOUNT_MARKER`).
+/// Left behind, it is the trace of an unclean exit: upstream's
+/// spfs-fuse-macos leaves its mount behind when it dies on SIGTERM.
+pub fn mount_marker(mountpoint: &Path) -> PathBuf {
+    mountpoint.join(".spfs-reference-service.mounted")
+}
+
+/// A free TCP port on loopback, chosen by the kernel (never the fixed 37738).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free loopback port")
+        .port()
+}
+
 /// Whether `pid` is alive and not a zombie.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

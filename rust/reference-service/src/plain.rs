@@ -1,0 +1,136 @@
+//! `--plain`: the service as upstream's spfs-fuse-macos behaves (spk pull
+//! request #1308, the service SPFS users run on macOS today), so every client
+//! path is tested against the behaviour it must survive:
+//! - `service [--listen ADDR] [MOUNTPOINT]`, the address also read from
+//!   `SPFS_MACFUSE_LISTEN_ADDRESS`; only `spfs_vfs.VfsService`, on TCP;
+//! - it "mounts" before it listens; the stand-in has no filesystem, so a
+//!   marker file in MOUNTPOINT stands for the mount ([`MOUNT_MARKER`]);
+//! - `Shutdown` only unmounts: the process keeps serving, and a second
+//!   `Shutdown` fails as upstream's second `umount` does;
+//! - SIGINT stops serving, unmounts and exits 0; SIGTERM has no handler, so
+//!   the process dies at once and the marker stays behind, the visible trace
+//!   of a mount left behind by an unclean exit;
+//! - stderr is in ANSI colour without timestamps unless `NO_COLOR` is set
+//!   (`SPFS_LOG_TIMESTAMP=1` adds them), as tracing-subscriber does upstream.
+//!
+//! One deviation: upstream creates a missing mountpoint; the stand-in never
+//! creates directories (tests run as root must not make `/spfs`), so a
+//! missing MOUNTPOINT is logged as a mount error and the service serves with
+//! nothing mounted, as upstream does when the FUSE mount itself fails.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use spfs_autostart::proto::vfs::vfs_service_server::VfsServiceServer;
+
+/// The file in MOUNTPOINT that stands for the mount while it exists. Its
+/// content is the pid of the service that made it.
+pub const MOUNT_MARKER: &str = ".spfs-reference-service.mounted";
+
+/// The stand-in for the FUSE mount at MOUNTPOINT.
+#[derive(Debug)]
+pub struct Mount {
+    mountpoint: PathBuf,
+    /// Whether the marker is in place (the filesystem is "mounted").
+    mounted: Mutex<bool>,
+}
+
+impl Mount {
+    /// Mount at `mountpoint`: write the marker. A failure is only logged, as
+    /// upstream only logs a failed FUSE mount.
+    pub fn start(mountpoint: &Path) -> Mount {
+        tracing::info!(mount_path = ?mountpoint, "Starting macFUSE mount");
+        let marker = mountpoint.join(MOUNT_MARKER);
+        let mounted = match std::fs::write(&marker, std::process::id().to_string()) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(
+                    "FUSE mount error: cannot mount at {}: {err}",
+                    mountpoint.display()
+                );
+                false
+            }
+        };
+        Mount {
+            mountpoint: mountpoint.to_path_buf(),
+            mounted: Mutex::new(mounted),
+        }
+    }
+
+    /// Unmount: remove the marker. Fails when nothing is mounted, as
+    /// upstream's `umount` of an unmounted path does.
+    pub fn stop(&self) -> Result<(), String> {
+        let mut mounted = self.mounted.lock().expect("mount state");
+        if !*mounted {
+            return Err(format!(
+                "umount failed: {} is not mounted",
+                self.mountpoint.display()
+            ));
+        }
+        std::fs::remove_file(self.mountpoint.join(MOUNT_MARKER))
+            .map_err(|e| format!("umount failed: {e}"))?;
+        *mounted = false;
+        Ok(())
+    }
+}
+
+/// Set up logging as upstream does on stderr: colour unless `NO_COLOR` is set
+/// (tracing-subscriber's own default), no timestamps unless
+/// `SPFS_LOG_TIMESTAMP` is set.
+pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
+    let builder = tracing_subscriber::fmt()
+        // A log that cannot be written must not end the service.
+        .log_internal_errors(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if std::env::var_os("SPFS_LOG_TIMESTAMP").is_some_and(|v| !v.is_empty()) {
+        builder.init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+/// Serve `vfs` on `listen` until SIGINT, then unmount and return.
+pub async fn serve(
+    listen: SocketAddr,
+    mount: &Mount,
+    vfs: VfsServiceServer<crate::Vfs>,
+) -> Result<(), u8> {
+    let server = tonic::transport::Server::builder()
+        .add_service(vfs)
+        .serve_with_shutdown(listen, async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(?err, "Failed to setup graceful shutdown handler");
+                std::future::pending::<()>().await;
+            }
+            tracing::info!("Shutting down gRPC server...");
+        });
+    tracing::info!(%listen, mountpoint = %mount.mountpoint.display(), "Service started");
+    let served = server.await.map_err(|e| {
+        tracing::error!("gRPC server failed: cannot serve on {listen}: {e}");
+        1
+    });
+    tracing::info!("Unmounting filesystem...");
+    if let Err(err) = mount.stop() {
+        tracing::warn!(%err, "Failed to cleanly unmount filesystem");
+    }
+    tracing::info!("Service stopped");
+    served
+}
+
+/// The positional words of `service [MOUNTPOINT]`: an optional leading
+/// `service`, then at most one mountpoint (default `/spfs`).
+pub fn mountpoint(words: &[String]) -> Result<PathBuf, String> {
+    let words = match words.first().map(String::as_str) {
+        Some("service") => &words[1..],
+        _ => words,
+    };
+    match words {
+        [] => Ok(PathBuf::from("/spfs")),
+        [mountpoint] => Ok(PathBuf::from(mountpoint)),
+        _ => Err(format!(
+            "unexpected arguments {words:?}; usage: service [--listen ADDR] [MOUNTPOINT]"
+        )),
+    }
+}
