@@ -179,6 +179,7 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
                 "program": config.program,
                 "args": config.args,
                 "endpoint": manager.endpoint().to_string(),
+                "endpoint_env": config.endpoint_env,
                 "ready_timeout_secs": config.ready_timeout.as_secs(),
                 "stop_timeout_secs": config.stop_timeout.as_secs(),
                 "idle_timeout_secs": config.idle_timeout.as_secs(),

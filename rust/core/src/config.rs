@@ -147,6 +147,11 @@ pub struct Config {
     pub args: Vec<String>,
     /// Where it listens.
     pub endpoint: Endpoint,
+    /// The environment variable through which a plain service learns a TCP
+    /// endpoint, set to `IP:PORT` (spfs-fuse-macos reads
+    /// `SPFS_MACFUSE_LISTEN_ADDRESS`); `None` sets none. Kit services learn
+    /// every endpoint from `SPFS_AUTOSTART_ENDPOINT` regardless.
+    pub endpoint_env: Option<String>,
     /// How long a start may take before the child is killed.
     pub ready_timeout: Duration,
     /// How long each stop step (graceful, TERM, KILL) may take.
@@ -191,6 +196,12 @@ struct FileConfig {
         with = "endpoint_opt"
     )]
     endpoint: Option<Endpoint>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::endpoint_env"
+    )]
+    endpoint_env: Option<String>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         default,
@@ -271,6 +282,12 @@ mod checked {
 
     pub fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         with(d, "program", |p: &String| super::check_program(p).map(drop))
+    }
+
+    pub fn endpoint_env<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        with(d, "endpoint_env", |n: &String| {
+            super::check_endpoint_env(n).map(drop)
+        })
     }
 
     pub fn ready_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -376,6 +393,9 @@ impl Config {
             program,
             args,
             endpoint,
+            // The profile of spfs-fuse-macos, the service this project is
+            // for; harmless to a kit service, which ignores it.
+            endpoint_env: Some(env::MACFUSE_LISTEN_ADDRESS.to_string()),
             ready_timeout: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(1800),
@@ -446,6 +466,9 @@ impl Config {
         if let Some(endpoint) = file.endpoint {
             self.endpoint = endpoint;
         }
+        if let Some(name) = file.endpoint_env {
+            self.endpoint_env = Some(name).filter(|n| !n.is_empty());
+        }
         if let Some(secs) = file.ready_timeout_secs {
             self.ready_timeout = Duration::from_secs(secs);
         }
@@ -492,6 +515,9 @@ impl Config {
             .to_string()
             .parse::<Endpoint>()
             .map_err(|w| bad("endpoint", w))?;
+        if let Some(name) = &self.endpoint_env {
+            check_endpoint_env(name).map_err(|w| bad("endpoint_env", w))?;
+        }
         timeout(self.ready_timeout.as_secs(), MAX_TIMEOUT_SECS)
             .map_err(|w| bad("ready_timeout_secs", w))?;
         timeout(self.stop_timeout.as_secs(), MAX_TIMEOUT_SECS)
@@ -602,6 +628,21 @@ impl Config {
         Ok(())
     }
 
+    /// The environment the service is given besides the spawner's own
+    /// `SPFS_AUTOSTART_*` variables: `NO_COLOR=1` first (a plain service such
+    /// as spfs-fuse-macos logs in ANSI colour otherwise, and its log is a
+    /// file), then `env` (which may set `NO_COLOR` itself), then
+    /// `endpoint_env` with a TCP endpoint's `IP:PORT`, last so that the
+    /// service listens where the client looks.
+    pub fn service_env(&self) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::from([("NO_COLOR".to_string(), "1".to_string())]);
+        vars.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let (Some(name), Endpoint::Tcp(addr)) = (&self.endpoint_env, &self.endpoint) {
+            vars.insert(name.clone(), addr.to_string());
+        }
+        vars
+    }
+
     /// The effective configuration as a TOML document that [`Config::load`]
     /// reads back to the same values.
     pub fn to_toml(&self) -> String {
@@ -609,6 +650,7 @@ impl Config {
             program: Some(self.program.clone()),
             args: Some(self.args.clone()),
             endpoint: Some(self.endpoint.clone()),
+            endpoint_env: Some(self.endpoint_env.clone().unwrap_or_default()),
             ready_timeout_secs: Some(self.ready_timeout.as_secs()),
             stop_timeout_secs: Some(self.stop_timeout.as_secs()),
             idle_timeout_secs: Some(self.idle_timeout.as_secs()),
@@ -661,6 +703,28 @@ fn check_program(program: &str) -> Result<String, String> {
         ));
     }
     Ok(program.to_string())
+}
+
+/// `endpoint_env`: a variable name, or `""` for none. The `SPFS_AUTOSTART_*`
+/// names are the spawner's own and cannot be repurposed.
+fn check_endpoint_env(name: &str) -> Result<Option<String>, String> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.contains('=') || name.contains('\0') {
+        return Err(format!(
+            "{name:?} is not an environment variable name; give a name such as {:?}, or \"\" for none",
+            env::MACFUSE_LISTEN_ADDRESS
+        ));
+    }
+    if name.starts_with("SPFS_AUTOSTART_") {
+        return Err(format!(
+            "{name} is set by the spawner itself; give the variable the service reads its \
+             listen address from, such as {:?}, or \"\" for none",
+            env::MACFUSE_LISTEN_ADDRESS
+        ));
+    }
+    Ok(Some(name.to_string()))
 }
 
 fn parse_secs(text: &str) -> Result<u64, String> {
@@ -843,6 +907,65 @@ mod tests {
         back.apply_toml(&text, Path::new("/x.toml")).unwrap();
         back.source = config.source.clone();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn endpoint_env_gives_a_tcp_endpoint_to_the_service_as_ip_port() {
+        let config = parse("endpoint = \"tcp://127.0.0.1:4100\"").unwrap();
+        assert_eq!(
+            config.endpoint_env.as_deref(),
+            Some(env::MACFUSE_LISTEN_ADDRESS),
+            "the default profile is spfs-fuse-macos's"
+        );
+        let vars = config.service_env();
+        assert_eq!(
+            vars.get(env::MACFUSE_LISTEN_ADDRESS).map(String::as_str),
+            Some("127.0.0.1:4100")
+        );
+        let custom =
+            parse("endpoint = \"tcp://127.0.0.1:4100\"\nendpoint_env = \"MY_LISTEN\"").unwrap();
+        let vars = custom.service_env();
+        assert_eq!(
+            vars.get("MY_LISTEN").map(String::as_str),
+            Some("127.0.0.1:4100")
+        );
+        assert!(!vars.contains_key(env::MACFUSE_LISTEN_ADDRESS));
+        let none = parse("endpoint = \"tcp://127.0.0.1:4100\"\nendpoint_env = \"\"").unwrap();
+        assert_eq!(none.endpoint_env, None);
+        assert!(!none.service_env().contains_key(env::MACFUSE_LISTEN_ADDRESS));
+        // A Unix endpoint has no IP:PORT form: nothing is set.
+        let unix = parse("endpoint = \"unix\"").unwrap();
+        assert!(!unix.service_env().contains_key(env::MACFUSE_LISTEN_ADDRESS));
+    }
+
+    #[test]
+    fn endpoint_env_wins_over_the_env_table_so_the_service_listens_where_we_look() {
+        let config = parse(
+            "endpoint = \"tcp://127.0.0.1:4100\"\n[env]\nSPFS_MACFUSE_LISTEN_ADDRESS = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.service_env()[env::MACFUSE_LISTEN_ADDRESS],
+            "127.0.0.1:4100"
+        );
+    }
+
+    #[test]
+    fn bad_endpoint_env_is_refused_naming_the_key() {
+        for bad in ["A=B", "SPFS_AUTOSTART_ENDPOINT"] {
+            let err = parse(&format!("endpoint_env = {bad:?}")).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("endpoint_env"), "{msg}");
+            assert!(msg.contains(env::MACFUSE_LISTEN_ADDRESS), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_service_gets_no_color_unless_the_env_table_says_otherwise() {
+        let config = parse("").unwrap();
+        assert_eq!(config.service_env()["NO_COLOR"], "1");
+        let coloured = parse("[env]\nNO_COLOR = \"\"\n").unwrap();
+        assert_eq!(coloured.service_env()["NO_COLOR"], "");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! through that descriptor before opening the new one, so no line is lost or
 //! repeated; it wakes on file-system events (inotify/kqueue through
 //! `notify`), with a slow timer only as a safety net.
+//!
+//! Every line handed out is plain text: terminal escape sequences (the ANSI
+//! colour of a service that logs for a terminal, as spfs-fuse-macos does
+//! unless `NO_COLOR` is set) are removed, so no reader, the menu-bar app
+//! among them, ever shows them raw.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -28,6 +33,16 @@ pub struct Tail {
     pub lines: Vec<String>,
     /// How many bytes were read to find them.
     pub bytes_read: u64,
+}
+
+/// A log line as text: invalid UTF-8 replaced, escape sequences removed.
+pub fn clean_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\x1b') {
+        anstream::adapter::strip_str(&text).to_string()
+    } else {
+        text.into_owned()
+    }
 }
 
 /// The last `n` lines of `path`. A missing file has no lines.
@@ -93,10 +108,7 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
         .filter(|&(_, &b)| b == b'\n')
         .nth(n - 1)
         .map_or(0, |(i, _)| i + 1);
-    let lines = String::from_utf8_lossy(&data[cut..])
-        .split('\n')
-        .map(str::to_string)
-        .collect();
+    let lines = data[cut..].split(|&b| b == b'\n').map(clean_line).collect();
     Ok(Tail { lines, bytes_read })
 }
 
@@ -373,8 +385,7 @@ impl Reader {
                     return Ok(false);
                 }
                 if !self.partial.is_empty() {
-                    let rest =
-                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    let rest = clean_line(&std::mem::take(&mut self.partial));
                     if !emit(rest) {
                         return Ok(false);
                     }
@@ -406,7 +417,7 @@ impl Reader {
         self.partial.extend_from_slice(&buf);
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let line = clean_line(&line[..line.len() - 1]);
             if !emit(line) {
                 return Ok(false);
             }
@@ -431,6 +442,44 @@ mod tests {
         assert_eq!(tail(&path, 2).unwrap().lines, ["b", "c"]);
         assert_eq!(tail(&path, 0).unwrap().lines, Vec::<String>::new());
         assert_eq!(tail(&tmp.path().join("none"), 3).unwrap(), Tail::default());
+    }
+
+    #[test]
+    fn tail_and_follow_remove_colour_escapes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let coloured = "\x1b[32m INFO\x1b[0m \x1b[2mspfs\x1b[0m\x1b[2m:\x1b[0m Service started \x1b[3mlisten\x1b[0m\x1b[2m=\x1b[0m127.0.0.1:1";
+        let plain = " INFO spfs: Service started listen=127.0.0.1:1";
+        std::fs::write(&path, format!("{coloured}\nno escapes \u{e9}\n")).unwrap();
+        assert_eq!(tail(&path, 2).unwrap().lines, [plain, "no escapes \u{e9}"]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut follower = follow(&path, 1).unwrap();
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(20), follower.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap(),
+                "no escapes \u{e9}"
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            writeln!(f, "{coloured}").unwrap();
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(20), follower.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap(),
+                plain
+            );
+        });
     }
 
     #[test]

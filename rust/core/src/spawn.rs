@@ -203,7 +203,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
-        .envs(&config.env)
+        .envs(config.service_env())
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDNAMES")

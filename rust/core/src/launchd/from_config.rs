@@ -33,7 +33,7 @@ pub fn spec_from_config(
     spec.args = config.args.clone();
     spec.mode = mode;
     spec.bundle_program = bundle_program;
-    spec.env = config.env.clone();
+    spec.env = config.service_env();
     spec.env.insert(
         env::IDLE_TIMEOUT_SECS.into(),
         config.idle_timeout.as_secs().to_string(),
@@ -72,5 +72,29 @@ impl From<LaunchdError> for Error {
             LaunchdErrorKind::Launchctl => ErrorKind::SpawnFailed,
         };
         Error::new(kind, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_gives_a_plain_service_its_tcp_endpoint_and_no_color() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::defaults();
+        config.program = "/bin/sh".into();
+        config.state_dir = Some(dir.path().join("state"));
+        config.log_dir = Some(dir.path().join("logs"));
+        config.set_endpoint("tcp://127.0.0.1:4100").unwrap();
+        let paths = Paths::resolve(&config).unwrap();
+        let spec = spec_from_config(&config, &paths, AgentMode::Always, None, None).unwrap();
+        assert_eq!(
+            spec.env
+                .get(env::MACFUSE_LISTEN_ADDRESS)
+                .map(String::as_str),
+            Some("127.0.0.1:4100")
+        );
+        assert_eq!(spec.env.get("NO_COLOR").map(String::as_str), Some("1"));
     }
 }
