@@ -414,6 +414,57 @@ int64_t spfs_autostart_status_idle_exit_in_secs(const struct spfs_autostart_stat
 size_t spfs_autostart_status_lease_count(const struct spfs_autostart_status *status);
 
 /**
+ * How many environments the service has mounted (0 when `status` is NULL,
+ * or when the service does not report its mounts). Mounts are numbered
+ * `0 .. count`, sorted by root pid.
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+size_t spfs_autostart_status_mount_count(const struct spfs_autostart_status *status);
+
+/**
+ * The root pid of mount `index`: the process tree it serves. 0 when
+ * `index` is out of range (or `status` is NULL).
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+uint32_t spfs_autostart_status_mount_root_pid(const struct spfs_autostart_status *status,
+                                              size_t index);
+
+/**
+ * The runtime name of mount `index` ("" when the caller gave none); NULL
+ * when `index` is out of range (or `status` is NULL). Borrowed: valid
+ * until the status is freed.
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+const char *spfs_autostart_status_mount_runtime_name(const struct spfs_autostart_status *status,
+                                                     size_t index);
+
+/**
+ * The environment of mount `index`, in spfs's EnvSpec text form ("-" is
+ * empty); NULL when `index` is out of range (or `status` is NULL).
+ * Borrowed: valid until the status is freed.
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+const char *spfs_autostart_status_mount_env_spec(const struct spfs_autostart_status *status,
+                                                 size_t index);
+
+/**
+ * 1 when mount `index` is editable (writes go to a scratch directory),
+ * else 0; 0 when `index` is out of range (or `status` is NULL).
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+int spfs_autostart_status_mount_editable(const struct spfs_autostart_status *status, size_t index);
+
+/**
  * Things the user should know (e.g. a TCP endpoint other users can reach).
  * Borrowed: valid until the status is freed; do not free it. NULL only
  * when `status` is NULL.

@@ -91,6 +91,11 @@ static void test_null_accessors(void) {
     CHECK(spfs_autostart_status_idle_exit_in_secs(NULL) == -1);
     CHECK(spfs_autostart_status_lease_count(NULL) == 0);
     CHECK(spfs_autostart_status_warnings(NULL) == NULL);
+    CHECK(spfs_autostart_status_mount_count(NULL) == 0);
+    CHECK(spfs_autostart_status_mount_root_pid(NULL, 0) == 0);
+    CHECK(spfs_autostart_status_mount_runtime_name(NULL, 0) == NULL);
+    CHECK(spfs_autostart_status_mount_env_spec(NULL, 0) == NULL);
+    CHECK(spfs_autostart_status_mount_editable(NULL, 0) == 0);
     CHECK(spfs_autostart_error_code(NULL) == SPFS_AUTOSTART_RESULT_OK);
     CHECK(spfs_autostart_error_message(NULL) == NULL);
     CHECK(spfs_autostart_error_log_file(NULL) == NULL);
@@ -254,6 +259,9 @@ static int test_cycle(const char *program) {
         CHECK(strncmp(spfs_autostart_status_endpoint(status), "unix", 4) == 0);
         CHECK(strstr(spfs_autostart_status_log_file(status), "/log/") != NULL);
         CHECK(spfs_autostart_status_warnings(status) != NULL);
+        /* ensure stays one RPC: it does not ask for the mounts. */
+        CHECK(spfs_autostart_status_mount_count(status) == 0);
+        CHECK(spfs_autostart_status_mount_env_spec(status, 0) == NULL);
         uint32_t pid = spfs_autostart_status_pid(status);
         spfs_autostart_status_free(status);
         status = NULL;

@@ -58,3 +58,8 @@ def test_health_status_and_mount_over_the_unix_socket(service, vfs_stubs):
     # The kit turned the mount into a lease on this process.
     leased = run(mgr.status())
     assert any(lease.pid == os.getpid() for lease in leased.leases)
+    # status() asks VfsService/Status too: the bindings carry the mount.
+    assert any(
+        m.root_pid == os.getpid() and m.env_spec == "grpcio-test" and not m.editable
+        for m in leased.mounts
+    )

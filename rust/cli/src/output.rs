@@ -52,6 +52,12 @@ pub fn status(status: &Status, json: bool) -> io::Result<()> {
             },
         );
     }
+    if !status.mounts.is_empty() {
+        line("mounts", status.mounts.len().to_string());
+        for mount in &status.mounts {
+            line("", mount_line(mount));
+        }
+    }
     line("log", status.log_file.display().to_string());
     if let Some(detail) = &status.detail {
         line("detail", detail.clone());
@@ -262,6 +268,21 @@ pub async fn with_progress<T>(what: &str, work: impl Future<Output = T>) -> T {
     };
     eprint!("\r\x1b[2K");
     result
+}
+
+/// One mount as text: `pid 4242 rt-1 editable platform/base`.
+fn mount_line(mount: &spfs_autostart::Mount) -> String {
+    let mut text = format!("pid {}", mount.root_pid);
+    if !mount.runtime_name.is_empty() {
+        text.push_str(&format!(" {}", mount.runtime_name));
+    }
+    text.push_str(if mount.editable {
+        " editable"
+    } else {
+        " read-only"
+    });
+    text.push_str(&format!(" {}", mount.env_spec));
+    text
 }
 
 fn human_secs(secs: u64) -> String {

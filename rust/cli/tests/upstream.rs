@@ -9,6 +9,10 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
+use spfs_autostart::ResolvedEndpoint;
+use spfs_autostart::proto::vfs::{
+    MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
+};
 use spfs_autostart_test_support::mount_marker;
 
 /// A sandbox whose service is the stand-in in upstream mode on a free
@@ -35,6 +39,24 @@ impl Upstream {
 
     fn mounted(&self) -> bool {
         mount_marker(&self.mnt).exists()
+    }
+
+    /// Call the service's `VfsService` as spfs does, over a new connection.
+    fn vfs<T>(
+        &self,
+        call: impl AsyncFnOnce(VfsServiceClient<spfs_autostart::tonic::transport::Channel>) -> T,
+    ) -> T {
+        let endpoint = ResolvedEndpoint::Tcp(([127, 0, 0, 1], self.port).into());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let channel = spfs_autostart::rpc::channel(endpoint, None)
+                    .await
+                    .expect("connect to the service");
+                call(VfsServiceClient::new(channel)).await
+            })
     }
 }
 
@@ -85,4 +107,75 @@ fn logs_strip_colour_the_user_asked_the_service_for() {
     assert!(!shown.contains('\x1b'), "{shown:?}");
     let json = up.sb.ok(&["--json", "logs", "-n", "20"]);
     assert!(!json.contains("\\u001b"), "{json}");
+}
+
+#[test]
+fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
+    let up = Upstream::new("");
+    up.sb.ensure();
+    assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
+    up.vfs(async |mut vfs| {
+        vfs.mount(MountRequest {
+            root_pid: 4242,
+            env_spec: "platform/base+tools".into(),
+            editable: true,
+            runtime_name: "rt-4242".into(),
+            repositories: vec!["origin".into()],
+        })
+        .await
+        .expect("mount")
+    });
+    let status = up.sb.status();
+    assert_eq!(
+        status["mounts"],
+        serde_json::json!([{
+            "runtime_name": "rt-4242",
+            "root_pid": 4242,
+            "editable": true,
+            "env_spec": "platform/base+tools",
+        }]),
+        "{status}"
+    );
+    let text = up.sb.ok(&["status"]);
+    assert!(
+        text.contains("pid 4242 rt-4242 editable platform/base+tools"),
+        "{text}"
+    );
+    let was_mounted = up.vfs(async |mut vfs| {
+        vfs.unmount(UnmountRequest { root_pid: 4242 })
+            .await
+            .expect("unmount")
+            .into_inner()
+            .was_mounted
+    });
+    assert!(was_mounted);
+    assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
+    assert!(!up.sb.ok(&["status"]).contains("mounts"));
+}
+
+#[test]
+fn a_service_without_vfs_status_shows_no_mounts_and_no_error() {
+    // spk's main: only Mount and Shutdown.
+    let up = Upstream::new("");
+    up.sb.write_config(&format!(
+        "args = [\"--plain\", \"--main-proto\", \"service\", {:?}]\nendpoint = \"tcp://127.0.0.1:{}\"\n",
+        path_str(&up.mnt),
+        up.port
+    ));
+    up.sb.ensure();
+    up.vfs(async |mut vfs| {
+        vfs.mount(MountRequest {
+            root_pid: 4242,
+            env_spec: "-".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("main has Mount")
+    });
+    let out = up.sb.run(&["--json", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["mounts"], serde_json::json!([]));
 }

@@ -205,11 +205,25 @@ impl ServiceManager {
         status
     }
 
-    /// The service's status. Never starts anything, never creates files.
+    /// The service's status, with its active mounts when it answers
+    /// `VfsService/Status`. Never starts anything, never creates files.
     pub async fn status(&self) -> Result<Status> {
         let mut status = self.status_here().await?;
         status.warnings.extend(self.elsewhere_warnings());
+        self.add_mounts(&mut status).await;
         Ok(status)
+    }
+
+    /// Fill `status.mounts` from a running service, over the channel the
+    /// look that found it running left behind.
+    pub(crate) async fn add_mounts(&self, status: &mut Status) {
+        if status.state != State::Running {
+            return;
+        }
+        let channel = self.channel.lock().expect("channel mutex").clone();
+        if let Some(channel) = channel {
+            status.mounts = crate::mounts::active(channel, PROBE_TIMEOUT).await;
+        }
     }
 
     /// Warnings about services of this user running in another default
@@ -392,18 +406,7 @@ impl ServiceManager {
     /// lives. Starts the service if needed.
     pub async fn acquire(&self, pid: u32, label: &str) -> Result<Lease> {
         self.ensure().await?;
-        let channel = self.channel.lock().expect("channel mutex").clone();
-        let channel = match channel {
-            Some(channel) => channel,
-            None => rpc::channel(self.endpoint.clone(), None)
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot connect to {}: {e}", self.endpoint),
-                    )
-                })?,
-        };
+        let channel = self.channel().await?;
         let reply = ControlClient::new(channel)
             .acquire(control::AcquireRequest {
                 pid,
@@ -419,6 +422,31 @@ impl ServiceManager {
             pid: lease.pid,
             label: lease.label,
         })
+    }
+
+    /// A gRPC channel to the service, for calling its own services (spfs:
+    /// `spfs_vfs.VfsService/Mount`, with [`crate::proto::vfs`]'s client):
+    /// the connection the last `ensure` or `status` used, so `ensure` then a
+    /// call costs no second connect; a new connection when there is none.
+    /// Never starts anything. The channel reconnects by itself when the
+    /// service is restarted.
+    pub async fn channel(&self) -> Result<Channel> {
+        let cached = self.channel.lock().expect("channel mutex").clone();
+        match cached {
+            Some(channel) => Ok(channel),
+            None => rpc::channel(self.endpoint.clone(), None)
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "cannot connect to the service at {}: {e}; \
+                             run `spfs-autostart ensure` or call ensure() first",
+                            self.endpoint
+                        ),
+                    )
+                }),
+        }
     }
 
     /// Drop a lease; `false` when it was no longer held. Never starts anything.
@@ -523,6 +551,7 @@ impl ServiceManager {
             uptime_secs: None,
             log_file: self.paths.log_file(),
             leases: Vec::new(),
+            mounts: Vec::new(),
             idle_exit_in_secs: None,
             warnings,
             detail: None,

@@ -22,6 +22,7 @@ pub mod error;
 pub mod launchd;
 pub mod lock;
 pub mod logs;
+pub mod mounts;
 pub mod paths;
 pub mod proto;
 pub mod record;
@@ -36,5 +37,9 @@ pub use config::{Config, Endpoint, VersionPolicy};
 pub use error::{Error, ErrorKind, LogExcerpt, Result};
 pub use logs::LogFollower;
 pub use paths::{Paths, ResolvedEndpoint};
-pub use status::{Lease, State, Status, StopMethod, StopOutcome};
+pub use status::{Lease, Mount, State, Status, StopMethod, StopOutcome};
+/// The tonic this crate is built with: [`ServiceManager::channel`] returns
+/// its `Channel` and [`proto`]'s clients return its `Status` errors, so a
+/// caller names them through here and never needs a matching tonic itself.
+pub use tonic;
 pub use watch::StatusWatcher;

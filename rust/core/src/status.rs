@@ -53,6 +53,22 @@ pub struct Lease {
     pub label: String,
 }
 
+/// An environment the service has mounted for a process tree, as its
+/// `spfs_vfs.VfsService/Status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// The runtime's name (names an editable mount's scratch directory);
+    /// empty when the caller gave none.
+    pub runtime_name: String,
+    /// The root of the process tree the mount serves; the service drops the
+    /// mount when it exits.
+    pub root_pid: u32,
+    /// Whether writes go to a scratch directory.
+    pub editable: bool,
+    /// The environment, in spfs's EnvSpec text form (`-` is empty).
+    pub env_spec: String,
+}
+
 /// A full status report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Status {
@@ -70,6 +86,11 @@ pub struct Status {
     pub log_file: PathBuf,
     /// Leases it holds.
     pub leases: Vec<Lease>,
+    /// The environments it has mounted. Filled by `status()` and `watch()`
+    /// when the service answers `VfsService/Status`; empty for a service
+    /// without it (spfs's `main`), and in `ensure()`'s answer, which stays
+    /// one RPC.
+    pub mounts: Vec<Mount>,
     /// Seconds until it exits for idleness, when idle.
     pub idle_exit_in_secs: Option<u64>,
     /// Things the user should know, e.g. a TCP endpoint other users can reach.

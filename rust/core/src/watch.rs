@@ -81,13 +81,15 @@ pub fn watch(config: Config) -> crate::Result<StatusWatcher> {
 }
 
 /// The part of a status whose change is news: not uptime ticking by, nor
-/// the idle deadline moving, only the service becoming idle or busy.
+/// the idle deadline moving, only the service becoming idle or busy, or
+/// mounting and unmounting.
 fn key(status: &Status) -> impl PartialEq + use<> {
     (
         status.state,
         status.pid,
         status.leases.clone(),
         status.idle_exit_in_secs.is_some(),
+        status.mounts.clone(),
     )
 }
 
@@ -133,9 +135,11 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                 if let Some(mut stream) = open_stream(&manager).await {
                     while let Some(Ok(update)) = stream.next().await {
                         updates += 1;
-                        let Some(status) = status_of(&manager, &update) else {
+                        let Some(mut status) = status_of(&manager, &update) else {
                             continue;
                         };
+                        // A kit's update carries its leases, not its mounts.
+                        manager.add_mounts(&mut status).await;
                         if !send(status).await {
                             return;
                         }

@@ -81,6 +81,19 @@ pub struct Lease {
     pub label: String,
 }
 
+/// An environment the service has mounted for a process tree.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Mount {
+    /// The runtime's name; empty when the caller gave none.
+    pub runtime_name: String,
+    /// The root of the process tree the mount serves.
+    pub root_pid: u32,
+    /// Whether writes go to a scratch directory.
+    pub editable: bool,
+    /// The environment, in spfs's EnvSpec text form (`-` is empty).
+    pub env_spec: String,
+}
+
 /// A status report.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ServiceStatus {
@@ -98,6 +111,9 @@ pub struct ServiceStatus {
     pub log_file: String,
     /// Leases it holds.
     pub leases: Vec<Lease>,
+    /// The environments it has mounted (from `status` and `watch`, when
+    /// the service answers `VfsService/Status`; empty otherwise).
+    pub mounts: Vec<Mount>,
     /// Seconds until it exits for idleness, when idle.
     pub idle_exit_in_secs: Option<u64>,
     /// Things the user should know.
@@ -310,6 +326,17 @@ impl From<spfs_autostart_core::Lease> for Lease {
     }
 }
 
+impl From<spfs_autostart_core::Mount> for Mount {
+    fn from(m: spfs_autostart_core::Mount) -> Self {
+        Mount {
+            runtime_name: m.runtime_name,
+            root_pid: m.root_pid,
+            editable: m.editable,
+            env_spec: m.env_spec,
+        }
+    }
+}
+
 impl From<spfs_autostart_core::Status> for ServiceStatus {
     fn from(s: spfs_autostart_core::Status) -> Self {
         ServiceStatus {
@@ -320,6 +347,7 @@ impl From<spfs_autostart_core::Status> for ServiceStatus {
             uptime_secs: s.uptime_secs,
             log_file: s.log_file.to_string_lossy().into_owned(),
             leases: s.leases.into_iter().map(Lease::from).collect(),
+            mounts: s.mounts.into_iter().map(Mount::from).collect(),
             idle_exit_in_secs: s.idle_exit_in_secs,
             warnings: s.warnings,
             detail: s.detail,

@@ -9,8 +9,9 @@
 //!   no Control service, `Shutdown` only unmounts, SIGINT is graceful and
 //!   SIGTERM is not;
 //! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
-//! - test switch: `--slow-calls-ms` (a call in flight that outlasts the idle
-//!   timeout, for the idle-exit tests).
+//! - test switches: `--slow-calls-ms` (a call in flight that outlasts the
+//!   idle timeout, for the idle-exit tests); `--main-proto` (only `Mount`
+//!   and `Shutdown`, as spk's `main` has them).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +62,10 @@ struct Args {
     /// tests can hold a call in flight past the idle timeout.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
+    /// Answer only `Mount` and `Shutdown`, as spk's `main` does (`Unmount`
+    /// and `Status` are `UNIMPLEMENTED`).
+    #[arg(long)]
+    main_proto: bool,
     /// `[service] [MOUNTPOINT]`, as spfs-fuse-macos takes them: --plain
     /// mode "mounts" at MOUNTPOINT (default /spfs); kit mode ignores them.
     #[arg(value_name = "service] [MOUNTPOINT")]
@@ -82,6 +87,8 @@ struct Vfs {
     mount: Option<Arc<plain::Mount>>,
     /// `--slow-calls-ms`: how long `Status` waits before answering.
     slow_calls: Duration,
+    /// `--main-proto`: `Unmount` and `Status` are unimplemented.
+    main_proto: bool,
 }
 
 #[tonic::async_trait]
@@ -119,6 +126,9 @@ impl VfsService for Vfs {
         &self,
         request: Request<UnmountRequest>,
     ) -> Result<Response<UnmountResponse>, Status> {
+        if self.main_proto {
+            return Err(Status::unimplemented("spk main has no VfsService/Unmount"));
+        }
         let pid = request.into_inner().root_pid;
         let was_mounted = self.mounts.0.lock().expect("mounts").remove(&pid).is_some();
         if let Some(kit) = &self.kit {
@@ -151,6 +161,9 @@ impl VfsService for Vfs {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        if self.main_proto {
+            return Err(Status::unimplemented("spk main has no VfsService/Status"));
+        }
         if !self.slow_calls.is_zero() {
             tokio::time::sleep(self.slow_calls).await;
         }
@@ -236,6 +249,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
             kit: None,
             mount: Some(Arc::clone(&mount)),
             slow_calls,
+            main_proto: args.main_proto,
         };
         return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs)).await;
     }
@@ -257,6 +271,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         kit: Some(kit.handle()),
         mount: None,
         slow_calls,
+        main_proto: args.main_proto,
     };
     kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))
         .await

@@ -1581,6 +1581,95 @@ public func FfiConverterTypeLease_lower(_ value: Lease) -> RustBuffer {
 
 
 /**
+ * An environment the service has mounted for a process tree.
+ */
+public struct Mount: Equatable, Hashable {
+    /**
+     * The runtime's name; empty when the caller gave none.
+     */
+    public var runtimeName: String
+    /**
+     * The root of the process tree the mount serves.
+     */
+    public var rootPid: UInt32
+    /**
+     * Whether writes go to a scratch directory.
+     */
+    public var editable: Bool
+    /**
+     * The environment, in spfs's EnvSpec text form (`-` is empty).
+     */
+    public var envSpec: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The runtime's name; empty when the caller gave none.
+         */runtimeName: String, 
+        /**
+         * The root of the process tree the mount serves.
+         */rootPid: UInt32, 
+        /**
+         * Whether writes go to a scratch directory.
+         */editable: Bool, 
+        /**
+         * The environment, in spfs's EnvSpec text form (`-` is empty).
+         */envSpec: String) {
+        self.runtimeName = runtimeName
+        self.rootPid = rootPid
+        self.editable = editable
+        self.envSpec = envSpec
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Mount: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMount: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Mount {
+        return
+            try Mount(
+                runtimeName: FfiConverterString.read(from: &buf), 
+                rootPid: FfiConverterUInt32.read(from: &buf), 
+                editable: FfiConverterBool.read(from: &buf), 
+                envSpec: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Mount, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.runtimeName, into: &buf)
+        FfiConverterUInt32.write(value.rootPid, into: &buf)
+        FfiConverterBool.write(value.editable, into: &buf)
+        FfiConverterString.write(value.envSpec, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMount_lift(_ buf: RustBuffer) throws -> Mount {
+    return try FfiConverterTypeMount.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMount_lower(_ value: Mount) -> RustBuffer {
+    return FfiConverterTypeMount.lower(value)
+}
+
+
+/**
  * How to build a [`ServiceManager`]: the config file (or the usual
  * lookup when `None`), then each field that is `Some` on top of it. Every
  * field defaults to `None` in the generated bindings.
@@ -1766,6 +1855,11 @@ public struct ServiceStatus: Equatable, Hashable {
      */
     public var leases: [Lease]
     /**
+     * The environments it has mounted (from `status` and `watch`, when
+     * the service answers `VfsService/Status`; empty otherwise).
+     */
+    public var mounts: [Mount]
+    /**
      * Seconds until it exits for idleness, when idle.
      */
     public var idleExitInSecs: UInt64?
@@ -1803,6 +1897,10 @@ public struct ServiceStatus: Equatable, Hashable {
          * Leases it holds.
          */leases: [Lease], 
         /**
+         * The environments it has mounted (from `status` and `watch`, when
+         * the service answers `VfsService/Status`; empty otherwise).
+         */mounts: [Mount], 
+        /**
          * Seconds until it exits for idleness, when idle.
          */idleExitInSecs: UInt64?, 
         /**
@@ -1818,6 +1916,7 @@ public struct ServiceStatus: Equatable, Hashable {
         self.uptimeSecs = uptimeSecs
         self.logFile = logFile
         self.leases = leases
+        self.mounts = mounts
         self.idleExitInSecs = idleExitInSecs
         self.warnings = warnings
         self.detail = detail
@@ -1846,6 +1945,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
                 uptimeSecs: FfiConverterOptionUInt64.read(from: &buf), 
                 logFile: FfiConverterString.read(from: &buf), 
                 leases: FfiConverterSequenceTypeLease.read(from: &buf), 
+                mounts: FfiConverterSequenceTypeMount.read(from: &buf), 
                 idleExitInSecs: FfiConverterOptionUInt64.read(from: &buf), 
                 warnings: FfiConverterSequenceString.read(from: &buf), 
                 detail: FfiConverterOptionString.read(from: &buf)
@@ -1860,6 +1960,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
         FfiConverterOptionUInt64.write(value.uptimeSecs, into: &buf)
         FfiConverterString.write(value.logFile, into: &buf)
         FfiConverterSequenceTypeLease.write(value.leases, into: &buf)
+        FfiConverterSequenceTypeMount.write(value.mounts, into: &buf)
         FfiConverterOptionUInt64.write(value.idleExitInSecs, into: &buf)
         FfiConverterSequenceString.write(value.warnings, into: &buf)
         FfiConverterOptionString.write(value.detail, into: &buf)
@@ -2594,6 +2695,31 @@ fileprivate struct FfiConverterSequenceTypeLease: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeLease.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMount: FfiConverterRustBuffer {
+    typealias SwiftType = [Mount]
+
+    public static func write(_ value: [Mount], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMount.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Mount] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Mount]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMount.read(from: &buf))
         }
         return seq
     }

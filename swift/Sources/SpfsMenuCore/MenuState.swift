@@ -86,6 +86,16 @@ public struct MenuState: Sendable, Equatable {
         }
     }
 
+    /// One line per active mount, listed under the state line: "rt-1 (pid 42, editable): spec".
+    public var mountLines: [String] {
+        (service?.mounts ?? []).map { mount in
+            let name = mount.runtimeName.isEmpty ? "pid \(mount.rootPid)" : mount.runtimeName
+            let how = mount.editable ? "editable" : "read-only"
+            let pid = mount.runtimeName.isEmpty ? how : "pid \(mount.rootPid), \(how)"
+            return "\(name) (\(pid)): \(mount.envSpec)"
+        }
+    }
+
     /// Label/value rows for the details section (pid, uptime, leases, idle exit, ...).
     public var detailRows: [DetailRow] {
         guard let service else { return [] }

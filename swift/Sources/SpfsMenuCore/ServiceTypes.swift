@@ -29,6 +29,22 @@ public struct ServiceLease: Sendable, Equatable, Hashable {
     }
 }
 
+/// An environment the service has mounted for a process tree (from `VfsService/Status`).
+public struct ServiceMount: Sendable, Equatable, Hashable {
+    public var runtimeName: String
+    public var rootPid: UInt32
+    public var editable: Bool
+    /// spfs's EnvSpec text; "-" is the empty environment.
+    public var envSpec: String
+
+    public init(runtimeName: String, rootPid: UInt32, editable: Bool, envSpec: String) {
+        self.runtimeName = runtimeName
+        self.rootPid = rootPid
+        self.editable = editable
+        self.envSpec = envSpec
+    }
+}
+
 /// One status report of the service.
 public struct ServiceSnapshot: Sendable, Equatable {
     public var state: ServiceStateKind
@@ -38,6 +54,8 @@ public struct ServiceSnapshot: Sendable, Equatable {
     public var uptimeSecs: UInt64?
     public var logFile: String
     public var leases: [ServiceLease]
+    /// Empty when the service does not report its mounts.
+    public var mounts: [ServiceMount]
     public var idleExitInSecs: UInt64?
     public var warnings: [String]
     public var detail: String?
@@ -50,6 +68,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         uptimeSecs: UInt64? = nil,
         logFile: String = "",
         leases: [ServiceLease] = [],
+        mounts: [ServiceMount] = [],
         idleExitInSecs: UInt64? = nil,
         warnings: [String] = [],
         detail: String? = nil
@@ -61,6 +80,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         self.uptimeSecs = uptimeSecs
         self.logFile = logFile
         self.leases = leases
+        self.mounts = mounts
         self.idleExitInSecs = idleExitInSecs
         self.warnings = warnings
         self.detail = detail

@@ -117,6 +117,11 @@ public final class LiveServiceClient: ServiceClient {
             uptimeSecs: status.uptimeSecs,
             logFile: status.logFile,
             leases: status.leases.map { ServiceLease(id: $0.id, pid: $0.pid, label: $0.label) },
+            mounts: status.mounts.map {
+                ServiceMount(
+                    runtimeName: $0.runtimeName, rootPid: $0.rootPid, editable: $0.editable,
+                    envSpec: $0.envSpec)
+            },
             idleExitInSecs: status.idleExitInSecs,
             warnings: status.warnings,
             detail: status.detail

@@ -349,6 +349,29 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertNotEqual(symbols[.starting], symbols[.unresponsive])
     }
 
+    @MainActor
+    func testWatchedMountsAreListedUnderTheStateLine() async {
+        let h = Harness()
+        await h.model.activate(autoStart: false)
+        let watching = await h.settle { h.service.watchContinuations.count == 1 }
+        XCTAssertTrue(watching)
+        var mounted = ServiceSnapshot.running
+        mounted.mounts = [
+            ServiceMount(runtimeName: "rt-1", rootPid: 42, editable: true, envSpec: "platform/base"),
+            ServiceMount(runtimeName: "", rootPid: 43, editable: false, envSpec: "-"),
+        ]
+        h.service.watchContinuations[0].yield(mounted)
+        let updated = await h.settle { h.model.state.mountLines.count == 2 }
+        XCTAssertTrue(updated)
+        XCTAssertEqual(
+            h.model.state.mountLines,
+            ["rt-1 (pid 42, editable): platform/base", "pid 43 (read-only): -"])
+        h.service.watchContinuations[0].yield(.running)
+        let unmounted = await h.settle { h.model.state.mountLines.isEmpty }
+        XCTAssertTrue(unmounted)
+        h.model.deactivate()
+    }
+
     func testDetailRowsAndDurations() {
         var state = MenuState()
         state.service = .running

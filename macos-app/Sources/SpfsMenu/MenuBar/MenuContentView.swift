@@ -9,6 +9,11 @@ struct MenuContentView: View {
     var body: some View {
         VStack(alignment: .leading, spacing: 10) {
             StatusHeaderView(state: model.state)
+            ForEach(model.state.mountLines, id: \.self) { line in
+                Label(line, systemImage: "externaldrive.connected.to.line.below")
+                    .font(.caption)
+                    .textSelection(.enabled)
+            }
             if let error = model.state.lastError {
                 ErrorBannerView(error: error, dismiss: { model.dismissError() })
             }

@@ -133,6 +133,16 @@ pub struct spfs_autostart_status {
     idle_exit_in_secs: Option<u64>,
     warnings: spfs_autostart_string_array,
     detail: Option<CString>,
+    mounts: Vec<StatusMount>,
+}
+
+/// One of a status's mounts, its strings ready for C.
+#[derive(Debug)]
+struct StatusMount {
+    runtime_name: CString,
+    root_pid: u32,
+    editable: bool,
+    env_spec: CString,
 }
 
 /// A C string from text that may hold NULs (replaced, never truncated).
@@ -177,6 +187,16 @@ impl From<ServiceStatus> for spfs_autostart_status {
             idle_exit_in_secs: s.idle_exit_in_secs,
             warnings: s.warnings.into(),
             detail: s.detail.map(c_string),
+            mounts: s
+                .mounts
+                .into_iter()
+                .map(|m| StatusMount {
+                    runtime_name: c_string(m.runtime_name),
+                    root_pid: m.root_pid,
+                    editable: m.editable,
+                    env_spec: c_string(m.env_spec),
+                })
+                .collect(),
         }
     }
 }
@@ -603,6 +623,59 @@ mod tests {
             .map(|&k| spfs_autostart_error::from(Error::new(k, "x")).code as i32)
             .collect();
         assert_eq!(codes, (1..=11).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_status_carries_its_mounts_to_c() {
+        let mut core = spfs_autostart_core::Status {
+            state: spfs_autostart_core::State::Running,
+            pid: Some(7),
+            version: None,
+            endpoint: "tcp://127.0.0.1:1".into(),
+            uptime_secs: None,
+            log_file: "/tmp/x.log".into(),
+            leases: Vec::new(),
+            mounts: Vec::new(),
+            idle_exit_in_secs: None,
+            warnings: Vec::new(),
+            detail: None,
+            managed: false,
+        };
+        core.mounts = vec![
+            spfs_autostart_core::Mount {
+                runtime_name: "rt-1".into(),
+                root_pid: 42,
+                editable: true,
+                env_spec: "platform/base".into(),
+            },
+            spfs_autostart_core::Mount {
+                runtime_name: String::new(),
+                root_pid: 43,
+                editable: false,
+                env_spec: "-".into(),
+            },
+        ];
+        let status = spfs_autostart_status::from(ServiceStatus::from(core));
+        let s = &status as *const _;
+        let text = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
+        unsafe {
+            assert_eq!(spfs_autostart_status_mount_count(s), 2);
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 0), 42);
+            assert_eq!(text(spfs_autostart_status_mount_runtime_name(s, 0)), "rt-1");
+            assert_eq!(
+                text(spfs_autostart_status_mount_env_spec(s, 0)),
+                "platform/base"
+            );
+            assert_eq!(spfs_autostart_status_mount_editable(s, 0), 1);
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 1), 43);
+            assert_eq!(text(spfs_autostart_status_mount_runtime_name(s, 1)), "");
+            assert_eq!(spfs_autostart_status_mount_editable(s, 1), 0);
+            // Out of range: the documented defaults, never a read past the end.
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 2), 0);
+            assert!(spfs_autostart_status_mount_runtime_name(s, 2).is_null());
+            assert!(spfs_autostart_status_mount_env_spec(s, 2).is_null());
+            assert_eq!(spfs_autostart_status_mount_editable(s, 2), 0);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Reading a `struct spfs_autostart_status`: one accessor per field, each
 //! NULL-safe with a documented default.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 use std::ptr;
 
 use super::{
@@ -137,6 +137,101 @@ pub unsafe extern "C" fn spfs_autostart_status_lease_count(
     // SAFETY: the caller's contract.
     guard(0, || {
         unsafe { status.as_ref() }.map_or(0, |s| s.lease_count)
+    })
+}
+
+/// How many environments the service has mounted (0 when `status` is NULL,
+/// or when the service does not report its mounts). Mounts are numbered
+/// `0 .. count`, sorted by root pid.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_mount_count(
+    status: *const spfs_autostart_status,
+) -> usize {
+    // SAFETY: the caller's contract.
+    guard(0, || {
+        unsafe { status.as_ref() }.map_or(0, |s| s.mounts.len())
+    })
+}
+
+/// The root pid of mount `index`: the process tree it serves. 0 when
+/// `index` is out of range (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_mount_root_pid(
+    status: *const spfs_autostart_status,
+    index: usize,
+) -> u32 {
+    // SAFETY: the caller's contract.
+    guard(0, || {
+        unsafe { status.as_ref() }
+            .and_then(|s| s.mounts.get(index))
+            .map_or(0, |m| m.root_pid)
+    })
+}
+
+/// The runtime name of mount `index` ("" when the caller gave none); NULL
+/// when `index` is out of range (or `status` is NULL). Borrowed: valid
+/// until the status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_mount_runtime_name(
+    status: *const spfs_autostart_status,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(
+            unsafe { status.as_ref() }
+                .and_then(|s| s.mounts.get(index))
+                .map(|m| &m.runtime_name),
+        )
+    })
+}
+
+/// The environment of mount `index`, in spfs's EnvSpec text form ("-" is
+/// empty); NULL when `index` is out of range (or `status` is NULL).
+/// Borrowed: valid until the status is freed.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_mount_env_spec(
+    status: *const spfs_autostart_status,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: the caller's contract.
+    guard(ptr::null(), || {
+        opt_str(
+            unsafe { status.as_ref() }
+                .and_then(|s| s.mounts.get(index))
+                .map(|m| &m.env_spec),
+        )
+    })
+}
+
+/// 1 when mount `index` is editable (writes go to a scratch directory),
+/// else 0; 0 when `index` is out of range (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_mount_editable(
+    status: *const spfs_autostart_status,
+    index: usize,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    guard(0, || {
+        let editable = unsafe { status.as_ref() }
+            .and_then(|s| s.mounts.get(index))
+            .is_some_and(|m| m.editable);
+        c_int::from(editable)
     })
 }
 
