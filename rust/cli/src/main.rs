@@ -65,6 +65,9 @@ enum Command {
     Watch,
     /// Print the effective configuration.
     Config,
+    /// Check everything the service needs and print each finding with its
+    /// fix: exit 0 when healthy, 1 otherwise.
+    Doctor,
     /// Run the service under launchd (always on, or started on first connect).
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -218,6 +221,16 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let manager = ServiceManager::new(config)?;
             agent::run(&manager, command, cli.json)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let manager = ServiceManager::new(config)?;
+            let report = spfs_autostart::doctor::diagnose(&manager).await;
+            output::doctor(&report, cli.json);
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Config => {
             let manager = ServiceManager::new(config)?;

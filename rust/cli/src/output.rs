@@ -210,6 +210,36 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     ))
 }
 
+/// Print a `doctor` report: one line per finding, its fix indented below.
+pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
+    use spfs_autostart::doctor::Severity;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "healthy": report.healthy(),
+                "findings": report.findings,
+                "next": report.next,
+            })
+        );
+        return;
+    }
+    let mut out = String::new();
+    for f in &report.findings {
+        let mark = match f.severity {
+            Severity::Ok => "ok",
+            Severity::Warning => "warning",
+            Severity::Problem => "PROBLEM",
+        };
+        out.push_str(&format!("{mark:<8} {}: {}\n", f.check, f.summary));
+        if let Some(fix) = &f.fix {
+            out.push_str(&format!("         fix: {fix}\n"));
+        }
+    }
+    out.push_str(&format!("next     ensure would {}\n", report.next));
+    print!("{out}");
+}
+
 /// Print an error: what failed, then the service's log file and last lines.
 pub fn error(error: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();

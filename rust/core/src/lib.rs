@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod launchd;
 pub mod lock;

@@ -12,6 +12,8 @@ pub fn cli_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spfs-autostart"))
 }
 
+// Not every test file uses every helper.
+#[allow(unused_imports)]
 pub use spfs_autostart_test_support::{alive, reference_service};
 
 /// One test's private world.

@@ -1,0 +1,130 @@
+//! `spfs-autostart doctor`: exit 0 on a healthy setup, 1 on each broken one,
+//! naming the problem and its fix.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+
+/// `doctor --json`: exit code and report.
+fn doctor(sb: &Sandbox) -> (Option<i32>, serde_json::Value) {
+    let out = sb.run(&["--json", "doctor"]);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {}", stderr(&out)));
+    (out.status.code(), report)
+}
+
+/// The problems in a report, as (check, summary, fix).
+fn problems(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "problem")
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["summary"].as_str().unwrap().to_string(),
+                f["fix"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_healthy_setup_exits_0_stopped_and_running() {
+    let sb = Sandbox::new("");
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["healthy"], true);
+    assert!(
+        report["next"].as_str().unwrap().starts_with("start "),
+        "{report}"
+    );
+    sb.ensure();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["next"], "use the running service (one RPC)");
+    let text = sb.ok(&["doctor"]);
+    assert!(text.contains("ok       program:"), "{text}");
+    assert!(
+        text.contains("spfs-reference-service 0.1.0"),
+        "the version: {text}"
+    );
+}
+
+#[test]
+fn a_missing_program_exits_1_naming_it_and_the_fix() {
+    let sb = Sandbox::new("program = \"spfs-no-such-service\"\n");
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (check, summary, fix) = &problems[0];
+    assert_eq!(check, "program");
+    assert!(summary.contains("spfs-no-such-service"), "{summary}");
+    assert!(summary.contains("looked in"), "{summary}");
+    assert!(fix.contains("SPFS_AUTOSTART_PROGRAM"), "{fix}");
+    let out = sb.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PROBLEM  program:"), "{text}");
+    assert!(text.contains("fix: install it"), "{text}");
+}
+
+#[test]
+fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and answer garbage, as a non-gRPC server would.
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            use std::io::Write;
+            let mut conn = conn;
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nnot grpc\n");
+        }
+    });
+    let sb = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{port}\"\n"));
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (check, summary, fix) = &problems[0];
+    assert_eq!(check, "endpoint");
+    assert!(
+        summary.contains(&format!("tcp://127.0.0.1:{port}")),
+        "{summary}"
+    );
+    assert!(summary.contains("not our service"), "{summary}");
+    assert!(fix.contains("endpoint"), "{fix}");
+    assert!(
+        report["next"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint is taken"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
+    let sb = Sandbox::new("");
+    std::fs::create_dir(&sb.state).unwrap();
+    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (check, summary, fix) = &problems[0];
+    assert_eq!(check, "state dir");
+    assert!(summary.contains(&path_str(&sb.state)), "{summary}");
+    assert!(summary.contains("750"), "{summary}");
+    assert!(
+        fix.contains(&format!("chmod 700 {}", path_str(&sb.state))),
+        "{fix}"
+    );
+    // doctor only looks: the mode is left as it was.
+    let mode = std::fs::metadata(&sb.state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750);
+}
