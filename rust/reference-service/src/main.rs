@@ -62,6 +62,11 @@ struct Args {
     /// tests can hold a call in flight past the idle timeout.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
+    /// --plain: `Shutdown` unmounts and then ends the process, as a service
+    /// whose shutdown channel is wired up does (spk's winfsp service),
+    /// instead of serving on as spfs-fuse-macos does.
+    #[arg(long)]
+    shutdown_exits: bool,
     /// Answer only `Mount` and `Shutdown`, as spk's `main` does (`Unmount`
     /// and `Status` are `UNIMPLEMENTED`).
     #[arg(long)]
@@ -89,6 +94,8 @@ struct Vfs {
     slow_calls: Duration,
     /// `--main-proto`: `Unmount` and `Status` are unimplemented.
     main_proto: bool,
+    /// `--shutdown-exits`: told to end serving after `Shutdown`.
+    shutdown_exits: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 #[tonic::async_trait]
@@ -145,9 +152,11 @@ impl VfsService for Vfs {
         if let Some(mount) = &self.mount {
             // Upstream: unmount and keep serving; only SIGINT ends the process.
             tracing::info!("Shutdown requested");
-            mount
-                .stop()
-                .map_err(|e| Status::internal(format!("Failed to stop service: {e}")))?;
+            let unmounted = mount.stop();
+            if let Some(exit) = &self.shutdown_exits {
+                let _ = exit.send(true);
+            }
+            unmounted.map_err(|e| Status::internal(format!("Failed to stop service: {e}")))?;
             return Ok(Response::new(ShutdownResponse {}));
         }
         tracing::info!("VfsService/Shutdown requested");
@@ -244,14 +253,16 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         })?;
         tracing::info!("Starting macFUSE service...");
         let mount = Arc::new(plain::Mount::start(&mountpoint));
+        let (exit, exit_rx) = tokio::sync::watch::channel(false);
         let vfs = Vfs {
             mounts,
             kit: None,
             mount: Some(Arc::clone(&mount)),
             slow_calls,
             main_proto: args.main_proto,
+            shutdown_exits: args.shutdown_exits.then_some(exit),
         };
-        return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs)).await;
+        return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs), exit_rx).await;
     }
     let identity = Identity {
         name: "spfs-reference-service".into(),
@@ -272,6 +283,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         mount: None,
         slow_calls,
         main_proto: args.main_proto,
+        shutdown_exits: None,
     };
     kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))
         .await

@@ -91,18 +91,26 @@ pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
     }
 }
 
-/// Serve `vfs` on `listen` until SIGINT, then unmount and return.
+/// Serve `vfs` on `listen` until SIGINT (or, with `--shutdown-exits`, until
+/// `exit` turns true), then unmount and return.
 pub async fn serve(
     listen: SocketAddr,
     mount: &Mount,
     vfs: VfsServiceServer<crate::Vfs>,
+    mut exit: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), u8> {
     let server = tonic::transport::Server::builder()
         .add_service(vfs)
-        .serve_with_shutdown(listen, async {
-            if let Err(err) = tokio::signal::ctrl_c().await {
-                tracing::error!(?err, "Failed to setup graceful shutdown handler");
-                std::future::pending::<()>().await;
+        .serve_with_shutdown(listen, async move {
+            let interrupted = async {
+                if let Err(err) = tokio::signal::ctrl_c().await {
+                    tracing::error!(?err, "Failed to setup graceful shutdown handler");
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = interrupted => {}
+                _ = exit.wait_for(|exit| *exit) => {}
             }
             tracing::info!("Shutting down gRPC server...");
         });

@@ -261,3 +261,22 @@ async fn the_old_form_without_service_still_works() {
     let service = Upstream::start(&["--listen", "127.0.0.1:{port}"], &[]);
     service.client().await;
 }
+
+#[tokio::test]
+async fn shutdown_exits_switch_ends_the_process_after_unmounting() {
+    let mut service = Upstream::start(
+        &[
+            "--shutdown-exits",
+            "service",
+            "--listen",
+            "127.0.0.1:{port}",
+            "{mnt}",
+        ],
+        &[],
+    );
+    let mut client = service.client().await;
+    client.shutdown(ShutdownRequest {}).await.expect("shutdown");
+    drop(client);
+    assert_eq!(service.wait_exit().await, 0, "{}", service.stderr());
+    assert!(!marked(&service.mountpoint()));
+}
