@@ -108,9 +108,16 @@ pub async fn serve(
                     std::future::pending::<()>().await;
                 }
             };
+            // Without --shutdown-exits the sender is gone at once: that
+            // must not end the server, only SIGINT then does.
+            let told_to_exit = async {
+                if exit.wait_for(|exit| *exit).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 () = interrupted => {}
-                _ = exit.wait_for(|exit| *exit) => {}
+                () = told_to_exit => {}
             }
             tracing::info!("Shutting down gRPC server...");
         });
