@@ -188,6 +188,7 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
                 "endpoint_env": config.endpoint_env,
                 "ready_timeout_secs": config.ready_timeout.as_secs(),
                 "stop_timeout_secs": config.stop_timeout.as_secs(),
+                "stop_sequence": config.stop_sequence.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "idle_timeout_secs": config.idle_timeout.as_secs(),
                 "expected_version": config.expected_version,
                 "env": config.env,

@@ -137,6 +137,82 @@ pub enum VersionPolicy {
     Error,
 }
 
+/// One step of the stop sequence of a plain service (one that does not
+/// embed the kit; a kit service is always stopped by `Control.Shutdown`,
+/// then SIGTERM, then SIGKILL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopStep {
+    /// Call `spfs_vfs.VfsService/Shutdown`. The step ends when the call
+    /// returns: upstream's spfs-fuse-macos only unmounts and serves on, so
+    /// waiting for it to exit would only waste `stop_timeout_secs`.
+    Shutdown,
+    /// Send this signal, then wait until the service is gone, at most
+    /// `stop_timeout_secs`, and no longer than it takes.
+    Signal(nix::sys::signal::Signal),
+}
+
+impl StopStep {
+    /// The signals a stop sequence may send: those that end a process by
+    /// default or are commonly handled as "stop".
+    const SIGNALS: [nix::sys::signal::Signal; 7] = [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGQUIT,
+        nix::sys::signal::Signal::SIGUSR1,
+        nix::sys::signal::Signal::SIGUSR2,
+    ];
+
+    /// spfs-fuse-macos's: `Shutdown` unmounts, SIGINT is its one graceful
+    /// signal, SIGTERM kills it at once (leaving the mount behind), SIGKILL
+    /// is the last resort.
+    pub fn default_sequence() -> Vec<StopStep> {
+        use nix::sys::signal::Signal;
+        vec![
+            StopStep::Shutdown,
+            StopStep::Signal(Signal::SIGINT),
+            StopStep::Signal(Signal::SIGTERM),
+            StopStep::Signal(Signal::SIGKILL),
+        ]
+    }
+}
+
+impl FromStr for StopStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "shutdown" {
+            return Ok(StopStep::Shutdown);
+        }
+        let name = if s.starts_with("SIG") {
+            s.to_string()
+        } else {
+            format!("SIG{s}")
+        };
+        match name.parse::<nix::sys::signal::Signal>() {
+            Ok(signal) if StopStep::SIGNALS.contains(&signal) => Ok(StopStep::Signal(signal)),
+            _ => Err(format!(
+                "{s:?} is not a stop step; use \"shutdown\" or one of {}",
+                StopStep::SIGNALS
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StopStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopStep::Shutdown => f.write_str("shutdown"),
+            StopStep::Signal(signal) => f.write_str(signal.as_str()),
+        }
+    }
+}
+
 /// The effective configuration of one managed service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -156,6 +232,8 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// How long each stop step (graceful, TERM, KILL) may take.
     pub stop_timeout: Duration,
+    /// How a plain service is stopped, step by step (`stop_sequence`).
+    pub stop_sequence: Vec<StopStep>,
     /// Passed to kit services: exit after this long idle; zero means never.
     pub idle_timeout: Duration,
     /// The version the running service must report, if any.
@@ -214,6 +292,12 @@ struct FileConfig {
         deserialize_with = "checked::stop_timeout_secs"
     )]
     stop_timeout_secs: Option<u64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::stop_sequence"
+    )]
+    stop_sequence: Option<Vec<String>>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         default,
@@ -282,6 +366,12 @@ mod checked {
 
     pub fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         with(d, "program", |p: &String| super::check_program(p).map(drop))
+    }
+
+    pub fn stop_sequence<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        with(d, "stop_sequence", |steps: &Vec<String>| {
+            super::stop_sequence(steps).map(drop)
+        })
     }
 
     pub fn endpoint_env<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -398,6 +488,7 @@ impl Config {
             endpoint_env: Some(env::MACFUSE_LISTEN_ADDRESS.to_string()),
             ready_timeout: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(5),
+            stop_sequence: StopStep::default_sequence(),
             idle_timeout: Duration::from_secs(1800),
             expected_version: None,
             on_version_mismatch: VersionPolicy::Restart,
@@ -475,6 +566,18 @@ impl Config {
         if let Some(secs) = file.stop_timeout_secs {
             self.stop_timeout = Duration::from_secs(secs);
         }
+        if let Some(steps) = file.stop_sequence {
+            // Checked as it was read; parsed here into steps.
+            self.stop_sequence = stop_sequence(&steps).map_err(|w| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "invalid config file {}: stop_sequence: {w}",
+                        origin.display()
+                    ),
+                )
+            })?;
+        }
         if let Some(secs) = file.idle_timeout_secs {
             self.idle_timeout = Duration::from_secs(secs);
         }
@@ -518,6 +621,8 @@ impl Config {
         if let Some(name) = &self.endpoint_env {
             check_endpoint_env(name).map_err(|w| bad("endpoint_env", w))?;
         }
+        let steps: Vec<String> = self.stop_sequence.iter().map(StopStep::to_string).collect();
+        stop_sequence(&steps).map_err(|w| bad("stop_sequence", w))?;
         timeout(self.ready_timeout.as_secs(), MAX_TIMEOUT_SECS)
             .map_err(|w| bad("ready_timeout_secs", w))?;
         timeout(self.stop_timeout.as_secs(), MAX_TIMEOUT_SECS)
@@ -653,6 +758,7 @@ impl Config {
             endpoint_env: Some(self.endpoint_env.clone().unwrap_or_default()),
             ready_timeout_secs: Some(self.ready_timeout.as_secs()),
             stop_timeout_secs: Some(self.stop_timeout.as_secs()),
+            stop_sequence: Some(self.stop_sequence.iter().map(StopStep::to_string).collect()),
             idle_timeout_secs: Some(self.idle_timeout.as_secs()),
             expected_version: self.expected_version.clone(),
             on_version_mismatch: Some(self.on_version_mismatch),
@@ -703,6 +809,26 @@ fn check_program(program: &str) -> Result<String, String> {
         ));
     }
     Ok(program.to_string())
+}
+
+/// `stop_sequence`: at least one step, each known, none twice.
+fn stop_sequence(steps: &[String]) -> Result<Vec<StopStep>, String> {
+    if steps.is_empty() {
+        return Err(
+            "is empty, so nothing would stop the service; use for example \
+             [\"shutdown\", \"SIGINT\", \"SIGTERM\", \"SIGKILL\"]"
+                .into(),
+        );
+    }
+    let mut sequence: Vec<StopStep> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let step: StopStep = step.parse()?;
+        if sequence.contains(&step) {
+            return Err(format!("{step} is listed twice; give each step once"));
+        }
+        sequence.push(step);
+    }
+    Ok(sequence)
 }
 
 /// `endpoint_env`: a variable name, or `""` for none. The `SPFS_AUTOSTART_*`
@@ -957,6 +1083,48 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains("endpoint_env"), "{msg}");
             assert!(msg.contains(env::MACFUSE_LISTEN_ADDRESS), "{msg}");
+        }
+    }
+
+    #[test]
+    fn stop_sequence_defaults_to_spfs_fuse_macos_and_reads_back() {
+        use nix::sys::signal::Signal;
+        let config = parse("").unwrap();
+        assert_eq!(
+            config.stop_sequence,
+            [
+                StopStep::Shutdown,
+                StopStep::Signal(Signal::SIGINT),
+                StopStep::Signal(Signal::SIGTERM),
+                StopStep::Signal(Signal::SIGKILL),
+            ]
+        );
+        let custom = parse("stop_sequence = [\"TERM\", \"SIGKILL\"]").unwrap();
+        assert_eq!(
+            custom.stop_sequence,
+            [
+                StopStep::Signal(Signal::SIGTERM),
+                StopStep::Signal(Signal::SIGKILL)
+            ]
+        );
+        let mut back = Config::defaults();
+        back.apply_toml(&custom.to_toml(), Path::new("/x.toml"))
+            .unwrap();
+        assert_eq!(back.stop_sequence, custom.stop_sequence);
+    }
+
+    #[test]
+    fn bad_stop_sequences_are_refused_naming_the_key_and_the_fix() {
+        for (bad, why) in [
+            ("[]", "is empty"),
+            ("[\"SIGSTOP\"]", "not a stop step"),
+            ("[\"halt\"]", "\"shutdown\" or one of SIGINT"),
+            ("[\"SIGINT\", \"INT\"]", "listed twice"),
+        ] {
+            let err = parse(&format!("stop_sequence = {bad}")).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("stop_sequence"), "{bad}: {msg}");
+            assert!(msg.contains(why), "{bad}: {msg}");
         }
     }
 

@@ -34,7 +34,7 @@ pub mod status;
 pub mod watch;
 
 pub use client::ServiceManager;
-pub use config::{Config, Endpoint, VersionPolicy};
+pub use config::{Config, Endpoint, StopStep, VersionPolicy};
 pub use error::{Error, ErrorKind, LogExcerpt, Result};
 pub use logs::LogFollower;
 pub use paths::{Paths, ResolvedEndpoint};
