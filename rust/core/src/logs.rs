@@ -165,7 +165,7 @@ impl Iterator for TailLines {
                 if self.buf.last() == Some(&b'\n') {
                     self.buf.pop();
                 }
-                Some(Ok(String::from_utf8_lossy(&self.buf).into_owned()))
+                Some(Ok(clean_line(&self.buf)))
             }
             Err(e) => {
                 self.reader = None;
@@ -452,6 +452,8 @@ mod tests {
         let plain = " INFO spfs: Service started listen=127.0.0.1:1";
         std::fs::write(&path, format!("{coloured}\nno escapes \u{e9}\n")).unwrap();
         assert_eq!(tail(&path, 2).unwrap().lines, [plain, "no escapes \u{e9}"]);
+        let streamed: Vec<String> = tail_lines(&path, 2).unwrap().map(Result::unwrap).collect();
+        assert_eq!(streamed, [plain, "no escapes \u{e9}"]);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
