@@ -89,12 +89,15 @@ pub fn change(status: &Status, json: bool) {
 
 /// Print how `stop` ended.
 pub fn stop(outcome: &StopOutcome, json: bool) {
-    let (outcome_name, how) = match outcome {
-        StopOutcome::NotRunning => ("not_running", None),
-        StopOutcome::Stopped { how } => ("stopped", Some(*how)),
+    let (outcome_name, how, pid) = match outcome {
+        StopOutcome::NotRunning => ("not_running", None, None),
+        StopOutcome::Stopped { how, pid } => ("stopped", Some(*how), *pid),
     };
     if json {
-        println!("{}", json!({ "outcome": outcome_name, "how": how }));
+        println!(
+            "{}",
+            json!({ "outcome": outcome_name, "how": how, "pid": pid })
+        );
         return;
     }
     match how {

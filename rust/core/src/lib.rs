@@ -22,6 +22,7 @@ pub mod error;
 pub mod launchd;
 pub mod lock;
 pub mod logs;
+pub mod owner;
 pub mod paths;
 pub mod proto;
 pub mod record;
@@ -29,6 +30,7 @@ pub mod rpc;
 pub mod service;
 pub mod spawn;
 pub mod status;
+pub mod sys;
 pub mod watch;
 
 pub use client::ServiceManager;

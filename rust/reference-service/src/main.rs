@@ -8,7 +8,11 @@
 //!   (or `SPFS_MACFUSE_LISTEN_ADDRESS`), no kit, no Control service;
 //! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
 //! - test switch: `--slow-calls-ms` (a call in flight that outlasts the idle
-//!   timeout, for the idle-exit tests).
+//!   timeout, for the idle-exit tests);
+//! - lifecycle test switches: `--ready-in-parts-ms` (the readiness line in
+//!   two writes), `--helper-secs` (a helper process that inherits every
+//!   descriptor), `--exit-after-ms` (exit on its own after serving a while),
+//!   `--daemonize` (fork, the first process exits 0, the daemon serves).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +61,21 @@ struct Args {
     /// tests can hold a call in flight past the idle timeout.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
+    /// Test switch: write the readiness line in two parts ("READY " and the
+    /// rest), this many milliseconds apart.
+    #[arg(long, default_value_t = 0)]
+    ready_in_parts_ms: u64,
+    /// Test switch: start a helper (`sleep SECS`) that inherits every
+    /// inheritable descriptor, as a careless service's child would.
+    #[arg(long)]
+    helper_secs: Option<u64>,
+    /// Test switch: exit on its own this long after it starts serving.
+    #[arg(long)]
+    exit_after_ms: Option<u64>,
+    /// Test switch: fork before serving; the first process exits 0 and the
+    /// forked daemon (in a new session) serves, as classic daemons do.
+    #[arg(long)]
+    daemonize: bool,
     /// Accepted and ignored, like spfs-fuse-macos's `service /spfs`.
     #[arg(trailing_var_arg = true, hide = true)]
     rest: Vec<String>,
@@ -142,6 +161,20 @@ impl VfsService for Vfs {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.daemonize {
+        // Before any thread exists, so the fork is safe.
+        // SAFETY: single-threaded here; the child only continues main.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return std::process::ExitCode::SUCCESS,
+            Ok(nix::unistd::ForkResult::Child) => {
+                let _ = nix::unistd::setsid();
+            }
+            Err(e) => {
+                eprintln!("cannot fork: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(std::io::stderr)
@@ -177,7 +210,20 @@ async fn run(args: Args) -> Result<(), u8> {
     if args.start_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(args.start_delay_ms)).await;
     }
+    if let Some(secs) = args.helper_secs {
+        // std marks only its own descriptors close-on-exec: the spawner's
+        // lock and readiness pipe are inherited, as by a careless helper.
+        match std::process::Command::new("sleep")
+            .arg(secs.to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(helper) => tracing::info!("started helper pid {}", helper.id()),
+            Err(e) => tracing::warn!("cannot start the helper: {e}"),
+        }
+    }
     let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let exit_after = args.exit_after_ms.map(Duration::from_millis);
     let mounts = Arc::new(Mounts::default());
     let slow_calls = Duration::from_millis(args.slow_calls_ms);
     if args.plain {
@@ -188,6 +234,14 @@ async fn run(args: Args) -> Result<(), u8> {
             slow_calls,
         };
         tracing::info!("plain mode: serving on tcp://{}", args.listen);
+        if let Some(after) = exit_after {
+            let shutdown = vfs.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                tracing::info!("--exit-after-ms: exiting");
+                let _ = shutdown.send(true);
+            });
+        }
         let result = tonic::transport::Server::builder()
             .add_service(VfsServiceServer::new(vfs))
             .serve_with_shutdown(args.listen, async move {
@@ -205,12 +259,21 @@ async fn run(args: Args) -> Result<(), u8> {
             .report_version
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
     };
+    let parts = Duration::from_millis(args.ready_in_parts_ms);
     let kit = KitConfig::from_env()
+        .map(|config| split_readiness(config, parts))
         .and_then(|config| Kit::start(identity, config))
         .map_err(|e| {
             tracing::error!("{e}");
             2
         })?;
+    if let Some(after) = exit_after {
+        let handle = kit.handle();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            handle.shutdown("--exit-after-ms");
+        });
+    }
     let vfs = Vfs {
         mounts,
         kit: Some(kit.handle()),
@@ -223,4 +286,33 @@ async fn run(args: Args) -> Result<(), u8> {
             tracing::error!("{e}");
             1
         })
+}
+
+/// `--ready-in-parts-ms`: hand the kit a pipe of our own and relay what it
+/// writes to the spawner's readiness descriptor in two writes, `pause`
+/// apart, so the spawner sees a partial line first.
+fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
+    use std::io::{Read, Write};
+    let Some(real) = config.ready_fd.take().filter(|_| !pause.is_zero()) else {
+        return config;
+    };
+    let (mut from_kit, to_relay) = match nix::unistd::pipe() {
+        Ok((rx, tx)) => (std::fs::File::from(rx), tx),
+        Err(e) => {
+            tracing::warn!("cannot split the readiness line: {e}");
+            config.ready_fd = Some(real);
+            return config;
+        }
+    };
+    config.ready_fd = Some(to_relay);
+    std::thread::spawn(move || {
+        let mut real = std::fs::File::from(real);
+        let mut line = Vec::new();
+        let _ = from_kit.read_to_end(&mut line);
+        let split = line.len().min(6);
+        let _ = real.write_all(&line[..split]);
+        std::thread::sleep(pause);
+        let _ = real.write_all(&line[split..]);
+    });
+    config
 }
