@@ -418,15 +418,15 @@ impl ServiceManager {
     /// service started after it looked.
     pub async fn stop(&self) -> Result<StopOutcome> {
         *self.channel.lock().expect("channel mutex") = None;
-        if !self.paths.check_state_dir()? {
-            return Ok(StopOutcome::NotRunning);
-        }
         // A start in progress ends first (ready or failed); nobody starts
         // one while we stop. Bounded by the longest a spawner may take.
-        let wait = self.config.ready_timeout + self.config.stop_timeout;
-        let Some(_guard) = lock::take(&self.paths.spawn_lock(), Instant::now() + wait).await?
-        else {
-            return Err(self.starting_elsewhere_error());
+        // (Without a state dir there is no spawner, and no lock to take.)
+        let _guard = if self.paths.check_state_dir()? {
+            let wait = self.config.ready_timeout + self.config.stop_timeout;
+            let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait).await?;
+            Some(guard.ok_or_else(|| self.starting_elsewhere_error())?)
+        } else {
+            None
         };
         let (instance, channel, managed) = match self.observe(false, true).await? {
             Observation::Absent { .. } => return Ok(StopOutcome::NotRunning),
