@@ -61,8 +61,9 @@ struct Args {
     /// tests can hold a call in flight past the idle timeout.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
-    /// Test switch: write the readiness line in two parts ("READY " and the
-    /// rest), this many milliseconds apart.
+    /// Test switch: write the readiness line in two parts, "READY " at once
+    /// and the rest once serving, after a pause of this many milliseconds
+    /// before binding.
     #[arg(long, default_value_t = 0)]
     ready_in_parts_ms: u64,
     /// Test switch: start a helper (`sleep SECS`) that inherits every
@@ -288,31 +289,35 @@ async fn run(args: Args) -> Result<(), u8> {
         })
 }
 
-/// `--ready-in-parts-ms`: hand the kit a pipe of our own and relay what it
-/// writes to the spawner's readiness descriptor in two writes, `pause`
-/// apart, so the spawner sees a partial line first.
+/// `--ready-in-parts-ms`: write "READY " to the spawner's readiness
+/// descriptor at once, wait `pause` before even binding, then relay the rest
+/// of the kit's line ("<pid>\n") when the kit writes it. The spawner holds
+/// a partial line for the whole pause while it polls the endpoint.
 fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
     use std::io::{Read, Write};
+    const FIRST: &[u8] = b"READY ";
     let Some(real) = config.ready_fd.take().filter(|_| !pause.is_zero()) else {
         return config;
     };
+    let mut real = std::fs::File::from(real);
     let (mut from_kit, to_relay) = match nix::unistd::pipe() {
         Ok((rx, tx)) => (std::fs::File::from(rx), tx),
         Err(e) => {
             tracing::warn!("cannot split the readiness line: {e}");
-            config.ready_fd = Some(real);
+            config.ready_fd = Some(real.into());
             return config;
         }
     };
+    let _ = real.write_all(FIRST);
+    // Blocking on purpose: nothing serves yet, so only the pipe can wake
+    // the spawner.
+    std::thread::sleep(pause);
     config.ready_fd = Some(to_relay);
     std::thread::spawn(move || {
-        let mut real = std::fs::File::from(real);
         let mut line = Vec::new();
         let _ = from_kit.read_to_end(&mut line);
-        let split = line.len().min(6);
-        let _ = real.write_all(&line[..split]);
-        std::thread::sleep(pause);
-        let _ = real.write_all(&line[split..]);
+        let rest = line.strip_prefix(FIRST).unwrap_or(&line);
+        let _ = real.write_all(rest);
     });
     config
 }
