@@ -425,3 +425,64 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
         assert!(exited, "round {round}: the adopted service was stopped");
     }
 }
+
+/// Issue 12 row 21: on a kernel without `close_range` (simulated), every
+/// inherited descriptor is still closed, even one above the descriptor
+/// table size where a loop up to `getdtablesize()` stops (a host that
+/// lowered its limit after opening it; the same gap as a limit above the
+/// loop's cap of 65536, which this machine's hard limit cannot reach).
+#[test]
+fn descriptors_of_the_host_do_not_leak_without_close_range() {
+    use std::os::fd::AsRawFd;
+    let sb = Sandbox::new("");
+    let marker = sb.dir.path().join("marker");
+    let leaked = std::fs::File::create(&marker).unwrap();
+    let fd = leaked.as_raw_fd();
+    const HIGH: i32 = 3_000;
+    let mut command = sb.command(&["--json", "ensure"]);
+    command.env("SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE", "1");
+    // SAFETY: only setrlimit and dup2 between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 leaves the copy inheritable, as a careless host would.
+            if libc::dup2(fd, HIGH) == -1 || libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Lowering the soft limit below an open descriptor is allowed.
+            limit.rlim_cur = 1024;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = pid_of(&json_of(&out));
+    let fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    assert!(
+        !fds.iter().any(|(n, t)| t.contains("marker") || n == &HIGH.to_string()),
+        "leaked: {fds:?}"
+    );
+    assert!(
+        fds.iter().any(|(_, t)| t.ends_with("instance.lock")),
+        "keeps the lock: {fds:?}"
+    );
+    sb.ok(&["stop"]);
+}

@@ -145,7 +145,7 @@ impl ServiceManager {
         if !status.leases.is_empty() {
             // Runtimes use it: replacing it would cut them off. It is
             // replaced once idle (or when the user stops it).
-            return Ok(status);
+            return Ok(self.with_version_warning(status));
         }
         self.restart_for_version(want, deadline).await
     }

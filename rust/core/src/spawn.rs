@@ -155,9 +155,13 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let lock_fd = instance_lock.as_raw_fd();
     let status_fd = status_tx.as_raw_fd();
     let endpoint = paths.endpoint(&config.endpoint);
-    // Open descriptors too high for the fallback loop (no close_range);
-    // listed now, as the child may not allocate.
-    let high_fds = open_descriptors_above(FALLBACK_FD_LIMIT);
+    // Where the fallback loop (no close_range) stops: the descriptor table
+    // size, capped. Open descriptors at or above it (a host that lowered its
+    // limit after opening them, or a huge limit) are listed now, as the
+    // child may not allocate.
+    // SAFETY: getdtablesize only reads a limit.
+    let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
+    let high_fds = open_descriptors_above(loop_end);
     // Tests simulate a kernel without close_range (the fallback must still
     // close everything); read now, as the child may not touch the
     // environment.
@@ -197,12 +201,12 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
                     // The service: a new session (its pid is its group id),
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
-                    close_on_exec_from(3, &high_fds, use_close_range);
+                    close_on_exec_from(3, loop_end, &high_fds, use_close_range);
                     keep_across_exec(ready_fd)?;
                     keep_across_exec(lock_fd)?;
                     Ok(())
                 }
-                service => run_intermediate(service, status_fd, &high_fds),
+                service => run_intermediate(service, status_fd, loop_end, &high_fds),
             }
         });
     }
@@ -275,13 +279,18 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
 /// among them, so its `spawn` returns once the service has exec'd), wait
 /// for the service and report how it ended, then exit. Only
 /// async-signal-safe calls.
-fn run_intermediate(service: libc::pid_t, status_fd: RawFd, high_fds: &[RawFd]) -> ! {
+fn run_intermediate(
+    service: libc::pid_t,
+    status_fd: RawFd,
+    loop_end: RawFd,
+    high_fds: &[RawFd],
+) -> ! {
     // SAFETY: write, close, waitpid and _exit are async-signal-safe; the
     // buffers are on this stack.
     unsafe {
         let bytes = service.to_ne_bytes();
         libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
-        close_all_but(status_fd, high_fds);
+        close_all_but(status_fd, loop_end, high_fds);
         let mut status: libc::c_int = 0;
         while libc::waitpid(service, &mut status, 0) == -1
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
@@ -530,12 +539,14 @@ fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
 /// `close_range`: for the tests of the fallback only.
 pub const NO_CLOSE_RANGE_VAR: &str = "SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE";
 
-/// Descriptors the fallback loops (no `close_range`) cover one by one;
-/// open ones above it are listed before the fork.
+/// The most descriptors the fallback loops (no `close_range`) cover one by
+/// one; open ones above are listed before the fork.
 const FALLBACK_FD_LIMIT: RawFd = 65_536;
 
 /// The open descriptors of this process numbered `limit` or more (from
-/// `/dev/fd`, which Linux and macOS both provide).
+/// `/dev/fd`, which Linux and macOS both provide). The directory's own
+/// descriptor is listed too; it is closed by then, and closing or marking
+/// a closed descriptor just fails.
 fn open_descriptors_above(limit: RawFd) -> Vec<RawFd> {
     let Ok(entries) = std::fs::read_dir("/dev/fd") else {
         return Vec::new();
@@ -548,9 +559,9 @@ fn open_descriptors_above(limit: RawFd) -> Vec<RawFd> {
 
 /// Mark every descriptor from `first` up close-on-exec (between fork and
 /// exec, so only async-signal-safe calls): `close_range` where the kernel
-/// has it, else one `fcntl` per descriptor up to the limit plus the listed
+/// has it, else one `fcntl` per descriptor up to `loop_end` plus the listed
 /// higher ones.
-fn close_on_exec_from(first: RawFd, high_fds: &[RawFd], use_close_range: bool) {
+fn close_on_exec_from(first: RawFd, loop_end: RawFd, high_fds: &[RawFd], use_close_range: bool) {
     #[cfg(not(target_os = "linux"))]
     let _ = use_close_range;
     #[cfg(target_os = "linux")]
@@ -570,16 +581,14 @@ fn close_on_exec_from(first: RawFd, high_fds: &[RawFd], use_close_range: bool) {
             return;
         }
     }
-    // SAFETY: getdtablesize and fcntl are async-signal-safe.
-    let max = unsafe { libc::getdtablesize() }.clamp(first, FALLBACK_FD_LIMIT);
-    for fd in (first..max).chain(high_fds.iter().copied()) {
+    for fd in (first..loop_end).chain(high_fds.iter().copied()) {
         // SAFETY: fcntl on a descriptor number; a closed one just fails.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
 }
 
 /// Close every descriptor from 3 up except `keep` (between fork and exec).
-fn close_all_but(keep: RawFd, high_fds: &[RawFd]) {
+fn close_all_but(keep: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: close_range only closes descriptors of this process.
@@ -597,9 +606,7 @@ fn close_all_but(keep: RawFd, high_fds: &[RawFd]) {
             return;
         }
     }
-    // SAFETY: getdtablesize and close are async-signal-safe.
-    let max = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
-    for fd in (3..max).chain(high_fds.iter().copied()) {
+    for fd in (3..loop_end).chain(high_fds.iter().copied()) {
         if fd != keep {
             // SAFETY: closing a descriptor number; a closed one just fails.
             unsafe { libc::close(fd) };
