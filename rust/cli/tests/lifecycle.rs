@@ -288,7 +288,12 @@ fn interrupted_ensure_leaves_no_process_behind() {
         );
         signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
         let out = ensure.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "round {round}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "round {round}: {}",
+            stderr(&out)
+        );
         assert!(
             wait_for(Duration::from_secs(2), || sb.service_pids().is_empty()),
             "round {round}: left behind: {:?}",
@@ -477,7 +482,8 @@ fn descriptors_of_the_host_do_not_leak_without_close_range() {
         })
         .collect();
     assert!(
-        !fds.iter().any(|(n, t)| t.contains("marker") || n == &HIGH.to_string()),
+        !fds.iter()
+            .any(|(n, t)| t.contains("marker") || n == &HIGH.to_string()),
         "leaked: {fds:?}"
     );
     assert!(

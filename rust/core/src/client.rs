@@ -494,7 +494,10 @@ impl ServiceManager {
                         Err(e) => {
                             return Err(Error::new(
                                 ErrorKind::PermissionDenied,
-                                format!("cannot send {signal} to service pid {}: {e}", handle.instance().pid),
+                                format!(
+                                    "cannot send {signal} to service pid {}: {e}",
+                                    handle.instance().pid
+                                ),
                             ));
                         }
                     }

@@ -99,14 +99,11 @@ fn socket_holder(inode: u64) -> Option<Instance> {
     let mut holders: Vec<u32> = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me)
-        })
+        .filter(|pid| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me))
         .filter(|pid| {
             std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
                 fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path())
-                        .is_ok_and(|t| t.as_os_str() == target.as_str())
+                    std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == target.as_str())
                 })
             })
         })
@@ -123,7 +120,13 @@ pub fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
     // lsof sees the sockets of our own processes; another user's listener
     // stays invisible (and is then treated as not ours).
     let out = std::process::Command::new("/usr/sbin/lsof")
-        .args(["-nP", "-a", &format!("-iTCP:{}", addr.port()), "-sTCP:LISTEN", "-Fpn"])
+        .args([
+            "-nP",
+            "-a",
+            &format!("-iTCP:{}", addr.port()),
+            "-sTCP:LISTEN",
+            "-Fpn",
+        ])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
@@ -134,10 +137,14 @@ pub fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
         if let Some(p) = line.strip_prefix('p') {
             pid = p.parse::<u32>().ok();
         } else if let Some(name) = line.strip_prefix('n') {
-            let host = name.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']']));
+            let host = name
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']));
             let matches = match host {
                 Some("*") => true,
-                Some(h) => h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == addr.ip()),
+                Some(h) => h
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip == addr.ip()),
                 None => false,
             };
             if matches && let Some(instance) = pid.and_then(Instance::of) {

@@ -25,8 +25,8 @@ use crate::lock::Backoff;
 use crate::logs;
 use crate::paths::{Paths, ResolvedEndpoint};
 use crate::record::{Phase, ServiceRecord, unix_ms};
-use crate::sys::{self, Instance};
 use crate::rpc::{self, Probe};
+use crate::sys::{self, Instance};
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -138,8 +138,9 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let stderr = log
         .try_clone()
         .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
-    let pipe_error =
-        |e: std::io::Error| Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"));
+    let pipe_error = |e: std::io::Error| {
+        Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"))
+    };
     // Every descriptor the child keeps is moved above 2 first: in a host
     // that closed its standard descriptors they could be 0-2, and the
     // child's stdio redirections would replace them.
@@ -147,10 +148,12 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
     let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
     let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
-    let instance_lock =
-        File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
-            Error::new(ErrorKind::SpawnFailed, format!("cannot move the lock descriptor: {e}"))
-        })?);
+    let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot move the lock descriptor: {e}"),
+        )
+    })?);
     let ready_fd = ready_tx.as_raw_fd();
     let lock_fd = instance_lock.as_raw_fd();
     let status_fd = status_tx.as_raw_fd();
@@ -570,13 +573,13 @@ fn close_on_exec_from(first: RawFd, loop_end: RawFd, high_fds: &[RawFd], use_clo
         // SAFETY: close_range with CLOEXEC only changes descriptor flags.
         let done = use_close_range
             && unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            )
-        } == 0;
+                libc::syscall(
+                    libc::SYS_close_range,
+                    first as libc::c_uint,
+                    libc::c_uint::MAX,
+                    CLOSE_RANGE_CLOEXEC,
+                )
+            } == 0;
         if done {
             return;
         }
@@ -593,8 +596,12 @@ fn close_all_but(keep: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
     {
         // SAFETY: close_range only closes descriptors of this process.
         let done = unsafe {
-            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, (keep - 1) as libc::c_uint, 0)
-                == 0
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                (keep - 1) as libc::c_uint,
+                0,
+            ) == 0
                 && libc::syscall(
                     libc::SYS_close_range,
                     (keep + 1) as libc::c_uint,

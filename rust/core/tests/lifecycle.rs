@@ -37,7 +37,11 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
             tokio::spawn(async move { manager.stop().await })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let fresh = sandbox.manager().ensure().await.expect("ensure during the stop");
+        let fresh = sandbox
+            .manager()
+            .ensure()
+            .await
+            .expect("ensure during the stop");
         let new = fresh.pid.expect("pid");
         assert_ne!(new, old, "round {round}: a fresh service");
         let outcome = stopper.await.unwrap().expect("stop");
@@ -70,7 +74,10 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let mut runtime = Sleeper::start();
-    manager.acquire(runtime.pid(), "runtime").await.expect("lease");
+    manager
+        .acquire(runtime.pid(), "runtime")
+        .await
+        .expect("lease");
     let mut config = sandbox.config.clone();
     config.expected_version = Some("9.9.9".into());
     let mismatching = ServiceManager::new(config).expect("manager");
@@ -92,7 +99,10 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
         status(&manager).await.leases.is_empty().then_some(())
     })
     .await;
-    let err = mismatching.ensure().await.expect_err("still the wrong version");
+    let err = mismatching
+        .ensure()
+        .await
+        .expect_err("still the wrong version");
     assert_eq!(err.kind(), ErrorKind::VersionMismatch, "{err}");
     assert!(err.to_string().contains("restarted"), "{err}");
     let replaced = status(&manager).await.pid.expect("a service runs");
@@ -107,7 +117,10 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
         );
     }
     assert_eq!(
-        sandbox.log().matches("--- spfs-autostart: starting").count(),
+        sandbox
+            .log()
+            .matches("--- spfs-autostart: starting")
+            .count(),
         2,
         "{}",
         sandbox.log()
@@ -123,7 +136,15 @@ async fn service_is_not_a_child_of_the_host() {
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: u32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(ppid, std::process::id(), "reparented away from the host");
     // What `while (wait(NULL) > 0)` would see: no child at all.
     assert_eq!(
@@ -142,9 +163,10 @@ async fn spawner_never_overwrites_the_record_the_service_wrote() {
     let manager = sandbox.manager();
     for round in 0..5 {
         let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
-        let record: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(sandbox.state_dir().join("service.json")).unwrap())
-                .unwrap();
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(sandbox.state_dir().join("service.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(record["pid"], pid, "round {round}: {record}");
         assert_eq!(record["phase"], "running", "round {round}: {record}");
         assert!(record["version"].is_string(), "round {round}: {record}");
