@@ -99,10 +99,7 @@ fn main() -> ExitCode {
     });
     let result = match outcome {
         Ok(result) => result,
-        Err(code) => {
-            eprintln!("interrupted");
-            return ExitCode::from(code);
-        }
+        Err(code) => return ExitCode::from(code),
     };
     match result {
         Ok(code) => code,

@@ -345,10 +345,12 @@ impl ServiceManager {
     async fn fast_path(&self, touch: bool) -> Option<Status> {
         let channel = self.channel.lock().expect("channel mutex").clone()?;
         match rpc::info(channel, touch, PROBE_TIMEOUT).await {
-            Probe::Kit(info, _) if !info.shutting_down => {
-                Some(self.kit_status(&info, self.kit_instance(info.pid)))
-            }
+            // No process lookup here: this path must stay one RPC.
+            Probe::Kit(info, _) if !info.shutting_down => Some(self.kit_status(&info, None)),
             Probe::Plain(_) if touch => Some(self.plain_status(self.plain_record(), None)),
+            // `status` of a plain service looks up who listens (pid,
+            // owner); the channel stays good for that.
+            Probe::Plain(_) => None,
             _ => {
                 *self.channel.lock().expect("channel mutex") = None;
                 None
@@ -686,6 +688,16 @@ impl ServiceManager {
                     return Ok(Observation::Conflict(what));
                 }
                 let instance = self.kit_instance(info.pid);
+                // Where the listener lookup cannot see other users' sockets
+                // (macOS), the pid the service reports still has an owner.
+                if matches!(self.endpoint, ResolvedEndpoint::Tcp(_))
+                    && let Some(uid) = instance.and_then(|i| i.uid())
+                    && uid != crate::sys::my_uid()
+                {
+                    return Ok(Observation::Conflict(foreign_user(
+                        &crate::owner::Listener { uid, process: None },
+                    )));
+                }
                 let status = self.kit_status(&info, instance);
                 // A service that is shutting down is not ready: waiting for
                 // it to go (and starting a fresh one) is what `ensure` needs.
@@ -743,9 +755,29 @@ impl ServiceManager {
         let record = held.then(|| self.plain_record()).flatten();
         let mut instance = record.as_ref().and_then(ServiceRecord::instance);
         let mut adopted = false;
+        // Our lock is held and the record names a live process: that is the
+        // server (a port has one listener), and the lookup, which scans
+        // processes (or runs lsof), is skipped on this common path.
+        let known = instance.is_some();
         if let ResolvedEndpoint::Tcp(addr) = &self.endpoint
-            && let Some(listener) = crate::owner::tcp_listener(*addr)
+            && !known
         {
+            let Some(listener) = crate::owner::tcp_listener(*addr) else {
+                if held {
+                    // Ours by the lock; only its process is not found.
+                    return Ok(Observation::Serving(
+                        self.plain_status(record, instance),
+                        channel,
+                        instance,
+                    ));
+                }
+                // No lock and no listener of ours found (macOS cannot see
+                // other users' sockets): never assume it is ours.
+                return Ok(Observation::Conflict(format!(
+                    "a gRPC server answers at {} but no process of yours listens there",
+                    self.endpoint
+                )));
+            };
             if listener.is_foreign() {
                 return Ok(Observation::Conflict(foreign_user(&listener)));
             }
