@@ -400,14 +400,15 @@ fn another_users_service_on_our_port_is_left_alone() {
 
 /// Row 12: our own plain service started outside spfs-autostart (as spfs
 /// does) is adopted: reported with its pid, used by `ensure` (never a
-/// second one), stopped by `stop`.
+/// second one), stopped by `stop`. (And an `expected_version` that a plain
+/// service cannot be checked against is said to be unchecked.)
 #[test]
 fn service_started_elsewhere_is_adopted_and_stopped() {
     for round in 0..2 {
         let port = free_port();
         let sb = Sandbox::new(&format!(
             "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-             endpoint = \"tcp://127.0.0.1:{port}\"\n"
+             endpoint = \"tcp://127.0.0.1:{port}\"\nexpected_version = \"9.9.9\"\n"
         ));
         let mut outside = outside_service(port, None, &sb.state);
         let pid = outside.id();
@@ -419,6 +420,14 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
                 .as_str()
                 .unwrap_or_default()
                 .contains("started outside"),
+            "round {round}: {status}"
+        );
+        assert!(
+            status["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("is not checked")),
             "round {round}: {status}"
         );
         assert_eq!(pid_of(&sb.ensure()), pid, "round {round}");

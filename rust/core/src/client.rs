@@ -134,7 +134,8 @@ impl ServiceManager {
         let deadline = Instant::now() + self.config.ready_timeout;
         let status = self.ensure_running(deadline).await?;
         let (Some(want), Some(have)) = (&self.config.expected_version, &status.version) else {
-            return Ok(status);
+            // Nothing to compare (a plain service reports no version): say so.
+            return Ok(self.with_version_warning(status));
         };
         if want == have {
             return Ok(status);
@@ -394,6 +395,15 @@ impl ServiceManager {
     /// A running service of another version than `expected_version` says
     /// so, and why it was not replaced.
     fn with_version_warning(&self, mut status: Status) -> Status {
+        if let Some(want) = &self.config.expected_version
+            && status.version.is_none()
+            && status.state == State::Running
+        {
+            status.warnings.push(format!(
+                "expected_version = {want:?} is not checked: the service does not report its \
+                 version (it does not embed the kit)"
+            ));
+        }
         if let (Some(want), Some(have)) = (&self.config.expected_version, &status.version)
             && want != have
         {
