@@ -467,6 +467,11 @@ impl Child {
             let _ = nix::sys::signal::killpg(service, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::signal::kill(service, nix::sys::signal::Signal::SIGKILL);
         }
+        // Killed too, so reaping it never waits for a service stuck in the
+        // kernel (a hung mount) to die.
+        if let Some(intermediate) = self.intermediate.as_mut() {
+            let _ = intermediate.kill();
+        }
         self.reap_intermediate();
         self.pid = 0;
     }
