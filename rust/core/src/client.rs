@@ -827,10 +827,18 @@ impl ServiceManager {
             .map(|l| foreign_user(&l))
     }
 
+    /// Whether `process` runs the configured program: the same file, or a
+    /// file of the same name (spfs finds its spfs-fuse-macos on PATH first,
+    /// we look next to ourselves first, so the two may be different copies
+    /// of the same program; the process is the user's own either way).
     fn runs_configured_program(&self, process: Instance) -> bool {
         let Some(exe) = crate::sys::executable(process.pid) else {
             return false;
         };
+        let configured = std::path::Path::new(&self.config.program);
+        if configured.file_name().is_some() && configured.file_name() == exe.file_name() {
+            return true;
+        }
         match spawn::resolve_program(&self.config.program) {
             Ok(program) => {
                 let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
