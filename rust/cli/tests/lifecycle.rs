@@ -208,25 +208,35 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
     )
     .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probes: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            let config = sb.config.clone();
-            let home = sb.dir.path().to_path_buf();
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = std::process::Command::new(cli_bin())
-                        .arg("--config")
-                        .arg(&config)
-                        .arg("status")
-                        .env("HOME", &home)
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
-                }
-            })
+    // One `status` loop as users run it, and one that makes the very probe
+    // `status` makes of the lock, back to back, so a start meets it often.
+    let status_loop = {
+        let stop = stop.clone();
+        let config = sb.config.clone();
+        let home = sb.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new(cli_bin())
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("status")
+                    .env("HOME", &home)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
         })
-        .collect();
+    };
+    let probe_loop = {
+        let stop = stop.clone();
+        let lock = sb.state.join("instance.lock");
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = spfs_autostart::lock::is_held(&lock);
+            }
+        })
+    };
+    let probes = [status_loop, probe_loop];
     for round in 0..30 {
         let mut service = std::process::Command::new(reference_service())
             .env("SPFS_AUTOSTART_CONFIG", &sb.config)
