@@ -243,3 +243,47 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
         "{outcome:?}"
     );
 }
+
+/// Row 9, the drain: while a service drains calls after a shutdown request
+/// (whether a probe meets `Info` with `shutting_down` or a server that no
+/// longer accepts), `ensure` waits for it to go and returns a fresh service,
+/// never the one that is leaving. (The CLI test repeats the idle-exit race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
+    use spfs_autostart::proto::control::{ShutdownRequest, control_client::ControlClient};
+    let sandbox = Sandbox::new(0, &["--slow-calls-ms", "1500"]);
+    let manager = sandbox.manager();
+    for round in 0..2 {
+        let old = manager.ensure().await.expect("ensure").pid.expect("pid");
+        let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+            .await
+            .expect("channel");
+        let call = {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                VfsServiceClient::new(channel)
+                    .status(StatusRequest {})
+                    .await
+                    .map(drop)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ControlClient::new(channel)
+            .shutdown(ShutdownRequest {
+                reason: "test".into(),
+            })
+            .await
+            .expect("shutdown request");
+        let fresh = sandbox
+            .manager()
+            .ensure()
+            .await
+            .expect("ensure while it drains");
+        let new = fresh.pid.expect("pid");
+        assert_ne!(new, old, "round {round}: never the service that is leaving");
+        assert!(!alive(old), "round {round}: it waited for it to go");
+        assert!(alive(new), "round {round}");
+        let _ = call.await;
+    }
+    manager.stop().await.expect("stop");
+}
