@@ -6,6 +6,7 @@
 mod agent;
 mod output;
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,10 +104,36 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
+        Err(Failure::Core(e)) => {
             output::error(&e, json);
             ExitCode::FAILURE
         }
+        // Whoever read our output has gone (`| head -1`): nothing is wrong
+        // and there is no one left to tell, as ripgrep does it.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            let _ = writeln!(io::stderr(), "error: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed: the core said so, or its output could not be written.
+#[derive(Debug)]
+enum Failure {
+    Core(Error),
+    Output(io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Core(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Output(e)
     }
 }
 
@@ -143,7 +170,7 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
     Ok(config)
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, Error> {
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let mut config = load_config(&cli)?;
     match cli.command {
         Command::Ensure { timeout } => {
@@ -153,7 +180,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let manager = ServiceManager::new(config)?;
             let what = format!("starting {}", manager.config().program);
             let status = output::with_progress(&what, manager.ensure()).await?;
-            output::status(&status, cli.json);
+            output::status(&status, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop { timeout } => {
@@ -162,42 +189,66 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             let manager = ServiceManager::new(config)?;
             let outcome = output::with_progress("stopping the service", manager.stop()).await?;
-            output::stop(&outcome, cli.json);
+            output::stop(&outcome, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let manager = ServiceManager::new(config)?;
             let status = manager.status().await?;
-            output::status(&status, cli.json);
-            Ok(match status.state {
+            let code = match status.state {
                 State::Running => ExitCode::SUCCESS,
                 State::Starting | State::Stopping | State::Stopped => {
                     ExitCode::from(EXIT_NOT_RUNNING)
                 }
                 State::Unresponsive | State::Conflict => ExitCode::FAILURE,
-            })
+            };
+            // The state is known whether or not anyone reads it.
+            match output::status(&status, cli.json) {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+                result => result.map(|()| code).map_err(Failure::from),
+            }
         }
         Command::Logs { lines, follow } => {
             let manager = ServiceManager::new(config)?;
+            let log_error = |e| Error::io("cannot read", &manager.paths().log_file(), e);
             if follow {
                 let mut follower = manager.follow_logs(lines)?;
-                while let Some(line) = follower.next().await {
-                    let line = line
-                        .map_err(|e| Error::io("cannot follow", &manager.paths().log_file(), e))?;
-                    output::log_line(&line, cli.json);
+                let closed = output::stdout_closed();
+                tokio::pin!(closed);
+                loop {
+                    let line = tokio::select! {
+                        line = follower.next() => line,
+                        () = &mut closed => break,
+                    };
+                    let Some(line) = line else { break };
+                    output::log_line(
+                        &mut io::stdout().lock(),
+                        &line.map_err(log_error)?,
+                        cli.json,
+                    )?;
                 }
             } else {
-                for line in manager.tail_logs(lines)? {
-                    output::log_line(&line, cli.json);
+                // Streamed, so `-n 100000000` on a huge log costs no memory.
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                for line in manager.tail_logs_lines(lines)? {
+                    output::log_line(&mut out, &line.map_err(log_error)?, cli.json)?;
                 }
+                out.flush()?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch => {
             let manager = ServiceManager::new(config)?;
             let mut watcher = manager.watch()?;
-            while let Some(status) = watcher.next().await {
-                output::change(&status, cli.json);
+            let closed = output::stdout_closed();
+            tokio::pin!(closed);
+            loop {
+                let status = tokio::select! {
+                    status = watcher.next() => status,
+                    () = &mut closed => break,
+                };
+                let Some(status) = status else { break };
+                output::change(&status, cli.json)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -208,7 +259,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Config => {
             let manager = ServiceManager::new(config)?;
-            output::config(&manager, cli.json);
+            output::config(&manager, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,21 +1,24 @@
 //! Everything the CLI prints: text for people, one JSON object for scripts,
 //! errors on stderr with the service's log tail, progress on a terminal.
+//!
+//! Printing to stdout returns the write's error instead of panicking like
+//! `println!`: a closed pipe (`status | head -0`) ends the command quietly,
+//! and a feed (`logs -f`, `watch`) stops at its first failed write.
 
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spfs_autostart::{Error, ServiceManager, Status, StopMethod, StopOutcome};
 
 /// Print a status.
-pub fn status(status: &Status, json: bool) {
+pub fn status(status: &Status, json: bool) -> io::Result<()> {
     if json {
-        println!(
-            "{}",
+        return print(&format!(
+            "{}\n",
             serde_json::to_string(status).expect("status serializes")
-        );
-        return;
+        ));
     }
     let mut out = String::new();
     let mut line = |key: &str, value: String| out.push_str(&format!("{key:<10} {value}\n"));
@@ -56,18 +59,23 @@ pub fn status(status: &Status, json: bool) {
     for warning in &status.warnings {
         line("warning", warning.clone());
     }
-    print!("{out}");
+    print(&out)
+}
+
+/// Write `text` to stdout and flush it, returning the error.
+fn print(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }
 
 /// Print one status change as one line.
-pub fn change(status: &Status, json: bool) {
-    let mut stdout = std::io::stdout().lock();
+pub fn change(status: &Status, json: bool) -> io::Result<()> {
     if json {
-        let _ = writeln!(
-            stdout,
-            "{}",
+        print(&format!(
+            "{}\n",
             serde_json::to_string(status).expect("status serializes")
-        );
+        ))
     } else {
         let mut line = status.state.to_string();
         if let Some(pid) = status.pid {
@@ -82,51 +90,91 @@ pub fn change(status: &Status, json: bool) {
         if let Some(detail) = &status.detail {
             line.push_str(&format!(" ({detail})"));
         }
-        let _ = writeln!(stdout, "{line}");
+        print(&format!("{line}\n"))
     }
-    let _ = stdout.flush();
 }
 
 /// Print how `stop` ended.
-pub fn stop(outcome: &StopOutcome, json: bool) {
+pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
     let (outcome_name, how, pid) = match outcome {
         StopOutcome::NotRunning => ("not_running", None, None),
         StopOutcome::Stopped { how, pid } => ("stopped", Some(*how), *pid),
     };
     if json {
-        println!(
-            "{}",
+        return print(&format!(
+            "{}
+",
             json!({ "outcome": outcome_name, "how": how, "pid": pid })
-        );
-        return;
+        ));
     }
-    match how {
-        None => println!("not running"),
-        Some(StopMethod::Graceful) => println!("stopped"),
+    print(match how {
+        None => "not running\n",
+        Some(StopMethod::Graceful) => "stopped\n",
+        // Whether it ignored the request or was still finishing calls, it
+        // had not exited within stop_timeout_secs.
         Some(StopMethod::Terminated) => {
-            println!("stopped (it ignored the shutdown request and was sent SIGTERM)")
+            "stopped (it had not exited within the stop timeout after the shutdown request \
+             and was sent SIGTERM)\n"
         }
-        Some(StopMethod::Killed) => println!("stopped (it had to be killed with SIGKILL)"),
-    }
+        Some(StopMethod::Killed) => "stopped (it had to be killed with SIGKILL)\n",
+    })
 }
 
 /// Print one log line.
-pub fn log_line(line: &str, json: bool) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = if json {
-        writeln!(stdout, "{}", json!({ "line": line }))
+pub fn log_line(out: &mut impl Write, line: &str, json: bool) -> io::Result<()> {
+    if json {
+        writeln!(out, "{}", json!({ "line": line }))
     } else {
-        writeln!(stdout, "{line}")
-    };
+        writeln!(out, "{line}")
+    }
+}
+
+/// Resolves when nobody can read stdout any more (the reader of a pipe
+/// exited), so a feed that prints rarely ends with its reader instead of at
+/// its next line. Never resolves where this cannot be seen (a file, a
+/// terminal that stays open), leaving the failed write to end the feed.
+pub fn stdout_closed() -> impl Future<Output = ()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let watching = std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(move || {
+            // poll() reports POLLERR on a pipe's write end once its last
+            // reader is gone, and POLLHUP when a terminal hangs up, even
+            // when no event is asked for.
+            let mut fd = libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd, owned by this frame.
+                let rc = unsafe { libc::poll(&mut fd, 1, -1) };
+                if rc > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    let _ = tx.send(());
+                    return;
+                }
+                if rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    // Cannot watch: keep the sender, so the future stays pending.
+                    std::mem::forget(tx);
+                    return;
+                }
+            }
+        });
+    async move {
+        match (watching, rx.await) {
+            (Ok(_), Ok(())) => {}
+            _ => std::future::pending().await,
+        }
+    }
 }
 
 /// Print the effective configuration and where its files are.
-pub fn config(manager: &ServiceManager, json: bool) {
+pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     let config = manager.config();
     let paths = manager.paths();
     if json {
-        println!(
-            "{}",
+        return print(&format!(
+            "{}\n",
             json!({
                 "source": config.source,
                 "program": config.program,
@@ -142,16 +190,18 @@ pub fn config(manager: &ServiceManager, json: bool) {
                 "log_max_bytes": config.log_max_bytes,
                 "log_keep": config.log_keep,
             })
-        );
-        return;
+        ));
     }
-    match &config.source {
-        Some(source) => println!("# from {}", source.display()),
-        None => println!("# built-in defaults (no config file)"),
-    }
-    println!("# state dir: {}", paths.state_dir.display());
-    println!("# log file:  {}", paths.log_file().display());
-    print!("{}", config.to_toml());
+    let source = match &config.source {
+        Some(source) => format!("# from {}", source.display()),
+        None => "# built-in defaults (no config file)".to_string(),
+    };
+    print(&format!(
+        "{source}\n# state dir: {}\n# log file:  {}\n{}",
+        paths.state_dir.display(),
+        paths.log_file().display(),
+        config.to_toml()
+    ))
 }
 
 /// Print an error: what failed, then the service's log file and last lines.
@@ -175,7 +225,7 @@ pub fn error(error: &Error, json: bool) {
     if let Some(log) = error.log() {
         let _ = writeln!(stderr, "log: {}", log.path.display());
         if log.tail.is_empty() {
-            let _ = writeln!(stderr, "(the service wrote nothing to its log)");
+            let _ = writeln!(stderr, "(nothing from this run is in the log)");
         } else {
             let _ = writeln!(stderr, "last lines of the log:");
             for line in &log.tail {

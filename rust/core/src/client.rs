@@ -101,8 +101,10 @@ struct FailedRestart {
 impl ServiceManager {
     /// A manager for `config`. Touches nothing on disk.
     pub fn new(config: Config) -> Result<ServiceManager> {
+        config.validate()?;
         let paths = Paths::resolve(&config)?;
         let endpoint = paths.endpoint(&config.endpoint);
+        paths.check_endpoint(&endpoint)?;
         Ok(ServiceManager {
             config,
             paths,
@@ -302,16 +304,19 @@ impl ServiceManager {
         };
         tracing::debug!("starting {}", program.display());
         let mut child = spawn::start(&self.config, &self.paths, &program, instance)?;
+        let log_warning = child.log_warning();
         let probe = child
             .wait_ready(&self.endpoint, &lock_path, deadline, PROBE_TIMEOUT)
             .await?;
         let first = child.instance;
         match self.observation_of(probe, true)? {
-            Observation::Serving(status, channel, instance) => {
+            Observation::Serving(mut status, channel, instance) => {
                 child.release();
                 if !status.managed {
                     self.record_plain(&program, instance.or(first));
                 }
+                status.warnings.extend(log_warning);
+                status.warnings.extend(self.elsewhere_warnings());
                 Ok(Some(self.remember(status, channel)))
             }
             // Dropping the child kills it.
@@ -366,6 +371,38 @@ impl ServiceManager {
 
     /// The service's status. Never starts anything, never creates files.
     pub async fn status(&self) -> Result<Status> {
+        let mut status = self.status_here().await?;
+        status.warnings.extend(self.elsewhere_warnings());
+        Ok(status)
+    }
+
+    /// Warnings about services of this user running in another default
+    /// state dir (started where `XDG_RUNTIME_DIR` or `TMPDIR` differed).
+    /// Only when the state dir is the default: an explicit one is chosen.
+    fn elsewhere_warnings(&self) -> Vec<String> {
+        let explicit = self.config.state_dir.is_some()
+            || crate::config::process_env(crate::config::env::STATE_DIR).is_some();
+        if explicit {
+            return Vec::new();
+        }
+        crate::paths::live_instances_elsewhere(&self.paths.state_dir)
+            .into_iter()
+            .map(|dir| {
+                format!(
+                    "another service of yours runs with state dir {} (started where \
+                     XDG_RUNTIME_DIR or TMPDIR differed, e.g. from cron, ssh or sudo); the two \
+                     share the log {} and rotate it under each other. Stop it with \
+                     `SPFS_AUTOSTART_STATE_DIR={} spfs-autostart stop`, or set state_dir in the \
+                     config so every context agrees",
+                    dir.display(),
+                    self.paths.log_file().display(),
+                    dir.display()
+                )
+            })
+            .collect()
+    }
+
+    async fn status_here(&self) -> Result<Status> {
         if let Some(status) = self.fast_path(false).await {
             return Ok(self.with_version_warning(status));
         }
@@ -555,6 +592,10 @@ impl ServiceManager {
                 ControlClient::new(channel)
                     .shutdown(control::ShutdownRequest {
                         reason: "requested by spfs-autostart stop".into(),
+                        // Leave a quarter of our wait for the exit itself, so
+                        // a service finishing calls is not taken for one
+                        // that ignored the request.
+                        drain_ms: (self.config.stop_timeout * 3 / 4).as_millis() as u64,
                     })
                     .await
                     .map(drop)
@@ -655,6 +696,14 @@ impl ServiceManager {
         logs::tail(&path, n)
             .map(|t| t.lines)
             .map_err(|e| Error::io("cannot read the service log", &path, e))
+    }
+
+    /// The last `n` lines of the service log one at a time, in memory
+    /// bounded whatever `n` (see [`logs::tail_lines`]); for callers that
+    /// print them, such as `spfs-autostart logs -n 100000000`.
+    pub fn tail_logs_lines(&self, n: usize) -> Result<logs::TailLines> {
+        let path = self.paths.log_file();
+        logs::tail_lines(&path, n).map_err(|e| Error::io("cannot read the service log", &path, e))
     }
 
     /// Follow the service log: its last `backlog` lines, then each new line,
@@ -954,9 +1003,13 @@ impl ServiceManager {
         Status {
             pid: instance.map(|i| i.pid),
             uptime_secs: age.map(|d| d.as_secs()),
-            detail: Some(
-                detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
-            ),
+            detail: Some(match (state, detail) {
+                // A draining kit service closes its listener: what the probe
+                // met (refused, or reset in the backlog) is no news.
+                (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
+                (_, Some(detail)) => detail,
+                (_, None) => format!("{} does not answer yet", self.endpoint),
+            }),
             ..self.base_status(state)
         }
     }

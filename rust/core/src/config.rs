@@ -44,6 +44,14 @@ pub mod env {
 const MAX_TIMEOUT_SECS: u64 = 3600;
 /// The longest idle timeout we accept (30 days); use 0 for "never".
 const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+/// The most rotated logs we keep: rotation renames each one under
+/// `spawn.lock`, so the count bounds how long a spawn may take.
+pub const MAX_LOG_KEEP: u32 = 100;
+/// The smallest `log_max_bytes`: 1 rotates at every start that finds a
+/// log with anything in it; 0 would mean the same and is taken for a typo.
+pub const MIN_LOG_MAX_BYTES: u64 = 1;
+/// The largest `log_max_bytes` (1 TiB); larger is a typo, not a wish.
+pub const MAX_LOG_MAX_BYTES: u64 = 1 << 40;
 
 /// Where the service listens and the client connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,12 +80,29 @@ impl FromStr for Endpoint {
                     "endpoint {s:?} needs an absolute socket path after unix://; {usage}"
                 ));
             }
+            let len = path.as_os_str().len();
+            if len > crate::paths::MAX_SOCKET_PATH {
+                return Err(format!(
+                    "endpoint {s:?} has a socket path of {len} bytes, longer than the {} the \
+                     system allows; choose a shorter path",
+                    crate::paths::MAX_SOCKET_PATH
+                ));
+            }
             return Ok(Endpoint::Unix(path));
         }
         if let Some(addr) = s.strip_prefix("tcp://") {
-            return addr.parse().map(Endpoint::Tcp).map_err(|_| {
+            let addr: SocketAddr = addr.parse().map_err(|_| {
                 format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
-            });
+            })?;
+            // Port 0 makes the service bind a random port that no client
+            // can know, so every start would end in a timeout.
+            if addr.port() == 0 {
+                return Err(format!(
+                    "endpoint {s:?} has port 0, which would make the service listen on a \
+                     random port no client can find; give a fixed port such as tcp://127.0.0.1:37738"
+                ));
+            }
+            return Ok(Endpoint::Tcp(addr));
         }
         Err(format!("endpoint {s:?} is not understood; {usage}"))
     }
@@ -146,11 +171,17 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-/// The TOML file's shape: every key optional, unknown keys rejected.
+/// The TOML file's shape: every key optional, unknown keys rejected, and
+/// every value checked while it is read, so a bad value is reported with the
+/// line and column of the file, like a typo.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::program"
+    )]
     program: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     args: Option<Vec<String>>,
@@ -160,26 +191,145 @@ struct FileConfig {
         with = "endpoint_opt"
     )]
     endpoint: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::ready_timeout_secs"
+    )]
     ready_timeout_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::stop_timeout_secs"
+    )]
     stop_timeout_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::idle_timeout_secs"
+    )]
     idle_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expected_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     on_version_mismatch: Option<VersionPolicy>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::state_dir"
+    )]
     state_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::log_dir"
+    )]
     log_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::log_max_bytes"
+    )]
     log_max_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::log_keep"
+    )]
     log_keep: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "checked::env"
+    )]
     env: Option<BTreeMap<String, String>>,
+}
+
+/// Deserializers that run the same checks as the environment and
+/// [`Config::validate`], and prefix the key, so the TOML error carries the
+/// key, the line and the column.
+mod checked {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    fn with<'de, D, T>(
+        d: D,
+        key: &str,
+        check: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        let value = T::deserialize(d)?;
+        check(&value).map_err(|why| D::Error::custom(format!("{key}: {why}")))?;
+        Ok(Some(value))
+    }
+
+    pub fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        with(d, "program", |p: &String| super::check_program(p).map(drop))
+    }
+
+    pub fn ready_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        with(d, "ready_timeout_secs", |s: &u64| {
+            super::timeout(*s, super::MAX_TIMEOUT_SECS).map(drop)
+        })
+    }
+
+    pub fn stop_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        with(d, "stop_timeout_secs", |s: &u64| {
+            super::timeout(*s, super::MAX_TIMEOUT_SECS).map(drop)
+        })
+    }
+
+    pub fn idle_timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        with(d, "idle_timeout_secs", |s: &u64| {
+            super::idle_timeout(*s).map(drop)
+        })
+    }
+
+    pub fn state_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        with(d, "state_dir", |p: &PathBuf| super::check_absolute_dir(p))
+    }
+
+    pub fn log_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        with(d, "log_dir", |p: &PathBuf| super::check_absolute_dir(p))
+    }
+
+    pub fn log_max_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        with(d, "log_max_bytes", |b: &u64| super::check_log_max_bytes(*b))
+    }
+
+    pub fn log_keep<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        with(d, "log_keep", |k: &u32| super::check_log_keep(*k))
+    }
+
+    pub fn env<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+        let env = BTreeMap::<EnvName, String>::deserialize(d)?;
+        let env: BTreeMap<String, String> = env.into_iter().map(|(k, v)| (k.0, v)).collect();
+        env.iter()
+            .try_for_each(|(key, value)| super::check_env_var(key, value))
+            .map_err(|why| D::Error::custom(format!("env: {why}")))?;
+        Ok(Some(env))
+    }
+
+    /// An `[env]` key, checked as it is read so the error points at it.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct EnvName(String);
+
+    impl<'de> Deserialize<'de> for EnvName {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let key = String::deserialize(d)?;
+            super::check_env_var(&key, "")
+                .map_err(|why| D::Error::custom(format!("env: {why}")))?;
+            Ok(EnvName(key))
+        }
+    }
 }
 
 mod endpoint_opt {
@@ -243,7 +393,7 @@ impl Config {
     /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
     /// config file when it exists), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config> {
-        Config::load_with(file, |name| std::env::var(name).ok())
+        Config::load_with(file, process_env)
     }
 
     /// [`Config::load`] with the environment given as a lookup function, so
@@ -258,6 +408,9 @@ impl Config {
             },
         };
         if let Some(path) = file {
+            // A relative path is read from the current directory; the
+            // absolute one is what `config` shows.
+            let path = std::path::absolute(&path).unwrap_or(path);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidConfig,
@@ -271,10 +424,12 @@ impl Config {
             config.apply_toml(&text, &path)?;
         }
         config.apply_env(&env)?;
+        config.validate()?;
         Ok(config)
     }
 
-    /// Apply one TOML document on top of this configuration.
+    /// Apply one TOML document on top of this configuration. Every value
+    /// was checked while it was read (see [`FileConfig`]).
     pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<()> {
         let file: FileConfig = toml::from_str(text).map_err(|e| {
             Error::new(
@@ -282,14 +437,8 @@ impl Config {
                 format!("invalid config file {}: {e}", origin.display()),
             )
         })?;
-        let bad = |key: &str, why: String| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("invalid config file {}: {key}: {why}", origin.display()),
-            )
-        };
         if let Some(program) = file.program {
-            self.program = check_program(&program).map_err(|why| bad("program", why))?;
+            self.program = program;
         }
         if let Some(args) = file.args {
             self.args = args;
@@ -298,15 +447,13 @@ impl Config {
             self.endpoint = endpoint;
         }
         if let Some(secs) = file.ready_timeout_secs {
-            self.ready_timeout =
-                timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| bad("ready_timeout_secs", w))?;
+            self.ready_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = file.stop_timeout_secs {
-            self.stop_timeout =
-                timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| bad("stop_timeout_secs", w))?;
+            self.stop_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = file.idle_timeout_secs {
-            self.idle_timeout = idle_timeout(secs).map_err(|w| bad("idle_timeout_secs", w))?;
+            self.idle_timeout = Duration::from_secs(secs);
         }
         if let Some(version) = file.expected_version {
             self.expected_version = Some(version).filter(|v| !v.is_empty());
@@ -315,10 +462,10 @@ impl Config {
             self.on_version_mismatch = policy;
         }
         if let Some(dir) = file.state_dir {
-            self.state_dir = Some(absolute_dir(dir).map_err(|w| bad("state_dir", w))?);
+            self.state_dir = Some(dir);
         }
         if let Some(dir) = file.log_dir {
-            self.log_dir = Some(absolute_dir(dir).map_err(|w| bad("log_dir", w))?);
+            self.log_dir = Some(dir);
         }
         if let Some(bytes) = file.log_max_bytes {
             self.log_max_bytes = bytes;
@@ -330,6 +477,43 @@ impl Config {
             self.env.extend(env);
         }
         self.source = Some(origin.to_path_buf());
+        Ok(())
+    }
+
+    /// Check every value with the same rules as the file and the
+    /// environment: for configurations built field by field (the FFI, the
+    /// bindings, programs). The error names the key and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |key: &str, why: String| Error::new(ErrorKind::InvalidConfig, format!("{key}: {why}"));
+        check_program(&self.program).map_err(|w| bad("program", w))?;
+        // The endpoint's own rules live in its parser: run them on its text.
+        self.endpoint
+            .to_string()
+            .parse::<Endpoint>()
+            .map_err(|w| bad("endpoint", w))?;
+        timeout(self.ready_timeout.as_secs(), MAX_TIMEOUT_SECS)
+            .map_err(|w| bad("ready_timeout_secs", w))?;
+        timeout(self.stop_timeout.as_secs(), MAX_TIMEOUT_SECS)
+            .map_err(|w| bad("stop_timeout_secs", w))?;
+        idle_timeout(self.idle_timeout.as_secs()).map_err(|w| bad("idle_timeout_secs", w))?;
+        if self.expected_version.as_deref() == Some("") {
+            return Err(bad(
+                "expected_version",
+                "is empty; give a version such as \"1.2.3\", or leave it unset".into(),
+            ));
+        }
+        if let Some(dir) = &self.state_dir {
+            check_absolute_dir(dir).map_err(|w| bad("state_dir", w))?;
+        }
+        if let Some(dir) = &self.log_dir {
+            check_absolute_dir(dir).map_err(|w| bad("log_dir", w))?;
+        }
+        check_log_max_bytes(self.log_max_bytes).map_err(|w| bad("log_max_bytes", w))?;
+        check_log_keep(self.log_keep).map_err(|w| bad("log_keep", w))?;
+        for (key, value) in &self.env {
+            check_env_var(key, value).map_err(|w| bad("env", w))?;
+        }
         Ok(())
     }
 
@@ -360,10 +544,14 @@ impl Config {
             self.endpoint = Endpoint::Tcp(addr);
         }
         if let Some(dir) = get(env::STATE_DIR) {
-            self.state_dir = Some(absolute_dir(dir.into()).map_err(|w| bad(env::STATE_DIR, w))?);
+            let dir = PathBuf::from(dir);
+            check_absolute_dir(&dir).map_err(|w| bad(env::STATE_DIR, w))?;
+            self.state_dir = Some(dir);
         }
         if let Some(dir) = get(env::LOG_DIR) {
-            self.log_dir = Some(absolute_dir(dir.into()).map_err(|w| bad(env::LOG_DIR, w))?);
+            let dir = PathBuf::from(dir);
+            check_absolute_dir(&dir).map_err(|w| bad(env::LOG_DIR, w))?;
+            self.log_dir = Some(dir);
         }
         if let Some(secs) = get(env::IDLE_TIMEOUT_SECS) {
             let secs = parse_secs(&secs).map_err(|w| bad(env::IDLE_TIMEOUT_SECS, w))?;
@@ -436,6 +624,18 @@ impl Config {
     }
 }
 
+/// The process environment as the configuration reads it: empty values
+/// count as unset, and an unset `HOME` (`env -i`, some daemons) falls back
+/// to the user's home directory in the password database.
+pub fn process_env(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    if value.is_none() && name == "HOME" {
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
+        return Some(user.dir.to_str()?.to_string()).filter(|d| d.starts_with('/'));
+    }
+    value
+}
+
 /// The per-user config file: `~/Library/Application Support/spfs-autostart/`
 /// on macOS, `$XDG_CONFIG_HOME/spfs-autostart/` (or `~/.config/...`) elsewhere.
 pub fn user_config_file(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
@@ -490,15 +690,57 @@ fn idle_timeout(secs: u64) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn absolute_dir(dir: PathBuf) -> Result<PathBuf, String> {
+fn check_absolute_dir(dir: &Path) -> Result<(), String> {
     if dir.is_absolute() {
-        Ok(dir)
+        Ok(())
     } else {
         Err(format!(
             "{} is relative; give an absolute path",
             dir.display()
         ))
     }
+}
+
+fn check_log_max_bytes(bytes: u64) -> Result<(), String> {
+    if bytes < MIN_LOG_MAX_BYTES {
+        return Err(format!(
+            "{bytes} bytes is no size; use at least {MIN_LOG_MAX_BYTES} (which rotates at every \
+             start), or a size such as 10485760"
+        ));
+    }
+    if bytes > MAX_LOG_MAX_BYTES {
+        return Err(format!(
+            "{bytes} bytes is absurdly large; use at most {MAX_LOG_MAX_BYTES} (1 TiB)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_log_keep(keep: u32) -> Result<(), String> {
+    if keep > MAX_LOG_KEEP {
+        return Err(format!(
+            "{keep} rotated logs is too many to shift at every start; use at most {MAX_LOG_KEEP} \
+             (0 keeps none)"
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable the service can be given: `NAME=value` must
+/// split back into the same name and value, and neither may hold a NUL.
+fn check_env_var(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.contains('=') || key.contains('\0') {
+        return Err(format!(
+            "environment variable name {key:?} is empty or contains '=' or NUL; \
+             use a plain name such as RUST_LOG"
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!(
+            "the value of {key} contains a NUL byte, which no environment can carry; remove it"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -608,5 +850,90 @@ mod tests {
         let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.to_string().contains("/nonexistent/c.toml"), "{err}");
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_refused_with_key_line_and_column() {
+        for (text, key, line) in [
+            (
+                "program = \"/x\"\nlog_keep = 4294967295\n",
+                "log_keep",
+                "line 2",
+            ),
+            ("log_max_bytes = 0\n", "log_max_bytes", "line 1"),
+            (
+                "\n\nready_timeout_secs = 0\n",
+                "ready_timeout_secs",
+                "line 3",
+            ),
+            ("endpoint = \"tcp://127.0.0.1:0\"\n", "port 0", "line 1"),
+            ("[env]\n\"A=B\" = \"c\"\n", "env", "line 2"),
+            ("[env]\n\"\" = \"c\"\n", "env", "line 2"),
+            ("state_dir = \"rel\"\n", "state_dir", "line 1"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
+            let msg = err.to_string();
+            assert!(msg.contains(key), "{text}: {msg}");
+            assert!(
+                msg.contains(line) && msg.contains("column"),
+                "{text}: {msg}"
+            );
+        }
+        let ok = parse("log_keep = 100\nlog_max_bytes = 4096\n").unwrap();
+        assert_eq!((ok.log_keep, ok.log_max_bytes), (100, 4096));
+    }
+
+    #[test]
+    fn long_unix_endpoint_is_refused_and_names_the_fix() {
+        let long = format!("unix:///tmp/{}.sock", "s".repeat(120));
+        let err = long.parse::<Endpoint>().unwrap_err();
+        assert!(err.contains("shorter path"), "{err}");
+        let short = format!("unix:///tmp/{}.sock", "s".repeat(40));
+        assert!(short.parse::<Endpoint>().is_ok());
+    }
+
+    #[test]
+    fn validate_applies_the_file_rules_to_a_config_built_in_code() {
+        let mut config = Config::defaults();
+        config.validate().unwrap();
+        config.log_keep = MAX_LOG_KEEP + 1;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("log_keep")
+        );
+        let mut config = Config::defaults();
+        config.env.insert("A=B".into(), "c".into());
+        assert!(config.validate().unwrap_err().to_string().contains("env"));
+        let mut config = Config::defaults();
+        config.state_dir = Some("relstate".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("state_dir")
+        );
+        let mut config = Config::defaults();
+        config.expected_version = Some(String::new());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("expected_version")
+        );
+        let mut config = Config::defaults();
+        config.endpoint = Endpoint::Tcp(([127, 0, 0, 1], 0).into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("port 0")
+        );
     }
 }

@@ -8,22 +8,36 @@
 //! explicit unlock would release the child's lock too.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 /// Open (creating, mode `0600`) a lock file; close-on-exec like every std file.
+/// A file we create gets its mode set explicitly: the umask must not leave
+/// it unopenable (`0400`, `0000`) for the next process.
 pub fn open(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("cannot open lock file", path, e))
+    let open = |create: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .open(path)
+    };
+    let file = match open(false) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match open(true) {
+            Ok(file) => file
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map(|()| file),
+            // Created by another process between our two opens.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open(false),
+            Err(e) => Err(e),
+        },
+        other => other,
+    };
+    file.map_err(|e| Error::io("cannot open lock file", path, e))
 }
 
 /// Take the exclusive lock on `path` if nobody holds it.

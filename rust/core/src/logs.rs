@@ -100,6 +100,98 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
     Ok(Tail { lines, bytes_read })
 }
 
+/// The last `n` lines of `path`, one at a time, for callers that may ask
+/// for a great many: the first of them is found by reading backwards in
+/// chunks that are counted and dropped, then the lines are read forwards,
+/// so memory stays bounded whatever `n` and the file's size. Lines written
+/// after this call are not included. A missing file has no lines.
+pub fn tail_lines(path: &Path, n: usize) -> io::Result<TailLines> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(TailLines {
+                reader: None,
+                buf: Vec::new(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    TailLines::of(file, len, n)
+}
+
+/// Lines read forwards from where the last `n` lines of a file start; see
+/// [`tail_lines`].
+#[derive(Debug)]
+pub struct TailLines {
+    reader: Option<io::BufReader<io::Take<File>>>,
+    buf: Vec<u8>,
+}
+
+impl TailLines {
+    /// The last `n` lines of the first `len` bytes of `file`.
+    fn of(mut file: File, len: u64, n: usize) -> io::Result<TailLines> {
+        let start = tail_start(&mut file, len, n)?;
+        file.seek(SeekFrom::Start(start))?;
+        Ok(TailLines {
+            reader: Some(io::BufReader::new(file.take(len - start))),
+            buf: Vec::new(),
+        })
+    }
+}
+
+impl Iterator for TailLines {
+    type Item = io::Result<String>;
+
+    fn next(&mut self) -> Option<io::Result<String>> {
+        use std::io::BufRead;
+        let reader = self.reader.as_mut()?;
+        self.buf.clear();
+        match reader.read_until(b'\n', &mut self.buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                if self.buf.last() == Some(&b'\n') {
+                    self.buf.pop();
+                }
+                Some(Ok(String::from_utf8_lossy(&self.buf).into_owned()))
+            }
+            Err(e) => {
+                self.reader = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Where the last `n` lines of the first `len` bytes of `file` start.
+fn tail_start(file: &mut File, len: u64, n: usize) -> io::Result<u64> {
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut chunk = vec![0u8; FIRST_CHUNK as usize * 8];
+    let mut pos = len;
+    let mut newlines = 0usize;
+    while pos > 0 {
+        let take = (chunk.len() as u64).min(pos);
+        pos -= take;
+        let chunk = &mut chunk[..take as usize];
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(chunk)?;
+        for (i, _) in chunk.iter().enumerate().rev().filter(|&(_, &b)| b == b'\n') {
+            let after = pos + i as u64 + 1;
+            // A newline ending the file ends the last line; it starts none.
+            if after == len {
+                continue;
+            }
+            newlines += 1;
+            if newlines == n {
+                return Ok(after);
+            }
+        }
+    }
+    Ok(0)
+}
+
 /// The path of the `i`-th rotated log (`service.log.1` is the newest).
 pub fn rotated(log: &Path, i: u32) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
@@ -178,17 +270,17 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
     let mut reader = Reader::open_at_end(path.to_path_buf())?;
     // The backlog ends exactly where the reader starts: the same file, up to
     // the same offset, so a line written meanwhile is neither shown twice
-    // nor lost.
-    let backlog_lines = match reader.file.as_mut() {
-        Some(file) => tail_of(file, 0, reader.offset, backlog)?.lines,
-        None => Vec::new(),
+    // nor lost. It is read line by line, so a huge backlog costs no memory.
+    let backlog_lines = match reader.file.as_ref() {
+        Some(file) => Some(TailLines::of(file.try_clone()?, reader.offset, backlog)?),
+        None => None,
     };
     std::thread::Builder::new()
         .name("spfs-autostart-follow".into())
         .spawn(move || {
             let _watcher = watcher;
-            for line in backlog_lines {
-                if tx.blocking_send(Ok(line)).is_err() {
+            for line in backlog_lines.into_iter().flatten() {
+                if tx.blocking_send(line).is_err() {
                     return;
                 }
             }
@@ -390,5 +482,26 @@ mod tests {
         assert!(!rotated(&log, 4).exists());
         std::fs::write(&log, "small\n").unwrap();
         assert!(!rotate_if_needed(&log, 1024, 3).unwrap());
+    }
+
+    #[test]
+    fn tail_lines_streams_the_same_lines_as_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut text = String::new();
+        for i in 0..30_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        for body in [text.as_str(), "a\nb\nc", "a\n\n", "", "\n"] {
+            std::fs::write(&path, body).unwrap();
+            for n in [0, 1, 2, 3, 20_000, 1_000_000] {
+                let streamed: Vec<String> = tail_lines(&path, n)
+                    .unwrap()
+                    .collect::<io::Result<_>>()
+                    .unwrap();
+                assert_eq!(streamed, tail(&path, n).unwrap().lines, "n={n}");
+            }
+        }
+        assert_eq!(tail_lines(&tmp.path().join("none"), 3).unwrap().count(), 0);
     }
 }

@@ -6,7 +6,7 @@
 //! create, because it might be someone else's.
 
 use std::fs::{self, DirBuilder};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Endpoint};
@@ -59,7 +59,7 @@ impl std::str::FromStr for ResolvedEndpoint {
 impl Paths {
     /// The paths `config` selects: its overrides, else the per-user defaults.
     pub fn resolve(config: &Config) -> Result<Paths> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env = crate::config::process_env;
         let state_dir = match &config.state_dir {
             Some(dir) => dir.clone(),
             None => default_state_dir(&env),
@@ -112,8 +112,28 @@ impl Paths {
 
     /// Create the state dir (`0700`) if missing, then check it is safe.
     pub fn create_state_dir(&self) -> Result<()> {
-        create_private_dir(&self.state_dir, "state dir")?;
-        check_socket_path(&self.socket())
+        create_private_dir(&self.state_dir, "state dir")
+    }
+
+    /// Refuse a Unix socket path the kernel would truncate, before anything
+    /// is created; TCP endpoints use no path and pass.
+    pub fn check_endpoint(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
+        match endpoint {
+            ResolvedEndpoint::Unix(path) if *path == self.socket() => check_socket_path(path),
+            ResolvedEndpoint::Unix(path) => check_socket_path(path).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "endpoint unix://{} has a socket path of {} bytes, longer than the \
+                         {MAX_SOCKET_PATH} the system allows; set endpoint (or \
+                         SPFS_AUTOSTART_ENDPOINT) to a shorter path",
+                        path.display(),
+                        path.as_os_str().len()
+                    ),
+                )
+            }),
+            ResolvedEndpoint::Tcp(_) => Ok(()),
+        }
     }
 
     /// Check the state dir if it exists; `Ok(false)` when it does not.
@@ -125,11 +145,15 @@ impl Paths {
         }
     }
 
-    /// Create the log dir (`0700`) if missing. Unlike the state dir it is
-    /// no security boundary, so an existing one only has to be a directory.
+    /// Create the log dir (`0700`) if missing. It may be shared for
+    /// reading, but nobody else may write it: whoever can create files there
+    /// could plant the service log (a link to one of your files) and choose
+    /// where the service's output goes.
     pub fn create_log_dir(&self) -> Result<()> {
         create_dir(&self.log_dir, "log dir")?;
-        if !self.log_dir.is_dir() {
+        let meta = fs::metadata(&self.log_dir)
+            .map_err(|e| Error::io("cannot inspect log dir", &self.log_dir, e))?;
+        if !meta.is_dir() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 format!(
@@ -139,25 +163,129 @@ impl Paths {
                 ),
             ));
         }
+        let me = nix::unistd::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        if meta.uid() != me || mode & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "log dir {} (owner uid {}, mode {mode:o}) is not yours alone: another user \
+                     could plant the log there and redirect the service's output into your \
+                     files; choose a log dir of your own with {}, or run `chmod go-w {}` if it \
+                     is yours",
+                    self.log_dir.display(),
+                    meta.uid(),
+                    fix_for("log dir"),
+                    self.log_dir.display()
+                ),
+            ));
+        }
         Ok(())
     }
 }
 
-/// The per-user state dir: `$TMPDIR/spfs-autostart` on macOS (per-user and
-/// short), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
+/// The per-user state dir: the user's temporary dir on macOS (asked of the
+/// system, so cron, ssh and `sudo -u` find the same one; `$TMPDIR` when the
+/// system does not say), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
 /// `/tmp/spfs-autostart-<uid>`; `SPFS_AUTOSTART_STATE_DIR` overrides.
 pub fn default_state_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(dir) = env(crate::config::env::STATE_DIR) {
         return PathBuf::from(dir);
     }
-    if cfg!(target_os = "macos") {
-        if let Some(tmp) = env("TMPDIR") {
-            return PathBuf::from(tmp).join("spfs-autostart");
+    default_state_dir_candidates(env)
+        .into_iter()
+        .next()
+        .unwrap_or_else(fallback_state_dir)
+}
+
+/// Every state dir the default may be in some context of this user, the
+/// one this context uses first: `XDG_RUNTIME_DIR` (Linux) and `TMPDIR`
+/// (macOS) differ between a login session, cron, ssh and `sudo -u`.
+fn default_state_dir_candidates(env: &impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    #[cfg(target_os = "macos")]
+    {
+        if let Some(tmp) = darwin_user_temp_dir() {
+            dirs.push(tmp.join("spfs-autostart"));
         }
-    } else if let Some(runtime) = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/')) {
-        return PathBuf::from(runtime).join("spfs-autostart");
+        if let Some(tmp) = env("TMPDIR").filter(|d| d.starts_with('/')) {
+            dirs.push(PathBuf::from(tmp).join("spfs-autostart"));
+        }
     }
+    #[cfg(not(target_os = "macos"))]
+    {
+        // `XDG_RUNTIME_DIR`, then where a login session's usually is, for
+        // contexts that lack the variable (cron, `sudo -u`); each only when
+        // it is a directory of ours (`su` keeps the other user's variable).
+        let uid = nix::unistd::geteuid().as_raw();
+        let runtime = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/'));
+        for dir in runtime
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from(format!("/run/user/{uid}"))])
+        {
+            if fs::metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+                dirs.push(dir.join("spfs-autostart"));
+            }
+        }
+    }
+    dirs.push(fallback_state_dir());
+    let mut unique = Vec::new();
+    for dir in dirs {
+        if !unique.contains(&dir) {
+            unique.push(dir);
+        }
+    }
+    unique
+}
+
+fn fallback_state_dir() -> PathBuf {
     PathBuf::from(format!("/tmp/spfs-autostart-{}", nix::unistd::geteuid()))
+}
+
+/// The user's own temporary dir, as the system names it whatever the
+/// environment (`confstr(_CS_DARWIN_USER_TEMP_DIR)`).
+#[cfg(target_os = "macos")]
+fn darwin_user_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: confstr writes at most `buf.len()` bytes, NUL included.
+    let len = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if len == 0 || len > buf.len() {
+        return None;
+    }
+    let path = std::ffi::OsStr::from_bytes(&buf[..len - 1]);
+    // It ends with '/'; PathBuf drops that when joining.
+    Some(PathBuf::from(path)).filter(|p| p.is_absolute())
+}
+
+/// Default state dirs other than `current` in which a service of this user
+/// runs now (its `instance.lock` is held): started from a context whose
+/// `XDG_RUNTIME_DIR` or `TMPDIR` differed. Two such services share one log,
+/// and each one's rotation moves the other's live log. Only private dirs
+/// (ours, `0700`) are looked into.
+pub fn live_instances_elsewhere(current: &Path) -> Vec<PathBuf> {
+    live_among(
+        default_state_dir_candidates(&crate::config::process_env),
+        current,
+    )
+}
+
+fn live_among(candidates: Vec<PathBuf>, current: &Path) -> Vec<PathBuf> {
+    candidates
+        .into_iter()
+        .filter(|dir| dir != current)
+        .filter(|dir| {
+            check_private_dir(dir, "state dir").is_ok()
+                && crate::lock::is_held(&dir.join("instance.lock")).unwrap_or(false)
+        })
+        .collect()
 }
 
 /// The per-user log dir: `~/Library/Logs/spfs-autostart` on macOS, else
@@ -183,16 +311,11 @@ fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
 }
 
 /// Create `dir` (and missing parents) with mode `0700` unless something is
-/// already there.
+/// already there. Each directory we create gets its mode set explicitly,
+/// because `mkdir` applies the umask: under umask `0277` it would be `0500`,
+/// a directory we could not even create our lock files in.
 fn create_dir(dir: &Path, what: &str) -> Result<()> {
-    let result = match fs::symlink_metadata(dir) {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir)
-        }
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| {
+    let fail = |e: std::io::Error| {
         Error::new(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::PermissionDenied
@@ -205,7 +328,29 @@ fn create_dir(dir: &Path, what: &str) -> Result<()> {
                 fix_for(what)
             ),
         )
-    })
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    // The missing components, outermost first.
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+        .collect();
+    missing.reverse();
+    for component in missing {
+        match DirBuilder::new().mode(0o700).create(component) {
+            Ok(()) => {
+                fs::set_permissions(component, fs::Permissions::from_mode(0o700)).map_err(fail)?
+            }
+            // Another process created it a moment ago: theirs to set.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(())
 }
 
 fn fix_for(what: &str) -> &'static str {
@@ -242,13 +387,25 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
             ),
         ));
     }
-    if meta.mode() & 0o077 != 0 {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
-                "{what} {} has mode {:o}, which lets other users in; run `chmod 700 {}`",
+                "{what} {} has mode {mode:o}, which lets other users in; run `chmod 700 {}`",
                 dir.display(),
-                meta.mode() & 0o7777,
+                dir.display()
+            ),
+        ));
+    }
+    // Made under a strict umask by an older version: we could not create
+    // the socket or the locks in it.
+    if mode & 0o700 != 0o700 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} has mode {mode:o}, which does not let you use it; run `chmod 700 {}`",
+                dir.display(),
                 dir.display()
             ),
         ));
@@ -264,7 +421,7 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
             ErrorKind::InvalidConfig,
             format!(
                 "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} the system allows; \
-                 set SPFS_AUTOSTART_STATE_DIR to a shorter directory",
+                 set SPFS_AUTOSTART_STATE_DIR (or state_dir) to a shorter directory",
                 path.display()
             ),
         ));
@@ -275,7 +432,6 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn state_dir_is_created_private() {
@@ -329,5 +485,52 @@ mod tests {
             err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
             "{err}"
         );
+    }
+
+    // Issue 12 row 17: a context with another XDG_RUNTIME_DIR (cron, sudo,
+    // ssh) started a second "singleton". Simulated with two private dirs:
+    // real login contexts and /run/user cannot be made in a test.
+    #[test]
+    fn a_live_service_in_another_default_state_dir_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        let there = tmp.path().join("there");
+        let idle = tmp.path().join("idle");
+        for dir in [&here, &there, &idle] {
+            create_private_dir(dir, "state dir").unwrap();
+        }
+        let held = crate::lock::try_take(&there.join("instance.lock"))
+            .unwrap()
+            .expect("free");
+        std::fs::File::create(idle.join("instance.lock")).unwrap();
+        let candidates = vec![here.clone(), there.clone(), idle.clone()];
+        assert_eq!(live_among(candidates.clone(), &here), vec![there.clone()]);
+        drop(held);
+        assert!(live_among(candidates, &here).is_empty());
+    }
+
+    #[test]
+    fn runtime_dir_of_another_user_is_not_a_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = tmp.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        let mine = tmp.path().join("mine");
+        fs::create_dir(&mine).unwrap();
+        let env_of = |dir: &Path| {
+            let dir = dir.display().to_string();
+            move |name: &str| (name == "XDG_RUNTIME_DIR").then(|| dir.clone())
+        };
+        assert_eq!(
+            default_state_dir(&env_of(&mine)),
+            mine.join("spfs-autostart")
+        );
+        // Another owner: as `su` leaves it. Only root can make one here.
+        if nix::unistd::geteuid().is_root() && cfg!(not(target_os = "macos")) {
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert_ne!(
+                default_state_dir(&env_of(&theirs)),
+                theirs.join("spfs-autostart")
+            );
+        }
     }
 }

@@ -62,7 +62,12 @@ impl ServiceRecord {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .and_then(|mut file| file.write_all(&text))
+            // The umask must not make the record unreadable to its owner.
+            .and_then(|mut file| {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                file.write_all(&text)
+            })
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);

@@ -32,7 +32,9 @@ use crate::sys::{self, Instance};
 const LOG_TAIL_LINES: usize = 20;
 
 /// Find the program: an absolute path as is; a bare name next to the current
-/// executable, then on `PATH`. `BinaryNotFound` lists every place looked.
+/// executable, then next to the library holding this code (an FFI host such
+/// as Python loads it from elsewhere), then on `PATH`. `BinaryNotFound`
+/// lists every place looked.
 pub fn resolve_program(program: &str) -> Result<PathBuf> {
     let mut looked = Vec::new();
     let candidates: Vec<PathBuf> = if program.starts_with('/') {
@@ -44,6 +46,11 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
             .and_then(|e| e.parent().map(Path::to_path_buf))
         {
             dirs.push(dir);
+        }
+        for dir in library_dirs() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
         }
         if let Some(path) = std::env::var_os("PATH") {
             dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
@@ -82,6 +89,38 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
     ))
 }
 
+/// The directory of the file that holds this code, as it was loaded and
+/// with symbolic links resolved (a library linked beside generated
+/// bindings): the shared library an FFI host loaded, or the executable.
+/// Only an absolute name is trusted: a relative one would be resolved
+/// against whatever the current directory is now.
+fn library_dirs() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: Dl_info is plain data; all-zero is a valid value to fill.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let here = library_dirs as fn() -> Vec<PathBuf> as *const libc::c_void;
+    // SAFETY: dladdr only reads the address and writes `info`.
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader; it
+    // lives while the object holding this function stays loaded.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let loaded = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    if !loaded.is_absolute() {
+        return Vec::new();
+    }
+    let mut dirs: Vec<PathBuf> = loaded.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Some(real) = std::fs::canonicalize(&loaded)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        && !dirs.contains(&real)
+    {
+        dirs.push(real);
+    }
+    dirs
+}
+
 /// A started service, not yet known to be ready.
 ///
 /// The service is started by a double fork: our direct child (the
@@ -105,6 +144,9 @@ pub struct Child {
     ready_buf: Vec<u8>,
     log_file: PathBuf,
     log_start: u64,
+    /// Why the log could not be written, when the run header failed (a
+    /// full disk): then an empty log says nothing about the service.
+    log_unwritable: Option<String>,
 }
 
 /// Start the service. `instance_lock` is the locked `instance.lock`, handed
@@ -115,26 +157,46 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
         tracing::warn!("cannot rotate {}: {e}", log_path.display());
     }
+    // Never through a symlink: whoever could plant one would choose the
+    // file the service's output goes to.
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&log_path)
         .map_err(|e| {
-            Error::io("cannot open the service log", &log_path, e).with_hint(
-                "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR",
-            )
+            let symlink =
+                std::fs::symlink_metadata(&log_path).is_ok_and(|m| m.file_type().is_symlink());
+            Error::io("cannot open the service log", &log_path, e).with_hint(if symlink {
+                "it is a symbolic link, which is never followed; remove it"
+            } else {
+                "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR"
+            })
         })?;
+    // Readable by its owner whatever the umask (a no-op when it already is).
+    let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     // One header per run: where a run starts, and how many spawns happened.
     let command_line: Vec<String> = std::iter::once(program.display().to_string())
         .chain(config.args.iter().cloned())
         .collect();
-    let _ = writeln!(
+    // A header that cannot be written means the service's output is lost
+    // too (a full disk): it still starts, and the caller is told.
+    let log_unwritable = writeln!(
         log,
         "--- spfs-autostart: starting {} ---",
         command_line.join(" ")
-    );
+    )
+    .err()
+    .map(|e| {
+        tracing::warn!("cannot write {}: {e}", log_path.display());
+        format!(
+            "its log {} could not be written ({e}), so the service runs without one; \
+             free space there or choose another log dir with SPFS_AUTOSTART_LOG_DIR",
+            log_path.display()
+        )
+    });
     let stderr = log
         .try_clone()
         .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
@@ -260,6 +322,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         ready_buf: Vec::new(),
         log_file: log_path,
         log_start,
+        log_unwritable,
     };
     let record = ServiceRecord {
         pid,
@@ -447,7 +510,7 @@ impl Child {
     /// Kill what we started, then attach the log to `err`.
     fn fail(&mut self, err: Error) -> Error {
         self.kill();
-        err.with_log(self.log_excerpt())
+        self.with_log(err)
     }
 
     /// Kill the service's whole session, then the intermediate. While the
@@ -492,7 +555,22 @@ impl Child {
                 self.pid
             ),
         )
-        .with_log(self.log_excerpt())
+    }
+
+    /// Why the log could not be written, if it could not: for the status
+    /// of a service that started anyway.
+    pub fn log_warning(&self) -> Option<String> {
+        self.log_unwritable.clone()
+    }
+
+    /// `err` with this run's log lines, and why there are none when the log
+    /// could not be written.
+    fn with_log(&self, err: Error) -> Error {
+        let err = match &self.log_unwritable {
+            Some(note) => err.with_hint(note),
+            None => err,
+        };
+        err.with_log(self.log_excerpt())
     }
 
     fn log_excerpt(&self) -> LogExcerpt {

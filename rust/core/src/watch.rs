@@ -94,6 +94,10 @@ fn key(status: &Status) -> impl PartialEq + use<> {
 async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc::Receiver<()>) {
     let mut last: Option<Status> = None;
     let mut after_stream = false;
+    // How long to wait before asking again when a running service's Watch
+    // stream cannot be opened or ends at once: doubled up to IDLE_POLL, so
+    // a service that answers Info but not Watch is not asked in a loop.
+    let mut stream_retry = TRANSITION_POLL;
     let mut send = |status: Status| {
         let news = last.as_ref().is_none_or(|l| key(l) != key(&status));
         last = Some(status.clone());
@@ -125,8 +129,10 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
         match state {
             State::Running if managed => {
                 after_stream = true;
+                let mut updates = 0;
                 if let Some(mut stream) = open_stream(&manager).await {
                     while let Some(Ok(update)) = stream.next().await {
+                        updates += 1;
                         let Some(status) = status_of(&manager, &update) else {
                             continue;
                         };
@@ -134,6 +140,15 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                             return;
                         }
                     }
+                }
+                // A stream that delivered at least its snapshot worked; one
+                // that failed at once is retried later, not at once.
+                if updates > 0 {
+                    stream_retry = TRANSITION_POLL;
+                } else {
+                    tracing::debug!("watch: the Watch stream failed; retrying in {stream_retry:?}");
+                    tokio::time::sleep(stream_retry).await;
+                    stream_retry = (stream_retry * 2).min(IDLE_POLL);
                 }
             }
             State::Running => tokio::time::sleep(PLAIN_POLL).await,

@@ -271,6 +271,7 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
         ControlClient::new(channel)
             .shutdown(ShutdownRequest {
                 reason: "test".into(),
+                drain_ms: 0,
             })
             .await
             .expect("shutdown request");

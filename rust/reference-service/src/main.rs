@@ -178,30 +178,49 @@ fn main() -> std::process::ExitCode {
     }
     tracing_subscriber::fmt()
         .with_ansi(false)
+        // A log that cannot be written (a full disk) must not end the
+        // service: the default reports the failure with `eprintln!`, which
+        // panics on the same broken stderr.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Before the runtime starts its threads: this takes (and removes from
+    // the environment) the descriptors the spawner passed.
+    let kit_config = if args.plain {
+        None
+    } else {
+        match KitConfig::from_env() {
+            Ok(config) => Some(config),
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, kit_config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(code) => std::process::ExitCode::from(code),
     }
 }
 
-async fn run(args: Args) -> Result<(), u8> {
+async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     tracing::info!(
         "spfs-reference-service {} (pid {})",
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
     if let Some(message) = &args.fail_at_start {
-        eprintln!("{message}");
+        use std::io::Write;
+        // Not `eprintln!`: it panics when the log cannot be written.
+        let _ = writeln!(std::io::stderr(), "{message}");
         return Err(3);
     }
     if args.hang {
@@ -260,14 +279,14 @@ async fn run(args: Args) -> Result<(), u8> {
             .report_version
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
     };
+    let Some(kit_config) = kit_config else {
+        unreachable!("kit mode always has a kit config");
+    };
     let parts = Duration::from_millis(args.ready_in_parts_ms);
-    let kit = KitConfig::from_env()
-        .map(|config| split_readiness(config, parts))
-        .and_then(|config| Kit::start(identity, config))
-        .map_err(|e| {
-            tracing::error!("{e}");
-            2
-        })?;
+    let kit = Kit::start(identity, split_readiness(kit_config, parts)).map_err(|e| {
+        tracing::error!("{e}");
+        2
+    })?;
     if let Some(after) = exit_after {
         let handle = kit.handle();
         tokio::spawn(async move {

@@ -41,7 +41,12 @@ impl Control for ControlService {
         &self,
         request: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownResponse>, Status> {
-        let reason = match request.into_inner().reason {
+        let request = request.into_inner();
+        if request.drain_ms > 0 {
+            self.lifetime
+                .limit_drain(std::time::Duration::from_millis(request.drain_ms));
+        }
+        let reason = match request.reason {
             r if r.is_empty() => "Shutdown requested".to_string(),
             r => r,
         };

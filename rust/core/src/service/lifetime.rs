@@ -39,6 +39,9 @@ pub struct Lifetime {
     /// The shutdown reason, once one was requested.
     shutdown: watch::Sender<Option<String>>,
     updates: broadcast::Sender<StatusUpdate>,
+    /// How long a graceful shutdown may drain calls, when the requester
+    /// asked for less than the kit's own limit.
+    drain_limit: Mutex<Option<Duration>>,
 }
 
 #[derive(Debug)]
@@ -86,6 +89,7 @@ impl Lifetime {
             generation: watch::channel(0).0,
             shutdown: watch::channel(None).0,
             updates: broadcast::channel(64).0,
+            drain_limit: Mutex::new(None),
         })
     }
 
@@ -248,6 +252,22 @@ impl Lifetime {
                 return "the service is ending".into();
             }
         }
+    }
+
+    /// Drain calls for at most `limit` once shutting down: the requester
+    /// signals the process soon after that, and a drain cut short by a
+    /// signal would be reported as a service that ignored the request.
+    pub fn limit_drain(&self, limit: Duration) {
+        let mut current = self.drain_limit.lock().expect("drain mutex");
+        *current = Some(current.map_or(limit, |c| c.min(limit)));
+    }
+
+    /// How long the drain may take: `default`, or less when asked.
+    pub fn drain_limit(&self, default: Duration) -> Duration {
+        self.drain_limit
+            .lock()
+            .expect("drain mutex")
+            .map_or(default, |limit| limit.min(default))
     }
 
     /// Whether shutdown was requested.

@@ -45,11 +45,16 @@ use crate::paths::{Paths, ResolvedEndpoint};
 use crate::proto::control::control_server::ControlServer;
 use crate::record::{Phase, ServiceRecord, process_start_time};
 
-/// How long a graceful shutdown may wait for calls and connections to end.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long a graceful shutdown may wait for calls and connections to end:
+/// below the client's default `stop_timeout_secs` (5), so a drain after
+/// SIGTERM ends before the client escalates to SIGKILL. A `Shutdown` request
+/// may ask for less (see [`Lifetime::limit_drain`]).
+const GRACE: Duration = Duration::from_secs(4);
 
-/// Where and how the kit serves; from the spawner's environment, or from
-/// the per-user defaults when started by hand.
+/// Where and how the kit serves: from the spawner's environment
+/// (`SPFS_AUTOSTART_*`), else the built-in defaults. The kit never reads the
+/// client's config file: the client may have used another one (`--config`),
+/// a relative path, or a `HOME` the service does not have.
 #[derive(Debug)]
 pub struct KitConfig {
     /// The state dir holding the locks and the record.
@@ -65,30 +70,79 @@ pub struct KitConfig {
 }
 
 impl KitConfig {
-    /// Read `SPFS_AUTOSTART_*`; what is missing comes from the per-user
-    /// configuration, as the client would resolve it.
+    /// Read `SPFS_AUTOSTART_STATE_DIR`, `_ENDPOINT` (`unix` means the state
+    /// dir's socket), `_IDLE_TIMEOUT_SECS`, and take the descriptors in
+    /// `_READY_FD` and `_LOCK_FD`. Those two variables are removed from the
+    /// environment, so a process this service starts never mistakes them for
+    /// its own; call this early, before the service starts threads of its
+    /// own that read the environment through C (see `std::env::remove_var`).
     pub fn from_env() -> Result<KitConfig> {
-        let config = Config::load(None)?;
-        let paths = Paths::resolve(&config)?;
-        let endpoint = match std::env::var(env::ENDPOINT).ok().filter(|e| !e.is_empty()) {
-            Some(text) => text.parse().map_err(|e: String| {
-                Error::new(ErrorKind::InvalidConfig, format!("{}: {e}", env::ENDPOINT))
-            })?,
-            None => paths.endpoint(&config.endpoint),
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let bad = |name: &str, why: String| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("environment variable {name}: {why}"),
+            )
         };
+        let defaults = Config::defaults();
+        let state_dir = match var(env::STATE_DIR) {
+            Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
+            Some(dir) => {
+                return Err(bad(
+                    env::STATE_DIR,
+                    format!("{dir} is relative; give an absolute path"),
+                ));
+            }
+            None => crate::paths::default_state_dir(&crate::config::process_env),
+        };
+        let paths = Paths {
+            state_dir,
+            log_dir: PathBuf::new(),
+        };
+        let endpoint = match var(env::ENDPOINT) {
+            Some(text) => text
+                .parse::<crate::config::Endpoint>()
+                .map_err(|e| bad(env::ENDPOINT, e))?,
+            None => defaults.endpoint,
+        };
+        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS) {
+            Some(text) => {
+                let mut config = Config::defaults();
+                let secs = text.trim().parse().map_err(|_| {
+                    bad(
+                        env::IDLE_TIMEOUT_SECS,
+                        format!("{text:?} is not a whole number of seconds"),
+                    )
+                })?;
+                config
+                    .set_idle_timeout_secs(secs)
+                    .map_err(|e| bad(env::IDLE_TIMEOUT_SECS, e.to_string()))?;
+                config.idle_timeout
+            }
+            None => defaults.idle_timeout,
+        };
+        let ready_fd = inherited_fd(env::READY_FD);
+        let lock_fd = inherited_fd(env::LOCK_FD);
         Ok(KitConfig {
+            endpoint: paths.endpoint(&endpoint),
             state_dir: paths.state_dir,
-            endpoint,
-            idle_timeout: config.idle_timeout,
-            ready_fd: inherited_fd(env::READY_FD),
-            lock_fd: inherited_fd(env::LOCK_FD),
+            idle_timeout,
+            ready_fd,
+            lock_fd,
         })
     }
 }
 
-/// A descriptor the spawner passed in `var`, if it is really open.
+/// A descriptor the spawner passed in `var`, if it is really open; `var` is
+/// removed, it was meant for this process alone.
 fn inherited_fd(var: &str) -> Option<OwnedFd> {
-    let fd: RawFd = std::env::var(var).ok()?.parse().ok()?;
+    let value = std::env::var(var).ok()?;
+    // SAFETY: std serializes its own environment access; the only hazard is
+    // C code reading `environ` on another thread at this moment, which
+    // `KitConfig::from_env` documents: it is called before the service
+    // starts such threads.
+    unsafe { std::env::remove_var(var) };
+    let fd: RawFd = value.parse().ok()?;
     // SAFETY: F_GETFD only queries; it fails on a closed descriptor.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
         tracing::warn!("ignoring {var}={fd}: not an open descriptor");
@@ -97,6 +151,8 @@ fn inherited_fd(var: &str) -> Option<OwnedFd> {
     // Our own children must not inherit it.
     // SAFETY: fd is open (checked above) and handed to us by the spawner.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the spawner gave this descriptor to us alone; nothing else in
+    // this process owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -181,6 +237,7 @@ impl Kit {
             state_dir,
             log_dir: PathBuf::new(),
         };
+        paths.check_endpoint(&endpoint)?;
         paths.create_state_dir()?;
         let instance_lock = take_instance_lock(&paths, lock_fd)?;
         // Say at once who holds the lock, so nobody takes a record of a
@@ -231,13 +288,21 @@ impl Kit {
         let routes = add(Routes::new(health).add_service(control));
         write_record(&lifetime, &paths, Phase::Running);
         let socket_to_remove = listener.bound_path();
-        let incoming = listener::incoming(listener);
+        let (incoming, listening) = Closable::new(listener::incoming(listener));
         tokio::spawn(watch_signals(lifetime.clone()));
         tokio::spawn(lifetime.clone().run_idle_timer());
+        // Once shutting down, say so in the record, then close the listening
+        // socket: tonic stops accepting but would keep it open while calls
+        // drain, so new connections would hang unanswered. Refused, they
+        // tell a client at once to look at the lock and the record, which
+        // say "stopping".
         let shutdown = {
             let lifetime = lifetime.clone();
+            let paths = paths.clone();
             async move {
                 lifetime.shutdown_requested().await;
+                write_record(&lifetime, &paths, Phase::Stopping);
+                listening.close();
             }
         };
         let server = Server::builder()
@@ -255,12 +320,16 @@ impl Kit {
         tracing::info!("serving on {}", lifetime.info().endpoint);
         let result = tokio::select! {
             result = server => result,
-            () = async {
+            drain = async {
                 lifetime.shutdown_requested().await;
-                write_record(&lifetime, &paths, Phase::Stopping);
-                tokio::time::sleep(GRACE).await;
+                let drain = lifetime.drain_limit(GRACE);
+                tokio::time::sleep(drain).await;
+                drain
             } => {
-                tracing::warn!("calls still open after {}s; exiting anyway", GRACE.as_secs());
+                tracing::warn!(
+                    "calls still open after {:.1}s; exiting anyway",
+                    drain.as_secs_f64()
+                );
                 Ok(())
             }
         };
@@ -296,6 +365,42 @@ fn write_starting_record(paths: &Paths) {
     };
     if let Err(e) = record.write(&paths.record()) {
         tracing::warn!("{e}");
+    }
+}
+
+/// The accepted connections, as [`listener::incoming`] yields them.
+type Incoming =
+    Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>>;
+
+/// The stream of accepted connections, with a handle that closes the
+/// listening socket under the server's feet.
+struct Closable(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+/// Closes a [`Closable`]'s stream.
+struct CloseHandle(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+impl Closable {
+    fn new(stream: Incoming) -> (Closable, CloseHandle) {
+        let shared = Arc::new(std::sync::Mutex::new(Some(stream)));
+        (Closable(shared.clone()), CloseHandle(shared))
+    }
+}
+
+impl CloseHandle {
+    /// Drop the stream, and with it the listening socket.
+    fn close(&self) {
+        drop(self.0.lock().expect("listener mutex").take());
+    }
+}
+
+impl tokio_stream::Stream for Closable {
+    type Item = std::io::Result<crate::rpc::Stream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.lock().expect("listener mutex").as_mut() {
+            Some(stream) => stream.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
     }
 }
 
