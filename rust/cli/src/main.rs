@@ -92,7 +92,20 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    match runtime.block_on(run(cli)) {
+    // Ctrl-C (or SIGTERM, SIGHUP) drops the command's future, and with it
+    // anything it was starting (the core kills a service it had not seen
+    // ready), instead of dying with it half-started.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run(cli) => Ok(result),
+            code = interrupted() => Err(code),
+        }
+    });
+    let result = match outcome {
+        Ok(result) => result,
+        Err(code) => return ExitCode::from(code),
+    };
+    match result {
         Ok(code) => code,
         Err(Failure::Core(e)) => {
             output::error(&e, json);
@@ -125,6 +138,31 @@ impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
         Failure::Output(e)
     }
+}
+
+/// Resolves on SIGINT, SIGTERM or SIGHUP with the shell's exit code for it
+/// (128 + the signal number); never when the handlers cannot be installed.
+async fn interrupted() -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 128 + libc_signo::SIGINT,
+        _ = term.recv() => 128 + libc_signo::SIGTERM,
+        _ = hup.recv() => 128 + libc_signo::SIGHUP,
+    }
+}
+
+/// Signal numbers, the same on Linux and macOS.
+mod libc_signo {
+    pub const SIGHUP: u8 = 1;
+    pub const SIGINT: u8 = 2;
+    pub const SIGTERM: u8 = 15;
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Error> {

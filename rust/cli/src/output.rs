@@ -102,14 +102,15 @@ pub fn change(status: &Status, json: bool) -> io::Result<()> {
 
 /// Print how `stop` ended.
 pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
-    let (outcome_name, how) = match outcome {
-        StopOutcome::NotRunning => ("not_running", None),
-        StopOutcome::Stopped { how } => ("stopped", Some(*how)),
+    let (outcome_name, how, pid) = match outcome {
+        StopOutcome::NotRunning => ("not_running", None, None),
+        StopOutcome::Stopped { how, pid } => ("stopped", Some(*how), *pid),
     };
     if json {
         return print(&format!(
-            "{}\n",
-            json!({ "outcome": outcome_name, "how": how })
+            "{}
+",
+            json!({ "outcome": outcome_name, "how": how, "pid": pid })
         ));
     }
     print(match how {

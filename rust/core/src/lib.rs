@@ -24,6 +24,7 @@ pub mod launchd;
 pub mod lock;
 pub mod logs;
 pub mod mounts;
+pub mod owner;
 pub mod paths;
 pub mod proto;
 pub mod record;
@@ -31,6 +32,7 @@ pub mod rpc;
 pub mod service;
 pub mod spawn;
 pub mod status;
+pub mod sys;
 pub mod watch;
 
 pub use client::ServiceManager;

@@ -51,38 +51,106 @@ pub fn try_take(path: &Path) -> Result<Option<File>> {
 }
 
 /// Whether someone holds the lock on `path`. A missing file is not held.
-/// Probing takes the lock for an instant when it is free.
+/// The probe takes a *shared* lock for an instant when the lock is free, so
+/// probes never block each other; a service taking the lock at that very
+/// instant retries (see [`take_soon`]).
 pub fn is_held(path: &Path) -> Result<bool> {
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("cannot open lock file", path, e)),
     };
-    match file.try_lock() {
+    match file.try_lock_shared() {
         Ok(()) => Ok(false),
         Err(TryLockError::WouldBlock) => Ok(true),
         Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", path, e)),
     }
 }
 
+/// How long an exclusive taker keeps retrying while the lock may only be
+/// held for an instant by a probe ([`is_held`], [`wait_released`]).
+pub const PROBE_GRACE: Duration = Duration::from_millis(200);
+
+/// Take the exclusive lock on `path`, retrying for [`PROBE_GRACE`]: a
+/// probe holds it shared for microseconds, a real holder for much longer.
+/// Blocking (for the service side, before its runtime serves).
+pub fn take_soon(path: &Path) -> Result<Option<File>> {
+    let until = std::time::Instant::now() + PROBE_GRACE;
+    let mut step = Duration::from_micros(200);
+    loop {
+        if let Some(file) = try_take(path)? {
+            return Ok(Some(file));
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(step);
+        step = (step * 2).min(Duration::from_millis(20));
+    }
+}
+
 /// Wait until nobody holds the lock on `path` exclusively, at most until
 /// `deadline`. `Ok(false)` when it was free at once (nothing to wait for);
-/// `Ok(true)` after waiting. The wait blocks a pool thread in `flock`, so the
-/// kernel wakes every waiter the moment the holder lets go: no polling.
-/// (After a timeout that thread stays blocked until the holder lets go.)
+/// `Ok(true)` after waiting. Polls with a short backoff (1 to 10 ms) rather
+/// than blocking a thread in `flock`: a blocked thread cannot be cancelled,
+/// so a timed-out or dropped wait would leave it (and its descriptor)
+/// behind, and a runtime shutting down would wait for it.
 pub async fn wait_released(path: &Path, deadline: tokio::time::Instant) -> Result<bool> {
     let file = open(path)?;
-    match file.try_lock_shared() {
-        // Dropping the file releases the shared lock at once.
-        Ok(()) => return Ok(false),
-        Err(TryLockError::WouldBlock) => {}
-        Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", path, e)),
+    let mut backoff = Backoff::new(Duration::from_millis(10));
+    let mut waited = false;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => {
+                // Let go at once: a shared hold blocks exclusive takers.
+                let _ = file.unlock();
+                return Ok(waited);
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(Error::io("cannot lock", path, e)),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(true);
+        }
+        waited = true;
+        backoff.wait(deadline).await;
     }
-    let waiter = tokio::task::spawn_blocking(move || {
-        let _ = file.lock_shared();
-    });
-    let _ = tokio::time::timeout_at(deadline, waiter).await;
-    Ok(true)
+}
+
+/// Take the exclusive lock on `path`, waiting (cancellably, as
+/// [`wait_released`]) until `deadline`; `None` when it was still held then.
+pub async fn take(path: &Path, deadline: tokio::time::Instant) -> Result<Option<File>> {
+    let mut backoff = Backoff::new(Duration::from_millis(10));
+    loop {
+        if let Some(file) = try_take(path)? {
+            return Ok(Some(file));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        backoff.wait(deadline).await;
+    }
+}
+
+/// Replace the lock file at `path` with a fresh one, locked by us, for
+/// when the old one is held only by leftovers of a dead service (a helper
+/// that inherited its descriptor). They keep their lock on the old,
+/// unlinked file; everyone who opens `path` from now on finds ours. Call
+/// only under `spawn.lock`, after making sure the service itself is gone.
+pub fn replace(path: &Path) -> Result<File> {
+    let tmp = path.with_extension(format!("lock.{}.new", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let file = try_take(&tmp)?.ok_or_else(|| {
+        Error::new(
+            crate::error::ErrorKind::Io,
+            format!("cannot lock the new lock file {}", tmp.display()),
+        )
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("cannot replace the lock file", path, e)
+    })?;
+    Ok(file)
 }
 
 /// Exponential backoff for the few waits that must poll: from about 1 ms up

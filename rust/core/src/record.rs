@@ -75,12 +75,34 @@ impl ServiceRecord {
             })
     }
 
-    /// Whether the recorded process is still the one that was recorded.
-    pub fn process_matches(&self) -> bool {
-        match (self.start_time, process_start_time(self.pid)) {
-            (Some(recorded), Some(now)) => recorded == now,
-            _ => false,
+    /// Write the record only if none exists (a hard link of a temp file,
+    /// which never replaces): the spawner's `Starting` record must not
+    /// overwrite what the service itself wrote first. `Ok(false)` when a
+    /// record was already there.
+    pub fn write_new(&self, path: &Path) -> Result<bool> {
+        let tmp = path.with_extension(format!("json.{}.new", std::process::id()));
+        self.write(&tmp)?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("cannot write pid record", path, e)),
         }
+    }
+
+    /// The recorded process, exactly (`None` without a start time).
+    pub fn instance(&self) -> Option<crate::sys::Instance> {
+        Some(crate::sys::Instance {
+            pid: self.pid,
+            start_time: self.start_time?,
+        })
+    }
+
+    /// Whether the recorded process is still the one that was recorded, and
+    /// alive (a zombie is not).
+    pub fn process_matches(&self) -> bool {
+        self.instance().is_some_and(|i| i.is_alive())
     }
 }
 
@@ -91,54 +113,11 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The start time of `pid`, in a unit of the platform's choosing (clock ticks
-/// since boot on Linux, microseconds since the epoch on macOS), or `None`
-/// when there is no such process.
-#[cfg(target_os = "linux")]
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses; the fields
-    // after the last ')' are plain. starttime is field 22, the 20th after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The start time of `pid`, in microseconds since the epoch.
-#[cfg(target_os = "macos")]
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    // SAFETY: `info` is a properly sized, writable proc_bsdinfo.
-    let got = unsafe {
-        libc::proc_pidinfo(
-            pid as libc::c_int,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
-    (got == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
-}
-
-/// Without a way to read start times, no pid can be verified, so none is
-/// ever signalled.
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-pub fn process_start_time(_pid: u32) -> Option<u64> {
-    None
-}
+pub use crate::sys::process_start_time;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_start_time_is_stable_and_missing_pid_has_none() {
-        let me = std::process::id();
-        let a = process_start_time(me).expect("own start time");
-        assert_eq!(process_start_time(me), Some(a));
-        assert_eq!(process_start_time(u32::MAX / 2), None);
-    }
 
     #[test]
     fn record_round_trips_and_detects_reuse() {
@@ -161,5 +140,11 @@ mod tests {
             !rec.process_matches(),
             "another start time is another process"
         );
+        let fresh = tmp.path().join("fresh.json");
+        assert!(rec.write_new(&fresh).unwrap(), "written when missing");
+        let mut other = rec.clone();
+        other.pid += 1;
+        assert!(!other.write_new(&fresh).unwrap(), "never replaces");
+        assert_eq!(ServiceRecord::read(&fresh), Some(rec));
     }
 }

@@ -3,9 +3,9 @@
 //! The child is detached (`setsid`, stdin `/dev/null`, output appended to the
 //! log, working directory `/`) and inherits exactly two descriptors besides
 //! 0-2: the write end of the readiness pipe and the locked `instance.lock`,
-//! so the lock lives exactly as long as the service, whoever started it. A
-//! thread reaps the child, so a long-lived host never collects zombies, and
-//! its exit status reaches the readiness wait at once.
+//! so the lock lives exactly as long as the service, whoever started it. It
+//! is started by a double fork (see [`Child`]): nobody's child once ready,
+//! so a long-lived host neither collects zombies nor reaps our service.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -17,7 +17,6 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::{Config, env};
@@ -25,8 +24,9 @@ use crate::error::{Error, ErrorKind, LogExcerpt, Result};
 use crate::lock::Backoff;
 use crate::logs;
 use crate::paths::{Paths, ResolvedEndpoint};
-use crate::record::{Phase, ServiceRecord, process_start_time, unix_ms};
+use crate::record::{Phase, ServiceRecord, unix_ms};
 use crate::rpc::{self, Probe};
+use crate::sys::{self, Instance};
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -121,13 +121,27 @@ fn library_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// A started child, not yet known to be ready.
+/// A started service, not yet known to be ready.
+///
+/// The service is started by a double fork: our direct child (the
+/// *intermediate*) forks the service, reports its pid through a pipe, and
+/// waits for it, so that during startup the service's pid stays pinned and
+/// its exit status reaches us at once. [`Child::release`] (after readiness)
+/// ends the intermediate: the service is then nobody's child, so a host
+/// that reaps every child (`while (wait(NULL) > 0)`) never collects it.
+/// Dropping a `Child` that was not released (a failed, timed-out or
+/// cancelled start) kills the service's whole session first.
 #[derive(Debug)]
 pub struct Child {
-    /// Its pid.
+    /// The service's pid.
     pub pid: u32,
-    exited: oneshot::Receiver<ExitStatus>,
+    /// The service process, exactly (pid and start time).
+    pub instance: Option<Instance>,
+    intermediate: Option<std::process::Child>,
+    status: tokio::net::unix::pipe::Receiver,
+    status_buf: Vec<u8>,
     ready: tokio::net::unix::pipe::Receiver,
+    ready_buf: Vec<u8>,
     log_file: PathBuf,
     log_start: u64,
     /// Why the log could not be written, when the run header failed (a
@@ -186,11 +200,37 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     let stderr = log
         .try_clone()
         .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
-    let (ready_rx, ready_tx) = readiness_pipe()
-        .map_err(|e| Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}")))?;
+    let pipe_error = |e: std::io::Error| {
+        Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"))
+    };
+    // Every descriptor the child keeps is moved above 2 first: in a host
+    // that closed its standard descriptors they could be 0-2, and the
+    // child's stdio redirections would replace them.
+    let (ready_rx, ready_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+    let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
+    let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+    let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
+    let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot move the lock descriptor: {e}"),
+        )
+    })?);
     let ready_fd = ready_tx.as_raw_fd();
     let lock_fd = instance_lock.as_raw_fd();
+    let status_fd = status_tx.as_raw_fd();
     let endpoint = paths.endpoint(&config.endpoint);
+    // Where the fallback loop (no close_range) stops: the descriptor table
+    // size, capped. Open descriptors at or above it (a host that lowered its
+    // limit after opening them, or a huge limit) are listed now, as the
+    // child may not allocate.
+    // SAFETY: getdtablesize only reads a limit.
+    let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
+    let high_fds = open_descriptors_above(loop_end);
+    // Tests simulate a kernel without close_range (the fallback must still
+    // close everything); read now, as the child may not touch the
+    // environment.
+    let use_close_range = std::env::var_os(NO_CLOSE_RANGE_VAR).is_none();
 
     // We hold the instance lock, so a record left in the state dir is stale;
     // it goes now so nobody mistakes the new child for the old process.
@@ -215,168 +255,288 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
             env::IDLE_TIMEOUT_SECS,
             config.idle_timeout.as_secs().to_string(),
         );
-    // SAFETY: the closure only makes async-signal-safe system calls.
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // system calls (fork, setsid, fcntl, close, write, waitpid, _exit) and
+    // reads memory allocated before the fork.
     unsafe {
         command.pre_exec(move || {
-            nix::unistd::setsid()?;
-            close_on_exec_from(3);
-            keep_across_exec(ready_fd)?;
-            keep_across_exec(lock_fd)?;
-            Ok(())
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => {
+                    // The service: a new session (its pid is its group id),
+                    // only the readiness pipe and the lock kept.
+                    nix::unistd::setsid()?;
+                    close_on_exec_from(3, loop_end, &high_fds, use_close_range);
+                    keep_across_exec(ready_fd)?;
+                    keep_across_exec(lock_fd)?;
+                    Ok(())
+                }
+                service => run_intermediate(service, status_fd, loop_end, &high_fds),
+            }
         });
     }
-    let child = command.spawn().map_err(|e| {
+    let intermediate = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::SpawnFailed,
             format!("cannot start {}: {e}", program.display()),
         )
     })?;
-    // Our copies go now: the pipe reports EOF when the child exits, and the
-    // lock is the child's alone.
+    // Our copies go now: the pipes report EOF when their writers exit, and
+    // the lock is the child's alone.
     drop(ready_tx);
+    drop(status_tx);
     drop(instance_lock);
-    let pid = child.id();
+    let mut status_rx = File::from(status_rx);
+    let mut pid_bytes = [0u8; 4];
+    // The intermediate wrote the pid before the service could exec, and the
+    // spawn returned only after the exec: this read does not block.
+    use std::io::Read;
+    if let Err(e) = status_rx.read_exact(&mut pid_bytes) {
+        let mut intermediate = intermediate;
+        let _ = intermediate.kill();
+        let _ = intermediate.wait();
+        return Err(Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot learn the pid of {}: {e}", program.display()),
+        ));
+    }
+    let pid = i32::from_ne_bytes(pid_bytes) as u32;
+    // Exact: the intermediate has not reaped the service, so the pid is
+    // still the service's, alive or a zombie.
+    let instance = sys::process_start_time(pid).map(|start_time| Instance { pid, start_time });
+    let to_async = |fd: std::os::fd::OwnedFd, what: &str| {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(|e| {
+            Error::new(
+                ErrorKind::SpawnFailed,
+                format!("cannot watch the {what} pipe: {e}"),
+            )
+        })
+    };
+    let child = Child {
+        pid,
+        instance,
+        intermediate: Some(intermediate),
+        status: to_async(status_rx.into(), "exit status")?,
+        status_buf: Vec::new(),
+        ready: to_async(ready_rx, "readiness")?,
+        ready_buf: Vec::new(),
+        log_file: log_path,
+        log_start,
+        log_unwritable,
+    };
     let record = ServiceRecord {
         pid,
-        start_time: process_start_time(pid),
+        start_time: instance.map(|i| i.start_time),
         program: program.display().to_string(),
         version: None,
         endpoint: endpoint.to_string(),
         started_at_unix_ms: unix_ms(SystemTime::now()),
         phase: Phase::Starting,
     };
-    if let Err(e) = record.write(&paths.record()) {
+    // Never over a record the service already wrote itself.
+    if let Err(e) = record.write_new(&paths.record()) {
         tracing::warn!("{e}");
     }
-    let (exit_tx, exited) = oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("spfs-autostart-reap-{pid}"))
-        .spawn(move || {
-            let mut child = child;
-            if let Ok(status) = child.wait() {
-                let _ = exit_tx.send(status);
-            }
-        })
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::SpawnFailed,
-                format!("cannot start a reaper thread: {e}"),
-            )
-        })?;
-    let ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_rx).map_err(|e| {
-        Error::new(
-            ErrorKind::SpawnFailed,
-            format!("cannot watch the readiness pipe: {e}"),
-        )
-    })?;
-    Ok(Child {
-        pid,
-        exited,
-        ready,
-        log_file: log_path,
-        log_start,
-        log_unwritable,
-    })
+    Ok(child)
+}
+
+/// The intermediate process, between fork and exec: report the service's
+/// pid, close every other descriptor (the exec-error pipe of our parent
+/// among them, so its `spawn` returns once the service has exec'd), wait
+/// for the service and report how it ended, then exit. Only
+/// async-signal-safe calls.
+fn run_intermediate(
+    service: libc::pid_t,
+    status_fd: RawFd,
+    loop_end: RawFd,
+    high_fds: &[RawFd],
+) -> ! {
+    // SAFETY: write, close, waitpid and _exit are async-signal-safe; the
+    // buffers are on this stack.
+    unsafe {
+        let bytes = service.to_ne_bytes();
+        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
+        close_all_but(status_fd, loop_end, high_fds);
+        let mut status: libc::c_int = 0;
+        while libc::waitpid(service, &mut status, 0) == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
+        let bytes = status.to_ne_bytes();
+        libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0)
+    }
 }
 
 /// What the readiness pipe said.
 enum Signal {
     Ready,
     Failed(String),
-    Closed,
 }
 
-async fn read_signal(pipe: &mut tokio::net::unix::pipe::Receiver) -> Signal {
-    let mut buf = Vec::new();
+/// A complete readiness line in `buf`, if one has arrived. The buffer
+/// lives in the [`Child`], so a message written in parts (or a read
+/// interrupted by another branch of the wait) loses nothing.
+fn parse_signal(buf: &[u8]) -> Option<Signal> {
+    let end = buf.iter().position(|&b| b == b'\n')?;
+    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
+    Some(match line.split_once(' ') {
+        Some(("FAILED", reason)) => Signal::Failed(reason.to_string()),
+        _ if line.starts_with("READY") => Signal::Ready,
+        _ => Signal::Failed(format!("unexpected readiness message {line:?}")),
+    })
+}
+
+/// Read once from `pipe` into `buf`; `false` at end of file (or error).
+/// Cancellation-safe: a dropped read has consumed nothing.
+async fn read_some(pipe: &mut tokio::net::unix::pipe::Receiver, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 256];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Signal::Closed,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&buf[..end]).into_owned();
-            return match line.split_once(' ') {
-                Some(("FAILED", reason)) => Signal::Failed(reason.to_string()),
-                _ if line.starts_with("READY") => Signal::Ready,
-                _ => Signal::Failed(format!("unexpected readiness message {line:?}")),
-            };
+    match pipe.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
         }
     }
 }
 
 impl Child {
-    /// Wait until the child serves at `endpoint`: woken by its readiness
-    /// message (kit services) or found by polling with backoff (plain ones).
-    /// If it exits first, fail at once with its status and log; at the
-    /// deadline, kill it and fail with `ReadyTimeout`. Either way no process
-    /// of ours is left behind.
+    /// Wait until the child serves at `endpoint`, at most until `deadline`:
+    /// woken by its readiness message (kit services) or found by polling
+    /// with backoff (plain ones). If it exits first, fail at once with its
+    /// status and log, unless it exited 0 and a process it left behind (a
+    /// daemonizing service) still holds `lock`: then keep polling. At the
+    /// deadline, kill it and fail with `ReadyTimeout`. On failure no process
+    /// of ours is left behind; on success call [`Child::release`].
     pub async fn wait_ready(
-        mut self,
+        &mut self,
         endpoint: &ResolvedEndpoint,
-        timeout: Duration,
+        lock: &Path,
+        deadline: Instant,
         probe_timeout: Duration,
     ) -> Result<Probe> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         let mut pipe_open = true;
+        let mut status_open = true;
+        let mut daemonized = false;
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             tokio::select! {
                 biased;
-                status = &mut self.exited => {
-                    let status = status.ok();
-                    return Err(self.exited_error(status));
-                }
-                signal = read_signal(&mut self.ready), if pipe_open => match signal {
-                    Signal::Ready => {
-                        let probe = rpc::probe(endpoint, true, probe_timeout).await;
-                        if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
-                            return Ok(probe);
+                open = read_some(&mut self.status, &mut self.status_buf), if status_open => {
+                    status_open = open;
+                    if self.status_buf.len() >= 4 {
+                        let raw = i32::from_ne_bytes(self.status_buf[..4].try_into().expect("4 bytes"));
+                        let status = ExitStatus::from_raw(raw);
+                        self.reap_intermediate();
+                        if status.success() && crate::lock::is_held(lock).unwrap_or(false) {
+                            tracing::debug!("the service's first process exited 0; polling for its daemon");
+                            daemonized = true;
+                            status_open = false;
+                        } else {
+                            return Err(self.fail(self.exited_error(Some(status))));
                         }
-                        pipe_open = false;
+                    } else if !open {
+                        return Err(self.fail(self.exited_error(None)));
                     }
-                    Signal::Failed(reason) => {
-                        let err = Error::new(
-                            ErrorKind::ExitedDuringStartup,
-                            format!("the service (pid {}) failed to start: {reason}", self.pid),
-                        );
-                        self.kill().await;
-                        return Err(self.with_log(err));
+                }
+                open = read_some(&mut self.ready, &mut self.ready_buf), if pipe_open => {
+                    match parse_signal(&self.ready_buf) {
+                        Some(Signal::Ready) => {
+                            self.ready_buf.clear();
+                            let probe = rpc::probe(endpoint, true, probe_timeout).await;
+                            if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
+                                return Ok(probe);
+                            }
+                            pipe_open = false;
+                        }
+                        Some(Signal::Failed(reason)) => {
+                            let err = Error::new(
+                                ErrorKind::ExitedDuringStartup,
+                                format!("the service (pid {}) failed to start: {reason}", self.pid),
+                            );
+                            return Err(self.fail(err));
+                        }
+                        // Closed without a word: the child is exiting (its
+                        // status arrives next) or is a plain service that
+                        // closed it.
+                        None if !open => pipe_open = false,
+                        None => {}
                     }
-                    // Closed without a word: the child is exiting (its status
-                    // arrives next) or is a plain service that closed it.
-                    Signal::Closed => pipe_open = false,
-                },
+                }
                 () = tokio::time::sleep_until(deadline) => {
-                    self.kill().await;
                     let err = Error::new(
                         ErrorKind::ReadyTimeout,
                         format!(
                             "the service (pid {}) did not become ready within {:.1}s and was killed; \
                              see its log, or raise ready_timeout_secs if it is just slow",
                             self.pid,
-                            timeout.as_secs_f64()
+                            (deadline - started).as_secs_f64()
                         ),
                     );
-                    return Err(self.with_log(err));
+                    return Err(self.fail(err));
                 }
                 () = backoff.wait(deadline) => {
                     let probe = rpc::probe(endpoint, true, probe_timeout).await;
                     if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
                         return Ok(probe);
                     }
+                    if daemonized && !crate::lock::is_held(lock).unwrap_or(false) {
+                        let err = self.exited_error(Some(ExitStatus::from_raw(0)));
+                        return Err(self.fail(err));
+                    }
                 }
             }
         }
     }
 
-    /// Kill the child's whole session (it is ours: it has not been reaped,
-    /// so its pid cannot have been reused) and wait for the reaper.
-    async fn kill(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
-        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.exited).await;
+    /// The service is ready: end the intermediate, so the service is
+    /// reparented away from us, and keep it running when `self` drops.
+    pub fn release(mut self) {
+        if let Some(mut intermediate) = self.intermediate.take() {
+            // Still our unreaped child: its pid is exact.
+            let _ = intermediate.kill();
+            let _ = intermediate.wait();
+        }
+        self.instance = None;
+        self.pid = 0;
+    }
+
+    fn reap_intermediate(&mut self) {
+        if let Some(mut intermediate) = self.intermediate.take() {
+            let _ = intermediate.wait();
+        }
+    }
+
+    /// Kill what we started, then attach the log to `err`.
+    fn fail(&mut self, err: Error) -> Error {
+        self.kill();
+        self.with_log(err)
+    }
+
+    /// Kill the service's whole session, then the intermediate. While the
+    /// intermediate has not reaped the service, the service's pid (and so
+    /// its group id) cannot have been reused.
+    fn kill(&mut self) {
+        if self.pid == 0 {
+            return;
+        }
+        let service = nix::unistd::Pid::from_raw(self.pid as i32);
+        let pinned = match self.intermediate.as_mut() {
+            Some(intermediate) => matches!(intermediate.try_wait(), Ok(None)),
+            None => false,
+        };
+        let alive = self.instance.is_some_and(|i| i.is_alive());
+        if pinned || alive {
+            let _ = nix::sys::signal::killpg(service, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(service, nix::sys::signal::Signal::SIGKILL);
+        }
+        // Killed too, so reaping it never waits for a service stuck in the
+        // kernel (a hung mount) to die.
+        if let Some(intermediate) = self.intermediate.as_mut() {
+            let _ = intermediate.kill();
+        }
+        self.reap_intermediate();
+        self.pid = 0;
     }
 
     fn exited_error(&self, status: Option<ExitStatus>) -> Error {
@@ -388,13 +548,13 @@ impl Child {
             },
             None => "ended".to_string(),
         };
-        self.with_log(Error::new(
+        Error::new(
             ErrorKind::ExitedDuringStartup,
             format!(
                 "the service (pid {}) {how} before it became ready; its log says why",
                 self.pid
             ),
-        ))
+        )
     }
 
     /// Why the log could not be written, if it could not: for the status
@@ -420,6 +580,14 @@ impl Child {
                 .map(|t| t.lines)
                 .unwrap_or_default(),
         }
+    }
+}
+
+impl Drop for Child {
+    /// A start that was abandoned (an error, a timeout, a cancelled
+    /// `ensure`) leaves nothing running.
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -453,29 +621,86 @@ fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
     Ok((rx, tx))
 }
 
+/// Set (to anything) to make the spawner act as on a kernel without
+/// `close_range`: for the tests of the fallback only.
+pub const NO_CLOSE_RANGE_VAR: &str = "SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE";
+
+/// The most descriptors the fallback loops (no `close_range`) cover one by
+/// one; open ones above are listed before the fork.
+const FALLBACK_FD_LIMIT: RawFd = 65_536;
+
+/// The open descriptors of this process numbered `limit` or more (from
+/// `/dev/fd`, which Linux and macOS both provide). The directory's own
+/// descriptor is listed too; it is closed by then, and closing or marking
+/// a closed descriptor just fails.
+fn open_descriptors_above(limit: RawFd) -> Vec<RawFd> {
+    let Ok(entries) = std::fs::read_dir("/dev/fd") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter(|&fd| fd >= limit)
+        .collect()
+}
+
 /// Mark every descriptor from `first` up close-on-exec (between fork and
-/// exec, so only async-signal-safe calls).
-fn close_on_exec_from(first: RawFd) {
+/// exec, so only async-signal-safe calls): `close_range` where the kernel
+/// has it, else one `fcntl` per descriptor up to `loop_end` plus the listed
+/// higher ones.
+fn close_on_exec_from(first: RawFd, loop_end: RawFd, high_fds: &[RawFd], use_close_range: bool) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = use_close_range;
     #[cfg(target_os = "linux")]
     {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
         // SAFETY: close_range with CLOEXEC only changes descriptor flags.
-        let done = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                first as libc::c_uint,
-                libc::c_uint::MAX,
-                CLOSE_RANGE_CLOEXEC,
-            )
-        } == 0;
+        let done = use_close_range
+            && unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    first as libc::c_uint,
+                    libc::c_uint::MAX,
+                    CLOSE_RANGE_CLOEXEC,
+                )
+            } == 0;
         if done {
             return;
         }
     }
-    // SAFETY: getdtablesize and fcntl are async-signal-safe.
-    let max = unsafe { libc::getdtablesize() }.clamp(first, 65_536);
-    for fd in first..max {
+    for fd in (first..loop_end).chain(high_fds.iter().copied()) {
+        // SAFETY: fcntl on a descriptor number; a closed one just fails.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// Close every descriptor from 3 up except `keep` (between fork and exec).
+fn close_all_but(keep: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range only closes descriptors of this process.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                (keep - 1) as libc::c_uint,
+                0,
+            ) == 0
+                && libc::syscall(
+                    libc::SYS_close_range,
+                    (keep + 1) as libc::c_uint,
+                    libc::c_uint::MAX,
+                    0,
+                ) == 0
+        };
+        if done {
+            return;
+        }
+    }
+    for fd in (3..loop_end).chain(high_fds.iter().copied()) {
+        if fd != keep {
+            // SAFETY: closing a descriptor number; a closed one just fails.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 

@@ -109,6 +109,8 @@ pub enum StopOutcome {
     Stopped {
         /// Which step stopped it.
         how: StopMethod,
+        /// The process that was stopped, when it was known.
+        pid: Option<u32>,
     },
     /// Nothing was running; nothing was done.
     NotRunning,

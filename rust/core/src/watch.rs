@@ -179,7 +179,7 @@ async fn open_stream(manager: &ServiceManager) -> Option<tonic::Streaming<Status
 
 fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> {
     let info = update.info.as_ref()?;
-    let mut status = manager.kit_status(info);
+    let mut status = manager.kit_status(info, crate::sys::Instance::of(info.pid));
     if update.event == Event::ShuttingDown as i32 {
         status.detail = Some(update.detail.clone());
     }

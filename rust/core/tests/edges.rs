@@ -53,7 +53,8 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
     assert_eq!(
         outcome,
         StopOutcome::Stopped {
-            how: StopMethod::Graceful
+            how: StopMethod::Graceful,
+            pid: Some(pid),
         },
         "the drain must end before the client escalates; log:\n{}",
         sandbox.log()

@@ -11,7 +11,12 @@
 //! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
 //! - test switches: `--slow-calls-ms` (a call in flight that outlasts the
 //!   idle timeout, for the idle-exit tests); `--main-proto` (only `Mount`
-//!   and `Shutdown`, as spk's `main` has them).
+//!   and `Shutdown`, as spk's `main` has them); `--shutdown-exits`
+//!   (`Shutdown` ends a --plain service, as spk's winfsp service does);
+//! - lifecycle test switches: `--ready-in-parts-ms` (the readiness line in
+//!   two writes), `--helper-secs` (a helper process that inherits every
+//!   descriptor), `--exit-after-ms` (exit on its own after serving a while),
+//!   `--daemonize` (fork, the first process exits 0, the daemon serves).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,6 +76,22 @@ struct Args {
     /// and `Status` are `UNIMPLEMENTED`).
     #[arg(long)]
     main_proto: bool,
+    /// Test switch: write the readiness line in two parts, "READY " at once
+    /// and the rest once serving, after a pause of this many milliseconds
+    /// before binding.
+    #[arg(long, default_value_t = 0)]
+    ready_in_parts_ms: u64,
+    /// Test switch: start a helper (`sleep SECS`) that inherits every
+    /// inheritable descriptor, as a careless service's child would.
+    #[arg(long)]
+    helper_secs: Option<u64>,
+    /// Test switch: exit on its own this long after it starts serving.
+    #[arg(long)]
+    exit_after_ms: Option<u64>,
+    /// Test switch: fork before serving; the first process exits 0 and the
+    /// forked daemon (in a new session) serves, as classic daemons do.
+    #[arg(long)]
+    daemonize: bool,
     /// `[service] [MOUNTPOINT]`, as spfs-fuse-macos takes them: --plain
     /// mode "mounts" at MOUNTPOINT (default /spfs); kit mode ignores them.
     #[arg(value_name = "service] [MOUNTPOINT")]
@@ -186,6 +207,20 @@ impl VfsService for Vfs {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.daemonize {
+        // Before any thread exists, so the fork is safe.
+        // SAFETY: single-threaded here; the child only continues main.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return std::process::ExitCode::SUCCESS,
+            Ok(nix::unistd::ForkResult::Child) => {
+                let _ = nix::unistd::setsid();
+            }
+            Err(e) => {
+                eprintln!("cannot fork: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if args.plain {
@@ -244,6 +279,19 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     if args.start_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(args.start_delay_ms)).await;
     }
+    if let Some(secs) = args.helper_secs {
+        // std marks only its own descriptors close-on-exec: the spawner's
+        // lock and readiness pipe are inherited, as by a careless helper.
+        match std::process::Command::new("sleep")
+            .arg(secs.to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(helper) => tracing::info!("started helper pid {}", helper.id()),
+            Err(e) => tracing::warn!("cannot start the helper: {e}"),
+        }
+    }
+    let exit_after = args.exit_after_ms.map(Duration::from_millis);
     let mounts = Arc::new(Mounts::default());
     let slow_calls = Duration::from_millis(args.slow_calls_ms);
     if args.plain {
@@ -260,8 +308,16 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
             mount: Some(Arc::clone(&mount)),
             slow_calls,
             main_proto: args.main_proto,
-            shutdown_exits: args.shutdown_exits.then_some(exit),
+            shutdown_exits: args.shutdown_exits.then(|| exit.clone()),
         };
+        if let Some(after) = exit_after {
+            let exit = exit.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                tracing::info!("--exit-after-ms: exiting");
+                let _ = exit.send(true);
+            });
+        }
         return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs), exit_rx).await;
     }
     let identity = Identity {
@@ -273,10 +329,18 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     let Some(kit_config) = kit_config else {
         unreachable!("kit mode always has a kit config");
     };
-    let kit = Kit::start(identity, kit_config).map_err(|e| {
+    let parts = Duration::from_millis(args.ready_in_parts_ms);
+    let kit = Kit::start(identity, split_readiness(kit_config, parts)).map_err(|e| {
         tracing::error!("{e}");
         2
     })?;
+    if let Some(after) = exit_after {
+        let handle = kit.handle();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            handle.shutdown("--exit-after-ms");
+        });
+    }
     let vfs = Vfs {
         mounts,
         kit: Some(kit.handle()),
@@ -291,4 +355,37 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
             tracing::error!("{e}");
             1
         })
+}
+
+/// `--ready-in-parts-ms`: write "READY " to the spawner's readiness
+/// descriptor at once, wait `pause` before even binding, then relay the rest
+/// of the kit's line ("<pid>\n") when the kit writes it. The spawner holds
+/// a partial line for the whole pause while it polls the endpoint.
+fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
+    use std::io::{Read, Write};
+    const FIRST: &[u8] = b"READY ";
+    let Some(real) = config.ready_fd.take().filter(|_| !pause.is_zero()) else {
+        return config;
+    };
+    let mut real = std::fs::File::from(real);
+    let (mut from_kit, to_relay) = match nix::unistd::pipe() {
+        Ok((rx, tx)) => (std::fs::File::from(rx), tx),
+        Err(e) => {
+            tracing::warn!("cannot split the readiness line: {e}");
+            config.ready_fd = Some(real.into());
+            return config;
+        }
+    };
+    let _ = real.write_all(FIRST);
+    // Blocking on purpose: nothing serves yet, so only the pipe can wake
+    // the spawner.
+    std::thread::sleep(pause);
+    config.ready_fd = Some(to_relay);
+    std::thread::spawn(move || {
+        let mut line = Vec::new();
+        let _ = from_kit.read_to_end(&mut line);
+        let rest = line.strip_prefix(FIRST).unwrap_or(&line);
+        let _ = real.write_all(rest);
+    });
+    config
 }

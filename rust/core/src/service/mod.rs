@@ -218,7 +218,8 @@ impl Kit {
             }
             Err(e) => {
                 if let Some(ready) = ready.as_mut() {
-                    let _ = writeln!(ready, "FAILED {}", e.to_string().replace('\n', " "));
+                    let line = format!("FAILED {}\n", e.to_string().replace('\n', " "));
+                    let _ = ready.write_all(line.as_bytes());
                 }
                 Err(e)
             }
@@ -239,6 +240,9 @@ impl Kit {
         paths.check_endpoint(&endpoint)?;
         paths.create_state_dir()?;
         let instance_lock = take_instance_lock(&paths, lock_fd)?;
+        // Say at once who holds the lock, so nobody takes a record of a
+        // dead predecessor as the truth about it.
+        write_starting_record(&paths);
         let listener = match listener::activated()? {
             Some(listener) => listener,
             None => listener::bind(&endpoint)?,
@@ -308,7 +312,9 @@ impl Kit {
         // The listener is bound and the server is about to accept, so
         // connections made from now on are answered.
         if let Some(mut ready) = ready {
-            let _ = writeln!(ready, "READY {}", std::process::id());
+            // One write, so the spawner never sees half a line (it copes
+            // with that too).
+            let _ = ready.write_all(format!("READY {}\n", std::process::id()).as_bytes());
         }
         lifetime.ready();
         tracing::info!("serving on {}", lifetime.info().endpoint);
@@ -336,6 +342,29 @@ impl Kit {
         }
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+/// The `Starting` record of a service that has just taken the lock, unless
+/// its spawner already wrote one for it.
+fn write_starting_record(paths: &Paths) {
+    let pid = std::process::id();
+    if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid) {
+        return;
+    }
+    let record = ServiceRecord {
+        pid,
+        start_time: process_start_time(pid),
+        program: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        version: None,
+        endpoint: String::new(),
+        started_at_unix_ms: crate::record::unix_ms(std::time::SystemTime::now()),
+        phase: Phase::Starting,
+    };
+    if let Err(e) = record.write(&paths.record()) {
+        tracing::warn!("{e}");
     }
 }
 
@@ -413,7 +442,9 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
             path.display()
         );
     }
-    match crate::lock::try_take(&path)? {
+    // A status probe may hold the lock shared for an instant: retry
+    // briefly rather than refuse to start.
+    match crate::lock::take_soon(&path)? {
         Some(file) => Ok(file),
         None => Err(Error::new(
             ErrorKind::EndpointConflict,

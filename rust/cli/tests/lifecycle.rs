@@ -1,0 +1,513 @@
+//! Lifecycle soundness (issue 10) against the real binaries: `ensure` and
+//! `stop` act only on the instance they observed, under every race. One
+//! test per reproduced failure; each race is repeated a few times.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Start `spfs-autostart ARGS` in the background with piped output.
+fn background(sb: &Sandbox, args: &[&str]) -> Child {
+    sb.command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+/// Row 1: `stop` while one `ensure` starts the service and another waits.
+/// Whatever order they end in, `stop` ends only the service it observed,
+/// gracefully, and every service an `ensure` reported is alive afterwards
+/// unless it is that one.
+#[test]
+fn stop_during_a_start_ends_only_the_service_it_observed() {
+    for round in 0..3 {
+        let sb = Sandbox::new("args = [\"--start-delay-ms\", \"1500\"]\nstop_timeout_secs = 3\n");
+        let a = background(&sb, &["--json", "ensure"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = background(&sb, &["--json", "ensure"]);
+        std::thread::sleep(Duration::from_millis(100));
+        let c = background(&sb, &["--json", "stop"]);
+        let (a, b, c) = (
+            a.wait_with_output().unwrap(),
+            b.wait_with_output().unwrap(),
+            c.wait_with_output().unwrap(),
+        );
+        assert!(c.status.success(), "round {round}: stop: {}", stderr(&c));
+        let stop = json_of(&c);
+        assert_eq!(stop["outcome"], "stopped", "round {round}: {stop}");
+        assert_eq!(stop["how"], "graceful", "round {round}: {stop}");
+        let stopped = stop["pid"].as_u64().map(|p| p as u32);
+        for (name, out) in [("A", &a), ("B", &b)] {
+            assert!(
+                out.status.success(),
+                "round {round}: ensure {name}: {}",
+                stderr(out)
+            );
+            let pid = pid_of(&json_of(out));
+            assert!(
+                alive(pid) || Some(pid) == stopped,
+                "round {round}: ensure {name} reported pid {pid}, which is dead, \
+                 but stop ended {stopped:?}\n{}",
+                sb.log()
+            );
+        }
+        assert!(!sb.log().contains("SIGKILL"), "round {round}: {}", sb.log());
+    }
+}
+
+/// Row 2: six `ensure`s meet a service of the wrong version: exactly one
+/// restart, and all six get the new service.
+#[test]
+fn version_restart_in_a_herd_happens_once_and_every_ensure_succeeds() {
+    for round in 0..3 {
+        let sb = Sandbox::new("args = [\"--report-version\", \"1.0.0\"]\n");
+        let old = pid_of(&sb.ensure());
+        sb.write_config("args = [\"--report-version\", \"2.0.0\"]\nexpected_version = \"2.0.0\"\n");
+        let herd: Vec<Child> = (0..6)
+            .map(|_| background(&sb, &["--json", "ensure"]))
+            .collect();
+        let mut pids = Vec::new();
+        for child in herd {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+            let status = json_of(&out);
+            assert_eq!(status["version"], "2.0.0", "round {round}: {status}");
+            pids.push(pid_of(&status));
+        }
+        pids.dedup();
+        assert_eq!(pids.len(), 1, "round {round}: one new service: {pids:?}");
+        assert_ne!(pids[0], old);
+        assert!(!alive(old), "round {round}: the old one is gone");
+        assert_eq!(sb.spawn_count(), 2, "round {round}: exactly one restart");
+        assert_eq!(sb.service_pids(), pids, "round {round}");
+    }
+}
+
+/// Row 4: a readiness line that arrives in two writes is read whole.
+#[test]
+fn readiness_line_written_in_parts_is_understood() {
+    let sb = Sandbox::new("args = [\"--ready-in-parts-ms\", \"300\"]\n");
+    for round in 0..3 {
+        let status = sb.ensure();
+        assert_eq!(status["state"], "running", "round {round}: {status}");
+        let pid = pid_of(&status);
+        assert!(alive(pid), "round {round}");
+        assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+        assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+    }
+    assert!(!sb.log().contains("unexpected readiness"), "{}", sb.log());
+}
+
+/// Row 5: `ensure --timeout 2` while another process starts a service that
+/// hangs returns in time, saying another process is starting it.
+#[test]
+fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
+    for round in 0..2 {
+        let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 12\n");
+        let spawner = background(&sb, &["ensure"]);
+        assert!(
+            wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()),
+            "round {round}: the spawner started its child"
+        );
+        let started = Instant::now();
+        let out = sb.run(&["ensure", "--timeout", "2"]);
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "round {round}");
+        assert!(
+            took < Duration::from_millis(3500),
+            "round {round}: took {took:?}"
+        );
+        assert!(
+            stderr(&out).contains("another process is starting"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("run `spfs-autostart stop`"),
+            "round {round}: never tells the user to stop a legitimate start: {}",
+            stderr(&out)
+        );
+        signal(spawner.id(), nix::sys::signal::Signal::SIGINT);
+        spawner.wait_with_output().unwrap();
+    }
+}
+
+/// Row 6: a plain service that leaves a helper holding its descriptors and
+/// exits is stopped; the next `ensure` starts a fresh one.
+#[test]
+fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
+    for round in 0..2 {
+        let port = free_port();
+        let sb = Sandbox::new(&format!(
+            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\", \"--helper-secs\", \"60\", \
+             \"--exit-after-ms\", \"300\"]\nendpoint = \"tcp://127.0.0.1:{port}\"\n"
+        ));
+        let first = sb.ensure();
+        let pid = pid_of(&first);
+        assert!(
+            wait_for(Duration::from_secs(10), || !alive(pid)),
+            "round {round}: it exits by itself"
+        );
+        assert!(
+            sb.service_pids().len() == 1,
+            "round {round}: its helper lives on: {:?}",
+            sb.service_pids()
+        );
+        let status = sb.status();
+        assert_eq!(status["state"], "stopped", "round {round}: {status}");
+        assert_eq!(sb.ok(&["stop"]).trim(), "not running", "round {round}");
+        let fresh = sb.ensure();
+        assert_eq!(fresh["state"], "running", "round {round}: {fresh}");
+        assert_ne!(pid_of(&fresh), pid);
+    }
+}
+
+/// Row 7: a plain service that double-forks (its first process exits 0)
+/// is up: `ensure` succeeds, `status` names the daemon, `stop` ends it.
+#[test]
+fn double_forking_plain_service_is_found_and_stopped() {
+    for round in 0..3 {
+        let port = free_port();
+        let sb = Sandbox::new(&format!(
+            "args = [\"--plain\", \"--daemonize\", \"--listen\", \"127.0.0.1:{port}\"]\n\
+             endpoint = \"tcp://127.0.0.1:{port}\"\n"
+        ));
+        let status = sb.ensure();
+        assert_eq!(status["state"], "running", "round {round}: {status}");
+        let pid = pid_of(&status);
+        assert_eq!(sb.service_pids(), vec![pid], "round {round}: the daemon");
+        assert_eq!(pid_of(&sb.status()), pid, "round {round}");
+        assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "round {round}");
+        assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+        assert!(sb.service_pids().is_empty(), "round {round}");
+    }
+}
+
+/// Row 8: a kit service started without a spawner is never refused by a
+/// `status` probe running at the same time.
+#[test]
+fn status_probes_never_make_a_starting_kit_service_fail() {
+    let sb = Sandbox::new("");
+    std::fs::create_dir(&sb.state).unwrap();
+    std::fs::set_permissions(
+        &sb.state,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+    )
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One `status` loop as users run it, and one that makes the very probe
+    // `status` makes of the lock, back to back, so a start meets it often.
+    let status_loop = {
+        let stop = stop.clone();
+        let config = sb.config.clone();
+        let home = sb.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new(cli_bin())
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("status")
+                    .env("HOME", &home)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        })
+    };
+    let probe_loop = {
+        let stop = stop.clone();
+        let lock = sb.state.join("instance.lock");
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = spfs_autostart::lock::is_held(&lock);
+            }
+        })
+    };
+    let probes = [status_loop, probe_loop];
+    for round in 0..30 {
+        let mut service = std::process::Command::new(reference_service())
+            .env("SPFS_AUTOSTART_CONFIG", &sb.config)
+            .env("SPFS_AUTOSTART_STATE_DIR", &sb.state)
+            .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "0")
+            .env("HOME", sb.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let socket = sb.state.join("service.sock");
+        let served = wait_for(Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                || matches!(service.try_wait(), Ok(Some(_)))
+        });
+        let exited = service.try_wait().unwrap();
+        signal(service.id(), nix::sys::signal::Signal::SIGTERM);
+        let out = service.wait_with_output().unwrap();
+        assert!(
+            served && exited.is_none(),
+            "round {round}: the service failed to start: {}",
+            stderr(&out)
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for probe in probes {
+        probe.join().unwrap();
+    }
+}
+
+/// Row 9: `ensure` never returns a service that is shutting down: whatever
+/// it reports is alive and running right after.
+#[test]
+fn ensure_never_reports_a_service_that_is_shutting_down() {
+    let sb = Sandbox::new("idle_timeout_secs = 1\n");
+    for round in 0..10 {
+        let status = sb.ensure();
+        let pid = pid_of(&status);
+        let now = sb.status();
+        assert!(alive(pid), "round {round}: reported pid {pid} is dead");
+        assert_eq!(now["state"], "running", "round {round}: {now}");
+        assert_eq!(pid_of(&now), pid, "round {round}");
+        // Around the idle deadline, so some ensures meet the service as it
+        // decides to exit.
+        std::thread::sleep(Duration::from_millis(900 + 25 * round));
+    }
+}
+
+/// Row 10: Ctrl-C on an `ensure` that is starting the service leaves no
+/// process behind, and the next `ensure` works.
+#[test]
+fn interrupted_ensure_leaves_no_process_behind() {
+    for round in 0..3 {
+        let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 4\n");
+        let ensure = background(&sb, &["ensure"]);
+        assert!(
+            wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()),
+            "round {round}: started"
+        );
+        signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
+        let out = ensure.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert!(
+            wait_for(Duration::from_secs(2), || sb.service_pids().is_empty()),
+            "round {round}: left behind: {:?}",
+            sb.service_pids()
+        );
+        sb.write_config("");
+        let status = sb.ensure();
+        assert_eq!(status["state"], "running", "round {round}");
+        sb.ok(&["stop"]);
+    }
+}
+
+/// The uid of a second user, created for the test (root only).
+fn second_user() -> u32 {
+    let user = "spfs-autostart-test";
+    if nix::unistd::User::from_name(user).unwrap().is_none() {
+        let out = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .output()
+            .expect("useradd (Debian package passwd) must exist: this test creates a second user");
+        assert!(
+            out.status.success() || nix::unistd::User::from_name(user).unwrap().is_some(),
+            "useradd failed (the test needs root): {}",
+            stderr(&out)
+        );
+    }
+    let uid = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_ne!(uid, nix::unistd::geteuid().as_raw(), "run as another user");
+    uid
+}
+
+/// A plain reference service on `port`, started outside spfs-autostart (by
+/// `uid` when given), answering before this returns. Marked with
+/// `state`, so the sandbox cleans it up whatever happens.
+fn outside_service(port: u16, uid: Option<u32>, state: &std::path::Path) -> Child {
+    let mut command = std::process::Command::new(reference_service());
+    command
+        .args(["--plain", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SPFS_AUTOSTART_STATE_DIR", state)
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(uid) = uid {
+        command.uid(uid);
+    }
+    let child = command.spawn().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "the outside service answers"
+    );
+    child
+}
+
+/// Row 11: another user's plain service on our TCP port is a conflict:
+/// never used, never asked to shut down, never signalled.
+#[test]
+fn another_users_service_on_our_port_is_left_alone() {
+    let other = second_user();
+    for round in 0..2 {
+        let port = free_port();
+        let sb = Sandbox::new(&format!(
+            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
+             endpoint = \"tcp://127.0.0.1:{port}\"\n"
+        ));
+        let mut theirs = outside_service(port, Some(other), &sb.state);
+        let status = sb.status();
+        assert_eq!(status["state"], "conflict", "round {round}: {status}");
+        assert!(
+            status["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("uid {other}")),
+            "round {round}: says whose it is: {status}"
+        );
+        let stop = sb.run(&["stop"]);
+        assert_eq!(stop.status.code(), Some(1), "round {round}");
+        let ensure = sb.run(&["--json", "ensure"]);
+        assert_eq!(ensure.status.code(), Some(1), "round {round}");
+        let error: serde_json::Value = serde_json::from_slice(&ensure.stderr).unwrap();
+        assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+        assert!(
+            matches!(theirs.try_wait(), Ok(None)),
+            "round {round}: their service is alive after our stop and ensure"
+        );
+        assert_eq!(sb.spawn_count(), 0, "round {round}: nothing spawned");
+        theirs.kill().unwrap();
+        theirs.wait().unwrap();
+    }
+}
+
+/// Row 12: our own plain service started outside spfs-autostart (as spfs
+/// does) is adopted: reported with its pid, used by `ensure` (never a
+/// second one), stopped by `stop`. (And an `expected_version` that a plain
+/// service cannot be checked against is said to be unchecked.)
+#[test]
+fn service_started_elsewhere_is_adopted_and_stopped() {
+    for round in 0..2 {
+        let port = free_port();
+        let sb = Sandbox::new(&format!(
+            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
+             endpoint = \"tcp://127.0.0.1:{port}\"\nexpected_version = \"9.9.9\"\n"
+        ));
+        let mut outside = outside_service(port, None, &sb.state);
+        let pid = outside.id();
+        let status = sb.status();
+        assert_eq!(status["state"], "running", "round {round}: {status}");
+        assert_eq!(pid_of(&status), pid, "round {round}: {status}");
+        assert!(
+            status["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("started outside"),
+            "round {round}: {status}"
+        );
+        assert!(
+            status["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("is not checked")),
+            "round {round}: {status}"
+        );
+        assert_eq!(pid_of(&sb.ensure()), pid, "round {round}");
+        assert_eq!(sb.spawn_count(), 0, "round {round}: never a second one");
+        assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "round {round}");
+        let exited = wait_for(Duration::from_secs(10), || {
+            matches!(outside.try_wait(), Ok(Some(_)))
+        });
+        assert!(exited, "round {round}: the adopted service was stopped");
+    }
+}
+
+/// Issue 12 row 21: on a kernel without `close_range` (simulated), every
+/// inherited descriptor is still closed, even one above the descriptor
+/// table size where a loop up to `getdtablesize()` stops (a host that
+/// lowered its limit after opening it; the same gap as a limit above the
+/// loop's cap of 65536, which this machine's hard limit cannot reach).
+#[test]
+fn descriptors_of_the_host_do_not_leak_without_close_range() {
+    use std::os::fd::AsRawFd;
+    let sb = Sandbox::new("");
+    let marker = sb.dir.path().join("marker");
+    let leaked = std::fs::File::create(&marker).unwrap();
+    let fd = leaked.as_raw_fd();
+    const HIGH: i32 = 3_000;
+    let mut command = sb.command(&["--json", "ensure"]);
+    command.env("SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE", "1");
+    // SAFETY: only setrlimit and dup2 between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 leaves the copy inheritable, as a careless host would.
+            if libc::dup2(fd, HIGH) == -1 || libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Lowering the soft limit below an open descriptor is allowed.
+            limit.rlim_cur = 1024;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = pid_of(&json_of(&out));
+    let fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    assert!(
+        !fds.iter()
+            .any(|(n, t)| t.contains("marker") || n == &HIGH.to_string()),
+        "leaked: {fds:?}"
+    );
+    assert!(
+        fds.iter().any(|(_, t)| t.ends_with("instance.lock")),
+        "keeps the lock: {fds:?}"
+    );
+    sb.ok(&["stop"]);
+}
