@@ -179,3 +179,66 @@ fn a_service_without_vfs_status_shows_no_mounts_and_no_error() {
     assert_eq!(status["state"], "running");
     assert_eq!(status["mounts"], serde_json::json!([]));
 }
+
+#[test]
+fn stop_ends_the_upstream_service_gracefully_without_waiting_out_stop_timeout() {
+    // Shutdown only unmounts; SIGINT then ends it cleanly. With the old
+    // sequence this took the whole stop_timeout and SIGTERM left the mount.
+    let up = Upstream::new("stop_timeout_secs = 20\n");
+    let pid = pid_of(&up.sb.ensure());
+    assert!(up.mounted());
+    let started = std::time::Instant::now();
+    assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "stop waited {took:?}: it sat out a 20 s step"
+    );
+    assert!(!alive(pid));
+    assert!(!up.mounted(), "no unclean-exit trace: the mount is gone");
+    assert!(up.sb.log().contains("Service stopped"), "{}", up.sb.log());
+    assert_eq!(up.sb.status()["state"], "stopped");
+}
+
+/// The stand-in started as upstream spfs starts it: setsid, null stdio, no
+/// lock, no record. Killed on drop.
+struct Outside(std::process::Child);
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
+    use std::os::unix::process::CommandExt;
+    let up = Upstream::new("stop_timeout_secs = 20\n");
+    let mut command = std::process::Command::new(reference_service());
+    command
+        .args(["--plain", "service", "--listen"])
+        .arg(format!("127.0.0.1:{}", up.port))
+        .arg(&up.mnt)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs before exec.
+    unsafe {
+        command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
+    }
+    let mut outside = Outside(command.spawn().unwrap());
+    let pid = outside.0.id();
+    assert!(wait_for(std::time::Duration::from_secs(20), || up.mounted()));
+    assert!(wait_for(std::time::Duration::from_secs(20), || {
+        up.sb.status()["state"] == "running"
+    }));
+    assert_eq!(pid_of(&up.sb.status()), pid, "reported with its pid");
+    assert_eq!(pid_of(&up.sb.ensure()), pid, "ensure uses it");
+    assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
+    assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(std::time::Duration::from_secs(20), || {
+        matches!(outside.0.try_wait(), Ok(Some(_)))
+    }));
+    assert!(!up.mounted(), "stopped gracefully: unmounted");
+}

@@ -42,6 +42,11 @@ use crate::sys::{Instance, ProcessHandle};
 /// well under a millisecond; this bounds a hung or foreign peer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a plain service may take to exit after its `Shutdown` answered
+/// before the next stop step: services whose `Shutdown` ends them do so at
+/// once; spfs-fuse-macos's never does.
+const PLAIN_SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
 /// Manages one service: the only type most callers need.
 #[derive(Debug)]
 pub struct ServiceManager {
@@ -83,6 +88,8 @@ impl StopStep {
     fn method(self) -> StopMethod {
         match self {
             StopStep::Rpc => StopMethod::Graceful,
+            // spfs-fuse-macos's one graceful signal: it unmounts and exits.
+            StopStep::Signal(Signal::SIGINT) => StopMethod::Graceful,
             StopStep::Signal(Signal::SIGKILL) => StopMethod::Killed,
             StopStep::Signal(_) => StopMethod::Terminated,
         }
@@ -511,12 +518,26 @@ impl ServiceManager {
     }
 
     /// The stop sequence for a service: data, run by [`Self::stop_observed`].
-    pub fn stop_steps(&self, _managed: bool) -> Vec<StopStep> {
-        vec![
-            StopStep::Rpc,
-            StopStep::Signal(Signal::SIGTERM),
-            StopStep::Signal(Signal::SIGKILL),
-        ]
+    /// A kit service always gets `Control.Shutdown`, SIGTERM, SIGKILL; a
+    /// plain one the configured `stop_sequence` (spfs-fuse-macos's default:
+    /// `Shutdown` only unmounts, SIGINT is its graceful exit, SIGTERM kills
+    /// it leaving the mount behind).
+    pub fn stop_steps(&self, managed: bool) -> Vec<StopStep> {
+        if managed {
+            return vec![
+                StopStep::Rpc,
+                StopStep::Signal(Signal::SIGTERM),
+                StopStep::Signal(Signal::SIGKILL),
+            ];
+        }
+        self.config
+            .stop_sequence
+            .iter()
+            .map(|step| match step {
+                crate::config::StopStep::Shutdown => StopStep::Rpc,
+                crate::config::StopStep::Signal(signal) => StopStep::Signal(*signal),
+            })
+            .collect()
     }
 
     /// Run the stop sequence against the observed `instance` (and its
@@ -568,7 +589,15 @@ impl ServiceManager {
                 _ => continue,
             }
             acted = true;
-            if self.wait_gone(handle.as_ref()).await? {
+            // A plain service's Shutdown is done when it answers (upstream's
+            // only unmounts and serves on): a short look for an exit, not
+            // the whole stop_timeout, before the next step.
+            let wait = if step == StopStep::Rpc && !managed {
+                PLAIN_SHUTDOWN_GRACE.min(self.config.stop_timeout)
+            } else {
+                self.config.stop_timeout
+            };
+            if self.wait_gone(handle.as_ref(), wait).await? {
                 return Ok(StopOutcome::Stopped {
                     how: step.method(),
                     pid,
@@ -628,8 +657,8 @@ impl ServiceManager {
     /// Wait up to `stop_timeout` for the service to be gone: the observed
     /// process exited (whatever its helpers still hold), or, with no
     /// process known, the lock free and the endpoint silent.
-    async fn wait_gone(&self, handle: Option<&ProcessHandle>) -> Result<bool> {
-        let deadline = Instant::now() + self.config.stop_timeout;
+    async fn wait_gone(&self, handle: Option<&ProcessHandle>, wait: Duration) -> Result<bool> {
+        let deadline = Instant::now() + wait;
         if let Some(handle) = handle {
             return Ok(tokio::time::timeout_at(deadline, handle.exited())
                 .await

@@ -139,7 +139,8 @@ pub enum VersionPolicy {
 
 /// One step of the stop sequence of a plain service (one that does not
 /// embed the kit; a kit service is always stopped by `Control.Shutdown`,
-/// then SIGTERM, then SIGKILL).
+/// then SIGTERM, then SIGKILL). `ServiceManager::stop_steps` turns these
+/// into the steps the stop loop runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopStep {
     /// Call `spfs_vfs.VfsService/Shutdown`. The step ends when the call

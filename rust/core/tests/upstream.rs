@@ -95,3 +95,26 @@ async fn ensure_answers_without_asking_for_mounts() {
     assert!(manager.ensure().await.expect("ensure").mounts.is_empty());
     assert_eq!(status(&manager).await.mounts.len(), 1);
 }
+
+#[tokio::test]
+async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
+    let (mut sandbox, _port, mnt) = upstream();
+    sandbox.config.stop_timeout = std::time::Duration::from_secs(20);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let outcome = manager.stop().await.expect("stop");
+    assert!(
+        matches!(
+            outcome,
+            spfs_autostart::StopOutcome::Stopped {
+                how: spfs_autostart::StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    wait_gone(pid, "the stopped service").await;
+    assert!(!mount_marker(&mnt).exists(), "{}", sandbox.log());
+    assert!(sandbox.log().contains("Shutdown requested"));
+    assert!(sandbox.log().contains("Service stopped"));
+}
