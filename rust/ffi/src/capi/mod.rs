@@ -31,8 +31,10 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 
 use crate::api::{ServiceError, ServiceState, ServiceStatus, StopOutcome};
+use crate::process::PerProcess;
 use crate::runtime::block_on;
 
 /// The result of a fallible call. The values are stable: new codes are only
@@ -68,6 +70,8 @@ pub enum spfs_autostart_result {
     Io = 11,
     /// A failure of a kind this library version does not know.
     Internal = 12,
+    /// `launchctl` refused, timed out or could not be run.
+    LaunchctlFailed = 13,
     /// A pointer parameter that must not be NULL was NULL.
     NullParameter = 100,
     /// A string parameter was not valid UTF-8.
@@ -98,7 +102,7 @@ pub enum spfs_autostart_state {
 /// with `spfs_autostart_free`. Safe to share between threads.
 #[derive(Debug)]
 pub struct spfs_autostart {
-    core: spfs_autostart_core::ServiceManager,
+    core: PerProcess,
 }
 
 /// An owned list of strings. Free it with `spfs_autostart_string_array_free`
@@ -240,6 +244,11 @@ impl From<ServiceError> for spfs_autostart_error {
                 log_file,
                 log_tail,
             } => (R::Io, message, log_file, log_tail),
+            ServiceError::LaunchctlFailed {
+                message,
+                log_file,
+                log_tail,
+            } => (R::LaunchctlFailed, message, log_file, log_tail),
             ServiceError::Internal {
                 message,
                 log_file,
@@ -399,7 +408,7 @@ pub unsafe extern "C" fn spfs_autostart_new(
             Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
         };
         let config = spfs_autostart_core::Config::load(path)?;
-        let core = spfs_autostart_core::ServiceManager::new(config)?;
+        let core = PerProcess::new(config)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
@@ -435,7 +444,7 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(core.ensure())) }
+    unsafe { status_call(mgr, out, err, |core| block_on(async move { core.ensure().await })) }
 }
 
 /// The service's status, without starting it.
@@ -453,7 +462,7 @@ pub unsafe extern "C" fn spfs_autostart_status(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(core.status())) }
+    unsafe { status_call(mgr, out, err, |core| block_on(async move { core.status().await })) }
 }
 
 /// The shared body of `_ensure` and `_status`: check the pointers, run
@@ -466,14 +475,14 @@ unsafe fn status_call(
     out: *mut *mut spfs_autostart_status,
     err: *mut *mut spfs_autostart_error,
     call: impl FnOnce(
-        &spfs_autostart_core::ServiceManager,
+        Arc<spfs_autostart_core::ServiceManager>,
     ) -> spfs_autostart_core::Result<spfs_autostart_core::Status>,
 ) -> spfs_autostart_result {
     boundary(err, || {
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let out = out_ptr(out, "out")?;
-        let status = call(&mgr.core)?;
+        let status = call(mgr.core.get()?)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, ServiceStatus::from(status).into()) };
         Ok(())
@@ -498,7 +507,8 @@ pub unsafe extern "C" fn spfs_autostart_stop(
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let stopped_out = out_ptr(stopped_out, "stopped_out")?;
-        let outcome = StopOutcome::from(block_on(mgr.core.stop())?);
+        let core = mgr.core.get()?;
+        let outcome = StopOutcome::from(block_on(async move { core.stop().await })?);
         // SAFETY: `stopped_out` was checked.
         unsafe { *stopped_out = c_int::from(outcome == StopOutcome::Stopped) };
         Ok(())
@@ -526,7 +536,7 @@ pub unsafe extern "C" fn spfs_autostart_tail_logs(
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let out = out_ptr(out, "out")?;
-        let lines = mgr.core.tail_logs(n)?;
+        let lines = mgr.core.get()?.tail_logs(n)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart_string_array::from(lines)) };
         Ok(())
@@ -597,12 +607,13 @@ mod tests {
             ErrorKind::InvalidConfig,
             ErrorKind::Unsupported,
             ErrorKind::Io,
+            ErrorKind::LaunchctlFailed,
         ];
         let codes: Vec<i32> = kinds
             .iter()
             .map(|&k| spfs_autostart_error::from(Error::new(k, "x")).code as i32)
             .collect();
-        assert_eq!(codes, (1..=11).collect::<Vec<_>>());
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
     }
 
     #[test]
