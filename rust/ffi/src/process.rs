@@ -9,12 +9,22 @@
 //! builds a fresh core manager the first time it is used in a new process,
 //! leaking (never dropping) the one it inherited.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
 
 use spfs_autostart_core::{Config, ServiceManager};
 
 use crate::runtime::this_process;
+
+/// Managers inherited through `fork()`, kept (never dropped) so they stay
+/// reachable: a leak checker in the child then sees no lost memory.
+static INHERITED: Mutex<Vec<Inherited>> = Mutex::new(Vec::new());
+
+/// A slot made in another process.
+struct Inherited(#[allow(dead_code)] *mut Slot); // kept, never read
+
+// SAFETY: the pointer is only stored, never dereferenced.
+unsafe impl Send for Inherited {}
 
 /// A core manager and the process it was made in.
 struct Slot {
@@ -61,9 +71,16 @@ impl PerProcess {
             .current
             .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
         {
-            // The inherited slot is leaked on purpose: see the module docs.
-            // SAFETY: `fresh` was just installed and is freed only by `drop`.
-            Ok(_) => Ok(unsafe { &*fresh }.manager.clone()),
+            Ok(inherited) => {
+                // Leaked on purpose: see the module docs.
+                INHERITED
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Inherited(inherited));
+                // SAFETY: `fresh` was just installed and is freed only by
+                // `drop`.
+                Ok(unsafe { &*fresh }.manager.clone())
+            }
             Err(winner) => {
                 // SAFETY: `fresh` lost the race, so only we know it; it was
                 // made in this process, so dropping it is safe.
@@ -83,7 +100,11 @@ impl Drop for PerProcess {
         let slot = unsafe { Box::from_raw(current) };
         if slot.pid != this_process() {
             // Made in the parent: its channel must not be dropped here.
-            std::mem::forget(slot);
+            let slot = Box::into_raw(slot);
+            INHERITED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Inherited(slot));
         }
     }
 }

@@ -19,7 +19,16 @@ use tokio::runtime::{Handle, Runtime};
 struct Owned {
     pid: u32,
     runtime: Runtime,
+    /// The runtime inherited from the parent, if any: kept reachable (so a
+    /// leak checker does not call it lost), never used or dropped.
+    _inherited: *const Owned,
 }
+
+// SAFETY: `_inherited` is only stored, never dereferenced; `Runtime` is
+// Send and Sync.
+unsafe impl Send for Owned {}
+// SAFETY: as above.
+unsafe impl Sync for Owned {}
 
 /// The current process's runtime, or an inherited one (a different pid).
 /// Never freed: a runtime lives as long as its process.
@@ -44,6 +53,7 @@ pub(crate) fn runtime() -> &'static Runtime {
             .enable_all()
             .build()
             .expect("spfs-autostart: cannot create the tokio runtime"),
+        _inherited: current,
     }));
     match RUNTIME.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => &fresh.runtime,
@@ -54,12 +64,19 @@ pub(crate) fn runtime() -> &'static Runtime {
             // SAFETY: as above, `winner` is a leaked, never-freed `Owned`;
             // ours is only ours (the exchange failed, nobody else saw it).
             let ours = unsafe { Box::from_raw(fresh as *mut Owned) };
-            ours.runtime.shutdown_background();
+            ours.runtime_shutdown();
             // SAFETY: see above.
             let winner = unsafe { &*winner };
             debug_assert_eq!(winner.pid, pid);
             &winner.runtime
         }
+    }
+}
+
+impl Owned {
+    fn runtime_shutdown(self: Box<Self>) {
+        let Owned { runtime, .. } = *self;
+        runtime.shutdown_background();
     }
 }
 
