@@ -602,34 +602,6 @@ impl Config {
         Ok(())
     }
 
-    /// Check the whole configuration by the rules the file and the
-    /// environment apply key by key, for configurations built in code (the
-    /// FFI's `ServiceConfig`): the program, the timeouts, absolute
-    /// directories, and a non-empty `expected_version`. The error names the
-    /// key and the fix.
-    pub fn validate(&self) -> Result<()> {
-        let bad =
-            |key: &str, why: String| Error::new(ErrorKind::InvalidConfig, format!("{key}: {why}"));
-        check_program(&self.program).map_err(|w| bad("program", w))?;
-        timeout(self.ready_timeout.as_secs(), MAX_TIMEOUT_SECS)
-            .map_err(|w| bad("ready_timeout_secs", w))?;
-        timeout(self.stop_timeout.as_secs(), MAX_TIMEOUT_SECS)
-            .map_err(|w| bad("stop_timeout_secs", w))?;
-        idle_timeout(self.idle_timeout.as_secs()).map_err(|w| bad("idle_timeout_secs", w))?;
-        for (key, dir) in [("state_dir", &self.state_dir), ("log_dir", &self.log_dir)] {
-            if let Some(dir) = dir {
-                absolute_dir(dir.clone()).map_err(|w| bad(key, w))?;
-            }
-        }
-        if self.expected_version.as_deref() == Some("") {
-            return Err(bad(
-                "expected_version",
-                "is empty; leave it unset to accept any version".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The effective configuration as a TOML document that [`Config::load`]
     /// reads back to the same values.
     pub fn to_toml(&self) -> String {
@@ -819,31 +791,6 @@ mod tests {
         }
         let err = parse("endpoint = \"tcp://nowhere\"").unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
-    }
-
-    #[test]
-    fn validate_refuses_what_the_file_refuses() {
-        Config::defaults().validate().unwrap();
-        let mut config = Config::defaults();
-        config.state_dir = Some("relstate".into());
-        let err = config.validate().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        assert!(err.to_string().contains("state_dir"), "{err}");
-        assert!(err.to_string().contains("absolute"), "{err}");
-        let mut config = Config::defaults();
-        config.log_dir = Some("logs".into());
-        assert!(config.validate().unwrap_err().to_string().contains("log_dir"));
-        let mut config = Config::defaults();
-        config.expected_version = Some(String::new());
-        let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("expected_version"), "{err}");
-        let mut config = Config::defaults();
-        config.program = "bin/x".into();
-        assert!(config.validate().unwrap_err().to_string().contains("program"));
-        let mut config = Config::defaults();
-        config.ready_timeout = Duration::ZERO;
-        let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("ready_timeout_secs"), "{err}");
     }
 
     #[test]

@@ -76,6 +76,24 @@ impl Gate {
         ok && !state.cancelled
     }
 
+    /// Drop `value` (which holds a foreign observer) as a gated call; once
+    /// the host is exiting it is leaked instead, because freeing it would
+    /// call into a finalizing interpreter.
+    fn release<T>(&self, value: T) {
+        {
+            let mut state = self.lock();
+            if EXITING.load(Ordering::Acquire) {
+                std::mem::forget(value);
+                return;
+            }
+            state.in_call = Some(std::thread::current().id());
+        }
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+        let mut state = self.lock();
+        state.in_call = None;
+        self.idle.notify_all();
+    }
+
     /// Stop the feed; return once no call is in progress (or at
     /// `deadline`). Called from inside the observer's own call, it does not
     /// wait for that call.
@@ -149,6 +167,9 @@ where
             if let Some(task) = feed.task.get() {
                 task.abort();
             }
+            // Dropping the observer calls into the host too (it frees its
+            // side of the object), so it is gated like a call.
+            feed.release(consume);
         })
         .expect("spfs-autostart: cannot start a thread for the observer");
     gate

@@ -283,10 +283,15 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         unreachable!("kit mode always has a kit config");
     };
     let parts = Duration::from_millis(args.ready_in_parts_ms);
-    let kit = Kit::start(identity, split_readiness(kit_config, parts)).map_err(|e| {
+    let kit = Kit::start_or_defer(identity, split_readiness(kit_config, parts)).map_err(|e| {
         tracing::error!("{e}");
         2
     })?;
+    // Another instance serves this state dir (the kit logged its pid): a
+    // clean exit, so launchd/systemd do not relaunch this one in a loop.
+    let Some(kit) = kit else {
+        return Ok(());
+    };
     if let Some(after) = exit_after {
         let handle = kit.handle();
         tokio::spawn(async move {

@@ -38,8 +38,8 @@ use crate::process::PerProcess;
 use crate::runtime::block_on;
 
 /// The result of a fallible call. The values are stable: new codes are only
-/// ever added.
-#[repr(C)]
+/// ever added. An `int32_t` in C.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spfs_autostart_result {
     /// Success; the outputs were written.
@@ -80,8 +80,8 @@ pub enum spfs_autostart_result {
     Panic = 102,
 }
 
-/// The state of the service.
-#[repr(C)]
+/// The state of the service. An `int32_t` in C.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spfs_autostart_state {
     /// It answers at its endpoint.
