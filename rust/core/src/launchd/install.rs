@@ -416,6 +416,7 @@ impl Staged {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use super::super::CommandOutput;
     use super::super::tests::{
         BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, BOOTSTRAP_IN_PROGRESS, FakeRunner,
         PRINT_NOT_FOUND_PORT, failed, ok,

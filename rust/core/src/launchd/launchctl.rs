@@ -378,7 +378,6 @@ impl<R: CommandRunner> Launchctl<R> {
     pub fn print(&self, label: &str) -> Result<AgentStatus, LaunchdError> {
         let (command, output) =
             self.run_in_domain(|domain| vec!["print".into(), format!("{domain}/{label}")])?;
-        let target = self.service_target(label);
         if output.success() {
             return Ok(AgentStatus::Loaded(parse_print(&output.stdout)));
         }

@@ -229,7 +229,7 @@ const SERVICE_KEYS: &[(&str, &[&str])] = &[
 ];
 const SOCKET_KEYS: &[(&str, &[&str])] = &[
     ("Unit", &["Description"]),
-    ("Socket", &["ListenStream", "SocketMode", "Accept"]),
+    ("Socket", &["ListenStream", "SocketMode", "DirectoryMode", "Accept"]),
     ("Install", &["WantedBy"]),
 ];
 
@@ -500,7 +500,7 @@ fn env_names_must_be_portable_and_values_must_survive_xml() {
     let mut s = spec(AgentMode::Always);
     s.env.insert("_Ok_2".into(), "tab\tand\nnewline".into());
     let xml = launchd_plist(&s).unwrap();
-    let back = plist::Value::from_reader_xml(xml.as_slice()).unwrap();
+    let back = ::plist::Value::from_reader_xml(xml.as_slice()).unwrap();
     let env = back
         .as_dictionary()
         .and_then(|d| d.get("EnvironmentVariables"))
