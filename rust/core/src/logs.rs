@@ -102,7 +102,10 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
         .nth(n - 1)
         .map_or_else(
             || match capped {
-                true => data.iter().position(|&b| b == b'\n').map_or(data.len(), |i| i + 1),
+                true => data
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(data.len(), |i| i + 1),
                 false => 0,
             },
             |(i, _)| i + 1,

@@ -262,14 +262,11 @@ async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
         .env_remove("LISTEN_PID");
     // A hang is killed by the sandbox's Drop (it finds the state dir in the
     // environment) once the timeout fails the test.
-    let output = tokio::time::timeout(
-        WAIT,
-        tokio::task::spawn_blocking(move || second.output()),
-    )
-    .await
-    .expect("the second instance did not exit")
-    .expect("join")
-    .expect("run the second instance");
+    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || second.output()))
+        .await
+        .expect("the second instance did not exit")
+        .expect("join")
+        .expect("run the second instance");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{}: {stderr}", output.status);
     assert!(

@@ -64,19 +64,12 @@ pub(crate) fn runtime() -> &'static Runtime {
             // SAFETY: as above, `winner` is a leaked, never-freed `Owned`;
             // ours is only ours (the exchange failed, nobody else saw it).
             let ours = unsafe { Box::from_raw(fresh as *mut Owned) };
-            ours.runtime_shutdown();
+            ours.runtime.shutdown_background();
             // SAFETY: see above.
             let winner = unsafe { &*winner };
             debug_assert_eq!(winner.pid, pid);
             &winner.runtime
         }
-    }
-}
-
-impl Owned {
-    fn runtime_shutdown(self: Box<Self>) {
-        let Owned { runtime, .. } = *self;
-        runtime.shutdown_background();
     }
 }
 

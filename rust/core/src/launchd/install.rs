@@ -157,17 +157,26 @@ pub fn install<R: CommandRunner>(
                     output,
                     hint,
                 },
-            ) if previous.is_some() => LaunchdError::Launchctl {
-                command,
-                status,
-                output,
-                hint: format!(
-                    "{hint}. The previous plist was restored but is no longer loaded; \
-                         `launchctl bootstrap gui/{} {}` loads it again",
-                    lc.uid(),
-                    path.display()
-                ),
-            },
+            ) if previous.is_some() => {
+                // The old job was running before: load it again rather than leave none.
+                let reloaded = replaced && lc.bootstrap(&path).is_ok();
+                let what = if reloaded {
+                    "The previous plist was restored and loaded again".to_owned()
+                } else {
+                    format!(
+                        "The previous plist was restored but is not loaded; `launchctl bootstrap \
+                         {} {}` loads it again",
+                        lc.domain(),
+                        path.display()
+                    )
+                };
+                LaunchdError::Launchctl {
+                    command,
+                    status,
+                    output,
+                    hint: format!("{hint}. {what}"),
+                }
+            }
             (Ok(()), e) => e,
         });
     }
@@ -418,12 +427,15 @@ mod tests {
 
     use super::super::CommandOutput;
     use super::super::tests::{
-        BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, BOOTSTRAP_IN_PROGRESS, FakeRunner,
-        PRINT_NOT_FOUND_PORT, failed, ok,
+        BOOTOUT_NOT_LOADED, BOOTSTRAP_EIO, BOOTSTRAP_IN_PROGRESS, FakeRunner, PRINT_NOT_FOUND_PORT,
+        failed, ok,
     };
 
     /// What LaunchAgents holds after an install: the plist and the install lock.
-    const LISTING: [&str; 2] = [".ai.spk.spfs-fuse-macos.plist.lock", "ai.spk.spfs-fuse-macos.plist"];
+    const LISTING: [&str; 2] = [
+        ".ai.spk.spfs-fuse-macos.plist.lock",
+        "ai.spk.spfs-fuse-macos.plist",
+    ];
     use super::*;
     use crate::launchd::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
 
@@ -459,7 +471,10 @@ mod tests {
         let path = install(&lc, &spec_for(home.path()), home.path()).unwrap();
         let dir = launch_agents_dir(home.path());
         assert_eq!(path, dir.join("ai.spk.spfs-fuse-macos.plist"));
-        assert_eq!(fs::read(&path).unwrap(), launchd_plist(&spec_for(home.path())).unwrap());
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            launchd_plist(&spec_for(home.path())).unwrap()
+        );
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o644
@@ -521,17 +536,21 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ai.spk.spfs-fuse-macos.plist");
         fs::write(&path, b"previous plist").unwrap();
+        // The new plist is refused, and so is the previous one when loaded again.
         let mut replies = vec![ok(), failed(113, PRINT_NOT_FOUND_PORT)];
-        replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 4));
+        replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 5));
         let lc = Launchctl::new(FakeRunner::replying(replies), 501);
         let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
         assert_eq!(
             lc.runner().calls().len(),
-            6,
-            "bootout, print, bootstrap and 3 retries"
+            7,
+            "bootout, print, bootstrap, 3 retries and the previous plist's bootstrap"
         );
         let text = err.to_string();
-        assert!(text.contains("previous plist was restored"), "{text}");
+        assert!(
+            text.contains("previous plist was restored but is not loaded"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!("launchctl bootstrap gui/501 {}", path.display())),
             "{text}"
@@ -733,8 +752,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let running = CommandOutput {
             status: Some(0),
-            stdout: "gui/501/ai.spk.spfs-fuse-macos = {\n\tstate = running\n\tpid = 77\n}\n"
-                .into(),
+            stdout: "gui/501/ai.spk.spfs-fuse-macos = {\n\tstate = running\n\tpid = 77\n}\n".into(),
             stderr: String::new(),
         };
         let lc = Launchctl::new(
@@ -826,13 +844,35 @@ mod tests {
         });
         // The second has not called launchctl while the lock is held.
         assert!(
-            done_rx
-                .recv_timeout(Duration::from_millis(500))
-                .is_err(),
+            done_rx.recv_timeout(Duration::from_millis(500)).is_err(),
             "the second install ran while the first held the lock"
         );
         drop(held);
         assert_eq!(done_rx.recv_timeout(Duration::from_secs(60)).unwrap(), 2);
         second.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_refused_reinstall_loads_the_previous_plist_again() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = launch_agents_dir(home.path());
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+        fs::write(&path, b"previous plist").unwrap();
+        let mut replies = vec![ok(), failed(113, PRINT_NOT_FOUND_PORT)];
+        replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 4));
+        replies.push(ok());
+        let lc = Launchctl::new(FakeRunner::replying(replies), 501);
+        let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("restored and loaded again"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"previous plist");
+        let last = lc.runner().calls().pop().unwrap();
+        assert_eq!(
+            last,
+            argv(&["launchctl", "bootstrap", "gui/501", path.to_str().unwrap()])
+        );
     }
 }

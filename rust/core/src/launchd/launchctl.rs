@@ -137,8 +137,18 @@ pub(crate) fn run_with_deadline(
             String::from_utf8_lossy(&text).into_owned()
         })
     };
-    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -149,7 +159,11 @@ pub(crate) fn run_with_deadline(
             let _ = child.wait();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{} did not finish within {}s", program.display(), timeout.as_secs()),
+                format!(
+                    "{} did not finish within {}s",
+                    program.display(),
+                    timeout.as_secs()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -237,7 +251,11 @@ impl<R: CommandRunner> Launchctl<R> {
 
     /// The domain acted on: `gui/<uid>`, or `user/<uid>` once the GUI domain was refused.
     pub fn domain(&self) -> String {
-        let kind = if self.user_domain.get() { "user" } else { "gui" };
+        let kind = if self.user_domain.get() {
+            "user"
+        } else {
+            "gui"
+        };
         format!("{kind}/{}", self.uid)
     }
 
@@ -303,7 +321,11 @@ impl<R: CommandRunner> Launchctl<R> {
     pub fn bootstrap(&self, plist: &Path) -> Result<(), LaunchdError> {
         let path = plist.to_string_lossy();
         let (command, output) = self.run_in_domain(|domain| {
-            vec!["bootstrap".into(), domain.to_owned(), path.clone().into_owned()]
+            vec![
+                "bootstrap".into(),
+                domain.to_owned(),
+                path.clone().into_owned(),
+            ]
         })?;
         if output.success() {
             return Ok(());
@@ -325,11 +347,9 @@ impl<R: CommandRunner> Launchctl<R> {
                  it), or launchd rejected the plist (check it with `plutil -lint {path}`)"
             )
         } else if is_unsupported_domain(&output) {
-            format!(
-                "launchd has no session for this user to run the agent in (over SSH or \
-                 headless); log in to the Mac's desktop once, then install again, or rely on \
-                 on-demand start"
-            )
+            "launchd has no session for this user to run the agent in (over SSH or headless); \
+             log in to the Mac's desktop once, then install again, or rely on on-demand start"
+                .to_owned()
         } else {
             format!(
                 "check the plist with `plutil -lint {path}`; `sudo launchctl bootstrap {domain} \
@@ -399,7 +419,10 @@ impl<R: CommandRunner> Launchctl<R> {
 /// launchctl refuses a domain this session does not have (`gui/<uid>` over SSH) with 125,
 /// "Domain does not support specified action".
 fn is_unsupported_domain(output: &CommandOutput) -> bool {
-    output.status == Some(125) || output.text().contains("Domain does not support specified action")
+    output.status == Some(125)
+        || output
+            .text()
+            .contains("Domain does not support specified action")
 }
 
 /// launchctl says "not loaded" with exit 3 (`No such process`, bootout) or 113 (`Could not find
@@ -675,7 +698,8 @@ mod tests {
         assert_eq!(agent.last_exit_code, Some(78));
     }
 
-    const DOMAIN_UNSUPPORTED: &str = "Bootstrap failed: 125: Domain does not support specified action\n";
+    const DOMAIN_UNSUPPORTED: &str =
+        "Bootstrap failed: 125: Domain does not support specified action\n";
 
     #[test]
     fn without_a_gui_session_the_user_domain_is_used() {
@@ -699,7 +723,10 @@ mod tests {
     #[test]
     fn no_domain_at_all_says_to_log_in() {
         let lc = Launchctl::new(
-            FakeRunner::replying([failed(125, DOMAIN_UNSUPPORTED), failed(125, DOMAIN_UNSUPPORTED)]),
+            FakeRunner::replying([
+                failed(125, DOMAIN_UNSUPPORTED),
+                failed(125, DOMAIN_UNSUPPORTED),
+            ]),
             501,
         );
         let err = lc.bootstrap(Path::new("/h/x.plist")).unwrap_err();
@@ -723,7 +750,10 @@ mod tests {
             FakeRunner::replying([failed(5, "Boot-out failed: 5: Input/output error\n"), ok()]),
             501,
         );
-        assert_eq!(lc.bootout(LABEL).unwrap_err().kind(), LaunchdErrorKind::Launchctl);
+        assert_eq!(
+            lc.bootout(LABEL).unwrap_err().kind(),
+            LaunchdErrorKind::Launchctl
+        );
     }
 
     #[test]
@@ -759,6 +789,9 @@ mod tests {
             std::time::Duration::from_secs(60),
         )
         .unwrap();
-        assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (Some(3), "out\n", "err\n"));
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
     }
 }

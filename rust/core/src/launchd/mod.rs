@@ -216,7 +216,10 @@ impl AgentSpec {
         for (key, value) in &self.env {
             // systemd drops (and shells cannot set) any other name, so the
             // portable rule is enforced for both managers.
-            let portable = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let portable = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !portable {
                 return Err(LaunchdError::invalid(

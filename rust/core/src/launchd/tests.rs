@@ -229,7 +229,10 @@ const SERVICE_KEYS: &[(&str, &[&str])] = &[
 ];
 const SOCKET_KEYS: &[(&str, &[&str])] = &[
     ("Unit", &["Description"]),
-    ("Socket", &["ListenStream", "SocketMode", "DirectoryMode", "Accept"]),
+    (
+        "Socket",
+        &["ListenStream", "SocketMode", "DirectoryMode", "Accept"],
+    ),
     ("Install", &["WantedBy"]),
 ];
 
@@ -548,7 +551,10 @@ fn systemd_refuses_quotes_and_backslashes_in_the_program_path_and_keeps_dollars(
         match systemd_units(&s) {
             Err(LaunchdError::InvalidSpec { field, message }) => {
                 assert_eq!(field, "program");
-                assert!(message.contains("without quotes or backslashes"), "{message}");
+                assert!(
+                    message.contains("without quotes or backslashes"),
+                    "{message}"
+                );
             }
             other => panic!("{bad:?}: expected InvalidSpec, got {other:?}"),
         }

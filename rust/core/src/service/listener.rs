@@ -299,7 +299,12 @@ mod tests {
         let err = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::EndpointConflict);
         assert!(err.to_string().contains("launchd or systemd"), "{err}");
-        assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
         std::os::unix::net::UnixStream::connect(&path).expect("the owner still listens");
         drop(owner);
         // Once nobody listens it is stale, and replaced.

@@ -247,7 +247,9 @@ impl Kit {
         .record();
         match Kit::start(identity, config) {
             Ok(kit) => Ok(Some(kit)),
-            Err(e) if e.kind() == ErrorKind::EndpointConflict && e.message().starts_with(ANOTHER) => {
+            Err(e)
+                if e.kind() == ErrorKind::EndpointConflict && e.message().starts_with(ANOTHER) =>
+            {
                 let pid = ServiceRecord::read(&record)
                     .map(|r| r.pid.to_string())
                     .unwrap_or_else(|| "unknown".into());

@@ -444,7 +444,11 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(async move { core.ensure().await })) }
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.ensure().await })
+        })
+    }
 }
 
 /// The service's status, without starting it.
@@ -462,7 +466,11 @@ pub unsafe extern "C" fn spfs_autostart_status(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(async move { core.status().await })) }
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.status().await })
+        })
+    }
 }
 
 /// The shared body of `_ensure` and `_status`: check the pointers, run
