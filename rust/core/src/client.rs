@@ -496,7 +496,7 @@ impl ServiceManager {
         self.stop_observed(instance, channel, managed).await
     }
 
-    /// The stop sequence for a service: data, run by [`Self::stop_observed`].
+    /// The stop sequence for a service: data, run step by step by `stop`.
     pub fn stop_steps(&self, _managed: bool) -> Vec<StopStep> {
         vec![
             StopStep::Rpc,

@@ -315,7 +315,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
 
 /// `--ready-in-parts-ms`: write "READY " to the spawner's readiness
 /// descriptor at once, wait `pause` before even binding, then relay the rest
-/// of the kit's line ("<pid>\n") when the kit writes it. The spawner holds
+/// of the kit's line (`"<pid>\n"`) when the kit writes it. The spawner holds
 /// a partial line for the whole pause while it polls the endpoint.
 fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
     use std::io::{Read, Write};
