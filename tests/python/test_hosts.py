@@ -1,6 +1,6 @@
 """The library embedded in a Python host that behaves like real ones: exits
 with live feeds, forks, raises in observers, cancels from other threads, and
-blocks in many observers at once (issue 16)."""
+blocks in many observers at once."""
 
 import asyncio
 import os

@@ -580,7 +580,7 @@ fn the_socket_unit_creates_missing_parents_0700() {
     );
 }
 
-/// Row 11 of issue 16 with systemd's own parser: a program whose path holds a `$` (and a
+/// With systemd's own parser: a program whose path holds a `$` (and a
 /// space) verifies, and the one systemd refuses is refused by us first.
 #[test]
 fn systemd_analyze_accepts_a_program_path_with_a_dollar() {
