@@ -24,10 +24,8 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     let (reader, writer) = nix::unistd::pipe().unwrap();
     for fd in [&reader, &writer] {
         // SAFETY: fcntl on a descriptor we own; no other thread forks here.
-        assert_ne!(
-            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) },
-            -1
-        );
+        let set = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_ne!(set, -1);
     }
     (reader, writer)
 }

@@ -567,6 +567,7 @@ mod tests {
     fn message(err: *const spfs_autostart_error) -> String {
         // SAFETY: a live error from this library.
         let p = unsafe { spfs_autostart_error_message(err) };
+        // SAFETY: the message is a NUL-terminated string owned by `err`.
         unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
     }
 
@@ -576,6 +577,7 @@ mod tests {
         let code = boundary(&mut err, || panic!("deliberate test panic"));
         assert_eq!(code, spfs_autostart_result::Panic);
         assert!(message(err).contains("deliberate test panic"));
+        // SAFETY: `err` was just made by the boundary and is freed once.
         unsafe { spfs_autostart_error_free(err) };
         // Without an error out-pointer the code alone comes back.
         let code = boundary(ptr::null_mut(), || panic!("deliberate test panic"));
@@ -593,6 +595,7 @@ mod tests {
         assert_eq!(e.message.to_str().unwrap(), "it died");
         assert_eq!(e.log_file.as_ref().unwrap().to_str().unwrap(), "/tmp/x.log");
         let tail = &e.log_tail as *const _;
+        // SAFETY: `tail` points into `e`, which outlives the block.
         unsafe {
             assert_eq!(spfs_autostart_string_array_len(tail), 1);
             let line = CStr::from_ptr(spfs_autostart_string_array_get(tail, 0));
@@ -650,6 +653,7 @@ mod tests {
             let path = CString::new(config.to_str().unwrap()).unwrap();
             let mut mgr = ptr::null_mut();
             let mut err = ptr::null_mut();
+            // SAFETY: valid C strings and out-pointers; each handle is freed once.
             unsafe {
                 assert_eq!(
                     spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err),

@@ -17,8 +17,8 @@ use super::{
 pub unsafe extern "C" fn spfs_autostart_status_state(
     status: *const spfs_autostart_status,
 ) -> spfs_autostart_state {
-    // SAFETY: the caller's contract.
     guard(spfs_autostart_state::Stopped, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(spfs_autostart_state::Stopped, |s| s.state)
     })
 }
@@ -29,8 +29,8 @@ pub unsafe extern "C" fn spfs_autostart_status_state(
 /// `status` is NULL or a live status.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spfs_autostart_status_pid(status: *const spfs_autostart_status) -> u32 {
-    // SAFETY: the caller's contract.
     guard(0, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.and_then(|s| s.pid).unwrap_or(0)
     })
 }
@@ -44,8 +44,8 @@ pub unsafe extern "C" fn spfs_autostart_status_pid(status: *const spfs_autostart
 pub unsafe extern "C" fn spfs_autostart_status_version(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.and_then(|s| s.version.as_ref()))
     })
 }
@@ -59,8 +59,8 @@ pub unsafe extern "C" fn spfs_autostart_status_version(
 pub unsafe extern "C" fn spfs_autostart_status_endpoint(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.map(|s| &s.endpoint))
     })
 }
@@ -74,8 +74,8 @@ pub unsafe extern "C" fn spfs_autostart_status_endpoint(
 pub unsafe extern "C" fn spfs_autostart_status_log_file(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.map(|s| &s.log_file))
     })
 }
@@ -90,8 +90,8 @@ pub unsafe extern "C" fn spfs_autostart_status_log_file(
 pub unsafe extern "C" fn spfs_autostart_status_detail(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.and_then(|s| s.detail.as_ref()))
     })
 }
@@ -105,8 +105,8 @@ pub unsafe extern "C" fn spfs_autostart_status_detail(
 pub unsafe extern "C" fn spfs_autostart_status_uptime_secs(
     status: *const spfs_autostart_status,
 ) -> i64 {
-    // SAFETY: the caller's contract.
     guard(-1, || {
+        // SAFETY: the caller's contract.
         secs(unsafe { status.as_ref() }.and_then(|s| s.uptime_secs))
     })
 }
@@ -120,8 +120,8 @@ pub unsafe extern "C" fn spfs_autostart_status_uptime_secs(
 pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
     status: *const spfs_autostart_status,
 ) -> i64 {
-    // SAFETY: the caller's contract.
     guard(-1, || {
+        // SAFETY: the caller's contract.
         secs(unsafe { status.as_ref() }.and_then(|s| s.idle_exit_in_secs))
     })
 }
@@ -134,8 +134,8 @@ pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
 pub unsafe extern "C" fn spfs_autostart_status_lease_count(
     status: *const spfs_autostart_status,
 ) -> usize {
-    // SAFETY: the caller's contract.
     guard(0, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(0, |s| s.lease_count)
     })
 }
@@ -150,8 +150,8 @@ pub unsafe extern "C" fn spfs_autostart_status_lease_count(
 pub unsafe extern "C" fn spfs_autostart_status_warnings(
     status: *const spfs_autostart_status,
 ) -> *const spfs_autostart_string_array {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(ptr::null(), |s| &s.warnings as *const _)
     })
 }
