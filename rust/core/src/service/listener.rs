@@ -231,9 +231,11 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
     }
     // SAFETY: launchd returned `count` descriptors in a malloc'd array we free.
     let all: Vec<libc::c_int> = unsafe { std::slice::from_raw_parts(fds, count).to_vec() };
+    // SAFETY: the array was malloc'd by launchd for us, copied above, freed once.
     unsafe { libc::free(fds.cast()) };
     let mut owned: Vec<OwnedFd> = all
         .into_iter()
+        // SAFETY: launchd handed these descriptors to us; nothing else owns them.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
     Ok(if owned.is_empty() {
