@@ -18,8 +18,20 @@
  *   accessor are borrowed from the handle they came from and stay valid
  *   until that handle is freed.
  * - Every function is thread-safe; one manager may be used from many
- *   threads at once (but must not be freed while in use).
+ *   threads at once (but must not be freed while in use). A manager made
+ *   before fork() may be used in the child; the child gets its own
+ *   runtime and connections on first use.
+ * - Supported language standards: C99 and newer, C++11 and newer (the
+ *   header uses `//` comments, trailing enum commas and <stdint.h>).
+ *   The result and state enums have a fixed width: they are int32_t.
  */
+#if defined(__cplusplus)
+#  if __cplusplus < 201103L && !defined(_MSC_VER)
+#    error "spfs_autostart.h needs C++11 or newer"
+#  endif
+#elif !defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L
+#  error "spfs_autostart.h needs C99 or newer"
+#endif
 
 #ifndef SPFS_AUTOSTART_H
 #define SPFS_AUTOSTART_H
@@ -36,9 +48,13 @@
 
 /**
  * The result of a fallible call. The values are stable: new codes are only
- * ever added.
+ * ever added. An `int32_t` in C.
  */
-enum spfs_autostart_result {
+enum spfs_autostart_result
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /**
    * Success; the outputs were written.
    */
@@ -94,6 +110,10 @@ enum spfs_autostart_result {
    */
   SPFS_AUTOSTART_RESULT_INTERNAL = 12,
   /**
+   * `launchctl` refused, timed out or could not be run.
+   */
+  SPFS_AUTOSTART_RESULT_LAUNCHCTL_FAILED = 13,
+  /**
    * A pointer parameter that must not be NULL was NULL.
    */
   SPFS_AUTOSTART_RESULT_NULL_PARAMETER = 100,
@@ -106,11 +126,22 @@ enum spfs_autostart_result {
    */
   SPFS_AUTOSTART_RESULT_PANIC = 102,
 };
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_result spfs_autostart_result;
+#else
+typedef int32_t spfs_autostart_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
- * The state of the service.
+ * The state of the service. An `int32_t` in C.
  */
-enum spfs_autostart_state {
+enum spfs_autostart_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   /**
    * It answers at its endpoint.
    */
@@ -136,6 +167,13 @@ enum spfs_autostart_state {
    */
   SPFS_AUTOSTART_STATE_CONFLICT = 5,
 };
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_state spfs_autostart_state;
+#else
+typedef int32_t spfs_autostart_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
  * A manager for one service. Create it with `spfs_autostart_new`, free it
@@ -186,9 +224,9 @@ const char *spfs_autostart_version(void);
  * `config_path` is NULL or a NUL-terminated string; `out` and `err` are
  * NULL or valid for writes.
  */
-enum spfs_autostart_result spfs_autostart_new(const char *config_path,
-                                              struct spfs_autostart **out,
-                                              struct spfs_autostart_error **err);
+spfs_autostart_result spfs_autostart_new(const char *config_path,
+                                         struct spfs_autostart **out,
+                                         struct spfs_autostart_error **err);
 
 /**
  * Free a manager. NULL does nothing. Does not stop the service.
@@ -212,9 +250,9 @@ void spfs_autostart_free(struct spfs_autostart *mgr);
  * `mgr` is NULL or a live manager; `out` and `err` are NULL or valid for
  * writes.
  */
-enum spfs_autostart_result spfs_autostart_ensure(const struct spfs_autostart *mgr,
-                                                 struct spfs_autostart_status **out,
-                                                 struct spfs_autostart_error **err);
+spfs_autostart_result spfs_autostart_ensure(const struct spfs_autostart *mgr,
+                                            struct spfs_autostart_status **out,
+                                            struct spfs_autostart_error **err);
 
 /**
  * The service's status, without starting it.
@@ -226,9 +264,9 @@ enum spfs_autostart_result spfs_autostart_ensure(const struct spfs_autostart *mg
  * # Safety
  * As for `spfs_autostart_ensure`.
  */
-enum spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mgr,
-                                                 struct spfs_autostart_status **out,
-                                                 struct spfs_autostart_error **err);
+spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mgr,
+                                            struct spfs_autostart_status **out,
+                                            struct spfs_autostart_error **err);
 
 /**
  * Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it
@@ -240,9 +278,9 @@ enum spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mg
  * `mgr` is NULL or a live manager; `stopped_out` and `err` are NULL or
  * valid for writes.
  */
-enum spfs_autostart_result spfs_autostart_stop(const struct spfs_autostart *mgr,
-                                               int *stopped_out,
-                                               struct spfs_autostart_error **err);
+spfs_autostart_result spfs_autostart_stop(const struct spfs_autostart *mgr,
+                                          int *stopped_out,
+                                          struct spfs_autostart_error **err);
 
 /**
  * The last `n` lines of the service log, oldest first; works when the
@@ -256,10 +294,10 @@ enum spfs_autostart_result spfs_autostart_stop(const struct spfs_autostart *mgr,
  * `mgr` is NULL or a live manager; `out` and `err` are NULL or valid for
  * writes.
  */
-enum spfs_autostart_result spfs_autostart_tail_logs(const struct spfs_autostart *mgr,
-                                                    size_t n,
-                                                    struct spfs_autostart_string_array **out,
-                                                    struct spfs_autostart_error **err);
+spfs_autostart_result spfs_autostart_tail_logs(const struct spfs_autostart *mgr,
+                                               size_t n,
+                                               struct spfs_autostart_string_array **out,
+                                               struct spfs_autostart_error **err);
 
 /**
  * The error's code (never `SPFS_AUTOSTART_RESULT_OK`, except for a NULL
@@ -268,7 +306,7 @@ enum spfs_autostart_result spfs_autostart_tail_logs(const struct spfs_autostart 
  * # Safety
  * `error` is NULL or a live error.
  */
-enum spfs_autostart_result spfs_autostart_error_code(const struct spfs_autostart_error *error);
+spfs_autostart_result spfs_autostart_error_code(const struct spfs_autostart_error *error);
 
 /**
  * The full message: what happened, to what, and what to do next. Borrowed:
@@ -340,7 +378,7 @@ void spfs_autostart_string_array_free(struct spfs_autostart_string_array *array)
  * # Safety
  * `status` is NULL or a live status.
  */
-enum spfs_autostart_state spfs_autostart_status_state(const struct spfs_autostart_status *status);
+spfs_autostart_state spfs_autostart_status_state(const struct spfs_autostart_status *status);
 
 /**
  * The service's pid, or 0 when unknown (or `status` is NULL).

@@ -14,9 +14,30 @@ cc "${cflags[@]}" -o "$out_dir/test_ffi_shared" "$root/tests/c/test_ffi.c" \
 # (`cargo rustc -- --print native-static-libs`).
 cc "${cflags[@]}" -o "$out_dir/test_ffi_static" "$root/tests/c/test_ffi.c" \
     "$lib_dir/libspfs_autostart.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-# The header also compiles as C++ (cbindgen's cpp_compat), where a C++
-# compiler exists.
+# The header states the standards it supports (C99+, C++11+): it compiles
+# cleanly and pedantically under each, and an older one stops at its #error
+# naming the minimum rather than at a syntax error deep inside.
+probe='#include "spfs_autostart.h"
+typedef char result_is_32_bits[sizeof(spfs_autostart_result) == 4 ? 1 : -1];
+typedef char state_is_32_bits[sizeof(spfs_autostart_state) == 4 ? 1 : -1];
+int main(void) { return spfs_autostart_version() == 0; }'
+for std in c99 c11 c17; do
+    printf '%s\n' "$probe" | cc -Wall -Wextra -Werror -pedantic -std=$std -I "$root/include" \
+        -x c -fsyntax-only -
+done
+if printf '%s\n' "$probe" | cc -std=c89 -I "$root/include" -x c -fsyntax-only - 2>"$out_dir/c89.err"; then
+    echo "build.sh: the header compiled as C89; its #error guard is missing" >&2
+    exit 1
+fi
+grep -q "needs C99 or newer" "$out_dir/c89.err" || { cat "$out_dir/c89.err" >&2; exit 1; }
 if command -v c++ >/dev/null 2>&1; then
-    printf '#include "spfs_autostart.h"\nint main() { return spfs_autostart_version() == nullptr; }\n' |
-        c++ -Wall -Wextra -Werror -std=c++17 -I "$root/include" -x c++ -fsyntax-only -
+    for std in c++11 c++17 c++20; do
+        printf '%s\n' "${probe/(void)/()}" |
+            c++ -Wall -Wextra -Werror -pedantic -std=$std -I "$root/include" -x c++ -fsyntax-only -
+    done
+    if printf '%s\n' "$probe" | c++ -std=c++98 -I "$root/include" -x c++ -fsyntax-only - 2>"$out_dir/cxx98.err"; then
+        echo "build.sh: the header compiled as C++98; its #error guard is missing" >&2
+        exit 1
+    fi
+    grep -q "needs C++11 or newer" "$out_dir/cxx98.err" || { cat "$out_dir/cxx98.err" >&2; exit 1; }
 fi

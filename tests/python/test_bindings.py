@@ -72,6 +72,9 @@ class Observer(sa.StatusObserver):
     def on_status(self, status):
         self.updates.put(status)
 
+    def on_error(self, message):
+        pytest.fail(f"the watch reported an error: {message}")
+
     def wait_for(self, state, timeout=20.0):
         deadline = time.monotonic() + timeout
         seen = []

@@ -1,4 +1,4 @@
-"""Issue 12 row 14: an FFI host (here Python, whose executable lives in
+"""An FFI host (here Python, whose executable lives in
 /usr/bin or .venv/bin) finds the service program next to the library it
 loaded, and says where it looked when the program is not there."""
 

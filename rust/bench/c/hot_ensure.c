@@ -6,12 +6,12 @@
  *   hot_ensure CONFIG_PATH --startup-only   exit at once (the process's own
  *                                           start-up cost, library loaded)
  *
- * Written against the API described in issue 5 / DESIGN.md section 9
- * (rustls-ffi conventions). The harness compiles it with
+ * Written against include/spfs_autostart.h (docs/DESIGN.md section 10,
+ * rustls-ffi conventions). The harness compiles it with
  *   cc -O2 -o hot_ensure hot_ensure.c -I<dir of spfs_autostart.h> \
  *      -Ltarget/release -lspfs_autostart -Wl,-rpath,target/release
- * and reports "not measured" when it does not compile: when the FFI lands,
- * adjust the names below to the generated header (they are the only guess).
+ * and reports "not measured" when it does not compile (the header changed
+ * under it: mend the names below).
  */
 #include <stdio.h>
 #include <string.h>

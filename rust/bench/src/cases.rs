@@ -1,4 +1,4 @@
-//! The measurements of issue 7, each beside the naive design in the same run.
+//! The measurements, each beside the naive design in the same run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `spfs-autostart-bench`: the fast path, the cold start, the thundering
 //! herd, `tail_logs` and the idle cost, each against the naive design
-//! measured in the same run (issue 7).
+//! measured in the same run.
 //!
 //! A benchmark, not a test: it reports, and exits 0 unless something is
 //! broken (a binary missing, a service that never starts). Every service and

@@ -1,4 +1,4 @@
-//! The edges (issue 12): odd inputs, environments and pipes, each against
+//! The edges: odd inputs, environments and pipes, each against
 //! the real binaries. Nothing already running is disturbed by a bad input,
 //! and nothing is written outside the sandbox's state and log dirs.
 
@@ -24,10 +24,8 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     let (reader, writer) = nix::unistd::pipe().unwrap();
     for fd in [&reader, &writer] {
         // SAFETY: fcntl on a descriptor we own; no other thread forks here.
-        assert_ne!(
-            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) },
-            -1
-        );
+        let set = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_ne!(set, -1);
     }
     (reader, writer)
 }
@@ -42,7 +40,7 @@ fn exits_soon(child: &mut Child, what: &str) -> std::process::ExitStatus {
     panic!("{what} did not exit within {SOON:?}");
 }
 
-// Row 1: `status | true` panicked with "failed printing to stdout".
+// `status | true` panicked with "failed printing to stdout".
 #[test]
 fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
     let sb = Sandbox::new("");
@@ -76,7 +74,7 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
     }
 }
 
-// Row 2: `logs -f | head -1` and `watch | head -1` ran until killed.
+// `logs -f | head -1` and `watch | head -1` ran until killed.
 #[test]
 fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
     let sb = Sandbox::new("");
@@ -119,7 +117,7 @@ fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
     sb.ok(&["stop"]);
 }
 
-// Row 3: log_keep = 4294967295 made the spawner rename ~4e9 times.
+// `log_keep = 4294967295` made the spawner rename ~4e9 times.
 #[test]
 fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
     for (extra, key) in [
@@ -146,7 +144,7 @@ fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
     }
 }
 
-// Row 4: a relative SPFS_AUTOSTART_CONFIG made the service exit 2 (it
+// A relative SPFS_AUTOSTART_CONFIG made the service exit 2 (it
 // re-read the file with cwd `/`).
 #[test]
 fn relative_config_path_in_the_environment_starts_the_service() {
@@ -166,7 +164,7 @@ fn relative_config_path_in_the_environment_starts_the_service() {
     sb.ok(&["stop"]);
 }
 
-// Row 5: `env -i ... ensure` with HOME unset made the service exit 2.
+// `env -i ... ensure` with HOME unset made the service exit 2.
 #[test]
 fn ensure_works_with_an_empty_environment() {
     let sb = Sandbox::new("");
@@ -183,7 +181,7 @@ fn ensure_works_with_an_empty_environment() {
     sb.ok(&["stop"]);
 }
 
-// Row 6: a broken per-user config file reached the service although the
+// A broken per-user config file reached the service although the
 // client was given another one.
 #[test]
 fn broken_per_user_config_does_not_reach_the_service() {
@@ -210,7 +208,7 @@ fn broken_per_user_config_does_not_reach_the_service() {
     sb.ok(&["stop"]);
 }
 
-// Row 7: under umask 0177/0277/0777 the state dir was created 0600/0500/0000.
+// Under umask 0177/0277/0777 the state dir was created 0600/0500/0000.
 #[test]
 fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
     for umask in [0o177, 0o277, 0o777] {
@@ -266,7 +264,7 @@ fn state_dir_without_owner_access_is_refused_with_the_fix() {
     }
 }
 
-// Row 8: with its log unwritable (a full disk) the reference service
+// With its log unwritable (a full disk) the reference service
 // panicked and the spawner said "the service wrote nothing to its log".
 // Simulated with RLIMIT_FSIZE at the log's current size (SIGXFSZ ignored, so
 // a write past it fails with EFBIG as it would with ENOSPC on a full disk);
@@ -333,7 +331,7 @@ fn unwritable_log_is_reported_and_the_service_keeps_running() {
     assert!(!err.contains("wrote nothing"), "{err}");
 }
 
-// Row 10: `endpoint = "tcp://127.0.0.1:0"` was accepted and timed out.
+// `endpoint = "tcp://127.0.0.1:0"` was accepted and timed out.
 #[test]
 fn port_zero_endpoint_is_refused_naming_the_key() {
     let sb = Sandbox::new("endpoint = \"tcp://127.0.0.1:0\"");
@@ -359,7 +357,7 @@ fn port_zero_endpoint_is_refused_naming_the_key() {
     assert!(!sb.state.exists());
 }
 
-// Row 11: `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
+// `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
 // log: the peak RSS of the `logs` process must stay far below its size.
 #[test]
 fn logs_with_a_huge_count_streams_in_bounded_memory() {
@@ -399,7 +397,7 @@ fn logs_with_a_huge_count_streams_in_bounded_memory() {
     );
 }
 
-// Row 13: `[env]` keys "A=B" and "" reached the child as `A=B=c` and `=x`.
+// `[env]` keys "A=B" and "" reached the child as `A=B=c` and `=x`.
 #[test]
 fn env_keys_that_cannot_be_environment_names_are_refused() {
     for key in ["A=B", ""] {
@@ -416,7 +414,7 @@ fn env_keys_that_cannot_be_environment_names_are_refused() {
     }
 }
 
-// Row 18: a log dir others can write let them redirect the service's output;
+// A log dir others can write let them redirect the service's output;
 // a symlinked log was followed.
 #[test]
 fn shared_log_dir_and_symlinked_log_are_refused() {
@@ -443,9 +441,9 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     assert!(sb.service_pids().is_empty());
 }
 
-// Row 22: the state dir tree was created before the socket path's length
+// The state dir tree was created before the socket path's length
 // was checked, and explicit unix:// endpoints were checked only by the
-// service. Issue 16 row 15: TCP endpoints use no socket and pass.
+// service. TCP endpoints use no socket and pass.
 #[test]
 fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
     let sb = Sandbox::new("");

@@ -53,6 +53,7 @@ fn service_inherits_no_descriptor_of_its_spawner_but_the_lock() {
     let mut command = sb.command(&["--json", "ensure"]);
     // The spawner's host has an inheritable descriptor open, as a careless
     // host (a Python process, a shell) may.
+    // SAFETY: the closure only calls fcntl, which is async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {

@@ -1,4 +1,4 @@
-//! Lifecycle soundness (issue 10) against the real binaries: `ensure` and
+//! Lifecycle soundness against the real binaries: `ensure` and
 //! `stop` act only on the instance they observed, under every race. One
 //! test per reproduced failure; each race is repeated a few times.
 
@@ -27,7 +27,7 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
 
-/// Row 1: `stop` while one `ensure` starts the service and another waits.
+/// `stop` while one `ensure` starts the service and another waits.
 /// Whatever order they end in, `stop` ends only the service it observed,
 /// gracefully, and every service an `ensure` reported is alive afterwards
 /// unless it is that one.
@@ -68,7 +68,7 @@ fn stop_during_a_start_ends_only_the_service_it_observed() {
     }
 }
 
-/// Row 2: six `ensure`s meet a service of the wrong version: exactly one
+/// Six `ensure`s meet a service of the wrong version: exactly one
 /// restart, and all six get the new service.
 #[test]
 fn version_restart_in_a_herd_happens_once_and_every_ensure_succeeds() {
@@ -96,7 +96,7 @@ fn version_restart_in_a_herd_happens_once_and_every_ensure_succeeds() {
     }
 }
 
-/// Row 4: a readiness line that arrives in two writes is read whole.
+/// A readiness line that arrives in two writes is read whole.
 #[test]
 fn readiness_line_written_in_parts_is_understood() {
     let sb = Sandbox::new("args = [\"--ready-in-parts-ms\", \"300\"]\n");
@@ -111,7 +111,7 @@ fn readiness_line_written_in_parts_is_understood() {
     assert!(!sb.log().contains("unexpected readiness"), "{}", sb.log());
 }
 
-/// Row 5: `ensure --timeout 2` while another process starts a service that
+/// `ensure --timeout 2` while another process starts a service that
 /// hangs returns in time, saying another process is starting it.
 #[test]
 fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
@@ -145,7 +145,7 @@ fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
     }
 }
 
-/// Row 6: a plain service that leaves a helper holding its descriptors and
+/// A plain service that leaves a helper holding its descriptors and
 /// exits is stopped; the next `ensure` starts a fresh one.
 #[test]
 fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
@@ -175,7 +175,7 @@ fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
     }
 }
 
-/// Row 7: a plain service that double-forks (its first process exits 0)
+/// A plain service that double-forks (its first process exits 0)
 /// is up: `ensure` succeeds, `status` names the daemon, `stop` ends it.
 #[test]
 fn double_forking_plain_service_is_found_and_stopped() {
@@ -196,7 +196,7 @@ fn double_forking_plain_service_is_found_and_stopped() {
     }
 }
 
-/// Row 8: a kit service started without a spawner is never refused by a
+/// A kit service started without a spawner is never refused by a
 /// `status` probe running at the same time.
 #[test]
 fn status_probes_never_make_a_starting_kit_service_fail() {
@@ -267,7 +267,7 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
     }
 }
 
-/// Row 9: `ensure` never returns a service that is shutting down: whatever
+/// `ensure` never returns a service that is shutting down: whatever
 /// it reports is alive and running right after.
 #[test]
 fn ensure_never_reports_a_service_that_is_shutting_down() {
@@ -285,7 +285,7 @@ fn ensure_never_reports_a_service_that_is_shutting_down() {
     }
 }
 
-/// Row 10: Ctrl-C on an `ensure` that is starting the service leaves no
+/// Ctrl-C on an `ensure` that is starting the service leaves no
 /// process behind, and the next `ensure` works.
 #[test]
 fn interrupted_ensure_leaves_no_process_behind() {
@@ -371,7 +371,7 @@ fn outside_service(port: u16, uid: Option<u32>, state: &std::path::Path) -> Chil
     child
 }
 
-/// Row 11: another user's plain service on our TCP port is a conflict:
+/// Another user's plain service on our TCP port is a conflict:
 /// never used, never asked to shut down, never signalled.
 #[test]
 fn another_users_service_on_our_port_is_left_alone() {
@@ -408,7 +408,7 @@ fn another_users_service_on_our_port_is_left_alone() {
     }
 }
 
-/// Row 12: our own plain service started outside spfs-autostart (as spfs
+/// Our own plain service started outside spfs-autostart (as spfs
 /// does) is adopted: reported with its pid, used by `ensure` (never a
 /// second one), stopped by `stop`. (And an `expected_version` that a plain
 /// service cannot be checked against is said to be unchecked.)
@@ -450,7 +450,7 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
     }
 }
 
-/// Issue 12 row 21: on a kernel without `close_range` (simulated), every
+/// On a kernel without `close_range` (simulated), every
 /// inherited descriptor is still closed, even one above the descriptor
 /// table size where a loop up to `getdtablesize()` stops (a host that
 /// lowered its limit after opening it; the same gap as a limit above the

@@ -517,7 +517,7 @@ impl ServiceManager {
         self.stop_observed(instance, channel, managed).await
     }
 
-    /// The stop sequence for a service: data, run by [`Self::stop_observed`].
+    /// The stop sequence for a service: data, run step by step by `stop`.
     /// A kit service always gets `Control.Shutdown`, SIGTERM, SIGKILL; a
     /// plain one the configured `stop_sequence` (spfs-fuse-macos's default:
     /// `Shutdown` only unmounts, SIGINT is its graceful exit, SIGTERM kills

@@ -541,7 +541,7 @@ impl Config {
     }
 
     /// Apply one TOML document on top of this configuration. Every value
-    /// was checked while it was read (see [`FileConfig`]).
+    /// was checked while it was read (see `FileConfig`).
     pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<()> {
         let file: FileConfig = toml::from_str(text).map_err(|e| {
             Error::new(

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Unsupported,
     /// Any other operating-system error.
     Io,
+    /// `launchctl` (the LaunchAgent's service manager) refused, timed out or
+    /// could not be run.
+    LaunchctlFailed,
 }
 
 impl ErrorKind {
@@ -52,6 +55,7 @@ impl ErrorKind {
             ErrorKind::InvalidConfig => "InvalidConfig",
             ErrorKind::Unsupported => "Unsupported",
             ErrorKind::Io => "Io",
+            ErrorKind::LaunchctlFailed => "LaunchctlFailed",
         }
     }
 }

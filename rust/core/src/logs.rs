@@ -25,6 +25,10 @@ use tokio::sync::mpsc;
 /// The first read from the end of the log; later ones double up to [`MAX_CHUNK`].
 const FIRST_CHUNK: u64 = 8 * 1024;
 const MAX_CHUNK: u64 = 1024 * 1024;
+/// At most this much of the end of a log is read for one tail, however many
+/// lines are asked for, so a host asking for `usize::MAX` lines of a huge log
+/// gets its last 4 MiB (whole lines only), not the whole file in memory.
+pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The last lines of a file and what it cost to find them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,7 +49,8 @@ pub fn clean_line(bytes: &[u8]) -> String {
     }
 }
 
-/// The last `n` lines of `path`. A missing file has no lines.
+/// The last `n` lines of `path`, from at most its last [`MAX_TAIL_BYTES`].
+/// A missing file has no lines.
 pub fn tail(path: &Path, n: usize) -> io::Result<Tail> {
     tail_since(path, 0, n)
 }
@@ -77,8 +82,8 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
     let mut newlines = 0usize;
     // A newline ending the file ends the last line; it does not start another.
     let mut skip_final_newline = true;
-    while pos > start && newlines <= n {
-        let take = size.min(pos - start);
+    while pos > start && newlines <= n && len - pos < MAX_TAIL_BYTES {
+        let take = size.min(pos - start).min(MAX_TAIL_BYTES - (len - pos));
         pos -= take;
         let mut chunk = vec![0; take as usize];
         file.seek(SeekFrom::Start(pos))?;
@@ -93,6 +98,9 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
         size = (size * 2).min(MAX_CHUNK);
     }
     let bytes_read = len - pos;
+    // Stopped by the byte cap in the middle of the file: the oldest bytes
+    // read may be the end of a longer line, which is dropped below.
+    let capped = pos > start && newlines <= n;
     let mut data = Vec::with_capacity(bytes_read as usize);
     for chunk in chunks.iter().rev() {
         data.extend_from_slice(chunk);
@@ -107,7 +115,23 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
         .rev()
         .filter(|&(_, &b)| b == b'\n')
         .nth(n - 1)
-        .map_or(0, |(i, _)| i + 1);
+        .map_or_else(
+            || match capped {
+                true => data
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(data.len(), |i| i + 1),
+                false => 0,
+            },
+            |(i, _)| i + 1,
+        );
+    if capped && cut == data.len() {
+        // One line longer than the cap: nothing whole to show.
+        return Ok(Tail {
+            lines: Vec::new(),
+            bytes_read,
+        });
+    }
     let lines = data[cut..].split(|&b| b == b'\n').map(clean_line).collect();
     Ok(Tail { lines, bytes_read })
 }
@@ -496,6 +520,27 @@ mod tests {
             .unwrap();
         writeln!(f, "new 1").unwrap();
         assert_eq!(tail_since(&path, start, 10).unwrap().lines, ["new 1"]);
+    }
+
+    #[test]
+    fn tail_of_every_line_reads_at_most_the_cap_and_keeps_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        // 100-byte lines (99 digits + newline), 3x the cap.
+        let lines = (3 * MAX_TAIL_BYTES / 100) as usize;
+        let mut text = String::with_capacity(lines * 100);
+        for i in 0..lines {
+            text.push_str(&format!("{i:099}\n"));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let tail = tail(&path, usize::MAX).unwrap();
+        assert!(tail.bytes_read <= MAX_TAIL_BYTES, "{}", tail.bytes_read);
+        assert!(tail.lines.len() as u64 >= MAX_TAIL_BYTES / 100 - 1);
+        assert!(tail.lines.iter().all(|l| l.len() == 99), "whole lines only");
+        assert_eq!(tail.lines.last().unwrap(), &format!("{:099}", lines - 1));
+        // One line longer than the cap gives nothing rather than a fragment.
+        std::fs::write(&path, "x".repeat(MAX_TAIL_BYTES as usize + 10)).unwrap();
+        assert!(super::tail(&path, usize::MAX).unwrap().lines.is_empty());
     }
 
     #[test]

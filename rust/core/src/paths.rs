@@ -487,7 +487,7 @@ mod tests {
         );
     }
 
-    // Issue 12 row 17: a context with another XDG_RUNTIME_DIR (cron, sudo,
+    // A context with another XDG_RUNTIME_DIR (cron, sudo,
     // ssh) started a second "singleton". Simulated with two private dirs:
     // real login contexts and /run/user cannot be made in a test.
     #[test]

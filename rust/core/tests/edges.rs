@@ -1,4 +1,4 @@
-//! The edges of stopping and watching (issue 12 rows 9, 12 and 20), against
+//! The edges of stopping and watching, against
 //! the real reference service and, for a service whose Watch fails, a fake.
 
 mod common;
@@ -41,7 +41,7 @@ async fn service_with_a_call_in_flight(
     (manager, call)
 }
 
-// Row 9: the default stop said "it ignored the shutdown request and was sent
+// The default stop said "it ignored the shutdown request and was sent
 // SIGTERM" at 5.01 s, when the service had exited on its own 5 s drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
@@ -69,7 +69,7 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
     call.abort();
 }
 
-// Row 12: `status` of a draining service took 1.01 s and said "accepts
+// `status` of a draining service took 1.01 s and said "accepts
 // connections but does not answer gRPC".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
@@ -168,7 +168,7 @@ impl control_server::Control for WatchFails {
     }
 }
 
-// Row 20: `watch` on a managed service whose Watch RPC fails looped without
+// `watch` on a managed service whose Watch RPC fails looped without
 // sleeping. Counted: over 3 s, a back-off asks a handful of times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_backs_off_when_the_watch_stream_fails() {

@@ -1,5 +1,5 @@
-//! The kit's configuration comes from the spawner's environment alone
-//! (issue 12 rows 4, 6 and 16). One test in its own binary, because it
+//! The kit's configuration comes from the spawner's environment alone.
+//! One test in its own binary, because it
 //! changes the process environment.
 
 use std::os::fd::AsRawFd;
@@ -8,7 +8,7 @@ use std::path::Path;
 use spfs_autostart::ResolvedEndpoint;
 use spfs_autostart::service::KitConfig;
 
-// Rows 4 and 6: the kit re-read the client's config file (a relative path,
+// The kit re-read the client's config file (a relative path,
 // a broken per-user file) and exited. Row 16: it kept READY_FD/LOCK_FD in
 // its environment, so a process it started could write READY into an
 // unrelated descriptor.

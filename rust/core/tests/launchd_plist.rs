@@ -218,9 +218,13 @@ fn bundle_program_plist_round_trips_through_plistlib_and_plistutil() {
     let mut spec = spec(AgentMode::Always);
     spec.bundle_program = Some("Contents/MacOS/spfs-fuse-macos".into());
     check("bundle", &spec);
+    let mut odd = self::spec(AgentMode::Always);
+    odd.bundle_program = Some("Contents/MacOS/spfs fuse & co".into());
+    check("bundle-odd-name", &odd);
+    // One bundled plist serves every user; a socket path is one user's.
     let mut socket = self::spec(AgentMode::Socket);
-    socket.bundle_program = Some("Contents/MacOS/spfs fuse & co".into());
-    check("bundle-socket", &socket);
+    socket.bundle_program = Some("Contents/MacOS/spfs-fuse-macos".into());
+    assert!(launchd_plist(&socket).is_err());
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Lifecycle soundness through the library, against the real reference
-//! service: the races that need a call in flight or a lease (issue 10 rows
-//! 1b and 3), a service that is nobody's child and survives a host without
-//! standard descriptors (issue 16 rows 3 and 4), and one writer per record
-//! state (issue 12 row 15).
+//! service: the races that need a call in flight or a lease, a service
+//! that is nobody's child and survives a host without standard
+//! descriptors, and one writer per record state.
 
 mod common;
 
@@ -13,7 +12,7 @@ use common::*;
 use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
 use spfs_autostart::{ErrorKind, ServiceManager, StopMethod, StopOutcome};
 
-/// Row 1b: a `stop` waiting for a draining service never touches the
+/// A `stop` waiting for a draining service never touches the
 /// service an `ensure` started after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_stop_never_touches_the_service_started_after_it() {
@@ -65,7 +64,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
     }
 }
 
-/// Row 3: a version mismatch never restarts a service that holds leases;
+/// A version mismatch never restarts a service that holds leases;
 /// once idle it is restarted once, and a program that still reports the
 /// wrong version is an error, never a restart loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +127,7 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
     manager.stop().await.expect("stop");
 }
 
-/// Issue 16 row 3: the service is nobody's child, so a host that reaps
+/// The service is nobody's child, so a host that reaps
 /// every child never collects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_is_not_a_child_of_the_host() {
@@ -155,7 +154,7 @@ async fn service_is_not_a_child_of_the_host() {
     manager.stop().await.expect("stop");
 }
 
-/// Issue 12 row 15: the record the kit wrote (running, with its version)
+/// The record the kit wrote (running, with its version)
 /// is never overwritten by the spawner's `Starting` record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawner_never_overwrites_the_record_the_service_wrote() {
@@ -174,7 +173,7 @@ async fn spawner_never_overwrites_the_record_the_service_wrote() {
     }
 }
 
-/// Issue 16 row 4: a host that closed fds 0-2 starts a plain service; the
+/// A host that closed fds 0-2 starts a plain service; the
 /// lock handed to it is not replaced by its stdio, so `instance.lock` is
 /// held exactly while the service runs.
 #[test]

@@ -239,3 +239,42 @@ fn absurd_idle_timeout_is_a_config_error() {
     let err = config.set_idle_timeout_secs(1_000_000_000).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
 }
+
+/// What an `always` agent meets after an on-demand start: a second instance
+/// for the same state dir exits 0 (so launchd and systemd do not relaunch it
+/// in a loop) and says which pid serves; the first one is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
+    let sandbox = Sandbox::new(0, &[]);
+    let manager = sandbox.manager();
+    let pid = manager
+        .ensure()
+        .await
+        .expect("ensure")
+        .pid
+        .expect("service pid");
+    let mut second = std::process::Command::new(common::reference_service());
+    second
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .env("SPFS_AUTOSTART_LOG_DIR", sandbox.log_dir())
+        .env("SPFS_AUTOSTART_CONFIG", "")
+        .env("XDG_CONFIG_HOME", sandbox.root().join("config"))
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID");
+    // A hang is killed by the sandbox's Drop (it finds the state dir in the
+    // environment) once the timeout fails the test.
+    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || second.output()))
+        .await
+        .expect("the second instance did not exit")
+        .expect("join")
+        .expect("run the second instance");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(
+        stderr.contains(&format!("already running as pid {pid}")),
+        "{stderr}"
+    );
+    assert!(alive(pid), "the first instance was disturbed");
+    assert_eq!(status(&manager).await.pid, Some(pid));
+    manager.stop().await.expect("stop");
+}

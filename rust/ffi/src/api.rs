@@ -10,9 +10,12 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::task::AbortHandle;
+use tokio::sync::mpsc;
 
+use crate::feed;
+use crate::process::PerProcess;
 use crate::runtime::runtime;
 
 /// How to build a [`ServiceManager`]: the config file (or the usual
@@ -245,6 +248,16 @@ pub enum ServiceError {
         /// Its last lines, oldest first.
         log_tail: Vec<String>,
     },
+    /// `launchctl` refused, timed out or could not be run.
+    #[error("{message}")]
+    LaunchctlFailed {
+        /// What happened and what to do.
+        message: String,
+        /// The service's log file, when relevant.
+        log_file: Option<String>,
+        /// Its last lines, oldest first.
+        log_tail: Vec<String>,
+    },
     /// A bug: a panic was caught, or the core reported a kind this binding
     /// does not know yet.
     #[error("{message}")]
@@ -297,6 +310,7 @@ impl From<spfs_autostart_core::Error> for ServiceError {
             K::InvalidConfig => variant!(InvalidConfig),
             K::Unsupported => variant!(Unsupported),
             K::Io => variant!(Io),
+            K::LaunchctlFailed => variant!(LaunchctlFailed),
             _ => variant!(Internal),
         }
     }
@@ -399,59 +413,94 @@ impl ServiceConfig {
         if let Some(version) = &self.expected_version {
             config.expected_version = Some(version.clone());
         }
+        // The fields set above are checked here, by the same rules as the
+        // config file and the environment.
+        config.validate()?;
         Ok(config)
     }
 }
 
 /// Receives each state change of the service, starting with the current one.
+///
+/// Calls come one at a time on a thread that belongs to the feed (never on
+/// the caller's thread, never two at once). A method that fails (a foreign
+/// exception) does not end the feed: the failure is passed to `on_error`.
 #[uniffi::export(with_foreign)]
 pub trait StatusObserver: Send + Sync {
-    /// Called with the new status; on a library thread, one call at a time.
-    fn on_status(&self, status: ServiceStatus);
+    /// Called with the new status.
+    fn on_status(&self, status: ServiceStatus) -> Result<(), ServiceError>;
+    /// Called when the feed cannot go on as asked: the state dir cannot be
+    /// watched (the feed then ends; `status()` says why), or `on_status`
+    /// failed (the feed goes on). When this method fails too, the feed ends.
+    fn on_error(&self, message: String) -> Result<(), ServiceError>;
 }
 
 /// Receives the lines appended to the service log.
+///
+/// Calls come one at a time on a thread that belongs to the feed. A method
+/// that fails (a foreign exception) does not end the feed: the failure is
+/// passed to `on_error`.
 #[uniffi::export(with_foreign)]
 pub trait LogObserver: Send + Sync {
     /// Called with each new line, without its newline.
-    fn on_line(&self, line: String);
-    /// Called when the log cannot be read; more lines may follow.
-    fn on_error(&self, message: String);
+    fn on_line(&self, line: String) -> Result<(), ServiceError>;
+    /// Called when the log cannot be read (more lines may follow), or when
+    /// `on_line` failed. When this method fails too, the feed ends.
+    fn on_error(&self, message: String) -> Result<(), ServiceError>;
+}
+
+/// A callback failed in the host: the host's own error, or an unexpected
+/// one (a Python exception, a Swift error) that the bindings report as this.
+impl From<uniffi::UnexpectedUniFFICallbackError> for ServiceError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ServiceError::internal(format!("the observer failed: {}", e.reason))
+    }
+}
+
+/// Report a failed observer call to `on_error`; `false` ends the feed.
+fn report(result: Result<(), ServiceError>, on_error: impl FnOnce(String) -> bool) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => on_error(e.to_string()),
+    }
 }
 
 /// A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
-/// or when the handle is dropped; a callback already running finishes.
+/// or when the handle is dropped.
+///
+/// Each feed costs one thread of its own (the observer is called there) plus
+/// what it watches: a connection to the service for `watch`, the open log
+/// file and a file-system watch for `follow_logs`. Observers that block
+/// therefore delay only their own feed.
 #[derive(Debug, uniffi::Object)]
 pub struct TaskHandle {
-    task: AbortHandle,
-}
-
-impl TaskHandle {
-    fn spawn(feed: impl Future<Output = ()> + Send + 'static) -> Arc<Self> {
-        Arc::new(TaskHandle {
-            task: runtime().spawn(feed).abort_handle(),
-        })
-    }
+    gate: Arc<feed::Gate>,
 }
 
 #[uniffi::export]
 impl TaskHandle {
-    /// Stop the feed; calling it again does nothing.
+    /// Stop the feed. When it returns, the observer is not being called and
+    /// will not be called again (a call in progress is waited for, unless
+    /// `cancel` is called from inside it). Calling it again does nothing.
     pub fn cancel(&self) {
-        self.task.abort();
+        self.gate.cancel(None);
     }
 }
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        self.gate.cancel(None);
     }
 }
 
-/// Call a foreign observer from a runtime worker without starving the
-/// runtime's other tasks while the foreign code runs.
-fn call_out(f: impl FnOnce()) {
-    tokio::task::block_in_place(f)
+/// Stop every `watch` and `follow_logs` feed of this process, waiting up to
+/// five seconds for observer calls in progress; no observer is called
+/// afterwards, even by feeds started later. For hosts that are exiting: an
+/// interpreter must not be called into while it finalizes, so the Python
+/// bindings run this at exit (`atexit`).
+#[uniffi::export]
+pub fn stop_all_feeds() {
+    feed::stop_all(Duration::from_secs(5));
 }
 
 /// Run a core future on the library's runtime, so the foreign side may poll
@@ -470,21 +519,28 @@ where
 }
 
 /// Manages one service: start it on demand, stop it, report its status and
-/// read its logs.
+/// read its logs. Usable in a child after `fork()`: the child gets its own
+/// connections on first use.
 #[derive(Debug, uniffi::Object)]
 pub struct ServiceManager {
-    core: Arc<spfs_autostart_core::ServiceManager>,
+    core: PerProcess,
 }
 
-#[uniffi::export(async_runtime = "tokio")]
+impl ServiceManager {
+    fn core(&self) -> Result<Arc<spfs_autostart_core::ServiceManager>, ServiceError> {
+        Ok(self.core.get()?)
+    }
+}
+
+#[uniffi::export]
 impl ServiceManager {
     /// A manager for `config`: the config file (or the usual lookup), then
-    /// every field that is set. Touches nothing on disk but the config file.
+    /// every field that is set, validated as the file and the environment
+    /// are. Touches nothing on disk but the config file.
     #[uniffi::constructor]
     pub fn new(config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
-        let core = spfs_autostart_core::ServiceManager::new(config.to_core()?)?;
         Ok(Arc::new(ServiceManager {
-            core: Arc::new(core),
+            core: PerProcess::new(config.to_core()?)?,
         }))
     }
 
@@ -497,7 +553,7 @@ impl ServiceManager {
     /// Make sure the service runs, starting it if needed; its status once it
     /// answers. Exactly one service starts however many callers race.
     pub async fn ensure(&self) -> Result<ServiceStatus, ServiceError> {
-        let core = self.core.clone();
+        let core = self.core()?;
         on_runtime(async move { core.ensure().await })
             .await
             .map(ServiceStatus::from)
@@ -505,7 +561,7 @@ impl ServiceManager {
 
     /// Stop the service: graceful, then SIGTERM, then SIGKILL.
     pub async fn stop(&self) -> Result<StopOutcome, ServiceError> {
-        let core = self.core.clone();
+        let core = self.core()?;
         on_runtime(async move { core.stop().await })
             .await
             .map(StopOutcome::from)
@@ -513,62 +569,92 @@ impl ServiceManager {
 
     /// The service's status, without starting it.
     pub async fn status(&self) -> Result<ServiceStatus, ServiceError> {
-        let core = self.core.clone();
+        let core = self.core()?;
         on_runtime(async move { core.status().await })
             .await
             .map(ServiceStatus::from)
     }
 
-    /// The last `n` lines of the service log, oldest first.
+    /// The last `n` lines of the service log, oldest first; at most its
+    /// last 4 MiB are read, however large `n` is.
     pub fn tail_logs(&self, n: u32) -> Result<Vec<String>, ServiceError> {
-        Ok(self.core.tail_logs(n as usize)?)
+        Ok(self.core()?.tail_logs(n as usize)?)
     }
 
     /// The service's log file.
     pub fn log_file(&self) -> String {
-        self.core.paths().log_file().to_string_lossy().into_owned()
+        self.core()
+            .map(|core| core.paths().log_file().to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Feed `observer` the current status, then every state change, until the
     /// returned handle is cancelled or dropped. When the state dir cannot be
-    /// created the feed ends at once without a call (`status()` says why).
+    /// watched, `on_error` says why and the feed ends.
     pub fn watch(&self, observer: Arc<dyn StatusObserver>) -> Arc<TaskHandle> {
-        let core = self.core.clone();
-        TaskHandle::spawn(async move {
-            // `watch` fails only when the state dir cannot be created; the
-            // observer has no error callback, and `status()` reports why.
-            let Ok(mut watcher) = core.watch() else {
-                return;
-            };
-            while let Some(status) = watcher.next().await {
-                let status = ServiceStatus::from(status);
-                call_out(|| observer.on_status(status));
-            }
-        })
+        let core = self.core();
+        let gate = feed::start(
+            move |tx: mpsc::Sender<Result<ServiceStatus, String>>| async move {
+                let mut watcher = match core.and_then(|core| Ok(core.watch()?)) {
+                    Ok(watcher) => watcher,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return;
+                    }
+                };
+                while let Some(status) = watcher.next().await {
+                    if tx.send(Ok(status.into())).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            move |event| match event {
+                Ok(status) => report(observer.on_status(status), |message| {
+                    observer.on_error(message).is_ok()
+                }),
+                // The feed could not start: report it and end.
+                Err(message) => {
+                    let _ = observer.on_error(message);
+                    false
+                }
+            },
+        );
+        Arc::new(TaskHandle { gate })
     }
 
     /// Feed `observer` every line appended to the service log from now on
     /// (use `tail_logs` for the lines before), across rotation, until the
     /// returned handle is cancelled or dropped.
     pub fn follow_logs(&self, observer: Arc<dyn LogObserver>) -> Arc<TaskHandle> {
-        let core = self.core.clone();
-        TaskHandle::spawn(async move {
-            let mut follower = match core.follow_logs(0) {
-                Ok(follower) => follower,
-                Err(e) => return call_out(|| observer.on_error(e.message().to_string())),
-            };
-            while let Some(line) = follower.next().await {
-                match line {
-                    Ok(line) => call_out(|| observer.on_line(line)),
-                    Err(e) => call_out(|| observer.on_error(e.to_string())),
+        let core = self.core();
+        let gate = feed::start(
+            move |tx: mpsc::Sender<Result<String, String>>| async move {
+                let mut follower = match core.and_then(|core| Ok(core.follow_logs(0)?)) {
+                    Ok(follower) => follower,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return;
+                    }
+                };
+                while let Some(line) = follower.next().await {
+                    if tx.send(line.map_err(|e| e.to_string())).await.is_err() {
+                        return;
+                    }
                 }
-            }
-        })
+            },
+            move |event| match event {
+                Ok(line) => report(observer.on_line(line), |message| {
+                    observer.on_error(message).is_ok()
+                }),
+                Err(message) => observer.on_error(message).is_ok(),
+            },
+        );
+        Arc::new(TaskHandle { gate })
     }
 
     /// Take a lease: the service stays up while process `pid` lives.
     pub async fn acquire(&self, pid: u32, label: String) -> Result<Lease, ServiceError> {
-        let core = self.core.clone();
+        let core = self.core()?;
         on_runtime(async move { core.acquire(pid, &label).await })
             .await
             .map(Lease::from)
@@ -576,7 +662,7 @@ impl ServiceManager {
 
     /// Give a lease back; `false` when the service did not hold it.
     pub async fn release(&self, lease_id: u64) -> Result<bool, ServiceError> {
-        let core = self.core.clone();
+        let core = self.core()?;
         on_runtime(async move { core.release(lease_id).await }).await
     }
 }

@@ -13,6 +13,8 @@
 
 pub mod api;
 pub mod capi;
+mod feed;
+mod process;
 mod runtime;
 
 pub use api::*;

@@ -330,10 +330,15 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         unreachable!("kit mode always has a kit config");
     };
     let parts = Duration::from_millis(args.ready_in_parts_ms);
-    let kit = Kit::start(identity, split_readiness(kit_config, parts)).map_err(|e| {
+    let kit = Kit::start_or_defer(identity, split_readiness(kit_config, parts)).map_err(|e| {
         tracing::error!("{e}");
         2
     })?;
+    // Another instance serves this state dir (the kit logged its pid): a
+    // clean exit, so launchd/systemd do not relaunch this one in a loop.
+    let Some(kit) = kit else {
+        return Ok(());
+    };
     if let Some(after) = exit_after {
         let handle = kit.handle();
         tokio::spawn(async move {
@@ -359,7 +364,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
 
 /// `--ready-in-parts-ms`: write "READY " to the spawner's readiness
 /// descriptor at once, wait `pause` before even binding, then relay the rest
-/// of the kit's line ("<pid>\n") when the kit writes it. The spawner holds
+/// of the kit's line (`"<pid>\n"`) when the kit writes it. The spawner holds
 /// a partial line for the whole pause while it polls the endpoint.
 fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
     use std::io::{Read, Write};

@@ -52,6 +52,12 @@ final class StatusStreamObserver: StatusObserver {
     func onStatus(status: ServiceStatus) {
         continuation.yield(status)
     }
+
+    /// The state dir cannot be watched (`status()` says why): the feed ends,
+    /// and so does the stream.
+    func onError(message: String) {
+        continuation.finish()
+    }
 }
 
 /// Forwards `onLine` / `onError` into a stream.

@@ -575,22 +575,31 @@ fileprivate struct FfiConverterString: FfiConverter {
 
 /**
  * Receives the lines appended to the service log.
+ *
+ * Calls come one at a time on a thread that belongs to the feed. A method
+ * that fails (a foreign exception) does not end the feed: the failure is
+ * passed to `on_error`.
  */
 public protocol LogObserver: AnyObject, Sendable {
     
     /**
      * Called with each new line, without its newline.
      */
-    func onLine(line: String) 
+    func onLine(line: String) throws 
     
     /**
-     * Called when the log cannot be read; more lines may follow.
+     * Called when the log cannot be read (more lines may follow), or when
+     * `on_line` failed. When this method fails too, the feed ends.
      */
-    func onError(message: String) 
+    func onError(message: String) throws 
     
 }
 /**
  * Receives the lines appended to the service log.
+ *
+ * Calls come one at a time on a thread that belongs to the feed. A method
+ * that fails (a foreign exception) does not end the feed: the failure is
+ * passed to `on_error`.
  */
 open class LogObserverImpl: LogObserver, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -648,7 +657,7 @@ open class LogObserverImpl: LogObserver, @unchecked Sendable {
     /**
      * Called with each new line, without its newline.
      */
-open func onLine(line: String)  {try! rustCall() {
+open func onLine(line: String)throws   {try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_logobserver_on_line(
             self.uniffiCloneHandle(),
@@ -658,9 +667,10 @@ open func onLine(line: String)  {try! rustCall() {
 }
     
     /**
-     * Called when the log cannot be read; more lines may follow.
+     * Called when the log cannot be read (more lines may follow), or when
+     * `on_line` failed. When this method fails too, the feed ends.
      */
-open func onError(message: String)  {try! rustCall() {
+open func onError(message: String)throws   {try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_logobserver_on_error(
             self.uniffiCloneHandle(),
@@ -708,17 +718,18 @@ fileprivate struct UniffiCallbackInterfaceLogObserver {
                 guard let uniffiObj = try? FfiConverterTypeLogObserver.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onLine(
+                return try uniffiObj.onLine(
                      line: try FfiConverterString.lift(line)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeServiceError_lower
             )
         },
         onError: { (
@@ -732,17 +743,18 @@ fileprivate struct UniffiCallbackInterfaceLogObserver {
                 guard let uniffiObj = try? FfiConverterTypeLogObserver.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onError(
+                return try uniffiObj.onError(
                      message: try FfiConverterString.lift(message)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeServiceError_lower
             )
         }
     )
@@ -826,7 +838,8 @@ public func FfiConverterTypeLogObserver_lower(_ value: LogObserver) -> UInt64 {
 
 /**
  * Manages one service: start it on demand, stop it, report its status and
- * read its logs.
+ * read its logs. Usable in a child after `fork()`: the child gets its own
+ * connections on first use.
  */
 public protocol ServiceManagerProtocol: AnyObject, Sendable {
     
@@ -869,21 +882,23 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func stop() async throws  -> StopOutcome
     
     /**
-     * The last `n` lines of the service log, oldest first.
+     * The last `n` lines of the service log, oldest first; at most its
+     * last 4 MiB are read, however large `n` is.
      */
     func tailLogs(n: UInt32) throws  -> [String]
     
     /**
      * Feed `observer` the current status, then every state change, until the
      * returned handle is cancelled or dropped. When the state dir cannot be
-     * created the feed ends at once without a call (`status()` says why).
+     * watched, `on_error` says why and the feed ends.
      */
     func watch(observer: StatusObserver)  -> TaskHandle
     
 }
 /**
  * Manages one service: start it on demand, stop it, report its status and
- * read its logs.
+ * read its logs. Usable in a child after `fork()`: the child gets its own
+ * connections on first use.
  */
 open class ServiceManager: ServiceManagerProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -926,7 +941,8 @@ open class ServiceManager: ServiceManagerProtocol, @unchecked Sendable {
     }
     /**
      * A manager for `config`: the config file (or the usual lookup), then
-     * every field that is set. Touches nothing on disk but the config file.
+     * every field that is set, validated as the file and the environment
+     * are. Touches nothing on disk but the config file.
      */
 public convenience init(config: ServiceConfig)throws  {
     let handle =
@@ -1086,7 +1102,8 @@ open func stop()async throws  -> StopOutcome  {
 }
     
     /**
-     * The last `n` lines of the service log, oldest first.
+     * The last `n` lines of the service log, oldest first; at most its
+     * last 4 MiB are read, however large `n` is.
      */
 open func tailLogs(n: UInt32)throws  -> [String]  {
     return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeServiceError_lift) {
@@ -1101,7 +1118,7 @@ open func tailLogs(n: UInt32)throws  -> [String]  {
     /**
      * Feed `observer` the current status, then every state change, until the
      * returned handle is cancelled or dropped. When the state dir cannot be
-     * created the feed ends at once without a call (`status()` says why).
+     * watched, `on_error` says why and the feed ends.
      */
 open func watch(observer: StatusObserver) -> TaskHandle  {
     return try!  FfiConverterTypeTaskHandle_lift(try! rustCall() {
@@ -1165,17 +1182,32 @@ public func FfiConverterTypeServiceManager_lower(_ value: ServiceManager) -> UIn
 
 /**
  * Receives each state change of the service, starting with the current one.
+ *
+ * Calls come one at a time on a thread that belongs to the feed (never on
+ * the caller's thread, never two at once). A method that fails (a foreign
+ * exception) does not end the feed: the failure is passed to `on_error`.
  */
 public protocol StatusObserver: AnyObject, Sendable {
     
     /**
-     * Called with the new status; on a library thread, one call at a time.
+     * Called with the new status.
      */
-    func onStatus(status: ServiceStatus) 
+    func onStatus(status: ServiceStatus) throws 
+    
+    /**
+     * Called when the feed cannot go on as asked: the state dir cannot be
+     * watched (the feed then ends; `status()` says why), or `on_status`
+     * failed (the feed goes on). When this method fails too, the feed ends.
+     */
+    func onError(message: String) throws 
     
 }
 /**
  * Receives each state change of the service, starting with the current one.
+ *
+ * Calls come one at a time on a thread that belongs to the feed (never on
+ * the caller's thread, never two at once). A method that fails (a foreign
+ * exception) does not end the feed: the failure is passed to `on_error`.
  */
 open class StatusObserverImpl: StatusObserver, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1231,13 +1263,27 @@ open class StatusObserverImpl: StatusObserver, @unchecked Sendable {
 
     
     /**
-     * Called with the new status; on a library thread, one call at a time.
+     * Called with the new status.
      */
-open func onStatus(status: ServiceStatus)  {try! rustCall() {
+open func onStatus(status: ServiceStatus)throws   {try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_statusobserver_on_status(
             self.uniffiCloneHandle(),
         FfiConverterTypeServiceStatus_lower(status),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Called when the feed cannot go on as asked: the state dir cannot be
+     * watched (the feed then ends; `status()` says why), or `on_status`
+     * failed (the feed goes on). When this method fails too, the feed ends.
+     */
+open func onError(message: String)throws   {try rustCallWithError(FfiConverterTypeServiceError_lift) {
+        uniffiCallStatus in
+    uniffi_spfs_autostart_fn_method_statusobserver_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(message),uniffiCallStatus
     )
 }
 }
@@ -1281,17 +1327,43 @@ fileprivate struct UniffiCallbackInterfaceStatusObserver {
                 guard let uniffiObj = try? FfiConverterTypeStatusObserver.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onStatus(
+                return try uniffiObj.onStatus(
                      status: try FfiConverterTypeServiceStatus_lift(status)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeServiceError_lower
+            )
+        },
+        onError: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeStatusObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onError(
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeServiceError_lower
             )
         }
     )
@@ -1375,19 +1447,31 @@ public func FfiConverterTypeStatusObserver_lower(_ value: StatusObserver) -> UIn
 
 /**
  * A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
- * or when the handle is dropped; a callback already running finishes.
+ * or when the handle is dropped.
+ *
+ * Each feed costs one thread of its own (the observer is called there) plus
+ * what it watches: a connection to the service for `watch`, the open log
+ * file and a file-system watch for `follow_logs`. Observers that block
+ * therefore delay only their own feed.
  */
 public protocol TaskHandleProtocol: AnyObject, Sendable {
     
     /**
-     * Stop the feed; calling it again does nothing.
+     * Stop the feed. When it returns, the observer is not being called and
+     * will not be called again (a call in progress is waited for, unless
+     * `cancel` is called from inside it). Calling it again does nothing.
      */
     func cancel() 
     
 }
 /**
  * A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
- * or when the handle is dropped; a callback already running finishes.
+ * or when the handle is dropped.
+ *
+ * Each feed costs one thread of its own (the observer is called there) plus
+ * what it watches: a connection to the service for `watch`, the open log
+ * file and a file-system watch for `follow_logs`. Observers that block
+ * therefore delay only their own feed.
  */
 open class TaskHandle: TaskHandleProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1443,7 +1527,9 @@ open class TaskHandle: TaskHandleProtocol, @unchecked Sendable {
 
     
     /**
-     * Stop the feed; calling it again does nothing.
+     * Stop the feed. When it returns, the observer is not being called and
+     * will not be called again (a call in progress is waited for, unless
+     * `cancel` is called from inside it). Calling it again does nothing.
      */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
@@ -2147,6 +2233,20 @@ enum ServiceError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */logTail: [String]
     )
     /**
+     * `launchctl` refused, timed out or could not be run.
+     */
+    case LaunchctlFailed(
+        /**
+         * What happened and what to do.
+         */message: String, 
+        /**
+         * The service's log file, when relevant.
+         */logFile: String?, 
+        /**
+         * Its last lines, oldest first.
+         */logTail: [String]
+    )
+    /**
      * A bug: a panic was caught, or the core reported a kind this binding
      * does not know yet.
      */
@@ -2245,7 +2345,12 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
             logFile: try FfiConverterOptionString.read(from: &buf), 
             logTail: try FfiConverterSequenceString.read(from: &buf)
             )
-        case 12: return .Internal(
+        case 12: return .LaunchctlFailed(
+            message: try FfiConverterString.read(from: &buf), 
+            logFile: try FfiConverterOptionString.read(from: &buf), 
+            logTail: try FfiConverterSequenceString.read(from: &buf)
+            )
+        case 13: return .Internal(
             message: try FfiConverterString.read(from: &buf), 
             logFile: try FfiConverterOptionString.read(from: &buf), 
             logTail: try FfiConverterSequenceString.read(from: &buf)
@@ -2339,8 +2444,15 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
             FfiConverterSequenceString.write(logTail, into: &buf)
             
         
-        case let .Internal(message,logFile,logTail):
+        case let .LaunchctlFailed(message,logFile,logTail):
             writeInt(&buf, Int32(12))
+            FfiConverterString.write(message, into: &buf)
+            FfiConverterOptionString.write(logFile, into: &buf)
+            FfiConverterSequenceString.write(logTail, into: &buf)
+            
+        
+        case let .Internal(message,logFile,logTail):
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(message, into: &buf)
             FfiConverterOptionString.write(logFile, into: &buf)
             FfiConverterSequenceString.write(logTail, into: &buf)
@@ -2773,6 +2885,19 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
     }
 }
 /**
+ * Stop every `watch` and `follow_logs` feed of this process, waiting up to
+ * five seconds for observer calls in progress; no observer is called
+ * afterwards, even by feeds started later. For hosts that are exiting: an
+ * interpreter must not be called into while it finalizes, so the Python
+ * bindings run this at exit (`atexit`).
+ */
+public func stopAllFeeds()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_spfs_autostart_fn_func_stop_all_feeds(uniffiCallStatus
+    )
+}
+}
+/**
  * The library's version (the Cargo package version).
  */
 public func version() -> String  {
@@ -2798,13 +2923,16 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
+    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 39459) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_spfs_autostart_checksum_func_version() != 25357) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 37485) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 22411) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 20047) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 28482) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 60202) {
@@ -2828,19 +2956,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 34992) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 21516) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 10111) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 54226) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 2619) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 25261) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 46913) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 31783) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 61385) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 29717) {
+    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 34750) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 4081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_constructor_servicemanager_with_defaults() != 61950) {

@@ -264,6 +264,13 @@ typedef void (*UniffiCallbackInterfaceStatusObserverMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_STATUS_OBSERVER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_STATUS_OBSERVER_METHOD1
+typedef void (*UniffiCallbackInterfaceStatusObserverMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_OBSERVER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_OBSERVER
 typedef struct UniffiVTableCallbackInterfaceLogObserver {
@@ -280,6 +287,7 @@ typedef struct UniffiVTableCallbackInterfaceStatusObserver {
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceStatusObserverMethod0 _Nonnull onStatus;
+    UniffiCallbackInterfaceStatusObserverMethod1 _Nonnull onError;
 } UniffiVTableCallbackInterfaceStatusObserver;
 
 #endif
@@ -394,6 +402,11 @@ void uniffi_spfs_autostart_fn_init_callback_vtable_statusobserver(const UniffiVT
 void uniffi_spfs_autostart_fn_method_statusobserver_on_status(uint64_t ptr, RustBuffer status, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_STATUSOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_STATUSOBSERVER_ON_ERROR
+void uniffi_spfs_autostart_fn_method_statusobserver_on_error(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_CLONE_TASKHANDLE
 #define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_CLONE_TASKHANDLE
 uint64_t uniffi_spfs_autostart_fn_clone_taskhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -407,6 +420,12 @@ void uniffi_spfs_autostart_fn_free_taskhandle(uint64_t handle, RustCallStatus *_
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_TASKHANDLE_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_TASKHANDLE_CANCEL
 void uniffi_spfs_autostart_fn_method_taskhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_FUNC_STOP_ALL_FEEDS
+#define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_FUNC_STOP_ALL_FEEDS
+void uniffi_spfs_autostart_fn_func_stop_all_feeds(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_FUNC_VERSION
@@ -675,6 +694,12 @@ void ffi_spfs_autostart_rust_future_free_void(uint64_t handle
 void ffi_spfs_autostart_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_FUNC_STOP_ALL_FEEDS
+#define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_FUNC_STOP_ALL_FEEDS
+uint16_t uniffi_spfs_autostart_checksum_func_stop_all_feeds(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_FUNC_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_FUNC_VERSION
 uint16_t uniffi_spfs_autostart_checksum_func_version(void
@@ -750,6 +775,12 @@ uint16_t uniffi_spfs_autostart_checksum_method_servicemanager_watch(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_METHOD_STATUSOBSERVER_ON_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_METHOD_STATUSOBSERVER_ON_STATUS
 uint16_t uniffi_spfs_autostart_checksum_method_statusobserver_on_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_METHOD_STATUSOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_CHECKSUM_METHOD_STATUSOBSERVER_ON_ERROR
+uint16_t uniffi_spfs_autostart_checksum_method_statusobserver_on_error(void
     
 );
 #endif

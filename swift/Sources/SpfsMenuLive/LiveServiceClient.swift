@@ -176,6 +176,10 @@ public final class LiveServiceClient: ServiceClient {
         case let .Io(message, logFile, logTail):
             return ServiceFailure(
                 kind: .io, message: message, logFile: logFile, logTail: logTail)
+        case let .LaunchctlFailed(message, logFile, logTail):
+            // Only `agent install` runs launchctl; the app never calls it.
+            return ServiceFailure(
+                kind: .spawnFailed, message: message, logFile: logFile, logTail: logTail)
         case let .Internal(message, logFile, logTail):
             return ServiceFailure(
                 kind: .internal, message: message, logFile: logFile, logTail: logTail)

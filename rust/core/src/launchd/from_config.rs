@@ -69,7 +69,7 @@ impl From<LaunchdError> for Error {
             LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
             LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,
             LaunchdErrorKind::Io => ErrorKind::Io,
-            LaunchdErrorKind::Launchctl => ErrorKind::SpawnFailed,
+            LaunchdErrorKind::Launchctl => ErrorKind::LaunchctlFailed,
         };
         Error::new(kind, e.to_string())
     }

@@ -14,10 +14,17 @@
 //! | `Bootstrap failed: 37: Operation already in progress` | 37 | already loaded (or still unloading) |
 //! | `Boot-out failed: 3: No such process` | 3 | not loaded: not an error for `bootout` |
 //! | `Could not find service "<label>" in domain for port` / `... for user gui: <uid>` | 113 | not loaded |
+//! | `Boot-out failed: 5: Input/output error` | 5 | bootout: not loaded on current macOS (confirmed with `print`) |
+//! | `Bootstrap failed: 125: Domain does not support specified action` | 125 | no GUI session (SSH, headless): `user/<uid>` is used instead |
+//!
+//! Every call has a deadline ([`LAUNCHCTL_TIMEOUT`]): a launchctl that hangs is killed and
+//! reported instead of hanging the caller.
 
-use std::io;
+use std::cell::Cell;
+use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::LaunchdError;
 
@@ -75,7 +82,10 @@ impl<R: CommandRunner + ?Sized> CommandRunner for &R {
     }
 }
 
-/// The real runner: `/bin/launchctl` through [`std::process::Command`].
+/// How long one launchctl call may take before it is killed and reported as timed out.
+pub const LAUNCHCTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The real runner: `/bin/launchctl` through [`std::process::Command`], with a deadline.
 ///
 /// The absolute path is used so a `launchctl` earlier on `PATH` cannot stand in for it. On a
 /// system without launchd it fails with [`io::ErrorKind::Unsupported`], which [`Launchctl`]
@@ -92,20 +102,77 @@ impl CommandRunner for SystemRunner {
             ));
         }
         // argv[0] is "launchctl" by contract; the absolute path replaces it.
-        let output = Command::new("/bin/launchctl")
-            .args(argv.get(1..).unwrap_or_default())
-            .stdin(Stdio::null())
-            .output()?;
-        Ok(CommandOutput {
-            status: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        run_with_deadline(
+            Path::new("/bin/launchctl"),
+            argv.get(1..).unwrap_or_default(),
+            LAUNCHCTL_TIMEOUT,
+        )
     }
 
     fn available(&self) -> bool {
         super::supported()
     }
+}
+
+/// Runs `program args` to completion, or kills it after `timeout` and fails with
+/// [`io::ErrorKind::TimedOut`]. Its output is read on helper threads so a chatty child cannot
+/// block on a full pipe.
+pub(crate) fn run_with_deadline(
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+) -> io::Result<CommandOutput> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} did not finish within {}s",
+                    program.display(),
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(CommandOutput {
+        status: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// What [`Launchctl::bootout`] did.
@@ -144,11 +211,15 @@ impl LoadedAgent {
     }
 }
 
-/// `launchctl` for one user's GUI domain (`gui/<uid>`), where LaunchAgents run.
+/// `launchctl` for one user's GUI domain (`gui/<uid>`), where LaunchAgents run; without a GUI
+/// session (over SSH, headless) launchctl refuses that domain with error 125, and the user's
+/// background domain (`user/<uid>`) is used instead for this and every later call.
 #[derive(Debug, Clone)]
 pub struct Launchctl<R: CommandRunner> {
     runner: R,
     uid: u32,
+    /// Set once `gui/<uid>` was refused with 125: `user/<uid>` from then on.
+    user_domain: Cell<bool>,
 }
 
 impl Launchctl<SystemRunner> {
@@ -161,7 +232,11 @@ impl Launchctl<SystemRunner> {
 impl<R: CommandRunner> Launchctl<R> {
     /// launchctl through `runner`, acting on `gui/<uid>`.
     pub fn new(runner: R, uid: u32) -> Self {
-        Launchctl { runner, uid }
+        Launchctl {
+            runner,
+            uid,
+            user_domain: Cell::new(false),
+        }
     }
 
     /// The runner, e.g. for a test to read what a fake recorded.
@@ -174,8 +249,28 @@ impl<R: CommandRunner> Launchctl<R> {
         self.uid
     }
 
-    fn domain(&self) -> String {
-        format!("gui/{}", self.uid)
+    /// The domain acted on: `gui/<uid>`, or `user/<uid>` once the GUI domain was refused.
+    pub fn domain(&self) -> String {
+        let kind = if self.user_domain.get() {
+            "user"
+        } else {
+            "gui"
+        };
+        format!("{kind}/{}", self.uid)
+    }
+
+    /// Runs `args` (built for the current domain by `build`); when launchctl refuses the GUI
+    /// domain with 125 (no GUI session), switches to `user/<uid>` and runs them once more.
+    fn run_in_domain(
+        &self,
+        build: impl Fn(&str) -> Vec<String>,
+    ) -> Result<(String, CommandOutput), LaunchdError> {
+        let (command, output) = self.run(&build(&self.domain()))?;
+        if !self.user_domain.get() && is_unsupported_domain(&output) {
+            self.user_domain.set(true);
+            return self.run(&build(&self.domain()));
+        }
+        Ok((command, output))
     }
 
     /// Fails with [`LaunchdError::Unsupported`] when the runner cannot run launchctl here.
@@ -190,13 +285,12 @@ impl<R: CommandRunner> Launchctl<R> {
     }
 
     fn service_target(&self, label: &str) -> String {
-        format!("gui/{}/{label}", self.uid)
+        format!("{}/{label}", self.domain())
     }
 
-    fn run(&self, args: &[&str]) -> Result<(String, CommandOutput), LaunchdError> {
-        let argv = std::iter::once("launchctl")
-            .chain(args.iter().copied())
-            .map(str::to_owned)
+    fn run(&self, args: &[String]) -> Result<(String, CommandOutput), LaunchdError> {
+        let argv = std::iter::once("launchctl".to_owned())
+            .chain(args.iter().cloned())
             .collect::<Vec<_>>();
         let command = argv.join(" ");
         match self.runner.run(&argv) {
@@ -208,15 +302,39 @@ impl<R: CommandRunner> Launchctl<R> {
         }
     }
 
+    /// Refuses to act for root: `sudo spfs-autostart agent install` would load the job into
+    /// root's domain and write a root-owned plist into the invoking user's LaunchAgents.
+    pub(crate) fn refuse_root(&self) -> Result<(), LaunchdError> {
+        if self.uid == 0 {
+            return Err(LaunchdError::invalid(
+                "uid",
+                "the LaunchAgent is per user, but this runs as root (sudo?): it would load the \
+                 job into root's domain and leave a root-owned plist behind; run it as the user \
+                 the service is for, without sudo",
+            ));
+        }
+        Ok(())
+    }
+
     /// Loads the job described by `plist` into the user's GUI domain
     /// (`launchctl bootstrap gui/<uid> <plist>`); in always mode this also starts it.
     pub fn bootstrap(&self, plist: &Path) -> Result<(), LaunchdError> {
         let path = plist.to_string_lossy();
-        let domain = self.domain();
-        let (command, output) = self.run(&["bootstrap", &domain, &path])?;
+        let (command, output) = self.run_in_domain(|domain| {
+            vec![
+                "bootstrap".into(),
+                domain.to_owned(),
+                path.clone().into_owned(),
+            ]
+        })?;
         if output.success() {
             return Ok(());
         }
+        let domain = self.domain();
+        let label = plist
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = output.text();
         let hint = if output.status == Some(37) || text.contains("Operation already in progress") {
             "the job is already loaded or launchd is still unloading it; wait a moment and run \
@@ -225,8 +343,13 @@ impl<R: CommandRunner> Launchctl<R> {
         } else if output.status == Some(5) || text.contains("Input/output error") {
             format!(
                 "the job is probably already loaded (run `spfs-autostart agent uninstall`, then \
-                 install again), or launchd rejected the plist (check it with `plutil -lint {path}`)"
+                 install again), or it is disabled (`launchctl enable {domain}/{label}` enables \
+                 it), or launchd rejected the plist (check it with `plutil -lint {path}`)"
             )
+        } else if is_unsupported_domain(&output) {
+            "launchd has no session for this user to run the agent in (over SSH or headless); \
+             log in to the Mac's desktop once, then install again, or rely on on-demand start"
+                .to_owned()
         } else {
             format!(
                 "check the plist with `plutil -lint {path}`; `sudo launchctl bootstrap {domain} \
@@ -245,13 +368,18 @@ impl<R: CommandRunner> Launchctl<R> {
     /// (`launchctl bootout gui/<uid>/<label>`). A job that is not loaded is
     /// [`BootoutOutcome::NotLoaded`], not an error.
     pub fn bootout(&self, label: &str) -> Result<BootoutOutcome, LaunchdError> {
+        let (command, output) =
+            self.run_in_domain(|domain| vec!["bootout".into(), format!("{domain}/{label}")])?;
         let target = self.service_target(label);
-        let (command, output) = self.run(&["bootout", &target])?;
         if output.success() {
             return Ok(BootoutOutcome::Removed);
         }
         let text = output.text();
         if is_not_loaded(&output, &text) {
+            return Ok(BootoutOutcome::NotLoaded);
+        }
+        // Current macOS also answers 5 for a job that is not loaded; `print` tells which.
+        if output.status == Some(5) && self.print(label)? == AgentStatus::NotLoaded {
             return Ok(BootoutOutcome::NotLoaded);
         }
         Err(LaunchdError::Launchctl {
@@ -268,8 +396,8 @@ impl<R: CommandRunner> Launchctl<R> {
     /// What launchd knows about the job (`launchctl print gui/<uid>/<label>`). A job that is
     /// not loaded is [`AgentStatus::NotLoaded`], not an error.
     pub fn print(&self, label: &str) -> Result<AgentStatus, LaunchdError> {
-        let target = self.service_target(label);
-        let (command, output) = self.run(&["print", &target])?;
+        let (command, output) =
+            self.run_in_domain(|domain| vec!["print".into(), format!("{domain}/{label}")])?;
         if output.success() {
             return Ok(AgentStatus::Loaded(parse_print(&output.stdout)));
         }
@@ -286,6 +414,15 @@ impl<R: CommandRunner> Launchctl<R> {
                 .to_owned(),
         })
     }
+}
+
+/// launchctl refuses a domain this session does not have (`gui/<uid>` over SSH) with 125,
+/// "Domain does not support specified action".
+fn is_unsupported_domain(output: &CommandOutput) -> bool {
+    output.status == Some(125)
+        || output
+            .text()
+            .contains("Domain does not support specified action")
 }
 
 /// launchctl says "not loaded" with exit 3 (`No such process`, bootout) or 113 (`Could not find
@@ -559,5 +696,102 @@ mod tests {
         assert!(!agent.is_running());
         assert_eq!(agent.pid, None);
         assert_eq!(agent.last_exit_code, Some(78));
+    }
+
+    const DOMAIN_UNSUPPORTED: &str =
+        "Bootstrap failed: 125: Domain does not support specified action\n";
+
+    #[test]
+    fn without_a_gui_session_the_user_domain_is_used() {
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(125, DOMAIN_UNSUPPORTED), ok(), ok()]),
+            501,
+        );
+        lc.bootstrap(Path::new("/h/x.plist")).unwrap();
+        assert_eq!(lc.domain(), "user/501");
+        lc.print(LABEL).unwrap();
+        assert_eq!(
+            lc.runner.calls(),
+            [
+                argv(&["launchctl", "bootstrap", "gui/501", "/h/x.plist"]),
+                argv(&["launchctl", "bootstrap", "user/501", "/h/x.plist"]),
+                argv(&["launchctl", "print", "user/501/ai.spk.spfs-fuse-macos"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_domain_at_all_says_to_log_in() {
+        let lc = Launchctl::new(
+            FakeRunner::replying([
+                failed(125, DOMAIN_UNSUPPORTED),
+                failed(125, DOMAIN_UNSUPPORTED),
+            ]),
+            501,
+        );
+        let err = lc.bootstrap(Path::new("/h/x.plist")).unwrap_err();
+        let (_, status, _, text) = launchctl_error(err);
+        assert_eq!(status, Some(125));
+        assert!(text.contains("log in to the Mac's desktop"), "{text}");
+    }
+
+    #[test]
+    fn bootout_5_of_a_job_that_print_does_not_know_is_not_loaded() {
+        let lc = Launchctl::new(
+            FakeRunner::replying([
+                failed(5, "Boot-out failed: 5: Input/output error\n"),
+                failed(113, PRINT_NOT_FOUND_PORT),
+            ]),
+            501,
+        );
+        assert_eq!(lc.bootout(LABEL).unwrap(), BootoutOutcome::NotLoaded);
+        // A loaded job that bootout could not remove is still an error.
+        let lc = Launchctl::new(
+            FakeRunner::replying([failed(5, "Boot-out failed: 5: Input/output error\n"), ok()]),
+            501,
+        );
+        assert_eq!(
+            lc.bootout(LABEL).unwrap_err().kind(),
+            LaunchdErrorKind::Launchctl
+        );
+    }
+
+    #[test]
+    fn bootstrap_5_suggests_enabling_a_disabled_job() {
+        let lc = Launchctl::new(FakeRunner::replying([failed(5, BOOTSTRAP_EIO)]), 501);
+        let text = lc
+            .bootstrap(Path::new("/h/ai.spk.spfs-fuse-macos.plist"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("launchctl enable gui/501/ai.spk.spfs-fuse-macos"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_hanging_command_is_killed_at_its_deadline() {
+        let started = std::time::Instant::now();
+        let err = run_with_deadline(
+            Path::new("/bin/sleep"),
+            &["30".to_owned()],
+            std::time::Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        // Generous: far less than the 30 s it would have slept.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // A command that finishes gives its output and status.
+        let out = run_with_deadline(
+            Path::new("/bin/sh"),
+            &["-c".to_owned(), "echo out; echo err >&2; exit 3".to_owned()],
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
     }
 }

@@ -214,16 +214,23 @@ impl AgentSpec {
             check_text("args", arg)?;
         }
         for (key, value) in &self.env {
-            if key.is_empty() || key.contains('=') {
+            // systemd drops (and shells cannot set) any other name, so the
+            // portable rule is enforced for both managers.
+            let portable = key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !portable {
                 return Err(LaunchdError::invalid(
                     "env",
                     format!(
-                        "environment variable name {key:?} is empty or contains '='; \
-                         use a plain name such as RUST_LOG"
+                        "environment variable name {key:?} is not a portable name (letters, \
+                         digits and '_', not starting with a digit); rename it in [env], \
+                         e.g. RUST_LOG"
                     ),
                 ));
             }
-            check_text("env", key)?;
             check_text("env", value)?;
         }
         match (&self.mode, &self.socket_path) {
@@ -235,11 +242,35 @@ impl AgentSpec {
                      or use mode \"always\"",
                 ));
             }
-            (_, Some(path)) => require_absolute("socket_path", path)?,
+            (_, Some(path)) => {
+                require_absolute("socket_path", path)?;
+                // launchd and systemd bind it as given: the same limit as
+                // the client's own bind.
+                let len = path.as_os_str().len();
+                if len > crate::paths::MAX_SOCKET_PATH {
+                    return Err(LaunchdError::invalid(
+                        "socket_path",
+                        format!(
+                            "{} is {len} bytes, longer than the {} a Unix socket path may \
+                             have; set a shorter state_dir (or SPFS_AUTOSTART_STATE_DIR)",
+                            path.display(),
+                            crate::paths::MAX_SOCKET_PATH
+                        ),
+                    ));
+                }
+            }
             (AgentMode::Always, None) => {}
         }
         if let Some(bundle) = &self.bundle_program {
             validate_bundle_program(bundle)?;
+            if self.mode == AgentMode::Socket {
+                return Err(LaunchdError::invalid(
+                    "bundle_program",
+                    "a plist bundled in the app serves every user, but socket mode names one \
+                     user's socket path; bundle the \"always\" mode, and install socket mode \
+                     per user instead",
+                ));
+            }
         }
         Ok(())
     }
@@ -334,17 +365,17 @@ fn validate_bundle_program(bundle: &str) -> Result<(), LaunchdError> {
     Ok(())
 }
 
-/// XML 1.0 (and so a plist) cannot carry NUL or most control characters, and systemd lines
-/// cannot carry a raw newline; refuse them here rather than write a file nobody can parse.
+/// XML 1.0 (and so a plist) cannot carry NUL, most control characters or the noncharacters
+/// U+FFFE and U+FFFF, and a carriage return reads back as a newline (XML normalizes line
+/// ends); refuse them here rather than write a file that is not what was asked for.
 fn check_text(field: &'static str, text: &str) -> Result<(), LaunchdError> {
-    if let Some(bad) = text
-        .chars()
-        .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-    {
+    if let Some(bad) = text.chars().find(|&c| {
+        (c.is_control() && !matches!(c, '\t' | '\n')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    }) {
         return Err(LaunchdError::invalid(
             field,
             format!(
-                "{text:?} contains the control character {bad:?}, which a plist cannot hold; \
+                "{text:?} contains the character {bad:?}, which a plist cannot hold as it is; \
                  remove it"
             ),
         ));

@@ -66,9 +66,8 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
     }
     let _ = writeln!(service);
     let _ = writeln!(service, "[Service]");
-    let argv = std::iter::once(spec.program.to_string_lossy().into_owned())
-        .chain(spec.args.iter().cloned())
-        .map(|arg| quote_exec_arg(&arg))
+    let argv = std::iter::once(exec_path(&spec.program.to_string_lossy())?)
+        .chain(spec.args.iter().map(|arg| quote_exec_arg(arg)))
         .collect::<Vec<_>>();
     let _ = writeln!(service, "ExecStart={}", argv.join(" "));
     for (key, value) in &spec.env {
@@ -106,6 +105,9 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
             // Only the owner may connect, as with launchd's SockPathMode; the kit also checks
             // peer credentials.
             let _ = writeln!(socket, "SocketMode=0600");
+            // systemd creates missing parents of the socket; 0700, because the client
+            // refuses a state dir that others can enter.
+            let _ = writeln!(socket, "DirectoryMode=0700");
             // One service instance takes the listening socket and accepts itself.
             let _ = writeln!(socket, "Accept=no");
             let _ = writeln!(socket);
@@ -126,6 +128,30 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
 /// `%` starts a specifier in almost every unit setting; `%%` is a literal percent sign.
 fn escape_specifiers(text: &str) -> String {
     text.replace('%', "%%")
+}
+
+/// The executable in `ExecStart=`: systemd refuses one whose path holds quotes, backslashes or
+/// control characters ("Executable name contains special characters"), and it expands no `$`
+/// in it, so `$` stays single (doubling it would name another file); `%` is still a specifier.
+fn exec_path(program: &str) -> Result<String, LaunchdError> {
+    if let Some(bad) = program
+        .chars()
+        .find(|&c| c.is_control() || matches!(c, '"' | '\'' | '\\'))
+    {
+        return Err(LaunchdError::invalid(
+            "program",
+            format!(
+                "{program:?} contains {bad:?}, which systemd does not accept in an executable \
+                 path; move or link the program to a path without quotes or backslashes"
+            ),
+        ));
+    }
+    let escaped = escape_specifiers(program);
+    Ok(if escaped.chars().any(char::is_whitespace) {
+        quote_always(&escaped)
+    } else {
+        escaped
+    })
 }
 
 /// One `ExecStart=` word: `%` and `$` doubled, then quoted if systemd would otherwise split or

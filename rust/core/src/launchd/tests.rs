@@ -229,7 +229,10 @@ const SERVICE_KEYS: &[(&str, &[&str])] = &[
 ];
 const SOCKET_KEYS: &[(&str, &[&str])] = &[
     ("Unit", &["Description"]),
-    ("Socket", &["ListenStream", "SocketMode", "Accept"]),
+    (
+        "Socket",
+        &["ListenStream", "SocketMode", "DirectoryMode", "Accept"],
+    ),
     ("Install", &["WantedBy"]),
 ];
 
@@ -478,3 +481,145 @@ pub(super) const PRINT_NOT_FOUND_PORT: &str =
     "Could not find service \"ai.spk.spfs-fuse-macos\" in domain for port\n";
 pub(super) const PRINT_NOT_FOUND_USER: &str =
     "Bad request.\nCould not find service \"ai.spk.spfs-fuse-macos\" in domain for user gui: 501\n";
+
+#[test]
+fn env_names_must_be_portable_and_values_must_survive_xml() {
+    for key in ["A B", "1X", "ü", "", "A=B", "-x"] {
+        let mut s = spec(AgentMode::Always);
+        s.env.insert(key.into(), "v".into());
+        let (field, message) = invalid_field(s.validate());
+        assert_eq!(field, "env", "{key:?}");
+        assert!(message.contains("[env]"), "{message}");
+    }
+    // A carriage return reads back from XML as a newline; U+FFFE and U+FFFF are not XML.
+    for value in ["a\rb", "x\u{FFFE}", "x\u{FFFF}", "nul\0"] {
+        let mut s = spec(AgentMode::Always);
+        s.env.insert("OK_NAME".into(), value.into());
+        assert_eq!(invalid_field(s.validate()).0, "env", "{value:?}");
+        let mut s = spec(AgentMode::Always);
+        s.args.push(value.into());
+        assert_eq!(invalid_field(s.validate()).0, "args", "{value:?}");
+    }
+    let mut s = spec(AgentMode::Always);
+    s.env.insert("_Ok_2".into(), "tab\tand\nnewline".into());
+    let xml = launchd_plist(&s).unwrap();
+    let back = ::plist::Value::from_reader_xml(xml.as_slice()).unwrap();
+    let env = back
+        .as_dictionary()
+        .and_then(|d| d.get("EnvironmentVariables"))
+        .and_then(|e| e.as_dictionary())
+        .unwrap();
+    assert_eq!(
+        env.get("_Ok_2").and_then(|v| v.as_string()),
+        Some("tab\tand\nnewline")
+    );
+}
+
+#[test]
+fn a_socket_path_longer_than_a_unix_socket_allows_is_refused() {
+    let mut s = spec(AgentMode::Socket);
+    let long = format!("/tmp/{}/service.sock", "d".repeat(180));
+    s.socket_path = Some(long.clone().into());
+    let (field, message) = invalid_field(s.validate());
+    assert_eq!(field, "socket_path");
+    assert!(message.contains("SPFS_AUTOSTART_STATE_DIR"), "{message}");
+    assert!(launchd_plist(&s).is_err() && systemd_units(&s).is_err());
+    // The longest accepted path is the client's own limit.
+    let max = crate::paths::MAX_SOCKET_PATH;
+    let fits = format!("/{}", "s".repeat(max - 1));
+    s.socket_path = Some(fits.into());
+    s.validate().unwrap();
+}
+
+#[test]
+fn a_bundled_plist_cannot_be_socket_mode() {
+    let mut s = spec(AgentMode::Socket);
+    s.bundle_program = Some("Contents/MacOS/spfs-fuse-macos".into());
+    let (field, message) = invalid_field(s.validate());
+    assert_eq!(field, "bundle_program");
+    assert!(message.contains("every user"), "{message}");
+    s.mode = AgentMode::Always;
+    s.socket_path = None;
+    s.validate().unwrap();
+}
+
+#[test]
+fn systemd_refuses_quotes_and_backslashes_in_the_program_path_and_keeps_dollars() {
+    for bad in ["/opt/a\"b/prog", "/opt/a'b/prog", "/opt/a\\b/prog"] {
+        let mut s = spec(AgentMode::Always);
+        s.program = bad.into();
+        match systemd_units(&s) {
+            Err(LaunchdError::InvalidSpec { field, message }) => {
+                assert_eq!(field, "program");
+                assert!(
+                    message.contains("without quotes or backslashes"),
+                    "{message}"
+                );
+            }
+            other => panic!("{bad:?}: expected InvalidSpec, got {other:?}"),
+        }
+        // launchd has no such limit.
+        launchd_plist(&s).unwrap();
+    }
+    let mut s = spec(AgentMode::Always);
+    s.program = "/opt/a$b 100%/prog".into();
+    let units = systemd_units(&s).unwrap();
+    assert!(
+        units.service.contains("ExecStart=\"/opt/a$b 100%%/prog\" "),
+        "{}",
+        units.service
+    );
+}
+
+#[test]
+fn the_socket_unit_creates_missing_parents_0700() {
+    let units = systemd_units(&spec(AgentMode::Socket)).unwrap();
+    assert!(
+        units.socket.unwrap().contains("\nDirectoryMode=0700\n"),
+        "the client refuses a state dir others can enter"
+    );
+}
+
+/// With systemd's own parser: a program whose path holds a `$` (and a
+/// space) verifies, and the one systemd refuses is refused by us first.
+#[test]
+fn systemd_analyze_accepts_a_program_path_with_a_dollar() {
+    let Some(analyze) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        eprintln!("systemd-analyze not installed (Debian package `systemd`); strict parse only");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let bin = dir.path().join("a$b c");
+    std::fs::create_dir(&bin).unwrap();
+    let program = bin.join("prog");
+    std::fs::copy("/bin/true", &program).unwrap();
+    let mut s = spec(AgentMode::Socket);
+    s.program = program;
+    s.log_file = dir.path().join("logs/service.log");
+    s.socket_path = Some(dir.path().join("state/service.sock"));
+    let units = systemd_units(&s).unwrap();
+    let service = dir.path().join(&units.service_name);
+    let socket = dir.path().join(units.socket_name.as_deref().unwrap());
+    std::fs::write(&service, &units.service).unwrap();
+    std::fs::write(&socket, units.socket.as_deref().unwrap()).unwrap();
+    let output = Command::new(analyze)
+        .arg("verify")
+        .arg("--user")
+        .args([&service, &socket])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !stderr.contains(&units.service_name),
+        "systemd-analyze verify rejected the units ({}):\n{stderr}\n{}",
+        output.status,
+        units.service
+    );
+}

@@ -56,7 +56,9 @@ impl Listener {
 }
 
 /// Bind `endpoint`. A stale Unix socket (nobody listening: we hold the
-/// instance lock) is replaced; anything else at the path is refused.
+/// instance lock) is replaced; a socket something listens on (launchd or
+/// systemd holding it for activation) and anything that is not a socket are
+/// refused and left in place.
 pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
     match endpoint {
         ResolvedEndpoint::Tcp(addr) => {
@@ -76,6 +78,25 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
         }
         ResolvedEndpoint::Unix(path) => {
             match std::fs::symlink_metadata(path) {
+                // Something listens there although we hold the instance lock: launchd or
+                // systemd owns the socket (and failed to start us through it). Unlinking it
+                // would silently break socket activation for good, so it is left alone.
+                Ok(meta)
+                    if meta.file_type().is_socket()
+                        && std::os::unix::net::UnixStream::connect(path).is_ok() =>
+                {
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        format!(
+                            "{} is a live socket that this service did not bind, most likely \
+                             held by launchd or systemd for socket activation; it was left \
+                             alone. Check the agent (`spfs-autostart agent status`, or \
+                             `systemctl --user status` for the .socket unit) and its log, or \
+                             uninstall it to start the service on demand",
+                            path.display()
+                        ),
+                    ));
+                }
                 Ok(meta) if meta.file_type().is_socket() => {
                     std::fs::remove_file(path)
                         .map_err(|e| Error::io("cannot remove stale socket", path, e))?;
@@ -210,9 +231,11 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
     }
     // SAFETY: launchd returned `count` descriptors in a malloc'd array we free.
     let all: Vec<libc::c_int> = unsafe { std::slice::from_raw_parts(fds, count).to_vec() };
+    // SAFETY: the array was malloc'd by launchd for us, copied above, freed once.
     unsafe { libc::free(fds.cast()) };
     let mut owned: Vec<OwnedFd> = all
         .into_iter()
+        // SAFETY: launchd handed these descriptors to us; nothing else owns them.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
     Ok(if owned.is_empty() {
@@ -262,5 +285,32 @@ fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
             tracing::warn!("refused a connection whose peer cannot be identified: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_someone_listens_on_is_refused_and_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service.sock");
+        // Stands in for launchd/systemd holding the socket for activation.
+        let owner = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::EndpointConflict);
+        assert!(err.to_string().contains("launchd or systemd"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        std::os::unix::net::UnixStream::connect(&path).expect("the owner still listens");
+        drop(owner);
+        // Once nobody listens it is stale, and replaced.
+        let listener = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap();
+        assert_eq!(listener.bound_path(), Some(path));
     }
 }

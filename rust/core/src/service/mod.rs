@@ -10,10 +10,13 @@
 //! ```no_run
 //! # async fn run() -> spfs_autostart::Result<()> {
 //! use spfs_autostart::service::{Identity, Kit, KitConfig};
-//! let kit = Kit::start(
+//! let Some(kit) = Kit::start_or_defer(
 //!     Identity { name: "my-service".into(), version: "1.0.0".into() },
 //!     KitConfig::from_env()?,
-//! )?;
+//! )?
+//! else {
+//!     return Ok(()); // another instance serves: exit 0
+//! };
 //! kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
 //! # }
 //! ```
@@ -44,6 +47,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::paths::{Paths, ResolvedEndpoint};
 use crate::proto::control::control_server::ControlServer;
 use crate::record::{Phase, ServiceRecord, process_start_time};
+
+/// How the instance-lock conflict starts its message; [`Kit::start_or_defer`]
+/// recognises it by this.
+const ANOTHER: &str = "another instance holds";
 
 /// How long a graceful shutdown may wait for calls and connections to end:
 /// below the client's default `stop_timeout_secs` (5), so a drain after
@@ -223,6 +230,33 @@ impl Kit {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// [`Kit::start`], except that another instance already serving this
+    /// state dir is not an error: it logs "already running as pid N" and
+    /// gives `None`, and the service should exit with status 0. This is what
+    /// a launchd or systemd job meets after an on-demand start: exiting 0
+    /// keeps `KeepAlive.SuccessfulExit=false` and `Restart=on-failure` from
+    /// relaunching it in a loop.
+    pub fn start_or_defer(identity: Identity, config: KitConfig) -> Result<Option<Kit>> {
+        let record = crate::paths::Paths {
+            state_dir: config.state_dir.clone(),
+            log_dir: PathBuf::new(),
+        }
+        .record();
+        match Kit::start(identity, config) {
+            Ok(kit) => Ok(Some(kit)),
+            Err(e)
+                if e.kind() == ErrorKind::EndpointConflict && e.message().starts_with(ANOTHER) =>
+            {
+                let pid = ServiceRecord::read(&record)
+                    .map(|r| r.pid.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                tracing::info!("already running as pid {pid}; this instance exits");
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -449,7 +483,7 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
         None => Err(Error::new(
             ErrorKind::EndpointConflict,
             format!(
-                "another instance holds {}; only one service may run per state dir. \
+                "{ANOTHER} {}; only one service may run per state dir. \
                  Use `spfs-autostart status` to see it",
                 path.display()
             ),

@@ -16,8 +16,8 @@ use super::{
 pub unsafe extern "C" fn spfs_autostart_error_code(
     error: *const spfs_autostart_error,
 ) -> spfs_autostart_result {
-    // SAFETY: the caller's contract.
     guard(spfs_autostart_result::Panic, || {
+        // SAFETY: the caller's contract.
         unsafe { error.as_ref() }.map_or(spfs_autostart_result::Ok, |e| e.code)
     })
 }
@@ -31,8 +31,8 @@ pub unsafe extern "C" fn spfs_autostart_error_code(
 pub unsafe extern "C" fn spfs_autostart_error_message(
     error: *const spfs_autostart_error,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { error.as_ref() }.map(|e| &e.message))
     })
 }
@@ -46,8 +46,8 @@ pub unsafe extern "C" fn spfs_autostart_error_message(
 pub unsafe extern "C" fn spfs_autostart_error_log_file(
     error: *const spfs_autostart_error,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { error.as_ref() }.and_then(|e| e.log_file.as_ref()))
     })
 }
@@ -62,8 +62,8 @@ pub unsafe extern "C" fn spfs_autostart_error_log_file(
 pub unsafe extern "C" fn spfs_autostart_error_log_tail(
     error: *const spfs_autostart_error,
 ) -> *const spfs_autostart_string_array {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         unsafe { error.as_ref() }.map_or(ptr::null(), |e| &e.log_tail as *const _)
     })
 }
@@ -101,8 +101,8 @@ pub unsafe extern "C" fn spfs_autostart_string_array_get(
     array: *const spfs_autostart_string_array,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { array.as_ref() }.and_then(|a| a.items.get(index)))
     })
 }

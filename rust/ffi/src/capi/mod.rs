@@ -31,13 +31,15 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::ptr;
+use std::sync::Arc;
 
 use crate::api::{ServiceError, ServiceState, ServiceStatus, StopOutcome};
+use crate::process::PerProcess;
 use crate::runtime::block_on;
 
 /// The result of a fallible call. The values are stable: new codes are only
-/// ever added.
-#[repr(C)]
+/// ever added. An `int32_t` in C.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spfs_autostart_result {
     /// Success; the outputs were written.
@@ -68,6 +70,8 @@ pub enum spfs_autostart_result {
     Io = 11,
     /// A failure of a kind this library version does not know.
     Internal = 12,
+    /// `launchctl` refused, timed out or could not be run.
+    LaunchctlFailed = 13,
     /// A pointer parameter that must not be NULL was NULL.
     NullParameter = 100,
     /// A string parameter was not valid UTF-8.
@@ -76,8 +80,8 @@ pub enum spfs_autostart_result {
     Panic = 102,
 }
 
-/// The state of the service.
-#[repr(C)]
+/// The state of the service. An `int32_t` in C.
+#[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spfs_autostart_state {
     /// It answers at its endpoint.
@@ -98,7 +102,7 @@ pub enum spfs_autostart_state {
 /// with `spfs_autostart_free`. Safe to share between threads.
 #[derive(Debug)]
 pub struct spfs_autostart {
-    core: spfs_autostart_core::ServiceManager,
+    core: PerProcess,
 }
 
 /// An owned list of strings. Free it with `spfs_autostart_string_array_free`
@@ -260,6 +264,11 @@ impl From<ServiceError> for spfs_autostart_error {
                 log_file,
                 log_tail,
             } => (R::Io, message, log_file, log_tail),
+            ServiceError::LaunchctlFailed {
+                message,
+                log_file,
+                log_tail,
+            } => (R::LaunchctlFailed, message, log_file, log_tail),
             ServiceError::Internal {
                 message,
                 log_file,
@@ -419,7 +428,7 @@ pub unsafe extern "C" fn spfs_autostart_new(
             Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
         };
         let config = spfs_autostart_core::Config::load(path)?;
-        let core = spfs_autostart_core::ServiceManager::new(config)?;
+        let core = PerProcess::new(config)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
@@ -455,7 +464,11 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(core.ensure())) }
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.ensure().await })
+        })
+    }
 }
 
 /// The service's status, without starting it.
@@ -473,7 +486,11 @@ pub unsafe extern "C" fn spfs_autostart_status(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     // SAFETY: the caller's contract.
-    unsafe { status_call(mgr, out, err, |core| block_on(core.status())) }
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.status().await })
+        })
+    }
 }
 
 /// The shared body of `_ensure` and `_status`: check the pointers, run
@@ -486,14 +503,14 @@ unsafe fn status_call(
     out: *mut *mut spfs_autostart_status,
     err: *mut *mut spfs_autostart_error,
     call: impl FnOnce(
-        &spfs_autostart_core::ServiceManager,
+        Arc<spfs_autostart_core::ServiceManager>,
     ) -> spfs_autostart_core::Result<spfs_autostart_core::Status>,
 ) -> spfs_autostart_result {
     boundary(err, || {
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let out = out_ptr(out, "out")?;
-        let status = call(&mgr.core)?;
+        let status = call(mgr.core.get()?)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, ServiceStatus::from(status).into()) };
         Ok(())
@@ -518,7 +535,8 @@ pub unsafe extern "C" fn spfs_autostart_stop(
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let stopped_out = out_ptr(stopped_out, "stopped_out")?;
-        let outcome = StopOutcome::from(block_on(mgr.core.stop())?);
+        let core = mgr.core.get()?;
+        let outcome = StopOutcome::from(block_on(async move { core.stop().await })?);
         // SAFETY: `stopped_out` was checked.
         unsafe { *stopped_out = c_int::from(outcome == StopOutcome::Stopped) };
         Ok(())
@@ -546,7 +564,7 @@ pub unsafe extern "C" fn spfs_autostart_tail_logs(
         // SAFETY: the caller's contract.
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let out = out_ptr(out, "out")?;
-        let lines = mgr.core.tail_logs(n)?;
+        let lines = mgr.core.get()?.tail_logs(n)?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart_string_array::from(lines)) };
         Ok(())
@@ -569,6 +587,7 @@ mod tests {
     fn message(err: *const spfs_autostart_error) -> String {
         // SAFETY: a live error from this library.
         let p = unsafe { spfs_autostart_error_message(err) };
+        // SAFETY: the message is a NUL-terminated string owned by `err`.
         unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
     }
 
@@ -578,6 +597,7 @@ mod tests {
         let code = boundary(&mut err, || panic!("deliberate test panic"));
         assert_eq!(code, spfs_autostart_result::Panic);
         assert!(message(err).contains("deliberate test panic"));
+        // SAFETY: `err` was just made by the boundary and is freed once.
         unsafe { spfs_autostart_error_free(err) };
         // Without an error out-pointer the code alone comes back.
         let code = boundary(ptr::null_mut(), || panic!("deliberate test panic"));
@@ -595,6 +615,7 @@ mod tests {
         assert_eq!(e.message.to_str().unwrap(), "it died");
         assert_eq!(e.log_file.as_ref().unwrap().to_str().unwrap(), "/tmp/x.log");
         let tail = &e.log_tail as *const _;
+        // SAFETY: `tail` points into `e`, which outlives the block.
         unsafe {
             assert_eq!(spfs_autostart_string_array_len(tail), 1);
             let line = CStr::from_ptr(spfs_autostart_string_array_get(tail, 0));
@@ -617,12 +638,13 @@ mod tests {
             ErrorKind::InvalidConfig,
             ErrorKind::Unsupported,
             ErrorKind::Io,
+            ErrorKind::LaunchctlFailed,
         ];
         let codes: Vec<i32> = kinds
             .iter()
             .map(|&k| spfs_autostart_error::from(Error::new(k, "x")).code as i32)
             .collect();
-        assert_eq!(codes, (1..=11).collect::<Vec<_>>());
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
     }
 
     #[test]
@@ -657,7 +679,9 @@ mod tests {
         ];
         let status = spfs_autostart_status::from(ServiceStatus::from(core));
         let s = &status as *const _;
+        // SAFETY: each string the accessors return lives as long as `status`.
         let text = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
+        // SAFETY: `s` points to `status`, which outlives the block.
         unsafe {
             assert_eq!(spfs_autostart_status_mount_count(s), 2);
             assert_eq!(spfs_autostart_status_mount_root_pid(s, 0), 42);
@@ -704,6 +728,7 @@ mod tests {
             let path = CString::new(config.to_str().unwrap()).unwrap();
             let mut mgr = ptr::null_mut();
             let mut err = ptr::null_mut();
+            // SAFETY: valid C strings and out-pointers; each handle is freed once.
             unsafe {
                 assert_eq!(
                     spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err),

@@ -5,8 +5,8 @@ use std::ffi::{c_char, c_int};
 use std::ptr;
 
 use super::{
-    guard, opt_str, secs, spfs_autostart_state, spfs_autostart_status, spfs_autostart_string_array,
-    take,
+    StatusMount, guard, opt_str, secs, spfs_autostart_state, spfs_autostart_status,
+    spfs_autostart_string_array, take,
 };
 
 /// The state. A NULL `status` gives `SPFS_AUTOSTART_STATE_STOPPED`.
@@ -17,8 +17,8 @@ use super::{
 pub unsafe extern "C" fn spfs_autostart_status_state(
     status: *const spfs_autostart_status,
 ) -> spfs_autostart_state {
-    // SAFETY: the caller's contract.
     guard(spfs_autostart_state::Stopped, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(spfs_autostart_state::Stopped, |s| s.state)
     })
 }
@@ -29,8 +29,8 @@ pub unsafe extern "C" fn spfs_autostart_status_state(
 /// `status` is NULL or a live status.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spfs_autostart_status_pid(status: *const spfs_autostart_status) -> u32 {
-    // SAFETY: the caller's contract.
     guard(0, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.and_then(|s| s.pid).unwrap_or(0)
     })
 }
@@ -44,8 +44,8 @@ pub unsafe extern "C" fn spfs_autostart_status_pid(status: *const spfs_autostart
 pub unsafe extern "C" fn spfs_autostart_status_version(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.and_then(|s| s.version.as_ref()))
     })
 }
@@ -59,8 +59,8 @@ pub unsafe extern "C" fn spfs_autostart_status_version(
 pub unsafe extern "C" fn spfs_autostart_status_endpoint(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.map(|s| &s.endpoint))
     })
 }
@@ -74,8 +74,8 @@ pub unsafe extern "C" fn spfs_autostart_status_endpoint(
 pub unsafe extern "C" fn spfs_autostart_status_log_file(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.map(|s| &s.log_file))
     })
 }
@@ -90,8 +90,8 @@ pub unsafe extern "C" fn spfs_autostart_status_log_file(
 pub unsafe extern "C" fn spfs_autostart_status_detail(
     status: *const spfs_autostart_status,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         opt_str(unsafe { status.as_ref() }.and_then(|s| s.detail.as_ref()))
     })
 }
@@ -105,8 +105,8 @@ pub unsafe extern "C" fn spfs_autostart_status_detail(
 pub unsafe extern "C" fn spfs_autostart_status_uptime_secs(
     status: *const spfs_autostart_status,
 ) -> i64 {
-    // SAFETY: the caller's contract.
     guard(-1, || {
+        // SAFETY: the caller's contract.
         secs(unsafe { status.as_ref() }.and_then(|s| s.uptime_secs))
     })
 }
@@ -120,8 +120,8 @@ pub unsafe extern "C" fn spfs_autostart_status_uptime_secs(
 pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
     status: *const spfs_autostart_status,
 ) -> i64 {
-    // SAFETY: the caller's contract.
     guard(-1, || {
+        // SAFETY: the caller's contract.
         secs(unsafe { status.as_ref() }.and_then(|s| s.idle_exit_in_secs))
     })
 }
@@ -134,8 +134,8 @@ pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
 pub unsafe extern "C" fn spfs_autostart_status_lease_count(
     status: *const spfs_autostart_status,
 ) -> usize {
-    // SAFETY: the caller's contract.
     guard(0, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(0, |s| s.lease_count)
     })
 }
@@ -150,10 +150,22 @@ pub unsafe extern "C" fn spfs_autostart_status_lease_count(
 pub unsafe extern "C" fn spfs_autostart_status_mount_count(
     status: *const spfs_autostart_status,
 ) -> usize {
-    // SAFETY: the caller's contract.
     guard(0, || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(0, |s| s.mounts.len())
     })
+}
+
+/// Mount `index` of `status`, when both exist.
+///
+/// # Safety
+/// `status` is NULL or a live status that outlives the returned reference.
+unsafe fn mount_at<'a>(
+    status: *const spfs_autostart_status,
+    index: usize,
+) -> Option<&'a StatusMount> {
+    // SAFETY: the caller's contract.
+    unsafe { status.as_ref() }.and_then(|s| s.mounts.get(index))
 }
 
 /// The root pid of mount `index`: the process tree it serves. 0 when
@@ -166,11 +178,9 @@ pub unsafe extern "C" fn spfs_autostart_status_mount_root_pid(
     status: *const spfs_autostart_status,
     index: usize,
 ) -> u32 {
-    // SAFETY: the caller's contract.
     guard(0, || {
-        unsafe { status.as_ref() }
-            .and_then(|s| s.mounts.get(index))
-            .map_or(0, |m| m.root_pid)
+        // SAFETY: the caller's contract.
+        unsafe { mount_at(status, index) }.map_or(0, |m| m.root_pid)
     })
 }
 
@@ -185,13 +195,9 @@ pub unsafe extern "C" fn spfs_autostart_status_mount_runtime_name(
     status: *const spfs_autostart_status,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
-        opt_str(
-            unsafe { status.as_ref() }
-                .and_then(|s| s.mounts.get(index))
-                .map(|m| &m.runtime_name),
-        )
+        // SAFETY: the caller's contract.
+        opt_str(unsafe { mount_at(status, index) }.map(|m| &m.runtime_name))
     })
 }
 
@@ -206,13 +212,9 @@ pub unsafe extern "C" fn spfs_autostart_status_mount_env_spec(
     status: *const spfs_autostart_status,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
-        opt_str(
-            unsafe { status.as_ref() }
-                .and_then(|s| s.mounts.get(index))
-                .map(|m| &m.env_spec),
-        )
+        // SAFETY: the caller's contract.
+        opt_str(unsafe { mount_at(status, index) }.map(|m| &m.env_spec))
     })
 }
 
@@ -226,11 +228,9 @@ pub unsafe extern "C" fn spfs_autostart_status_mount_editable(
     status: *const spfs_autostart_status,
     index: usize,
 ) -> c_int {
-    // SAFETY: the caller's contract.
     guard(0, || {
-        let editable = unsafe { status.as_ref() }
-            .and_then(|s| s.mounts.get(index))
-            .is_some_and(|m| m.editable);
+        // SAFETY: the caller's contract.
+        let editable = unsafe { mount_at(status, index) }.is_some_and(|m| m.editable);
         c_int::from(editable)
     })
 }
@@ -245,8 +245,8 @@ pub unsafe extern "C" fn spfs_autostart_status_mount_editable(
 pub unsafe extern "C" fn spfs_autostart_status_warnings(
     status: *const spfs_autostart_status,
 ) -> *const spfs_autostart_string_array {
-    // SAFETY: the caller's contract.
     guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(ptr::null(), |s| &s.warnings as *const _)
     })
 }

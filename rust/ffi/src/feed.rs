@@ -1,0 +1,187 @@
+//! Feeding a foreign observer (`watch`, `follow_logs`) safely.
+//!
+//! Each feed has two halves: a task on the library's runtime that produces
+//! events, and one thread of its own that hands them to the observer. The
+//! foreign code therefore never runs on a runtime worker or in tokio's
+//! blocking pool, so observers that block do not delay other calls, however
+//! many there are; the cost of a feed is that one thread (plus the channel
+//! between the halves and what the producer holds: the status watch's
+//! connection, or the log follower's file and file-system watch).
+//!
+//! A [`Gate`] between the halves gives the guarantees the handle documents:
+//! no call starts after `cancel()` has returned (it waits for a call in
+//! progress, unless it is made from inside that call), and no call starts
+//! once the host is exiting ([`stop_all`]).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::runtime::{runtime, this_process};
+
+/// How many events may wait for a slow observer before the producer waits.
+const QUEUE: usize = 256;
+
+/// Set once the host is exiting: no observer is called any more.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Every feed that may still call its observer, for [`stop_all`].
+static LIVE: Mutex<Vec<Weak<Gate>>> = Mutex::new(Vec::new());
+
+/// Whether the observer may be called, and which thread is calling it now.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    /// The process whose thread feeds the observer: after `fork()` the
+    /// child has no such thread, so it never waits for one.
+    pid: u32,
+    state: Mutex<GateState>,
+    idle: Condvar,
+    task: OnceLock<AbortHandle>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    cancelled: bool,
+    in_call: Option<ThreadId>,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        // The lock is never held while foreign code runs, so poisoning can
+        // only come from a bug here; the state is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `call` unless the feed is cancelled or the host is exiting;
+    /// `false` when it was not run (the feed is over).
+    fn deliver(&self, call: impl FnOnce()) -> bool {
+        {
+            let mut state = self.lock();
+            if state.cancelled || EXITING.load(Ordering::Acquire) {
+                return false;
+            }
+            state.in_call = Some(std::thread::current().id());
+        }
+        // A panic (a bug) must not leave `in_call` set, or cancel() would
+        // wait forever; it ends the feed instead.
+        let ok = catch_unwind(AssertUnwindSafe(call)).is_ok();
+        let mut state = self.lock();
+        state.in_call = None;
+        self.idle.notify_all();
+        ok && !state.cancelled
+    }
+
+    /// Drop `value` (which holds a foreign observer) as a gated call; once
+    /// the host is exiting it is leaked instead, because freeing it would
+    /// call into a finalizing interpreter.
+    fn release<T>(&self, value: T) {
+        {
+            let mut state = self.lock();
+            if EXITING.load(Ordering::Acquire) {
+                std::mem::forget(value);
+                return;
+            }
+            state.in_call = Some(std::thread::current().id());
+        }
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+        let mut state = self.lock();
+        state.in_call = None;
+        self.idle.notify_all();
+    }
+
+    /// Stop the feed; return once no call is in progress (or at
+    /// `deadline`). Called from inside the observer's own call, it does not
+    /// wait for that call.
+    pub(crate) fn cancel(&self, deadline: Option<Instant>) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+        let me = std::thread::current().id();
+        let mut state = self.lock();
+        state.cancelled = true;
+        if self.pid != this_process() {
+            return;
+        }
+        while let Some(caller) = state.in_call {
+            if caller == me {
+                break;
+            }
+            state = match deadline {
+                None => self.idle.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.idle
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Start a feed: `produce` runs on the runtime and sends events until the
+/// channel closes; `consume` is called with each, on the feed's own thread,
+/// and returns `false` to end the feed.
+pub(crate) fn start<E, F>(
+    produce: impl FnOnce(mpsc::Sender<E>) -> F,
+    mut consume: impl FnMut(E) -> bool + Send + 'static,
+) -> Arc<Gate>
+where
+    E: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let gate = Arc::new(Gate {
+        pid: this_process(),
+        state: Mutex::default(),
+        idle: Condvar::new(),
+        task: OnceLock::new(),
+    });
+    let task = runtime().spawn(produce(tx));
+    let _ = gate.task.set(task.abort_handle());
+    {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|g| g.strong_count() > 0);
+        live.push(Arc::downgrade(&gate));
+    }
+    let feed = gate.clone();
+    std::thread::Builder::new()
+        .name("spfs-autostart-feed".into())
+        .spawn(move || {
+            while let Some(event) = rx.blocking_recv() {
+                let mut go_on = true;
+                if !feed.deliver(|| go_on = consume(event)) || !go_on {
+                    break;
+                }
+            }
+            // Dropping `rx` ends the producer at its next send.
+            if let Some(task) = feed.task.get() {
+                task.abort();
+            }
+            // Dropping the observer calls into the host too (it frees its
+            // side of the object), so it is gated like a call.
+            feed.release(consume);
+        })
+        .expect("spfs-autostart: cannot start a thread for the observer");
+    gate
+}
+
+/// Stop every feed of this process and wait, up to `grace` in all, for
+/// observer calls in progress; no observer is called afterwards.
+pub(crate) fn stop_all(grace: Duration) {
+    EXITING.store(true, Ordering::Release);
+    let deadline = Instant::now() + grace;
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    for gate in live.iter().filter_map(Weak::upgrade) {
+        gate.cancel(Some(deadline));
+    }
+}
