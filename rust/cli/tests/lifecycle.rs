@@ -145,6 +145,37 @@ fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
     }
 }
 
+/// A wall-clock jump never turns a service that is starting into an
+/// unresponsive one: starting-versus-unresponsive and the uptime come from
+/// the process's own age (monotonic), not from the wall-clock time in
+/// `service.json`. Simulated by moving the record's start time an hour
+/// back, which is what a clock that jumped an hour forward looks like.
+#[test]
+fn a_wall_clock_jump_does_not_make_a_starting_service_unresponsive() {
+    let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 60\n");
+    let spawner = background(&sb, &["ensure"]);
+    let record_path = sb.state.join("service.json");
+    assert!(
+        wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()
+            && record_path.exists()),
+        "the spawner started its child and wrote its record"
+    );
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    let started = record["started_at_unix_ms"].as_u64().unwrap();
+    record["started_at_unix_ms"] = (started - 3_600_000).into();
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let status = json_of(&sb.run(&["--json", "status"]));
+    signal(spawner.id(), nix::sys::signal::Signal::SIGINT);
+    spawner.wait_with_output().unwrap();
+    assert_eq!(status["state"], "starting", "{status}");
+    let uptime = status["uptime_secs"].as_u64().expect("an uptime");
+    assert!(
+        uptime < 600,
+        "uptime {uptime}s follows the wall clock: {status}"
+    );
+}
+
 /// A plain service that leaves a helper holding its descriptors and
 /// exits is stopped; the next `ensure` starts a fresh one.
 #[test]
