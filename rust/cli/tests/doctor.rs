@@ -38,6 +38,8 @@ fn a_healthy_setup_exits_0_stopped_and_running() {
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["healthy"], true);
+    let (_, summary, _) = endpoint_finding(&report);
+    assert!(summary.contains("is free"), "{summary}");
     assert!(
         report["next"].as_str().unwrap().starts_with("start "),
         "{report}"
@@ -97,6 +99,7 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
         "{summary}"
     );
     assert!(summary.contains("not our service"), "{summary}");
+    assert!(summary.contains("does not speak gRPC"), "{summary}");
     assert!(fix.contains("endpoint"), "{fix}");
     assert!(
         report["next"]
@@ -127,4 +130,81 @@ fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
     // doctor only looks: the mode is left as it was.
     let mode = std::fs::metadata(&sb.state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o750);
+}
+
+/// The endpoint finding, as (severity, summary, fix).
+fn endpoint_finding(report: &serde_json::Value) -> (String, String, String) {
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "endpoint")
+        .unwrap_or_else(|| panic!("no endpoint finding: {report}"));
+    (
+        f["severity"].as_str().unwrap().to_string(),
+        f["summary"].as_str().unwrap().to_string(),
+        f["fix"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn an_endpoint_held_by_another_user_exits_1_naming_the_user_and_the_fix() {
+    let other = second_user();
+    let port = free_port();
+    let sb = Sandbox::new(&format!(
+        "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
+         endpoint = \"tcp://127.0.0.1:{port}\"\n"
+    ));
+    let mut theirs = outside_service(port, Some(other), &sb.state);
+    let (code, report) = doctor(&sb);
+    let alive = matches!(theirs.try_wait(), Ok(None));
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (check, summary, fix) = &problems[0];
+    assert_eq!(check, "endpoint");
+    assert!(summary.contains("another user's"), "{summary}");
+    assert!(
+        summary.contains("user spfs-autostart-test") && summary.contains(&format!("uid {other}")),
+        "names the user: {summary}"
+    );
+    assert!(fix.contains("spfs-autostart-test"), "{fix}");
+    assert!(fix.contains("another `endpoint`"), "{fix}");
+    assert!(alive, "doctor left their service alone");
+    assert_eq!(sb.spawn_count(), 0, "doctor spawned nothing");
+}
+
+#[test]
+fn a_service_started_elsewhere_is_reported_adopted_with_its_pid() {
+    let port = free_port();
+    let sb = Sandbox::new(&format!(
+        "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
+         endpoint = \"tcp://127.0.0.1:{port}\"\n"
+    ));
+    let mut outside = outside_service(port, None, &sb.state);
+    let pid = outside.id();
+    let (code, report) = doctor(&sb);
+    outside.kill().unwrap();
+    outside.wait().unwrap();
+    assert_eq!(code, Some(0), "{report}");
+    let (severity, summary, _) = endpoint_finding(&report);
+    assert_eq!(severity, "ok", "{report}");
+    assert!(summary.contains("adopted"), "{summary}");
+    assert!(summary.contains(&format!("pid {pid}")), "{summary}");
+    assert_eq!(report["next"], "use the running service (one RPC)");
+}
+
+#[test]
+fn our_own_running_service_is_reported_ours_not_adopted() {
+    let sb = Sandbox::new("");
+    let pid = pid_of(&sb.ensure());
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    let (severity, summary, _) = endpoint_finding(&report);
+    assert_eq!(severity, "ok");
+    assert!(summary.contains("our kit service answers"), "{summary}");
+    assert!(summary.contains(&format!("pid {pid}")), "{summary}");
+    assert!(!summary.contains("adopted"), "{summary}");
 }

@@ -352,6 +352,14 @@ async fn check_endpoint(manager: &ServiceManager, findings: &mut Vec<Finding>) -
             format!("{endpoint} is free: no service runs"),
             None,
         ),
+        State::Running if adopted(manager, &status) => (
+            Severity::Ok,
+            format!(
+                "{endpoint}: our plain service{pid} answers, adopted: it was started outside \
+                 spfs-autostart (no instance lock); `ensure` uses it and `stop` stops it"
+            ),
+            None,
+        ),
         State::Running => (
             Severity::Ok,
             format!(
@@ -373,21 +381,81 @@ async fn check_endpoint(manager: &ServiceManager, findings: &mut Vec<Finding>) -
             ),
             Some("run `spfs-autostart stop`, then `spfs-autostart ensure`".into()),
         ),
-        State::Conflict => (
-            Severity::Problem,
-            format!(
-                "{endpoint} is taken by something that is not our service: {}",
-                status.detail.clone().unwrap_or_default()
+        State::Conflict => match endpoint_taker(manager).await {
+            Taker::OtherUser(user) => (
+                Severity::Problem,
+                format!(
+                    "{endpoint} is another user's: {user} listens there; it is never used, \
+                     signalled or asked to shut down"
+                ),
+                Some(format!(
+                    "ask {user} to stop their service (or stop it as root), or choose another \
+                     `endpoint` in the config (or SPFS_AUTOSTART_ENDPOINT)"
+                )),
             ),
-            Some(
-                "stop whatever listens there, or choose another `endpoint` in the config \
+            Taker::NotGrpc => (
+                Severity::Problem,
+                format!(
+                    "{endpoint} is taken by something that is not our service and does not \
+                     speak gRPC: {}",
+                    status.detail.clone().unwrap_or_default()
+                ),
+                Some(
+                    "stop whatever listens there, or choose another `endpoint` in the config \
+                     (or SPFS_AUTOSTART_ENDPOINT)"
+                        .into(),
+                ),
+            ),
+            Taker::Other => (
+                Severity::Problem,
+                format!(
+                    "{endpoint} is taken by something that is not our service: {}",
+                    status.detail.clone().unwrap_or_default()
+                ),
+                Some(
+                    "stop whatever listens there, or choose another `endpoint` in the config \
                  (or SPFS_AUTOSTART_ENDPOINT)"
-                    .into(),
+                        .into(),
+                ),
             ),
-        ),
+        },
     };
     findings.push(finding("endpoint", severity, summary, fix));
     Some(status.state)
+}
+
+/// Whether a running service is ours but was started elsewhere: a plain
+/// service with a pid while no instance lock is held.
+fn adopted(manager: &ServiceManager, status: &crate::status::Status) -> bool {
+    !status.managed
+        && status.pid.is_some()
+        && !crate::lock::is_held(&manager.paths().instance_lock()).unwrap_or(true)
+}
+
+/// What holds an endpoint that is not our service.
+enum Taker {
+    /// Another user's listener, described by [`crate::owner::user_name`].
+    OtherUser(String),
+    /// Something that does not answer gRPC.
+    NotGrpc,
+    /// A gRPC server that is not ours (or cannot be told apart).
+    Other,
+}
+
+/// Who holds the endpoint: the listener's owner first (on TCP), then
+/// whether it speaks gRPC at all.
+async fn endpoint_taker(manager: &ServiceManager) -> Taker {
+    let endpoint = manager.endpoint();
+    if let ResolvedEndpoint::Tcp(addr) = endpoint
+        && let Some(listener) = crate::owner::tcp_listener(*addr)
+        && listener.is_foreign()
+    {
+        return Taker::OtherUser(crate::owner::user_name(listener.uid));
+    }
+    match crate::rpc::probe(endpoint, false, Duration::from_secs(1)).await {
+        crate::rpc::Probe::Foreign(_) | crate::rpc::Probe::NoAnswer => Taker::NotGrpc,
+        _ => Taker::Other,
+    }
 }
 
 /// The LaunchAgent, where launchd exists: installed, loaded, matching the config.

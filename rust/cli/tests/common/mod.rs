@@ -178,3 +178,63 @@ pub fn pid_of(status: &serde_json::Value) -> u32 {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// The uid of a second user, created for the test (root only).
+pub fn second_user() -> u32 {
+    let user = "spfs-autostart-test";
+    if nix::unistd::User::from_name(user).unwrap().is_none() {
+        let out = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .output()
+            .expect("useradd (Debian package passwd) must exist: this test creates a second user");
+        assert!(
+            out.status.success() || nix::unistd::User::from_name(user).unwrap().is_some(),
+            "useradd failed (the test needs root): {}",
+            stderr(&out)
+        );
+    }
+    let uid = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_ne!(uid, nix::unistd::geteuid().as_raw(), "run as another user");
+    uid
+}
+
+/// A plain reference service on `port`, started outside spfs-autostart (by
+/// `uid` when given), answering before this returns. Marked with
+/// `state`, so the sandbox cleans it up whatever happens.
+pub fn outside_service(
+    port: u16,
+    uid: Option<u32>,
+    state: &std::path::Path,
+) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(reference_service());
+    command
+        .args(["--plain", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SPFS_AUTOSTART_STATE_DIR", state)
+        .current_dir("/")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(uid) = uid {
+        command.uid(uid);
+    }
+    let child = command.spawn().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "the outside service answers"
+    );
+    child
+}
