@@ -42,6 +42,19 @@ def test_ensure_status_tail_stop(service):
     assert service_pids(service.state_dir) == []
 
 
+def test_doctor_on_a_healthy_sandbox_is_healthy(service):
+    mgr = service.manager()
+    report = run(mgr.doctor())
+    assert report.healthy, report
+    checks = [f.check for f in report.findings]
+    assert "program" in checks and "endpoint" in checks, checks
+    assert all(f.severity != sa.DoctorSeverity.PROBLEM for f in report.findings)
+    endpoint = next(f for f in report.findings if f.check == "endpoint")
+    assert "is free" in endpoint.message, endpoint
+    assert report.next.startswith("start "), report.next
+    assert service_pids(service.state_dir) == [], "doctor starts nothing"
+
+
 def test_async_calls_from_asyncio(service):
     mgr = service.manager()
 

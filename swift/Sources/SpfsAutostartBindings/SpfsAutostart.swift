@@ -849,6 +849,13 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func acquire(pid: UInt32, label: String) async throws  -> Lease
     
     /**
+     * Check everything a user would otherwise debug by hand (as
+     * `spfs-autostart doctor` does): each finding with its fix. It only
+     * looks: nothing is started, stopped or changed.
+     */
+    func doctor() async throws  -> DoctorReport
+    
+    /**
      * Make sure the service runs, starting it if needed; its status once it
      * answers. Exactly one service starts however many callers race.
      */
@@ -993,6 +1000,27 @@ open func acquire(pid: UInt32, label: String)async throws  -> Lease  {
             completeFunc: ffi_spfs_autostart_rust_future_complete_rust_buffer,
             freeFunc: ffi_spfs_autostart_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeLease_lift,
+            errorHandler: FfiConverterTypeServiceError_lift
+        )
+}
+    
+    /**
+     * Check everything a user would otherwise debug by hand (as
+     * `spfs-autostart doctor` does): each finding with its fix. It only
+     * looks: nothing is started, stopped or changed.
+     */
+open func doctor()async throws  -> DoctorReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_spfs_autostart_fn_method_servicemanager_doctor(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_spfs_autostart_rust_future_poll_rust_buffer,
+            completeFunc: ffi_spfs_autostart_rust_future_complete_rust_buffer,
+            freeFunc: ffi_spfs_autostart_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDoctorReport_lift,
             errorHandler: FfiConverterTypeServiceError_lift
         )
 }
@@ -1588,6 +1616,174 @@ public func FfiConverterTypeTaskHandle_lower(_ value: TaskHandle) -> UInt64 {
 
 
 /**
+ * One thing the doctor checked.
+ */
+public struct DoctorFinding: Equatable, Hashable {
+    /**
+     * What was checked: `program`, `endpoint`, `state dir`, ...
+     */
+    public var check: String
+    /**
+     * How it went.
+     */
+    public var severity: DoctorSeverity
+    /**
+     * What was found.
+     */
+    public var message: String
+    /**
+     * What to do about it, for warnings and problems.
+     */
+    public var fix: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What was checked: `program`, `endpoint`, `state dir`, ...
+         */check: String, 
+        /**
+         * How it went.
+         */severity: DoctorSeverity, 
+        /**
+         * What was found.
+         */message: String, 
+        /**
+         * What to do about it, for warnings and problems.
+         */fix: String?) {
+        self.check = check
+        self.severity = severity
+        self.message = message
+        self.fix = fix
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DoctorFinding: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoctorFinding: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoctorFinding {
+        return
+            try DoctorFinding(
+                check: FfiConverterString.read(from: &buf), 
+                severity: FfiConverterTypeDoctorSeverity.read(from: &buf), 
+                message: FfiConverterString.read(from: &buf), 
+                fix: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DoctorFinding, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.check, into: &buf)
+        FfiConverterTypeDoctorSeverity.write(value.severity, into: &buf)
+        FfiConverterString.write(value.message, into: &buf)
+        FfiConverterOptionString.write(value.fix, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorFinding_lift(_ buf: RustBuffer) throws -> DoctorFinding {
+    return try FfiConverterTypeDoctorFinding.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorFinding_lower(_ value: DoctorFinding) -> RustBuffer {
+    return FfiConverterTypeDoctorFinding.lower(value)
+}
+
+
+/**
+ * Everything the doctor found.
+ */
+public struct DoctorReport: Equatable, Hashable {
+    /**
+     * Every finding, in the order checked.
+     */
+    public var findings: [DoctorFinding]
+    /**
+     * What `ensure` would do next.
+     */
+    public var next: String
+    /**
+     * No finding is a problem.
+     */
+    public var healthy: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Every finding, in the order checked.
+         */findings: [DoctorFinding], 
+        /**
+         * What `ensure` would do next.
+         */next: String, 
+        /**
+         * No finding is a problem.
+         */healthy: Bool) {
+        self.findings = findings
+        self.next = next
+        self.healthy = healthy
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DoctorReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoctorReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoctorReport {
+        return
+            try DoctorReport(
+                findings: FfiConverterSequenceTypeDoctorFinding.read(from: &buf), 
+                next: FfiConverterString.read(from: &buf), 
+                healthy: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DoctorReport, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeDoctorFinding.write(value.findings, into: &buf)
+        FfiConverterString.write(value.next, into: &buf)
+        FfiConverterBool.write(value.healthy, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorReport_lift(_ buf: RustBuffer) throws -> DoctorReport {
+    return try FfiConverterTypeDoctorReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorReport_lower(_ value: DoctorReport) -> RustBuffer {
+    return FfiConverterTypeDoctorReport.lower(value)
+}
+
+
+/**
  * A lease: the service stays up while process `pid` lives.
  */
 public struct Lease: Equatable, Hashable {
@@ -2067,6 +2263,91 @@ public func FfiConverterTypeServiceStatus_lift(_ buf: RustBuffer) throws -> Serv
 public func FfiConverterTypeServiceStatus_lower(_ value: ServiceStatus) -> RustBuffer {
     return FfiConverterTypeServiceStatus.lower(value)
 }
+
+
+/**
+ * How bad a doctor finding is.
+ */
+
+public enum DoctorSeverity: Equatable, Hashable {
+    
+    /**
+     * As it should be.
+     */
+    case ok
+    /**
+     * Works, but the user should know.
+     */
+    case warning
+    /**
+     * Stops the service from working.
+     */
+    case problem
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DoctorSeverity: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoctorSeverity: FfiConverterRustBuffer {
+    typealias SwiftType = DoctorSeverity
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DoctorSeverity {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ok
+        
+        case 2: return .warning
+        
+        case 3: return .problem
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DoctorSeverity, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ok:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warning:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .problem:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorSeverity_lift(_ buf: RustBuffer) throws -> DoctorSeverity {
+    return try FfiConverterTypeDoctorSeverity.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoctorSeverity_lower(_ value: DoctorSeverity) -> RustBuffer {
+    return FfiConverterTypeDoctorSeverity.lower(value)
+}
+
 
 
 /**
@@ -2790,6 +3071,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDoctorFinding: FfiConverterRustBuffer {
+    typealias SwiftType = [DoctorFinding]
+
+    public static func write(_ value: [DoctorFinding], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDoctorFinding.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DoctorFinding] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DoctorFinding]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDoctorFinding.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeLease: FfiConverterRustBuffer {
     typealias SwiftType = [Lease]
 
@@ -2936,6 +3242,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 60202) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 27953) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 1451) {
