@@ -14,6 +14,9 @@ public protocol ServiceClient: AnyObject {
     func stop() async throws -> StopResult
     /// Reports the service's state; never starts anything.
     func status() async throws -> ServiceSnapshot
+    /// Checks everything a user would otherwise debug by hand (`spfs-autostart doctor`);
+    /// only looks, never starts or stops anything.
+    func diagnose() async throws -> DiagnosisReport
     /// The last `count` lines of the service log (works when the service is dead).
     func tailLogs(_ count: Int) throws -> [String]
     /// The log file's path, even before the service ever ran.

@@ -112,6 +112,23 @@ public final class MenuModel {
         reloadLogs()
     }
 
+    /// The user chose "Diagnose...": runs the doctor and keeps its report in
+    /// `state.diagnosis`. Never starts or stops the service.
+    public func diagnose() async {
+        guard beginAction() else { return }
+        defer { state.busy = false }
+        do {
+            state.diagnosis = try await service.diagnose()
+        } catch {
+            state.lastError = MenuMessage(ServiceFailure.from(error))
+        }
+    }
+
+    /// The user closed the diagnosis.
+    public func dismissDiagnosis() {
+        state.diagnosis = nil
+    }
+
     /// A status pushed by the watch (or read by an action). Detects unexpected stops.
     public func receive(_ snapshot: ServiceSnapshot) {
         let now = clock.now()

@@ -43,6 +43,8 @@ public struct MenuState: Sendable, Equatable {
     public var keepRunning: LoginItemStatus = .notRegistered
     /// The last lines of the service log, oldest first.
     public var recentLogs: [String] = []
+    /// The last "Diagnose..." report, until the user dismisses it.
+    public var diagnosis: DiagnosisReport?
 
     public init() {}
 

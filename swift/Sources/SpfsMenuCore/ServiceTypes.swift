@@ -153,3 +153,68 @@ public struct ServiceFailure: Error, Sendable, Equatable {
     /// A short headline for the failure, shown above the message.
     public var title: String { kind.title }
 }
+
+/// How bad a diagnosis finding is.
+public enum DiagnosisSeverity: Sendable, Equatable {
+    /// As it should be.
+    case ok
+    /// Works, but the user should know.
+    case warning
+    /// Stops the service from working.
+    case problem
+}
+
+/// One thing the doctor checked, with its fix.
+public struct DiagnosisFinding: Sendable, Equatable, Hashable {
+    /// What was checked: "program", "endpoint", "state dir", ...
+    public var check: String
+    public var severity: DiagnosisSeverity
+    /// What was found.
+    public var message: String
+    /// What to do about it, for warnings and problems.
+    public var fix: String?
+
+    public init(check: String, severity: DiagnosisSeverity, message: String, fix: String? = nil) {
+        self.check = check
+        self.severity = severity
+        self.message = message
+        self.fix = fix
+    }
+
+    /// The finding as one line: "PROBLEM  endpoint: ...", as `spfs-autostart doctor` prints it.
+    public var line: String {
+        let label: String
+        switch severity {
+        case .ok: label = "ok"
+        case .warning: label = "WARNING"
+        case .problem: label = "PROBLEM"
+        }
+        return "\(label)  \(check): \(message)"
+    }
+}
+
+/// Everything the doctor found (`spfs-autostart doctor`).
+public struct DiagnosisReport: Sendable, Equatable {
+    public var findings: [DiagnosisFinding]
+    /// What `ensure` would do next.
+    public var next: String
+    /// No finding is a problem.
+    public var healthy: Bool
+
+    public init(findings: [DiagnosisFinding], next: String, healthy: Bool) {
+        self.findings = findings
+        self.next = next
+        self.healthy = healthy
+    }
+
+    /// The report as lines: each finding, its fix indented below, then the next step.
+    public var lines: [String] {
+        var lines: [String] = []
+        for finding in findings {
+            lines.append(finding.line)
+            if let fix = finding.fix { lines.append("    fix: \(fix)") }
+        }
+        lines.append("next: \(next)")
+        return lines
+    }
+}

@@ -82,6 +82,34 @@ public final class LiveServiceClient: ServiceClient {
         }
     }
 
+    public func diagnose() async throws -> DiagnosisReport {
+        do {
+            let report = try await manager.doctor()
+            return DiagnosisReport(
+                findings: report.findings.map { finding in
+                    DiagnosisFinding(
+                        check: finding.check,
+                        severity: Self.severity(finding.severity),
+                        message: finding.message,
+                        fix: finding.fix
+                    )
+                },
+                next: report.next,
+                healthy: report.healthy
+            )
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    nonisolated static func severity(_ severity: DoctorSeverity) -> DiagnosisSeverity {
+        switch severity {
+        case .ok: return .ok
+        case .warning: return .warning
+        case .problem: return .problem
+        }
+    }
+
     public func tailLogs(_ count: Int) throws -> [String] {
         do {
             return try manager.tailLogs(n: UInt32(clamping: max(0, count)))

@@ -10,6 +10,14 @@ final class FakeService: ServiceClient {
     var logLines: [String] = ["line 1", "line 2", "line 3", "line 4"]
     var logFile = "/tmp/spfs-autostart-test/service.log"
 
+    var diagnoseResult: Result<DiagnosisReport, ServiceFailure> = .success(
+        DiagnosisReport(
+            findings: [DiagnosisFinding(check: "program", severity: .ok, message: "found")],
+            next: "start it",
+            healthy: true
+        )
+    )
+    private(set) var diagnoseCalls = 0
     private(set) var ensureCalls = 0
     private(set) var stopCalls = 0
     private(set) var statusCalls = 0
@@ -41,6 +49,11 @@ final class FakeService: ServiceClient {
     func status() async throws -> ServiceSnapshot {
         statusCalls += 1
         return try statusResult.get()
+    }
+
+    func diagnose() async throws -> DiagnosisReport {
+        diagnoseCalls += 1
+        return try diagnoseResult.get()
     }
 
     func tailLogs(_ count: Int) throws -> [String] {

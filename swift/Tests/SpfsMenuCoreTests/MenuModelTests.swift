@@ -37,6 +37,54 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testDiagnoseStoresTheReportAsLinesWithFixesAndStartsNothing() async {
+        let h = Harness()
+        h.service.diagnoseResult = .success(
+            DiagnosisReport(
+                findings: [
+                    DiagnosisFinding(check: "program", severity: .ok, message: "found at /bin/x"),
+                    DiagnosisFinding(
+                        check: "endpoint", severity: .problem,
+                        message: "tcp://127.0.0.1:1 is another user's: user bob (uid 501)",
+                        fix: "ask user bob (uid 501) to stop it, or choose another `endpoint`"),
+                ],
+                next: "fail: the endpoint is taken (see above)",
+                healthy: false
+            ))
+        await h.model.diagnose()
+        XCTAssertEqual(h.service.diagnoseCalls, 1)
+        XCTAssertEqual(h.service.ensureCalls, 0)
+        XCTAssertEqual(h.service.stopCalls, 0)
+        XCTAssertFalse(h.model.state.busy)
+        XCTAssertNil(h.model.state.lastError)
+        let report = h.model.state.diagnosis
+        XCTAssertNotNil(report)
+        XCTAssertEqual(report?.healthy, false)
+        XCTAssertEqual(
+            report?.lines,
+            [
+                "ok  program: found at /bin/x",
+                "PROBLEM  endpoint: tcp://127.0.0.1:1 is another user's: user bob (uid 501)",
+                "    fix: ask user bob (uid 501) to stop it, or choose another `endpoint`",
+                "next: fail: the endpoint is taken (see above)",
+            ])
+        h.model.dismissDiagnosis()
+        XCTAssertNil(h.model.state.diagnosis)
+    }
+
+    @MainActor
+    func testDiagnoseFailureShowsTheErrorAndNoReport() async {
+        let h = Harness()
+        h.service.diagnoseResult = .failure(
+            ServiceFailure(kind: .invalidConfig, message: "bad config"))
+        await h.model.diagnose()
+        XCTAssertEqual(h.service.diagnoseCalls, 1)
+        XCTAssertNil(h.model.state.diagnosis)
+        XCTAssertEqual(h.model.state.lastError?.message, "bad config")
+        XCTAssertFalse(h.model.state.busy)
+    }
+
+    @MainActor
     func testRefreshReadsStatusWithoutStarting() async {
         let h = Harness()
         h.service.statusResult = .success(.stopped)

@@ -19,6 +19,9 @@ struct MenuContentView: View {
             }
             StatusDetailsView(rows: model.state.detailRows)
             ServiceButtonsView(model: model)
+            if let report = model.state.diagnosis {
+                DiagnosisView(report: report, dismiss: { model.dismissDiagnosis() })
+            }
             Divider()
             RecentLogsView(
                 lines: model.state.recentLogs,
@@ -51,6 +54,7 @@ struct ServiceButtonsView: View {
                     .keyboardShortcut(.defaultAction)
             }
             Button("Refresh") { Task { await model.refresh() } }
+            Button("Diagnose...") { Task { await model.diagnose() } }
             if model.state.busy {
                 ProgressView()
                     .controlSize(.small)
