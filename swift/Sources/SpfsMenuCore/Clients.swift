@@ -104,6 +104,7 @@ public final class UnavailableServiceClient: ServiceClient {
     public func ensure() async throws -> ServiceSnapshot { throw failure }
     public func stop() async throws -> StopResult { throw failure }
     public func status() async throws -> ServiceSnapshot { throw failure }
+    public func diagnose() async throws -> DiagnosisReport { throw failure }
     public func tailLogs(_ count: Int) throws -> [String] { throw failure }
     public var logFile: String { failure.logFile ?? "" }
 
