@@ -168,6 +168,7 @@ public enum DiagnosisSeverity: Sendable, Equatable {
 public struct DiagnosisFinding: Sendable, Equatable, Hashable {
     /// What was checked: "program", "endpoint", "state dir", ...
     public var check: String
+    /// How it went.
     public var severity: DiagnosisSeverity
     /// What was found.
     public var message: String
@@ -195,6 +196,7 @@ public struct DiagnosisFinding: Sendable, Equatable, Hashable {
 
 /// Everything the doctor found (`spfs-autostart doctor`).
 public struct DiagnosisReport: Sendable, Equatable {
+    /// Every finding, in the order checked.
     public var findings: [DiagnosisFinding]
     /// What `ensure` would do next.
     public var next: String
