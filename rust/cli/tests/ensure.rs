@@ -356,34 +356,7 @@ print(len(data))
 
 #[test]
 fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
-    let user = "spfs-autostart-test";
-    if nix::unistd::User::from_name(user).unwrap().is_none() {
-        let out = std::process::Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                user,
-            ])
-            .output()
-            .expect("useradd (Debian package passwd) must exist: this test creates a second user");
-        assert!(
-            out.status.success() || nix::unistd::User::from_name(user).unwrap().is_some(),
-            "useradd failed (the test needs root): {}",
-            stderr(&out)
-        );
-    }
-    let other = nix::unistd::User::from_name(user)
-        .unwrap()
-        .unwrap()
-        .uid
-        .as_raw();
-    assert_ne!(
-        other,
-        nix::unistd::geteuid().as_raw(),
-        "run as a different user than {user}"
-    );
+    let other = second_user();
     let sb = Sandbox::new("");
     sb.ensure();
     let socket = sb.state.join("service.sock");

@@ -572,12 +572,7 @@ mod tests {
             501,
         );
         install(&lc, &spec_for(home.path()), home.path()).unwrap();
-        let verbs = lc
-            .runner()
-            .calls()
-            .iter()
-            .map(|c| c[1].clone())
-            .collect::<Vec<_>>();
+        let verbs = lc.runner().verbs();
         assert_eq!(verbs, ["bootout", "print", "bootstrap", "bootstrap"]);
     }
 
@@ -766,12 +761,7 @@ mod tests {
             501,
         );
         install(&lc, &spec_for(home.path()), home.path()).unwrap();
-        let verbs = lc
-            .runner()
-            .calls()
-            .iter()
-            .map(|c| c[1].clone())
-            .collect::<Vec<_>>();
+        let verbs = lc.runner().verbs();
         assert_eq!(verbs, ["bootout", "print", "print", "print", "bootstrap"]);
     }
 

@@ -444,6 +444,11 @@ impl FakeRunner {
     pub(super) fn calls(&self) -> Vec<Vec<String>> {
         self.calls.borrow().clone()
     }
+
+    /// The launchctl verb of each call, in order.
+    pub(super) fn verbs(&self) -> Vec<String> {
+        self.calls.borrow().iter().map(|c| c[1].clone()).collect()
+    }
 }
 
 impl CommandRunner for FakeRunner {
