@@ -513,8 +513,10 @@ fn cold(rt: &Runtime, bins: &Bins, opts: &Options, rows: &mut Vec<Row>) -> Resul
         let socket = sb.paths().socket();
         std::fs::create_dir_all(sb.path().join("log")).map_err(|e| e.to_string())?;
         let start = Instant::now();
+        // The kit never reads the client's config file: like a spawner, say
+        // where its state dir is.
         let child = Command::new(&bins.service)
-            .env("SPFS_AUTOSTART_CONFIG", &sb.config_file)
+            .env("SPFS_AUTOSTART_STATE_DIR", &sb.paths().state_dir)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
