@@ -369,7 +369,13 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
 fn split_readiness(mut config: KitConfig, pause: Duration) -> KitConfig {
     use std::io::{Read, Write};
     const FIRST: &[u8] = b"READY ";
-    let Some(real) = config.ready_fd.take().filter(|_| !pause.is_zero()) else {
+    // Without a pause the kit keeps the descriptor and writes the line
+    // itself. (Taking it first would close it unwritten: the spawner would
+    // then find the service only by polling.)
+    if pause.is_zero() {
+        return config;
+    }
+    let Some(real) = config.ready_fd.take() else {
         return config;
     };
     let mut real = std::fs::File::from(real);
