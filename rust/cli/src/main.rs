@@ -4,6 +4,7 @@
 //! about the service lives in the `spfs-autostart` crate.
 
 mod agent;
+mod hint;
 mod output;
 
 use std::io::{self, Write};

@@ -242,9 +242,12 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
     print!("{out}");
 }
 
-/// Print an error: what failed, then the service's log file and last lines.
+/// Print an error: what failed, the CLI's own way to fix it (its flags and
+/// commands for the keys and operations the message names), then the
+/// service's log file and last lines.
 pub fn error(error: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();
+    let hints = crate::hint::for_remedies(error.remedies());
     if json {
         let log = error.log();
         let _ = writeln!(
@@ -253,6 +256,7 @@ pub fn error(error: &Error, json: bool) {
             json!({ "error": {
                 "kind": error.kind().as_str(),
                 "message": error.message(),
+                "hints": hints,
                 "log_file": log.map(|l| &l.path),
                 "log_tail": log.map(|l| &l.tail),
             }})
@@ -260,6 +264,9 @@ pub fn error(error: &Error, json: bool) {
         return;
     }
     let _ = writeln!(stderr, "error: {error}");
+    for hint in &hints {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
     if let Some(log) = error.log() {
         let _ = writeln!(stderr, "log: {}", log.path.display());
         if log.tail.is_empty() {

@@ -33,6 +33,7 @@ use crate::paths::{Paths, ResolvedEndpoint};
 use crate::proto::control::{self, control_client::ControlClient};
 use crate::proto::vfs::{self, vfs_service_client::VfsServiceClient};
 use crate::record::{Phase, ServiceRecord, unix_ms};
+use crate::remedy::{Operation, Remedy};
 use crate::rpc::{self, Probe};
 use crate::spawn;
 use crate::status::{Lease, State, Status, StopMethod, StopOutcome};
@@ -412,9 +413,9 @@ impl ServiceManager {
                 format!(
                     "another service of yours runs with state dir {} (started where \
                      XDG_RUNTIME_DIR or TMPDIR differed, e.g. from cron, ssh or sudo); the two \
-                     share the log {} and rotate it under each other. Stop it with \
-                     `SPFS_AUTOSTART_STATE_DIR={} spfs-autostart stop`, or set state_dir in the \
-                     config so every context agrees",
+                     share the log {} and rotate it under each other. Stop it with the \
+                     stop operation under state_dir = {:?} (SPFS_AUTOSTART_STATE_DIR), or set \
+                     state_dir in the config so every context agrees",
                     dir.display(),
                     self.paths.log_file().display(),
                     dir.display()
@@ -471,7 +472,7 @@ impl ServiceManager {
                 format!(
                     "it runs version {have}, not the expected {want}; it is not replaced while \
                      {} lease(s) use it: the next ensure once it is idle replaces it, or \
-                     `spfs-autostart stop` does now",
+                     the stop operation does now",
                     status.leases.len()
                 )
             });
@@ -634,7 +635,7 @@ impl ServiceManager {
             if managed {
                 ControlClient::new(channel)
                     .shutdown(control::ShutdownRequest {
-                        reason: "requested by spfs-autostart stop".into(),
+                        reason: "stop requested by an spfs-autostart client".into(),
                         // Leave a quarter of our wait for the exit itself, so
                         // a service finishing calls is not taken for one
                         // that ignored the request.
@@ -720,10 +721,11 @@ impl ServiceManager {
                         ErrorKind::Io,
                         format!(
                             "cannot connect to the service at {}: {e}; \
-                             run `spfs-autostart ensure` or call ensure() first",
+                             ensure it runs first (the ensure operation)",
                             self.endpoint
                         ),
                     )
+                    .with_remedy(Remedy::Run(Operation::Ensure))
                 }),
         }
     }
@@ -916,7 +918,7 @@ impl ServiceManager {
         if adopted {
             status.detail = Some(
                 "started outside spfs-autostart (it holds no instance lock); \
-                 `spfs-autostart stop` stops it"
+                 the stop operation stops it"
                     .into(),
             );
         }
@@ -1124,7 +1126,7 @@ impl ServiceManager {
             ErrorKind::Unresponsive,
             format!(
                 "a service{} holds {} but has not answered at {} for {:.1}s; \
-                 run `spfs-autostart stop` to end it, then try again",
+                 stop it (the stop operation), then try again",
                 pid_text(status.pid),
                 self.paths.instance_lock().display(),
                 self.endpoint,
@@ -1132,6 +1134,7 @@ impl ServiceManager {
             ),
         )
         .with_log(self.log_excerpt())
+        .with_remedy(Remedy::Run(Operation::Stop))
     }
 
     fn log_excerpt(&self) -> LogExcerpt {
@@ -1154,18 +1157,27 @@ fn foreign_user(listener: &crate::owner::Listener) -> String {
 }
 
 fn version_mismatch(want: &str, have: &str, after_restart: bool) -> Error {
-    let message = if after_restart {
-        format!(
-            "the service was restarted but reports version {have}, not the expected {want}; \
-             install version {want} or change expected_version"
+    if after_restart {
+        Error::new(
+            ErrorKind::VersionMismatch,
+            format!(
+                "the service was restarted but reports version {have}, not the expected {want}; \
+                 install version {want} or change expected_version"
+            ),
         )
+        .with_remedy(Remedy::SetKey("expected_version"))
     } else {
-        format!(
-            "the running service reports version {have}, not the expected {want}; \
-             run `spfs-autostart stop` to replace it, or set on_version_mismatch = \"restart\""
+        Error::new(
+            ErrorKind::VersionMismatch,
+            format!(
+                "the running service reports version {have}, not the expected {want}; \
+                 stop it (the stop operation) to replace it, or set \
+                 on_version_mismatch = \"restart\""
+            ),
         )
-    };
-    Error::new(ErrorKind::VersionMismatch, message)
+        .with_remedy(Remedy::Run(Operation::Stop))
+        .with_remedy(Remedy::SetKey("on_version_mismatch"))
+    }
 }
 
 fn rpc_error(what: &str, status: &tonic::Status) -> Error {

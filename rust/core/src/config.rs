@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::remedy::Remedy;
 
 /// Names of the environment variables the client reads.
 pub mod env {
@@ -527,11 +528,13 @@ impl Config {
                 Error::new(
                     ErrorKind::InvalidConfig,
                     format!(
-                        "cannot read config file {}: {e}; fix the path given with --config or {}",
+                        "cannot read config file {}: {e}; fix the config file's path (the one \
+                         given, or {})",
                         path.display(),
                         env::CONFIG
                     ),
                 )
+                .with_remedy(Remedy::ConfigFile)
             })?;
             config.apply_toml(&text, &path)?;
         }
@@ -719,18 +722,21 @@ impl Config {
         Ok(())
     }
 
-    /// Set the ready timeout from a command-line value, with the same bounds
-    /// as the file.
+    /// Set the ready timeout, with the same bounds as the file.
     pub fn set_ready_timeout_secs(&mut self, secs: u64) -> Result<()> {
-        self.ready_timeout = timeout(secs, MAX_TIMEOUT_SECS)
-            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("--timeout: {w}")))?;
+        self.ready_timeout = timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| {
+            Error::new(ErrorKind::InvalidConfig, format!("ready_timeout_secs: {w}"))
+                .with_remedy(Remedy::SetKey("ready_timeout_secs"))
+        })?;
         Ok(())
     }
 
-    /// Set the stop timeout from a command-line value.
+    /// Set the stop timeout, with the same bounds as the file.
     pub fn set_stop_timeout_secs(&mut self, secs: u64) -> Result<()> {
-        self.stop_timeout = timeout(secs, MAX_TIMEOUT_SECS)
-            .map_err(|w| Error::new(ErrorKind::InvalidConfig, format!("--timeout: {w}")))?;
+        self.stop_timeout = timeout(secs, MAX_TIMEOUT_SECS).map_err(|w| {
+            Error::new(ErrorKind::InvalidConfig, format!("stop_timeout_secs: {w}"))
+                .with_remedy(Remedy::SetKey("stop_timeout_secs"))
+        })?;
         Ok(())
     }
 

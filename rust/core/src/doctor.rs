@@ -337,7 +337,7 @@ async fn check_endpoint(manager: &ServiceManager, findings: &mut Vec<Finding>) -
                 "endpoint",
                 Severity::Problem,
                 format!("cannot look at {endpoint}: {e}"),
-                Some("fix what the message names, then run `spfs-autostart doctor` again".into()),
+                Some("fix what the message names, then run the doctor again".into()),
             ));
             return None;
         }
@@ -379,7 +379,7 @@ async fn check_endpoint(manager: &ServiceManager, findings: &mut Vec<Finding>) -
                 "{endpoint}: a service{pid} holds the instance lock but does not answer: {}",
                 status.detail.clone().unwrap_or_default()
             ),
-            Some("run `spfs-autostart stop`, then `spfs-autostart ensure`".into()),
+            Some("stop the service, then ensure it (the stop and ensure operations)".into()),
         ),
         State::Conflict => match endpoint_taker(manager).await {
             Taker::OtherUser(user) => (
@@ -489,7 +489,7 @@ fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
         (false, true) => (
             Severity::Warning,
             format!("{DEFAULT_LABEL} is loaded but its plist is gone"),
-            Some("run `spfs-autostart agent uninstall`, then install it again if wanted".into()),
+            Some("uninstall the agent, then install it again if wanted".into()),
         ),
         (true, false) => (
             Severity::Warning,
@@ -497,7 +497,7 @@ fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
                 "{} is installed but not loaded",
                 report.plist_path.display()
             ),
-            Some("run `spfs-autostart agent install` (or log out and in)".into()),
+            Some("install the agent again (or log out and in)".into()),
         ),
         (true, true) => {
             let installed = std::fs::read(&report.plist_path).unwrap_or_default();
@@ -522,7 +522,7 @@ fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
                         "{} differs from what the config describes",
                         report.plist_path.display()
                     ),
-                    Some("run `spfs-autostart agent install` to bring it in line".into()),
+                    Some("install the agent again to bring it in line".into()),
                 )
             }
         }

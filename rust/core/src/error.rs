@@ -83,6 +83,8 @@ pub struct Error {
     message: String,
     log: Option<LogExcerpt>,
     source: Option<std::io::Error>,
+    /// What to do about it, as data, for front ends that add their own hint.
+    remedies: Vec<crate::remedy::Remedy>,
 }
 
 /// The core's result type.
@@ -96,6 +98,7 @@ impl Error {
             message: message.into(),
             log: None,
             source: None,
+            remedies: Vec::new(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Error {
             message: format!("{what} {}: {source}", path.display()),
             log: None,
             source: Some(source),
+            remedies: Vec::new(),
         }
     }
 
@@ -125,6 +129,18 @@ impl Error {
     pub fn with_log(mut self, log: LogExcerpt) -> Self {
         self.log = Some(log);
         self
+    }
+
+    /// Say, as data, what fixes it: the message already says so in terms
+    /// of config keys and operations; a front end may add its own way.
+    pub fn with_remedy(mut self, remedy: crate::remedy::Remedy) -> Self {
+        self.remedies.push(remedy);
+        self
+    }
+
+    /// The fixes the message names, in its order.
+    pub fn remedies(&self) -> &[crate::remedy::Remedy] {
+        &self.remedies
     }
 
     /// What kind of failure this is.

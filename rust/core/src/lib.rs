@@ -28,6 +28,7 @@ pub mod owner;
 pub mod paths;
 pub mod proto;
 pub mod record;
+pub mod remedy;
 pub mod rpc;
 pub mod service;
 pub mod spawn;
@@ -40,6 +41,7 @@ pub use config::{Config, Endpoint, StopStep, VersionPolicy};
 pub use error::{Error, ErrorKind, LogExcerpt, Result};
 pub use logs::LogFollower;
 pub use paths::{Paths, ResolvedEndpoint};
+pub use remedy::{Operation, Remedy};
 pub use status::{Lease, Mount, State, Status, StopMethod, StopOutcome};
 /// The tonic this crate is built with: [`ServiceManager::channel`] returns
 /// its `Channel` and [`proto`]'s clients return its `Status` errors, so a

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Endpoint};
 use crate::error::{Error, ErrorKind, Result};
+use crate::remedy::Remedy;
 
 /// The longest Unix socket path the platform accepts (`sun_path` less NUL).
 pub const MAX_SOCKET_PATH: usize = if cfg!(target_os = "macos") { 103 } else { 107 };
@@ -161,7 +162,8 @@ impl Paths {
                     self.log_dir.display(),
                     fix_for("log dir")
                 ),
-            ));
+            )
+            .with_remedy(remedy_for("log dir")));
         }
         let me = nix::unistd::geteuid().as_raw();
         let mode = meta.mode() & 0o7777;
@@ -178,7 +180,8 @@ impl Paths {
                     fix_for("log dir"),
                     self.log_dir.display()
                 ),
-            ));
+            )
+            .with_remedy(remedy_for("log dir")));
         }
         Ok(())
     }
@@ -328,6 +331,7 @@ fn create_dir(dir: &Path, what: &str) -> Result<()> {
                 fix_for(what)
             ),
         )
+        .with_remedy(remedy_for(what))
     };
     match fs::symlink_metadata(dir) {
         Ok(_) => return Ok(()),
@@ -353,12 +357,24 @@ fn create_dir(dir: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The config key and variable that move `what` ("log dir" or "state
+/// dir"), as the message names them; front ends add their own way (the
+/// CLI's `--state-dir`) from the error's remedy.
 fn fix_for(what: &str) -> &'static str {
     if what == "log dir" {
-        "SPFS_AUTOSTART_LOG_DIR or log_dir"
+        "log_dir (or SPFS_AUTOSTART_LOG_DIR)"
     } else {
-        "SPFS_AUTOSTART_STATE_DIR, --state-dir or state_dir"
+        "state_dir (or SPFS_AUTOSTART_STATE_DIR)"
     }
+}
+
+/// The config key that moves `what`, as the error's remedy.
+fn remedy_for(what: &str) -> Remedy {
+    Remedy::SetKey(if what == "log dir" {
+        "log_dir"
+    } else {
+        "state_dir"
+    })
 }
 
 /// Refuse a directory that is not ours alone: wrong type, wrong owner, or
@@ -370,10 +386,12 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
         return Err(Error::new(
             ErrorKind::InvalidConfig,
             format!(
-                "{what} {} is not a directory; remove it or choose another {what}",
-                dir.display()
+                "{what} {} is not a directory; remove it or choose another {what} with {}",
+                dir.display(),
+                fix_for(what)
             ),
-        ));
+        )
+        .with_remedy(remedy_for(what)));
     }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
@@ -381,11 +399,13 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
             ErrorKind::PermissionDenied,
             format!(
                 "{what} {} belongs to uid {}, not to you (uid {me}); another user may control it. \
-                 Choose a {what} of your own",
+                 Choose a {what} of your own with {}",
                 dir.display(),
-                meta.uid()
+                meta.uid(),
+                fix_for(what)
             ),
-        ));
+        )
+        .with_remedy(remedy_for(what)));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {

@@ -38,9 +38,9 @@ pub enum LaunchdError {
     },
     /// launchd is not available on this system.
     #[error(
-        "{operation} needs launchd, which only macOS has; on this system use \
-         `spfs-autostart agent print --format systemd` for a systemd user unit, \
-         or rely on `spfs-autostart ensure`, which starts the service on demand"
+        "{operation} needs launchd, which only macOS has; on this system describe \
+         the service as a systemd user unit instead (the agent print operation in the systemd \
+         format), or rely on ensure, which starts the service on demand"
     )]
     Unsupported {
         /// What was attempted (e.g. `launchctl bootstrap`).
@@ -62,7 +62,7 @@ pub enum LaunchdError {
     /// `launchctl` failed.
     #[error(
         "`{command}` failed{}: {}; {hint}. \
-         `spfs-autostart ensure` keeps starting the service on demand regardless",
+         Ensure keeps starting the service on demand regardless",
         status.map(|s| format!(" with exit status {s}")).unwrap_or_default(),
         quote_output(output)
     )]
@@ -79,7 +79,7 @@ pub enum LaunchdError {
     /// `launchctl` could not be run at all.
     #[error(
         "could not run `{command}`: {source}; check that /bin/launchctl exists and is executable. \
-         `spfs-autostart ensure` keeps starting the service on demand regardless"
+         Ensure keeps starting the service on demand regardless"
     )]
     Spawn {
         /// The command line that was attempted.

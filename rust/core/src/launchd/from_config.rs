@@ -6,6 +6,7 @@ use super::{AgentMode, AgentSpec, DEFAULT_LABEL, LaunchdError, LaunchdErrorKind}
 use crate::config::{Config, env};
 use crate::error::{Error, ErrorKind};
 use crate::paths::{Paths, ResolvedEndpoint};
+use crate::remedy::{Operation, Remedy};
 
 /// Describe the configured service to launchd or systemd: the resolved
 /// program, its arguments, the kit's settings and the user's environment,
@@ -54,9 +55,11 @@ pub fn spec_from_config(
                     ErrorKind::InvalidConfig,
                     format!(
                         "socket mode needs a Unix socket endpoint, but the endpoint is tcp://{addr}; \
-                         set endpoint = \"unix\" or use --mode always"
+                         set endpoint = \"unix\", or install the agent always-on instead"
                     ),
-                ));
+                )
+                .with_remedy(Remedy::SetKey("endpoint"))
+                .with_remedy(Remedy::Run(Operation::AgentInstallAlways)));
             }
         }
     }
@@ -71,7 +74,14 @@ impl From<LaunchdError> for Error {
             LaunchdErrorKind::Io => ErrorKind::Io,
             LaunchdErrorKind::Launchctl => ErrorKind::LaunchctlFailed,
         };
-        Error::new(kind, e.to_string())
+        let error = Error::new(kind, e.to_string());
+        match e.kind() {
+            // The message offers both; front ends name them their way.
+            LaunchdErrorKind::Unsupported => error
+                .with_remedy(Remedy::Run(Operation::AgentPrintSystemd))
+                .with_remedy(Remedy::Run(Operation::Ensure)),
+            _ => error,
+        }
     }
 }
 

@@ -620,7 +620,7 @@ mod tests {
         let lc = Launchctl::new(crate::launchd::SystemRunner, 501);
         let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
         assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
-        assert!(err.to_string().contains("spfs-autostart ensure"), "{err}");
+        assert!(err.to_string().contains("rely on ensure"), "{err}");
         let err = uninstall(&lc, DEFAULT_LABEL, home.path()).unwrap_err();
         assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
         let err = status(&lc, DEFAULT_LABEL, home.path()).unwrap_err();

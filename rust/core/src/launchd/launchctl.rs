@@ -337,13 +337,13 @@ impl<R: CommandRunner> Launchctl<R> {
             .unwrap_or_default();
         let text = output.text();
         let hint = if output.status == Some(37) || text.contains("Operation already in progress") {
-            "the job is already loaded or launchd is still unloading it; wait a moment and run \
-             `spfs-autostart agent install` again, or `spfs-autostart agent uninstall` first"
+            "the job is already loaded or launchd is still unloading it; wait a moment and install \
+             the agent again, or uninstall it first"
                 .to_owned()
         } else if output.status == Some(5) || text.contains("Input/output error") {
             format!(
-                "the job is probably already loaded (run `spfs-autostart agent uninstall`, then \
-                 install again), or it is disabled (`launchctl enable {domain}/{label}` enables \
+                "the job is probably already loaded (uninstall the agent, then \
+                 install it again), or it is disabled (`launchctl enable {domain}/{label}` enables \
                  it), or launchd rejected the plist (check it with `plutil -lint {path}`)"
             )
         } else if is_unsupported_domain(&output) {
@@ -388,7 +388,7 @@ impl<R: CommandRunner> Launchctl<R> {
             output: text,
             hint: format!(
                 "the job may still be loaded: check with `launchctl print {target}`, retry \
-                 `spfs-autostart agent uninstall`, or log out and back in"
+                 the agent uninstall, or log out and back in"
             ),
         })
     }
@@ -488,7 +488,7 @@ mod tests {
     fn launchctl_error(err: LaunchdError) -> (String, Option<i32>, String, String) {
         let text = err.to_string();
         assert!(
-            text.contains("`spfs-autostart ensure` keeps"),
+            text.contains("Ensure keeps starting the service on demand"),
             "says on-demand still works: {text}"
         );
         match err {
@@ -546,7 +546,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("already loaded"), "{text}");
-        assert!(text.contains("spfs-autostart agent uninstall"), "{text}");
+        assert!(text.contains("uninstall the agent"), "{text}");
         assert!(text.contains("plutil -lint /h/x.plist"), "{text}");
     }
 

@@ -90,7 +90,7 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
                         format!(
                             "{} is a live socket that this service did not bind, most likely \
                              held by launchd or systemd for socket activation; it was left \
-                             alone. Check the agent (`spfs-autostart agent status`, or \
+                             alone. Check the agent (its agent status, or \
                              `systemctl --user status` for the .socket unit) and its log, or \
                              uninstall it to start the service on demand",
                             path.display()

@@ -484,7 +484,7 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
             ErrorKind::EndpointConflict,
             format!(
                 "{ANOTHER} {}; only one service may run per state dir. \
-                 Use `spfs-autostart status` to see it",
+                 The status operation shows it",
                 path.display()
             ),
         )),
