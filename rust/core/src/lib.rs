@@ -37,7 +37,7 @@ pub mod sys;
 pub mod watch;
 
 pub use client::ServiceManager;
-pub use config::{Config, Endpoint, StopStep, VersionPolicy};
+pub use config::{Config, ConfigView, Endpoint, StopStep, VersionPolicy};
 pub use error::{Error, ErrorKind, LogExcerpt, Result};
 pub use logs::LogFollower;
 pub use paths::{Paths, ResolvedEndpoint};

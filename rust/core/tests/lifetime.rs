@@ -231,8 +231,8 @@ fn absurd_idle_timeout_is_a_config_error() {
     let text = err.to_string();
     assert!(
         text.contains("idle_timeout_secs")
-            && text.contains("absurdly long")
-            && text.contains("0 for never"),
+            && text.contains("use at most 2592000")
+            && text.contains("0 means never"),
         "unclear message: {text}"
     );
     let mut config = Config::defaults();
