@@ -174,31 +174,28 @@ pub fn stdout_closed() -> impl Future<Output = ()> {
     }
 }
 
-/// Print the effective configuration and where its files are.
+/// Print the effective configuration and where its files are. The JSON is
+/// the core's view of every key (the same the TOML text is written from),
+/// plus `source` and the `resolved` paths.
 pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     let config = manager.config();
     let paths = manager.paths();
     if json {
-        return print(&format!(
-            "{}\n",
+        let mut object = match serde_json::to_value(config.view()) {
+            Ok(serde_json::Value::Object(object)) => object,
+            _ => unreachable!("a struct of plain values serializes to a JSON object"),
+        };
+        object.insert("source".into(), json!(config.source));
+        object.insert(
+            "resolved".into(),
             json!({
-                "source": config.source,
-                "program": config.program,
-                "args": config.args,
                 "endpoint": manager.endpoint().to_string(),
-                "endpoint_env": config.endpoint_env,
-                "ready_timeout_secs": config.ready_timeout.as_secs(),
-                "stop_timeout_secs": config.stop_timeout.as_secs(),
-                "stop_sequence": config.stop_sequence.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "idle_timeout_secs": config.idle_timeout.as_secs(),
-                "expected_version": config.expected_version,
-                "env": config.env,
                 "state_dir": paths.state_dir,
+                "log_dir": paths.log_dir,
                 "log_file": paths.log_file(),
-                "log_max_bytes": config.log_max_bytes,
-                "log_keep": config.log_keep,
-            })
-        ));
+            }),
+        );
+        return print(&format!("{}\n", serde_json::Value::Object(object)));
     }
     let source = match &config.source {
         Some(source) => format!("# from {}", source.display()),

@@ -78,3 +78,51 @@ fn a_missing_config_file_names_the_variable_and_the_cli_adds_config_flag() {
     assert!(!first.contains("--config"), "the core's message: {err}");
     assert!(err.contains("hint: `--config FILE`"), "{err}");
 }
+
+/// A config file that sets every optional key, so every key is shown.
+const EVERY_KEY: &str = "expected_version = \"1.2.3\"\non_version_mismatch = \"error\"\n\
+                         log_keep = 7\nendpoint_env = \"\"\n[env]\nRUST_LOG = \"debug\"";
+
+#[test]
+fn config_json_holds_every_key_the_file_accepts() {
+    let sb = Sandbox::new(EVERY_KEY);
+    let json: serde_json::Value = serde_json::from_str(&sb.ok(&["--json", "config"])).unwrap();
+    let object = json.as_object().unwrap();
+    let accepted = spfs_autostart::ConfigView::keys();
+    assert!(accepted.len() >= 15, "{accepted:?}");
+    for key in accepted {
+        assert!(
+            object.contains_key(*key),
+            "config --json lacks {key}: {json}"
+        );
+    }
+    // Nothing else but where the config came from and the resolved paths.
+    let extra: Vec<&String> = object
+        .keys()
+        .filter(|k| !accepted.contains(&k.as_str()))
+        .collect();
+    assert_eq!(extra, ["resolved", "source"], "{json}");
+    // The values are the file's.
+    assert_eq!(json["log_keep"], 7);
+    assert_eq!(json["on_version_mismatch"], "error");
+    assert_eq!(json["endpoint_env"], "");
+    assert_eq!(json["env"]["RUST_LOG"], "debug");
+    assert_eq!(json["log_dir"], path_str(&sb.logs));
+    assert_eq!(json["resolved"]["state_dir"], path_str(&sb.state));
+    assert_eq!(json["source"], path_str(&sb.config));
+}
+
+#[test]
+fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
+    let sb = Sandbox::new(EVERY_KEY);
+    let text = sb.ok(&["config"]);
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let mut shown: Vec<&str> = table.keys().map(String::as_str).collect();
+    let mut accepted = spfs_autostart::ConfigView::keys().to_vec();
+    shown.sort();
+    accepted.sort();
+    assert_eq!(shown, accepted, "{text}");
+    // Fed back as the config file, it gives the same configuration.
+    std::fs::write(&sb.config, &text).unwrap();
+    assert_eq!(sb.ok(&["config"]), text);
+}

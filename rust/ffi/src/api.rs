@@ -456,10 +456,10 @@ impl ServiceConfig {
             config.set_endpoint(endpoint)?;
         }
         if let Some(dir) = &self.state_dir {
-            config.state_dir = Some(dir.into());
+            config.set_state_dir(dir)?;
         }
         if let Some(dir) = &self.log_dir {
-            config.log_dir = Some(dir.into());
+            config.set_log_dir(dir)?;
         }
         if let Some(secs) = self.ready_timeout_secs {
             config.set_ready_timeout_secs(secs)?;
@@ -471,11 +471,10 @@ impl ServiceConfig {
             config.set_idle_timeout_secs(secs)?;
         }
         if let Some(version) = &self.expected_version {
-            config.expected_version = Some(version.clone());
+            config.set_expected_version(version)?;
         }
-        // The fields set above are checked here, by the same rules as the
-        // config file and the environment.
-        config.validate()?;
+        // Each setter checked its value by the same rules as the config
+        // file and the environment, which `load` checked.
         Ok(config)
     }
 }
