@@ -8,8 +8,8 @@
 //! down gracefully on `Control.Shutdown`, SIGTERM and SIGINT.
 //!
 //! ```no_run
-//! # async fn run() -> spfs_autostart::Result<()> {
-//! use spfs_autostart::service::{Identity, Kit, KitConfig};
+//! # async fn run() -> spfs_autostart_kit::Result<()> {
+//! use spfs_autostart_kit::{Identity, Kit, KitConfig};
 //! let Some(kit) = Kit::start_or_defer(
 //!     Identity { name: "my-service".into(), version: "1.0.0".into() },
 //!     KitConfig::from_env()?,
@@ -20,6 +20,8 @@
 //! kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 mod control;
 mod lifetime;
@@ -42,11 +44,13 @@ pub use control::ControlService;
 pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
 pub use listener::Listener;
 
-use crate::config::{Config, env};
-use crate::error::{Error, ErrorKind, Result};
-use crate::paths::{Paths, ResolvedEndpoint};
-use crate::proto::control::control_server::ControlServer;
-use crate::record::{Phase, ServiceRecord, process_start_time};
+pub use spfs_autostart_protocol::ResolvedEndpoint;
+use spfs_autostart_protocol::endpoint::Endpoint;
+use spfs_autostart_protocol::env;
+use spfs_autostart_protocol::paths::Paths;
+use spfs_autostart_protocol::proto::control::control_server::ControlServer;
+use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
+pub use spfs_autostart_protocol::{Error, ErrorKind, Result, proto};
 
 /// How the instance-lock conflict starts its message; [`Kit::start_or_defer`]
 /// recognises it by this.
@@ -91,7 +95,6 @@ impl KitConfig {
                 format!("environment variable {name}: {why}"),
             )
         };
-        let defaults = Config::defaults();
         let state_dir = match var(env::STATE_DIR) {
             Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
             Some(dir) => {
@@ -100,7 +103,7 @@ impl KitConfig {
                     format!("{dir} is relative; give an absolute path"),
                 ));
             }
-            None => crate::paths::default_state_dir(&crate::config::process_env),
+            None => spfs_autostart_protocol::paths::default_state_dir(&env::process_env),
         };
         let paths = Paths {
             state_dir,
@@ -108,25 +111,21 @@ impl KitConfig {
         };
         let endpoint = match var(env::ENDPOINT) {
             Some(text) => text
-                .parse::<crate::config::Endpoint>()
+                .parse::<Endpoint>()
                 .map_err(|e| bad(env::ENDPOINT, e))?,
-            None => defaults.endpoint,
+            None => Endpoint::platform_default(),
         };
         let idle_timeout = match var(env::IDLE_TIMEOUT_SECS) {
             Some(text) => {
-                let mut config = Config::defaults();
                 let secs = text.trim().parse().map_err(|_| {
                     bad(
                         env::IDLE_TIMEOUT_SECS,
                         format!("{text:?} is not a whole number of seconds"),
                     )
                 })?;
-                config
-                    .set_idle_timeout_secs(secs)
-                    .map_err(|e| bad(env::IDLE_TIMEOUT_SECS, e.to_string()))?;
-                config.idle_timeout
+                env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
             }
-            None => defaults.idle_timeout,
+            None => env::DEFAULT_IDLE_TIMEOUT,
         };
         let ready_fd = inherited_fd(env::READY_FD);
         let lock_fd = inherited_fd(env::LOCK_FD);
@@ -178,14 +177,34 @@ pub struct Kit {
 #[derive(Clone, Debug)]
 pub struct KitHandle(Arc<Lifetime>);
 
+/// A lease: the service stays up while its process lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Names the lease in `Control.Release`.
+    pub id: u64,
+    /// The process whose life the lease follows.
+    pub pid: u32,
+    /// What the lease is for, as the caller put it.
+    pub label: String,
+    /// When it was taken.
+    pub acquired_at: std::time::SystemTime,
+}
+
+impl From<spfs_autostart_protocol::proto::control::Lease> for Lease {
+    fn from(lease: spfs_autostart_protocol::proto::control::Lease) -> Lease {
+        Lease {
+            id: lease.id,
+            pid: lease.pid,
+            label: lease.label,
+            acquired_at: std::time::UNIX_EPOCH + Duration::from_millis(lease.acquired_at_unix_ms),
+        }
+    }
+}
+
 impl KitHandle {
     /// Hold the service while `pid` lives.
-    pub fn acquire(
-        &self,
-        pid: u32,
-        label: String,
-    ) -> Result<crate::proto::control::Lease, LeaseError> {
-        self.0.acquire(pid, label)
+    pub fn acquire(&self, pid: u32, label: String) -> Result<Lease, LeaseError> {
+        self.0.acquire(pid, label).map(Lease::from)
     }
 
     /// Drop every lease of `pid`; `true` when there was one.
@@ -194,8 +213,8 @@ impl KitHandle {
     }
 
     /// The leases held now.
-    pub fn leases(&self) -> Vec<crate::proto::control::Lease> {
-        self.0.leases()
+    pub fn leases(&self) -> Vec<Lease> {
+        self.0.leases().into_iter().map(Lease::from).collect()
     }
 
     /// Shut the service down gracefully.
@@ -240,7 +259,7 @@ impl Kit {
     /// keeps `KeepAlive.SuccessfulExit=false` and `Restart=on-failure` from
     /// relaunching it in a loop.
     pub fn start_or_defer(identity: Identity, config: KitConfig) -> Result<Option<Kit>> {
-        let record = crate::paths::Paths {
+        let record = spfs_autostart_protocol::paths::Paths {
             state_dir: config.state_dir.clone(),
             log_dir: PathBuf::new(),
         }
@@ -394,7 +413,7 @@ fn write_starting_record(paths: &Paths) {
             .unwrap_or_default(),
         version: None,
         endpoint: String::new(),
-        started_at_unix_ms: crate::record::unix_ms(std::time::SystemTime::now()),
+        started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
         phase: Phase::Starting,
     };
     if let Err(e) = record.write(&paths.record()) {
@@ -403,8 +422,9 @@ fn write_starting_record(paths: &Paths) {
 }
 
 /// The accepted connections, as [`listener::incoming`] yields them.
-type Incoming =
-    Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>>;
+type Incoming = Pin<
+    Box<dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::Stream>> + Send>,
+>;
 
 /// The stream of accepted connections, with a handle that closes the
 /// listening socket under the server's feet.
@@ -428,7 +448,7 @@ impl CloseHandle {
 }
 
 impl tokio_stream::Stream for Closable {
-    type Item = std::io::Result<crate::rpc::Stream>;
+    type Item = std::io::Result<spfs_autostart_protocol::Stream>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.0.lock().expect("listener mutex").as_mut() {
@@ -478,7 +498,7 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
     }
     // A status probe may hold the lock shared for an instant: retry
     // briefly rather than refuse to start.
-    match crate::lock::take_soon(&path)? {
+    match spfs_autostart_protocol::lock::take_soon(&path)? {
         Some(file) => Ok(file),
         None => Err(Error::new(
             ErrorKind::EndpointConflict,

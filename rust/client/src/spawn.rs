@@ -23,10 +23,10 @@ use crate::config::{Config, env};
 use crate::error::{Error, ErrorKind, LogExcerpt, Result};
 use crate::lock::Backoff;
 use crate::logs;
-use crate::paths::{Paths, ResolvedEndpoint};
 use crate::record::{Phase, ServiceRecord, unix_ms};
 use crate::rpc::{self, Probe};
 use crate::sys::{self, Instance};
+use crate::{Paths, ResolvedEndpoint};
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;

@@ -1,5 +1,5 @@
-//! Running the service under launchd (macOS) or systemd (Linux) instead of, or beside, on-demand
-//! start.
+//! spfs-autostart's agent support: running the service under launchd (macOS) or systemd (Linux)
+//! instead of, or beside, on-demand start.
 //!
 //! Some users want the service always running, or started by the service manager when the first
 //! client connects. This module describes the service to those managers and, on macOS, installs
@@ -16,13 +16,15 @@
 //!   is why the exact argv and the mapping of launchctl's real failure texts are unit-tested on
 //!   Linux with a fake runner, while [`SystemRunner`] is the only code that needs a Mac.
 //!
-//! The module is self-contained: it takes a fully resolved [`AgentSpec`] (absolute paths, the
+//! The crate is self-contained: it takes a fully resolved [`AgentSpec`] (absolute paths, the
 //! kit's environment already filled in) and knows nothing of configuration files or the client.
-//! The lead layer builds the spec from the configuration and maps [`LaunchdError`] into the
-//! core's error type through [`LaunchdError::kind`].
+//! The client crate (`spfs-autostart`) builds the spec from its configuration
+//! (`spfs_autostart::agent_spec`) and maps [`LaunchdError`] into its error type through
+//! [`LaunchdError::kind`].
+
+#![deny(missing_docs)]
 
 mod error;
-mod from_config;
 mod install;
 mod launchctl;
 mod plist;
@@ -34,7 +36,6 @@ use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::{LaunchdError, LaunchdErrorKind};
-pub use from_config::spec_from_config;
 pub use install::{AgentReport, UninstallOutcome, install, launch_agents_dir, status, uninstall};
 pub use launchctl::{
     AgentStatus, BootoutOutcome, CommandOutput, CommandRunner, Launchctl, LoadedAgent, SystemRunner,
@@ -47,7 +48,7 @@ pub const DEFAULT_LABEL: &str = "ai.spk.spfs-fuse-macos";
 
 /// The name of the socket entry in the plist's `Sockets` dictionary; the service passes it to
 /// `launch_activate_socket` to receive the listening descriptor launchd created.
-pub const LAUNCHD_SOCKET_NAME: &str = "spfs-autostart";
+pub use spfs_autostart_protocol::LAUNCHD_SOCKET_NAME;
 
 /// launchd's limit on a label's length; longer labels are refused by `launchctl`.
 const MAX_LABEL_LEN: usize = 255;
@@ -247,14 +248,14 @@ impl AgentSpec {
                 // launchd and systemd bind it as given: the same limit as
                 // the client's own bind.
                 let len = path.as_os_str().len();
-                if len > crate::paths::MAX_SOCKET_PATH {
+                if len > spfs_autostart_protocol::endpoint::MAX_SOCKET_PATH {
                     return Err(LaunchdError::invalid(
                         "socket_path",
                         format!(
                             "{} is {len} bytes, longer than the {} a Unix socket path may \
                              have; set a shorter state_dir (or SPFS_AUTOSTART_STATE_DIR)",
                             path.display(),
-                            crate::paths::MAX_SOCKET_PATH
+                            spfs_autostart_protocol::endpoint::MAX_SOCKET_PATH
                         ),
                     ));
                 }

@@ -7,6 +7,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use spfs_autostart_protocol::{Error, ErrorKind};
+
 /// What the caller can do about a [`LaunchdError`]; the core maps these into its own kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,5 +132,18 @@ impl LaunchdError {
             hint: hint.into(),
             source,
         }
+    }
+}
+
+/// The client's vocabulary for an agent failure, so `?` carries it there.
+impl From<LaunchdError> for Error {
+    fn from(e: LaunchdError) -> Error {
+        let kind = match e.kind() {
+            LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
+            LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,
+            LaunchdErrorKind::Io => ErrorKind::Io,
+            LaunchdErrorKind::Launchctl => ErrorKind::LaunchctlFailed,
+        };
+        Error::new(kind, e.to_string())
     }
 }

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,34 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Names of the environment variables the client reads.
-pub mod env {
-    /// A config file to read instead of the per-user one.
-    pub const CONFIG: &str = "SPFS_AUTOSTART_CONFIG";
-    /// Overrides `state_dir`. Also given to the service by the spawner.
-    pub const STATE_DIR: &str = "SPFS_AUTOSTART_STATE_DIR";
-    /// Overrides `log_dir`.
-    pub const LOG_DIR: &str = "SPFS_AUTOSTART_LOG_DIR";
-    /// Overrides `program`.
-    pub const PROGRAM: &str = "SPFS_AUTOSTART_PROGRAM";
-    /// Overrides `endpoint`. Also given to the service by the spawner.
-    pub const ENDPOINT: &str = "SPFS_AUTOSTART_ENDPOINT";
-    /// Overrides `idle_timeout_secs`. Also given to the service by the spawner.
-    pub const IDLE_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS";
-    /// Overrides `ready_timeout_secs`.
-    pub const READY_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_READY_TIMEOUT_SECS";
-    /// Given to the service: the write end of the readiness pipe.
-    pub const READY_FD: &str = "SPFS_AUTOSTART_READY_FD";
-    /// Given to the service: the descriptor holding `instance.lock`.
-    pub const LOCK_FD: &str = "SPFS_AUTOSTART_LOCK_FD";
-    /// spfs-fuse-macos's own listen address; overrides the default TCP endpoint.
-    pub const MACFUSE_LISTEN_ADDRESS: &str = "SPFS_MACFUSE_LISTEN_ADDRESS";
-}
+pub use spfs_autostart_protocol::env;
 
 /// The longest timeout we accept; longer is a typo, not a wish.
 const MAX_TIMEOUT_SECS: u64 = 3600;
-/// The longest idle timeout we accept (30 days); use 0 for "never".
-const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 /// The most rotated logs we keep: rotation renames each one under
 /// `spawn.lock`, so the count bounds how long a spawn may take.
 pub const MAX_LOG_KEEP: u32 = 100;
@@ -53,77 +28,7 @@ pub const MIN_LOG_MAX_BYTES: u64 = 1;
 /// The largest `log_max_bytes` (1 TiB); larger is a typo, not a wish.
 pub const MAX_LOG_MAX_BYTES: u64 = 1 << 40;
 
-/// Where the service listens and the client connects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `unix`: `service.sock` in the state dir (the default off macOS).
-    StateDirSocket,
-    /// `unix:///abs/path`: a Unix socket elsewhere.
-    Unix(PathBuf),
-    /// `tcp://127.0.0.1:37738`: TCP, for services that only speak TCP.
-    Tcp(SocketAddr),
-}
-
-impl FromStr for Endpoint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let usage =
-            "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
-        if s == "unix" {
-            return Ok(Endpoint::StateDirSocket);
-        }
-        if let Some(path) = s.strip_prefix("unix://") {
-            let path = PathBuf::from(path);
-            if !path.is_absolute() || path.as_os_str().len() <= 1 {
-                return Err(format!(
-                    "endpoint {s:?} needs an absolute socket path after unix://; {usage}"
-                ));
-            }
-            let len = path.as_os_str().len();
-            if len > crate::paths::MAX_SOCKET_PATH {
-                return Err(format!(
-                    "endpoint {s:?} has a socket path of {len} bytes, longer than the {} the \
-                     system allows; choose a shorter path",
-                    crate::paths::MAX_SOCKET_PATH
-                ));
-            }
-            return Ok(Endpoint::Unix(path));
-        }
-        if let Some(addr) = s.strip_prefix("tcp://") {
-            let addr: SocketAddr = addr.parse().map_err(|_| {
-                format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
-            })?;
-            // Port 0 makes the service bind a random port that no client
-            // can know, so every start would end in a timeout.
-            if addr.port() == 0 {
-                return Err(format!(
-                    "endpoint {s:?} has port 0, which would make the service listen on a \
-                     random port no client can find; give a fixed port such as tcp://127.0.0.1:37738"
-                ));
-            }
-            return Ok(Endpoint::Tcp(addr));
-        }
-        Err(format!("endpoint {s:?} is not understood; {usage}"))
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::StateDirSocket => f.write_str("unix"),
-            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Endpoint {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use spfs_autostart_protocol::endpoint::Endpoint;
 
 /// What to do when the running service reports another version than
 /// `expected_version`.
@@ -463,23 +368,25 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The files this configuration selects: its `state_dir` and `log_dir`,
+    /// else the per-user defaults.
+    pub fn paths(&self) -> Result<crate::Paths> {
+        crate::Paths::resolve(self.state_dir.as_deref(), self.log_dir.as_deref())
+    }
+
     /// The built-in defaults: `spfs-fuse-macos service /spfs` on TCP on
     /// macOS (what SPFS runs today), the bundled reference service on the
     /// state-dir socket elsewhere, so the CLI works out of the box.
     pub fn defaults() -> Config {
-        let (program, args, endpoint) = if cfg!(target_os = "macos") {
+        let (program, args) = if cfg!(target_os = "macos") {
             (
                 "spfs-fuse-macos".to_string(),
                 vec!["service".to_string(), "/spfs".to_string()],
-                Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 37738))),
             )
         } else {
-            (
-                "spfs-reference-service".to_string(),
-                Vec::new(),
-                Endpoint::StateDirSocket,
-            )
+            ("spfs-reference-service".to_string(), Vec::new())
         };
+        let endpoint = Endpoint::platform_default();
         Config {
             program,
             args,
@@ -490,7 +397,7 @@ impl Config {
             ready_timeout: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(5),
             stop_sequence: StopStep::default_sequence(),
-            idle_timeout: Duration::from_secs(1800),
+            idle_timeout: env::DEFAULT_IDLE_TIMEOUT,
             expected_version: None,
             on_version_mismatch: VersionPolicy::Restart,
             env: BTreeMap::new(),
@@ -773,17 +680,7 @@ impl Config {
     }
 }
 
-/// The process environment as the configuration reads it: empty values
-/// count as unset, and an unset `HOME` (`env -i`, some daemons) falls back
-/// to the user's home directory in the password database.
-pub fn process_env(name: &str) -> Option<String> {
-    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
-    if value.is_none() && name == "HOME" {
-        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
-        return Some(user.dir.to_str()?.to_string()).filter(|d| d.starts_with('/'));
-    }
-    value
-}
+pub use spfs_autostart_protocol::env::process_env;
 
 /// The per-user config file: `~/Library/Application Support/spfs-autostart/`
 /// on macOS, `$XDG_CONFIG_HOME/spfs-autostart/` (or `~/.config/...`) elsewhere.
@@ -872,14 +769,7 @@ fn timeout(secs: u64, max: u64) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn idle_timeout(secs: u64) -> Result<Duration, String> {
-    if secs > MAX_IDLE_TIMEOUT_SECS {
-        return Err(format!(
-            "{secs} seconds is absurdly long; use at most {MAX_IDLE_TIMEOUT_SECS}, or 0 for never"
-        ));
-    }
-    Ok(Duration::from_secs(secs))
-}
+use spfs_autostart_protocol::env::idle_timeout;
 
 fn check_absolute_dir(dir: &Path) -> Result<(), String> {
     if dir.is_absolute() {

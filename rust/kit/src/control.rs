@@ -7,7 +7,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::lifetime::{LeaseError, Lifetime};
-use crate::proto::control::{
+use spfs_autostart_protocol::proto::control::{
     AcquireRequest, AcquireResponse, InfoRequest, InfoResponse, ReleaseRequest, ReleaseResponse,
     ShutdownRequest, ShutdownResponse, StatusUpdate, WatchRequest, control_server::Control,
     status_update::Event,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::ResolvedEndpoint;
 use crate::client::ServiceManager;
-use crate::paths::ResolvedEndpoint;
 use crate::status::State;
 
 /// How long the program's `--version` may take.
@@ -460,7 +460,7 @@ async fn endpoint_taker(manager: &ServiceManager) -> Taker {
 
 /// The LaunchAgent, where launchd exists: installed, loaded, matching the config.
 fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
-    use crate::launchd::{self, AgentMode, AgentStatus, DEFAULT_LABEL, Launchctl};
+    use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL, Launchctl};
     if !launchd::supported() {
         return;
     }
@@ -504,10 +504,16 @@ fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
             let matches = [AgentMode::Always, AgentMode::Socket]
                 .into_iter()
                 .any(|mode| {
-                    launchd::spec_from_config(manager.config(), manager.paths(), mode, None, None)
-                        .ok()
-                        .and_then(|spec| launchd::launchd_plist(&spec).ok())
-                        .is_some_and(|plist| plist == installed)
+                    crate::agent_spec::spec_from_config(
+                        manager.config(),
+                        manager.paths(),
+                        mode,
+                        None,
+                        None,
+                    )
+                    .ok()
+                    .and_then(|spec| launchd::launchd_plist(&spec).ok())
+                    .is_some_and(|plist| plist == installed)
                 });
             if matches {
                 (

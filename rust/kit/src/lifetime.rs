@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::proto::control::{InfoResponse, Lease, StatusUpdate, status_update::Event};
-use crate::record::unix_ms;
+use spfs_autostart_protocol::proto::control::{
+    InfoResponse, Lease, StatusUpdate, status_update::Event,
+};
+use spfs_autostart_protocol::record::unix_ms;
 
 /// Who the service is; fixed for its life.
 #[derive(Clone, Debug)]

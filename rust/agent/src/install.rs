@@ -437,7 +437,7 @@ mod tests {
         "ai.spk.spfs-fuse-macos.plist",
     ];
     use super::*;
-    use crate::launchd::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
+    use crate::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
 
     fn spec_for(home: &Path) -> AgentSpec {
         let mut spec = AgentSpec::new(
@@ -613,11 +613,11 @@ mod tests {
 
     #[test]
     fn without_launchd_install_uninstall_and_status_are_unsupported_and_touch_nothing() {
-        if crate::launchd::supported() {
+        if crate::supported() {
             return;
         }
         let home = tempfile::tempdir().unwrap();
-        let lc = Launchctl::new(crate::launchd::SystemRunner, 501);
+        let lc = Launchctl::new(crate::SystemRunner, 501);
         let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
         assert_eq!(err.kind(), LaunchdErrorKind::Unsupported);
         assert!(err.to_string().contains("spfs-autostart ensure"), "{err}");

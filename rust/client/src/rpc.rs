@@ -7,81 +7,16 @@
 //! restarts, so a warm [`crate::ServiceManager`] keeps one connection.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::paths::ResolvedEndpoint;
+use crate::ResolvedEndpoint;
 use crate::proto::control::{InfoRequest, InfoResponse, control_client::ControlClient};
 
-/// A connected byte stream to either kind of endpoint.
-#[derive(Debug)]
-pub enum Stream {
-    /// A Unix socket connection.
-    Unix(UnixStream),
-    /// A TCP connection.
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    /// Connect to `endpoint`.
-    pub async fn connect(endpoint: &ResolvedEndpoint) -> io::Result<Stream> {
-        match endpoint {
-            ResolvedEndpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
-            ResolvedEndpoint::Tcp(addr) => {
-                let stream = TcpStream::connect(addr).await?;
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+pub use spfs_autostart_protocol::Stream;
 
 /// What answered at an endpoint.
 #[derive(Debug)]
@@ -180,10 +115,4 @@ fn describe_status(status: &tonic::Status) -> String {
     }
     text.push(')');
     text
-}
-
-impl tonic::transport::server::Connected for Stream {
-    type ConnectInfo = ();
-
-    fn connect_info(&self) -> Self::ConnectInfo {}
 }

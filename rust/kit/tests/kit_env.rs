@@ -5,8 +5,8 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use spfs_autostart::ResolvedEndpoint;
-use spfs_autostart::service::KitConfig;
+use spfs_autostart_kit::KitConfig;
+use spfs_autostart_kit::ResolvedEndpoint;
 
 // The kit re-read the client's config file (a relative path,
 // a broken per-user file) and exited. Row 16: it kept READY_FD/LOCK_FD in

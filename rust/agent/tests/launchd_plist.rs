@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use spfs_autostart::launchd::{
+use spfs_autostart_agent::{
     AgentMode, AgentSpec, DEFAULT_LABEL, LAUNCHD_SOCKET_NAME, launchd_plist,
 };
 

@@ -477,7 +477,7 @@ mod tests {
         PRINT_NOT_FOUND_USER, failed, ok,
     };
     use super::*;
-    use crate::launchd::LaunchdErrorKind;
+    use crate::LaunchdErrorKind;
 
     const LABEL: &str = "ai.spk.spfs-fuse-macos";
 

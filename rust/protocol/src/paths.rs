@@ -9,11 +9,8 @@ use std::fs::{self, DirBuilder};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Endpoint};
+use crate::endpoint::{Endpoint, MAX_SOCKET_PATH, ResolvedEndpoint};
 use crate::error::{Error, ErrorKind, Result};
-
-/// The longest Unix socket path the platform accepts (`sun_path` less NUL).
-pub const MAX_SOCKET_PATH: usize = if cfg!(target_os = "macos") { 103 } else { 107 };
 
 /// The per-user files of one managed service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,48 +21,17 @@ pub struct Paths {
     pub log_dir: PathBuf,
 }
 
-/// A resolved endpoint: what the client connects to and the service binds.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ResolvedEndpoint {
-    /// A Unix socket path.
-    Unix(PathBuf),
-    /// A TCP address.
-    Tcp(std::net::SocketAddr),
-}
-
-impl std::fmt::Display for ResolvedEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ResolvedEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            ResolvedEndpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
-        }
-    }
-}
-
-impl std::str::FromStr for ResolvedEndpoint {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.parse::<Endpoint>()? {
-            Endpoint::Unix(path) => Ok(ResolvedEndpoint::Unix(path)),
-            Endpoint::Tcp(addr) => Ok(ResolvedEndpoint::Tcp(addr)),
-            Endpoint::StateDirSocket => Err(format!(
-                "endpoint {s:?} must be resolved against a state dir first"
-            )),
-        }
-    }
-}
-
 impl Paths {
-    /// The paths `config` selects: its overrides, else the per-user defaults.
-    pub fn resolve(config: &Config) -> Result<Paths> {
-        let env = crate::config::process_env;
-        let state_dir = match &config.state_dir {
-            Some(dir) => dir.clone(),
+    /// The paths configured (`state_dir`, `log_dir`), else the per-user
+    /// defaults.
+    pub fn resolve(state_dir: Option<&Path>, log_dir: Option<&Path>) -> Result<Paths> {
+        let env = crate::env::process_env;
+        let state_dir = match state_dir {
+            Some(dir) => dir.to_path_buf(),
             None => default_state_dir(&env),
         };
-        let log_dir = match &config.log_dir {
-            Some(dir) => dir.clone(),
+        let log_dir = match log_dir {
+            Some(dir) => dir.to_path_buf(),
             None => default_log_dir(&env).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidConfig,
@@ -189,7 +155,7 @@ impl Paths {
 /// system does not say), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
 /// `/tmp/spfs-autostart-<uid>`; `SPFS_AUTOSTART_STATE_DIR` overrides.
 pub fn default_state_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
-    if let Some(dir) = env(crate::config::env::STATE_DIR) {
+    if let Some(dir) = env(crate::env::STATE_DIR) {
         return PathBuf::from(dir);
     }
     default_state_dir_candidates(env)
@@ -272,7 +238,7 @@ fn darwin_user_temp_dir() -> Option<PathBuf> {
 /// (ours, `0700`) are looked into.
 pub fn live_instances_elsewhere(current: &Path) -> Vec<PathBuf> {
     live_among(
-        default_state_dir_candidates(&crate::config::process_env),
+        default_state_dir_candidates(&crate::env::process_env),
         current,
     )
 }
@@ -292,7 +258,7 @@ fn live_among(candidates: Vec<PathBuf>, current: &Path) -> Vec<PathBuf> {
 /// `$XDG_STATE_HOME/spfs-autostart` (`~/.local/state/...`);
 /// `SPFS_AUTOSTART_LOG_DIR` overrides.
 pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    if let Some(dir) = env(crate::config::env::LOG_DIR) {
+    if let Some(dir) = env(crate::env::LOG_DIR) {
         return Some(PathBuf::from(dir));
     }
     let home = env("HOME").map(PathBuf::from);

@@ -1,11 +1,11 @@
-//! Building an [`AgentSpec`] from the client's configuration, and mapping
-//! [`LaunchdError`] into the core's error type: the one place where this
-//! self-contained module meets the rest of the core.
+//! Building an [`AgentSpec`] for `spfs-autostart-agent` from the client's
+//! configuration: the one place where that self-contained crate meets the
+//! client.
 
-use super::{AgentMode, AgentSpec, DEFAULT_LABEL, LaunchdError, LaunchdErrorKind};
 use crate::config::{Config, env};
 use crate::error::{Error, ErrorKind};
-use crate::paths::{Paths, ResolvedEndpoint};
+use crate::{Paths, ResolvedEndpoint};
+use spfs_autostart_agent::{AgentMode, AgentSpec, DEFAULT_LABEL};
 
 /// Describe the configured service to launchd or systemd: the resolved
 /// program, its arguments, the kit's settings and the user's environment,
@@ -63,18 +63,6 @@ pub fn spec_from_config(
     Ok(spec)
 }
 
-impl From<LaunchdError> for Error {
-    fn from(e: LaunchdError) -> Error {
-        let kind = match e.kind() {
-            LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
-            LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,
-            LaunchdErrorKind::Io => ErrorKind::Io,
-            LaunchdErrorKind::Launchctl => ErrorKind::LaunchctlFailed,
-        };
-        Error::new(kind, e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,7 +75,7 @@ mod tests {
         config.state_dir = Some(dir.path().join("state"));
         config.log_dir = Some(dir.path().join("logs"));
         config.set_endpoint("tcp://127.0.0.1:4100").unwrap();
-        let paths = Paths::resolve(&config).unwrap();
+        let paths = config.paths().unwrap();
         let spec = spec_from_config(&config, &paths, AgentMode::Always, None, None).unwrap();
         assert_eq!(
             spec.env

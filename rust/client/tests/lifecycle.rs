@@ -221,7 +221,7 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
     let pid = status.pid.expect("pid");
     let lock = sandbox.state_dir().join("instance.lock");
     assert!(
-        spfs_autostart::lock::is_held(&lock).unwrap(),
+        spfs_autostart_protocol::lock::is_held(&lock).unwrap(),
         "instance.lock is held while the service runs"
     );
     let holds_lock = std::fs::read_dir(format!("/proc/{pid}/fd"))

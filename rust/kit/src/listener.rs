@@ -13,8 +13,8 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::paths::ResolvedEndpoint;
+use spfs_autostart_protocol::ResolvedEndpoint;
+use spfs_autostart_protocol::error::{Error, ErrorKind, Result};
 
 /// A listening socket and where it came from.
 #[derive(Debug)]
@@ -220,7 +220,7 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
             cnt: *mut libc::size_t,
         ) -> libc::c_int;
     }
-    let name = CString::new(crate::launchd::LAUNCHD_SOCKET_NAME).expect("no NUL");
+    let name = CString::new(spfs_autostart_protocol::LAUNCHD_SOCKET_NAME).expect("no NUL");
     let mut fds: *mut libc::c_int = std::ptr::null_mut();
     let mut count: libc::size_t = 0;
     // SAFETY: name is a valid C string; fds/count are valid out-pointers.
@@ -249,23 +249,28 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
 /// checked: a connection from another uid is closed at once and logged.
 pub fn incoming(
     listener: Listener,
-) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<crate::rpc::Stream>> + Send>>
-{
+) -> std::pin::Pin<
+    Box<
+        dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::endpoint::Stream>>
+            + Send,
+    >,
+> {
     match listener {
         Listener::Tcp(listener) => Box::pin(TcpListenerStream::new(listener).map(|conn| {
             conn.map(|s| {
                 let _ = s.set_nodelay(true);
-                crate::rpc::Stream::Tcp(s)
+                spfs_autostart_protocol::endpoint::Stream::Tcp(s)
             })
         })),
         Listener::Unix { listener, .. } => {
             let me = nix::unistd::geteuid().as_raw();
-            Box::pin(
-                UnixListenerStream::new(listener).filter_map(move |conn| match conn {
-                    Ok(stream) => same_user(stream, me).map(|s| Ok(crate::rpc::Stream::Unix(s))),
+            Box::pin(UnixListenerStream::new(listener).filter_map(move |conn| {
+                match conn {
+                    Ok(stream) => same_user(stream, me)
+                        .map(|s| Ok(spfs_autostart_protocol::endpoint::Stream::Unix(s))),
                     Err(e) => Some(Err(e)),
-                }),
-            )
+                }
+            }))
         }
     }
 }

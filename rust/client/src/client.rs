@@ -29,7 +29,6 @@ use crate::config::{Config, VersionPolicy};
 use crate::error::{Error, ErrorKind, LogExcerpt, Result};
 use crate::lock::{self, Backoff};
 use crate::logs::{self, LogFollower};
-use crate::paths::{Paths, ResolvedEndpoint};
 use crate::proto::control::{self, control_client::ControlClient};
 use crate::proto::vfs::{self, vfs_service_client::VfsServiceClient};
 use crate::record::{Phase, ServiceRecord, unix_ms};
@@ -37,6 +36,7 @@ use crate::rpc::{self, Probe};
 use crate::spawn;
 use crate::status::{Lease, State, Status, StopMethod, StopOutcome};
 use crate::sys::{Instance, ProcessHandle};
+use crate::{Paths, ResolvedEndpoint};
 
 /// How long one probe may wait for an answer. A healthy service answers in
 /// well under a millisecond; this bounds a hung or foreign peer.
@@ -109,7 +109,7 @@ impl ServiceManager {
     /// A manager for `config`. Touches nothing on disk.
     pub fn new(config: Config) -> Result<ServiceManager> {
         config.validate()?;
-        let paths = Paths::resolve(&config)?;
+        let paths = config.paths()?;
         let endpoint = paths.endpoint(&config.endpoint);
         paths.check_endpoint(&endpoint)?;
         Ok(ServiceManager {
@@ -742,7 +742,7 @@ impl ServiceManager {
     }
 
     /// A feed of status changes (first the current status), without busy
-    /// polling; see [`crate::watch`]. Must be called inside a tokio runtime.
+    /// polling; see [`StatusWatcher`](crate::StatusWatcher). Must be called inside a tokio runtime.
     pub fn watch(&self) -> Result<crate::watch::StatusWatcher> {
         crate::watch::watch(self.config.clone())
     }

@@ -530,7 +530,7 @@ fn a_socket_path_longer_than_a_unix_socket_allows_is_refused() {
     assert!(message.contains("SPFS_AUTOSTART_STATE_DIR"), "{message}");
     assert!(launchd_plist(&s).is_err() && systemd_units(&s).is_err());
     // The longest accepted path is the client's own limit.
-    let max = crate::paths::MAX_SOCKET_PATH;
+    let max = spfs_autostart_protocol::endpoint::MAX_SOCKET_PATH;
     let fits = format!("/{}", "s".repeat(max - 1));
     s.socket_path = Some(fits.into());
     s.validate().unwrap();
