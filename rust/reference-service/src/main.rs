@@ -26,12 +26,12 @@ use std::time::Duration;
 mod plain;
 
 use clap::Parser;
-use spfs_autostart::proto::vfs::{
+use spfs_autostart_kit::proto::vfs::{
     MountInfo, MountRequest, MountResponse, ShutdownRequest, ShutdownResponse, StatusRequest,
     StatusResponse, UnmountRequest, UnmountResponse,
     vfs_service_server::{VfsService, VfsServiceServer},
 };
-use spfs_autostart::service::{Identity, Kit, KitConfig, KitHandle};
+use spfs_autostart_kit::{Identity, Kit, KitConfig, KitHandle};
 use tonic::{Request, Response, Status};
 
 /// Command line.
