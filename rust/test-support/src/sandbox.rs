@@ -30,6 +30,8 @@ pub const SANDBOX_MARKER: &str = "SPFS_AUTOSTART_TEST_SANDBOX";
 pub struct Sandbox {
     dir: tempfile::TempDir,
     config: toml::Table,
+    /// The config [`Sandbox::for_program`] wrote, for [`Sandbox::reset_config`].
+    initial: toml::Table,
 }
 
 impl Default for Sandbox {
@@ -54,6 +56,7 @@ impl Sandbox {
         let mut sandbox = Sandbox {
             dir,
             config: toml::Table::new(),
+            initial: toml::Table::new(),
         };
         let (state, logs) = (sandbox.state_dir(), sandbox.log_dir());
         sandbox.config = toml::Table::from_iter([
@@ -62,6 +65,7 @@ impl Sandbox {
             ("state_dir".to_string(), path_value(&state)),
             ("log_dir".to_string(), path_value(&logs)),
         ]);
+        sandbox.initial = sandbox.config.clone();
         sandbox.write_config()?;
         Ok(sandbox)
     }
@@ -125,6 +129,15 @@ impl Sandbox {
         env.as_table_mut()
             .expect("[env] is a table")
             .insert(name.to_string(), value.into());
+        self.rewrite()
+    }
+
+    /// Back to the config the sandbox started with (the program, the state
+    /// and log dirs, the ready timeout), every other key gone, and rewrite
+    /// the file: what a test that tries one config after another starts
+    /// each from.
+    pub fn reset_config(&mut self) -> &mut Sandbox {
+        self.config = self.initial.clone();
         self.rewrite()
     }
 
