@@ -113,8 +113,8 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
 #[test]
 fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
     let sb = Sandbox::new();
-    std::fs::create_dir(&sb.state_dir()).unwrap();
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o750)).unwrap();
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(1), "{report}");
     let problems = problems(&report);
@@ -128,7 +128,7 @@ fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
         "{fix}"
     );
     // doctor only looks: the mode is left as it was.
-    let mode = std::fs::metadata(&sb.state_dir())
+    let mode = std::fs::metadata(sb.state_dir())
         .unwrap()
         .permissions()
         .mode()

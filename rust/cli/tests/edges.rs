@@ -123,7 +123,7 @@ fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
     for (key, value) in [("log_keep", 4_294_967_295_u32), ("log_max_bytes", 0)] {
         let extra = format!("{key} = {value}");
         let sb = Sandbox::new().with(key, value);
-        std::fs::create_dir_all(&sb.log_dir()).unwrap();
+        std::fs::create_dir_all(sb.log_dir()).unwrap();
         std::fs::write(sb.log_dir().join("service.log"), "an existing log\n").unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{extra}");
@@ -168,7 +168,7 @@ fn ensure_works_with_an_empty_environment() {
     let sb = Sandbox::new();
     let out = Command::new(cli_bin())
         .arg("--config")
-        .arg(&sb.config_file())
+        .arg(sb.config_file())
         .args(["--json", "ensure"])
         .env_clear()
         .output()
@@ -253,8 +253,8 @@ fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
 fn state_dir_without_owner_access_is_refused_with_the_fix() {
     for mode in [0o500, 0o000] {
         let sb = Sandbox::new();
-        std::fs::create_dir(&sb.state_dir()).unwrap();
-        std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::create_dir(sb.state_dir()).unwrap();
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(mode)).unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "mode {mode:o}");
         assert!(
@@ -262,7 +262,7 @@ fn state_dir_without_owner_access_is_refused_with_the_fix() {
             "mode {mode:o}: {}",
             stderr(&out)
         );
-        std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
 
@@ -293,7 +293,7 @@ fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
 #[test]
 fn unwritable_log_is_reported_and_the_service_keeps_running() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(&sb.log_dir()).unwrap();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
     let filler = "x".repeat(8191) + "\n";
     std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
     let limit = filler.len() as libc::rlim_t;
@@ -360,7 +360,7 @@ fn port_zero_endpoint_is_refused_naming_the_key() {
 #[test]
 fn logs_with_a_huge_count_streams_in_bounded_memory() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(&sb.log_dir()).unwrap();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
     let path = sb.log_dir().join("service.log");
     {
         let mut log = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -418,8 +418,8 @@ fn env_keys_that_cannot_be_environment_names_are_refused() {
 #[test]
 fn shared_log_dir_and_symlinked_log_are_refused() {
     let sb = Sandbox::new();
-    std::fs::create_dir(&sb.log_dir()).unwrap();
-    std::fs::set_permissions(&sb.log_dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -429,7 +429,7 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     );
     assert!(sb.pids().is_empty());
 
-    std::fs::set_permissions(&sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let victim = sb.root().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, sb.log_dir().join("service.log")).unwrap();
@@ -496,7 +496,7 @@ fn bad_config_leaves_a_running_service_and_its_log_alone() {
     let mut sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     let log_before = sb.log();
-    let bad_configs: [(&str, fn(&mut Sandbox)); 3] = [
+    let bad_configs: [(&str, Mistake); 3] = [
         ("log_keep = 4294967295", |sb| {
             sb.set("log_keep", 4_294_967_295_u32);
         }),

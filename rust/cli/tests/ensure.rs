@@ -221,8 +221,8 @@ fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
 #[test]
 fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
     let sb = Sandbox::new();
-    std::fs::create_dir(&sb.state_dir()).unwrap();
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = sb.state_dir().join("service.sock");
     std::fs::write(&socket, "precious").unwrap();
     let out = sb.run(&["ensure"]);
@@ -236,8 +236,8 @@ fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
 #[test]
 fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
     let sb = Sandbox::new().with("stop_timeout_secs", 1);
-    std::fs::create_dir(&sb.state_dir()).unwrap();
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut bystander = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
@@ -279,13 +279,13 @@ fn spfs_start_time(pid: u32) -> u64 {
 #[test]
 fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
     let sb = Sandbox::new();
-    std::fs::create_dir(&sb.state_dir()).unwrap();
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
     assert_eq!(
-        std::fs::metadata(&sb.state_dir())
+        std::fs::metadata(sb.state_dir())
             .unwrap()
             .permissions()
             .mode()
@@ -293,7 +293,7 @@ fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
         0o755,
         "never chmod a directory we did not create"
     );
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     nix::unistd::chown(
         &sb.state_dir(),
         Some(nix::unistd::Uid::from_raw(65534)),
@@ -319,7 +319,7 @@ fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
     let pid = pid_of(&sb.ensure());
     // Someone loosened the directory after the service started: whatever
     // answers in it could be anyone's, so even the fast path refuses.
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
     for command in ["ensure", "status"] {
         let out = sb.run(&[command]);
         assert_eq!(out.status.code(), Some(1), "{command}");
@@ -329,7 +329,7 @@ fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
             stderr(&out)
         );
     }
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(
         pid_of(&sb.ensure()),
         pid,
@@ -376,7 +376,7 @@ fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
     // Open the file-system path to everyone, as a misconfigured machine
     // might, so only the peer-credential check stands in the way.
     std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert_eq!(
         bytes_from_server_as(Some(other), &socket),
@@ -390,7 +390,7 @@ fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
         "{}",
         sb.log()
     );
-    std::fs::set_permissions(&sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(sb.status()["state"], "running", "the service is unharmed");
     sb.ok(&["stop"]);
 }
@@ -398,7 +398,7 @@ fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
 #[test]
 fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
     let sb = Sandbox::new();
-    std::fs::create_dir_all(&sb.log_dir()).unwrap();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
     let log = sb.log_dir().join("service.log");
     {
         // 300 MiB of hole, then the lines that matter: tail must not read it all.
@@ -461,7 +461,6 @@ fn bad_config_is_one_clear_error_and_disturbs_nothing_running() {
     let mut sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     // Each case is the good config with one mistake.
-    type Mistake = fn(&mut Sandbox);
     let cases: [(Mistake, &str); 5] = [
         (
             |sb| {

@@ -247,9 +247,9 @@ fn double_forking_plain_service_is_found_and_stopped() {
 #[test]
 fn status_probes_never_make_a_starting_kit_service_fail() {
     let sb = Sandbox::new();
-    std::fs::create_dir(&sb.state_dir()).unwrap();
+    std::fs::create_dir(sb.state_dir()).unwrap();
     std::fs::set_permissions(
-        &sb.state_dir(),
+        sb.state_dir(),
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
     )
     .unwrap();

@@ -58,6 +58,10 @@ impl Cli for Sandbox {
     }
 }
 
+/// One change that makes a sandbox's config wrong, for a test that tries
+/// several on the same sandbox (each after `reset_config`).
+pub type Mistake = fn(&mut Sandbox);
+
 /// `tcp://127.0.0.1:PORT`, an endpoint in the config's syntax.
 pub fn tcp(port: u16) -> String {
     format!("tcp://127.0.0.1:{port}")
