@@ -40,9 +40,9 @@ pub trait CommandRunner {
     /// An `Err` means it could not be run at all.
     fn run(&self, argv: &[String]) -> io::Result<CommandOutput>;
 
-    /// Whether launchctl can run here at all. [`install`](super::install),
-    /// [`uninstall`](super::uninstall) and [`status`](super::status) check it first, so on a
-    /// system without launchd they fail with [`LaunchdError::Unsupported`] before creating
+    /// Whether launchctl can run here at all. [`install`](crate::install),
+    /// [`uninstall`](crate::uninstall) and [`status`](crate::status) check it first, so on a
+    /// system without launchd they fail with [`LaunchdError::Unsupported`](crate::LaunchdError::Unsupported) before creating
     /// `~/Library/LaunchAgents`. Fakes keep the default, `true`.
     fn available(&self) -> bool {
         true
@@ -65,8 +65,8 @@ pub const LAUNCHCTL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The real runner: `/bin/launchctl` through [`std::process::Command`], with a deadline.
 ///
 /// The absolute path is used so a `launchctl` earlier on `PATH` cannot stand in for it. On a
-/// system without launchd it fails with [`io::ErrorKind::Unsupported`], which [`Launchctl`]
-/// reports as [`LaunchdError::Unsupported`].
+/// system without launchd it fails with [`io::ErrorKind::Unsupported`], which [`Launchctl`](crate::Launchctl)
+/// reports as [`LaunchdError::Unsupported`](crate::LaunchdError::Unsupported).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemRunner;
 
