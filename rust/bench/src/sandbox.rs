@@ -61,7 +61,9 @@ pub trait BenchSandbox {
 
     /// Its paths.
     fn paths(&self) -> Paths {
-        Paths::resolve(&self.client_config()).expect("sandbox config is valid")
+        self.client_config()
+            .paths()
+            .expect("sandbox config is valid")
     }
 
     /// `spfs-autostart ARGS...` on this sandbox (the config named by
