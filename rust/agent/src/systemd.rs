@@ -50,8 +50,19 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
         ));
     }
     let socket_name = format!("{stem}.socket");
-    let log = escape_specifiers(&spec.log_file.to_string_lossy());
+    let service = service_unit(spec, &socket_name)?;
+    let socket = (spec.mode == AgentMode::Socket).then(|| socket_unit(spec));
+    Ok(SystemdUnits {
+        service_name,
+        service,
+        socket_name: socket.as_ref().map(|_| socket_name),
+        socket,
+    })
+}
 
+/// The `.service` unit; in socket mode it requires `socket_name`.
+fn service_unit(spec: &AgentSpec, socket_name: &str) -> Result<String, LaunchdError> {
+    let log = escape_specifiers(&spec.log_file.to_string_lossy());
     let mut service = String::new();
     // Writing to a String cannot fail, hence the ignored fmt::Results below.
     let _ = writeln!(service, "[Unit]");
@@ -87,42 +98,34 @@ pub fn systemd_units(spec: &AgentSpec) -> Result<SystemdUnits, LaunchdError> {
         let _ = writeln!(service, "[Install]");
         let _ = writeln!(service, "WantedBy=default.target");
     }
+    Ok(service)
+}
 
-    let socket = match spec.mode {
-        AgentMode::Always => None,
-        AgentMode::Socket => {
-            let path = spec.socket_path_text();
-            let mut socket = String::new();
-            let _ = writeln!(socket, "[Unit]");
-            let _ = writeln!(
-                socket,
-                "Description={}",
-                escape_specifiers(&format!("SPFS service socket ({})", spec.label))
-            );
-            let _ = writeln!(socket);
-            let _ = writeln!(socket, "[Socket]");
-            let _ = writeln!(socket, "ListenStream={}", escape_specifiers(&path));
-            // Only the owner may connect, as with launchd's SockPathMode; the kit also checks
-            // peer credentials.
-            let _ = writeln!(socket, "SocketMode=0600");
-            // systemd creates missing parents of the socket; 0700, because the client
-            // refuses a state dir that others can enter.
-            let _ = writeln!(socket, "DirectoryMode=0700");
-            // One service instance takes the listening socket and accepts itself.
-            let _ = writeln!(socket, "Accept=no");
-            let _ = writeln!(socket);
-            let _ = writeln!(socket, "[Install]");
-            let _ = writeln!(socket, "WantedBy=sockets.target");
-            Some(socket)
-        }
-    };
-
-    Ok(SystemdUnits {
-        service_name,
-        service,
-        socket_name: socket.as_ref().map(|_| socket_name),
+/// The `.socket` unit of socket mode: systemd owns the listening socket.
+fn socket_unit(spec: &AgentSpec) -> String {
+    let path = spec.socket_path_text();
+    let mut socket = String::new();
+    let _ = writeln!(socket, "[Unit]");
+    let _ = writeln!(
         socket,
-    })
+        "Description={}",
+        escape_specifiers(&format!("SPFS service socket ({})", spec.label))
+    );
+    let _ = writeln!(socket);
+    let _ = writeln!(socket, "[Socket]");
+    let _ = writeln!(socket, "ListenStream={}", escape_specifiers(&path));
+    // Only the owner may connect, as with launchd's SockPathMode; the kit also checks
+    // peer credentials.
+    let _ = writeln!(socket, "SocketMode=0600");
+    // systemd creates missing parents of the socket; 0700, because the client
+    // refuses a state dir that others can enter.
+    let _ = writeln!(socket, "DirectoryMode=0700");
+    // One service instance takes the listening socket and accepts itself.
+    let _ = writeln!(socket, "Accept=no");
+    let _ = writeln!(socket);
+    let _ = writeln!(socket, "[Install]");
+    let _ = writeln!(socket, "WantedBy=sockets.target");
+    socket
 }
 
 /// `%` starts a specifier in almost every unit setting; `%%` is a literal percent sign.

@@ -13,7 +13,7 @@ fn json_error(out: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let out = sb.run(&["ensure", "--timeout", "0"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -24,7 +24,7 @@ fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
         err.contains("hint: `spfs-autostart ensure --timeout SECS`"),
         "{err}"
     );
-    assert!(sb.service_pids().is_empty(), "nothing started: {err}");
+    assert!(sb.pids().is_empty(), "nothing started: {err}");
 
     let out = sb.run(&["--json", "stop", "--timeout", "0"]);
     assert_eq!(out.status.code(), Some(1));
@@ -42,11 +42,11 @@ fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
 
 #[test]
 fn an_unusable_state_dir_names_the_key_and_the_cli_adds_state_dir_flag() {
-    let sb = Sandbox::new("");
-    let file = sb.dir.path().join("a-file");
+    let sb = Sandbox::new();
+    let file = sb.root().join("a-file");
     std::fs::write(&file, "").unwrap();
     let out = sb
-        .command(&["status"])
+        .cli(&["status"])
         .arg("--state-dir")
         .arg(&file)
         .output()
@@ -64,11 +64,10 @@ fn an_unusable_state_dir_names_the_key_and_the_cli_adds_state_dir_flag() {
 
 #[test]
 fn a_missing_config_file_names_the_variable_and_the_cli_adds_config_flag() {
-    let sb = Sandbox::new("");
-    let out = std::process::Command::new(cli_bin())
+    let sb = Sandbox::new();
+    let out = sb
+        .command(cli_bin())
         .args(["--config", "/nonexistent/spfs-autostart.toml", "status"])
-        .env("HOME", sb.dir.path())
-        .env_remove("SPFS_AUTOSTART_CONFIG")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -79,13 +78,20 @@ fn a_missing_config_file_names_the_variable_and_the_cli_adds_config_flag() {
     assert!(err.contains("hint: `--config FILE`"), "{err}");
 }
 
-/// A config file that sets every optional key, so every key is shown.
-const EVERY_KEY: &str = "expected_version = \"1.2.3\"\non_version_mismatch = \"error\"\n\
-                         log_keep = 7\nendpoint_env = \"\"\n[env]\nRUST_LOG = \"debug\"";
+/// A sandbox whose config sets every optional key, so every key is shown.
+fn every_key_set() -> Sandbox {
+    let mut sb = Sandbox::new()
+        .with("expected_version", "1.2.3")
+        .with("on_version_mismatch", "error")
+        .with("log_keep", 7)
+        .with("endpoint_env", "");
+    sb.set_env("RUST_LOG", "debug");
+    sb
+}
 
 #[test]
 fn config_json_holds_every_key_the_file_accepts() {
-    let sb = Sandbox::new(EVERY_KEY);
+    let sb = every_key_set();
     let json: serde_json::Value = serde_json::from_str(&sb.ok(&["--json", "config"])).unwrap();
     let object = json.as_object().unwrap();
     let accepted = spfs_autostart::ConfigView::keys();
@@ -107,14 +113,14 @@ fn config_json_holds_every_key_the_file_accepts() {
     assert_eq!(json["on_version_mismatch"], "error");
     assert_eq!(json["endpoint_env"], "");
     assert_eq!(json["env"]["RUST_LOG"], "debug");
-    assert_eq!(json["log_dir"], path_str(&sb.logs));
-    assert_eq!(json["resolved"]["state_dir"], path_str(&sb.state));
-    assert_eq!(json["source"], path_str(&sb.config));
+    assert_eq!(json["log_dir"], path_str(&sb.log_dir()));
+    assert_eq!(json["resolved"]["state_dir"], path_str(&sb.state_dir()));
+    assert_eq!(json["source"], path_str(&sb.config_file()));
 }
 
 #[test]
 fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
-    let sb = Sandbox::new(EVERY_KEY);
+    let sb = every_key_set();
     let text = sb.ok(&["config"]);
     let table: toml::Table = toml::from_str(&text).unwrap();
     let mut shown: Vec<&str> = table.keys().map(String::as_str).collect();
@@ -123,6 +129,6 @@ fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
     accepted.sort();
     assert_eq!(shown, accepted, "{text}");
     // Fed back as the config file, it gives the same configuration.
-    std::fs::write(&sb.config, &text).unwrap();
+    std::fs::write(sb.config_file(), &text).unwrap();
     assert_eq!(sb.ok(&["config"]), text);
 }

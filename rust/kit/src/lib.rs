@@ -23,14 +23,17 @@
 
 #![deny(missing_docs)]
 
+mod config;
 mod control;
+mod handle;
+mod in_flight;
 mod lifetime;
 mod listener;
 mod process_exit;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,13 +43,15 @@ use std::time::Duration;
 use tonic::service::Routes;
 use tonic::transport::Server;
 
+use in_flight::InFlightLayer;
+
+pub use config::KitConfig;
 pub use control::ControlService;
+pub use handle::{KitHandle, Lease};
 pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
 pub use listener::Listener;
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
-use spfs_autostart_protocol::endpoint::Endpoint;
-use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
 use spfs_autostart_protocol::proto::control::control_server::ControlServer;
 use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
@@ -62,106 +67,6 @@ const ANOTHER: &str = "another instance holds";
 /// may ask for less (see [`Lifetime::limit_drain`]).
 const GRACE: Duration = Duration::from_secs(4);
 
-/// Where and how the kit serves: from the spawner's environment
-/// (`SPFS_AUTOSTART_*`), else the built-in defaults. The kit never reads the
-/// client's config file: the client may have used another one (`--config`),
-/// a relative path, or a `HOME` the service does not have.
-#[derive(Debug)]
-pub struct KitConfig {
-    /// The state dir holding the locks and the record.
-    pub state_dir: PathBuf,
-    /// The endpoint to bind when no socket is handed over.
-    pub endpoint: ResolvedEndpoint,
-    /// Exit after this long idle; zero means never.
-    pub idle_timeout: Duration,
-    /// The readiness pipe, when started by a spawner.
-    pub ready_fd: Option<OwnedFd>,
-    /// The locked `instance.lock`, when started by a spawner.
-    pub lock_fd: Option<OwnedFd>,
-}
-
-impl KitConfig {
-    /// Read `SPFS_AUTOSTART_STATE_DIR`, `_ENDPOINT` (`unix` means the state
-    /// dir's socket), `_IDLE_TIMEOUT_SECS`, and take the descriptors in
-    /// `_READY_FD` and `_LOCK_FD`. Those two variables are removed from the
-    /// environment, so a process this service starts never mistakes them for
-    /// its own; call this early, before the service starts threads of its
-    /// own that read the environment through C (see `std::env::remove_var`).
-    pub fn from_env() -> Result<KitConfig> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let bad = |name: &str, why: String| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("environment variable {name}: {why}"),
-            )
-        };
-        let state_dir = match var(env::STATE_DIR) {
-            Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
-            Some(dir) => {
-                return Err(bad(
-                    env::STATE_DIR,
-                    format!("{dir} is relative; give an absolute path"),
-                ));
-            }
-            None => spfs_autostart_protocol::paths::default_state_dir(&env::process_env),
-        };
-        let paths = Paths {
-            state_dir,
-            log_dir: PathBuf::new(),
-        };
-        let endpoint = match var(env::ENDPOINT) {
-            Some(text) => text
-                .parse::<Endpoint>()
-                .map_err(|e| bad(env::ENDPOINT, e))?,
-            None => Endpoint::platform_default(),
-        };
-        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS) {
-            Some(text) => {
-                let secs = text.trim().parse().map_err(|_| {
-                    bad(
-                        env::IDLE_TIMEOUT_SECS,
-                        format!("{text:?} is not a whole number of seconds"),
-                    )
-                })?;
-                env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
-            }
-            None => env::DEFAULT_IDLE_TIMEOUT,
-        };
-        let ready_fd = inherited_fd(env::READY_FD);
-        let lock_fd = inherited_fd(env::LOCK_FD);
-        Ok(KitConfig {
-            endpoint: paths.endpoint(&endpoint),
-            state_dir: paths.state_dir,
-            idle_timeout,
-            ready_fd,
-            lock_fd,
-        })
-    }
-}
-
-/// A descriptor the spawner passed in `var`, if it is really open; `var` is
-/// removed, it was meant for this process alone.
-fn inherited_fd(var: &str) -> Option<OwnedFd> {
-    let value = std::env::var(var).ok()?;
-    // SAFETY: std serializes its own environment access; the only hazard is
-    // C code reading `environ` on another thread at this moment, which
-    // `KitConfig::from_env` documents: it is called before the service
-    // starts such threads.
-    unsafe { std::env::remove_var(var) };
-    let fd: RawFd = value.parse().ok()?;
-    // SAFETY: F_GETFD only queries; it fails on a closed descriptor.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        tracing::warn!("ignoring {var}={fd}: not an open descriptor");
-        return None;
-    }
-    // Our own children must not inherit it.
-    // SAFETY: fd is open (checked above) and handed to us by the spawner.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    // SAFETY: the spawner gave this descriptor to us alone; nothing else in
-    // this process owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// A service that holds its instance lock and its listening socket.
 #[derive(Debug)]
 pub struct Kit {
@@ -170,57 +75,6 @@ pub struct Kit {
     paths: Paths,
     _instance_lock: File,
     ready: Option<File>,
-}
-
-/// A cheap handle to a running kit: leases and shutdown, for the service's
-/// own gRPC handlers.
-#[derive(Clone, Debug)]
-pub struct KitHandle(Arc<Lifetime>);
-
-/// A lease: the service stays up while its process lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    /// Names the lease in `Control.Release`.
-    pub id: u64,
-    /// The process whose life the lease follows.
-    pub pid: u32,
-    /// What the lease is for, as the caller put it.
-    pub label: String,
-    /// When it was taken.
-    pub acquired_at: std::time::SystemTime,
-}
-
-impl From<spfs_autostart_protocol::proto::control::Lease> for Lease {
-    fn from(lease: spfs_autostart_protocol::proto::control::Lease) -> Lease {
-        Lease {
-            id: lease.id,
-            pid: lease.pid,
-            label: lease.label,
-            acquired_at: std::time::UNIX_EPOCH + Duration::from_millis(lease.acquired_at_unix_ms),
-        }
-    }
-}
-
-impl KitHandle {
-    /// Hold the service while `pid` lives.
-    pub fn acquire(&self, pid: u32, label: String) -> Result<Lease, LeaseError> {
-        self.0.acquire(pid, label).map(Lease::from)
-    }
-
-    /// Drop every lease of `pid`; `true` when there was one.
-    pub fn release_pid(&self, pid: u32) -> bool {
-        self.0.release_pid(pid)
-    }
-
-    /// The leases held now.
-    pub fn leases(&self) -> Vec<Lease> {
-        self.0.leases().into_iter().map(Lease::from).collect()
-    }
-
-    /// Shut the service down gracefully.
-    pub fn shutdown(&self, reason: &str) {
-        self.0.request_shutdown(reason)
-    }
 }
 
 impl Kit {
@@ -525,58 +379,4 @@ async fn watch_signals(lifetime: Arc<Lifetime>) {
         _ = int.recv() => "SIGINT",
     };
     lifetime.request_shutdown(format!("received {name}"));
-}
-
-/// Counts calls in flight, except those that only observe the service
-/// (`Info`, `Watch`, health), so watching never keeps a service alive.
-#[derive(Clone, Debug)]
-struct InFlightLayer(Arc<Lifetime>);
-
-impl<S> tower::Layer<S> for InFlightLayer {
-    type Service = InFlight<S>;
-
-    fn layer(&self, inner: S) -> InFlight<S> {
-        InFlight {
-            inner,
-            lifetime: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct InFlight<S> {
-    inner: S,
-    lifetime: Arc<Lifetime>,
-}
-
-const OBSERVING_PATHS: [&str; 3] = [
-    "/spfs_autostart.v1.Control/Info",
-    "/spfs_autostart.v1.Control/Watch",
-    "/grpc.health.v1.Health/",
-];
-
-impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InFlight<S>
-where
-    S: tower::Service<tonic::codegen::http::Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let guard = (!OBSERVING_PATHS.iter().any(|p| path.starts_with(p)))
-            .then(|| self.lifetime.call_started());
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await;
-            drop(guard);
-            response
-        })
-    }
 }
