@@ -3229,61 +3229,61 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 39459) {
+    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 12627) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_version() != 25357) {
+    if (uniffi_spfs_autostart_checksum_func_version() != 41509) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 22411) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 46688) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 28482) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 2624) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 60202) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 56099) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 27953) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 45393) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 1451) {
+    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 39672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 36786) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 6368) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 37715) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 3649) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_release() != 51085) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 51436) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_status() != 42824) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 33780) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 34992) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 62625) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 10111) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_release() != 41570) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 2619) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_status() != 63747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 46913) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 64545) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 61385) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 34750) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 51286) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 4081) {
+    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_with_defaults() != 61950) {
+    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_with_defaults() != 42406) {
         return InitializationResult.apiChecksumMismatch
     }
 
