@@ -1,184 +1,58 @@
-//! The bindings' error: one variant per kind of the core, each with the
-//! message and, for startup failures, the service's log.
+//! The bindings' one error: the core's [`ErrorKind`] carried as data, with
+//! the message and, for startup failures, the service's log.
 
-/// A failure, by kind. Every variant carries the full message, and for
-/// startup failures the service's log file and its last lines.
+use spfs_autostart_core::ErrorKind;
+
+/// Exports the core's `ErrorKind` to uniffi from the core's own list of
+/// kinds, so the bindings get every kind and no second list is kept here.
+macro_rules! export_error_kind {
+    ($($(#[doc = $doc:tt])* $kind:ident,)*) => {
+        /// What kind of failure happened; stable, so callers can match on it
+        /// (and choose their own words for it).
+        #[uniffi::remote(Enum)]
+        #[non_exhaustive]
+        enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)*
+        }
+    };
+}
+
+spfs_autostart_core::for_each_error_kind!(export_error_kind);
+
+/// A failure of the library: one shape whatever its kind, so callers match
+/// on `kind` (data) and a new kind adds no variant here.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum ServiceError {
-    /// The service program was not found where we looked.
+    /// Every failure: its kind, the full message and, for startup failures,
+    /// the service's log file and its last lines.
     #[error("{message}")]
-    BinaryNotFound {
-        /// What happened and what to do.
+    Failed {
+        /// What kind of failure it is.
+        kind: ErrorKind,
+        /// What happened, to what, and what to do next.
         message: String,
-        /// The service's log file, when relevant.
+        /// The service's log file, when the failure has one.
         log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The program was found but could not be started.
-    #[error("{message}")]
-    SpawnFailed {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The service exited before it became ready.
-    #[error("{message}")]
-    ExitedDuringStartup {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The service did not become ready in time; it was killed.
-    #[error("{message}")]
-    ReadyTimeout {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// A service is alive but does not answer.
-    #[error("{message}")]
-    Unresponsive {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The endpoint is taken by something that is not our service.
-    #[error("{message}")]
-    EndpointConflict {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// A file or directory has an owner or mode we must not use.
-    #[error("{message}")]
-    PermissionDenied {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The running service has another version than the configured one.
-    #[error("{message}")]
-    VersionMismatch {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The configuration is malformed or names something unusable.
-    #[error("{message}")]
-    InvalidConfig {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// The operation does not exist on this system.
-    #[error("{message}")]
-    Unsupported {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// Any other operating-system error.
-    #[error("{message}")]
-    Io {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// `launchctl` refused, timed out or could not be run.
-    #[error("{message}")]
-    LaunchctlFailed {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
-        log_tail: Vec<String>,
-    },
-    /// A bug: a panic was caught, or the core reported a kind this binding
-    /// does not know yet.
-    #[error("{message}")]
-    Internal {
-        /// What happened and what to do.
-        message: String,
-        /// The service's log file, when relevant.
-        log_file: Option<String>,
-        /// Its last lines, oldest first.
+        /// Its last lines, oldest first (empty when there is no log).
         log_tail: Vec<String>,
     },
 }
 
 impl ServiceError {
-    /// An `Internal` error with `message` and no log.
+    /// An `Internal` failure (a bug) with `message` and no log.
     pub(crate) fn internal(message: String) -> Self {
-        ServiceError::Internal {
-            message,
-            log_file: None,
-            log_tail: Vec::new(),
-        }
+        spfs_autostart_core::Error::new(ErrorKind::Internal, message).into()
     }
 }
 
-/// The one mapping of core errors to the public enum.
+/// The one conversion of core errors: the kind passes through as it is.
 impl From<spfs_autostart_core::Error> for ServiceError {
     fn from(e: spfs_autostart_core::Error) -> Self {
-        use spfs_autostart_core::ErrorKind as K;
-        let message = e.message().to_string();
-        let log_file = e.log().map(|l| l.path.to_string_lossy().into_owned());
-        let log_tail = e.log().map(|l| l.tail.clone()).unwrap_or_default();
-        macro_rules! variant {
-            ($v:ident) => {
-                ServiceError::$v {
-                    message,
-                    log_file,
-                    log_tail,
-                }
-            };
-        }
-        match e.kind() {
-            K::BinaryNotFound => variant!(BinaryNotFound),
-            K::SpawnFailed => variant!(SpawnFailed),
-            K::ExitedDuringStartup => variant!(ExitedDuringStartup),
-            K::ReadyTimeout => variant!(ReadyTimeout),
-            K::Unresponsive => variant!(Unresponsive),
-            K::EndpointConflict => variant!(EndpointConflict),
-            K::PermissionDenied => variant!(PermissionDenied),
-            K::VersionMismatch => variant!(VersionMismatch),
-            K::InvalidConfig => variant!(InvalidConfig),
-            K::Unsupported => variant!(Unsupported),
-            K::Io => variant!(Io),
-            K::LaunchctlFailed => variant!(LaunchctlFailed),
-            _ => variant!(Internal),
+        ServiceError::Failed {
+            kind: e.kind(),
+            message: e.message().to_string(),
+            log_file: e.log().map(|l| l.path.to_string_lossy().into_owned()),
+            log_tail: e.log().map(|l| l.tail.clone()).unwrap_or_default(),
         }
     }
 }
@@ -188,5 +62,38 @@ impl From<spfs_autostart_core::Error> for ServiceError {
 impl From<uniffi::UnexpectedUniFFICallbackError> for ServiceError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
         ServiceError::internal(format!("the observer failed: {}", e.reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spfs_autostart_core::{Error, LogExcerpt};
+
+    #[test]
+    fn a_core_error_keeps_its_kind_message_and_log() {
+        let core = Error::new(ErrorKind::ExitedDuringStartup, "it died").with_log(LogExcerpt {
+            path: "/tmp/x.log".into(),
+            tail: vec!["last words".into()],
+        });
+        let ServiceError::Failed {
+            kind,
+            message,
+            log_file,
+            log_tail,
+        } = ServiceError::from(core);
+        assert_eq!(kind, ErrorKind::ExitedDuringStartup);
+        assert_eq!(message, "it died");
+        assert_eq!(log_file.as_deref(), Some("/tmp/x.log"));
+        assert_eq!(log_tail, ["last words"]);
+    }
+
+    #[test]
+    fn a_failed_callback_is_internal() {
+        let e = ServiceError::from(uniffi::UnexpectedUniFFICallbackError::new("boom"));
+        let ServiceError::Failed { kind, message, .. } = &e;
+        assert_eq!(*kind, ErrorKind::Internal);
+        assert!(message.contains("boom"), "{message}");
+        assert_eq!(e.to_string(), *message);
     }
 }

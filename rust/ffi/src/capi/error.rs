@@ -1,11 +1,10 @@
 //! `struct spfs_autostart_error`: a failure's code, message and log, made
-//! from the bindings' error, and its accessors.
+//! from the core's error, and its accessors.
 
 use std::ffi::{CString, c_char};
 use std::ptr;
 
 use super::{c_string, guard, opt_str, spfs_autostart_result, spfs_autostart_string_array, take};
-use crate::api::ServiceError;
 
 /// A failure: its code, message and, for startup failures, the service's
 /// log file and last lines. Free it with `spfs_autostart_error_free`.
@@ -17,88 +16,16 @@ pub struct spfs_autostart_error {
     pub(super) log_tail: spfs_autostart_string_array,
 }
 
-impl From<ServiceError> for spfs_autostart_error {
-    fn from(e: ServiceError) -> Self {
-        use spfs_autostart_result as R;
-        let (code, message, log_file, log_tail) = match e {
-            ServiceError::BinaryNotFound {
-                message,
-                log_file,
-                log_tail,
-            } => (R::BinaryNotFound, message, log_file, log_tail),
-            ServiceError::SpawnFailed {
-                message,
-                log_file,
-                log_tail,
-            } => (R::SpawnFailed, message, log_file, log_tail),
-            ServiceError::ExitedDuringStartup {
-                message,
-                log_file,
-                log_tail,
-            } => (R::ExitedDuringStartup, message, log_file, log_tail),
-            ServiceError::ReadyTimeout {
-                message,
-                log_file,
-                log_tail,
-            } => (R::ReadyTimeout, message, log_file, log_tail),
-            ServiceError::Unresponsive {
-                message,
-                log_file,
-                log_tail,
-            } => (R::Unresponsive, message, log_file, log_tail),
-            ServiceError::EndpointConflict {
-                message,
-                log_file,
-                log_tail,
-            } => (R::EndpointConflict, message, log_file, log_tail),
-            ServiceError::PermissionDenied {
-                message,
-                log_file,
-                log_tail,
-            } => (R::PermissionDenied, message, log_file, log_tail),
-            ServiceError::VersionMismatch {
-                message,
-                log_file,
-                log_tail,
-            } => (R::VersionMismatch, message, log_file, log_tail),
-            ServiceError::InvalidConfig {
-                message,
-                log_file,
-                log_tail,
-            } => (R::InvalidConfig, message, log_file, log_tail),
-            ServiceError::Unsupported {
-                message,
-                log_file,
-                log_tail,
-            } => (R::Unsupported, message, log_file, log_tail),
-            ServiceError::Io {
-                message,
-                log_file,
-                log_tail,
-            } => (R::Io, message, log_file, log_tail),
-            ServiceError::LaunchctlFailed {
-                message,
-                log_file,
-                log_tail,
-            } => (R::LaunchctlFailed, message, log_file, log_tail),
-            ServiceError::Internal {
-                message,
-                log_file,
-                log_tail,
-            } => (R::Internal, message, log_file, log_tail),
-        };
-        spfs_autostart_error {
-            code,
-            message: c_string(message),
-            log_file: log_file.map(c_string),
-            log_tail: log_tail.into(),
-        }
-    }
-}
-
+/// A core error for C: its kind becomes its code (see `result.rs`).
 impl From<spfs_autostart_core::Error> for spfs_autostart_error {
     fn from(e: spfs_autostart_core::Error) -> Self {
-        ServiceError::from(e).into()
+        let log = e.log();
+        spfs_autostart_error {
+            code: e.kind().into(),
+            message: c_string(e.message().to_string()),
+            log_file: log.map(|l| c_string(l.path.to_string_lossy().into_owned())),
+            log_tail: log.map(|l| l.tail.clone()).unwrap_or_default().into(),
+        }
     }
 }
 
@@ -211,28 +138,5 @@ mod tests {
             assert_eq!(line.to_str().unwrap(), "last words");
             assert!(spfs_autostart_string_array_get(tail, 1).is_null());
         }
-    }
-
-    #[test]
-    fn every_kind_has_its_own_code() {
-        let kinds = [
-            ErrorKind::BinaryNotFound,
-            ErrorKind::SpawnFailed,
-            ErrorKind::ExitedDuringStartup,
-            ErrorKind::ReadyTimeout,
-            ErrorKind::Unresponsive,
-            ErrorKind::EndpointConflict,
-            ErrorKind::PermissionDenied,
-            ErrorKind::VersionMismatch,
-            ErrorKind::InvalidConfig,
-            ErrorKind::Unsupported,
-            ErrorKind::Io,
-            ErrorKind::LaunchctlFailed,
-        ];
-        let codes: Vec<i32> = kinds
-            .iter()
-            .map(|&k| spfs_autostart_error::from(Error::new(k, "x")).code as i32)
-            .collect();
-        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]);
     }
 }
