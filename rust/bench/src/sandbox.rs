@@ -97,7 +97,7 @@ impl Sandbox {
 
     /// Its paths.
     pub fn paths(&self) -> Paths {
-        Paths::resolve(&self.config).expect("sandbox config is valid")
+        self.config.paths().expect("sandbox config is valid")
     }
 
     /// `spfs-autostart ARGS...` on this sandbox, all output discarded.
@@ -124,7 +124,7 @@ impl Drop for Sandbox {
     /// A service still running here (an error path skipped its stop) is
     /// killed before its dir goes: nothing outlives the harness.
     fn drop(&mut self) {
-        let record = spfs_autostart::record::ServiceRecord::read(&self.paths().record());
+        let record = spfs_autostart_protocol::record::ServiceRecord::read(&self.paths().record());
         if let Some(record) = record.filter(|r| r.process_matches()) {
             crate::procs::signal(record.pid, libc::SIGKILL);
         }

@@ -263,7 +263,7 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
         let lock = sb.state.join("instance.lock");
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = spfs_autostart::lock::is_held(&lock);
+                let _ = spfs_autostart_protocol::lock::is_held(&lock);
             }
         })
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use spfs_autostart::proto::vfs::{
+use spfs_autostart_kit::proto::vfs::{
     MountRequest, ShutdownRequest, StatusRequest, UnmountRequest,
     vfs_service_client::VfsServiceClient,
 };
