@@ -36,7 +36,7 @@ def host(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_exit_with_live_follow_logs_while_lines_arrive_is_clean(tmp_path):
-    log_dir = tmp_path / "log"
+    log_dir = tmp_path / "logs"
     log_dir.mkdir()
     script = f"""
         import threading, time

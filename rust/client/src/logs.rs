@@ -543,15 +543,17 @@ mod tests {
         assert!(super::tail(&path, usize::MAX).unwrap().lines.is_empty());
     }
 
+    /// `n` lines, `line 0` to `line {n-1}`: long enough to span many of
+    /// `tail`'s chunks, and each line says where it was.
+    fn numbered_log(n: usize) -> String {
+        (0..n).map(|i| format!("line {i}\n")).collect()
+    }
+
     #[test]
     fn tail_crosses_chunk_boundaries() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("log");
-        let mut text = String::new();
-        for i in 0..50_000 {
-            text.push_str(&format!("line {i}\n"));
-        }
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, numbered_log(50_000)).unwrap();
         let got = tail(&path, 20_000).unwrap().lines;
         assert_eq!(got.len(), 20_000);
         assert_eq!(got[0], "line 30000");
@@ -584,10 +586,7 @@ mod tests {
     fn tail_lines_streams_the_same_lines_as_tail() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("log");
-        let mut text = String::new();
-        for i in 0..30_000 {
-            text.push_str(&format!("line {i}\n"));
-        }
+        let text = numbered_log(30_000);
         for body in [text.as_str(), "a\nb\nc", "a\n\n", "", "\n"] {
             std::fs::write(&path, body).unwrap();
             for n in [0, 1, 2, 3, 20_000, 1_000_000] {

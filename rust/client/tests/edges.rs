@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Sandbox, WAIT, status, wait_for};
+use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for};
 use spfs_autostart::proto::control::{
     self, ShutdownRequest, control_client::ControlClient, control_server,
 };
@@ -45,8 +45,8 @@ async fn service_with_a_call_in_flight(
 // SIGTERM" at 5.01 s, when the service had exited on its own 5 s drain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
-    let sandbox = Sandbox::new(1800, &["--slow-calls-ms", "60000"]);
-    assert_eq!(sandbox.config.stop_timeout, Duration::from_secs(5));
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    assert_eq!(sandbox.client_config().stop_timeout, Duration::from_secs(5));
     let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
     let pid = status(&manager).await.pid.expect("pid");
     let outcome = manager.stop().await.expect("stop");
@@ -73,7 +73,7 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
 // connections but does not answer gRPC".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
-    let sandbox = Sandbox::new(1800, &["--slow-calls-ms", "60000"]);
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
     let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
     let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
         .await
@@ -173,7 +173,7 @@ impl control_server::Control for WatchFails {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_backs_off_when_the_watch_stream_fails() {
     use std::os::unix::fs::PermissionsExt;
-    let sandbox = Sandbox::new(1800, &[]);
+    let sandbox = kit_sandbox(1800, &[]);
     let state = sandbox.state_dir();
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();

@@ -17,8 +17,8 @@ use spfs_autostart::{ErrorKind, ServiceManager, StopMethod, StopOutcome};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_stop_never_touches_the_service_started_after_it() {
     for round in 0..2 {
-        let mut sandbox = Sandbox::new(0, &["--slow-calls-ms", "2500"]);
-        sandbox.config.stop_timeout = Duration::from_secs(20);
+        let mut sandbox = kit_sandbox(0, &["--slow-calls-ms", "2500"]);
+        sandbox.set("stop_timeout_secs", 20);
         let manager = sandbox.manager();
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
         let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
@@ -69,7 +69,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
 /// wrong version is an error, never a restart loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once() {
-    let sandbox = Sandbox::new(0, &["--report-version", "1.0.0"]);
+    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0"]);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let mut runtime = Sleeper::start();
@@ -77,7 +77,7 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
         .acquire(runtime.pid(), "runtime")
         .await
         .expect("lease");
-    let mut config = sandbox.config.clone();
+    let mut config = sandbox.client_config();
     config.expected_version = Some("9.9.9".into());
     let mismatching = ServiceManager::new(config).expect("manager");
     for round in 0..3 {
@@ -131,7 +131,7 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
 /// every child never collects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_is_not_a_child_of_the_host() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -158,7 +158,7 @@ async fn service_is_not_a_child_of_the_host() {
 /// is never overwritten by the spawner's `Starting` record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawner_never_overwrites_the_record_the_service_wrote() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     for round in 0..5 {
         let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
@@ -184,11 +184,8 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut sandbox = Sandbox::new(0, &["--plain", "--listen", &listen]);
-    sandbox
-        .config
-        .set_endpoint(&format!("tcp://{listen}"))
-        .unwrap();
+    let mut sandbox = kit_sandbox(0, &["--plain", "--listen", &listen]);
+    sandbox.set("endpoint", format!("tcp://{listen}"));
     let manager = sandbox.manager();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -250,7 +247,7 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     use spfs_autostart::proto::control::{ShutdownRequest, control_client::ControlClient};
-    let sandbox = Sandbox::new(0, &["--slow-calls-ms", "1500"]);
+    let sandbox = kit_sandbox(0, &["--slow-calls-ms", "1500"]);
     let manager = sandbox.manager();
     for round in 0..2 {
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Sandbox, Sleeper, WAIT, alive, status, wait_gone};
+use common::{Client, Sleeper, WAIT, alive, kit_sandbox, status, wait_gone};
 use spfs_autostart::proto::vfs::{
     MountRequest, StatusRequest, vfs_service_client::VfsServiceClient,
 };
@@ -15,7 +15,7 @@ use spfs_autostart::{Config, ErrorKind, State};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_service_exits_by_itself() {
-    let sandbox = Sandbox::new(1, &[]);
+    let sandbox = kit_sandbox(1, &[]);
     let manager = sandbox.manager();
     let started = manager.ensure().await.expect("ensure");
     let pid = started.pid.expect("a kit service reports its pid");
@@ -48,7 +48,7 @@ async fn idle_service_exits_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_holds_the_service_until_its_process_exits() {
-    let sandbox = Sandbox::new(1, &[]);
+    let sandbox = kit_sandbox(1, &[]);
     let manager = sandbox.manager();
     let mut holder = Sleeper::start();
     let lease = manager
@@ -82,7 +82,7 @@ async fn lease_holds_the_service_until_its_process_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_in_flight_holds_the_service() {
-    let sandbox = Sandbox::new(1, &["--slow-calls-ms", "3000"]);
+    let sandbox = kit_sandbox(1, &["--slow-calls-ms", "3000"]);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
@@ -111,7 +111,7 @@ async fn call_in_flight_holds_the_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_watch_stream_does_not_keep_the_service_alive() {
-    let sandbox = Sandbox::new(1, &[]);
+    let sandbox = kit_sandbox(1, &[]);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let mut watcher = manager.watch().expect("watch");
@@ -131,7 +131,7 @@ async fn open_watch_stream_does_not_keep_the_service_alive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_takes_a_lease_for_the_root_pid() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     let holder = Sleeper::start();
     let service = manager.ensure().await.expect("ensure").pid.expect("pid");
@@ -163,7 +163,7 @@ async fn mount_takes_a_lease_for_the_root_pid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_for_a_missing_process_is_refused() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     // Far above any pid_max, below i32::MAX: no such process can exist.
     let missing = 2_000_000_000;
@@ -191,7 +191,7 @@ async fn lease_for_a_missing_process_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_for_another_users_process_is_refused() {
     use std::os::unix::process::CommandExt;
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     // As root, a process of `nobody`; otherwise init, which is root's.
     let mut other = nix::unistd::geteuid().is_root().then(|| {
@@ -245,7 +245,7 @@ fn absurd_idle_timeout_is_a_config_error() {
 /// in a loop) and says which pid serves; the first one is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     let pid = manager
         .ensure()

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-use common::{Sandbox, WAIT};
+use common::{Client, WAIT, kit_sandbox};
 use spfs_autostart::LogFollower;
 use spfs_autostart::logs::{follow, rotate_if_needed, rotated};
 
@@ -179,9 +179,8 @@ async fn a_line_being_written_when_following_starts_arrives_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawner_keeps_log_keep_runs() {
-    let mut sandbox = Sandbox::new(0, &[]);
-    sandbox.config.log_max_bytes = 1;
-    sandbox.config.log_keep = 2;
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("log_max_bytes", 1).set("log_keep", 2);
     let manager = sandbox.manager();
     let mut pids = Vec::new();
     for _ in 0..4 {

@@ -10,7 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{Sandbox, WAIT, reference_service, status, wait_for};
+use common::{Client, Sandbox, WAIT, kit_sandbox, reference_service, status, wait_for};
 use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
 use spfs_autostart::{ServiceManager, State, StopMethod, StopOutcome};
 
@@ -67,7 +67,7 @@ async fn wait_exit(child: &mut Reaped) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_socket_activate_starts_the_service_on_first_connect() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     make_state_dir(&sandbox);
     let socket = sandbox.state_dir().join("service.sock");
     let state = sandbox.state_dir().display().to_string();
@@ -155,7 +155,7 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_fds_for_another_pid_is_ignored() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     make_state_dir(&sandbox);
     let socket = sandbox.state_dir().join("service.sock");
     let (out, err) = output_file(&sandbox, "service.out");

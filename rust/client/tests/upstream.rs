@@ -16,19 +16,20 @@ use spfs_autostart_test_support::{free_port, mount_marker};
 /// A sandbox whose service is the stand-in in upstream mode on a free
 /// loopback port, told nothing but the endpoint in the config.
 fn upstream() -> (Sandbox, u16, PathBuf) {
-    let mut sandbox = Sandbox::new(0, &[]);
+    let mut sandbox = kit_sandbox(0, &[]);
     let port = free_port();
     let mnt = sandbox.root().join("mnt");
     std::fs::create_dir(&mnt).expect("mountpoint");
-    sandbox.config.args = vec![
-        "--plain".into(),
-        "service".into(),
-        mnt.display().to_string(),
-    ];
     sandbox
-        .config
-        .set_endpoint(&format!("tcp://127.0.0.1:{port}"))
-        .expect("endpoint");
+        .set(
+            "args",
+            vec![
+                "--plain".into(),
+                "service".into(),
+                mnt.display().to_string(),
+            ],
+        )
+        .set("endpoint", format!("tcp://127.0.0.1:{port}"));
     (sandbox, port, mnt)
 }
 
@@ -99,7 +100,7 @@ async fn ensure_answers_without_asking_for_mounts() {
 #[tokio::test]
 async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
     let (mut sandbox, _port, mnt) = upstream();
-    sandbox.config.stop_timeout = std::time::Duration::from_secs(20);
+    sandbox.set("stop_timeout_secs", 20);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let outcome = manager.stop().await.expect("stop");

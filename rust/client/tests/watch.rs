@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sandbox, WAIT, wait_gone};
+use common::{Client, WAIT, kit_sandbox, wait_gone};
 use spfs_autostart::{State, StatusWatcher};
 
 /// Read updates until one is in `target`; every state seen on the way is
@@ -33,7 +33,7 @@ fn is_subsequence(wanted: &[State], seen: &[State]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sees_a_full_cycle_in_order() {
-    let sandbox = Sandbox::new(0, &["--start-delay-ms", "300"]);
+    let sandbox = kit_sandbox(0, &["--start-delay-ms", "300"]);
     let manager = sandbox.manager();
     let mut watcher = manager.watch().expect("watch");
     let first = tokio::time::timeout(WAIT, watcher.next())
@@ -78,7 +78,7 @@ async fn watch_sees_a_full_cycle_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sees_kill_9_as_stopped() {
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     let mut watcher = manager.watch().expect("watch");
     let mut seen = Vec::new();
@@ -108,7 +108,7 @@ async fn watch_sees_kill_9_as_stopped() {
 async fn a_foreign_peer_is_still_a_conflict() {
     use std::io::{Read, Write};
     use std::os::unix::fs::DirBuilderExt;
-    let sandbox = Sandbox::new(0, &[]);
+    let sandbox = kit_sandbox(0, &[]);
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(sandbox.state_dir())

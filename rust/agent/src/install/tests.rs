@@ -40,6 +40,16 @@ fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
 
+/// A previous install under `home`: its LaunchAgents dir and, in it, the
+/// agent's plist holding `previous plist`. Returns both paths.
+fn existing_install(home: &Path) -> (PathBuf, PathBuf) {
+    let dir = launch_agents_dir(home);
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ai.spk.spfs-fuse-macos.plist");
+    fs::write(&path, b"previous plist").unwrap();
+    (dir, path)
+}
+
 #[test]
 fn install_writes_the_plist_0644_then_bootstraps_it() {
     let home = tempfile::tempdir().unwrap();
@@ -111,10 +121,7 @@ fn failed_bootstrap_of_a_first_install_leaves_no_plist() {
 #[test]
 fn failed_bootstrap_of_a_reinstall_restores_the_previous_plist() {
     let home = tempfile::tempdir().unwrap();
-    let dir = launch_agents_dir(home.path());
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ai.spk.spfs-fuse-macos.plist");
-    fs::write(&path, b"previous plist").unwrap();
+    let (dir, path) = existing_install(home.path());
     // The new plist is refused, and so is the previous one when loaded again.
     let mut replies = vec![ok(), failed(113, PRINT_NOT_FOUND_PORT)];
     replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 5));
@@ -424,10 +431,7 @@ fn a_second_install_waits_for_the_first_to_finish() {
 #[test]
 fn a_refused_reinstall_loads_the_previous_plist_again() {
     let home = tempfile::tempdir().unwrap();
-    let dir = launch_agents_dir(home.path());
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ai.spk.spfs-fuse-macos.plist");
-    fs::write(&path, b"previous plist").unwrap();
+    let (_, path) = existing_install(home.path());
     let mut replies = vec![ok(), failed(113, PRINT_NOT_FOUND_PORT)];
     replies.extend(std::iter::repeat_n(failed(5, BOOTSTRAP_EIO), 4));
     replies.push(ok());

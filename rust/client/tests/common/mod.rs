@@ -1,13 +1,10 @@
-//! Shared harness for the integration tests that run the real
-//! `spfs-reference-service`: a private sandbox (state dir + log dir in a
-//! tempdir), a config pointing at the binary, bounded waits, and a Drop that
-//! kills every process started for this sandbox, so no test leaves a service
-//! behind, whatever it asserted.
+//! What the client's integration tests add to the shared sandbox
+//! (`spfs_autostart_test_support::Sandbox`): a kit-mode sandbox, the
+//! client's view of its config, and bounded waits.
 
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use spfs_autostart::{Config, ServiceManager, Status};
@@ -16,87 +13,51 @@ use tokio::time::Instant;
 /// The generous bound for anything that should happen "within a few seconds".
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub use spfs_autostart_test_support::{alive, reference_service};
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use spfs_autostart_test_support::{Sandbox, alive, reference_service};
 
-/// A tempdir holding `state` (not created: the client creates it 0700) and
-/// `logs`, and a config using them.
-#[derive(Debug)]
-pub struct Sandbox {
-    dir: tempfile::TempDir,
-    /// The configuration every test starts from.
-    pub config: Config,
+/// The shared sandbox (`spfs_autostart_test_support::Sandbox`) for the
+/// reference service in kit mode on the state dir's socket, with `args` and
+/// an idle timeout of `idle_secs` (0 = never). The sandbox's environment
+/// (its HOME, its marker) goes to the service through the config's `[env]`:
+/// the `ServiceManager` here starts it from the test process.
+pub fn kit_sandbox(idle_secs: u64, args: &[&str]) -> Sandbox {
+    let mut sandbox = Sandbox::new()
+        .with("args", args.to_vec())
+        .with("idle_timeout_secs", secs(idle_secs))
+        .with("endpoint", "unix")
+        .with_env_in_config();
+    // No per-user config file of the caller's reaches the service.
+    let config_home = sandbox.root().join("config").display().to_string();
+    sandbox
+        .set_env("XDG_CONFIG_HOME", &config_home)
+        .set_env("SPFS_AUTOSTART_CONFIG", "");
+    sandbox
 }
 
-impl Sandbox {
-    /// A sandbox running the reference service with `args` and an idle
-    /// timeout of `idle_secs` (0 = never).
-    pub fn new(idle_secs: u64, args: &[&str]) -> Sandbox {
-        let program = reference_service();
-        // Short paths: the socket path must fit in sun_path.
-        let dir = tempfile::Builder::new()
-            .prefix("spfs-at-")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let mut config = Config::defaults();
-        config.program = program.display().to_string();
-        config.args = args.iter().map(|s| s.to_string()).collect();
-        config.state_dir = Some(dir.path().join("state"));
-        config.log_dir = Some(dir.path().join("logs"));
-        config.idle_timeout = Duration::from_secs(idle_secs);
-        config.ready_timeout = Duration::from_secs(20);
-        config.set_endpoint("unix").expect("endpoint");
-        // The service reads the per-user config file too: keep the caller's
-        // out of the test.
-        config.env.insert(
-            "XDG_CONFIG_HOME".into(),
-            dir.path().join("config").display().to_string(),
-        );
-        config
-            .env
-            .insert("SPFS_AUTOSTART_CONFIG".into(), String::new());
-        Sandbox { dir, config }
-    }
+/// A whole number of seconds as a TOML integer.
+pub fn secs(secs: u64) -> i64 {
+    i64::try_from(secs).expect("seconds fit in a TOML integer")
+}
 
-    /// The tempdir.
-    pub fn root(&self) -> &Path {
-        self.dir.path()
-    }
+/// What the client's tests need of a sandbox beyond the shared one: the
+/// client's view of its config file.
+pub trait Client {
+    /// The sandbox's config file as the client loads it, with the
+    /// sandbox's environment.
+    fn client_config(&self) -> Config;
 
-    /// The state dir.
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// The log dir.
-    pub fn log_dir(&self) -> PathBuf {
-        self.dir.path().join("logs")
-    }
-
-    /// `service.log`.
-    pub fn log_file(&self) -> PathBuf {
-        self.log_dir().join("service.log")
-    }
-
-    /// The whole service log ("" when missing).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_file()).unwrap_or_default()
-    }
-
-    /// A manager for this sandbox's config.
-    pub fn manager(&self) -> ServiceManager {
-        ServiceManager::new(self.config.clone()).expect("manager")
-    }
-
-    /// Live processes started for this sandbox (their environment names its
-    /// state dir).
-    pub fn pids(&self) -> Vec<u32> {
-        spfs_autostart_test_support::service_pids(&self.state_dir())
+    /// A manager for that config.
+    fn manager(&self) -> ServiceManager {
+        ServiceManager::new(self.client_config()).expect("manager")
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        spfs_autostart_test_support::kill_services(&self.state_dir());
+impl Client for Sandbox {
+    fn client_config(&self) -> Config {
+        Config::load_with(Some(&self.config_file()), |name| self.var(name))
+            .expect("the sandbox's config loads")
     }
 }
 
