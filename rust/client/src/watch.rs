@@ -133,13 +133,21 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                 after_stream = true;
                 let mut updates = 0;
                 if let Some(mut stream) = open_stream(&manager).await {
+                    let mut mounts = Vec::new();
                     while let Some(Ok(update)) = stream.next().await {
                         updates += 1;
                         let Some(mut status) = status_of(&manager, &update) else {
                             continue;
                         };
-                        // A kit's update carries its leases, not its mounts.
-                        manager.add_mounts(&mut status).await;
+                        // A kit's update carries its leases, not its mounts:
+                        // ask for them when they may have changed, and only
+                        // then, so the asking never becomes a feed of its own.
+                        if may_change_mounts(&update) {
+                            manager.add_mounts(&mut status).await;
+                            mounts.clone_from(&status.mounts);
+                        } else {
+                            status.mounts.clone_from(&mounts);
+                        }
                         if !send(status).await {
                             return;
                         }
@@ -175,6 +183,15 @@ async fn open_stream(manager: &ServiceManager) -> Option<tonic::Streaming<Status
         .await
         .ok()?;
     Some(response.into_inner())
+}
+
+/// Whether the mounts may differ after `update`: a snapshot, the service
+/// becoming ready, or a lease taken or dropped (a mount holds one). The idle
+/// deadline moving and the shutdown notice change no mount.
+fn may_change_mounts(update: &StatusUpdate) -> bool {
+    [Event::Snapshot, Event::Ready, Event::LeasesChanged]
+        .into_iter()
+        .any(|event| update.event == event as i32)
 }
 
 fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> {

@@ -136,3 +136,60 @@ async fn a_foreign_peer_is_still_a_conflict() {
         "a service was started next to a foreign peer"
     );
 }
+
+/// Watching a service that does nothing costs nothing: after the first
+/// update no other arrives, and the service's idle countdown keeps running
+/// down, through the watch and through `status` calls. (Asking for the mounts on every update once made each update cause
+/// the next, thousands a second.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_or_asking_an_idle_service_brings_no_updates_and_keeps_nothing_alive() {
+    let sandbox = kit_sandbox(600, &[]);
+    let manager = sandbox.manager();
+    let started = manager.ensure().await.expect("ensure");
+    let mut watcher = manager.watch().expect("watch");
+    let first = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("a first update")
+        .expect("feed open");
+    assert_eq!(first.state, State::Running);
+    let before = first.idle_exit_in_secs.expect("an idle deadline");
+    let mut more = Vec::new();
+    let quiet = Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + quiet;
+    while let Ok(Some(update)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        more.push(update);
+    }
+    assert!(
+        more.is_empty(),
+        "{} updates in {quiet:?} from an idle service, the first: {:?}",
+        more.len(),
+        more.first()
+    );
+    let after = manager
+        .status()
+        .await
+        .expect("status")
+        .idle_exit_in_secs
+        .expect("an idle deadline");
+    assert!(
+        after < before,
+        "the idle countdown went on while watched: {before}s, then {after}s"
+    );
+    // Nor does asking for the status (and its mounts) restart the countdown.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = manager
+        .status()
+        .await
+        .expect("status")
+        .idle_exit_in_secs
+        .expect("an idle deadline");
+    assert!(
+        later < after,
+        "a status restarted the idle countdown: {after}s, then {later}s"
+    );
+    drop(watcher);
+    manager.stop().await.expect("stop");
+    if let Some(pid) = started.pid {
+        wait_gone(pid, "the stopped service").await;
+    }
+}

@@ -28,10 +28,16 @@ pub(crate) struct InFlight<S> {
     lifetime: Arc<Lifetime>,
 }
 
-const OBSERVING_PATHS: [&str; 3] = [
+/// Calls that only look. `VfsService/Status` is among them because every
+/// client `status` and every watch update asks it for the mounts: counted,
+/// it would restart the idle countdown on each look and, since the start and
+/// end of a call move the idle deadline (an update to every watcher), a
+/// watcher asking for mounts on each update would feed itself forever.
+const OBSERVING_PATHS: [&str; 4] = [
     "/spfs_autostart.v1.Control/Info",
     "/spfs_autostart.v1.Control/Watch",
     "/grpc.health.v1.Health/",
+    "/spfs_vfs.VfsService/Status",
 ];
 
 impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InFlight<S>

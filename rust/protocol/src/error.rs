@@ -9,56 +9,75 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What kind of failure happened; stable, so callers can match on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The service program was not found where we looked.
-    BinaryNotFound,
-    /// The service program was found but could not be started.
-    SpawnFailed,
-    /// The service exited before it became ready.
-    ExitedDuringStartup,
-    /// The service did not become ready before the deadline; it was killed.
-    ReadyTimeout,
-    /// A service is alive (it holds the instance lock) but does not answer.
-    Unresponsive,
-    /// The endpoint is taken by something that is not our service.
-    EndpointConflict,
-    /// A file or directory has an owner or mode we must not use.
-    PermissionDenied,
-    /// The running service has another version than the configured one.
-    VersionMismatch,
-    /// The configuration is malformed or names something unusable.
-    InvalidConfig,
-    /// The operation does not exist on this system.
-    Unsupported,
-    /// Any other operating-system error.
-    Io,
-    /// `launchctl` (the LaunchAgent's service manager) refused, timed out or
-    /// could not be run.
-    LaunchctlFailed,
+/// Calls the macro named `$then` with every error kind, in order: its doc
+/// comment and its name, each followed by a comma.
+///
+/// This is the one list of kinds. [`ErrorKind`] is declared from it, and the
+/// FFI crate declares the uniffi enum and derives the C result codes from it,
+/// so a kind added here reaches every binding, and a binding that has no
+/// place for it (a C code) fails to compile instead of falling back quietly.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_error_kind {
+    ($then:ident) => {
+        $then! {
+            /// The service program was not found where we looked.
+            BinaryNotFound,
+            /// The service program was found but could not be started.
+            SpawnFailed,
+            /// The service exited before it became ready.
+            ExitedDuringStartup,
+            /// The service did not become ready before the deadline; it was killed.
+            ReadyTimeout,
+            /// A service is alive (it holds the instance lock) but does not answer.
+            Unresponsive,
+            /// The endpoint is taken by something that is not our service.
+            EndpointConflict,
+            /// A file or directory has an owner or mode we must not use.
+            PermissionDenied,
+            /// The running service has another version than the configured one.
+            VersionMismatch,
+            /// The configuration is malformed or names something unusable.
+            InvalidConfig,
+            /// The operation does not exist on this system.
+            Unsupported,
+            /// Any other operating-system error.
+            Io,
+            /// A bug in spfs-autostart: a front end caught a panic, or a host
+            /// callback failed unexpectedly. The message says where.
+            Internal,
+            /// `launchctl` (the LaunchAgent's service manager) refused, timed out or
+            /// could not be run.
+            LaunchctlFailed,
+        }
+    };
 }
 
-impl ErrorKind {
-    /// The kind's name as written in the design and shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::BinaryNotFound => "BinaryNotFound",
-            ErrorKind::SpawnFailed => "SpawnFailed",
-            ErrorKind::ExitedDuringStartup => "ExitedDuringStartup",
-            ErrorKind::ReadyTimeout => "ReadyTimeout",
-            ErrorKind::Unresponsive => "Unresponsive",
-            ErrorKind::EndpointConflict => "EndpointConflict",
-            ErrorKind::PermissionDenied => "PermissionDenied",
-            ErrorKind::VersionMismatch => "VersionMismatch",
-            ErrorKind::InvalidConfig => "InvalidConfig",
-            ErrorKind::Unsupported => "Unsupported",
-            ErrorKind::Io => "Io",
-            ErrorKind::LaunchctlFailed => "LaunchctlFailed",
+/// Declares [`ErrorKind`] from the list in [`for_each_error_kind`].
+macro_rules! declare_error_kind {
+    ($($(#[doc = $doc:tt])* $kind:ident,)*) => {
+        /// What kind of failure happened; stable, so callers can match on it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* $kind,)*
         }
-    }
+
+        impl ErrorKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind),*];
+
+            /// The kind's name as written in the design and shown to users.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => stringify!($kind),)*
+                }
+            }
+        }
+    };
 }
+
+for_each_error_kind!(declare_error_kind);
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
