@@ -12,7 +12,7 @@ use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for};
 use spfs_autostart::proto::control::{
     self, ShutdownRequest, control_client::ControlClient, control_server,
 };
-use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
+use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
 use spfs_autostart::{State, StopMethod, StopOutcome};
 
 /// A reference service whose `VfsService/Status` calls take a minute, and
@@ -27,7 +27,7 @@ async fn service_with_a_call_in_flight(
         .expect("channel");
     let call = tokio::spawn(async move {
         let _ = VfsServiceClient::new(channel)
-            .status(StatusRequest {})
+            .unmount(UnmountRequest { root_pid: 0 })
             .await;
     });
     wait_for("the call to be in flight", WAIT, || {

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::*;
-use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
+use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
 use spfs_autostart::{ErrorKind, ServiceManager, StopMethod, StopOutcome};
 
 /// A `stop` waiting for a draining service never touches the
@@ -26,7 +26,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
             .expect("channel");
         let call = tokio::spawn(async move {
             VfsServiceClient::new(channel)
-                .status(StatusRequest {})
+                .unmount(UnmountRequest { root_pid: 0 })
                 .await
                 .map(drop)
         });
@@ -258,7 +258,7 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
             let channel = channel.clone();
             tokio::spawn(async move {
                 VfsServiceClient::new(channel)
-                    .status(StatusRequest {})
+                    .unmount(UnmountRequest { root_pid: 0 })
                     .await
                     .map(drop)
             })

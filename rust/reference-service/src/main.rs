@@ -63,8 +63,9 @@ struct Args {
     /// Report this version instead of the crate's.
     #[arg(long)]
     report_version: Option<String>,
-    /// Test switch: `VfsService/Status` waits this long before answering, so
-    /// tests can hold a call in flight past the idle timeout.
+    /// Test switch: `VfsService/Unmount` waits this long before answering, so
+    /// tests can hold a call in flight (one that counts as work, unlike
+    /// `Status`, which only looks) past the idle timeout or into a drain.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
     /// --plain: `Shutdown` unmounts and then ends the process, as a service
@@ -157,6 +158,9 @@ impl VfsService for Vfs {
         if self.main_proto {
             return Err(Status::unimplemented("spk main has no VfsService/Unmount"));
         }
+        if !self.slow_calls.is_zero() {
+            tokio::time::sleep(self.slow_calls).await;
+        }
         let pid = request.into_inner().root_pid;
         let was_mounted = self.mounts.0.lock().expect("mounts").remove(&pid).is_some();
         if let Some(kit) = &self.kit {
@@ -193,9 +197,6 @@ impl VfsService for Vfs {
     ) -> Result<Response<StatusResponse>, Status> {
         if self.main_proto {
             return Err(Status::unimplemented("spk main has no VfsService/Status"));
-        }
-        if !self.slow_calls.is_zero() {
-            tokio::time::sleep(self.slow_calls).await;
         }
         let mounts = self.mounts.0.lock().expect("mounts");
         Ok(Response::new(StatusResponse {
