@@ -42,13 +42,14 @@ pub fn process_env(name: &str) -> Option<String> {
     value
 }
 
-/// An idle timeout of `secs` seconds (0 for never), or why it is refused.
-/// The client checks `idle_timeout_secs` with it and the kit checks
-/// [`IDLE_TIMEOUT_SECS`] with it, so both accept the same values.
+/// An idle timeout of `secs` seconds (0 for never), or why it is refused:
+/// how the kit reads [`IDLE_TIMEOUT_SECS`]. The client checks
+/// `idle_timeout_secs` against the same [`MAX_IDLE_TIMEOUT_SECS`], in the
+/// same words, so both accept the same values.
 pub fn idle_timeout(secs: u64) -> Result<Duration, String> {
     if secs > MAX_IDLE_TIMEOUT_SECS {
         return Err(format!(
-            "{secs} seconds is absurdly long; use at most {MAX_IDLE_TIMEOUT_SECS}, or 0 for never"
+            "{secs} seconds is too large; use at most {MAX_IDLE_TIMEOUT_SECS} (0 means never)"
         ));
     }
     Ok(Duration::from_secs(secs))
