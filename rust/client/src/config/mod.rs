@@ -10,7 +10,7 @@
 //! - [`keys`]: [`ConfigView`], every key as the file and `config` write it,
 //!   the one list of keys;
 //! - `file`: finding, reading and writing the TOML file;
-//! - [`env`]: the environment variables and what they override;
+//! - [`env`](mod@env): the environment variables and what they override;
 //! - `validate`: the rules every value obeys, one table of numeric bounds,
 //!   and the setters that apply them;
 //! - `values`: [`StopStep`], [`VersionPolicy`] ([`Endpoint`] is the
