@@ -106,7 +106,7 @@ enum spfs_autostart_result
    */
   SPFS_AUTOSTART_RESULT_IO = 11,
   /**
-   * A failure of a kind this library version does not know.
+   * A bug in the library (the message says where).
    */
   SPFS_AUTOSTART_RESULT_INTERNAL = 12,
   /**

@@ -1,7 +1,8 @@
 /*
  * The C ABI against the reference service: ensure -> status -> tail_logs ->
- * stop, and the error paths (NULL arguments, a missing program, a missing
- * config file, invalid TOML, _free(NULL)). Run by scripts/test-ffi under
+ * stop, and the error paths (NULL arguments, a missing program, a service
+ * that exits while starting, a missing config file, invalid TOML,
+ * _free(NULL)). Run by scripts/test-ffi under
  * valgrind, linked once to the shared and once to the static library.
  *
  * usage: test_ffi REFERENCE_SERVICE_PATH SCRATCH_DIR
@@ -305,6 +306,39 @@ static void test_fork(const struct spfs_autostart *mgr, const char *config, uint
     spfs_autostart_status_free(status);
 }
 
+/* A service that exits while starting: its kind's code, and the error
+ * carries the service's log file and the last lines it wrote. */
+static void test_exit_at_startup(const char *program) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    struct spfs_autostart_status *status = NULL;
+    const char *path = write_config(
+        "fails.toml",
+        "program = \"%s\"\nargs = [\"--fail-at-start\", \"c-test startup failure 5e1d\"]\n"
+        "state_dir = \"%s/fails-state\"\nlog_dir = \"%s/fails-log\"\n",
+        program, scratch, scratch);
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
+    if (!mgr) {
+        print_error("new", err);
+        spfs_autostart_error_free(err);
+        return;
+    }
+    CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err),
+               SPFS_AUTOSTART_RESULT_EXITED_DURING_STARTUP);
+    CHECK(status == NULL);
+    CHECK_CODE(spfs_autostart_error_code(err), SPFS_AUTOSTART_RESULT_EXITED_DURING_STARTUP);
+    const char *log_file = spfs_autostart_error_log_file(err);
+    CHECK(log_file && strstr(log_file, "/fails-log/") != NULL);
+    const struct spfs_autostart_string_array *tail = spfs_autostart_error_log_tail(err);
+    int found = 0;
+    for (size_t i = 0; i < spfs_autostart_string_array_len(tail); i++)
+        if (strstr(spfs_autostart_string_array_get(tail, i), "c-test startup failure 5e1d"))
+            found = 1;
+    CHECK(found);
+    spfs_autostart_error_free(err);
+    spfs_autostart_free(mgr);
+}
+
 static int test_cycle(const char *program) {
     struct spfs_autostart *mgr = NULL;
     struct spfs_autostart_error *err = NULL;
@@ -404,6 +438,7 @@ int main(int argc, char **argv) {
     test_missing_config();
     test_invalid_toml();
     test_missing_program();
+    test_exit_at_startup(argv[1]);
     test_cycle(argv[1]);
 
     if (failures) {

@@ -40,7 +40,8 @@ def test_default_program_is_found_next_to_the_loaded_library(service, path_witho
 
 def test_binary_not_found_names_the_library_dir(service, path_without_target):
     mgr = service.manager(program="spfs-autostart-no-such-program")
-    with pytest.raises(sa.ServiceError.BinaryNotFound) as info:
+    with pytest.raises(sa.ServiceError) as info:
         run(mgr.ensure())
+    assert info.value.kind == sa.ErrorKind.BINARY_NOT_FOUND, info.value
     message = info.value.message
     assert str(loaded_library_dir() / "spfs-autostart-no-such-program") in message, message

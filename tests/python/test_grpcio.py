@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import ROOT, run
 
-PROTO_DIR = ROOT / "rust" / "core" / "proto"
+PROTO_DIR = ROOT / "rust" / "protocol" / "proto"
 
 
 @pytest.fixture(scope="module")

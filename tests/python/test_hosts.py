@@ -36,7 +36,7 @@ def host(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_exit_with_live_follow_logs_while_lines_arrive_is_clean(tmp_path):
-    log_dir = tmp_path / "log"
+    log_dir = tmp_path / "logs"
     log_dir.mkdir()
     script = f"""
         import threading, time
@@ -231,15 +231,18 @@ def test_600_blocking_observers_all_run_and_do_not_starve_the_library(service):
 
 def test_service_config_fields_are_validated_like_the_file(service, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(sa.ServiceError.InvalidConfig) as info:
+    with pytest.raises(sa.ServiceError) as info:
         sa.ServiceManager(service.config(state_dir="relstate"))
+    assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
     assert "state_dir" in info.value.message and "absolute" in info.value.message
     assert not (tmp_path / "relstate").exists()
-    with pytest.raises(sa.ServiceError.InvalidConfig) as info:
+    with pytest.raises(sa.ServiceError) as info:
         sa.ServiceManager(service.config(log_dir="rellog"))
+    assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
     assert "log_dir" in info.value.message
-    with pytest.raises(sa.ServiceError.InvalidConfig) as info:
+    with pytest.raises(sa.ServiceError) as info:
         sa.ServiceManager(service.config(expected_version=""))
+    assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
     assert "expected_version" in info.value.message
 
 

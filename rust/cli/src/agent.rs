@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use spfs_autostart::launchd::{
-    self, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat,
-};
 use spfs_autostart::{Error, ErrorKind, ServiceManager};
+use spfs_autostart_agent::{
+    self as launchd, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat,
+};
 
 /// `agent` subcommands.
 #[derive(Debug, Subcommand)]
@@ -69,7 +69,7 @@ fn home() -> Result<PathBuf, Error> {
 /// Run an `agent` subcommand.
 pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Error> {
     let spec = |which: &Which, bundle: Option<String>| {
-        launchd::spec_from_config(
+        spfs_autostart::agent_spec::spec_from_config(
             manager.config(),
             manager.paths(),
             which.mode,

@@ -4,6 +4,7 @@
 //! about the service lives in the `spfs-autostart` crate.
 
 mod agent;
+mod hint;
 mod output;
 
 use std::io::{self, Write};
@@ -168,7 +169,8 @@ mod libc_signo {
 fn load_config(cli: &Cli) -> Result<Config, Error> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = &cli.state_dir {
-        config.state_dir = Some(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+        // A path on the command line is relative to where it was typed.
+        config.set_state_dir(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))?;
     }
     Ok(config)
 }

@@ -174,31 +174,28 @@ pub fn stdout_closed() -> impl Future<Output = ()> {
     }
 }
 
-/// Print the effective configuration and where its files are.
+/// Print the effective configuration and where its files are. The JSON is
+/// the core's view of every key (the same the TOML text is written from),
+/// plus `source` and the `resolved` paths.
 pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     let config = manager.config();
     let paths = manager.paths();
     if json {
-        return print(&format!(
-            "{}\n",
+        let mut object = match serde_json::to_value(config.view()) {
+            Ok(serde_json::Value::Object(object)) => object,
+            _ => unreachable!("a struct of plain values serializes to a JSON object"),
+        };
+        object.insert("source".into(), json!(config.source));
+        object.insert(
+            "resolved".into(),
             json!({
-                "source": config.source,
-                "program": config.program,
-                "args": config.args,
                 "endpoint": manager.endpoint().to_string(),
-                "endpoint_env": config.endpoint_env,
-                "ready_timeout_secs": config.ready_timeout.as_secs(),
-                "stop_timeout_secs": config.stop_timeout.as_secs(),
-                "stop_sequence": config.stop_sequence.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "idle_timeout_secs": config.idle_timeout.as_secs(),
-                "expected_version": config.expected_version,
-                "env": config.env,
                 "state_dir": paths.state_dir,
+                "log_dir": paths.log_dir,
                 "log_file": paths.log_file(),
-                "log_max_bytes": config.log_max_bytes,
-                "log_keep": config.log_keep,
-            })
-        ));
+            }),
+        );
+        return print(&format!("{}\n", serde_json::Value::Object(object)));
     }
     let source = match &config.source {
         Some(source) => format!("# from {}", source.display()),
@@ -242,9 +239,12 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
     print!("{out}");
 }
 
-/// Print an error: what failed, then the service's log file and last lines.
+/// Print an error: what failed, the CLI's own way to fix it (its flags and
+/// commands for the keys and operations the message names), then the
+/// service's log file and last lines.
 pub fn error(error: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();
+    let hints = crate::hint::for_remedies(error.remedies());
     if json {
         let log = error.log();
         let _ = writeln!(
@@ -253,6 +253,7 @@ pub fn error(error: &Error, json: bool) {
             json!({ "error": {
                 "kind": error.kind().as_str(),
                 "message": error.message(),
+                "hints": hints,
                 "log_file": log.map(|l| &l.path),
                 "log_tail": log.map(|l| &l.tail),
             }})
@@ -260,6 +261,9 @@ pub fn error(error: &Error, json: bool) {
         return;
     }
     let _ = writeln!(stderr, "error: {error}");
+    for hint in &hints {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
     if let Some(log) = error.log() {
         let _ = writeln!(stderr, "log: {}", log.path.display());
         if log.tail.is_empty() {

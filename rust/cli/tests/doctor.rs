@@ -34,7 +34,7 @@ fn problems(report: &serde_json::Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_healthy_setup_exits_0_stopped_and_running() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["healthy"], true);
@@ -58,7 +58,7 @@ fn a_healthy_setup_exits_0_stopped_and_running() {
 
 #[test]
 fn a_missing_program_exits_1_naming_it_and_the_fix() {
-    let sb = Sandbox::new("program = \"spfs-no-such-service\"\n");
+    let sb = Sandbox::new().with("program", "spfs-no-such-service");
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(1), "{report}");
     let problems = problems(&report);
@@ -87,7 +87,7 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
             let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nnot grpc\n");
         }
     });
-    let sb = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{port}\"\n"));
+    let sb = Sandbox::new().with("endpoint", tcp(port));
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(1), "{report}");
     let problems = problems(&report);
@@ -112,23 +112,27 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
 
 #[test]
 fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir(&sb.state).unwrap();
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o750)).unwrap();
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(1), "{report}");
     let problems = problems(&report);
     assert_eq!(problems.len(), 1, "{problems:?}");
     let (check, summary, fix) = &problems[0];
     assert_eq!(check, "state dir");
-    assert!(summary.contains(&path_str(&sb.state)), "{summary}");
+    assert!(summary.contains(&path_str(&sb.state_dir())), "{summary}");
     assert!(summary.contains("750"), "{summary}");
     assert!(
-        fix.contains(&format!("chmod 700 {}", path_str(&sb.state))),
+        fix.contains(&format!("chmod 700 {}", path_str(&sb.state_dir()))),
         "{fix}"
     );
     // doctor only looks: the mode is left as it was.
-    let mode = std::fs::metadata(&sb.state).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(sb.state_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o750);
 }
 
@@ -151,11 +155,8 @@ fn endpoint_finding(report: &serde_json::Value) -> (String, String, String) {
 fn an_endpoint_held_by_another_user_exits_1_naming_the_user_and_the_fix() {
     let other = second_user();
     let port = free_port();
-    let sb = Sandbox::new(&format!(
-        "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-         endpoint = \"tcp://127.0.0.1:{port}\"\n"
-    ));
-    let mut theirs = outside_service(port, Some(other), &sb.state);
+    let sb = plain_service(port, &[]);
+    let mut theirs = outside_service(port, Some(other), &sb);
     let (code, report) = doctor(&sb);
     let alive = matches!(theirs.try_wait(), Ok(None));
     theirs.kill().unwrap();
@@ -179,11 +180,8 @@ fn an_endpoint_held_by_another_user_exits_1_naming_the_user_and_the_fix() {
 #[test]
 fn a_service_started_elsewhere_is_reported_adopted_with_its_pid() {
     let port = free_port();
-    let sb = Sandbox::new(&format!(
-        "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-         endpoint = \"tcp://127.0.0.1:{port}\"\n"
-    ));
-    let mut outside = outside_service(port, None, &sb.state);
+    let sb = plain_service(port, &[]);
+    let mut outside = outside_service(port, None, &sb);
     let pid = outside.id();
     let (code, report) = doctor(&sb);
     outside.kill().unwrap();
@@ -198,7 +196,7 @@ fn a_service_started_elsewhere_is_reported_adopted_with_its_pid() {
 
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(0), "{report}");

@@ -43,11 +43,11 @@ fn exits_soon(child: &mut Child, what: &str) -> std::process::ExitStatus {
 // `status | true` panicked with "failed printing to stdout".
 #[test]
 fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let (reader, writer) = pipe();
     drop(reader);
     let out = sb
-        .command(&["status"])
+        .cli(&["status"])
         .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .output()
@@ -64,7 +64,7 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
         let (reader, writer) = pipe();
         drop(reader);
         let out = sb
-            .command(args)
+            .cli(args)
             .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .output()
@@ -77,12 +77,12 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
 // `logs -f | head -1` and `watch | head -1` ran until killed.
 #[test]
 fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     sb.ensure();
     for args in [&["logs", "-f", "-n", "1"][..], &["watch"]] {
         let (reader, writer) = pipe();
         let mut child = sb
-            .command(args)
+            .cli(args)
             .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .spawn()
@@ -99,7 +99,7 @@ fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
     // A reader that leaves while lines keep coming: the next write fails.
     let (reader, writer) = pipe();
     let mut child = sb
-        .command(&["logs", "-f", "-n", "1"])
+        .cli(&["logs", "-f", "-n", "1"])
         .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .spawn()
@@ -110,7 +110,7 @@ fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
     drop(reader);
     let mut log = std::fs::OpenOptions::new()
         .append(true)
-        .open(sb.logs.join("service.log"))
+        .open(sb.log_dir().join("service.log"))
         .unwrap();
     writeln!(log, "one more line").unwrap();
     assert!(exits_soon(&mut child, "logs -f with more lines").success());
@@ -120,13 +120,11 @@ fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
 // `log_keep = 4294967295` made the spawner rename ~4e9 times.
 #[test]
 fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
-    for (extra, key) in [
-        ("log_keep = 4294967295", "log_keep"),
-        ("log_max_bytes = 0", "log_max_bytes"),
-    ] {
-        let sb = Sandbox::new(extra);
-        std::fs::create_dir_all(&sb.logs).unwrap();
-        std::fs::write(sb.logs.join("service.log"), "an existing log\n").unwrap();
+    for (key, value) in [("log_keep", 4_294_967_295_u32), ("log_max_bytes", 0)] {
+        let extra = format!("{key} = {value}");
+        let sb = Sandbox::new().with(key, value);
+        std::fs::create_dir_all(sb.log_dir()).unwrap();
+        std::fs::write(sb.log_dir().join("service.log"), "an existing log\n").unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{extra}");
         let err = stderr(&out);
@@ -135,10 +133,10 @@ fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
             err.contains("line") && err.contains("column"),
             "{extra}: {err}"
         );
-        assert!(sb.service_pids().is_empty(), "{extra}: nothing started");
-        assert!(!sb.state.exists(), "{extra}: no state dir created");
+        assert!(sb.pids().is_empty(), "{extra}: nothing started");
+        assert!(!sb.state_dir().exists(), "{extra}: no state dir created");
         assert!(
-            !sb.logs.join("service.log.1").exists(),
+            !sb.log_dir().join("service.log.1").exists(),
             "{extra}: no rotation"
         );
     }
@@ -148,14 +146,14 @@ fn unbounded_log_rotation_values_are_refused_before_anything_starts() {
 // re-read the file with cwd `/`).
 #[test]
 fn relative_config_path_in_the_environment_starts_the_service() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let mut command = Command::new(cli_bin());
     command
         .args(["--json", "ensure"])
-        .current_dir(sb.dir.path())
+        .current_dir(sb.root())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("HOME", sb.dir.path())
+        .env("HOME", sb.home())
         .env("SPFS_AUTOSTART_CONFIG", "config.toml");
     let out = command.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -167,10 +165,10 @@ fn relative_config_path_in_the_environment_starts_the_service() {
 // `env -i ... ensure` with HOME unset made the service exit 2.
 #[test]
 fn ensure_works_with_an_empty_environment() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let out = Command::new(cli_bin())
         .arg("--config")
-        .arg(&sb.config)
+        .arg(sb.config_file())
         .args(["--json", "ensure"])
         .env_clear()
         .output()
@@ -185,11 +183,11 @@ fn ensure_works_with_an_empty_environment() {
 // client was given another one.
 #[test]
 fn broken_per_user_config_does_not_reach_the_service() {
-    let sb = Sandbox::new("");
-    let user_config = sb.dir.path().join(".config/spfs-autostart/config.toml");
+    let sb = Sandbox::new();
+    let user_config = sb.home().join(".config/spfs-autostart/config.toml");
     std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
     std::fs::write(&user_config, "this is not = = toml\n").unwrap();
-    // `command` passes --config and sets HOME to the sandbox, where the
+    // `cli` passes --config and sets HOME to the sandbox's, where the
     // broken per-user file now is.
     let status = sb.ensure();
     assert_eq!(status["state"], "running");
@@ -197,7 +195,7 @@ fn broken_per_user_config_does_not_reach_the_service() {
     let out = Command::new(cli_bin())
         .arg("status")
         .env_clear()
-        .env("HOME", sb.dir.path())
+        .env("HOME", sb.home())
         .output()
         .unwrap();
     assert!(
@@ -212,8 +210,8 @@ fn broken_per_user_config_does_not_reach_the_service() {
 #[test]
 fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
     for umask in [0o177, 0o277, 0o777] {
-        let sb = Sandbox::new("");
-        let mut command = sb.command(&["--json", "ensure"]);
+        let sb = Sandbox::new();
+        let mut command = sb.cli(&["--json", "ensure"]);
         // SAFETY: umask is async-signal-safe.
         unsafe {
             command.pre_exec(move || {
@@ -224,18 +222,22 @@ fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
         let out = command.output().unwrap();
         assert!(out.status.success(), "umask {umask:o}: {}", stderr(&out));
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&sb.state), 0o700, "umask {umask:o}: state dir");
-        assert_eq!(mode(&sb.logs), 0o700, "umask {umask:o}: log dir");
+        assert_eq!(mode(&sb.state_dir()), 0o700, "umask {umask:o}: state dir");
+        assert_eq!(mode(&sb.log_dir()), 0o700, "umask {umask:o}: log dir");
         assert_eq!(
-            mode(&sb.state.join("service.sock")),
+            mode(&sb.state_dir().join("service.sock")),
             0o600,
             "umask {umask:o}: socket"
         );
         for file in ["spawn.lock", "instance.lock", "service.json"] {
-            assert_eq!(mode(&sb.state.join(file)), 0o600, "umask {umask:o}: {file}");
+            assert_eq!(
+                mode(&sb.state_dir().join(file)),
+                0o600,
+                "umask {umask:o}: {file}"
+            );
         }
         assert_eq!(
-            mode(&sb.logs.join("service.log")),
+            mode(&sb.log_dir().join("service.log")),
             0o600,
             "umask {umask:o}: log"
         );
@@ -250,9 +252,9 @@ fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
 #[test]
 fn state_dir_without_owner_access_is_refused_with_the_fix() {
     for mode in [0o500, 0o000] {
-        let sb = Sandbox::new("");
-        std::fs::create_dir(&sb.state).unwrap();
-        std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(mode)).unwrap();
+        let sb = Sandbox::new();
+        std::fs::create_dir(sb.state_dir()).unwrap();
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(mode)).unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "mode {mode:o}");
         assert!(
@@ -260,23 +262,14 @@ fn state_dir_without_owner_access_is_refused_with_the_fix() {
             "mode {mode:o}: {}",
             stderr(&out)
         );
-        std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 }
 
-// With its log unwritable (a full disk) the reference service
-// panicked and the spawner said "the service wrote nothing to its log".
-// Simulated with RLIMIT_FSIZE at the log's current size (SIGXFSZ ignored, so
-// a write past it fails with EFBIG as it would with ENOSPC on a full disk);
-// the pid record and the locks stay far below the limit.
-#[test]
-fn unwritable_log_is_reported_and_the_service_keeps_running() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir_all(&sb.logs).unwrap();
-    let filler = "x".repeat(8191) + "\n";
-    std::fs::write(sb.logs.join("service.log"), &filler).unwrap();
-    let limit = filler.len() as libc::rlim_t;
-    let mut command = sb.command(&["--json", "ensure"]);
+/// `command` with every file it (and what it starts) writes limited to
+/// `limit` bytes, and SIGXFSZ ignored, so a write past it fails with EFBIG
+/// as it would with ENOSPC on a full disk.
+fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
     // SAFETY: setrlimit and signal are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
@@ -289,7 +282,24 @@ fn unwritable_log_is_reported_and_the_service_keeps_running() {
             Ok(())
         });
     }
-    let out = command.output().unwrap();
+    command
+}
+
+// With its log unwritable (a full disk) the reference service
+// panicked and the spawner said "the service wrote nothing to its log".
+// Simulated with RLIMIT_FSIZE at the log's current size (SIGXFSZ ignored, so
+// a write past it fails with EFBIG as it would with ENOSPC on a full disk);
+// the pid record and the locks stay far below the limit.
+#[test]
+fn unwritable_log_is_reported_and_the_service_keeps_running() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let filler = "x".repeat(8191) + "\n";
+    std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
+    let limit = filler.len() as libc::rlim_t;
+    let out = with_file_size_limit(sb.cli(&["--json", "ensure"]), limit)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "running");
@@ -304,27 +314,15 @@ fn unwritable_log_is_reported_and_the_service_keeps_running() {
     assert!(alive(pid));
     assert_eq!(sb.status()["state"], "running");
     assert_eq!(
-        std::fs::read_to_string(sb.logs.join("service.log")).unwrap(),
+        std::fs::read_to_string(sb.log_dir().join("service.log")).unwrap(),
         filler,
         "nothing could be written"
     );
     sb.ok(&["stop"]);
     // And a failed start says why its log is empty.
-    let mut command = sb.command(&["ensure"]);
+    let mut command = sb.cli(&["ensure"]);
     command.env("SPFS_AUTOSTART_PROGRAM", "/bin/false");
-    // SAFETY: as above.
-    unsafe {
-        command.pre_exec(move || {
-            let rl = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let out = command.output().unwrap();
+    let out = with_file_size_limit(command, limit).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("could not be written"), "{err}");
@@ -334,17 +332,17 @@ fn unwritable_log_is_reported_and_the_service_keeps_running() {
 // `endpoint = "tcp://127.0.0.1:0"` was accepted and timed out.
 #[test]
 fn port_zero_endpoint_is_refused_naming_the_key() {
-    let sb = Sandbox::new("endpoint = \"tcp://127.0.0.1:0\"");
+    let sb = Sandbox::new().with("endpoint", "tcp://127.0.0.1:0");
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("endpoint") && err.contains("port 0"), "{err}");
     assert!(err.contains("line 1") || err.contains("line"), "{err}");
-    assert!(sb.service_pids().is_empty());
-    assert!(!sb.state.exists());
-    let sb = Sandbox::new("");
+    assert!(sb.pids().is_empty());
+    assert!(!sb.state_dir().exists());
+    let sb = Sandbox::new();
     let out = sb
-        .command(&["ensure"])
+        .cli(&["ensure"])
         .env("SPFS_AUTOSTART_ENDPOINT", "tcp://127.0.0.1:0")
         .output()
         .unwrap();
@@ -354,16 +352,16 @@ fn port_zero_endpoint_is_refused_naming_the_key() {
         "{}",
         stderr(&out)
     );
-    assert!(!sb.state.exists());
+    assert!(!sb.state_dir().exists());
 }
 
 // `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
 // log: the peak RSS of the `logs` process must stay far below its size.
 #[test]
 fn logs_with_a_huge_count_streams_in_bounded_memory() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir_all(&sb.logs).unwrap();
-    let path = sb.logs.join("service.log");
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let path = sb.log_dir().join("service.log");
     {
         let mut log = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         for i in 0..800_000 {
@@ -371,9 +369,9 @@ fn logs_with_a_huge_count_streams_in_bounded_memory() {
         }
     }
     let size = std::fs::metadata(&path).unwrap().len();
-    let out_path = sb.dir.path().join("out");
+    let out_path = sb.root().join("out");
     let status = sb
-        .command(&["logs", "-n", "100000000"])
+        .cli(&["logs", "-n", "100000000"])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .status()
         .unwrap();
@@ -401,7 +399,8 @@ fn logs_with_a_huge_count_streams_in_bounded_memory() {
 #[test]
 fn env_keys_that_cannot_be_environment_names_are_refused() {
     for key in ["A=B", ""] {
-        let sb = Sandbox::new(&format!("[env]\n{key:?} = \"c\""));
+        let mut sb = Sandbox::new();
+        sb.set_env(key, "c");
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{key:?}");
         let err = stderr(&out);
@@ -410,7 +409,7 @@ fn env_keys_that_cannot_be_environment_names_are_refused() {
             "{key:?}: {err}"
         );
         assert!(err.contains(&format!("{key:?}")), "{key:?}: {err}");
-        assert!(sb.service_pids().is_empty(), "{key:?}");
+        assert!(sb.pids().is_empty(), "{key:?}");
     }
 }
 
@@ -418,9 +417,9 @@ fn env_keys_that_cannot_be_environment_names_are_refused() {
 // a symlinked log was followed.
 #[test]
 fn shared_log_dir_and_symlinked_log_are_refused() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir(&sb.logs).unwrap();
-    std::fs::set_permissions(&sb.logs, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -428,17 +427,17 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
         err.contains("log dir") && err.contains("chmod go-w"),
         "{err}"
     );
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 
-    std::fs::set_permissions(&sb.logs, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let victim = sb.dir.path().join("victim");
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = sb.root().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
-    std::os::unix::fs::symlink(&victim, sb.logs.join("service.log")).unwrap();
+    std::os::unix::fs::symlink(&victim, sb.log_dir().join("service.log")).unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 }
 
 // The state dir tree was created before the socket path's length
@@ -446,10 +445,10 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
 // service. TCP endpoints use no socket and pass.
 #[test]
 fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
-    let sb = Sandbox::new("");
-    let long = sb.dir.path().join("d".repeat(120)).join("state");
+    let sb = Sandbox::new();
+    let long = sb.root().join("d".repeat(120)).join("state");
     let out = sb
-        .command(&["ensure"])
+        .cli(&["ensure"])
         .arg("--state-dir")
         .arg(&long)
         .output()
@@ -465,32 +464,25 @@ fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
         "created: {err}"
     );
 
-    let socket = format!(
-        "unix://{}/{}.sock",
-        sb.dir.path().display(),
-        "s".repeat(120)
-    );
-    let sb2 = Sandbox::new(&format!("endpoint = {socket:?}"));
+    let socket = format!("unix://{}/{}.sock", sb.root().display(), "s".repeat(120));
+    let sb2 = Sandbox::new().with("endpoint", socket);
     let out = sb2.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("endpoint") && err.contains("line"), "{err}");
-    assert!(
-        !sb2.state.exists() && sb2.service_pids().is_empty(),
-        "{err}"
-    );
+    assert!(!sb2.state_dir().exists() && sb2.pids().is_empty(), "{err}");
 
     // A TCP endpoint with the same long state dir: no socket, no refusal.
-    let sb3 = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{}\"", free_port()));
+    let sb3 = Sandbox::new().with("endpoint", tcp(free_port()));
     let out = sb3
-        .command(&["--json", "config"])
+        .cli(&["--json", "config"])
         .arg("--state-dir")
         .arg(&long)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let out = sb3
-        .command(&["status"])
+        .cli(&["status"])
         .arg("--state-dir")
         .arg(&long)
         .output()
@@ -501,15 +493,22 @@ fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
 // Done-when: nothing already running is disturbed by a bad input.
 #[test]
 fn bad_config_leaves_a_running_service_and_its_log_alone() {
-    let sb = Sandbox::new("");
+    let mut sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     let log_before = sb.log();
-    for bad in [
-        "log_keep = 4294967295",
-        "endpoint = \"tcp://127.0.0.1:0\"",
-        "[env]\n\"A=B\" = \"c\"",
-    ] {
-        sb.write_config(bad);
+    let bad_configs: [(&str, Mistake); 3] = [
+        ("log_keep = 4294967295", |sb| {
+            sb.set("log_keep", 4_294_967_295_u32);
+        }),
+        ("endpoint = \"tcp://127.0.0.1:0\"", |sb| {
+            sb.set("endpoint", "tcp://127.0.0.1:0");
+        }),
+        ("[env]\n\"A=B\" = \"c\"", |sb| {
+            sb.set_env("A=B", "c");
+        }),
+    ];
+    for (bad, write) in bad_configs {
+        write(sb.reset_config());
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let out = sb.run(&["stop"]);
@@ -517,7 +516,7 @@ fn bad_config_leaves_a_running_service_and_its_log_alone() {
         assert!(alive(pid), "{bad}: the running service was disturbed");
         assert_eq!(sb.log(), log_before, "{bad}: the log was touched");
     }
-    sb.write_config("");
+    sb.reset_config();
     assert_eq!(pid_of(&sb.ensure()), pid);
     sb.ok(&["stop"]);
 }

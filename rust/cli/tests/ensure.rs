@@ -11,13 +11,13 @@ use common::*;
 
 #[test]
 fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     assert_eq!(sb.status()["state"], "stopped");
     let first = sb.ensure();
     assert_eq!(first["state"], "running");
     assert_eq!(first["managed"], true);
     let pid = pid_of(&first);
-    assert_eq!(sb.service_pids(), vec![pid]);
+    assert_eq!(sb.pids(), vec![pid]);
     // ensure returns only once the service answers: status agrees at once.
     assert_eq!(sb.status()["state"], "running");
     let second = sb.ensure();
@@ -31,10 +31,10 @@ fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
 #[test]
 fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
     for round in 0..5 {
-        let sb = Sandbox::new("");
+        let sb = Sandbox::new();
         let children: Vec<_> = (0..32)
             .map(|_| {
-                sb.command(&["--json", "ensure"])
+                sb.cli(&["--json", "ensure"])
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -55,7 +55,7 @@ fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
             "round {round}: every ensure reports the same service: {pids:?}"
         );
         assert_eq!(
-            sb.service_pids(),
+            sb.pids(),
             pids,
             "round {round}: exactly one service process"
         );
@@ -66,7 +66,7 @@ fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
 
 #[test]
 fn kill_9_is_seen_as_stopped_and_the_next_ensure_starts_a_fresh_service() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -75,14 +75,14 @@ fn kill_9_is_seen_as_stopped_and_the_next_ensure_starts_a_fresh_service() {
     .unwrap();
     assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
     assert!(
-        sb.state.join("service.sock").exists(),
+        sb.state_dir().join("service.sock").exists(),
         "a stale socket is left behind"
     );
     let status = sb.status();
     assert_eq!(status["state"], "stopped", "{status}");
     let fresh = sb.ensure();
     assert_ne!(pid_of(&fresh), pid);
-    assert_eq!(sb.service_pids(), vec![pid_of(&fresh)]);
+    assert_eq!(sb.pids(), vec![pid_of(&fresh)]);
     sb.ok(&["stop"]);
 }
 
@@ -91,9 +91,7 @@ fn plain_service_over_tcp_is_started_detected_and_stopped_through_vfs_shutdown()
     // A plain service whose Shutdown ends it (spk's winfsp service does;
     // spfs-fuse-macos's only unmounts: tests/upstream.rs).
     let port = free_port();
-    let sb = Sandbox::new(&format!(
-        "args = [\"--plain\", \"--shutdown-exits\", \"--listen\", \"127.0.0.1:{port}\"]\nendpoint = \"tcp://127.0.0.1:{port}\"\n"
-    ));
+    let sb = plain_service(port, &["--shutdown-exits"]);
     let status = sb.ensure();
     assert_eq!(status["state"], "running");
     assert_eq!(
@@ -106,7 +104,7 @@ fn plain_service_over_tcp_is_started_detected_and_stopped_through_vfs_shutdown()
             .unwrap()
             .contains("every user")
     );
-    let pids = sb.service_pids();
+    let pids = sb.pids();
     assert_eq!(pids.len(), 1);
     assert_eq!(sb.status()["state"], "running");
     assert_eq!(
@@ -121,7 +119,7 @@ fn plain_service_over_tcp_is_started_detected_and_stopped_through_vfs_shutdown()
 
 #[test]
 fn missing_program_is_binary_not_found_listing_where_it_looked() {
-    let sb = Sandbox::new("program = \"spfs-no-such-service\"\n");
+    let sb = Sandbox::new().with("program", "spfs-no-such-service");
     let started = Instant::now();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
@@ -143,7 +141,7 @@ fn missing_program_is_binary_not_found_listing_where_it_looked() {
 
 #[test]
 fn service_exiting_at_startup_reports_its_status_and_message_at_once() {
-    let sb = Sandbox::new("args = [\"--fail-at-start\", \"the disk is on fire\"]\n");
+    let sb = Sandbox::new().with("args", vec!["--fail-at-start", "the disk is on fire"]);
     let started = Instant::now();
     let out = sb.run(&["--json", "ensure"]);
     assert_eq!(out.status.code(), Some(1));
@@ -167,12 +165,14 @@ fn service_exiting_at_startup_reports_its_status_and_message_at_once() {
         text.contains("last lines of the log") && text.contains("the disk is on fire"),
         "{text}"
     );
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 }
 
 #[test]
 fn hanging_service_is_killed_at_the_ready_deadline() {
-    let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 2\n");
+    let sb = Sandbox::new()
+        .with("args", vec!["--hang"])
+        .with("ready_timeout_secs", 2);
     let started = Instant::now();
     let out = sb.run(&["--json", "ensure"]);
     let elapsed = started.elapsed();
@@ -191,9 +191,9 @@ fn hanging_service_is_killed_at_the_ready_deadline() {
     );
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
     assert!(
-        wait_for(Duration::from_secs(5), || sb.service_pids().is_empty()),
+        wait_for(Duration::from_secs(5), || sb.pids().is_empty()),
         "no process may be left behind: {:?}",
-        sb.service_pids()
+        sb.pids()
     );
     assert_eq!(sb.status()["state"], "stopped");
 }
@@ -202,7 +202,7 @@ fn hanging_service_is_killed_at_the_ready_deadline() {
 fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let sb = Sandbox::new(&format!("endpoint = \"tcp://127.0.0.1:{port}\"\n"));
+    let sb = Sandbox::new().with("endpoint", tcp(port));
     let out = sb.run(&["--json", "ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -212,7 +212,7 @@ fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
     assert_eq!(sb.run(&["status"]).status.code(), Some(1));
     let stop = sb.run(&["--json", "stop"]);
     assert_eq!(stop.status.code(), Some(1), "stop refuses to touch it");
-    assert!(sb.service_pids().is_empty(), "nothing was spawned");
+    assert!(sb.pids().is_empty(), "nothing was spawned");
     // Still ours, still listening.
     listener.set_nonblocking(true).unwrap();
     let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("listener still alive");
@@ -220,24 +220,24 @@ fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
 
 #[test]
 fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir(&sb.state).unwrap();
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = sb.state.join("service.sock");
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = sb.state_dir().join("service.sock");
     std::fs::write(&socket, "precious").unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a socket"), "{}", stderr(&out));
     assert_eq!(sb.status()["state"], "conflict");
     assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 }
 
 #[test]
 fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
-    let sb = Sandbox::new("stop_timeout_secs = 1\n");
-    std::fs::create_dir(&sb.state).unwrap();
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let sb = Sandbox::new().with("stop_timeout_secs", 1);
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut bystander = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
@@ -249,7 +249,7 @@ fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
             "pid": pid, "start_time": start, "program": "/bin/sleep", "version": null,
             "endpoint": "unix", "started_at_unix_ms": 1, "phase": "running"
         });
-        std::fs::write(sb.state.join("service.json"), record.to_string()).unwrap();
+        std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
     };
     // A hung "service" holds the lock, but the record's pid now belongs to
     // another process (another start time).
@@ -257,7 +257,7 @@ fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
     // leftover, like a helper that inherited the lock): not running, and
     // nothing is signalled.
     write_record(start_time + 1);
-    let lock = std::fs::File::create(sb.state.join("instance.lock")).unwrap();
+    let lock = std::fs::File::create(sb.state_dir().join("instance.lock")).unwrap();
     lock.try_lock().unwrap();
     assert_eq!(sb.ok(&["stop"]).trim(), "not running");
     assert!(alive(pid), "the bystander must not be signalled");
@@ -278,19 +278,28 @@ fn spfs_start_time(pid: u32) -> u64 {
 
 #[test]
 fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir(&sb.state).unwrap();
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
     assert_eq!(
-        std::fs::metadata(&sb.state).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(sb.state_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o755,
         "never chmod a directory we did not create"
     );
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    nix::unistd::chown(&sb.state, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(
+        &sb.state_dir(),
+        Some(nix::unistd::Uid::from_raw(65534)),
+        None,
+    )
+    .unwrap();
     let out = sb.run(&["--json", "ensure"]);
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(error["error"]["kind"], "PermissionDenied");
@@ -301,16 +310,16 @@ fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
             .contains("belongs to uid 65534"),
         "{error}"
     );
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 }
 
 #[test]
 fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
     // Someone loosened the directory after the service started: whatever
     // answers in it could be anyone's, so even the fast path refuses.
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
     for command in ["ensure", "status"] {
         let out = sb.run(&[command]);
         assert_eq!(out.status.code(), Some(1), "{command}");
@@ -320,7 +329,7 @@ fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
             stderr(&out)
         );
     }
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(
         pid_of(&sb.ensure()),
         pid,
@@ -357,17 +366,17 @@ print(len(data))
 #[test]
 fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
     let other = second_user();
-    let sb = Sandbox::new("");
+    let sb = Sandbox::new();
     sb.ensure();
-    let socket = sb.state.join("service.sock");
+    let socket = sb.state_dir().join("service.sock");
     assert!(
         bytes_from_server_as(None, &socket) > 0,
         "the owner is served"
     );
     // Open the file-system path to everyone, as a misconfigured machine
     // might, so only the peer-credential check stands in the way.
-    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert_eq!(
         bytes_from_server_as(Some(other), &socket),
@@ -381,16 +390,16 @@ fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
         "{}",
         sb.log()
     );
-    std::fs::set_permissions(&sb.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(sb.status()["state"], "running", "the service is unharmed");
     sb.ok(&["stop"]);
 }
 
 #[test]
 fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir_all(&sb.logs).unwrap();
-    let log = sb.logs.join("service.log");
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let log = sb.log_dir().join("service.log");
     {
         // 300 MiB of hole, then the lines that matter: tail must not read it all.
         let file = std::fs::File::create(&log).unwrap();
@@ -417,7 +426,7 @@ fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
     );
 
     let mut follower = sb
-        .command(&["logs", "-f", "-n", "1"])
+        .cli(&["logs", "-f", "-n", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -449,35 +458,58 @@ fn logs_tail_reads_only_the_end_of_a_huge_log_and_follow_sees_new_lines() {
 
 #[test]
 fn bad_config_is_one_clear_error_and_disturbs_nothing_running() {
-    let sb = Sandbox::new("");
+    let mut sb = Sandbox::new();
     let pid = pid_of(&sb.ensure());
-    let good = std::fs::read_to_string(&sb.config).unwrap();
-    let cases: Vec<(String, &str)> = vec![
+    // Each case is the good config with one mistake.
+    let cases: [(Mistake, &str); 5] = [
         (
-            format!("{good}programm = \"x\"\n"),
+            |sb| {
+                sb.set("programm", "x");
+            },
             "unknown field `programm`",
         ),
-        (format!("{good}args = [\n"), "line"),
+        // A syntax error, which no TOML value can hold: the good file's
+        // text with an unterminated array after it.
         (
-            good.replace("program = ", "program = \"rel/x\"\n#"),
+            |sb| {
+                let good = std::fs::read_to_string(sb.config_file()).unwrap();
+                std::fs::write(sb.config_file(), format!("{good}args = [\n")).unwrap();
+            },
+            "line",
+        ),
+        (
+            |sb| {
+                sb.set("program", "rel/x");
+            },
             "relative path",
         ),
         (
-            format!("{good}endpoint = \"carrier-pigeon\"\n"),
+            |sb| {
+                sb.set("endpoint", "carrier-pigeon");
+            },
             "not understood",
         ),
-        (format!("{good}stop_timeout_secs = 0\n"), "at least 1"),
+        (
+            |sb| {
+                sb.set("stop_timeout_secs", 0);
+            },
+            "at least 1",
+        ),
     ];
-    for (text, expect) in cases {
-        std::fs::write(&sb.config, &text).unwrap();
+    for (mistake, expect) in cases {
+        mistake(sb.reset_config());
+        let text = std::fs::read_to_string(sb.config_file()).unwrap();
         let out = sb.run(&["ensure"]);
         assert_eq!(out.status.code(), Some(1), "{text}");
         let err = stderr(&out);
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
-        assert!(err.contains(&path_str(&sb.config)), "names the file: {err}");
+        assert!(
+            err.contains(&path_str(&sb.config_file())),
+            "names the file: {err}"
+        );
         assert_eq!(err.matches("error:").count(), 1, "one clear error: {err}");
     }
-    std::fs::write(&sb.config, &good).unwrap();
+    sb.reset_config();
     assert_eq!(
         pid_of(&sb.status()),
         pid,
@@ -488,17 +520,17 @@ fn bad_config_is_one_clear_error_and_disturbs_nothing_running() {
 
 #[test]
 fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
-    let sb = Sandbox::new("");
-    let not_exec = sb.dir.path().join("not-executable");
+    let mut sb = Sandbox::new();
+    let not_exec = sb.root().join("not-executable");
     std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
-    sb.write_config(&format!("program = {:?}\n", path_str(&not_exec)));
+    sb.set("program", path_str(&not_exec));
     let err = stderr(&sb.run(&["ensure"]));
     assert!(
         err.contains("is not executable") && err.contains("chmod +x"),
         "{err}"
     );
 
-    let file = sb.dir.path().join("a-file");
+    let file = sb.root().join("a-file");
     std::fs::write(&file, "").unwrap();
     let out = sb.run(&["--state-dir", &path_str(&file), "ensure"]);
     assert!(
@@ -508,20 +540,11 @@ fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
     );
 
     let bad_logs = format!("{}/logs", path_str(&file));
-    std::fs::write(
-        &sb.config,
-        format!(
-            "program = {:?}\nstate_dir = {:?}\nlog_dir = {:?}\n",
-            path_str(&common::reference_service()),
-            path_str(&sb.state),
-            bad_logs
-        ),
-    )
-    .unwrap();
+    sb.reset_config().set("log_dir", bad_logs);
     let err = stderr(&sb.run(&["ensure"]));
     assert!(
         err.contains("log dir") && err.contains("SPFS_AUTOSTART_LOG_DIR"),
         "{err}"
     );
-    assert!(sb.service_pids().is_empty());
+    assert!(sb.pids().is_empty());
 }

@@ -9,13 +9,14 @@ use common::*;
 
 #[test]
 fn version_mismatch_restarts_the_service_or_is_reported_by_policy() {
-    let sb = Sandbox::new("args = [\"--report-version\", \"1.0.0\"]\n");
+    let mut sb = Sandbox::new().with("args", vec!["--report-version", "1.0.0"]);
     let old = sb.ensure();
     assert_eq!(old["version"], "1.0.0");
 
-    sb.write_config(
-        "args = [\"--report-version\", \"2.0.0\"]\nexpected_version = \"2.0.0\"\non_version_mismatch = \"error\"\n",
-    );
+    sb.reset_config()
+        .set("args", vec!["--report-version", "2.0.0"])
+        .set("expected_version", "2.0.0")
+        .set("on_version_mismatch", "error");
     let out = sb.run(&["--json", "ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -26,14 +27,18 @@ fn version_mismatch_restarts_the_service_or_is_reported_by_policy() {
         "policy error leaves it alone"
     );
 
-    sb.write_config("args = [\"--report-version\", \"2.0.0\"]\nexpected_version = \"2.0.0\"\n");
+    sb.reset_config()
+        .set("args", vec!["--report-version", "2.0.0"])
+        .set("expected_version", "2.0.0");
     let new = sb.ensure();
     assert_eq!(new["version"], "2.0.0");
     assert_ne!(pid_of(&new), pid_of(&old), "restarted");
     assert!(!alive(pid_of(&old)));
-    assert_eq!(sb.service_pids(), vec![pid_of(&new)]);
+    assert_eq!(sb.pids(), vec![pid_of(&new)]);
 
-    sb.write_config("args = [\"--report-version\", \"2.0.0\"]\nexpected_version = \"3.0.0\"\n");
+    sb.reset_config()
+        .set("args", vec!["--report-version", "2.0.0"])
+        .set("expected_version", "3.0.0");
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -46,11 +51,11 @@ fn version_mismatch_restarts_the_service_or_is_reported_by_policy() {
 
 #[test]
 fn service_inherits_no_descriptor_of_its_spawner_but_the_lock() {
-    let sb = Sandbox::new("");
-    let marker = sb.dir.path().join("marker");
+    let sb = Sandbox::new();
+    let marker = sb.root().join("marker");
     let leaked = std::fs::File::create(&marker).unwrap();
     let fd = leaked.as_raw_fd();
-    let mut command = sb.command(&["--json", "ensure"]);
+    let mut command = sb.cli(&["--json", "ensure"]);
     // The spawner's host has an inheritable descriptor open, as a careless
     // host (a Python process, a shell) may.
     // SAFETY: the closure only calls fcntl, which is async-signal-safe.

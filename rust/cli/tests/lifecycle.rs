@@ -12,7 +12,7 @@ use common::*;
 
 /// Start `spfs-autostart ARGS` in the background with piped output.
 fn background(sb: &Sandbox, args: &[&str]) -> Child {
-    sb.command(args)
+    sb.cli(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -34,7 +34,9 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
 #[test]
 fn stop_during_a_start_ends_only_the_service_it_observed() {
     for round in 0..3 {
-        let sb = Sandbox::new("args = [\"--start-delay-ms\", \"1500\"]\nstop_timeout_secs = 3\n");
+        let sb = Sandbox::new()
+            .with("args", vec!["--start-delay-ms", "1500"])
+            .with("stop_timeout_secs", 3);
         let a = background(&sb, &["--json", "ensure"]);
         std::thread::sleep(Duration::from_millis(300));
         let b = background(&sb, &["--json", "ensure"]);
@@ -73,9 +75,11 @@ fn stop_during_a_start_ends_only_the_service_it_observed() {
 #[test]
 fn version_restart_in_a_herd_happens_once_and_every_ensure_succeeds() {
     for round in 0..3 {
-        let sb = Sandbox::new("args = [\"--report-version\", \"1.0.0\"]\n");
+        let mut sb = Sandbox::new().with("args", vec!["--report-version", "1.0.0"]);
         let old = pid_of(&sb.ensure());
-        sb.write_config("args = [\"--report-version\", \"2.0.0\"]\nexpected_version = \"2.0.0\"\n");
+        sb.reset_config()
+            .set("args", vec!["--report-version", "2.0.0"])
+            .set("expected_version", "2.0.0");
         let herd: Vec<Child> = (0..6)
             .map(|_| background(&sb, &["--json", "ensure"]))
             .collect();
@@ -92,14 +96,14 @@ fn version_restart_in_a_herd_happens_once_and_every_ensure_succeeds() {
         assert_ne!(pids[0], old);
         assert!(!alive(old), "round {round}: the old one is gone");
         assert_eq!(sb.spawn_count(), 2, "round {round}: exactly one restart");
-        assert_eq!(sb.service_pids(), pids, "round {round}");
+        assert_eq!(sb.pids(), pids, "round {round}");
     }
 }
 
 /// A readiness line that arrives in two writes is read whole.
 #[test]
 fn readiness_line_written_in_parts_is_understood() {
-    let sb = Sandbox::new("args = [\"--ready-in-parts-ms\", \"300\"]\n");
+    let sb = Sandbox::new().with("args", vec!["--ready-in-parts-ms", "300"]);
     for round in 0..3 {
         let status = sb.ensure();
         assert_eq!(status["state"], "running", "round {round}: {status}");
@@ -116,10 +120,12 @@ fn readiness_line_written_in_parts_is_understood() {
 #[test]
 fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
     for round in 0..2 {
-        let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 12\n");
+        let sb = Sandbox::new()
+            .with("args", vec!["--hang"])
+            .with("ready_timeout_secs", 12);
         let spawner = background(&sb, &["ensure"]);
         assert!(
-            wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()),
+            wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
             "round {round}: the spawner started its child"
         );
         let started = Instant::now();
@@ -152,11 +158,13 @@ fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
 /// back, which is what a clock that jumped an hour forward looks like.
 #[test]
 fn a_wall_clock_jump_does_not_make_a_starting_service_unresponsive() {
-    let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 60\n");
+    let sb = Sandbox::new()
+        .with("args", vec!["--hang"])
+        .with("ready_timeout_secs", 60);
     let spawner = background(&sb, &["ensure"]);
-    let record_path = sb.state.join("service.json");
+    let record_path = sb.state_dir().join("service.json");
     assert!(
-        wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()
+        wait_for(Duration::from_secs(10), || !sb.pids().is_empty()
             && record_path.exists()),
         "the spawner started its child and wrote its record"
     );
@@ -182,10 +190,20 @@ fn a_wall_clock_jump_does_not_make_a_starting_service_unresponsive() {
 fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
     for round in 0..2 {
         let port = free_port();
-        let sb = Sandbox::new(&format!(
-            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\", \"--helper-secs\", \"60\", \
-             \"--exit-after-ms\", \"300\"]\nendpoint = \"tcp://127.0.0.1:{port}\"\n"
-        ));
+        let sb = Sandbox::new()
+            .with(
+                "args",
+                vec![
+                    "--plain",
+                    "--listen",
+                    &listen(port),
+                    "--helper-secs",
+                    "60",
+                    "--exit-after-ms",
+                    "300",
+                ],
+            )
+            .with("endpoint", tcp(port));
         let first = sb.ensure();
         let pid = pid_of(&first);
         assert!(
@@ -193,9 +211,9 @@ fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
             "round {round}: it exits by itself"
         );
         assert!(
-            sb.service_pids().len() == 1,
+            sb.pids().len() == 1,
             "round {round}: its helper lives on: {:?}",
-            sb.service_pids()
+            sb.pids()
         );
         let status = sb.status();
         assert_eq!(status["state"], "stopped", "round {round}: {status}");
@@ -212,18 +230,15 @@ fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
 fn double_forking_plain_service_is_found_and_stopped() {
     for round in 0..3 {
         let port = free_port();
-        let sb = Sandbox::new(&format!(
-            "args = [\"--plain\", \"--daemonize\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-             endpoint = \"tcp://127.0.0.1:{port}\"\n"
-        ));
+        let sb = plain_service(port, &["--daemonize"]);
         let status = sb.ensure();
         assert_eq!(status["state"], "running", "round {round}: {status}");
         let pid = pid_of(&status);
-        assert_eq!(sb.service_pids(), vec![pid], "round {round}: the daemon");
+        assert_eq!(sb.pids(), vec![pid], "round {round}: the daemon");
         assert_eq!(pid_of(&sb.status()), pid, "round {round}");
         assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "round {round}");
         assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
-        assert!(sb.service_pids().is_empty(), "round {round}");
+        assert!(sb.pids().is_empty(), "round {round}");
     }
 }
 
@@ -231,10 +246,10 @@ fn double_forking_plain_service_is_found_and_stopped() {
 /// `status` probe running at the same time.
 #[test]
 fn status_probes_never_make_a_starting_kit_service_fail() {
-    let sb = Sandbox::new("");
-    std::fs::create_dir(&sb.state).unwrap();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
     std::fs::set_permissions(
-        &sb.state,
+        sb.state_dir(),
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
     )
     .unwrap();
@@ -243,8 +258,8 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
     // `status` makes of the lock, back to back, so a start meets it often.
     let status_loop = {
         let stop = stop.clone();
-        let config = sb.config.clone();
-        let home = sb.dir.path().to_path_buf();
+        let config = sb.config_file();
+        let home = sb.home();
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::process::Command::new(cli_bin())
@@ -260,25 +275,25 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
     };
     let probe_loop = {
         let stop = stop.clone();
-        let lock = sb.state.join("instance.lock");
+        let lock = sb.state_dir().join("instance.lock");
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = spfs_autostart::lock::is_held(&lock);
+                let _ = spfs_autostart_protocol::lock::is_held(&lock);
             }
         })
     };
     let probes = [status_loop, probe_loop];
     for round in 0..30 {
-        let mut service = std::process::Command::new(reference_service())
-            .env("SPFS_AUTOSTART_CONFIG", &sb.config)
-            .env("SPFS_AUTOSTART_STATE_DIR", &sb.state)
+        let mut service = sb
+            .command(reference_service())
+            .env("SPFS_AUTOSTART_CONFIG", sb.config_file())
+            .env("SPFS_AUTOSTART_STATE_DIR", sb.state_dir())
             .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "0")
-            .env("HOME", sb.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let socket = sb.state.join("service.sock");
+        let socket = sb.state_dir().join("service.sock");
         let served = wait_for(Duration::from_secs(10), || {
             std::os::unix::net::UnixStream::connect(&socket).is_ok()
                 || matches!(service.try_wait(), Ok(Some(_)))
@@ -302,7 +317,7 @@ fn status_probes_never_make_a_starting_kit_service_fail() {
 /// it reports is alive and running right after.
 #[test]
 fn ensure_never_reports_a_service_that_is_shutting_down() {
-    let sb = Sandbox::new("idle_timeout_secs = 1\n");
+    let sb = Sandbox::new().with("idle_timeout_secs", 1);
     for round in 0..10 {
         let status = sb.ensure();
         let pid = pid_of(&status);
@@ -321,10 +336,12 @@ fn ensure_never_reports_a_service_that_is_shutting_down() {
 #[test]
 fn interrupted_ensure_leaves_no_process_behind() {
     for round in 0..3 {
-        let sb = Sandbox::new("args = [\"--hang\"]\nready_timeout_secs = 4\n");
+        let mut sb = Sandbox::new()
+            .with("args", vec!["--hang"])
+            .with("ready_timeout_secs", 4);
         let ensure = background(&sb, &["ensure"]);
         assert!(
-            wait_for(Duration::from_secs(10), || !sb.service_pids().is_empty()),
+            wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
             "round {round}: started"
         );
         signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
@@ -336,11 +353,11 @@ fn interrupted_ensure_leaves_no_process_behind() {
             stderr(&out)
         );
         assert!(
-            wait_for(Duration::from_secs(2), || sb.service_pids().is_empty()),
+            wait_for(Duration::from_secs(2), || sb.pids().is_empty()),
             "round {round}: left behind: {:?}",
-            sb.service_pids()
+            sb.pids()
         );
-        sb.write_config("");
+        sb.reset_config();
         let status = sb.ensure();
         assert_eq!(status["state"], "running", "round {round}");
         sb.ok(&["stop"]);
@@ -354,11 +371,8 @@ fn another_users_service_on_our_port_is_left_alone() {
     let other = second_user();
     for round in 0..2 {
         let port = free_port();
-        let sb = Sandbox::new(&format!(
-            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-             endpoint = \"tcp://127.0.0.1:{port}\"\n"
-        ));
-        let mut theirs = outside_service(port, Some(other), &sb.state);
+        let sb = plain_service(port, &[]);
+        let mut theirs = outside_service(port, Some(other), &sb);
         let status = sb.status();
         assert_eq!(status["state"], "conflict", "round {round}: {status}");
         assert!(
@@ -392,11 +406,8 @@ fn another_users_service_on_our_port_is_left_alone() {
 fn service_started_elsewhere_is_adopted_and_stopped() {
     for round in 0..2 {
         let port = free_port();
-        let sb = Sandbox::new(&format!(
-            "args = [\"--plain\", \"--listen\", \"127.0.0.1:{port}\"]\n\
-             endpoint = \"tcp://127.0.0.1:{port}\"\nexpected_version = \"9.9.9\"\n"
-        ));
-        let mut outside = outside_service(port, None, &sb.state);
+        let sb = plain_service(port, &[]).with("expected_version", "9.9.9");
+        let mut outside = outside_service(port, None, &sb);
         let pid = outside.id();
         let status = sb.status();
         assert_eq!(status["state"], "running", "round {round}: {status}");
@@ -434,12 +445,12 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
 #[test]
 fn descriptors_of_the_host_do_not_leak_without_close_range() {
     use std::os::fd::AsRawFd;
-    let sb = Sandbox::new("");
-    let marker = sb.dir.path().join("marker");
+    let sb = Sandbox::new();
+    let marker = sb.root().join("marker");
     let leaked = std::fs::File::create(&marker).unwrap();
     let fd = leaked.as_raw_fd();
     const HIGH: i32 = 3_000;
-    let mut command = sb.command(&["--json", "ensure"]);
+    let mut command = sb.cli(&["--json", "ensure"]);
     command.env("SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE", "1");
     // SAFETY: only setrlimit and dup2 between fork and exec.
     unsafe {

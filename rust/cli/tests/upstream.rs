@@ -16,8 +16,7 @@ use spfs_autostart::proto::vfs::{
 use spfs_autostart_test_support::mount_marker;
 
 /// A sandbox whose service is the stand-in in upstream mode on a free
-/// loopback port, mounting at `<sandbox>/mnt`. `extra` is appended to the
-/// config.
+/// loopback port, mounting at `<sandbox>/mnt`.
 struct Upstream {
     sb: Sandbox,
     port: u16,
@@ -25,15 +24,16 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn new(extra: &str) -> Upstream {
-        let sb = Sandbox::new("");
+    fn new() -> Upstream {
+        let mut sb = Sandbox::new();
         let port = free_port();
-        let mnt = sb.dir.path().join("mnt");
+        let mnt = sb.root().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        sb.write_config(&format!(
-            "args = [\"--plain\", \"service\", {:?}]\nendpoint = \"tcp://127.0.0.1:{port}\"\n{extra}",
-            path_str(&mnt)
-        ));
+        sb.set(
+            "args",
+            vec!["--plain".into(), "service".into(), path_str(&mnt)],
+        )
+        .set("endpoint", tcp(port));
         Upstream { sb, port, mnt }
     }
 
@@ -62,12 +62,12 @@ impl Upstream {
 
 #[test]
 fn ensure_reaches_a_plain_service_with_the_endpoint_only_in_the_config() {
-    let up = Upstream::new("");
+    let up = Upstream::new();
     let status = up.sb.ensure();
     assert_eq!(status["state"], "running", "{status}");
     assert_eq!(status["managed"], false);
     assert_eq!(status["endpoint"], format!("tcp://127.0.0.1:{}", up.port));
-    assert_eq!(up.sb.service_pids().len(), 1);
+    assert_eq!(up.sb.pids().len(), 1);
     assert!(up.mounted(), "the service started and mounted");
     assert!(
         up.sb
@@ -83,7 +83,7 @@ fn ensure_reaches_a_plain_service_with_the_endpoint_only_in_the_config() {
 
 #[test]
 fn logs_of_a_plain_service_show_no_escape_codes() {
-    let up = Upstream::new("");
+    let up = Upstream::new();
     up.sb.ensure();
     assert!(
         !up.sb.log().contains('\x1b'),
@@ -99,7 +99,8 @@ fn logs_of_a_plain_service_show_no_escape_codes() {
 fn logs_strip_colour_the_user_asked_the_service_for() {
     // The user's [env] may turn colour back on; the log then holds escape
     // codes, and `logs` still shows plain text.
-    let up = Upstream::new("[env]\nNO_COLOR = \"\"\n");
+    let mut up = Upstream::new();
+    up.sb.set_env("NO_COLOR", "");
     up.sb.ensure();
     assert!(up.sb.log().contains("\x1b["), "{:?}", up.sb.log());
     let shown = up.sb.ok(&["logs", "-n", "20"]);
@@ -111,7 +112,7 @@ fn logs_strip_colour_the_user_asked_the_service_for() {
 
 #[test]
 fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
-    let up = Upstream::new("");
+    let up = Upstream::new();
     up.sb.ensure();
     assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
     up.vfs(async |mut vfs| {
@@ -156,12 +157,14 @@ fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
 #[test]
 fn a_service_without_vfs_status_shows_no_mounts_and_no_error() {
     // spk's main: only Mount and Shutdown.
-    let up = Upstream::new("");
-    up.sb.write_config(&format!(
-        "args = [\"--plain\", \"--main-proto\", \"service\", {:?}]\nendpoint = \"tcp://127.0.0.1:{}\"\n",
+    let mut up = Upstream::new();
+    let args = vec![
+        "--plain".into(),
+        "--main-proto".into(),
+        "service".into(),
         path_str(&up.mnt),
-        up.port
-    ));
+    ];
+    up.sb.set("args", args);
     up.sb.ensure();
     up.vfs(async |mut vfs| {
         vfs.mount(MountRequest {
@@ -184,7 +187,8 @@ fn a_service_without_vfs_status_shows_no_mounts_and_no_error() {
 fn stop_ends_the_upstream_service_gracefully_without_waiting_out_stop_timeout() {
     // Shutdown only unmounts; SIGINT then ends it cleanly. With the old
     // sequence this took the whole stop_timeout and SIGTERM left the mount.
-    let up = Upstream::new("stop_timeout_secs = 20\n");
+    let mut up = Upstream::new();
+    up.sb.set("stop_timeout_secs", 20);
     let pid = pid_of(&up.sb.ensure());
     assert!(up.mounted());
     let started = std::time::Instant::now();
@@ -214,7 +218,8 @@ impl Drop for Outside {
 #[test]
 fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     use std::os::unix::process::CommandExt;
-    let up = Upstream::new("stop_timeout_secs = 20\n");
+    let mut up = Upstream::new();
+    up.sb.set("stop_timeout_secs", 20);
     let mut command = std::process::Command::new(reference_service());
     command
         .args(["--plain", "service", "--listen"])

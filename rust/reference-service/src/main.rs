@@ -26,12 +26,12 @@ use std::time::Duration;
 mod plain;
 
 use clap::Parser;
-use spfs_autostart::proto::vfs::{
+use spfs_autostart_kit::proto::vfs::{
     MountInfo, MountRequest, MountResponse, ShutdownRequest, ShutdownResponse, StatusRequest,
     StatusResponse, UnmountRequest, UnmountResponse,
     vfs_service_server::{VfsService, VfsServiceServer},
 };
-use spfs_autostart::service::{Identity, Kit, KitConfig, KitHandle};
+use spfs_autostart_kit::{Identity, Kit, KitConfig, KitHandle};
 use tonic::{Request, Response, Status};
 
 /// Command line.
@@ -63,8 +63,9 @@ struct Args {
     /// Report this version instead of the crate's.
     #[arg(long)]
     report_version: Option<String>,
-    /// Test switch: `VfsService/Status` waits this long before answering, so
-    /// tests can hold a call in flight past the idle timeout.
+    /// Test switch: `VfsService/Unmount` waits this long before answering, so
+    /// tests can hold a call in flight (one that counts as work, unlike
+    /// `Status`, which only looks) past the idle timeout or into a drain.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
     /// --plain: `Shutdown` unmounts and then ends the process, as a service
@@ -157,6 +158,9 @@ impl VfsService for Vfs {
         if self.main_proto {
             return Err(Status::unimplemented("spk main has no VfsService/Unmount"));
         }
+        if !self.slow_calls.is_zero() {
+            tokio::time::sleep(self.slow_calls).await;
+        }
         let pid = request.into_inner().root_pid;
         let was_mounted = self.mounts.0.lock().expect("mounts").remove(&pid).is_some();
         if let Some(kit) = &self.kit {
@@ -193,9 +197,6 @@ impl VfsService for Vfs {
     ) -> Result<Response<StatusResponse>, Status> {
         if self.main_proto {
             return Err(Status::unimplemented("spk main has no VfsService/Status"));
-        }
-        if !self.slow_calls.is_zero() {
-            tokio::time::sleep(self.slow_calls).await;
         }
         let mounts = self.mounts.0.lock().expect("mounts");
         Ok(Response::new(StatusResponse {
@@ -266,6 +267,19 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     );
+    misbehave_at_start(&args).await?;
+    if args.plain {
+        return run_plain(args).await;
+    }
+    let Some(kit_config) = kit_config else {
+        unreachable!("kit mode always has a kit config");
+    };
+    run_kit(args, kit_config).await
+}
+
+/// The failure-test switches that act before serving: `--fail-at-start`,
+/// `--hang`, `--start-delay-ms` and `--helper-secs`.
+async fn misbehave_at_start(args: &Args) -> Result<(), u8> {
     if let Some(message) = &args.fail_at_start {
         use std::io::Write;
         // Not `eprintln!`: it panics when the log cannot be written.
@@ -291,43 +305,43 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
             Err(e) => tracing::warn!("cannot start the helper: {e}"),
         }
     }
-    let exit_after = args.exit_after_ms.map(Duration::from_millis);
-    let mounts = Arc::new(Mounts::default());
-    let slow_calls = Duration::from_millis(args.slow_calls_ms);
-    if args.plain {
-        let mountpoint = plain::mountpoint(&args.words).map_err(|e| {
-            tracing::error!("{e}");
-            2
-        })?;
-        tracing::info!("Starting macFUSE service...");
-        let mount = Arc::new(plain::Mount::start(&mountpoint));
-        let (exit, exit_rx) = tokio::sync::watch::channel(false);
-        let vfs = Vfs {
-            mounts,
-            kit: None,
-            mount: Some(Arc::clone(&mount)),
-            slow_calls,
-            main_proto: args.main_proto,
-            shutdown_exits: args.shutdown_exits.then(|| exit.clone()),
-        };
-        if let Some(after) = exit_after {
-            let exit = exit.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                tracing::info!("--exit-after-ms: exiting");
-                let _ = exit.send(true);
-            });
-        }
-        return plain::serve(args.listen, &mount, VfsServiceServer::new(vfs), exit_rx).await;
+    Ok(())
+}
+
+/// `--plain`: what spfs-fuse-macos does upstream, no kit.
+async fn run_plain(args: Args) -> Result<(), u8> {
+    let mountpoint = plain::mountpoint(&args.words).map_err(|e| {
+        tracing::error!("{e}");
+        2
+    })?;
+    tracing::info!("Starting macFUSE service...");
+    let mount = Arc::new(plain::Mount::start(&mountpoint));
+    let (exit, exit_rx) = tokio::sync::watch::channel(false);
+    let vfs = Vfs {
+        mounts: Arc::new(Mounts::default()),
+        kit: None,
+        mount: Some(Arc::clone(&mount)),
+        slow_calls: Duration::from_millis(args.slow_calls_ms),
+        main_proto: args.main_proto,
+        shutdown_exits: args.shutdown_exits.then(|| exit.clone()),
+    };
+    if let Some(after) = args.exit_after_ms.map(Duration::from_millis) {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            tracing::info!("--exit-after-ms: exiting");
+            let _ = exit.send(true);
+        });
     }
+    plain::serve(args.listen, &mount, VfsServiceServer::new(vfs), exit_rx).await
+}
+
+/// The kit service: lock, readiness, idle exit, leases, `Control`.
+async fn run_kit(args: Args, kit_config: KitConfig) -> Result<(), u8> {
     let identity = Identity {
         name: "spfs-reference-service".into(),
         version: args
             .report_version
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
-    };
-    let Some(kit_config) = kit_config else {
-        unreachable!("kit mode always has a kit config");
     };
     let parts = Duration::from_millis(args.ready_in_parts_ms);
     let kit = Kit::start_or_defer(identity, split_readiness(kit_config, parts)).map_err(|e| {
@@ -339,7 +353,7 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
     let Some(kit) = kit else {
         return Ok(());
     };
-    if let Some(after) = exit_after {
+    if let Some(after) = args.exit_after_ms.map(Duration::from_millis) {
         let handle = kit.handle();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
@@ -347,10 +361,10 @@ async fn run(args: Args, kit_config: Option<KitConfig>) -> Result<(), u8> {
         });
     }
     let vfs = Vfs {
-        mounts,
+        mounts: Arc::new(Mounts::default()),
         kit: Some(kit.handle()),
         mount: None,
-        slow_calls,
+        slow_calls: Duration::from_millis(args.slow_calls_ms),
         main_proto: args.main_proto,
         shutdown_exits: None,
     };

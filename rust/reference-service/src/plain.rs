@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use spfs_autostart::proto::vfs::vfs_service_server::VfsServiceServer;
+use spfs_autostart_kit::proto::vfs::vfs_service_server::VfsServiceServer;
 
 /// The file in MOUNTPOINT that stands for the mount while it exists. Its
 /// content is the pid of the service that made it.

@@ -4,36 +4,37 @@
 //! Every client test of the upstream case relies on these.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use spfs_autostart::proto::vfs::{
+use spfs_autostart_kit::proto::vfs::{
     MountRequest, ShutdownRequest, StatusRequest, UnmountRequest,
     vfs_service_client::VfsServiceClient,
 };
-use spfs_autostart_test_support::{free_port, mount_marker};
+use spfs_autostart_test_support::{Sandbox, free_port, mount_marker};
 use tonic::transport::Channel;
 
 /// Generous: the machine is shared and loaded.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// One stand-in process with its own mountpoint and stderr file; killed on drop.
+/// One stand-in process with its own mountpoint and stderr file in a
+/// sandbox; killed on drop (and the sandbox kills whatever it started).
 struct Upstream {
     child: Child,
     port: u16,
-    dir: tempfile::TempDir,
+    sb: Sandbox,
 }
 
 impl Upstream {
     /// Start `spfs-reference-service --plain ARGS` with `env`, where ARGS may
     /// name `{port}` and `{mnt}`.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Upstream {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(dir.path().join("mnt")).expect("mountpoint");
+        let sb = Sandbox::new();
+        std::fs::create_dir(sb.root().join("mnt")).expect("mountpoint");
         let port = free_port();
-        let mnt = dir.path().join("mnt").display().to_string();
+        let mnt = sb.root().join("mnt").display().to_string();
         let args: Vec<String> = args
             .iter()
             .map(|a| {
@@ -45,12 +46,13 @@ impl Upstream {
             .iter()
             .map(|(k, v)| (k.to_string(), v.replace("{port}", &port.to_string())))
             .collect();
-        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_spfs-reference-service"));
+        let stderr = std::fs::File::create(sb.root().join("stderr")).expect("stderr file");
+        // The sandbox's environment already leaves out the caller's
+        // SPFS_MACFUSE_LISTEN_ADDRESS.
+        let mut command = sb.command(env!("CARGO_BIN_EXE_spfs-reference-service"));
         command
             .arg("--plain")
             .args(&args)
-            .env_remove("SPFS_MACFUSE_LISTEN_ADDRESS")
             .env_remove("NO_COLOR")
             .env_remove("RUST_LOG")
             .envs(env)
@@ -58,15 +60,15 @@ impl Upstream {
             .stdout(Stdio::null())
             .stderr(stderr);
         let child = command.spawn().expect("spawn spfs-reference-service");
-        Upstream { child, port, dir }
+        Upstream { child, port, sb }
     }
 
     fn mountpoint(&self) -> PathBuf {
-        self.dir.path().join("mnt")
+        self.sb.root().join("mnt")
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        std::fs::read_to_string(self.sb.root().join("stderr")).unwrap_or_default()
     }
 
     /// A client, once the service answers `Status`.

@@ -2269,7 +2269,7 @@ public func FfiConverterTypeServiceStatus_lower(_ value: ServiceStatus) -> RustB
  * How bad a doctor finding is.
  */
 
-public enum DoctorSeverity: Equatable, Hashable {
+public enum DoctorSeverity: Equatable, Hashable, CaseIterable {
     
     /**
      * As it should be.
@@ -2351,8 +2351,196 @@ public func FfiConverterTypeDoctorSeverity_lower(_ value: DoctorSeverity) -> Rus
 
 
 /**
- * A failure, by kind. Every variant carries the full message, and for
- * startup failures the service's log file and its last lines.
+ * What kind of failure happened; stable, so callers can match on it
+ * (and choose their own words for it).
+ */
+
+public enum ErrorKind: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * The service program was not found where we looked.
+     */
+    case binaryNotFound
+    /**
+     * The service program was found but could not be started.
+     */
+    case spawnFailed
+    /**
+     * The service exited before it became ready.
+     */
+    case exitedDuringStartup
+    /**
+     * The service did not become ready before the deadline; it was killed.
+     */
+    case readyTimeout
+    /**
+     * A service is alive (it holds the instance lock) but does not answer.
+     */
+    case unresponsive
+    /**
+     * The endpoint is taken by something that is not our service.
+     */
+    case endpointConflict
+    /**
+     * A file or directory has an owner or mode we must not use.
+     */
+    case permissionDenied
+    /**
+     * The running service has another version than the configured one.
+     */
+    case versionMismatch
+    /**
+     * The configuration is malformed or names something unusable.
+     */
+    case invalidConfig
+    /**
+     * The operation does not exist on this system.
+     */
+    case unsupported
+    /**
+     * Any other operating-system error.
+     */
+    case io
+    /**
+     * A bug in spfs-autostart: a front end caught a panic, or a host
+     * callback failed unexpectedly. The message says where.
+     */
+    case `internal`
+    /**
+     * `launchctl` (the LaunchAgent's service manager) refused, timed out or
+     * could not be run.
+     */
+    case launchctlFailed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ErrorKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
+    typealias SwiftType = ErrorKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ErrorKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .binaryNotFound
+        
+        case 2: return .spawnFailed
+        
+        case 3: return .exitedDuringStartup
+        
+        case 4: return .readyTimeout
+        
+        case 5: return .unresponsive
+        
+        case 6: return .endpointConflict
+        
+        case 7: return .permissionDenied
+        
+        case 8: return .versionMismatch
+        
+        case 9: return .invalidConfig
+        
+        case 10: return .unsupported
+        
+        case 11: return .io
+        
+        case 12: return .`internal`
+        
+        case 13: return .launchctlFailed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ErrorKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .binaryNotFound:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .spawnFailed:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .exitedDuringStartup:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .readyTimeout:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .unresponsive:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .endpointConflict:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .permissionDenied:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .versionMismatch:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .invalidConfig:
+            writeInt(&buf, Int32(9))
+        
+        
+        case .unsupported:
+            writeInt(&buf, Int32(10))
+        
+        
+        case .io:
+            writeInt(&buf, Int32(11))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(12))
+        
+        
+        case .launchctlFailed:
+            writeInt(&buf, Int32(13))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorKind_lift(_ buf: RustBuffer) throws -> ErrorKind {
+    return try FfiConverterTypeErrorKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorKind_lower(_ value: ErrorKind) -> RustBuffer {
+    return FfiConverterTypeErrorKind.lower(value)
+}
+
+
+
+/**
+ * A failure of the library: one shape whatever its kind, so callers match
+ * on `kind` (data) and a new kind adds no variant here.
  */
 public 
 enum ServiceError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -2360,186 +2548,21 @@ enum ServiceError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
     
     /**
-     * The service program was not found where we looked.
+     * Every failure: its kind, the full message and, for startup failures,
+     * the service's log file and its last lines.
      */
-    case BinaryNotFound(
+    case Failed(
         /**
-         * What happened and what to do.
+         * What kind of failure it is.
+         */kind: ErrorKind, 
+        /**
+         * What happened, to what, and what to do next.
          */message: String, 
         /**
-         * The service's log file, when relevant.
+         * The service's log file, when the failure has one.
          */logFile: String?, 
         /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The program was found but could not be started.
-     */
-    case SpawnFailed(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The service exited before it became ready.
-     */
-    case ExitedDuringStartup(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The service did not become ready in time; it was killed.
-     */
-    case ReadyTimeout(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * A service is alive but does not answer.
-     */
-    case Unresponsive(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The endpoint is taken by something that is not our service.
-     */
-    case EndpointConflict(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * A file or directory has an owner or mode we must not use.
-     */
-    case PermissionDenied(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The running service has another version than the configured one.
-     */
-    case VersionMismatch(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The configuration is malformed or names something unusable.
-     */
-    case InvalidConfig(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * The operation does not exist on this system.
-     */
-    case Unsupported(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * Any other operating-system error.
-     */
-    case Io(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * `launchctl` refused, timed out or could not be run.
-     */
-    case LaunchctlFailed(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
-         */logTail: [String]
-    )
-    /**
-     * A bug: a panic was caught, or the core reported a kind this binding
-     * does not know yet.
-     */
-    case Internal(
-        /**
-         * What happened and what to do.
-         */message: String, 
-        /**
-         * The service's log file, when relevant.
-         */logFile: String?, 
-        /**
-         * Its last lines, oldest first.
+         * Its last lines, oldest first (empty when there is no log).
          */logTail: [String]
     )
 
@@ -2571,67 +2594,8 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
         
 
         
-        case 1: return .BinaryNotFound(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 2: return .SpawnFailed(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 3: return .ExitedDuringStartup(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 4: return .ReadyTimeout(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 5: return .Unresponsive(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 6: return .EndpointConflict(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 7: return .PermissionDenied(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 8: return .VersionMismatch(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 9: return .InvalidConfig(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 10: return .Unsupported(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 11: return .Io(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 12: return .LaunchctlFailed(
-            message: try FfiConverterString.read(from: &buf), 
-            logFile: try FfiConverterOptionString.read(from: &buf), 
-            logTail: try FfiConverterSequenceString.read(from: &buf)
-            )
-        case 13: return .Internal(
+        case 1: return .Failed(
+            kind: try FfiConverterTypeErrorKind.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
             logFile: try FfiConverterOptionString.read(from: &buf), 
             logTail: try FfiConverterSequenceString.read(from: &buf)
@@ -2648,92 +2612,9 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
 
         
         
-        case let .BinaryNotFound(message,logFile,logTail):
+        case let .Failed(kind,message,logFile,logTail):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .SpawnFailed(message,logFile,logTail):
-            writeInt(&buf, Int32(2))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .ExitedDuringStartup(message,logFile,logTail):
-            writeInt(&buf, Int32(3))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .ReadyTimeout(message,logFile,logTail):
-            writeInt(&buf, Int32(4))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .Unresponsive(message,logFile,logTail):
-            writeInt(&buf, Int32(5))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .EndpointConflict(message,logFile,logTail):
-            writeInt(&buf, Int32(6))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .PermissionDenied(message,logFile,logTail):
-            writeInt(&buf, Int32(7))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .VersionMismatch(message,logFile,logTail):
-            writeInt(&buf, Int32(8))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .InvalidConfig(message,logFile,logTail):
-            writeInt(&buf, Int32(9))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .Unsupported(message,logFile,logTail):
-            writeInt(&buf, Int32(10))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .Io(message,logFile,logTail):
-            writeInt(&buf, Int32(11))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .LaunchctlFailed(message,logFile,logTail):
-            writeInt(&buf, Int32(12))
-            FfiConverterString.write(message, into: &buf)
-            FfiConverterOptionString.write(logFile, into: &buf)
-            FfiConverterSequenceString.write(logTail, into: &buf)
-            
-        
-        case let .Internal(message,logFile,logTail):
-            writeInt(&buf, Int32(13))
+            FfiConverterTypeErrorKind.write(kind, into: &buf)
             FfiConverterString.write(message, into: &buf)
             FfiConverterOptionString.write(logFile, into: &buf)
             FfiConverterSequenceString.write(logTail, into: &buf)
@@ -2762,7 +2643,7 @@ public func FfiConverterTypeServiceError_lower(_ value: ServiceError) -> RustBuf
  * The state of the service as seen from outside.
  */
 
-public enum ServiceState: Equatable, Hashable {
+public enum ServiceState: Equatable, Hashable, CaseIterable {
     
     /**
      * It answers at its endpoint.
@@ -2877,7 +2758,7 @@ public func FfiConverterTypeServiceState_lower(_ value: ServiceState) -> RustBuf
  * How `stop` ended.
  */
 
-public enum StopOutcome: Equatable, Hashable {
+public enum StopOutcome: Equatable, Hashable, CaseIterable {
     
     /**
      * It was running and has stopped.
@@ -3229,61 +3110,61 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 39459) {
+    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 12627) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_version() != 25357) {
+    if (uniffi_spfs_autostart_checksum_func_version() != 41509) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 22411) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_line() != 46688) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 28482) {
+    if (uniffi_spfs_autostart_checksum_method_logobserver_on_error() != 2624) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 60202) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 56099) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 27953) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 45393) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 1451) {
+    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 39672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 36786) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 6368) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 37715) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 3649) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_release() != 51085) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 51436) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_status() != 42824) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 33780) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 34992) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 62625) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 10111) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_release() != 41570) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 2619) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_status() != 63747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 46913) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 64545) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 61385) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 34750) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 51286) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 4081) {
+    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_with_defaults() != 61950) {
+    if (uniffi_spfs_autostart_checksum_constructor_servicemanager_with_defaults() != 42406) {
         return InitializationResult.apiChecksumMismatch
     }
 

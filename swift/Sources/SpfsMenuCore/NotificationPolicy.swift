@@ -37,7 +37,7 @@ public struct NotificationPolicy: Sendable {
             PendingNotification(
                 title: failure.title,
                 body: Self.body(failure.message, logTail: failure.logTail),
-                key: "start:\(failure.kind.rawValue):\(failure.message)"
+                key: "start:\(failure.title):\(failure.message)"
             )
         )
     }

@@ -1,8 +1,8 @@
 import Foundation
 
-// The model's own view of the service. These mirror the uniffi records and errors, so that
-// nothing in SpfsMenuCore depends on generated names; `SpfsMenuLive.LiveServiceClient` converts
-// in one place.
+// The model's own view of the service. These mirror the uniffi records, so that nothing in
+// SpfsMenuCore depends on generated names; `SpfsMenuLive.LiveServiceClient` converts in one
+// place. Errors arrive already in words (`ServiceFailure`).
 
 /// What the service is doing, as `status()` and `watch()` report it.
 public enum ServiceStateKind: String, Sendable, Equatable, CaseIterable {
@@ -94,64 +94,34 @@ public enum StopResult: Sendable, Equatable {
 }
 
 /// An error from the service library, with what the user needs to act on it.
+///
+/// The model keeps no list of the library's error kinds: `SpfsMenuLive.LiveServiceClient`
+/// gives each kind its headline, in one exhaustive switch, and the model shows what it is given.
 public struct ServiceFailure: Error, Sendable, Equatable {
-    /// Mirrors the library's error kinds (DESIGN.md section 7).
-    public enum Kind: String, Sendable, Equatable, CaseIterable {
-        case binaryNotFound
-        case spawnFailed
-        case exitedDuringStartup
-        case readyTimeout
-        case unresponsive
-        case endpointConflict
-        case permissionDenied
-        case versionMismatch
-        case invalidConfig
-        case unsupported
-        case io
-        case `internal`
-
-        /// A short headline for the kind, shown above the message.
-        public var title: String {
-            switch self {
-            case .binaryNotFound: return "SPFS service program not found"
-            case .spawnFailed: return "Could not start the SPFS service"
-            case .exitedDuringStartup: return "The SPFS service exited while starting"
-            case .readyTimeout: return "The SPFS service did not become ready in time"
-            case .unresponsive: return "The SPFS service is not responding"
-            case .endpointConflict: return "Another program is using the SPFS service address"
-            case .permissionDenied: return "Permission denied"
-            case .versionMismatch: return "The SPFS service has the wrong version"
-            case .invalidConfig: return "The spfs-autostart configuration is invalid"
-            case .unsupported: return "Not supported on this system"
-            case .io: return "Input/output error"
-            case .internal: return "Internal error"
-            }
-        }
-    }
-
-    public var kind: Kind
+    /// A short headline for the failure's kind, shown above the message.
+    public var title: String
     /// The library's message: what happened, to what, and what to do next.
     public var message: String
     public var logFile: String?
     /// The last lines of the service log, for startup failures.
     public var logTail: [String]
 
-    public init(kind: Kind, message: String, logFile: String? = nil, logTail: [String] = []) {
-        self.kind = kind
+    public init(title: String, message: String, logFile: String? = nil, logTail: [String] = []) {
+        self.title = title
         self.message = message
         self.logFile = logFile
         self.logTail = logTail
     }
 
-    /// The error as a `ServiceFailure`: itself when it is one, else an `internal` failure that
-    /// carries its description.
+    /// The headline of an error that did not come from the library.
+    public static let unexpectedTitle = "Internal error"
+
+    /// The error as a `ServiceFailure`: itself when it is one, else a failure titled
+    /// `unexpectedTitle` that carries its description.
     public static func from(_ error: any Error) -> ServiceFailure {
         if let failure = error as? ServiceFailure { return failure }
-        return ServiceFailure(kind: .internal, message: String(describing: error))
+        return ServiceFailure(title: unexpectedTitle, message: String(describing: error))
     }
-
-    /// A short headline for the failure, shown above the message.
-    public var title: String { kind.title }
 }
 
 /// How bad a diagnosis finding is.

@@ -3,8 +3,9 @@ import SpfsAutostart
 import SpfsMenuCore
 
 // The one place that maps the generated uniffi API (ServiceManager, ServiceStatus,
-// ServiceState, Lease, StopOutcome, ServiceError, ServiceConfig) to the model's own types.
-// When the generated names change, this file is the one to change.
+// ServiceState, Lease, StopOutcome, ServiceError, ErrorKind, ServiceConfig) to the model's own
+// types, and gives each error kind its words. When the generated names change, this file is the
+// one to change.
 
 /// `ServiceClient` over the Rust library's `ServiceManager`.
 @MainActor
@@ -167,50 +168,35 @@ public final class LiveServiceClient: ServiceClient {
         }
     }
 
-    /// Maps the library's error enum, once, to the model's failure.
+    /// The library's error as the model's failure: its kind in words, the rest as it is.
     nonisolated static func failure(_ error: any Error) -> ServiceFailure {
-        guard let error = error as? ServiceError else { return ServiceFailure.from(error) }
-        switch error {
-        case let .BinaryNotFound(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .binaryNotFound, message: message, logFile: logFile, logTail: logTail)
-        case let .SpawnFailed(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .spawnFailed, message: message, logFile: logFile, logTail: logTail)
-        case let .ExitedDuringStartup(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .exitedDuringStartup, message: message, logFile: logFile, logTail: logTail)
-        case let .ReadyTimeout(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .readyTimeout, message: message, logFile: logFile, logTail: logTail)
-        case let .Unresponsive(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .unresponsive, message: message, logFile: logFile, logTail: logTail)
-        case let .EndpointConflict(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .endpointConflict, message: message, logFile: logFile, logTail: logTail)
-        case let .PermissionDenied(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .permissionDenied, message: message, logFile: logFile, logTail: logTail)
-        case let .VersionMismatch(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .versionMismatch, message: message, logFile: logFile, logTail: logTail)
-        case let .InvalidConfig(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .invalidConfig, message: message, logFile: logFile, logTail: logTail)
-        case let .Unsupported(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .unsupported, message: message, logFile: logFile, logTail: logTail)
-        case let .Io(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .io, message: message, logFile: logFile, logTail: logTail)
-        case let .LaunchctlFailed(message, logFile, logTail):
-            // Only `agent install` runs launchctl; the app never calls it.
-            return ServiceFailure(
-                kind: .spawnFailed, message: message, logFile: logFile, logTail: logTail)
-        case let .Internal(message, logFile, logTail):
-            return ServiceFailure(
-                kind: .internal, message: message, logFile: logFile, logTail: logTail)
+        guard let error = error as? ServiceError,
+            case let .Failed(kind, message, logFile, logTail) = error
+        else { return ServiceFailure.from(error) }
+        return ServiceFailure(
+            title: kind.title, message: message, logFile: logFile, logTail: logTail)
+    }
+}
+
+extension ErrorKind {
+    /// A short headline for the kind, shown above the message. The only words Swift adds to
+    /// the library's error kinds; the switch is exhaustive, so a new kind does not compile
+    /// until it has its words here.
+    public var title: String {
+        switch self {
+        case .binaryNotFound: return "SPFS service program not found"
+        case .spawnFailed: return "Could not start the SPFS service"
+        case .exitedDuringStartup: return "The SPFS service exited while starting"
+        case .readyTimeout: return "The SPFS service did not become ready in time"
+        case .unresponsive: return "The SPFS service is not responding"
+        case .endpointConflict: return "Another program is using the SPFS service address"
+        case .permissionDenied: return "Permission denied"
+        case .versionMismatch: return "The SPFS service has the wrong version"
+        case .invalidConfig: return "The spfs-autostart configuration is invalid"
+        case .unsupported: return "Not supported on this system"
+        case .io: return "Input/output error"
+        case .internal: return "Internal error"
+        case .launchctlFailed: return "launchctl could not manage the SPFS service"
         }
     }
 }

@@ -109,14 +109,40 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             _ = try await manager.ensure()
             XCTFail("ensure must fail for a missing program")
         } catch let error as ServiceError {
-            guard case .BinaryNotFound(let message, _, _) = error else {
-                return XCTFail("expected BinaryNotFound, got \(error)")
+            guard case let .Failed(kind, message, _, _) = error, kind == .binaryNotFound else {
+                return XCTFail("expected a binaryNotFound failure, got \(error)")
             }
             XCTAssertTrue(message.contains("no-such-program"), message)
             let failure = LiveServiceClient.failure(error)
-            XCTAssertEqual(failure.kind, .binaryNotFound)
+            XCTAssertEqual(failure.title, ErrorKind.binaryNotFound.title)
             XCTAssertEqual(failure.message, message)
         }
+    }
+
+    func testEveryErrorKindHasItsOwnWords() {
+        var kindsByTitle: [String: ErrorKind] = [:]
+        for kind in ErrorKind.allCases {
+            XCTAssertFalse(kind.title.isEmpty, "\(kind)")
+            if let other = kindsByTitle.updateValue(kind, forKey: kind.title) {
+                XCTFail("\(kind) and \(other) have the same title: \(kind.title)")
+            }
+            let failure = LiveServiceClient.failure(
+                ServiceError.Failed(
+                    kind: kind, message: "message for \(kind)", logFile: "/tmp/x.log",
+                    logTail: ["tail"]))
+            XCTAssertEqual(
+                failure,
+                ServiceFailure(
+                    title: kind.title, message: "message for \(kind)", logFile: "/tmp/x.log",
+                    logTail: ["tail"]))
+        }
+    }
+
+    func testAnErrorFromElsewhereIsUnexpected() {
+        struct Elsewhere: Error {}
+        let failure = LiveServiceClient.failure(Elsewhere())
+        XCTAssertEqual(failure.title, ServiceFailure.unexpectedTitle)
+        XCTAssertFalse(failure.message.isEmpty)
     }
 
     func testStatusUpdatesStreamSeesTheServiceStart() async throws {

@@ -24,7 +24,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testStopShowsStoppedStateAndClearsError() async {
         let h = Harness()
-        h.service.ensureResults = [.failure(ServiceFailure(kind: .readyTimeout, message: "slow"))]
+        h.service.ensureResults = [.failure(ServiceFailure(title: "Not ready in time", message: "slow"))]
         await h.model.start()
         XCTAssertNotNil(h.model.state.lastError)
         h.service.statusResult = .success(.running)
@@ -76,7 +76,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     func testDiagnoseFailureShowsTheErrorAndNoReport() async {
         let h = Harness()
         h.service.diagnoseResult = .failure(
-            ServiceFailure(kind: .invalidConfig, message: "bad config"))
+            ServiceFailure(title: "Invalid configuration", message: "bad config"))
         await h.model.diagnose()
         XCTAssertEqual(h.service.diagnoseCalls, 1)
         XCTAssertNil(h.model.state.diagnosis)
@@ -157,14 +157,14 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.service.ensureResults = [
             .failure(
                 ServiceFailure(
-                    kind: .exitedDuringStartup, message: "spfs-fuse-macos exited with status 1",
+                    title: "Exited while starting", message: "spfs-fuse-macos exited with status 1",
                     logFile: "/tmp/l.log", logTail: ["a", "b", "c", "fatal: no macFUSE"]))
         ]
         await h.model.activate()
         h.model.deactivate()
         XCTAssertEqual(h.notifier.posted.count, 1)
         let note = h.notifier.posted[0]
-        XCTAssertEqual(note.title, ServiceFailure.Kind.exitedDuringStartup.title)
+        XCTAssertEqual(note.title, "Exited while starting")
         XCTAssertTrue(note.body.contains("spfs-fuse-macos exited with status 1"))
         XCTAssertTrue(note.body.contains("fatal: no macFUSE"))
         XCTAssertFalse(note.body.contains("\na\n"), "only the last lines go in the body")
@@ -174,10 +174,10 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testUserStartFailureShowsErrorWithoutNotification() async {
         let h = Harness()
-        h.service.ensureResults = [.failure(ServiceFailure(kind: .spawnFailed, message: "no"))]
+        h.service.ensureResults = [.failure(ServiceFailure(title: "Could not start", message: "no"))]
         await h.model.start()
         XCTAssertTrue(h.notifier.posted.isEmpty)
-        XCTAssertEqual(h.model.state.lastError?.title, ServiceFailure.Kind.spawnFailed.title)
+        XCTAssertEqual(h.model.state.lastError?.title, "Could not start")
         XCTAssertEqual(h.model.state.symbolName, "externaldrive.badge.xmark")
     }
 
@@ -215,7 +215,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testRepeatedAutoStartFailureIsNotifiedOnce() async {
         let h = Harness()
-        let failure = ServiceFailure(kind: .binaryNotFound, message: "not found in PATH")
+        let failure = ServiceFailure(title: "Program not found", message: "not found in PATH")
         h.service.ensureResults = [.failure(failure), .failure(failure)]
         await h.model.activate()
         h.model.deactivate()
@@ -273,37 +273,33 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     // MARK: Errors
 
     @MainActor
-    func testEveryErrorKindShowsItsMessage() async {
-        for kind in ServiceFailure.Kind.allCases {
-            let h = Harness()
-            let message = "message for \(kind.rawValue)"
-            h.service.ensureResults = [
-                .failure(ServiceFailure(kind: kind, message: message, logTail: ["tail"]))
-            ]
-            await h.model.start()
-            XCTAssertEqual(h.model.state.lastError?.title, kind.title, "\(kind)")
-            XCTAssertFalse(kind.title.isEmpty)
-            XCTAssertEqual(h.model.state.lastError?.message, message, "\(kind)")
-            XCTAssertEqual(h.model.state.lastError?.logTail, ["tail"], "\(kind)")
-            XCTAssertFalse(h.model.state.busy)
-        }
+    func testAFailureShowsItsTitleMessageAndLogTail() async {
+        let h = Harness()
+        h.service.ensureResults = [
+            .failure(ServiceFailure(title: "Headline", message: "what happened", logTail: ["tail"]))
+        ]
+        await h.model.start()
+        XCTAssertEqual(
+            h.model.state.lastError,
+            MenuMessage(title: "Headline", message: "what happened", logTail: ["tail"]))
+        XCTAssertFalse(h.model.state.busy)
     }
 
     @MainActor
-    func testForeignErrorBecomesInternalFailure() async {
+    func testForeignErrorBecomesAnUnexpectedFailure() async {
         let h = Harness()
         let failure = ServiceFailure.from(TestError())
-        XCTAssertEqual(failure.kind, .internal)
+        XCTAssertEqual(failure.title, ServiceFailure.unexpectedTitle)
         XCTAssertFalse(failure.message.isEmpty)
         h.service.statusResult = .failure(failure)
         await h.model.refresh()
-        XCTAssertEqual(h.model.state.lastError?.title, ServiceFailure.Kind.internal.title)
+        XCTAssertEqual(h.model.state.lastError?.title, ServiceFailure.unexpectedTitle)
     }
 
     @MainActor
     func testStopFailureShowsMessage() async {
         let h = Harness()
-        h.service.stopResults = [.failure(ServiceFailure(kind: .unresponsive, message: "hung"))]
+        h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
         await h.model.stop()
         XCTAssertEqual(h.model.state.lastError?.message, "hung")
         XCTAssertTrue(h.notifier.posted.isEmpty)

@@ -1,10 +1,11 @@
-//! A sandbox per test: its own state dir, log dir and config file, the real
-//! binaries, and a Drop that kills every service the test started.
+//! What the CLI's tests add to the shared sandbox
+//! (`spfs_autostart_test_support::Sandbox`): running `spfs-autostart` in it
+//! and reading its JSON, and a few helpers for plain services on TCP.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `spfs-autostart` binary under test.
@@ -14,83 +15,15 @@ pub fn cli_bin() -> PathBuf {
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
-pub use spfs_autostart_test_support::{alive, reference_service};
+pub use spfs_autostart_test_support::{Sandbox, alive, free_port, reference_service};
 
-/// One test's private world.
-pub struct Sandbox {
-    pub dir: tempfile::TempDir,
-    pub state: PathBuf,
-    pub logs: PathBuf,
-    pub config: PathBuf,
-}
-
-impl Sandbox {
-    /// A sandbox running the reference service with `extra` TOML appended.
-    pub fn new(extra: &str) -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("sa-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let state = dir.path().join("state");
-        let logs = dir.path().join("logs");
-        let config = dir.path().join("config.toml");
-        let sandbox = Sandbox {
-            dir,
-            state,
-            logs,
-            config,
-        };
-        sandbox.write_config(extra);
-        sandbox
-    }
-
-    /// Rewrite the config file.
-    pub fn write_config(&self, extra: &str) {
-        // Defaults for the keys `extra` does not set (TOML allows each once).
-        let sets = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
-        let mut text = String::new();
-        if !sets("program") {
-            text.push_str(&format!(
-                "program = {:?}\n",
-                reference_service().display().to_string()
-            ));
-        }
-        if !sets("ready_timeout_secs") {
-            text.push_str("ready_timeout_secs = 20\n");
-        }
-        text.push_str(&format!(
-            "state_dir = {:?}\nlog_dir = {:?}\n{extra}\n",
-            self.state.display().to_string(),
-            self.logs.display().to_string()
-        ));
-        std::fs::write(&self.config, text).unwrap();
-    }
-
-    /// A `spfs-autostart` command with this sandbox's config and a clean
-    /// environment (no caller's SPFS_* settings, HOME inside the sandbox).
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(cli_bin());
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SPFS_") || key.starts_with("LISTEN_") || key == "XDG_CONFIG_HOME" {
-                command.env_remove(key);
-            }
-        }
-        command
-    }
-
+/// Running the CLI in a sandbox (`Sandbox::cli` builds the command).
+pub trait Cli {
     /// Run `spfs-autostart ARGS` to completion.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
+    fn run(&self, args: &[&str]) -> Output;
 
     /// Run and expect success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -103,12 +36,12 @@ impl Sandbox {
     }
 
     /// `ensure --json`, parsed.
-    pub fn ensure(&self) -> serde_json::Value {
+    fn ensure(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["--json", "ensure"])).unwrap()
     }
 
     /// `status --json`, parsed (any exit code).
-    pub fn status(&self) -> serde_json::Value {
+    fn status(&self) -> serde_json::Value {
         let out = self.run(&["--json", "status"]);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -117,30 +50,40 @@ impl Sandbox {
             )
         })
     }
+}
 
-    /// Every live process started for this sandbox's state dir.
-    pub fn service_pids(&self) -> Vec<u32> {
-        spfs_autostart_test_support::service_pids(&self.state)
-    }
-
-    /// How many times a spawner started the service (one header per spawn).
-    pub fn spawn_count(&self) -> usize {
-        std::fs::read_to_string(self.logs.join("service.log"))
-            .unwrap_or_default()
-            .matches("--- spfs-autostart: starting")
-            .count()
-    }
-
-    /// The service log.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.logs.join("service.log")).unwrap_or_default()
+impl Cli for Sandbox {
+    fn run(&self, args: &[&str]) -> Output {
+        self.cli(args).output().unwrap()
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        spfs_autostart_test_support::kill_services(&self.state);
-    }
+/// One change that makes a sandbox's config wrong, for a test that tries
+/// several on the same sandbox (each after `reset_config`).
+pub type Mistake = fn(&mut Sandbox);
+
+/// `tcp://127.0.0.1:PORT`, an endpoint in the config's syntax.
+pub fn tcp(port: u16) -> String {
+    format!("tcp://127.0.0.1:{port}")
+}
+
+/// `127.0.0.1:PORT`, for the reference service's `--listen`.
+pub fn listen(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// A sandbox running the reference service as a plain service
+/// (`--plain`, then `flags`, then `--listen`) on `port`.
+pub fn plain_service(port: u16, flags: &[&str]) -> Sandbox {
+    let listen = listen(port);
+    let args: Vec<&str> = ["--plain"]
+        .into_iter()
+        .chain(flags.iter().copied())
+        .chain(["--listen", listen.as_str()])
+        .collect();
+    Sandbox::new()
+        .with("args", args)
+        .with("endpoint", tcp(port))
 }
 
 /// Wait until `check` holds, up to `limit`.
@@ -153,15 +96,6 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
-}
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// stderr of an output as text.
@@ -209,18 +143,15 @@ pub fn second_user() -> u32 {
 }
 
 /// A plain reference service on `port`, started outside spfs-autostart (by
-/// `uid` when given), answering before this returns. Marked with
-/// `state`, so the sandbox cleans it up whatever happens.
-pub fn outside_service(
-    port: u16,
-    uid: Option<u32>,
-    state: &std::path::Path,
-) -> std::process::Child {
+/// `uid` when given) with the sandbox's environment, answering before this
+/// returns. Marked with the sandbox's state dir, as a spawner would, so the
+/// sandbox cleans it up whatever happens.
+pub fn outside_service(port: u16, uid: Option<u32>, sb: &Sandbox) -> std::process::Child {
     use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new(reference_service());
+    let mut command = sb.command(reference_service());
     command
-        .args(["--plain", "--listen", &format!("127.0.0.1:{port}")])
-        .env("SPFS_AUTOSTART_STATE_DIR", state)
+        .args(["--plain", "--listen", &listen(port)])
+        .env("SPFS_AUTOSTART_STATE_DIR", sb.state_dir())
         .current_dir("/")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -1,11 +1,45 @@
-//! Reading a `struct spfs_autostart_error` and owned string arrays.
+//! `struct spfs_autostart_error`: a failure's code, message and log, made
+//! from the core's error, and its accessors.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 use std::ptr;
 
-use super::{
-    guard, opt_str, spfs_autostart_error, spfs_autostart_result, spfs_autostart_string_array, take,
-};
+use super::{c_string, guard, opt_str, spfs_autostart_result, spfs_autostart_string_array, take};
+
+/// A failure: its code, message and, for startup failures, the service's
+/// log file and last lines. Free it with `spfs_autostart_error_free`.
+#[derive(Debug)]
+pub struct spfs_autostart_error {
+    pub(super) code: spfs_autostart_result,
+    pub(super) message: CString,
+    pub(super) log_file: Option<CString>,
+    pub(super) log_tail: spfs_autostart_string_array,
+}
+
+/// A core error for C: its kind becomes its code (see `result.rs`).
+impl From<spfs_autostart_core::Error> for spfs_autostart_error {
+    fn from(e: spfs_autostart_core::Error) -> Self {
+        let log = e.log();
+        spfs_autostart_error {
+            code: e.kind().into(),
+            message: c_string(e.message().to_string()),
+            log_file: log.map(|l| c_string(l.path.to_string_lossy().into_owned())),
+            log_tail: log.map(|l| l.tail.clone()).unwrap_or_default().into(),
+        }
+    }
+}
+
+impl spfs_autostart_error {
+    /// A failure of the C boundary itself (`code` 100 and up): no log.
+    pub(super) fn plain(code: spfs_autostart_result, message: String) -> Self {
+        spfs_autostart_error {
+            code,
+            message: c_string(message),
+            log_file: None,
+            log_tail: Default::default(),
+        }
+    }
+}
 
 /// The error's code (never `SPFS_AUTOSTART_RESULT_OK`, except for a NULL
 /// `error`, which gives `SPFS_AUTOSTART_RESULT_OK`).
@@ -78,42 +112,31 @@ pub unsafe extern "C" fn spfs_autostart_error_free(error: *mut spfs_autostart_er
     guard((), || unsafe { take(error) })
 }
 
-/// The number of strings (0 when `array` is NULL).
-///
-/// # Safety
-/// `array` is NULL or a live string array.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn spfs_autostart_string_array_len(
-    array: *const spfs_autostart_string_array,
-) -> usize {
-    // SAFETY: the caller's contract.
-    guard(0, || unsafe { array.as_ref() }.map_or(0, |a| a.items.len()))
-}
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
 
-/// The string at `index`, or NULL when `index` is out of range (or `array`
-/// is NULL). Borrowed: valid until the array (or the handle it is borrowed
-/// from) is freed.
-///
-/// # Safety
-/// `array` is NULL or a live string array.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn spfs_autostart_string_array_get(
-    array: *const spfs_autostart_string_array,
-    index: usize,
-) -> *const c_char {
-    guard(ptr::null(), || {
-        // SAFETY: the caller's contract.
-        opt_str(unsafe { array.as_ref() }.and_then(|a| a.items.get(index)))
-    })
-}
+    use super::*;
+    use crate::capi::{spfs_autostart_string_array_get, spfs_autostart_string_array_len};
+    use spfs_autostart_core::{Error, ErrorKind, LogExcerpt};
 
-/// Free a string array that a function gave you (not one borrowed from a
-/// status or an error). NULL does nothing.
-///
-/// # Safety
-/// `array` is NULL or an owned array from this library, not yet freed.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn spfs_autostart_string_array_free(array: *mut spfs_autostart_string_array) {
-    // SAFETY: the caller's contract.
-    guard((), || unsafe { take(array) })
+    #[test]
+    fn startup_errors_keep_their_kind_and_log_tail() {
+        let core = Error::new(ErrorKind::ExitedDuringStartup, "it died").with_log(LogExcerpt {
+            path: "/tmp/x.log".into(),
+            tail: vec!["last words".into()],
+        });
+        let e = spfs_autostart_error::from(core);
+        assert_eq!(e.code, spfs_autostart_result::ExitedDuringStartup);
+        assert_eq!(e.message.to_str().unwrap(), "it died");
+        assert_eq!(e.log_file.as_ref().unwrap().to_str().unwrap(), "/tmp/x.log");
+        let tail = &e.log_tail as *const _;
+        // SAFETY: `tail` points into `e`, which outlives the block.
+        unsafe {
+            assert_eq!(spfs_autostart_string_array_len(tail), 1);
+            let line = CStr::from_ptr(spfs_autostart_string_array_get(tail, 0));
+            assert_eq!(line.to_str().unwrap(), "last words");
+            assert!(spfs_autostart_string_array_get(tail, 1).is_null());
+        }
+    }
 }

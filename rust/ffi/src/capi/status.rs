@@ -1,13 +1,100 @@
-//! Reading a `struct spfs_autostart_status`: one accessor per field, each
-//! NULL-safe with a documented default.
+//! `struct spfs_autostart_status` and the state enum: a status report for
+//! C, one accessor per field, each NULL-safe with a documented default.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{CString, c_char, c_int};
 use std::ptr;
 
-use super::{
-    StatusMount, guard, opt_str, secs, spfs_autostart_state, spfs_autostart_status,
-    spfs_autostart_string_array, take,
-};
+use super::{c_string, guard, opt_str, spfs_autostart_string_array, take};
+use crate::api::{ServiceState, ServiceStatus};
+
+/// The state of the service. An `int32_t` in C.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum spfs_autostart_state {
+    /// It answers at its endpoint.
+    Running = 0,
+    /// It holds the instance lock and is not serving yet.
+    Starting = 1,
+    /// It is shutting down.
+    Stopping = 2,
+    /// No service is alive.
+    Stopped = 3,
+    /// It holds the instance lock but does not answer.
+    Unresponsive = 4,
+    /// Something that is not our service answers at the endpoint.
+    Conflict = 5,
+}
+
+/// A status report. Free it with `spfs_autostart_status_free`; the strings
+/// its accessors return live until then.
+#[derive(Debug)]
+pub struct spfs_autostart_status {
+    state: spfs_autostart_state,
+    pid: Option<u32>,
+    version: Option<CString>,
+    endpoint: CString,
+    uptime_secs: Option<u64>,
+    log_file: CString,
+    lease_count: usize,
+    idle_exit_in_secs: Option<u64>,
+    warnings: spfs_autostart_string_array,
+    detail: Option<CString>,
+    mounts: Vec<StatusMount>,
+}
+
+/// One of a status's mounts, its strings ready for C.
+#[derive(Debug)]
+struct StatusMount {
+    runtime_name: CString,
+    root_pid: u32,
+    editable: bool,
+    env_spec: CString,
+}
+
+impl From<ServiceState> for spfs_autostart_state {
+    fn from(s: ServiceState) -> Self {
+        match s {
+            ServiceState::Running => spfs_autostart_state::Running,
+            ServiceState::Starting => spfs_autostart_state::Starting,
+            ServiceState::Stopping => spfs_autostart_state::Stopping,
+            ServiceState::Stopped => spfs_autostart_state::Stopped,
+            ServiceState::Unresponsive => spfs_autostart_state::Unresponsive,
+            ServiceState::Conflict => spfs_autostart_state::Conflict,
+        }
+    }
+}
+
+impl From<ServiceStatus> for spfs_autostart_status {
+    fn from(s: ServiceStatus) -> Self {
+        spfs_autostart_status {
+            state: s.state.into(),
+            pid: s.pid,
+            version: s.version.map(c_string),
+            endpoint: c_string(s.endpoint),
+            uptime_secs: s.uptime_secs,
+            log_file: c_string(s.log_file),
+            lease_count: s.leases.len(),
+            idle_exit_in_secs: s.idle_exit_in_secs,
+            warnings: s.warnings.into(),
+            detail: s.detail.map(c_string),
+            mounts: s
+                .mounts
+                .into_iter()
+                .map(|m| StatusMount {
+                    runtime_name: c_string(m.runtime_name),
+                    root_pid: m.root_pid,
+                    editable: m.editable,
+                    env_spec: c_string(m.env_spec),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Seconds for C: -1 when unknown.
+fn secs(s: Option<u64>) -> i64 {
+    s.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
+}
 
 /// The state. A NULL `status` gives `SPFS_AUTOSTART_STATE_STOPPED`.
 ///
@@ -259,4 +346,66 @@ pub unsafe extern "C" fn spfs_autostart_status_warnings(
 pub unsafe extern "C" fn spfs_autostart_status_free(status: *mut spfs_autostart_status) {
     // SAFETY: the caller's contract.
     guard((), || unsafe { take(status) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    #[test]
+    fn a_status_carries_its_mounts_to_c() {
+        let mut core = spfs_autostart_core::Status {
+            state: spfs_autostart_core::State::Running,
+            pid: Some(7),
+            version: None,
+            endpoint: "tcp://127.0.0.1:1".into(),
+            uptime_secs: None,
+            log_file: "/tmp/x.log".into(),
+            leases: Vec::new(),
+            mounts: Vec::new(),
+            idle_exit_in_secs: None,
+            warnings: Vec::new(),
+            detail: None,
+            managed: false,
+        };
+        core.mounts = vec![
+            spfs_autostart_core::Mount {
+                runtime_name: "rt-1".into(),
+                root_pid: 42,
+                editable: true,
+                env_spec: "platform/base".into(),
+            },
+            spfs_autostart_core::Mount {
+                runtime_name: String::new(),
+                root_pid: 43,
+                editable: false,
+                env_spec: "-".into(),
+            },
+        ];
+        let status = spfs_autostart_status::from(ServiceStatus::from(core));
+        let s = &status as *const _;
+        // SAFETY: each string the accessors return lives as long as `status`.
+        let text = |p: *const c_char| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string();
+        // SAFETY: `s` points to `status`, which outlives the block.
+        unsafe {
+            assert_eq!(spfs_autostart_status_mount_count(s), 2);
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 0), 42);
+            assert_eq!(text(spfs_autostart_status_mount_runtime_name(s, 0)), "rt-1");
+            assert_eq!(
+                text(spfs_autostart_status_mount_env_spec(s, 0)),
+                "platform/base"
+            );
+            assert_eq!(spfs_autostart_status_mount_editable(s, 0), 1);
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 1), 43);
+            assert_eq!(text(spfs_autostart_status_mount_runtime_name(s, 1)), "");
+            assert_eq!(spfs_autostart_status_mount_editable(s, 1), 0);
+            // Out of range: the documented defaults, never a read past the end.
+            assert_eq!(spfs_autostart_status_mount_root_pid(s, 2), 0);
+            assert!(spfs_autostart_status_mount_runtime_name(s, 2).is_null());
+            assert!(spfs_autostart_status_mount_env_spec(s, 2).is_null());
+            assert_eq!(spfs_autostart_status_mount_editable(s, 2), 0);
+        }
+    }
 }

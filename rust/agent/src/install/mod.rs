@@ -1,0 +1,297 @@
+//! Installing, removing and inspecting the LaunchAgent in `~/Library/LaunchAgents`.
+//!
+//! The plist file and launchd's loaded job are kept in step: the file is what launchd loads at
+//! every login, so a file launchd refused must not stay behind. Hence:
+//!
+//! - the new plist is written to a temporary file in the same directory, fsynced, and renamed
+//!   over `<label>.plist`, so the file is always either the old one or the complete new one;
+//! - an already-loaded job is booted out before the new one is bootstrapped, which is how a
+//!   re-install (e.g. after a version change) replaces the old job cleanly;
+//! - on a re-install, a bootstrap refused while launchd is still unloading the old job (errors
+//!   5 and 37) is retried a few times, half a second apart;
+//! - after a bootout, install waits (up to [`BOOTOUT_WAIT`]) until launchd reports the old job
+//!   gone: a busy kit service drains for up to 5 s before it exits;
+//! - if `launchctl bootstrap` then fails, the file is rolled back: removed when there was none
+//!   before, the previous contents restored when there was one. The old job stays unloaded (it
+//!   was booted out); the error says so and how to load it again;
+//! - installs are serialized by a lock file beside the plists (`.<label>.plist.lock`), so two
+//!   concurrent installs cannot interleave, and temporary files left by an interrupted install
+//!   are removed under that lock;
+//! - SIGINT, SIGTERM and SIGHUP are blocked on the calling thread from the bootout to the end of
+//!   the bootstrap (or rollback), so an interrupt cannot leave the job unloaded halfway; they
+//!   are delivered when install returns (every launchctl call has a deadline, so this is
+//!   bounded);
+//! - the log file's directory is created (0700) before the job is loaded: neither launchd's
+//!   `StandardOutPath` nor systemd's `append:` creates it, and the job would fail to start;
+//! - root is refused: the agent belongs to a user, not to `gui/0`.
+
+mod files;
+mod signals;
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use files::{Staged, create_agents_dir, lock_installs, read_previous, remove_leftovers, stage};
+use signals::BlockedSignals;
+
+use super::{
+    AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError, launchd_plist,
+    validate_label,
+};
+
+/// Where a user's LaunchAgents live: `<home>/Library/LaunchAgents`.
+pub fn launch_agents_dir(home: &Path) -> PathBuf {
+    home.join("Library").join("LaunchAgents")
+}
+
+fn plist_path(home: &Path, label: &str) -> PathBuf {
+    launch_agents_dir(home).join(format!("{label}.plist"))
+}
+
+/// What [`uninstall`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UninstallOutcome {
+    /// Something was removed.
+    Removed {
+        /// The job was loaded and has been booted out (its process stopped).
+        was_loaded: bool,
+        /// The plist file existed and has been deleted.
+        removed_plist: bool,
+    },
+    /// Neither a loaded job nor a plist file existed: nothing to do (not an error).
+    NotInstalled,
+}
+
+/// The agent's state as [`status`] reports it: launchd's view plus the file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentReport {
+    /// The job's label.
+    pub label: String,
+    /// Where its plist is (or would be) installed.
+    pub plist_path: PathBuf,
+    /// Whether that file exists.
+    pub plist_installed: bool,
+    /// What launchd reports.
+    pub agent: AgentStatus,
+}
+
+/// Installs the agent: writes `<home>/Library/LaunchAgents/<label>.plist` atomically (mode
+/// 0644), boots out a job already loaded under the label, then bootstraps the new plist.
+/// Returns the plist's path.
+///
+/// On failure nothing half-written is left: see the module docs for the rollback.
+pub fn install<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    spec: &AgentSpec,
+    home: &Path,
+) -> Result<PathBuf, LaunchdError> {
+    // Everything that can be checked is checked before the disk or launchd is touched.
+    let contents = launchd_plist(spec)?;
+    lc.require_available("installing the LaunchAgent")?;
+    lc.refuse_root()?;
+    let dir = launch_agents_dir(home);
+    let path = plist_path(home, &spec.label);
+    create_agents_dir(&dir)?;
+    let _lock = lock_installs(&dir, &spec.label)?;
+    remove_leftovers(&dir, &spec.label);
+    if spec.bundle_program.is_none()
+        && let Some(log_dir) = spec.log_file.parent()
+    {
+        create_log_dir(log_dir)?;
+    }
+    let previous = read_previous(&path)?;
+    let staged = stage(&path, &contents)?;
+    // From the bootout to the end of the bootstrap an interrupt would leave no job loaded.
+    let _signals = BlockedSignals::block();
+    // The old job must go before the new one can be bootstrapped under the same label.
+    let replaced = match lc.bootout(&spec.label) {
+        Ok(outcome) => outcome == BootoutOutcome::Removed,
+        Err(e) => {
+            staged.discard();
+            return Err(e);
+        }
+    };
+    if replaced && let Err(e) = wait_until_gone(lc, &spec.label) {
+        staged.discard();
+        return Err(e);
+    }
+    staged.commit()?;
+    if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
+        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
+    }
+    Ok(path)
+}
+
+/// The log's directory, created 0700: neither launchd's `StandardOutPath` nor systemd's
+/// `append:` creates it, and the job would fail to start.
+fn create_log_dir(log_dir: &Path) -> Result<(), LaunchdError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(log_dir)
+        .map_err(|e| {
+            LaunchdError::io(
+                "create the log directory",
+                log_dir,
+                "the service could not write its log there; make it writable by you or set \
+                 log_dir (SPFS_AUTOSTART_LOG_DIR) elsewhere",
+                e,
+            )
+        })
+}
+
+/// After launchd refused the new plist (`refused`): put the previous file back (or remove
+/// the new one when there was none) and, when the old job was running, load it again. The
+/// error returned says what is on disk and loaded now.
+fn roll_back<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    path: &Path,
+    previous: Option<&[u8]>,
+    replaced: bool,
+    refused: LaunchdError,
+) -> LaunchdError {
+    let rollback = match previous {
+        Some(bytes) => stage(path, bytes).and_then(Staged::commit),
+        None => fs::remove_file(path).map_err(|err| {
+            LaunchdError::io("remove the refused plist", path, "delete it by hand", err)
+        }),
+    };
+    // If the rollback itself fails, its error wins: it names the file left behind, which
+    // the user now has to deal with.
+    match (rollback, refused) {
+        (Err(rollback_err), _) => rollback_err,
+        (
+            Ok(()),
+            LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint,
+            },
+        ) if previous.is_some() => {
+            // The old job was running before: load it again rather than leave none.
+            let reloaded = replaced && lc.bootstrap(path).is_ok();
+            let what = if reloaded {
+                "The previous plist was restored and loaded again".to_owned()
+            } else {
+                format!(
+                    "The previous plist was restored but is not loaded; `launchctl bootstrap \
+                     {} {}` loads it again",
+                    lc.domain(),
+                    path.display()
+                )
+            };
+            LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint: format!("{hint}. {what}"),
+            }
+        }
+        (Ok(()), e) => e,
+    }
+}
+
+/// How long install waits for a booted-out job to be gone: longer than the kit's 5 s drain.
+pub const BOOTOUT_WAIT: Duration = Duration::from_secs(10);
+const BOOTOUT_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until `launchctl print` no longer knows the job; bootout returns while the old
+/// process may still be draining, and a bootstrap then is refused.
+fn wait_until_gone<R: CommandRunner>(lc: &Launchctl<R>, label: &str) -> Result<(), LaunchdError> {
+    let deadline = Instant::now() + BOOTOUT_WAIT;
+    loop {
+        if lc.print(label)? == AgentStatus::NotLoaded || Instant::now() >= deadline {
+            // Past the deadline the bootstrap retries below still give it a chance.
+            return Ok(());
+        }
+        std::thread::sleep(BOOTOUT_POLL);
+    }
+}
+
+/// How often, and how long apart, a bootstrap that follows a bootout is retried.
+const BOOTSTRAP_RETRIES: u32 = 3;
+const BOOTSTRAP_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Right after a bootout, launchd may still be tearing the old job down and refuses the new one
+/// with `5: Input/output error` or `37: Operation already in progress`; the same bootstrap
+/// succeeds moments later. So only on a re-install, and only for those two, it is retried
+/// briefly before the failure is reported.
+fn bootstrap_after_bootout<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    path: &Path,
+    replaced: bool,
+) -> Result<(), LaunchdError> {
+    let mut attempt = 0;
+    loop {
+        match lc.bootstrap(path) {
+            Err(LaunchdError::Launchctl {
+                status: Some(5 | 37),
+                ..
+            }) if replaced && attempt < BOOTSTRAP_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(BOOTSTRAP_RETRY_DELAY);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Uninstalls the agent: boots out the job (stopping the service), then deletes its plist.
+/// Neither being present is [`UninstallOutcome::NotInstalled`], a success.
+pub fn uninstall<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<UninstallOutcome, LaunchdError> {
+    validate_label(label)?;
+    lc.require_available("uninstalling the LaunchAgent")?;
+    lc.refuse_root()?;
+    let was_loaded = lc.bootout(label)? == BootoutOutcome::Removed;
+    let path = plist_path(home, label);
+    let removed_plist = match fs::remove_file(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(LaunchdError::io(
+                "remove",
+                &path,
+                "the job is unloaded but would be loaded again at the next login; delete the \
+                 file by hand",
+                e,
+            ));
+        }
+    };
+    Ok(if was_loaded || removed_plist {
+        UninstallOutcome::Removed {
+            was_loaded,
+            removed_plist,
+        }
+    } else {
+        UninstallOutcome::NotInstalled
+    })
+}
+
+/// The agent's state: what `launchctl print` reports and whether its plist file exists.
+pub fn status<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    label: &str,
+    home: &Path,
+) -> Result<AgentReport, LaunchdError> {
+    validate_label(label)?;
+    lc.require_available("the LaunchAgent's status")?;
+    let agent = lc.print(label)?;
+    let plist_path = plist_path(home, label);
+    Ok(AgentReport {
+        label: label.to_owned(),
+        plist_installed: plist_path.is_file(),
+        plist_path,
+        agent,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! `config` and the CLI's own hints: the core's errors name config keys and
+//! operations, and the CLI adds the flag or command that does the fix here.
+
+mod common;
+
+use common::*;
+
+/// The error object of a `--json` failure.
+fn json_error(out: &std::process::Output) -> serde_json::Value {
+    let err: serde_json::Value = serde_json::from_str(stderr(out).trim()).unwrap();
+    err["error"].clone()
+}
+
+#[test]
+fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["ensure", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: ready_timeout_secs:"), "{err}");
+    assert!(!first.contains("--timeout"), "the core's message: {err}");
+    assert!(
+        err.contains("hint: `spfs-autostart ensure --timeout SECS`"),
+        "{err}"
+    );
+    assert!(sb.pids().is_empty(), "nothing started: {err}");
+
+    let out = sb.run(&["--json", "stop", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = json_error(&out);
+    let message = err["message"].as_str().unwrap();
+    assert!(message.starts_with("stop_timeout_secs:"), "{err}");
+    assert!(!message.contains("--timeout"), "{err}");
+    assert_eq!(
+        err["hints"],
+        serde_json::json!([
+            "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run"
+        ])
+    );
+}
+
+#[test]
+fn an_unusable_state_dir_names_the_key_and_the_cli_adds_state_dir_flag() {
+    let sb = Sandbox::new();
+    let file = sb.root().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = sb
+        .cli(&["status"])
+        .arg("--state-dir")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("state_dir") && first.contains("SPFS_AUTOSTART_STATE_DIR"),
+        "{err}"
+    );
+    assert!(!first.contains("--state-dir"), "the core's message: {err}");
+    assert!(err.contains("hint: `--state-dir DIR`"), "{err}");
+}
+
+#[test]
+fn a_missing_config_file_names_the_variable_and_the_cli_adds_config_flag() {
+    let sb = Sandbox::new();
+    let out = sb
+        .command(cli_bin())
+        .args(["--config", "/nonexistent/spfs-autostart.toml", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("SPFS_AUTOSTART_CONFIG"), "{err}");
+    assert!(!first.contains("--config"), "the core's message: {err}");
+    assert!(err.contains("hint: `--config FILE`"), "{err}");
+}
+
+/// A sandbox whose config sets every optional key, so every key is shown.
+fn every_key_set() -> Sandbox {
+    let mut sb = Sandbox::new()
+        .with("expected_version", "1.2.3")
+        .with("on_version_mismatch", "error")
+        .with("log_keep", 7)
+        .with("endpoint_env", "");
+    sb.set_env("RUST_LOG", "debug");
+    sb
+}
+
+#[test]
+fn config_json_holds_every_key_the_file_accepts() {
+    let sb = every_key_set();
+    let json: serde_json::Value = serde_json::from_str(&sb.ok(&["--json", "config"])).unwrap();
+    let object = json.as_object().unwrap();
+    let accepted = spfs_autostart::ConfigView::keys();
+    assert!(accepted.len() >= 15, "{accepted:?}");
+    for key in accepted {
+        assert!(
+            object.contains_key(*key),
+            "config --json lacks {key}: {json}"
+        );
+    }
+    // Nothing else but where the config came from and the resolved paths.
+    let extra: Vec<&String> = object
+        .keys()
+        .filter(|k| !accepted.contains(&k.as_str()))
+        .collect();
+    assert_eq!(extra, ["resolved", "source"], "{json}");
+    // The values are the file's.
+    assert_eq!(json["log_keep"], 7);
+    assert_eq!(json["on_version_mismatch"], "error");
+    assert_eq!(json["endpoint_env"], "");
+    assert_eq!(json["env"]["RUST_LOG"], "debug");
+    assert_eq!(json["log_dir"], path_str(&sb.log_dir()));
+    assert_eq!(json["resolved"]["state_dir"], path_str(&sb.state_dir()));
+    assert_eq!(json["source"], path_str(&sb.config_file()));
+}
+
+#[test]
+fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
+    let sb = every_key_set();
+    let text = sb.ok(&["config"]);
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let mut shown: Vec<&str> = table.keys().map(String::as_str).collect();
+    let mut accepted = spfs_autostart::ConfigView::keys().to_vec();
+    shown.sort();
+    accepted.sort();
+    assert_eq!(shown, accepted, "{text}");
+    // Fed back as the config file, it gives the same configuration.
+    std::fs::write(sb.config_file(), &text).unwrap();
+    assert_eq!(sb.ok(&["config"]), text);
+}

@@ -1,0 +1,91 @@
+//! The environment variables the client reads and gives the service (the
+//! protocol's names), and how they override the file: each one names the
+//! key it overrides, and a bad value is refused naming the variable.
+
+use std::path::PathBuf;
+
+use super::validate::{self, bound};
+use super::{Config, Endpoint};
+use crate::error::{Error, ErrorKind, Result};
+
+// The names are the protocol's: the spawner gives some of them to the
+// service, and the kit reads them.
+pub use spfs_autostart_protocol::env::*;
+
+/// Each variable that overrides a key of the file, with that key.
+/// `SPFS_MACFUSE_LISTEN_ADDRESS` also moves a TCP `endpoint`, but only when
+/// `SPFS_AUTOSTART_ENDPOINT` does not set it.
+pub const OVERRIDES: [(&str, &str); 6] = [
+    (PROGRAM, "program"),
+    (ENDPOINT, "endpoint"),
+    (STATE_DIR, "state_dir"),
+    (LOG_DIR, "log_dir"),
+    (IDLE_TIMEOUT_SECS, "idle_timeout_secs"),
+    (READY_TIMEOUT_SECS, "ready_timeout_secs"),
+];
+
+impl Config {
+    /// Apply the `SPFS_AUTOSTART_*` overrides, each checked by the same rule
+    /// as its key in the file.
+    pub(super) fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        let bad = |name: &str, why: String| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("environment variable {name}: {why}"),
+            )
+        };
+        if let Some(program) = get(PROGRAM) {
+            self.program = validate::program(&program).map_err(|w| bad(PROGRAM, w))?;
+        }
+        if let Some(endpoint) = get(ENDPOINT) {
+            self.endpoint = endpoint.parse().map_err(|w| bad(ENDPOINT, w))?;
+        } else if let (Endpoint::Tcp(_), Some(addr)) = (&self.endpoint, get(MACFUSE_LISTEN_ADDRESS))
+        {
+            // spfs-fuse-macos reads the same variable, so both sides agree.
+            let addr = addr.parse().map_err(|_| {
+                bad(
+                    MACFUSE_LISTEN_ADDRESS,
+                    format!("{addr:?} is not an IP:PORT address"),
+                )
+            })?;
+            self.endpoint = Endpoint::Tcp(addr);
+        }
+        if let Some(dir) = get(STATE_DIR) {
+            let dir = PathBuf::from(dir);
+            validate::absolute_dir(&dir).map_err(|w| bad(STATE_DIR, w))?;
+            self.state_dir = Some(dir);
+        }
+        if let Some(dir) = get(LOG_DIR) {
+            let dir = PathBuf::from(dir);
+            validate::absolute_dir(&dir).map_err(|w| bad(LOG_DIR, w))?;
+            self.log_dir = Some(dir);
+        }
+        for (name, index, field) in [
+            (
+                IDLE_TIMEOUT_SECS,
+                bound::IDLE_TIMEOUT_SECS,
+                &mut self.idle_timeout,
+            ),
+            (
+                READY_TIMEOUT_SECS,
+                bound::READY_TIMEOUT_SECS,
+                &mut self.ready_timeout,
+            ),
+        ] {
+            if let Some(text) = get(name) {
+                let secs = parse_secs(&text)
+                    .and_then(|secs| validate::check_bound(index, secs))
+                    .map_err(|w| bad(name, w))?;
+                *field = std::time::Duration::from_secs(secs);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_secs(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))
+}

@@ -1,0 +1,85 @@
+//! The TOML file: which one is read, reading it on top of the defaults,
+//! and writing the effective configuration back as TOML.
+
+use std::path::{Path, PathBuf};
+
+use super::{Config, ConfigView, env, process_env};
+use crate::error::{Error, ErrorKind, Result};
+use crate::remedy::Remedy;
+
+impl Config {
+    /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
+    /// config file when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        Config::load_with(file, process_env)
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function, so
+    /// tests never depend on the caller's environment.
+    pub fn load_with(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut config = Config::defaults();
+        let file = match file {
+            Some(file) => Some(file.to_path_buf()),
+            None => match env(env::CONFIG).filter(|s| !s.is_empty()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => user_config_file(&env).filter(|p| p.is_file()),
+            },
+        };
+        if let Some(path) = file {
+            // A relative path is read from the current directory; the
+            // absolute one is what `config` shows.
+            let path = std::path::absolute(&path).unwrap_or(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "cannot read config file {}: {e}; fix the config file's path (the one \
+                         given, or {})",
+                        path.display(),
+                        env::CONFIG
+                    ),
+                )
+                .with_remedy(Remedy::ConfigFile)
+            })?;
+            config.apply_toml(&text, &path)?;
+        }
+        config.apply_env(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Apply one TOML document on top of this configuration. Every value
+    /// was checked while it was read (see [`ConfigView`]).
+    pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<()> {
+        let view: ConfigView = toml::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("invalid config file {}: {e}", origin.display()),
+            )
+        })?;
+        self.apply_view(view);
+        self.source = Some(origin.to_path_buf());
+        Ok(())
+    }
+
+    /// The effective configuration as a TOML document that [`Config::load`]
+    /// reads back to the same values: [`Config::view`] written as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.view()).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// The per-user config file: `~/Library/Application Support/spfs-autostart/`
+/// on macOS, `$XDG_CONFIG_HOME/spfs-autostart/` (or `~/.config/...`) elsewhere.
+pub fn user_config_file(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    let dir = if cfg!(target_os = "macos") {
+        home?.join("Library/Application Support")
+    } else {
+        match env("XDG_CONFIG_HOME").filter(|d| d.starts_with('/')) {
+            Some(dir) => PathBuf::from(dir),
+            None => home?.join(".config"),
+        }
+    };
+    Some(dir.join("spfs-autostart").join("config.toml"))
+}

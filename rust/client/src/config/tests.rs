@@ -1,0 +1,446 @@
+//! The configuration's tests: the file, the environment, the rules, and
+//! that every key reaches every rendering.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::error::{ErrorKind, Result};
+
+fn parse(text: &str) -> Result<Config> {
+    let mut config = Config::defaults();
+    config.apply_toml(text, Path::new("/etc/test.toml"))?;
+    Ok(config)
+}
+
+#[test]
+fn unknown_key_is_rejected_with_line_and_column() {
+    let err = parse("program = \"x\"\nprogramm = \"y\"\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let msg = err.to_string();
+    assert!(msg.contains("/etc/test.toml"), "{msg}");
+    assert!(msg.contains("line 2"), "{msg}");
+    assert!(msg.contains("column 1"), "{msg}");
+    assert!(msg.contains("programm"), "{msg}");
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let err = parse("args = [\"a\",\n").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("line"), "{err}");
+}
+
+#[test]
+fn endpoint_forms_parse_and_bad_ones_name_the_forms() {
+    assert_eq!(
+        "unix".parse::<Endpoint>().unwrap(),
+        Endpoint::StateDirSocket
+    );
+    assert_eq!(
+        "unix:///run/x.sock".parse::<Endpoint>().unwrap(),
+        Endpoint::Unix("/run/x.sock".into())
+    );
+    assert_eq!(
+        "tcp://127.0.0.1:37738".parse::<Endpoint>().unwrap(),
+        Endpoint::Tcp(([127, 0, 0, 1], 37738).into())
+    );
+    for bad in ["", "unix://", "unix://rel/x", "tcp://localhost", "http://x"] {
+        let err = bad.parse::<Endpoint>().unwrap_err();
+        assert!(err.contains("tcp://IP:PORT"), "{bad}: {err}");
+    }
+    let err = parse("endpoint = \"tcp://nowhere\"").unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[test]
+fn relative_program_and_zero_timeouts_are_refused() {
+    let err = parse("program = \"bin/svc\"").unwrap_err();
+    assert!(err.to_string().contains("relative"), "{err}");
+    let err = parse("ready_timeout_secs = 0").unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+    let err = parse("stop_timeout_secs = 99999999").unwrap_err();
+    assert!(err.to_string().contains("at most 3600"), "{err}");
+    assert_eq!(
+        parse("idle_timeout_secs = 0").unwrap().idle_timeout,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "program = \"/bin/a\"\nidle_timeout_secs = 5\n").unwrap();
+    let config = Config::load_with(Some(&file), |name| match name {
+        env::PROGRAM => Some("/bin/b".into()),
+        env::ENDPOINT => Some("tcp://127.0.0.1:9".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(config.program, "/bin/b");
+    assert_eq!(config.idle_timeout, Duration::from_secs(5));
+    assert_eq!(config.endpoint, Endpoint::Tcp(([127, 0, 0, 1], 9).into()));
+    assert_eq!(config.source.as_deref(), Some(file.as_path()));
+}
+
+#[test]
+fn bad_environment_value_names_the_variable() {
+    let err = Config::load_with(None, |name| {
+        (name == env::IDLE_TIMEOUT_SECS).then(|| "soon".to_string())
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains(env::IDLE_TIMEOUT_SECS), "{err}");
+}
+
+#[test]
+fn rendered_config_reads_back_the_same() {
+    let mut config =
+        parse("program = \"/bin/x\"\nargs = [\"a b\"]\n[env]\nRUST_LOG = \"debug\"\n").unwrap();
+    config.expected_version = Some("1.2.3".into());
+    let text = config.to_toml();
+    let mut back = Config::defaults();
+    back.apply_toml(&text, Path::new("/x.toml")).unwrap();
+    back.source = config.source.clone();
+    assert_eq!(back, config);
+}
+
+#[test]
+fn endpoint_env_gives_a_tcp_endpoint_to_the_service_as_ip_port() {
+    let config = parse("endpoint = \"tcp://127.0.0.1:4100\"").unwrap();
+    assert_eq!(
+        config.endpoint_env.as_deref(),
+        Some(env::MACFUSE_LISTEN_ADDRESS),
+        "the default profile is spfs-fuse-macos's"
+    );
+    let vars = config.service_env();
+    assert_eq!(
+        vars.get(env::MACFUSE_LISTEN_ADDRESS).map(String::as_str),
+        Some("127.0.0.1:4100")
+    );
+    let custom =
+        parse("endpoint = \"tcp://127.0.0.1:4100\"\nendpoint_env = \"MY_LISTEN\"").unwrap();
+    let vars = custom.service_env();
+    assert_eq!(
+        vars.get("MY_LISTEN").map(String::as_str),
+        Some("127.0.0.1:4100")
+    );
+    assert!(!vars.contains_key(env::MACFUSE_LISTEN_ADDRESS));
+    let none = parse("endpoint = \"tcp://127.0.0.1:4100\"\nendpoint_env = \"\"").unwrap();
+    assert_eq!(none.endpoint_env, None);
+    assert!(!none.service_env().contains_key(env::MACFUSE_LISTEN_ADDRESS));
+    // A Unix endpoint has no IP:PORT form: nothing is set.
+    let unix = parse("endpoint = \"unix\"").unwrap();
+    assert!(!unix.service_env().contains_key(env::MACFUSE_LISTEN_ADDRESS));
+}
+
+#[test]
+fn endpoint_env_wins_over_the_env_table_so_the_service_listens_where_we_look() {
+    let config = parse(
+        "endpoint = \"tcp://127.0.0.1:4100\"\n[env]\nSPFS_MACFUSE_LISTEN_ADDRESS = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.service_env()[env::MACFUSE_LISTEN_ADDRESS],
+        "127.0.0.1:4100"
+    );
+}
+
+#[test]
+fn bad_endpoint_env_is_refused_naming_the_key() {
+    for bad in ["A=B", "SPFS_AUTOSTART_ENDPOINT"] {
+        let err = parse(&format!("endpoint_env = {bad:?}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("endpoint_env"), "{msg}");
+        assert!(msg.contains(env::MACFUSE_LISTEN_ADDRESS), "{msg}");
+    }
+}
+
+#[test]
+fn stop_sequence_defaults_to_spfs_fuse_macos_and_reads_back() {
+    use nix::sys::signal::Signal;
+    let config = parse("").unwrap();
+    assert_eq!(
+        config.stop_sequence,
+        [
+            StopStep::Shutdown,
+            StopStep::Signal(Signal::SIGINT),
+            StopStep::Signal(Signal::SIGTERM),
+            StopStep::Signal(Signal::SIGKILL),
+        ]
+    );
+    let custom = parse("stop_sequence = [\"TERM\", \"SIGKILL\"]").unwrap();
+    assert_eq!(
+        custom.stop_sequence,
+        [
+            StopStep::Signal(Signal::SIGTERM),
+            StopStep::Signal(Signal::SIGKILL)
+        ]
+    );
+    let mut back = Config::defaults();
+    back.apply_toml(&custom.to_toml(), Path::new("/x.toml"))
+        .unwrap();
+    assert_eq!(back.stop_sequence, custom.stop_sequence);
+}
+
+#[test]
+fn bad_stop_sequences_are_refused_naming_the_key_and_the_fix() {
+    for (bad, why) in [
+        ("[]", "is empty"),
+        ("[\"SIGSTOP\"]", "not a stop step"),
+        ("[\"halt\"]", "\"shutdown\" or one of SIGINT"),
+        ("[\"SIGINT\", \"INT\"]", "listed twice"),
+    ] {
+        let err = parse(&format!("stop_sequence = {bad}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("stop_sequence"), "{bad}: {msg}");
+        assert!(msg.contains(why), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn the_service_gets_no_color_unless_the_env_table_says_otherwise() {
+    let config = parse("").unwrap();
+    assert_eq!(config.service_env()["NO_COLOR"], "1");
+    let coloured = parse("[env]\nNO_COLOR = \"\"\n").unwrap();
+    assert_eq!(coloured.service_env()["NO_COLOR"], "");
+}
+
+#[test]
+fn missing_config_file_is_a_clear_error() {
+    let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("/nonexistent/c.toml"), "{err}");
+}
+
+#[test]
+fn out_of_bounds_values_are_refused_with_key_line_and_column() {
+    for (text, key, line) in [
+        (
+            "program = \"/x\"\nlog_keep = 4294967295\n",
+            "log_keep",
+            "line 2",
+        ),
+        ("log_max_bytes = 0\n", "log_max_bytes", "line 1"),
+        (
+            "\n\nready_timeout_secs = 0\n",
+            "ready_timeout_secs",
+            "line 3",
+        ),
+        ("endpoint = \"tcp://127.0.0.1:0\"\n", "port 0", "line 1"),
+        ("[env]\n\"A=B\" = \"c\"\n", "env", "line 2"),
+        ("[env]\n\"\" = \"c\"\n", "env", "line 2"),
+        ("state_dir = \"rel\"\n", "state_dir", "line 1"),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
+        let msg = err.to_string();
+        assert!(msg.contains(key), "{text}: {msg}");
+        assert!(
+            msg.contains(line) && msg.contains("column"),
+            "{text}: {msg}"
+        );
+    }
+    let ok = parse("log_keep = 100\nlog_max_bytes = 4096\n").unwrap();
+    assert_eq!((ok.log_keep, ok.log_max_bytes), (100, 4096));
+}
+
+#[test]
+fn long_unix_endpoint_is_refused_and_names_the_fix() {
+    let long = format!("unix:///tmp/{}.sock", "s".repeat(120));
+    let err = long.parse::<Endpoint>().unwrap_err();
+    assert!(err.contains("shorter path"), "{err}");
+    let short = format!("unix:///tmp/{}.sock", "s".repeat(40));
+    assert!(short.parse::<Endpoint>().is_ok());
+}
+
+#[test]
+fn validate_applies_the_file_rules_to_a_config_built_in_code() {
+    let mut config = Config::defaults();
+    config.validate().unwrap();
+    config.log_keep = MAX_LOG_KEEP + 1;
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("log_keep")
+    );
+    let mut config = Config::defaults();
+    config.env.insert("A=B".into(), "c".into());
+    assert!(config.validate().unwrap_err().to_string().contains("env"));
+    let mut config = Config::defaults();
+    config.state_dir = Some("relstate".into());
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("state_dir")
+    );
+    let mut config = Config::defaults();
+    config.expected_version = Some(String::new());
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("expected_version")
+    );
+    let mut config = Config::defaults();
+    config.endpoint = Endpoint::Tcp(([127, 0, 0, 1], 0).into());
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("port 0")
+    );
+}
+
+/// A configuration with every optional key set, so every key is rendered.
+fn every_key_set() -> Config {
+    let mut config = parse("[env]\nRUST_LOG = \"debug\"\n").unwrap();
+    config.expected_version = Some("1.2.3".into());
+    config.state_dir = Some("/run/state".into());
+    config.log_dir = Some("/var/log/x".into());
+    config.on_version_mismatch = VersionPolicy::Error;
+    config
+}
+
+#[test]
+fn the_key_list_is_what_the_file_accepts() {
+    let keys = ConfigView::keys();
+    assert!(
+        keys.contains(&"program") && keys.contains(&"env"),
+        "{keys:?}"
+    );
+    for key in keys {
+        // Every listed key is accepted (with a value of its type, from the
+        // rendering), and a key one letter off is refused.
+        let rendered: toml::Table = toml::from_str(&every_key_set().to_toml()).unwrap();
+        let value = &rendered[*key];
+        let one = toml::Table::from_iter([(key.to_string(), value.clone())]);
+        parse(&toml::to_string(&one).unwrap()).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let err = parse(&format!("{key}x = 1")).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{key}: {err}");
+    }
+}
+
+#[test]
+fn toml_and_json_views_hold_every_key() {
+    let config = every_key_set();
+    let toml_keys: Vec<String> = toml::from_str::<toml::Table>(&config.to_toml())
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let json = serde_json::to_value(config.view()).unwrap();
+    let mut json_keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+    let mut keys: Vec<String> = ConfigView::keys().iter().map(|k| k.to_string()).collect();
+    keys.sort();
+    json_keys.sort();
+    let mut toml_keys = toml_keys;
+    toml_keys.sort();
+    assert_eq!(json_keys, keys);
+    assert_eq!(toml_keys, keys);
+    // Unset keys are null in JSON and left out of TOML, so TOML reads back.
+    let defaults = serde_json::to_value(Config::defaults().view()).unwrap();
+    assert_eq!(defaults["state_dir"], serde_json::Value::Null);
+    assert_eq!(defaults["log_dir"], serde_json::Value::Null);
+    assert_eq!(defaults["on_version_mismatch"], "restart");
+    assert_eq!(defaults["endpoint_env"], env::MACFUSE_LISTEN_ADDRESS);
+    assert_eq!(defaults["stop_sequence"][0], "shutdown");
+}
+
+#[test]
+fn every_key_set_reads_back_the_same() {
+    let config = every_key_set();
+    let mut back = Config::defaults();
+    back.apply_toml(&config.to_toml(), Path::new("/x.toml"))
+        .unwrap();
+    back.source = config.source.clone();
+    assert_eq!(back, config);
+}
+
+#[test]
+fn each_bound_index_names_its_key_and_the_key_is_in_the_file() {
+    use validate::{BOUNDS, bound};
+    for (index, key) in [
+        (bound::READY_TIMEOUT_SECS, "ready_timeout_secs"),
+        (bound::STOP_TIMEOUT_SECS, "stop_timeout_secs"),
+        (bound::IDLE_TIMEOUT_SECS, "idle_timeout_secs"),
+        (bound::LOG_MAX_BYTES, "log_max_bytes"),
+        (bound::LOG_KEEP, "log_keep"),
+    ] {
+        assert_eq!(BOUNDS[index].key, key);
+        assert!(ConfigView::keys().contains(&key), "{key}");
+    }
+}
+
+#[test]
+fn each_bound_is_enforced_by_the_file_and_validate_at_both_ends() {
+    for bound in &validate::BOUNDS {
+        let key = bound.key;
+        let below = bound.min.checked_sub(1);
+        for (value, why) in [(below, "at least"), (bound.max.checked_add(1), "at most")] {
+            let Some(value) = value else { continue };
+            let err = parse(&format!("{key} = {value}")).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(key) && msg.contains(why),
+                "{key}={value}: {msg}"
+            );
+        }
+        for value in [bound.min, bound.max] {
+            let config = parse(&format!("{key} = {value}"))
+                .unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+            config.validate().unwrap();
+        }
+    }
+    let mut config = Config::defaults();
+    config.stop_timeout = Duration::from_secs(3601);
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().starts_with("stop_timeout_secs:"), "{err}");
+    assert_eq!(
+        err.remedies(),
+        [crate::remedy::Remedy::SetKey("stop_timeout_secs")]
+    );
+}
+
+#[test]
+fn every_environment_override_names_a_key_of_the_file() {
+    for (name, key) in env::OVERRIDES {
+        assert!(name.starts_with("SPFS_AUTOSTART_"), "{name}");
+        assert!(ConfigView::keys().contains(&key), "{name} -> {key}");
+    }
+}
+
+#[test]
+fn environment_timeouts_are_bounded_like_the_file() {
+    let err = Config::load_with(None, |name| {
+        (name == env::READY_TIMEOUT_SECS).then(|| "3601".to_string())
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(env::READY_TIMEOUT_SECS) && msg.contains("at most 3600"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn setters_refuse_what_the_file_refuses_naming_the_key() {
+    let mut config = Config::defaults();
+    let err = config.set_state_dir("relative/state").unwrap_err();
+    assert!(err.to_string().starts_with("state_dir:"), "{err}");
+    assert_eq!(config.state_dir, None, "unchanged");
+    let err = config.set_log_dir("logs").unwrap_err();
+    assert!(err.to_string().starts_with("log_dir:"), "{err}");
+    let err = config.set_expected_version("").unwrap_err();
+    assert!(err.to_string().starts_with("expected_version:"), "{err}");
+    config.set_state_dir("/run/s").unwrap();
+    config.set_expected_version("2.0").unwrap();
+    assert_eq!(config.state_dir.as_deref(), Some(Path::new("/run/s")));
+    assert_eq!(config.expected_version.as_deref(), Some("2.0"));
+}

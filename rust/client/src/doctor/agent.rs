@@ -1,0 +1,109 @@
+//! The LaunchAgent and the configuration itself.
+
+use std::path::Path;
+
+use super::{Finding, Severity, finding};
+use crate::ResolvedEndpoint;
+use crate::client::ServiceManager;
+
+/// The LaunchAgent, where launchd exists: installed, loaded, matching the config.
+pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL, Launchctl};
+    if !launchd::supported() {
+        return;
+    }
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return;
+    };
+    let report = match launchd::status(&Launchctl::system(), DEFAULT_LABEL, Path::new(&home)) {
+        Ok(report) => report,
+        Err(e) => {
+            findings.push(finding(
+                "LaunchAgent",
+                Severity::Warning,
+                format!("cannot ask launchd: {e}"),
+                None,
+            ));
+            return;
+        }
+    };
+    let loaded = matches!(report.agent, AgentStatus::Loaded(_));
+    let (severity, summary, fix) = match (report.plist_installed, loaded) {
+        (false, false) => (
+            Severity::Ok,
+            "not installed: the service starts on demand".to_string(),
+            None,
+        ),
+        (false, true) => (
+            Severity::Warning,
+            format!("{DEFAULT_LABEL} is loaded but its plist is gone"),
+            Some("uninstall the agent, then install it again if wanted".into()),
+        ),
+        (true, false) => (
+            Severity::Warning,
+            format!(
+                "{} is installed but not loaded",
+                report.plist_path.display()
+            ),
+            Some("install the agent again (or log out and in)".into()),
+        ),
+        (true, true) => {
+            let installed = std::fs::read(&report.plist_path).unwrap_or_default();
+            let matches = [AgentMode::Always, AgentMode::Socket]
+                .into_iter()
+                .any(|mode| {
+                    crate::agent_spec::spec_from_config(
+                        manager.config(),
+                        manager.paths(),
+                        mode,
+                        None,
+                        None,
+                    )
+                    .ok()
+                    .and_then(|spec| launchd::launchd_plist(&spec).ok())
+                    .is_some_and(|plist| plist == installed)
+                });
+            if matches {
+                (
+                    Severity::Ok,
+                    format!("{DEFAULT_LABEL} is installed and loaded"),
+                    None,
+                )
+            } else {
+                (
+                    Severity::Warning,
+                    format!(
+                        "{} differs from what the config describes",
+                        report.plist_path.display()
+                    ),
+                    Some("install the agent again to bring it in line".into()),
+                )
+            }
+        }
+    };
+    findings.push(finding("LaunchAgent", severity, summary, fix));
+}
+
+/// What the configuration itself says that the user should know.
+pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let source = match &manager.config().source {
+        Some(path) => path.display().to_string(),
+        None => "built-in defaults".to_string(),
+    };
+    if let ResolvedEndpoint::Tcp(addr) = manager.endpoint() {
+        findings.push(finding(
+            "config",
+            Severity::Warning,
+            format!(
+                "({source}) endpoint tcp://{addr} can be reached by every user of this machine"
+            ),
+            Some(
+                "use endpoint = \"unix\" with a service that embeds the kit; spfs-fuse-macos \
+                 speaks only TCP today"
+                    .into(),
+            ),
+        ));
+    } else {
+        findings.push(finding("config", Severity::Ok, format!("({source})"), None));
+    }
+}

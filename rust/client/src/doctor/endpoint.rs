@@ -1,0 +1,135 @@
+//! Who answers at the endpoint: our service, one adopted, another user's,
+//! or something else.
+
+use std::time::Duration;
+
+use super::{Finding, Severity, finding};
+use crate::ResolvedEndpoint;
+use crate::client::ServiceManager;
+use crate::status::State;
+
+/// Who answers at the endpoint.
+pub(super) async fn check_endpoint(
+    manager: &ServiceManager,
+    findings: &mut Vec<Finding>,
+) -> Option<State> {
+    let endpoint = manager.endpoint().to_string();
+    let status = match manager.status().await {
+        Ok(status) => status,
+        Err(e) => {
+            findings.push(finding(
+                "endpoint",
+                Severity::Problem,
+                format!("cannot look at {endpoint}: {e}"),
+                Some("fix what the message names, then run the doctor again".into()),
+            ));
+            return None;
+        }
+    };
+    let pid = status
+        .pid
+        .map(|p| format!(" (pid {p})"))
+        .unwrap_or_default();
+    let (severity, summary, fix) = match status.state {
+        State::Stopped => (
+            Severity::Ok,
+            format!("{endpoint} is free: no service runs"),
+            None,
+        ),
+        State::Running if adopted(manager, &status) => (
+            Severity::Ok,
+            format!(
+                "{endpoint}: our plain service{pid} answers, adopted: it was started outside \
+                 spfs-autostart (no instance lock); `ensure` uses it and `stop` stops it"
+            ),
+            None,
+        ),
+        State::Running => (
+            Severity::Ok,
+            format!(
+                "{endpoint}: our {} service answers{pid}",
+                if status.managed { "kit" } else { "plain" }
+            ),
+            None,
+        ),
+        State::Starting | State::Stopping => (
+            Severity::Ok,
+            format!("{endpoint}: the service{pid} is {}", status.state),
+            None,
+        ),
+        State::Unresponsive => (
+            Severity::Problem,
+            format!(
+                "{endpoint}: a service{pid} holds the instance lock but does not answer: {}",
+                status.detail.clone().unwrap_or_default()
+            ),
+            Some("stop the service, then ensure it (the stop and ensure operations)".into()),
+        ),
+        State::Conflict => {
+            let detail = status.detail.clone().unwrap_or_default();
+            conflict(&endpoint, endpoint_taker(manager).await, &detail)
+        }
+    };
+    findings.push(finding("endpoint", severity, summary, fix));
+    Some(status.state)
+}
+
+/// The finding for an endpoint held by something that is not our service.
+fn conflict(endpoint: &str, taker: Taker, detail: &str) -> (Severity, String, Option<String>) {
+    let elsewhere = "choose another `endpoint` in the config (or SPFS_AUTOSTART_ENDPOINT)";
+    let (summary, fix) = match taker {
+        Taker::OtherUser(user) => (
+            format!(
+                "{endpoint} is another user's: {user} listens there; it is never used, \
+                 signalled or asked to shut down"
+            ),
+            format!("ask {user} to stop their service (or stop it as root), or {elsewhere}"),
+        ),
+        Taker::NotGrpc => (
+            format!(
+                "{endpoint} is taken by something that is not our service and does not speak \
+                 gRPC: {detail}"
+            ),
+            format!("stop whatever listens there, or {elsewhere}"),
+        ),
+        Taker::Other => (
+            format!("{endpoint} is taken by something that is not our service: {detail}"),
+            format!("stop whatever listens there, or {elsewhere}"),
+        ),
+    };
+    (Severity::Problem, summary, Some(fix))
+}
+
+/// Whether a running service is ours but was started elsewhere: a plain
+/// service with a pid while no instance lock is held.
+fn adopted(manager: &ServiceManager, status: &crate::status::Status) -> bool {
+    !status.managed
+        && status.pid.is_some()
+        && !crate::lock::is_held(&manager.paths().instance_lock()).unwrap_or(true)
+}
+
+/// What holds an endpoint that is not our service.
+enum Taker {
+    /// Another user's listener, described by [`crate::owner::user_name`].
+    OtherUser(String),
+    /// Something that does not answer gRPC.
+    NotGrpc,
+    /// A gRPC server that is not ours (or cannot be told apart).
+    Other,
+}
+
+/// Who holds the endpoint: the listener's owner first (on TCP), then
+/// whether it speaks gRPC at all.
+async fn endpoint_taker(manager: &ServiceManager) -> Taker {
+    let endpoint = manager.endpoint();
+    if let ResolvedEndpoint::Tcp(addr) = endpoint
+        && let Some(listener) = crate::owner::tcp_listener(*addr)
+        && listener.is_foreign()
+    {
+        return Taker::OtherUser(crate::owner::user_name(listener.uid));
+    }
+    match crate::rpc::probe(endpoint, false, Duration::from_secs(1)).await {
+        crate::rpc::Probe::Foreign(_) | crate::rpc::Probe::NoAnswer => Taker::NotGrpc,
+        _ => Taker::Other,
+    }
+}

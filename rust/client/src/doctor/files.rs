@@ -1,0 +1,253 @@
+//! The files and programs the service needs: its program (and macFUSE on
+//! macOS), the state dir and the log dir.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Finding, Severity, finding};
+use crate::client::ServiceManager;
+
+/// How long the program's `--version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Less free space than this in the log dir is worth a warning.
+const LOW_SPACE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Found where, executable, and its version.
+pub(super) fn check_program(
+    manager: &ServiceManager,
+    findings: &mut Vec<Finding>,
+) -> Option<PathBuf> {
+    let program = match crate::spawn::resolve_program(&manager.config().program) {
+        Ok(program) => program,
+        Err(e) => {
+            findings.push(finding(
+                "program",
+                Severity::Problem,
+                e.message().to_string(),
+                Some(
+                    "install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) \
+                     to its absolute path"
+                        .into(),
+                ),
+            ));
+            return None;
+        }
+    };
+    match program_version(&program) {
+        Some(version) => findings.push(finding(
+            "program",
+            Severity::Ok,
+            format!("{} ({version})", program.display()),
+            None,
+        )),
+        None => findings.push(finding(
+            "program",
+            Severity::Warning,
+            format!(
+                "{} is there, but `{} --version` did not say its version",
+                program.display(),
+                program.display()
+            ),
+            Some("check that it is the service program, not another tool of that name".into()),
+        )),
+    }
+    Some(program)
+}
+
+/// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
+fn program_version(program: &Path) -> Option<String> {
+    let mut child = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + VERSION_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    out.lines()
+        .next()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
+/// macFUSE installed, and the mountpoint the service is given present.
+#[cfg(target_os = "macos")]
+pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let fs = Path::new("/Library/Filesystems/macfuse.fs");
+    if fs.is_dir() {
+        findings.push(finding(
+            "macFUSE",
+            Severity::Ok,
+            format!("installed ({})", fs.display()),
+            None,
+        ));
+    } else {
+        findings.push(finding(
+            "macFUSE",
+            Severity::Problem,
+            format!("not installed: {} is missing", fs.display()),
+            Some(
+                "install it: brew install --cask macfuse, then allow it in System Settings".into(),
+            ),
+        ));
+    }
+    // `service [--listen ADDR] [MOUNTPOINT]`: the last word that is no option.
+    let args = &manager.config().args;
+    let mountpoint = args
+        .iter()
+        .skip_while(|a| a.as_str() != "service")
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .last()
+        .map_or("/spfs", String::as_str);
+    if Path::new(mountpoint).is_dir() {
+        findings.push(finding(
+            "mountpoint",
+            Severity::Ok,
+            format!("{mountpoint} exists"),
+            None,
+        ));
+    } else {
+        findings.push(finding(
+            "mountpoint",
+            Severity::Problem,
+            format!("{mountpoint} does not exist"),
+            Some(
+                "add `spfs` to /etc/synthetic.conf and reboot (spk's `make -f Makefile.macos \
+                 setup-spfs-mount` does this)"
+                    .into(),
+            ),
+        ));
+    }
+}
+
+/// Owner and mode (the same check every command makes).
+pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Finding>) -> bool {
+    let dir = &manager.paths().state_dir;
+    match manager.paths().check_state_dir() {
+        Ok(true) => {
+            findings.push(finding(
+                "state dir",
+                Severity::Ok,
+                format!("{} (private, yours)", dir.display()),
+                None,
+            ));
+            true
+        }
+        Ok(false) => {
+            findings.push(finding(
+                "state dir",
+                Severity::Ok,
+                format!(
+                    "{} does not exist yet; ensure creates it 0700",
+                    dir.display()
+                ),
+                None,
+            ));
+            true
+        }
+        Err(e) => {
+            findings.push(finding(
+                "state dir",
+                Severity::Problem,
+                e.to_string(),
+                Some(format!(
+                    "run `chmod 700 {}` if it is yours, or set SPFS_AUTOSTART_STATE_DIR \
+                     (or state_dir) to a private directory",
+                    dir.display()
+                )),
+            ));
+            false
+        }
+    }
+}
+
+/// Exists or can be made, is ours, and has room.
+pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let log = manager.paths().log_file();
+    let Some(dir) = log.parent() else { return };
+    let existing = dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("/"));
+    match std::fs::metadata(existing) {
+        Ok(meta) if existing == dir && meta.uid() != nix::unistd::getuid().as_raw() => {
+            findings.push(finding(
+                "log dir",
+                Severity::Warning,
+                format!(
+                    "{} belongs to uid {}, not to you",
+                    dir.display(),
+                    meta.uid()
+                ),
+                Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
+            ));
+            return;
+        }
+        Ok(meta) if existing == dir && meta.mode() & 0o002 != 0 => {
+            findings.push(finding(
+                "log dir",
+                Severity::Warning,
+                format!("{} is writable by every user", dir.display()),
+                Some(format!("run `chmod o-w {}`", dir.display())),
+            ));
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            findings.push(finding(
+                "log dir",
+                Severity::Problem,
+                format!("cannot look at {}: {e}", existing.display()),
+                Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
+            ));
+            return;
+        }
+    }
+    let free = nix::sys::statvfs::statvfs(existing).map(|fs| free_bytes(&fs));
+    match free {
+        Ok(free) if free < LOW_SPACE_BYTES => {
+            findings.push(finding(
+                "log dir",
+                Severity::Warning,
+                format!("{}: only {} MiB free", dir.display(), free / (1024 * 1024)),
+                Some("free some space; a full disk loses the service's log".into()),
+            ));
+        }
+        _ => findings.push(finding(
+            "log dir",
+            Severity::Ok,
+            if existing == dir {
+                format!("{}", dir.display())
+            } else {
+                format!("{} does not exist yet; ensure creates it", dir.display())
+            },
+            None,
+        )),
+    }
+}
+
+/// Bytes an unprivileged user may still write. The field types differ
+/// between platforms (32-bit block counts on macOS), so the conversions that
+/// are identities here are not elsewhere.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(fs: &nix::sys::statvfs::Statvfs) -> u64 {
+    u64::from(fs.blocks_available()) * u64::from(fs.fragment_size())
+}

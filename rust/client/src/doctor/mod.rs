@@ -1,0 +1,130 @@
+//! `doctor`: everything a user would otherwise debug by hand, checked in one
+//! go, each finding with its fix.
+//!
+//! It looks and never acts: nothing is started, stopped, created or changed
+//! (running the program's `--version` is the one process it starts). Each
+//! check is independent, so one broken thing does not hide the next.
+
+mod agent;
+mod endpoint;
+mod files;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::client::ServiceManager;
+use crate::status::State;
+use agent::{check_agent, check_config};
+use endpoint::check_endpoint;
+#[cfg(target_os = "macos")]
+use files::check_macfuse;
+use files::{check_log_dir, check_program, check_state_dir};
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// As it should be.
+    Ok,
+    /// Works, but the user should know.
+    Warning,
+    /// Stops the service from working; `doctor` exits 1.
+    Problem,
+}
+
+/// One thing checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What was checked: `program`, `endpoint`, `state dir`, ...
+    pub check: String,
+    /// How it went.
+    pub severity: Severity,
+    /// What was found.
+    pub summary: String,
+    /// What to do about it, for warnings and problems.
+    pub fix: Option<String>,
+}
+
+/// Everything `doctor` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Every finding, in the order checked.
+    pub findings: Vec<Finding>,
+    /// What `ensure` would do next.
+    pub next: String,
+}
+
+impl Report {
+    /// No finding is a problem.
+    pub fn healthy(&self) -> bool {
+        self.findings
+            .iter()
+            .all(|f| f.severity != Severity::Problem)
+    }
+}
+
+fn finding(check: &str, severity: Severity, summary: String, fix: Option<String>) -> Finding {
+    Finding {
+        check: check.to_string(),
+        severity,
+        summary,
+        fix,
+    }
+}
+
+/// Check everything about the service `manager` manages.
+pub async fn diagnose(manager: &ServiceManager) -> Report {
+    let mut findings = Vec::new();
+    let program = check_program(manager, &mut findings);
+    #[cfg(target_os = "macos")]
+    check_macfuse(manager, &mut findings);
+    let state_ok = check_state_dir(manager, &mut findings);
+    check_log_dir(manager, &mut findings);
+    let state = if state_ok {
+        check_endpoint(manager, &mut findings).await
+    } else {
+        None
+    };
+    check_agent(manager, &mut findings);
+    check_config(manager, &mut findings);
+    let next = next_step(manager, state, program.as_deref(), state_ok);
+    Report { findings, next }
+}
+
+fn next_step(
+    manager: &ServiceManager,
+    state: Option<State>,
+    program: Option<&Path>,
+    state_ok: bool,
+) -> String {
+    let config = manager.config();
+    if !state_ok {
+        return "fail: the state dir is not private (see above)".into();
+    }
+    match state {
+        Some(State::Running) => "use the running service (one RPC)".into(),
+        Some(State::Starting) => "wait for the starting service to answer".into(),
+        Some(State::Stopping) => "wait for the service to stop, then start a new one".into(),
+        Some(State::Unresponsive) => format!(
+            "wait up to {}s for the service to answer, then fail",
+            config.ready_timeout.as_secs()
+        ),
+        Some(State::Conflict) => "fail: the endpoint is taken (see above)".into(),
+        Some(State::Stopped) | None => match program {
+            Some(program) => {
+                let mut line = format!("start {}", program.display());
+                for arg in &config.args {
+                    line.push(' ');
+                    line.push_str(arg);
+                }
+                format!(
+                    "{line} and wait up to {}s for it to answer at {}",
+                    config.ready_timeout.as_secs(),
+                    manager.endpoint()
+                )
+            }
+            None => "fail: the program was not found (see above)".into(),
+        },
+    }
+}

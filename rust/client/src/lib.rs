@@ -1,0 +1,52 @@
+//! spfs-autostart, the client: keep one per-user background service
+//! available exactly when it is needed, and explain it when it is not.
+//!
+//! [`ServiceManager`] ensures the service runs (starting it on demand,
+//! exactly once, even when many processes ask at the same time), stops it,
+//! reports its status, watches it and reads its logs; [`doctor`] explains
+//! what is wrong. [`Config`] is what it manages, read from built-in
+//! defaults, a TOML file and the environment.
+//!
+//! The other roles live in their own crates: `spfs-autostart-protocol` (the
+//! contract with the service: wire protocol, state-dir files, locks,
+//! environment names, the error vocabulary), `spfs-autostart-kit` (what a
+//! service embeds) and `spfs-autostart-agent` (launchd and systemd;
+//! [`agent_spec`] builds its input from a [`Config`]). There is no FFI code
+//! here: the C ABI and the uniffi bindings live in `spfs-autostart-ffi` and
+//! only convert and delegate.
+
+#![deny(missing_docs)]
+
+pub mod agent_spec;
+mod client;
+pub mod config;
+pub mod doctor;
+pub mod logs;
+mod mounts;
+mod owner;
+pub mod rpc;
+mod spawn;
+mod status;
+mod watch;
+
+// The contract shared with the kit, named inside this crate as if it were
+// ours (`crate::paths`, `crate::lock`, ...).
+use spfs_autostart_protocol::{error, lock, paths, record, remedy, sys};
+
+pub use client::ServiceManager;
+pub use config::{Config, ConfigView, Endpoint, StopStep, VersionPolicy};
+pub use logs::LogFollower;
+pub use spfs_autostart_protocol::proto;
+pub use spfs_autostart_protocol::{
+    Error, ErrorKind, LogExcerpt, Operation, Paths, Remedy, ResolvedEndpoint, Result,
+};
+// The one list of error kinds, for the FFI: it derives its uniffi enum and
+// its C result codes from it (hidden, as in the protocol crate).
+#[doc(hidden)]
+pub use spfs_autostart_protocol::for_each_error_kind;
+pub use status::{Lease, Mount, State, Status, StopMethod, StopOutcome};
+/// The tonic this crate is built with: [`ServiceManager::channel`] returns
+/// its `Channel` and [`proto`]'s clients return its `Status` errors, so a
+/// caller names them through here and never needs a matching tonic itself.
+pub use tonic;
+pub use watch::StatusWatcher;

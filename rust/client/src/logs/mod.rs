@@ -1,0 +1,233 @@
+//! The service log: tail it from the end, follow it across rotation, rotate
+//! it at spawn.
+//!
+//! Tailing reads backwards in fixed chunks, so its cost depends on the lines
+//! asked for, not on the file's size. Following keeps the open descriptor of
+//! the file it reads: when the path is rotated away, it finishes the old file
+//! through that descriptor before opening the new one, so no line is lost or
+//! repeated; it wakes on file-system events (inotify/kqueue through
+//! `notify`), with a slow timer only as a safety net.
+//!
+//! Every line handed out is plain text: terminal escape sequences (the ANSI
+//! colour of a service that logs for a terminal, as spfs-fuse-macos does
+//! unless `NO_COLOR` is set) are removed, so no reader, the menu-bar app
+//! among them, ever shows them raw.
+
+mod follow;
+mod rotate;
+
+pub use follow::{LogFollower, follow};
+pub use rotate::{rotate_if_needed, rotated};
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// The first read from the end of the log; later ones double up to [`MAX_CHUNK`].
+const FIRST_CHUNK: u64 = 8 * 1024;
+const MAX_CHUNK: u64 = 1024 * 1024;
+/// At most this much of the end of a log is read for one tail, however many
+/// lines are asked for, so a host asking for `usize::MAX` lines of a huge log
+/// gets its last 4 MiB (whole lines only), not the whole file in memory.
+pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The last lines of a file and what it cost to find them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tail {
+    /// The lines, oldest first, without their newlines.
+    pub lines: Vec<String>,
+    /// How many bytes were read to find them.
+    pub bytes_read: u64,
+}
+
+/// A log line as text: invalid UTF-8 replaced, escape sequences removed.
+pub fn clean_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\x1b') {
+        anstream::adapter::strip_str(&text).to_string()
+    } else {
+        text.into_owned()
+    }
+}
+
+/// The last `n` lines of `path`, from at most its last [`MAX_TAIL_BYTES`].
+/// A missing file has no lines.
+pub fn tail(path: &Path, n: usize) -> io::Result<Tail> {
+    tail_since(path, 0, n)
+}
+
+/// The last `n` lines of `path` that start at or after byte `start`, so a
+/// failed start reports only what this run wrote.
+pub fn tail_since(path: &Path, start: u64, n: usize) -> io::Result<Tail> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Tail::default()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    tail_of(&mut file, start, len, n)
+}
+
+/// The last `n` lines of the bytes `start..len` of `file`.
+fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> {
+    let start = start.min(len);
+    if n == 0 || len == start {
+        return Ok(Tail::default());
+    }
+    // Chunks read from the end, newest first; joined once at the end. The
+    // first is small (a hundred lines rarely need more than a few KiB) and
+    // each next one doubles, so long lines cost few reads.
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut pos = len;
+    let mut size = FIRST_CHUNK;
+    let mut newlines = 0usize;
+    // A newline ending the file ends the last line; it does not start another.
+    let mut skip_final_newline = true;
+    while pos > start && newlines <= n && len - pos < MAX_TAIL_BYTES {
+        let take = size.min(pos - start).min(MAX_TAIL_BYTES - (len - pos));
+        pos -= take;
+        let mut chunk = vec![0; take as usize];
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk)?;
+        let mut count = chunk.iter().filter(|&&b| b == b'\n').count();
+        if skip_final_newline && chunk.last() == Some(&b'\n') {
+            count -= 1;
+        }
+        skip_final_newline = false;
+        newlines += count;
+        chunks.push(chunk);
+        size = (size * 2).min(MAX_CHUNK);
+    }
+    let bytes_read = len - pos;
+    // Stopped by the byte cap in the middle of the file: the oldest bytes
+    // read may be the end of a longer line, which is dropped below.
+    let capped = pos > start && newlines <= n;
+    let mut data = Vec::with_capacity(bytes_read as usize);
+    for chunk in chunks.iter().rev() {
+        data.extend_from_slice(chunk);
+    }
+    if data.last() == Some(&b'\n') {
+        data.pop();
+    }
+    // Decode only the last n lines: cut after the n-th newline from the end.
+    let cut = data
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'\n')
+        .nth(n - 1)
+        .map_or_else(
+            || match capped {
+                true => data
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(data.len(), |i| i + 1),
+                false => 0,
+            },
+            |(i, _)| i + 1,
+        );
+    if capped && cut == data.len() {
+        // One line longer than the cap: nothing whole to show.
+        return Ok(Tail {
+            lines: Vec::new(),
+            bytes_read,
+        });
+    }
+    let lines = data[cut..].split(|&b| b == b'\n').map(clean_line).collect();
+    Ok(Tail { lines, bytes_read })
+}
+
+/// The last `n` lines of `path`, one at a time, for callers that may ask
+/// for a great many: the first of them is found by reading backwards in
+/// chunks that are counted and dropped, then the lines are read forwards,
+/// so memory stays bounded whatever `n` and the file's size. Lines written
+/// after this call are not included. A missing file has no lines.
+pub fn tail_lines(path: &Path, n: usize) -> io::Result<TailLines> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(TailLines {
+                reader: None,
+                buf: Vec::new(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    TailLines::of(file, len, n)
+}
+
+/// Lines read forwards from where the last `n` lines of a file start; see
+/// [`tail_lines`].
+#[derive(Debug)]
+pub struct TailLines {
+    reader: Option<io::BufReader<io::Take<File>>>,
+    buf: Vec<u8>,
+}
+
+impl TailLines {
+    /// The last `n` lines of the first `len` bytes of `file`.
+    fn of(mut file: File, len: u64, n: usize) -> io::Result<TailLines> {
+        let start = tail_start(&mut file, len, n)?;
+        file.seek(SeekFrom::Start(start))?;
+        Ok(TailLines {
+            reader: Some(io::BufReader::new(file.take(len - start))),
+            buf: Vec::new(),
+        })
+    }
+}
+
+impl Iterator for TailLines {
+    type Item = io::Result<String>;
+
+    fn next(&mut self) -> Option<io::Result<String>> {
+        use std::io::BufRead;
+        let reader = self.reader.as_mut()?;
+        self.buf.clear();
+        match reader.read_until(b'\n', &mut self.buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                if self.buf.last() == Some(&b'\n') {
+                    self.buf.pop();
+                }
+                Some(Ok(clean_line(&self.buf)))
+            }
+            Err(e) => {
+                self.reader = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Where the last `n` lines of the first `len` bytes of `file` start.
+fn tail_start(file: &mut File, len: u64, n: usize) -> io::Result<u64> {
+    if n == 0 {
+        return Ok(len);
+    }
+    let mut chunk = vec![0u8; FIRST_CHUNK as usize * 8];
+    let mut pos = len;
+    let mut newlines = 0usize;
+    while pos > 0 {
+        let take = (chunk.len() as u64).min(pos);
+        pos -= take;
+        let chunk = &mut chunk[..take as usize];
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(chunk)?;
+        for (i, _) in chunk.iter().enumerate().rev().filter(|&(_, &b)| b == b'\n') {
+            let after = pos + i as u64 + 1;
+            // A newline ending the file ends the last line; it starts none.
+            if after == len {
+                continue;
+            }
+            newlines += 1;
+            if newlines == n {
+                return Ok(after);
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests;

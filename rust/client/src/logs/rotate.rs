@@ -1,0 +1,52 @@
+//! Rotation at spawn: `service.log` becomes `service.log.1`, so a crash's
+//! log survives the restart that follows it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The path of the `i`-th rotated log (`service.log.1` is the newest).
+pub fn rotated(log: &Path, i: u32) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(format!(".{i}"));
+    PathBuf::from(name)
+}
+
+/// Rotate `log` when it is larger than `max_bytes`: `service.log` becomes
+/// `service.log.1`, older runs shift up, and runs beyond `keep` are removed.
+/// Called by the spawner, under `spawn.lock`, before a new run opens the log.
+pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<bool> {
+    let len = match std::fs::metadata(log) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len <= max_bytes {
+        return Ok(false);
+    }
+    if keep == 0 {
+        std::fs::remove_file(log)?;
+        return Ok(true);
+    }
+    remove_if_exists(&rotated(log, keep))?;
+    for i in (1..keep).rev() {
+        match std::fs::rename(rotated(log, i), rotated(log, i + 1)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(log, rotated(log, 1))?;
+    // Runs beyond `keep` left by an earlier, larger setting go too.
+    let mut i = keep + 1;
+    while rotated(log, i).exists() {
+        remove_if_exists(&rotated(log, i))?;
+        i += 1;
+    }
+    Ok(true)
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,151 @@
+//! Tail, rotation and follow on real files.
+
+use std::time::Duration;
+
+use super::*;
+use std::io::Write;
+
+#[test]
+fn tail_returns_last_lines_with_or_without_final_newline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    std::fs::write(&path, "a\nb\nc\n").unwrap();
+    assert_eq!(tail(&path, 2).unwrap().lines, ["b", "c"]);
+    assert_eq!(tail(&path, 10).unwrap().lines, ["a", "b", "c"]);
+    std::fs::write(&path, "a\nb\nc").unwrap();
+    assert_eq!(tail(&path, 2).unwrap().lines, ["b", "c"]);
+    assert_eq!(tail(&path, 0).unwrap().lines, Vec::<String>::new());
+    assert_eq!(tail(&tmp.path().join("none"), 3).unwrap(), Tail::default());
+}
+
+#[test]
+fn tail_and_follow_remove_colour_escapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    let coloured = "\x1b[32m INFO\x1b[0m \x1b[2mspfs\x1b[0m\x1b[2m:\x1b[0m Service started \x1b[3mlisten\x1b[0m\x1b[2m=\x1b[0m127.0.0.1:1";
+    let plain = " INFO spfs: Service started listen=127.0.0.1:1";
+    std::fs::write(&path, format!("{coloured}\nno escapes \u{e9}\n")).unwrap();
+    assert_eq!(tail(&path, 2).unwrap().lines, [plain, "no escapes \u{e9}"]);
+    let streamed: Vec<String> = tail_lines(&path, 2).unwrap().map(Result::unwrap).collect();
+    assert_eq!(streamed, [plain, "no escapes \u{e9}"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut follower = follow(&path, 1).unwrap();
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(20), follower.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap(),
+            "no escapes \u{e9}"
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writeln!(f, "{coloured}").unwrap();
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(20), follower.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap(),
+            plain
+        );
+    });
+}
+
+#[test]
+fn tail_since_skips_earlier_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    std::fs::write(&path, "old 1\nold 2\n").unwrap();
+    let start = std::fs::metadata(&path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    writeln!(f, "new 1").unwrap();
+    assert_eq!(tail_since(&path, start, 10).unwrap().lines, ["new 1"]);
+}
+
+#[test]
+fn tail_of_every_line_reads_at_most_the_cap_and_keeps_lines_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    // 100-byte lines (99 digits + newline), 3x the cap.
+    let lines = (3 * MAX_TAIL_BYTES / 100) as usize;
+    let mut text = String::with_capacity(lines * 100);
+    for i in 0..lines {
+        text.push_str(&format!("{i:099}\n"));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let tail = tail(&path, usize::MAX).unwrap();
+    assert!(tail.bytes_read <= MAX_TAIL_BYTES, "{}", tail.bytes_read);
+    assert!(tail.lines.len() as u64 >= MAX_TAIL_BYTES / 100 - 1);
+    assert!(tail.lines.iter().all(|l| l.len() == 99), "whole lines only");
+    assert_eq!(tail.lines.last().unwrap(), &format!("{:099}", lines - 1));
+    // One line longer than the cap gives nothing rather than a fragment.
+    std::fs::write(&path, "x".repeat(MAX_TAIL_BYTES as usize + 10)).unwrap();
+    assert!(super::tail(&path, usize::MAX).unwrap().lines.is_empty());
+}
+
+/// `n` lines, `line 0` to `line {n-1}`: long enough to span many of
+/// `tail`'s chunks, and each line says where it was.
+fn numbered_log(n: usize) -> String {
+    (0..n).map(|i| format!("line {i}\n")).collect()
+}
+
+#[test]
+fn tail_crosses_chunk_boundaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    std::fs::write(&path, numbered_log(50_000)).unwrap();
+    let got = tail(&path, 20_000).unwrap().lines;
+    assert_eq!(got.len(), 20_000);
+    assert_eq!(got[0], "line 30000");
+    assert_eq!(got[19_999], "line 49999");
+}
+
+#[test]
+fn rotation_shifts_runs_and_drops_the_oldest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("service.log");
+    for run in 0..5 {
+        std::fs::write(&log, format!("run {run}\n")).unwrap();
+        assert!(rotate_if_needed(&log, 1, 3).unwrap());
+    }
+    assert!(!log.exists());
+    assert_eq!(
+        std::fs::read_to_string(rotated(&log, 1)).unwrap(),
+        "run 4\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rotated(&log, 3)).unwrap(),
+        "run 2\n"
+    );
+    assert!(!rotated(&log, 4).exists());
+    std::fs::write(&log, "small\n").unwrap();
+    assert!(!rotate_if_needed(&log, 1024, 3).unwrap());
+}
+
+#[test]
+fn tail_lines_streams_the_same_lines_as_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    let text = numbered_log(30_000);
+    for body in [text.as_str(), "a\nb\nc", "a\n\n", "", "\n"] {
+        std::fs::write(&path, body).unwrap();
+        for n in [0, 1, 2, 3, 20_000, 1_000_000] {
+            let streamed: Vec<String> = tail_lines(&path, n)
+                .unwrap()
+                .collect::<io::Result<_>>()
+                .unwrap();
+            assert_eq!(streamed, tail(&path, n).unwrap().lines, "n={n}");
+        }
+    }
+    assert_eq!(tail_lines(&tmp.path().join("none"), 3).unwrap().count(), 0);
+}

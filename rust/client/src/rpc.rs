@@ -1,0 +1,118 @@
+//! Connecting to an endpoint and asking who answers.
+//!
+//! The raw connect is done by hand, before gRPC, so "nothing listens" (refused,
+//! no socket) is told apart from "something listens but is not our service"
+//! (a non-gRPC peer, a file where the socket should be). The same connector
+//! then serves tonic's channel, which reconnects on its own when the service
+//! restarts, so a warm [`crate::ServiceManager`] keeps one connection.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ResolvedEndpoint;
+use crate::proto::control::{InfoRequest, InfoResponse, control_client::ControlClient};
+
+pub use spfs_autostart_protocol::Stream;
+
+/// What answered at an endpoint.
+#[derive(Debug)]
+pub enum Probe {
+    /// A kit service answered `Control.Info`.
+    Kit(InfoResponse, Channel),
+    /// A gRPC server without `Control` answered (`UNIMPLEMENTED` still
+    /// proves a live gRPC server): a plain service such as spfs-fuse-macos.
+    Plain(Channel),
+    /// Nothing listens: connection refused, or no socket file.
+    Nothing,
+    /// Something that is not a gRPC server is there.
+    Foreign(String),
+    /// Connected, but no answer within the timeout.
+    NoAnswer,
+}
+
+/// Open a channel whose first connection is `first`; later ones connect anew.
+pub async fn channel(endpoint: ResolvedEndpoint, first: Option<Stream>) -> io::Result<Channel> {
+    let first = Arc::new(Mutex::new(first));
+    // The URI is required by tonic but unused: the connector picks the target.
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let first = first.lock().expect("connector mutex").take();
+            let endpoint = endpoint.clone();
+            async move {
+                let stream = match first {
+                    Some(stream) => stream,
+                    None => Stream::connect(&endpoint).await?,
+                };
+                Ok::<_, io::Error>(TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(io::Error::other)
+}
+
+/// Ask `channel` who it is, bounded by `timeout`; `touch` counts the call
+/// as use of the service (restarting its idle clock).
+pub async fn info(channel: Channel, touch: bool, timeout: Duration) -> Probe {
+    let call = async {
+        let mut client = ControlClient::new(channel.clone());
+        client.info(InfoRequest { touch }).await
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Probe::NoAnswer,
+        Ok(Ok(info)) => Probe::Kit(info.into_inner(), channel),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Probe::Plain(channel),
+        Ok(Err(status)) => Probe::Foreign(describe_status(&status)),
+    }
+}
+
+/// Connect to `endpoint` and find out what answers there.
+pub async fn probe(endpoint: &ResolvedEndpoint, touch: bool, timeout: Duration) -> Probe {
+    let stream = match tokio::time::timeout(timeout, Stream::connect(endpoint)).await {
+        Err(_) => return Probe::NoAnswer,
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return refused(endpoint, e),
+    };
+    match tokio::time::timeout(timeout, channel(endpoint.clone(), Some(stream))).await {
+        Err(_) => Probe::NoAnswer,
+        Ok(Err(e)) => Probe::Foreign(format!("the connection failed: {e}")),
+        Ok(Ok(channel)) => info(channel, touch, timeout).await,
+    }
+}
+
+/// Classify a failed connect: nothing there, or something that is not a socket.
+fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
+    if let ResolvedEndpoint::Unix(path) = endpoint {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && !meta.file_type().is_socket()
+        {
+            return Probe::Foreign(format!(
+                "{} is not a socket but a {}",
+                path.display(),
+                if meta.is_dir() { "directory" } else { "file" }
+            ));
+        }
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => Probe::Nothing,
+        // A socket we may not connect to belongs to someone else.
+        io::ErrorKind::PermissionDenied => Probe::Foreign(format!("connecting was refused: {e}")),
+        _ => Probe::Nothing,
+    }
+}
+
+fn describe_status(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    let mut text = format!("it does not speak gRPC ({}", status.message());
+    let mut source = status.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text.push(')');
+    text
+}

@@ -1,0 +1,204 @@
+//! `watch()`: a stream of status changes, stopped -> starting -> running ->
+//! stopping -> stopped, with no busy polling.
+//!
+//! While a kit service runs, its `Control.Watch` stream says what happens the
+//! moment it happens, and its end (even after `kill -9`, when the kernel
+//! resets the connection) says the service is going. While nothing runs, the
+//! state dir's file events (the spawner and the service write `service.json`,
+//! the service binds and removes the socket) wake the watcher. Only the
+//! short transitional states (starting, stopping) and plain services, which
+//! have no Watch stream, are re-checked on a timer.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+use crate::client::ServiceManager;
+use crate::config::Config;
+use crate::proto::control::{
+    StatusUpdate, WatchRequest, control_client::ControlClient, status_update::Event,
+};
+use crate::status::{State, Status};
+
+/// How often a transitional state is re-checked.
+const TRANSITION_POLL: Duration = Duration::from_millis(100);
+/// The safety net while stopped: file events normally come first.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Plain services cannot be watched, only asked.
+const PLAIN_POLL: Duration = Duration::from_millis(500);
+
+/// A live feed of status changes; dropping it stops the feed.
+#[derive(Debug)]
+pub struct StatusWatcher {
+    updates: mpsc::Receiver<Status>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StatusWatcher {
+    /// The next change, or `None` when the feed ended.
+    pub async fn next(&mut self) -> Option<Status> {
+        self.updates.recv().await
+    }
+}
+
+impl Drop for StatusWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Start watching the service `config` describes. Must be called inside a
+/// tokio runtime. The first update is the current status.
+pub fn watch(config: Config) -> crate::Result<StatusWatcher> {
+    let manager = ServiceManager::new(config)?;
+    manager.paths().create_state_dir()?;
+    let (tx, updates) = mpsc::channel(64);
+    let (events_tx, events) = mpsc::channel(1);
+    let watcher = notify::recommended_watcher(move |_event| {
+        let _ = events_tx.try_send(());
+    })
+    .and_then(|mut w| {
+        notify::Watcher::watch(
+            &mut w,
+            &manager.paths().state_dir,
+            notify::RecursiveMode::NonRecursive,
+        )
+        .map(|()| w)
+    });
+    let watcher = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("cannot watch the state dir ({e}); falling back to polling");
+            None
+        }
+    };
+    let task = tokio::spawn(async move {
+        let _watcher = watcher;
+        run(manager, tx, events).await;
+    });
+    Ok(StatusWatcher { updates, task })
+}
+
+/// The part of a status whose change is news: not uptime ticking by, nor
+/// the idle deadline moving, only the service becoming idle or busy, or
+/// mounting and unmounting.
+fn key(status: &Status) -> impl PartialEq + use<> {
+    (
+        status.state,
+        status.pid,
+        status.leases.clone(),
+        status.idle_exit_in_secs.is_some(),
+        status.mounts.clone(),
+    )
+}
+
+async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc::Receiver<()>) {
+    let mut last: Option<Status> = None;
+    let mut after_stream = false;
+    // How long to wait before asking again when a running service's Watch
+    // stream cannot be opened or ends at once: doubled up to IDLE_POLL, so
+    // a service that answers Info but not Watch is not asked in a loop.
+    let mut stream_retry = TRANSITION_POLL;
+    let mut send = |status: Status| {
+        let news = last.as_ref().is_none_or(|l| key(l) != key(&status));
+        last = Some(status.clone());
+        let tx = tx.clone();
+        async move { !news || tx.send(status).await.is_ok() }
+    };
+    loop {
+        let status = match manager.status().await {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!("watch: {e}");
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+        };
+        // A dying process closes its connections a moment before the kernel
+        // frees its lock: look again before calling it unresponsive.
+        if std::mem::take(&mut after_stream) && status.state == State::Unresponsive {
+            tokio::time::sleep(TRANSITION_POLL).await;
+            continue;
+        }
+        let state = status.state;
+        let managed = status.managed;
+        if !send(status).await {
+            return;
+        }
+        // Drain events that our own look may have caused.
+        while events.try_recv().is_ok() {}
+        match state {
+            State::Running if managed => {
+                after_stream = true;
+                let mut updates = 0;
+                if let Some(mut stream) = open_stream(&manager).await {
+                    let mut mounts = Vec::new();
+                    while let Some(Ok(update)) = stream.next().await {
+                        updates += 1;
+                        let Some(mut status) = status_of(&manager, &update) else {
+                            continue;
+                        };
+                        // A kit's update carries its leases, not its mounts:
+                        // ask for them when they may have changed, and only
+                        // then, so the asking never becomes a feed of its own.
+                        if may_change_mounts(&update) {
+                            manager.add_mounts(&mut status).await;
+                            mounts.clone_from(&status.mounts);
+                        } else {
+                            status.mounts.clone_from(&mounts);
+                        }
+                        if !send(status).await {
+                            return;
+                        }
+                    }
+                }
+                // A stream that delivered at least its snapshot worked; one
+                // that failed at once is retried later, not at once.
+                if updates > 0 {
+                    stream_retry = TRANSITION_POLL;
+                } else {
+                    tracing::debug!("watch: the Watch stream failed; retrying in {stream_retry:?}");
+                    tokio::time::sleep(stream_retry).await;
+                    stream_retry = (stream_retry * 2).min(IDLE_POLL);
+                }
+            }
+            State::Running => tokio::time::sleep(PLAIN_POLL).await,
+            State::Stopped | State::Conflict => {
+                let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
+            }
+            State::Starting | State::Stopping | State::Unresponsive => {
+                let _ = tokio::time::timeout(TRANSITION_POLL, events.recv()).await;
+            }
+        }
+    }
+}
+
+async fn open_stream(manager: &ServiceManager) -> Option<tonic::Streaming<StatusUpdate>> {
+    let channel = crate::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .ok()?;
+    let response = ControlClient::new(channel)
+        .watch(WatchRequest {})
+        .await
+        .ok()?;
+    Some(response.into_inner())
+}
+
+/// Whether the mounts may differ after `update`: a snapshot, the service
+/// becoming ready, or a lease taken or dropped (a mount holds one). The idle
+/// deadline moving and the shutdown notice change no mount.
+fn may_change_mounts(update: &StatusUpdate) -> bool {
+    [Event::Snapshot, Event::Ready, Event::LeasesChanged]
+        .into_iter()
+        .any(|event| update.event == event as i32)
+}
+
+fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> {
+    let info = update.info.as_ref()?;
+    let mut status = manager.kit_status(info, crate::sys::Instance::of(info.pid));
+    if update.event == Event::ShuttingDown as i32 {
+        status.detail = Some(update.detail.clone());
+    }
+    Some(status)
+}

@@ -1,0 +1,205 @@
+//! The edges of stopping and watching, against
+//! the real reference service and, for a service whose Watch fails, a fake.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for};
+use spfs_autostart::proto::control::{
+    self, ShutdownRequest, control_client::ControlClient, control_server,
+};
+use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
+use spfs_autostart::{State, StopMethod, StopOutcome};
+
+/// A reference service whose `VfsService/Status` calls take a minute, and
+/// one such call in flight (its idle countdown disappears while it runs).
+async fn service_with_a_call_in_flight(
+    sandbox: &Sandbox,
+) -> (spfs_autostart::ServiceManager, tokio::task::JoinHandle<()>) {
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .expect("channel");
+    let call = tokio::spawn(async move {
+        let _ = VfsServiceClient::new(channel)
+            .unmount(UnmountRequest { root_pid: 0 })
+            .await;
+    });
+    wait_for("the call to be in flight", WAIT, || {
+        let manager = &manager;
+        async move {
+            let now = status(manager).await;
+            (now.state == State::Running && now.idle_exit_in_secs.is_none()).then_some(())
+        }
+    })
+    .await;
+    (manager, call)
+}
+
+// The default stop said "it ignored the shutdown request and was sent
+// SIGTERM" at 5.01 s, when the service had exited on its own 5 s drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    assert_eq!(sandbox.client_config().stop_timeout, Duration::from_secs(5));
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let pid = status(&manager).await.pid.expect("pid");
+    let outcome = manager.stop().await.expect("stop");
+    assert_eq!(
+        outcome,
+        StopOutcome::Stopped {
+            how: StopMethod::Graceful,
+            pid: Some(pid),
+        },
+        "the drain must end before the client escalates; log:\n{}",
+        sandbox.log()
+    );
+    assert!(!common::alive(pid));
+    let log = sandbox.log();
+    assert!(
+        log.contains("calls still open after 3.8s; exiting anyway"),
+        "the drain was not limited to 3/4 of the stop timeout:\n{log}"
+    );
+    assert!(!log.contains("SIGTERM"), "{log}");
+    call.abort();
+}
+
+// `status` of a draining service took 1.01 s and said "accepts
+// connections but does not answer gRPC".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .expect("channel");
+    ControlClient::new(channel)
+        .shutdown(ShutdownRequest {
+            reason: "test".into(),
+            drain_ms: 30_000,
+        })
+        .await
+        .expect("shutdown");
+    let record = sandbox.state_dir().join("service.json");
+    wait_for("the record to say stopping", WAIT, || {
+        let record = record.clone();
+        async move {
+            std::fs::read_to_string(&record)
+                .is_ok_and(|r| r.contains("\"stopping\""))
+                .then_some(())
+        }
+    })
+    .await;
+    // A fresh manager, as a new `spfs-autostart status` process is: no
+    // connection from before the shutdown to ask on.
+    let fresh = sandbox.manager();
+    let started = tokio::time::Instant::now();
+    let now = status(&fresh).await;
+    let took = started.elapsed();
+    assert_eq!(now.state, State::Stopping, "{now:?}");
+    let detail = now.detail.unwrap_or_default();
+    assert!(
+        detail.contains("shutting down") && !detail.contains("does not answer gRPC"),
+        "{detail}"
+    );
+    // The probe timeout is 1 s; a refused connection is answered at once.
+    assert!(took < Duration::from_secs(1), "status took {took:?}");
+    call.abort();
+}
+
+/// A kit look-alike whose `Info` answers and whose `Watch` always fails,
+/// counting the Watch calls.
+#[derive(Debug, Default)]
+struct WatchFails {
+    watches: Arc<AtomicUsize>,
+}
+
+type Updates =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<control::StatusUpdate, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl control_server::Control for WatchFails {
+    async fn info(
+        &self,
+        _: tonic::Request<control::InfoRequest>,
+    ) -> Result<tonic::Response<control::InfoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(control::InfoResponse {
+            name: "fake".into(),
+            version: "1".into(),
+            pid: std::process::id(),
+            ..Default::default()
+        }))
+    }
+
+    async fn shutdown(
+        &self,
+        _: tonic::Request<control::ShutdownRequest>,
+    ) -> Result<tonic::Response<control::ShutdownResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
+    type WatchStream = Updates;
+
+    async fn watch(
+        &self,
+        _: tonic::Request<control::WatchRequest>,
+    ) -> Result<tonic::Response<Updates>, tonic::Status> {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        Err(tonic::Status::unavailable("watch is broken here"))
+    }
+
+    async fn acquire(
+        &self,
+        _: tonic::Request<control::AcquireRequest>,
+    ) -> Result<tonic::Response<control::AcquireResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
+    async fn release(
+        &self,
+        _: tonic::Request<control::ReleaseRequest>,
+    ) -> Result<tonic::Response<control::ReleaseResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+}
+
+// `watch` on a managed service whose Watch RPC fails looped without
+// sleeping. Counted: over 3 s, a back-off asks a handful of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_backs_off_when_the_watch_stream_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = kit_sandbox(1800, &[]);
+    let state = sandbox.state_dir();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = state.join("service.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let fake = WatchFails::default();
+    let watches = fake.watches.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(control_server::ControlServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let manager = sandbox.manager();
+    let mut watcher = manager.watch().expect("watch");
+    let first = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("a first status")
+        .expect("the feed is open");
+    assert_eq!(first.state, State::Running);
+    assert!(first.managed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = watches.load(Ordering::SeqCst);
+    assert!(asked >= 1, "Watch was never tried");
+    // 100 + 200 + 400 + 800 + 1600 ms: at most 5 or 6 in 3 s; without a
+    // back-off it was thousands.
+    assert!(asked <= 10, "Watch was asked {asked} times in 3 s");
+    drop(watcher);
+    server.abort();
+}

@@ -1,0 +1,286 @@
+//! Lifecycle soundness through the library, against the real reference
+//! service: the races that need a call in flight or a lease, a service
+//! that is nobody's child and survives a host without standard
+//! descriptors, and one writer per record state.
+
+mod common;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use common::*;
+use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
+use spfs_autostart::{ErrorKind, ServiceManager, StopMethod, StopOutcome};
+
+/// A `stop` waiting for a draining service never touches the
+/// service an `ensure` started after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_stop_never_touches_the_service_started_after_it() {
+    for round in 0..2 {
+        let mut sandbox = kit_sandbox(0, &["--slow-calls-ms", "2500"]);
+        sandbox.set("stop_timeout_secs", 20);
+        let manager = sandbox.manager();
+        let old = manager.ensure().await.expect("ensure").pid.expect("pid");
+        let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+            .await
+            .expect("channel");
+        let call = tokio::spawn(async move {
+            VfsServiceClient::new(channel)
+                .unmount(UnmountRequest { root_pid: 0 })
+                .await
+                .map(drop)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stopper = {
+            let manager = sandbox.manager();
+            tokio::spawn(async move { manager.stop().await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fresh = sandbox
+            .manager()
+            .ensure()
+            .await
+            .expect("ensure during the stop");
+        let new = fresh.pid.expect("pid");
+        assert_ne!(new, old, "round {round}: a fresh service");
+        let outcome = stopper.await.unwrap().expect("stop");
+        assert!(
+            matches!(outcome, StopOutcome::Stopped { pid: Some(p), .. } if p == old),
+            "round {round}: {outcome:?}"
+        );
+        let _ = call.await;
+        assert!(!alive(old), "round {round}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            alive(new),
+            "round {round}: the new service survives the old stop\n{}",
+            sandbox.log()
+        );
+        assert_eq!(
+            status(&manager).await.pid,
+            Some(new),
+            "round {round}: and still serves"
+        );
+    }
+}
+
+/// A version mismatch never restarts a service that holds leases;
+/// once idle it is restarted once, and a program that still reports the
+/// wrong version is an error, never a restart loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once() {
+    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0"]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let mut runtime = Sleeper::start();
+    manager
+        .acquire(runtime.pid(), "runtime")
+        .await
+        .expect("lease");
+    let mut config = sandbox.client_config();
+    config.expected_version = Some("9.9.9".into());
+    let mismatching = ServiceManager::new(config).expect("manager");
+    for round in 0..3 {
+        let status = mismatching.ensure().await.expect("ensure with a lease");
+        assert_eq!(status.pid, Some(pid), "round {round}: not restarted");
+        assert!(
+            status
+                .warnings
+                .iter()
+                .any(|w| w.contains("9.9.9") && w.contains("lease")),
+            "round {round}: says what runs and what was expected: {:?}",
+            status.warnings
+        );
+    }
+    assert_eq!(status(&manager).await.leases.len(), 1, "the lease is kept");
+    runtime.end();
+    wait_for("the lease to follow its process", WAIT, || async {
+        status(&manager).await.leases.is_empty().then_some(())
+    })
+    .await;
+    let err = mismatching
+        .ensure()
+        .await
+        .expect_err("still the wrong version");
+    assert_eq!(err.kind(), ErrorKind::VersionMismatch, "{err}");
+    assert!(err.to_string().contains("restarted"), "{err}");
+    let replaced = status(&manager).await.pid.expect("a service runs");
+    assert_ne!(replaced, pid, "restarted once");
+    for round in 0..3 {
+        let err = mismatching.ensure().await.expect_err("no loop");
+        assert_eq!(err.kind(), ErrorKind::VersionMismatch, "round {round}");
+        assert_eq!(
+            status(&manager).await.pid,
+            Some(replaced),
+            "round {round}: never restarted again"
+        );
+    }
+    assert_eq!(
+        sandbox
+            .log()
+            .matches("--- spfs-autostart: starting")
+            .count(),
+        2,
+        "{}",
+        sandbox.log()
+    );
+    manager.stop().await.expect("stop");
+}
+
+/// The service is nobody's child, so a host that reaps
+/// every child never collects it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_is_not_a_child_of_the_host() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(ppid, std::process::id(), "reparented away from the host");
+    // What `while (wait(NULL) > 0)` would see: no child at all.
+    assert_eq!(
+        nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+        Err(nix::errno::Errno::ECHILD)
+    );
+    assert!(alive(pid));
+    manager.stop().await.expect("stop");
+}
+
+/// The record the kit wrote (running, with its version)
+/// is never overwritten by the spawner's `Starting` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawner_never_overwrites_the_record_the_service_wrote() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    for round in 0..5 {
+        let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(sandbox.state_dir().join("service.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["pid"], pid, "round {round}: {record}");
+        assert_eq!(record["phase"], "running", "round {round}: {record}");
+        assert!(record["version"].is_string(), "round {round}: {record}");
+        manager.stop().await.expect("stop");
+    }
+}
+
+/// A host that closed fds 0-2 starts a plain service; the
+/// lock handed to it is not replaced by its stdio, so `instance.lock` is
+/// held exactly while the service runs.
+#[test]
+fn host_without_standard_descriptors_hands_over_the_lock_intact() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut sandbox = kit_sandbox(0, &["--plain", "--listen", &listen]);
+    sandbox.set("endpoint", format!("tcp://{listen}"));
+    let manager = sandbox.manager();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Keep copies to restore; then close 0-2 as a daemon-style host does,
+    // so the next descriptors the spawner opens are 0, 1 and 2.
+    let saved: Vec<OwnedFd> = (0..3)
+        .map(|fd| {
+            let copy = nix::fcntl::fcntl(
+                // SAFETY: 0-2 are open in the test process.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10),
+            )
+            .unwrap();
+            // SAFETY: a fresh descriptor we own.
+            unsafe { OwnedFd::from_raw_fd(copy) }
+        })
+        .collect();
+    for fd in 0..3 {
+        // SAFETY: closing the standard descriptors on purpose; restored below.
+        unsafe { libc::close(fd) };
+    }
+    let result = runtime.block_on(manager.ensure());
+    for (fd, copy) in saved.iter().enumerate() {
+        // SAFETY: dup2 onto the standard descriptors from our copies.
+        unsafe { libc::dup2(copy.as_raw_fd(), fd as i32) };
+    }
+    let status = result.expect("ensure from a host without fds 0-2");
+    let pid = status.pid.expect("pid");
+    let lock = sandbox.state_dir().join("instance.lock");
+    assert!(
+        spfs_autostart_protocol::lock::is_held(&lock).unwrap(),
+        "instance.lock is held while the service runs"
+    );
+    let holds_lock = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .any(|t| t == lock);
+    assert!(holds_lock, "the service holds the lock");
+    let outcome = runtime.block_on(manager.stop()).expect("stop");
+    assert!(
+        matches!(
+            outcome,
+            StopOutcome::Stopped {
+                how: StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
+/// Row 9, the drain: while a service drains calls after a shutdown request
+/// (whether a probe meets `Info` with `shutting_down` or a server that no
+/// longer accepts), `ensure` waits for it to go and returns a fresh service,
+/// never the one that is leaving. (The CLI test repeats the idle-exit race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
+    use spfs_autostart::proto::control::{ShutdownRequest, control_client::ControlClient};
+    let sandbox = kit_sandbox(0, &["--slow-calls-ms", "1500"]);
+    let manager = sandbox.manager();
+    for round in 0..2 {
+        let old = manager.ensure().await.expect("ensure").pid.expect("pid");
+        let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+            .await
+            .expect("channel");
+        let call = {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                VfsServiceClient::new(channel)
+                    .unmount(UnmountRequest { root_pid: 0 })
+                    .await
+                    .map(drop)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ControlClient::new(channel)
+            .shutdown(ShutdownRequest {
+                reason: "test".into(),
+                drain_ms: 0,
+            })
+            .await
+            .expect("shutdown request");
+        let fresh = sandbox
+            .manager()
+            .ensure()
+            .await
+            .expect("ensure while it drains");
+        let new = fresh.pid.expect("pid");
+        assert_ne!(new, old, "round {round}: never the service that is leaving");
+        assert!(!alive(old), "round {round}: it waited for it to go");
+        assert!(alive(new), "round {round}");
+        let _ = call.await;
+    }
+    manager.stop().await.expect("stop");
+}

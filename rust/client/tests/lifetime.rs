@@ -1,0 +1,280 @@
+//! How long a kit service lives: idle exit, leases that follow processes,
+//! calls in flight, and bad lease input. Runs the real reference service
+//! (`cargo build --bins` first).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Client, Sleeper, WAIT, alive, kit_sandbox, status, wait_gone};
+use spfs_autostart::proto::vfs::{
+    MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
+};
+use spfs_autostart::{Config, ErrorKind, State};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_service_exits_by_itself() {
+    let sandbox = kit_sandbox(1, &[]);
+    let manager = sandbox.manager();
+    let started = manager.ensure().await.expect("ensure");
+    let pid = started.pid.expect("a kit service reports its pid");
+    // Idle (no lease, no call): the countdown shows, at most the timeout.
+    let now = status(&manager).await;
+    if now.state == State::Running {
+        let left = now
+            .idle_exit_in_secs
+            .expect("an idle service shows the time left");
+        assert!(left <= 1, "idle_exit_in_secs {left} > the 1 s idle timeout");
+    }
+    wait_gone(pid, "the idle service to exit").await;
+    assert_eq!(status(&manager).await.state, State::Stopped);
+    let log = sandbox.log();
+    assert!(
+        log.contains("shutting down: idle for 1s with no lease and no call in flight"),
+        "the log does not say the service exited for idleness:\n{log}"
+    );
+    assert!(
+        log.contains("stopped"),
+        "no orderly stop in the log:\n{log}"
+    );
+    assert!(!log.contains("ERROR"), "an error was logged:\n{log}");
+    assert!(
+        sandbox.pids().is_empty(),
+        "processes left: {:?}",
+        sandbox.pids()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_holds_the_service_until_its_process_exits() {
+    let sandbox = kit_sandbox(1, &[]);
+    let manager = sandbox.manager();
+    let mut holder = Sleeper::start();
+    let lease = manager
+        .acquire(holder.pid(), "test")
+        .await
+        .expect("acquire");
+    assert_eq!((lease.pid, lease.label.as_str()), (holder.pid(), "test"));
+    let pid = status(&manager).await.pid.expect("service pid");
+
+    // Well past the idle timeout, the lease still holds it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(alive(pid), "the service exited while a lease was live");
+    let now = status(&manager).await;
+    assert_eq!(now.state, State::Running);
+    assert_eq!(now.leases, vec![lease.clone()]);
+    assert_eq!(
+        now.idle_exit_in_secs, None,
+        "a leased service has no idle deadline"
+    );
+
+    // The holder dies: the service notices by itself, drops the lease, and
+    // goes idle.
+    holder.end();
+    wait_gone(pid, "the service to exit after its lease holder died").await;
+    let log = sandbox.log();
+    let dropped = format!("lease {} dropped: process {} exited", lease.id, lease.pid);
+    assert!(log.contains(&dropped), "no {dropped:?} in the log:\n{log}");
+    assert!(log.contains("shutting down: idle for 1s"), "{log}");
+    assert!(!log.contains("ERROR"), "an error was logged:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_flight_holds_the_service() {
+    let sandbox = kit_sandbox(1, &["--slow-calls-ms", "3000"]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .expect("channel");
+    let reply = VfsServiceClient::new(channel)
+        .unmount(UnmountRequest { root_pid: 0 })
+        .await
+        .expect("a 3 s call outlives the 1 s idle timeout");
+    assert!(!reply.into_inner().was_mounted);
+    // Graceful shutdown would let the call finish too, so the proof is that
+    // no shutdown was decided while it ran.
+    let log = sandbox.log();
+    assert!(
+        !log.contains("shutting down"),
+        "the service decided to exit during a call in flight:\n{log}"
+    );
+    // Afterwards, idle again: it exits.
+    wait_gone(pid, "the service to exit after the call").await;
+    assert!(
+        sandbox.log().contains("shutting down: idle for 1s"),
+        "{}",
+        sandbox.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_watch_stream_does_not_keep_the_service_alive() {
+    let sandbox = kit_sandbox(1, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let mut watcher = manager.watch().expect("watch");
+    // The watcher is on the service's Watch stream (and polls status) while
+    // the service goes idle and exits.
+    let first = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("an update");
+    assert!(first.is_some());
+    wait_gone(pid, "the watched idle service to exit").await;
+    assert!(
+        sandbox.log().contains("shutting down: idle for 1s"),
+        "{}",
+        sandbox.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_takes_a_lease_for_the_root_pid() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let holder = Sleeper::start();
+    let service = manager.ensure().await.expect("ensure").pid.expect("pid");
+    // The harness finds the service (its Drop kills what it finds).
+    assert_eq!(sandbox.pids(), vec![service]);
+    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .expect("channel");
+    VfsServiceClient::new(channel)
+        .mount(MountRequest {
+            root_pid: holder.pid(),
+            env_spec: "test-env".into(),
+            editable: false,
+            runtime_name: String::new(),
+            repositories: Vec::new(),
+        })
+        .await
+        .expect("mount");
+    let now = status(&manager).await;
+    assert_eq!(now.leases.len(), 1, "{:?}", now.leases);
+    assert_eq!(now.leases[0].pid, holder.pid());
+    assert!(
+        now.leases[0].label.contains("test-env"),
+        "{:?}",
+        now.leases[0]
+    );
+    manager.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_for_a_missing_process_is_refused() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    // Far above any pid_max, below i32::MAX: no such process can exist.
+    let missing = 2_000_000_000;
+    let err = manager.acquire(missing, "ghost").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(
+        err.message()
+            .contains(&format!("no process {missing} exists")),
+        "unclear message: {err}"
+    );
+    // A reaped child's pid is just as dead.
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let gone_pid = gone.id();
+    gone.wait().expect("reap");
+    if !alive(gone_pid) {
+        let err = manager.acquire(gone_pid, "ghost").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    }
+    assert!(status(&manager).await.leases.is_empty());
+    manager.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_for_another_users_process_is_refused() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    // As root, a process of `nobody`; otherwise init, which is root's.
+    let mut other = nix::unistd::geteuid().is_root().then(|| {
+        Sleeper(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .uid(65534)
+                .gid(65534)
+                .spawn()
+                .expect("spawn sleep as nobody"),
+        )
+    });
+    let pid = other.as_ref().map_or(1, Sleeper::pid);
+    let err = manager.acquire(pid, "not mine").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.message().contains("belongs to another user"),
+        "unclear message: {err}"
+    );
+    assert!(status(&manager).await.leases.is_empty());
+    if let Some(other) = other.as_mut() {
+        other.end();
+    }
+    manager.stop().await.expect("stop");
+}
+
+#[test]
+fn absurd_idle_timeout_is_a_config_error() {
+    let mut config = Config::defaults();
+    let err = config
+        .apply_toml(
+            "idle_timeout_secs = 1000000000\n",
+            Path::new("/test/config.toml"),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let text = err.to_string();
+    assert!(
+        text.contains("idle_timeout_secs")
+            && text.contains("use at most 2592000")
+            && text.contains("0 means never"),
+        "unclear message: {text}"
+    );
+    let mut config = Config::defaults();
+    let err = config.set_idle_timeout_secs(1_000_000_000).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+}
+
+/// What an `always` agent meets after an on-demand start: a second instance
+/// for the same state dir exits 0 (so launchd and systemd do not relaunch it
+/// in a loop) and says which pid serves; the first one is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let pid = manager
+        .ensure()
+        .await
+        .expect("ensure")
+        .pid
+        .expect("service pid");
+    let mut second = std::process::Command::new(common::reference_service());
+    second
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .env("SPFS_AUTOSTART_LOG_DIR", sandbox.log_dir())
+        .env("SPFS_AUTOSTART_CONFIG", "")
+        .env("XDG_CONFIG_HOME", sandbox.root().join("config"))
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID");
+    // A hang is killed by the sandbox's Drop (it finds the state dir in the
+    // environment) once the timeout fails the test.
+    let output = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || second.output()))
+        .await
+        .expect("the second instance did not exit")
+        .expect("join")
+        .expect("run the second instance");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(
+        stderr.contains(&format!("already running as pid {pid}")),
+        "{stderr}"
+    );
+    assert!(alive(pid), "the first instance was disturbed");
+    assert_eq!(status(&manager).await.pid, Some(pid));
+    manager.stop().await.expect("stop");
+}

@@ -1,0 +1,157 @@
+//! The library's messages (the client, the protocol, the kit and the agent)
+//! reach a CLI user, a Swift app and a Python script alike: they name config
+//! keys, environment variables and operations, never a flag or a command
+//! line of one front end, and they carry the fix as a remedy so each front
+//! end can add its own hint.
+
+use std::path::{Path, PathBuf};
+
+use spfs_autostart::agent_spec::spec_from_config;
+use spfs_autostart::{Config, Error, ErrorKind, Operation, Remedy};
+use spfs_autostart_agent::{AgentMode, LaunchdError};
+
+/// What a CLI-only message looks like. Built by concatenation so that
+/// this file does not match its own scan.
+fn cli_words() -> Vec<String> {
+    let mut words: Vec<String> = ["state-dir", "timeout", "mode", "format", "config", "bundle"]
+        .iter()
+        .map(|flag| format!("{}{flag}", "--"))
+        .collect();
+    words.push(format!("`{}-autostart ", "spfs"));
+    words
+}
+
+fn no_cli_words(message: &str) {
+    for word in cli_words() {
+        assert!(!message.contains(&word), "names {word:?}: {message}");
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_message_of_the_library_names_a_cli_flag_or_command() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for name in ["client", "protocol", "kit", "agent"] {
+        rust_files(&crates.join(name).join("src"), &mut files);
+    }
+    assert!(files.len() > 30, "found the sources: {files:?}");
+    let mut found = Vec::new();
+    for file in files {
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Unit tests sit at the end of a file; what they assert is not a
+        // message. Comments may name the CLI: they are for us.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("//") {
+                continue;
+            }
+            if cli_words().iter().any(|w| line.contains(w)) {
+                found.push(format!("{}:{}: {trimmed}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "CLI words in the library:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_bad_timeout_names_its_key_and_carries_it_as_the_remedy() {
+    let mut config = Config::defaults();
+    for (err, key) in [
+        (
+            config.set_ready_timeout_secs(0).unwrap_err(),
+            "ready_timeout_secs",
+        ),
+        (
+            config.set_stop_timeout_secs(0).unwrap_err(),
+            "stop_timeout_secs",
+        ),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.message().contains(key), "{err}");
+        no_cli_words(err.message());
+        assert_eq!(err.remedies(), [Remedy::SetKey(key)]);
+    }
+}
+
+#[test]
+fn an_unreadable_config_file_names_the_variable_and_carries_the_remedy() {
+    let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
+    assert!(err.message().contains("SPFS_AUTOSTART_CONFIG"), "{err}");
+    no_cli_words(err.message());
+    assert_eq!(err.remedies(), [Remedy::ConfigFile]);
+}
+
+#[test]
+fn an_unusable_state_dir_names_the_key_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let err = spfs_autostart_protocol::paths::check_private_dir(&file, "state dir").unwrap_err();
+    let msg = err.message();
+    assert!(
+        msg.contains("state_dir") && msg.contains("SPFS_AUTOSTART_STATE_DIR"),
+        "{msg}"
+    );
+    no_cli_words(msg);
+    assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
+}
+
+#[test]
+fn socket_mode_on_tcp_names_the_endpoint_key_and_always_on_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    config.program = "/bin/sh".into();
+    config.state_dir = Some(dir.path().join("state"));
+    config.log_dir = Some(dir.path().join("logs"));
+    config.set_endpoint("tcp://127.0.0.1:4100").unwrap();
+    let paths = config.paths().unwrap();
+    let err = spec_from_config(&config, &paths, AgentMode::Socket, None, None).unwrap_err();
+    let msg = err.message();
+    assert!(msg.contains("endpoint = \"unix\""), "{msg}");
+    assert!(msg.contains("always-on"), "{msg}");
+    no_cli_words(msg);
+    assert_eq!(
+        err.remedies(),
+        [
+            Remedy::SetKey("endpoint"),
+            Remedy::Run(Operation::AgentInstallAlways)
+        ]
+    );
+}
+
+#[test]
+fn launchd_unsupported_offers_systemd_units_and_ensure_as_operations() {
+    let err: Error = LaunchdError::Unsupported {
+        operation: "launchctl bootstrap".into(),
+    }
+    .into();
+    let msg = err.message();
+    assert!(msg.contains("systemd") && msg.contains("ensure"), "{msg}");
+    no_cli_words(msg);
+    assert_eq!(
+        err.remedies(),
+        [
+            Remedy::Run(Operation::AgentPrintSystemd),
+            Remedy::Run(Operation::Ensure)
+        ]
+    );
+}

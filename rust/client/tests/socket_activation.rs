@@ -1,0 +1,202 @@
+//! Socket activation, systemd style, for real: `systemd-socket-activate`
+//! (Debian package `systemd`) holds the socket and starts the reference
+//! service on the first connection. Linux only.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{Client, Sandbox, WAIT, kit_sandbox, reference_service, status, wait_for};
+use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
+use spfs_autostart::{ServiceManager, State, StopMethod, StopOutcome};
+
+const TOOL: &str = "systemd-socket-activate";
+
+/// Kills and reaps a child on drop (the Sandbox's Drop only finds processes
+/// whose environment names the state dir).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn make_state_dir(sandbox: &Sandbox) {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(sandbox.state_dir())
+        .expect("state dir");
+}
+
+fn output_file(sandbox: &Sandbox, name: &str) -> (File, File) {
+    let file = File::create(sandbox.root().join(name)).expect("output file");
+    let clone = file.try_clone().expect("clone");
+    (file, clone)
+}
+
+fn is_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+async fn socket_activated(manager: &ServiceManager) -> bool {
+    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
+        .await
+        .expect("channel");
+    ControlClient::new(channel)
+        .info(InfoRequest { touch: false })
+        .await
+        .expect("Control.Info")
+        .into_inner()
+        .socket_activated
+}
+
+/// Wait for the child to exit by itself; its exit status.
+async fn wait_exit(child: &mut Reaped) -> std::process::ExitStatus {
+    wait_for("the service process to exit", WAIT, || {
+        let done = child.0.try_wait().expect("try_wait");
+        async move { done }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_socket_activate_starts_the_service_on_first_connect() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let state = sandbox.state_dir().display().to_string();
+    let (out, err) = output_file(&sandbox, "activate.log");
+    let spawned = Command::new(TOOL)
+        .arg(format!("--listen={}", socket.display()))
+        .arg(format!("--setenv=SPFS_AUTOSTART_STATE_DIR={state}"))
+        .arg(format!(
+            "--setenv=SPFS_AUTOSTART_ENDPOINT=unix://{}",
+            socket.display()
+        ))
+        .arg("--setenv=SPFS_AUTOSTART_IDLE_TIMEOUT_SECS=0")
+        .arg(format!(
+            "--setenv=XDG_CONFIG_HOME={}",
+            sandbox.root().join("config").display()
+        ))
+        .arg("--setenv=SPFS_AUTOSTART_CONFIG=")
+        .arg(reference_service())
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => Reaped(child),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!(
+                "{TOOL} is not installed: install the Debian package `systemd` (apt-get install systemd)"
+            )
+        }
+        Err(e) => panic!("cannot run {TOOL}: {e}"),
+    };
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_for("systemd-socket-activate to listen", WAIT, || {
+        let ready = is_socket(&socket);
+        async move { ready.then_some(()) }
+    })
+    .await;
+    // Listening, but nothing started yet.
+    assert!(
+        sandbox.pids().is_empty(),
+        "started before any connection: {}",
+        log()
+    );
+
+    let manager = sandbox.manager();
+    let running = manager
+        .ensure()
+        .await
+        .unwrap_or_else(|e| panic!("ensure: {e}\n{}", log()));
+    assert_eq!(running.state, State::Running);
+    // systemd-socket-activate execs the service in place.
+    assert_eq!(running.pid, Some(child.0.id()), "{}", log());
+    assert!(
+        socket_activated(&manager).await,
+        "the service did not take the passed socket"
+    );
+    assert!(
+        log().contains(&format!("serving on unix://{}", socket.display())),
+        "{}",
+        log()
+    );
+
+    let outcome = manager.stop().await.expect("stop");
+    assert!(
+        matches!(
+            outcome,
+            StopOutcome::Stopped {
+                how: StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let exit = wait_exit(&mut child).await;
+    assert!(exit.success(), "the service exited with {exit}:\n{}", log());
+    assert!(
+        is_socket(&socket),
+        "the service unlinked the socket it was handed"
+    );
+    assert_eq!(status(&manager).await.state, State::Stopped);
+    assert!(!log().contains("ERROR"), "{}", log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_fds_for_another_pid_is_ignored() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let (out, err) = output_file(&sandbox, "service.out");
+    // Started directly (the spawner strips LISTEN_* from what it passes), as
+    // a service that inherited another process's activation variables.
+    let mut child = Reaped(
+        Command::new(reference_service())
+            .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+            .env(
+                "SPFS_AUTOSTART_ENDPOINT",
+                format!("unix://{}", socket.display()),
+            )
+            .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "0")
+            .env("XDG_CONFIG_HOME", sandbox.root().join("config"))
+            .env("SPFS_AUTOSTART_CONFIG", "")
+            .env("LISTEN_FDS", "1")
+            .env("LISTEN_PID", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start the reference service"),
+    );
+    let log = || std::fs::read_to_string(sandbox.root().join("service.out")).unwrap_or_default();
+    let manager = sandbox.manager();
+    wait_for("the service to serve on its own socket", WAIT, || async {
+        (status(&manager).await.state == State::Running).then_some(())
+    })
+    .await;
+    let running = manager.ensure().await.expect("ensure");
+    assert_eq!(running.pid, Some(child.0.id()));
+    assert!(!socket_activated(&manager).await);
+    assert!(
+        log().contains("ignoring LISTEN_FDS=1: LISTEN_PID=1 is not this process"),
+        "no log line about the ignored LISTEN_FDS:\n{}",
+        log()
+    );
+    assert!(is_socket(&socket));
+    manager.stop().await.expect("stop");
+    let exit = wait_exit(&mut child).await;
+    assert!(exit.success(), "exit {exit}:\n{}", log());
+    // It bound the socket itself, so it removed it.
+    assert!(!socket.exists(), "the service left the socket it bound");
+}

@@ -1,0 +1,121 @@
+//! The library against the stand-in in upstream mode (`spfs-reference-service
+//! --plain service MOUNTPOINT`), which behaves as the spfs-fuse-macos SPFS
+//! users run (../shared/UPSTREAM.md).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use spfs_autostart::proto::vfs::{
+    MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
+};
+use spfs_autostart::{Mount, State};
+use spfs_autostart_test_support::{free_port, mount_marker};
+
+/// A sandbox whose service is the stand-in in upstream mode on a free
+/// loopback port, told nothing but the endpoint in the config.
+fn upstream() -> (Sandbox, u16, PathBuf) {
+    let mut sandbox = kit_sandbox(0, &[]);
+    let port = free_port();
+    let mnt = sandbox.root().join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    sandbox
+        .set(
+            "args",
+            vec![
+                "--plain".into(),
+                "service".into(),
+                mnt.display().to_string(),
+            ],
+        )
+        .set("endpoint", format!("tcp://127.0.0.1:{port}"));
+    (sandbox, port, mnt)
+}
+
+#[tokio::test]
+async fn ensure_with_only_the_endpoint_configured_reaches_the_plain_service() {
+    let (sandbox, port, mnt) = upstream();
+    let manager = sandbox.manager();
+    let status = manager.ensure().await.expect("ensure");
+    assert_eq!(status.state, State::Running);
+    assert!(!status.managed);
+    assert_eq!(status.endpoint, format!("tcp://127.0.0.1:{port}"));
+    assert_eq!(sandbox.pids().len(), 1);
+    assert!(mount_marker(&mnt).exists(), "{}", sandbox.log());
+}
+
+#[tokio::test]
+async fn status_lists_a_mount_made_over_the_ensure_channel_and_drops_it_after_unmount() {
+    let (sandbox, _port, _mnt) = upstream();
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    assert!(status(&manager).await.mounts.is_empty());
+    let mut vfs = VfsServiceClient::new(manager.channel().await.expect("channel"));
+    vfs.mount(MountRequest {
+        root_pid: 5150,
+        env_spec: "platform/base".into(),
+        editable: false,
+        runtime_name: "rt-5150".into(),
+        repositories: Vec::new(),
+    })
+    .await
+    .expect("mount");
+    assert_eq!(
+        status(&manager).await.mounts,
+        vec![Mount {
+            runtime_name: "rt-5150".into(),
+            root_pid: 5150,
+            editable: false,
+            env_spec: "platform/base".into(),
+        }]
+    );
+    let reply = vfs
+        .unmount(UnmountRequest { root_pid: 5150 })
+        .await
+        .expect("unmount");
+    assert!(reply.into_inner().was_mounted);
+    assert!(status(&manager).await.mounts.is_empty());
+}
+
+#[tokio::test]
+async fn ensure_answers_without_asking_for_mounts() {
+    // ensure runs before every `spfs shell`: it stays one RPC, so its answer
+    // has no mounts even when there are some.
+    let (sandbox, _port, _mnt) = upstream();
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    VfsServiceClient::new(manager.channel().await.expect("channel"))
+        .mount(MountRequest {
+            root_pid: 5151,
+            env_spec: "-".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("mount");
+    assert!(manager.ensure().await.expect("ensure").mounts.is_empty());
+    assert_eq!(status(&manager).await.mounts.len(), 1);
+}
+
+#[tokio::test]
+async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
+    let (mut sandbox, _port, mnt) = upstream();
+    sandbox.set("stop_timeout_secs", 20);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let outcome = manager.stop().await.expect("stop");
+    assert!(
+        matches!(
+            outcome,
+            spfs_autostart::StopOutcome::Stopped {
+                how: spfs_autostart::StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    wait_gone(pid, "the stopped service").await;
+    assert!(!mount_marker(&mnt).exists(), "{}", sandbox.log());
+    assert!(sandbox.log().contains("Shutdown requested"));
+    assert!(sandbox.log().contains("Service stopped"));
+}

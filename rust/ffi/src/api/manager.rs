@@ -1,0 +1,198 @@
+//! `ServiceManager`: the object the bindings call, holding the core's
+//! manager and delegating to it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::feeds::report;
+use super::{
+    DoctorReport, Lease, LogObserver, ServiceConfig, ServiceError, ServiceStatus, StatusObserver,
+    StopOutcome, TaskHandle,
+};
+use crate::feed;
+use crate::process::PerProcess;
+use crate::runtime::runtime;
+
+/// Run a core future on the library's runtime, so the foreign side may poll
+/// the result from any executor; a panic becomes an `Internal` failure.
+async fn on_runtime<T, F>(future: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, spfs_autostart_core::Error>> + Send + 'static,
+{
+    match runtime().spawn(future).await {
+        Ok(result) => result.map_err(ServiceError::from),
+        Err(e) => Err(ServiceError::internal(format!(
+            "spfs-autostart: internal error ({e}); please report it"
+        ))),
+    }
+}
+
+/// Manages one service: start it on demand, stop it, report its status and
+/// read its logs. Usable in a child after `fork()`: the child gets its own
+/// connections on first use.
+#[derive(Debug, uniffi::Object)]
+pub struct ServiceManager {
+    core: PerProcess,
+}
+
+impl ServiceManager {
+    fn core(&self) -> Result<Arc<spfs_autostart_core::ServiceManager>, ServiceError> {
+        Ok(self.core.get()?)
+    }
+}
+
+#[uniffi::export]
+impl ServiceManager {
+    /// A manager for `config`: the config file (or the usual lookup), then
+    /// every field that is set, validated as the file and the environment
+    /// are. Touches nothing on disk but the config file.
+    #[uniffi::constructor]
+    pub fn new(config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
+        Ok(Arc::new(ServiceManager {
+            core: PerProcess::new(config.to_core()?)?,
+        }))
+    }
+
+    /// A manager for the usual configuration (file, then environment).
+    #[uniffi::constructor]
+    pub fn with_defaults() -> Result<Arc<Self>, ServiceError> {
+        Self::new(ServiceConfig::default())
+    }
+
+    /// Make sure the service runs, starting it if needed; its status once it
+    /// answers. Exactly one service starts however many callers race.
+    pub async fn ensure(&self) -> Result<ServiceStatus, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move { core.ensure().await })
+            .await
+            .map(ServiceStatus::from)
+    }
+
+    /// Stop the service: graceful, then SIGTERM, then SIGKILL.
+    pub async fn stop(&self) -> Result<StopOutcome, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move { core.stop().await })
+            .await
+            .map(StopOutcome::from)
+    }
+
+    /// The service's status, without starting it.
+    pub async fn status(&self) -> Result<ServiceStatus, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move { core.status().await })
+            .await
+            .map(ServiceStatus::from)
+    }
+
+    /// Check everything a user would otherwise debug by hand (as
+    /// `spfs-autostart doctor` does): each finding with its fix. It only
+    /// looks: nothing is started, stopped or changed.
+    pub async fn doctor(&self) -> Result<DoctorReport, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move {
+            Ok::<_, spfs_autostart_core::Error>(spfs_autostart_core::doctor::diagnose(&core).await)
+        })
+        .await
+        .map(DoctorReport::from)
+    }
+
+    /// The last `n` lines of the service log, oldest first; at most its
+    /// last 4 MiB are read, however large `n` is.
+    pub fn tail_logs(&self, n: u32) -> Result<Vec<String>, ServiceError> {
+        Ok(self.core()?.tail_logs(n as usize)?)
+    }
+
+    /// The service's log file.
+    pub fn log_file(&self) -> String {
+        self.core()
+            .map(|core| core.paths().log_file().to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Feed `observer` the current status, then every state change, until the
+    /// returned handle is cancelled or dropped. When the state dir cannot be
+    /// watched, `on_error` says why and the feed ends.
+    pub fn watch(&self, observer: Arc<dyn StatusObserver>) -> Arc<TaskHandle> {
+        let core = self.core();
+        let gate = feed::start(
+            move |tx: mpsc::Sender<Result<ServiceStatus, String>>| async move {
+                let mut watcher = match core.and_then(|core| Ok(core.watch()?)) {
+                    Ok(watcher) => watcher,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return;
+                    }
+                };
+                while let Some(status) = watcher.next().await {
+                    if tx.send(Ok(status.into())).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            move |event| match event {
+                Ok(status) => report(observer.on_status(status), |message| {
+                    observer.on_error(message).is_ok()
+                }),
+                // The feed could not start: report it and end.
+                Err(message) => {
+                    let _ = observer.on_error(message);
+                    false
+                }
+            },
+        );
+        Arc::new(TaskHandle { gate })
+    }
+
+    /// Feed `observer` every line appended to the service log from now on
+    /// (use `tail_logs` for the lines before), across rotation, until the
+    /// returned handle is cancelled or dropped.
+    pub fn follow_logs(&self, observer: Arc<dyn LogObserver>) -> Arc<TaskHandle> {
+        let core = self.core();
+        let gate = feed::start(
+            move |tx: mpsc::Sender<Result<String, String>>| async move {
+                let mut follower = match core.and_then(|core| Ok(core.follow_logs(0)?)) {
+                    Ok(follower) => follower,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string())).await;
+                        return;
+                    }
+                };
+                while let Some(line) = follower.next().await {
+                    if tx.send(line.map_err(|e| e.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            move |event| match event {
+                Ok(line) => report(observer.on_line(line), |message| {
+                    observer.on_error(message).is_ok()
+                }),
+                Err(message) => observer.on_error(message).is_ok(),
+            },
+        );
+        Arc::new(TaskHandle { gate })
+    }
+
+    /// Take a lease: the service stays up while process `pid` lives.
+    pub async fn acquire(&self, pid: u32, label: String) -> Result<Lease, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move { core.acquire(pid, &label).await })
+            .await
+            .map(Lease::from)
+    }
+
+    /// Give a lease back; `false` when the service did not hold it.
+    pub async fn release(&self, lease_id: u64) -> Result<bool, ServiceError> {
+        let core = self.core()?;
+        on_runtime(async move { core.release(lease_id).await }).await
+    }
+}
+
+/// The library's version (the Cargo package version).
+#[uniffi::export]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,22 @@
+//! The uniffi surface: mirror types with `From` conversions and a
+//! `ServiceManager` object that holds the core's manager and delegates.
+//!
+//! Async methods run on the library's runtime (so the foreign side may poll
+//! them from any executor); a call whose future the caller drops still runs
+//! to its end, so an `ensure` is never cut off halfway through a start.
+//! `watch` and `follow_logs` feed an observer from a task on that runtime
+//! until their [`TaskHandle`] is cancelled or dropped.
+
+mod config;
+mod doctor;
+mod error;
+mod feeds;
+mod manager;
+mod status;
+
+pub use config::ServiceConfig;
+pub use doctor::{DoctorFinding, DoctorReport, DoctorSeverity};
+pub use error::ServiceError;
+pub use feeds::{LogObserver, StatusObserver, TaskHandle, stop_all_feeds};
+pub use manager::{ServiceManager, version};
+pub use status::{Lease, Mount, ServiceState, ServiceStatus, StopOutcome};

@@ -1,0 +1,142 @@
+//! The status records and enums the bindings report, converted from the
+//! core's.
+
+/// The state of the service as seen from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ServiceState {
+    /// It answers at its endpoint.
+    Running,
+    /// It holds the instance lock and is not serving yet.
+    Starting,
+    /// It is shutting down.
+    Stopping,
+    /// No service is alive.
+    Stopped,
+    /// It holds the instance lock but does not answer.
+    Unresponsive,
+    /// Something that is not our service answers at the endpoint.
+    Conflict,
+}
+
+/// A lease: the service stays up while process `pid` lives.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Lease {
+    /// Its id, for `release`.
+    pub id: u64,
+    /// The process it follows.
+    pub pid: u32,
+    /// Who took it.
+    pub label: String,
+}
+
+/// An environment the service has mounted for a process tree.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Mount {
+    /// The runtime's name; empty when the caller gave none.
+    pub runtime_name: String,
+    /// The root of the process tree the mount serves.
+    pub root_pid: u32,
+    /// Whether writes go to a scratch directory.
+    pub editable: bool,
+    /// The environment, in spfs's EnvSpec text form (`-` is empty).
+    pub env_spec: String,
+}
+
+/// A status report.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct ServiceStatus {
+    /// The state.
+    pub state: ServiceState,
+    /// The service's pid, when known.
+    pub pid: Option<u32>,
+    /// The version it reports (kit services only).
+    pub version: Option<String>,
+    /// The endpoint, in config syntax.
+    pub endpoint: String,
+    /// Seconds since it started.
+    pub uptime_secs: Option<u64>,
+    /// Its log file.
+    pub log_file: String,
+    /// Leases it holds.
+    pub leases: Vec<Lease>,
+    /// The environments it has mounted (from `status` and `watch`, when
+    /// the service answers `VfsService/Status`; empty otherwise).
+    pub mounts: Vec<Mount>,
+    /// Seconds until it exits for idleness, when idle.
+    pub idle_exit_in_secs: Option<u64>,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    /// What was found, for `Conflict` and `Unresponsive`.
+    pub detail: Option<String>,
+}
+
+/// How `stop` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum StopOutcome {
+    /// It was running and has stopped.
+    Stopped,
+    /// Nothing was running.
+    NotRunning,
+}
+
+impl From<spfs_autostart_core::State> for ServiceState {
+    fn from(s: spfs_autostart_core::State) -> Self {
+        use spfs_autostart_core::State as S;
+        match s {
+            S::Running => ServiceState::Running,
+            S::Starting => ServiceState::Starting,
+            S::Stopping => ServiceState::Stopping,
+            S::Stopped => ServiceState::Stopped,
+            S::Unresponsive => ServiceState::Unresponsive,
+            S::Conflict => ServiceState::Conflict,
+        }
+    }
+}
+
+impl From<spfs_autostart_core::Lease> for Lease {
+    fn from(l: spfs_autostart_core::Lease) -> Self {
+        Lease {
+            id: l.id,
+            pid: l.pid,
+            label: l.label,
+        }
+    }
+}
+
+impl From<spfs_autostart_core::Mount> for Mount {
+    fn from(m: spfs_autostart_core::Mount) -> Self {
+        Mount {
+            runtime_name: m.runtime_name,
+            root_pid: m.root_pid,
+            editable: m.editable,
+            env_spec: m.env_spec,
+        }
+    }
+}
+
+impl From<spfs_autostart_core::Status> for ServiceStatus {
+    fn from(s: spfs_autostart_core::Status) -> Self {
+        ServiceStatus {
+            state: s.state.into(),
+            pid: s.pid,
+            version: s.version,
+            endpoint: s.endpoint,
+            uptime_secs: s.uptime_secs,
+            log_file: s.log_file.to_string_lossy().into_owned(),
+            leases: s.leases.into_iter().map(Lease::from).collect(),
+            mounts: s.mounts.into_iter().map(Mount::from).collect(),
+            idle_exit_in_secs: s.idle_exit_in_secs,
+            warnings: s.warnings,
+            detail: s.detail,
+        }
+    }
+}
+
+impl From<spfs_autostart_core::StopOutcome> for StopOutcome {
+    fn from(o: spfs_autostart_core::StopOutcome) -> Self {
+        match o {
+            spfs_autostart_core::StopOutcome::Stopped { .. } => StopOutcome::Stopped,
+            spfs_autostart_core::StopOutcome::NotRunning => StopOutcome::NotRunning,
+        }
+    }
+}

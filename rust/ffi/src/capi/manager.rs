@@ -1,0 +1,250 @@
+//! `struct spfs_autostart`: the manager handle and the calls that act on
+//! the service (ensure, status, stop, tail the log).
+
+use std::ffi::{c_char, c_int};
+use std::path::Path;
+use std::sync::Arc;
+
+// The type only: the function of the same name is defined here.
+use super::status::spfs_autostart_status;
+use super::{
+    borrow, boundary, give, guard, out_ptr, spfs_autostart_error, spfs_autostart_result,
+    spfs_autostart_string_array, take, utf8,
+};
+use crate::api::{ServiceStatus, StopOutcome};
+use crate::process::PerProcess;
+use crate::runtime::block_on;
+
+/// A manager for one service. Create it with `spfs_autostart_new`, free it
+/// with `spfs_autostart_free`. Safe to share between threads.
+#[derive(Debug)]
+pub struct spfs_autostart {
+    core: PerProcess,
+}
+
+/// Create a manager. `config_path` names a TOML config file, or is NULL for
+/// the usual lookup (`SPFS_AUTOSTART_CONFIG`, then the per-user file when it
+/// exists, then the environment). A file that cannot be read or parsed
+/// gives `SPFS_AUTOSTART_RESULT_INVALID_CONFIG`. Touches nothing on disk but
+/// the config file.
+///
+/// On success `*out` receives a manager the caller owns and frees with
+/// `spfs_autostart_free`. `out` must not be NULL; `err` may be.
+///
+/// # Safety
+/// `config_path` is NULL or a NUL-terminated string; `out` and `err` are
+/// NULL or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_new(
+    config_path: *const c_char,
+    out: *mut *mut spfs_autostart,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    boundary(err, || {
+        let out = out_ptr(out, "out")?;
+        let path = if config_path.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL `config_path` is a C string.
+            Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
+        };
+        let config = spfs_autostart_core::Config::load(path)?;
+        let core = PerProcess::new(config)?;
+        // SAFETY: `out` was checked.
+        unsafe { give(out, spfs_autostart { core }) };
+        Ok(())
+    })
+}
+
+/// Free a manager. NULL does nothing. Does not stop the service.
+///
+/// # Safety
+/// `mgr` is NULL or came from `spfs_autostart_new`, was not freed, and no
+/// other thread uses it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_free(mgr: *mut spfs_autostart) {
+    // SAFETY: the caller's contract.
+    guard((), || unsafe { take(mgr) })
+}
+
+/// Make sure the service runs, starting it if needed; blocks until it
+/// answers or fails. Exactly one service starts however many threads and
+/// processes call this at once.
+///
+/// On success `*out` receives its status, owned by the caller (free with
+/// `spfs_autostart_status_free`). `mgr` and `out` must not be NULL; `err`
+/// may be.
+///
+/// # Safety
+/// `mgr` is NULL or a live manager; `out` and `err` are NULL or valid for
+/// writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_ensure(
+    mgr: *const spfs_autostart,
+    out: *mut *mut spfs_autostart_status,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    // SAFETY: the caller's contract.
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.ensure().await })
+        })
+    }
+}
+
+/// The service's status, without starting it.
+///
+/// On success `*out` receives the status, owned by the caller (free with
+/// `spfs_autostart_status_free`). `mgr` and `out` must not be NULL; `err`
+/// may be.
+///
+/// # Safety
+/// As for `spfs_autostart_ensure`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status(
+    mgr: *const spfs_autostart,
+    out: *mut *mut spfs_autostart_status,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    // SAFETY: the caller's contract.
+    unsafe {
+        status_call(mgr, out, err, |core| {
+            block_on(async move { core.status().await })
+        })
+    }
+}
+
+/// The shared body of `_ensure` and `_status`: check the pointers, run
+/// `call`, hand the status out.
+///
+/// # Safety
+/// As for `spfs_autostart_ensure`.
+unsafe fn status_call(
+    mgr: *const spfs_autostart,
+    out: *mut *mut spfs_autostart_status,
+    err: *mut *mut spfs_autostart_error,
+    call: impl FnOnce(
+        Arc<spfs_autostart_core::ServiceManager>,
+    ) -> spfs_autostart_core::Result<spfs_autostart_core::Status>,
+) -> spfs_autostart_result {
+    boundary(err, || {
+        // SAFETY: the caller's contract.
+        let mgr = unsafe { borrow(mgr, "mgr") }?;
+        let out = out_ptr(out, "out")?;
+        let status = call(mgr.core.get()?)?;
+        // SAFETY: `out` was checked.
+        unsafe { give(out, ServiceStatus::from(status).into()) };
+        Ok(())
+    })
+}
+
+/// Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it
+/// is gone. On success `*stopped_out` is 1 when a service was stopped and 0
+/// when none was running. `mgr` and `stopped_out` must not be NULL; `err`
+/// may be.
+///
+/// # Safety
+/// `mgr` is NULL or a live manager; `stopped_out` and `err` are NULL or
+/// valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_stop(
+    mgr: *const spfs_autostart,
+    stopped_out: *mut c_int,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    boundary(err, || {
+        // SAFETY: the caller's contract.
+        let mgr = unsafe { borrow(mgr, "mgr") }?;
+        let stopped_out = out_ptr(stopped_out, "stopped_out")?;
+        let core = mgr.core.get()?;
+        let outcome = StopOutcome::from(block_on(async move { core.stop().await })?);
+        // SAFETY: `stopped_out` was checked.
+        unsafe { *stopped_out = c_int::from(outcome == StopOutcome::Stopped) };
+        Ok(())
+    })
+}
+
+/// The last `n` lines of the service log, oldest first; works when the
+/// service is not running (a missing log gives no lines).
+///
+/// On success `*out` receives the lines, owned by the caller (free with
+/// `spfs_autostart_string_array_free`). `mgr` and `out` must not be NULL;
+/// `err` may be.
+///
+/// # Safety
+/// `mgr` is NULL or a live manager; `out` and `err` are NULL or valid for
+/// writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_tail_logs(
+    mgr: *const spfs_autostart,
+    n: usize,
+    out: *mut *mut spfs_autostart_string_array,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    boundary(err, || {
+        // SAFETY: the caller's contract.
+        let mgr = unsafe { borrow(mgr, "mgr") }?;
+        let out = out_ptr(out, "out")?;
+        let lines = mgr.core.get()?.tail_logs(n)?;
+        // SAFETY: `out` was checked.
+        unsafe { give(out, spfs_autostart_string_array::from(lines)) };
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, CString};
+    use std::ptr;
+
+    use super::*;
+    use crate::capi::{spfs_autostart_error_free, spfs_autostart_error_message};
+
+    fn message(err: *const spfs_autostart_error) -> String {
+        // SAFETY: a live error from this library.
+        let p = unsafe { spfs_autostart_error_message(err) };
+        // SAFETY: the message is a NUL-terminated string owned by `err`.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn blocking_calls_work_from_inside_a_tokio_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = std::env::temp_dir().join(format!("spfs-ffi-test-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("config.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"{0}/state\"\nlog_dir = \"{0}/log\"\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let path = CString::new(config.to_str().unwrap()).unwrap();
+            let mut mgr = ptr::null_mut();
+            let mut err = ptr::null_mut();
+            // SAFETY: valid C strings and out-pointers; each handle is freed once.
+            unsafe {
+                assert_eq!(
+                    spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err),
+                    spfs_autostart_result::Ok
+                );
+                let mut status = ptr::null_mut();
+                assert_eq!(
+                    spfs_autostart_ensure(mgr, &mut status, &mut err),
+                    spfs_autostart_result::BinaryNotFound
+                );
+                assert!(status.is_null());
+                assert!(message(err).contains("looked in"));
+                spfs_autostart_error_free(err);
+                spfs_autostart_free(mgr);
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+}

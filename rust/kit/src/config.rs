@@ -1,0 +1,111 @@
+//! What the kit needs to know, from the spawner's environment.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use spfs_autostart_protocol::endpoint::Endpoint;
+use spfs_autostart_protocol::env;
+use spfs_autostart_protocol::paths::Paths;
+
+use crate::{Error, ErrorKind, ResolvedEndpoint, Result};
+
+/// Where and how the kit serves: from the spawner's environment
+/// (`SPFS_AUTOSTART_*`), else the built-in defaults. The kit never reads the
+/// client's config file: the client may have used another one (`--config`),
+/// a relative path, or a `HOME` the service does not have.
+#[derive(Debug)]
+pub struct KitConfig {
+    /// The state dir holding the locks and the record.
+    pub state_dir: PathBuf,
+    /// The endpoint to bind when no socket is handed over.
+    pub endpoint: ResolvedEndpoint,
+    /// Exit after this long idle; zero means never.
+    pub idle_timeout: Duration,
+    /// The readiness pipe, when started by a spawner.
+    pub ready_fd: Option<OwnedFd>,
+    /// The locked `instance.lock`, when started by a spawner.
+    pub lock_fd: Option<OwnedFd>,
+}
+
+impl KitConfig {
+    /// Read `SPFS_AUTOSTART_STATE_DIR`, `_ENDPOINT` (`unix` means the state
+    /// dir's socket), `_IDLE_TIMEOUT_SECS`, and take the descriptors in
+    /// `_READY_FD` and `_LOCK_FD`. Those two variables are removed from the
+    /// environment, so a process this service starts never mistakes them for
+    /// its own; call this early, before the service starts threads of its
+    /// own that read the environment through C (see `std::env::remove_var`).
+    pub fn from_env() -> Result<KitConfig> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let bad = |name: &str, why: String| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("environment variable {name}: {why}"),
+            )
+        };
+        let state_dir = match var(env::STATE_DIR) {
+            Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
+            Some(dir) => {
+                return Err(bad(
+                    env::STATE_DIR,
+                    format!("{dir} is relative; give an absolute path"),
+                ));
+            }
+            None => spfs_autostart_protocol::paths::default_state_dir(&env::process_env),
+        };
+        let paths = Paths {
+            state_dir,
+            log_dir: PathBuf::new(),
+        };
+        let endpoint = match var(env::ENDPOINT) {
+            Some(text) => text
+                .parse::<Endpoint>()
+                .map_err(|e| bad(env::ENDPOINT, e))?,
+            None => Endpoint::platform_default(),
+        };
+        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS) {
+            Some(text) => {
+                let secs = text.trim().parse().map_err(|_| {
+                    bad(
+                        env::IDLE_TIMEOUT_SECS,
+                        format!("{text:?} is not a whole number of seconds"),
+                    )
+                })?;
+                env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
+            }
+            None => env::DEFAULT_IDLE_TIMEOUT,
+        };
+        let ready_fd = inherited_fd(env::READY_FD);
+        let lock_fd = inherited_fd(env::LOCK_FD);
+        Ok(KitConfig {
+            endpoint: paths.endpoint(&endpoint),
+            state_dir: paths.state_dir,
+            idle_timeout,
+            ready_fd,
+            lock_fd,
+        })
+    }
+}
+
+/// A descriptor the spawner passed in `var`, if it is really open; `var` is
+/// removed, it was meant for this process alone.
+fn inherited_fd(var: &str) -> Option<OwnedFd> {
+    let value = std::env::var(var).ok()?;
+    // SAFETY: std serializes its own environment access; the only hazard is
+    // C code reading `environ` on another thread at this moment, which
+    // `KitConfig::from_env` documents: it is called before the service
+    // starts such threads.
+    unsafe { std::env::remove_var(var) };
+    let fd: RawFd = value.parse().ok()?;
+    // SAFETY: F_GETFD only queries; it fails on a closed descriptor.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        tracing::warn!("ignoring {var}={fd}: not an open descriptor");
+        return None;
+    }
+    // Our own children must not inherit it.
+    // SAFETY: fd is open (checked above) and handed to us by the spawner.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the spawner gave this descriptor to us alone; nothing else in
+    // this process owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,382 @@
+//! The service-side kit: what a managed service embeds.
+//!
+//! [`Kit::start`] takes (or adopts from the spawner) `instance.lock`, binds
+//! the endpoint or takes a socket handed over by launchd/systemd, and
+//! [`Kit::serve`] serves `grpc.health.v1` and `spfs_autostart.v1.Control`
+//! next to the service's own gRPC services, tells the spawner it is ready,
+//! exits after `idle_timeout` with no lease and no call in flight, and shuts
+//! down gracefully on `Control.Shutdown`, SIGTERM and SIGINT.
+//!
+//! ```no_run
+//! # async fn run() -> spfs_autostart_kit::Result<()> {
+//! use spfs_autostart_kit::{Identity, Kit, KitConfig};
+//! let Some(kit) = Kit::start_or_defer(
+//!     Identity { name: "my-service".into(), version: "1.0.0".into() },
+//!     KitConfig::from_env()?,
+//! )?
+//! else {
+//!     return Ok(()); // another instance serves: exit 0
+//! };
+//! kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod config;
+mod control;
+mod handle;
+mod in_flight;
+mod lifetime;
+mod listener;
+mod process_exit;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic::transport::Server;
+
+use in_flight::InFlightLayer;
+
+pub use config::KitConfig;
+pub use control::ControlService;
+pub use handle::{KitHandle, Lease};
+pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
+pub use listener::Listener;
+
+pub use spfs_autostart_protocol::ResolvedEndpoint;
+use spfs_autostart_protocol::paths::Paths;
+use spfs_autostart_protocol::proto::control::control_server::ControlServer;
+use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
+pub use spfs_autostart_protocol::{Error, ErrorKind, Result, proto};
+
+/// How the instance-lock conflict starts its message; [`Kit::start_or_defer`]
+/// recognises it by this.
+const ANOTHER: &str = "another instance holds";
+
+/// How long a graceful shutdown may wait for calls and connections to end:
+/// below the client's default `stop_timeout_secs` (5), so a drain after
+/// SIGTERM ends before the client escalates to SIGKILL. A `Shutdown` request
+/// may ask for less (see [`Lifetime::limit_drain`]).
+const GRACE: Duration = Duration::from_secs(4);
+
+/// A service that holds its instance lock and its listening socket.
+#[derive(Debug)]
+pub struct Kit {
+    lifetime: Arc<Lifetime>,
+    listener: Listener,
+    paths: Paths,
+    _instance_lock: File,
+    ready: Option<File>,
+}
+
+impl Kit {
+    /// Take the instance lock and the endpoint. Must run inside a tokio
+    /// runtime. On failure the spawner is told why through the readiness
+    /// pipe, so `ensure` reports this error instead of a timeout.
+    pub fn start(identity: Identity, config: KitConfig) -> Result<Kit> {
+        let KitConfig {
+            state_dir,
+            endpoint,
+            idle_timeout,
+            ready_fd,
+            lock_fd,
+        } = config;
+        let mut ready = ready_fd.map(File::from);
+        let result = Kit::acquire(identity, state_dir, endpoint, idle_timeout, lock_fd);
+        match result {
+            Ok(mut kit) => {
+                kit.ready = ready.take();
+                Ok(kit)
+            }
+            Err(e) => {
+                if let Some(ready) = ready.as_mut() {
+                    let line = format!("FAILED {}\n", e.to_string().replace('\n', " "));
+                    let _ = ready.write_all(line.as_bytes());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Kit::start`], except that another instance already serving this
+    /// state dir is not an error: it logs "already running as pid N" and
+    /// gives `None`, and the service should exit with status 0. This is what
+    /// a launchd or systemd job meets after an on-demand start: exiting 0
+    /// keeps `KeepAlive.SuccessfulExit=false` and `Restart=on-failure` from
+    /// relaunching it in a loop.
+    pub fn start_or_defer(identity: Identity, config: KitConfig) -> Result<Option<Kit>> {
+        let record = spfs_autostart_protocol::paths::Paths {
+            state_dir: config.state_dir.clone(),
+            log_dir: PathBuf::new(),
+        }
+        .record();
+        match Kit::start(identity, config) {
+            Ok(kit) => Ok(Some(kit)),
+            Err(e)
+                if e.kind() == ErrorKind::EndpointConflict && e.message().starts_with(ANOTHER) =>
+            {
+                let pid = ServiceRecord::read(&record)
+                    .map(|r| r.pid.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                tracing::info!("already running as pid {pid}; this instance exits");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn acquire(
+        identity: Identity,
+        state_dir: PathBuf,
+        endpoint: ResolvedEndpoint,
+        idle_timeout: Duration,
+        lock_fd: Option<OwnedFd>,
+    ) -> Result<Kit> {
+        let paths = Paths {
+            state_dir,
+            log_dir: PathBuf::new(),
+        };
+        paths.check_endpoint(&endpoint)?;
+        paths.create_state_dir()?;
+        let instance_lock = take_instance_lock(&paths, lock_fd)?;
+        // Say at once who holds the lock, so nobody takes a record of a
+        // dead predecessor as the truth about it.
+        write_starting_record(&paths);
+        let listener = match listener::activated()? {
+            Some(listener) => listener,
+            None => listener::bind(&endpoint)?,
+        };
+        let endpoint_text = match (&listener, &endpoint) {
+            (
+                Listener::Unix {
+                    path: Some(path), ..
+                },
+                _,
+            ) => format!("unix://{}", path.display()),
+            (_, endpoint) => endpoint.to_string(),
+        };
+        let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
+        Ok(Kit {
+            lifetime,
+            listener,
+            paths,
+            _instance_lock: instance_lock,
+            ready: None,
+        })
+    }
+
+    /// A handle for the service's own handlers.
+    pub fn handle(&self) -> KitHandle {
+        KitHandle(self.lifetime.clone())
+    }
+
+    /// Serve until shutdown: health and Control plus whatever `add` adds.
+    pub async fn serve(self, add: impl FnOnce(Routes) -> Routes) -> Result<()> {
+        let Kit {
+            lifetime,
+            listener,
+            paths,
+            _instance_lock,
+            ready,
+        } = self;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let control = ControlServer::new(ControlService::new(lifetime.clone()));
+        let routes = add(Routes::new(health).add_service(control));
+        write_record(&lifetime, &paths, Phase::Running);
+        let socket_to_remove = listener.bound_path();
+        let (incoming, listening) = Closable::new(listener::incoming(listener));
+        tokio::spawn(watch_signals(lifetime.clone()));
+        tokio::spawn(lifetime.clone().run_idle_timer());
+        // Once shutting down, say so in the record, then close the listening
+        // socket: tonic stops accepting but would keep it open while calls
+        // drain, so new connections would hang unanswered. Refused, they
+        // tell a client at once to look at the lock and the record, which
+        // say "stopping".
+        let shutdown = {
+            let lifetime = lifetime.clone();
+            let paths = paths.clone();
+            async move {
+                lifetime.shutdown_requested().await;
+                write_record(&lifetime, &paths, Phase::Stopping);
+                listening.close();
+            }
+        };
+        let server = Server::builder()
+            .layer(InFlightLayer(lifetime.clone()))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        // The listener is bound and the server is about to accept, so
+        // connections made from now on are answered.
+        if let Some(mut ready) = ready {
+            // One write, so the spawner never sees half a line (it copes
+            // with that too).
+            let _ = ready.write_all(format!("READY {}\n", std::process::id()).as_bytes());
+        }
+        lifetime.ready();
+        tracing::info!("serving on {}", lifetime.info().endpoint);
+        let result = tokio::select! {
+            result = server => result,
+            drain = async {
+                lifetime.shutdown_requested().await;
+                let drain = lifetime.drain_limit(GRACE);
+                tokio::time::sleep(drain).await;
+                drain
+            } => {
+                tracing::warn!(
+                    "calls still open after {:.1}s; exiting anyway",
+                    drain.as_secs_f64()
+                );
+                Ok(())
+            }
+        };
+        // Release the endpoint before the lock (dropped last, with
+        // `_instance_lock`), so a successor that takes the lock finds the
+        // path free or stale, never live. The record stays: it says
+        // "stopping" until the lock is free, and a successor replaces it.
+        if let Some(path) = socket_to_remove {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!("stopped");
+        result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+/// The `Starting` record of a service that has just taken the lock, unless
+/// its spawner already wrote one for it.
+fn write_starting_record(paths: &Paths) {
+    let pid = std::process::id();
+    if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid) {
+        return;
+    }
+    let record = ServiceRecord {
+        pid,
+        start_time: process_start_time(pid),
+        program: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        version: None,
+        endpoint: String::new(),
+        started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
+        phase: Phase::Starting,
+    };
+    if let Err(e) = record.write(&paths.record()) {
+        tracing::warn!("{e}");
+    }
+}
+
+/// The accepted connections, as [`listener::incoming`] yields them.
+type Incoming = Pin<
+    Box<dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::Stream>> + Send>,
+>;
+
+/// The stream of accepted connections, with a handle that closes the
+/// listening socket under the server's feet.
+struct Closable(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+/// Closes a [`Closable`]'s stream.
+struct CloseHandle(Arc<std::sync::Mutex<Option<Incoming>>>);
+
+impl Closable {
+    fn new(stream: Incoming) -> (Closable, CloseHandle) {
+        let shared = Arc::new(std::sync::Mutex::new(Some(stream)));
+        (Closable(shared.clone()), CloseHandle(shared))
+    }
+}
+
+impl CloseHandle {
+    /// Drop the stream, and with it the listening socket.
+    fn close(&self) {
+        drop(self.0.lock().expect("listener mutex").take());
+    }
+}
+
+impl tokio_stream::Stream for Closable {
+    type Item = std::io::Result<spfs_autostart_protocol::Stream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.lock().expect("listener mutex").as_mut() {
+            Some(stream) => stream.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+fn write_record(lifetime: &Lifetime, paths: &Paths, phase: Phase) {
+    let info = lifetime.info();
+    let record = ServiceRecord {
+        pid: info.pid,
+        start_time: process_start_time(info.pid),
+        program: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        version: Some(info.version),
+        endpoint: info.endpoint,
+        started_at_unix_ms: info.started_at_unix_ms,
+        phase,
+    };
+    if let Err(e) = record.write(&paths.record()) {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Adopt the spawner's locked descriptor if it really is this state dir's
+/// `instance.lock`; otherwise take the lock ourselves.
+fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    let path = paths.instance_lock();
+    if let Some(fd) = inherited {
+        let file = File::from(fd);
+        let same = match (file.metadata(), std::fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        // Locking a description that already holds the lock succeeds.
+        if same && file.try_lock().is_ok() {
+            return Ok(file);
+        }
+        tracing::warn!(
+            "the inherited lock descriptor is not {}; taking the lock",
+            path.display()
+        );
+    }
+    // A status probe may hold the lock shared for an instant: retry
+    // briefly rather than refuse to start.
+    match spfs_autostart_protocol::lock::take_soon(&path)? {
+        Some(file) => Ok(file),
+        None => Err(Error::new(
+            ErrorKind::EndpointConflict,
+            format!(
+                "{ANOTHER} {}; only one service may run per state dir. \
+                 The status operation shows it",
+                path.display()
+            ),
+        )),
+    }
+}
+
+async fn watch_signals(lifetime: Arc<Lifetime>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch SIGTERM/SIGINT");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    lifetime.request_shutdown(format!("received {name}"));
+}

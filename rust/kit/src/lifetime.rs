@@ -1,0 +1,428 @@
+//! How long the service lives: leases, calls in flight, the idle clock, and
+//! the stream of changes `Control.Watch` serves.
+//!
+//! Idle means no live lease and no call in flight. Leases follow processes:
+//! each lease watches its process (pidfd on Linux, kqueue on macOS, a slow
+//! poll elsewhere) and drops itself when the process exits, so the service
+//! can go away once every runtime using it is gone.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use spfs_autostart_protocol::proto::control::{
+    InfoResponse, Lease, StatusUpdate, status_update::Event,
+};
+use spfs_autostart_protocol::record::unix_ms;
+
+/// Who the service is; fixed for its life.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The service's name.
+    pub name: String,
+    /// The service's version.
+    pub version: String,
+}
+
+/// The shared lifetime state of one running service.
+#[derive(Debug)]
+pub struct Lifetime {
+    identity: Identity,
+    endpoint: String,
+    started_at_unix_ms: u64,
+    socket_activated: bool,
+    idle_timeout: Duration,
+    inner: Mutex<Inner>,
+    /// Bumped on every change that may move the idle deadline.
+    generation: watch::Sender<u64>,
+    /// The shutdown reason, once one was requested.
+    shutdown: watch::Sender<Option<String>>,
+    updates: broadcast::Sender<StatusUpdate>,
+    /// How long a graceful shutdown may drain calls, when the requester
+    /// asked for less than the kit's own limit.
+    drain_limit: Mutex<Option<Duration>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    leases: BTreeMap<u64, Lease>,
+    next_lease: u64,
+    in_flight: usize,
+    idle_since: Instant,
+}
+
+/// Why a lease was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// There is no process with that pid.
+    #[error("no process {0} exists; a lease must follow a live process")]
+    NoSuchProcess(u32),
+    /// The process belongs to another user.
+    #[error("process {0} belongs to another user; leases are per user")]
+    OtherUser(u32),
+    /// The service is shutting down.
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+impl Lifetime {
+    /// A new lifetime; the idle clock starts now.
+    pub fn new(
+        identity: Identity,
+        endpoint: String,
+        socket_activated: bool,
+        idle_timeout: Duration,
+    ) -> Arc<Lifetime> {
+        Arc::new(Lifetime {
+            identity,
+            endpoint,
+            started_at_unix_ms: unix_ms(SystemTime::now()),
+            socket_activated,
+            idle_timeout,
+            inner: Mutex::new(Inner {
+                leases: BTreeMap::new(),
+                next_lease: 1,
+                in_flight: 0,
+                idle_since: Instant::now(),
+            }),
+            generation: watch::channel(0).0,
+            shutdown: watch::channel(None).0,
+            updates: broadcast::channel(64).0,
+            drain_limit: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("lifetime mutex")
+    }
+
+    /// The service's current state, as `Control.Info` reports it.
+    pub fn info(&self) -> InfoResponse {
+        let inner = self.lock();
+        InfoResponse {
+            name: self.identity.name.clone(),
+            version: self.identity.version.clone(),
+            pid: std::process::id(),
+            started_at_unix_ms: self.started_at_unix_ms,
+            endpoint: self.endpoint.clone(),
+            leases: inner.leases.values().cloned().collect(),
+            idle_exit_in_ms: self
+                .deadline_of(&inner)
+                .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+            idle_timeout_secs: self.idle_timeout.as_secs(),
+            socket_activated: self.socket_activated,
+            shutting_down: self.shutdown.borrow().is_some(),
+        }
+    }
+
+    fn deadline_of(&self, inner: &Inner) -> Option<Instant> {
+        let idle = inner.leases.is_empty() && inner.in_flight == 0 && !self.idle_timeout.is_zero();
+        idle.then(|| inner.idle_since + self.idle_timeout)
+    }
+
+    /// When the service will exit for idleness, if it is idle.
+    pub fn idle_deadline(&self) -> Option<Instant> {
+        self.deadline_of(&self.lock())
+    }
+
+    fn changed(&self, event: Event, detail: String) {
+        self.generation.send_modify(|g| *g += 1);
+        let _ = self.updates.send(StatusUpdate {
+            event: event as i32,
+            info: Some(self.info()),
+            detail,
+        });
+    }
+
+    /// A call started; the guard ends it. Calls in flight keep the service up.
+    pub fn call_started(self: &Arc<Self>) -> CallGuard {
+        let first = {
+            let mut inner = self.lock();
+            inner.in_flight += 1;
+            inner.in_flight == 1 && inner.leases.is_empty()
+        };
+        if first {
+            self.changed(Event::IdleDeadlineChanged, "a call started".into());
+        }
+        CallGuard(self.clone())
+    }
+
+    /// Restart the idle clock, as a finished call does.
+    pub fn touch(&self) {
+        self.lock().idle_since = Instant::now();
+        self.changed(Event::IdleDeadlineChanged, "used".into());
+    }
+
+    /// Take a lease that lasts while process `pid` lives.
+    pub fn acquire(self: &Arc<Self>, pid: u32, label: String) -> Result<Lease, LeaseError> {
+        if self.shutdown.borrow().is_some() {
+            return Err(LeaseError::ShuttingDown);
+        }
+        check_process(pid)?;
+        let lease = {
+            let mut inner = self.lock();
+            let id = inner.next_lease;
+            inner.next_lease += 1;
+            let lease = Lease {
+                id,
+                pid,
+                label,
+                acquired_at_unix_ms: unix_ms(SystemTime::now()),
+            };
+            inner.leases.insert(id, lease.clone());
+            lease
+        };
+        tracing::info!("lease {} taken for pid {} ({})", lease.id, pid, lease.label);
+        self.changed(
+            Event::LeasesChanged,
+            format!("lease {} taken for pid {pid}", lease.id),
+        );
+        let this = self.clone();
+        let id = lease.id;
+        tokio::spawn(async move {
+            super::process_exit::wait(pid).await;
+            if this.release(id) {
+                tracing::info!("lease {id} dropped: process {pid} exited");
+            }
+        });
+        Ok(lease)
+    }
+
+    /// Drop a lease; `false` when it was not held.
+    pub fn release(&self, id: u64) -> bool {
+        let removed = {
+            let mut inner = self.lock();
+            let removed = inner.leases.remove(&id).is_some();
+            if removed && inner.leases.is_empty() {
+                inner.idle_since = Instant::now();
+            }
+            removed
+        };
+        if removed {
+            self.changed(Event::LeasesChanged, format!("lease {id} dropped"));
+        }
+        removed
+    }
+
+    /// Drop every lease of `pid`; `true` when there was one.
+    pub fn release_pid(&self, pid: u32) -> bool {
+        let ids: Vec<u64> = self
+            .lock()
+            .leases
+            .values()
+            .filter(|l| l.pid == pid)
+            .map(|l| l.id)
+            .collect();
+        // Release every one: no short-circuit.
+        let released = ids.into_iter().filter(|&id| self.release(id)).count();
+        released > 0
+    }
+
+    /// The leases held now.
+    pub fn leases(&self) -> Vec<Lease> {
+        self.lock().leases.values().cloned().collect()
+    }
+
+    /// Ask the service to shut down; the first reason wins.
+    pub fn request_shutdown(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        let first = self.shutdown.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if first {
+            tracing::info!("shutting down: {reason}");
+            self.changed(Event::ShuttingDown, reason);
+        }
+    }
+
+    /// Resolves with the reason once shutdown was requested.
+    pub async fn shutdown_requested(&self) -> String {
+        let mut rx = self.shutdown.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return "the service is ending".into();
+            }
+        }
+    }
+
+    /// Drain calls for at most `limit` once shutting down: the requester
+    /// signals the process soon after that, and a drain cut short by a
+    /// signal would be reported as a service that ignored the request.
+    pub fn limit_drain(&self, limit: Duration) {
+        let mut current = self.drain_limit.lock().expect("drain mutex");
+        *current = Some(current.map_or(limit, |c| c.min(limit)));
+    }
+
+    /// How long the drain may take: `default`, or less when asked.
+    pub fn drain_limit(&self, default: Duration) -> Duration {
+        self.drain_limit
+            .lock()
+            .expect("drain mutex")
+            .map_or(default, |limit| limit.min(default))
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.borrow().is_some()
+    }
+
+    /// Announce that the service serves.
+    pub fn ready(&self) {
+        self.changed(Event::Ready, "serving".into());
+    }
+
+    /// Subscribe to changes, for `Control.Watch`.
+    pub fn subscribe(&self) -> broadcast::Receiver<StatusUpdate> {
+        self.updates.subscribe()
+    }
+
+    /// Exit when idle for `idle_timeout`: sleeps until the deadline, woken
+    /// early by every change; returns when shutdown was requested.
+    pub async fn run_idle_timer(self: Arc<Self>) {
+        if self.idle_timeout.is_zero() {
+            return;
+        }
+        let mut generation = self.generation.subscribe();
+        loop {
+            if self.is_shutting_down() {
+                return;
+            }
+            generation.borrow_and_update();
+            let deadline = self.idle_deadline();
+            tokio::select! {
+                changed = generation.changed() => if changed.is_err() { return },
+                () = sleep_until_opt(deadline) => {
+                    if self.idle_deadline().is_some_and(|d| d <= Instant::now()) {
+                        self.request_shutdown(format!(
+                            "idle for {}s with no lease and no call in flight",
+                            self.idle_timeout.as_secs()
+                        ));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a call: when the last call ends with no lease, the idle clock starts.
+#[derive(Debug)]
+pub struct CallGuard(Arc<Lifetime>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let idle = {
+            let mut inner = self.0.lock();
+            inner.in_flight -= 1;
+            inner.idle_since = Instant::now();
+            inner.in_flight == 0 && inner.leases.is_empty()
+        };
+        if idle {
+            self.0
+                .changed(Event::IdleDeadlineChanged, "calls finished".into());
+        }
+    }
+}
+
+fn check_process(pid: u32) -> Result<(), LeaseError> {
+    use nix::errno::Errno;
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Err(LeaseError::NoSuchProcess(pid));
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+        Ok(()) => {
+            // Root may signal anyone; leases still follow only our own user.
+            let me = nix::unistd::geteuid().as_raw();
+            match process_uid(pid) {
+                Some(uid) if uid != me => Err(LeaseError::OtherUser(pid)),
+                _ => Ok(()),
+            }
+        }
+        Err(Errno::EPERM) => Err(LeaseError::OtherUser(pid)),
+        Err(_) => Err(LeaseError::NoSuchProcess(pid)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_uid(_pid: u32) -> Option<u32> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifetime(idle: Duration) -> Arc<Lifetime> {
+        Lifetime::new(
+            Identity {
+                name: "t".into(),
+                version: "1".into(),
+            },
+            "unix:///x".into(),
+            false,
+            idle,
+        )
+    }
+
+    #[tokio::test]
+    async fn lease_for_missing_pid_is_refused() {
+        let life = lifetime(Duration::from_secs(1));
+        assert!(matches!(
+            life.acquire(u32::MAX / 2, "x".into()),
+            Err(LeaseError::NoSuchProcess(_))
+        ));
+        assert!(matches!(
+            life.acquire(0, "x".into()),
+            Err(LeaseError::NoSuchProcess(0))
+        ));
+    }
+
+    #[tokio::test]
+    async fn calls_and_leases_hold_off_the_idle_deadline() {
+        let life = lifetime(Duration::from_secs(60));
+        assert!(life.idle_deadline().is_some());
+        let call = life.call_started();
+        assert!(life.idle_deadline().is_none());
+        drop(call);
+        assert!(life.idle_deadline().is_some());
+        let lease = life.acquire(std::process::id(), "me".into()).unwrap();
+        assert!(life.idle_deadline().is_none());
+        assert_eq!(life.info().leases.len(), 1);
+        assert!(life.release(lease.id));
+        assert!(!life.release(lease.id));
+        assert!(life.idle_deadline().is_some());
+    }
+
+    #[tokio::test]
+    async fn zero_idle_timeout_never_sets_a_deadline() {
+        let life = lifetime(Duration::ZERO);
+        assert!(life.idle_deadline().is_none());
+        assert!(life.info().idle_exit_in_ms.is_none());
+    }
+}

@@ -1,0 +1,321 @@
+//! The listening socket: bound by us, or handed over by launchd or systemd.
+//!
+//! Only the holder of `instance.lock` calls [`bind`], so removing a stale
+//! socket there cannot pull the endpoint from under a live service. A socket
+//! that was handed over is never unlinked: its owner (launchd, systemd)
+//! keeps listening on it after we exit.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
+
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+use spfs_autostart_protocol::ResolvedEndpoint;
+use spfs_autostart_protocol::error::{Error, ErrorKind, Result};
+
+/// A listening socket and where it came from.
+#[derive(Debug)]
+pub enum Listener {
+    /// A Unix socket; `bound_here` when we created the path (and so remove it).
+    Unix {
+        /// The listener.
+        listener: UnixListener,
+        /// Its path, when known.
+        path: Option<PathBuf>,
+        /// Whether we bound it, and so unlink it at exit.
+        bound_here: bool,
+    },
+    /// A TCP socket.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Whether the socket was handed over by launchd or systemd.
+    pub fn activated(&self) -> bool {
+        match self {
+            Listener::Unix { bound_here, .. } => !bound_here,
+            Listener::Tcp(_) => false,
+        }
+    }
+
+    /// The socket path we created (and so remove at exit); `None` for TCP
+    /// and for a socket handed over by launchd or systemd.
+    pub fn bound_path(&self) -> Option<PathBuf> {
+        match self {
+            Listener::Unix {
+                path: Some(path),
+                bound_here: true,
+                ..
+            } => Some(path.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Bind `endpoint`. A stale Unix socket (nobody listening: we hold the
+/// instance lock) is replaced; a socket something listens on (launchd or
+/// systemd holding it for activation) and anything that is not a socket are
+/// refused and left in place.
+pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
+    match endpoint {
+        ResolvedEndpoint::Tcp(addr) => {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::new(
+                    ErrorKind::EndpointConflict,
+                    format!("cannot listen on tcp://{addr}: {e}; is something else using it?"),
+                )
+            })?;
+            listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener))
+                .map(Listener::Tcp)
+                .map_err(|e| {
+                    Error::new(ErrorKind::Io, format!("cannot listen on tcp://{addr}: {e}"))
+                })
+        }
+        ResolvedEndpoint::Unix(path) => {
+            match std::fs::symlink_metadata(path) {
+                // Something listens there although we hold the instance lock: launchd or
+                // systemd owns the socket (and failed to start us through it). Unlinking it
+                // would silently break socket activation for good, so it is left alone.
+                Ok(meta)
+                    if meta.file_type().is_socket()
+                        && std::os::unix::net::UnixStream::connect(path).is_ok() =>
+                {
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        format!(
+                            "{} is a live socket that this service did not bind, most likely \
+                             held by launchd or systemd for socket activation; it was left \
+                             alone. Check the agent (its agent status, or \
+                             `systemctl --user status` for the .socket unit) and its log, or \
+                             uninstall it to start the service on demand",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(meta) if meta.file_type().is_socket() => {
+                    std::fs::remove_file(path)
+                        .map_err(|e| Error::io("cannot remove stale socket", path, e))?;
+                }
+                Ok(_) => {
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        format!(
+                            "{} exists and is not a socket; it was left alone. Remove it or choose another endpoint",
+                            path.display()
+                        ),
+                    ));
+                }
+                Err(_) => {}
+            }
+            let listener =
+                UnixListener::bind(path).map_err(|e| Error::io("cannot listen on", path, e))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("cannot restrict socket", path, e))?;
+            Ok(Listener::Unix {
+                listener,
+                path: Some(path.clone()),
+                bound_here: true,
+            })
+        }
+    }
+}
+
+/// A socket handed over by systemd (`LISTEN_FDS`/`LISTEN_PID`) or launchd.
+/// `LISTEN_FDS` meant for another process is ignored with a log line.
+pub fn activated() -> Result<Option<Listener>> {
+    #[cfg(target_os = "macos")]
+    if let Some(fd) = launchd_socket()? {
+        return from_fd(fd).map(Some);
+    }
+    let (Ok(fds), Ok(pid)) = (std::env::var("LISTEN_FDS"), std::env::var("LISTEN_PID")) else {
+        return Ok(None);
+    };
+    if pid.parse::<u32>().ok() != Some(std::process::id()) {
+        tracing::warn!(
+            "ignoring LISTEN_FDS={fds}: LISTEN_PID={pid} is not this process ({})",
+            std::process::id()
+        );
+        return Ok(None);
+    }
+    match fds.parse::<u32>() {
+        Ok(n) if n >= 1 => {
+            if n > 1 {
+                tracing::warn!("systemd passed {n} sockets; serving the first");
+            }
+            // SAFETY: systemd passes the sockets as descriptors 3.. to us.
+            let fd = unsafe { OwnedFd::from_raw_fd(3) };
+            from_fd(fd).map(Some)
+        }
+        _ => {
+            tracing::warn!("ignoring LISTEN_FDS={fds:?}: not a positive count");
+            Ok(None)
+        }
+    }
+}
+
+fn from_fd(fd: OwnedFd) -> Result<Listener> {
+    use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
+    use std::os::fd::AsRawFd;
+    let raw: RawFd = fd.as_raw_fd();
+    set_cloexec(raw);
+    let addr: SockaddrStorage = getsockname(raw).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("the activated socket is unusable: {e}"),
+        )
+    })?;
+    let io = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("the activated socket is unusable: {e}"),
+        )
+    };
+    match addr.family() {
+        Some(AddressFamily::Unix) => {
+            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            std_listener.set_nonblocking(true).map_err(io)?;
+            let path = addr
+                .as_unix_addr()
+                .and_then(|a| a.path())
+                .map(|p| p.to_path_buf());
+            Ok(Listener::Unix {
+                listener: UnixListener::from_std(std_listener).map_err(io)?,
+                path,
+                bound_here: false,
+            })
+        }
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+            let std_listener = std::net::TcpListener::from(fd);
+            std_listener.set_nonblocking(true).map_err(io)?;
+            Ok(Listener::Tcp(
+                TcpListener::from_std(std_listener).map_err(io)?,
+            ))
+        }
+        other => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the activated socket has address family {other:?}; use a Unix or TCP stream socket"
+            ),
+        )),
+    }
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+#[cfg(target_os = "macos")]
+fn launchd_socket() -> Result<Option<OwnedFd>> {
+    use std::ffi::CString;
+    unsafe extern "C" {
+        fn launch_activate_socket(
+            name: *const libc::c_char,
+            fds: *mut *mut libc::c_int,
+            cnt: *mut libc::size_t,
+        ) -> libc::c_int;
+    }
+    let name = CString::new(spfs_autostart_protocol::LAUNCHD_SOCKET_NAME).expect("no NUL");
+    let mut fds: *mut libc::c_int = std::ptr::null_mut();
+    let mut count: libc::size_t = 0;
+    // SAFETY: name is a valid C string; fds/count are valid out-pointers.
+    let rc = unsafe { launch_activate_socket(name.as_ptr(), &mut fds, &mut count) };
+    if rc != 0 {
+        // ESRCH: not started by launchd; ENOENT: no such socket in the plist.
+        return Ok(None);
+    }
+    // SAFETY: launchd returned `count` descriptors in a malloc'd array we free.
+    let all: Vec<libc::c_int> = unsafe { std::slice::from_raw_parts(fds, count).to_vec() };
+    // SAFETY: the array was malloc'd by launchd for us, copied above, freed once.
+    unsafe { libc::free(fds.cast()) };
+    let mut owned: Vec<OwnedFd> = all
+        .into_iter()
+        // SAFETY: launchd handed these descriptors to us; nothing else owns them.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    Ok(if owned.is_empty() {
+        None
+    } else {
+        Some(owned.swap_remove(0))
+    })
+}
+
+/// The stream of accepted connections. On a Unix socket every peer is
+/// checked: a connection from another uid is closed at once and logged.
+pub fn incoming(
+    listener: Listener,
+) -> std::pin::Pin<
+    Box<
+        dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::endpoint::Stream>>
+            + Send,
+    >,
+> {
+    match listener {
+        Listener::Tcp(listener) => Box::pin(TcpListenerStream::new(listener).map(|conn| {
+            conn.map(|s| {
+                let _ = s.set_nodelay(true);
+                spfs_autostart_protocol::endpoint::Stream::Tcp(s)
+            })
+        })),
+        Listener::Unix { listener, .. } => {
+            let me = nix::unistd::geteuid().as_raw();
+            Box::pin(UnixListenerStream::new(listener).filter_map(move |conn| {
+                match conn {
+                    Ok(stream) => same_user(stream, me)
+                        .map(|s| Ok(spfs_autostart_protocol::endpoint::Stream::Unix(s))),
+                    Err(e) => Some(Err(e)),
+                }
+            }))
+        }
+    }
+}
+
+fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => Some(stream),
+        Ok(cred) => {
+            tracing::warn!(
+                "refused a connection from uid {} (pid {:?}): this service belongs to uid {me}",
+                cred.uid(),
+                cred.pid()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("refused a connection whose peer cannot be identified: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_someone_listens_on_is_refused_and_left_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service.sock");
+        // Stands in for launchd/systemd holding the socket for activation.
+        let owner = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::EndpointConflict);
+        assert!(err.to_string().contains("launchd or systemd"), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        std::os::unix::net::UnixStream::connect(&path).expect("the owner still listens");
+        drop(owner);
+        // Once nobody listens it is stale, and replaced.
+        let listener = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap();
+        assert_eq!(listener.bound_path(), Some(path));
+    }
+}

@@ -1,0 +1,204 @@
+//! Endpoints: where a service listens and its clients connect, as written
+//! in configuration ([`Endpoint`]), resolved against a state dir
+//! ([`ResolvedEndpoint`]), and connected ([`Stream`]).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::task::{Context, Poll};
+
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// The longest Unix socket path the platform accepts (`sun_path` less NUL).
+pub const MAX_SOCKET_PATH: usize = if cfg!(target_os = "macos") { 103 } else { 107 };
+
+/// Where the service listens and the client connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `unix`: `service.sock` in the state dir (the default off macOS).
+    StateDirSocket,
+    /// `unix:///abs/path`: a Unix socket elsewhere.
+    Unix(PathBuf),
+    /// `tcp://127.0.0.1:37738`: TCP, for services that only speak TCP.
+    Tcp(SocketAddr),
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage =
+            "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
+        if s == "unix" {
+            return Ok(Endpoint::StateDirSocket);
+        }
+        if let Some(path) = s.strip_prefix("unix://") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() || path.as_os_str().len() <= 1 {
+                return Err(format!(
+                    "endpoint {s:?} needs an absolute socket path after unix://; {usage}"
+                ));
+            }
+            let len = path.as_os_str().len();
+            if len > MAX_SOCKET_PATH {
+                return Err(format!(
+                    "endpoint {s:?} has a socket path of {len} bytes, longer than the {} the \
+                     system allows; choose a shorter path",
+                    MAX_SOCKET_PATH
+                ));
+            }
+            return Ok(Endpoint::Unix(path));
+        }
+        if let Some(addr) = s.strip_prefix("tcp://") {
+            let addr: SocketAddr = addr.parse().map_err(|_| {
+                format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
+            })?;
+            // Port 0 makes the service bind a random port that no client
+            // can know, so every start would end in a timeout.
+            if addr.port() == 0 {
+                return Err(format!(
+                    "endpoint {s:?} has port 0, which would make the service listen on a \
+                     random port no client can find; give a fixed port such as tcp://127.0.0.1:37738"
+                ));
+            }
+            return Ok(Endpoint::Tcp(addr));
+        }
+        Err(format!("endpoint {s:?} is not understood; {usage}"))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::StateDirSocket => f.write_str("unix"),
+            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Endpoint {
+    /// The endpoint of the service this platform runs by default:
+    /// spfs-fuse-macos's TCP address on macOS, the state dir's socket
+    /// elsewhere.
+    pub fn platform_default() -> Endpoint {
+        if cfg!(target_os = "macos") {
+            Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 37738)))
+        } else {
+            Endpoint::StateDirSocket
+        }
+    }
+}
+
+/// A resolved endpoint: what the client connects to and the service binds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ResolvedEndpoint {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// A TCP address.
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for ResolvedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolvedEndpoint::Unix(path) => write!(f, "unix://{}", path.display()),
+            ResolvedEndpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ResolvedEndpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.parse::<Endpoint>()? {
+            Endpoint::Unix(path) => Ok(ResolvedEndpoint::Unix(path)),
+            Endpoint::Tcp(addr) => Ok(ResolvedEndpoint::Tcp(addr)),
+            Endpoint::StateDirSocket => Err(format!(
+                "endpoint {s:?} must be resolved against a state dir first"
+            )),
+        }
+    }
+}
+
+/// A connected byte stream to either kind of endpoint.
+#[derive(Debug)]
+pub enum Stream {
+    /// A Unix socket connection.
+    Unix(UnixStream),
+    /// A TCP connection.
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    /// Connect to `endpoint`.
+    pub async fn connect(endpoint: &ResolvedEndpoint) -> io::Result<Stream> {
+        match endpoint {
+            ResolvedEndpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+            ResolvedEndpoint::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for Stream {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}

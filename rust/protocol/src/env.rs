@@ -1,0 +1,56 @@
+//! The environment: the names of the variables a client reads and a spawner
+//! passes to the service, and how they are read.
+
+use std::time::Duration;
+
+/// A config file to read instead of the per-user one.
+pub const CONFIG: &str = "SPFS_AUTOSTART_CONFIG";
+/// Overrides `state_dir`. Also given to the service by the spawner.
+pub const STATE_DIR: &str = "SPFS_AUTOSTART_STATE_DIR";
+/// Overrides `log_dir`.
+pub const LOG_DIR: &str = "SPFS_AUTOSTART_LOG_DIR";
+/// Overrides `program`.
+pub const PROGRAM: &str = "SPFS_AUTOSTART_PROGRAM";
+/// Overrides `endpoint`. Also given to the service by the spawner.
+pub const ENDPOINT: &str = "SPFS_AUTOSTART_ENDPOINT";
+/// Overrides `idle_timeout_secs`. Also given to the service by the spawner.
+pub const IDLE_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS";
+/// Overrides `ready_timeout_secs`.
+pub const READY_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_READY_TIMEOUT_SECS";
+/// Given to the service: the write end of the readiness pipe.
+pub const READY_FD: &str = "SPFS_AUTOSTART_READY_FD";
+/// Given to the service: the descriptor holding `instance.lock`.
+pub const LOCK_FD: &str = "SPFS_AUTOSTART_LOCK_FD";
+/// spfs-fuse-macos's own listen address; overrides the default TCP endpoint.
+pub const MACFUSE_LISTEN_ADDRESS: &str = "SPFS_MACFUSE_LISTEN_ADDRESS";
+
+/// The longest idle timeout we accept (30 days); use 0 for "never".
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
+/// The idle timeout a service gets when nobody sets one: 30 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// The process environment as the configuration reads it: empty values
+/// count as unset, and an unset `HOME` (`env -i`, some daemons) falls back
+/// to the user's home directory in the password database.
+pub fn process_env(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    if value.is_none() && name == "HOME" {
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
+        return Some(user.dir.to_str()?.to_string()).filter(|d| d.starts_with('/'));
+    }
+    value
+}
+
+/// An idle timeout of `secs` seconds (0 for never), or why it is refused:
+/// how the kit reads [`IDLE_TIMEOUT_SECS`]. The client checks
+/// `idle_timeout_secs` against the same [`MAX_IDLE_TIMEOUT_SECS`], in the
+/// same words, so both accept the same values.
+pub fn idle_timeout(secs: u64) -> Result<Duration, String> {
+    if secs > MAX_IDLE_TIMEOUT_SECS {
+        return Err(format!(
+            "{secs} seconds is too large; use at most {MAX_IDLE_TIMEOUT_SECS} (0 means never)"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,522 @@
+//! Where a service's files live, and the checks that make them safe to use.
+//!
+//! The state dir holds the socket and the locks, so whoever can write it can
+//! impersonate the service. It must be a real directory owned by the caller
+//! with no group or other bits; we never chmod a directory we did not just
+//! create, because it might be someone else's.
+
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::endpoint::{Endpoint, MAX_SOCKET_PATH, ResolvedEndpoint};
+use crate::error::{Error, ErrorKind, Result};
+use crate::remedy::Remedy;
+
+/// The per-user files of one managed service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    /// Holds the socket, the locks and the pid record.
+    pub state_dir: PathBuf,
+    /// Holds `service.log` and its rotated predecessors.
+    pub log_dir: PathBuf,
+}
+
+impl Paths {
+    /// The paths configured (`state_dir`, `log_dir`), else the per-user
+    /// defaults.
+    pub fn resolve(state_dir: Option<&Path>, log_dir: Option<&Path>) -> Result<Paths> {
+        let env = crate::env::process_env;
+        let state_dir = match state_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => default_state_dir(&env),
+        };
+        let log_dir = match log_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => default_log_dir(&env).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    "cannot find a log dir: HOME is not set; set SPFS_AUTOSTART_LOG_DIR or log_dir",
+                )
+            })?,
+        };
+        Ok(Paths { state_dir, log_dir })
+    }
+
+    /// `service.sock`, the default endpoint.
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir.join("service.sock")
+    }
+
+    /// `instance.lock`: held by the service for its whole life.
+    pub fn instance_lock(&self) -> PathBuf {
+        self.state_dir.join("instance.lock")
+    }
+
+    /// `spawn.lock`: held by one spawner during spawn and readiness wait.
+    pub fn spawn_lock(&self) -> PathBuf {
+        self.state_dir.join("spawn.lock")
+    }
+
+    /// `service.json`: the pid record.
+    pub fn record(&self) -> PathBuf {
+        self.state_dir.join("service.json")
+    }
+
+    /// `service.log`.
+    pub fn log_file(&self) -> PathBuf {
+        self.log_dir.join("service.log")
+    }
+
+    /// The endpoint with `unix` resolved to this state dir's socket.
+    pub fn endpoint(&self, endpoint: &Endpoint) -> ResolvedEndpoint {
+        match endpoint {
+            Endpoint::StateDirSocket => ResolvedEndpoint::Unix(self.socket()),
+            Endpoint::Unix(path) => ResolvedEndpoint::Unix(path.clone()),
+            Endpoint::Tcp(addr) => ResolvedEndpoint::Tcp(*addr),
+        }
+    }
+
+    /// Create the state dir (`0700`) if missing, then check it is safe.
+    pub fn create_state_dir(&self) -> Result<()> {
+        create_private_dir(&self.state_dir, "state dir")
+    }
+
+    /// Refuse a Unix socket path the kernel would truncate, before anything
+    /// is created; TCP endpoints use no path and pass.
+    pub fn check_endpoint(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
+        match endpoint {
+            ResolvedEndpoint::Unix(path) if *path == self.socket() => check_socket_path(path),
+            ResolvedEndpoint::Unix(path) => check_socket_path(path).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "endpoint unix://{} has a socket path of {} bytes, longer than the \
+                         {MAX_SOCKET_PATH} the system allows; set endpoint (or \
+                         SPFS_AUTOSTART_ENDPOINT) to a shorter path",
+                        path.display(),
+                        path.as_os_str().len()
+                    ),
+                )
+            }),
+            ResolvedEndpoint::Tcp(_) => Ok(()),
+        }
+    }
+
+    /// Check the state dir if it exists; `Ok(false)` when it does not.
+    /// Never creates anything, so `status` and `stop` leave no trace.
+    pub fn check_state_dir(&self) -> Result<bool> {
+        match fs::symlink_metadata(&self.state_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            _ => check_private_dir(&self.state_dir, "state dir").map(|()| true),
+        }
+    }
+
+    /// Create the log dir (`0700`) if missing. It may be shared for
+    /// reading, but nobody else may write it: whoever can create files there
+    /// could plant the service log (a link to one of your files) and choose
+    /// where the service's output goes.
+    pub fn create_log_dir(&self) -> Result<()> {
+        create_dir(&self.log_dir, "log dir")?;
+        let meta = fs::metadata(&self.log_dir)
+            .map_err(|e| Error::io("cannot inspect log dir", &self.log_dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "log dir {} is not a directory; remove it or choose another with {}",
+                    self.log_dir.display(),
+                    fix_for("log dir")
+                ),
+            )
+            .with_remedy(remedy_for("log dir")));
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        if meta.uid() != me || mode & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "log dir {} (owner uid {}, mode {mode:o}) is not yours alone: another user \
+                     could plant the log there and redirect the service's output into your \
+                     files; choose a log dir of your own with {}, or run `chmod go-w {}` if it \
+                     is yours",
+                    self.log_dir.display(),
+                    meta.uid(),
+                    fix_for("log dir"),
+                    self.log_dir.display()
+                ),
+            )
+            .with_remedy(remedy_for("log dir")));
+        }
+        Ok(())
+    }
+}
+
+/// The per-user state dir: the user's temporary dir on macOS (asked of the
+/// system, so cron, ssh and `sudo -u` find the same one; `$TMPDIR` when the
+/// system does not say), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
+/// `/tmp/spfs-autostart-<uid>`; `SPFS_AUTOSTART_STATE_DIR` overrides.
+pub fn default_state_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = env(crate::env::STATE_DIR) {
+        return PathBuf::from(dir);
+    }
+    default_state_dir_candidates(env)
+        .into_iter()
+        .next()
+        .unwrap_or_else(fallback_state_dir)
+}
+
+/// Every state dir the default may be in some context of this user, the
+/// one this context uses first: `XDG_RUNTIME_DIR` (Linux) and `TMPDIR`
+/// (macOS) differ between a login session, cron, ssh and `sudo -u`.
+fn default_state_dir_candidates(env: &impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    #[cfg(target_os = "macos")]
+    {
+        if let Some(tmp) = darwin_user_temp_dir() {
+            dirs.push(tmp.join("spfs-autostart"));
+        }
+        if let Some(tmp) = env("TMPDIR").filter(|d| d.starts_with('/')) {
+            dirs.push(PathBuf::from(tmp).join("spfs-autostart"));
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        // `XDG_RUNTIME_DIR`, then where a login session's usually is, for
+        // contexts that lack the variable (cron, `sudo -u`); each only when
+        // it is a directory of ours (`su` keeps the other user's variable).
+        let uid = nix::unistd::geteuid().as_raw();
+        let runtime = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/'));
+        for dir in runtime
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from(format!("/run/user/{uid}"))])
+        {
+            if fs::metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+                dirs.push(dir.join("spfs-autostart"));
+            }
+        }
+    }
+    dirs.push(fallback_state_dir());
+    let mut unique = Vec::new();
+    for dir in dirs {
+        if !unique.contains(&dir) {
+            unique.push(dir);
+        }
+    }
+    unique
+}
+
+fn fallback_state_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/spfs-autostart-{}", nix::unistd::geteuid()))
+}
+
+/// The user's own temporary dir, as the system names it whatever the
+/// environment (`confstr(_CS_DARWIN_USER_TEMP_DIR)`).
+#[cfg(target_os = "macos")]
+fn darwin_user_temp_dir() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: confstr writes at most `buf.len()` bytes, NUL included.
+    let len = unsafe {
+        libc::confstr(
+            libc::_CS_DARWIN_USER_TEMP_DIR,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if len == 0 || len > buf.len() {
+        return None;
+    }
+    let path = std::ffi::OsStr::from_bytes(&buf[..len - 1]);
+    // It ends with '/'; PathBuf drops that when joining.
+    Some(PathBuf::from(path)).filter(|p| p.is_absolute())
+}
+
+/// Default state dirs other than `current` in which a service of this user
+/// runs now (its `instance.lock` is held): started from a context whose
+/// `XDG_RUNTIME_DIR` or `TMPDIR` differed. Two such services share one log,
+/// and each one's rotation moves the other's live log. Only private dirs
+/// (ours, `0700`) are looked into.
+pub fn live_instances_elsewhere(current: &Path) -> Vec<PathBuf> {
+    live_among(
+        default_state_dir_candidates(&crate::env::process_env),
+        current,
+    )
+}
+
+fn live_among(candidates: Vec<PathBuf>, current: &Path) -> Vec<PathBuf> {
+    candidates
+        .into_iter()
+        .filter(|dir| dir != current)
+        .filter(|dir| {
+            check_private_dir(dir, "state dir").is_ok()
+                && crate::lock::is_held(&dir.join("instance.lock")).unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The per-user log dir: `~/Library/Logs/spfs-autostart` on macOS, else
+/// `$XDG_STATE_HOME/spfs-autostart` (`~/.local/state/...`);
+/// `SPFS_AUTOSTART_LOG_DIR` overrides.
+pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(dir) = env(crate::env::LOG_DIR) {
+        return Some(PathBuf::from(dir));
+    }
+    let home = env("HOME").map(PathBuf::from);
+    if cfg!(target_os = "macos") {
+        return Some(home?.join("Library/Logs/spfs-autostart"));
+    }
+    match env("XDG_STATE_HOME").filter(|d| d.starts_with('/')) {
+        Some(dir) => Some(PathBuf::from(dir).join("spfs-autostart")),
+        None => Some(home?.join(".local/state/spfs-autostart")),
+    }
+}
+
+fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
+    create_dir(dir, what)?;
+    check_private_dir(dir, what)
+}
+
+/// Create `dir` (and missing parents) with mode `0700` unless something is
+/// already there. Each directory we create gets its mode set explicitly,
+/// because `mkdir` applies the umask: under umask `0277` it would be `0500`,
+/// a directory we could not even create our lock files in.
+fn create_dir(dir: &Path, what: &str) -> Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::new(
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ErrorKind::PermissionDenied
+            } else {
+                ErrorKind::Io
+            },
+            format!(
+                "cannot create {what} {}: {e}; choose a writable place with {}",
+                dir.display(),
+                fix_for(what)
+            ),
+        )
+        .with_remedy(remedy_for(what))
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    // The missing components, outermost first.
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+        .collect();
+    missing.reverse();
+    for component in missing {
+        match DirBuilder::new().mode(0o700).create(component) {
+            Ok(()) => {
+                fs::set_permissions(component, fs::Permissions::from_mode(0o700)).map_err(fail)?
+            }
+            // Another process created it a moment ago: theirs to set.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The config key and variable that move `what` ("log dir" or "state
+/// dir"), as the message names them; front ends add their own way (the
+/// CLI's `--state-dir`) from the error's remedy.
+fn fix_for(what: &str) -> &'static str {
+    if what == "log dir" {
+        "log_dir (or SPFS_AUTOSTART_LOG_DIR)"
+    } else {
+        "state_dir (or SPFS_AUTOSTART_STATE_DIR)"
+    }
+}
+
+/// The config key that moves `what`, as the error's remedy.
+fn remedy_for(what: &str) -> Remedy {
+    Remedy::SetKey(if what == "log dir" {
+        "log_dir"
+    } else {
+        "state_dir"
+    })
+}
+
+/// Refuse a directory that is not ours alone: wrong type, wrong owner, or
+/// group/other permission bits. The message names the path and the fix.
+pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{what} {} is not a directory; remove it or choose another {what} with {}",
+                dir.display(),
+                fix_for(what)
+            ),
+        )
+        .with_remedy(remedy_for(what)));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} belongs to uid {}, not to you (uid {me}); another user may control it. \
+                 Choose a {what} of your own with {}",
+                dir.display(),
+                meta.uid(),
+                fix_for(what)
+            ),
+        )
+        .with_remedy(remedy_for(what)));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} has mode {mode:o}, which lets other users in; run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    // Made under a strict umask by an older version: we could not create
+    // the socket or the locks in it.
+    if mode & 0o700 != 0o700 {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {} has mode {mode:o}, which does not let you use it; run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a socket path the kernel would truncate.
+pub fn check_socket_path(path: &Path) -> Result<()> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} the system allows; \
+                 set SPFS_AUTOSTART_STATE_DIR (or state_dir) to a shorter directory",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_created_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            state_dir: tmp.path().join("a/state"),
+            log_dir: tmp.path().join("logs"),
+        };
+        assert!(!paths.check_state_dir().unwrap());
+        paths.create_state_dir().unwrap();
+        let mode = fs::metadata(&paths.state_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(paths.check_state_dir().unwrap());
+    }
+
+    #[test]
+    fn group_readable_state_dir_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+        let paths = Paths {
+            state_dir: dir.clone(),
+            log_dir: tmp.path().join("logs"),
+        };
+        let err = paths.create_state_dir().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o750, "we must not chmod it");
+    }
+
+    #[test]
+    fn state_dir_that_is_a_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("state");
+        fs::write(&file, "x").unwrap();
+        let paths = Paths {
+            state_dir: file,
+            log_dir: tmp.path().join("logs"),
+        };
+        let err = paths.create_state_dir().unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+    }
+
+    #[test]
+    fn long_socket_path_is_refused() {
+        let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
+        let err = check_socket_path(&long).unwrap_err();
+        assert!(
+            err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
+            "{err}"
+        );
+    }
+
+    // A context with another XDG_RUNTIME_DIR (cron, sudo,
+    // ssh) started a second "singleton". Simulated with two private dirs:
+    // real login contexts and /run/user cannot be made in a test.
+    #[test]
+    fn a_live_service_in_another_default_state_dir_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let here = tmp.path().join("here");
+        let there = tmp.path().join("there");
+        let idle = tmp.path().join("idle");
+        for dir in [&here, &there, &idle] {
+            create_private_dir(dir, "state dir").unwrap();
+        }
+        let held = crate::lock::try_take(&there.join("instance.lock"))
+            .unwrap()
+            .expect("free");
+        std::fs::File::create(idle.join("instance.lock")).unwrap();
+        let candidates = vec![here.clone(), there.clone(), idle.clone()];
+        assert_eq!(live_among(candidates.clone(), &here), vec![there.clone()]);
+        drop(held);
+        assert!(live_among(candidates, &here).is_empty());
+    }
+
+    #[test]
+    fn runtime_dir_of_another_user_is_not_a_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = tmp.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        let mine = tmp.path().join("mine");
+        fs::create_dir(&mine).unwrap();
+        let env_of = |dir: &Path| {
+            let dir = dir.display().to_string();
+            move |name: &str| (name == "XDG_RUNTIME_DIR").then(|| dir.clone())
+        };
+        assert_eq!(
+            default_state_dir(&env_of(&mine)),
+            mine.join("spfs-autostart")
+        );
+        // Another owner: as `su` leaves it. Only root can make one here.
+        if nix::unistd::geteuid().is_root() && cfg!(not(target_os = "macos")) {
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert_ne!(
+                default_state_dir(&env_of(&theirs)),
+                theirs.join("spfs-autostart")
+            );
+        }
+    }
+}
