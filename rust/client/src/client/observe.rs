@@ -1,0 +1,220 @@
+//! Looking at the endpoint, the locks and the record: what runs, and whose it is.
+
+use super::*;
+
+/// What one look at the endpoint and the locks found. The instance is the
+/// process behind it, when known exactly.
+pub(super) enum Observation {
+    /// The service answers (and is not shutting down).
+    Serving(Status, Channel, Option<Instance>),
+    /// A service is alive but does not serve: starting, shutting down or
+    /// hung.
+    Alive(Status, Option<Instance>),
+    /// No service. `orphaned_lock`: `instance.lock` is held, but only by
+    /// what a dead service left behind (a helper that inherited it).
+    Absent { orphaned_lock: bool },
+    /// Something else is at the endpoint.
+    Conflict(String),
+}
+
+impl ServiceManager {
+    /// Probe and, when nothing answers, look at the instance lock. `touch`
+    /// counts the probe as use of the service; `under_spawn_lock`: the
+    /// caller holds `spawn.lock` (so no spawner is at work). The state dir is
+    /// checked first (one `lstat`): a socket in a directory someone else
+    /// controls must not be trusted, even when it answers.
+    pub(super) async fn observe(&self, touch: bool, under_spawn_lock: bool) -> Result<Observation> {
+        self.paths.check_state_dir()?;
+        let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
+        let failed_call = matches!(probe, Probe::Foreign(_));
+        match self.observation_of(probe, under_spawn_lock)? {
+            // A service that dies between our connect and the lock check
+            // resets the connection and then frees the lock, so for a moment
+            // it looks like a foreign peer. Its descriptors are closed once
+            // the lock is free: a second look finds nothing there, while a
+            // real foreign peer still answers the same way. (A peer that
+            // does not answer at all is not looked at twice: that would
+            // double the wait.)
+            Observation::Conflict(_) if failed_call => {
+                let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
+                self.observation_of(probe, under_spawn_lock)
+            }
+            observation => Ok(observation),
+        }
+    }
+
+    pub(super) fn observation_of(
+        &self,
+        probe: Probe,
+        under_spawn_lock: bool,
+    ) -> Result<Observation> {
+        let foreign = match probe {
+            Probe::Kit(info, channel) => {
+                if let Some(what) = self.foreign_listener() {
+                    return Ok(Observation::Conflict(what));
+                }
+                let instance = self.kit_instance(info.pid);
+                // Where the listener lookup cannot see other users' sockets
+                // (macOS), the pid the service reports still has an owner.
+                if matches!(self.endpoint, ResolvedEndpoint::Tcp(_))
+                    && let Some(uid) = instance.and_then(|i| i.uid())
+                    && uid != crate::sys::my_uid()
+                {
+                    return Ok(Observation::Conflict(foreign_user(
+                        &crate::owner::Listener { uid, process: None },
+                    )));
+                }
+                let status = self.kit_status(&info, instance);
+                // A service that is shutting down is not ready: waiting for
+                // it to go (and starting a fresh one) is what `ensure` needs.
+                return Ok(if info.shutting_down {
+                    Observation::Alive(status, instance)
+                } else {
+                    Observation::Serving(status, channel, instance)
+                });
+            }
+            Probe::Plain(channel) => return self.plain_observation(channel),
+            Probe::Nothing => None,
+            Probe::Foreign(what) => Some(what),
+            Probe::NoAnswer => Some("it accepts connections but does not answer gRPC".to_string()),
+        };
+        if !lock::is_held(&self.paths.instance_lock())? {
+            return Ok(match foreign {
+                None => Observation::Absent {
+                    orphaned_lock: false,
+                },
+                Some(what) => Observation::Conflict(what),
+            });
+        }
+        let record = ServiceRecord::read(&self.paths.record());
+        let spawner_at_work =
+            !under_spawn_lock && lock::is_held(&self.paths.spawn_lock()).unwrap_or(false);
+        match record.as_ref().and_then(ServiceRecord::instance) {
+            Some(instance) if instance.is_alive() => Ok(Observation::Alive(
+                self.alive_status(foreign, record.as_ref(), Some(instance)),
+                Some(instance),
+            )),
+            // The recorded service is dead, nobody is starting one, yet the
+            // lock is held: by processes it left behind, which must not
+            // make it look alive.
+            Some(_) if !spawner_at_work => Ok(match foreign {
+                None => Observation::Absent {
+                    orphaned_lock: true,
+                },
+                Some(what) => Observation::Conflict(what),
+            }),
+            // No record yet (or an old one, while a spawner works): a
+            // service that has just taken the lock.
+            _ => Ok(Observation::Alive(
+                self.alive_status(foreign, None, None),
+                None,
+            )),
+        }
+    }
+
+    /// A plain service answered: whose is it? On a TCP endpoint the
+    /// listener's owner decides: another user's is a conflict; one of ours
+    /// that holds no lock is adopted only when it runs the configured
+    /// program.
+    pub(super) fn plain_observation(&self, channel: Channel) -> Result<Observation> {
+        let held = lock::is_held(&self.paths.instance_lock())?;
+        let record = held.then(|| self.plain_record()).flatten();
+        let mut instance = record.as_ref().and_then(ServiceRecord::instance);
+        let mut adopted = false;
+        // Our lock is held and the record names a live process: that is the
+        // server (a port has one listener), and the lookup, which scans
+        // processes (or runs lsof), is skipped on this common path.
+        let known = instance.is_some();
+        if let ResolvedEndpoint::Tcp(addr) = &self.endpoint
+            && !known
+        {
+            let Some(listener) = crate::owner::tcp_listener(*addr) else {
+                if held {
+                    // Ours by the lock; only its process is not found.
+                    return Ok(Observation::Serving(
+                        self.plain_status(record, instance),
+                        channel,
+                        instance,
+                    ));
+                }
+                // No lock and no listener of ours found (macOS cannot see
+                // other users' sockets): never assume it is ours.
+                return Ok(Observation::Conflict(format!(
+                    "a gRPC server answers at {} but no process of yours listens there",
+                    self.endpoint
+                )));
+            };
+            if listener.is_foreign() {
+                return Ok(Observation::Conflict(foreign_user(&listener)));
+            }
+            if let Some(process) = listener.process {
+                if !held && !self.runs_configured_program(process) {
+                    return Ok(Observation::Conflict(format!(
+                        "pid {} ({}) listens there, which is not the configured program {}",
+                        process.pid,
+                        crate::sys::executable(process.pid)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "unknown executable".into()),
+                        self.config.program
+                    )));
+                }
+                adopted = !held;
+                instance = Some(process);
+            }
+        }
+        let mut status = self.plain_status(record, instance);
+        if adopted {
+            status.detail = Some(
+                "started outside spfs-autostart (it holds no instance lock); \
+                 the stop operation stops it"
+                    .into(),
+            );
+        }
+        Ok(Observation::Serving(status, channel, instance))
+    }
+
+    /// Another user's listener on our TCP endpoint, described.
+    pub(super) fn foreign_listener(&self) -> Option<String> {
+        let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
+            return None;
+        };
+        crate::owner::tcp_listener(*addr)
+            .filter(crate::owner::Listener::is_foreign)
+            .map(|l| foreign_user(&l))
+    }
+
+    /// Whether `process` runs the configured program: the same file, or a
+    /// file of the same name (spfs finds its spfs-fuse-macos on PATH first,
+    /// we look next to ourselves first, so the two may be different copies
+    /// of the same program; the process is the user's own either way).
+    pub(super) fn runs_configured_program(&self, process: Instance) -> bool {
+        let Some(exe) = crate::sys::executable(process.pid) else {
+            return false;
+        };
+        let configured = std::path::Path::new(&self.config.program);
+        if configured.file_name().is_some() && configured.file_name() == exe.file_name() {
+            return true;
+        }
+        match spawn::resolve_program(&self.config.program) {
+            Ok(program) => {
+                let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+                canonical(&program).is_some_and(|p| Some(p) == canonical(&exe))
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The kit's process: from its record when that names the same pid (the
+    /// record holds the start time the kit itself read), else as it is now.
+    pub(super) fn kit_instance(&self, pid: u32) -> Option<Instance> {
+        ServiceRecord::read(&self.paths.record())
+            .filter(|r| r.pid == pid)
+            .and_then(|r| r.instance())
+            .or_else(|| Instance::of(pid))
+    }
+
+    /// The record, when it names a live process.
+    pub(super) fn plain_record(&self) -> Option<ServiceRecord> {
+        ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches)
+    }
+}

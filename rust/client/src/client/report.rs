@@ -1,0 +1,206 @@
+//! Statuses and errors as the user reads them.
+
+use super::*;
+
+pub(super) fn pid_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+}
+
+pub(super) fn foreign_user(listener: &crate::owner::Listener) -> String {
+    format!(
+        "the listener belongs to {}, not to you; it is never used, signalled or asked to shut down",
+        crate::owner::user_name(listener.uid)
+    )
+}
+
+pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
+    let kind = match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+            ErrorKind::InvalidConfig
+        }
+        tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
+        tonic::Code::Unimplemented => ErrorKind::Unsupported,
+        _ => ErrorKind::Io,
+    };
+    Error::new(kind, format!("cannot {what}: {}", status.message()))
+}
+
+impl ServiceManager {
+    pub(super) fn base_status(&self, state: State) -> Status {
+        let mut warnings = Vec::new();
+        if let ResolvedEndpoint::Tcp(addr) = &self.endpoint {
+            warnings.push(format!(
+                "endpoint tcp://{addr} can be reached by every user of this machine; \
+                 a Unix socket endpoint (\"unix\") is private"
+            ));
+        }
+        Status {
+            state,
+            pid: None,
+            version: None,
+            endpoint: self.endpoint.to_string(),
+            uptime_secs: None,
+            log_file: self.paths.log_file(),
+            leases: Vec::new(),
+            mounts: Vec::new(),
+            idle_exit_in_secs: None,
+            warnings,
+            detail: None,
+            managed: false,
+        }
+    }
+
+    pub(super) fn stopped_status(&self) -> Status {
+        self.base_status(State::Stopped)
+    }
+
+    pub(crate) fn kit_status(
+        &self,
+        info: &control::InfoResponse,
+        instance: Option<Instance>,
+    ) -> Status {
+        let state = if info.shutting_down {
+            State::Stopping
+        } else {
+            State::Running
+        };
+        let uptime = instance.and_then(|i| i.age()).map(|d| d.as_secs());
+        let now = unix_ms(SystemTime::now());
+        Status {
+            pid: Some(info.pid),
+            version: Some(info.version.clone()).filter(|v| !v.is_empty()),
+            uptime_secs: uptime
+                .or_else(|| Some(now.saturating_sub(info.started_at_unix_ms) / 1000)),
+            leases: info
+                .leases
+                .iter()
+                .map(|l| Lease {
+                    id: l.id,
+                    pid: l.pid,
+                    label: l.label.clone(),
+                })
+                .collect(),
+            idle_exit_in_secs: info.idle_exit_in_ms.map(|ms| ms.div_ceil(1000)),
+            managed: true,
+            ..self.base_status(state)
+        }
+    }
+
+    pub(super) fn plain_status(
+        &self,
+        record: Option<ServiceRecord>,
+        instance: Option<Instance>,
+    ) -> Status {
+        let instance = instance.or_else(|| record.as_ref().and_then(ServiceRecord::instance));
+        Status {
+            pid: instance.map(|i| i.pid),
+            uptime_secs: instance.and_then(|i| i.age()).map(|d| d.as_secs()),
+            ..self.base_status(State::Running)
+        }
+    }
+
+    /// A service that holds the lock but does not serve. Starting or
+    /// unresponsive is decided by the process's age on the monotonic clock,
+    /// not by wall-clock times in the record.
+    pub(super) fn alive_status(
+        &self,
+        detail: Option<String>,
+        record: Option<&ServiceRecord>,
+        instance: Option<Instance>,
+    ) -> Status {
+        let age = instance.and_then(|i| i.age());
+        let state = match record {
+            None => State::Starting,
+            Some(r) if r.phase == Phase::Stopping => State::Stopping,
+            Some(r)
+                if r.phase == Phase::Starting
+                    && age.is_none_or(|age| age < self.config.ready_timeout) =>
+            {
+                State::Starting
+            }
+            Some(_) => State::Unresponsive,
+        };
+        Status {
+            pid: instance.map(|i| i.pid),
+            uptime_secs: age.map(|d| d.as_secs()),
+            detail: Some(match (state, detail) {
+                // A draining kit service closes its listener: what the probe
+                // met (refused, or reset in the backlog) is no news.
+                (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
+                (_, Some(detail)) => detail,
+                (_, None) => format!("{} does not answer yet", self.endpoint),
+            }),
+            ..self.base_status(state)
+        }
+    }
+
+    /// `ensure` gave up waiting for a service that is alive but not serving.
+    pub(super) fn waiting_error(&self, status: &Status) -> Error {
+        match status.state {
+            State::Stopping => Error::new(
+                ErrorKind::Unresponsive,
+                format!(
+                    "the service{} is shutting down and did not finish within {:.1}s; \
+                     try again in a moment",
+                    pid_text(status.pid),
+                    self.config.ready_timeout.as_secs_f64()
+                ),
+            ),
+            _ if lock::is_held(&self.paths.spawn_lock()).unwrap_or(false) => {
+                self.starting_elsewhere_error()
+            }
+            _ => self.unresponsive_error(status),
+        }
+    }
+
+    /// Another process holds `spawn.lock` (starting the service, or
+    /// stopping it) past our deadline.
+    pub(super) fn starting_elsewhere_error(&self) -> Error {
+        Error::new(
+            ErrorKind::ReadyTimeout,
+            format!(
+                "another process is starting (or stopping) the service and it did not answer \
+                 at {} within {:.1}s; that process reports its own outcome. Try again later, \
+                 or raise ready_timeout_secs; see {}",
+                self.endpoint,
+                self.config.ready_timeout.as_secs_f64(),
+                self.paths.log_file().display()
+            ),
+        )
+        .with_log(self.log_excerpt())
+    }
+
+    pub(super) fn conflict_error(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::EndpointConflict,
+            format!(
+                "{} is taken by something that is not our service: {what}. \
+                 It was left alone; stop it, or choose another endpoint in the config",
+                self.endpoint
+            ),
+        )
+    }
+
+    pub(super) fn unresponsive_error(&self, status: &Status) -> Error {
+        Error::new(
+            ErrorKind::Unresponsive,
+            format!(
+                "a service{} holds {} but has not answered at {} for {:.1}s; \
+                 stop it (the stop operation), then try again",
+                pid_text(status.pid),
+                self.paths.instance_lock().display(),
+                self.endpoint,
+                self.config.ready_timeout.as_secs_f64()
+            ),
+        )
+        .with_log(self.log_excerpt())
+        .with_remedy(Remedy::Run(Operation::Stop))
+    }
+
+    pub(super) fn log_excerpt(&self) -> LogExcerpt {
+        LogExcerpt {
+            path: self.paths.log_file(),
+            tail: self.tail_logs(20).unwrap_or_default(),
+        }
+    }
+}

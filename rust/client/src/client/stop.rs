@@ -1,0 +1,244 @@
+//! `stop`: the observed instance, asked, then signalled, each step bounded.
+
+use super::*;
+
+/// How long a plain service may take to exit after its `Shutdown` answered
+/// before the next stop step: services whose `Shutdown` ends them do so at
+/// once; spfs-fuse-macos's never does.
+pub(super) const PLAIN_SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
+/// One step of the stop sequence. The sequence is data, so a service that
+/// needs another one (another signal first, other timeouts) is a change of
+/// [`ServiceManager::stop_steps`], not of the loop that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopStep {
+    /// Ask over gRPC (`Control.Shutdown`, or `spfs_vfs.VfsService/Shutdown`
+    /// for a plain service).
+    Rpc,
+    /// Send this signal to the observed instance.
+    Signal(Signal),
+}
+
+impl StopStep {
+    pub(super) fn method(self) -> StopMethod {
+        match self {
+            StopStep::Rpc => StopMethod::Graceful,
+            // spfs-fuse-macos's one graceful signal: it unmounts and exits.
+            StopStep::Signal(Signal::SIGINT) => StopMethod::Graceful,
+            StopStep::Signal(Signal::SIGKILL) => StopMethod::Killed,
+            StopStep::Signal(_) => StopMethod::Terminated,
+        }
+    }
+}
+
+impl ServiceManager {
+    /// Stop the service: the steps of [`Self::stop_steps`] (a graceful RPC,
+    /// then SIGTERM, then SIGKILL), each bounded by `stop_timeout`. Never
+    /// starts anything; a service that is not running is success. It waits
+    /// for a start in progress to finish, then acts only on the instance it
+    /// observed: every signal goes to that very process (a pidfd on Linux,
+    /// a start-time check right before the signal elsewhere), never to a
+    /// service started after it looked.
+    pub async fn stop(&self) -> Result<StopOutcome> {
+        *self.channel.lock().expect("channel mutex") = None;
+        // A start in progress ends first (ready or failed); nobody starts
+        // one while we stop. Bounded by the longest a spawner may take.
+        // (Without a state dir there is no spawner, and no lock to take.)
+        let _guard = if self.paths.check_state_dir()? {
+            let wait = self.config.ready_timeout + self.config.stop_timeout;
+            let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait).await?;
+            Some(guard.ok_or_else(|| self.starting_elsewhere_error())?)
+        } else {
+            None
+        };
+        let (instance, channel, managed) = match self.observe(false, true).await? {
+            Observation::Absent { .. } => return Ok(StopOutcome::NotRunning),
+            Observation::Conflict(what) => {
+                return Err(Error::new(
+                    ErrorKind::EndpointConflict,
+                    format!(
+                        "{} is not our service ({what}); it was left alone",
+                        self.endpoint
+                    ),
+                ));
+            }
+            Observation::Serving(status, channel, instance) => {
+                (instance, Some(channel), status.managed)
+            }
+            Observation::Alive(status, instance) => (instance, None, status.managed),
+        };
+        self.stop_observed(instance, channel, managed).await
+    }
+
+    /// The stop sequence for a service: data, run step by step by `stop`.
+    /// A kit service always gets `Control.Shutdown`, SIGTERM, SIGKILL; a
+    /// plain one the configured `stop_sequence` (spfs-fuse-macos's default:
+    /// `Shutdown` only unmounts, SIGINT is its graceful exit, SIGTERM kills
+    /// it leaving the mount behind).
+    pub fn stop_steps(&self, managed: bool) -> Vec<StopStep> {
+        if managed {
+            return vec![
+                StopStep::Rpc,
+                StopStep::Signal(Signal::SIGTERM),
+                StopStep::Signal(Signal::SIGKILL),
+            ];
+        }
+        self.config
+            .stop_sequence
+            .iter()
+            .map(|step| match step {
+                crate::config::StopStep::Shutdown => StopStep::Rpc,
+                crate::config::StopStep::Signal(signal) => StopStep::Signal(*signal),
+            })
+            .collect()
+    }
+
+    /// Run the stop sequence against the observed `instance` (and its
+    /// endpoint `channel`). Call under `spawn.lock`.
+    pub(super) async fn stop_observed(
+        &self,
+        instance: Option<Instance>,
+        channel: Option<Channel>,
+        managed: bool,
+    ) -> Result<StopOutcome> {
+        let handle = match instance {
+            Some(instance) => match ProcessHandle::open(instance) {
+                Some(handle) => Some(handle),
+                // It ended between the look and now.
+                None => return Ok(StopOutcome::NotRunning),
+            },
+            None => None,
+        };
+        let pid = handle.as_ref().map(|h| h.instance().pid);
+        let mut acted = false;
+        for step in self.stop_steps(managed) {
+            match (step, &channel, &handle) {
+                (StopStep::Rpc, Some(channel), _) => {
+                    if let Err(e) = self.ask_to_shut_down(managed, channel.clone()).await {
+                        tracing::debug!("graceful shutdown request failed: {e}");
+                    }
+                }
+                (StopStep::Signal(signal), _, Some(handle)) => {
+                    tracing::info!("sending {signal} to service pid {}", handle.instance().pid);
+                    match handle.signal(signal) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Ok(StopOutcome::Stopped {
+                                how: step.method(),
+                                pid,
+                            });
+                        }
+                        Err(e) => {
+                            return Err(Error::new(
+                                ErrorKind::PermissionDenied,
+                                format!(
+                                    "cannot send {signal} to service pid {}: {e}",
+                                    handle.instance().pid
+                                ),
+                            ));
+                        }
+                    }
+                }
+                _ => continue,
+            }
+            acted = true;
+            // A plain service's Shutdown is done when it answers (upstream's
+            // only unmounts and serves on): a short look for an exit, not
+            // the whole stop_timeout, before the next step.
+            let wait = if step == StopStep::Rpc && !managed {
+                PLAIN_SHUTDOWN_GRACE.min(self.config.stop_timeout)
+            } else {
+                self.config.stop_timeout
+            };
+            if self.wait_gone(handle.as_ref(), wait).await? {
+                return Ok(StopOutcome::Stopped {
+                    how: step.method(),
+                    pid,
+                });
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Unresponsive,
+            match (&handle, acted) {
+                (Some(handle), _) => format!(
+                    "the service (pid {}) is still alive after SIGKILL; see {}",
+                    handle.instance().pid,
+                    self.paths.log_file().display()
+                ),
+                (None, true) => format!(
+                    "the service at {} did not stop when asked, and its process is unknown \
+                     (no record names it and no process of yours listens there); stop it by hand",
+                    self.endpoint
+                ),
+                (None, false) => format!(
+                    "a service holds {} but does not answer, and {} does not identify it; \
+                     refusing to signal a pid that may belong to another process. \
+                     Find the holder with `fuser {}` and stop it by hand",
+                    self.paths.instance_lock().display(),
+                    self.paths.record().display(),
+                    self.paths.instance_lock().display()
+                ),
+            },
+        ))
+    }
+
+    pub(super) async fn ask_to_shut_down(
+        &self,
+        managed: bool,
+        channel: Channel,
+    ) -> Result<(), tonic::Status> {
+        let call = async {
+            if managed {
+                ControlClient::new(channel)
+                    .shutdown(control::ShutdownRequest {
+                        reason: "stop requested by an spfs-autostart client".into(),
+                        // Leave a quarter of our wait for the exit itself, so
+                        // a service finishing calls is not taken for one
+                        // that ignored the request.
+                        drain_ms: (self.config.stop_timeout * 3 / 4).as_millis() as u64,
+                    })
+                    .await
+                    .map(drop)
+            } else {
+                VfsServiceClient::new(channel)
+                    .shutdown(vfs::ShutdownRequest {})
+                    .await
+                    .map(drop)
+            }
+        };
+        tokio::time::timeout(self.config.stop_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("shutdown request")))
+    }
+
+    /// Wait up to `stop_timeout` for the service to be gone: the observed
+    /// process exited (whatever its helpers still hold), or, with no
+    /// process known, the lock free and the endpoint silent.
+    pub(super) async fn wait_gone(
+        &self,
+        handle: Option<&ProcessHandle>,
+        wait: Duration,
+    ) -> Result<bool> {
+        let deadline = Instant::now() + wait;
+        if let Some(handle) = handle {
+            return Ok(tokio::time::timeout_at(deadline, handle.exited())
+                .await
+                .is_ok());
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(50));
+        loop {
+            if !lock::is_held(&self.paths.instance_lock())?
+                && matches!(
+                    rpc::probe(&self.endpoint, false, PROBE_TIMEOUT).await,
+                    Probe::Nothing
+                )
+            {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            backoff.wait(deadline).await;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Version restarts: once, by one process, never a loop.
+
+use super::*;
+
+/// What a version restart that did not help left behind: the instance that
+/// still reports the wrong version, so no later `ensure` restarts it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct FailedRestart {
+    pid: u32,
+    start_time: u64,
+    expected: String,
+}
+
+pub(super) fn version_mismatch(want: &str, have: &str, after_restart: bool) -> Error {
+    if after_restart {
+        Error::new(
+            ErrorKind::VersionMismatch,
+            format!(
+                "the service was restarted but reports version {have}, not the expected {want}; \
+                 install version {want} or change expected_version"
+            ),
+        )
+        .with_remedy(Remedy::SetKey("expected_version"))
+    } else {
+        Error::new(
+            ErrorKind::VersionMismatch,
+            format!(
+                "the running service reports version {have}, not the expected {want}; \
+                 stop it (the stop operation) to replace it, or set \
+                 on_version_mismatch = \"restart\""
+            ),
+        )
+        .with_remedy(Remedy::Run(Operation::Stop))
+        .with_remedy(Remedy::SetKey("on_version_mismatch"))
+    }
+}
+
+impl ServiceManager {
+    /// Replace a service that reports the wrong version: once, by one
+    /// process, under `spawn.lock` (the others wait for it and find the
+    /// new service). A replacement that still reports the wrong version is
+    /// an error, now and for every later `ensure`, never a restart loop.
+    pub(super) async fn restart_for_version(
+        &self,
+        want: &str,
+        deadline: Instant,
+    ) -> Result<Status> {
+        loop {
+            let Some(guard) = lock::take(&self.paths.spawn_lock(), deadline).await? else {
+                return Err(self.starting_elsewhere_error());
+            };
+            let (status, channel, instance) = match self.observe(true, true).await? {
+                Observation::Serving(status, channel, instance) => (status, channel, instance),
+                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                Observation::Alive(..) | Observation::Absent { .. } => {
+                    drop(guard);
+                    let status = self.ensure_running(deadline).await?;
+                    if status.version.as_deref() == Some(want) {
+                        return Ok(status);
+                    }
+                    continue;
+                }
+            };
+            let have = status.version.clone().unwrap_or_default();
+            if have == want || !status.leases.is_empty() {
+                return Ok(self.remember(status, channel));
+            }
+            if let Some(instance) = instance
+                && self.failed_restart(want) == Some(instance)
+            {
+                return Err(version_mismatch(want, &have, true));
+            }
+            tracing::info!("service reports version {have}, want {want}: restarting it");
+            self.stop_observed(instance, Some(channel), status.managed)
+                .await?;
+            let status = match self.observe(true, true).await? {
+                Observation::Absent { orphaned_lock } => self
+                    .spawn(orphaned_lock, deadline)
+                    .await?
+                    .ok_or_else(|| self.starting_elsewhere_error())?,
+                Observation::Serving(status, ..) => status,
+                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                Observation::Alive(status, _) => return Err(self.unresponsive_error(&status)),
+            };
+            drop(guard);
+            return match &status.version {
+                Some(have) if have != want => {
+                    self.remember_failed_restart(want, status.pid);
+                    Err(version_mismatch(want, have, true))
+                }
+                _ => Ok(status),
+            };
+        }
+    }
+
+    pub(super) fn failed_restart_path(&self) -> std::path::PathBuf {
+        self.paths.state_dir.join("version-restart.json")
+    }
+
+    /// The instance a restart for `want` produced that still reported
+    /// another version, if that is recorded.
+    pub(super) fn failed_restart(&self, want: &str) -> Option<Instance> {
+        let text = std::fs::read(self.failed_restart_path()).ok()?;
+        let failed: FailedRestart = serde_json::from_slice(&text).ok()?;
+        (failed.expected == want).then_some(Instance {
+            pid: failed.pid,
+            start_time: failed.start_time,
+        })
+    }
+
+    pub(super) fn remember_failed_restart(&self, want: &str, pid: Option<u32>) {
+        let Some(instance) = pid.and_then(Instance::of) else {
+            return;
+        };
+        let failed = FailedRestart {
+            pid: instance.pid,
+            start_time: instance.start_time,
+            expected: want.to_string(),
+        };
+        let text = serde_json::to_vec(&failed).expect("record serializes");
+        if let Err(e) = std::fs::write(self.failed_restart_path(), text) {
+            tracing::warn!("cannot remember the failed version restart: {e}");
+        }
+    }
+
+    /// A running service of another version than `expected_version` says
+    /// so, and why it was not replaced.
+    pub(super) fn with_version_warning(&self, mut status: Status) -> Status {
+        if let Some(want) = &self.config.expected_version
+            && status.version.is_none()
+            && status.state == State::Running
+        {
+            status.warnings.push(format!(
+                "expected_version = {want:?} is not checked: the service does not report its \
+                 version (it does not embed the kit)"
+            ));
+        }
+        if let (Some(want), Some(have)) = (&self.config.expected_version, &status.version)
+            && want != have
+        {
+            status.warnings.push(if status.leases.is_empty() {
+                format!("it runs version {have}, not the expected {want}")
+            } else {
+                format!(
+                    "it runs version {have}, not the expected {want}; it is not replaced while \
+                     {} lease(s) use it: the next ensure once it is idle replaces it, or \
+                     the stop operation does now",
+                    status.leases.len()
+                )
+            });
+        }
+        status
+    }
+}
