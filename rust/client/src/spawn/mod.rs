@@ -1,0 +1,355 @@
+//! Starting the service process and waiting until it serves.
+//!
+//! The child is detached (`setsid`, stdin `/dev/null`, output appended to the
+//! log, working directory `/`) and inherits exactly two descriptors besides
+//! 0-2: the write end of the readiness pipe and the locked `instance.lock`,
+//! so the lock lives exactly as long as the service, whoever started it. It
+//! is started by a double fork (see [`Child`]): nobody's child once ready,
+//! so a long-lived host neither collects zombies nor reaps our service.
+
+mod fork;
+mod program;
+mod wait;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use crate::config::{Config, env};
+use crate::error::{Error, ErrorKind, LogExcerpt, Result};
+use crate::lock::Backoff;
+use crate::logs;
+use crate::record::{Phase, ServiceRecord, unix_ms};
+use crate::rpc::{self, Probe};
+use crate::sys::{self, Instance};
+use crate::{Paths, ResolvedEndpoint};
+// What the parts share; each part takes the parent's names with `use super::*`.
+pub use fork::NO_CLOSE_RANGE_VAR;
+use fork::{
+    FALLBACK_FD_LIMIT, close_on_exec_from, keep_across_exec, open_descriptors_above,
+    readiness_pipe, run_intermediate,
+};
+pub use program::resolve_program;
+
+/// How many log lines a startup error carries.
+const LOG_TAIL_LINES: usize = 20;
+
+/// A started service, not yet known to be ready.
+///
+/// The service is started by a double fork: our direct child (the
+/// *intermediate*) forks the service, reports its pid through a pipe, and
+/// waits for it, so that during startup the service's pid stays pinned and
+/// its exit status reaches us at once. [`Child::release`] (after readiness)
+/// ends the intermediate: the service is then nobody's child, so a host
+/// that reaps every child (`while (wait(NULL) > 0)`) never collects it.
+/// Dropping a `Child` that was not released (a failed, timed-out or
+/// cancelled start) kills the service's whole session first.
+#[derive(Debug)]
+pub struct Child {
+    /// The service's pid.
+    pub pid: u32,
+    /// The service process, exactly (pid and start time).
+    pub instance: Option<Instance>,
+    intermediate: Option<std::process::Child>,
+    status: tokio::net::unix::pipe::Receiver,
+    status_buf: Vec<u8>,
+    ready: tokio::net::unix::pipe::Receiver,
+    ready_buf: Vec<u8>,
+    log_file: PathBuf,
+    log_start: u64,
+    /// Why the log could not be written, when the run header failed (a
+    /// full disk): then an empty log says nothing about the service.
+    log_unwritable: Option<String>,
+}
+
+/// Start the service. `instance_lock` is the locked `instance.lock`, handed
+/// to the child; our copy is closed when this returns.
+pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File) -> Result<Child> {
+    let log = RunLog::open(config, paths, program)?;
+    let endpoint = paths.endpoint(&config.endpoint);
+    let Detached {
+        intermediate,
+        pid,
+        status_rx,
+        ready_rx,
+    } = detach(
+        config,
+        paths,
+        program,
+        &endpoint,
+        instance_lock,
+        log.out,
+        log.err,
+    )?;
+    // Exact: the intermediate has not reaped the service, so the pid is
+    // still the service's, alive or a zombie.
+    let instance = sys::process_start_time(pid).map(|start_time| Instance { pid, start_time });
+    let to_async = |fd: std::os::fd::OwnedFd, what: &str| {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(|e| {
+            Error::new(
+                ErrorKind::SpawnFailed,
+                format!("cannot watch the {what} pipe: {e}"),
+            )
+        })
+    };
+    let child = Child {
+        pid,
+        instance,
+        intermediate: Some(intermediate),
+        status: to_async(status_rx.into(), "exit status")?,
+        status_buf: Vec::new(),
+        ready: to_async(ready_rx, "readiness")?,
+        ready_buf: Vec::new(),
+        log_file: log.path,
+        log_start: log.start,
+        log_unwritable: log.unwritable,
+    };
+    let record = ServiceRecord {
+        pid,
+        start_time: instance.map(|i| i.start_time),
+        program: program.display().to_string(),
+        version: None,
+        endpoint: endpoint.to_string(),
+        started_at_unix_ms: unix_ms(SystemTime::now()),
+        phase: Phase::Starting,
+    };
+    // Never over a record the service already wrote itself.
+    if let Err(e) = record.write_new(&paths.record()) {
+        tracing::warn!("{e}");
+    }
+    Ok(child)
+}
+
+/// The service's log for this run: rotated if due, opened for appending
+/// (never through a symbolic link), with the run's header line written.
+struct RunLog {
+    /// The service's stdout.
+    out: File,
+    /// The service's stderr: the same file.
+    err: File,
+    path: PathBuf,
+    /// Where this run's lines start.
+    start: u64,
+    /// Why the log could not be written, when the header failed.
+    unwritable: Option<String>,
+}
+
+impl RunLog {
+    fn open(config: &Config, paths: &Paths, program: &Path) -> Result<RunLog> {
+        paths.create_log_dir()?;
+        let log_path = paths.log_file();
+        if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
+            tracing::warn!("cannot rotate {}: {e}", log_path.display());
+        }
+        // Never through a symlink: whoever could plant one would choose the
+        // file the service's output goes to.
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&log_path)
+            .map_err(|e| {
+                let symlink =
+                    std::fs::symlink_metadata(&log_path).is_ok_and(|m| m.file_type().is_symlink());
+                Error::io("cannot open the service log", &log_path, e).with_hint(if symlink {
+                    "it is a symbolic link, which is never followed; remove it"
+                } else {
+                    "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR"
+                })
+            })?;
+        // Readable by its owner whatever the umask (a no-op when it already is).
+        let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        // One header per run: where a run starts, and how many spawns happened.
+        let command_line: Vec<String> = std::iter::once(program.display().to_string())
+            .chain(config.args.iter().cloned())
+            .collect();
+        // A header that cannot be written means the service's output is lost
+        // too (a full disk): it still starts, and the caller is told.
+        let log_unwritable = writeln!(
+            log,
+            "--- spfs-autostart: starting {} ---",
+            command_line.join(" ")
+        )
+        .err()
+        .map(|e| {
+            tracing::warn!("cannot write {}: {e}", log_path.display());
+            format!(
+                "its log {} could not be written ({e}), so the service runs without one; \
+                 free space there or choose another log dir with SPFS_AUTOSTART_LOG_DIR",
+                log_path.display()
+            )
+        });
+        let stderr = log
+            .try_clone()
+            .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
+        Ok(RunLog {
+            out: log,
+            err: stderr,
+            path: log_path,
+            start: log_start,
+            unwritable: log_unwritable,
+        })
+    }
+}
+
+/// A service started by a double fork, its pid known.
+struct Detached {
+    intermediate: std::process::Child,
+    pid: u32,
+    status_rx: File,
+    ready_rx: std::os::fd::OwnedFd,
+}
+
+/// Fork the intermediate, which forks the service (its own session, only
+/// the readiness pipe and the lock kept) and reports its pid.
+fn detach(
+    config: &Config,
+    paths: &Paths,
+    program: &Path,
+    endpoint: &ResolvedEndpoint,
+    instance_lock: File,
+    log: File,
+    stderr: File,
+) -> Result<Detached> {
+    let pipe_error = |e: std::io::Error| {
+        Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"))
+    };
+    // Every descriptor the child keeps is moved above 2 first: in a host
+    // that closed its standard descriptors they could be 0-2, and the
+    // child's stdio redirections would replace them.
+    let (ready_rx, ready_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+    let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
+    let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+    let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
+    let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot move the lock descriptor: {e}"),
+        )
+    })?);
+    let ready_fd = ready_tx.as_raw_fd();
+    let lock_fd = instance_lock.as_raw_fd();
+    let status_fd = status_tx.as_raw_fd();
+    // Where the fallback loop (no close_range) stops: the descriptor table
+    // size, capped. Open descriptors at or above it (a host that lowered its
+    // limit after opening them, or a huge limit) are listed now, as the
+    // child may not allocate.
+    // SAFETY: getdtablesize only reads a limit.
+    let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
+    let high_fds = open_descriptors_above(loop_end);
+    // Tests simulate a kernel without close_range (the fallback must still
+    // close everything); read now, as the child may not touch the
+    // environment.
+    let use_close_range = std::env::var_os(NO_CLOSE_RANGE_VAR).is_none();
+
+    // We hold the instance lock, so a record left in the state dir is stale;
+    // it goes now so nobody mistakes the new child for the old process.
+    let _ = std::fs::remove_file(paths.record());
+
+    let mut command = service_command(config, paths, program, endpoint, log, stderr);
+    command
+        .env(env::READY_FD, ready_fd.to_string())
+        .env(env::LOCK_FD, lock_fd.to_string());
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // system calls (fork, setsid, fcntl, close, write, waitpid, _exit) and
+    // reads memory allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => {
+                    // The service: a new session (its pid is its group id),
+                    // only the readiness pipe and the lock kept.
+                    nix::unistd::setsid()?;
+                    close_on_exec_from(3, loop_end, &high_fds, use_close_range);
+                    keep_across_exec(ready_fd)?;
+                    keep_across_exec(lock_fd)?;
+                    Ok(())
+                }
+                service => run_intermediate(service, status_fd, loop_end, &high_fds),
+            }
+        });
+    }
+    let intermediate = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot start {}: {e}", program.display()),
+        )
+    })?;
+    // Our copies go now: the pipes report EOF when their writers exit, and
+    // the lock is the child's alone.
+    drop(ready_tx);
+    drop(status_tx);
+    drop(instance_lock);
+    let mut status_rx = File::from(status_rx);
+    let (pid, intermediate) = read_service_pid(&mut status_rx, intermediate, program)?;
+    Ok(Detached {
+        intermediate,
+        pid,
+        status_rx,
+        ready_rx,
+    })
+}
+
+/// The service's command line, environment and stdio: what it is told of
+/// its state dir, endpoint and idle timeout; none of the socket activation
+/// variables a host of ours may have been given.
+fn service_command(
+    config: &Config,
+    paths: &Paths,
+    program: &Path,
+    endpoint: &ResolvedEndpoint,
+    log: File,
+    stderr: File,
+) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(&config.args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(stderr))
+        .envs(config.service_env())
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDNAMES")
+        .env(env::STATE_DIR, &paths.state_dir)
+        .env(env::ENDPOINT, endpoint.to_string())
+        .env(
+            env::IDLE_TIMEOUT_SECS,
+            config.idle_timeout.as_secs().to_string(),
+        );
+    command
+}
+
+/// The service's pid, as the intermediate reports it first on the status
+/// pipe. It wrote it before the service could exec, and the spawn returned
+/// only after the exec: this read does not block. When it fails, the
+/// intermediate (and with it the service's start) is ended.
+fn read_service_pid(
+    status_rx: &mut File,
+    mut intermediate: std::process::Child,
+    program: &Path,
+) -> Result<(u32, std::process::Child)> {
+    use std::io::Read;
+    let mut pid_bytes = [0u8; 4];
+    if let Err(e) = status_rx.read_exact(&mut pid_bytes) {
+        let _ = intermediate.kill();
+        let _ = intermediate.wait();
+        return Err(Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot learn the pid of {}: {e}", program.display()),
+        ));
+    }
+    Ok((i32::from_ne_bytes(pid_bytes) as u32, intermediate))
+}

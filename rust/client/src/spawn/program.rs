@@ -1,0 +1,93 @@
+//! Finding the service program: next to us, next to our library, on `PATH`.
+
+use super::*;
+
+/// Find the program: an absolute path as is; a bare name next to the current
+/// executable, then next to the library holding this code (an FFI host such
+/// as Python loads it from elsewhere), then on `PATH`. `BinaryNotFound`
+/// lists every place looked.
+pub fn resolve_program(program: &str) -> Result<PathBuf> {
+    let mut looked = Vec::new();
+    let candidates: Vec<PathBuf> = if program.starts_with('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        let mut dirs = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            dirs.push(dir);
+        }
+        for dir in library_dirs() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
+        }
+        dirs.into_iter().map(|d| d.join(program)).collect()
+    };
+    for candidate in candidates {
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
+                return Ok(candidate);
+            }
+            Ok(meta) if meta.is_file() => {
+                return Err(Error::new(
+                    ErrorKind::SpawnFailed,
+                    format!(
+                        "service program {} is not executable; run `chmod +x {}` or set `program`",
+                        candidate.display(),
+                        candidate.display()
+                    ),
+                ));
+            }
+            _ => looked.push(candidate),
+        }
+    }
+    let list: Vec<String> = looked
+        .iter()
+        .map(|p| format!("  {}", p.display()))
+        .collect();
+    Err(Error::new(
+        ErrorKind::BinaryNotFound,
+        format!(
+            "service program {program:?} was not found; looked in:\n{}\n\
+             install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to its absolute path",
+            list.join("\n")
+        ),
+    ))
+}
+
+/// The directory of the file that holds this code, as it was loaded and
+/// with symbolic links resolved (a library linked beside generated
+/// bindings): the shared library an FFI host loaded, or the executable.
+/// Only an absolute name is trusted: a relative one would be resolved
+/// against whatever the current directory is now.
+pub(super) fn library_dirs() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: Dl_info is plain data; all-zero is a valid value to fill.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let here = library_dirs as fn() -> Vec<PathBuf> as *const libc::c_void;
+    // SAFETY: dladdr only reads the address and writes `info`.
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader; it
+    // lives while the object holding this function stays loaded.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let loaded = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    if !loaded.is_absolute() {
+        return Vec::new();
+    }
+    let mut dirs: Vec<PathBuf> = loaded.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Some(real) = std::fs::canonicalize(&loaded)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        && !dirs.contains(&real)
+    {
+        dirs.push(real);
+    }
+    dirs
+}

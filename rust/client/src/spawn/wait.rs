@@ -1,0 +1,230 @@
+//! Waiting for readiness, and what a dropped start leaves: nothing.
+
+use super::*;
+
+/// What the readiness pipe said.
+pub(super) enum Signal {
+    Ready,
+    Failed(String),
+}
+
+/// A complete readiness line in `buf`, if one has arrived. The buffer
+/// lives in the [`Child`], so a message written in parts (or a read
+/// interrupted by another branch of the wait) loses nothing.
+pub(super) fn parse_signal(buf: &[u8]) -> Option<Signal> {
+    let end = buf.iter().position(|&b| b == b'\n')?;
+    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
+    Some(match line.split_once(' ') {
+        Some(("FAILED", reason)) => Signal::Failed(reason.to_string()),
+        _ if line.starts_with("READY") => Signal::Ready,
+        _ => Signal::Failed(format!("unexpected readiness message {line:?}")),
+    })
+}
+
+/// Read once from `pipe` into `buf`; `false` at end of file (or error).
+/// Cancellation-safe: a dropped read has consumed nothing.
+pub(super) async fn read_some(
+    pipe: &mut tokio::net::unix::pipe::Receiver,
+    buf: &mut Vec<u8>,
+) -> bool {
+    let mut chunk = [0u8; 256];
+    match pipe.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+impl Child {
+    /// Wait until the child serves at `endpoint`, at most until `deadline`:
+    /// woken by its readiness message (kit services) or found by polling
+    /// with backoff (plain ones). If it exits first, fail at once with its
+    /// status and log, unless it exited 0 and a process it left behind (a
+    /// daemonizing service) still holds `lock`: then keep polling. At the
+    /// deadline, kill it and fail with `ReadyTimeout`. On failure no process
+    /// of ours is left behind; on success call [`Child::release`].
+    pub async fn wait_ready(
+        &mut self,
+        endpoint: &ResolvedEndpoint,
+        lock: &Path,
+        deadline: Instant,
+        probe_timeout: Duration,
+    ) -> Result<Probe> {
+        let started = Instant::now();
+        let mut pipe_open = true;
+        let mut status_open = true;
+        let mut daemonized = false;
+        let mut backoff = Backoff::new(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                biased;
+                open = read_some(&mut self.status, &mut self.status_buf), if status_open => {
+                    status_open = open;
+                    if self.status_buf.len() >= 4 {
+                        let raw = i32::from_ne_bytes(self.status_buf[..4].try_into().expect("4 bytes"));
+                        let status = ExitStatus::from_raw(raw);
+                        self.reap_intermediate();
+                        if status.success() && crate::lock::is_held(lock).unwrap_or(false) {
+                            tracing::debug!("the service's first process exited 0; polling for its daemon");
+                            daemonized = true;
+                            status_open = false;
+                        } else {
+                            return Err(self.fail(self.exited_error(Some(status))));
+                        }
+                    } else if !open {
+                        return Err(self.fail(self.exited_error(None)));
+                    }
+                }
+                open = read_some(&mut self.ready, &mut self.ready_buf), if pipe_open => {
+                    match parse_signal(&self.ready_buf) {
+                        Some(Signal::Ready) => {
+                            self.ready_buf.clear();
+                            let probe = rpc::probe(endpoint, true, probe_timeout).await;
+                            if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
+                                return Ok(probe);
+                            }
+                            pipe_open = false;
+                        }
+                        Some(Signal::Failed(reason)) => {
+                            let err = Error::new(
+                                ErrorKind::ExitedDuringStartup,
+                                format!("the service (pid {}) failed to start: {reason}", self.pid),
+                            );
+                            return Err(self.fail(err));
+                        }
+                        // Closed without a word: the child is exiting (its
+                        // status arrives next) or is a plain service that
+                        // closed it.
+                        None if !open => pipe_open = false,
+                        None => {}
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    let err = Error::new(
+                        ErrorKind::ReadyTimeout,
+                        format!(
+                            "the service (pid {}) did not become ready within {:.1}s and was killed; \
+                             see its log, or raise ready_timeout_secs if it is just slow",
+                            self.pid,
+                            (deadline - started).as_secs_f64()
+                        ),
+                    );
+                    return Err(self.fail(err));
+                }
+                () = backoff.wait(deadline) => {
+                    let probe = rpc::probe(endpoint, true, probe_timeout).await;
+                    if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
+                        return Ok(probe);
+                    }
+                    if daemonized && !crate::lock::is_held(lock).unwrap_or(false) {
+                        let err = self.exited_error(Some(ExitStatus::from_raw(0)));
+                        return Err(self.fail(err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The service is ready: end the intermediate, so the service is
+    /// reparented away from us, and keep it running when `self` drops.
+    pub fn release(mut self) {
+        if let Some(mut intermediate) = self.intermediate.take() {
+            // Still our unreaped child: its pid is exact.
+            let _ = intermediate.kill();
+            let _ = intermediate.wait();
+        }
+        self.instance = None;
+        self.pid = 0;
+    }
+
+    pub(super) fn reap_intermediate(&mut self) {
+        if let Some(mut intermediate) = self.intermediate.take() {
+            let _ = intermediate.wait();
+        }
+    }
+
+    /// Kill what we started, then attach the log to `err`.
+    pub(super) fn fail(&mut self, err: Error) -> Error {
+        self.kill();
+        self.with_log(err)
+    }
+
+    /// Kill the service's whole session, then the intermediate. While the
+    /// intermediate has not reaped the service, the service's pid (and so
+    /// its group id) cannot have been reused.
+    pub(super) fn kill(&mut self) {
+        if self.pid == 0 {
+            return;
+        }
+        let service = nix::unistd::Pid::from_raw(self.pid as i32);
+        let pinned = match self.intermediate.as_mut() {
+            Some(intermediate) => matches!(intermediate.try_wait(), Ok(None)),
+            None => false,
+        };
+        let alive = self.instance.is_some_and(|i| i.is_alive());
+        if pinned || alive {
+            let _ = nix::sys::signal::killpg(service, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(service, nix::sys::signal::Signal::SIGKILL);
+        }
+        // Killed too, so reaping it never waits for a service stuck in the
+        // kernel (a hung mount) to die.
+        if let Some(intermediate) = self.intermediate.as_mut() {
+            let _ = intermediate.kill();
+        }
+        self.reap_intermediate();
+        self.pid = 0;
+    }
+
+    pub(super) fn exited_error(&self, status: Option<ExitStatus>) -> Error {
+        let how = match status {
+            Some(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("exited with status {code}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                _ => format!("ended ({s})"),
+            },
+            None => "ended".to_string(),
+        };
+        Error::new(
+            ErrorKind::ExitedDuringStartup,
+            format!(
+                "the service (pid {}) {how} before it became ready; its log says why",
+                self.pid
+            ),
+        )
+    }
+
+    /// Why the log could not be written, if it could not: for the status
+    /// of a service that started anyway.
+    pub fn log_warning(&self) -> Option<String> {
+        self.log_unwritable.clone()
+    }
+
+    /// `err` with this run's log lines, and why there are none when the log
+    /// could not be written.
+    pub(super) fn with_log(&self, err: Error) -> Error {
+        let err = match &self.log_unwritable {
+            Some(note) => err.with_hint(note),
+            None => err,
+        };
+        err.with_log(self.log_excerpt())
+    }
+
+    pub(super) fn log_excerpt(&self) -> LogExcerpt {
+        LogExcerpt {
+            path: self.log_file.clone(),
+            tail: logs::tail_since(&self.log_file, self.log_start, LOG_TAIL_LINES)
+                .map(|t| t.lines)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Child {
+    /// A start that was abandoned (an error, a timeout, a cancelled
+    /// `ensure`) leaves nothing running.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
