@@ -20,7 +20,6 @@ pub fn for_remedy(remedy: &Remedy) -> Option<String> {
         }
         Remedy::ConfigFile => "`--config FILE` names the config file to read".into(),
         Remedy::Run(operation) => format!("run `spfs-autostart {}`", command(*operation)?),
-        _ => return None,
     })
 }
 
