@@ -97,4 +97,13 @@ mod tests {
         let stop = Remedy::Run(Operation::Stop);
         assert_eq!(for_remedies(&[stop, stop]).len(), 1);
     }
+
+    #[test]
+    fn every_operation_has_a_command() {
+        // `Operation` is non-exhaustive to this crate, so the compiler cannot
+        // ask for a new operation's command; this test does.
+        for &operation in Operation::ALL {
+            assert!(command(operation).is_some(), "{operation:?} has no command");
+        }
+    }
 }
