@@ -215,6 +215,18 @@ def test_bad_config_is_invalid_config(service, tmp_path):
     assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
 
 
+def test_a_failure_carries_its_remedies_as_data(service, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sa.ServiceError) as info:
+        sa.ServiceManager(service.config(state_dir="relstate"))
+    assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
+    assert info.value.remedies == [sa.Remedy.SET_KEY(key="state_dir")], info.value.remedies
+    assert "--" not in info.value.message, "the core names keys, never a CLI flag"
+    with pytest.raises(sa.ServiceError) as info:
+        sa.ServiceManager(service.config(config_file=str(tmp_path / "missing.toml")))
+    assert info.value.remedies == [sa.Remedy.CONFIG_FILE()], info.value.remedies
+
+
 def test_tail_logs_without_a_log_is_empty(service):
     assert service.manager().tail_logs(10) == []
 

@@ -20,7 +20,6 @@ pub fn for_remedy(remedy: &Remedy) -> Option<String> {
         }
         Remedy::ConfigFile => "`--config FILE` names the config file to read".into(),
         Remedy::Run(operation) => format!("run `spfs-autostart {}`", command(*operation)?),
-        _ => return None,
     })
 }
 
@@ -97,5 +96,14 @@ mod tests {
     fn repeated_remedies_give_one_hint() {
         let stop = Remedy::Run(Operation::Stop);
         assert_eq!(for_remedies(&[stop, stop]).len(), 1);
+    }
+
+    #[test]
+    fn every_operation_has_a_command() {
+        // `Operation` is non-exhaustive to this crate, so the compiler cannot
+        // ask for a new operation's command; this test does.
+        for &operation in Operation::ALL {
+            assert!(command(operation).is_some(), "{operation:?} has no command");
+        }
     }
 }

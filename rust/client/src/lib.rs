@@ -40,10 +40,11 @@ pub use spfs_autostart_protocol::proto;
 pub use spfs_autostart_protocol::{
     Error, ErrorKind, LogExcerpt, Operation, Paths, Remedy, ResolvedEndpoint, Result,
 };
-// The one list of error kinds, for the FFI: it derives its uniffi enum and
-// its C result codes from it (hidden, as in the protocol crate).
+// The one lists of error kinds and of operations, for the FFI: it derives
+// its uniffi enums and its C result codes from them (hidden, as in the
+// protocol crate).
 #[doc(hidden)]
-pub use spfs_autostart_protocol::for_each_error_kind;
+pub use spfs_autostart_protocol::{for_each_error_kind, for_each_operation};
 pub use status::{Lease, Mount, State, Status, StopMethod, StopOutcome};
 /// The tonic this crate is built with: [`ServiceManager::channel`] returns
 /// its `Channel` and [`proto`]'s clients return its `Status` errors, so a

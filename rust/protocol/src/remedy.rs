@@ -9,8 +9,11 @@
 use std::fmt;
 
 /// One way to fix what an error reports.
+///
+/// Exhaustive on purpose: every front end (the CLI's hints, the bindings'
+/// mirror of it) matches on it, and a new kind of remedy must fail to compile
+/// there until each has its words, rather than be dropped quietly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Remedy {
     /// Change this config key (as named in the config file, e.g.
     /// `ready_timeout_secs`).
@@ -22,30 +25,59 @@ pub enum Remedy {
     Run(Operation),
 }
 
-/// An operation of the library that a front end offers under its own name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// `ServiceManager::ensure`: start the service if needed.
-    Ensure,
-    /// `ServiceManager::stop`: stop the service.
-    Stop,
-    /// `ServiceManager::status`: report the service's state.
-    Status,
-    /// `doctor::diagnose`: check everything the service needs.
-    Doctor,
-    /// Install the LaunchAgent (in the mode already chosen).
-    AgentInstall,
-    /// Install the LaunchAgent always-on, launchd starting the service at
-    /// login (it needs no Unix socket endpoint).
-    AgentInstallAlways,
-    /// Remove the LaunchAgent.
-    AgentUninstall,
-    /// Report whether the LaunchAgent is installed and loaded.
-    AgentStatus,
-    /// Describe the service as a systemd user unit instead of a LaunchAgent.
-    AgentPrintSystemd,
+/// Calls the macro named `$then` with every [`Operation`], in order: its doc
+/// comment and its name, each followed by a comma.
+///
+/// This is the one list of operations. [`Operation`] is declared from it, and
+/// the FFI crate exports the same list to uniffi, so an operation added here
+/// reaches the bindings, and the Swift app's exhaustive switch asks for its
+/// words.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_operation {
+    ($then:ident) => {
+        $then! {
+            /// `ServiceManager::ensure`: start the service if needed.
+            Ensure,
+            /// `ServiceManager::stop`: stop the service.
+            Stop,
+            /// `ServiceManager::status`: report the service's state.
+            Status,
+            /// `doctor::diagnose`: check everything the service needs.
+            Doctor,
+            /// Install the LaunchAgent (in the mode already chosen).
+            AgentInstall,
+            /// Install the LaunchAgent always-on, launchd starting the service at
+            /// login (it needs no Unix socket endpoint).
+            AgentInstallAlways,
+            /// Remove the LaunchAgent.
+            AgentUninstall,
+            /// Report whether the LaunchAgent is installed and loaded.
+            AgentStatus,
+            /// Describe the service as a systemd user unit instead of a LaunchAgent.
+            AgentPrintSystemd,
+        }
+    };
 }
+
+/// Declares [`Operation`] from the list in [`for_each_operation`].
+macro_rules! declare_operation {
+    ($($(#[doc = $doc:tt])* $operation:ident,)*) => {
+        /// An operation of the library that a front end offers under its own name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Operation {
+            $($(#[doc = $doc])* $operation,)*
+        }
+
+        impl Operation {
+            /// Every operation, in declaration order.
+            pub const ALL: &'static [Operation] = &[$(Operation::$operation),*];
+        }
+    };
+}
+
+for_each_operation!(declare_operation);
 
 impl Operation {
     /// The operation's name as the messages of the core write it.

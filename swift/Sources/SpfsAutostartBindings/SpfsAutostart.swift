@@ -2539,6 +2539,257 @@ public func FfiConverterTypeErrorKind_lower(_ value: ErrorKind) -> RustBuffer {
 
 
 /**
+ * An operation of the library that a front end offers under its own
+ * name (a menu item, a command).
+ */
+
+public enum Operation: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * `ServiceManager::ensure`: start the service if needed.
+     */
+    case ensure
+    /**
+     * `ServiceManager::stop`: stop the service.
+     */
+    case stop
+    /**
+     * `ServiceManager::status`: report the service's state.
+     */
+    case status
+    /**
+     * `doctor::diagnose`: check everything the service needs.
+     */
+    case doctor
+    /**
+     * Install the LaunchAgent (in the mode already chosen).
+     */
+    case agentInstall
+    /**
+     * Install the LaunchAgent always-on, launchd starting the service at
+     * login (it needs no Unix socket endpoint).
+     */
+    case agentInstallAlways
+    /**
+     * Remove the LaunchAgent.
+     */
+    case agentUninstall
+    /**
+     * Report whether the LaunchAgent is installed and loaded.
+     */
+    case agentStatus
+    /**
+     * Describe the service as a systemd user unit instead of a LaunchAgent.
+     */
+    case agentPrintSystemd
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Operation: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOperation: FfiConverterRustBuffer {
+    typealias SwiftType = Operation
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Operation {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ensure
+        
+        case 2: return .stop
+        
+        case 3: return .status
+        
+        case 4: return .doctor
+        
+        case 5: return .agentInstall
+        
+        case 6: return .agentInstallAlways
+        
+        case 7: return .agentUninstall
+        
+        case 8: return .agentStatus
+        
+        case 9: return .agentPrintSystemd
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Operation, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ensure:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .stop:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .status:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .doctor:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .agentInstall:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .agentInstallAlways:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .agentUninstall:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .agentStatus:
+            writeInt(&buf, Int32(8))
+        
+        
+        case .agentPrintSystemd:
+            writeInt(&buf, Int32(9))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOperation_lift(_ buf: RustBuffer) throws -> Operation {
+    return try FfiConverterTypeOperation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOperation_lower(_ value: Operation) -> RustBuffer {
+    return FfiConverterTypeOperation.lower(value)
+}
+
+
+
+/**
+ * One way to fix a failure, as data: the front end says it in its own words
+ * (the app its menu and settings, a script whatever it offers).
+ *
+ * The core's `Remedy` names a key as `&'static str`, which uniffi cannot
+ * carry; this mirror holds it as a `String` and is otherwise the same. The
+ * conversion matches the core's enum exhaustively, so a new remedy there
+ * fails to compile here until it has its place.
+ */
+
+public enum Remedy: Equatable, Hashable {
+    
+    /**
+     * Change this config key (as named in the config file, e.g.
+     * `ready_timeout_secs`).
+     */
+    case setKey(
+        /**
+         * The key.
+         */key: String
+    )
+    /**
+     * Give another config file (or fix the one read).
+     */
+    case configFile
+    /**
+     * Run this operation.
+     */
+    case run(
+        /**
+         * The operation.
+         */operation: Operation
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Remedy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRemedy: FfiConverterRustBuffer {
+    typealias SwiftType = Remedy
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Remedy {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .setKey(key: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .configFile
+        
+        case 3: return .run(operation: try FfiConverterTypeOperation.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Remedy, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .setKey(key):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(key, into: &buf)
+            
+        
+        case .configFile:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .run(operation):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeOperation.write(operation, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRemedy_lift(_ buf: RustBuffer) throws -> Remedy {
+    return try FfiConverterTypeRemedy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRemedy_lower(_ value: Remedy) -> RustBuffer {
+    return FfiConverterTypeRemedy.lower(value)
+}
+
+
+
+/**
  * A failure of the library: one shape whatever its kind, so callers match
  * on `kind` (data) and a new kind adds no variant here.
  */
@@ -2548,7 +2799,8 @@ enum ServiceError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
     
     /**
-     * Every failure: its kind, the full message and, for startup failures,
+     * Every failure: its kind, the full message, its remedies and, for
+     * startup failures,
      * the service's log file and its last lines.
      */
     case Failed(
@@ -2558,6 +2810,10 @@ enum ServiceError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
         /**
          * What happened, to what, and what to do next.
          */message: String, 
+        /**
+         * What to do about it, as data, in the order the core gives them
+         * (often empty); the caller words each its own way.
+         */remedies: [Remedy], 
         /**
          * The service's log file, when the failure has one.
          */logFile: String?, 
@@ -2597,6 +2853,7 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
         case 1: return .Failed(
             kind: try FfiConverterTypeErrorKind.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf), 
+            remedies: try FfiConverterSequenceTypeRemedy.read(from: &buf), 
             logFile: try FfiConverterOptionString.read(from: &buf), 
             logTail: try FfiConverterSequenceString.read(from: &buf)
             )
@@ -2612,10 +2869,11 @@ public struct FfiConverterTypeServiceError: FfiConverterRustBuffer {
 
         
         
-        case let .Failed(kind,message,logFile,logTail):
+        case let .Failed(kind,message,remedies,logFile,logTail):
             writeInt(&buf, Int32(1))
             FfiConverterTypeErrorKind.write(kind, into: &buf)
             FfiConverterString.write(message, into: &buf)
+            FfiConverterSequenceTypeRemedy.write(remedies, into: &buf)
             FfiConverterOptionString.write(logFile, into: &buf)
             FfiConverterSequenceString.write(logTail, into: &buf)
             
@@ -3019,6 +3277,31 @@ fileprivate struct FfiConverterSequenceTypeMount: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeMount.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRemedy: FfiConverterRustBuffer {
+    typealias SwiftType = [Remedy]
+
+    public static func write(_ value: [Remedy], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRemedy.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Remedy] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Remedy]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRemedy.read(from: &buf))
         }
         return seq
     }

@@ -1,19 +1,25 @@
 import Foundation
 
-/// A message shown in the menu: a headline, the detail, and log lines when there are some.
+/// A message shown in the menu: a headline, the detail, what to do about it, and log lines
+/// when there are some.
 public struct MenuMessage: Sendable, Equatable {
     public var title: String
     public var message: String
+    /// What the user can do, in the app's words, one line each, shown under the message.
+    public var hints: [String]
     public var logTail: [String]
 
-    public init(title: String, message: String, logTail: [String] = []) {
+    public init(title: String, message: String, hints: [String] = [], logTail: [String] = []) {
         self.title = title
         self.message = message
+        self.hints = hints
         self.logTail = logTail
     }
 
     public init(_ failure: ServiceFailure) {
-        self.init(title: failure.title, message: failure.message, logTail: failure.logTail)
+        self.init(
+            title: failure.title, message: failure.message, hints: failure.hints,
+            logTail: failure.logTail)
     }
 }
 

@@ -36,7 +36,7 @@ public struct NotificationPolicy: Sendable {
         dedupe(
             PendingNotification(
                 title: failure.title,
-                body: Self.body(failure.message, logTail: failure.logTail),
+                body: Self.body(failure.message, hints: failure.hints, logTail: failure.logTail),
                 key: "start:\(failure.title):\(failure.message)"
             )
         )
@@ -79,10 +79,10 @@ public struct NotificationPolicy: Sendable {
         return true
     }
 
-    static func body(_ message: String, logTail: [String]) -> String {
-        let lines = logTail.suffix(logLinesInBody)
-        if lines.isEmpty { return message }
-        return message + "\n" + lines.joined(separator: "\n")
+    /// The message, then each hint on a line of its own (what to do comes before the log, which
+    /// only says why), then the last log lines.
+    static func body(_ message: String, hints: [String] = [], logTail: [String]) -> String {
+        ([message] + hints + logTail.suffix(logLinesInBody)).joined(separator: "\n")
     }
 
     private mutating func dedupe(_ notification: PendingNotification) -> PendingNotification? {

@@ -95,20 +95,29 @@ public enum StopResult: Sendable, Equatable {
 
 /// An error from the service library, with what the user needs to act on it.
 ///
-/// The model keeps no list of the library's error kinds: `SpfsMenuLive.LiveServiceClient`
-/// gives each kind its headline, in one exhaustive switch, and the model shows what it is given.
+/// The model keeps no list of the library's error kinds or remedies:
+/// `SpfsMenuLive.LiveServiceClient` gives each kind its headline and each remedy the app's own
+/// words, in exhaustive switches, and the model shows what it is given.
 public struct ServiceFailure: Error, Sendable, Equatable {
     /// A short headline for the failure's kind, shown above the message.
     public var title: String
     /// The library's message: what happened, to what, and what to do next.
     public var message: String
+    /// What the user can do about it, in the app's words ("Choose Stop in the menu"), in the
+    /// library's order; empty when the library names no remedy.
+    public var hints: [String]
+    /// The service's log file, for startup failures.
     public var logFile: String?
     /// The last lines of the service log, for startup failures.
     public var logTail: [String]
 
-    public init(title: String, message: String, logFile: String? = nil, logTail: [String] = []) {
+    public init(
+        title: String, message: String, hints: [String] = [], logFile: String? = nil,
+        logTail: [String] = []
+    ) {
         self.title = title
         self.message = message
+        self.hints = hints
         self.logFile = logFile
         self.logTail = logTail
     }

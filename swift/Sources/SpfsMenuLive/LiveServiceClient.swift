@@ -3,9 +3,9 @@ import SpfsAutostart
 import SpfsMenuCore
 
 // The one place that maps the generated uniffi API (ServiceManager, ServiceStatus,
-// ServiceState, Lease, StopOutcome, ServiceError, ErrorKind, ServiceConfig) to the model's own
-// types, and gives each error kind its words. When the generated names change, this file is the
-// one to change.
+// ServiceState, Lease, StopOutcome, ServiceError, ErrorKind, Remedy, Operation, ServiceConfig)
+// to the model's own types, and gives each error kind and each remedy its words. When the
+// generated names change, this file is the one to change.
 
 /// `ServiceClient` over the Rust library's `ServiceManager`.
 @MainActor
@@ -168,13 +168,61 @@ public final class LiveServiceClient: ServiceClient {
         }
     }
 
-    /// The library's error as the model's failure: its kind in words, the rest as it is.
+    /// The library's error as the model's failure: its kind and its remedies in the app's
+    /// words, the rest as it is.
     nonisolated static func failure(_ error: any Error) -> ServiceFailure {
         guard let error = error as? ServiceError,
-            case let .Failed(kind, message, logFile, logTail) = error
+            case let .Failed(kind, message, remedies, logFile, logTail) = error
         else { return ServiceFailure.from(error) }
         return ServiceFailure(
-            title: kind.title, message: message, logFile: logFile, logTail: logTail)
+            title: kind.title, message: message, hints: hints(remedies), logFile: logFile,
+            logTail: logTail)
+    }
+
+    /// Each remedy's hint, in order, without repeats (two remedies may have the same words).
+    nonisolated static func hints(_ remedies: [Remedy]) -> [String] {
+        var hints: [String] = []
+        for hint in remedies.map(\.hint) where !hints.contains(hint) {
+            hints.append(hint)
+        }
+        return hints
+    }
+}
+
+extension Remedy {
+    /// What the user does in this app to apply the remedy. The only words Swift adds to the
+    /// library's remedies: the library names config keys and operations, and the app says
+    /// which menu item or toggle does it (it has no settings for config keys, so those name
+    /// the config file's key). The switch is exhaustive, so a new operation or remedy does not
+    /// compile until it has its words here. (`Operation` is matched, never named: the name is
+    /// also Foundation's.)
+    public var hint: String {
+        switch self {
+        case .setKey(key: "ready_timeout_secs"):
+            return "Raise the start timeout in the config file (ready_timeout_secs)"
+        case .setKey(key: "stop_timeout_secs"):
+            return "Raise the stop timeout in the config file (stop_timeout_secs)"
+        case let .setKey(key):
+            return "Change \(key) in the config file"
+        case .configFile:
+            return "Fix the config file, or point SPFS_AUTOSTART_CONFIG at another one"
+        case .run(operation: .ensure):
+            return "Choose Start in the menu"
+        case .run(operation: .stop):
+            return "Choose Stop in the menu"
+        case .run(operation: .status):
+            return "Choose Refresh in the menu"
+        case .run(operation: .doctor):
+            return "Choose Diagnose... in the menu"
+        case .run(operation: .agentInstall), .run(operation: .agentInstallAlways):
+            return "Turn Keep service running on"
+        case .run(operation: .agentUninstall):
+            return "Turn Keep service running off"
+        case .run(operation: .agentStatus):
+            return "See Keep service running in the menu"
+        case .run(operation: .agentPrintSystemd):
+            return "Run the service from a systemd user unit (this app manages only the LaunchAgent)"
+        }
     }
 }
 

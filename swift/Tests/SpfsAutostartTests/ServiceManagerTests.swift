@@ -109,7 +109,7 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             _ = try await manager.ensure()
             XCTFail("ensure must fail for a missing program")
         } catch let error as ServiceError {
-            guard case let .Failed(kind, message, _, _) = error, kind == .binaryNotFound else {
+            guard case let .Failed(kind, message, _, _, _) = error, kind == .binaryNotFound else {
                 return XCTFail("expected a binaryNotFound failure, got \(error)")
             }
             XCTAssertTrue(message.contains("no-such-program"), message)
@@ -128,14 +128,54 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             }
             let failure = LiveServiceClient.failure(
                 ServiceError.Failed(
-                    kind: kind, message: "message for \(kind)", logFile: "/tmp/x.log",
-                    logTail: ["tail"]))
+                    kind: kind, message: "message for \(kind)", remedies: [],
+                    logFile: "/tmp/x.log", logTail: ["tail"]))
             XCTAssertEqual(
                 failure,
                 ServiceFailure(
                     title: kind.title, message: "message for \(kind)", logFile: "/tmp/x.log",
                     logTail: ["tail"]))
         }
+    }
+
+    func testRemediesBecomeTheAppsHintsInOrderWithoutRepeats() {
+        let failure = LiveServiceClient.failure(
+            ServiceError.Failed(
+                kind: .readyTimeout, message: "not ready",
+                remedies: [
+                    .setKey(key: "ready_timeout_secs"), .run(operation: .agentInstall),
+                    .run(operation: .agentInstallAlways), .run(operation: .stop),
+                ],
+                logFile: nil, logTail: []))
+        XCTAssertEqual(
+            failure.hints,
+            [
+                "Raise the start timeout in the config file (ready_timeout_secs)",
+                "Turn Keep service running on",
+                "Choose Stop in the menu",
+            ])
+    }
+
+    func testEveryRemedyHasAppWordsAndNoCliFlag() {
+        let remedies: [Remedy] =
+            [.setKey(key: "ready_timeout_secs"), .setKey(key: "state_dir"), .configFile]
+            + allCases(of: Remedy.run(operation:)).map(Remedy.run(operation:))
+        for remedy in remedies {
+            let hint = remedy.hint
+            XCTAssertFalse(hint.isEmpty, "\(remedy)")
+            XCTAssertFalse(hint.contains("--"), "a CLI flag in \(remedy): \(hint)")
+            XCTAssertFalse(hint.contains("spfs-autostart "), "a CLI command in \(remedy): \(hint)")
+            XCTAssertFalse(hint.contains("`"), "a command line in \(remedy): \(hint)")
+        }
+        XCTAssertEqual(Remedy.run(operation: .doctor).hint, "Choose Diagnose... in the menu")
+        XCTAssertEqual(Remedy.run(operation: .ensure).hint, "Choose Start in the menu")
+        XCTAssertEqual(Remedy.setKey(key: "state_dir").hint, "Change state_dir in the config file")
+    }
+
+    /// Every value of the enum `make` takes: the generated `Operation` without naming it, as
+    /// Foundation has an `Operation` too.
+    private func allCases<T: CaseIterable>(of make: (T) -> Remedy) -> T.AllCases {
+        T.allCases
     }
 
     func testAnErrorFromElsewhereIsUnexpected() {

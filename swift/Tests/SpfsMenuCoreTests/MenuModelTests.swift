@@ -172,6 +172,33 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testAutoStartFailureWithHintsShowsThemInTheMenuAndTheNotification() async {
+        let h = Harness()
+        let hints = [
+            "Raise the start timeout in the config file (ready_timeout_secs)",
+            "Choose Stop in the menu",
+        ]
+        h.service.ensureResults = [
+            .failure(
+                ServiceFailure(
+                    title: "Not ready in time", message: "not ready after 1s (ready_timeout_secs)",
+                    hints: hints, logTail: ["last line"]))
+        ]
+        await h.model.activate()
+        h.model.deactivate()
+        XCTAssertEqual(h.model.state.lastError?.hints, hints)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+        let body = h.notifier.posted[0].body
+        XCTAssertEqual(
+            body,
+            "not ready after 1s (ready_timeout_secs)\n" + hints.joined(separator: "\n")
+                + "\nlast line",
+            "the message, then what to do, then the log")
+        XCTAssertFalse(body.contains("--"), "no CLI flag in \(body)")
+        XCTAssertFalse(body.contains("spfs-autostart "), "no CLI command in \(body)")
+    }
+
+    @MainActor
     func testUserStartFailureShowsErrorWithoutNotification() async {
         let h = Harness()
         h.service.ensureResults = [.failure(ServiceFailure(title: "Could not start", message: "no"))]

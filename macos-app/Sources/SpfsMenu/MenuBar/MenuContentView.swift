@@ -78,7 +78,7 @@ struct StatusHeaderView: View {
     }
 }
 
-/// The last error: headline, message and the log lines that came with it.
+/// The last error: headline, message, what to do about it and the log lines that came with it.
 struct ErrorBannerView: View {
     let error: MenuMessage
     let dismiss: @MainActor () -> Void
@@ -97,6 +97,11 @@ struct ErrorBannerView: View {
                 .font(.caption)
                 .textSelection(.enabled)
                 .fixedSize(horizontal: false, vertical: true)
+            ForEach(error.hints, id: \.self) { hint in
+                Label(hint, systemImage: "lightbulb")
+                    .font(.caption)
+                    .fixedSize(horizontal: false, vertical: true)
+            }
             if !error.logTail.isEmpty {
                 Text(error.logTail.suffix(5).joined(separator: "\n"))
                     .font(.caption.monospaced())

@@ -16,7 +16,7 @@ mod status;
 
 pub use config::ServiceConfig;
 pub use doctor::{DoctorFinding, DoctorReport, DoctorSeverity};
-pub use error::ServiceError;
+pub use error::{Remedy, ServiceError};
 pub use feeds::{LogObserver, StatusObserver, TaskHandle, stop_all_feeds};
 pub use manager::{ServiceManager, version};
 pub use status::{Lease, Mount, ServiceState, ServiceStatus, StopOutcome};
