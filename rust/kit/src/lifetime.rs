@@ -128,8 +128,19 @@ impl Lifetime {
         self.deadline_of(&self.lock())
     }
 
+    /// A change that may bring the idle deadline closer: wake the idle
+    /// timer, and tell the watchers.
     fn changed(&self, event: Event, detail: String) {
         self.generation.send_modify(|g| *g += 1);
+        self.announce(event, detail);
+    }
+
+    /// Tell the watchers. The update carries a whole `info()`, so it is
+    /// built only when someone watches.
+    fn announce(&self, event: Event, detail: String) {
+        if self.updates.receiver_count() == 0 {
+            return;
+        }
         let _ = self.updates.send(StatusUpdate {
             event: event as i32,
             info: Some(self.info()),
@@ -151,9 +162,13 @@ impl Lifetime {
     }
 
     /// Restart the idle clock, as a finished call does.
+    ///
+    /// A touch only ever moves the deadline later, so the idle timer is not
+    /// woken: at the old deadline it finds the new one and sleeps again.
+    /// (Waking it was a hop to another thread on every `ensure`.)
     pub fn touch(&self) {
         self.lock().idle_since = Instant::now();
-        self.changed(Event::IdleDeadlineChanged, "used".into());
+        self.announce(Event::IdleDeadlineChanged, "used".into());
     }
 
     /// Take a lease that lasts while process `pid` lives.
@@ -417,6 +432,36 @@ mod tests {
         assert!(life.release(lease.id));
         assert!(!life.release(lease.id));
         assert!(life.idle_deadline().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_touch_postpones_the_idle_exit_and_leaves_the_timer_asleep() {
+        let life = lifetime(Duration::from_secs(10));
+        let timer = tokio::spawn(life.clone().run_idle_timer());
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let generation = *life.generation.borrow();
+        life.touch();
+        assert_eq!(*life.generation.borrow(), generation, "the timer was woken");
+        // Past the first deadline (10 s): the timer wakes and finds the new one.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(
+            !life.is_shutting_down(),
+            "exited at the deadline before the touch"
+        );
+        // Past the new deadline (16 s).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(life.is_shutting_down(), "did not exit at the new deadline");
+        timer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn watchers_hear_of_a_touch() {
+        let life = lifetime(Duration::from_secs(60));
+        let mut updates = life.subscribe();
+        life.touch();
+        let update = updates.try_recv().expect("an update");
+        assert_eq!(update.event, Event::IdleDeadlineChanged as i32);
+        assert!(update.info.and_then(|i| i.idle_exit_in_ms).is_some());
     }
 
     #[tokio::test]

@@ -53,10 +53,18 @@ impl ServiceManager {
                 if let Some(what) = self.foreign_listener() {
                     return Ok(Observation::Conflict(what));
                 }
-                let instance = self.kit_instance(info.pid);
+                let tcp = matches!(self.endpoint, ResolvedEndpoint::Tcp(_));
+                // The exact process (pid and start time, from the record)
+                // matters to a caller that may stop or replace it, and those
+                // hold spawn.lock. A look that only reports (every `ensure`
+                // on every shell) skips the record: its uptime comes from
+                // the service's own start time.
+                let instance = (under_spawn_lock || tcp)
+                    .then(|| self.kit_instance(info.pid))
+                    .flatten();
                 // Where the listener lookup cannot see other users' sockets
                 // (macOS), the pid the service reports still has an owner.
-                if matches!(self.endpoint, ResolvedEndpoint::Tcp(_))
+                if tcp
                     && let Some(uid) = instance.and_then(|i| i.uid())
                     && uid != crate::sys::my_uid()
                 {
