@@ -50,13 +50,63 @@ const USAGE: &str = "usage: spfs-autostart-bench [--quick] [--json] [--only 1,2,
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The harness's own child processes.
-    match args.first().map(String::as_str) {
-        Some("naive-probe") => return cases::child_naive_probe(&args[1..]),
-        Some("naive-ensure") => return cases::child_naive_ensure(&args[1..]),
-        Some("tail-child") => return cases::child_tail(&args[1..]),
-        Some("gate") => return cases::child_gate(&args[1..]),
-        _ => {}
+    if let Some(code) = run_child(&args) {
+        return code;
     }
+    let options = match parse_options(&args) {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build of the harness; run `cargo run --release -p spfs-autostart-bench`"
+        );
+    }
+    let bins = match sandbox::Bins::find() {
+        Ok(bins) => bins,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: no other thread exists yet (the runtime is built below).
+    unsafe { clear_user_settings() };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut report = new_report(&options, &args);
+    let outcome = cases::run_all(&runtime, &bins, &options, &mut report.rows);
+    report.load.1 = report::load_average();
+    match outcome {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            if !report.rows.is_empty() {
+                eprintln!("partial results:\n{}", report.text());
+            }
+            return ExitCode::FAILURE;
+        }
+    }
+    print_report(&report, &options);
+    ExitCode::SUCCESS
+}
+
+/// Runs the hidden subcommand in `args`, if it names one, and returns its
+/// exit code.
+fn run_child(args: &[String]) -> Option<ExitCode> {
+    match args.first().map(String::as_str) {
+        Some("naive-probe") => Some(cases::child_naive_probe(&args[1..])),
+        Some("naive-ensure") => Some(cases::child_naive_ensure(&args[1..])),
+        Some("tail-child") => Some(cases::child_tail(&args[1..])),
+        Some("gate") => Some(cases::child_gate(&args[1..])),
+        _ => None,
+    }
+}
+
+/// The options in `args`; or, after `--help` or a bad argument, the exit
+/// code to leave with (the usage already printed).
+fn parse_options(args: &[String]) -> Result<Options, ExitCode> {
     let mut options = Options {
         quick: false,
         json: false,
@@ -76,39 +126,36 @@ fn main() -> ExitCode {
             }
             "-h" | "--help" => {
                 print!("{USAGE}");
-                return ExitCode::SUCCESS;
+                return Err(ExitCode::SUCCESS);
             }
             other => {
                 eprintln!("unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
     }
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "warning: this is a debug build of the harness; run `cargo run --release -p spfs-autostart-bench`"
-        );
-    }
-    let bins = match sandbox::Bins::find() {
-        Ok(bins) => bins,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // The user's settings must not leak into the measurements.
+    Ok(options)
+}
+
+/// Removes the user's settings from the environment, so that they cannot
+/// leak into the measurements.
+///
+/// # Safety
+///
+/// No other thread may exist yet: it could be reading the environment.
+unsafe fn clear_user_settings() {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         if name.starts_with("SPFS_AUTOSTART_") || name == "SPFS_MACFUSE_LISTEN_ADDRESS" {
-            // SAFETY: no other thread exists yet.
+            // SAFETY: no other thread exists yet (the caller's promise).
             unsafe { std::env::remove_var(&name) };
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let mut report = Report {
+}
+
+/// An empty report on this machine, for this run of the harness.
+fn new_report(options: &Options, args: &[String]) -> Report {
+    Report {
         date: report::utc_now(),
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
@@ -121,19 +168,11 @@ fn main() -> ExitCode {
             .join(" "),
         load: (report::load_average(), String::new()),
         rows: Vec::new(),
-    };
-    let outcome = cases::run_all(&runtime, &bins, &options, &mut report.rows);
-    report.load.1 = report::load_average();
-    match outcome {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("error: {e}");
-            if !report.rows.is_empty() {
-                eprintln!("partial results:\n{}", report.text());
-            }
-            return ExitCode::FAILURE;
-        }
     }
+}
+
+/// Prints the finished report: JSON or the table.
+fn print_report(report: &Report, options: &Options) {
     if options.json {
         println!(
             "{}",
@@ -142,5 +181,4 @@ fn main() -> ExitCode {
     } else {
         print!("{}", report.text());
     }
-    ExitCode::SUCCESS
 }

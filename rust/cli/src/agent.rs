@@ -1,13 +1,14 @@
 //! `spfs-autostart agent ...`: the service under launchd (or systemd).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use spfs_autostart::{Error, ErrorKind, ServiceManager};
 use spfs_autostart_agent::{
-    self as launchd, AgentMode, AgentStatus, Launchctl, UninstallOutcome, UnitFormat,
+    self as launchd, AgentMode, AgentReport, AgentSpec, AgentStatus, Launchctl, UninstallOutcome,
+    UnitFormat,
 };
 
 /// `agent` subcommands.
@@ -86,85 +87,106 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
             bundle_program,
         } => {
             let spec = spec(&which, bundle_program)?;
-            match format {
-                UnitFormat::Launchd => {
-                    let _ = out.write_all(&launchd::launchd_plist(&spec)?);
-                }
-                UnitFormat::Systemd => {
-                    let units = launchd::systemd_units(&spec)?;
-                    let _ = write!(out, "# {}\n{}", units.service_name, units.service);
-                    if let (Some(name), Some(socket)) = (units.socket_name, units.socket) {
-                        let _ = write!(out, "\n# {name}\n{socket}");
-                    }
-                }
-            }
+            print_units(&mut out, &spec, format)?;
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
             let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
-            if json {
-                let _ = writeln!(out, "{}", json!({ "installed": path, "label": spec.label }));
-            } else {
-                let _ = writeln!(
-                    out,
-                    "installed and loaded {} ({})",
-                    spec.label,
-                    path.display()
-                );
-            }
+            print_installed(&mut out, &spec, &path, json);
         }
         AgentCommand::Uninstall { label: name } => {
             let name = label(name);
             let outcome = launchd::uninstall(&Launchctl::system(), &name, &home()?)?;
-            let removed = matches!(outcome, UninstallOutcome::Removed { .. });
-            if json {
-                let _ = writeln!(out, "{}", json!({ "label": name, "removed": removed }));
-            } else if removed {
-                let _ = writeln!(out, "unloaded and removed {name}");
-            } else {
-                let _ = writeln!(out, "{name} was not installed");
-            }
+            print_uninstalled(&mut out, &name, &outcome, json);
         }
         AgentCommand::Status { label: name } => {
             let report = launchd::status(&Launchctl::system(), &label(name), &home()?)?;
-            let (loaded, state, pid) = match &report.agent {
-                AgentStatus::NotLoaded => (false, None, None),
-                AgentStatus::Loaded(agent) => (true, agent.state.clone(), agent.pid),
-            };
-            if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    json!({
-                        "label": report.label,
-                        "plist": report.plist_path,
-                        "installed": report.plist_installed,
-                        "loaded": loaded,
-                        "state": state,
-                        "pid": pid,
-                    })
-                );
-            } else {
-                let _ = writeln!(out, "label      {}", report.label);
-                let _ = writeln!(
-                    out,
-                    "plist      {} ({})",
-                    report.plist_path.display(),
-                    if report.plist_installed {
-                        "installed"
-                    } else {
-                        "absent"
-                    }
-                );
-                let _ = writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" });
-                if let Some(state) = state {
-                    let _ = writeln!(out, "state      {state}");
-                }
-                if let Some(pid) = pid {
-                    let _ = writeln!(out, "pid        {pid}");
-                }
+            print_status(&mut out, &report, json);
+        }
+    }
+    Ok(())
+}
+
+/// `agent print`: the plist, or the systemd service unit and its socket unit.
+fn print_units(out: &mut impl Write, spec: &AgentSpec, format: UnitFormat) -> Result<(), Error> {
+    match format {
+        UnitFormat::Launchd => {
+            let _ = out.write_all(&launchd::launchd_plist(spec)?);
+        }
+        UnitFormat::Systemd => {
+            let units = launchd::systemd_units(spec)?;
+            let _ = write!(out, "# {}\n{}", units.service_name, units.service);
+            if let (Some(name), Some(socket)) = (units.socket_name, units.socket) {
+                let _ = write!(out, "\n# {name}\n{socket}");
             }
         }
     }
     Ok(())
+}
+
+/// `agent install`: where the plist went.
+fn print_installed(out: &mut impl Write, spec: &AgentSpec, path: &Path, json: bool) {
+    if json {
+        let _ = writeln!(out, "{}", json!({ "installed": path, "label": spec.label }));
+    } else {
+        let _ = writeln!(
+            out,
+            "installed and loaded {} ({})",
+            spec.label,
+            path.display()
+        );
+    }
+}
+
+/// `agent uninstall`: whether there was anything to remove.
+fn print_uninstalled(out: &mut impl Write, name: &str, outcome: &UninstallOutcome, json: bool) {
+    let removed = matches!(outcome, UninstallOutcome::Removed { .. });
+    if json {
+        let _ = writeln!(out, "{}", json!({ "label": name, "removed": removed }));
+    } else if removed {
+        let _ = writeln!(out, "unloaded and removed {name}");
+    } else {
+        let _ = writeln!(out, "{name} was not installed");
+    }
+}
+
+/// `agent status`: the plist, and whether launchd has the agent loaded.
+fn print_status(out: &mut impl Write, report: &AgentReport, json: bool) {
+    let (loaded, state, pid) = match &report.agent {
+        AgentStatus::NotLoaded => (false, None, None),
+        AgentStatus::Loaded(agent) => (true, agent.state.clone(), agent.pid),
+    };
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({
+                "label": report.label,
+                "plist": report.plist_path,
+                "installed": report.plist_installed,
+                "loaded": loaded,
+                "state": state,
+                "pid": pid,
+            })
+        );
+    } else {
+        let _ = writeln!(out, "label      {}", report.label);
+        let _ = writeln!(
+            out,
+            "plist      {} ({})",
+            report.plist_path.display(),
+            if report.plist_installed {
+                "installed"
+            } else {
+                "absent"
+            }
+        );
+        let _ = writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" });
+        if let Some(state) = state {
+            let _ = writeln!(out, "state      {state}");
+        }
+        if let Some(pid) = pid {
+            let _ = writeln!(out, "pid        {pid}");
+        }
+    }
 }

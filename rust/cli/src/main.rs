@@ -181,107 +181,139 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
     Ok(config)
 }
 
+/// Runs the parsed command: a dispatch, each command in its own function.
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let mut config = load_config(&cli)?;
+    let json = cli.json;
     match cli.command {
         Command::Ensure { timeout } => {
             if let Some(secs) = timeout {
                 config.set_ready_timeout_secs(secs)?;
             }
-            let manager = ServiceManager::new(config)?;
-            let what = format!("starting {}", manager.config().program);
-            let status = output::with_progress(&what, manager.ensure()).await?;
-            output::status(&status, cli.json)?;
-            Ok(ExitCode::SUCCESS)
+            ensure(ServiceManager::new(config)?, json).await
         }
         Command::Stop { timeout } => {
             if let Some(secs) = timeout {
                 config.set_stop_timeout_secs(secs)?;
             }
-            let manager = ServiceManager::new(config)?;
-            let outcome = output::with_progress("stopping the service", manager.stop()).await?;
-            output::stop(&outcome, cli.json)?;
-            Ok(ExitCode::SUCCESS)
+            stop(ServiceManager::new(config)?, json).await
         }
-        Command::Status => {
-            let manager = ServiceManager::new(config)?;
-            let status = manager.status().await?;
-            let code = match status.state {
-                State::Running => ExitCode::SUCCESS,
-                State::Starting | State::Stopping | State::Stopped => {
-                    ExitCode::from(EXIT_NOT_RUNNING)
-                }
-                State::Unresponsive | State::Conflict => ExitCode::FAILURE,
-            };
-            // The state is known whether or not anyone reads it.
-            match output::status(&status, cli.json) {
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
-                result => result.map(|()| code).map_err(Failure::from),
-            }
-        }
+        Command::Status => status(ServiceManager::new(config)?, json).await,
         Command::Logs { lines, follow } => {
             let manager = ServiceManager::new(config)?;
-            let log_error = |e| Error::io("cannot read", &manager.paths().log_file(), e);
             if follow {
-                let mut follower = manager.follow_logs(lines)?;
-                let closed = output::stdout_closed();
-                tokio::pin!(closed);
-                loop {
-                    let line = tokio::select! {
-                        line = follower.next() => line,
-                        () = &mut closed => break,
-                    };
-                    let Some(line) = line else { break };
-                    output::log_line(
-                        &mut io::stdout().lock(),
-                        &line.map_err(log_error)?,
-                        cli.json,
-                    )?;
-                }
+                follow_logs(&manager, lines, json).await?;
             } else {
-                // Streamed, so `-n 100000000` on a huge log costs no memory.
-                let mut out = io::BufWriter::new(io::stdout().lock());
-                for line in manager.tail_logs_lines(lines)? {
-                    output::log_line(&mut out, &line.map_err(log_error)?, cli.json)?;
-                }
-                out.flush()?;
+                print_logs(&manager, lines, json)?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch => {
-            let manager = ServiceManager::new(config)?;
-            let mut watcher = manager.watch()?;
-            let closed = output::stdout_closed();
-            tokio::pin!(closed);
-            loop {
-                let status = tokio::select! {
-                    status = watcher.next() => status,
-                    () = &mut closed => break,
-                };
-                let Some(status) = status else { break };
-                output::change(&status, cli.json)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Watch => watch(ServiceManager::new(config)?, json).await,
         Command::Agent(command) => {
             let manager = ServiceManager::new(config)?;
-            agent::run(&manager, command.0, cli.json)?;
+            agent::run(&manager, command.0, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor => {
-            let manager = ServiceManager::new(config)?;
-            let report = spfs_autostart::doctor::diagnose(&manager).await;
-            output::doctor(&report, cli.json);
-            Ok(if report.healthy() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Doctor => doctor(ServiceManager::new(config)?, json).await,
         Command::Config => {
             let manager = ServiceManager::new(config)?;
-            output::config(&manager, cli.json)?;
+            output::config(&manager, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `ensure`: start the service if needed, showing progress, and print its status.
+async fn ensure(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+    let what = format!("starting {}", manager.config().program);
+    let status = output::with_progress(&what, manager.ensure()).await?;
+    output::status(&status, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stop`: stop the service, showing progress, and print what happened.
+async fn stop(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+    let outcome = output::with_progress("stopping the service", manager.stop()).await?;
+    output::stop(&outcome, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status`: print the status; the exit code says the state.
+async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+    let status = manager.status().await?;
+    let code = match status.state {
+        State::Running => ExitCode::SUCCESS,
+        State::Starting | State::Stopping | State::Stopped => ExitCode::from(EXIT_NOT_RUNNING),
+        State::Unresponsive | State::Conflict => ExitCode::FAILURE,
+    };
+    // The state is known whether or not anyone reads it.
+    match output::status(&status, json) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        result => result.map(|()| code).map_err(Failure::from),
+    }
+}
+
+/// The error for a log line that could not be read.
+fn log_error(manager: &ServiceManager, e: io::Error) -> Error {
+    Error::io("cannot read", &manager.paths().log_file(), e)
+}
+
+/// `logs --follow`: print the last `lines` lines, then each new one, until
+/// the log ends or whoever reads stdout goes away.
+async fn follow_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), Failure> {
+    let mut follower = manager.follow_logs(lines)?;
+    let closed = output::stdout_closed();
+    tokio::pin!(closed);
+    loop {
+        let line = tokio::select! {
+            line = follower.next() => line,
+            () = &mut closed => break,
+        };
+        let Some(line) = line else { break };
+        output::log_line(
+            &mut io::stdout().lock(),
+            &line.map_err(|e| log_error(manager, e))?,
+            json,
+        )?;
+    }
+    Ok(())
+}
+
+/// `logs`: print the last `lines` lines of the log.
+fn print_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), Failure> {
+    // Streamed, so `-n 100000000` on a huge log costs no memory.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for line in manager.tail_logs_lines(lines)? {
+        output::log_line(&mut out, &line.map_err(|e| log_error(manager, e))?, json)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `watch`: print each status change until the watch ends or whoever reads
+/// stdout goes away.
+async fn watch(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+    let mut watcher = manager.watch()?;
+    let closed = output::stdout_closed();
+    tokio::pin!(closed);
+    loop {
+        let status = tokio::select! {
+            status = watcher.next() => status,
+            () = &mut closed => break,
+        };
+        let Some(status) = status else { break };
+        output::change(&status, json)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `doctor`: print every finding; exit 0 only when healthy.
+async fn doctor(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+    let report = spfs_autostart::doctor::diagnose(&manager).await;
+    output::doctor(&report, json);
+    Ok(if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -65,13 +65,11 @@ async fn wait_exit(child: &mut Reaped) -> std::process::ExitStatus {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn systemd_socket_activate_starts_the_service_on_first_connect() {
-    let sandbox = kit_sandbox(0, &[]);
-    make_state_dir(&sandbox);
-    let socket = sandbox.state_dir().join("service.sock");
+/// Start `systemd-socket-activate` listening on `socket` for the reference
+/// service, configured for `sandbox`, its output in `activate.log`.
+fn socket_activate(sandbox: &Sandbox, socket: &Path) -> Reaped {
     let state = sandbox.state_dir().display().to_string();
-    let (out, err) = output_file(&sandbox, "activate.log");
+    let (out, err) = output_file(sandbox, "activate.log");
     let spawned = Command::new(TOOL)
         .arg(format!("--listen={}", socket.display()))
         .arg(format!("--setenv=SPFS_AUTOSTART_STATE_DIR={state}"))
@@ -92,7 +90,7 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
         .stdout(out)
         .stderr(err)
         .spawn();
-    let mut child = match spawned {
+    match spawned {
         Ok(child) => Reaped(child),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             panic!(
@@ -100,13 +98,40 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
             )
         }
         Err(e) => panic!("cannot run {TOOL}: {e}"),
-    };
-    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    }
+}
+
+/// Wait until something listens on `socket`.
+async fn wait_listening(socket: &Path) {
     wait_for("systemd-socket-activate to listen", WAIT, || {
-        let ready = is_socket(&socket);
+        let ready = is_socket(socket);
         async move { ready.then_some(()) }
     })
     .await;
+}
+
+/// Asserts that `stop` stopped the service gracefully.
+fn assert_graceful(outcome: &StopOutcome) {
+    assert!(
+        matches!(
+            outcome,
+            StopOutcome::Stopped {
+                how: StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_socket_activate_starts_the_service_on_first_connect() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let mut child = socket_activate(&sandbox, &socket);
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_listening(&socket).await;
     // Listening, but nothing started yet.
     assert!(
         sandbox.pids().is_empty(),
@@ -132,17 +157,7 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
         log()
     );
 
-    let outcome = manager.stop().await.expect("stop");
-    assert!(
-        matches!(
-            outcome,
-            StopOutcome::Stopped {
-                how: StopMethod::Graceful,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_graceful(&manager.stop().await.expect("stop"));
     let exit = wait_exit(&mut child).await;
     assert!(exit.success(), "the service exited with {exit}:\n{}", log());
     assert!(

@@ -119,47 +119,48 @@ impl ServiceManager {
                     }
                 }
                 (StopStep::Signal(signal), _, Some(handle)) => {
-                    tracing::info!("sending {signal} to service pid {}", handle.instance().pid);
-                    match handle.signal(signal) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            return Ok(StopOutcome::Stopped {
-                                how: step.method(),
-                                pid,
-                            });
-                        }
-                        Err(e) => {
-                            return Err(Error::new(
-                                ErrorKind::PermissionDenied,
-                                format!(
-                                    "cannot send {signal} to service pid {}: {e}",
-                                    handle.instance().pid
-                                ),
-                            ));
-                        }
+                    if !send_stop_signal(handle, signal)? {
+                        return Ok(StopOutcome::Stopped {
+                            how: step.method(),
+                            pid,
+                        });
                     }
                 }
                 _ => continue,
             }
             acted = true;
-            // A plain service's Shutdown is done when it answers (upstream's
-            // only unmounts and serves on): a short look for an exit, not
-            // the whole stop_timeout, before the next step.
-            let wait = if step == StopStep::Rpc && !managed {
-                PLAIN_SHUTDOWN_GRACE.min(self.config.stop_timeout)
-            } else {
-                self.config.stop_timeout
-            };
-            if self.wait_gone(handle.as_ref(), wait).await? {
+            if self
+                .wait_gone(handle.as_ref(), self.step_wait(step, managed))
+                .await?
+            {
                 return Ok(StopOutcome::Stopped {
                     how: step.method(),
                     pid,
                 });
             }
         }
-        Err(Error::new(
+        Err(self.still_running_error(handle.as_ref(), acted))
+    }
+
+    /// How long to wait for an exit after `step` before the next one.
+    fn step_wait(&self, step: StopStep, managed: bool) -> Duration {
+        // A plain service's Shutdown is done when it answers (upstream's
+        // only unmounts and serves on): a short look for an exit, not
+        // the whole stop_timeout, before the next step.
+        if step == StopStep::Rpc && !managed {
+            PLAIN_SHUTDOWN_GRACE.min(self.config.stop_timeout)
+        } else {
+            self.config.stop_timeout
+        }
+    }
+
+    /// The error when every stop step has run and the service is still
+    /// there: what is known about it (its process, or whether anything could
+    /// be tried at all, `acted`) decides what the user is told to do.
+    fn still_running_error(&self, handle: Option<&ProcessHandle>, acted: bool) -> Error {
+        Error::new(
             ErrorKind::Unresponsive,
-            match (&handle, acted) {
+            match (handle, acted) {
                 (Some(handle), _) => format!(
                     "the service (pid {}) is still alive after SIGKILL; see {}",
                     handle.instance().pid,
@@ -179,7 +180,7 @@ impl ServiceManager {
                     self.paths.instance_lock().display()
                 ),
             },
-        ))
+        )
     }
 
     pub(super) async fn ask_to_shut_down(
@@ -241,4 +242,19 @@ impl ServiceManager {
             backoff.wait(deadline).await;
         }
     }
+}
+
+/// Send `signal` to the observed instance: `Ok(false)` when it is already
+/// gone, an error when it may not be signalled.
+fn send_stop_signal(handle: &ProcessHandle, signal: Signal) -> Result<bool> {
+    tracing::info!("sending {signal} to service pid {}", handle.instance().pid);
+    handle.signal(signal).map_err(|e| {
+        Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "cannot send {signal} to service pid {}: {e}",
+                handle.instance().pid
+            ),
+        )
+    })
 }

@@ -13,7 +13,7 @@ mod wait;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -221,36 +221,17 @@ fn detach(
     log: File,
     stderr: File,
 ) -> Result<Detached> {
-    let pipe_error = |e: std::io::Error| {
-        Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"))
-    };
-    // Every descriptor the child keeps is moved above 2 first: in a host
-    // that closed its standard descriptors they could be 0-2, and the
-    // child's stdio redirections would replace them.
-    let (ready_rx, ready_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
-    let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
-    let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
-    let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
-    let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
-        Error::new(
-            ErrorKind::SpawnFailed,
-            format!("cannot move the lock descriptor: {e}"),
-        )
-    })?);
+    let Inherited {
+        ready_rx,
+        ready_tx,
+        status_rx,
+        status_tx,
+        instance_lock,
+    } = Inherited::prepare(instance_lock)?;
     let ready_fd = ready_tx.as_raw_fd();
     let lock_fd = instance_lock.as_raw_fd();
     let status_fd = status_tx.as_raw_fd();
-    // Where the fallback loop (no close_range) stops: the descriptor table
-    // size, capped. Open descriptors at or above it (a host that lowered its
-    // limit after opening them, or a huge limit) are listed now, as the
-    // child may not allocate.
-    // SAFETY: getdtablesize only reads a limit.
-    let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
-    let high_fds = open_descriptors_above(loop_end);
-    // Tests simulate a kernel without close_range (the fallback must still
-    // close everything); read now, as the child may not touch the
-    // environment.
-    let use_close_range = std::env::var_os(NO_CLOSE_RANGE_VAR).is_none();
+    let sweep = FdSweep::gather();
 
     // We hold the instance lock, so a record left in the state dir is stale;
     // it goes now so nobody mistakes the new child for the old process.
@@ -260,6 +241,118 @@ fn detach(
     command
         .env(env::READY_FD, ready_fd.to_string())
         .env(env::LOCK_FD, lock_fd.to_string());
+    fork_service_before_exec(&mut command, ready_fd, lock_fd, status_fd, sweep);
+    let intermediate = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::SpawnFailed,
+            format!("cannot start {}: {e}", program.display()),
+        )
+    })?;
+    // Our copies go now: the pipes report EOF when their writers exit, and
+    // the lock is the child's alone.
+    drop(ready_tx);
+    drop(status_tx);
+    drop(instance_lock);
+    let mut status_rx = File::from(status_rx);
+    let (pid, intermediate) = read_service_pid(&mut status_rx, intermediate, program)?;
+    Ok(Detached {
+        intermediate,
+        pid,
+        status_rx,
+        ready_rx,
+    })
+}
+
+/// The descriptors the service inherits (the write ends of the readiness
+/// and status pipes, and the instance lock), each numbered above 2, with
+/// the read ends we keep.
+struct Inherited {
+    ready_rx: OwnedFd,
+    ready_tx: OwnedFd,
+    status_rx: OwnedFd,
+    status_tx: OwnedFd,
+    instance_lock: File,
+}
+
+impl Inherited {
+    /// Create both pipes and move every descriptor the child keeps above 2.
+    fn prepare(instance_lock: File) -> Result<Inherited> {
+        let pipe_error = |e: std::io::Error| {
+            Error::new(ErrorKind::SpawnFailed, format!("cannot create a pipe: {e}"))
+        };
+        // Every descriptor the child keeps is moved above 2 first: in a host
+        // that closed its standard descriptors they could be 0-2, and the
+        // child's stdio redirections would replace them.
+        let (ready_rx, ready_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+        let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
+        let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+        let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
+        let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
+            Error::new(
+                ErrorKind::SpawnFailed,
+                format!("cannot move the lock descriptor: {e}"),
+            )
+        })?);
+        Ok(Inherited {
+            ready_rx,
+            ready_tx,
+            status_rx,
+            status_tx,
+            instance_lock,
+        })
+    }
+}
+
+/// What the child needs to close every descriptor it must not keep,
+/// gathered before the fork: after it, the child may neither allocate nor
+/// read the environment.
+struct FdSweep {
+    /// Where the fallback loop (no close_range) stops.
+    loop_end: RawFd,
+    /// The open descriptors at or above `loop_end`.
+    high_fds: Vec<RawFd>,
+    /// Whether to try close_range at all.
+    use_close_range: bool,
+}
+
+impl FdSweep {
+    /// Gather it now, in the parent, before the fork.
+    fn gather() -> FdSweep {
+        // Where the fallback loop (no close_range) stops: the descriptor table
+        // size, capped. Open descriptors at or above it (a host that lowered its
+        // limit after opening them, or a huge limit) are listed now, as the
+        // child may not allocate.
+        // SAFETY: getdtablesize only reads a limit.
+        let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
+        let high_fds = open_descriptors_above(loop_end);
+        // Tests simulate a kernel without close_range (the fallback must still
+        // close everything); read now, as the child may not touch the
+        // environment.
+        let use_close_range = std::env::var_os(NO_CLOSE_RANGE_VAR).is_none();
+        FdSweep {
+            loop_end,
+            high_fds,
+            use_close_range,
+        }
+    }
+}
+
+/// Make `command`'s spawned child the intermediate: after its fork, and
+/// before its exec, it forks the service (a new session, keeping only
+/// `ready_fd` and `lock_fd`) and, instead of exec'ing, reports the service's
+/// pid and exit status on `status_fd` (see [`run_intermediate`]).
+fn fork_service_before_exec(
+    command: &mut Command,
+    ready_fd: RawFd,
+    lock_fd: RawFd,
+    status_fd: RawFd,
+    sweep: FdSweep,
+) {
+    let FdSweep {
+        loop_end,
+        high_fds,
+        use_close_range,
+    } = sweep;
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // system calls (fork, setsid, fcntl, close, write, waitpid, _exit) and
     // reads memory allocated before the fork.
@@ -280,25 +373,6 @@ fn detach(
             }
         });
     }
-    let intermediate = command.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::SpawnFailed,
-            format!("cannot start {}: {e}", program.display()),
-        )
-    })?;
-    // Our copies go now: the pipes report EOF when their writers exit, and
-    // the lock is the child's alone.
-    drop(ready_tx);
-    drop(status_tx);
-    drop(instance_lock);
-    let mut status_rx = File::from(status_rx);
-    let (pid, intermediate) = read_service_pid(&mut status_rx, intermediate, program)?;
-    Ok(Detached {
-        intermediate,
-        pid,
-        status_rx,
-        ready_rx,
-    })
 }
 
 /// The service's command line, environment and stdio: what it is told of

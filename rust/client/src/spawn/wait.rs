@@ -37,6 +37,13 @@ pub(super) async fn read_some(
     }
 }
 
+/// The service's exit status, once all of it is in `buf` (what the status
+/// pipe said after the service's pid, which `start` read).
+fn exit_status(buf: &[u8]) -> Option<ExitStatus> {
+    let raw = i32::from_ne_bytes(buf.get(..4)?.try_into().expect("4 bytes"));
+    Some(ExitStatus::from_raw(raw))
+}
+
 impl Child {
     /// Wait until the child serves at `endpoint`, at most until `deadline`:
     /// woken by its readiness message (kit services) or found by polling
@@ -62,9 +69,7 @@ impl Child {
                 biased;
                 open = read_some(&mut self.status, &mut self.status_buf), if status_open => {
                     status_open = open;
-                    if self.status_buf.len() >= 4 {
-                        let raw = i32::from_ne_bytes(self.status_buf[..4].try_into().expect("4 bytes"));
-                        let status = ExitStatus::from_raw(raw);
+                    if let Some(status) = exit_status(&self.status_buf) {
                         self.reap_intermediate();
                         if status.success() && crate::lock::is_held(lock).unwrap_or(false) {
                             tracing::debug!("the service's first process exited 0; polling for its daemon");
@@ -88,10 +93,7 @@ impl Child {
                             pipe_open = false;
                         }
                         Some(Signal::Failed(reason)) => {
-                            let err = Error::new(
-                                ErrorKind::ExitedDuringStartup,
-                                format!("the service (pid {}) failed to start: {reason}", self.pid),
-                            );
+                            let err = self.failed_to_start_error(&reason);
                             return Err(self.fail(err));
                         }
                         // Closed without a word: the child is exiting (its
@@ -102,15 +104,7 @@ impl Child {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    let err = Error::new(
-                        ErrorKind::ReadyTimeout,
-                        format!(
-                            "the service (pid {}) did not become ready within {:.1}s and was killed; \
-                             see its log, or raise ready_timeout_secs if it is just slow",
-                            self.pid,
-                            (deadline - started).as_secs_f64()
-                        ),
-                    );
+                    let err = self.ready_timeout_error(deadline - started);
                     return Err(self.fail(err));
                 }
                 () = backoff.wait(deadline) => {
@@ -125,6 +119,27 @@ impl Child {
                 }
             }
         }
+    }
+
+    /// The service said it cannot start, and why (`reason`).
+    fn failed_to_start_error(&self, reason: &str) -> Error {
+        Error::new(
+            ErrorKind::ExitedDuringStartup,
+            format!("the service (pid {}) failed to start: {reason}", self.pid),
+        )
+    }
+
+    /// The service was not ready after `waited`; the caller kills it.
+    fn ready_timeout_error(&self, waited: Duration) -> Error {
+        Error::new(
+            ErrorKind::ReadyTimeout,
+            format!(
+                "the service (pid {}) did not become ready within {:.1}s and was killed; \
+                 see its log, or raise ready_timeout_secs if it is just slow",
+                self.pid,
+                waited.as_secs_f64()
+            ),
+        )
     }
 
     /// The service is ready: end the intermediate, so the service is

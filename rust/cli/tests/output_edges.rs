@@ -1,0 +1,308 @@
+//! The edges of where output goes, each against the real binaries: stdout
+//! into a closed pipe, huge, unwritable, shared or symlinked logs, a strict
+//! umask and a state dir without owner access.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// The generous bound for "soon": far above what any of this takes.
+const SOON: Duration = Duration::from_secs(20);
+
+/// A close-on-exec pipe: (read end, write end). Only the write end reaches
+/// a child (as its stdout), so the reader's going is seen there.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    use std::os::fd::AsRawFd;
+    // Not pipe2: macOS lacks it, and these tests must type-check there.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    for fd in [&reader, &writer] {
+        // SAFETY: fcntl on a descriptor we own; no other thread forks here.
+        let set = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_ne!(set, -1);
+    }
+    (reader, writer)
+}
+
+/// Wait for `child` to exit within `SOON`; kill it and fail otherwise.
+fn exits_soon(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    if wait_for(SOON, || child.try_wait().unwrap().is_some()) {
+        return child.wait().unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} did not exit within {SOON:?}");
+}
+
+// `status | true` panicked with "failed printing to stdout".
+#[test]
+fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
+    let sb = Sandbox::new();
+    let (reader, writer) = pipe();
+    drop(reader);
+    let out = sb
+        .cli(&["status"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(stderr(&out), "", "a closed pipe is no error to report");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "not running, and no panic (101): {:?}",
+        out.status
+    );
+    // The same for every printing command.
+    for args in [&["config"][..], &["--json", "status"], &["logs"]] {
+        let (reader, writer) = pipe();
+        drop(reader);
+        let out = sb
+            .cli(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
+
+// `logs -f | head -1` and `watch | head -1` ran until killed.
+#[test]
+fn logs_follow_and_watch_exit_once_their_reader_is_gone() {
+    let sb = Sandbox::new();
+    sb.ensure();
+    for args in [&["logs", "-f", "-n", "1"][..], &["watch"]] {
+        let (reader, writer) = pipe();
+        let mut child = sb
+            .cli(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `head -1`: read one line, then go.
+        let mut first = String::new();
+        BufReader::new(std::fs::File::from(reader))
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?} printed a first line");
+        let status = exits_soon(&mut child, &format!("{args:?} after its reader left"));
+        assert!(status.success(), "{args:?}: {status:?}");
+    }
+    // A reader that leaves while lines keep coming: the next write fails.
+    let (reader, writer) = pipe();
+    let mut child = sb
+        .cli(&["logs", "-f", "-n", "1"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(std::fs::File::from(reader));
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    drop(reader);
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(sb.log_dir().join("service.log"))
+        .unwrap();
+    writeln!(log, "one more line").unwrap();
+    assert!(exits_soon(&mut child, "logs -f with more lines").success());
+    sb.ok(&["stop"]);
+}
+
+// Under umask 0177/0277/0777 the state dir was created 0600/0500/0000.
+#[test]
+fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
+    for umask in [0o177, 0o277, 0o777] {
+        let sb = Sandbox::new();
+        let mut command = sb.cli(&["--json", "ensure"]);
+        // SAFETY: umask is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "umask {umask:o}: {}", stderr(&out));
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sb.state_dir()), 0o700, "umask {umask:o}: state dir");
+        assert_eq!(mode(&sb.log_dir()), 0o700, "umask {umask:o}: log dir");
+        assert_eq!(
+            mode(&sb.state_dir().join("service.sock")),
+            0o600,
+            "umask {umask:o}: socket"
+        );
+        for file in ["spawn.lock", "instance.lock", "service.json"] {
+            assert_eq!(
+                mode(&sb.state_dir().join(file)),
+                0o600,
+                "umask {umask:o}: {file}"
+            );
+        }
+        assert_eq!(
+            mode(&sb.log_dir().join("service.log")),
+            0o600,
+            "umask {umask:o}: log"
+        );
+        // Later calls under an ordinary umask find it all usable.
+        assert_eq!(sb.status()["state"], "running", "umask {umask:o}");
+        assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "umask {umask:o}");
+    }
+}
+
+// Row 7, the other half: a state dir left unusable by an older version
+// (mode 0500 or 0000) is refused with the fix, not trusted.
+#[test]
+fn state_dir_without_owner_access_is_refused_with_the_fix() {
+    for mode in [0o500, 0o000] {
+        let sb = Sandbox::new();
+        std::fs::create_dir(sb.state_dir()).unwrap();
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = sb.run(&["ensure"]);
+        assert_eq!(out.status.code(), Some(1), "mode {mode:o}");
+        assert!(
+            stderr(&out).contains("chmod 700"),
+            "mode {mode:o}: {}",
+            stderr(&out)
+        );
+        std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+/// `command` with every file it (and what it starts) writes limited to
+/// `limit` bytes, and SIGXFSZ ignored, so a write past it fails with EFBIG
+/// as it would with ENOSPC on a full disk.
+fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
+    // SAFETY: setrlimit and signal are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    command
+}
+
+// With its log unwritable (a full disk) the reference service
+// panicked and the spawner said "the service wrote nothing to its log".
+// Simulated with RLIMIT_FSIZE at the log's current size (SIGXFSZ ignored, so
+// a write past it fails with EFBIG as it would with ENOSPC on a full disk);
+// the pid record and the locks stay far below the limit.
+#[test]
+fn unwritable_log_is_reported_and_the_service_keeps_running() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let filler = "x".repeat(8191) + "\n";
+    std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
+    let limit = filler.len() as libc::rlim_t;
+    let out = with_file_size_limit(sb.cli(&["--json", "ensure"]), limit)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "running");
+    let warnings = status["warnings"].to_string();
+    assert!(
+        warnings.contains("could not be written") && warnings.contains("service.log"),
+        "{warnings}"
+    );
+    let pid = pid_of(&status);
+    // It keeps running and serving although each of its log lines fails.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid));
+    assert_eq!(sb.status()["state"], "running");
+    assert_eq!(
+        std::fs::read_to_string(sb.log_dir().join("service.log")).unwrap(),
+        filler,
+        "nothing could be written"
+    );
+    sb.ok(&["stop"]);
+    // And a failed start says why its log is empty.
+    let mut command = sb.cli(&["ensure"]);
+    command.env("SPFS_AUTOSTART_PROGRAM", "/bin/false");
+    let out = with_file_size_limit(command, limit).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("could not be written"), "{err}");
+    assert!(!err.contains("wrote nothing"), "{err}");
+}
+
+// `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
+// log: the peak RSS of the `logs` process must stay far below its size.
+#[test]
+fn logs_with_a_huge_count_streams_in_bounded_memory() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let path = sb.log_dir().join("service.log");
+    {
+        let mut log = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..800_000 {
+            writeln!(log, "line {i:08} {}", "y".repeat(50)).unwrap();
+        }
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let out_path = sb.root().join("out");
+    let status = sb
+        .cli(&["logs", "-n", "100000000"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Every line, in order: what `tail` would print.
+    assert_eq!(std::fs::metadata(&out_path).unwrap().len(), size);
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    assert!(printed.starts_with("line 00000000 "));
+    assert!(printed.ends_with(&format!("line 00799999 {}\n", "y".repeat(50))));
+    // SAFETY: getrusage fills the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    // ru_maxrss is in KiB on Linux: the largest child this test waited for.
+    let peak = usage.ru_maxrss as u64 * 1024;
+    assert!(
+        peak < size / 2,
+        "peak RSS {peak} bytes for a {size}-byte log: not streamed"
+    );
+}
+
+// A log dir others can write let them redirect the service's output;
+// a symlinked log was followed.
+#[test]
+fn shared_log_dir_and_symlinked_log_are_refused() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("log dir") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    assert!(sb.pids().is_empty());
+
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = sb.root().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, sb.log_dir().join("service.log")).unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(sb.pids().is_empty());
+}

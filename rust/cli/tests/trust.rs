@@ -1,0 +1,208 @@
+//! What `ensure`, `status` and `stop` never trust or touch, against the real
+//! binaries: a listener or a file that is not our service at the endpoint, a
+//! pid reused by another process, a state dir open to others, a connection
+//! from another user.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new().with("endpoint", tcp(port));
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict");
+    assert_eq!(sb.run(&["status"]).status.code(), Some(1));
+    let stop = sb.run(&["--json", "stop"]);
+    assert_eq!(stop.status.code(), Some(1), "stop refuses to touch it");
+    assert!(sb.pids().is_empty(), "nothing was spawned");
+    // Still ours, still listening.
+    listener.set_nonblocking(true).unwrap();
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("listener still alive");
+}
+
+#[test]
+fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = sb.state_dir().join("service.sock");
+    std::fs::write(&socket, "precious").unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a socket"), "{}", stderr(&out));
+    assert_eq!(sb.status()["state"], "conflict");
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+    assert!(sb.pids().is_empty());
+}
+
+#[test]
+fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
+    let sb = Sandbox::new().with("stop_timeout_secs", 1);
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id();
+    let start_time = spfs_start_time(pid);
+    let write_record = |start: u64| {
+        let record = serde_json::json!({
+            "pid": pid, "start_time": start, "program": "/bin/sleep", "version": null,
+            "endpoint": "unix", "started_at_unix_ms": 1, "phase": "running"
+        });
+        std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
+    };
+    // A hung "service" holds the lock, but the record's pid now belongs to
+    // another process (another start time).
+    // The recorded service is gone, so the lock holder is not it (a
+    // leftover, like a helper that inherited the lock): not running, and
+    // nothing is signalled.
+    write_record(start_time + 1);
+    let lock = std::fs::File::create(sb.state_dir().join("instance.lock")).unwrap();
+    lock.try_lock().unwrap();
+    assert_eq!(sb.ok(&["stop"]).trim(), "not running");
+    assert!(alive(pid), "the bystander must not be signalled");
+    // No lock held: nothing is running, whatever the record says.
+    drop(lock);
+    write_record(start_time);
+    assert_eq!(sb.ok(&["stop"]).trim(), "not running");
+    assert!(alive(pid), "the bystander must not be signalled");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+fn spfs_start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("chmod 700"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::metadata(sb.state_dir())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755,
+        "never chmod a directory we did not create"
+    );
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(
+        &sb.state_dir(),
+        Some(nix::unistd::Uid::from_raw(65534)),
+        None,
+    )
+    .unwrap();
+    let out = sb.run(&["--json", "ensure"]);
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "PermissionDenied");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to uid 65534"),
+        "{error}"
+    );
+    assert!(sb.pids().is_empty());
+}
+
+#[test]
+fn answering_service_in_a_state_dir_open_to_others_is_not_trusted() {
+    let sb = Sandbox::new();
+    let pid = pid_of(&sb.ensure());
+    // Someone loosened the directory after the service started: whatever
+    // answers in it could be anyone's, so even the fast path refuses.
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for command in ["ensure", "status"] {
+        let out = sb.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(
+            stderr(&out).contains("chmod 700"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        pid_of(&sb.ensure()),
+        pid,
+        "the service itself was left alone"
+    );
+    sb.ok(&["stop"]);
+}
+
+/// Connect to `socket` as `uid`, send the HTTP/2 preface and report how many
+/// bytes the server sent back before closing (a gRPC server sends SETTINGS).
+fn bytes_from_server_as(uid: Option<u32>, socket: &std::path::Path) -> usize {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    data = s.recv(1024)
+except (BrokenPipeError, ConnectionResetError, socket.timeout):
+    data = b""
+print(len(data))
+"#;
+    let mut command = std::process::Command::new("python3");
+    command.arg("-c").arg(script).arg(socket);
+    if let Some(uid) = uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
+    let out = command.output().expect("python3 runs");
+    assert!(out.status.success(), "probe failed: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
+    let other = second_user();
+    let sb = Sandbox::new();
+    sb.ensure();
+    let socket = sb.state_dir().join("service.sock");
+    assert!(
+        bytes_from_server_as(None, &socket) > 0,
+        "the owner is served"
+    );
+    // Open the file-system path to everyone, as a misconfigured machine
+    // might, so only the peer-credential check stands in the way.
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(
+        bytes_from_server_as(Some(other), &socket),
+        0,
+        "another uid gets nothing"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || sb
+            .log()
+            .contains(&format!("refused a connection from uid {other}"))),
+        "{}",
+        sb.log()
+    );
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(sb.status()["state"], "running", "the service is unharmed");
+    sb.ok(&["stop"]);
+}

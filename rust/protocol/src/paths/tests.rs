@@ -1,0 +1,105 @@
+//! The paths' tests: the state dir's creation and checks, the default
+//! dirs, and the socket path's length.
+
+use super::*;
+
+#[test]
+fn state_dir_is_created_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        state_dir: tmp.path().join("a/state"),
+        log_dir: tmp.path().join("logs"),
+    };
+    assert!(!paths.check_state_dir().unwrap());
+    paths.create_state_dir().unwrap();
+    let mode = fs::metadata(&paths.state_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(paths.check_state_dir().unwrap());
+}
+
+#[test]
+fn group_readable_state_dir_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    let paths = Paths {
+        state_dir: dir.clone(),
+        log_dir: tmp.path().join("logs"),
+    };
+    let err = paths.create_state_dir().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o750, "we must not chmod it");
+}
+
+#[test]
+fn state_dir_that_is_a_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("state");
+    fs::write(&file, "x").unwrap();
+    let paths = Paths {
+        state_dir: file,
+        log_dir: tmp.path().join("logs"),
+    };
+    let err = paths.create_state_dir().unwrap_err();
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+#[test]
+fn long_socket_path_is_refused() {
+    let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
+    let err = check_socket_path(&long).unwrap_err();
+    assert!(
+        err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
+        "{err}"
+    );
+}
+
+// A context with another XDG_RUNTIME_DIR (cron, sudo,
+// ssh) started a second "singleton". Simulated with two private dirs:
+// real login contexts and /run/user cannot be made in a test.
+#[test]
+fn a_live_service_in_another_default_state_dir_is_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let here = tmp.path().join("here");
+    let there = tmp.path().join("there");
+    let idle = tmp.path().join("idle");
+    for dir in [&here, &there, &idle] {
+        create_private_dir(dir, "state dir").unwrap();
+    }
+    let held = crate::lock::try_take(&there.join("instance.lock"))
+        .unwrap()
+        .expect("free");
+    std::fs::File::create(idle.join("instance.lock")).unwrap();
+    let candidates = vec![here.clone(), there.clone(), idle.clone()];
+    assert_eq!(live_among(candidates.clone(), &here), vec![there.clone()]);
+    drop(held);
+    assert!(live_among(candidates, &here).is_empty());
+}
+
+#[test]
+fn runtime_dir_of_another_user_is_not_a_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    let mine = tmp.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    let env_of = |dir: &Path| {
+        let dir = dir.display().to_string();
+        move |name: &str| (name == "XDG_RUNTIME_DIR").then(|| dir.clone())
+    };
+    assert_eq!(
+        default_state_dir(&env_of(&mine)),
+        mine.join("spfs-autostart")
+    );
+    // Another owner: as `su` leaves it. Only root can make one here.
+    if nix::unistd::geteuid().is_root() && cfg!(not(target_os = "macos")) {
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        assert_ne!(
+            default_state_dir(&env_of(&theirs)),
+            theirs.join("spfs-autostart")
+        );
+    }
+}
