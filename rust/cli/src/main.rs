@@ -78,9 +78,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.verbose {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter("spfs_autostart=debug")
+        // A fixed target filter, not `EnvFilter`: its directive parser
+        // brings regex into the binary (a quarter megabyte, with its
+        // relocations), which every fresh `ensure` would map and relocate.
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let only_ours = tracing_subscriber::filter::Targets::new().with_target(
+            "spfs_autostart",
+            tracing_subscriber::filter::LevelFilter::DEBUG,
+        );
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(only_ours)
             .init();
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
