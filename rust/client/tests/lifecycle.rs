@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
-use spfs_autostart::{ErrorKind, ServiceManager, StopMethod, StopOutcome};
+use spfs_autostart::{ErrorKind, ServiceManager, StopOutcome};
 
 /// A `stop` waiting for a draining service never touches the
 /// service an `ensure` started after it.
@@ -228,16 +228,7 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
         .any(|t| t == lock);
     assert!(holds_lock, "the service holds the lock");
     let outcome = runtime.block_on(manager.stop()).expect("stop");
-    assert!(
-        matches!(
-            outcome,
-            StopOutcome::Stopped {
-                how: StopMethod::Graceful,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_graceful(&outcome);
 }
 
 /// Row 9, the drain: while a service drains calls after a shutdown request

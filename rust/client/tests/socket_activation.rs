@@ -10,9 +10,11 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{Client, Sandbox, WAIT, kit_sandbox, reference_service, status, wait_for};
+use common::{
+    Client, Sandbox, WAIT, assert_graceful, kit_sandbox, reference_service, status, wait_for,
+};
 use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
-use spfs_autostart::{ServiceManager, State, StopMethod, StopOutcome};
+use spfs_autostart::{ServiceManager, State};
 
 const TOOL: &str = "systemd-socket-activate";
 
@@ -108,20 +110,6 @@ async fn wait_listening(socket: &Path) {
         async move { ready.then_some(()) }
     })
     .await;
-}
-
-/// Asserts that `stop` stopped the service gracefully.
-fn assert_graceful(outcome: &StopOutcome) {
-    assert!(
-        matches!(
-            outcome,
-            StopOutcome::Stopped {
-                how: StopMethod::Graceful,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,16 +104,7 @@ async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let outcome = manager.stop().await.expect("stop");
-    assert!(
-        matches!(
-            outcome,
-            spfs_autostart::StopOutcome::Stopped {
-                how: spfs_autostart::StopMethod::Graceful,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_graceful(&outcome);
     wait_gone(pid, "the stopped service").await;
     assert!(!mount_marker(&mnt).exists(), "{}", sandbox.log());
     assert!(sandbox.log().contains("Shutdown requested"));

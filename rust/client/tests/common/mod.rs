@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use spfs_autostart::{Config, ServiceManager, Status};
+use spfs_autostart::{Config, ServiceManager, Status, StopMethod, StopOutcome};
 use tokio::time::Instant;
 
 /// The generous bound for anything that should happen "within a few seconds".
@@ -122,4 +122,18 @@ impl Drop for Sleeper {
     fn drop(&mut self) {
         self.end();
     }
+}
+
+/// Asserts that a stop ended the service by its graceful path.
+pub fn assert_graceful(outcome: &StopOutcome) {
+    assert!(
+        matches!(
+            outcome,
+            StopOutcome::Stopped {
+                how: StopMethod::Graceful,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }
