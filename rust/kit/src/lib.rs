@@ -44,6 +44,7 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 
 use in_flight::InFlightLayer;
+use listener::Incoming;
 
 pub use config::KitConfig;
 pub use control::ControlService;
@@ -274,11 +275,6 @@ fn write_starting_record(paths: &Paths) {
         tracing::warn!("{e}");
     }
 }
-
-/// The accepted connections, as [`listener::incoming`] yields them.
-type Incoming = Pin<
-    Box<dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::Stream>> + Send>,
->;
 
 /// The stream of accepted connections, with a handle that closes the
 /// listening socket under the server's feet.

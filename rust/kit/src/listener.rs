@@ -8,6 +8,8 @@
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_stream::StreamExt;
@@ -245,17 +247,18 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
     })
 }
 
-/// The stream of accepted connections. On a Unix socket every peer is
-/// checked: a connection from another uid is closed at once and logged.
-pub fn incoming(
-    listener: Listener,
-) -> std::pin::Pin<
+/// Accepted connections, as tonic's server takes them.
+pub type Incoming = std::pin::Pin<
     Box<
         dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::endpoint::Stream>>
             + Send,
     >,
-> {
-    match listener {
+>;
+
+/// The stream of accepted connections. On a Unix socket every peer is
+/// checked: a connection from another uid is closed at once and logged.
+pub fn incoming(listener: Listener) -> Incoming {
+    let accepted: Incoming = match listener {
         Listener::Tcp(listener) => Box::pin(TcpListenerStream::new(listener).map(|conn| {
             conn.map(|s| {
                 let _ = s.set_nodelay(true);
@@ -272,7 +275,36 @@ pub fn incoming(
                 }
             }))
         }
+    };
+    Box::pin(accepted.then(rest_when_out_of_descriptors))
+}
+
+/// How long accepting rests when no descriptor is left.
+const OUT_OF_DESCRIPTORS_REST: Duration = Duration::from_millis(100);
+
+/// Whether a warning for the current shortage was logged already.
+static SHORTAGE_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Pass `conn` on; after a failure for want of descriptors, only once
+/// [`OUT_OF_DESCRIPTORS_REST`] has passed. The connection stays queued, so
+/// accepting again at once fails again at once, and tonic's server retries
+/// a failed accept immediately: without the rest, a service at its
+/// descriptor limit spins at full CPU until one frees.
+async fn rest_when_out_of_descriptors<T>(conn: std::io::Result<T>) -> std::io::Result<T> {
+    match &conn {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            if !SHORTAGE_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "cannot accept connections: {e}; new connections wait until one closes \
+                     (raise the open-files limit, `ulimit -n`, if this lasts)"
+                );
+            }
+            tokio::time::sleep(OUT_OF_DESCRIPTORS_REST).await;
+        }
+        Ok(_) => SHORTAGE_LOGGED.store(false, Ordering::Relaxed),
+        Err(_) => {}
     }
+    conn
 }
 
 fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
