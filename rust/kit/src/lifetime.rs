@@ -128,8 +128,9 @@ impl Lifetime {
         self.deadline_of(&self.lock())
     }
 
-    /// A change that may bring the idle deadline closer: wake the idle
-    /// timer, and tell the watchers.
+    /// A change the idle timer must see (the deadline may come closer or
+    /// appear, or shutdown began): wake it, and tell the watchers. A change
+    /// that only postpones the deadline calls [`Lifetime::announce`] alone.
     fn changed(&self, event: Event, detail: String) {
         self.generation.send_modify(|g| *g += 1);
         self.announce(event, detail);
