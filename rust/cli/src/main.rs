@@ -10,6 +10,7 @@ mod output;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -235,14 +236,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
 /// `ensure`: start the service if needed, showing progress, and print its status.
 async fn ensure(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
     let what = format!("starting {}", manager.config().program);
-    let status = output::with_progress(&what, manager.ensure()).await?;
+    let status = output::with_progress(&what, pin!(manager.ensure())).await?;
     output::status(&status, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `stop`: stop the service, showing progress, and print what happened.
 async fn stop(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
-    let outcome = output::with_progress("stopping the service", manager.stop()).await?;
+    let outcome = output::with_progress("stopping the service", pin!(manager.stop())).await?;
     output::stop(&outcome, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! The edges of where output goes, each against the real binaries: stdout
-//! into a closed pipe, huge, unwritable, shared or symlinked logs, a strict
-//! umask and a state dir without owner access.
+//! into a closed pipe, stderr on a terminal (the progress spinner), huge,
+//! unwritable, shared or symlinked logs, a strict umask and a state dir
+//! without owner access.
 
 mod common;
 
@@ -305,4 +306,58 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(sb.pids().is_empty());
+}
+
+/// A start slower than half a second shows a spinner with the elapsed
+/// time when stderr is a terminal, and clears its line once the service
+/// answers; stdout (a pipe here) gets the status alone.
+#[test]
+fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "1500"]);
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // SAFETY: fcntl on a descriptor we own.
+    let nonblocking =
+        unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    assert_ne!(nonblocking, -1);
+    // The slave goes into the command, which closes it when dropped.
+    let out = sb
+        .cli(&["ensure"])
+        .stderr(Stdio::from(pty.slave))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", sb.log());
+    // Everything the CLI wrote is in the terminal's buffer by now.
+    let mut terminal = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut master = std::fs::File::from(pty.master);
+    while let Ok(n @ 1..) = master.read(&mut buf) {
+        terminal.extend_from_slice(&buf[..n]);
+    }
+    let terminal = String::from_utf8_lossy(&terminal);
+    let frames: Vec<&str> = terminal
+        .split('\r')
+        .filter(|line| line.contains(" starting ") && line.contains("... "))
+        .collect();
+    assert!(
+        frames.len() >= 2,
+        "expected spinner frames on the terminal, got {terminal:?}"
+    );
+    // Each frame ends with the elapsed seconds: "... 0.6s ".
+    let elapsed = frames[0].rsplit("... ").next().unwrap().trim_end();
+    assert!(
+        elapsed.ends_with('s') && elapsed.trim_end_matches('s').parse::<f64>().is_ok(),
+        "no elapsed time in {:?}",
+        frames[0]
+    );
+    assert!(
+        terminal.ends_with("\r\x1b[2K"),
+        "the spinner's line is not cleared at the end: {terminal:?}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("running") && !stdout.contains("starting"),
+        "{stdout}"
+    );
 }

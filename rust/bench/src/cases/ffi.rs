@@ -15,7 +15,8 @@ use crate::report::{Row, Verdict, timing};
 use crate::sandbox::{BenchSandbox, Bins, Sandbox, kit_sandbox, workspace_root};
 use crate::stats::Summary;
 
-/// Where the FFI crate puts its pieces once it lands.
+/// The C library beside the harness, and the header from the workspace
+/// (`include/`, where `scripts/gen-header` writes it).
 fn ffi_pieces(bins: &Bins) -> (PathBuf, Option<PathBuf>) {
     let lib = bins.dir.join("libspfs_autostart.so");
     let root = workspace_root();
