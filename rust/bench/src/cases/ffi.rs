@@ -15,14 +15,14 @@ use crate::report::{Row, Verdict, timing};
 use crate::sandbox::{BenchSandbox, Bins, Sandbox, kit_sandbox, workspace_root};
 use crate::stats::Summary;
 
-/// The C library beside the harness, and the header from the workspace
-/// (`include/`, where `scripts/gen-header` writes it).
+/// The C library beside the harness, and its header: beside the harness
+/// too when a before/after set was copied there, else the workspace's
+/// `include/` (where `scripts/gen-header` writes it).
 fn ffi_pieces(bins: &Bins) -> (PathBuf, Option<PathBuf>) {
     let lib = bins.dir.join("libspfs_autostart.so");
-    let root = workspace_root();
     let header = [
-        root.join("rust/ffi/include/spfs_autostart.h"),
-        root.join("include/spfs_autostart.h"),
+        bins.dir.join("spfs_autostart.h"),
+        workspace_root().join("include/spfs_autostart.h"),
     ]
     .into_iter()
     .find(|p| p.is_file());
