@@ -1,6 +1,6 @@
 //! The CLI against the stand-in in upstream mode (`spfs-reference-service
 //! --plain service MOUNTPOINT`), which behaves as the spfs-fuse-macos SPFS
-//! users run (../shared/UPSTREAM.md): it learns its address only from
+//! users run (docs/upstream.md): it learns its address only from
 //! `--listen` or `SPFS_MACFUSE_LISTEN_ADDRESS`, `Shutdown` only unmounts,
 //! SIGINT is its one graceful signal, and it logs in colour unless `NO_COLOR`.
 

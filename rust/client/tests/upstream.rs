@@ -1,6 +1,6 @@
 //! The library against the stand-in in upstream mode (`spfs-reference-service
 //! --plain service MOUNTPOINT`), which behaves as the spfs-fuse-macos SPFS
-//! users run (../shared/UPSTREAM.md).
+//! users run (docs/upstream.md).
 
 mod common;
 
