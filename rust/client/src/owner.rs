@@ -93,13 +93,12 @@ fn parse_proc_ip(hex: &str) -> Option<std::net::IpAddr> {
 /// The process (of ours) holding the socket with `inode`.
 #[cfg(target_os = "linux")]
 fn socket_holder(inode: u64) -> Option<Instance> {
-    use std::os::unix::fs::MetadataExt;
     let target = format!("socket:[{inode}]");
     let me = sys::my_uid();
     let mut holders: Vec<u32> = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me))
+        .filter(|&pid| sys::process_uid(pid) == Some(me))
         .filter(|pid| {
             std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
                 fds.flatten().any(|fd| {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use spfs_autostart_protocol::endpoint::Endpoint;
 use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
+use spfs_autostart_protocol::sys;
 
 use crate::{Error, ErrorKind, ResolvedEndpoint, Result};
 
@@ -97,14 +98,12 @@ fn inherited_fd(var: &str) -> Option<OwnedFd> {
     // starts such threads.
     unsafe { std::env::remove_var(var) };
     let fd: RawFd = value.parse().ok()?;
-    // SAFETY: F_GETFD only queries; it fails on a closed descriptor.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+    if fd < 3 || !sys::is_open(fd) {
         tracing::warn!("ignoring {var}={fd}: not an open descriptor");
         return None;
     }
     // Our own children must not inherit it.
-    // SAFETY: fd is open (checked above) and handed to us by the spawner.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let _ = sys::set_cloexec(fd, true);
     // SAFETY: the spawner gave this descriptor to us alone; nothing else in
     // this process owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -29,7 +29,6 @@ mod handle;
 mod in_flight;
 mod lifetime;
 mod listener;
-mod process_exit;
 
 use std::fs::File;
 use std::io::Write;

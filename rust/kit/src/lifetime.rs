@@ -2,8 +2,8 @@
 //! the stream of changes `Control.Watch` serves.
 //!
 //! Idle means no live lease and no call in flight. Leases follow processes:
-//! each lease watches its process (pidfd on Linux, kqueue on macOS, a slow
-//! poll elsewhere) and drops itself when the process exits, so the service
+//! each lease watches its process (`sys::ProcessHandle`: pidfd on Linux,
+//! kqueue on macOS) and drops itself when the process exits, so the service
 //! can go away once every runtime using it is gone.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ use spfs_autostart_protocol::proto::control::{
     InfoResponse, Lease, StatusUpdate, status_update::Event,
 };
 use spfs_autostart_protocol::record::unix_ms;
+use spfs_autostart_protocol::sys::{self, Instance, ProcessHandle};
 
 /// Who the service is; fixed for its life.
 #[derive(Clone, Debug)]
@@ -177,7 +178,7 @@ impl Lifetime {
         if self.shutdown.borrow().is_some() {
             return Err(LeaseError::ShuttingDown);
         }
-        check_process(pid)?;
+        let holder = lease_holder(pid)?;
         let lease = {
             let mut inner = self.lock();
             let id = inner.next_lease;
@@ -199,7 +200,11 @@ impl Lifetime {
         let this = self.clone();
         let id = lease.id;
         tokio::spawn(async move {
-            super::process_exit::wait(pid).await;
+            // The very process checked above: if its pid is reused after it
+            // exits, the lease still ends with it.
+            if let Some(handle) = ProcessHandle::open(holder) {
+                handle.exited().await;
+            }
             if this.release(id) {
                 tracing::info!("lease {id} dropped: process {pid} exited");
             }
@@ -358,36 +363,16 @@ impl Drop for CallGuard {
     }
 }
 
-fn check_process(pid: u32) -> Result<(), LeaseError> {
-    use nix::errno::Errno;
-    if pid == 0 || pid > i32::MAX as u32 {
-        return Err(LeaseError::NoSuchProcess(pid));
+/// The live process a lease for `pid` follows: one of our own user's.
+/// (Root may signal anyone; leases still follow only our own user.)
+fn lease_holder(pid: u32) -> Result<Instance, LeaseError> {
+    let holder = Instance::of(pid).ok_or(LeaseError::NoSuchProcess(pid))?;
+    match holder.uid() {
+        Some(uid) if uid == sys::my_uid() => Ok(holder),
+        Some(_) => Err(LeaseError::OtherUser(pid)),
+        // It exited between the two looks.
+        None => Err(LeaseError::NoSuchProcess(pid)),
     }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
-        Ok(()) => {
-            // Root may signal anyone; leases still follow only our own user.
-            let me = nix::unistd::geteuid().as_raw();
-            match process_uid(pid) {
-                Some(uid) if uid != me => Err(LeaseError::OtherUser(pid)),
-                _ => Ok(()),
-            }
-        }
-        Err(Errno::EPERM) => Err(LeaseError::OtherUser(pid)),
-        Err(_) => Err(LeaseError::NoSuchProcess(pid)),
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn process_uid(pid: u32) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}"))
-        .ok()
-        .map(|m| m.uid())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_uid(_pid: u32) -> Option<u32> {
-    None
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
 use spfs_autostart_protocol::ResolvedEndpoint;
 use spfs_autostart_protocol::error::{Error, ErrorKind, Result};
+use spfs_autostart_protocol::sys;
 
 /// A listening socket and where it came from.
 #[derive(Debug)]
@@ -164,7 +165,8 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
     use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
     use std::os::fd::AsRawFd;
     let raw: RawFd = fd.as_raw_fd();
-    set_cloexec(raw);
+    // Our own children must not inherit the listener.
+    let _ = sys::set_cloexec(raw, true);
     let addr: SockaddrStorage = getsockname(raw).map_err(|e| {
         Error::new(
             ErrorKind::Io,
@@ -205,11 +207,6 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
             ),
         )),
     }
-}
-
-fn set_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
 #[cfg(target_os = "macos")]
@@ -266,7 +263,7 @@ pub fn incoming(listener: Listener) -> Incoming {
             })
         })),
         Listener::Unix { listener, .. } => {
-            let me = nix::unistd::geteuid().as_raw();
+            let me = sys::my_uid();
             Box::pin(UnixListenerStream::new(listener).filter_map(move |conn| {
                 match conn {
                     Ok(stream) => same_user(stream, me)

@@ -36,7 +36,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
 pub fn process_env(name: &str) -> Option<String> {
     let value = std::env::var(name).ok().filter(|v| !v.is_empty());
     if value.is_none() && name == "HOME" {
-        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(crate::sys::my_uid()))
+            .ok()??;
         return Some(user.dir.to_str()?.to_string()).filter(|d| d.starts_with('/'));
     }
     value

@@ -80,7 +80,7 @@ pub struct Launchctl<R: CommandRunner> {
 impl Launchctl<SystemRunner> {
     /// The real `launchctl` for the calling user.
     pub fn system() -> Self {
-        Launchctl::new(SystemRunner, nix::unistd::getuid().as_raw())
+        Launchctl::new(SystemRunner, spfs_autostart_protocol::sys::my_uid())
     }
 }
 

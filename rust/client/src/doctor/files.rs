@@ -188,7 +188,7 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
         .find(|d| d.exists())
         .unwrap_or(Path::new("/"));
     match std::fs::metadata(existing) {
-        Ok(meta) if existing == dir && meta.uid() != nix::unistd::getuid().as_raw() => {
+        Ok(meta) if existing == dir && meta.uid() != crate::sys::my_uid() => {
             findings.push(finding(
                 "log dir",
                 Severity::Warning,

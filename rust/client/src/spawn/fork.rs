@@ -53,10 +53,7 @@ pub(super) fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd
 pub(super) fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     let (rx, tx) = nix::unistd::pipe()?;
     for fd in [rx.as_raw_fd(), tx.as_raw_fd()] {
-        // SAFETY: fcntl on descriptors we own.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
-            return Err(nix::errno::Errno::last());
-        }
+        sys::set_cloexec(fd, true).map_err(|_| nix::errno::Errno::last())?;
     }
     Ok((rx, tx))
 }
@@ -113,8 +110,8 @@ pub(super) fn close_on_exec_from(
         }
     }
     for fd in (first..loop_end).chain(high_fds.iter().copied()) {
-        // SAFETY: fcntl on a descriptor number; a closed one just fails.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // A closed one just fails.
+        let _ = sys::set_cloexec(fd, true);
     }
 }
 
@@ -147,12 +144,4 @@ pub(super) fn close_all_but(keep: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
             unsafe { libc::close(fd) };
         }
     }
-}
-
-pub(super) fn keep_across_exec(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own; async-signal-safe.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -34,8 +34,7 @@ use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
 pub use fork::NO_CLOSE_RANGE_VAR;
 use fork::{
-    FALLBACK_FD_LIMIT, close_on_exec_from, keep_across_exec, open_descriptors_above,
-    readiness_pipe, run_intermediate,
+    FALLBACK_FD_LIMIT, close_on_exec_from, open_descriptors_above, readiness_pipe, run_intermediate,
 };
 pub use program::resolve_program;
 
@@ -365,8 +364,9 @@ fn fork_service_before_exec(
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
                     close_on_exec_from(3, loop_end, &high_fds, use_close_range);
-                    keep_across_exec(ready_fd)?;
-                    keep_across_exec(lock_fd)?;
+                    // Kept across the exec: cleared close-on-exec.
+                    sys::set_cloexec(ready_fd, false)?;
+                    sys::set_cloexec(lock_fd, false)?;
                     Ok(())
                 }
                 service => run_intermediate(service, status_fd, loop_end, &high_fds),

@@ -173,15 +173,13 @@ impl Child {
         if self.pid == 0 {
             return;
         }
-        let service = nix::unistd::Pid::from_raw(self.pid as i32);
         let pinned = match self.intermediate.as_mut() {
             Some(intermediate) => matches!(intermediate.try_wait(), Ok(None)),
             None => false,
         };
         let alive = self.instance.is_some_and(|i| i.is_alive());
         if pinned || alive {
-            let _ = nix::sys::signal::killpg(service, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::signal::kill(service, nix::sys::signal::Signal::SIGKILL);
+            sys::kill_group_and_leader(self.pid);
         }
         // Killed too, so reaping it never waits for a service stuck in the
         // kernel (a hung mount) to die.

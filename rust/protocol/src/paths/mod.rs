@@ -131,7 +131,7 @@ impl Paths {
             )
             .with_remedy(remedy_for("log dir")));
         }
-        let me = nix::unistd::geteuid().as_raw();
+        let me = crate::sys::my_uid();
         let mode = meta.mode() & 0o7777;
         if meta.uid() != me || mode & 0o022 != 0 {
             return Err(Error::new(
@@ -186,7 +186,7 @@ fn default_state_dir_candidates(env: &impl Fn(&str) -> Option<String>) -> Vec<Pa
         // `XDG_RUNTIME_DIR`, then where a login session's usually is, for
         // contexts that lack the variable (cron, `sudo -u`); each only when
         // it is a directory of ours (`su` keeps the other user's variable).
-        let uid = nix::unistd::geteuid().as_raw();
+        let uid = crate::sys::my_uid();
         let runtime = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/'));
         for dir in runtime
             .map(PathBuf::from)
@@ -209,7 +209,7 @@ fn default_state_dir_candidates(env: &impl Fn(&str) -> Option<String>) -> Vec<Pa
 }
 
 fn fallback_state_dir() -> PathBuf {
-    PathBuf::from(format!("/tmp/spfs-autostart-{}", nix::unistd::geteuid()))
+    PathBuf::from(format!("/tmp/spfs-autostart-{}", crate::sys::my_uid()))
 }
 
 /// The user's own temporary dir, as the system names it whatever the
@@ -359,7 +359,7 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
         )
         .with_remedy(remedy_for(what)));
     }
-    let me = nix::unistd::geteuid().as_raw();
+    let me = crate::sys::my_uid();
     if meta.uid() != me {
         return Err(Error::new(
             ErrorKind::PermissionDenied,

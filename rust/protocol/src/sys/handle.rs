@@ -1,0 +1,180 @@
+//! Signalling exactly one process, and waiting for it to exit without being
+//! its parent.
+
+use std::io;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{Instance, kernel_pid};
+
+/// A handle on one [`Instance`] that signals only it: a pidfd on Linux
+/// (opened, then checked to name the instance, so it can never point at a
+/// later process with the same pid); elsewhere the start time is checked
+/// immediately before each signal.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    instance: Instance,
+    #[cfg(target_os = "linux")]
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl ProcessHandle {
+    /// A handle on `instance`; `None` when it is no longer alive.
+    pub fn open(instance: Instance) -> Option<ProcessHandle> {
+        #[cfg(target_os = "linux")]
+        let pidfd = kernel_pid(instance.pid).and_then(|pid| {
+            use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+            // SAFETY: pidfd_open takes a pid and flags and returns a new
+            // descriptor (close-on-exec) or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+            // SAFETY: a non-negative return is a fresh descriptor we own.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        });
+        // Checked after opening: if the instance is alive now, the pidfd
+        // (opened before) refers to it.
+        if !instance.is_alive() {
+            return None;
+        }
+        Some(ProcessHandle {
+            instance,
+            #[cfg(target_os = "linux")]
+            pidfd,
+        })
+    }
+
+    /// The instance.
+    pub fn instance(&self) -> Instance {
+        self.instance
+    }
+
+    /// Send `signal` to this instance; `Ok(false)` when it is already gone.
+    pub fn signal(&self, signal: Signal) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    signal as libc::c_int,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            return match rc {
+                0 => Ok(true),
+                _ => match io::Error::last_os_error() {
+                    e if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+                    e => Err(e),
+                },
+            };
+        }
+        let Some(pid) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) else {
+            return Ok(false);
+        };
+        match nix::sys::signal::kill(pid, signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Send `signal` to the process group this instance leads (its session,
+    /// when it was started with `setsid`), then to the instance itself. The
+    /// group is signalled only while the leader lives, so its id cannot have
+    /// been reused.
+    pub fn signal_group(&self, signal: Signal) {
+        if let Some(group) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) {
+            let _ = nix::sys::signal::killpg(group, signal);
+        }
+        let _ = self.signal(signal);
+    }
+
+    /// Resolves when the instance has exited (a zombie has).
+    ///
+    /// Woken by the kernel: a pidfd on Linux, a kqueue `NOTE_EXIT` event on
+    /// macOS. Where neither is available, the start time is polled, at first
+    /// often (a stop waits on this) and then every 50 ms.
+    pub async fn exited(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd
+            && let Ok(fd) = fd.try_clone()
+            && readable(fd).await.is_some()
+        {
+            // A pidfd becomes readable when the process exits.
+            return;
+        }
+        #[cfg(target_os = "macos")]
+        if exit_event(self.instance).await.is_some() {
+            return;
+        }
+        let mut step = Duration::from_millis(1);
+        while self.instance.is_alive() {
+            tokio::time::sleep(step).await;
+            step = (step * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Resolves when `fd` becomes readable; `None` when the runtime cannot
+/// watch it.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+async fn readable(fd: std::os::fd::OwnedFd) -> Option<()> {
+    // SAFETY: the descriptor is moved in and stays open as long as the AsyncFd.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .ok()?;
+    fd.readable().await.ok().map(drop)
+}
+
+/// Resolves when `instance` exits, through a kqueue `EVFILT_PROC` /
+/// `NOTE_EXIT` event; `None` when the event cannot be registered.
+#[cfg(target_os = "macos")]
+async fn exit_event(instance: Instance) -> Option<()> {
+    use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent, Kqueue};
+    let pid = kernel_pid(instance.pid)?;
+    let kq = Kqueue::new().ok()?;
+    let change = KEvent::new(
+        pid.as_raw() as usize,
+        EventFilter::EVFILT_PROC,
+        EvFlags::EV_ADD | EvFlags::EV_ONESHOT,
+        FilterFlag::NOTE_EXIT,
+        0,
+        0,
+    );
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match kq.kevent(&[change], &mut [], Some(now)) {
+        // Gone already.
+        Err(nix::errno::Errno::ESRCH) => return Some(()),
+        Err(_) => return None,
+        Ok(_) => {}
+    }
+    // Registered on the pid: if that pid now names another process, ours
+    // exited before the registration, and the event would wait for the
+    // wrong one.
+    if !instance.is_alive() {
+        return Some(());
+    }
+    // A kqueue descriptor is readable while it has pending events (`Kqueue`
+    // offers `AsFd` only; its `OwnedFd` keeps the queue and the event).
+    readable(std::os::fd::OwnedFd::from(kq)).await
+}
+
+/// SIGKILL the process group `pid` leads (its session, when it was started
+/// with `setsid`), then `pid` itself.
+///
+/// Only for a pid that cannot have been reused: one whose parent has not
+/// reaped it yet (the spawner's intermediate holds its service so). Anyone
+/// else goes through [`ProcessHandle`].
+pub fn kill_group_and_leader(pid: u32) {
+    if let Some(pid) = kernel_pid(pid) {
+        let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,76 @@
+//! Platform calls about processes and descriptors, in one place: who a
+//! process is (pid and start time), whether it still lives (a zombie does
+//! not), its owner, signalling exactly that process and nothing that reused
+//! its pid, waiting for it to exit without being its parent, and the
+//! close-on-exec flag.
+//!
+//! (What runs between `fork` and `exec` in the client's spawner stays there,
+//! beside the code it serves: it may call only async-signal-safe functions.
+//! [`set_cloexec`] is one.)
+
+mod handle;
+mod process;
+
+pub use handle::{ProcessHandle, kill_group_and_leader};
+pub use process::{Instance, ProcInfo, executable, process_info, process_start_time, process_uid};
+
+use std::io;
+use std::os::fd::RawFd;
+
+use nix::unistd::Pid;
+
+/// `pid` as the kernel's pid type, or `None` for 0 and for values above
+/// `i32::MAX`. A plain cast would turn those into 0 or a negative number,
+/// which `kill` reads as "my process group", "every process I may signal"
+/// or a group: never what a caller holding one pid means.
+pub fn kernel_pid(pid: u32) -> Option<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|&pid| pid > 0)
+        .map(Pid::from_raw)
+}
+
+/// Set (`on`) or clear close-on-exec on descriptor `fd`.
+///
+/// One `fcntl` call, so it is async-signal-safe and may run between `fork`
+/// and `exec`. A descriptor that is not open gives `EBADF`.
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD changes only the flags of a descriptor number; on one
+    // that is not open it fails with EBADF and touches nothing.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open descriptor of this process.
+pub fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads a descriptor's flags; it fails on a number
+    // that is not open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// The uid this process acts as (its effective uid): the owner of the files
+/// it creates, the uid the kernel checks before a signal and reports to a
+/// socket's peer, and the `gui/<uid>` domain of launchd. Every "is this
+/// ours?" in the project compares with this one value.
+pub fn my_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Move `fd` to a descriptor number above 2 (close-on-exec), so a host that
+/// closed its standard descriptors cannot have it replaced by the child's
+/// stdio redirections.
+pub fn above_stdio(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor we own.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) })
+}
+
+#[cfg(test)]
+mod tests;

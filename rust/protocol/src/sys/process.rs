@@ -1,0 +1,193 @@
+//! Who a process is: its start time, whether it still lives, its owner and
+//! its executable, read from `/proc` (Linux) or `proc_pidinfo` (macOS).
+
+use std::time::Duration;
+
+#[cfg(target_os = "macos")]
+use super::kernel_pid;
+
+/// One process, exactly: a pid and its start time, so a reused pid is
+/// never mistaken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time, opaque (see [`process_start_time`]).
+    pub start_time: u64,
+}
+
+impl Instance {
+    /// The live (not zombie) process `pid`, if there is one.
+    pub fn of(pid: u32) -> Option<Instance> {
+        let info = process_info(pid)?;
+        (!info.zombie).then_some(Instance {
+            pid,
+            start_time: info.start_time,
+        })
+    }
+
+    /// Whether this very process still lives. A zombie (exited, not yet
+    /// reaped, as under a PID 1 that never reaps) is dead.
+    pub fn is_alive(&self) -> bool {
+        matches!(process_info(self.pid), Some(info) if !info.zombie && info.start_time == self.start_time)
+    }
+
+    /// Its owner's uid, while it lives.
+    pub fn uid(&self) -> Option<u32> {
+        process_info(self.pid)
+            .filter(|i| i.start_time == self.start_time)
+            .map(|i| i.uid)
+    }
+
+    /// How long it has been running, by the clock since boot on Linux (never
+    /// moved by wall-clock jumps).
+    pub fn age(&self) -> Option<Duration> {
+        process_age(self.pid, self.start_time)
+    }
+}
+
+/// What the platform tells about a process.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcInfo {
+    /// Start time (opaque unit, compared for equality).
+    pub start_time: u64,
+    /// Exited but not reaped.
+    pub zombie: bool,
+    /// Its owner: the effective uid.
+    pub uid: u32,
+}
+
+/// The start time of `pid` in a unit of the platform's choosing (clock
+/// ticks since boot on Linux, microseconds since the epoch on macOS), or
+/// `None` when there is no such process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    process_info(pid).map(|i| i.start_time)
+}
+
+/// Facts about `pid`, or `None` when there is no such process.
+#[cfg(target_os = "linux")]
+pub fn process_info(pid: u32) -> Option<ProcInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses; the fields
+    // after the last ')' are plain: state is field 3, starttime field 22.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let start_time = fields.nth(18)?.parse().ok()?;
+    let uid = process_uid(pid)?;
+    Some(ProcInfo {
+        start_time,
+        zombie: matches!(state, "Z" | "X" | "x"),
+        uid,
+    })
+}
+
+/// Facts about `pid`, or `None` when there is no such process.
+#[cfg(target_os = "macos")]
+pub fn process_info(pid: u32) -> Option<ProcInfo> {
+    let pid = kernel_pid(pid)?;
+    // SAFETY: proc_bsdinfo is plain data; all-zero is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` is a properly sized, writable proc_bsdinfo.
+    let got = unsafe {
+        libc::proc_pidinfo(
+            pid.as_raw(),
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    (got == size).then(|| ProcInfo {
+        start_time: info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec,
+        zombie: info.pbi_status == libc::SZOMB,
+        uid: info.pbi_uid,
+    })
+}
+
+/// Without a way to read start times, no process can be identified, so
+/// none is ever signalled.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub fn process_info(_pid: u32) -> Option<ProcInfo> {
+    None
+}
+
+/// How long ago process `pid` (with `start_time`) started, on the
+/// monotonic clock since boot (Linux) or the wall clock (macOS reports
+/// start times only that way).
+fn process_age(pid: u32, start_time: u64) -> Option<Duration> {
+    let _ = pid;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf only reads a constant.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)?;
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we pass.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+            return None;
+        }
+        let now_ms = now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000;
+        let started_ms = start_time * 1000 / ticks;
+        Some(Duration::from_millis(now_ms.saturating_sub(started_ms)))
+    }
+    #[cfg(target_os = "macos")]
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(now.saturating_sub(Duration::from_micros(start_time)))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = start_time;
+        None
+    }
+}
+
+/// The owner of process `pid` (its effective uid), when we may see it.
+/// On Linux one `stat`, cheap enough to filter every process with.
+pub fn process_uid(pid: u32) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}"))
+            .ok()
+            .map(|meta| meta.uid())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        process_info(pid).map(|info| info.uid)
+    }
+}
+
+/// The executable of a live process, when we may see it.
+pub fn executable(pid: u32) -> Option<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+    }
+    #[cfg(target_os = "macos")]
+    {
+        let pid = kernel_pid(pid)?;
+        let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+        // SAFETY: buf is writable for the size passed.
+        let n =
+            unsafe { libc::proc_pidpath(pid.as_raw(), buf.as_mut_ptr().cast(), buf.len() as u32) };
+        if n <= 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        use std::os::unix::ffi::OsStringExt;
+        Some(std::ffi::OsString::from_vec(buf).into())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = pid;
+        None
+    }
+}

@@ -1,0 +1,84 @@
+use std::time::Duration;
+
+use nix::unistd::Pid;
+
+use super::*;
+
+#[test]
+fn own_instance_is_alive_and_a_changed_start_time_is_not() {
+    let me = Instance::of(std::process::id()).expect("own instance");
+    assert!(me.is_alive());
+    assert_eq!(me.uid(), Some(my_uid()));
+    let other = Instance {
+        start_time: me.start_time + 1,
+        ..me
+    };
+    assert!(!other.is_alive(), "another start time is another process");
+    assert_eq!(process_start_time(u32::MAX / 2), None);
+}
+
+#[test]
+fn only_a_single_positive_pid_reaches_the_kernel() {
+    assert_eq!(kernel_pid(1), Some(Pid::from_raw(1)));
+    assert_eq!(kernel_pid(i32::MAX as u32), Some(Pid::from_raw(i32::MAX)));
+    // 0 is "my group", -1 (u32::MAX cast) "everyone I may signal".
+    for pid in [0, i32::MAX as u32 + 1, u32::MAX] {
+        assert_eq!(kernel_pid(pid), None, "{pid}");
+    }
+}
+
+#[test]
+fn cloexec_is_set_and_cleared_and_a_closed_descriptor_fails() {
+    use std::os::fd::AsRawFd;
+    let (rx, _tx) = std::io::pipe().unwrap();
+    let fd = rx.as_raw_fd();
+    let flags = || nix::fcntl::fcntl(&rx, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+    set_cloexec(fd, false).unwrap();
+    assert_eq!(flags() & libc::FD_CLOEXEC, 0);
+    set_cloexec(fd, true).unwrap();
+    assert_eq!(flags() & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    assert!(is_open(fd));
+    drop(rx);
+    assert!(!is_open(fd));
+    assert_eq!(
+        set_cloexec(fd, true).unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
+}
+
+#[tokio::test]
+async fn the_exit_of_a_process_we_did_not_start_is_noticed() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("0.2")
+        .spawn()
+        .unwrap();
+    let instance = Instance::of(child.id()).expect("alive");
+    let handle = ProcessHandle::open(instance).expect("open");
+    // Reaped elsewhere, as a process that is not our child would be.
+    let reaper = std::thread::spawn(move || child.wait());
+    tokio::time::timeout(Duration::from_secs(20), handle.exited())
+        .await
+        .expect("exit noticed");
+    reaper.join().unwrap().unwrap();
+    assert!(!instance.is_alive());
+    assert!(ProcessHandle::open(instance).is_none(), "gone: no handle");
+}
+
+#[test]
+fn a_zombie_is_dead() {
+    let child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let instance = Instance {
+        pid,
+        start_time: process_start_time(pid).unwrap(),
+    };
+    // Not reaped yet: a zombie once it has exited.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while instance.is_alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(process_info(pid).is_some(), "still a zombie, not reaped");
+    assert!(!instance.is_alive(), "a zombie counts as dead");
+    let mut child = child;
+    child.wait().unwrap();
+}
