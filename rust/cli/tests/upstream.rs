@@ -9,7 +9,6 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use spfs_autostart::ResolvedEndpoint;
 use spfs_autostart::proto::vfs::{
     MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
 };
@@ -46,15 +45,19 @@ impl Upstream {
         &self,
         call: impl AsyncFnOnce(VfsServiceClient<spfs_autostart::tonic::transport::Channel>) -> T,
     ) -> T {
-        let endpoint = ResolvedEndpoint::Tcp(([127, 0, 0, 1], self.port).into());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
             .block_on(async {
-                let channel = spfs_autostart::rpc::channel(endpoint, None)
-                    .await
-                    .expect("connect to the service");
+                let channel = spfs_autostart::tonic::transport::Endpoint::from_shared(format!(
+                    "http://127.0.0.1:{}",
+                    self.port
+                ))
+                .expect("an http URI")
+                .connect()
+                .await
+                .expect("connect to the service");
                 call(VfsServiceClient::new(channel)).await
             })
     }

@@ -24,7 +24,7 @@ pub mod doctor;
 pub mod logs;
 mod mounts;
 mod owner;
-pub mod rpc;
+mod rpc;
 mod spawn;
 mod status;
 mod watch;

@@ -22,9 +22,7 @@ async fn service_with_a_call_in_flight(
 ) -> (spfs_autostart::ServiceManager, tokio::task::JoinHandle<()>) {
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
-    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-        .await
-        .expect("channel");
+    let channel = manager.channel().await.expect("channel");
     let call = tokio::spawn(async move {
         let _ = VfsServiceClient::new(channel)
             .unmount(UnmountRequest { root_pid: 0 })
@@ -75,9 +73,7 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
 async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
     let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
     let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
-    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-        .await
-        .expect("channel");
+    let channel = manager.channel().await.expect("channel");
     ControlClient::new(channel)
         .shutdown(ShutdownRequest {
             reason: "test".into(),

@@ -21,9 +21,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
         sandbox.set("stop_timeout_secs", 20);
         let manager = sandbox.manager();
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
-        let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-            .await
-            .expect("channel");
+        let channel = manager.channel().await.expect("channel");
         let call = tokio::spawn(async move {
             VfsServiceClient::new(channel)
                 .unmount(UnmountRequest { root_pid: 0 })
@@ -242,9 +240,7 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     let manager = sandbox.manager();
     for round in 0..2 {
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
-        let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-            .await
-            .expect("channel");
+        let channel = manager.channel().await.expect("channel");
         let call = {
             let channel = channel.clone();
             tokio::spawn(async move {

@@ -85,9 +85,7 @@ async fn call_in_flight_holds_the_service() {
     let sandbox = kit_sandbox(1, &["--slow-calls-ms", "3000"]);
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
-    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-        .await
-        .expect("channel");
+    let channel = manager.channel().await.expect("channel");
     let reply = VfsServiceClient::new(channel)
         .unmount(UnmountRequest { root_pid: 0 })
         .await
@@ -137,9 +135,7 @@ async fn mount_takes_a_lease_for_the_root_pid() {
     let service = manager.ensure().await.expect("ensure").pid.expect("pid");
     // The harness finds the service (its Drop kills what it finds).
     assert_eq!(sandbox.pids(), vec![service]);
-    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-        .await
-        .expect("channel");
+    let channel = manager.channel().await.expect("channel");
     VfsServiceClient::new(channel)
         .mount(MountRequest {
             root_pid: holder.pid(),

@@ -47,9 +47,7 @@ fn is_socket(path: &Path) -> bool {
 }
 
 async fn socket_activated(manager: &ServiceManager) -> bool {
-    let channel = spfs_autostart::rpc::channel(manager.endpoint().clone(), None)
-        .await
-        .expect("channel");
+    let channel = manager.channel().await.expect("channel");
     ControlClient::new(channel)
         .info(InfoRequest { touch: false })
         .await

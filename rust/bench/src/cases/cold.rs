@@ -4,7 +4,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spfs_autostart::rpc;
+use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
+use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
 use tokio::runtime::Runtime;
 
 use super::{Result, err, ratio, stop_child};
@@ -54,7 +55,7 @@ fn kit_alone(rt: &Runtime, bins: &Bins) -> Result<(Duration, Duration)> {
     let sb = kit_sandbox(bins)?;
     let socket = sb.paths().socket();
     std::fs::create_dir_all(sb.log_dir()).map_err(|e| e.to_string())?;
-    let endpoint = sb.manager().endpoint().clone();
+    let manager = sb.manager();
     let start = Instant::now();
     // The kit never reads the client's config file: like a spawner, say
     // where its state dir is.
@@ -70,11 +71,19 @@ fn kit_alone(rt: &Runtime, bins: &Bins) -> Result<(Duration, Duration)> {
     time_to_serve(
         child,
         || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        // `Control.Info` on a new connection, as `ensure` asks.
         || {
-            matches!(
-                rt.block_on(rpc::probe(&endpoint, false, Duration::from_secs(1))),
-                rpc::Probe::Kit(..)
-            )
+            rt.block_on(async {
+                let Ok(channel) = manager.channel().await else {
+                    return false;
+                };
+                let mut control = ControlClient::new(channel);
+                let info = control.info(InfoRequest { touch: false });
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(1), info).await,
+                    Ok(Ok(_))
+                )
+            })
         },
         start,
     )
@@ -98,15 +107,27 @@ fn plain_alone(rt: &Runtime, bins: &Bins) -> Result<(Duration, Duration)> {
     let start = Instant::now();
     let child = naive::spawn_plain(&bins.service, port).map_err(|e| format!("spawn plain: {e}"))?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let endpoint = spfs_autostart::ResolvedEndpoint::Tcp(addr);
     time_to_serve(
         child,
         || std::net::TcpStream::connect(addr).is_ok(),
+        // Any gRPC answer, on a new connection.
         || {
-            matches!(
-                rt.block_on(rpc::probe(&endpoint, false, Duration::from_secs(1))),
-                rpc::Probe::Plain(..)
-            )
+            rt.block_on(async {
+                let Ok(endpoint) =
+                    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                else {
+                    return false;
+                };
+                let Ok(channel) = endpoint.connect().await else {
+                    return false;
+                };
+                let mut vfs = VfsServiceClient::new(channel);
+                let status = vfs.status(StatusRequest {});
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(1), status).await,
+                    Ok(Ok(_))
+                )
+            })
         },
         start,
     )

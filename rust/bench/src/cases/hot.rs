@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use spfs_autostart::ServiceManager;
+use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
 use spfs_autostart::proto::vfs::{StatusRequest, vfs_service_client::VfsServiceClient};
-use spfs_autostart::rpc;
 use tokio::runtime::Runtime;
 
 use super::{PAUSE, Result, err, ffi, plain_service, ratio, self_cpu, stop_child};
@@ -244,9 +244,12 @@ fn hot_loop(
 ) -> Result<[Option<Summary>; 5]> {
     let mut samples: [Vec<Duration>; 5] = Default::default();
     rt.block_on(async {
-        let unix = rpc::channel(manager.endpoint().clone(), None)
+        // The manager's own warm connection, which `ensure` uses too.
+        let unix = manager
+            .channel()
             .await
             .map_err(|e| format!("channel: {e}"))?;
+        let mut control = ControlClient::new(unix.clone());
         let tcp = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
             .map_err(|e| e.to_string())?
             .connect()
@@ -264,10 +267,7 @@ fn hot_loop(
                 let ok = match op {
                     0 => manager.ensure().await.is_ok(),
                     1 => naive::probe(port).await,
-                    2 => matches!(
-                        rpc::info(unix.clone(), true, Duration::from_secs(1)).await,
-                        rpc::Probe::Kit(..)
-                    ),
+                    2 => control.info(InfoRequest { touch: true }).await.is_ok(),
                     3 => vfs_unix.status(StatusRequest {}).await.is_ok(),
                     _ => vfs_tcp.status(StatusRequest {}).await.is_ok(),
                 };
