@@ -46,10 +46,11 @@ use in_flight::InFlightLayer;
 use listener::Incoming;
 
 pub use config::KitConfig;
-pub use control::ControlService;
+use control::ControlService;
 pub use handle::{KitHandle, Lease};
-pub use lifetime::{CallGuard, Identity, LeaseError, Lifetime};
-pub use listener::Listener;
+pub use lifetime::Identity;
+use lifetime::Lifetime;
+use listener::Listener;
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
 use spfs_autostart_protocol::paths::Paths;
