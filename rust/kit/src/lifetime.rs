@@ -366,7 +366,16 @@ impl Drop for CallGuard {
 /// The live process a lease for `pid` follows: one of our own user's.
 /// (Root may signal anyone; leases still follow only our own user.)
 fn lease_holder(pid: u32) -> Result<Instance, LeaseError> {
-    let holder = Instance::of(pid).ok_or(LeaseError::NoSuchProcess(pid))?;
+    let Some(holder) = Instance::of(pid) else {
+        // A process we may not even look at (macOS hides other users'
+        // from us) is another user's; a zombie of ours, or nothing, is gone.
+        let hidden = sys::process_info(pid).is_none() && sys::pid_exists(pid);
+        return Err(if hidden {
+            LeaseError::OtherUser(pid)
+        } else {
+            LeaseError::NoSuchProcess(pid)
+        });
+    };
     match holder.uid() {
         Some(uid) if uid == sys::my_uid() => Ok(holder),
         Some(_) => Err(LeaseError::OtherUser(pid)),

@@ -12,7 +12,9 @@ mod handle;
 mod process;
 
 pub use handle::{ProcessHandle, kill_group_and_leader};
-pub use process::{Instance, ProcInfo, executable, process_info, process_start_time, process_uid};
+pub use process::{
+    Instance, ProcInfo, executable, pid_exists, process_info, process_start_time, process_uid,
+};
 
 use std::io;
 use std::os::fd::RawFd;

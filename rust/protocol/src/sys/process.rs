@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-#[cfg(target_os = "macos")]
 use super::kernel_pid;
 
 /// One process, exactly: a pid and its start time, so a reused pid is
@@ -147,6 +146,20 @@ fn process_age(pid: u32, start_time: u64) -> Option<Duration> {
         let _ = start_time;
         None
     }
+}
+
+/// Whether any process holds `pid`: ours or another user's, a zombie too.
+///
+/// For telling "gone" from "not ours to see": macOS shows the facts of
+/// [`process_info`] only for our own processes (unless we are root), while
+/// `kill(pid, 0)` answers `EPERM` for a live process of another user.
+pub fn pid_exists(pid: u32) -> bool {
+    kernel_pid(pid).is_some_and(|pid| {
+        !matches!(
+            nix::sys::signal::kill(pid, None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    })
 }
 
 /// The owner of process `pid` (its effective uid), when we may see it.

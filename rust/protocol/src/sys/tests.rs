@@ -82,3 +82,21 @@ fn a_zombie_is_dead() {
     let mut child = child;
     child.wait().unwrap();
 }
+
+#[test]
+fn a_pid_exists_whoever_owns_it_and_a_zombie_still_holds_it() {
+    assert!(pid_exists(std::process::id()));
+    // init is root's: it exists for every user, visible or not.
+    assert!(pid_exists(1));
+    assert!(!pid_exists(u32::MAX / 2));
+    assert!(!pid_exists(0), "0 is not a pid (kill would read my group)");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while process_info(pid).is_some_and(|i| !i.zombie) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(pid_exists(pid), "a zombie holds its pid until reaped");
+    child.wait().unwrap();
+    assert!(!pid_exists(pid), "reaped");
+}
