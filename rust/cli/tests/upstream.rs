@@ -207,6 +207,23 @@ fn stop_ends_the_upstream_service_gracefully_without_waiting_out_stop_timeout() 
     assert_eq!(up.sb.status()["state"], "stopped");
 }
 
+/// A suspended service (Ctrl-Z in the terminal that started it, a debugger)
+/// would hold SIGINT pending until the SIGKILL, which leaves the mount:
+/// `stop` wakes it, so it unmounts and exits on SIGINT.
+#[test]
+fn a_suspended_service_is_woken_to_stop_gracefully() {
+    use nix::sys::signal::{Signal, kill};
+    let mut up = Upstream::new();
+    up.sb.set("stop_timeout_secs", 20);
+    let pid = pid_of(&up.sb.ensure());
+    assert!(up.mounted());
+    kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped", "not killed");
+    assert!(!alive(pid));
+    assert!(!up.mounted(), "no unclean-exit trace: the mount is gone");
+    assert!(up.sb.log().contains("Service stopped"), "{}", up.sb.log());
+}
+
 /// The stand-in started as upstream spfs starts it: setsid, null stdio, no
 /// lock, no record. Killed on drop.
 struct Outside(std::process::Child);

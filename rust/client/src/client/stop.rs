@@ -246,9 +246,14 @@ impl ServiceManager {
 
 /// Send `signal` to the observed instance: `Ok(false)` when it is already
 /// gone, an error when it may not be signalled.
+///
+/// A graceful signal is followed by SIGCONT, as systemd does: a suspended
+/// service (Ctrl-Z in the terminal that started it, a debugger) would keep
+/// the signal pending until the SIGKILL, and spfs-fuse-macos killed leaves
+/// its mount behind.
 fn send_stop_signal(handle: &ProcessHandle, signal: Signal) -> Result<bool> {
     tracing::info!("sending {signal} to service pid {}", handle.instance().pid);
-    handle.signal(signal).map_err(|e| {
+    let sent = handle.signal(signal).map_err(|e| {
         Error::new(
             ErrorKind::PermissionDenied,
             format!(
@@ -256,5 +261,9 @@ fn send_stop_signal(handle: &ProcessHandle, signal: Signal) -> Result<bool> {
                 handle.instance().pid
             ),
         )
-    })
+    })?;
+    if sent && signal != Signal::SIGKILL {
+        let _ = handle.signal(Signal::SIGCONT);
+    }
+    Ok(sent)
 }
