@@ -224,6 +224,36 @@ fn a_suspended_service_is_woken_to_stop_gracefully() {
     assert!(up.sb.log().contains("Service stopped"), "{}", up.sb.log());
 }
 
+/// A service that does not answer because it is suspended says so, in
+/// `status` and in the error of `ensure`, with what resumes it.
+#[test]
+fn a_suspended_service_reads_unresponsive_and_says_why() {
+    use nix::sys::signal::{Signal, kill};
+    let mut up = Upstream::new();
+    let pid = pid_of(&up.sb.ensure());
+    up.sb.set("ready_timeout_secs", 1);
+    kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    let status = up.sb.status();
+    assert_eq!(status["state"], "unresponsive", "{status}");
+    let detail = status["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("suspended") && detail.contains("SIGCONT"),
+        "{detail}"
+    );
+    let out = up.sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("(pid {pid})")) && err.contains("suspended"),
+        "{err}"
+    );
+    // Resumed, it answers again and is no longer called suspended.
+    kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT).unwrap();
+    let status = up.sb.ensure();
+    assert_eq!(status["state"], "running", "{status}");
+    assert!(status["detail"].is_null(), "{status}");
+}
+
 /// The stand-in started as upstream spfs starts it: setsid, null stdio, no
 /// lock, no record. Killed on drop.
 struct Outside(std::process::Child);

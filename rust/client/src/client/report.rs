@@ -6,6 +6,25 @@ pub(super) fn pid_text(pid: Option<u32>) -> String {
     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
 }
 
+/// What the run state of a live process that does not answer explains, if
+/// anything: suspended, or stuck in the kernel.
+pub(super) fn stuck_because(pid: Option<u32>) -> Option<&'static str> {
+    let info = crate::sys::process_info(pid?)?;
+    if info.stopped {
+        Some(
+            "the process is suspended (by a signal such as Ctrl-Z, or by a debugger) \
+             and runs again on SIGCONT",
+        )
+    } else if info.blocked {
+        Some(
+            "the process is blocked in the kernel (an uninterruptible wait, often a hung \
+             mount) and can neither answer nor exit until that ends",
+        )
+    } else {
+        None
+    }
+}
+
 pub(super) fn foreign_user(listener: &crate::owner::Listener) -> String {
     format!(
         "the listener belongs to {}, not to you; it is never used, signalled or asked to shut down",
@@ -127,8 +146,14 @@ impl ServiceManager {
                 // A draining kit service closes its listener: what the probe
                 // met (refused, or reset in the backlog) is no news.
                 (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
-                (_, Some(detail)) => detail,
-                (_, None) => format!("{} does not answer yet", self.endpoint),
+                (_, detail) => {
+                    let detail =
+                        detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint));
+                    match stuck_because(instance.map(|i| i.pid)) {
+                        Some(why) => format!("{detail}; {why}"),
+                        None => detail,
+                    }
+                }
             }),
             ..self.base_status(state)
         }
@@ -185,12 +210,15 @@ impl ServiceManager {
         Error::new(
             ErrorKind::Unresponsive,
             format!(
-                "a service{} holds {} but has not answered at {} for {:.1}s; \
+                "a service{} holds {} but has not answered at {} for {:.1}s{}; \
                  stop it (the stop operation), then try again",
                 pid_text(status.pid),
                 self.paths.instance_lock().display(),
                 self.endpoint,
-                self.config.ready_timeout.as_secs_f64()
+                self.config.ready_timeout.as_secs_f64(),
+                stuck_because(status.pid)
+                    .map(|why| format!(": {why}"))
+                    .unwrap_or_default(),
             ),
         )
         .with_log(self.log_excerpt())

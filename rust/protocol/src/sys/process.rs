@@ -52,6 +52,12 @@ pub struct ProcInfo {
     pub start_time: u64,
     /// Exited but not reaped.
     pub zombie: bool,
+    /// Suspended by a signal (SIGSTOP, Ctrl-Z) or a debugger: it runs no
+    /// code until SIGCONT.
+    pub stopped: bool,
+    /// In an uninterruptible wait in the kernel (Linux's `D` state: often
+    /// a hung mount). Not reported on macOS.
+    pub blocked: bool,
     /// Its owner: the effective uid.
     pub uid: u32,
 }
@@ -77,6 +83,8 @@ pub fn process_info(pid: u32) -> Option<ProcInfo> {
     Some(ProcInfo {
         start_time,
         zombie: matches!(state, "Z" | "X" | "x"),
+        stopped: matches!(state, "T" | "t"),
+        blocked: state == "D",
         uid,
     })
 }
@@ -101,6 +109,8 @@ pub fn process_info(pid: u32) -> Option<ProcInfo> {
     (got == size).then(|| ProcInfo {
         start_time: info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec,
         zombie: info.pbi_status == libc::SZOMB,
+        stopped: info.pbi_status == libc::SSTOP,
+        blocked: false,
         uid: info.pbi_uid,
     })
 }

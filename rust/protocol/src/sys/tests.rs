@@ -100,3 +100,30 @@ fn a_pid_exists_whoever_owns_it_and_a_zombie_still_holds_it() {
     child.wait().unwrap();
     assert!(!pid_exists(pid), "reaped");
 }
+
+#[test]
+fn a_suspended_process_reads_stopped_until_it_is_continued() {
+    use nix::sys::signal::{Signal, kill};
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let running = process_info(pid).unwrap();
+    assert!(!running.stopped && !running.blocked);
+    let target = kernel_pid(pid).unwrap();
+    kill(target, Signal::SIGSTOP).unwrap();
+    let wait = |stopped: bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while process_info(pid).unwrap().stopped != stopped && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        process_info(pid).unwrap().stopped
+    };
+    assert!(wait(true), "stopped after SIGSTOP");
+    kill(target, Signal::SIGCONT).unwrap();
+    assert!(!wait(false), "running again after SIGCONT");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
