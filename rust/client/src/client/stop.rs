@@ -162,8 +162,11 @@ impl ServiceManager {
             ErrorKind::Unresponsive,
             match (handle, acted) {
                 (Some(handle), _) => format!(
-                    "the service (pid {}) is still alive after SIGKILL; see {}",
+                    "the service (pid {}) is still alive after SIGKILL{}; see {}",
                     handle.instance().pid,
+                    report::stuck_because(Some(handle.instance().pid))
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default(),
                     self.paths.log_file().display()
                 ),
                 (None, true) => format!(
