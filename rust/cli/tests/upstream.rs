@@ -265,11 +265,10 @@ impl Drop for Outside {
     }
 }
 
-#[test]
-fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
+/// The stand-in started as spfs starts it, on `up`'s port and mountpoint,
+/// once it has mounted.
+fn started_by_spfs(up: &Upstream) -> Outside {
     use std::os::unix::process::CommandExt;
-    let mut up = Upstream::new();
-    up.sb.set("stop_timeout_secs", 20);
     let mut command = std::process::Command::new(reference_service());
     command
         .args(["--plain", "service", "--listen"])
@@ -282,9 +281,17 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     unsafe {
         command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
     }
-    let mut outside = Outside(command.spawn().unwrap());
-    let pid = outside.0.id();
+    let outside = Outside(command.spawn().unwrap());
     assert!(wait_for(std::time::Duration::from_secs(20), || up.mounted()));
+    outside
+}
+
+#[test]
+fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
+    let mut up = Upstream::new();
+    up.sb.set("stop_timeout_secs", 20);
+    let mut outside = started_by_spfs(&up);
+    let pid = outside.0.id();
     assert!(wait_for(std::time::Duration::from_secs(20), || {
         up.sb.status()["state"] == "running"
     }));
@@ -292,6 +299,51 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     assert_eq!(pid_of(&up.sb.ensure()), pid, "ensure uses it");
     assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
     assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(std::time::Duration::from_secs(20), || {
+        matches!(outside.0.try_wait(), Ok(Some(_)))
+    }));
+    assert!(!up.mounted(), "stopped gracefully: unmounted");
+}
+
+/// The same, wedged (here: suspended): it holds no lock and does not
+/// answer, yet it is ours and runs the configured program, so it reads as
+/// unresponsive with its pid and why, not as someone else's listener, and
+/// `stop` ends it gracefully.
+#[test]
+fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
+    use nix::sys::signal::{Signal, kill};
+    let mut up = Upstream::new();
+    up.sb
+        .set("stop_timeout_secs", 20)
+        .set("ready_timeout_secs", 1);
+    let mut outside = started_by_spfs(&up);
+    let pid = outside.0.id();
+    assert!(wait_for(std::time::Duration::from_secs(20), || {
+        up.sb.status()["state"] == "running"
+    }));
+    kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
+    let status = up.sb.status();
+    assert_eq!(status["state"], "unresponsive", "{status}");
+    assert_eq!(pid_of(&status), pid);
+    let detail = status["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("started outside") && detail.contains("suspended"),
+        "{detail}"
+    );
+    let doctor = String::from_utf8_lossy(&up.sb.run(&["doctor"]).stdout).into_owned();
+    assert!(
+        doctor.contains(&format!("(pid {pid}) does not answer: started outside")),
+        "{doctor}"
+    );
+    let out = up.sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has not answered") && !err.contains("not our service"),
+        "{err}"
+    );
+    assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
+    assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped", "not killed");
     assert!(wait_for(std::time::Duration::from_secs(20), || {
         matches!(outside.0.try_wait(), Ok(Some(_)))
     }));

@@ -48,6 +48,7 @@ impl ServiceManager {
         probe: Probe,
         under_spawn_lock: bool,
     ) -> Result<Observation> {
+        let no_answer = matches!(probe, Probe::NoAnswer);
         let foreign = match probe {
             Probe::Kit(info, channel) => {
                 if let Some(what) = self.foreign_listener() {
@@ -87,6 +88,9 @@ impl ServiceManager {
             Probe::NoAnswer => Some("it accepts connections but does not answer gRPC".to_string()),
         };
         if !lock::is_held(&self.paths.instance_lock())? {
+            if no_answer && let Some(adopted) = self.adopted_unresponsive() {
+                return Ok(adopted);
+            }
             return Ok(match foreign {
                 None => Observation::Absent {
                     orphaned_lock: false,
@@ -179,6 +183,34 @@ impl ServiceManager {
             );
         }
         Ok(Observation::Serving(status, channel, instance))
+    }
+
+    /// A process of ours that runs the configured program listens at the
+    /// TCP endpoint without our lock (spfs started it) and accepts
+    /// connections but does not answer: adopted, and unresponsive, so
+    /// `status` names it and `stop` may end it, as when it answers.
+    fn adopted_unresponsive(&self) -> Option<Observation> {
+        let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
+            return None;
+        };
+        let listener = crate::owner::tcp_listener(*addr).filter(|l| !l.is_foreign())?;
+        let process = listener
+            .process
+            .filter(|&p| self.runs_configured_program(p))?;
+        let detail = format!(
+            "started outside spfs-autostart (it holds no instance lock); \
+             it accepts connections but does not answer gRPC{}",
+            report::stuck_because(Some(process.pid))
+                .map(|why| format!("; {why}"))
+                .unwrap_or_default()
+        );
+        let status = Status {
+            pid: Some(process.pid),
+            uptime_secs: process.age().map(|age| age.as_secs()),
+            detail: Some(detail),
+            ..self.base_status(State::Unresponsive)
+        };
+        Some(Observation::Alive(status, Some(process)))
     }
 
     /// Another user's listener on our TCP endpoint, described.

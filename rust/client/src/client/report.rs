@@ -210,10 +210,15 @@ impl ServiceManager {
         Error::new(
             ErrorKind::Unresponsive,
             format!(
-                "a service{} holds {} but has not answered at {} for {:.1}s{}; \
+                "a service{} {} but has not answered at {} for {:.1}s{}; \
                  stop it (the stop operation), then try again",
                 pid_text(status.pid),
-                self.paths.instance_lock().display(),
+                match lock::is_held(&self.paths.instance_lock()) {
+                    Ok(false) => "started outside spfs-autostart (it holds no instance lock) \
+                                  accepts connections"
+                        .to_string(),
+                    _ => format!("holds {}", self.paths.instance_lock().display()),
+                },
                 self.endpoint,
                 self.config.ready_timeout.as_secs_f64(),
                 stuck_because(status.pid)

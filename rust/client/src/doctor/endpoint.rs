@@ -60,7 +60,13 @@ pub(super) async fn check_endpoint(
         State::Unresponsive => (
             Severity::Problem,
             format!(
-                "{endpoint}: a service{pid} holds the instance lock but does not answer: {}",
+                "{endpoint}: a service{pid} {}does not answer: {}",
+                // An adopted one's detail says it holds no lock.
+                if adopted(manager, &status) {
+                    ""
+                } else {
+                    "holds the instance lock but "
+                },
                 status.detail.clone().unwrap_or_default()
             ),
             Some("stop the service, then ensure it (the stop and ensure operations)".into()),
