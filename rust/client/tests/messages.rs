@@ -4,11 +4,12 @@
 //! line of one front end, and they carry the fix as a remedy so each front
 //! end can add its own hint.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use spfs_autostart::agent_spec::spec_from_config;
 use spfs_autostart::{Config, Error, ErrorKind, Operation, Remedy};
 use spfs_autostart_agent::{AgentMode, LaunchdError};
+use spfs_autostart_test_support::{code_lines_with, library_sources};
 
 /// What a CLI-only message looks like. Built by concatenation so that
 /// this file does not match its own scan.
@@ -27,44 +28,17 @@ fn no_cli_words(message: &str) {
     }
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn no_message_of_the_library_names_a_cli_flag_or_command() {
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for name in ["client", "protocol", "kit", "agent"] {
-        rust_files(&crates.join(name).join("src"), &mut files);
-    }
+    let files = library_sources(&["client", "protocol", "kit", "agent"]);
     assert!(files.len() > 30, "found the sources: {files:?}");
-    let mut found = Vec::new();
-    for file in files {
-        if file.file_name().is_some_and(|n| n == "tests.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
-        // Unit tests sit at the end of a file; what they assert is not a
-        // message. Comments may name the CLI: they are for us.
-        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for (n, line) in code.lines().enumerate() {
-            let trimmed = line.trim_start();
-            if trimmed.starts_with("//") {
-                continue;
-            }
-            if cli_words().iter().any(|w| line.contains(w)) {
-                found.push(format!("{}:{}: {trimmed}", file.display(), n + 1));
-            }
-        }
-    }
+    // Unit tests (what they assert is not a message) and comments (they
+    // are for us) are left out.
+    let words = cli_words();
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|file| code_lines_with(file, &words))
+        .collect();
     assert!(
         found.is_empty(),
         "CLI words in the library:\n{}",
