@@ -200,9 +200,7 @@ impl ServiceManager {
         let detail = format!(
             "started outside spfs-autostart (it holds no instance lock); \
              it accepts connections but does not answer gRPC{}",
-            report::stuck_because(Some(process.pid))
-                .map(|why| format!("; {why}"))
-                .unwrap_or_default()
+            report::stuck_because(Some(process.pid), "; ")
         );
         let status = Status {
             pid: Some(process.pid),

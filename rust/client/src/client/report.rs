@@ -7,8 +7,15 @@ pub(super) fn pid_text(pid: Option<u32>) -> String {
 }
 
 /// What the run state of a live process that does not answer explains, if
-/// anything: suspended, or stuck in the kernel.
-pub(super) fn stuck_because(pid: Option<u32>) -> Option<&'static str> {
+/// anything (suspended, or stuck in the kernel), after `separator`; empty
+/// when nothing stands out.
+pub(super) fn stuck_because(pid: Option<u32>, separator: &str) -> String {
+    run_state_note(pid)
+        .map(|why| format!("{separator}{why}"))
+        .unwrap_or_default()
+}
+
+fn run_state_note(pid: Option<u32>) -> Option<&'static str> {
     let info = crate::sys::process_info(pid?)?;
     if info.stopped {
         Some(
@@ -146,14 +153,11 @@ impl ServiceManager {
                 // A draining kit service closes its listener: what the probe
                 // met (refused, or reset in the backlog) is no news.
                 (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
-                (_, detail) => {
-                    let detail =
-                        detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint));
-                    match stuck_because(instance.map(|i| i.pid)) {
-                        Some(why) => format!("{detail}; {why}"),
-                        None => detail,
-                    }
-                }
+                (_, detail) => format!(
+                    "{}{}",
+                    detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
+                    stuck_because(instance.map(|i| i.pid), "; ")
+                ),
             }),
             ..self.base_status(state)
         }
@@ -221,9 +225,7 @@ impl ServiceManager {
                 },
                 self.endpoint,
                 self.config.ready_timeout.as_secs_f64(),
-                stuck_because(status.pid)
-                    .map(|why| format!(": {why}"))
-                    .unwrap_or_default(),
+                stuck_because(status.pid, ": "),
             ),
         )
         .with_log(self.log_excerpt())

@@ -164,9 +164,7 @@ impl ServiceManager {
                 (Some(handle), _) => format!(
                     "the service (pid {}) is still alive after SIGKILL{}; see {}",
                     handle.instance().pid,
-                    report::stuck_because(Some(handle.instance().pid))
-                        .map(|why| format!(": {why}"))
-                        .unwrap_or_default(),
+                    report::stuck_because(Some(handle.instance().pid), ": "),
                     self.paths.log_file().display()
                 ),
                 (None, true) => format!(
