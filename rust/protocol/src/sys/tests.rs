@@ -47,7 +47,7 @@ fn cloexec_is_set_and_cleared_and_a_closed_descriptor_fails() {
 }
 
 #[tokio::test]
-async fn the_exit_of_a_process_we_did_not_start_is_noticed() {
+async fn an_exit_is_noticed_by_a_handle_that_does_not_reap_it() {
     let mut child = std::process::Command::new("sleep")
         .arg("0.2")
         .spawn()
