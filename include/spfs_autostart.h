@@ -23,7 +23,8 @@
  *   runtime and connections on first use.
  * - Supported language standards: C99 and newer, C++11 and newer (the
  *   header uses `//` comments, trailing enum commas and <stdint.h>).
- *   The result and state enums have a fixed width: they are int32_t.
+ *   The result, state, remedy and operation enums have a fixed width:
+ *   they are int32_t.
  */
 #if defined(__cplusplus)
 #  if __cplusplus < 201103L && !defined(_MSC_VER)
@@ -135,6 +136,100 @@ typedef int32_t spfs_autostart_result;
 #endif // __cplusplus
 
 /**
+ * What kind of fix a remedy is. The values are stable: new kinds are only
+ * ever added. An `int32_t` in C.
+ */
+enum spfs_autostart_remedy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No remedy at that index.
+   */
+  SPFS_AUTOSTART_REMEDY_NONE = 0,
+  /**
+   * Change a config key (`spfs_autostart_error_remedy_key` names it, as
+   * the config file spells it, e.g. `ready_timeout_secs`).
+   */
+  SPFS_AUTOSTART_REMEDY_SET_KEY = 1,
+  /**
+   * Give another config file (the path passed to `spfs_autostart_new`,
+   * or `SPFS_AUTOSTART_CONFIG`).
+   */
+  SPFS_AUTOSTART_REMEDY_CONFIG_FILE = 2,
+  /**
+   * Run an operation (`spfs_autostart_error_remedy_operation` names it).
+   */
+  SPFS_AUTOSTART_REMEDY_RUN = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_remedy spfs_autostart_remedy;
+#else
+typedef int32_t spfs_autostart_remedy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * An operation of the library a remedy asks for. The values are stable: new
+ * operations are only ever added. An `int32_t` in C.
+ */
+enum spfs_autostart_operation
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not an operation (the remedy is not a `RUN`, or there is none).
+   */
+  SPFS_AUTOSTART_OPERATION_NONE = 0,
+  /**
+   * `spfs_autostart_ensure`: start the service if needed.
+   */
+  SPFS_AUTOSTART_OPERATION_ENSURE = 1,
+  /**
+   * `spfs_autostart_stop`: stop the service.
+   */
+  SPFS_AUTOSTART_OPERATION_STOP = 2,
+  /**
+   * `spfs_autostart_status`: report the service's state.
+   */
+  SPFS_AUTOSTART_OPERATION_STATUS = 3,
+  /**
+   * The doctor (the CLI's `doctor`): check everything the service needs.
+   */
+  SPFS_AUTOSTART_OPERATION_DOCTOR = 4,
+  /**
+   * Install the LaunchAgent (in the mode already chosen).
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_INSTALL = 5,
+  /**
+   * Install the LaunchAgent always-on (it needs no Unix socket endpoint).
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_INSTALL_ALWAYS = 6,
+  /**
+   * Remove the LaunchAgent.
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_UNINSTALL = 7,
+  /**
+   * Report whether the LaunchAgent is installed and loaded.
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_STATUS = 8,
+  /**
+   * Describe the service as a systemd user unit instead.
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_PRINT_SYSTEMD = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_operation spfs_autostart_operation;
+#else
+typedef int32_t spfs_autostart_operation;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The state of the service. An `int32_t` in C.
  */
 enum spfs_autostart_state
@@ -182,8 +277,9 @@ typedef int32_t spfs_autostart_state;
 struct spfs_autostart;
 
 /**
- * A failure: its code, message and, for startup failures, the service's
- * log file and last lines. Free it with `spfs_autostart_error_free`.
+ * A failure: its code, message, what fixes it and, for startup failures,
+ * the service's log file and last lines. Free it with
+ * `spfs_autostart_error_free`.
  */
 struct spfs_autostart_error;
 
@@ -335,6 +431,46 @@ const char *spfs_autostart_error_log_file(const struct spfs_autostart_error *err
  * `error` is NULL or a live error.
  */
 const struct spfs_autostart_string_array *spfs_autostart_error_log_tail(const struct spfs_autostart_error *error);
+
+/**
+ * How many remedies the error carries: ways to fix it, as data, for a host
+ * that words fixes its own way (the message already names them in config
+ * keys). 0 for NULL.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+size_t spfs_autostart_error_remedy_count(const struct spfs_autostart_error *error);
+
+/**
+ * The kind of remedy `index` (from 0): `SPFS_AUTOSTART_REMEDY_NONE` when
+ * `error` is NULL or `index` is out of range.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+spfs_autostart_remedy spfs_autostart_error_remedy(const struct spfs_autostart_error *error,
+                                                  size_t index);
+
+/**
+ * For a `SPFS_AUTOSTART_REMEDY_SET_KEY` remedy, the config key to change,
+ * as the config file spells it; NULL for other remedies. Borrowed: valid
+ * until the error is freed.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+const char *spfs_autostart_error_remedy_key(const struct spfs_autostart_error *error, size_t index);
+
+/**
+ * For a `SPFS_AUTOSTART_REMEDY_RUN` remedy, the operation to run;
+ * `SPFS_AUTOSTART_OPERATION_NONE` for other remedies.
+ *
+ * # Safety
+ * `error` is NULL or a live error.
+ */
+spfs_autostart_operation spfs_autostart_error_remedy_operation(const struct spfs_autostart_error *error,
+                                                               size_t index);
 
 /**
  * Free an error. NULL does nothing.

@@ -174,6 +174,58 @@ static void test_invalid_toml(void) {
     CHECK(mgr == NULL);
 }
 
+/* What fixes an error comes as data beside the message: the config file,
+ * or an operation and a config key; out of range reads NONE. */
+static void test_remedies(const char *program) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    char missing[4096];
+    snprintf(missing, sizeof missing, "%s/no-such-config.toml", scratch);
+    CHECK_CODE(spfs_autostart_new(missing, &mgr, &err), SPFS_AUTOSTART_RESULT_INVALID_CONFIG);
+    CHECK(spfs_autostart_error_remedy_count(err) == 1);
+    CHECK(spfs_autostart_error_remedy(err, 0) == SPFS_AUTOSTART_REMEDY_CONFIG_FILE);
+    CHECK(spfs_autostart_error_remedy_key(err, 0) == NULL);
+    CHECK(spfs_autostart_error_remedy(err, 1) == SPFS_AUTOSTART_REMEDY_NONE);
+    spfs_autostart_error_free(err);
+    err = NULL;
+
+    /* A service of another version than the config expects, with the policy
+     * "error": stop it, or change on_version_mismatch. */
+    const char *path = write_config(
+        "mismatch.toml",
+        "program = \"%s\"\nexpected_version = \"9.9.9\"\non_version_mismatch = \"error\"\n"
+        "state_dir = \"%s/mismatch-state\"\nlog_dir = \"%s/mismatch-log\"\n",
+        program, scratch, scratch);
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
+    if (!mgr) {
+        print_error("new", err);
+        spfs_autostart_error_free(err);
+        return;
+    }
+    struct spfs_autostart_status *status = NULL;
+    CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_VERSION_MISMATCH);
+    CHECK(spfs_autostart_error_remedy_count(err) == 2);
+    CHECK(spfs_autostart_error_remedy(err, 0) == SPFS_AUTOSTART_REMEDY_RUN);
+    CHECK(spfs_autostart_error_remedy_operation(err, 0) == SPFS_AUTOSTART_OPERATION_STOP);
+    CHECK(spfs_autostart_error_remedy_key(err, 0) == NULL);
+    CHECK(spfs_autostart_error_remedy(err, 1) == SPFS_AUTOSTART_REMEDY_SET_KEY);
+    const char *key = spfs_autostart_error_remedy_key(err, 1);
+    CHECK(key && strcmp(key, "on_version_mismatch") == 0);
+    CHECK(spfs_autostart_error_remedy_operation(err, 1) == SPFS_AUTOSTART_OPERATION_NONE);
+    spfs_autostart_error_free(err);
+    err = NULL;
+    int stopped = -1;
+    CHECK_CODE(spfs_autostart_stop(mgr, &stopped, &err), SPFS_AUTOSTART_RESULT_OK);
+    CHECK(stopped == 1);
+    spfs_autostart_error_free(err);
+    spfs_autostart_free(mgr);
+
+    CHECK(spfs_autostart_error_remedy_count(NULL) == 0);
+    CHECK(spfs_autostart_error_remedy(NULL, 0) == SPFS_AUTOSTART_REMEDY_NONE);
+    CHECK(spfs_autostart_error_remedy_key(NULL, 0) == NULL);
+    CHECK(spfs_autostart_error_remedy_operation(NULL, 0) == SPFS_AUTOSTART_OPERATION_NONE);
+}
+
 static void test_missing_program(void) {
     struct spfs_autostart *mgr = NULL;
     struct spfs_autostart_error *err = NULL;
@@ -439,6 +491,7 @@ int main(int argc, char **argv) {
     test_invalid_toml();
     test_missing_program();
     test_exit_at_startup(argv[1]);
+    test_remedies(argv[1]);
     test_cycle(argv[1]);
 
     if (failures) {

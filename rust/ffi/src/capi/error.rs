@@ -1,19 +1,25 @@
-//! `struct spfs_autostart_error`: a failure's code, message and log, made
-//! from the core's error, and its accessors.
+//! `struct spfs_autostart_error`: a failure's code, message, log and
+//! remedies, made from the core's error, and its accessors.
 
 use std::ffi::{CString, c_char};
 use std::ptr;
 
-use super::{c_string, guard, opt_str, spfs_autostart_result, spfs_autostart_string_array, take};
+use super::remedy::CRemedy;
+use super::{
+    c_string, guard, opt_str, spfs_autostart_operation, spfs_autostart_remedy,
+    spfs_autostart_result, spfs_autostart_string_array, take,
+};
 
-/// A failure: its code, message and, for startup failures, the service's
-/// log file and last lines. Free it with `spfs_autostart_error_free`.
+/// A failure: its code, message, what fixes it and, for startup failures,
+/// the service's log file and last lines. Free it with
+/// `spfs_autostart_error_free`.
 #[derive(Debug)]
 pub struct spfs_autostart_error {
     pub(super) code: spfs_autostart_result,
     pub(super) message: CString,
     pub(super) log_file: Option<CString>,
     pub(super) log_tail: spfs_autostart_string_array,
+    pub(super) remedies: Vec<CRemedy>,
 }
 
 /// A core error for C: its kind becomes its code (see `result.rs`).
@@ -25,6 +31,7 @@ impl From<spfs_autostart_core::Error> for spfs_autostart_error {
             message: c_string(e.message().to_string()),
             log_file: log.map(|l| c_string(l.path.to_string_lossy().into_owned())),
             log_tail: log.map(|l| l.tail.clone()).unwrap_or_default().into(),
+            remedies: e.remedies().iter().map(|&r| r.into()).collect(),
         }
     }
 }
@@ -37,6 +44,7 @@ impl spfs_autostart_error {
             message: c_string(message),
             log_file: None,
             log_tail: Default::default(),
+            remedies: Vec::new(),
         }
     }
 }
@@ -102,6 +110,76 @@ pub unsafe extern "C" fn spfs_autostart_error_log_tail(
     })
 }
 
+/// How many remedies the error carries: ways to fix it, as data, for a host
+/// that words fixes its own way (the message already names them in config
+/// keys). 0 for NULL.
+///
+/// # Safety
+/// `error` is NULL or a live error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_error_remedy_count(
+    error: *const spfs_autostart_error,
+) -> usize {
+    guard(0, || {
+        // SAFETY: the caller's contract.
+        unsafe { error.as_ref() }.map_or(0, |e| e.remedies.len())
+    })
+}
+
+/// The kind of remedy `index` (from 0): `SPFS_AUTOSTART_REMEDY_NONE` when
+/// `error` is NULL or `index` is out of range.
+///
+/// # Safety
+/// `error` is NULL or a live error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_error_remedy(
+    error: *const spfs_autostart_error,
+    index: usize,
+) -> spfs_autostart_remedy {
+    guard(spfs_autostart_remedy::None, || {
+        // SAFETY: the caller's contract.
+        remedy_at(unsafe { error.as_ref() }, index).map_or(spfs_autostart_remedy::None, |r| r.kind)
+    })
+}
+
+/// For a `SPFS_AUTOSTART_REMEDY_SET_KEY` remedy, the config key to change,
+/// as the config file spells it; NULL for other remedies. Borrowed: valid
+/// until the error is freed.
+///
+/// # Safety
+/// `error` is NULL or a live error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_error_remedy_key(
+    error: *const spfs_autostart_error,
+    index: usize,
+) -> *const c_char {
+    guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
+        opt_str(remedy_at(unsafe { error.as_ref() }, index).and_then(|r| r.key.as_ref()))
+    })
+}
+
+/// For a `SPFS_AUTOSTART_REMEDY_RUN` remedy, the operation to run;
+/// `SPFS_AUTOSTART_OPERATION_NONE` for other remedies.
+///
+/// # Safety
+/// `error` is NULL or a live error.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_error_remedy_operation(
+    error: *const spfs_autostart_error,
+    index: usize,
+) -> spfs_autostart_operation {
+    guard(spfs_autostart_operation::None, || {
+        // SAFETY: the caller's contract.
+        remedy_at(unsafe { error.as_ref() }, index)
+            .map_or(spfs_autostart_operation::None, |r| r.operation)
+    })
+}
+
+fn remedy_at(error: Option<&spfs_autostart_error>, index: usize) -> Option<&CRemedy> {
+    error?.remedies.get(index)
+}
+
 /// Free an error. NULL does nothing.
 ///
 /// # Safety
@@ -118,7 +196,7 @@ mod tests {
 
     use super::*;
     use crate::capi::{spfs_autostart_string_array_get, spfs_autostart_string_array_len};
-    use spfs_autostart_core::{Error, ErrorKind, LogExcerpt};
+    use spfs_autostart_core::{Error, ErrorKind, LogExcerpt, Operation, Remedy};
 
     #[test]
     fn startup_errors_keep_their_kind_and_log_tail() {
@@ -137,6 +215,53 @@ mod tests {
             let line = CStr::from_ptr(spfs_autostart_string_array_get(tail, 0));
             assert_eq!(line.to_str().unwrap(), "last words");
             assert!(spfs_autostart_string_array_get(tail, 1).is_null());
+        }
+    }
+
+    #[test]
+    fn remedies_read_in_order_and_out_of_range_reads_none() {
+        let core = Error::new(ErrorKind::VersionMismatch, "old")
+            .with_remedy(Remedy::Run(Operation::Stop))
+            .with_remedy(Remedy::SetKey("on_version_mismatch"))
+            .with_remedy(Remedy::ConfigFile);
+        let e = spfs_autostart_error::from(core);
+        let e = &e as *const spfs_autostart_error;
+        // SAFETY: `e` is a live error for the whole block; NULL is allowed.
+        unsafe {
+            assert_eq!(spfs_autostart_error_remedy_count(e), 3);
+            assert_eq!(
+                spfs_autostart_error_remedy(e, 0),
+                spfs_autostart_remedy::Run
+            );
+            assert_eq!(
+                spfs_autostart_error_remedy_operation(e, 0),
+                spfs_autostart_operation::Stop
+            );
+            assert!(spfs_autostart_error_remedy_key(e, 0).is_null());
+            assert_eq!(
+                spfs_autostart_error_remedy(e, 1),
+                spfs_autostart_remedy::SetKey
+            );
+            let key = CStr::from_ptr(spfs_autostart_error_remedy_key(e, 1));
+            assert_eq!(key.to_str().unwrap(), "on_version_mismatch");
+            assert_eq!(
+                spfs_autostart_error_remedy_operation(e, 1),
+                spfs_autostart_operation::None
+            );
+            assert_eq!(
+                spfs_autostart_error_remedy(e, 2),
+                spfs_autostart_remedy::ConfigFile
+            );
+            assert_eq!(
+                spfs_autostart_error_remedy(e, 3),
+                spfs_autostart_remedy::None
+            );
+            assert!(spfs_autostart_error_remedy_key(e, 3).is_null());
+            assert_eq!(spfs_autostart_error_remedy_count(ptr::null()), 0);
+            assert_eq!(
+                spfs_autostart_error_remedy(ptr::null(), 0),
+                spfs_autostart_remedy::None
+            );
         }
     }
 }

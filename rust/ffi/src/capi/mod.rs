@@ -34,8 +34,11 @@ mod status;
 
 mod result;
 
+mod remedy;
+
 pub use error::*;
 pub use manager::*;
+pub use remedy::*;
 pub use result::*;
 pub use status::*;
 pub use strings::*;
