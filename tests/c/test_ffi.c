@@ -68,6 +68,18 @@ static void print_error(const char *what, const struct spfs_autostart_error *err
         fprintf(stderr, "  | %s\n", spfs_autostart_string_array_get(tail, i));
 }
 
+/* A manager for the config at `path`; NULL when it cannot be made (the
+ * failure counted and its error printed). */
+static struct spfs_autostart *new_manager(const char *path) {
+    struct spfs_autostart *mgr = NULL;
+    struct spfs_autostart_error *err = NULL;
+    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
+    if (!mgr)
+        print_error("new", err);
+    spfs_autostart_error_free(err);
+    return mgr;
+}
+
 static void test_version(void) {
     CHECK(strcmp(spfs_autostart_version(), SPFS_AUTOSTART_VERSION) == 0);
     char expect[64];
@@ -196,12 +208,9 @@ static void test_remedies(const char *program) {
         "program = \"%s\"\nexpected_version = \"9.9.9\"\non_version_mismatch = \"error\"\n"
         "state_dir = \"%s/mismatch-state\"\nlog_dir = \"%s/mismatch-log\"\n",
         program, scratch, scratch);
-    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
-    if (!mgr) {
-        print_error("new", err);
-        spfs_autostart_error_free(err);
+    mgr = new_manager(path);
+    if (!mgr)
         return;
-    }
     struct spfs_autostart_status *status = NULL;
     CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_VERSION_MISMATCH);
     CHECK(spfs_autostart_error_remedy_count(err) == 2);
@@ -235,12 +244,9 @@ static void test_missing_program(void) {
         "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"%s/missing-state\"\n"
         "log_dir = \"%s/missing-log\"\n",
         scratch, scratch);
-    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
-    if (!mgr) {
-        print_error("new", err);
-        spfs_autostart_error_free(err);
+    mgr = new_manager(path);
+    if (!mgr)
         return;
-    }
     CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_BINARY_NOT_FOUND);
     CHECK(status == NULL);
     CHECK_CODE(spfs_autostart_error_code(err), SPFS_AUTOSTART_RESULT_BINARY_NOT_FOUND);
@@ -369,12 +375,9 @@ static void test_exit_at_startup(const char *program) {
         "program = \"%s\"\nargs = [\"--fail-at-start\", \"c-test startup failure 5e1d\"]\n"
         "state_dir = \"%s/fails-state\"\nlog_dir = \"%s/fails-log\"\n",
         program, scratch, scratch);
-    CHECK_CODE(spfs_autostart_new(path, &mgr, &err), SPFS_AUTOSTART_RESULT_OK);
-    if (!mgr) {
-        print_error("new", err);
-        spfs_autostart_error_free(err);
+    mgr = new_manager(path);
+    if (!mgr)
         return;
-    }
     CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err),
                SPFS_AUTOSTART_RESULT_EXITED_DURING_STARTUP);
     CHECK(status == NULL);
@@ -401,12 +404,9 @@ static int test_cycle(const char *program) {
     const char *path = write_config(
         "cycle.toml", "program = \"%s\"\nstate_dir = \"%s/state\"\nlog_dir = \"%s/log\"\n",
         program, scratch, scratch);
-    if (spfs_autostart_new(path, &mgr, &err) != SPFS_AUTOSTART_RESULT_OK) {
-        print_error("new", err);
-        spfs_autostart_error_free(err);
-        failures++;
+    mgr = new_manager(path);
+    if (!mgr)
         return 1;
-    }
     test_null_parameters(mgr);
 
     if (spfs_autostart_ensure(mgr, &status, &err) != SPFS_AUTOSTART_RESULT_OK) {
