@@ -18,7 +18,7 @@ pub fn for_remedy(remedy: &Remedy) -> Option<String> {
         Remedy::SetKey(key) => {
             format!("`spfs-autostart config` shows the config file to set {key} in")
         }
-        Remedy::ConfigFile => "`--config FILE` names the config file to read".into(),
+        Remedy::ConfigFile => "fix the config file, or read another with `--config FILE`".into(),
         Remedy::Run(operation) => format!("run `spfs-autostart {}`", command(*operation)?),
     })
 }

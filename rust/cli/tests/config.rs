@@ -75,7 +75,53 @@ fn a_missing_config_file_names_the_variable_and_the_cli_adds_config_flag() {
     let first = err.lines().next().unwrap_or_default();
     assert!(first.contains("SPFS_AUTOSTART_CONFIG"), "{err}");
     assert!(!first.contains("--config"), "the core's message: {err}");
-    assert!(err.contains("hint: `--config FILE`"), "{err}");
+    assert!(
+        err.contains("hint: fix the config file, or read another with `--config FILE`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_config_file_names_the_line_and_gets_the_config_hint() {
+    let sb = Sandbox::new();
+    let file = sb.root().join("bad.toml");
+    std::fs::write(&file, "ready_timeout_secs = 0\n").unwrap();
+    let out = sb
+        .command(cli_bin())
+        .arg("--config")
+        .arg(&file)
+        .args(["--json", "ensure"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = json_error(&out);
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("line 1") && message.contains("ready_timeout_secs"),
+        "{err}"
+    );
+    assert_eq!(
+        err["hints"],
+        serde_json::json!(["fix the config file, or read another with `--config FILE`"])
+    );
+    assert!(sb.pids().is_empty(), "nothing started: {err}");
+}
+
+#[test]
+fn a_state_dir_too_long_for_the_socket_gets_the_state_dir_flag() {
+    let sb = Sandbox::new();
+    let long = sb.root().join("d".repeat(120));
+    let out = sb
+        .cli(&["ensure"])
+        .arg("--state-dir")
+        .arg(&long)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("longer than the"), "{err}");
+    assert!(err.contains("hint: `--state-dir DIR`"), "{err}");
+    assert!(sb.pids().is_empty(), "nothing started: {err}");
 }
 
 /// A sandbox whose config sets every optional key, so every key is shown.

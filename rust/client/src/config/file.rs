@@ -56,6 +56,9 @@ impl Config {
                 ErrorKind::InvalidConfig,
                 format!("invalid config file {}: {e}", origin.display()),
             )
+            // The fix is in the file (the message names the key and line),
+            // which the front end may open or name its own way to replace.
+            .with_remedy(Remedy::ConfigFile)
         })?;
         self.apply_view(view);
         self.source = Some(origin.to_path_buf());

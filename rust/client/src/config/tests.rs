@@ -68,6 +68,19 @@ fn relative_program_and_zero_timeouts_are_refused() {
 }
 
 #[test]
+fn a_bad_file_names_the_config_file_as_the_remedy() {
+    for text in ["ready_timeout_secs = 0", "programm = \"x\"", "program = ["] {
+        let err = parse(text).unwrap_err();
+        assert!(err.to_string().contains("/etc/test.toml"), "{text}: {err}");
+        assert_eq!(
+            err.remedies(),
+            [crate::remedy::Remedy::ConfigFile],
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");

@@ -53,7 +53,8 @@ pub(super) fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd
 pub(super) fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     let (rx, tx) = nix::unistd::pipe()?;
     for fd in [rx.as_raw_fd(), tx.as_raw_fd()] {
-        sys::set_cloexec(fd, true).map_err(|_| nix::errno::Errno::last())?;
+        sys::set_cloexec(fd, true)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     }
     Ok((rx, tx))
 }

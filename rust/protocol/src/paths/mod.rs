@@ -98,6 +98,7 @@ impl Paths {
                         path.as_os_str().len()
                     ),
                 )
+                .with_remedy(Remedy::SetKey("endpoint"))
             }),
             ResolvedEndpoint::Tcp(_) => Ok(()),
         }
@@ -410,7 +411,8 @@ pub fn check_socket_path(path: &Path) -> Result<()> {
                  set SPFS_AUTOSTART_STATE_DIR (or state_dir) to a shorter directory",
                 path.display()
             ),
-        ));
+        )
+        .with_remedy(Remedy::SetKey("state_dir")));
     }
     Ok(())
 }

@@ -48,13 +48,15 @@ fn state_dir_that_is_a_file_is_refused() {
 }
 
 #[test]
-fn long_socket_path_is_refused() {
+fn long_socket_path_is_refused_naming_state_dir_as_the_remedy() {
     let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
     let err = check_socket_path(&long).unwrap_err();
     assert!(
         err.to_string().contains("SPFS_AUTOSTART_STATE_DIR"),
         "{err}"
     );
+    // As data too, so each front end can say how it sets the state dir.
+    assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
 }
 
 // A context with another XDG_RUNTIME_DIR (cron, sudo,
