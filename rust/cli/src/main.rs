@@ -23,8 +23,12 @@ const EXIT_NOT_RUNNING: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "spfs-autostart", version, about)]
 struct Cli {
-    /// Read this config file instead of the per-user one.
-    #[arg(long, global = true, env = "SPFS_AUTOSTART_CONFIG")]
+    /// Read this config file instead of the one SPFS_AUTOSTART_CONFIG names
+    /// or the per-user one.
+    // Not clap's `env`: the library reads SPFS_AUTOSTART_CONFIG itself, and
+    // as every front end does, counts an empty value as unset (clap would
+    // refuse it as a missing `--config` value the user never typed).
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Use this state dir (socket, locks, pid record).
     #[arg(long, global = true)]

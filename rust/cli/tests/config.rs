@@ -178,3 +178,27 @@ fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
     std::fs::write(sb.config_file(), &text).unwrap();
     assert_eq!(sb.ok(&["config"]), text);
 }
+
+// `SPFS_AUTOSTART_CONFIG=` (a script's unset variable) failed with clap's
+// "a value is required for '--config'", a flag the user never typed.
+#[test]
+fn an_empty_config_variable_counts_as_unset_and_a_set_one_is_read() {
+    let sb = Sandbox::new();
+    let config_with = |value: &std::ffi::OsStr| {
+        let out = sb
+            .command(cli_bin())
+            .env("SPFS_AUTOSTART_CONFIG", value)
+            .args(["--json", "config"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{value:?}: {}", stderr(&out));
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        config["source"].clone()
+    };
+    assert_eq!(config_with("".as_ref()), serde_json::Value::Null);
+    let file = sb.config_file();
+    assert_eq!(
+        config_with(file.as_os_str()),
+        serde_json::json!(file.to_str().unwrap())
+    );
+}
