@@ -215,6 +215,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Status => status(ServiceManager::new(config)?, json).await,
         Command::Logs { lines, follow } => {
             let manager = ServiceManager::new(config)?;
+            if !json {
+                note_missing_log(&manager, follow);
+            }
             if follow {
                 follow_logs(&manager, lines, json).await?;
             } else {
@@ -265,6 +268,25 @@ async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         result => result.map(|()| code).map_err(Failure::from),
     }
+}
+
+/// Say on stderr when the log does not exist yet, so that no output is not
+/// taken for an empty log (or, with `--follow`, for a hang).
+fn note_missing_log(manager: &ServiceManager, follow: bool) {
+    let path = manager.paths().log_file();
+    if path.exists() {
+        return;
+    }
+    let then = if follow {
+        "; waiting for it to appear"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        io::stderr(),
+        "no log yet at {}: the service has not run with this log dir{then}",
+        path.display()
+    );
 }
 
 /// The error for a log line that could not be read.

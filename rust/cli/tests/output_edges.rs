@@ -60,7 +60,9 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
         "not running, and no panic (101): {:?}",
         out.status
     );
-    // The same for every printing command.
+    // The same for every printing command; `logs` has a line to print.
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    std::fs::write(sb.log_file(), "a line\n").unwrap();
     for args in [&["config"][..], &["--json", "status"], &["logs"]] {
         let (reader, writer) = pipe();
         drop(reader);
@@ -360,4 +362,24 @@ fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
         stdout.contains("running") && !stdout.contains("starting"),
         "{stdout}"
     );
+}
+
+// `logs` printed nothing and exited 0 when the service had never written a
+// log, the same as for an empty log; `logs -f` waited without a word.
+#[test]
+fn logs_say_on_stderr_when_there_is_no_log_yet() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["logs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let note = format!("no log yet at {}", sb.log_file().display());
+    assert!(stderr(&out).contains(&note), "{}", stderr(&out));
+    // JSON output keeps stderr for errors.
+    let out = sb.run(&["--json", "logs"]);
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "");
+    // Once there is a log, no note.
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    std::fs::write(sb.log_file(), "").unwrap();
+    assert_eq!(stderr(&sb.run(&["logs"])), "");
 }
