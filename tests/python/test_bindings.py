@@ -55,6 +55,22 @@ def test_doctor_on_a_healthy_sandbox_is_healthy(service):
     assert service_pids(service.state_dir) == [], "doctor starts nothing"
 
 
+def test_doctor_findings_carry_their_remedies_as_data(service):
+    service.state_dir.mkdir(mode=0o700)
+    os.chmod(service.state_dir, 0o750)
+    try:
+        report = run(service.manager().doctor())
+    finally:
+        # Private again, so the fixture's stop can look at it.
+        os.chmod(service.state_dir, 0o700)
+    assert not report.healthy, report
+    state = next(f for f in report.findings if f.check == "state dir")
+    assert state.severity == sa.DoctorSeverity.PROBLEM, state
+    assert state.remedies == [sa.Remedy.SET_KEY(key="state_dir")], state
+    program = next(f for f in report.findings if f.check == "program")
+    assert program.remedies == [], program
+
+
 def test_async_calls_from_asyncio(service):
     mgr = service.manager()
 

@@ -213,12 +213,23 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
 /// Print a `doctor` report: one line per finding, its fix indented below.
 pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
     use spfs_autostart::doctor::Severity;
+    // Each finding's remedies, as this CLI's flags and commands.
+    let hints = |f: &spfs_autostart::doctor::Finding| crate::hint::for_remedies(&f.remedies);
     if json {
+        let findings: Vec<_> = report
+            .findings
+            .iter()
+            .map(|f| {
+                let mut finding = json!(f);
+                finding["hints"] = json!(hints(f));
+                finding
+            })
+            .collect();
         println!(
             "{}",
             json!({
                 "healthy": report.healthy(),
-                "findings": report.findings,
+                "findings": findings,
                 "next": report.next,
             })
         );
@@ -234,6 +245,9 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
         out.push_str(&format!("{mark:<8} {}: {}\n", f.check, f.summary));
         if let Some(fix) = &f.fix {
             out.push_str(&format!("         fix: {fix}\n"));
+        }
+        for hint in hints(f) {
+            out.push_str(&format!("         hint: {hint}\n"));
         }
     }
     out.push_str(&format!("next     ensure would {}\n", report.next));

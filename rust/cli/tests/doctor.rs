@@ -32,6 +32,17 @@ fn problems(report: &serde_json::Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The CLI's hints for the finding of `check`.
+fn hints(report: &serde_json::Value, check: &str) -> serde_json::Value {
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} finding: {report}"));
+    finding["hints"].clone()
+}
+
 #[test]
 fn a_healthy_setup_exits_0_stopped_and_running() {
     let sb = Sandbox::new();
@@ -68,11 +79,20 @@ fn a_missing_program_exits_1_naming_it_and_the_fix() {
     assert!(summary.contains("spfs-no-such-service"), "{summary}");
     assert!(summary.contains("looked in"), "{summary}");
     assert!(fix.contains("SPFS_AUTOSTART_PROGRAM"), "{fix}");
+    assert_eq!(
+        hints(&report, "program"),
+        serde_json::json!(["`spfs-autostart config` shows the config file to set program in"])
+    );
+    assert_eq!(hints(&report, "config"), serde_json::json!([]));
     let out = sb.run(&["doctor"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("PROBLEM  program:"), "{text}");
     assert!(text.contains("fix: install it"), "{text}");
+    assert!(
+        text.contains("hint: `spfs-autostart config` shows the config file to set program in"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -101,6 +121,10 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
     assert!(summary.contains("not our service"), "{summary}");
     assert!(summary.contains("does not speak gRPC"), "{summary}");
     assert!(fix.contains("endpoint"), "{fix}");
+    assert_eq!(
+        hints(&report, "endpoint"),
+        serde_json::json!(["`spfs-autostart config` shows the config file to set endpoint in"])
+    );
     assert!(
         report["next"]
             .as_str()
@@ -126,6 +150,10 @@ fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
     assert!(
         fix.contains(&format!("chmod 700 {}", path_str(&sb.state_dir()))),
         "{fix}"
+    );
+    assert_eq!(
+        hints(&report, "state dir"),
+        serde_json::json!(["`--state-dir DIR` sets state_dir for one run"])
     );
     // doctor only looks: the mode is left as it was.
     let mode = std::fs::metadata(sb.state_dir())

@@ -335,6 +335,13 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
         doctor.contains(&format!("(pid {pid}) does not answer: started outside")),
         "{doctor}"
     );
+    // The fix as this CLI's commands, in order.
+    assert!(
+        doctor.contains(
+            "         hint: run `spfs-autostart stop`\n         hint: run `spfs-autostart ensure`"
+        ),
+        "{doctor}"
+    );
     let out = up.sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -1635,6 +1635,12 @@ public struct DoctorFinding: Equatable, Hashable {
      * What to do about it, for warnings and problems.
      */
     public var fix: String?
+    /**
+     * The fix as data, where it is a config key or an operation, for the
+     * front end to say in its own words (as an error's remedies). Empty
+     * when the fix is outside the project, such as a `chmod`.
+     */
+    public var remedies: [Remedy]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1650,11 +1656,17 @@ public struct DoctorFinding: Equatable, Hashable {
          */message: String, 
         /**
          * What to do about it, for warnings and problems.
-         */fix: String?) {
+         */fix: String?, 
+        /**
+         * The fix as data, where it is a config key or an operation, for the
+         * front end to say in its own words (as an error's remedies). Empty
+         * when the fix is outside the project, such as a `chmod`.
+         */remedies: [Remedy]) {
         self.check = check
         self.severity = severity
         self.message = message
         self.fix = fix
+        self.remedies = remedies
     }
 
     
@@ -1676,7 +1688,8 @@ public struct FfiConverterTypeDoctorFinding: FfiConverterRustBuffer {
                 check: FfiConverterString.read(from: &buf), 
                 severity: FfiConverterTypeDoctorSeverity.read(from: &buf), 
                 message: FfiConverterString.read(from: &buf), 
-                fix: FfiConverterOptionString.read(from: &buf)
+                fix: FfiConverterOptionString.read(from: &buf), 
+                remedies: FfiConverterSequenceTypeRemedy.read(from: &buf)
         )
     }
 
@@ -1685,6 +1698,7 @@ public struct FfiConverterTypeDoctorFinding: FfiConverterRustBuffer {
         FfiConverterTypeDoctorSeverity.write(value.severity, into: &buf)
         FfiConverterString.write(value.message, into: &buf)
         FfiConverterOptionString.write(value.fix, into: &buf)
+        FfiConverterSequenceTypeRemedy.write(value.remedies, into: &buf)
     }
 }
 

@@ -153,12 +153,19 @@ public struct DiagnosisFinding: Sendable, Equatable, Hashable {
     public var message: String
     /// What to do about it, for warnings and problems.
     public var fix: String?
+    /// The fix in the app's words (a menu item, a toggle, a config key), where the library
+    /// gave it as data; as an error's hints.
+    public var hints: [String]
 
-    public init(check: String, severity: DiagnosisSeverity, message: String, fix: String? = nil) {
+    public init(
+        check: String, severity: DiagnosisSeverity, message: String, fix: String? = nil,
+        hints: [String] = []
+    ) {
         self.check = check
         self.severity = severity
         self.message = message
         self.fix = fix
+        self.hints = hints
     }
 
     /// The finding as one line: "PROBLEM  endpoint: ...", as `spfs-autostart doctor` prints it.
@@ -188,12 +195,14 @@ public struct DiagnosisReport: Sendable, Equatable {
         self.healthy = healthy
     }
 
-    /// The report as lines: each finding, its fix indented below, then the next step.
+    /// The report as lines: each finding, its fix and the app's hints indented below, then
+    /// the next step.
     public var lines: [String] {
         var lines: [String] = []
         for finding in findings {
             lines.append(finding.line)
             if let fix = finding.fix { lines.append("    fix: \(fix)") }
+            lines += finding.hints.map { "    \($0)" }
         }
         lines.append("next: \(next)")
         return lines

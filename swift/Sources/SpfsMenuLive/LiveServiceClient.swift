@@ -92,7 +92,8 @@ public final class LiveServiceClient: ServiceClient {
                         check: finding.check,
                         severity: Self.severity(finding.severity),
                         message: finding.message,
-                        fix: finding.fix
+                        fix: finding.fix,
+                        hints: Self.hints(finding.remedies)
                     )
                 },
                 next: report.next,

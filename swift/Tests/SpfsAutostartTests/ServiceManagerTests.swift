@@ -230,4 +230,25 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         let stopped = try await client.stop()
         XCTAssertEqual(stopped, .stopped)
     }
+
+    @MainActor
+    func testDiagnosisFindingsCarryTheAppsHints() async throws {
+        let client = try LiveServiceClient.make(
+            program: tempDir.appendingPathComponent("no-such-program").path,
+            args: [],
+            endpoint: "unix",
+            stateDir: tempDir.appendingPathComponent("state").path,
+            logDir: tempDir.appendingPathComponent("logs").path,
+            readyTimeoutSecs: 10, stopTimeoutSecs: 5, idleTimeoutSecs: 0)
+        let report = try await client.diagnose()
+        XCTAssertFalse(report.healthy)
+        let program = report.findings.first { $0.check == "program" }
+        XCTAssertEqual(program?.severity, .problem)
+        XCTAssertEqual(program?.hints, ["Change program in the config file"])
+        XCTAssertTrue(
+            report.lines.contains("    Change program in the config file"), "\(report.lines)")
+        // A healthy finding has nothing to do.
+        let config = report.findings.first { $0.check == "config" }
+        XCTAssertEqual(config?.hints, [])
+    }
 }

@@ -37,7 +37,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
-    func testDiagnoseStoresTheReportAsLinesWithFixesAndStartsNothing() async {
+    func testDiagnoseStoresTheReportAsLinesWithFixesAndHintsAndStartsNothing() async {
         let h = Harness()
         h.service.diagnoseResult = .success(
             DiagnosisReport(
@@ -46,7 +46,8 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
                     DiagnosisFinding(
                         check: "endpoint", severity: .problem,
                         message: "tcp://127.0.0.1:1 is another user's: user bob (uid 501)",
-                        fix: "ask user bob (uid 501) to stop it, or choose another `endpoint`"),
+                        fix: "ask user bob (uid 501) to stop it, or choose another `endpoint`",
+                        hints: ["Change endpoint in the config file"]),
                 ],
                 next: "fail: the endpoint is taken (see above)",
                 healthy: false
@@ -66,6 +67,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
                 "ok  program: found at /bin/x",
                 "PROBLEM  endpoint: tcp://127.0.0.1:1 is another user's: user bob (uid 501)",
                 "    fix: ask user bob (uid 501) to stop it, or choose another `endpoint`",
+                "    Change endpoint in the config file",
                 "next: fail: the endpoint is taken (see above)",
             ])
         h.model.dismissDiagnosis()

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{Finding, Severity, finding};
 use crate::ResolvedEndpoint;
 use crate::client::ServiceManager;
+use crate::remedy::{Operation, Remedy};
 
 /// The LaunchAgent, where launchd exists: installed, loaded, matching the config.
 pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
@@ -28,16 +29,19 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
         }
     };
     let loaded = matches!(report.agent, AgentStatus::Loaded(_));
-    let (severity, summary, fix) = match (report.plist_installed, loaded) {
+    let reinstall = [Remedy::Run(Operation::AgentInstall)];
+    let (severity, summary, fix, remedies) = match (report.plist_installed, loaded) {
         (false, false) => (
             Severity::Ok,
             "not installed: the service starts on demand".to_string(),
             None,
+            vec![],
         ),
         (false, true) => (
             Severity::Warning,
             format!("{DEFAULT_LABEL} is loaded but its plist is gone"),
             Some("uninstall the agent, then install it again if wanted".into()),
+            vec![Remedy::Run(Operation::AgentUninstall)],
         ),
         (true, false) => (
             Severity::Warning,
@@ -46,6 +50,7 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
                 report.plist_path.display()
             ),
             Some("install the agent again (or log out and in)".into()),
+            reinstall.to_vec(),
         ),
         (true, true) => {
             let installed = std::fs::read(&report.plist_path).unwrap_or_default();
@@ -68,6 +73,7 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
                     Severity::Ok,
                     format!("{DEFAULT_LABEL} is installed and loaded"),
                     None,
+                    vec![],
                 )
             } else {
                 (
@@ -77,11 +83,12 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
                         report.plist_path.display()
                     ),
                     Some("install the agent again to bring it in line".into()),
+                    reinstall.to_vec(),
                 )
             }
         }
     };
-    findings.push(finding("LaunchAgent", severity, summary, fix));
+    findings.push(finding("LaunchAgent", severity, summary, fix).with_remedies(remedies));
 }
 
 /// What the configuration itself says that the user should know.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Finding, Severity, finding};
 use crate::ResolvedEndpoint;
 use crate::client::ServiceManager;
+use crate::remedy::{Operation, Remedy};
 use crate::status::State;
 
 /// Who answers at the endpoint.
@@ -17,12 +18,15 @@ pub(super) async fn check_endpoint(
     let status = match manager.status().await {
         Ok(status) => status,
         Err(e) => {
-            findings.push(finding(
-                "endpoint",
-                Severity::Problem,
-                format!("cannot look at {endpoint}: {e}"),
-                Some("fix what the message names, then run the doctor again".into()),
-            ));
+            findings.push(
+                finding(
+                    "endpoint",
+                    Severity::Problem,
+                    format!("cannot look at {endpoint}: {e}"),
+                    Some("fix what the message names, then run the doctor again".into()),
+                )
+                .with_remedies(e.remedies().iter().copied()),
+            );
             return None;
         }
     };
@@ -30,6 +34,12 @@ pub(super) async fn check_endpoint(
         .pid
         .map(|p| format!(" (pid {p})"))
         .unwrap_or_default();
+    // The fixes below, as data.
+    let remedies = match status.state {
+        State::Unresponsive => vec![Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)],
+        State::Conflict => vec![Remedy::SetKey("endpoint")],
+        _ => vec![],
+    };
     let (severity, summary, fix) = match status.state {
         State::Stopped => (
             Severity::Ok,
@@ -76,7 +86,7 @@ pub(super) async fn check_endpoint(
             conflict(&endpoint, endpoint_taker(manager).await, &detail)
         }
     };
-    findings.push(finding("endpoint", severity, summary, fix));
+    findings.push(finding("endpoint", severity, summary, fix).with_remedies(remedies));
     Some(status.state)
 }
 

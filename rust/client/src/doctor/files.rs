@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Finding, Severity, finding};
 use crate::client::ServiceManager;
+use crate::remedy::Remedy;
 
 /// How long the program's `--version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -19,10 +20,11 @@ pub(super) fn check_program(
     manager: &ServiceManager,
     findings: &mut Vec<Finding>,
 ) -> Option<PathBuf> {
-    let program = match crate::spawn::resolve_program(&manager.config().program) {
-        Ok(program) => program,
-        Err(e) => {
-            findings.push(finding(
+    let program =
+        match crate::spawn::resolve_program(&manager.config().program) {
+            Ok(program) => program,
+            Err(e) => {
+                findings.push(finding(
                 "program",
                 Severity::Problem,
                 e.message().to_string(),
@@ -31,10 +33,11 @@ pub(super) fn check_program(
                      to its absolute path"
                         .into(),
                 ),
-            ));
-            return None;
-        }
-    };
+            )
+            .with_remedies([Remedy::SetKey("program")]));
+                return None;
+            }
+        };
     match program_version(&program) {
         Some(version) => findings.push(finding(
             "program",
@@ -164,16 +167,19 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
             true
         }
         Err(e) => {
-            findings.push(finding(
-                "state dir",
-                Severity::Problem,
-                e.to_string(),
-                Some(format!(
-                    "run `chmod 700 {}` if it is yours, or set SPFS_AUTOSTART_STATE_DIR \
+            findings.push(
+                finding(
+                    "state dir",
+                    Severity::Problem,
+                    e.to_string(),
+                    Some(format!(
+                        "run `chmod 700 {}` if it is yours, or set SPFS_AUTOSTART_STATE_DIR \
                      (or state_dir) to a private directory",
-                    dir.display()
-                )),
-            ));
+                        dir.display()
+                    )),
+                )
+                .with_remedies([Remedy::SetKey("state_dir")]),
+            );
             false
         }
     }
@@ -189,16 +195,19 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
         .unwrap_or(Path::new("/"));
     match std::fs::metadata(existing) {
         Ok(meta) if existing == dir && meta.uid() != crate::sys::my_uid() => {
-            findings.push(finding(
-                "log dir",
-                Severity::Warning,
-                format!(
-                    "{} belongs to uid {}, not to you",
-                    dir.display(),
-                    meta.uid()
-                ),
-                Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
-            ));
+            findings.push(
+                finding(
+                    "log dir",
+                    Severity::Warning,
+                    format!(
+                        "{} belongs to uid {}, not to you",
+                        dir.display(),
+                        meta.uid()
+                    ),
+                    Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
+                )
+                .with_remedies([Remedy::SetKey("log_dir")]),
+            );
             return;
         }
         Ok(meta) if existing == dir && meta.mode() & 0o002 != 0 => {
@@ -212,12 +221,15 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
         }
         Ok(_) => {}
         Err(e) => {
-            findings.push(finding(
-                "log dir",
-                Severity::Problem,
-                format!("cannot look at {}: {e}", existing.display()),
-                Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
-            ));
+            findings.push(
+                finding(
+                    "log dir",
+                    Severity::Problem,
+                    format!("cannot look at {}: {e}", existing.display()),
+                    Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
+                )
+                .with_remedies([Remedy::SetKey("log_dir")]),
+            );
             return;
         }
     }

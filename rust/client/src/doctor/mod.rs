@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::client::ServiceManager;
+use crate::remedy::Remedy;
 use crate::status::State;
 use agent::{check_agent, check_config};
 use endpoint::check_endpoint;
@@ -44,6 +45,20 @@ pub struct Finding {
     pub summary: String,
     /// What to do about it, for warnings and problems.
     pub fix: Option<String>,
+    /// The fix as data, where it is a config key or an operation: each
+    /// front end says it in its own words (a CLI flag or command, a menu
+    /// item), as for errors. Empty when the fix is outside the project
+    /// (a `chmod`, installing macFUSE, freeing disk space).
+    #[serde(skip)]
+    pub remedies: Vec<Remedy>,
+}
+
+impl Finding {
+    /// This finding with `remedies` appended.
+    fn with_remedies(mut self, remedies: impl IntoIterator<Item = Remedy>) -> Finding {
+        self.remedies.extend(remedies);
+        self
+    }
 }
 
 /// Everything `doctor` found.
@@ -70,6 +85,7 @@ fn finding(check: &str, severity: Severity, summary: String, fix: Option<String>
         severity,
         summary,
         fix,
+        remedies: Vec::new(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The doctor's report as the bindings see it.
 
+use super::error::Remedy;
+
 /// How bad a doctor finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum DoctorSeverity {
@@ -22,6 +24,10 @@ pub struct DoctorFinding {
     pub message: String,
     /// What to do about it, for warnings and problems.
     pub fix: Option<String>,
+    /// The fix as data, where it is a config key or an operation, for the
+    /// front end to say in its own words (as an error's remedies). Empty
+    /// when the fix is outside the project, such as a `chmod`.
+    pub remedies: Vec<Remedy>,
 }
 
 /// Everything the doctor found.
@@ -52,6 +58,7 @@ impl From<spfs_autostart_core::doctor::Report> for DoctorReport {
                     },
                     message: f.summary,
                     fix: f.fix,
+                    remedies: f.remedies.into_iter().map(Remedy::from).collect(),
                 })
                 .collect(),
             next: report.next,
