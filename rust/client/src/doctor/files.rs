@@ -20,24 +20,23 @@ pub(super) fn check_program(
     manager: &ServiceManager,
     findings: &mut Vec<Finding>,
 ) -> Option<PathBuf> {
-    let program =
-        match crate::spawn::resolve_program(&manager.config().program) {
-            Ok(program) => program,
-            Err(e) => {
-                findings.push(finding(
-                "program",
-                Severity::Problem,
-                e.message().to_string(),
-                Some(
-                    "install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) \
-                     to its absolute path"
-                        .into(),
-                ),
-            )
-            .with_remedies([Remedy::SetKey("program")]));
-                return None;
-            }
-        };
+    let program = match crate::spawn::resolve_program(&manager.config().program) {
+        Ok(program) => program,
+        Err(e) => {
+            let fix = "install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to \
+                       its absolute path";
+            findings.push(
+                finding(
+                    "program",
+                    Severity::Problem,
+                    e.message().to_string(),
+                    Some(fix.into()),
+                )
+                .with_remedies([Remedy::SetKey("program")]),
+            );
+            return None;
+        }
+    };
     match program_version(&program) {
         Some(version) => findings.push(finding(
             "program",
@@ -174,7 +173,7 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
                     e.to_string(),
                     Some(format!(
                         "run `chmod 700 {}` if it is yours, or set SPFS_AUTOSTART_STATE_DIR \
-                     (or state_dir) to a private directory",
+                         (or state_dir) to a private directory",
                         dir.display()
                     )),
                 )
