@@ -107,23 +107,6 @@ fn a_bad_value_in_the_config_file_names_the_line_and_gets_the_config_hint() {
     assert!(sb.pids().is_empty(), "nothing started: {err}");
 }
 
-#[test]
-fn a_state_dir_too_long_for_the_socket_gets_the_state_dir_flag() {
-    let sb = Sandbox::new();
-    let long = sb.root().join("d".repeat(120));
-    let out = sb
-        .cli(&["ensure"])
-        .arg("--state-dir")
-        .arg(&long)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("longer than the"), "{err}");
-    assert!(err.contains("hint: `--state-dir DIR`"), "{err}");
-    assert!(sb.pids().is_empty(), "nothing started: {err}");
-}
-
 /// A sandbox whose config sets every optional key, so every key is shown.
 fn every_key_set() -> Sandbox {
     let mut sb = Sandbox::new()

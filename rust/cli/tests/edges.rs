@@ -160,6 +160,8 @@ fn long_socket_paths_are_refused_first_and_tcp_is_not_checked() {
         err.contains("state_dir") && err.contains("shorter"),
         "{err}"
     );
+    // The remedy, as this CLI's flag.
+    assert!(err.contains("hint: `--state-dir DIR`"), "{err}");
     assert!(
         !long.exists() && !long.parent().unwrap().exists(),
         "created: {err}"

@@ -215,15 +215,21 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(manager.logFile().isEmpty)
     }
 
+    /// The app's live client over this test's own dirs.
     @MainActor
-    func testLiveClientMapsStatus() async throws {
-        let client = try LiveServiceClient.make(
-            program: Self.referenceService,
+    private func makeLiveClient(program: String) throws -> LiveServiceClient {
+        try LiveServiceClient.make(
+            program: program,
             args: [],
             endpoint: "unix",
             stateDir: tempDir.appendingPathComponent("state").path,
             logDir: tempDir.appendingPathComponent("logs").path,
             readyTimeoutSecs: 10, stopTimeoutSecs: 5, idleTimeoutSecs: 0)
+    }
+
+    @MainActor
+    func testLiveClientMapsStatus() async throws {
+        let client = try makeLiveClient(program: Self.referenceService)
         let snapshot = try await client.ensure()
         XCTAssertEqual(snapshot.state, .running)
         XCTAssertNotNil(snapshot.pid)
@@ -233,13 +239,8 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
 
     @MainActor
     func testDiagnosisFindingsCarryTheAppsHints() async throws {
-        let client = try LiveServiceClient.make(
-            program: tempDir.appendingPathComponent("no-such-program").path,
-            args: [],
-            endpoint: "unix",
-            stateDir: tempDir.appendingPathComponent("state").path,
-            logDir: tempDir.appendingPathComponent("logs").path,
-            readyTimeoutSecs: 10, stopTimeoutSecs: 5, idleTimeoutSecs: 0)
+        let client = try makeLiveClient(
+            program: tempDir.appendingPathComponent("no-such-program").path)
         let report = try await client.diagnose()
         XCTAssertFalse(report.healthy)
         let program = report.findings.first { $0.check == "program" }
