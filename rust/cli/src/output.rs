@@ -187,6 +187,13 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
             _ => unreachable!("a struct of plain values serializes to a JSON object"),
         };
         object.insert("source".into(), json!(config.source));
+        // Each key an environment variable set, with the variable.
+        let overrides: serde_json::Map<_, _> = config
+            .env_overrides
+            .iter()
+            .map(|&(var, key)| (key.to_string(), json!(var)))
+            .collect();
+        object.insert("env_overrides".into(), overrides.into());
         object.insert(
             "resolved".into(),
             json!({
@@ -198,10 +205,13 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
         );
         return print(&format!("{}\n", serde_json::Value::Object(object)));
     }
-    let source = match &config.source {
+    let mut source = match &config.source {
         Some(source) => format!("# from {}", source.display()),
         None => "# built-in defaults (no config file)".to_string(),
     };
+    for (var, key) in &config.env_overrides {
+        source.push_str(&format!("\n# {key}: from {var}"));
+    }
     print(&format!(
         "{source}\n# state dir: {}\n# log file:  {}\n{}",
         paths.state_dir.display(),

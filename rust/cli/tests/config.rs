@@ -131,12 +131,13 @@ fn config_json_holds_every_key_the_file_accepts() {
             "config --json lacks {key}: {json}"
         );
     }
-    // Nothing else but where the config came from and the resolved paths.
+    // Nothing else but where the config came from (the file, the
+    // variables that set keys) and the resolved paths.
     let extra: Vec<&String> = object
         .keys()
         .filter(|k| !accepted.contains(&k.as_str()))
         .collect();
-    assert_eq!(extra, ["resolved", "source"], "{json}");
+    assert_eq!(extra, ["env_overrides", "resolved", "source"], "{json}");
     // The values are the file's.
     assert_eq!(json["log_keep"], 7);
     assert_eq!(json["on_version_mismatch"], "error");
@@ -184,4 +185,44 @@ fn an_empty_config_variable_counts_as_unset_and_a_set_one_is_read() {
         config_with(file.as_os_str()),
         serde_json::json!(file.to_str().unwrap())
     );
+}
+
+// `config` showed an environment variable's value as if the file held it,
+// so a user editing the file could not see why it had no effect.
+#[test]
+fn config_and_doctor_name_the_variables_that_set_keys() {
+    let sb = Sandbox::new();
+    let with_env = |args: &[&str]| {
+        let out = sb
+            .cli(args)
+            .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "5")
+            .env("SPFS_AUTOSTART_STATE_DIR", sb.root().join("from-env"))
+            .arg("--state-dir")
+            .arg(sb.state_dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = with_env(&["config"]);
+    assert!(
+        text.contains("\n# idle_timeout_secs: from SPFS_AUTOSTART_IDLE_TIMEOUT_SECS\n"),
+        "{text}"
+    );
+    assert!(text.contains("idle_timeout_secs = 5\n"), "{text}");
+    // The flag set the state dir last: no variable is named for it.
+    assert!(!text.contains("state_dir: from"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&with_env(&["--json", "config"])).unwrap();
+    assert_eq!(
+        json["env_overrides"],
+        serde_json::json!({"idle_timeout_secs": "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS"})
+    );
+    let doctor = with_env(&["doctor"]);
+    assert!(
+        doctor.contains("idle_timeout_secs from SPFS_AUTOSTART_IDLE_TIMEOUT_SECS"),
+        "{doctor}"
+    );
+    // Without the variables, nothing is named.
+    let plain: serde_json::Value = serde_json::from_str(&sb.ok(&["--json", "config"])).unwrap();
+    assert_eq!(plain["env_overrides"], serde_json::json!({}));
 }

@@ -80,7 +80,24 @@ impl Config {
                 *field = std::time::Duration::from_secs(secs);
             }
         }
+        // Every value above was accepted; record which variables set one.
+        self.env_overrides = OVERRIDES
+            .into_iter()
+            .filter(|(name, _)| get(name).is_some())
+            .collect();
+        if get(ENDPOINT).is_none()
+            && matches!(self.endpoint, Endpoint::Tcp(_))
+            && get(MACFUSE_LISTEN_ADDRESS).is_some()
+        {
+            self.env_overrides
+                .push((MACFUSE_LISTEN_ADDRESS, "endpoint"));
+        }
         Ok(())
+    }
+
+    /// The caller has set `key` itself: no variable overrides it any more.
+    pub(super) fn set_by_caller(&mut self, key: &str) {
+        self.env_overrides.retain(|&(_, k)| k != key);
     }
 }
 

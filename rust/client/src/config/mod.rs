@@ -72,6 +72,11 @@ pub struct Config {
     pub log_keep: u32,
     /// The file this configuration was read from, if any.
     pub source: Option<PathBuf>,
+    /// Each environment variable that set a key when this was loaded, with
+    /// that key (`("SPFS_AUTOSTART_PROGRAM", "program")`), so `config` and
+    /// `doctor` can say why a value is not the file's. A setter for the key
+    /// takes its entry off: the value is then the caller's.
+    pub env_overrides: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Config {
@@ -119,6 +124,7 @@ impl Config {
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 3,
             source: None,
+            env_overrides: Vec::new(),
         }
     }
 

@@ -98,6 +98,61 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn each_variable_that_sets_a_key_is_recorded_until_a_setter_sets_it() {
+    let mut config = Config::load_with(None, |name| match name {
+        env::PROGRAM => Some("/bin/b".into()),
+        env::IDLE_TIMEOUT_SECS => Some("5".into()),
+        env::LOG_DIR => Some(String::new()), // empty counts as unset
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(
+        config.env_overrides,
+        [
+            (env::PROGRAM, "program"),
+            (env::IDLE_TIMEOUT_SECS, "idle_timeout_secs")
+        ]
+    );
+    config.set_program("/bin/c").unwrap();
+    assert_eq!(
+        config.env_overrides,
+        [(env::IDLE_TIMEOUT_SECS, "idle_timeout_secs")]
+    );
+    // spfs-fuse-macos's variable moves a TCP endpoint only, and only when
+    // SPFS_AUTOSTART_ENDPOINT does not set it.
+    let tcp = |endpoint: Option<&str>| {
+        Config::load_with(None, |name| match name {
+            env::ENDPOINT => endpoint.map(str::to_string),
+            env::MACFUSE_LISTEN_ADDRESS => Some("127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap()
+        .env_overrides
+    };
+    assert_eq!(
+        tcp(Some("tcp://127.0.0.1:8")),
+        [(env::ENDPOINT, "endpoint")]
+    );
+    assert_eq!(
+        tcp(Some("unix")),
+        [(env::ENDPOINT, "endpoint")],
+        "a Unix endpoint ignores it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "endpoint = \"tcp://127.0.0.1:8\"\n").unwrap();
+    let config = Config::load_with(Some(&file), |name| {
+        (name == env::MACFUSE_LISTEN_ADDRESS).then(|| "127.0.0.1:9".to_string())
+    })
+    .unwrap();
+    assert_eq!(config.endpoint, Endpoint::Tcp(([127, 0, 0, 1], 9).into()));
+    assert_eq!(
+        config.env_overrides,
+        [(env::MACFUSE_LISTEN_ADDRESS, "endpoint")]
+    );
+}
+
+#[test]
 fn bad_environment_value_names_the_variable() {
     let err = Config::load_with(None, |name| {
         (name == env::IDLE_TIMEOUT_SECS).then(|| "soon".to_string())

@@ -167,18 +167,21 @@ impl Config {
     /// Set the program (bare name or absolute path), checked as in the file.
     pub fn set_program(&mut self, program: &str) -> Result<()> {
         self.program = self::program(program).map_err(|w| invalid("program", w))?;
+        self.set_by_caller("program");
         Ok(())
     }
 
     /// Set the endpoint from its config syntax.
     pub fn set_endpoint(&mut self, endpoint: &str) -> Result<()> {
         self.endpoint = endpoint.parse().map_err(|w| invalid("endpoint", w))?;
+        self.set_by_caller("endpoint");
         Ok(())
     }
 
     /// Set the ready timeout, with the same bounds as the file.
     pub fn set_ready_timeout_secs(&mut self, secs: u64) -> Result<()> {
         self.ready_timeout = secs_of(bound::READY_TIMEOUT_SECS, secs)?;
+        self.set_by_caller("ready_timeout_secs");
         Ok(())
     }
 
@@ -191,6 +194,7 @@ impl Config {
     /// Set the idle timeout (0 = never), with the same bounds as the file.
     pub fn set_idle_timeout_secs(&mut self, secs: u64) -> Result<()> {
         self.idle_timeout = secs_of(bound::IDLE_TIMEOUT_SECS, secs)?;
+        self.set_by_caller("idle_timeout_secs");
         Ok(())
     }
 
@@ -199,6 +203,7 @@ impl Config {
         let dir = dir.into();
         absolute_dir(&dir).map_err(|w| invalid("state_dir", w))?;
         self.state_dir = Some(dir);
+        self.set_by_caller("state_dir");
         Ok(())
     }
 
@@ -207,6 +212,7 @@ impl Config {
         let dir = dir.into();
         absolute_dir(&dir).map_err(|w| invalid("log_dir", w))?;
         self.log_dir = Some(dir);
+        self.set_by_caller("log_dir");
         Ok(())
     }
 

@@ -93,10 +93,14 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
 
 /// What the configuration itself says that the user should know.
 pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>) {
-    let source = match &manager.config().source {
+    let mut source = match &manager.config().source {
         Some(path) => path.display().to_string(),
         None => "built-in defaults".to_string(),
     };
+    // A value that is not the file's says where it came from.
+    for (var, key) in &manager.config().env_overrides {
+        source.push_str(&format!("; {key} from {var}"));
+    }
     if let ResolvedEndpoint::Tcp(addr) = manager.endpoint() {
         findings.push(finding(
             "config",
