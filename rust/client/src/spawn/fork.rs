@@ -59,10 +59,6 @@ pub(super) fn readiness_pipe() -> nix::Result<(std::os::fd::OwnedFd, std::os::fd
     Ok((rx, tx))
 }
 
-/// Set (to anything) to make the spawner act as on a kernel without
-/// `close_range`: for the tests of the fallback only.
-pub const NO_CLOSE_RANGE_VAR: &str = "SPFS_AUTOSTART_TEST_NO_CLOSE_RANGE";
-
 /// The most descriptors the fallback loops (no `close_range`) cover one by
 /// one; open ones above are listed before the fork.
 pub(super) const FALLBACK_FD_LIMIT: RawFd = 65_536;
@@ -85,27 +81,19 @@ pub(super) fn open_descriptors_above(limit: RawFd) -> Vec<RawFd> {
 /// exec, so only async-signal-safe calls): `close_range` where the kernel
 /// has it, else one `fcntl` per descriptor up to `loop_end` plus the listed
 /// higher ones.
-pub(super) fn close_on_exec_from(
-    first: RawFd,
-    loop_end: RawFd,
-    high_fds: &[RawFd],
-    use_close_range: bool,
-) {
-    #[cfg(not(target_os = "linux"))]
-    let _ = use_close_range;
+pub(super) fn close_on_exec_from(first: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
     #[cfg(target_os = "linux")]
     {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
         // SAFETY: close_range with CLOEXEC only changes descriptor flags.
-        let done = use_close_range
-            && unsafe {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    first as libc::c_uint,
-                    libc::c_uint::MAX,
-                    CLOSE_RANGE_CLOEXEC,
-                )
-            } == 0;
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        } == 0;
         if done {
             return;
         }

@@ -32,7 +32,6 @@ use crate::rpc::{self, Probe};
 use crate::sys::{self, Instance};
 use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
-pub use fork::NO_CLOSE_RANGE_VAR;
 use fork::{
     FALLBACK_FD_LIMIT, close_on_exec_from, open_descriptors_above, readiness_pipe, run_intermediate,
 };
@@ -310,8 +309,6 @@ struct FdSweep {
     loop_end: RawFd,
     /// The open descriptors at or above `loop_end`.
     high_fds: Vec<RawFd>,
-    /// Whether to try close_range at all.
-    use_close_range: bool,
 }
 
 impl FdSweep {
@@ -324,15 +321,7 @@ impl FdSweep {
         // SAFETY: getdtablesize only reads a limit.
         let loop_end = unsafe { libc::getdtablesize() }.clamp(3, FALLBACK_FD_LIMIT);
         let high_fds = open_descriptors_above(loop_end);
-        // Tests simulate a kernel without close_range (the fallback must still
-        // close everything); read now, as the child may not touch the
-        // environment.
-        let use_close_range = std::env::var_os(NO_CLOSE_RANGE_VAR).is_none();
-        FdSweep {
-            loop_end,
-            high_fds,
-            use_close_range,
-        }
+        FdSweep { loop_end, high_fds }
     }
 }
 
@@ -347,11 +336,7 @@ fn fork_service_before_exec(
     status_fd: RawFd,
     sweep: FdSweep,
 ) {
-    let FdSweep {
-        loop_end,
-        high_fds,
-        use_close_range,
-    } = sweep;
+    let FdSweep { loop_end, high_fds } = sweep;
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // system calls (fork, setsid, fcntl, close, write, waitpid, _exit) and
     // reads memory allocated before the fork.
@@ -363,7 +348,7 @@ fn fork_service_before_exec(
                     // The service: a new session (its pid is its group id),
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
-                    close_on_exec_from(3, loop_end, &high_fds, use_close_range);
+                    close_on_exec_from(3, loop_end, &high_fds);
                     // Kept across the exec: cleared close-on-exec.
                     sys::set_cloexec(ready_fd, false)?;
                     sys::set_cloexec(lock_fd, false)?;
