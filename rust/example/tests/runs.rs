@@ -36,7 +36,10 @@ async fn the_example_ensures_then_mounts_over_the_same_connection() {
         format!("mounted platform/base for pid 4711 at tcp://127.0.0.1:{port}")
     );
     assert_eq!(sb.pids().len(), 1, "started on demand, once");
-    let manager = ServiceManager::new(Config::load(Some(&sb.config_file())).unwrap()).unwrap();
+    // Loaded as the example's own process saw it: the sandbox's environment,
+    // none of the caller's SPFS_AUTOSTART_* settings.
+    let config = Config::load_with(Some(&sb.config_file()), |name| sb.var(name)).unwrap();
+    let manager = ServiceManager::new(config).unwrap();
     let mounts = manager.status().await.unwrap().mounts;
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     assert_eq!(

@@ -225,6 +225,17 @@ mod tests {
                 ),
             )
             .unwrap();
+            // The C ABI reads the environment's overrides, as it must; a
+            // caller's (SPFS_AUTOSTART_PROGRAM, _STATE_DIR ...) would make
+            // this test start a real service in the caller's state dir.
+            // scripts/check clears them; here the library names any left.
+            let overrides = spfs_autostart_core::Config::load(Some(&config))
+                .unwrap()
+                .env_overrides;
+            assert!(
+                overrides.is_empty(),
+                "the environment sets {overrides:?}: unset those variables to run this test"
+            );
             let path = CString::new(config.to_str().unwrap()).unwrap();
             let mut mgr = ptr::null_mut();
             let mut err = ptr::null_mut();
