@@ -115,6 +115,6 @@ pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>
             ),
         ));
     } else {
-        findings.push(finding("config", Severity::Ok, format!("({source})"), None));
+        findings.push(finding("config", Severity::Ok, source, None));
     }
 }
