@@ -214,8 +214,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let dir = std::env::temp_dir().join(format!("spfs-ffi-test-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
+            // Removed when dropped, a failed assertion included.
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
             let config = dir.join("config.toml");
             std::fs::write(
                 &config,
@@ -255,7 +256,6 @@ mod tests {
                 spfs_autostart_error_free(err);
                 spfs_autostart_free(mgr);
             }
-            std::fs::remove_dir_all(&dir).unwrap();
         });
     }
 }
