@@ -120,3 +120,133 @@ fn service_inherits_no_descriptor_of_its_spawner_but_the_lock() {
     );
     sb.ok(&["stop"]);
 }
+
+/// Make `close_range` fail with `ENOSYS` in this process and in every
+/// process it starts, as on a Linux kernel before 5.9: a seccomp filter,
+/// which fork and exec inherit. For `pre_exec`: only system calls, and the
+/// filter lives on the stack.
+///
+/// The filter checks the system call number only, not the architecture:
+/// the processes it governs run this build's code.
+#[cfg(target_os = "linux")]
+fn deny_close_range() -> std::io::Result<()> {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, sock_filter};
+    let filter = [
+        // Load `seccomp_data.nr`, the system call number (offset 0).
+        sock_filter {
+            code: (BPF_LD | BPF_W | BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // close_range: fall through to ENOSYS; anything else: skip to allow.
+        sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_close_range as u32,
+        },
+        sock_filter {
+            code: (BPF_RET | BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+        sock_filter {
+            code: (BPF_RET | BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with NO_NEW_PRIVS takes plain integers; SET_SECCOMP
+    // reads `program`, which points at `filter`, both alive for the call.
+    let installed = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &program as *const libc::sock_fprog,
+            ) == 0
+    };
+    if !installed {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The filter works: an empty range (nothing open up there) now fails.
+    // SAFETY: close_range on descriptors no process can have open.
+    let result = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0) };
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOSYS) if result == -1 => Ok(()),
+        // Between fork and exec nothing may allocate: an error without a
+        // message. The spawn fails, and this line is where to look.
+        _ => Err(std::io::ErrorKind::Unsupported.into()),
+    }
+}
+
+/// On a kernel without `close_range` (a seccomp filter makes it fail as an
+/// old kernel does), every inherited descriptor is still closed, even one
+/// above the descriptor table size where a loop up to `getdtablesize()`
+/// stops (a host that lowered its limit after opening it; the same gap as a
+/// limit above the loop's cap of 65536, which this machine's hard limit
+/// cannot reach).
+#[cfg(target_os = "linux")]
+#[test]
+fn descriptors_of_the_host_do_not_leak_without_close_range() {
+    let sb = Sandbox::new();
+    let marker = sb.root().join("marker");
+    let leaked = std::fs::File::create(&marker).unwrap();
+    let fd = leaked.as_raw_fd();
+    const HIGH: i32 = 3_000;
+    let mut command = sb.cli(&["--json", "ensure"]);
+    // SAFETY: between fork and exec only system calls: dup2, fcntl,
+    // setrlimit, and the seccomp filter's prctl and close_range probe.
+    unsafe {
+        command.pre_exec(move || {
+            deny_close_range()?;
+            // dup2 leaves the copy inheritable, as a careless host would.
+            if libc::dup2(fd, HIGH) == -1 || libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Lowering the soft limit below an open descriptor is allowed.
+            limit.rlim_cur = 1024;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = pid_of(&serde_json::from_slice(&out.stdout).unwrap());
+    let fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    assert!(
+        !fds.iter()
+            .any(|(n, t)| t.contains("marker") || n == &HIGH.to_string()),
+        "leaked: {fds:?}"
+    );
+    assert!(
+        fds.iter().any(|(_, t)| t.ends_with("instance.lock")),
+        "keeps the lock: {fds:?}"
+    );
+    sb.ok(&["stop"]);
+}
