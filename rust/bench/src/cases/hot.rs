@@ -156,9 +156,9 @@ fn cpu_per_call(
     Ok(())
 }
 
-/// Rows 1b and 1b': `m` fresh `spfs-autostart ensure` processes beside
-/// `--version` and the naive probe process. Returns the naive probe's
-/// timing, the baseline of row 1c.
+/// Rows 1b, 1b' and 1b'': `m` fresh `spfs-autostart ensure` processes
+/// beside `--version`, `config` and the naive probe process. Returns the
+/// naive probe's timing, the baseline of row 1c.
 fn fresh_processes(
     bins: &Bins,
     sb: &Sandbox,
@@ -168,6 +168,7 @@ fn fresh_processes(
 ) -> Result<Option<Summary>> {
     // (b) fresh processes, interleaved so they share the noise.
     let (mut ensure, mut version, mut probe) = (Vec::new(), Vec::new(), Vec::new());
+    let mut config = Vec::new();
     let (mut ensure_cpu, mut version_cpu) = (Vec::new(), Vec::new());
     let mut failures = 0;
     let port_arg = port.to_string();
@@ -181,6 +182,10 @@ fn fresh_processes(
             .map_err(|e| format!("run spfs-autostart: {e}"))?;
         version.push(f.wall);
         version_cpu.push(f.cpu);
+        let f = run_timed(&mut sb.quiet_cli(bins, &["config"]))
+            .map_err(|e| format!("run spfs-autostart: {e}"))?;
+        failures += usize::from(!f.status.success());
+        config.push(f.wall);
         let mut cmd = Command::new(&bins.bench);
         cmd.args(["naive-probe", &port_arg])
             .stdout(Stdio::null())
@@ -191,7 +196,7 @@ fn fresh_processes(
     }
     if failures > 0 {
         return Err(format!(
-            "{failures} fresh-process hot ensures or probes failed"
+            "{failures} fresh processes (ensure, config) or probes failed"
         ));
     }
     let (e, v, p) = (
@@ -225,6 +230,20 @@ fn fresh_processes(
         target: "not slower (<= 1.0)".into(),
         verdict: Verdict::of(rp.is_some_and(|r| r <= 1.0)),
         data: json!({"unit": "us", "ensure": e.map(|s| s.json(1e6)), "naive_probe": p.map(|s| s.json(1e6))}),
+    });
+    // How much of 1b' is spent before any connection: the same process
+    // reading its arguments and config file and printing, with no runtime
+    // and no socket. A floor for any way of checking the service.
+    let c = Summary::of(&config);
+    rows.push(Row {
+        id: "1b''".into(),
+        name: "  1b' before connecting: fresh `spfs-autostart config`".into(),
+        ours: timing(c),
+        baseline: format!("naive probe, fresh process: {}", timing(p)),
+        ratio: ratio(c, p),
+        target: "-".into(),
+        verdict: Verdict::Info,
+        data: json!({"unit": "us", "config": c.map(|s| s.json(1e6)), "naive_probe": p.map(|s| s.json(1e6))}),
     });
     Ok(p)
 }
