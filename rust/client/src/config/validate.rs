@@ -237,7 +237,8 @@ pub(super) fn program(program: &str) -> Result<String, String> {
     }
     if program.contains('/') && !program.starts_with('/') {
         return Err(format!(
-            "{program:?} is a relative path; give an absolute path or a bare name looked up on PATH"
+            "{program:?} is a relative path{}; give an absolute path or a bare name looked up on PATH",
+            not_expanded(program)
         ));
     }
     Ok(program.to_string())
@@ -293,14 +294,27 @@ pub(super) fn expected_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A directory: absolute.
 pub(super) fn absolute_dir(dir: &Path) -> Result<(), String> {
     if dir.is_absolute() {
         Ok(())
     } else {
+        let shown = dir.display().to_string();
         Err(format!(
-            "{} is relative; give an absolute path",
-            dir.display()
+            "{shown} is relative{}; give an absolute path",
+            not_expanded(&shown)
         ))
+    }
+}
+
+/// What to add when a relative path looks written for a shell (`~/...`,
+/// `$HOME/...`): neither the file nor the library expands them, and the
+/// user should not have to guess why the path counts as relative.
+fn not_expanded(path: &str) -> &'static str {
+    if path.starts_with('~') || path.contains('$') {
+        " (~ and $VARIABLES are not expanded here)"
+    } else {
+        ""
     }
 }
 

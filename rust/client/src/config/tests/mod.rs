@@ -70,6 +70,24 @@ fn relative_program_and_zero_timeouts_are_refused() {
 }
 
 #[test]
+fn shell_style_paths_are_refused_saying_they_are_not_expanded() {
+    for (text, key) in [
+        ("state_dir = \"~/spfs-state\"", "state_dir"),
+        ("log_dir = \"$HOME/logs\"", "log_dir"),
+        ("program = \"~/bin/spfs-fuse-macos\"", "program"),
+    ] {
+        let msg = parse(text).unwrap_err().to_string();
+        assert!(
+            msg.contains(key) && msg.contains("(~ and $VARIABLES are not expanded here)"),
+            "{text}: {msg}"
+        );
+    }
+    // A plain relative path gets the plain words.
+    let msg = parse("state_dir = \"spfs-state\"").unwrap_err().to_string();
+    assert!(msg.contains("is relative; give an absolute path"), "{msg}");
+}
+
+#[test]
 fn a_bad_file_names_the_config_file_as_the_remedy() {
     for text in ["ready_timeout_secs = 0", "programm = \"x\"", "program = ["] {
         let err = parse(text).unwrap_err();
