@@ -56,7 +56,17 @@ impl FromStr for Endpoint {
         }
         if let Some(addr) = s.strip_prefix("tcp://") {
             let addr: SocketAddr = addr.parse().map_err(|_| {
-                format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
+                // A host name cannot be told apart from a typo for sure,
+                // but `localhost` is the one people mean.
+                match addr.strip_prefix("localhost:") {
+                    Some(port) => format!(
+                        "endpoint {s:?} names a host; tcp:// takes an IP address: \
+                         write \"tcp://127.0.0.1:{port}\""
+                    ),
+                    None => {
+                        format!("endpoint {s:?} needs an IP address and port after tcp://; {usage}")
+                    }
+                }
             })?;
             // Port 0 makes the service bind a random port that no client
             // can know, so every start would end in a timeout.
@@ -67,6 +77,16 @@ impl FromStr for Endpoint {
                 ));
             }
             return Ok(Endpoint::Tcp(addr));
+        }
+        // The forms people write from elsewhere: spfs-fuse-macos's own
+        // `--listen IP:PORT`, and a bare socket path.
+        if s.parse::<SocketAddr>().is_ok() {
+            return Err(format!("endpoint {s:?} has no scheme; write \"tcp://{s}\""));
+        }
+        if s.starts_with('/') {
+            return Err(format!(
+                "endpoint {s:?} has no scheme; write \"unix://{s}\""
+            ));
         }
         Err(format!("endpoint {s:?} is not understood; {usage}"))
     }

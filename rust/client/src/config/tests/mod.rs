@@ -51,6 +51,19 @@ fn endpoint_forms_parse_and_bad_ones_name_the_forms() {
         let err = bad.parse::<Endpoint>().unwrap_err();
         assert!(err.contains("tcp://IP:PORT"), "{bad}: {err}");
     }
+    // Forms written from elsewhere get the spelling that works.
+    for (bad, fix) in [
+        ("127.0.0.1:37738", "write \"tcp://127.0.0.1:37738\""),
+        ("[::1]:37738", "write \"tcp://[::1]:37738\""),
+        ("/run/spfs.sock", "write \"unix:///run/spfs.sock\""),
+        ("tcp://localhost:37738", "write \"tcp://127.0.0.1:37738\""),
+    ] {
+        let err = bad.parse::<Endpoint>().unwrap_err();
+        assert!(err.ends_with(fix), "{bad}: {err}");
+        // What it suggests parses.
+        let suggested = fix.trim_start_matches("write ").trim_matches('"');
+        assert!(suggested.parse::<Endpoint>().is_ok(), "{suggested}");
+    }
     let err = parse("endpoint = \"tcp://nowhere\"").unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
 }
