@@ -96,6 +96,45 @@ fn a_missing_program_exits_1_naming_it_and_the_fix() {
 }
 
 #[test]
+fn a_program_that_cannot_run_gets_its_own_fix_once() {
+    // Not executable: the fix is chmod, said once (the summary does not
+    // repeat it), and `next` does not claim the program is missing.
+    let mut sb = Sandbox::new();
+    let not_exec = sb.root().join("not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+    sb.set("program", path_str(&not_exec));
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let (check, summary, fix) = &problems(&report)[0];
+    assert_eq!(check, "program");
+    assert!(summary.ends_with("is not executable"), "{summary}");
+    assert!(fix.starts_with("run `chmod +x "), "{fix}");
+    assert_eq!(
+        report["next"], "fail: the program cannot be started (see above)",
+        "{report}"
+    );
+
+    // A directory of that name: listed among the places looked, marked.
+    let dir = sb.root().join("a-dir");
+    std::fs::create_dir(&dir).unwrap();
+    sb.set("program", path_str(&dir));
+    let (_, report) = doctor(&sb);
+    let (_, summary, fix) = &problems(&report)[0];
+    assert!(summary.contains("(a directory)"), "{summary}");
+    assert!(
+        !summary.contains("install it"),
+        "the fix is not in the summary: {summary}"
+    );
+    assert!(fix.starts_with("install it"), "{fix}");
+    // `ensure` says the same, the fix after the list.
+    let err = stderr(&sb.run(&["ensure"]));
+    assert!(
+        err.contains("(a directory)\ninstall it, or set `program`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

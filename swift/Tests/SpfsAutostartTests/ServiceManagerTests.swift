@@ -116,6 +116,8 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             let failure = LiveServiceClient.failure(error)
             XCTAssertEqual(failure.title, ErrorKind.binaryNotFound.title)
             XCTAssertEqual(failure.message, message)
+            // The library names the key to change; the app says it in its words.
+            XCTAssertEqual(failure.hints, ["Change program in the config file"])
         }
     }
 

@@ -20,17 +20,15 @@ pub(super) fn check_program(
     manager: &ServiceManager,
     findings: &mut Vec<Finding>,
 ) -> Option<PathBuf> {
-    let program = match crate::spawn::resolve_program(&manager.config().program) {
+    let program = match crate::spawn::find_program(&manager.config().program) {
         Ok(program) => program,
-        Err(e) => {
-            let fix = "install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to \
-                       its absolute path";
+        Err(problem) => {
             findings.push(
                 finding(
                     "program",
                     Severity::Problem,
-                    e.message().to_string(),
-                    Some(fix.into()),
+                    problem.what,
+                    Some(problem.fix),
                 )
                 .with_remedies([Remedy::SetKey("program")]),
             );

@@ -140,7 +140,7 @@ fn next_step(
                     manager.endpoint()
                 )
             }
-            None => "fail: the program was not found (see above)".into(),
+            None => "fail: the program cannot be started (see above)".into(),
         },
     }
 }

@@ -35,6 +35,7 @@ use crate::{Paths, ResolvedEndpoint};
 use fork::{
     FALLBACK_FD_LIMIT, close_on_exec_from, open_descriptors_above, readiness_pipe, run_intermediate,
 };
+pub(crate) use program::find_program;
 pub use program::resolve_program;
 
 /// How many log lines a startup error carries.

@@ -1,13 +1,41 @@
 //! Finding the service program: next to us, next to our library, on `PATH`.
 
 use super::*;
+use crate::remedy::Remedy;
 
 /// Find the program: an absolute path as is; a bare name next to the current
 /// executable, then next to the library holding this code (an FFI host such
 /// as Python loads it from elsewhere), then on `PATH`. `BinaryNotFound`
 /// lists every place looked.
 pub fn resolve_program(program: &str) -> Result<PathBuf> {
-    let mut looked = Vec::new();
+    find_program(program).map_err(ProgramProblem::into_error)
+}
+
+/// Why the program cannot be started: what is wrong and the fix, apart, so
+/// `doctor` can show each on its own line.
+pub(crate) struct ProgramProblem {
+    /// `BinaryNotFound`, or `SpawnFailed` for a file that is not executable.
+    pub kind: ErrorKind,
+    /// What is wrong, naming the path or every place looked.
+    pub what: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl ProgramProblem {
+    /// The error `ensure` reports: what is wrong, then the fix (on a line of
+    /// its own after a list of places).
+    fn into_error(self) -> Error {
+        let separator = if self.what.contains('\n') { "\n" } else { "; " };
+        Error::new(self.kind, format!("{}{separator}{}", self.what, self.fix))
+            .with_remedy(Remedy::SetKey("program"))
+    }
+}
+
+/// [`resolve_program`], with the problem kept apart from its fix.
+pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, ProgramProblem> {
+    let set_program =
+        "set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to its absolute path";
     let candidates: Vec<PathBuf> = if program.starts_with('/') {
         vec![PathBuf::from(program)]
     } else {
@@ -28,36 +56,35 @@ pub fn resolve_program(program: &str) -> Result<PathBuf> {
         }
         dirs.into_iter().map(|d| d.join(program)).collect()
     };
+    // Each place looked, with what was there when it was not a file.
+    let mut looked = Vec::new();
     for candidate in candidates {
         match std::fs::metadata(&candidate) {
             Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
                 return Ok(candidate);
             }
             Ok(meta) if meta.is_file() => {
-                return Err(Error::new(
-                    ErrorKind::SpawnFailed,
-                    format!(
-                        "service program {} is not executable; run `chmod +x {}` or set `program`",
-                        candidate.display(),
-                        candidate.display()
-                    ),
-                ));
+                return Err(ProgramProblem {
+                    kind: ErrorKind::SpawnFailed,
+                    what: format!("service program {} is not executable", candidate.display()),
+                    fix: format!("run `chmod +x {}` or set `program`", candidate.display()),
+                });
             }
-            _ => looked.push(candidate),
+            // A directory of that name is passed over, as a shell does.
+            Ok(meta) if meta.is_dir() => {
+                looked.push(format!("  {} (a directory)", candidate.display()))
+            }
+            _ => looked.push(format!("  {}", candidate.display())),
         }
     }
-    let list: Vec<String> = looked
-        .iter()
-        .map(|p| format!("  {}", p.display()))
-        .collect();
-    Err(Error::new(
-        ErrorKind::BinaryNotFound,
-        format!(
-            "service program {program:?} was not found; looked in:\n{}\n\
-             install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to its absolute path",
-            list.join("\n")
+    Err(ProgramProblem {
+        kind: ErrorKind::BinaryNotFound,
+        what: format!(
+            "service program {program:?} was not found; looked in:\n{}",
+            looked.join("\n")
         ),
-    ))
+        fix: format!("install it, or {set_program}"),
+    })
 }
 
 /// The directory of the file that holds this code, as it was loaded and
