@@ -1,5 +1,6 @@
-//! The environment's overrides: what wins over the file, what is recorded,
-//! and what is refused.
+//! Environment variables: those that override the file (what wins, what is
+//! recorded, what is refused), and those the service is given
+//! (`endpoint_env`, the `[env]` table).
 
 use std::time::Duration;
 
@@ -157,4 +158,12 @@ fn environment_timeouts_are_bounded_like_the_file() {
         msg.contains(env::READY_TIMEOUT_SECS) && msg.contains("at most 3600"),
         "{msg}"
     );
+}
+
+#[test]
+fn the_service_gets_no_color_unless_the_env_table_says_otherwise() {
+    let config = parse("").unwrap();
+    assert_eq!(config.service_env()["NO_COLOR"], "1");
+    let coloured = parse("[env]\nNO_COLOR = \"\"\n").unwrap();
+    assert_eq!(coloured.service_env()["NO_COLOR"], "");
 }

@@ -1,5 +1,5 @@
 //! The configuration's tests: the file, the rules, and that every key
-//! reaches every rendering; the environment's in `environment`.
+//! reaches every rendering; environment variables in `environment`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -165,14 +165,6 @@ fn bad_stop_sequences_are_refused_naming_the_key_and_the_fix() {
         assert!(msg.contains("stop_sequence"), "{bad}: {msg}");
         assert!(msg.contains(why), "{bad}: {msg}");
     }
-}
-
-#[test]
-fn the_service_gets_no_color_unless_the_env_table_says_otherwise() {
-    let config = parse("").unwrap();
-    assert_eq!(config.service_env()["NO_COLOR"], "1");
-    let coloured = parse("[env]\nNO_COLOR = \"\"\n").unwrap();
-    assert_eq!(coloured.service_env()["NO_COLOR"], "");
 }
 
 #[test]
