@@ -34,8 +34,6 @@ impl ProgramProblem {
 
 /// [`resolve_program`], with the problem kept apart from its fix.
 pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, ProgramProblem> {
-    let set_program =
-        "set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to its absolute path";
     let candidates: Vec<PathBuf> = if program.starts_with('/') {
         vec![PathBuf::from(program)]
     } else {
@@ -83,7 +81,9 @@ pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, Progra
             "service program {program:?} was not found; looked in:\n{}",
             looked.join("\n")
         ),
-        fix: format!("install it, or {set_program}"),
+        fix: "install it, or set `program` in the config (or SPFS_AUTOSTART_PROGRAM) to its \
+              absolute path"
+            .into(),
     })
 }
 
