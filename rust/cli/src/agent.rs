@@ -87,7 +87,7 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
             bundle_program,
         } => {
             let spec = spec(&which, bundle_program)?;
-            print_units(&mut out, &spec, format)?;
+            print_units(&mut out, &spec, format, json)?;
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
@@ -108,17 +108,43 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
 }
 
 /// `agent print`: the plist, or the systemd service unit and its socket unit.
-fn print_units(out: &mut impl Write, spec: &AgentSpec, format: UnitFormat) -> Result<(), Error> {
-    match format {
+/// In JSON, each file by the name it is installed under, so a script can
+/// write them out without splitting the text.
+fn print_units(
+    out: &mut impl Write,
+    spec: &AgentSpec,
+    format: UnitFormat,
+    json: bool,
+) -> Result<(), Error> {
+    let files: Vec<(String, String)> = match format {
         UnitFormat::Launchd => {
-            let _ = out.write_all(&launchd::launchd_plist(spec)?);
+            // plist's XML writer emits UTF-8.
+            let plist = String::from_utf8_lossy(&launchd::launchd_plist(spec)?).into_owned();
+            vec![(format!("{}.plist", spec.label), plist)]
         }
         UnitFormat::Systemd => {
             let units = launchd::systemd_units(spec)?;
-            let _ = write!(out, "# {}\n{}", units.service_name, units.service);
+            let mut files = vec![(units.service_name, units.service)];
             if let (Some(name), Some(socket)) = (units.socket_name, units.socket) {
-                let _ = write!(out, "\n# {name}\n{socket}");
+                files.push((name, socket));
             }
+            files
+        }
+    };
+    if json {
+        let files: Vec<_> = files
+            .iter()
+            .map(|(name, text)| json!({ "name": name, "text": text }))
+            .collect();
+        let _ = writeln!(out, "{}", json!({ "files": files }));
+    } else {
+        // A plist as is, to be redirected into its file; systemd's units
+        // each after a comment line naming it.
+        for (i, (name, text)) in files.iter().enumerate() {
+            if format == UnitFormat::Systemd {
+                let _ = writeln!(out, "{}# {name}", if i > 0 { "\n" } else { "" });
+            }
+            let _ = out.write_all(text.as_bytes());
         }
     }
     Ok(())

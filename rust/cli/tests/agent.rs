@@ -1,0 +1,64 @@
+//! `spfs-autostart agent print`: the plist or the systemd units, as text to
+//! redirect into a file, or with `--json` each file by the name it is
+//! installed under.
+
+mod common;
+
+use common::*;
+
+/// `--json agent print ARGS`: (name, text) of each file.
+fn files(sb: &Sandbox, args: &[&str]) -> Vec<(String, String)> {
+    let mut argv = vec!["--json", "agent", "print"];
+    argv.extend_from_slice(args);
+    let report: serde_json::Value = serde_json::from_str(&sb.ok(&argv)).unwrap();
+    report["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no files: {report}"))
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn json_gives_the_plist_by_its_file_name_and_text_mode_the_plist_alone() {
+    let sb = Sandbox::new();
+    let files = files(&sb, &["--label", "org.example.spfs"]);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (name, text) = &files[0];
+    assert_eq!(name, "org.example.spfs.plist");
+    assert!(text.starts_with("<?xml"), "{text}");
+    assert!(text.contains("<string>org.example.spfs</string>"), "{text}");
+    // Text mode prints exactly the file, to be redirected into it.
+    assert_eq!(
+        &sb.ok(&["agent", "print", "--label", "org.example.spfs"]),
+        text
+    );
+}
+
+#[test]
+fn json_gives_each_systemd_unit_by_its_file_name() {
+    let sb = Sandbox::new();
+    let always = files(&sb, &["--format", "systemd"]);
+    let names: Vec<&str> = always.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["spfs-fuse-macos.service"]);
+
+    let socket = files(&sb, &["--format", "systemd", "--mode", "socket"]);
+    let names: Vec<&str> = socket.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["spfs-fuse-macos.service", "spfs-fuse-macos.socket"]);
+    assert!(socket[0].1.contains("[Service]"), "{}", socket[0].1);
+    assert!(socket[1].1.contains("[Socket]"), "{}", socket[1].1);
+    // Text mode names each unit in a comment line before it.
+    let text = sb.ok(&["agent", "print", "--format", "systemd", "--mode", "socket"]);
+    assert_eq!(
+        text,
+        format!(
+            "# {}\n{}\n# {}\n{}",
+            socket[0].0, socket[0].1, socket[1].0, socket[1].1
+        )
+    );
+}
