@@ -38,6 +38,8 @@ impl Config {
         if let Some(program) = get(PROGRAM) {
             self.program = validate::program(&program).map_err(|w| bad(PROGRAM, w))?;
         }
+        // Whether spfs-fuse-macos's variable moved the endpoint.
+        let mut macfuse_moved = false;
         if let Some(endpoint) = get(ENDPOINT) {
             self.endpoint = endpoint.parse().map_err(|w| bad(ENDPOINT, w))?;
         } else if let (Endpoint::Tcp(_), Some(addr)) = (&self.endpoint, get(MACFUSE_LISTEN_ADDRESS))
@@ -50,6 +52,7 @@ impl Config {
                 )
             })?;
             self.endpoint = Endpoint::Tcp(addr);
+            macfuse_moved = true;
         }
         if let Some(dir) = get(STATE_DIR) {
             let dir = PathBuf::from(dir);
@@ -85,10 +88,7 @@ impl Config {
             .into_iter()
             .filter(|(name, _)| get(name).is_some())
             .collect();
-        if get(ENDPOINT).is_none()
-            && matches!(self.endpoint, Endpoint::Tcp(_))
-            && get(MACFUSE_LISTEN_ADDRESS).is_some()
-        {
+        if macfuse_moved {
             self.env_overrides
                 .push((MACFUSE_LISTEN_ADDRESS, "endpoint"));
         }
