@@ -435,3 +435,30 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
         assert!(exited, "round {round}: the adopted service was stopped");
     }
 }
+
+/// An `ensure` suspended (Ctrl-Z, a debugger) while its service starts and
+/// resumed past its deadline finds the service serving, as other shells
+/// already do: it reports it and kills nothing.
+#[test]
+fn an_ensure_resumed_past_its_deadline_keeps_the_service_that_became_ready() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let sb = Sandbox::new()
+        .with("args", vec!["--start-delay-ms", "300"])
+        .with("ready_timeout_secs", 1);
+    let ensure = background(&sb, &["--json", "ensure"]);
+    let started = Instant::now();
+    assert!(wait_for(Duration::from_secs(10), || !sb.pids().is_empty()));
+    signal(ensure.id(), SIGSTOP);
+    let pid = sb.pids()[0];
+    // Serving, and another shell's look says so.
+    assert!(wait_for(Duration::from_secs(10), || sb.status()["state"]
+        == "running"));
+    // Past the suspended client's deadline (1 s from its start), with room.
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(started.elapsed()));
+    signal(ensure.id(), SIGCONT);
+    let out = ensure.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(pid_of(&json_of(&out)), pid);
+    assert!(alive(pid), "the ready service was killed");
+    assert_eq!(sb.pids(), vec![pid]);
+}

@@ -197,6 +197,7 @@ impl ServiceManager {
             ),
         )
         .with_log(self.log_excerpt())
+        .with_remedy(Remedy::SetKey("ready_timeout_secs"))
     }
 
     pub(super) fn conflict_error(&self, what: &str) -> Error {
@@ -208,6 +209,7 @@ impl ServiceManager {
                 self.endpoint
             ),
         )
+        .with_remedy(Remedy::SetKey("endpoint"))
     }
 
     pub(super) fn unresponsive_error(&self, status: &Status) -> Error {

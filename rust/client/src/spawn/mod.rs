@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorKind, LogExcerpt, Result};
 use crate::lock::Backoff;
 use crate::logs;
 use crate::record::{Phase, ServiceRecord, unix_ms};
+use crate::remedy::Remedy;
 use crate::rpc::{self, Probe};
 use crate::sys::{self, Instance};
 use crate::{Paths, ResolvedEndpoint};

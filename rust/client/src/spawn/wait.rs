@@ -50,7 +50,8 @@ impl Child {
     /// with backoff (plain ones). If it exits first, fail at once with its
     /// status and log, unless it exited 0 and a process it left behind (a
     /// daemonizing service) still holds `lock`: then keep polling. At the
-    /// deadline, kill it and fail with `ReadyTimeout`. On failure no process
+    /// deadline, unless it serves by then, kill it and fail with
+    /// `ReadyTimeout`. On failure no process
     /// of ours is left behind; on success call [`Child::release`].
     pub async fn wait_ready(
         &mut self,
@@ -104,6 +105,14 @@ impl Child {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
+                    // One last look before the kill. A client that was
+                    // suspended (Ctrl-Z, a debugger) wakes past its deadline
+                    // before it has seen the readiness message that came
+                    // meanwhile, and other shells may be using the service.
+                    let probe = rpc::probe(endpoint, true, probe_timeout).await;
+                    if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
+                        return Ok(probe);
+                    }
                     let err = self.ready_timeout_error(deadline - started);
                     return Err(self.fail(err));
                 }
@@ -140,6 +149,7 @@ impl Child {
                 waited.as_secs_f64()
             ),
         )
+        .with_remedy(Remedy::SetKey("ready_timeout_secs"))
     }
 
     /// The service is ready: end the intermediate, so the service is
