@@ -4,6 +4,7 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
+use std::time::Duration;
 
 use common::*;
 
@@ -42,10 +43,26 @@ fn version_mismatch_restarts_the_service_or_is_reported_by_policy() {
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("restarted but reports version 2.0.0"),
+        stderr(&out).contains("reports version 2.0.0, not the expected 3.0.0, even when freshly"),
         "{}",
         stderr(&out)
     );
+    sb.ok(&["stop"]);
+
+    // Stopped: the one start is the only one. Starting the same program
+    // again, at once or on the next call, would not change its version.
+    let spawns = sb.spawn_count();
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("even when freshly started"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(sb.spawn_count(), spawns + 1, "{}", sb.log());
+    assert_eq!(sb.pids().len(), 1);
     sb.ok(&["stop"]);
 }
 
@@ -249,4 +266,54 @@ fn descriptors_of_the_host_do_not_leak_without_close_range() {
         "keeps the lock: {fds:?}"
     );
     sb.ok(&["stop"]);
+}
+
+/// A kit service on our TCP port, started for another state dir: a
+/// conflict, left alone, when it runs another program; ours when it runs
+/// the configured one (started where the default state dir differed), so
+/// `status` reports it and `stop` ends it.
+#[test]
+fn a_kit_service_on_the_port_for_another_state_dir_is_ours_only_if_it_runs_our_program() {
+    let port = free_port();
+    let sb = Sandbox::new().with("endpoint", tcp(port));
+
+    // Another program that embeds the kit: the reference service under
+    // another name.
+    let other = Sandbox::new();
+    let renamed = other.root().join("other-grpc-server");
+    std::fs::hard_link(reference_service(), &renamed)
+        .or_else(|_| std::fs::copy(reference_service(), &renamed).map(drop))
+        .unwrap();
+    let other = other
+        .with("program", path_str(&renamed))
+        .with("endpoint", tcp(port));
+    let theirs = pid_of(&other.ensure());
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict", "{status}");
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("other-grpc-server") && detail.contains("not the configured program"),
+        "{detail}"
+    );
+    let stop = sb.run(&["stop"]);
+    assert_eq!(stop.status.code(), Some(1), "{}", stderr(&stop));
+    let ensure = sb.run(&["--json", "ensure"]);
+    assert_eq!(ensure.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&ensure.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    assert!(alive(theirs), "left alone");
+    assert_eq!(other.pids(), vec![theirs]);
+    assert!(sb.pids().is_empty());
+    other.ok(&["stop"]);
+
+    // The configured program, for another state dir.
+    let first = Sandbox::new().with("endpoint", tcp(port));
+    let pid = pid_of(&first.ensure());
+    let status = sb.status();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(pid_of(&status), pid);
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("another state dir"), "{detail}");
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
 }

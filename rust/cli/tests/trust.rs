@@ -206,3 +206,51 @@ fn connection_from_another_uid_is_refused_by_the_peer_credential_check() {
     assert_eq!(sb.status()["state"], "running", "the service is unharmed");
     sb.ok(&["stop"]);
 }
+
+/// Another user's listener that speaks no gRPC on our TCP port: the
+/// conflict says whose it is, as for one that answers.
+#[test]
+fn another_users_listener_that_speaks_no_grpc_is_named_as_theirs() {
+    let other = second_user();
+    let port = free_port();
+    let sb = Sandbox::new().with("endpoint", tcp(port));
+    let mut theirs = sb.command("python3");
+    theirs.args([
+        "-c",
+        "import socket, sys, time\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+         s.listen()\n\
+         time.sleep(120)",
+        &port.to_string(),
+    ]);
+    std::os::unix::process::CommandExt::uid(&mut theirs, other);
+    let mut theirs = theirs.spawn().expect("python3 runs");
+    assert!(
+        wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "their listener is up"
+    );
+    let status = sb.status();
+    let whose = format!("uid {other}");
+    let detail = status["detail"].as_str().unwrap_or_default().to_string();
+    let ensure = sb.run(&["ensure"]);
+    let alive = matches!(theirs.try_wait(), Ok(None));
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(detail.contains(&whose), "{detail}");
+    assert_eq!(ensure.status.code(), Some(1));
+    assert!(stderr(&ensure).contains(&whose), "{}", stderr(&ensure));
+    assert!(
+        stderr(&ensure)
+            .contains("hint: `spfs-autostart config` shows the config file to set endpoint in"),
+        "{}",
+        stderr(&ensure)
+    );
+    assert!(alive, "left alone");
+    assert_eq!(sb.spawn_count(), 0);
+}

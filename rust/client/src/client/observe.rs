@@ -26,16 +26,16 @@ impl ServiceManager {
     pub(super) async fn observe(&self, touch: bool, under_spawn_lock: bool) -> Result<Observation> {
         self.paths.check_state_dir()?;
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
-        let failed_call = matches!(probe, Probe::Foreign(_));
+        let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
         match self.observation_of(probe, under_spawn_lock)? {
             // A service that dies between our connect and the lock check
-            // resets the connection and then frees the lock, so for a moment
-            // it looks like a foreign peer. Its descriptors are closed once
-            // the lock is free: a second look finds nothing there, while a
-            // real foreign peer still answers the same way. (A peer that
-            // does not answer at all is not looked at twice: that would
-            // double the wait.)
-            Observation::Conflict(_) if failed_call => {
+            // resets the connection (or answers, then exits) and frees the
+            // lock, so for a moment it looks like a foreign peer. Its
+            // descriptors are closed once the lock is free: a second look
+            // finds nothing there, while a real foreign peer still answers
+            // the same way. (A peer that does not answer at all is not
+            // looked at twice: that would double the wait.)
+            Observation::Conflict(_) if answered => {
                 let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
                 self.observation_of(probe, under_spawn_lock)
             }
@@ -73,7 +73,23 @@ impl ServiceManager {
                         &crate::owner::Listener { uid, process: None },
                     )));
                 }
-                let status = self.kit_status(&info, instance);
+                let mut status = self.kit_status(&info, instance);
+                // A kit service takes our instance lock before it serves. A
+                // socket in our state dir is ours by where it is; a TCP port
+                // may be served for another state dir. Like a plain service
+                // started outside, it is ours only if it runs our program.
+                if tcp && !lock::is_held(&self.paths.instance_lock())? {
+                    if !instance.is_some_and(|i| self.runs_configured_program(i)) {
+                        return Ok(Observation::Conflict(
+                            self.not_the_program(info.pid, "serves there for another state dir"),
+                        ));
+                    }
+                    status.detail = Some(format!(
+                        "serves for another state dir (it holds no instance lock in {}); \
+                         the stop operation stops it",
+                        self.paths.state_dir.display()
+                    ));
+                }
                 // A service that is shutting down is not ready: waiting for
                 // it to go (and starting a fresh one) is what `ensure` needs.
                 return Ok(if info.shutting_down {
@@ -86,7 +102,10 @@ impl ServiceManager {
             Probe::Nothing => None,
             Probe::Foreign(what) => Some(what),
             Probe::NoAnswer => Some("it accepts connections but does not answer gRPC".to_string()),
-        };
+        }
+        // Whose it is says more than how it answered, when it is another
+        // user's.
+        .map(|what| self.foreign_listener().unwrap_or(what));
         if !lock::is_held(&self.paths.instance_lock())? {
             if no_answer && let Some(adopted) = self.adopted_unresponsive() {
                 return Ok(adopted);
@@ -161,14 +180,9 @@ impl ServiceManager {
             }
             if let Some(process) = listener.process {
                 if !held && !self.runs_configured_program(process) {
-                    return Ok(Observation::Conflict(format!(
-                        "pid {} ({}) listens there, which is not the configured program {}",
-                        process.pid,
-                        crate::sys::executable(process.pid)
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_else(|| "unknown executable".into()),
-                        self.config.program
-                    )));
+                    return Ok(Observation::Conflict(
+                        self.not_the_program(process.pid, "listens there"),
+                    ));
                 }
                 adopted = !held;
                 instance = Some(process);
@@ -219,6 +233,18 @@ impl ServiceManager {
         crate::owner::tcp_listener(*addr)
             .filter(crate::owner::Listener::is_foreign)
             .map(|l| foreign_user(&l))
+    }
+
+    /// A process of ours at the endpoint that is not the configured
+    /// program: "pid N (EXECUTABLE) `does`, which is not ...".
+    fn not_the_program(&self, pid: u32, does: &str) -> String {
+        format!(
+            "pid {pid} ({}) {does}, which is not the configured program {}",
+            crate::sys::executable(pid)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "unknown executable".into()),
+            self.config.program
+        )
     }
 
     /// Whether `process` runs the configured program: the same file, or a
