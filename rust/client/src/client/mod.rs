@@ -47,6 +47,7 @@ use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
 use observe::Observation;
 use report::{foreign_user, rpc_error};
+pub(crate) use version::VersionVerdict;
 use version::version_mismatch;
 
 /// How long one probe may wait for an answer. A healthy service answers in
@@ -99,13 +100,18 @@ impl ServiceManager {
     /// kills a service this call was starting.
     pub async fn ensure(&self) -> Result<Status> {
         let deadline = Instant::now() + self.config.ready_timeout;
-        let status = self.ensure_running(deadline).await?;
+        let (status, started) = self.ensure_running(deadline).await?;
         let (Some(want), Some(have)) = (&self.config.expected_version, &status.version) else {
             // Nothing to compare (a plain service reports no version): say so.
             return Ok(self.with_version_warning(status));
         };
         if want == have {
             return Ok(status);
+        }
+        if started {
+            // Just started from the configured program: a restart would
+            // start the same program again.
+            return Err(self.fresh_start_mismatch(want, have, status.pid));
         }
         if self.config.on_version_mismatch == VersionPolicy::Error {
             return Err(version_mismatch(want, have, false));
@@ -118,15 +124,17 @@ impl ServiceManager {
         self.restart_for_version(want, deadline).await
     }
 
-    async fn ensure_running(&self, deadline: Instant) -> Result<Status> {
+    /// The service's status once it serves, and whether this call started
+    /// it.
+    async fn ensure_running(&self, deadline: Instant) -> Result<(Status, bool)> {
         if let Some(status) = self.fast_path(true).await {
-            return Ok(status);
+            return Ok((status, false));
         }
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             match self.observe(true, false).await? {
                 Observation::Serving(status, channel, _) => {
-                    return Ok(self.remember(status, channel));
+                    return Ok((self.remember(status, channel), false));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(status, _) => {
@@ -140,14 +148,14 @@ impl ServiceManager {
                         // Someone may have started it while we waited.
                         match self.observe(true, true).await? {
                             Observation::Serving(status, channel, _) => {
-                                return Ok(self.remember(status, channel));
+                                return Ok((self.remember(status, channel), false));
                             }
                             Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                             Observation::Alive(..) => {}
                             Observation::Absent { orphaned_lock } => {
                                 if let Some(status) = self.spawn(orphaned_lock, deadline).await? {
                                     drop(spawn_guard);
-                                    return Ok(status);
+                                    return Ok((status, true));
                                 }
                             }
                         }

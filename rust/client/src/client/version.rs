@@ -11,13 +11,14 @@ pub(super) struct FailedRestart {
     expected: String,
 }
 
-pub(super) fn version_mismatch(want: &str, have: &str, after_restart: bool) -> Error {
-    if after_restart {
+/// `fresh`: the service that reports `have` was freshly started for it.
+pub(super) fn version_mismatch(want: &str, have: &str, fresh: bool) -> Error {
+    if fresh {
         Error::new(
             ErrorKind::VersionMismatch,
             format!(
-                "the service was restarted but reports version {have}, not the expected {want}; \
-                 install version {want} or change expected_version"
+                "the service reports version {have}, not the expected {want}, even when \
+                 freshly started; install version {want} or change expected_version"
             ),
         )
         .with_remedy(Remedy::SetKey("expected_version"))
@@ -54,11 +55,14 @@ impl ServiceManager {
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(..) | Observation::Absent { .. } => {
                     drop(guard);
-                    let status = self.ensure_running(deadline).await?;
-                    if status.version.as_deref() == Some(want) {
-                        return Ok(status);
+                    let (status, started) = self.ensure_running(deadline).await?;
+                    match &status.version {
+                        Some(have) if have != want && started => {
+                            return Err(self.fresh_start_mismatch(want, have, status.pid));
+                        }
+                        Some(have) if have != want => continue,
+                        _ => return Ok(status),
                     }
-                    continue;
                 }
             };
             let have = status.version.clone().unwrap_or_default();
@@ -85,12 +89,18 @@ impl ServiceManager {
             drop(guard);
             return match &status.version {
                 Some(have) if have != want => {
-                    self.remember_failed_restart(want, status.pid);
-                    Err(version_mismatch(want, have, true))
+                    Err(self.fresh_start_mismatch(want, have, status.pid))
                 }
                 _ => Ok(status),
             };
         }
+    }
+
+    /// A service this call started reports `have`, not `want`: remembered,
+    /// so that later calls do not start the same program again for it.
+    pub(super) fn fresh_start_mismatch(&self, want: &str, have: &str, pid: Option<u32>) -> Error {
+        self.remember_failed_restart(want, pid);
+        version_mismatch(want, have, true)
     }
 
     pub(super) fn failed_restart_path(&self) -> std::path::PathBuf {
@@ -123,32 +133,65 @@ impl ServiceManager {
         }
     }
 
-    /// A running service of another version than `expected_version` says
-    /// so, and why it was not replaced.
+    /// A running service of another version than `expected_version` (or
+    /// of a version it cannot tell) says so.
     pub(super) fn with_version_warning(&self, mut status: Status) -> Status {
-        if let Some(want) = &self.config.expected_version
-            && status.version.is_none()
-            && status.state == State::Running
-        {
-            status.warnings.push(format!(
-                "expected_version = {want:?} is not checked: the service does not report its \
-                 version (it does not embed the kit)"
-            ));
-        }
-        if let (Some(want), Some(have)) = (&self.config.expected_version, &status.version)
-            && want != have
-        {
-            status.warnings.push(if status.leases.is_empty() {
-                format!("it runs version {have}, not the expected {want}")
-            } else {
-                format!(
-                    "it runs version {have}, not the expected {want}; it is not replaced while \
-                     {} lease(s) use it: the next ensure once it is idle replaces it, or \
-                     the stop operation does now",
-                    status.leases.len()
-                )
-            });
+        match self.version_verdict(&status) {
+            Some(VersionVerdict::Fails(e)) => status.warnings.push(e.to_string()),
+            Some(VersionVerdict::Note(note) | VersionVerdict::Replaces(note)) => {
+                status.warnings.push(note)
+            }
+            None => {}
         }
         status
     }
+
+    /// What `ensure` makes of the version of the running service in
+    /// `status`: nothing to say (`None`: it matches, or nothing is
+    /// expected), a note, or the error it fails with.
+    pub(crate) fn version_verdict(&self, status: &Status) -> Option<VersionVerdict> {
+        let want = self.config.expected_version.as_ref()?;
+        if status.state != State::Running {
+            return None;
+        }
+        let Some(have) = &status.version else {
+            return Some(VersionVerdict::Note(format!(
+                "expected_version = {want:?} is not checked: the service does not report its \
+                 version (it does not embed the kit)"
+            )));
+        };
+        if want == have {
+            return None;
+        }
+        if self.config.on_version_mismatch == VersionPolicy::Error {
+            return Some(VersionVerdict::Fails(version_mismatch(want, have, false)));
+        }
+        if !status.leases.is_empty() {
+            return Some(VersionVerdict::Note(format!(
+                "it runs version {have}, not the expected {want}; it is not replaced while \
+                 {} lease(s) use it: the next ensure once it is idle replaces it, or \
+                 the stop operation does now",
+                status.leases.len()
+            )));
+        }
+        let failed = self.failed_restart(want);
+        if failed.is_some() && failed == status.pid.and_then(Instance::of) {
+            return Some(VersionVerdict::Fails(version_mismatch(want, have, true)));
+        }
+        Some(VersionVerdict::Replaces(format!(
+            "it runs version {have}, not the expected {want}; the next ensure replaces it \
+             (on_version_mismatch = \"restart\")"
+        )))
+    }
+}
+
+/// What `ensure` makes of a running service's version.
+pub(crate) enum VersionVerdict {
+    /// It uses the service (it cannot tell the version, or leases keep
+    /// it); the user should know why.
+    Note(String),
+    /// It replaces the service with a fresh start, as this says.
+    Replaces(String),
+    /// It fails with this error and starts nothing.
+    Fails(Error),
 }

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::{Finding, Severity, finding};
 use crate::ResolvedEndpoint;
-use crate::client::ServiceManager;
+use crate::client::{ServiceManager, VersionVerdict};
 use crate::remedy::{Operation, Remedy};
-use crate::status::State;
+use crate::status::{State, Status};
 
-/// Who answers at the endpoint.
+/// Who answers at the endpoint; its status when it could be looked at.
 pub(super) async fn check_endpoint(
     manager: &ServiceManager,
     findings: &mut Vec<Finding>,
-) -> Option<State> {
+) -> Option<Status> {
     let endpoint = manager.endpoint().to_string();
     let status = match manager.status().await {
         Ok(status) => status,
@@ -87,7 +87,35 @@ pub(super) async fn check_endpoint(
         }
     };
     findings.push(finding("endpoint", severity, summary, fix).with_remedies(remedies));
-    Some(status.state)
+    Some(status)
+}
+
+/// The running service's version against `expected_version`, as `ensure`
+/// judges it. Returns what `ensure` would do instead of using the service,
+/// if anything.
+pub(super) fn check_version(
+    manager: &ServiceManager,
+    status: &Status,
+    findings: &mut Vec<Finding>,
+) -> Option<&'static str> {
+    match manager.version_verdict(status)? {
+        VersionVerdict::Note(note) => {
+            findings.push(finding("version", Severity::Warning, note, None));
+            None
+        }
+        VersionVerdict::Replaces(note) => {
+            findings.push(finding("version", Severity::Warning, note, None));
+            Some("stop the running service (another version) and start a fresh one")
+        }
+        // The message names the fix.
+        VersionVerdict::Fails(e) => {
+            findings.push(
+                finding("version", Severity::Problem, e.to_string(), None)
+                    .with_remedies(e.remedies().iter().copied()),
+            );
+            Some("fail: the running service reports another version (see above)")
+        }
+    }
 }
 
 /// The finding for an endpoint held by something that is not our service.

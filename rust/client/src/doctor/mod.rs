@@ -17,7 +17,7 @@ use crate::client::ServiceManager;
 use crate::remedy::Remedy;
 use crate::status::State;
 use agent::{check_agent, check_config};
-use endpoint::check_endpoint;
+use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
 use files::check_macfuse;
 use files::{check_log_dir, check_program, check_state_dir};
@@ -97,14 +97,21 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     check_macfuse(manager, &mut findings);
     let state_ok = check_state_dir(manager, &mut findings);
     check_log_dir(manager, &mut findings);
-    let state = if state_ok {
+    let status = if state_ok {
         check_endpoint(manager, &mut findings).await
     } else {
         None
     };
+    let version_next = status
+        .as_ref()
+        .and_then(|status| check_version(manager, status, &mut findings));
     check_agent(manager, &mut findings);
     check_config(manager, &mut findings);
-    let next = next_step(manager, state, program.as_deref(), state_ok);
+    let state = status.map(|status| status.state);
+    let next = match version_next {
+        Some(next) => next.to_string(),
+        None => next_step(manager, state, program.as_deref(), state_ok),
+    };
     Report { findings, next }
 }
 
