@@ -93,7 +93,12 @@ fn main() -> ExitCode {
             tracing_subscriber::filter::LevelFilter::DEBUG,
         );
         tracing_subscriber::registry()
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colour only for a person: not into a file or a pipe.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .with(only_ours)
             .init();
     }

@@ -186,9 +186,12 @@ fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
     assert_eq!(check, "state dir");
     assert!(summary.contains(&path_str(&sb.state_dir())), "{summary}");
     assert!(summary.contains("750"), "{summary}");
-    assert!(
-        fix.contains(&format!("chmod 700 {}", path_str(&sb.state_dir()))),
-        "{fix}"
+    // The fix is said once, in the check's own words.
+    let chmod = format!("chmod 700 {}", path_str(&sb.state_dir()));
+    assert_eq!(
+        summary.matches(&chmod).count() + fix.matches(&chmod).count(),
+        1,
+        "{summary} / {fix}"
     );
     assert_eq!(
         hints(&report, "state dir"),
@@ -201,6 +204,95 @@ fn a_state_dir_with_group_bits_exits_1_naming_it_and_the_fix() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o750);
+}
+
+#[test]
+fn a_log_dir_ensure_would_refuse_is_a_problem_naming_it_and_the_fix() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    // Group-writable: `ensure` refuses it (a group member could plant the log).
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o770)).unwrap();
+    let ensure = sb.run(&["ensure"]);
+    assert_eq!(ensure.status.code(), Some(1), "{}", stderr(&ensure));
+    assert!(sb.pids().is_empty());
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (check, summary, _) = &problems[0];
+    assert_eq!(check, "log dir");
+    assert!(summary.contains(&path_str(&sb.log_dir())), "{summary}");
+    assert!(summary.contains("chmod go-w"), "{summary}");
+    assert_eq!(
+        hints(&report, "log dir"),
+        serde_json::json!(["`spfs-autostart config` shows the config file to set log_dir in"])
+    );
+}
+
+/// The one finding of `check`, as (severity, summary).
+fn finding_of(report: &serde_json::Value, check: &str) -> (String, String) {
+    let found: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect();
+    assert_eq!(found.len(), 1, "one {check} finding: {report}");
+    (
+        found[0]["severity"].as_str().unwrap().to_string(),
+        found[0]["summary"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
+    let mut sb = Sandbox::new().with("args", vec!["--report-version", "1.0.0"]);
+    let pid = pid_of(&sb.ensure());
+    sb.set("expected_version", "2.0.0");
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    let (severity, summary) = finding_of(&report, "version");
+    assert_eq!(severity, "warning");
+    assert!(summary.contains("the next ensure replaces it"), "{summary}");
+    assert_eq!(
+        report["next"],
+        "stop the running service (another version) and start a fresh one"
+    );
+
+    // The program itself is 1.0.0: ensure replaces it once, then fails.
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!alive(pid));
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let (severity, summary) = finding_of(&report, "version");
+    assert_eq!(severity, "problem");
+    assert!(summary.contains("even when freshly started"), "{summary}");
+    assert_eq!(
+        hints(&report, "version"),
+        serde_json::json!([
+            "`spfs-autostart config` shows the config file to set expected_version in"
+        ])
+    );
+    assert!(
+        report["next"].as_str().unwrap().starts_with("fail:"),
+        "{report}"
+    );
+
+    // By policy, ensure refuses any other version.
+    sb.set("on_version_mismatch", "error");
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let (_, summary) = finding_of(&report, "version");
+    assert!(summary.contains("on_version_mismatch"), "{summary}");
+    assert_eq!(
+        hints(&report, "version"),
+        serde_json::json!([
+            "run `spfs-autostart stop`",
+            "`spfs-autostart config` shows the config file to set on_version_mismatch in"
+        ])
+    );
+    sb.ok(&["stop"]);
 }
 
 /// The endpoint finding, as (severity, summary, fix).

@@ -120,7 +120,10 @@ fn plain_service_over_tcp_is_started_detected_and_stopped_through_vfs_shutdown()
 fn missing_program_is_binary_not_found_listing_where_it_looked() {
     let sb = Sandbox::new().with("program", "spfs-no-such-service");
     let started = Instant::now();
-    let out = sb.run(&["ensure"]);
+    // The executable's directory is on PATH too, twice, as happens.
+    let here = common::cli_bin().parent().unwrap().to_path_buf();
+    let path = std::env::join_paths([here.clone(), "/usr/bin".into(), here.clone()]).unwrap();
+    let out = sb.cli(&["ensure"]).env("PATH", path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -128,10 +131,12 @@ fn missing_program_is_binary_not_found_listing_where_it_looked() {
         "{err}"
     );
     assert!(err.contains("looked in"), "{err}");
-    assert!(
-        err.contains(&path_str(common::cli_bin().parent().unwrap())),
-        "next to the executable: {err}"
-    );
+    let listed = |dir: &std::path::Path| {
+        let line = format!("  {}", dir.join("spfs-no-such-service").display());
+        err.lines().filter(|l| *l == line).count()
+    };
+    assert_eq!(listed(&here), 1, "next to the executable, once: {err}");
+    assert_eq!(listed("/usr/bin".as_ref()), 1, "on PATH: {err}");
     assert!(started.elapsed() < Duration::from_secs(5), "must fail fast");
     let json = sb.run(&["--json", "ensure"]);
     let error: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();

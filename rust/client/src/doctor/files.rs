@@ -1,7 +1,6 @@
 //! The files and programs the service needs: its program (and macFUSE on
 //! macOS), the state dir and the log dir.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -163,73 +162,35 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
             ));
             true
         }
+        // The message names the directory and the fix (`chmod` only where
+        // that cannot break anyone else's use of it).
         Err(e) => {
             findings.push(
-                finding(
-                    "state dir",
-                    Severity::Problem,
-                    e.to_string(),
-                    Some(format!(
-                        "run `chmod 700 {}` if it is yours, or set SPFS_AUTOSTART_STATE_DIR \
-                         (or state_dir) to a private directory",
-                        dir.display()
-                    )),
-                )
-                .with_remedies([Remedy::SetKey("state_dir")]),
+                finding("state dir", Severity::Problem, e.to_string(), None)
+                    .with_remedies([Remedy::SetKey("state_dir")]),
             );
             false
         }
     }
 }
 
-/// Exists or can be made, is ours, and has room.
+/// Exists or can be made, is ours alone (the same check `ensure` makes),
+/// and has room.
 pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding>) {
     let log = manager.paths().log_file();
     let Some(dir) = log.parent() else { return };
+    if let Err(e) = manager.paths().check_log_dir() {
+        // The message names the directory and the fix.
+        findings.push(
+            finding("log dir", Severity::Problem, e.to_string(), None)
+                .with_remedies(e.remedies().iter().copied()),
+        );
+        return;
+    }
     let existing = dir
         .ancestors()
         .find(|d| d.exists())
         .unwrap_or(Path::new("/"));
-    match std::fs::metadata(existing) {
-        Ok(meta) if existing == dir && meta.uid() != crate::sys::my_uid() => {
-            findings.push(
-                finding(
-                    "log dir",
-                    Severity::Warning,
-                    format!(
-                        "{} belongs to uid {}, not to you",
-                        dir.display(),
-                        meta.uid()
-                    ),
-                    Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
-                )
-                .with_remedies([Remedy::SetKey("log_dir")]),
-            );
-            return;
-        }
-        Ok(meta) if existing == dir && meta.mode() & 0o002 != 0 => {
-            findings.push(finding(
-                "log dir",
-                Severity::Warning,
-                format!("{} is writable by every user", dir.display()),
-                Some(format!("run `chmod o-w {}`", dir.display())),
-            ));
-            return;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            findings.push(
-                finding(
-                    "log dir",
-                    Severity::Problem,
-                    format!("cannot look at {}: {e}", existing.display()),
-                    Some("set SPFS_AUTOSTART_LOG_DIR (or log_dir) to a directory of yours".into()),
-                )
-                .with_remedies([Remedy::SetKey("log_dir")]),
-            );
-            return;
-        }
-    }
     let free = nix::sys::statvfs::statvfs(existing).map(|fs| free_bytes(&fs));
     match free {
         Ok(free) if free < LOW_SPACE_BYTES => {

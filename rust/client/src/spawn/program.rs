@@ -37,20 +37,18 @@ pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, Progra
     let candidates: Vec<PathBuf> = if program.starts_with('/') {
         vec![PathBuf::from(program)]
     } else {
-        let mut dirs = Vec::new();
-        if let Some(dir) = std::env::current_exe()
+        let exe_dir = std::env::current_exe()
             .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            dirs.push(dir);
-        }
-        for dir in library_dirs() {
+            .and_then(|e| e.parent().map(Path::to_path_buf));
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let on_path = std::env::split_paths(&path).filter(|d| d.is_absolute());
+        // Each place once (the directory of the executable is often on
+        // `PATH` too): the error lists them all.
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in exe_dir.into_iter().chain(library_dirs()).chain(on_path) {
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
-        }
-        if let Some(path) = std::env::var_os("PATH") {
-            dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
         }
         dirs.into_iter().map(|d| d.join(program)).collect()
     };

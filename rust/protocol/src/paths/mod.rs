@@ -119,8 +119,17 @@ impl Paths {
     /// where the service's output goes.
     pub fn create_log_dir(&self) -> Result<()> {
         create_dir(&self.log_dir, "log dir")?;
-        let meta = fs::metadata(&self.log_dir)
-            .map_err(|e| Error::io("cannot inspect log dir", &self.log_dir, e))?;
+        self.check_log_dir().map(drop)
+    }
+
+    /// Check the log dir as [`Paths::create_log_dir`] does, if it exists;
+    /// `Ok(false)` when it does not. Never creates anything.
+    pub fn check_log_dir(&self) -> Result<bool> {
+        let meta = match fs::metadata(&self.log_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("cannot inspect log dir", &self.log_dir, e)),
+            Ok(meta) => meta,
+        };
         if !meta.is_dir() {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -135,22 +144,25 @@ impl Paths {
         let me = crate::sys::my_uid();
         let mode = meta.mode() & 0o7777;
         if meta.uid() != me || mode & 0o022 != 0 {
+            let chmod = if meta.uid() != me || shared_on_purpose(mode) {
+                String::new()
+            } else {
+                format!(", or run `chmod go-w {}`", self.log_dir.display())
+            };
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
                     "log dir {} (owner uid {}, mode {mode:o}) is not yours alone: another user \
                      could plant the log there and redirect the service's output into your \
-                     files; choose a log dir of your own with {}, or run `chmod go-w {}` if it \
-                     is yours",
+                     files; choose a log dir of your own with {}{chmod}",
                     self.log_dir.display(),
                     meta.uid(),
                     fix_for("log dir"),
-                    self.log_dir.display()
                 ),
             )
             .with_remedy(remedy_for("log dir")));
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -335,6 +347,14 @@ fn fix_for(what: &str) -> &'static str {
     }
 }
 
+/// Whether a directory with `mode` is shared on purpose: the sticky bit
+/// (`/tmp`, `/var/tmp`) lets many users keep files in one directory.
+/// Closing it would break everyone else's use, so the fix is a directory of
+/// one's own, not `chmod`.
+fn shared_on_purpose(mode: u32) -> bool {
+    mode & 0o1000 != 0
+}
+
 /// The config key that moves `what`, as the error's remedy.
 fn remedy_for(what: &str) -> Remedy {
     Remedy::SetKey(if what == "log dir" {
@@ -376,14 +396,23 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
+        let fix = if shared_on_purpose(mode) {
+            format!("choose a {what} of your own with {}", fix_for(what))
+        } else {
+            format!(
+                "run `chmod 700 {}`, or choose another {what} with {}",
+                dir.display(),
+                fix_for(what)
+            )
+        };
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
-                "{what} {} has mode {mode:o}, which lets other users in; run `chmod 700 {}`",
-                dir.display(),
+                "{what} {} has mode {mode:o}, which lets other users in; {fix}",
                 dir.display()
             ),
-        ));
+        )
+        .with_remedy(remedy_for(what)));
     }
     // Made under a strict umask by an older version: we could not create
     // the socket or the locks in it.

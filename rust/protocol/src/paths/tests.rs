@@ -30,8 +30,28 @@ fn group_readable_state_dir_is_refused_and_left_alone() {
     let err = paths.create_state_dir().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     assert!(err.to_string().contains("chmod 700"), "{err}");
+    assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
     let mode = fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o750, "we must not chmod it");
+}
+
+#[test]
+fn a_shared_dir_like_tmp_is_refused_without_advice_to_close_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for mode in [0o1777, 0o1770] {
+        let dir = tmp.path().join(format!("shared-{mode:o}"));
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let err = check_private_dir(&dir, "state dir").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        let text = err.to_string();
+        // Closing a directory others write to would break their use of it.
+        assert!(!text.contains("chmod"), "{text}");
+        assert!(text.contains("choose a state dir of your own"), "{text}");
+        assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
+        let left = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(left & 0o7777, mode, "we must not chmod it");
+    }
 }
 
 #[test]
@@ -103,5 +123,26 @@ fn runtime_dir_of_another_user_is_not_a_default() {
             default_state_dir(&env_of(&theirs)),
             theirs.join("spfs-autostart")
         );
+    }
+}
+
+#[test]
+fn a_writable_log_dir_gets_chmod_only_when_it_is_not_shared_on_purpose() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (mode, chmod) in [(0o770, true), (0o1777, false), (0o777, true)] {
+        let dir = tmp.path().join(format!("logs-{mode:o}"));
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let paths = Paths {
+            state_dir: tmp.path().join("state"),
+            log_dir: dir.clone(),
+        };
+        let err = paths.create_log_dir().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("choose a log dir of your own"), "{text}");
+        assert_eq!(text.contains("chmod go-w"), chmod, "{text}");
+        assert_eq!(err.remedies(), [Remedy::SetKey("log_dir")]);
+        let left = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(left & 0o7777, mode, "we must not chmod it");
     }
 }
