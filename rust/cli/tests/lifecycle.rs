@@ -462,3 +462,33 @@ fn an_ensure_resumed_past_its_deadline_keeps_the_service_that_became_ready() {
     assert!(alive(pid), "the ready service was killed");
     assert_eq!(sb.pids(), vec![pid]);
 }
+
+/// A spawner killed outright (SIGKILL: no chance to clean up) while its
+/// service starts leaves only the service: its intermediate process, which
+/// waited for the service, goes with it instead of lingering for the
+/// service's lifetime.
+#[test]
+fn a_spawner_killed_mid_start_leaves_no_intermediate_behind() {
+    let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "2000"]);
+    let mut ensure = background(&sb, &["ensure"]);
+    assert!(wait_for(Duration::from_secs(10), || !sb.pids().is_empty()));
+    let service = sb.pids();
+    // Everything started in the sandbox carries its marker: the spawner,
+    // its intermediate (a fork of it) and the service.
+    let marker = format!("{SANDBOX_MARKER}={}", sb.root().display());
+    assert_eq!(
+        marked_pids(&marker).len(),
+        3,
+        "spawner, intermediate, service"
+    );
+    signal(ensure.id(), nix::sys::signal::Signal::SIGKILL);
+    ensure.wait().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || marked_pids(&marker) == service),
+        "only the service is left: {:?} (service {service:?})",
+        marked_pids(&marker)
+    );
+    // The service goes on to serve, and is used and stopped as usual.
+    assert_eq!(pid_of(&sb.ensure()), service[0]);
+    sb.ok(&["stop"]);
+}

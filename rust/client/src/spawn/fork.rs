@@ -2,16 +2,22 @@
 //! service keeps (only the readiness pipe and the lock). Only
 //! async-signal-safe calls here.
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use super::*;
 
 /// The intermediate process, between fork and exec: report the service's
 /// pid, close every other descriptor (the exec-error pipe of our parent
 /// among them, so its `spawn` returns once the service has exec'd), wait
-/// for the service and report how it ended, then exit. Only
+/// for the service and report how it ended, then exit. It also exits, and
+/// reports nothing, once the spawner is gone (end of file on `lifeline_fd`,
+/// whose only write end the spawner holds): a spawner that was killed
+/// leaves no intermediate behind for the service's lifetime. Only
 /// async-signal-safe calls.
 pub(super) fn run_intermediate(
     service: libc::pid_t,
     status_fd: RawFd,
+    lifeline_fd: RawFd,
     loop_end: RawFd,
     high_fds: &[RawFd],
 ) -> ! {
@@ -20,14 +26,95 @@ pub(super) fn run_intermediate(
     unsafe {
         let bytes = service.to_ne_bytes();
         libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
-        close_all_but(status_fd, loop_end, high_fds);
-        let mut status: libc::c_int = 0;
-        while libc::waitpid(service, &mut status, 0) == -1
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
+        close_all_but([status_fd, lifeline_fd], loop_end, high_fds);
+        let status = wait_for_service(service, lifeline_fd);
         let bytes = status.to_ne_bytes();
         libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(0)
+    }
+}
+
+/// The write end of the intermediate's self-pipe, for its SIGCHLD handler.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The intermediate's SIGCHLD handler: wake its `poll`. A byte per signal;
+/// with one child (and `SA_NOCLDSTOP`) they are few, and each is read
+/// before the next wait, so the write never blocks. A successful write
+/// leaves `errno` as it was.
+extern "C" fn wake_on_sigchld(_: libc::c_int) {
+    let fd = WAKE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write is async-signal-safe; the byte is on this stack.
+        unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+    }
+}
+
+/// Wait until `service` exits, returning its wait status, or `_exit` once
+/// the spawner is gone (end of file on `lifeline_fd`). Woken by the kernel
+/// for both: SIGCHLD through a self-pipe, and the lifeline's end of file.
+/// Where the self-pipe or the handler cannot be set up, a plain blocking
+/// `waitpid`, as before there was a lifeline.
+///
+/// # Safety
+/// Between fork and exec in the intermediate only: it installs a signal
+/// handler for the process.
+unsafe fn wait_for_service(service: libc::pid_t, lifeline_fd: RawFd) -> libc::c_int {
+    let mut status: libc::c_int = 0;
+    // SAFETY: pipe, sigemptyset, sigaction, sigprocmask, waitpid, poll and
+    // read are async-signal-safe; every buffer is on this stack.
+    unsafe {
+        let mut wake = [-1 as libc::c_int; 2];
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = wake_on_sigchld as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_NOCLDSTOP;
+        libc::sigemptyset(&mut action.sa_mask);
+        let mut unblock: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut unblock);
+        libc::sigaddset(&mut unblock, libc::SIGCHLD);
+        let watching = libc::pipe(wake.as_mut_ptr()) == 0 && {
+            WAKE_FD.store(wake[1], Ordering::Relaxed);
+            libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) == 0
+                && libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut()) == 0
+        };
+        loop {
+            let flags = if watching { libc::WNOHANG } else { 0 };
+            match libc::waitpid(service, &mut status, flags) {
+                pid if pid == service => return status,
+                // Interrupted, or still running: wait below.
+                0 => {}
+                _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+                // Not our child any more: nothing to report.
+                _ => return 0,
+            }
+            if !watching {
+                continue;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: lifeline_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake[0],
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // A SIGCHLD between the waitpid and here has written its byte,
+            // so this returns at once.
+            if libc::poll(fds.as_mut_ptr(), 2, -1) > 0 {
+                if fds[0].revents != 0 {
+                    // The spawner is gone (it never writes): nobody reads
+                    // the status, and the service is left to run.
+                    libc::_exit(0);
+                }
+                if fds[1].revents != 0 {
+                    let mut buf = [0u8; 64];
+                    libc::read(wake[0], buf.as_mut_ptr().cast(), buf.len());
+                }
+            }
+        }
     }
 }
 
@@ -104,31 +191,32 @@ pub(super) fn close_on_exec_from(first: RawFd, loop_end: RawFd, high_fds: &[RawF
     }
 }
 
-/// Close every descriptor from 3 up except `keep` (between fork and exec).
-pub(super) fn close_all_but(keep: RawFd, loop_end: RawFd, high_fds: &[RawFd]) {
+/// Close every descriptor from 3 up except the two in `keep` (between fork
+/// and exec).
+pub(super) fn close_all_but(keep: [RawFd; 2], loop_end: RawFd, high_fds: &[RawFd]) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: close_range only closes descriptors of this process.
-        let done = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                (keep - 1) as libc::c_uint,
-                0,
-            ) == 0
-                && libc::syscall(
-                    libc::SYS_close_range,
-                    (keep + 1) as libc::c_uint,
-                    libc::c_uint::MAX,
-                    0,
-                ) == 0
-        };
+        let (low, high) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+        // The ranges around the kept two; an empty one is skipped.
+        let ranges = [(3, low - 1), (low + 1, high - 1), (high + 1, RawFd::MAX)];
+        let done = ranges.iter().all(|&(first, last)| {
+            first > last
+                // SAFETY: close_range only closes descriptors of this process.
+                || unsafe {
+                    libc::syscall(
+                        libc::SYS_close_range,
+                        first as libc::c_uint,
+                        last as libc::c_uint,
+                        0,
+                    )
+                } == 0
+        });
         if done {
             return;
         }
     }
     for fd in (3..loop_end).chain(high_fds.iter().copied()) {
-        if fd != keep {
+        if !keep.contains(&fd) {
             // SAFETY: closing a descriptor number; a closed one just fails.
             unsafe { libc::close(fd) };
         }

@@ -59,6 +59,9 @@ pub struct Child {
     /// The service process, exactly (pid and start time).
     pub instance: Option<Instance>,
     intermediate: Option<std::process::Child>,
+    /// The only write end of the intermediate's lifeline: closed when we
+    /// are gone, however we went, so the intermediate exits too.
+    _lifeline: OwnedFd,
     status: tokio::net::unix::pipe::Receiver,
     status_buf: Vec<u8>,
     ready: tokio::net::unix::pipe::Receiver,
@@ -80,6 +83,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         pid,
         status_rx,
         ready_rx,
+        lifeline,
     } = detach(
         config,
         paths,
@@ -104,6 +108,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         pid,
         instance,
         intermediate: Some(intermediate),
+        _lifeline: lifeline,
         status: to_async(status_rx.into(), "exit status")?,
         status_buf: Vec::new(),
         ready: to_async(ready_rx, "readiness")?,
@@ -208,6 +213,8 @@ struct Detached {
     pid: u32,
     status_rx: File,
     ready_rx: std::os::fd::OwnedFd,
+    /// The write end of the intermediate's lifeline.
+    lifeline: OwnedFd,
 }
 
 /// Fork the intermediate, which forks the service (its own session, only
@@ -226,11 +233,14 @@ fn detach(
         ready_tx,
         status_rx,
         status_tx,
+        lifeline_rx,
+        lifeline_tx,
         instance_lock,
     } = Inherited::prepare(instance_lock)?;
     let ready_fd = ready_tx.as_raw_fd();
     let lock_fd = instance_lock.as_raw_fd();
     let status_fd = status_tx.as_raw_fd();
+    let lifeline_fd = lifeline_rx.as_raw_fd();
     let sweep = FdSweep::gather();
 
     // We hold the instance lock, so a record left in the state dir is stale;
@@ -241,7 +251,13 @@ fn detach(
     command
         .env(env::READY_FD, ready_fd.to_string())
         .env(env::LOCK_FD, lock_fd.to_string());
-    fork_service_before_exec(&mut command, ready_fd, lock_fd, status_fd, sweep);
+    let kept = Kept {
+        ready_fd,
+        lock_fd,
+        status_fd,
+        lifeline_fd,
+    };
+    fork_service_before_exec(&mut command, kept, sweep);
     let intermediate = command.spawn().map_err(|e| {
         Error::new(
             ErrorKind::SpawnFailed,
@@ -252,6 +268,7 @@ fn detach(
     // the lock is the child's alone.
     drop(ready_tx);
     drop(status_tx);
+    drop(lifeline_rx);
     drop(instance_lock);
     let mut status_rx = File::from(status_rx);
     let (pid, intermediate) = read_service_pid(&mut status_rx, intermediate, program)?;
@@ -260,17 +277,20 @@ fn detach(
         pid,
         status_rx,
         ready_rx,
+        lifeline: lifeline_tx,
     })
 }
 
-/// The descriptors the service inherits (the write ends of the readiness
-/// and status pipes, and the instance lock), each numbered above 2, with
-/// the read ends we keep.
+/// The descriptors the service and the intermediate inherit (the write
+/// ends of the readiness and status pipes, the read end of the lifeline,
+/// and the instance lock), each numbered above 2, with the ends we keep.
 struct Inherited {
     ready_rx: OwnedFd,
     ready_tx: OwnedFd,
     status_rx: OwnedFd,
     status_tx: OwnedFd,
+    lifeline_rx: OwnedFd,
+    lifeline_tx: OwnedFd,
     instance_lock: File,
 }
 
@@ -287,6 +307,8 @@ impl Inherited {
         let ready_tx = sys::above_stdio(ready_tx).map_err(pipe_error)?;
         let (status_rx, status_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
         let status_tx = sys::above_stdio(status_tx).map_err(pipe_error)?;
+        let (lifeline_rx, lifeline_tx) = readiness_pipe().map_err(|e| pipe_error(e.into()))?;
+        let lifeline_rx = sys::above_stdio(lifeline_rx).map_err(pipe_error)?;
         let instance_lock = File::from(sys::above_stdio(instance_lock.into()).map_err(|e| {
             Error::new(
                 ErrorKind::SpawnFailed,
@@ -298,6 +320,8 @@ impl Inherited {
             ready_tx,
             status_rx,
             status_tx,
+            lifeline_rx,
+            lifeline_tx,
             instance_lock,
         })
     }
@@ -327,21 +351,31 @@ impl FdSweep {
     }
 }
 
-/// Make `command`'s spawned child the intermediate: after its fork, and
-/// before its exec, it forks the service (a new session, keeping only
-/// `ready_fd` and `lock_fd`) and, instead of exec'ing, reports the service's
-/// pid and exit status on `status_fd` (see [`run_intermediate`]).
-fn fork_service_before_exec(
-    command: &mut Command,
+/// The descriptors kept across the fork: the service's two, the
+/// intermediate's two.
+struct Kept {
     ready_fd: RawFd,
     lock_fd: RawFd,
     status_fd: RawFd,
-    sweep: FdSweep,
-) {
+    lifeline_fd: RawFd,
+}
+
+/// Make `command`'s spawned child the intermediate: after its fork, and
+/// before its exec, it forks the service (a new session, keeping only
+/// `ready_fd` and `lock_fd`) and, instead of exec'ing, reports the service's
+/// pid and exit status on `status_fd`, for as long as `lifeline_fd` is
+/// open at our end (see [`run_intermediate`]).
+fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
     let FdSweep { loop_end, high_fds } = sweep;
+    let Kept {
+        ready_fd,
+        lock_fd,
+        status_fd,
+        lifeline_fd,
+    } = kept;
     // SAFETY: between fork and exec the closure makes only async-signal-safe
-    // system calls (fork, setsid, fcntl, close, write, waitpid, _exit) and
-    // reads memory allocated before the fork.
+    // system calls (fork, setsid, fcntl, close, write, waitpid, poll, pipe,
+    // sigaction, _exit) and reads memory allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             match libc::fork() {
@@ -356,7 +390,7 @@ fn fork_service_before_exec(
                     sys::set_cloexec(lock_fd, false)?;
                     Ok(())
                 }
-                service => run_intermediate(service, status_fd, loop_end, &high_fds),
+                service => run_intermediate(service, status_fd, lifeline_fd, loop_end, &high_fds),
             }
         });
     }
