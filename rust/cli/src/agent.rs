@@ -86,6 +86,14 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
             format,
             bundle_program,
         } => {
+            if format == UnitFormat::Systemd && bundle_program.is_some() {
+                // Said, not dropped: the user expects it in the output.
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "--bundle-program sets a plist's BundleProgram, for the launchd format \
+                     only; systemd units name the program by its path",
+                ));
+            }
             let spec = spec(&which, bundle_program)?;
             print_units(&mut out, &spec, format, json)?;
         }

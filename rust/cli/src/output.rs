@@ -206,7 +206,7 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
         return print(&format!("{}\n", serde_json::Value::Object(object)));
     }
     let mut source = match &config.source {
-        Some(source) => format!("# from {}", source.display()),
+        Some(source) => format!("# from {}", one_line(source)),
         None => "# built-in defaults (no config file)".to_string(),
     };
     for (var, key) in &config.env_overrides {
@@ -214,10 +214,22 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     }
     print(&format!(
         "{source}\n# state dir: {}\n# log file:  {}\n{}",
-        paths.state_dir.display(),
-        paths.log_file().display(),
+        one_line(&paths.state_dir),
+        one_line(&paths.log_file()),
         config.to_toml()
     ))
+}
+
+/// A path for a comment line: quoted, with its control characters escaped,
+/// when it has any, so a newline in it cannot end the comment and leave
+/// the rest to be read as TOML.
+fn one_line(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if text.contains(char::is_control) {
+        format!("{text:?}")
+    } else {
+        text
+    }
 }
 
 /// Print a `doctor` report: one line per finding, its fix indented below.

@@ -62,3 +62,30 @@ fn json_gives_each_systemd_unit_by_its_file_name() {
         )
     );
 }
+
+#[test]
+fn a_bundle_program_for_systemd_units_is_refused_not_dropped() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "agent",
+        "print",
+        "--format",
+        "systemd",
+        "--bundle-program",
+        "Contents/MacOS/spfs-fuse-macos",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("--bundle-program"),
+        "{}",
+        stderr(&out)
+    );
+    // For a plist it is what it is for.
+    let plist = files(&sb, &["--bundle-program", "Contents/MacOS/spfs-fuse-macos"]);
+    assert!(
+        plist[0].1.contains("<key>BundleProgram</key>"),
+        "{}",
+        plist[0].1
+    );
+}

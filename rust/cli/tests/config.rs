@@ -12,6 +12,37 @@ fn json_error(out: &std::process::Output) -> serde_json::Value {
 }
 
 #[test]
+fn a_variable_that_is_not_utf8_text_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::new();
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/spfs-autostart-test-\xff");
+    for name in [
+        "SPFS_AUTOSTART_CONFIG",
+        "SPFS_AUTOSTART_STATE_DIR",
+        "SPFS_AUTOSTART_LOG_DIR",
+    ] {
+        for command in ["config", "ensure"] {
+            let out = sb
+                .cli(&["--json", command])
+                .env(name, bad)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{name} {command}");
+            let error = json_error(&out);
+            assert_eq!(error["kind"], "InvalidConfig", "{name} {command}: {error}");
+            let message = error["message"].as_str().unwrap();
+            assert!(
+                message.contains(name) && message.contains("UTF-8"),
+                "{message}"
+            );
+        }
+    }
+    // Refused before anything was started.
+    assert_eq!(sb.spawn_count(), 0);
+    assert!(sb.pids().is_empty());
+}
+
+#[test]
 fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
     let sb = Sandbox::new();
     let out = sb.run(&["ensure", "--timeout", "0"]);
@@ -159,6 +190,18 @@ fn config_text_is_toml_with_every_key_the_file_accepts_and_reads_back() {
     accepted.sort();
     assert_eq!(shown, accepted, "{text}");
     // Fed back as the config file, it gives the same configuration.
+    std::fs::write(sb.config_file(), &text).unwrap();
+    assert_eq!(sb.ok(&["config"]), text);
+}
+
+#[test]
+fn config_text_reads_back_when_a_path_holds_a_newline() {
+    let mut sb = Sandbox::new();
+    let odd = sb.root().join("logs\n# not a comment = 1");
+    sb.set("log_dir", path_str(&odd));
+    let text = sb.ok(&["config"]);
+    let table: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(table["log_dir"].as_str(), Some(path_str(&odd).as_str()));
     std::fs::write(sb.config_file(), &text).unwrap();
     assert_eq!(sb.ok(&["config"]), text);
 }

@@ -96,6 +96,32 @@ fn a_missing_program_exits_1_naming_it_and_the_fix() {
 }
 
 #[test]
+fn a_program_whose_version_leaves_a_process_behind_does_not_stall_doctor() {
+    // `--version` prints, then exits, leaving a child that holds its output
+    // open (as a wrapper script that starts a helper may).
+    let mut sb = Sandbox::new();
+    let program = sb.root().join("wrapped-service");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\nsleep 120 &\necho 'wrapped-service 9.9'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("program", path_str(&program));
+    let started = std::time::Instant::now();
+    let (_, report) = doctor(&sb);
+    // Far below the helper's 120 s, which reading to the end would wait.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let (severity, summary) = finding_of(&report, "program");
+    assert_eq!(severity, "ok", "{report}");
+    assert!(summary.ends_with("(wrapped-service 9.9)"), "{summary}");
+}
+
+#[test]
 fn a_program_that_cannot_run_gets_its_own_fix_once() {
     // Not executable: the fix is chmod, said once (the summary does not
     // repeat it), and `next` does not claim the program is missing.

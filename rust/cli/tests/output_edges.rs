@@ -313,6 +313,34 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     assert!(sb.pids().is_empty());
 }
 
+/// A FIFO where the log should be blocked `ensure` in its open, where no
+/// signal could end it, and `logs` likewise: both refuse it at once.
+#[test]
+fn a_fifo_in_place_of_the_log_is_refused_without_waiting() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::mkfifo(
+        &sb.log_file(),
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .unwrap();
+    for command in [&["ensure"][..], &["logs"], &["logs", "-f"]] {
+        let mut child = sb
+            .cli(command)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exits_soon(&mut child, &format!("{command:?} with a FIFO log"));
+        assert_eq!(status.code(), Some(1), "{command:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.contains("not a regular file"), "{command:?}: {err}");
+    }
+    assert!(sb.pids().is_empty());
+}
+
 /// A start slower than half a second shows a spinner with the elapsed
 /// time when stderr is a terminal, and clears its line once the service
 /// answers; stdout (a pipe here) gets the status alone.

@@ -120,20 +120,23 @@ impl ServiceManager {
         let record = ServiceRecord::read(&self.paths.record());
         let spawner_at_work =
             !under_spawn_lock && lock::is_held(&self.paths.spawn_lock()).unwrap_or(false);
+        let absent = |orphaned_lock| match &foreign {
+            None => Observation::Absent { orphaned_lock },
+            Some(what) => Observation::Conflict(what.clone()),
+        };
         match record.as_ref().and_then(ServiceRecord::instance) {
             Some(instance) if instance.is_alive() => Ok(Observation::Alive(
                 self.alive_status(foreign, record.as_ref(), Some(instance)),
                 Some(instance),
             )),
+            // The recorded service died since the lock was looked at: the
+            // lock it held is free now (its descriptors close before it is
+            // dead), so a second look tells a finished stop from a start.
+            Some(_) if !lock::is_held(&self.paths.instance_lock())? => Ok(absent(false)),
             // The recorded service is dead, nobody is starting one, yet the
             // lock is held: by processes it left behind, which must not
             // make it look alive.
-            Some(_) if !spawner_at_work => Ok(match foreign {
-                None => Observation::Absent {
-                    orphaned_lock: true,
-                },
-                Some(what) => Observation::Conflict(what),
-            }),
+            Some(_) if !spawner_at_work => Ok(absent(true)),
             // No record yet (or an old one, while a spawner works): a
             // service that has just taken the lock.
             _ => Ok(Observation::Alive(

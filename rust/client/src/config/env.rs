@@ -24,6 +24,30 @@ pub const OVERRIDES: [(&str, &str); 6] = [
     (READY_TIMEOUT_SECS, "ready_timeout_secs"),
 ];
 
+/// Refuse a variable the config reads (`SPFS_AUTOSTART_CONFIG`, those of
+/// [`OVERRIDES`], spfs-fuse-macos's) whose value is not UTF-8 text, as
+/// `var_os` reads it: no such value is a path or a number the config
+/// takes, and reading it as unset would quietly use another directory.
+pub(super) fn refuse_non_text(var_os: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<()> {
+    let names = [CONFIG, MACFUSE_LISTEN_ADDRESS]
+        .into_iter()
+        .chain(OVERRIDES.iter().map(|(name, _)| *name));
+    for name in names {
+        if let Some(value) = var_os(name)
+            && value.to_str().is_none()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "environment variable {name}: {value:?} is not UTF-8 text; give it a UTF-8 \
+                     value, or unset it"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Apply the `SPFS_AUTOSTART_*` overrides, each checked by the same rule
     /// as its key in the file.

@@ -11,6 +11,7 @@ impl Config {
     /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
     /// config file when it exists), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config> {
+        env::refuse_non_text(|name| std::env::var_os(name))?;
         Config::load_with(file, process_env)
     }
 

@@ -65,6 +65,13 @@ fn program_version(program: &Path) -> Option<String> {
         .spawn()
         .ok()?;
     let deadline = Instant::now() + VERSION_TIMEOUT;
+    // The first line only, not the end of the output: a process the program
+    // left in the background may hold the pipe open for as long as it runs.
+    let first = child
+        .stdout
+        .take()
+        .map(|stdout| first_line(stdout, deadline))
+        .unwrap_or_default();
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => break,
@@ -77,13 +84,41 @@ fn program_version(program: &Path) -> Option<String> {
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-    out.lines()
+    String::from_utf8_lossy(&first)
+        .lines()
         .next()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_string)
+}
+
+/// What `pipe` says up to its first newline (at most 4 KiB), its end, or
+/// `deadline`, whichever comes first: each read waits only as long as is
+/// left.
+fn first_line(mut pipe: std::process::ChildStdout, deadline: Instant) -> Vec<u8> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut line = Vec::new();
+    while !line.contains(&b'\n') && line.len() < 4096 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => break,
+            Ok(_) => {
+                let mut buf = [0u8; 1024];
+                // Ready: this read does not block.
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => line.extend_from_slice(&buf[..n]),
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    line
 }
 
 /// macFUSE installed, and the mountpoint the service is given present.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{MAX_CHUNK, TailLines, clean_line};
+use super::{MAX_CHUNK, MAX_LINE_BYTES, TailLines, clean_line, cut_between_chars, open_log};
 
 /// A live feed of lines appended to a log; dropping it stops the feed.
 #[derive(Debug)]
@@ -98,6 +98,10 @@ fn line_start_before(file: &mut File, end: u64) -> io::Result<u64> {
     })
 }
 
+/// How many of the bytes before the read position are kept to tell an
+/// append from a rewrite.
+const SEEN_BYTES: usize = 64;
+
 /// Reads new bytes of one log path, switching files on rotation.
 struct Reader {
     path: PathBuf,
@@ -105,6 +109,10 @@ struct Reader {
     inode: u64,
     offset: u64,
     partial: Vec<u8>,
+    /// The last bytes read, just before `offset`: when the file no longer
+    /// has them there, it was emptied and written again (as `: > log`
+    /// followed by new lines) while we slept, however long it is now.
+    seen: Vec<u8>,
 }
 
 impl Reader {
@@ -115,11 +123,20 @@ impl Reader {
             inode: 0,
             offset: 0,
             partial: Vec::new(),
+            seen: Vec::new(),
         };
-        if let Ok(mut file) = File::open(&reader.path) {
+        let opened = match open_log(&reader.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            opened => Some(opened?),
+        };
+        if let Some(mut file) = opened {
+            use std::os::unix::fs::FileExt;
             let meta = file.metadata()?;
             reader.inode = meta.ino();
             reader.offset = line_start_before(&mut file, meta.len())?;
+            let seen = reader.offset.min(SEEN_BYTES as u64);
+            reader.seen = vec![0; seen as usize];
+            file.read_exact_at(&mut reader.seen, reader.offset - seen)?;
             reader.file = Some(file);
         }
         Ok(reader)
@@ -127,19 +144,15 @@ impl Reader {
 
     /// Emit every complete new line; `Ok(false)` when `emit` wants no more.
     fn drain(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        if self.truncated()? {
+            // Truncated in place: start over at its beginning.
+            self.restart();
+        }
         if !self.read_current(emit)? {
             return Ok(false);
         }
         match std::fs::metadata(&self.path) {
-            Ok(meta) if self.file.is_some() && meta.ino() == self.inode => {
-                if meta.len() < self.offset {
-                    // Truncated in place: start over at its beginning.
-                    self.offset = 0;
-                    self.partial.clear();
-                    return self.read_current(emit);
-                }
-                Ok(true)
-            }
+            Ok(meta) if self.file.is_some() && meta.ino() == self.inode => Ok(true),
             Ok(_) => {
                 // Rotated or created: finish the old file, then switch.
                 if !self.read_current(emit)? {
@@ -151,11 +164,11 @@ impl Reader {
                         return Ok(false);
                     }
                 }
-                match File::open(&self.path) {
+                match open_log(&self.path) {
                     Ok(file) => {
                         self.inode = file.metadata()?.ino();
-                        self.offset = 0;
                         self.file = Some(file);
+                        self.restart();
                         self.read_current(emit)
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
@@ -167,22 +180,151 @@ impl Reader {
         }
     }
 
+    /// Read the current file from its beginning.
+    fn restart(&mut self) {
+        self.offset = 0;
+        self.partial.clear();
+        self.seen.clear();
+    }
+
+    /// Whether the open file was truncated since the last read: it is
+    /// shorter than where we read, or the bytes last read are no longer
+    /// where they were (it was emptied, then written past that point).
+    fn truncated(&self) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = self.file.as_ref() else {
+            return Ok(false);
+        };
+        if file.metadata()?.len() < self.offset {
+            return Ok(true);
+        }
+        let mut now = vec![0; self.seen.len()];
+        match file.read_exact_at(&mut now, self.offset - self.seen.len() as u64) {
+            Ok(()) => Ok(now != self.seen),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Emit every complete line appended since the last read, in pieces
+    /// of at most [`MAX_LINE_BYTES`] for longer ones. Reads a chunk at a
+    /// time, so a burst of output costs no more memory than one piece.
     fn read_current(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
         let Some(file) = self.file.as_mut() else {
             return Ok(true);
         };
         file.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = Vec::new();
-        let read = file.read_to_end(&mut buf)?;
-        self.offset += read as u64;
-        self.partial.extend_from_slice(&buf);
-        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let line = clean_line(&line[..line.len() - 1]);
-            if !emit(line) {
-                return Ok(false);
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            let read = match file.read(&mut chunk) {
+                Ok(0) => return Ok(true),
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.offset += read as u64;
+            let chunk = &chunk[..read];
+            let keep = self.seen.len().min(SEEN_BYTES.saturating_sub(read));
+            self.seen.drain(..self.seen.len() - keep);
+            self.seen
+                .extend_from_slice(&chunk[read.saturating_sub(SEEN_BYTES)..]);
+            self.partial.extend_from_slice(chunk);
+            loop {
+                // One byte past the limit tells whether a line ends within it.
+                let newline = self
+                    .partial
+                    .iter()
+                    .take(MAX_LINE_BYTES + 1)
+                    .position(|&b| b == b'\n');
+                let line = match newline {
+                    Some(end) => {
+                        let line = clean_line(&self.partial[..end]);
+                        self.partial.drain(..=end);
+                        line
+                    }
+                    None if self.partial.len() > MAX_LINE_BYTES => {
+                        let end = cut_between_chars(&self.partial, MAX_LINE_BYTES);
+                        let piece = clean_line(&self.partial[..end]);
+                        self.partial.drain(..end);
+                        piece
+                    }
+                    None => break,
+                };
+                if !emit(line) {
+                    return Ok(false);
+                }
             }
         }
-        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// Every line `reader` emits now.
+    fn drained(reader: &mut Reader) -> Vec<String> {
+        let mut lines = Vec::new();
+        assert!(
+            reader
+                .drain(&mut |line| {
+                    lines.push(line);
+                    true
+                })
+                .unwrap()
+        );
+        lines
+    }
+
+    #[test]
+    fn a_log_emptied_and_written_past_where_it_was_read_is_read_from_its_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        std::fs::write(&path, "old line one\n").unwrap();
+        let mut reader = Reader::open_at_end(path.clone()).unwrap();
+        // Between two wakes: `: > log`, then a line longer than the old file.
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        file.write_all(b"NEW-1 this line is longer than before\n")
+            .unwrap();
+        assert_eq!(
+            drained(&mut reader),
+            ["NEW-1 this line is longer than before"]
+        );
+        // And appends go on from there.
+        file.write_all(b"NEW-2\n").unwrap();
+        assert_eq!(drained(&mut reader), ["NEW-2"]);
+        assert!(drained(&mut reader).is_empty());
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_comes_in_whole_characters_and_nothing_is_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        std::fs::write(&path, "").unwrap();
+        let mut reader = Reader::open_at_end(path.clone()).unwrap();
+        // Two-byte characters after one ASCII byte: every cut at the limit
+        // would fall inside one.
+        let long = format!("x{}", "\u{e9}".repeat(MAX_LINE_BYTES));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(format!("{long}\nnext\n").as_bytes())
+            .unwrap();
+        let lines = drained(&mut reader);
+        let (pieces, rest) = lines.split_at(lines.len() - 1);
+        assert_eq!(rest, ["next"]);
+        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() <= MAX_LINE_BYTES));
+        assert!(pieces.iter().all(|p| !p.contains('\u{fffd}')));
+        assert_eq!(pieces.concat(), long);
+        // A line of exactly the limit is one line.
+        let full = "a".repeat(MAX_LINE_BYTES);
+        file.write_all(format!("{full}\nafter\n").as_bytes())
+            .unwrap();
+        assert_eq!(drained(&mut reader), [full.as_str(), "after"]);
     }
 }

@@ -30,6 +30,23 @@ const MAX_CHUNK: u64 = 1024 * 1024;
 /// lines are asked for, so a host asking for `usize::MAX` lines of a huge log
 /// gets its last 4 MiB (whole lines only), not the whole file in memory.
 pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
+/// The longest line handed out whole when streaming ([`tail_lines`],
+/// [`follow`]). A longer one (a progress bar redrawn with `\r` that never
+/// ends its line) comes in pieces of at most this many bytes, cut between
+/// characters: memory stays bounded and nothing is dropped.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Where to cut `bytes` to keep at most `limit` (> 0) of them: not inside
+/// a UTF-8 character (of valid text), so neither piece shows it broken,
+/// and never before the first byte, so each cut makes progress.
+fn cut_between_chars(bytes: &[u8], limit: usize) -> usize {
+    let mut end = limit.min(bytes.len());
+    let floor = end.saturating_sub(3).max(1);
+    while end > floor && bytes.get(end).is_some_and(|&b| b & 0xC0 == 0x80) {
+        end -= 1;
+    }
+    end
+}
 
 /// The last lines of a file and what it cost to find them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,14 +57,49 @@ pub struct Tail {
     pub bytes_read: u64,
 }
 
-/// A log line as text: invalid UTF-8 replaced, escape sequences removed.
+/// A log line as text: invalid UTF-8 replaced, escape sequences and
+/// control characters (but tabs) removed. An 8-bit control that starts a
+/// sequence (`U+009B`, the one-character CSI) takes its sequence with it.
 pub fn clean_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    if text.contains('\x1b') {
-        anstream::adapter::strip_str(&text).to_string()
-    } else {
-        text.into_owned()
+    let is_noise = |c: char| c.is_control() && c != '\t';
+    if !text.contains(is_noise) {
+        return text.into_owned();
     }
+    // Each 8-bit control as its 7-bit escape (`U+009B` is `ESC [`), which
+    // the stripper knows how to end.
+    let mut seven_bit = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match u8::try_from(u32::from(c)) {
+            Ok(byte @ 0x80..=0x9f) => {
+                seven_bit.push('\x1b');
+                seven_bit.push(char::from(byte - 0x40));
+            }
+            _ => seven_bit.push(c),
+        }
+    }
+    let mut clean = anstream::adapter::strip_str(&seven_bit).to_string();
+    // What the stripper keeps as white space (a carriage return, a form
+    // feed) goes too: it would move a reader's cursor.
+    clean.retain(|c| !is_noise(c));
+    clean
+}
+
+/// Open a log for reading: only a regular file, and without waiting (a
+/// FIFO of that name would block the open until someone wrote to it).
+pub(crate) fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file; remove it", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// The last `n` lines of `path`, from at most its last [`MAX_TAIL_BYTES`].
@@ -59,7 +111,7 @@ pub fn tail(path: &Path, n: usize) -> io::Result<Tail> {
 /// The last `n` lines of `path` that start at or after byte `start`, so a
 /// failed start reports only what this run wrote.
 pub fn tail_since(path: &Path, start: u64, n: usize) -> io::Result<Tail> {
-    let mut file = match File::open(path) {
+    let mut file = match open_log(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Tail::default()),
         Err(e) => return Err(e),
@@ -143,7 +195,7 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
 /// so memory stays bounded whatever `n` and the file's size. Lines written
 /// after this call are not included. A missing file has no lines.
 pub fn tail_lines(path: &Path, n: usize) -> io::Result<TailLines> {
-    let file = match File::open(path) {
+    let file = match open_log(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(TailLines {
@@ -180,21 +232,48 @@ impl TailLines {
 impl Iterator for TailLines {
     type Item = io::Result<String>;
 
+    /// The next line, or the next piece of one longer than
+    /// [`MAX_LINE_BYTES`].
     fn next(&mut self) -> Option<io::Result<String>> {
         use std::io::BufRead;
         let reader = self.reader.as_mut()?;
-        self.buf.clear();
-        match reader.read_until(b'\n', &mut self.buf) {
-            Ok(0) => None,
-            Ok(_) => {
-                if self.buf.last() == Some(&b'\n') {
-                    self.buf.pop();
-                }
-                Some(Ok(clean_line(&self.buf)))
+        loop {
+            // Longer than the limit: hand out a piece, keep the rest.
+            if self.buf.len() > MAX_LINE_BYTES {
+                let end = cut_between_chars(&self.buf, MAX_LINE_BYTES);
+                let piece = clean_line(&self.buf[..end]);
+                self.buf.drain(..end);
+                return Some(Ok(piece));
             }
-            Err(e) => {
-                self.reader = None;
-                Some(Err(e))
+            let available = match reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.reader = None;
+                    return Some(Err(e));
+                }
+            };
+            if available.is_empty() {
+                // The end: the last line had no newline, or there is none.
+                let last = (!self.buf.is_empty()).then(|| Ok(clean_line(&self.buf)));
+                self.buf.clear();
+                return last;
+            }
+            // One byte past the limit tells whether the line ends within it.
+            let want = MAX_LINE_BYTES + 1 - self.buf.len();
+            match available.iter().take(want).position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.buf.extend_from_slice(&available[..i]);
+                    reader.consume(i + 1);
+                    let line = clean_line(&self.buf);
+                    self.buf.clear();
+                    return Some(Ok(line));
+                }
+                None => {
+                    let taken = available.len().min(want);
+                    self.buf.extend_from_slice(&available[..taken]);
+                    reader.consume(taken);
+                }
             }
         }
     }

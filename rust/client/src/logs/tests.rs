@@ -59,6 +59,20 @@ fn tail_and_follow_remove_colour_escapes() {
 }
 
 #[test]
+fn control_characters_and_8_bit_sequences_are_removed_tabs_kept() {
+    for (raw, clean) in [
+        ("\u{9b}31mred\u{9b}0m plain", "red plain"),
+        ("bell\x07 back\x08 feed\x0c", "bell back feed"),
+        ("windows line\r", "windows line"),
+        ("50%\r60%\r70%", "50%60%70%"),
+        ("\u{9d}0;title\x07after", "after"),
+        ("tab\there \u{e9}", "tab\there \u{e9}"),
+    ] {
+        assert_eq!(clean_line(raw.as_bytes()), clean, "{raw:?}");
+    }
+}
+
+#[test]
 fn tail_since_skips_earlier_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("log");
@@ -148,4 +162,28 @@ fn tail_lines_streams_the_same_lines_as_tail() {
         }
     }
     assert_eq!(tail_lines(&tmp.path().join("none"), 3).unwrap().count(), 0);
+}
+
+#[test]
+fn tail_lines_hands_out_a_huge_line_in_pieces_losing_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("log");
+    let long = format!("x{}", "\u{e9}".repeat(MAX_LINE_BYTES + 10));
+    std::fs::write(&path, format!("first\n{long}\nlast")).unwrap();
+    let lines: Vec<String> = tail_lines(&path, 3)
+        .unwrap()
+        .collect::<io::Result<_>>()
+        .unwrap();
+    assert_eq!(lines.first().map(String::as_str), Some("first"));
+    assert_eq!(lines.last().map(String::as_str), Some("last"));
+    let pieces = &lines[1..lines.len() - 1];
+    assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+    assert!(pieces.iter().all(|p| p.len() <= MAX_LINE_BYTES));
+    assert!(pieces.iter().all(|p| !p.contains('\u{fffd}')));
+    assert_eq!(pieces.concat(), long);
+    // A line of exactly the limit is one line.
+    let full = "a".repeat(MAX_LINE_BYTES);
+    std::fs::write(&path, format!("first\n{full}\nlast\n")).unwrap();
+    let lines: Vec<String> = tail_lines(&path, 3).unwrap().map(Result::unwrap).collect();
+    assert_eq!(lines, ["first", full.as_str(), "last"]);
 }

@@ -155,22 +155,35 @@ impl RunLog {
             tracing::warn!("cannot rotate {}: {e}", log_path.display());
         }
         // Never through a symlink: whoever could plant one would choose the
-        // file the service's output goes to.
+        // file the service's output goes to. Never waiting: a FIFO of that
+        // name would block the open (and the signals that end us) until a
+        // reader came; it is refused below. (Non-blocking changes nothing
+        // for a regular file.)
         let mut log = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&log_path)
             .map_err(|e| {
-                let symlink =
-                    std::fs::symlink_metadata(&log_path).is_ok_and(|m| m.file_type().is_symlink());
-                Error::io("cannot open the service log", &log_path, e).with_hint(if symlink {
-                    "it is a symbolic link, which is never followed; remove it"
-                } else {
-                    "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR"
+                let found = std::fs::symlink_metadata(&log_path).map(|m| m.file_type());
+                Error::io("cannot open the service log", &log_path, e).with_hint(match found {
+                    Ok(t) if t.is_symlink() => {
+                        "it is a symbolic link, which is never followed; remove it"
+                    }
+                    Ok(t) if !t.is_file() => "it is not a regular file; remove it",
+                    _ => "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR",
                 })
             })?;
+        if !log.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "the service log {} is not a regular file; remove it",
+                    log_path.display()
+                ),
+            ));
+        }
         // Readable by its owner whatever the umask (a no-op when it already is).
         let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
