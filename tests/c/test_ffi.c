@@ -201,8 +201,22 @@ static void test_remedies(const char *program) {
     spfs_autostart_error_free(err);
     err = NULL;
 
-    /* A service of another version than the config expects, with the policy
-     * "error": stop it, or change on_version_mismatch. */
+    /* A running service of another version than the config expects, with
+     * the policy "error": stop it, or change on_version_mismatch. (Started
+     * first without expecting a version: a service the call itself starts
+     * is judged by its program, whose version no stop changes.) */
+    const char *plain = write_config(
+        "any-version.toml",
+        "program = \"%s\"\nstate_dir = \"%s/mismatch-state\"\nlog_dir = \"%s/mismatch-log\"\n",
+        program, scratch, scratch);
+    mgr = new_manager(plain);
+    if (!mgr)
+        return;
+    struct spfs_autostart_status *status = NULL;
+    CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_OK);
+    spfs_autostart_status_free(status);
+    status = NULL;
+    spfs_autostart_free(mgr);
     const char *path = write_config(
         "mismatch.toml",
         "program = \"%s\"\nexpected_version = \"9.9.9\"\non_version_mismatch = \"error\"\n"
@@ -211,7 +225,6 @@ static void test_remedies(const char *program) {
     mgr = new_manager(path);
     if (!mgr)
         return;
-    struct spfs_autostart_status *status = NULL;
     CHECK_CODE(spfs_autostart_ensure(mgr, &status, &err), SPFS_AUTOSTART_RESULT_VERSION_MISMATCH);
     CHECK(spfs_autostart_error_remedy_count(err) == 2);
     CHECK(spfs_autostart_error_remedy(err, 0) == SPFS_AUTOSTART_REMEDY_RUN);
