@@ -351,7 +351,7 @@ async fn watch(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure>
 /// `doctor`: print every finding; exit 0 only when healthy.
 async fn doctor(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
     let report = spfs_autostart::doctor::diagnose(&manager).await;
-    output::doctor(&report, json);
+    output::doctor(&report, json)?;
     Ok(if report.healthy() {
         ExitCode::SUCCESS
     } else {

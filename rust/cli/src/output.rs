@@ -117,11 +117,12 @@ pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
     print(match how {
         None => "not running\n",
         Some(StopMethod::Graceful) => "stopped\n",
-        // Whether it ignored the request or was still finishing calls, it
-        // had not exited within stop_timeout_secs.
+        // Whatever the steps before (a request ignored, or calls still
+        // finishing; or none, as stop_sequence says), a signal that is not
+        // its graceful exit ended it.
         Some(StopMethod::Terminated) => {
-            "stopped (it had not exited within the stop timeout after the shutdown request \
-             and was sent SIGTERM)\n"
+            "stopped (terminated by a signal: it had not exited gracefully within the stop \
+             timeout, or stop_sequence starts with that signal)\n"
         }
         Some(StopMethod::Killed) => "stopped (it had to be killed with SIGKILL)\n",
     })
@@ -233,7 +234,7 @@ fn one_line(path: &std::path::Path) -> String {
 }
 
 /// Print a `doctor` report: one line per finding, its fix indented below.
-pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
+pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) -> io::Result<()> {
     use spfs_autostart::doctor::Severity;
     // Each finding's remedies, as this CLI's flags and commands.
     let hints = |f: &spfs_autostart::doctor::Finding| crate::hint::for_remedies(&f.remedies);
@@ -247,15 +248,12 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
                 finding
             })
             .collect();
-        println!(
-            "{}",
-            json!({
-                "healthy": report.healthy(),
-                "findings": findings,
-                "next": report.next,
-            })
-        );
-        return;
+        let report = json!({
+            "healthy": report.healthy(),
+            "findings": findings,
+            "next": report.next,
+        });
+        return print(&format!("{report}\n"));
     }
     let mut out = String::new();
     for f in &report.findings {
@@ -273,7 +271,7 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) {
         }
     }
     out.push_str(&format!("next     ensure would {}\n", report.next));
-    print!("{out}");
+    print(&out)
 }
 
 /// Print an error: what failed, the CLI's own way to fix it (its flags and

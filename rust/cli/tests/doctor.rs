@@ -255,6 +255,28 @@ fn a_log_dir_ensure_would_refuse_is_a_problem_naming_it_and_the_fix() {
     );
 }
 
+#[test]
+fn a_log_file_ensure_would_refuse_is_a_problem() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", sb.log_file()).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let (check, summary, fix) = &problems(&report)[0];
+    assert_eq!(check, "log dir");
+    assert!(summary.contains("symbolic link"), "{summary}");
+    assert!(fix.starts_with("remove "), "{fix}");
+    std::fs::remove_file(sb.log_file()).unwrap();
+    nix::unistd::mkfifo(&sb.log_file(), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        problems(&report)[0].1.contains("not a regular file"),
+        "{report}"
+    );
+}
+
 /// The one finding of `check`, as (severity, summary).
 fn finding_of(report: &serde_json::Value, check: &str) -> (String, String) {
     let found: Vec<_> = report["findings"]
@@ -297,6 +319,7 @@ fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
     assert_eq!(
         hints(&report, "version"),
         serde_json::json!([
+            "run `spfs-autostart stop`",
             "`spfs-autostart config` shows the config file to set expected_version in"
         ])
     );
@@ -318,6 +341,13 @@ fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
             "`spfs-autostart config` shows the config file to set on_version_mismatch in"
         ])
     );
+
+    // The fix, followed: the expected version installed, the old service
+    // stopped; the next ensure starts the new one.
+    sb.set("on_version_mismatch", "restart");
+    sb.set("args", vec!["--report-version", "2.0.0"]);
+    sb.ok(&["stop"]);
+    assert_eq!(sb.ensure()["version"], "2.0.0");
     sb.ok(&["stop"]);
 }
 

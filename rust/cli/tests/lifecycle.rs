@@ -9,21 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Start `spfs-autostart ARGS` in the background with piped output.
-fn background(sb: &Sandbox, args: &[&str]) -> Child {
-    sb.cli(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn json_of(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn signal(pid: u32, signal: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
 
 /// `stop` while one `ensure` starts the service and another waits.

@@ -63,7 +63,13 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
     // The same for every printing command; `logs` has a line to print.
     std::fs::create_dir_all(sb.log_dir()).unwrap();
     std::fs::write(sb.log_file(), "a line\n").unwrap();
-    for args in [&["config"][..], &["--json", "status"], &["logs"]] {
+    for args in [
+        &["config"][..],
+        &["--json", "status"],
+        &["logs"],
+        &["doctor"],
+        &["--json", "doctor"],
+    ] {
         let (reader, writer) = pipe();
         drop(reader);
         let out = sb

@@ -274,3 +274,30 @@ async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
     assert_eq!(status(&manager).await.pid, Some(pid));
     manager.stop().await.expect("stop");
 }
+
+/// An open health watch only looks, as Control's does: it does not hold up
+/// a stop, which ends once the calls that do work have finished, not at
+/// the drain limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_health_watch_does_not_hold_up_the_stop() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let channel = manager.channel().await.expect("channel");
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health watch")
+        .into_inner();
+    assert!(health.message().await.expect("first status").is_some());
+    manager.stop().await.expect("stop");
+    assert!(!alive(pid));
+    assert!(
+        !sandbox.log().contains("calls still open"),
+        "the stop waited out the drain limit:\n{}",
+        sandbox.log()
+    );
+}

@@ -68,9 +68,15 @@ async fn wait_exit(child: &mut Reaped) -> std::process::ExitStatus {
 /// Start `systemd-socket-activate` listening on `socket` for the reference
 /// service, configured for `sandbox`, its output in `activate.log`.
 fn socket_activate(sandbox: &Sandbox, socket: &Path) -> Reaped {
+    socket_activate_with(sandbox, socket, &[])
+}
+
+/// [`socket_activate`] with more options for the tool (`--accept`).
+fn socket_activate_with(sandbox: &Sandbox, socket: &Path, options: &[&str]) -> Reaped {
     let state = sandbox.state_dir().display().to_string();
     let (out, err) = output_file(sandbox, "activate.log");
     let spawned = Command::new(TOOL)
+        .args(options)
         .arg(format!("--listen={}", socket.display()))
         .arg(format!("--setenv=SPFS_AUTOSTART_STATE_DIR={state}"))
         .arg(format!(
@@ -200,4 +206,29 @@ async fn listen_fds_for_another_pid_is_ignored() {
     assert!(exit.success(), "exit {exit}:\n{}", log());
     // It bound the socket itself, so it removed it.
     assert!(!socket.exists(), "the service left the socket it bound");
+}
+
+/// systemd's `Accept=yes` hands the service one connected socket, on which
+/// no accept succeeds: the service says so and exits, instead of retrying
+/// the accept at full CPU for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_socket_from_accept_yes_is_refused_by_name() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let _tool = socket_activate_with(&sandbox, &socket, &["--accept"]);
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_listening(&socket).await;
+    // The connection makes the tool start a service with it.
+    let _connection = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    wait_for("the service to refuse the connected socket", WAIT, || {
+        let said = log().contains("the activated socket is not listening");
+        async move { said.then_some(()) }
+    })
+    .await;
+    wait_for("the service to exit", WAIT, || {
+        let gone = sandbox.pids().is_empty();
+        async move { gone.then_some(()) }
+    })
+    .await;
 }

@@ -67,6 +67,9 @@ const ANOTHER: &str = "another instance holds";
 /// SIGTERM ends before the client escalates to SIGKILL. A `Shutdown` request
 /// may ask for less (see [`Lifetime::limit_drain`]).
 const GRACE: Duration = Duration::from_secs(4);
+/// How long the last answers of a drain get to leave before the process
+/// exits, when only watchers keep connections open.
+const ANSWERS_OUT: Duration = Duration::from_millis(100);
 
 /// A service that holds its instance lock and its listening socket.
 #[derive(Debug)]
@@ -228,16 +231,28 @@ impl Kit {
         tracing::info!("serving on {}", lifetime.info().endpoint);
         let result = tokio::select! {
             result = server => result,
-            drain = async {
+            // The server ends once every connection has closed, which a
+            // watcher's stream (health's, or Control's) never does by
+            // itself: once the calls that do work have finished and their
+            // answers have had a moment to go out, nothing is left to wait
+            // for. At most the drain limit either way.
+            (drain, finished) = async {
                 lifetime.shutdown_requested().await;
                 let drain = lifetime.drain_limit(GRACE);
-                tokio::time::sleep(drain).await;
-                drain
+                let finished = tokio::time::timeout(drain, async {
+                    lifetime.calls_finished().await;
+                    tokio::time::sleep(ANSWERS_OUT).await;
+                })
+                .await
+                .is_ok();
+                (drain, finished)
             } => {
-                tracing::warn!(
-                    "calls still open after {:.1}s; exiting anyway",
-                    drain.as_secs_f64()
-                );
+                if !finished {
+                    tracing::warn!(
+                        "calls still open after {:.1}s; exiting anyway",
+                        drain.as_secs_f64()
+                    );
+                }
                 Ok(())
             }
         };

@@ -45,6 +45,8 @@ pub struct Lifetime {
     /// How long a graceful shutdown may drain calls, when the requester
     /// asked for less than the kit's own limit.
     drain_limit: Mutex<Option<Duration>>,
+    /// Woken when the last counted call in flight ends.
+    calls_done: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,7 @@ impl Lifetime {
             shutdown: watch::channel(None).0,
             updates: broadcast::channel(64).0,
             drain_limit: Mutex::new(None),
+            calls_done: tokio::sync::Notify::new(),
         })
     }
 
@@ -293,6 +296,22 @@ impl Lifetime {
             .map_or(default, |limit| limit.min(default))
     }
 
+    /// Resolves once no call is in flight but those that only look
+    /// (`Info`, the watches, health), which never end by themselves.
+    pub async fn calls_finished(&self) {
+        loop {
+            let notified = self.calls_done.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read, so an end in between
+            // still wakes us.
+            notified.as_mut().enable();
+            if self.lock().in_flight == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Whether shutdown was requested.
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.borrow().is_some()
@@ -350,12 +369,16 @@ pub struct CallGuard(Arc<Lifetime>);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let idle = {
+        let (none_left, idle) = {
             let mut inner = self.0.lock();
             inner.in_flight -= 1;
             inner.idle_since = Instant::now();
-            inner.in_flight == 0 && inner.leases.is_empty()
+            let none_left = inner.in_flight == 0;
+            (none_left, none_left && inner.leases.is_empty())
         };
+        if none_left {
+            self.0.calls_done.notify_waiters();
+        }
         if idle {
             self.0
                 .changed(Event::IdleDeadlineChanged, "calls finished".into());

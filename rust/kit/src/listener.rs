@@ -179,6 +179,18 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
             format!("the activated socket is unusable: {e}"),
         )
     };
+    // A connected socket (systemd's `Accept=yes` hands over one connection
+    // per service instance) fails every accept at once, and the server
+    // would retry without end.
+    let listening = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn);
+    if listening == Ok(false) {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "the activated socket is not listening: it is one connection, as systemd hands \
+             over with Accept=yes; use Accept=no (the default, as in the units spfs-autostart \
+             describes)",
+        ));
+    }
     match addr.family() {
         Some(AddressFamily::Unix) => {
             let std_listener = std::os::unix::net::UnixListener::from(fd);
@@ -279,6 +291,9 @@ pub fn incoming(listener: Listener) -> Incoming {
 /// How long accepting rests when no descriptor is left.
 const OUT_OF_DESCRIPTORS_REST: Duration = Duration::from_millis(100);
 
+/// How long accepting rests after any other failure.
+const OTHER_FAILURE_REST: Duration = Duration::from_millis(10);
+
 /// Whether a warning for the current shortage was logged already.
 static SHORTAGE_LOGGED: AtomicBool = AtomicBool::new(false);
 
@@ -299,7 +314,9 @@ async fn rest_when_out_of_descriptors<T>(conn: std::io::Result<T>) -> std::io::R
             tokio::time::sleep(OUT_OF_DESCRIPTORS_REST).await;
         }
         Ok(_) => SHORTAGE_LOGGED.store(false, Ordering::Relaxed),
-        Err(_) => {}
+        // Any other failure that repeats would spin just the same; one that
+        // does not (a client that gave up while queued) costs a moment.
+        Err(_) => tokio::time::sleep(OTHER_FAILURE_REST).await,
     }
     conn
 }

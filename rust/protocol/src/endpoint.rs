@@ -37,6 +37,11 @@ impl FromStr for Endpoint {
         if s == "unix" {
             return Ok(Endpoint::StateDirSocket);
         }
+        if s.contains('\0') {
+            return Err(format!(
+                "endpoint {s:?} contains a NUL byte, which no address can hold; {usage}"
+            ));
+        }
         if let Some(path) = s.strip_prefix("unix://") {
             let path = PathBuf::from(path);
             if !path.is_absolute() || path.as_os_str().len() <= 1 {

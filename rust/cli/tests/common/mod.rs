@@ -171,3 +171,17 @@ pub fn outside_service(port: u16, uid: Option<u32>, sb: &Sandbox) -> std::proces
     );
     child
 }
+
+/// Start `spfs-autostart ARGS` in the background with piped output.
+pub fn background(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+    sb.cli(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Send `signal` to `pid`, if it is still there.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}

@@ -159,6 +159,10 @@ impl ServiceManager {
                     stuck_because(instance.map(|i| i.pid), "; ")
                 ),
             }),
+            // Only the kit writes a version into the record: a kit service
+            // that does not answer (hung, suspended) still gets the kit's
+            // stop steps, not a plain service's stop_sequence.
+            managed: record.is_some_and(|r| r.version.is_some()),
             ..self.base_status(state)
         }
     }

@@ -20,6 +20,14 @@ pub enum StopStep {
 }
 
 impl StopStep {
+    /// The step in words: "the shutdown request", or the signal's name.
+    fn describe(self) -> String {
+        match self {
+            StopStep::Rpc => "the shutdown request".into(),
+            StopStep::Signal(signal) => signal.as_str().into(),
+        }
+    }
+
     pub(super) fn method(self) -> StopMethod {
         match self {
             StopStep::Rpc => StopMethod::Graceful,
@@ -47,7 +55,7 @@ impl ServiceManager {
         let _guard = if self.paths.check_state_dir()? {
             let wait = self.config.ready_timeout + self.config.stop_timeout;
             let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait).await?;
-            Some(guard.ok_or_else(|| self.starting_elsewhere_error())?)
+            Some(guard.ok_or_else(|| self.busy_elsewhere_error(wait))?)
         } else {
             None
         };
@@ -68,6 +76,20 @@ impl ServiceManager {
             Observation::Alive(status, instance) => (instance, None, status.managed),
         };
         self.stop_observed(instance, channel, managed).await
+    }
+
+    /// `stop` waited `wait` for another process's start (or stop) to end.
+    fn busy_elsewhere_error(&self, wait: Duration) -> Error {
+        Error::new(
+            ErrorKind::ReadyTimeout,
+            format!(
+                "another process is starting (or stopping) the service and was not done \
+                 within {:.1}s (ready_timeout_secs and stop_timeout_secs); nothing was \
+                 stopped. Try again once it is done, or raise stop_timeout_secs to wait longer",
+                wait.as_secs_f64()
+            ),
+        )
+        .with_remedy(Remedy::SetKey("stop_timeout_secs"))
     }
 
     /// The stop sequence for a service: data, run step by step by `stop`.
@@ -110,7 +132,11 @@ impl ServiceManager {
             None => None,
         };
         let pid = handle.as_ref().map(|h| h.instance().pid);
-        let mut acted = false;
+        // A service that leads its own session (every one we start) is
+        // stopped with all it started: a wrapper script's child would
+        // otherwise outlive the script and serve on.
+        let group = handle.as_ref().is_some_and(ProcessHandle::leads_session);
+        let mut last = None;
         for step in self.stop_steps(managed) {
             match (step, &channel, &handle) {
                 (StopStep::Rpc, Some(channel), _) => {
@@ -119,7 +145,7 @@ impl ServiceManager {
                     }
                 }
                 (StopStep::Signal(signal), _, Some(handle)) => {
-                    if !send_stop_signal(handle, signal)? {
+                    if !send_stop_signal(handle, signal, group)? {
                         return Ok(StopOutcome::Stopped {
                             how: step.method(),
                             pid,
@@ -128,7 +154,7 @@ impl ServiceManager {
                 }
                 _ => continue,
             }
-            acted = true;
+            last = Some(step);
             if self
                 .wait_gone(handle.as_ref(), self.step_wait(step, managed))
                 .await?
@@ -139,7 +165,7 @@ impl ServiceManager {
                 });
             }
         }
-        Err(self.still_running_error(handle.as_ref(), acted))
+        Err(self.still_running_error(handle.as_ref(), last))
     }
 
     /// How long to wait for an exit after `step` before the next one.
@@ -156,23 +182,38 @@ impl ServiceManager {
 
     /// The error when every stop step has run and the service is still
     /// there: what is known about it (its process, or whether anything could
-    /// be tried at all, `acted`) decides what the user is told to do.
-    fn still_running_error(&self, handle: Option<&ProcessHandle>, acted: bool) -> Error {
+    /// be tried at all: the `last` step run) decides what the user is told.
+    fn still_running_error(&self, handle: Option<&ProcessHandle>, last: Option<StopStep>) -> Error {
+        let pid = handle.map(|h| h.instance().pid);
         Error::new(
             ErrorKind::Unresponsive,
-            match (handle, acted) {
-                (Some(handle), _) => format!(
-                    "the service (pid {}) is still alive after SIGKILL{}; see {}",
-                    handle.instance().pid,
-                    report::stuck_because(Some(handle.instance().pid), ": "),
+            match (pid, last) {
+                (Some(pid), Some(StopStep::Signal(Signal::SIGKILL))) => format!(
+                    "the service (pid {pid}) is still alive after SIGKILL{}; see {}",
+                    report::stuck_because(Some(pid), ": "),
                     self.paths.log_file().display()
                 ),
-                (None, true) => format!(
+                // A stop_sequence without SIGKILL, run to its end.
+                (Some(pid), last) => {
+                    return Error::new(
+                        ErrorKind::Unresponsive,
+                        format!(
+                            "the service (pid {pid}) is still alive after {}, the last step of \
+                             stop_sequence{}; add \"SIGKILL\" to stop_sequence to end it, and \
+                             see {}",
+                            last.map_or("nothing".into(), StopStep::describe),
+                            report::stuck_because(Some(pid), ": "),
+                            self.paths.log_file().display()
+                        ),
+                    )
+                    .with_remedy(Remedy::SetKey("stop_sequence"));
+                }
+                (None, Some(_)) => format!(
                     "the service at {} did not stop when asked, and its process is unknown \
                      (no record names it and no process of yours listens there); stop it by hand",
                     self.endpoint
                 ),
-                (None, false) => format!(
+                (None, None) => format!(
                     "a service holds {} but does not answer, and {} does not identify it; \
                      refusing to signal a pid that may belong to another process. \
                      Find the holder with `fuser {}` and stop it by hand",
@@ -213,8 +254,8 @@ impl ServiceManager {
             .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("shutdown request")))
     }
 
-    /// Wait up to `stop_timeout` for the service to be gone: the observed
-    /// process exited (whatever its helpers still hold), or, with no
+    /// Wait up to `wait` for the service to be gone: the observed process
+    /// exited (what else its group held got the same signals), or, with no
     /// process known, the lock free and the endpoint silent.
     pub(super) async fn wait_gone(
         &self,
@@ -245,16 +286,21 @@ impl ServiceManager {
     }
 }
 
-/// Send `signal` to the observed instance: `Ok(false)` when it is already
-/// gone, an error when it may not be signalled.
+/// Send `signal` to the observed instance (and, with `group`, first to the
+/// process group it leads): `Ok(false)` when it is already gone, an error
+/// when it may not be signalled.
 ///
 /// A graceful signal is followed by SIGCONT, as systemd does: a suspended
 /// service (Ctrl-Z in the terminal that started it, a debugger) would keep
 /// the signal pending until the SIGKILL, and spfs-fuse-macos killed leaves
 /// its mount behind.
-fn send_stop_signal(handle: &ProcessHandle, signal: Signal) -> Result<bool> {
+fn send_stop_signal(handle: &ProcessHandle, signal: Signal, group: bool) -> Result<bool> {
     tracing::info!("sending {signal} to service pid {}", handle.instance().pid);
-    let sent = handle.signal(signal).map_err(|e| {
+    let send = |signal| match group {
+        true => handle.signal_group(signal),
+        false => handle.signal(signal),
+    };
+    let sent = send(signal).map_err(|e| {
         Error::new(
             ErrorKind::PermissionDenied,
             format!(
@@ -264,7 +310,7 @@ fn send_stop_signal(handle: &ProcessHandle, signal: Signal) -> Result<bool> {
         )
     })?;
     if sent && signal != Signal::SIGKILL {
-        let _ = handle.signal(Signal::SIGCONT);
+        let _ = send(Signal::SIGCONT);
     }
     Ok(sent)
 }

@@ -18,9 +18,11 @@ pub(super) fn version_mismatch(want: &str, have: &str, fresh: bool) -> Error {
             ErrorKind::VersionMismatch,
             format!(
                 "the service reports version {have}, not the expected {want}, even when \
-                 freshly started; install version {want} or change expected_version"
+                 freshly started; install version {want} and stop the running service (the \
+                 stop operation) so that the next ensure starts it, or change expected_version"
             ),
         )
+        .with_remedy(Remedy::Run(Operation::Stop))
         .with_remedy(Remedy::SetKey("expected_version"))
     } else {
         Error::new(

@@ -31,16 +31,21 @@ impl Config {
             // absolute one is what `config` shows.
             let path = std::path::absolute(&path).unwrap_or(path);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
+                let message = if e.kind() == std::io::ErrorKind::InvalidData {
+                    // Read, but not text: the path is right, the content is not.
+                    format!(
+                        "config file {} is not UTF-8 text; save it as UTF-8",
+                        path.display()
+                    )
+                } else {
                     format!(
                         "cannot read config file {}: {e}; fix the config file's path (the one \
                          given, or {})",
                         path.display(),
                         env::CONFIG
-                    ),
-                )
-                .with_remedy(Remedy::ConfigFile)
+                    )
+                };
+                Error::new(ErrorKind::InvalidConfig, message).with_remedy(Remedy::ConfigFile)
             })?;
             config.apply_toml(&text, &path)?;
         }

@@ -136,6 +136,11 @@ impl Config {
     /// tests). The error names the key and the fix.
     pub fn validate(&self) -> Result<()> {
         program(&self.program).map_err(|w| invalid("program", w))?;
+        for (i, arg) in self.args.iter().enumerate() {
+            if arg.contains('\0') {
+                return Err(invalid("args", format!("argument {} {arg:?} {NUL}", i + 1)));
+            }
+        }
         // The endpoint's own rules live in its parser: run them on its text.
         self.endpoint
             .to_string()
@@ -231,9 +236,17 @@ fn secs_of(index: usize, secs: u64) -> Result<Duration> {
         .map_err(|w| invalid(BOUNDS[index].key, w))
 }
 
+/// Why a value holding a NUL byte is refused (the C strings of paths,
+/// command lines and the environment end at the first one).
+const NUL: &str = "contains a NUL byte, which no path or command line can hold; remove it";
+
+/// `program`: a bare name or an absolute path.
 pub(super) fn program(program: &str) -> Result<String, String> {
     if program.is_empty() {
         return Err("is empty; give a program name or an absolute path".into());
+    }
+    if program.contains('\0') {
+        return Err(format!("{program:?} {NUL}"));
     }
     if program.contains('/') && !program.starts_with('/') {
         return Err(format!(
@@ -296,6 +309,9 @@ pub(super) fn expected_version(version: &str) -> Result<(), String> {
 
 /// A directory: absolute.
 pub(super) fn absolute_dir(dir: &Path) -> Result<(), String> {
+    if dir.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(format!("{:?} {NUL}", dir.display().to_string()));
+    }
     if dir.is_absolute() {
         Ok(())
     } else {

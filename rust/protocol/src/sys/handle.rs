@@ -81,15 +81,26 @@ impl ProcessHandle {
         }
     }
 
-    /// Send `signal` to the process group this instance leads (its session,
-    /// when it was started with `setsid`), then to the instance itself. The
-    /// group is signalled only while the leader lives, so its id cannot have
-    /// been reused.
-    pub fn signal_group(&self, signal: Signal) {
+    /// Whether this instance leads its own session (`setsid`, as every
+    /// service our spawner starts, and launchd's jobs): its process group is
+    /// then its own, holding only what it started (a wrapper script's
+    /// child, its helpers).
+    pub fn leads_session(&self) -> bool {
+        kernel_pid(self.instance.pid).is_some_and(|pid| {
+            nix::unistd::getsid(Some(pid)) == Ok(pid) && self.instance.is_alive()
+        })
+    }
+
+    /// Send `signal` to the process group this instance leads (see
+    /// [`ProcessHandle::leads_session`]), then to the instance itself;
+    /// `Ok(false)` when the instance is already gone. The group is
+    /// signalled only while the leader lives, so its id cannot have been
+    /// reused.
+    pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
         if let Some(group) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) {
             let _ = nix::sys::signal::killpg(group, signal);
         }
-        let _ = self.signal(signal);
+        self.signal(signal)
     }
 
     /// Resolves when the instance has exited (a zombie has).

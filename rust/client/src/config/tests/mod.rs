@@ -168,6 +168,44 @@ fn bad_stop_sequences_are_refused_naming_the_key_and_the_fix() {
 }
 
 #[test]
+fn a_config_file_that_is_not_utf8_says_so_not_that_its_path_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("latin1.toml");
+    std::fs::write(&file, b"program = \"caf\xe9\"\n").unwrap();
+    let err = Config::load_with(Some(&file), |_| None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let text = err.to_string();
+    assert!(text.contains("is not UTF-8 text"), "{text}");
+    assert!(!text.contains("path"), "{text}");
+    assert_eq!(err.remedies(), [crate::remedy::Remedy::ConfigFile]);
+}
+
+#[test]
+fn a_nul_byte_is_refused_naming_the_key() {
+    for (text, key) in [
+        ("program = \"spfs\\u0000x\"", "program"),
+        ("args = [\"ok\", \"a\\u0000b\"]", "args"),
+        ("state_dir = \"/tmp/a\\u0000b\"", "state_dir"),
+        ("log_dir = \"/tmp/a\\u0000b\"", "log_dir"),
+        ("endpoint = \"unix:///tmp/a\\u0000b\"", "endpoint"),
+    ] {
+        // Refused as the file is read, or by the check that loading ends with.
+        let err = match parse(text) {
+            Err(e) => e,
+            Ok(config) => config
+                .validate()
+                .expect_err(&format!("{text} was accepted")),
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
+        let message = err.to_string();
+        assert!(
+            message.contains(key) && message.contains("NUL"),
+            "{text}: {message}"
+        );
+    }
+}
+
+#[test]
 fn missing_config_file_is_a_clear_error() {
     let err = Config::load_with(Some(Path::new("/nonexistent/c.toml")), |_| None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);

@@ -1,0 +1,116 @@
+//! `stop`: what it ends, and what it says when it cannot.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// `stop` that waits out another process's long start says so, and offers
+/// what makes a stop wait longer, not an ensure's timeout.
+#[test]
+fn stop_behind_a_long_start_elsewhere_names_the_stop_timeout() {
+    let sb = Sandbox::new()
+        .with("args", vec!["--hang"])
+        .with("ready_timeout_secs", 1);
+    let spawner = background(&sb, &["ensure", "--timeout", "20"]);
+    assert!(wait_for(Duration::from_secs(10), || !sb.pids().is_empty()));
+    let out = sb.run(&["--json", "stop", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("nothing was stopped"), "{message}");
+    assert_eq!(
+        error["error"]["hints"],
+        serde_json::json!([
+            "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run"
+        ])
+    );
+    signal(spawner.id(), nix::sys::signal::Signal::SIGINT);
+    spawner.wait_with_output().unwrap();
+}
+
+/// A stop_sequence without SIGKILL, run to its end with the service still
+/// there: the error names the step it ended with (not a SIGKILL never
+/// sent) and the key to change.
+#[test]
+fn a_stop_sequence_that_does_not_end_the_service_says_so_and_names_the_key() {
+    let port = free_port();
+    let mut sb = plain_service(port, &[])
+        .with("stop_sequence", vec!["shutdown"])
+        .with("stop_timeout_secs", 1);
+    let pid = pid_of(&sb.ensure());
+    let out = sb.run(&["--json", "stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("still alive after the shutdown request, the last step of stop_sequence"),
+        "{message}"
+    );
+    assert!(!message.contains("SIGKILL;"), "{message}");
+    assert_eq!(
+        error["error"]["hints"],
+        serde_json::json!([
+            "`spfs-autostart config` shows the config file to set stop_sequence in"
+        ])
+    );
+    assert!(alive(pid));
+    sb.set("stop_sequence", vec!["shutdown", "SIGINT", "SIGKILL"]);
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+}
+
+/// A kit service that does not answer (suspended here) is still a kit
+/// service: `status` says so, and `stop` gives it the kit's steps (its
+/// shutdown request, then SIGTERM, which it handles gracefully), not a
+/// plain service's stop_sequence.
+#[test]
+fn a_suspended_kit_service_is_stopped_as_a_kit_service() {
+    let sb = Sandbox::new()
+        .with("stop_sequence", vec!["shutdown", "SIGKILL"])
+        .with("stop_timeout_secs", 1);
+    let pid = pid_of(&sb.ensure());
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    let status = sb.status();
+    assert_eq!(status["state"], "unresponsive", "{status}");
+    assert_eq!(status["managed"], true, "{status}");
+    let out = sb.run(&["--json", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["how"], "terminated", "{outcome}");
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+    // Its graceful exit removed its socket.
+    assert!(!sb.state_dir().join("service.sock").exists());
+}
+
+/// A program that is a wrapper script running the service without `exec`:
+/// `stop` ends the service too, not only the script (the signals go to the
+/// group the script leads).
+#[test]
+fn a_wrapper_scripts_service_is_stopped_with_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port();
+    let mut sb = plain_service(port, &[]);
+    let wrapper = sb.root().join("wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n{} \"$@\"\n", reference_service().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("program", path_str(&wrapper));
+    let status = sb.ensure();
+    assert_eq!(status["state"], "running", "{status}");
+    let service = sb.pids();
+    assert_eq!(service.len(), 2, "the script and its service: {service:?}");
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    // `stop` returns once the script has exited; the service got the same
+    // graceful signal and follows it.
+    assert!(
+        wait_for(Duration::from_secs(10), || sb.pids().is_empty()),
+        "left running: {:?}",
+        sb.pids()
+    );
+    assert_eq!(sb.status()["state"], "stopped");
+}
