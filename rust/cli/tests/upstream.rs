@@ -356,3 +356,36 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
     }));
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
+
+/// A service that mounted but never answers where we look (here it
+/// listens on another port: its address came from elsewhere) is asked to
+/// end with its graceful signal before it is killed, so its mount goes
+/// with it, as after a stop.
+#[test]
+fn a_service_that_never_answers_is_asked_to_unmount_before_the_kill() {
+    let mut up = Upstream::new();
+    let elsewhere = free_port();
+    up.sb
+        .set(
+            "args",
+            vec![
+                "--plain".into(),
+                "service".into(),
+                "--listen".into(),
+                listen(elsewhere),
+                path_str(&up.mnt),
+            ],
+        )
+        .set("ready_timeout_secs", 1);
+    let out = up.sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "ReadyTimeout", "{error}");
+    assert!(
+        up.sb.log().contains("Service started"),
+        "it did start: {}",
+        up.sb.log()
+    );
+    assert!(!up.mounted(), "the mount was left behind:\n{}", up.sb.log());
+    assert!(up.sb.pids().is_empty());
+}

@@ -232,3 +232,43 @@ async fn a_connected_socket_from_accept_yes_is_refused_by_name() {
     })
     .await;
 }
+
+/// A TCP socket handed over is socket activation too: `Info` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_tcp_socket_counts_as_activated() {
+    let port = spfs_autostart_test_support::free_port();
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("endpoint", format!("tcp://127.0.0.1:{port}"));
+    make_state_dir(&sandbox);
+    let (out, err) = output_file(&sandbox, "activate.log");
+    let mut tool = Command::new(TOOL);
+    tool.arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!(
+            "--setenv=SPFS_AUTOSTART_STATE_DIR={}",
+            sandbox.state_dir().display()
+        ))
+        .arg(format!(
+            "--setenv=SPFS_AUTOSTART_ENDPOINT=tcp://127.0.0.1:{port}"
+        ))
+        .arg("--setenv=SPFS_AUTOSTART_IDLE_TIMEOUT_SECS=0")
+        .arg(reference_service())
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let _tool = Reaped(tool.spawn().expect("systemd-socket-activate runs"));
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_for("systemd-socket-activate to listen", WAIT, || {
+        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        async move { up.then_some(()) }
+    })
+    .await;
+    let manager = sandbox.manager();
+    manager
+        .ensure()
+        .await
+        .unwrap_or_else(|e| panic!("ensure: {e}\n{}", log()));
+    assert!(socket_activated(&manager).await, "{}", log());
+    manager.stop().await.expect("stop");
+}

@@ -32,7 +32,12 @@ pub enum Listener {
         bound_here: bool,
     },
     /// A TCP socket.
-    Tcp(TcpListener),
+    Tcp {
+        /// The listener.
+        listener: TcpListener,
+        /// Whether launchd or systemd handed it over.
+        activated: bool,
+    },
 }
 
 impl Listener {
@@ -40,7 +45,7 @@ impl Listener {
     pub fn activated(&self) -> bool {
         match self {
             Listener::Unix { bound_here, .. } => !bound_here,
-            Listener::Tcp(_) => false,
+            Listener::Tcp { activated, .. } => *activated,
         }
     }
 
@@ -74,7 +79,10 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
             listener
                 .set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(listener))
-                .map(Listener::Tcp)
+                .map(|listener| Listener::Tcp {
+                    listener,
+                    activated: false,
+                })
                 .map_err(|e| {
                     Error::new(ErrorKind::Io, format!("cannot listen on tcp://{addr}: {e}"))
                 })
@@ -208,9 +216,10 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std_listener = std::net::TcpListener::from(fd);
             std_listener.set_nonblocking(true).map_err(io)?;
-            Ok(Listener::Tcp(
-                TcpListener::from_std(std_listener).map_err(io)?,
-            ))
+            Ok(Listener::Tcp {
+                listener: TcpListener::from_std(std_listener).map_err(io)?,
+                activated: true,
+            })
         }
         other => Err(Error::new(
             ErrorKind::Unsupported,
@@ -268,7 +277,7 @@ pub type Incoming = std::pin::Pin<
 /// checked: a connection from another uid is closed at once and logged.
 pub fn incoming(listener: Listener) -> Incoming {
     let accepted: Incoming = match listener {
-        Listener::Tcp(listener) => Box::pin(TcpListenerStream::new(listener).map(|conn| {
+        Listener::Tcp { listener, .. } => Box::pin(TcpListenerStream::new(listener).map(|conn| {
             conn.map(|s| {
                 let _ = s.set_nodelay(true);
                 spfs_autostart_protocol::endpoint::Stream::Tcp(s)

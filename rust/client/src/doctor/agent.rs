@@ -105,9 +105,7 @@ pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>
         findings.push(finding(
             "config",
             Severity::Warning,
-            format!(
-                "({source}) endpoint tcp://{addr} can be reached by every user of this machine"
-            ),
+            format!("{source}: endpoint tcp://{addr} can be reached by every user of this machine"),
             Some(
                 "use endpoint = \"unix\" with a service that embeds the kit; spfs-fuse-macos \
                  speaks only TCP today"

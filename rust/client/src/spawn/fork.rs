@@ -80,8 +80,9 @@ unsafe fn wait_for_service(service: libc::pid_t, lifeline_fd: RawFd) -> libc::c_
             let flags = if watching { libc::WNOHANG } else { 0 };
             match libc::waitpid(service, &mut status, flags) {
                 pid if pid == service => return status,
-                // Interrupted, or still running: wait below.
+                // Still running: wait below.
                 0 => {}
+                // Interrupted (by SIGCHLD, say): look again.
                 _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
                 // Not our child any more: nothing to report.
                 _ => return 0,

@@ -62,6 +62,9 @@ pub struct Child {
     /// The only write end of the intermediate's lifeline: closed when we
     /// are gone, however we went, so the intermediate exits too.
     _lifeline: OwnedFd,
+    /// The signal that asks the service to end gracefully: the first of
+    /// `stop_sequence` (SIGINT by default; the kit takes it too).
+    end_signal: nix::sys::signal::Signal,
     status: tokio::net::unix::pipe::Receiver,
     status_buf: Vec<u8>,
     ready: tokio::net::unix::pipe::Receiver,
@@ -109,6 +112,14 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         instance,
         intermediate: Some(intermediate),
         _lifeline: lifeline,
+        end_signal: config
+            .stop_sequence
+            .iter()
+            .find_map(|step| match step {
+                crate::config::StopStep::Signal(signal) => Some(*signal),
+                crate::config::StopStep::Shutdown => None,
+            })
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM),
         status: to_async(status_rx.into(), "exit status")?,
         status_buf: Vec::new(),
         ready: to_async(ready_rx, "readiness")?,

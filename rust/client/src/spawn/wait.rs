@@ -37,6 +37,10 @@ pub(super) async fn read_some(
     }
 }
 
+/// How long a service that did not become ready may take to end on its
+/// graceful signal before it is killed.
+const END_GRACE: Duration = Duration::from_secs(1);
+
 /// The service's exit status, once all of it is in `buf` (what the status
 /// pipe said after the service's pid, which `start` read).
 fn exit_status(buf: &[u8]) -> Option<ExitStatus> {
@@ -113,6 +117,7 @@ impl Child {
                     if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
                         return Ok(probe);
                     }
+                    self.ask_to_end().await;
                     let err = self.ready_timeout_error(deadline - started);
                     return Err(self.fail(err));
                 }
@@ -128,6 +133,30 @@ impl Child {
                 }
             }
         }
+    }
+
+    /// Ask a service that did not become ready to end, as a stop would:
+    /// its graceful signal (the first of `stop_sequence`), then up to
+    /// [`END_GRACE`] for its exit status. Killed outright, a service that
+    /// has mounted its filesystem (spfs-fuse-macos) leaves the mount behind.
+    /// Whatever is left is killed by [`Child::fail`].
+    async fn ask_to_end(&mut self) {
+        let pinned = self
+            .intermediate
+            .as_mut()
+            .is_some_and(|i| matches!(i.try_wait(), Ok(None)));
+        if !pinned || self.pid == 0 {
+            return;
+        }
+        // The pid is exact while the intermediate has not reaped it.
+        sys::signal_session(self.pid, self.end_signal);
+        sys::signal_session(self.pid, nix::sys::signal::Signal::SIGCONT);
+        let status = &mut self.status;
+        let buf = &mut self.status_buf;
+        let _ = tokio::time::timeout(END_GRACE, async {
+            while exit_status(buf).is_none() && read_some(status, buf).await {}
+        })
+        .await;
     }
 
     /// The service said it cannot start, and why (`reason`).

@@ -92,15 +92,20 @@ impl ProcessHandle {
     }
 
     /// Send `signal` to the process group this instance leads (see
-    /// [`ProcessHandle::leads_session`]), then to the instance itself;
-    /// `Ok(false)` when the instance is already gone. The group is
-    /// signalled only while the leader lives, so its id cannot have been
-    /// reused.
+    /// [`ProcessHandle::leads_session`]), the instance among them, once
+    /// each (a second SIGINT may mean "now" to a service); `Ok(false)` when
+    /// the instance is already gone. The group is signalled only while the
+    /// leader lives, so its id cannot have been reused.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
-        if let Some(group) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) {
-            let _ = nix::sys::signal::killpg(group, signal);
+        let Some(group) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) else {
+            return Ok(false);
+        };
+        match nix::sys::signal::killpg(group, signal) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            // Not a group we may signal as a whole: the instance alone.
+            Err(_) => self.signal(signal),
         }
-        self.signal(signal)
     }
 
     /// Resolves when the instance has exited (a zombie has).
@@ -187,5 +192,14 @@ pub fn kill_group_and_leader(pid: u32) {
     if let Some(pid) = kernel_pid(pid) {
         let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// Send `signal` to the session `pid` leads (a service our spawner started
+/// with `setsid`, which is in it), each process once. The same rule as
+/// [`kill_group_and_leader`]: only for a pid that cannot have been reused.
+pub fn signal_session(pid: u32, signal: Signal) {
+    if let Some(pid) = kernel_pid(pid) {
+        let _ = nix::sys::signal::killpg(pid, signal);
     }
 }

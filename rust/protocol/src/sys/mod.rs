@@ -11,7 +11,7 @@
 mod handle;
 mod process;
 
-pub use handle::{ProcessHandle, kill_group_and_leader};
+pub use handle::{ProcessHandle, kill_group_and_leader, signal_session};
 pub use process::{
     Instance, ProcInfo, executable, pid_exists, process_info, process_start_time, process_uid,
 };
