@@ -115,6 +115,11 @@ enum spfs_autostart_result
    */
   SPFS_AUTOSTART_RESULT_LAUNCHCTL_FAILED = 13,
   /**
+   * A call's argument names nothing that can be used (a lease for a
+   * process that does not exist).
+   */
+  SPFS_AUTOSTART_RESULT_INVALID_ARGUMENT = 14,
+  /**
    * A pointer parameter that must not be NULL was NULL.
    */
   SPFS_AUTOSTART_RESULT_NULL_PARAMETER = 100,

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import queue
+import subprocess
 import threading
 import time
 
@@ -92,6 +93,18 @@ def test_async_calls_from_asyncio(service):
     assert any(l.id == lease.id for l in leased.leases)
     assert released is True
     assert outcome == sa.StopOutcome.STOPPED
+
+
+def test_a_lease_for_a_process_that_is_gone_is_an_invalid_argument(service):
+    mgr = service.manager()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for pid in (gone.pid, 0, 2**32 - 1):
+        with pytest.raises(sa.ServiceError) as info:
+            run(mgr.acquire(pid, "pytest"))
+        assert info.value.kind == sa.ErrorKind.INVALID_ARGUMENT, info.value
+    # Refused before anything was started.
+    assert service_pids(service.state_dir) == []
 
 
 class Observer(sa.StatusObserver):

@@ -163,8 +163,13 @@ async fn lease_for_a_missing_process_is_refused() {
     let manager = sandbox.manager();
     // Far above any pid_max, below i32::MAX: no such process can exist.
     let missing = 2_000_000_000;
+    for pid in [missing, 0, u32::MAX] {
+        let err = manager.acquire(pid, "ghost").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{pid}: {err}");
+    }
+    // Refused before anything was started.
+    assert!(sandbox.pids().is_empty(), "{:?}", sandbox.pids());
     let err = manager.acquire(missing, "ghost").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(
         err.message()
             .contains(&format!("no process {missing} exists")),
@@ -178,7 +183,7 @@ async fn lease_for_a_missing_process_is_refused() {
     gone.wait().expect("reap");
     if !alive(gone_pid) {
         let err = manager.acquire(gone_pid, "ghost").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     }
     assert!(status(&manager).await.leases.is_empty());
     manager.stop().await.expect("stop");

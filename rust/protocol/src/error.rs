@@ -49,6 +49,10 @@ macro_rules! for_each_error_kind {
             /// `launchctl` (the LaunchAgent's service manager) refused, timed out or
             /// could not be run.
             LaunchctlFailed,
+            /// A call's argument names nothing that can be used: a lease for a
+            /// process that does not exist, a request the service refused as
+            /// given.
+            InvalidArgument,
         }
     };
 }

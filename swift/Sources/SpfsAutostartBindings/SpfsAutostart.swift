@@ -2425,6 +2425,12 @@ public enum ErrorKind: Equatable, Hashable, CaseIterable {
      * could not be run.
      */
     case launchctlFailed
+    /**
+     * A call's argument names nothing that can be used: a lease for a
+     * process that does not exist, a request the service refused as
+     * given.
+     */
+    case invalidArgument
 
 
 
@@ -2471,6 +2477,8 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         case 12: return .`internal`
         
         case 13: return .launchctlFailed
+        
+        case 14: return .invalidArgument
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2530,6 +2538,10 @@ public struct FfiConverterTypeErrorKind: FfiConverterRustBuffer {
         
         case .launchctlFailed:
             writeInt(&buf, Int32(13))
+        
+        
+        case .invalidArgument:
+            writeInt(&buf, Int32(14))
         
         }
     }

@@ -246,6 +246,7 @@ extension ErrorKind {
         case .io: return "Input/output error"
         case .internal: return "Internal error"
         case .launchctlFailed: return "launchctl could not manage the SPFS service"
+        case .invalidArgument: return "The SPFS service refused the request"
         }
     }
 }

@@ -6,6 +6,16 @@ impl ServiceManager {
     /// Take a lease for `pid`: the service stays up while that process
     /// lives. Starts the service if needed.
     pub async fn acquire(&self, pid: u32, label: &str) -> Result<Lease> {
+        // Refused before anything is started: a lease follows a live process.
+        // (Another user's, which we may not see, is the service's to refuse.)
+        let gone =
+            !crate::sys::pid_exists(pid) || crate::sys::process_info(pid).is_some_and(|p| p.zombie);
+        if gone {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("no process {pid} exists; a lease must follow a live process"),
+            ));
+        }
         self.ensure().await?;
         let channel = self.channel().await?;
         let reply = ControlClient::new(channel)

@@ -42,7 +42,7 @@ pub(super) fn foreign_user(listener: &crate::owner::Listener) -> String {
 pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
     let kind = match status.code() {
         tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
-            ErrorKind::InvalidConfig
+            ErrorKind::InvalidArgument
         }
         tonic::Code::PermissionDenied => ErrorKind::PermissionDenied,
         tonic::Code::Unimplemented => ErrorKind::Unsupported,

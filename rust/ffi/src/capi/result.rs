@@ -42,6 +42,9 @@ pub enum spfs_autostart_result {
     Internal = 12,
     /// `launchctl` refused, timed out or could not be run.
     LaunchctlFailed = 13,
+    /// A call's argument names nothing that can be used (a lease for a
+    /// process that does not exist).
+    InvalidArgument = 14,
     /// A pointer parameter that must not be NULL was NULL.
     NullParameter = 100,
     /// A string parameter was not valid UTF-8.
@@ -100,6 +103,7 @@ mod tests {
             (ErrorKind::Io, 11),
             (ErrorKind::Internal, 12),
             (ErrorKind::LaunchctlFailed, 13),
+            (ErrorKind::InvalidArgument, 14),
         ];
         for (kind, code) in abi {
             assert_eq!(spfs_autostart_result::from(kind) as i32, code, "{kind}");
