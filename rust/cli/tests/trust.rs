@@ -226,14 +226,7 @@ fn another_users_listener_that_speaks_no_grpc_is_named_as_theirs() {
     ]);
     std::os::unix::process::CommandExt::uid(&mut theirs, other);
     let mut theirs = theirs.spawn().expect("python3 runs");
-    assert!(
-        wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "their listener is up"
-    );
+    assert!(listening(port), "their listener is up");
     let status = sb.status();
     let whose = format!("uid {other}");
     let detail = status["detail"].as_str().unwrap_or_default().to_string();

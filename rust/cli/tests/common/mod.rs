@@ -161,15 +161,15 @@ pub fn outside_service(port: u16, uid: Option<u32>, sb: &Sandbox) -> std::proces
         command.uid(uid);
     }
     let child = command.spawn().unwrap();
-    assert!(
-        wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "the outside service answers"
-    );
+    assert!(listening(port), "the outside service answers");
     child
+}
+
+/// Whether something accepts connections on loopback `port` within 10 s.
+pub fn listening(port: u16) -> bool {
+    wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
 }
 
 /// Start `spfs-autostart ARGS` in the background with piped output.

@@ -185,44 +185,48 @@ impl ServiceManager {
     /// be tried at all: the `last` step run) decides what the user is told.
     fn still_running_error(&self, handle: Option<&ProcessHandle>, last: Option<StopStep>) -> Error {
         let pid = handle.map(|h| h.instance().pid);
-        Error::new(
-            ErrorKind::Unresponsive,
-            match (pid, last) {
-                (Some(pid), Some(StopStep::Signal(Signal::SIGKILL))) => format!(
-                    "the service (pid {pid}) is still alive after SIGKILL{}; see {}",
-                    report::stuck_because(Some(pid), ": "),
-                    self.paths.log_file().display()
-                ),
-                // A stop_sequence without SIGKILL, run to its end.
-                (Some(pid), last) => {
-                    return Error::new(
-                        ErrorKind::Unresponsive,
-                        format!(
-                            "the service (pid {pid}) is still alive after {}, the last step of \
-                             stop_sequence{}; add \"SIGKILL\" to stop_sequence to end it, and \
-                             see {}",
-                            last.map_or("nothing".into(), StopStep::describe),
-                            report::stuck_because(Some(pid), ": "),
-                            self.paths.log_file().display()
-                        ),
-                    )
-                    .with_remedy(Remedy::SetKey("stop_sequence"));
-                }
-                (None, Some(_)) => format!(
-                    "the service at {} did not stop when asked, and its process is unknown \
+        let log = self.paths.log_file();
+        let message = match (pid, last) {
+            (Some(pid), Some(StopStep::Signal(Signal::SIGKILL))) => format!(
+                "the service (pid {pid}) is still alive after SIGKILL{}; see {}",
+                report::stuck_because(Some(pid), ": "),
+                log.display()
+            ),
+            // A stop_sequence without SIGKILL, run to its end (or with no
+            // step that could act on a service that does not answer).
+            (Some(pid), last) => {
+                let after = match last {
+                    Some(step) => {
+                        format!("after {}, the last step of stop_sequence", step.describe())
+                    }
+                    None => "and stop_sequence has no signal to send it".into(),
+                };
+                return Error::new(
+                    ErrorKind::Unresponsive,
+                    format!(
+                        "the service (pid {pid}) is still alive {after}{}; add \"SIGKILL\" to \
+                         stop_sequence to end it, and see {}",
+                        report::stuck_because(Some(pid), ": "),
+                        log.display()
+                    ),
+                )
+                .with_remedy(Remedy::SetKey("stop_sequence"));
+            }
+            (None, Some(_)) => format!(
+                "the service at {} did not stop when asked, and its process is unknown \
                      (no record names it and no process of yours listens there); stop it by hand",
-                    self.endpoint
-                ),
-                (None, None) => format!(
-                    "a service holds {} but does not answer, and {} does not identify it; \
-                     refusing to signal a pid that may belong to another process. \
-                     Find the holder with `fuser {}` and stop it by hand",
-                    self.paths.instance_lock().display(),
-                    self.paths.record().display(),
-                    self.paths.instance_lock().display()
-                ),
-            },
-        )
+                self.endpoint
+            ),
+            (None, None) => format!(
+                "a service holds {} but does not answer, and {} does not identify it; \
+                 refusing to signal a pid that may belong to another process. \
+                 Find the holder with `fuser {}` and stop it by hand",
+                self.paths.instance_lock().display(),
+                self.paths.record().display(),
+                self.paths.instance_lock().display()
+            ),
+        };
+        Error::new(ErrorKind::Unresponsive, message)
     }
 
     pub(super) async fn ask_to_shut_down(

@@ -224,23 +224,14 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
     }
     // The log file itself, as `ensure` opens it: never through a link,
     // and only a regular file.
-    if let Ok(meta) = std::fs::symlink_metadata(&log) {
-        let what = if meta.file_type().is_symlink() {
-            Some("is a symbolic link, which is never followed")
-        } else if !meta.is_file() {
-            Some("is not a regular file")
-        } else {
-            None
-        };
-        if let Some(what) = what {
-            findings.push(finding(
-                "log dir",
-                Severity::Problem,
-                format!("the service log {} {what}", log.display()),
-                Some(format!("remove {}", log.display())),
-            ));
-            return;
-        }
+    if let Some(what) = crate::logs::unusable_log_file(&log) {
+        findings.push(finding(
+            "log dir",
+            Severity::Problem,
+            format!("the service log {} {what}", log.display()),
+            Some(format!("remove {}", log.display())),
+        ));
+        return;
     }
     let existing = dir
         .ancestors()

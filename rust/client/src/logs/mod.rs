@@ -85,6 +85,20 @@ pub fn clean_line(bytes: &[u8]) -> String {
     clean
 }
 
+/// What is wrong with what stands at the log's path, if anything: the
+/// service's output goes only into a regular file, never through a link.
+/// (`ensure` refuses it; `doctor` reports it.)
+pub(crate) fn unusable_log_file(path: &Path) -> Option<&'static str> {
+    let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+    if kind.is_symlink() {
+        Some("is a symbolic link, which is never followed")
+    } else if !kind.is_file() {
+        Some("is not a regular file")
+    } else {
+        None
+    }
+}
+
 /// Open a log for reading: only a regular file, and without waiting (a
 /// FIFO of that name would block the open until someone wrote to it).
 pub(crate) fn open_log(path: &Path) -> io::Result<File> {

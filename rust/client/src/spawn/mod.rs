@@ -177,14 +177,13 @@ impl RunLog {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&log_path)
             .map_err(|e| {
-                let found = std::fs::symlink_metadata(&log_path).map(|m| m.file_type());
-                Error::io("cannot open the service log", &log_path, e).with_hint(match found {
-                    Ok(t) if t.is_symlink() => {
-                        "it is a symbolic link, which is never followed; remove it"
-                    }
-                    Ok(t) if !t.is_file() => "it is not a regular file; remove it",
-                    _ => "make the log dir writable or choose another with SPFS_AUTOSTART_LOG_DIR",
-                })
+                let hint = match logs::unusable_log_file(&log_path) {
+                    Some(what) => format!("it {what}; remove it"),
+                    None => "make the log dir writable or choose another with \
+                             SPFS_AUTOSTART_LOG_DIR"
+                        .into(),
+                };
+                Error::io("cannot open the service log", &log_path, e).with_hint(&hint)
             })?;
         if !log.metadata().is_ok_and(|m| m.is_file()) {
             return Err(Error::new(
