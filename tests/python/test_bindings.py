@@ -95,6 +95,35 @@ def test_async_calls_from_asyncio(service):
     assert outcome == sa.StopOutcome.STOPPED
 
 
+def test_cancelling_ensure_kills_the_service_it_was_starting(service):
+    # A service that would take a minute to become ready, and a call that
+    # would wait for it longer than this test waits for the cleanup (a
+    # detached call would kill it at its own ready timeout).
+    slow = service.manager(args=["--start-delay-ms", "60000"], ready_timeout_secs=300)
+
+    async def cancel_while_starting():
+        task = asyncio.ensure_future(slow.ensure())
+        deadline = time.monotonic() + 30
+        while not service_pids(service.state_dir):
+            assert time.monotonic() < deadline, "the service was never started"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_while_starting())
+    # The cancelled call's spawner kills what it started (the core's drop
+    # guard): nothing is left starting in the background.
+    deadline = time.monotonic() + 20
+    while service_pids(service.state_dir):
+        assert time.monotonic() < deadline, "the cancelled start left its service running"
+        time.sleep(0.05)
+    # And it let go of spawn.lock: the next ensure starts a service at once.
+    status = run(service.manager().ensure())
+    assert status.state == sa.ServiceState.RUNNING
+    assert service_pids(service.state_dir) == [status.pid]
+
+
 def test_a_lease_for_a_process_that_is_gone_is_an_invalid_argument(service):
     mgr = service.manager()
     gone = subprocess.Popen(["true"])

@@ -11,6 +11,8 @@ use spfs_autostart_agent::{
     UnitFormat,
 };
 
+use crate::Failure;
+
 /// `agent` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -68,7 +70,10 @@ fn home() -> Result<PathBuf, Error> {
 }
 
 /// Run an `agent` subcommand.
-pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Error> {
+/// Output that cannot be written (a full disk, a closed pipe) is a
+/// failure, as for every other command: a plist redirected into its file
+/// must not be reported written when it was not.
+pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Failure> {
     let spec = |which: &Which, bundle: Option<String>| {
         spfs_autostart::agent_spec::spec_from_config(
             manager.config(),
@@ -92,7 +97,8 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
                     ErrorKind::InvalidConfig,
                     "--bundle-program sets a plist's BundleProgram, for the launchd format \
                      only; systemd units name the program by its path",
-                ));
+                )
+                .into());
             }
             let spec = spec(&which, bundle_program)?;
             print_units(&mut out, &spec, format, json)?;
@@ -100,18 +106,19 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
             let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
-            print_installed(&mut out, &spec, &path, json);
+            print_installed(&mut out, &spec, &path, json)?;
         }
         AgentCommand::Uninstall { label: name } => {
             let name = label(name);
             let outcome = launchd::uninstall(&Launchctl::system(), &name, &home()?)?;
-            print_uninstalled(&mut out, &name, &outcome, json);
+            print_uninstalled(&mut out, &name, &outcome, json)?;
         }
         AgentCommand::Status { label: name } => {
             let report = launchd::status(&Launchctl::system(), &label(name), &home()?)?;
-            print_status(&mut out, &report, json);
+            print_status(&mut out, &report, json)?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -123,7 +130,7 @@ fn print_units(
     spec: &AgentSpec,
     format: UnitFormat,
     json: bool,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let files: Vec<(String, String)> = match format {
         UnitFormat::Launchd => {
             // plist's XML writer emits UTF-8.
@@ -144,54 +151,66 @@ fn print_units(
             .iter()
             .map(|(name, text)| json!({ "name": name, "text": text }))
             .collect();
-        let _ = writeln!(out, "{}", json!({ "files": files }));
+        writeln!(out, "{}", json!({ "files": files }))?;
     } else {
         // A plist as is, to be redirected into its file; systemd's units
         // each after a comment line naming it.
         for (i, (name, text)) in files.iter().enumerate() {
             if format == UnitFormat::Systemd {
-                let _ = writeln!(out, "{}# {name}", if i > 0 { "\n" } else { "" });
+                writeln!(out, "{}# {name}", if i > 0 { "\n" } else { "" })?;
             }
-            let _ = out.write_all(text.as_bytes());
+            out.write_all(text.as_bytes())?;
         }
     }
     Ok(())
 }
 
 /// `agent install`: where the plist went.
-fn print_installed(out: &mut impl Write, spec: &AgentSpec, path: &Path, json: bool) {
+fn print_installed(
+    out: &mut impl Write,
+    spec: &AgentSpec,
+    path: &Path,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
-        let _ = writeln!(out, "{}", json!({ "installed": path, "label": spec.label }));
+        writeln!(out, "{}", json!({ "installed": path, "label": spec.label }))?;
     } else {
-        let _ = writeln!(
+        writeln!(
             out,
             "installed and loaded {} ({})",
             spec.label,
             path.display()
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `agent uninstall`: whether there was anything to remove.
-fn print_uninstalled(out: &mut impl Write, name: &str, outcome: &UninstallOutcome, json: bool) {
+fn print_uninstalled(
+    out: &mut impl Write,
+    name: &str,
+    outcome: &UninstallOutcome,
+    json: bool,
+) -> std::io::Result<()> {
     let removed = matches!(outcome, UninstallOutcome::Removed { .. });
     if json {
-        let _ = writeln!(out, "{}", json!({ "label": name, "removed": removed }));
+        writeln!(out, "{}", json!({ "label": name, "removed": removed }))?;
     } else if removed {
-        let _ = writeln!(out, "unloaded and removed {name}");
+        writeln!(out, "unloaded and removed {name}")?;
     } else {
-        let _ = writeln!(out, "{name} was not installed");
+        writeln!(out, "{name} was not installed")?;
     }
+    Ok(())
 }
 
 /// `agent status`: the plist, and whether launchd has the agent loaded.
-fn print_status(out: &mut impl Write, report: &AgentReport, json: bool) {
+fn print_status(out: &mut impl Write, report: &AgentReport, json: bool) -> std::io::Result<()> {
     let (loaded, state, pid) = match &report.agent {
         AgentStatus::NotLoaded => (false, None, None),
         AgentStatus::Loaded(agent) => (true, agent.state.clone(), agent.pid),
     };
     if json {
-        let _ = writeln!(
+        writeln!(
             out,
             "{}",
             json!({
@@ -202,10 +221,10 @@ fn print_status(out: &mut impl Write, report: &AgentReport, json: bool) {
                 "state": state,
                 "pid": pid,
             })
-        );
+        )?;
     } else {
-        let _ = writeln!(out, "label      {}", report.label);
-        let _ = writeln!(
+        writeln!(out, "label      {}", report.label)?;
+        writeln!(
             out,
             "plist      {} ({})",
             report.plist_path.display(),
@@ -214,13 +233,14 @@ fn print_status(out: &mut impl Write, report: &AgentReport, json: bool) {
             } else {
                 "absent"
             }
-        );
-        let _ = writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" });
+        )?;
+        writeln!(out, "loaded     {}", if loaded { "yes" } else { "no" })?;
         if let Some(state) = state {
-            let _ = writeln!(out, "state      {state}");
+            writeln!(out, "state      {state}")?;
         }
         if let Some(pid) = pid {
-            let _ = writeln!(out, "pid        {pid}");
+            writeln!(out, "pid        {pid}")?;
         }
     }
+    Ok(())
 }

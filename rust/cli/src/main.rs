@@ -96,8 +96,13 @@ fn main() -> ExitCode {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    // Colour only for a person: not into a file or a pipe.
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                    // Colour only for a person who wants it: not into a
+                    // file or a pipe, and not with NO_COLOR set
+                    // (no-color.org) or TERM=dumb.
+                    .with_ansi(
+                        output::stderr_takes_escapes()
+                            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                    ),
             )
             .with(only_ours)
             .init();
@@ -157,6 +162,12 @@ enum Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure::Core(e)
+    }
+}
+
+impl From<spfs_autostart_agent::LaunchdError> for Failure {
+    fn from(e: spfs_autostart_agent::LaunchdError) -> Failure {
+        Failure::Core(e.into())
     }
 }
 

@@ -34,7 +34,9 @@ pub fn status(status: &Status, json: bool) -> io::Result<()> {
     if let Some(uptime) = status.uptime_secs {
         line("uptime", human_secs(uptime));
     }
-    if status.managed {
+    // Leases and the idle deadline only as a kit service told them (not for
+    // one that is suspended or hung, which answers nothing).
+    if let Some(idle_timeout) = status.idle_timeout_secs {
         line("leases", status.leases.len().to_string());
         for lease in &status.leases {
             line(
@@ -42,16 +44,17 @@ pub fn status(status: &Status, json: bool) -> io::Result<()> {
                 format!("#{} pid {} {}", lease.id, lease.pid, lease.label),
             );
         }
-        line(
-            "idle exit",
-            match status.idle_exit_in_secs {
-                Some(secs) => format!("in {}", human_secs(secs)),
-                // No lease and no deadline: idle exit is off (or another
-                // call is in flight at this very moment).
-                None if status.leases.is_empty() => "never".into(),
-                None => "not while leases are held".into(),
-            },
-        );
+        if status.state == spfs_autostart::State::Running {
+            line(
+                "idle exit",
+                match status.idle_exit_in_secs {
+                    Some(secs) => format!("in {}", human_secs(secs)),
+                    None if idle_timeout == 0 => "never (idle_timeout_secs = 0)".into(),
+                    None if !status.leases.is_empty() => "not while leases are held".into(),
+                    None => "not while a call is in flight".into(),
+                },
+            );
+        }
     }
     if !status.mounts.is_empty() {
         line("mounts", status.mounts.len().to_string());
@@ -312,6 +315,13 @@ pub fn error(error: &Error, json: bool) {
     }
 }
 
+/// Whether stderr is a terminal that understands escape sequences: not a
+/// file or a pipe, and not `TERM=dumb` (Emacs's shell, some CI consoles),
+/// which would print them.
+pub fn stderr_takes_escapes() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 /// Run `work`; if it takes longer than half a second and stderr is a
 /// terminal, show a spinner with the elapsed time until it ends.
 ///
@@ -320,7 +330,7 @@ pub fn error(error: &Error, json: bool) {
 /// here, it was stored twice more, and the CLI's `ensure` future came to
 /// 33 KB (now 11 KB), which a fresh process writes on first touch.
 pub async fn with_progress<F: Future>(what: &str, mut work: Pin<&mut F>) -> F::Output {
-    if !std::io::stderr().is_terminal() {
+    if !stderr_takes_escapes() {
         return work.await;
     }
     let started = Instant::now();

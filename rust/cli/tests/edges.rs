@@ -223,3 +223,87 @@ fn bad_config_leaves_a_running_service_and_its_log_alone() {
     assert_eq!(pid_of(&sb.ensure()), pid);
     sb.ok(&["stop"]);
 }
+
+/// `OsStr` of raw bytes: a path that is not UTF-8.
+fn not_utf8(prefix: &std::path::Path, name: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStrExt;
+    prefix
+        .join(std::ffi::OsStr::from_bytes(name))
+        .into_os_string()
+}
+
+// A `--state-dir` that is not UTF-8 was accepted, and the service, which
+// reads it from its environment as text, took the user's default state dir
+// instead (and fought over its lock with the service there).
+#[test]
+fn a_state_dir_that_is_not_utf8_is_refused_before_anything_starts() {
+    let sb = Sandbox::new();
+    let dir = not_utf8(sb.root(), b"state-\xff");
+    let out = sb
+        .cli(&["ensure"])
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("state_dir") && err.contains("not UTF-8"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&dir).exists(), "nothing created");
+    assert!(sb.pids().is_empty(), "nothing started");
+}
+
+// The kit read a state dir or endpoint that is not UTF-8 as unset, and
+// served from the default state dir.
+#[test]
+fn the_kit_refuses_a_state_dir_variable_that_is_not_utf8() {
+    let sb = Sandbox::new();
+    let runtime_dir = sb.root().join("runtime");
+    std::fs::create_dir_all(&runtime_dir).unwrap();
+    let out = sb
+        .command(reference_service())
+        .env("SPFS_AUTOSTART_STATE_DIR", not_utf8(sb.root(), b"s-\xff"))
+        // Where the default state dir would be.
+        .env("XDG_RUNTIME_DIR", &runtime_dir)
+        .env("TMPDIR", &runtime_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("SPFS_AUTOSTART_STATE_DIR") && err.contains("not UTF-8"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&runtime_dir).unwrap().count(),
+        0,
+        "nothing created in the default state dir"
+    );
+}
+
+// A HOME that is not UTF-8, or relative, was replaced by the home in the
+// password database (writing the log there), or made a log dir relative to
+// the current directory.
+#[test]
+fn an_unusable_home_is_not_replaced_by_another_directory() {
+    let mut sb = Sandbox::new();
+    // The log dir comes from HOME.
+    sb.unset("log_dir");
+    for home in [not_utf8(sb.root(), b"home-\xff"), "relative-home".into()] {
+        let out = sb
+            .cli(&["config"])
+            .env_remove("XDG_STATE_HOME")
+            .env("HOME", &home)
+            .current_dir(sb.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{home:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("HOME") && err.contains("SPFS_AUTOSTART_LOG_DIR"),
+            "{home:?}: {err}"
+        );
+    }
+}

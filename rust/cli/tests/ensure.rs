@@ -355,3 +355,21 @@ fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
     );
     assert!(sb.pids().is_empty());
 }
+
+/// The text status says "never" for idle exit only when the service's
+/// idle timeout is 0, and gives the deadline otherwise.
+#[test]
+fn the_idle_exit_line_says_never_only_for_an_idle_timeout_of_zero() {
+    for (timeout, expected) in [(0, "never (idle_timeout_secs = 0)"), (600, "in 10m")] {
+        let sb = Sandbox::new().with("idle_timeout_secs", timeout);
+        let text = sb.ok(&["ensure"]);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("idle exit"))
+            .unwrap_or_else(|| panic!("no idle exit line: {text}"));
+        assert!(line.contains(expected), "timeout {timeout}: {text}");
+        let status = sb.status();
+        assert_eq!(status["idle_timeout_secs"], timeout, "{status}");
+        sb.ok(&["stop"]);
+    }
+}

@@ -137,6 +137,34 @@ fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
     }
 }
 
+/// An `ensure` that waited out another process's failed start and then
+/// started its own says its time ran out of what was left of
+/// `ready_timeout_secs`, not that a timeout the user never set was too
+/// short.
+#[test]
+fn a_start_after_waiting_for_another_names_the_configured_timeout() {
+    let sb = Sandbox::new()
+        .with("args", vec!["--hang"])
+        .with("ready_timeout_secs", 3);
+    let spawner = background(&sb, &["ensure"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
+        "the first ensure started its child"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = sb.run(&["ensure"]);
+    let first = spawner.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("did not become ready"), "{err}");
+    assert!(
+        err.contains("what this call had left of ready_timeout_secs (3s)"),
+        "{err}"
+    );
+    assert!(sb.pids().is_empty(), "both hung services were killed");
+}
+
 /// A wall-clock jump never turns a service that is starting into an
 /// unresponsive one: starting-versus-unresponsive and the uptime come from
 /// the process's own age (monotonic), not from the wall-clock time in

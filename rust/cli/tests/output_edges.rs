@@ -212,7 +212,21 @@ fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
 // the pid record and the locks stay far below the limit.
 #[test]
 fn unwritable_log_is_reported_and_the_service_keeps_running() {
-    let sb = Sandbox::new();
+    let mut sb = Sandbox::new();
+    // The spawner gives the service default signal actions (SIGXFSZ would
+    // kill it at the limit, which a full disk does not do): it ignores
+    // SIGXFSZ itself, through a wrapper.
+    let wrapper = sb.root().join("ignore-xfsz.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ntrap '' XFSZ\nexec '{}' \"$@\"\n",
+            reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("program", path_str(&wrapper));
     std::fs::create_dir_all(sb.log_dir()).unwrap();
     let filler = "x".repeat(8191) + "\n";
     std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
@@ -350,23 +364,18 @@ fn a_fifo_in_place_of_the_log_is_refused_without_waiting() {
 /// A start slower than half a second shows a spinner with the elapsed
 /// time when stderr is a terminal, and clears its line once the service
 /// answers; stdout (a pipe here) gets the status alone.
-#[test]
-fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
+/// Run `command` with its stderr on a pseudo-terminal; its output and what
+/// it wrote to the terminal.
+fn with_stderr_on_a_terminal(mut command: Command) -> (std::process::Output, String) {
     use std::io::Read;
     use std::os::fd::AsRawFd;
-    let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "1500"]);
     let pty = nix::pty::openpty(None, None).unwrap();
     // SAFETY: fcntl on a descriptor we own.
     let nonblocking =
         unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     assert_ne!(nonblocking, -1);
     // The slave goes into the command, which closes it when dropped.
-    let out = sb
-        .cli(&["ensure"])
-        .stderr(Stdio::from(pty.slave))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", sb.log());
+    let out = command.stderr(Stdio::from(pty.slave)).output().unwrap();
     // Everything the CLI wrote is in the terminal's buffer by now.
     let mut terminal = Vec::new();
     let mut buf = [0u8; 4096];
@@ -374,7 +383,16 @@ fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
     while let Ok(n @ 1..) = master.read(&mut buf) {
         terminal.extend_from_slice(&buf[..n]);
     }
-    let terminal = String::from_utf8_lossy(&terminal);
+    (out, String::from_utf8_lossy(&terminal).into_owned())
+}
+
+#[test]
+fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
+    let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "1500"]);
+    let mut command = sb.cli(&["ensure"]);
+    command.env("TERM", "xterm");
+    let (out, terminal) = with_stderr_on_a_terminal(command);
+    assert!(out.status.success(), "{}", sb.log());
     let frames: Vec<&str> = terminal
         .split('\r')
         .filter(|line| line.contains(" starting ") && line.contains("... "))
@@ -430,4 +448,59 @@ fn verbose_output_into_a_pipe_has_no_colour_codes() {
     assert!(err.contains("DEBUG"), "-v logs what it does: {err}");
     assert!(!err.contains('\x1b'), "{err:?}");
     sb.ok(&["stop"]);
+}
+
+/// Output that cannot be written is a failure for `agent print` too: a
+/// plist redirected into a file on a full disk exited 0 with nothing
+/// written.
+#[test]
+fn agent_print_into_a_full_disk_fails_saying_so() {
+    let sb = Sandbox::new();
+    for args in [
+        &["agent", "print"][..],
+        &["agent", "print", "--format", "systemd"],
+        &["--json", "agent", "print"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = sb.cli(args).stdout(full).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("cannot write to stdout"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A terminal that takes no escape sequences (`TERM=dumb`), or a user who
+/// asked for no colour (`NO_COLOR`), gets none: not the spinner's line
+/// clearing, not `-v`'s colours.
+#[test]
+fn no_escape_sequences_for_a_dumb_terminal_or_no_color() {
+    let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "1500"]);
+    for (name, value) in [("TERM", "dumb"), ("NO_COLOR", "1")] {
+        let mut command = sb.cli(&["-v", "ensure"]);
+        command.env("TERM", "xterm").env(name, value);
+        let (out, terminal) = with_stderr_on_a_terminal(command);
+        assert!(out.status.success(), "{}", sb.log());
+        assert!(terminal.contains("DEBUG"), "{name}={value}: {terminal:?}");
+        let escapes = if name == "TERM" {
+            assert!(
+                !terminal.contains("starting..."),
+                "no spinner: {terminal:?}"
+            );
+            terminal.as_str()
+        } else {
+            // NO_COLOR is about colour: the spinner still clears its line.
+            terminal.trim_end_matches("\r\x1b[2K")
+        };
+        assert!(
+            !escapes.contains("\x1b["),
+            "{name}={value}: escape sequences on the terminal: {terminal:?}"
+        );
+        sb.ok(&["stop"]);
+    }
 }

@@ -75,6 +75,13 @@ fn a_suspended_kit_service_is_stopped_as_a_kit_service() {
     let status = sb.status();
     assert_eq!(status["state"], "unresponsive", "{status}");
     assert_eq!(status["managed"], true, "{status}");
+    // Its text shows no leases or idle deadline it did not tell ("leases 0",
+    // "idle exit never" were made up).
+    let text = String::from_utf8(sb.run(&["status"]).stdout).unwrap();
+    assert!(
+        !text.contains("leases") && !text.contains("idle exit"),
+        "{text}"
+    );
     let out = sb.run(&["--json", "stop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

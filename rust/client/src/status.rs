@@ -93,6 +93,9 @@ pub struct Status {
     pub mounts: Vec<Mount>,
     /// Seconds until it exits for idleness, when idle.
     pub idle_exit_in_secs: Option<u64>,
+    /// The idle timeout a kit service reports (0: it never exits for
+    /// idleness); `None` when no kit service answered.
+    pub idle_timeout_secs: Option<u64>,
     /// Things the user should know, e.g. a TCP endpoint other users can reach.
     pub warnings: Vec<String>,
     /// What was found, for `conflict` and `unresponsive`.

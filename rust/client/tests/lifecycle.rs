@@ -274,3 +274,44 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     }
     manager.stop().await.expect("stop");
 }
+
+/// A host that ignores SIGINT and SIGQUIT (Python, `nohup`, a shell's
+/// background job) does not hand that on: the service starts with every
+/// signal at its default action, so `stop_sequence`'s SIGINT reaches a
+/// service that does not handle it itself.
+#[tokio::test]
+async fn the_service_does_not_inherit_the_hosts_ignored_signals() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = kit_sandbox(0, &[]);
+    // The service's own first step: note its ignored signals, then become
+    // the reference service (which installs handlers of its own).
+    let seen = sandbox.root().join("sigign");
+    let wrapper = sandbox.root().join("service.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ngrep '^SigIgn:' /proc/$$/status > '{}'\nexec '{}' \"$@\"\n",
+            seen.display(),
+            spfs_autostart_test_support::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set("program", wrapper.display().to_string());
+    // SAFETY: SIG_IGN for two signals of this test's own process (nextest
+    // runs each test in a process of its own).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let line = std::fs::read_to_string(&seen).expect("the service noted its signals");
+    let mask = u64::from_str_radix(line.trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    let ignored = |signal: i32| mask & (1 << (signal - 1)) != 0;
+    assert!(
+        !ignored(libc::SIGINT) && !ignored(libc::SIGQUIT),
+        "the service started ignoring signals: {line}"
+    );
+    assert_graceful(&manager.stop().await.expect("stop"));
+}

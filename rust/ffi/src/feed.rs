@@ -176,7 +176,8 @@ where
 }
 
 /// Stop every feed of this process and wait, up to `grace` in all, for
-/// observer calls in progress; no observer is called afterwards.
+/// observer calls and wakes of the host's executor in progress; no observer
+/// is called and no async call wakes the host afterwards.
 pub(crate) fn stop_all(grace: Duration) {
     EXITING.store(true, Ordering::Release);
     let deadline = Instant::now() + grace;
@@ -184,4 +185,5 @@ pub(crate) fn stop_all(grace: Duration) {
     for gate in live.iter().filter_map(Weak::upgrade) {
         gate.cancel(Some(deadline));
     }
+    crate::wake::close(deadline);
 }

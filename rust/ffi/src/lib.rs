@@ -16,6 +16,7 @@ pub mod capi;
 mod feed;
 mod process;
 mod runtime;
+mod wake;
 
 pub use api::*;
 

@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Runtime;
 
 /// A runtime and the process it belongs to.
 struct Owned {
@@ -47,12 +47,7 @@ pub(crate) fn runtime() -> &'static Runtime {
     }
     let fresh: &'static mut Owned = Box::leak(Box::new(Owned {
         pid,
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("spfs-autostart")
-            .enable_all()
-            .build()
-            .expect("spfs-autostart: cannot create the tokio runtime"),
+        runtime: build(),
         _inherited: current,
     }));
     match RUNTIME.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
@@ -79,34 +74,60 @@ pub(crate) fn this_process() -> u32 {
     std::process::id()
 }
 
-/// Run `future` to completion on the library's runtime and wait for it, for
-/// callers that block (the C ABI). The future runs on the runtime's worker
-/// threads, never on the caller's stack, so a caller with a small stack (a
-/// C thread of 32 KiB) is safe; the caller only parks until it is done. A
-/// caller already inside a tokio runtime must not block its thread in
-/// `block_on`, so the wait then happens on a scoped thread. A panic of
-/// `future` propagates to the caller (the C ABI catches it).
-pub(crate) fn block_on<F>(future: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let wait = move || {
-        let rt = runtime();
-        let task = rt.spawn(future);
-        match rt.block_on(task) {
-            Ok(output) => output,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => panic!("spfs-autostart: the call was cancelled: {e}"),
-            },
-        }
+/// A new runtime, built on a thread of its own: building it takes more
+/// stack (with LTO, tens of KiB) than a C thread of 56 KiB has, and the
+/// first call may come from one. Once per process (and per fork).
+fn build() -> Runtime {
+    let build = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("spfs-autostart")
+            .enable_all()
+            .build()
     };
-    if Handle::try_current().is_err() {
-        return wait();
+    let built = std::thread::Builder::new()
+        .name("spfs-autostart-init".into())
+        .spawn(build)
+        .map(|thread| thread.join());
+    match built {
+        Ok(Ok(Ok(runtime))) => runtime,
+        Ok(Ok(Err(e))) => panic!("spfs-autostart: cannot create the tokio runtime: {e}"),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => panic!("spfs-autostart: cannot start a thread to create the runtime: {e}"),
     }
-    std::thread::scope(|scope| match scope.spawn(wait).join() {
-        Ok(output) => output,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
+}
+
+/// Run the future `make` returns to completion on the library's runtime and
+/// wait for it, for callers that block (the C ABI).
+///
+/// The caller's thread only parks on a channel: `make` runs on a worker,
+/// and the future it makes is boxed there, so neither the future's state
+/// (kilobytes for `ensure`) nor tokio's polling machinery ever sits on the
+/// caller's stack, and a C thread with a small stack (56 KiB crashed the
+/// release build when the caller polled) is safe. Parking on a channel is
+/// also fine inside a tokio runtime, where `Runtime::block_on` would panic.
+/// A panic of the future propagates to the caller (the C ABI catches it).
+pub(crate) fn block_on<T, F, Fut>(make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let rt = runtime();
+    // The inner task runs the call; the outer one only waits for it, so a
+    // panic reaches this thread as the inner task's JoinError.
+    rt.spawn(async move {
+        let call = tokio::spawn(async move { Box::pin(make()).await });
+        // The receiver is gone only if the caller is: nothing to tell.
+        let _ = done.send(call.await.map(Box::new));
+    });
+    match result.recv() {
+        Ok(Ok(output)) => *output,
+        Ok(Err(e)) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("spfs-autostart: the call was cancelled: {e}"),
+        },
+        Err(_) => panic!("spfs-autostart: the runtime dropped the call"),
+    }
 }

@@ -37,14 +37,24 @@ impl KitConfig {
     /// its own; call this early, before the service starts threads of its
     /// own that read the environment through C (see `std::env::remove_var`).
     pub fn from_env() -> Result<KitConfig> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let bad = |name: &str, why: String| {
             Error::new(
                 ErrorKind::InvalidConfig,
                 format!("environment variable {name}: {why}"),
             )
         };
-        let state_dir = match var(env::STATE_DIR) {
+        // A value that is not UTF-8 is refused, not read as unset: the
+        // service would otherwise take the default state dir, not the one
+        // its spawner chose.
+        let var = |name: &str| match std::env::var(name) {
+            Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(value)) => Err(bad(
+                name,
+                format!("{value:?} is not UTF-8 text; give it a UTF-8 value, or unset it"),
+            )),
+        };
+        let state_dir = match var(env::STATE_DIR)? {
             Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
             Some(dir) => {
                 return Err(bad(
@@ -58,13 +68,13 @@ impl KitConfig {
             state_dir,
             log_dir: PathBuf::new(),
         };
-        let endpoint = match var(env::ENDPOINT) {
+        let endpoint = match var(env::ENDPOINT)? {
             Some(text) => text
                 .parse::<Endpoint>()
                 .map_err(|e| bad(env::ENDPOINT, e))?,
             None => Endpoint::platform_default(),
         };
-        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS) {
+        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS)? {
             Some(text) => {
                 let secs = text.trim().parse().map_err(|_| {
                     bad(

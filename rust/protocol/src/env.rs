@@ -32,8 +32,19 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// The process environment as the configuration reads it: empty values
 /// count as unset, and an unset `HOME` (`env -i`, some daemons) falls back
-/// to the user's home directory in the password database.
+/// to the user's home directory in the password database. A `HOME` that is
+/// set but unusable (relative, or not UTF-8) counts as unset *without* that
+/// fallback: the user meant another directory, and nothing is written to
+/// the one in the database instead.
 pub fn process_env(name: &str) -> Option<String> {
+    if name == "HOME"
+        && let Some(home) = std::env::var_os(name).filter(|v| !v.is_empty())
+    {
+        return home
+            .to_str()
+            .filter(|h| h.starts_with('/'))
+            .map(str::to_string);
+    }
     let value = std::env::var(name).ok().filter(|v| !v.is_empty());
     if value.is_none() && name == "HOME" {
         let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(crate::sys::my_uid()))

@@ -70,6 +70,7 @@ impl ServiceManager {
             leases: Vec::new(),
             mounts: Vec::new(),
             idle_exit_in_secs: None,
+            idle_timeout_secs: None,
             warnings,
             detail: None,
             managed: false,
@@ -107,6 +108,7 @@ impl ServiceManager {
                 })
                 .collect(),
             idle_exit_in_secs: info.idle_exit_in_ms.map(|ms| ms.div_ceil(1000)),
+            idle_timeout_secs: Some(info.idle_timeout_secs),
             managed: true,
             ..self.base_status(state)
         }

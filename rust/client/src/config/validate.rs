@@ -312,6 +312,14 @@ pub(super) fn absolute_dir(dir: &Path) -> Result<(), String> {
     if dir.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(format!("{:?} {NUL}", dir.display().to_string()));
     }
+    if dir.to_str().is_none() {
+        // The service is told its dirs in environment variables it reads
+        // as text.
+        return Err(format!(
+            "{:?} is not UTF-8 text; choose a path that is",
+            dir.as_os_str()
+        ));
+    }
     if dir.is_absolute() {
         Ok(())
     } else {

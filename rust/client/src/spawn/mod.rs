@@ -65,6 +65,9 @@ pub struct Child {
     /// The signal that asks the service to end gracefully: the first of
     /// `stop_sequence` (SIGINT by default; the kit takes it too).
     end_signal: nix::sys::signal::Signal,
+    /// `ready_timeout_secs`: a call that waited for another start first
+    /// has less than this left, and its error says so.
+    ready_timeout: std::time::Duration,
     status: tokio::net::unix::pipe::Receiver,
     status_buf: Vec<u8>,
     ready: tokio::net::unix::pipe::Receiver,
@@ -120,6 +123,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
                 crate::config::StopStep::Shutdown => None,
             })
             .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+        ready_timeout: config.ready_timeout,
         status: to_async(status_rx.into(), "exit status")?,
         status_buf: Vec::new(),
         ready: to_async(ready_rx, "readiness")?,
@@ -407,6 +411,9 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
                     // The service: a new session (its pid is its group id),
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
+                    // Not the host's ignored signals (std's `Command` has
+                    // already cleared the signal mask).
+                    sys::reset_signal_dispositions();
                     close_on_exec_from(3, loop_end, &high_fds);
                     // Kept across the exec: cleared close-on-exec.
                     sys::set_cloexec(ready_fd, false)?;

@@ -169,10 +169,21 @@ impl Child {
 
     /// The service was not ready after `waited`; the caller kills it.
     fn ready_timeout_error(&self, waited: Duration) -> Error {
+        // A call that first waited out another process's start had only
+        // the rest of ready_timeout_secs for its own.
+        let rest = if waited + Duration::from_millis(500) < self.ready_timeout {
+            format!(
+                ", what this call had left of ready_timeout_secs ({}s) after waiting for \
+                 another process's start,",
+                self.ready_timeout.as_secs()
+            )
+        } else {
+            String::new()
+        };
         Error::new(
             ErrorKind::ReadyTimeout,
             format!(
-                "the service (pid {}) did not become ready within {:.1}s and was killed; \
+                "the service (pid {}) did not become ready within {:.1}s{rest} and was killed; \
                  see its log, or raise ready_timeout_secs if it is just slow",
                 self.pid,
                 waited.as_secs_f64()

@@ -76,10 +76,12 @@ impl Drop for TaskHandle {
 }
 
 /// Stop every `watch` and `follow_logs` feed of this process, waiting up to
-/// five seconds for observer calls in progress; no observer is called
-/// afterwards, even by feeds started later. For hosts that are exiting: an
-/// interpreter must not be called into while it finalizes, so the Python
-/// bindings run this at exit (`atexit`).
+/// five seconds for observer calls (and wakes of the host's executor) in
+/// progress; no observer is called afterwards, even by feeds started later,
+/// and no async call wakes the host again (one still pending never
+/// completes). For hosts that are exiting: an interpreter must not be
+/// called into while it finalizes, so the Python bindings run this at exit
+/// (`atexit`).
 #[uniffi::export]
 pub fn stop_all_feeds() {
     feed::stop_all(Duration::from_secs(5));

@@ -2,9 +2,12 @@
 //! manager and delegating to it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 
 use super::feeds::report;
 use super::{
@@ -14,19 +17,46 @@ use super::{
 use crate::feed;
 use crate::process::PerProcess;
 use crate::runtime::runtime;
+use crate::wake::HostWaking;
 
 /// Run a core future on the library's runtime, so the foreign side may poll
 /// the result from any executor; a panic becomes an `Internal` failure.
+///
+/// Cancelling the call (Python's `task.cancel()`, a Swift task's
+/// cancellation, dropping the future) aborts the core future too, so it
+/// is cancelled as the core documents: an `ensure` kills the service it
+/// was starting and lets go of `spawn.lock`. The host is woken through
+/// [`HostWaking`], never once it is exiting.
 async fn on_runtime<T, F>(future: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, spfs_autostart_core::Error>> + Send + 'static,
 {
-    match runtime().spawn(future).await {
+    match HostWaking(AbortOnDrop(runtime().spawn(future))).await {
         Ok(result) => result.map_err(ServiceError::from),
         Err(e) => Err(ServiceError::internal(format!(
             "spfs-autostart: internal error ({e}); please report it"
         ))),
+    }
+}
+
+/// A task that is aborted when its handle is dropped before it finished
+/// (tokio's `JoinHandle` only detaches it).
+#[derive(Debug)]
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        // A no-op for a task that has finished.
+        self.0.abort();
     }
 }
 

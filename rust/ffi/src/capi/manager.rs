@@ -87,7 +87,7 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     // SAFETY: the caller's contract.
     unsafe {
         status_call(mgr, out, err, |core| {
-            block_on(async move { core.ensure().await })
+            block_on(move || async move { core.ensure().await })
         })
     }
 }
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn spfs_autostart_status(
     // SAFETY: the caller's contract.
     unsafe {
         status_call(mgr, out, err, |core| {
-            block_on(async move { core.status().await })
+            block_on(move || async move { core.status().await })
         })
     }
 }
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn spfs_autostart_stop(
         let mgr = unsafe { borrow(mgr, "mgr") }?;
         let stopped_out = out_ptr(stopped_out, "stopped_out")?;
         let core = mgr.core.get()?;
-        let outcome = StopOutcome::from(block_on(async move { core.stop().await })?);
+        let outcome = StopOutcome::from(block_on(move || async move { core.stop().await })?);
         // SAFETY: `stopped_out` was checked.
         unsafe { *stopped_out = c_int::from(outcome == StopOutcome::Stopped) };
         Ok(())
@@ -207,6 +207,59 @@ mod tests {
         unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string()
     }
 
+    /// A config in `dir` whose program does not exist, so `ensure` fails
+    /// with `BinaryNotFound` having started nothing.
+    fn missing_program_config(dir: &std::path::Path) -> CString {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"{0}/state\"\nlog_dir = \"{0}/log\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        // The C ABI reads the environment's overrides, as it must; a
+        // caller's (SPFS_AUTOSTART_PROGRAM, _STATE_DIR ...) would make
+        // these tests start a real service in the caller's state dir.
+        // scripts/check clears them; here the library names any left.
+        let overrides = spfs_autostart_core::Config::load(Some(&config))
+            .unwrap()
+            .env_overrides;
+        assert!(
+            overrides.is_empty(),
+            "the environment sets {overrides:?}: unset those variables to run this test"
+        );
+        CString::new(config.to_str().unwrap()).unwrap()
+    }
+
+    /// A manager for the config at `path`.
+    fn new_manager(path: &CString) -> *mut spfs_autostart {
+        let mut mgr = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        // SAFETY: a valid C string and out-pointers.
+        let result = unsafe { spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err) };
+        assert_eq!(result, spfs_autostart_result::Ok);
+        mgr
+    }
+
+    /// `spfs_autostart_ensure` on `mgr`, which must fail with
+    /// `BinaryNotFound`.
+    fn ensure_finds_no_program(mgr: *const spfs_autostart) {
+        let mut status = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        // SAFETY: a live manager and valid out-pointers; the error is freed once.
+        unsafe {
+            assert_eq!(
+                spfs_autostart_ensure(mgr, &mut status, &mut err),
+                spfs_autostart_result::BinaryNotFound
+            );
+            assert!(status.is_null());
+            assert!(message(err).contains("looked in"));
+            spfs_autostart_error_free(err);
+        }
+    }
+
     #[test]
     fn blocking_calls_work_from_inside_a_tokio_runtime() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -216,46 +269,28 @@ mod tests {
         rt.block_on(async {
             // Removed when dropped, a failed assertion included.
             let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path();
-            let config = dir.join("config.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "program = \"spfs-autostart-no-such-program\"\nstate_dir = \"{0}/state\"\nlog_dir = \"{0}/log\"\n",
-                    dir.display()
-                ),
-            )
-            .unwrap();
-            // The C ABI reads the environment's overrides, as it must; a
-            // caller's (SPFS_AUTOSTART_PROGRAM, _STATE_DIR ...) would make
-            // this test start a real service in the caller's state dir.
-            // scripts/check clears them; here the library names any left.
-            let overrides = spfs_autostart_core::Config::load(Some(&config))
-                .unwrap()
-                .env_overrides;
-            assert!(
-                overrides.is_empty(),
-                "the environment sets {overrides:?}: unset those variables to run this test"
-            );
-            let path = CString::new(config.to_str().unwrap()).unwrap();
-            let mut mgr = ptr::null_mut();
-            let mut err = ptr::null_mut();
-            // SAFETY: valid C strings and out-pointers; each handle is freed once.
-            unsafe {
-                assert_eq!(
-                    spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err),
-                    spfs_autostart_result::Ok
-                );
-                let mut status = ptr::null_mut();
-                assert_eq!(
-                    spfs_autostart_ensure(mgr, &mut status, &mut err),
-                    spfs_autostart_result::BinaryNotFound
-                );
-                assert!(status.is_null());
-                assert!(message(err).contains("looked in"));
-                spfs_autostart_error_free(err);
-                spfs_autostart_free(mgr);
-            }
+            let mgr = new_manager(&missing_program_config(tmp.path()));
+            ensure_finds_no_program(mgr);
+            // SAFETY: made above, freed once.
+            unsafe { spfs_autostart_free(mgr) };
         });
+    }
+
+    /// The process's first call that needs the runtime, from a thread with
+    /// a 32 KiB stack (a C host's choice): it crashed when the runtime was
+    /// built, or the call's future polled, on the caller's stack.
+    #[test]
+    fn the_first_call_from_a_thread_with_a_small_stack_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Made here: reading the config is not what is tested.
+        let mgr = new_manager(&missing_program_config(tmp.path())) as usize;
+        std::thread::Builder::new()
+            .stack_size(32 * 1024)
+            .spawn(move || ensure_finds_no_program(mgr as *const spfs_autostart))
+            .unwrap()
+            .join()
+            .unwrap();
+        // SAFETY: made above, freed once, after the thread is done with it.
+        unsafe { spfs_autostart_free(mgr as *mut spfs_autostart) };
     }
 }

@@ -366,6 +366,7 @@ mod tests {
             leases: Vec::new(),
             mounts: Vec::new(),
             idle_exit_in_secs: None,
+            idle_timeout_secs: None,
             warnings: Vec::new(),
             detail: None,
             managed: false,

@@ -36,7 +36,8 @@ impl Paths {
             None => default_log_dir(&env).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidConfig,
-                    "cannot find a log dir: HOME is not set; set SPFS_AUTOSTART_LOG_DIR or log_dir",
+                    "cannot find a log dir: HOME is not set (or is not an absolute UTF-8 path); set \
+                     SPFS_AUTOSTART_LOG_DIR or log_dir",
                 )
             })?,
         };

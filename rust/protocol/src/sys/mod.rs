@@ -46,6 +46,28 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Give every signal its default action, as a new service expects: a host
+/// that ignores SIGINT or SIGQUIT (Python's bindings, a shell's background
+/// job, `nohup`) would otherwise hand that on across `exec`, and the
+/// service would ignore the very signals its `stop_sequence` sends. Handled
+/// signals are reset by `exec` itself; ignored ones are not.
+///
+/// `sigaction` only, so it is async-signal-safe and may run between `fork`
+/// and `exec`. Numbers the system does not have (or reserves, such as
+/// glibc's realtime signals) fail with `EINVAL` and are skipped.
+pub fn reset_signal_dispositions() {
+    // SAFETY: a zeroed sigaction is a valid SIG_DFL action with an empty
+    // mask; sigaction on a number that is not a signal, or on SIGKILL and
+    // SIGSTOP, fails with EINVAL and changes nothing.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..65 {
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Whether `fd` is an open descriptor of this process.
 pub fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads a descriptor's flags; it fails on a number
