@@ -37,7 +37,8 @@ done
 
 if [[ "$(uname -s)" != "Darwin" ]]; then
     echo "build-app.sh: the menu-bar app needs macOS (Xcode, lipo, xcodebuild, codesign);" >&2
-    echo "this is $(uname -s). On Linux, 'swift build' and 'swift test' cover the Swift logic." >&2
+    echo "this is $(uname -s). On Linux, scripts/test-swift (as root) builds and tests the" >&2
+    echo "Swift package and parses the app's sources." >&2
     exit 2
 fi
 

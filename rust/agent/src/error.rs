@@ -32,7 +32,7 @@ pub enum LaunchdErrorKind {
 #[non_exhaustive]
 pub enum LaunchdError {
     /// A field of the spec is unusable.
-    #[error("invalid LaunchAgent setting `{field}`: {message}")]
+    #[error("invalid agent setting `{field}`: {message}")]
     InvalidSpec {
         /// The field at fault, as named in [`AgentSpec`](super::AgentSpec) (`label`, `program`, ...).
         field: &'static str,

@@ -89,3 +89,29 @@ fn a_bundle_program_for_systemd_units_is_refused_not_dropped() {
         plist[0].1
     );
 }
+
+/// Socket mode with a TCP endpoint is refused with fixes that work here:
+/// off macOS, printing the always-on units, not `agent install` (launchd
+/// only), which would fail.
+#[test]
+fn socket_mode_with_a_tcp_endpoint_offers_fixes_that_work_here() {
+    let sb = Sandbox::new().with("endpoint", "tcp://127.0.0.1:47738");
+    let out = sb.run(&["agent", "print", "--format", "systemd", "--mode", "socket"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("socket mode needs a Unix socket endpoint"),
+        "{err}"
+    );
+    if cfg!(target_os = "macos") {
+        assert!(err.contains("agent install --mode always"), "{err}");
+    } else {
+        assert!(
+            err.contains("`spfs-autostart agent print --format systemd`"),
+            "{err}"
+        );
+        assert!(!err.contains("agent install"), "{err}");
+        // That fix works when followed.
+        sb.ok(&["agent", "print", "--format", "systemd"]);
+    }
+}

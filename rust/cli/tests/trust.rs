@@ -24,6 +24,13 @@ fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
     assert_eq!(sb.run(&["status"]).status.code(), Some(1));
     let stop = sb.run(&["--json", "stop"]);
     assert_eq!(stop.status.code(), Some(1), "stop refuses to touch it");
+    // With the fix `ensure` gives (it had none).
+    let error: serde_json::Value = serde_json::from_slice(&stop.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    assert!(
+        error["error"]["hints"].to_string().contains("endpoint"),
+        "{error}"
+    );
     assert!(sb.pids().is_empty(), "nothing was spawned");
     // Still ours, still listening.
     listener.set_nonblocking(true).unwrap();

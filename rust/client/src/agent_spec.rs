@@ -59,11 +59,21 @@ pub fn spec_from_config(
                     ),
                 )
                 .with_remedy(Remedy::SetKey("endpoint"))
-                .with_remedy(Remedy::Run(Operation::AgentInstallAlways)));
+                .with_remedy(Remedy::Run(always_on())));
             }
         }
     }
     Ok(spec)
+}
+
+/// How to run the agent always-on instead: install it where launchd is,
+/// else print the systemd units (`agent install` is for launchd only).
+fn always_on() -> Operation {
+    if spfs_autostart_agent::supported() {
+        Operation::AgentInstallAlways
+    } else {
+        Operation::AgentPrintSystemd
+    }
 }
 
 #[cfg(test)]

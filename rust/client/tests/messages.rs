@@ -103,12 +103,15 @@ fn socket_mode_on_tcp_names_the_endpoint_key_and_always_on_mode() {
     assert!(msg.contains("endpoint = \"unix\""), "{msg}");
     assert!(msg.contains("always-on"), "{msg}");
     no_cli_words(msg);
+    // Always-on where it can be done: `agent install` needs launchd.
+    let always_on = if cfg!(target_os = "macos") {
+        Operation::AgentInstallAlways
+    } else {
+        Operation::AgentPrintSystemd
+    };
     assert_eq!(
         err.remedies(),
-        [
-            Remedy::SetKey("endpoint"),
-            Remedy::Run(Operation::AgentInstallAlways)
-        ]
+        [Remedy::SetKey("endpoint"), Remedy::Run(always_on)]
     );
 }
 

@@ -132,9 +132,19 @@ impl Error {
         } else {
             ErrorKind::Io
         };
+        // The fixes the system's own words leave out.
+        let fix = match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                "; free space on that file system (or choose a dir on another one)"
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => {
+                "; that file system is read-only: choose a dir on a writable one"
+            }
+            _ => "",
+        };
         Error {
             kind,
-            message: format!("{what} {}: {source}", path.display()),
+            message: format!("{what} {}: {source}{fix}", path.display()),
             log: None,
             source: Some(source),
             remedies: Vec::new(),
@@ -193,5 +203,28 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_or_read_only_file_system_says_what_to_do() {
+        for (errno, fix) in [
+            (libc::ENOSPC, "free space on that file system"),
+            (libc::EDQUOT, "free space on that file system"),
+            (libc::EROFS, "read-only"),
+        ] {
+            let err = Error::io(
+                "cannot open lock file",
+                Path::new("/state/spawn.lock"),
+                std::io::Error::from_raw_os_error(errno),
+            );
+            assert_eq!(err.kind(), ErrorKind::Io);
+            assert!(err.to_string().contains("/state/spawn.lock"), "{err}");
+            assert!(err.to_string().contains(fix), "{errno}: {err}");
+        }
     }
 }

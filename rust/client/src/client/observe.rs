@@ -86,7 +86,7 @@ impl ServiceManager {
                     }
                     status.detail = Some(format!(
                         "serves for another state dir (it holds no instance lock in {}); \
-                         the stop operation stops it",
+                         `stop` stops it",
                         self.paths.state_dir.display()
                     ));
                 }
@@ -195,7 +195,7 @@ impl ServiceManager {
         if adopted {
             status.detail = Some(
                 "started outside spfs-autostart (it holds no instance lock); \
-                 the stop operation stops it"
+                 `stop` stops it"
                     .into(),
             );
         }

@@ -61,15 +61,8 @@ impl ServiceManager {
         };
         let (instance, channel, managed) = match self.observe(false, true).await? {
             Observation::Absent { .. } => return Ok(StopOutcome::NotRunning),
-            Observation::Conflict(what) => {
-                return Err(Error::new(
-                    ErrorKind::EndpointConflict,
-                    format!(
-                        "{} is not our service ({what}); it was left alone",
-                        self.endpoint
-                    ),
-                ));
-            }
+            // Never touched; the fix is the same as for `ensure`.
+            Observation::Conflict(what) => return Err(self.conflict_error(&what)),
             Observation::Serving(status, channel, instance) => {
                 (instance, Some(channel), status.managed)
             }

@@ -20,6 +20,13 @@ impl Config {
     pub fn load_with(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let mut config = Config::defaults();
         let file = match file {
+            Some(file) if file.as_os_str().is_empty() => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the config file's path is empty; give a path, or none for the usual \
+                     lookup (SPFS_AUTOSTART_CONFIG, then the per-user file)",
+                ));
+            }
             Some(file) => Some(file.to_path_buf()),
             None => match env(env::CONFIG).filter(|s| !s.is_empty()) {
                 Some(path) => Some(PathBuf::from(path)),

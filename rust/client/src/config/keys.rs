@@ -25,7 +25,7 @@ pub struct ConfigView {
     #[serde(default, deserialize_with = "checked::program")]
     pub program: Option<String>,
     /// `args`: the program's arguments.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::args")]
     pub args: Option<Vec<String>>,
     /// `endpoint`: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
     #[serde(default, serialize_with = "as_text")]
@@ -224,6 +224,10 @@ mod checked {
 
     pub fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         with(d, "program", |p: &String| validate::program(p).map(drop))
+    }
+
+    pub fn args<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        with(d, "args", |a: &Vec<String>| validate::args(a))
     }
 
     pub fn stop_sequence<'de, D: Deserializer<'de>>(

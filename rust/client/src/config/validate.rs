@@ -136,11 +136,7 @@ impl Config {
     /// tests). The error names the key and the fix.
     pub fn validate(&self) -> Result<()> {
         program(&self.program).map_err(|w| invalid("program", w))?;
-        for (i, arg) in self.args.iter().enumerate() {
-            if arg.contains('\0') {
-                return Err(invalid("args", format!("argument {} {arg:?} {NUL}", i + 1)));
-            }
-        }
+        args(&self.args).map_err(|w| invalid("args", w))?;
         // The endpoint's own rules live in its parser: run them on its text.
         self.endpoint
             .to_string()
@@ -239,6 +235,14 @@ fn secs_of(index: usize, secs: u64) -> Result<Duration> {
 /// Why a value holding a NUL byte is refused (the C strings of paths,
 /// command lines and the environment end at the first one).
 const NUL: &str = "contains a NUL byte, which no path or command line can hold; remove it";
+
+/// `args`: each argument must fit in a C string.
+pub(super) fn args(args: &[String]) -> Result<(), String> {
+    match args.iter().position(|arg| arg.contains('\0')) {
+        Some(i) => Err(format!("argument {} {:?} {NUL}", i + 1, args[i])),
+        None => Ok(()),
+    }
+}
 
 /// `program`: a bare name or an absolute path.
 pub(super) fn program(program: &str) -> Result<String, String> {

@@ -130,10 +130,14 @@ fn conflict(endpoint: &str, taker: Taker, detail: &str) -> (Severity, String, Op
             format!("ask {user} to stop their service (or stop it as root), or {elsewhere}"),
         ),
         Taker::NotGrpc => (
-            format!(
-                "{endpoint} is taken by something that is not our service and does not speak \
-                 gRPC: {detail}"
-            ),
+            if detail.contains("does not speak gRPC") {
+                format!("{endpoint} is taken by something that is not our service: {detail}")
+            } else {
+                format!(
+                    "{endpoint} is taken by something that is not our service and does not \
+                     speak gRPC: {detail}"
+                )
+            },
             format!("stop whatever listens there, or {elsewhere}"),
         ),
         Taker::Other => (

@@ -204,6 +204,7 @@ impl RunLog {
         // One header per run: where a run starts, and how many spawns happened.
         let command_line: Vec<String> = std::iter::once(program.display().to_string())
             .chain(config.args.iter().cloned())
+            .map(|word| header_word(&word))
             .collect();
         // A header that cannot be written means the service's output is lost
         // too (a full disk): it still starts, and the caller is told.
@@ -426,6 +427,22 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
     }
 }
 
+/// One word of the log header's command line, quoted (as a Rust string
+/// literal, with escapes) when it is empty or holds a space, a quote, a
+/// backslash or a control character, so the words can be told apart and a
+/// newline cannot forge a log line.
+fn header_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        word.to_string()
+    } else {
+        format!("{word:?}")
+    }
+}
+
 /// The service's command line, environment and stdio: what it is told of
 /// its state dir, endpoint and idle timeout; none of the socket activation
 /// variables a host of ours may have been given.
@@ -477,4 +494,19 @@ fn read_service_pid(
         ));
     }
     Ok((i32::from_ne_bytes(pid_bytes) as u32, intermediate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_word;
+
+    #[test]
+    fn the_log_headers_words_are_quoted_only_when_they_must_be() {
+        assert_eq!(header_word("service"), "service");
+        assert_eq!(header_word("/spfs"), "/spfs");
+        assert_eq!(header_word("two words"), "\"two words\"");
+        assert_eq!(header_word(""), "\"\"");
+        assert_eq!(header_word("a\nb"), "\"a\\nb\"");
+        assert_eq!(header_word("it's"), "\"it's\"");
+    }
 }

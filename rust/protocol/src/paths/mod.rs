@@ -370,6 +370,23 @@ fn remedy_for(what: &str) -> Remedy {
 pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     let meta = fs::symlink_metadata(dir)
         .map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
+    if meta.is_symlink() {
+        // Refused because whoever can change the link can move our socket
+        // and locks; the fix is the path it points to.
+        let target = fs::canonicalize(dir)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{what} {} is a symbolic link{target}, which is not followed; give the real \
+                 directory with {}",
+                dir.display(),
+                fix_for(what)
+            ),
+        )
+        .with_remedy(remedy_for(what)));
+    }
     if !meta.is_dir() {
         return Err(Error::new(
             ErrorKind::InvalidConfig,

@@ -67,6 +67,26 @@ fn state_dir_that_is_a_file_is_refused() {
     assert!(err.to_string().contains("is not a directory"), "{err}");
 }
 
+/// A state dir that is a symbolic link (to a private dir) is refused as a
+/// link, naming where it points, not as "not a directory".
+#[test]
+fn state_dir_that_is_a_symlink_is_refused_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir(&real).unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = tmp.path().join("state");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let paths = Paths {
+        state_dir: link,
+        log_dir: tmp.path().join("logs"),
+    };
+    let err = paths.create_state_dir().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("is a symbolic link"), "{text}");
+    assert!(text.contains(&real.display().to_string()), "{text}");
+}
+
 #[test]
 fn long_socket_path_is_refused_naming_state_dir_as_the_remedy() {
     let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));

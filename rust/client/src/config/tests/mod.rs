@@ -189,20 +189,24 @@ fn a_nul_byte_is_refused_naming_the_key() {
         ("log_dir = \"/tmp/a\\u0000b\"", "log_dir"),
         ("endpoint = \"unix:///tmp/a\\u0000b\"", "endpoint"),
     ] {
-        // Refused as the file is read, or by the check that loading ends with.
-        let err = match parse(text) {
-            Err(e) => e,
-            Ok(config) => config
-                .validate()
-                .expect_err(&format!("{text} was accepted")),
-        };
+        // Refused as the file is read, with its line and column (`args`
+        // was refused only by the final check, without them).
+        let err = parse(text).expect_err(&format!("{text} was accepted"));
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
         let message = err.to_string();
         assert!(
             message.contains(key) && message.contains("NUL"),
             "{text}: {message}"
         );
+        assert!(message.contains("line 1, column"), "{text}: {message}");
     }
+}
+
+#[test]
+fn an_empty_config_path_is_refused_as_empty() {
+    let err = Config::load_with(Some(Path::new("")), |_| None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("path is empty"), "{err}");
 }
 
 #[test]
