@@ -256,3 +256,22 @@ def test_tail_logs_of_everything_is_bounded(service):
     lines = mgr.tail_logs(2**32 - 1)
     assert 0 < len(lines) <= 4 * 1024 * 1024 // 100
     assert all(l == "x" * 99 for l in lines)
+
+
+def test_a_call_after_stop_all_feeds_fails_at_once_instead_of_hanging(tmp_path):
+    # stop_all_feeds is for exiting hosts: afterwards the library wakes no
+    # event loop, so a new async call must fail, not wait forever.
+    script = f"""
+        import asyncio
+        config = sa.ServiceConfig(state_dir={str(tmp_path / "state")!r},
+                                  log_dir={str(tmp_path / "logs")!r})
+        mgr = sa.ServiceManager(config)
+        sa.stop_all_feeds()
+        try:
+            asyncio.run(asyncio.wait_for(mgr.status(), 30))
+        except sa.ServiceError as e:
+            print("refused:", e.kind, flush=True)
+    """
+    done = host(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: ErrorKind.INTERNAL" in done.stdout, done.stdout

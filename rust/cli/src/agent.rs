@@ -57,14 +57,17 @@ pub struct Which {
     label: Option<String>,
 }
 
+/// The home whose `Library/LaunchAgents` holds the agent: `HOME`, which
+/// must be absolute (a relative one would put the plist under the current
+/// directory).
 fn home() -> Result<PathBuf, Error> {
     std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
         .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidConfig,
-                "HOME is not set; set it to your home directory",
+                "HOME is not set, or not an absolute path; set it to your home directory",
             )
         })
 }

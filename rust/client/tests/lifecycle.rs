@@ -275,8 +275,8 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     manager.stop().await.expect("stop");
 }
 
-/// A host that ignores SIGINT and SIGQUIT (Python, `nohup`, a shell's
-/// background job) does not hand that on: the service starts with every
+/// A host that ignores SIGINT and SIGQUIT (a shell's background job does)
+/// does not hand that on: the service starts with every
 /// signal at its default action, so `stop_sequence`'s SIGINT reaches a
 /// service that does not handle it itself.
 #[tokio::test]

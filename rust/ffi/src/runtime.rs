@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 
 /// A runtime and the process it belongs to.
 struct Owned {
@@ -105,8 +105,9 @@ fn build() -> Runtime {
 /// (kilobytes for `ensure`) nor tokio's polling machinery ever sits on the
 /// caller's stack, and a C thread with a small stack (56 KiB crashed the
 /// release build when the caller polled) is safe. Parking on a channel is
-/// also fine inside a tokio runtime, where `Runtime::block_on` would panic.
-/// A panic of the future propagates to the caller (the C ABI catches it).
+/// also fine inside a tokio runtime, where `Runtime::block_on` would panic
+/// (there the task is spawned from a helper thread). A panic of the future
+/// propagates to the caller (the C ABI catches it).
 pub(crate) fn block_on<T, F, Fut>(make: F) -> T
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -114,14 +115,27 @@ where
     T: Send + 'static,
 {
     let (done, result) = std::sync::mpsc::sync_channel(1);
-    let rt = runtime();
-    // The inner task runs the call; the outer one only waits for it, so a
-    // panic reaches this thread as the inner task's JoinError.
-    rt.spawn(async move {
-        let call = tokio::spawn(async move { Box::pin(make()).await });
-        // The receiver is gone only if the caller is: nothing to tell.
-        let _ = done.send(call.await.map(Box::new));
-    });
+    let spawn = move || {
+        // The inner task runs the call; the outer one only waits for it, so
+        // a panic reaches the caller as the inner task's JoinError.
+        runtime().spawn(async move {
+            let call = tokio::spawn(async move { Box::pin(make()).await });
+            // The receiver is gone only if the caller is: nothing to tell.
+            let _ = done.send(call.await.map(Box::new));
+        });
+    };
+    if Handle::try_current().is_ok() {
+        // Spawned from a worker of our own runtime, the task would wait in
+        // that worker's slot, which this thread then blocks: spawn from a
+        // thread outside any runtime.
+        std::thread::scope(|scope| {
+            if let Err(panic) = scope.spawn(spawn).join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+    } else {
+        spawn();
+    }
     match result.recv() {
         Ok(Ok(output)) => *output,
         Ok(Err(e)) => match e.try_into_panic() {

@@ -80,7 +80,8 @@ impl Wakes {
         }
     }
 
-    /// Call `wake` unless closed, counted as a wake in progress.
+    /// Call `wake` unless closed, counted as a wake in progress (until it
+    /// returns or unwinds).
     fn wake(&self, wake: impl FnOnce()) {
         {
             let mut state = self.state();
@@ -89,13 +90,33 @@ impl Wakes {
             }
             state.waking += 1;
         }
+        let _done = WakeDone(self);
         wake();
-        let mut state = self.state();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+}
+
+/// Ends one wake's count when dropped, so a wake that unwinds cannot leave
+/// `close` waiting for it.
+struct WakeDone<'a>(&'a Wakes);
+
+impl Drop for WakeDone<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
         state.waking -= 1;
         if state.waking == 0 {
-            self.idle.notify_all();
+            self.0.idle.notify_all();
         }
     }
+}
+
+/// Whether [`close`] has run: an async call started now would never be
+/// woken, so it is refused instead.
+pub(crate) fn closed() -> bool {
+    HOST.is_closed()
 }
 
 /// The host's waker, called only while the host may be woken.

@@ -3385,9 +3385,9 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
  * five seconds for observer calls (and wakes of the host's executor) in
  * progress; no observer is called afterwards, even by feeds started later,
  * and no async call wakes the host again (one still pending never
- * completes). For hosts that are exiting: an interpreter must not be
- * called into while it finalizes, so the Python bindings run this at exit
- * (`atexit`).
+ * completes; a new one fails at once). For hosts that are exiting only: an
+ * interpreter must not be called into while it finalizes, so the Python
+ * bindings run this at exit (`atexit`).
  */
 public func stopAllFeeds()  {try! rustCall() {
         uniffiCallStatus in
@@ -3421,7 +3421,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 13305) {
+    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 45583) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_func_version() != 41509) {

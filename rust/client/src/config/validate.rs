@@ -317,8 +317,9 @@ pub(super) fn absolute_dir(dir: &Path) -> Result<(), String> {
         return Err(format!("{:?} {NUL}", dir.display().to_string()));
     }
     if dir.to_str().is_none() {
-        // The service is told its dirs in environment variables it reads
-        // as text.
+        // The service is told its state dir in an environment variable it
+        // reads as text, and both dirs are written into agent files and
+        // messages as text.
         return Err(format!(
             "{:?} is not UTF-8 text; choose a path that is",
             dir.as_os_str()

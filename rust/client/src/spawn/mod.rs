@@ -412,8 +412,8 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
                     // The service: a new session (its pid is its group id),
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
-                    // Not the host's ignored signals (std's `Command` has
-                    // already cleared the signal mask).
+                    // Not the signals the host ignores (std's `Command`
+                    // has already cleared the signal mask).
                     sys::reset_signal_dispositions();
                     close_on_exec_from(3, loop_end, &high_fds);
                     // Kept across the exec: cleared close-on-exec.

@@ -169,12 +169,11 @@ impl Child {
 
     /// The service was not ready after `waited`; the caller kills it.
     fn ready_timeout_error(&self, waited: Duration) -> Error {
-        // A call that first waited out another process's start had only
-        // the rest of ready_timeout_secs for its own.
+        // A call that first waited (for another process's start, for a
+        // draining service to go) had only the rest of ready_timeout_secs.
         let rest = if waited + Duration::from_millis(500) < self.ready_timeout {
             format!(
-                ", what this call had left of ready_timeout_secs ({}s) after waiting for \
-                 another process's start,",
+                ", what this call had left of ready_timeout_secs ({}s),",
                 self.ready_timeout.as_secs()
             )
         } else {

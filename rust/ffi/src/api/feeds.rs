@@ -79,9 +79,9 @@ impl Drop for TaskHandle {
 /// five seconds for observer calls (and wakes of the host's executor) in
 /// progress; no observer is called afterwards, even by feeds started later,
 /// and no async call wakes the host again (one still pending never
-/// completes). For hosts that are exiting: an interpreter must not be
-/// called into while it finalizes, so the Python bindings run this at exit
-/// (`atexit`).
+/// completes; a new one fails at once). For hosts that are exiting only: an
+/// interpreter must not be called into while it finalizes, so the Python
+/// bindings run this at exit (`atexit`).
 #[uniffi::export]
 pub fn stop_all_feeds() {
     feed::stop_all(Duration::from_secs(5));

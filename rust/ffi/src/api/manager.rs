@@ -22,16 +22,25 @@ use crate::wake::HostWaking;
 /// Run a core future on the library's runtime, so the foreign side may poll
 /// the result from any executor; a panic becomes an `Internal` failure.
 ///
-/// Cancelling the call (Python's `task.cancel()`, a Swift task's
-/// cancellation, dropping the future) aborts the core future too, so it
-/// is cancelled as the core documents: an `ensure` kills the service it
-/// was starting and lets go of `spawn.lock`. The host is woken through
-/// [`HostWaking`], never once it is exiting.
+/// Dropping the call's future (Python's `task.cancel()` does) aborts the
+/// core future too, so it is cancelled as the core documents: an `ensure`
+/// kills the service it was starting and lets go of `spawn.lock`. (Swift's
+/// generated code frees the future only once it completes, so a Swift
+/// task's cancellation does not reach it.) The host is woken through
+/// [`HostWaking`], never once it is exiting; a call made after that is
+/// refused at once rather than left pending forever.
 async fn on_runtime<T, F>(future: F) -> Result<T, ServiceError>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, spfs_autostart_core::Error>> + Send + 'static,
 {
+    if crate::wake::closed() {
+        return Err(ServiceError::internal(
+            "spfs-autostart: the library was shut down for the process's exit \
+             (stop_all_feeds) and takes no more calls"
+                .into(),
+        ));
+    }
     match HostWaking(AbortOnDrop(runtime().spawn(future))).await {
         Ok(result) => result.map_err(ServiceError::from),
         Err(e) => Err(ServiceError::internal(format!(

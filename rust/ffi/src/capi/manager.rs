@@ -276,11 +276,12 @@ mod tests {
         });
     }
 
-    /// The process's first call that needs the runtime, from a thread with
-    /// a 32 KiB stack (a C host's choice): it crashed when the runtime was
-    /// built, or the call's future polled, on the caller's stack.
+    /// A call from a thread with a 32 KiB stack (a C host's choice): it
+    /// crashed when the call's future was polled, or the runtime built, on
+    /// the caller's stack. Under nextest (a process per test) it is also the
+    /// process's first call, which builds the runtime.
     #[test]
-    fn the_first_call_from_a_thread_with_a_small_stack_works() {
+    fn a_call_from_a_thread_with_a_small_stack_works() {
         let tmp = tempfile::tempdir().unwrap();
         // Made here: reading the config is not what is tested.
         let mgr = new_manager(&missing_program_config(tmp.path())) as usize;

@@ -47,10 +47,11 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
 }
 
 /// Give every signal its default action, as a new service expects: a host
-/// that ignores SIGINT or SIGQUIT (Python's bindings, a shell's background
-/// job, `nohup`) would otherwise hand that on across `exec`, and the
-/// service would ignore the very signals its `stop_sequence` sends. Handled
-/// signals are reset by `exec` itself; ignored ones are not.
+/// that ignores some (a shell's background job ignores SIGINT and SIGQUIT,
+/// `nohup` SIGHUP, Python SIGXFSZ) would otherwise hand that on across
+/// `exec`, and the service would ignore the very signals its
+/// `stop_sequence` sends. Handled signals are reset by `exec` itself;
+/// ignored ones are not.
 ///
 /// `sigaction` only, so it is async-signal-safe and may run between `fork`
 /// and `exec`. Numbers the system does not have (or reserves, such as

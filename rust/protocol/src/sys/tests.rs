@@ -110,8 +110,14 @@ fn a_suspended_process_reads_stopped_until_it_is_continued() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    // Just spawned, it may still be in `exec` (briefly uninterruptible,
+    // "blocked", on a loaded machine): wait for it to run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while process_info(pid).unwrap().blocked && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let running = process_info(pid).unwrap();
-    assert!(!running.stopped && !running.blocked);
+    assert!(!running.stopped && !running.blocked, "{running:?}");
     let target = kernel_pid(pid).unwrap();
     kill(target, Signal::SIGSTOP).unwrap();
     let wait = |stopped: bool| {
