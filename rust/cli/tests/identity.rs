@@ -63,6 +63,10 @@ fn version_mismatch_restarts_the_service_or_is_reported_by_policy() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(sb.spawn_count(), spawns + 1, "{}", sb.log());
     assert_eq!(sb.pids().len(), 1);
+    // What is remembered is private to its owner, as every state file is.
+    use std::os::unix::fs::PermissionsExt;
+    let remembered = std::fs::metadata(sb.state_dir().join("version-restart.json")).unwrap();
+    assert_eq!(remembered.permissions().mode() & 0o777, 0o600);
     sb.ok(&["stop"]);
 }
 

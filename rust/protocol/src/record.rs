@@ -52,27 +52,8 @@ impl ServiceRecord {
 
     /// Write the record atomically (temp file + rename in the same dir).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_vec_pretty(self).expect("record serializes");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            // The umask must not make the record unreadable to its owner.
-            .and_then(|mut file| {
-                use std::os::unix::fs::PermissionsExt;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-                file.write_all(&text)
-            })
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                Error::io("cannot write pid record", path, e)
-            })
+        write_private(path, &text).map_err(|e| Error::io("cannot write pid record", path, e))
     }
 
     /// Write the record only if none exists (a hard link of a temp file,
@@ -114,6 +95,29 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 pub use crate::sys::process_start_time;
+
+/// Write `bytes` to `path` atomically (a temporary file renamed over it),
+/// readable by its owner only (0600, whatever the umask): for the state
+/// dir's JSON files, which readers must never see half-written.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(bytes)
+        })
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
 
 #[cfg(test)]
 mod tests {

@@ -130,7 +130,9 @@ impl ServiceManager {
             expected: want.to_string(),
         };
         let text = serde_json::to_vec(&failed).expect("record serializes");
-        if let Err(e) = std::fs::write(self.failed_restart_path(), text) {
+        if let Err(e) =
+            spfs_autostart_protocol::record::write_private(&self.failed_restart_path(), &text)
+        {
             tracing::warn!("cannot remember the failed version restart: {e}");
         }
     }
