@@ -290,7 +290,8 @@ async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
 /// taken for an empty log (or, with `--follow`, for a hang).
 fn note_missing_log(manager: &ServiceManager, follow: bool) {
     let path = manager.paths().log_file();
-    if path.exists() {
+    // Anything there (a link to nothing included) is not "no log yet".
+    if path.symlink_metadata().is_ok() {
         return;
     }
     let then = if follow {

@@ -331,6 +331,16 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(sb.pids().is_empty());
+    // Nor is it read through the link (`logs` printed the file it points
+    // at), also when it points at nothing ("no log yet" was wrong).
+    let out = sb.run(&["logs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("precious"));
+    std::fs::remove_file(&victim).unwrap();
+    let out = sb.run(&["logs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
 }
 
 /// A FIFO where the log should be blocked `ensure` in its open, where no

@@ -99,14 +99,31 @@ pub(crate) fn unusable_log_file(path: &Path) -> Option<&'static str> {
     }
 }
 
-/// Open a log for reading: only a regular file, and without waiting (a
-/// FIFO of that name would block the open until someone wrote to it).
+/// Open a log for reading: only a regular file, never through a symbolic
+/// link (the spawner never writes through one either, so what a link points
+/// at is not the service's log, and may be anything of the user's), and
+/// without waiting (a FIFO of that name would block the open until someone
+/// wrote to it).
 pub(crate) fn open_log(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            // O_NOFOLLOW's refusal, also for a link to nothing.
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symbolic link, which is never followed; remove it",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
