@@ -275,3 +275,49 @@ def test_a_call_after_stop_all_feeds_fails_at_once_instead_of_hanging(tmp_path):
     done = host(script)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "refused: ErrorKind.INTERNAL" in done.stdout, done.stdout
+
+
+def test_children_forked_while_calls_complete_exit_at_once(service):
+    # Forked while the parent's async calls complete (on an event loop in
+    # another thread: forking inside a running loop shares its self-pipe
+    # with the child, which Python does not support), a child that exits
+    # normally (its inherited calls are freed, atexit runs stop_all_feeds)
+    # must neither hang on a lock a parent thread held at the fork
+    # (aborting an inherited call did) nor wait for a wake under way on a
+    # parent thread (5 s).
+    script = f"""
+        import asyncio, os, sys, threading, time
+        mgr = sa.ServiceManager(sa.ServiceConfig(
+            program={str(service.program)!r},
+            state_dir={str(service.state_dir)!r},
+            log_dir={str(service.log_dir)!r}))
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        call = lambda c: asyncio.run_coroutine_threadsafe(c, loop)
+        call(mgr.ensure()).result(60)
+        worst = 0.0
+        for i in range(40):
+            calls = [call(mgr.status()) for _ in range(8)]
+            time.sleep(i % 5 * 0.002)
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            started = time.monotonic()
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() - started > 30:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    print(f"fork {{i}}: the child hung", flush=True)
+                    break
+                time.sleep(0.005)
+            worst = max(worst, time.monotonic() - started)
+            for c in calls:
+                c.result(60)
+        print(f"worst child exit {{worst:.2f}}s", flush=True)
+        call(mgr.stop()).result(60)
+    """
+    done = host(script, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "hung" not in done.stdout, done.stdout
+    worst = float(done.stdout.split("worst child exit ")[1].split("s")[0])
+    assert worst < 3, done.stdout

@@ -97,6 +97,17 @@ fn build() -> Runtime {
     }
 }
 
+/// Run `work` on a thread of the library's own, with a full-sized stack, and
+/// return what it returns: for synchronous work that may recurse deeply,
+/// such as parsing a config file a user wrote, called from a C thread with
+/// a small stack. A panic of `work` propagates to the caller.
+pub(crate) fn on_a_full_stack<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(output) => output,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// Run the future `make` returns to completion on the library's runtime and
 /// wait for it, for callers that block (the C ABI).
 ///

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::feed;
 use crate::process::PerProcess;
-use crate::runtime::runtime;
+use crate::runtime::{runtime, this_process};
 use crate::wake::HostWaking;
 
 /// Run a core future on the library's runtime, so the foreign side may poll
@@ -41,7 +41,7 @@ where
                 .into(),
         ));
     }
-    match HostWaking(AbortOnDrop(runtime().spawn(future))).await {
+    match HostWaking::new(AbortOnDrop::new(runtime().spawn(future))).await {
         Ok(result) => result.map_err(ServiceError::from),
         Err(e) => Err(ServiceError::internal(format!(
             "spfs-autostart: internal error ({e}); please report it"
@@ -50,22 +50,43 @@ where
 }
 
 /// A task that is aborted when its handle is dropped before it finished
-/// (tokio's `JoinHandle` only detaches it).
+/// (tokio's `JoinHandle` only detaches it). In a child after `fork()` it is
+/// left alone: the task is the parent's, on a runtime whose threads the
+/// child does not have, and whose locks one of them may have held at the
+/// fork (aborting it there hung the child).
 #[derive(Debug)]
-struct AbortOnDrop<T>(JoinHandle<T>);
+struct AbortOnDrop<T> {
+    task: std::mem::ManuallyDrop<JoinHandle<T>>,
+    process: u32,
+}
+
+impl<T> AbortOnDrop<T> {
+    fn new(task: JoinHandle<T>) -> AbortOnDrop<T> {
+        AbortOnDrop {
+            task: std::mem::ManuallyDrop::new(task),
+            process: this_process(),
+        }
+    }
+}
 
 impl<T> Future for AbortOnDrop<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
+        Pin::new(&mut *self.task).poll(cx)
     }
 }
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
+        if self.process != this_process() {
+            // Leaked: nothing of the parent's runtime is touched.
+            return;
+        }
         // A no-op for a task that has finished.
-        self.0.abort();
+        self.task.abort();
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.task) };
     }
 }
 

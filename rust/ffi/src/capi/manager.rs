@@ -13,7 +13,7 @@ use super::{
 };
 use crate::api::{ServiceStatus, StopOutcome};
 use crate::process::PerProcess;
-use crate::runtime::block_on;
+use crate::runtime::{block_on, on_a_full_stack};
 
 /// A manager for one service. Create it with `spfs_autostart_new`, free it
 /// with `spfs_autostart_free`. Safe to share between threads.
@@ -48,8 +48,9 @@ pub unsafe extern "C" fn spfs_autostart_new(
             // SAFETY: a non-NULL `config_path` is a C string.
             Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
         };
-        let config = spfs_autostart_core::Config::load(path)?;
-        let core = PerProcess::new(config)?;
+        // The config file is parsed recursively (nested arrays): not on
+        // the caller's stack, which may be a small C thread's.
+        let core = on_a_full_stack(|| PerProcess::new(spfs_autostart_core::Config::load(path)?))?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
@@ -293,5 +294,37 @@ mod tests {
             .unwrap();
         // SAFETY: made above, freed once, after the thread is done with it.
         unsafe { spfs_autostart_free(mgr as *mut spfs_autostart) };
+    }
+
+    /// A config file with deeply nested arrays, read by `spfs_autostart_new`
+    /// on a 32 KiB thread: refused as a bad config (it crashed the host,
+    /// parsed recursively on the caller's stack).
+    #[test]
+    fn new_on_a_small_stack_refuses_a_deeply_nested_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("nested.toml");
+        std::fs::write(
+            &config,
+            format!("args = {}{}\n", "[".repeat(60), "]".repeat(60)),
+        )
+        .unwrap();
+        let path = CString::new(config.to_str().unwrap()).unwrap();
+        let result = std::thread::Builder::new()
+            .stack_size(32 * 1024)
+            .spawn(move || {
+                let mut mgr = ptr::null_mut();
+                let mut err = ptr::null_mut();
+                // SAFETY: a valid C string and out-pointers; the error is freed once.
+                unsafe {
+                    let result = spfs_autostart_new(path.as_ptr(), &mut mgr, &mut err);
+                    assert!(mgr.is_null());
+                    spfs_autostart_error_free(err);
+                    result
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(result, spfs_autostart_result::InvalidConfig);
     }
 }
