@@ -57,17 +57,16 @@ pub struct Which {
     label: Option<String>,
 }
 
-/// The home whose `Library/LaunchAgents` holds the agent: `HOME`, which
-/// must be absolute (a relative one would put the plist under the current
-/// directory).
+/// The home whose `Library/LaunchAgents` holds the agent, by the rule every
+/// per-user path follows (`process_env`: an absolute UTF-8 `HOME`, else the
+/// password database's when `HOME` is unset).
 fn home() -> Result<PathBuf, Error> {
-    std::env::var_os("HOME")
+    spfs_autostart::config::process_env("HOME")
         .map(PathBuf::from)
-        .filter(|h| h.is_absolute())
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidConfig,
-                "HOME is not set, or not an absolute path; set it to your home directory",
+                "HOME is not set, or not an absolute UTF-8 path; set it to your home directory",
             )
         })
 }

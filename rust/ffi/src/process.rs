@@ -1,5 +1,6 @@
-//! A core manager per process, so a manager made before `fork()` works in
-//! the child.
+//! State per process, so what was made before `fork()` is never used in
+//! the child: a core manager per handle ([`PerProcess`]), and the library's
+//! process-wide values ([`OncePerProcess`]: the runtime, the wake gate).
 //!
 //! The core's manager caches a gRPC channel whose connection task lives on
 //! the runtime that made it. After `fork()` that runtime has no threads in
@@ -15,6 +16,76 @@ use std::sync::{Arc, Mutex};
 use spfs_autostart_core::{Config, ServiceManager};
 
 use crate::runtime::this_process;
+
+/// A value made on first use in each process and never freed: the
+/// library's runtime, the host's wake gate. A child after `fork()` makes
+/// its own on first use and leaves the parent's alone (still reachable, so
+/// a leak checker does not call it lost): its threads are not in the child,
+/// and a lock one of them held at the fork stays held.
+#[derive(Debug)]
+pub(crate) struct OncePerProcess<T> {
+    current: AtomicPtr<Tagged<T>>,
+}
+
+/// A value and the process that made it.
+#[derive(Debug)]
+struct Tagged<T> {
+    pid: u32,
+    value: T,
+    /// The parent's, if any: kept reachable, never used or dropped.
+    _inherited: *const Tagged<T>,
+}
+
+// SAFETY: `_inherited` is only stored, never dereferenced; the values
+// shared between threads are `T`s, which are Send and Sync.
+unsafe impl<T: Send + Sync> Sync for OncePerProcess<T> {}
+
+impl<T> OncePerProcess<T> {
+    pub(crate) const fn new() -> OncePerProcess<T> {
+        OncePerProcess {
+            current: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// This process's value, made with `make` on first use. Threads that
+    /// race may each make one: the first installed wins, and the others'
+    /// go to `discard`.
+    pub(crate) fn get(
+        &'static self,
+        make: impl FnOnce() -> T,
+        discard: impl FnOnce(T),
+    ) -> &'static T {
+        let pid = this_process();
+        let current = self.current.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from `Box::leak` below and is
+        // never freed, so it is valid for 'static.
+        if let Some(tagged) = unsafe { current.as_ref() }
+            && tagged.pid == pid
+        {
+            return &tagged.value;
+        }
+        let fresh: &'static mut Tagged<T> = Box::leak(Box::new(Tagged {
+            pid,
+            value: make(),
+            _inherited: current,
+        }));
+        match self
+            .current
+            .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => &fresh.value,
+            Err(winner) => {
+                // SAFETY: ours was never shared (the exchange failed), so it
+                // is freed once, here.
+                discard(unsafe { Box::from_raw(fresh as *mut Tagged<T>) }.value);
+                // SAFETY: as above, a leaked, never-freed value.
+                let winner = unsafe { &*winner };
+                debug_assert_eq!(winner.pid, pid);
+                &winner.value
+            }
+        }
+    }
+}
 
 /// Managers inherited through `fork()`, kept (never dropped) so they stay
 /// reachable: a leak checker in the child then sees no lost memory.

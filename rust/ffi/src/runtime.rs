@@ -11,61 +11,19 @@
 //! threads that do not exist and deregister the parent's descriptors).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use tokio::runtime::{Handle, Runtime};
 
-/// A runtime and the process it belongs to.
-struct Owned {
-    pid: u32,
-    runtime: Runtime,
-    /// The runtime inherited from the parent, if any: kept reachable (so a
-    /// leak checker does not call it lost), never used or dropped.
-    _inherited: *const Owned,
-}
+use crate::process::OncePerProcess;
 
-// SAFETY: `_inherited` is only stored, never dereferenced; `Runtime` is
-// Send and Sync.
-unsafe impl Send for Owned {}
-// SAFETY: as above.
-unsafe impl Sync for Owned {}
-
-/// The current process's runtime, or an inherited one (a different pid).
-/// Never freed: a runtime lives as long as its process.
-static RUNTIME: AtomicPtr<Owned> = AtomicPtr::new(std::ptr::null_mut());
+/// The current process's runtime (see [`OncePerProcess`]).
+static RUNTIME: OncePerProcess<Runtime> = OncePerProcess::new();
 
 /// The runtime every call of this library runs on, for this process.
 pub(crate) fn runtime() -> &'static Runtime {
-    let pid = std::process::id();
-    let current = RUNTIME.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer came from `Box::leak` below and is never
-    // freed, so it is valid for 'static.
-    if let Some(owned) = unsafe { current.as_ref() }
-        && owned.pid == pid
-    {
-        return &owned.runtime;
-    }
-    let fresh: &'static mut Owned = Box::leak(Box::new(Owned {
-        pid,
-        runtime: build(),
-        _inherited: current,
-    }));
-    match RUNTIME.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => &fresh.runtime,
-        Err(winner) => {
-            // Another thread of this process installed one first: use it.
-            // Ours has no tasks yet; shutting it down in the background
-            // neither blocks nor leaks its threads.
-            // SAFETY: as above, `winner` is a leaked, never-freed `Owned`;
-            // ours is only ours (the exchange failed, nobody else saw it).
-            let ours = unsafe { Box::from_raw(fresh as *mut Owned) };
-            ours.runtime.shutdown_background();
-            // SAFETY: see above.
-            let winner = unsafe { &*winner };
-            debug_assert_eq!(winner.pid, pid);
-            &winner.runtime
-        }
-    }
+    // A runtime another thread installed first has no tasks yet: shutting
+    // it down in the background neither blocks nor leaks its threads.
+    RUNTIME.get(build, Runtime::shutdown_background)
 }
 
 /// The id of the process whose runtime this is; a manager made before a
@@ -78,30 +36,22 @@ pub(crate) fn this_process() -> u32 {
 /// stack (with LTO, tens of KiB) than a C thread of 56 KiB has, and the
 /// first call may come from one. Once per process (and per fork).
 fn build() -> Runtime {
-    let build = || {
+    on_a_thread_of_its_own(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("spfs-autostart")
             .enable_all()
             .build()
-    };
-    let built = std::thread::Builder::new()
-        .name("spfs-autostart-init".into())
-        .spawn(build)
-        .map(|thread| thread.join());
-    match built {
-        Ok(Ok(Ok(runtime))) => runtime,
-        Ok(Ok(Err(e))) => panic!("spfs-autostart: cannot create the tokio runtime: {e}"),
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(e) => panic!("spfs-autostart: cannot start a thread to create the runtime: {e}"),
-    }
+    })
+    .unwrap_or_else(|e| panic!("spfs-autostart: cannot create the tokio runtime: {e}"))
 }
 
-/// Run `work` on a thread of the library's own, with a full-sized stack, and
-/// return what it returns: for synchronous work that may recurse deeply,
-/// such as parsing a config file a user wrote, called from a C thread with
-/// a small stack. A panic of `work` propagates to the caller.
-pub(crate) fn on_a_full_stack<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+/// Run `work` on a thread of the library's own, outside any runtime and
+/// with a full-sized stack, and return what it returns: for work that may
+/// recurse deeply (building the runtime, parsing a config file a user
+/// wrote) called from a C thread with a small stack, or that must not run
+/// on a runtime's worker. A panic of `work` propagates to the caller.
+pub(crate) fn on_a_thread_of_its_own<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| match scope.spawn(work).join() {
         Ok(output) => output,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -137,13 +87,8 @@ where
     };
     if Handle::try_current().is_ok() {
         // Spawned from a worker of our own runtime, the task would wait in
-        // that worker's slot, which this thread then blocks: spawn from a
-        // thread outside any runtime.
-        std::thread::scope(|scope| {
-            if let Err(panic) = scope.spawn(spawn).join() {
-                std::panic::resume_unwind(panic);
-            }
-        });
+        // that worker's slot, which this thread then blocks.
+        on_a_thread_of_its_own(spawn);
     } else {
         spawn();
     }

@@ -30,12 +30,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use crate::process::OncePerProcess;
 use crate::runtime::this_process;
 
 /// How long a call that finished waits for a wake of it under way.
@@ -55,43 +55,13 @@ struct Wakes {
     idle: Condvar,
 }
 
-/// The process's gate and the process it belongs to.
-#[derive(Debug)]
-struct HostWakes {
-    pid: u32,
-    wakes: Wakes,
-}
-
-/// The gate of the host this library is loaded into, for this process (a
-/// child after `fork()` makes its own; the parent's is never touched or
-/// freed there). Never freed: it lives as long as its process.
-static HOST: AtomicPtr<HostWakes> = AtomicPtr::new(std::ptr::null_mut());
+/// The gate of the host this library is loaded into, one per process (see
+/// [`OncePerProcess`]).
+static HOST: OncePerProcess<Wakes> = OncePerProcess::new();
 
 /// This process's gate.
 fn host() -> &'static Wakes {
-    let pid = this_process();
-    let current = HOST.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer came from `Box::leak` below and is never
-    // freed, so it is valid for 'static.
-    if let Some(host) = unsafe { current.as_ref() }
-        && host.pid == pid
-    {
-        return &host.wakes;
-    }
-    let fresh: &'static mut HostWakes = Box::leak(Box::new(HostWakes {
-        pid,
-        wakes: Wakes::new(),
-    }));
-    match HOST.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => &fresh.wakes,
-        Err(winner) => {
-            // SAFETY: ours was never shared (the exchange failed): freed
-            // once, here.
-            drop(unsafe { Box::from_raw(fresh as *mut HostWakes) });
-            // SAFETY: as above, a leaked, never-freed `HostWakes`.
-            &unsafe { &*winner }.wakes
-        }
-    }
+    HOST.get(Wakes::new, drop)
 }
 
 /// Wake the host no more, and wait until `deadline` for the wakes in

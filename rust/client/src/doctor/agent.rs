@@ -13,7 +13,7 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
     if !launchd::supported() {
         return;
     }
-    let Some(home) = std::env::var_os("HOME").filter(|h| Path::new(h).is_absolute()) else {
+    let Some(home) = crate::config::process_env("HOME") else {
         return;
     };
     let report = match launchd::status(&Launchctl::system(), DEFAULT_LABEL, Path::new(&home)) {

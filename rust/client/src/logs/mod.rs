@@ -110,19 +110,14 @@ pub(crate) fn open_log(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| {
-            // O_NOFOLLOW's refusal, also for a link to nothing.
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} is a symbolic link, which is never followed; remove it",
-                        path.display()
-                    ),
-                )
-            } else {
-                e
-            }
+        // O_NOFOLLOW's refusal (also of a link to nothing) said as `ensure`
+        // and `doctor` say it.
+        .map_err(|e| match unusable_log_file(path) {
+            Some(what) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} {what}; remove it", path.display()),
+            ),
+            None => e,
         })?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(

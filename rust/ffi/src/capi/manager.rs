@@ -13,7 +13,7 @@ use super::{
 };
 use crate::api::{ServiceStatus, StopOutcome};
 use crate::process::PerProcess;
-use crate::runtime::{block_on, on_a_full_stack};
+use crate::runtime::{block_on, on_a_thread_of_its_own};
 
 /// A manager for one service. Create it with `spfs_autostart_new`, free it
 /// with `spfs_autostart_free`. Safe to share between threads.
@@ -50,7 +50,8 @@ pub unsafe extern "C" fn spfs_autostart_new(
         };
         // The config file is parsed recursively (nested arrays): not on
         // the caller's stack, which may be a small C thread's.
-        let core = on_a_full_stack(|| PerProcess::new(spfs_autostart_core::Config::load(path)?))?;
+        let core =
+            on_a_thread_of_its_own(|| PerProcess::new(spfs_autostart_core::Config::load(path)?))?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
