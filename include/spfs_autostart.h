@@ -282,8 +282,9 @@ typedef int32_t spfs_autostart_state;
 struct spfs_autostart;
 
 /**
- * A failure: its code, message, what fixes it and, for startup failures,
- * the service's log file and last lines. Free it with
+ * A failure: its code, message, what fixes it and, when the service's log
+ * says more (a failed start, a service that does not answer), the log
+ * file and its last lines. Free it with
  * `spfs_autostart_error_free`.
  */
 struct spfs_autostart_error;
@@ -314,7 +315,8 @@ const char *spfs_autostart_version(void);
 /**
  * Create a manager. `config_path` names a TOML config file, or is NULL for
  * the usual lookup (`SPFS_AUTOSTART_CONFIG`, then the per-user file when it
- * exists, then the environment). A file that cannot be read or parsed
+ * exists). Either way the `SPFS_AUTOSTART_*` variables then override what
+ * the file says, as for every front end (defaults, file, environment). A file that cannot be read or parsed
  * gives `SPFS_AUTOSTART_RESULT_INVALID_CONFIG`. Touches nothing on disk but
  * the config file.
  *
@@ -419,7 +421,8 @@ spfs_autostart_result spfs_autostart_error_code(const struct spfs_autostart_erro
 const char *spfs_autostart_error_message(const struct spfs_autostart_error *error);
 
 /**
- * The service's log file, for startup failures; NULL otherwise. Borrowed:
+ * The service's log file, when the log says more about the failure (a
+ * failed start, a service that does not answer); NULL otherwise. Borrowed:
  * valid until the error is freed.
  *
  * # Safety
@@ -428,8 +431,8 @@ const char *spfs_autostart_error_message(const struct spfs_autostart_error *erro
 const char *spfs_autostart_error_log_file(const struct spfs_autostart_error *error);
 
 /**
- * The last lines of the service log at the time of a startup failure
- * (empty for other failures), oldest first. Borrowed: valid until the error
+ * The last lines of the service log at the time of the failure, when the
+ * log says more about it (empty otherwise), oldest first. Borrowed: valid until the error
  * is freed; do not free it. NULL only when `error` is NULL.
  *
  * # Safety
@@ -557,9 +560,11 @@ const char *spfs_autostart_status_endpoint(const struct spfs_autostart_status *s
 const char *spfs_autostart_status_log_file(const struct spfs_autostart_status *status);
 
 /**
- * What was found, for the `CONFLICT` and `UNRESPONSIVE` states; NULL when
- * there is nothing to say (or `status` is NULL). Borrowed: valid until the
- * status is freed.
+ * What was found, in words: who is in the way (`CONFLICT`), why it does
+ * not answer (`UNRESPONSIVE`), what it is waiting for (`STARTING`,
+ * `STOPPING`), or a note on a running or stopped service (started outside,
+ * socket-activated); NULL when there is nothing to say (or `status` is
+ * NULL). Borrowed: valid until the status is freed.
  *
  * # Safety
  * `status` is NULL or a live status.

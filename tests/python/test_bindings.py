@@ -210,19 +210,22 @@ def test_follow_logs_sees_an_appended_line(service):
     observer = LineObserver()
     handle = mgr.follow_logs(observer)
     try:
-        marker = f"appended by pytest {os.getpid()}"
-        deadline = time.monotonic() + 20
-        seen = []
-        # The feed starts asynchronously: append until the marker comes back.
-        while time.monotonic() < deadline and marker not in seen:
+        # Every line appended once the call has returned is followed: the
+        # first one too, written at once, and each exactly once.
+        markers = [f"appended by pytest {os.getpid()} #{i}" for i in range(3)]
+        for marker in markers:
             with open(mgr.log_file(), "a") as log:
                 log.write(marker + "\n")
+        seen = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(seen) < len(markers):
             try:
-                while True:
-                    seen.append(observer.lines.get(timeout=0.5))
+                line = observer.lines.get(timeout=0.5)
             except queue.Empty:
-                pass
-        assert marker in seen
+                continue
+            if line.startswith("appended by pytest"):  # not the service's own
+                seen.append(line)
+        assert seen == markers
         assert observer.errors == []
     finally:
         del handle  # dropping the handle stops the feed

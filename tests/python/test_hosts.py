@@ -162,6 +162,26 @@ def test_a_raising_observer_gets_on_error_and_the_feed_goes_on(service, capfd):
     assert "panicked" not in capfd.readouterr().err
 
 
+def test_a_status_that_cannot_be_read_is_said_and_the_feed_goes_on(service):
+    mgr = service.manager()
+    observer = QueueObserver()
+    handle = mgr.watch(observer)
+    try:
+        pid = run(mgr.ensure()).pid
+        observer.wait_for(sa.ServiceState.RUNNING)
+        # Open to others, the state dir is refused; with the service gone the
+        # feed has to read the status, and cannot.
+        os.chmod(service.state_dir, 0o777)
+        os.kill(pid, signal.SIGKILL)
+        message = observer.errors.get(timeout=30)
+        assert str(service.state_dir) in message, message
+        os.chmod(service.state_dir, 0o700)
+        observer.wait_for(sa.ServiceState.STOPPED)
+    finally:
+        os.chmod(service.state_dir, 0o700)
+        handle.cancel()
+
+
 def test_no_callback_after_cancel_returns(service):
     mgr = service.manager()
     log = mgr.log_file()

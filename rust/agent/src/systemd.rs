@@ -81,6 +81,10 @@ fn service_unit(spec: &AgentSpec, socket_name: &str) -> Result<String, LaunchdEr
         .chain(spec.args.iter().map(|arg| quote_exec_arg(arg)))
         .collect::<Vec<_>>();
     let _ = writeln!(service, "ExecStart={}", argv.join(" "));
+    // Where the spawner and launchd run it, not the user's home (systemd's
+    // default for user units): a relative argument means the same
+    // everywhere.
+    let _ = writeln!(service, "WorkingDirectory=/");
     for (key, value) in &spec.env {
         let _ = writeln!(
             service,

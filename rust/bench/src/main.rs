@@ -119,10 +119,15 @@ fn parse_options(args: &[String]) -> Result<Options, ExitCode> {
             "--json" => options.json = true,
             "--only" => {
                 let list = it.next().map(String::as_str).unwrap_or("");
-                options.only = list
-                    .split(',')
-                    .filter_map(|s| s.trim().parse().ok())
-                    .collect();
+                match parse_sections(list) {
+                    Some(sections) => options.only = sections,
+                    None => {
+                        eprintln!(
+                            "--only takes section numbers 1 to 6, such as 1,3: {list:?}\n{USAGE}"
+                        );
+                        return Err(ExitCode::from(2));
+                    }
+                }
             }
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -135,6 +140,15 @@ fn parse_options(args: &[String]) -> Result<Options, ExitCode> {
         }
     }
     Ok(options)
+}
+
+/// The section numbers of `--only`'s list, each 1 to 6; `None` for an
+/// empty list or anything else in it.
+fn parse_sections(list: &str) -> Option<Vec<u32>> {
+    list.split(',')
+        .map(|s| s.trim().parse().ok().filter(|n| (1..=6).contains(n)))
+        .collect::<Option<Vec<u32>>>()
+        .filter(|sections| !sections.is_empty())
 }
 
 /// Removes the user's settings from the environment, so that they cannot
@@ -180,5 +194,26 @@ fn print_report(report: &Report, options: &Options) {
         );
     } else {
         print!("{}", report.text());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_takes_section_numbers_and_refuses_anything_else() {
+        assert_eq!(parse_sections("1"), Some(vec![1]));
+        assert_eq!(parse_sections(" 3, 6"), Some(vec![3, 6]));
+        for bad in ["", "7", "0", "x", "1,x", "1,"] {
+            assert_eq!(parse_sections(bad), None, "{bad:?}");
+        }
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(parse_options(&args(&["--only", "7"])).is_err());
+        assert!(parse_options(&args(&["--only"])).is_err());
+        assert_eq!(
+            parse_options(&args(&["--only", "2"])).unwrap().only,
+            vec![2]
+        );
     }
 }

@@ -107,6 +107,15 @@ fn main() -> ExitCode {
             .with(only_ours)
             .init();
     }
+    // Read before the signal handlers go in: a config path that blocks (a
+    // FIFO nobody writes) can still be interrupted, by the default action.
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            output::error(&e, cli.json);
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -123,7 +132,7 @@ fn main() -> ExitCode {
     // ready), instead of dying with it half-started.
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = run(cli) => Ok(result),
+            result = run(cli, config) => Ok(result),
             code = interrupted() => Err(code),
         }
     });
@@ -212,8 +221,7 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
 }
 
 /// Runs the parsed command: a dispatch, each command in its own function.
-async fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    let mut config = load_config(&cli)?;
+async fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
     let json = cli.json;
     match cli.command {
         Command::Ensure { timeout } => {
@@ -344,18 +352,22 @@ fn print_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), 
 }
 
 /// `watch`: print each status change until the watch ends or whoever reads
-/// stdout goes away.
+/// stdout goes away. While the status cannot be read, the error goes to
+/// stderr (once) and the watch goes on.
 async fn watch(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
     let mut watcher = manager.watch()?;
     let closed = output::stdout_closed();
     tokio::pin!(closed);
     loop {
-        let status = tokio::select! {
-            status = watcher.next() => status,
+        let update = tokio::select! {
+            update = watcher.next() => update,
             () = &mut closed => break,
         };
-        let Some(status) = status else { break };
-        output::change(&status, json)?;
+        match update {
+            None => break,
+            Some(Ok(status)) => output::change(&status, json)?,
+            Some(Err(e)) => output::error(&e, json),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -269,3 +269,53 @@ fn config_and_doctor_name_the_variables_that_set_keys() {
     let plain: serde_json::Value = serde_json::from_str(&sb.ok(&["--json", "config"])).unwrap();
     assert_eq!(plain["env_overrides"], serde_json::json!({}));
 }
+
+/// A config path that is no config file: one that never ends (`/dev/zero`)
+/// is refused after a bounded read, and one that blocks (a FIFO nobody
+/// writes) can still be interrupted, as before any command has started.
+#[test]
+fn a_config_path_that_never_ends_or_blocks_neither_fills_memory_nor_ignores_a_signal() {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    // The sandbox's `cli` names its own config file: this one runs bare.
+    let bare = |args: &[&str]| {
+        let mut command = sb.command(spfs_autostart_test_support::cli());
+        command.args(args);
+        command
+    };
+    let out = bare(&["--json", "--config", "/dev/zero", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error = json_error(&out);
+    assert_eq!(error["kind"], "InvalidConfig", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("larger than"),
+        "{error}"
+    );
+
+    let fifo = sb.root().join("fifo.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for signal in [nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM] {
+        let mut child = bare(&["--config", fifo.to_str().unwrap(), "status"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.is_some(), "{signal} did not end a read of a FIFO");
+    }
+}

@@ -172,6 +172,21 @@ fn service_exiting_at_startup_reports_its_status_and_message_at_once() {
     assert!(sb.pids().is_empty());
 }
 
+/// A program that exits without a word is not said to have explained
+/// itself in its log.
+#[test]
+fn a_service_that_exits_saying_nothing_is_not_said_to_explain_itself() {
+    let sb = Sandbox::new()
+        .with("program", "/bin/true")
+        .with("args", Vec::<&str>::new());
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("exited with status 0"), "{text}");
+    assert!(text.contains("wrote nothing to its log"), "{text}");
+    assert!(!text.contains("its log says why"), "{text}");
+}
+
 #[test]
 fn hanging_service_is_killed_at_the_ready_deadline() {
     let sb = Sandbox::new()

@@ -256,6 +256,37 @@ fn double_forking_plain_service_is_found_and_stopped() {
     }
 }
 
+/// A daemonizing service that never becomes ready: its first process exits
+/// 0 and its daemon, in a session of its own, holds the lock. A kit daemon
+/// names itself in the record and is killed with the failed start, so
+/// nothing is left; a plain one names itself nowhere, and the error says it
+/// may be left and how to find it (then the test ends it).
+#[test]
+fn a_daemon_that_never_becomes_ready_is_killed_or_named() {
+    let sb = Sandbox::new()
+        .with("args", vec!["--daemonize", "--hang-after-lock"])
+        .with("ready_timeout_secs", 2);
+    let out = sb.run(&["ensure"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("did not become ready"), "{err}");
+    assert!(!err.contains("fuser"), "{err}");
+    assert!(
+        wait_for(Duration::from_secs(5), || sb.pids().is_empty()),
+        "the kit daemon was left: {:?}",
+        sb.pids()
+    );
+
+    let port = free_port();
+    let sb = plain_service(port, &["--daemonize", "--hang"]).with("ready_timeout_secs", 2);
+    let out = sb.run(&["ensure"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("still holds"), "{err}");
+    assert!(err.contains("fuser"), "{err}");
+    assert!(err.contains("instance.lock"), "{err}");
+}
+
 /// A kit service started without a spawner is never refused by a
 /// `status` probe running at the same time.
 #[test]

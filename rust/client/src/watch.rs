@@ -8,6 +8,10 @@
 //! the service binds and removes the socket) wake the watcher. Only the
 //! short transitional states (starting, stopping) and plain services, which
 //! have no Watch stream, are re-checked on a timer.
+//!
+//! When the status cannot be read (the state dir became unsafe, say), the
+//! feed says so once, as an error, and keeps asking; the status after it is
+//! news again, so a consumer that showed the error learns it has passed.
 
 use std::time::Duration;
 
@@ -31,13 +35,15 @@ const PLAIN_POLL: Duration = Duration::from_millis(500);
 /// A live feed of status changes; dropping it stops the feed.
 #[derive(Debug)]
 pub struct StatusWatcher {
-    updates: mpsc::Receiver<Status>,
+    updates: mpsc::Receiver<crate::Result<Status>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl StatusWatcher {
-    /// The next change, or `None` when the feed ended.
-    pub async fn next(&mut self) -> Option<Status> {
+    /// The next change, or `None` when the feed ended. An error says the
+    /// status cannot be read right now (once per distinct failure); the feed
+    /// goes on and reports the status once it can be read again.
+    pub async fn next(&mut self) -> Option<crate::Result<Status>> {
         self.updates.recv().await
     }
 }
@@ -93,25 +99,59 @@ fn key(status: &Status) -> impl PartialEq + use<> {
     )
 }
 
-async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc::Receiver<()>) {
-    let mut last: Option<Status> = None;
+/// What the feed last sent, so that only news is sent.
+struct Sent {
+    tx: mpsc::Sender<crate::Result<Status>>,
+    last: Option<Status>,
+    last_error: Option<String>,
+}
+
+impl Sent {
+    /// Send `status` if it is news; `false` when the receiver has gone.
+    async fn status(&mut self, status: Status) -> bool {
+        let news = self.last.as_ref().is_none_or(|l| key(l) != key(&status));
+        self.last = Some(status.clone());
+        self.last_error = None;
+        !news || self.tx.send(Ok(status)).await.is_ok()
+    }
+
+    /// Send `error` unless the same one was the last thing sent; what comes
+    /// after it is news. `false` when the receiver has gone.
+    async fn error(&mut self, error: crate::Error) -> bool {
+        self.last = None;
+        let message = error.to_string();
+        if self.last_error.as_ref() == Some(&message) {
+            return true;
+        }
+        self.last_error = Some(message);
+        self.tx.send(Err(error)).await.is_ok()
+    }
+}
+
+async fn run(
+    manager: ServiceManager,
+    tx: mpsc::Sender<crate::Result<Status>>,
+    mut events: mpsc::Receiver<()>,
+) {
+    let mut sent = Sent {
+        tx,
+        last: None,
+        last_error: None,
+    };
     let mut after_stream = false;
     // How long to wait before asking again when a running service's Watch
     // stream cannot be opened or ends at once: doubled up to IDLE_POLL, so
     // a service that answers Info but not Watch is not asked in a loop.
     let mut stream_retry = TRANSITION_POLL;
-    let mut send = |status: Status| {
-        let news = last.as_ref().is_none_or(|l| key(l) != key(&status));
-        last = Some(status.clone());
-        let tx = tx.clone();
-        async move { !news || tx.send(status).await.is_ok() }
-    };
     loop {
         let status = match manager.status().await {
             Ok(status) => status,
             Err(e) => {
                 tracing::warn!("watch: {e}");
-                tokio::time::sleep(IDLE_POLL).await;
+                if !sent.error(e).await {
+                    return;
+                }
+                let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
                 continue;
             }
         };
@@ -123,7 +163,7 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
         }
         let state = status.state;
         let managed = status.managed;
-        if !send(status).await {
+        if !sent.status(status).await {
             return;
         }
         // Drain events that our own look may have caused.
@@ -148,7 +188,7 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                         } else {
                             status.mounts.clone_from(&mounts);
                         }
-                        if !send(status).await {
+                        if !sent.status(status).await {
                             return;
                         }
                     }
@@ -163,7 +203,11 @@ async fn run(manager: ServiceManager, tx: mpsc::Sender<Status>, mut events: mpsc
                     stream_retry = (stream_retry * 2).min(IDLE_POLL);
                 }
             }
-            State::Running => tokio::time::sleep(PLAIN_POLL).await,
+            // A stop of a plain service marks it in the state dir: that
+            // file event wakes us at once, so the stopping is seen.
+            State::Running => {
+                let _ = tokio::time::timeout(PLAIN_POLL, events.recv()).await;
+            }
             State::Stopped | State::Conflict => {
                 let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
             }

@@ -187,7 +187,8 @@ async fn watch_backs_off_when_the_watch_stream_fails() {
     let first = tokio::time::timeout(WAIT, watcher.next())
         .await
         .expect("a first status")
-        .expect("the feed is open");
+        .expect("the feed is open")
+        .expect("a status");
     assert_eq!(first.state, State::Running);
     assert!(first.managed);
     tokio::time::sleep(Duration::from_secs(3)).await;

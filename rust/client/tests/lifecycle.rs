@@ -275,22 +275,17 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     manager.stop().await.expect("stop");
 }
 
-/// A host that ignores SIGINT and SIGQUIT (a shell's background job does)
-/// does not hand that on: the service starts with every
-/// signal at its default action, so `stop_sequence`'s SIGINT reaches a
-/// service that does not handle it itself.
-#[tokio::test]
-async fn the_service_does_not_inherit_the_hosts_ignored_signals() {
+/// The reference service behind a wrapper that first notes the signal
+/// lines of its own `/proc/PID/status` (`SigIgn:`, `SigBlk:`) in the file
+/// returned.
+fn service_noting_its_signals(sandbox: &mut Sandbox) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let mut sandbox = kit_sandbox(0, &[]);
-    // The service's own first step: note its ignored signals, then become
-    // the reference service (which installs handlers of its own).
-    let seen = sandbox.root().join("sigign");
+    let seen = sandbox.root().join("signals");
     let wrapper = sandbox.root().join("service.sh");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\ngrep '^SigIgn:' /proc/$$/status > '{}'\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\ngrep '^Sig' /proc/$$/status > '{}'\nexec '{}' \"$@\"\n",
             seen.display(),
             spfs_autostart_test_support::reference_service().display()
         ),
@@ -298,6 +293,32 @@ async fn the_service_does_not_inherit_the_hosts_ignored_signals() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     sandbox.set("program", wrapper.display().to_string());
+    seen
+}
+
+/// The signals one line of what [`service_noting_its_signals`] noted
+/// names (`SigIgn`, `SigBlk`), as a set of numbers in a bit mask.
+fn noted_mask(seen: &std::path::Path, line: &str) -> u64 {
+    let text = std::fs::read_to_string(seen).expect("the service noted its signals");
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{line}:")))
+        .unwrap_or_else(|| panic!("no {line} in {text}"));
+    u64::from_str_radix(value.trim(), 16).unwrap()
+}
+
+fn has(mask: u64, signal: i32) -> bool {
+    mask & (1 << (signal - 1)) != 0
+}
+
+/// A host that ignores SIGINT and SIGQUIT (a shell's background job does)
+/// does not hand that on: the service starts with every
+/// signal at its default action, so `stop_sequence`'s SIGINT reaches a
+/// service that does not handle it itself.
+#[tokio::test]
+async fn the_service_does_not_inherit_the_hosts_ignored_signals() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    let seen = service_noting_its_signals(&mut sandbox);
     // SAFETY: SIG_IGN for two signals of this test's own process (nextest
     // runs each test in a process of its own).
     unsafe {
@@ -306,12 +327,59 @@ async fn the_service_does_not_inherit_the_hosts_ignored_signals() {
     }
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
-    let line = std::fs::read_to_string(&seen).expect("the service noted its signals");
-    let mask = u64::from_str_radix(line.trim_start_matches("SigIgn:").trim(), 16).unwrap();
-    let ignored = |signal: i32| mask & (1 << (signal - 1)) != 0;
+    let ignored = noted_mask(&seen, "SigIgn");
     assert!(
-        !ignored(libc::SIGINT) && !ignored(libc::SIGQUIT),
-        "the service started ignoring signals: {line}"
+        !has(ignored, libc::SIGINT) && !has(ignored, libc::SIGQUIT),
+        "the service started ignoring signals: {ignored:x}"
     );
     assert_graceful(&manager.stop().await.expect("stop"));
+}
+
+/// Nor does a host that blocks signals (a signal-handling library's
+/// threads do; the mask survives `fork` and `exec`): the service starts
+/// with none blocked, so a stop's SIGINT or SIGTERM is not held back until
+/// the SIGKILL.
+#[test]
+fn the_service_does_not_inherit_the_hosts_blocked_signals() {
+    // Read from the service's own status: a shell wrapper would clear its
+    // mask itself.
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    // A thread of its own with the signals blocked: every thread the
+    // runtime starts from it (the spawner's included) inherits its mask.
+    std::thread::spawn(move || {
+        // SAFETY: a sigset_t filled by sigemptyset/sigaddset, and a mask
+        // changed for this thread only.
+        unsafe {
+            let mut blocked: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut blocked);
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut blocked, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let stopped = manager.stop().await.expect("stop");
+            let blocked = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .expect("SigBlk");
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                assert!(
+                    !has(blocked, signal),
+                    "the service started with signal {signal} blocked: {blocked:x}"
+                );
+            }
+            assert_graceful(&stopped);
+        });
+    })
+    .join()
+    .unwrap();
 }

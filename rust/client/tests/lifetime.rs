@@ -189,6 +189,20 @@ async fn lease_for_a_missing_process_is_refused() {
     manager.stop().await.expect("stop");
 }
 
+/// A lease on the service's own pid would keep it up for good: refused, and
+/// the service still exits when idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_for_the_service_itself_is_refused() {
+    let sandbox = kit_sandbox(1, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let err = manager.acquire(pid, "itself").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().contains("the service itself"), "{err}");
+    assert!(err.message().contains("idle_timeout_secs"), "{err}");
+    wait_gone(pid, "the idle service").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_for_another_users_process_is_refused() {
     use std::os::unix::process::CommandExt;

@@ -132,3 +132,32 @@ fn launchd_unsupported_offers_systemd_units_and_ensure_as_operations() {
         ]
     );
 }
+
+/// Reading the log where the log dir is a file says so, with the key to
+/// change, as following the log and starting the service do; not a bare
+/// "Not a directory".
+#[test]
+fn reading_the_log_under_a_log_dir_that_is_a_file_names_the_key_to_change() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let mut config = Config::defaults();
+    config.set_state_dir(root.path().join("state")).unwrap();
+    config.set_log_dir(file.clone()).unwrap();
+    let manager = spfs_autostart::ServiceManager::new(config).unwrap();
+    for err in [
+        manager.tail_logs(10).unwrap_err(),
+        match manager.tail_logs_lines(10) {
+            Ok(_) => panic!("read a log under a file"),
+            Err(e) => e,
+        },
+    ] {
+        assert!(err.to_string().contains("log_dir"), "{err}");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(err.remedies(), [Remedy::SetKey("log_dir")], "{err}");
+        no_cli_words(&err.to_string());
+    }
+}

@@ -272,3 +272,68 @@ async fn a_handed_over_tcp_socket_counts_as_activated() {
     assert!(socket_activated(&manager).await, "{}", log());
     manager.stop().await.expect("stop");
 }
+
+/// Once a socket-activated service has exited, the socket stays with its
+/// activator, and any connection would start the service again. A look
+/// that only reports (`status`, a `watch`, `stop`) does not connect, and
+/// says why the service is stopped; `ensure` does connect. The activator
+/// here is a listener of the test's own that counts connections, in the
+/// place of systemd's, which `systemd-socket-activate` (it execs the
+/// service in place) does not keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looking_at_a_stopped_socket_activated_service_does_not_start_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let mut child = socket_activate(&sandbox, &socket);
+    wait_listening(&socket).await;
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    assert!(socket_activated(&manager).await);
+    assert_graceful(&manager.stop().await.expect("stop"));
+    wait_exit(&mut child).await;
+
+    std::fs::remove_file(&socket).expect("remove the socket the tool left");
+    let activator = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for conn in activator.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+
+    let looks = sandbox.manager();
+    let stopped = looks.status().await.expect("status");
+    assert_eq!(stopped.state, State::Stopped, "{stopped:?}");
+    let detail = stopped.detail.unwrap_or_default();
+    assert!(detail.contains("socket-activated"), "{detail}");
+    assert_eq!(
+        looks.stop().await.expect("stop"),
+        spfs_autostart::StopOutcome::NotRunning
+    );
+    let mut watcher = looks.watch().expect("watch");
+    let first = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("a first update")
+        .expect("the feed is open")
+        .expect("a status");
+    assert_eq!(first.state, State::Stopped);
+    // The watch asks again every 2 s while stopped.
+    let more = tokio::time::timeout(std::time::Duration::from_millis(4500), watcher.next()).await;
+    assert!(more.is_err(), "{more:?}");
+    // The same manager that saw it running (its channel cached) too.
+    assert_eq!(status(&manager).await.state, State::Stopped);
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a look connected");
+
+    // `ensure` wants the service, so it connects (here to a peer that is
+    // not a gRPC server: a conflict).
+    let _ = manager.ensure().await;
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "ensure never connected"
+    );
+}

@@ -110,3 +110,55 @@ async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
     assert!(sandbox.log().contains("Shutdown requested"));
     assert!(sandbox.log().contains("Service stopped"));
 }
+
+/// A plain service cannot say it is shutting down; while a client stops it,
+/// a `watch` elsewhere (a menu bar) sees it stopping, not a service that
+/// died, and `ensure` does not take it for ready. Here it ignores SIGTERM
+/// (a wrapper sets that before the exec), so the stop lasts the 2 s until
+/// its SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_service_being_stopped_is_seen_as_stopping_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut sandbox, _port, _mnt) = upstream();
+    let wrapper = sandbox.root().join("ignores-term.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ntrap '' TERM\nexec '{}' \"$@\"\n",
+            spfs_autostart_test_support::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox
+        .set("program", wrapper.display().to_string())
+        .set("stop_sequence", vec!["SIGTERM", "SIGKILL"])
+        .set("stop_timeout_secs", 2);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let elsewhere = sandbox.manager();
+    let mut watcher = elsewhere.watch().expect("watch");
+    let mut next = async || {
+        tokio::time::timeout(WAIT, watcher.next())
+            .await
+            .expect("an update")
+            .expect("the feed is open")
+            .expect("a status")
+            .state
+    };
+    assert_eq!(next().await, State::Running);
+    let stop = tokio::spawn(async move { manager.stop().await });
+    assert_eq!(next().await, State::Stopping);
+    let status = elsewhere.status().await.expect("status");
+    assert_eq!(status.state, State::Stopping, "{status:?}");
+    assert_eq!(status.pid, Some(pid));
+    assert_eq!(next().await, State::Stopped);
+    let outcome = stop.await.unwrap().expect("stop");
+    assert!(
+        matches!(outcome, spfs_autostart::StopOutcome::Stopped { pid: Some(p), .. } if p == pid),
+        "{outcome:?}"
+    );
+    // Once stopped, nothing says stopping any more.
+    assert!(!sandbox.state_dir().join("stopping").exists());
+    wait_gone(pid, "the stopped service").await;
+}

@@ -15,7 +15,8 @@ async fn until(watcher: &mut StatusWatcher, target: State, seen: &mut Vec<State>
         let update = tokio::time::timeout(WAIT, watcher.next())
             .await
             .unwrap_or_else(|_| panic!("no {target} within {WAIT:?}; seen so far: {seen:?}"))
-            .unwrap_or_else(|| panic!("the watch feed ended; seen so far: {seen:?}"));
+            .unwrap_or_else(|| panic!("the watch feed ended; seen so far: {seen:?}"))
+            .unwrap_or_else(|e| panic!("the status could not be read: {e}; seen so far: {seen:?}"));
         if seen.last() != Some(&update.state) {
             seen.push(update.state);
         }
@@ -39,7 +40,8 @@ async fn watch_sees_a_full_cycle_in_order() {
     let first = tokio::time::timeout(WAIT, watcher.next())
         .await
         .expect("a first update")
-        .expect("feed open");
+        .expect("feed open")
+        .expect("a status");
     assert_eq!(
         first.state,
         State::Stopped,
@@ -150,13 +152,15 @@ async fn watching_or_asking_an_idle_service_brings_no_updates_and_keeps_nothing_
     let first = tokio::time::timeout(WAIT, watcher.next())
         .await
         .expect("a first update")
-        .expect("feed open");
+        .expect("feed open")
+        .expect("a status");
     assert_eq!(first.state, State::Running);
     let before = first.idle_exit_in_secs.expect("an idle deadline");
     let mut more = Vec::new();
     let quiet = Duration::from_secs(3);
     let deadline = tokio::time::Instant::now() + quiet;
     while let Ok(Some(update)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        let update = update.expect("a status");
         more.push(update);
     }
     assert!(
@@ -192,4 +196,48 @@ async fn watching_or_asking_an_idle_service_brings_no_updates_and_keeps_nothing_
     if let Some(pid) = started.pid {
         wait_gone(pid, "the stopped service").await;
     }
+}
+
+/// A status that cannot be read (here: the state dir was opened to others
+/// and the service died) is said once, as an error, and the watch goes on:
+/// once the state dir is private again, the status comes, news after the
+/// error even though it is the state the feed showed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_that_cannot_be_read_is_said_once_and_the_watch_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let mut watcher = manager.watch().expect("watch");
+    let mut seen = Vec::new();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    until(&mut watcher, State::Running, &mut seen).await;
+    let private = std::fs::Permissions::from_mode(0o700);
+    std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod 777");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let update = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("an update after the service died")
+        .expect("the feed is open");
+    let err = update.expect_err("the status of an unsafe state dir");
+    assert_eq!(
+        err.kind(),
+        spfs_autostart::ErrorKind::PermissionDenied,
+        "{err}"
+    );
+    // Said once: the watch asks again (every 2 s) without repeating it.
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), watcher.next()).await;
+    assert!(quiet.is_err(), "said twice, or ended: {quiet:?}");
+    std::fs::set_permissions(sandbox.state_dir(), private).expect("chmod 700");
+    let update = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("a status once it can be read")
+        .expect("the feed is open")
+        .expect("a status");
+    assert_eq!(update.state, State::Stopped, "{update:?}");
+    wait_gone(pid, "the killed service").await;
 }

@@ -76,12 +76,8 @@ impl KitConfig {
         };
         let idle_timeout = match var(env::IDLE_TIMEOUT_SECS)? {
             Some(text) => {
-                let secs = text.trim().parse().map_err(|_| {
-                    bad(
-                        env::IDLE_TIMEOUT_SECS,
-                        format!("{text:?} is not a whole number of seconds"),
-                    )
-                })?;
+                let secs =
+                    env::parse_secs(&text).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?;
                 env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
             }
             None => env::DEFAULT_IDLE_TIMEOUT,

@@ -285,6 +285,8 @@ fn write_starting_record(paths: &Paths) {
         endpoint: String::new(),
         started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
         phase: Phase::Starting,
+        // Said once serving (`write_record`); until then, a look connects.
+        socket_activated: false,
     };
     if let Err(e) = record.write(&paths.record()) {
         tracing::warn!("{e}");
@@ -335,6 +337,7 @@ fn write_record(lifetime: &Lifetime, paths: &Paths, phase: Phase) {
         endpoint: info.endpoint,
         started_at_unix_ms: info.started_at_unix_ms,
         phase,
+        socket_activated: info.socket_activated,
     };
     if let Err(e) = record.write(&paths.record()) {
         tracing::warn!("{e}");

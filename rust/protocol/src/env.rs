@@ -54,6 +54,18 @@ pub fn process_env(name: &str) -> Option<String> {
     value
 }
 
+/// A whole number of seconds as a variable's text gives it, or why it is
+/// refused: not a number, or more than any timeout could be.
+pub fn parse_secs(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == std::num::IntErrorKind::PosOverflow {
+            format!("{text:?} seconds is too large")
+        } else {
+            format!("{text:?} is not a whole number of seconds")
+        }
+    })
+}
+
 /// An idle timeout of `secs` seconds (0 for never), or why it is refused:
 /// how the kit reads [`IDLE_TIMEOUT_SECS`]. The client checks
 /// `idle_timeout_secs` against the same [`MAX_IDLE_TIMEOUT_SECS`], in the
@@ -65,4 +77,20 @@ pub fn idle_timeout(secs: u64) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_too_large_for_any_timeout_are_called_too_large_not_a_non_number() {
+        assert_eq!(parse_secs(" 30 "), Ok(30));
+        let huge = parse_secs("99999999999999999999999").unwrap_err();
+        assert!(huge.contains("too large"), "{huge}");
+        let word = parse_secs("soon").unwrap_err();
+        assert!(word.contains("not a whole number"), "{word}");
+        let negative = parse_secs("-5").unwrap_err();
+        assert!(negative.contains("not a whole number"), "{negative}");
+    }
 }

@@ -140,6 +140,11 @@ impl Error {
             std::io::ErrorKind::ReadOnlyFilesystem => {
                 "; that file system is read-only: choose a dir on a writable one"
             }
+            // A file of ours (a lock, the record, the log) where something
+            // else stands: ours to replace, not the user's to puzzle over.
+            std::io::ErrorKind::IsADirectory => {
+                "; a directory stands where that file belongs: remove it"
+            }
             _ => "",
         };
         Error {
@@ -211,11 +216,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_or_read_only_file_system_says_what_to_do() {
+    fn a_full_or_read_only_file_system_or_a_directory_in_the_way_says_what_to_do() {
         for (errno, fix) in [
             (libc::ENOSPC, "free space on that file system"),
             (libc::EDQUOT, "free space on that file system"),
             (libc::EROFS, "read-only"),
+            (
+                libc::EISDIR,
+                "a directory stands where that file belongs: remove it",
+            ),
         ] {
             let err = Error::io(
                 "cannot open lock file",

@@ -41,6 +41,11 @@ pub struct ServiceRecord {
     pub started_at_unix_ms: u64,
     /// What the writer last saw.
     pub phase: Phase,
+    /// The service took its listening socket from launchd or systemd: the
+    /// socket stays with them after the service exits, and a connection to
+    /// it starts the service again. Only the kit knows; its record says.
+    #[serde(default)]
+    pub socket_activated: bool,
 }
 
 impl ServiceRecord {
@@ -135,6 +140,7 @@ mod tests {
             endpoint: "unix".into(),
             started_at_unix_ms: 1,
             phase: Phase::Starting,
+            socket_activated: false,
         };
         rec.write(&path).unwrap();
         assert_eq!(ServiceRecord::read(&path), Some(rec.clone()));

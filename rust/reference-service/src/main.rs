@@ -8,7 +8,8 @@
 //!   (`service [--listen ADDR] [MOUNTPOINT]`, see [`plain`]): TCP, no kit,
 //!   no Control service, `Shutdown` only unmounts, SIGINT is graceful and
 //!   SIGTERM is not;
-//! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`;
+//! - failure switches: `--start-delay-ms`, `--fail-at-start`, `--hang`,
+//!   `--hang-after-lock`;
 //! - test switches: `--slow-calls-ms` (a call in flight that outlasts the
 //!   idle timeout, for the idle-exit tests); `--main-proto` (only `Mount`
 //!   and `Shutdown`, as spk's `main` has them); `--shutdown-exits`
@@ -60,6 +61,11 @@ struct Args {
     /// Never become ready (and never exit on its own).
     #[arg(long)]
     hang: bool,
+    /// Test switch: kit mode: take the instance lock (and so name itself in
+    /// the record), then never become ready, as a service stuck in its own
+    /// set-up would.
+    #[arg(long)]
+    hang_after_lock: bool,
     /// Report this version instead of the crate's.
     #[arg(long)]
     report_version: Option<String>,
@@ -353,6 +359,10 @@ async fn run_kit(args: Args, kit_config: KitConfig) -> Result<(), u8> {
     let Some(kit) = kit else {
         return Ok(());
     };
+    if args.hang_after_lock {
+        tracing::info!("--hang-after-lock: holding the instance lock, never becoming ready");
+        std::future::pending::<()>().await;
+    }
     if let Some(after) = args.exit_after_ms.map(Duration::from_millis) {
         let handle = kit.handle();
         tokio::spawn(async move {

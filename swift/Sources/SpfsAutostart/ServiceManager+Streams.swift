@@ -20,7 +20,9 @@ public enum ServiceLogEvent: Sendable, Equatable {
 }
 
 extension ServiceManager {
-    /// Status changes of the service, as `watch(observer:)` reports them.
+    /// Status changes of the service, as `watch(observer:)` reports them. The stream ends
+    /// when the library reports an error (the status cannot be read, or the state dir cannot
+    /// be watched); `status()` then says why.
     /// - Parameter bufferingNewest: how many unread statuses to keep; older ones are dropped.
     public func statusUpdates(bufferingNewest: Int = 16) -> AsyncStream<ServiceStatus> {
         let (stream, continuation) = AsyncStream.makeStream(
@@ -53,8 +55,9 @@ final class StatusStreamObserver: StatusObserver {
         continuation.yield(status)
     }
 
-    /// The state dir cannot be watched (`status()` says why): the feed ends,
-    /// and so does the stream.
+    /// The state dir cannot be watched, or the status cannot be read for now (`status()`
+    /// says why): the stream ends, and whoever iterates it looks again (with `status()`) and
+    /// watches again later.
     func onError(message: String) {
         continuation.finish()
     }

@@ -897,7 +897,9 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     /**
      * Feed `observer` the current status, then every state change, until the
      * returned handle is cancelled or dropped. When the state dir cannot be
-     * watched, `on_error` says why and the feed ends.
+     * watched, `on_error` says why and the feed ends; when the status cannot
+     * be read for a while, `on_error` says why (once) and the feed goes on,
+     * with the status once it can be read again.
      */
     func watch(observer: StatusObserver)  -> TaskHandle
     
@@ -1146,7 +1148,9 @@ open func tailLogs(n: UInt32)throws  -> [String]  {
     /**
      * Feed `observer` the current status, then every state change, until the
      * returned handle is cancelled or dropped. When the state dir cannot be
-     * watched, `on_error` says why and the feed ends.
+     * watched, `on_error` says why and the feed ends; when the status cannot
+     * be read for a while, `on_error` says why (once) and the feed goes on,
+     * with the status once it can be read again.
      */
 open func watch(observer: StatusObserver) -> TaskHandle  {
     return try!  FfiConverterTypeTaskHandle_lift(try! rustCall() {
@@ -1224,8 +1228,10 @@ public protocol StatusObserver: AnyObject, Sendable {
     
     /**
      * Called when the feed cannot go on as asked: the state dir cannot be
-     * watched (the feed then ends; `status()` says why), or `on_status`
-     * failed (the feed goes on). When this method fails too, the feed ends.
+     * watched (the feed then ends; `status()` says why), the status cannot
+     * be read for now (said once; the feed goes on, and the next status
+     * comes when it can be read again), or `on_status` failed (the feed
+     * goes on). When this method fails too, the feed ends.
      */
     func onError(message: String) throws 
     
@@ -1304,8 +1310,10 @@ open func onStatus(status: ServiceStatus)throws   {try rustCallWithError(FfiConv
     
     /**
      * Called when the feed cannot go on as asked: the state dir cannot be
-     * watched (the feed then ends; `status()` says why), or `on_status`
-     * failed (the feed goes on). When this method fails too, the feed ends.
+     * watched (the feed then ends; `status()` says why), the status cannot
+     * be read for now (said once; the feed goes on, and the next status
+     * comes when it can be read again), or `on_status` failed (the feed
+     * goes on). When this method fails too, the feed ends.
      */
 open func onError(message: String)throws   {try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
@@ -3436,7 +3444,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_statusobserver_on_status() != 56099) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 45393) {
+    if (uniffi_spfs_autostart_checksum_method_statusobserver_on_error() != 50183) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 39672) {
@@ -3469,7 +3477,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 51286) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 38553) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {

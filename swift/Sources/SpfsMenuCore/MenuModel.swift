@@ -93,6 +93,8 @@ public final class MenuModel {
             let snapshot = try await service.status()
             receive(snapshot)
         } catch {
+            // The stop did not happen as asked: if the service dies later, that is news.
+            userRequestedStop = false
             state.lastError = MenuMessage(ServiceFailure.from(error))
         }
         reloadLogs()
@@ -144,8 +146,12 @@ public final class MenuModel {
             let tail = (try? service.tailLogs(logLineCount)) ?? state.recentLogs
             post(policy.unexpectedStop(previous: previous, logTail: tail))
         }
-        if snapshot.state == .running {
+        if snapshot.state == .running, state.service?.state != .running {
+            // It runs again (not: still runs, while a stop is under way): a stop asked for
+            // earlier no longer explains the next one, and an error from before it ran, such
+            // as a failed start, is out of date.
             userRequestedStop = false
+            if state.service != nil { state.lastError = nil }
         }
         if snapshot.state != state.service?.state {
             reloadLogs()
@@ -184,12 +190,16 @@ public final class MenuModel {
     public func toggleLaunchAtLogin() {
         state.launchAtLogin = toggle(
             launchAtLogin, from: state.launchAtLogin, name: "launch at login")
+        state.notice = approvalNotice()
     }
 
-    /// Turns the bundled LaunchAgent that keeps the service running on or off.
+    /// Turns the bundled LaunchAgent that keeps the service running on or off. Turning it off
+    /// lets launchd stop the service: a stop the user asked for, so it does not notify.
     public func toggleKeepRunning() {
+        if state.keepRunning.isOn { userRequestedStop = true }
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
+        state.notice = approvalNotice()
     }
 
     /// Launch at login as a bool, for a toggle: setting it registers or unregisters.
@@ -299,6 +309,16 @@ public final class MenuModel {
         notifier.post(title: notification.title, body: notification.body)
     }
 
+    /// The watch ended (the status could not be read, or the feed stopped): one look shows
+    /// what is there now, or why it cannot be seen, instead of the last status going stale.
+    private func lookAfterTheWatchEnded() async {
+        do {
+            receive(try await service.status())
+        } catch {
+            state.lastError = MenuMessage(ServiceFailure.from(error))
+        }
+    }
+
     private func startWatching() {
         guard watchTask == nil else { return }
         watchTask = Task { [weak self] in
@@ -311,6 +331,7 @@ public final class MenuModel {
                     self.receive(snapshot)
                 }
                 guard let self, !Task.isCancelled else { return }
+                await self.lookAfterTheWatchEnded()
                 let delay = self.watchRetryDelays[min(attempt, self.watchRetryDelays.count - 1)]
                 attempt += 1
                 await self.clock.sleep(seconds: delay)

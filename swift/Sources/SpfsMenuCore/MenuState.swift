@@ -40,7 +40,9 @@ public struct MenuState: Sendable, Equatable {
     public var service: ServiceSnapshot?
     /// An action (start, stop, refresh, a toggle) is in flight; buttons are disabled.
     public var busy: Bool = false
-    /// The last thing that went wrong, until the next successful action clears it.
+    /// The last thing that went wrong, until the user dismisses it, a start or stop succeeds,
+    /// or the service runs again. A refresh keeps it: reading the status again does not
+    /// answer why a start failed.
     public var lastError: MenuMessage?
     /// A hint that is not an error, such as "approve in System Settings".
     public var notice: String?

@@ -135,6 +135,30 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testAnEndedWatchIsFollowedByALookThatShowsWhatIsThere() async {
+        let h = Harness()
+        h.service.statusResult = .success(.running)
+        await h.model.activate(autoStart: false)
+        var watching = await h.settle { h.service.watchContinuations.count == 1 }
+        XCTAssertTrue(watching)
+        // The status cannot be read any more: the watch ends, and the menu says why
+        // instead of showing "running" from before.
+        h.service.statusResult = .failure(
+            ServiceFailure(title: "State dir not safe", message: "open to others"))
+        h.service.watchContinuations[0].finish()
+        let shown = await h.settle { h.model.state.lastError?.title == "State dir not safe" }
+        XCTAssertTrue(shown)
+        // It can be read again: the next look shows the service.
+        h.service.statusResult = .success(.stopped)
+        watching = await h.settle { h.service.watchContinuations.count == 2 }
+        XCTAssertTrue(watching)
+        h.service.watchContinuations[1].finish()
+        let stopped = await h.settle { h.model.state.stateKind == .stopped }
+        XCTAssertTrue(stopped)
+        h.model.deactivate()
+    }
+
+    @MainActor
     func testActionsAreIgnoredWhileBusy() async {
         let h = Harness()
         let model = h.model
@@ -267,6 +291,59 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testAStopUnderWayIsNotForgottenWhileTheServiceStillRuns() async {
+        let h = Harness()
+        await h.model.start()
+        // The watch still sees it running while the library stops it, then sees it stopped.
+        h.service.duringStop = {
+            h.model.receive(.running)
+            h.model.receive(.stopped)
+        }
+        await h.model.stop()
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
+    @MainActor
+    func testADeathAfterAFailedStopNotifies() async {
+        let h = Harness()
+        await h.model.start()
+        h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
+        await h.model.stop()
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testTurningKeepRunningOffDoesNotNotifyWhenLaunchdStopsTheService() async {
+        let h = Harness()
+        h.model.toggleKeepRunning()
+        XCTAssertEqual(h.model.state.keepRunning, .enabled)
+        h.model.receive(.running)
+        h.model.toggleKeepRunning()
+        XCTAssertEqual(h.keepRunning.unregisterCalls, 1)
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+        // Once it runs again, a death is news again.
+        h.model.receive(.running)
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testAFailedStartsErrorGoesWhenTheServiceRunsAgainButNotOnRefresh() async {
+        let h = Harness()
+        h.service.ensureResults = [.failure(ServiceFailure(title: "Not ready in time", message: "slow"))]
+        await h.model.start()
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+        await h.model.refresh()
+        XCTAssertEqual(h.model.state.lastError?.title, "Not ready in time")
+        h.model.receive(.running)  // launchd (or another host) started it after all
+        XCTAssertNil(h.model.state.lastError)
+    }
+
+    @MainActor
     func testGracefulShutdownDoesNotNotify() async {
         let h = Harness()
         h.model.receive(.running)
@@ -356,14 +433,19 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.launchAtLogin.afterRegister = .requiresApproval
         h.model.toggleLaunchAtLogin()
         XCTAssertEqual(h.model.state.launchAtLogin, .requiresApproval)
-        await h.model.refresh()
+        // The notice (and with it the button to System Settings) comes with the toggle.
         XCTAssertNotNil(h.model.state.notice)
         h.model.openLoginItemsSettings()
         XCTAssertEqual(h.launchAtLogin.openSettingsCalls, 1)
-        // Turning it off from requiresApproval unregisters.
+        // Turning it off from requiresApproval unregisters, and the notice goes.
         h.model.toggleLaunchAtLogin()
         XCTAssertEqual(h.launchAtLogin.unregisterCalls, 1)
         XCTAssertEqual(h.model.state.launchAtLogin, .notRegistered)
+        XCTAssertNil(h.model.state.notice)
+        // The same for the agent that keeps the service running.
+        h.keepRunning.afterRegister = .requiresApproval
+        h.model.toggleKeepRunning()
+        XCTAssertNotNil(h.model.state.notice)
     }
 
     @MainActor
@@ -409,17 +491,35 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(h.logOpener.revealed.count, 1)
     }
 
-    func testEveryStateHasItsOwnSymbol() {
+    func testStatesShareASymbolOnlyWithinTheirGroup() {
+        // The menu bar ignores colour, so the shape tells the states apart. Starting and
+        // stopping share one (in transition), unresponsive and conflict another (needs the
+        // user); every other pair differs, and a failure shows on a stopped service.
+        let group: [ServiceStateKind: Int] = [
+            .running: 0, .starting: 1, .stopping: 1, .unresponsive: 2, .conflict: 2, .stopped: 3,
+        ]
+        XCTAssertEqual(Set(group.keys), Set(ServiceStateKind.allCases))
         var state = MenuState()
-        var symbols: [ServiceStateKind: String] = [:]
-        for kind in ServiceStateKind.allCases {
+        func symbol(_ kind: ServiceStateKind) -> String {
             state.service = ServiceSnapshot(state: kind)
-            symbols[kind] = state.symbolName
+            return state.symbolName
         }
-        XCTAssertNotEqual(symbols[.running], symbols[.stopped])
-        XCTAssertNotEqual(symbols[.running], symbols[.starting])
-        XCTAssertNotEqual(symbols[.stopped], symbols[.unresponsive])
-        XCTAssertNotEqual(symbols[.starting], symbols[.unresponsive])
+        for a in ServiceStateKind.allCases {
+            for b in ServiceStateKind.allCases where a != b {
+                if group[a] == group[b] {
+                    XCTAssertEqual(symbol(a), symbol(b), "\(a) and \(b)")
+                } else {
+                    XCTAssertNotEqual(symbol(a), symbol(b), "\(a) and \(b)")
+                }
+            }
+        }
+        // An error changes only the stopped symbol, to one no state has.
+        let clean = Dictionary(uniqueKeysWithValues: ServiceStateKind.allCases.map { ($0, symbol($0)) })
+        state.lastError = MenuMessage(title: "Could not start", message: "no")
+        for kind in ServiceStateKind.allCases where kind != .stopped {
+            XCTAssertEqual(symbol(kind), clean[kind], "\(kind): the state decides")
+        }
+        XCTAssertFalse(Set(clean.values).contains(symbol(.stopped)))
     }
 
     @MainActor

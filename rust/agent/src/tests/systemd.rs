@@ -51,6 +51,7 @@ const SERVICE_KEYS: &[(&str, &[&str])] = &[
         "Service",
         &[
             "ExecStart",
+            "WorkingDirectory",
             "Environment",
             "StandardOutput",
             "StandardError",
@@ -129,6 +130,8 @@ fn always_mode_service_unit_is_strictly_well_formed() {
     let entries = parse_unit(&units.service, SERVICE_KEYS);
     assert_eq!(values(&entries, "Restart"), ["on-failure"]);
     assert_eq!(values(&entries, "WantedBy"), ["default.target"]);
+    // Where the spawner and launchd run it, not the user's home.
+    assert_eq!(values(&entries, "WorkingDirectory"), ["/"]);
     assert!(values(&entries, "Requires").is_empty());
     let log = "append:/var/log/spfs & co/service.log";
     assert_eq!(values(&entries, "StandardOutput"), [log]);

@@ -230,6 +230,7 @@ impl ServiceManager {
             endpoint: self.endpoint.to_string(),
             started_at_unix_ms: unix_ms(SystemTime::now()),
             phase: Phase::Running,
+            socket_activated: false,
         };
         if let Err(e) = record.write(&self.paths.record()) {
             tracing::warn!("{e}");
@@ -307,6 +308,19 @@ impl ServiceManager {
     }
 
     async fn status_here(&self) -> Result<Status> {
+        // Not even over the cached channel, which would connect again: a
+        // connection to the socket starts a socket-activated service.
+        if self.paths.check_state_dir()? && self.activator_holds_the_socket() {
+            *self.channel.lock().expect("channel mutex") = None;
+            return Ok(Status {
+                detail: Some(
+                    "socket-activated: launchd or systemd holds its socket and starts it on \
+                     the next connection (ensure)"
+                        .into(),
+                ),
+                ..self.stopped_status()
+            });
+        }
         if let Some(status) = self.fast_path(false).await {
             return Ok(self.with_version_warning(status));
         }
@@ -344,7 +358,16 @@ impl ServiceManager {
         let path = self.paths.log_file();
         logs::tail(&path, n)
             .map(|t| t.lines)
-            .map_err(|e| Error::io("cannot read the service log", &path, e))
+            .map_err(|e| self.log_read_error(&path, e))
+    }
+
+    /// Why the log at `path` could not be read: often its dir (a file, not
+    /// ours alone), which is then said with its fix, as `follow_logs` says it.
+    fn log_read_error(&self, path: &std::path::Path, e: std::io::Error) -> Error {
+        match self.paths.check_log_dir() {
+            Err(dir) => dir,
+            Ok(_) => Error::io("cannot read the service log", path, e),
+        }
     }
 
     /// The last `n` lines of the service log one at a time, in memory
@@ -352,7 +375,7 @@ impl ServiceManager {
     /// print them, such as `spfs-autostart logs -n 100000000`.
     pub fn tail_logs_lines(&self, n: usize) -> Result<logs::TailLines> {
         let path = self.paths.log_file();
-        logs::tail_lines(&path, n).map_err(|e| Error::io("cannot read the service log", &path, e))
+        logs::tail_lines(&path, n).map_err(|e| self.log_read_error(&path, e))
     }
 
     /// Follow the service log: its last `backlog` lines, then each new line,

@@ -25,6 +25,14 @@ impl ServiceManager {
     /// controls must not be trusted, even when it answers.
     pub(super) async fn observe(&self, touch: bool, under_spawn_lock: bool) -> Result<Observation> {
         self.paths.check_state_dir()?;
+        // Connecting to a socket launchd or systemd holds starts the
+        // service: only `ensure` may do that, not a look that reports (a
+        // menu bar's watch would start it again after every idle exit).
+        if !touch && self.activator_holds_the_socket() {
+            return Ok(Observation::Absent {
+                orphaned_lock: false,
+            });
+        }
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
         let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
         match self.observation_of(probe, under_spawn_lock)? {
@@ -199,6 +207,12 @@ impl ServiceManager {
                     .into(),
             );
         }
+        // Still serving, but a client is stopping it: not ready for `ensure`
+        // (which waits for it to go), and not a death for a watcher.
+        if instance.is_some_and(|i| self.being_stopped(i)) {
+            status.state = State::Stopping;
+            return Ok(Observation::Alive(status, instance));
+        }
         Ok(Observation::Serving(status, channel, instance))
     }
 
@@ -278,6 +292,25 @@ impl ServiceManager {
             .filter(|r| r.pid == pid)
             .and_then(|r| r.instance())
             .or_else(|| Instance::of(pid))
+    }
+
+    /// Whether the endpoint is a socket launchd or systemd holds for a
+    /// socket-activated service that is not running: the last service's
+    /// record says it took its socket from them and names this endpoint,
+    /// its process is gone, nothing holds the instance lock, and the socket
+    /// is there.
+    pub(super) fn activator_holds_the_socket(&self) -> bool {
+        let ResolvedEndpoint::Unix(socket) = &self.endpoint else {
+            return false;
+        };
+        let Some(record) = ServiceRecord::read(&self.paths.record()) else {
+            return false;
+        };
+        record.socket_activated
+            && record.endpoint == self.endpoint.to_string()
+            && !record.instance().is_some_and(|i| i.is_alive())
+            && std::fs::symlink_metadata(socket).is_ok()
+            && !lock::is_held(&self.paths.instance_lock()).unwrap_or(true)
     }
 
     /// The record, when it names a live process.

@@ -48,16 +48,29 @@ pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
         tonic::Code::Unimplemented => ErrorKind::Unsupported,
         _ => ErrorKind::Io,
     };
-    Error::new(kind, format!("cannot {what}: {}", status.message()))
+    let why = match status.code() {
+        // A plain service (spfs-fuse-macos) has no Control service, so no
+        // leases, and tonic says nothing about it.
+        tonic::Code::Unimplemented => {
+            "the service does not implement it (only a service that embeds the \
+             spfs-autostart kit takes leases; spfs-fuse-macos does not)"
+        }
+        _ if status.message().is_empty() => status.code().description(),
+        _ => status.message(),
+    };
+    Error::new(kind, format!("cannot {what}: {why}"))
 }
 
 impl ServiceManager {
     pub(super) fn base_status(&self, state: State) -> Status {
         let mut warnings = Vec::new();
         if let ResolvedEndpoint::Tcp(addr) = &self.endpoint {
+            // spfs-fuse-macos listens on TCP only: the private socket is
+            // advice for a service that embeds the kit.
             warnings.push(format!(
                 "endpoint tcp://{addr} can be reached by every user of this machine; \
-                 a Unix socket endpoint (\"unix\") is private"
+                 a service that embeds the spfs-autostart kit can use a private Unix socket \
+                 instead (endpoint \"unix\"); spfs-fuse-macos listens on TCP only"
             ));
         }
         Status {

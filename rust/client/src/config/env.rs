@@ -69,13 +69,12 @@ impl Config {
         } else if let (Endpoint::Tcp(_), Some(addr)) = (&self.endpoint, get(MACFUSE_LISTEN_ADDRESS))
         {
             // spfs-fuse-macos reads the same variable, so both sides agree.
-            let addr = addr.parse().map_err(|_| {
-                bad(
-                    MACFUSE_LISTEN_ADDRESS,
-                    format!("{addr:?} is not an IP:PORT address"),
-                )
-            })?;
-            self.endpoint = Endpoint::Tcp(addr);
+            // The same rules as a `tcp://` endpoint (port 0 refused), said
+            // of the variable that set it.
+            self.endpoint = format!("tcp://{addr}")
+                .parse()
+                .map_err(|_| format!("{addr:?} is not an IP:PORT address with a port other than 0"))
+                .map_err(|w| bad(MACFUSE_LISTEN_ADDRESS, w))?;
             macfuse_moved = true;
         }
         if let Some(dir) = get(STATE_DIR) {
@@ -123,10 +122,4 @@ impl Config {
     pub(super) fn set_by_caller(&mut self, key: &str) {
         self.env_overrides.retain(|&(_, k)| k != key);
     }
-}
-
-fn parse_secs(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a whole number of seconds"))
 }

@@ -7,6 +7,20 @@ use super::{Config, ConfigView, env, process_env};
 use crate::error::{Error, ErrorKind, Result};
 use crate::remedy::Remedy;
 
+/// The most of a config file that is read: far more than any needs, and
+/// a bound on what a wrong path (`/dev/zero`, a log) costs.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The bytes of `path`, at most one past [`MAX_CONFIG_BYTES`] of them.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 impl Config {
     /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
     /// config file when it exists), then the environment.
@@ -37,22 +51,41 @@ impl Config {
             // A relative path is read from the current directory; the
             // absolute one is what `config` shows.
             let path = std::path::absolute(&path).unwrap_or(path);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                let message = if e.kind() == std::io::ErrorKind::InvalidData {
-                    // Read, but not text: the path is right, the content is not.
-                    format!(
-                        "config file {} is not UTF-8 text; save it as UTF-8",
-                        path.display()
-                    )
-                } else {
+            let bytes = read_capped(&path).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
                     format!(
                         "cannot read config file {}: {e}; fix the config file's path (the one \
                          given, or {})",
                         path.display(),
                         env::CONFIG
-                    )
-                };
-                Error::new(ErrorKind::InvalidConfig, message).with_remedy(Remedy::ConfigFile)
+                    ),
+                )
+                .with_remedy(Remedy::ConfigFile)
+            })?;
+            if bytes.len() as u64 > MAX_CONFIG_BYTES {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "config file {} is larger than {} KiB, which no config file of this \
+                         tool needs; is it the right file (the one given, or {})?",
+                        path.display(),
+                        MAX_CONFIG_BYTES / 1024,
+                        env::CONFIG
+                    ),
+                )
+                .with_remedy(Remedy::ConfigFile));
+            }
+            // Read, but not text: the path is right, the content is not.
+            let text = String::from_utf8(bytes).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "config file {} is not UTF-8 text; save it as UTF-8",
+                        path.display()
+                    ),
+                )
+                .with_remedy(Remedy::ConfigFile)
             })?;
             config.apply_toml(&text, &path)?;
         }

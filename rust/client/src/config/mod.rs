@@ -50,7 +50,8 @@ pub struct Config {
     pub endpoint_env: Option<String>,
     /// How long a start may take before the child is killed.
     pub ready_timeout: Duration,
-    /// How long each stop step (graceful, TERM, KILL) may take.
+    /// How long each stop step (graceful, TERM, KILL) may take; a plain
+    /// service's `shutdown` step is given a fixed 0.25 s instead.
     pub stop_timeout: Duration,
     /// How a plain service is stopped, step by step (`stop_sequence`).
     pub stop_sequence: Vec<StopStep>,

@@ -30,7 +30,7 @@ use crate::logs;
 use crate::record::{Phase, ServiceRecord, unix_ms};
 use crate::remedy::Remedy;
 use crate::rpc::{self, Probe};
-use crate::sys::{self, Instance};
+use crate::sys::{self, Instance, ProcessHandle};
 use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
 use fork::{
@@ -41,6 +41,9 @@ pub use program::resolve_program;
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
+
+/// How the line the spawner writes into the log before each run begins.
+pub(crate) const RUN_HEADER: &str = "--- spfs-autostart: starting ";
 
 /// A started service, not yet known to be ready.
 ///
@@ -77,6 +80,10 @@ pub struct Child {
     /// Why the log could not be written, when the run header failed (a
     /// full disk): then an empty log says nothing about the service.
     log_unwritable: Option<String>,
+    /// `service.json`, where a kit daemon names itself (see [`Child::kill`]).
+    record: PathBuf,
+    /// When this start spawned the service: a daemon it left is younger.
+    spawned_at: std::time::Instant,
 }
 
 /// Start the service. `instance_lock` is the locked `instance.lock`, handed
@@ -84,6 +91,7 @@ pub struct Child {
 pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File) -> Result<Child> {
     let log = RunLog::open(config, paths, program)?;
     let endpoint = paths.endpoint(&config.endpoint);
+    let spawned_at = std::time::Instant::now();
     let Detached {
         intermediate,
         pid,
@@ -111,6 +119,8 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         })
     };
     let child = Child {
+        record: paths.record(),
+        spawned_at,
         pid,
         instance,
         intermediate: Some(intermediate),
@@ -140,6 +150,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         endpoint: endpoint.to_string(),
         started_at_unix_ms: unix_ms(SystemTime::now()),
         phase: Phase::Starting,
+        socket_activated: false,
     };
     // Never over a record the service already wrote itself.
     if let Err(e) = record.write_new(&paths.record()) {
@@ -183,8 +194,13 @@ impl RunLog {
             .map_err(|e| {
                 let hint = match logs::unusable_log_file(&log_path) {
                     Some(what) => format!("it {what}; remove it"),
-                    None => "make the log dir writable or choose another with \
-                             SPFS_AUTOSTART_LOG_DIR"
+                    // The file is there and not ours to write (left by a
+                    // run as root, or made read-only): the dir is not it.
+                    None if log_path.exists() => "the log file itself is not writable by you; \
+                                                  remove it (or make it yours and writable)"
+                        .into(),
+                    None => "make the log dir writable or choose another with log_dir \
+                             (or SPFS_AUTOSTART_LOG_DIR)"
                         .into(),
                 };
                 Error::io("cannot open the service log", &log_path, e).with_hint(&hint)
@@ -208,20 +224,16 @@ impl RunLog {
             .collect();
         // A header that cannot be written means the service's output is lost
         // too (a full disk): it still starts, and the caller is told.
-        let log_unwritable = writeln!(
-            log,
-            "--- spfs-autostart: starting {} ---",
-            command_line.join(" ")
-        )
-        .err()
-        .map(|e| {
-            tracing::warn!("cannot write {}: {e}", log_path.display());
-            format!(
-                "its log {} could not be written ({e}), so the service runs without one; \
+        let log_unwritable = writeln!(log, "{RUN_HEADER}{} ---", command_line.join(" "))
+            .err()
+            .map(|e| {
+                tracing::warn!("cannot write {}: {e}", log_path.display());
+                format!(
+                    "its log {} could not be written ({e}), so the service runs without one; \
                  free space there or choose another log dir with SPFS_AUTOSTART_LOG_DIR",
-                log_path.display()
-            )
-        });
+                    log_path.display()
+                )
+            });
         let stderr = log
             .try_clone()
             .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
@@ -403,7 +415,7 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
     } = kept;
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // system calls (fork, setsid, fcntl, close, write, waitpid, poll, pipe,
-    // sigaction, _exit) and reads memory allocated before the fork.
+    // sigaction, sigprocmask, _exit) and reads memory allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             match libc::fork() {
@@ -412,9 +424,8 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
                     // The service: a new session (its pid is its group id),
                     // only the readiness pipe and the lock kept.
                     nix::unistd::setsid()?;
-                    // Not the signals the host ignores (std's `Command`
-                    // has already cleared the signal mask).
-                    sys::reset_signal_dispositions();
+                    // Not the signals the host ignores or blocks.
+                    sys::reset_signals();
                     close_on_exec_from(3, loop_end, &high_fds);
                     // Kept across the exec: cleared close-on-exec.
                     sys::set_cloexec(ready_fd, false)?;

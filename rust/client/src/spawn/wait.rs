@@ -41,6 +41,20 @@ pub(super) async fn read_some(
 /// graceful signal before it is killed.
 const END_GRACE: Duration = Duration::from_secs(1);
 
+/// Whether `lock` is still held after [`END_GRACE`]: a killed process lets
+/// go of it only once its last thread has exited, a moment after its main
+/// thread reads as dead.
+async fn still_held(lock: &Path) -> bool {
+    let until = Instant::now() + END_GRACE;
+    while crate::lock::is_held(lock).unwrap_or(false) {
+        if Instant::now() >= until {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// The service's exit status, once all of it is in `buf` (what the status
 /// pipe said after the service's pid, which `start` read).
 fn exit_status(buf: &[u8]) -> Option<ExitStatus> {
@@ -118,7 +132,13 @@ impl Child {
                         return Ok(probe);
                     }
                     self.ask_to_end().await;
-                    let err = self.ready_timeout_error(deadline - started);
+                    let pid = self.pid;
+                    self.kill();
+                    // A plain daemon names itself nowhere, so it cannot be
+                    // ended safely: said, with how to find it.
+                    let left = daemonized && still_held(lock).await;
+                    let err =
+                        self.ready_timeout_error(pid, deadline - started, left.then_some(lock));
                     return Err(self.fail(err));
                 }
                 () = backoff.wait(deadline) => {
@@ -168,7 +188,12 @@ impl Child {
     }
 
     /// The service was not ready after `waited`; the caller kills it.
-    fn ready_timeout_error(&self, waited: Duration) -> Error {
+    fn ready_timeout_error(
+        &self,
+        pid: u32,
+        waited: Duration,
+        left_holding: Option<&Path>,
+    ) -> Error {
         // A call that first waited (for another process's start, for a
         // draining service to go) had only the rest of ready_timeout_secs.
         let rest = if waited + Duration::from_millis(500) < self.ready_timeout {
@@ -179,12 +204,20 @@ impl Child {
         } else {
             String::new()
         };
+        let left = match left_holding {
+            Some(lock) => format!(
+                ", but a process it forked out of its session still holds {lock} and was not \
+                 killed (it names itself nowhere): find it with `fuser {lock}` (macOS: `lsof \
+                 {lock}`) and end it",
+                lock = lock.display()
+            ),
+            None => String::new(),
+        };
         Error::new(
             ErrorKind::ReadyTimeout,
             format!(
-                "the service (pid {}) did not become ready within {:.1}s{rest} and was killed; \
-                 see its log, or raise ready_timeout_secs if it is just slow",
-                self.pid,
+                "the service (pid {pid}) did not become ready within {:.1}s{rest} and was \
+                 killed{left}; see its log, or raise ready_timeout_secs if it is just slow",
                 waited.as_secs_f64()
             ),
         )
@@ -230,6 +263,16 @@ impl Child {
         if pinned || alive {
             sys::kill_group_and_leader(self.pid);
         }
+        if let Some(daemon) = self.kit_daemon() {
+            tracing::info!(
+                "killing pid {}, the daemon of a failed start",
+                daemon.instance().pid
+            );
+            let _ = match daemon.leads_session() {
+                true => daemon.signal_group(nix::sys::signal::Signal::SIGKILL),
+                false => daemon.signal(nix::sys::signal::Signal::SIGKILL),
+            };
+        }
         // Killed too, so reaping it never waits for a service stuck in the
         // kernel (a hung mount) to die.
         if let Some(intermediate) = self.intermediate.as_mut() {
@@ -237,6 +280,27 @@ impl Child {
         }
         self.reap_intermediate();
         self.pid = 0;
+    }
+
+    /// The daemon a daemonizing kit service left, if it names itself in the
+    /// record: the kit writes it only once it holds the instance lock, and
+    /// this start holds `spawn.lock`, so a live process of ours named there
+    /// that is younger than this start is the service's own daemon. A plain
+    /// daemon names itself nowhere: the error says it may be left.
+    fn kit_daemon(&self) -> Option<ProcessHandle> {
+        let record = ServiceRecord::read(&self.record)?;
+        if record.pid == self.pid {
+            return None;
+        }
+        let daemon = record.instance()?;
+        // Slack for the kernel's start-time granularity (10 ms ticks).
+        let younger = daemon
+            .age()
+            .is_some_and(|age| age <= self.spawned_at.elapsed() + Duration::from_millis(50));
+        let ours = daemon.uid() == Some(sys::my_uid());
+        (younger && ours)
+            .then(|| ProcessHandle::open(daemon))
+            .flatten()
     }
 
     pub(super) fn exited_error(&self, status: Option<ExitStatus>) -> Error {
@@ -248,10 +312,23 @@ impl Child {
             },
             None => "ended".to_string(),
         };
+        let said_nothing = self
+            .log_excerpt()
+            .tail
+            .iter()
+            .all(|line| line.starts_with(RUN_HEADER));
+        let why = if self.log_unwritable.is_some() {
+            // The hint says why the log is empty.
+            "its output could not be logged"
+        } else if said_nothing {
+            "it wrote nothing to its log, so run the program by hand to see why"
+        } else {
+            "its log says why"
+        };
         Error::new(
             ErrorKind::ExitedDuringStartup,
             format!(
-                "the service (pid {}) {how} before it became ready; its log says why",
+                "the service (pid {}) {how} before it became ready; {why}",
                 self.pid
             ),
         )

@@ -17,8 +17,10 @@ pub trait StatusObserver: Send + Sync {
     /// Called with the new status.
     fn on_status(&self, status: ServiceStatus) -> Result<(), ServiceError>;
     /// Called when the feed cannot go on as asked: the state dir cannot be
-    /// watched (the feed then ends; `status()` says why), or `on_status`
-    /// failed (the feed goes on). When this method fails too, the feed ends.
+    /// watched (the feed then ends; `status()` says why), the status cannot
+    /// be read for now (said once; the feed goes on, and the next status
+    /// comes when it can be read again), or `on_status` failed (the feed
+    /// goes on). When this method fails too, the feed ends.
     fn on_error(&self, message: String) -> Result<(), ServiceError>;
 }
 

@@ -174,20 +174,25 @@ impl ServiceManager {
 
     /// Feed `observer` the current status, then every state change, until the
     /// returned handle is cancelled or dropped. When the state dir cannot be
-    /// watched, `on_error` says why and the feed ends.
+    /// watched, `on_error` says why and the feed ends; when the status cannot
+    /// be read for a while, `on_error` says why (once) and the feed goes on,
+    /// with the status once it can be read again.
     pub fn watch(&self, observer: Arc<dyn StatusObserver>) -> Arc<TaskHandle> {
         let core = self.core();
         let gate = feed::start(
-            move |tx: mpsc::Sender<Result<ServiceStatus, String>>| async move {
+            move |tx: mpsc::Sender<Result<ServiceStatus, Failed>>| async move {
                 let mut watcher = match core.and_then(|core| Ok(core.watch()?)) {
                     Ok(watcher) => watcher,
                     Err(e) => {
-                        let _ = tx.send(Err(e.to_string())).await;
+                        let _ = tx.send(Err(Failed::Start(e.to_string()))).await;
                         return;
                     }
                 };
-                while let Some(status) = watcher.next().await {
-                    if tx.send(Ok(status.into())).await.is_err() {
+                while let Some(update) = watcher.next().await {
+                    let update = update
+                        .map(ServiceStatus::from)
+                        .map_err(|e| Failed::Status(e.to_string()));
+                    if tx.send(update).await.is_err() {
                         return;
                     }
                 }
@@ -196,8 +201,10 @@ impl ServiceManager {
                 Ok(status) => report(observer.on_status(status), |message| {
                     observer.on_error(message).is_ok()
                 }),
+                // The status cannot be read for now: said, and the feed goes on.
+                Err(Failed::Status(message)) => observer.on_error(message).is_ok(),
                 // The feed could not start: report it and end.
-                Err(message) => {
+                Err(Failed::Start(message)) => {
                     let _ = observer.on_error(message);
                     false
                 }
@@ -210,10 +217,13 @@ impl ServiceManager {
     /// (use `tail_logs` for the lines before), across rotation, until the
     /// returned handle is cancelled or dropped.
     pub fn follow_logs(&self, observer: Arc<dyn LogObserver>) -> Arc<TaskHandle> {
-        let core = self.core();
+        // Where following starts is fixed before this returns (the follower
+        // opens the log at its end here, not later on the runtime), so a
+        // line appended right after the call is followed, not lost.
+        let follower = self.core().and_then(|core| Ok(core.follow_logs(0)?));
         let gate = feed::start(
             move |tx: mpsc::Sender<Result<String, String>>| async move {
-                let mut follower = match core.and_then(|core| Ok(core.follow_logs(0)?)) {
+                let mut follower = match follower {
                     Ok(follower) => follower,
                     Err(e) => {
                         let _ = tx.send(Err(e.to_string())).await;
@@ -255,4 +265,12 @@ impl ServiceManager {
 #[uniffi::export]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Why a `watch` feed has no status to pass on.
+enum Failed {
+    /// It could not start: said, and the feed ends.
+    Start(String),
+    /// The status cannot be read for now: said, and the feed goes on.
+    Status(String),
 }

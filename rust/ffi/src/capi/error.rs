@@ -10,8 +10,9 @@ use super::{
     spfs_autostart_result, spfs_autostart_string_array, take,
 };
 
-/// A failure: its code, message, what fixes it and, for startup failures,
-/// the service's log file and last lines. Free it with
+/// A failure: its code, message, what fixes it and, when the service's log
+/// says more (a failed start, a service that does not answer), the log
+/// file and its last lines. Free it with
 /// `spfs_autostart_error_free`.
 #[derive(Debug)]
 pub struct spfs_autostart_error {
@@ -79,7 +80,8 @@ pub unsafe extern "C" fn spfs_autostart_error_message(
     })
 }
 
-/// The service's log file, for startup failures; NULL otherwise. Borrowed:
+/// The service's log file, when the log says more about the failure (a
+/// failed start, a service that does not answer); NULL otherwise. Borrowed:
 /// valid until the error is freed.
 ///
 /// # Safety
@@ -94,8 +96,8 @@ pub unsafe extern "C" fn spfs_autostart_error_log_file(
     })
 }
 
-/// The last lines of the service log at the time of a startup failure
-/// (empty for other failures), oldest first. Borrowed: valid until the error
+/// The last lines of the service log at the time of the failure, when the
+/// log says more about it (empty otherwise), oldest first. Borrowed: valid until the error
 /// is freed; do not free it. NULL only when `error` is NULL.
 ///
 /// # Safety

@@ -24,7 +24,8 @@ pub struct spfs_autostart {
 
 /// Create a manager. `config_path` names a TOML config file, or is NULL for
 /// the usual lookup (`SPFS_AUTOSTART_CONFIG`, then the per-user file when it
-/// exists, then the environment). A file that cannot be read or parsed
+/// exists). Either way the `SPFS_AUTOSTART_*` variables then override what
+/// the file says, as for every front end (defaults, file, environment). A file that cannot be read or parsed
 /// gives `SPFS_AUTOSTART_RESULT_INVALID_CONFIG`. Touches nothing on disk but
 /// the config file.
 ///

@@ -167,9 +167,11 @@ pub unsafe extern "C" fn spfs_autostart_status_log_file(
     })
 }
 
-/// What was found, for the `CONFLICT` and `UNRESPONSIVE` states; NULL when
-/// there is nothing to say (or `status` is NULL). Borrowed: valid until the
-/// status is freed.
+/// What was found, in words: who is in the way (`CONFLICT`), why it does
+/// not answer (`UNRESPONSIVE`), what it is waiting for (`STARTING`,
+/// `STOPPING`), or a note on a running or stopped service (started outside,
+/// socket-activated); NULL when there is nothing to say (or `status` is
+/// NULL). Borrowed: valid until the status is freed.
 ///
 /// # Safety
 /// `status` is NULL or a live status.

@@ -64,6 +64,13 @@ impl Paths {
         self.state_dir.join("service.json")
     }
 
+    /// `stopping`: the instance (`PID START_TIME`) a client is stopping
+    /// while it holds `spawn.lock`, so that others read a plain service,
+    /// which cannot say so itself, as stopping.
+    pub fn stopping(&self) -> PathBuf {
+        self.state_dir.join("stopping")
+    }
+
     /// `service.log`.
     pub fn log_file(&self) -> PathBuf {
         self.log_dir.join("service.log")

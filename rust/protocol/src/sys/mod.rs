@@ -46,26 +46,33 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Give every signal its default action, as a new service expects: a host
-/// that ignores some (a shell's background job ignores SIGINT and SIGQUIT,
-/// `nohup` SIGHUP, Python SIGXFSZ) would otherwise hand that on across
-/// `exec`, and the service would ignore the very signals its
+/// Give every signal its default action and block none, as a new service
+/// expects: a host that ignores some (a shell's background job ignores
+/// SIGINT and SIGQUIT, `nohup` SIGHUP, Python SIGXFSZ) or blocks some (a
+/// signal-handling library's threads do) would otherwise hand that on across
+/// `exec` (std's `Command` keeps the mask too), and the service would
+/// ignore, or hold back until the SIGKILL, the very signals its
 /// `stop_sequence` sends. Handled signals are reset by `exec` itself;
-/// ignored ones are not.
+/// ignored and blocked ones are not.
 ///
-/// `sigaction` only, so it is async-signal-safe and may run between `fork`
-/// and `exec`. Numbers the system does not have (or reserves, such as
-/// glibc's realtime signals) fail with `EINVAL` and are skipped.
-pub fn reset_signal_dispositions() {
+/// `sigaction` and `sigprocmask` only, so it is async-signal-safe and may
+/// run between `fork` and `exec`. Numbers the system does not have (or
+/// reserves, such as glibc's realtime signals) fail with `EINVAL` and are
+/// skipped.
+pub fn reset_signals() {
     // SAFETY: a zeroed sigaction is a valid SIG_DFL action with an empty
     // mask; sigaction on a number that is not a signal, or on SIGKILL and
-    // SIGSTOP, fails with EINVAL and changes nothing.
+    // SIGSTOP, fails with EINVAL and changes nothing. An emptied sigset_t
+    // as the new mask of the one thread left after fork blocks nothing.
     unsafe {
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
         for signal in 1..65 {
             libc::sigaction(signal, &default, std::ptr::null_mut());
         }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     }
 }
 

@@ -80,6 +80,30 @@ fn each_variable_that_sets_a_key_is_recorded_until_a_setter_sets_it() {
 }
 
 #[test]
+fn a_listen_address_with_port_0_is_refused_naming_the_variable_not_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "endpoint = \"tcp://127.0.0.1:8\"\n").unwrap();
+    for value in ["127.0.0.1:0", "nonsense"] {
+        let err = Config::load_with(Some(&file), |name| {
+            (name == env::MACFUSE_LISTEN_ADDRESS).then(|| value.to_string())
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(env::MACFUSE_LISTEN_ADDRESS),
+            "{err}"
+        );
+        assert!(err.to_string().contains(value), "{err}");
+        assert!(
+            err.remedies()
+                .iter()
+                .all(|r| !matches!(r, crate::remedy::Remedy::SetKey("endpoint"))),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn bad_environment_value_names_the_variable() {
     let err = Config::load_with(None, |name| {
         (name == env::IDLE_TIMEOUT_SECS).then(|| "soon".to_string())
