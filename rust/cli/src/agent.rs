@@ -86,6 +86,13 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
         )
     };
     let label = |label: Option<String>| label.unwrap_or_else(|| launchd::DEFAULT_LABEL.to_string());
+    // A command in a hint acts on the same agent as this one.
+    crate::hint::remember_agent_label(match &command {
+        AgentCommand::Print { which, .. } | AgentCommand::Install { which } => {
+            which.label.as_deref()
+        }
+        AgentCommand::Uninstall { label } | AgentCommand::Status { label } => label.as_deref(),
+    });
     let mut out = std::io::stdout().lock();
     match command {
         AgentCommand::Print {

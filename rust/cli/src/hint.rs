@@ -2,24 +2,83 @@
 //! operations, because they reach every front end; here each remedy an
 //! error carries becomes the flag or command that does it on this CLI.
 
+use std::sync::OnceLock;
+
 use spfs_autostart::{Operation, Remedy};
+
+/// What of this run a command in a hint must repeat to act on the same
+/// service and agent: the global flags (`--config`, `--state-dir`), as
+/// ` --flag VALUE` words, and the agent's `--label`. Set once, by `main`
+/// and the agent command. (Not `--mode`: a fix may be the other mode, so
+/// the remedy names it when it matters, as `agent install --mode always`.)
+static GLOBAL_FLAGS: OnceLock<String> = OnceLock::new();
+static AGENT_LABEL: OnceLock<String> = OnceLock::new();
+
+/// Remember this run's global flags: each flag with its value, if given.
+pub fn remember_global_flags(flags: &[(&str, Option<&std::path::Path>)]) {
+    let text = flags
+        .iter()
+        .filter_map(|&(flag, value)| {
+            Some(format!(" {flag} {}", shell_word(&value?.to_string_lossy())))
+        })
+        .collect();
+    let _ = GLOBAL_FLAGS.set(text);
+}
+
+/// Remember the agent label this run named, if it named one.
+pub fn remember_agent_label(label: Option<&str>) {
+    if let Some(label) = label {
+        let _ = AGENT_LABEL.set(format!(" --label {}", shell_word(label)));
+    }
+}
+
+/// `word` as a shell reads it back: as it is when it is plain, else in
+/// single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-=:,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `spfs-autostart` with this run's global flags.
+fn program() -> String {
+    format!(
+        "spfs-autostart{}",
+        GLOBAL_FLAGS.get().map(String::as_str).unwrap_or_default()
+    )
+}
 
 /// What a user of this CLI types to do what `remedy` names; `None` when
 /// the CLI has no way of its own (the message already names the key).
 pub fn for_remedy(remedy: &Remedy) -> Option<String> {
+    let program = program();
     Some(match remedy {
         Remedy::SetKey("ready_timeout_secs") => {
-            "`spfs-autostart ensure --timeout SECS` sets ready_timeout_secs for one run".into()
+            format!("`{program} ensure --timeout SECS` sets ready_timeout_secs for one run")
         }
         Remedy::SetKey("stop_timeout_secs") => {
-            "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run".into()
+            format!("`{program} stop --timeout SECS` sets stop_timeout_secs for one run")
         }
         Remedy::SetKey("state_dir") => "`--state-dir DIR` sets state_dir for one run".into(),
         Remedy::SetKey(key) => {
-            format!("`spfs-autostart config` shows the config file to set {key} in")
+            format!("`{program} config` shows the config file to set {key} in")
         }
         Remedy::ConfigFile => "fix the config file, or read another with `--config FILE`".into(),
-        Remedy::Run(operation) => format!("run `spfs-autostart {}`", command(*operation)?),
+        Remedy::Run(operation) => {
+            let line = command(*operation)?;
+            // An agent command acts on the agent this run named.
+            let agent = match line.starts_with("agent ") {
+                true => AGENT_LABEL.get().map(String::as_str).unwrap_or_default(),
+                false => "",
+            };
+            format!("run `{program} {line}{agent}`")
+        }
     })
 }
 

@@ -81,6 +81,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
+    // is reported, instead of ending this process without a word. The
+    // service gets the default action back (the spawner resets it).
+    // SAFETY: changes one signal's disposition before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     if cli.verbose {
         // A fixed target filter, not `EnvFilter`: its directive parser
@@ -107,6 +114,11 @@ fn main() -> ExitCode {
             .with(only_ours)
             .init();
     }
+    // A command in a hint acts on the same service as this run.
+    hint::remember_global_flags(&[
+        ("--config", cli.config.as_deref()),
+        ("--state-dir", cli.state_dir.as_deref()),
+    ]);
     // Read before the signal handlers go in: a config path that blocks (a
     // FIFO nobody writes) can still be interrupted, by the default action.
     let config = match load_config(&cli) {

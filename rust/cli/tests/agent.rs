@@ -107,11 +107,41 @@ fn socket_mode_with_a_tcp_endpoint_offers_fixes_that_work_here() {
         assert!(err.contains("agent install --mode always"), "{err}");
     } else {
         assert!(
-            err.contains("`spfs-autostart agent print --format systemd`"),
+            err.contains(&as_run(
+                &sb,
+                "`spfs-autostart agent print --format systemd`"
+            )),
             "{err}"
         );
         assert!(!err.contains("agent install"), "{err}");
         // That fix works when followed.
         sb.ok(&["agent", "print", "--format", "systemd"]);
     }
+}
+
+/// A command in a hint acts on what this run named: its global flags and
+/// the agent's label come along, quoted for a shell where they need it.
+#[test]
+fn a_hint_repeats_the_runs_config_state_dir_and_label() {
+    if cfg!(target_os = "macos") {
+        return; // `agent install` works there: no hint to follow
+    }
+    let sb = Sandbox::new();
+    let dir = sb.root().join("a state dir");
+    let out = sb.run(&[
+        "--state-dir",
+        dir.to_str().unwrap(),
+        "agent",
+        "install",
+        "--label",
+        "my.label",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let expected = format!(
+        "`spfs-autostart --config {} --state-dir '{}' agent print --format systemd --label my.label`",
+        sb.config_file().display(),
+        dir.display()
+    );
+    assert!(err.contains(&expected), "{err}");
 }

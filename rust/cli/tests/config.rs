@@ -52,7 +52,7 @@ fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
     assert!(first.starts_with("error: ready_timeout_secs:"), "{err}");
     assert!(!first.contains("--timeout"), "the core's message: {err}");
     assert!(
-        err.contains("hint: `spfs-autostart ensure --timeout SECS`"),
+        err.contains(&as_run(&sb, "hint: `spfs-autostart ensure --timeout SECS`")),
         "{err}"
     );
     assert!(sb.pids().is_empty(), "nothing started: {err}");
@@ -65,9 +65,10 @@ fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
     assert!(!message.contains("--timeout"), "{err}");
     assert_eq!(
         err["hints"],
-        serde_json::json!([
+        serde_json::json!([as_run(
+            &sb,
             "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run"
-        ])
+        )])
     );
 }
 

@@ -81,7 +81,10 @@ fn a_missing_program_exits_1_naming_it_and_the_fix() {
     assert!(fix.contains("SPFS_AUTOSTART_PROGRAM"), "{fix}");
     assert_eq!(
         hints(&report, "program"),
-        serde_json::json!(["`spfs-autostart config` shows the config file to set program in"])
+        serde_json::json!([as_run(
+            &sb,
+            "`spfs-autostart config` shows the config file to set program in"
+        )])
     );
     assert_eq!(hints(&report, "config"), serde_json::json!([]));
     let out = sb.run(&["doctor"]);
@@ -90,7 +93,10 @@ fn a_missing_program_exits_1_naming_it_and_the_fix() {
     assert!(text.contains("PROBLEM  program:"), "{text}");
     assert!(text.contains("fix: install it"), "{text}");
     assert!(
-        text.contains("hint: `spfs-autostart config` shows the config file to set program in"),
+        text.contains(&as_run(
+            &sb,
+            "hint: `spfs-autostart config` shows the config file to set program in"
+        )),
         "{text}"
     );
 }
@@ -188,7 +194,10 @@ fn an_endpoint_held_by_a_non_grpc_listener_exits_1_naming_it_and_the_fix() {
     assert!(fix.contains("endpoint"), "{fix}");
     assert_eq!(
         hints(&report, "endpoint"),
-        serde_json::json!(["`spfs-autostart config` shows the config file to set endpoint in"])
+        serde_json::json!([as_run(
+            &sb,
+            "`spfs-autostart config` shows the config file to set endpoint in"
+        )])
     );
     assert!(
         report["next"]
@@ -251,7 +260,10 @@ fn a_log_dir_ensure_would_refuse_is_a_problem_naming_it_and_the_fix() {
     assert!(summary.contains("chmod go-w"), "{summary}");
     assert_eq!(
         hints(&report, "log dir"),
-        serde_json::json!(["`spfs-autostart config` shows the config file to set log_dir in"])
+        serde_json::json!([as_run(
+            &sb,
+            "`spfs-autostart config` shows the config file to set log_dir in"
+        )])
     );
 }
 
@@ -319,8 +331,11 @@ fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
     assert_eq!(
         hints(&report, "version"),
         serde_json::json!([
-            "run `spfs-autostart stop`",
-            "`spfs-autostart config` shows the config file to set expected_version in"
+            as_run(&sb, "run `spfs-autostart stop`"),
+            as_run(
+                &sb,
+                "`spfs-autostart config` shows the config file to set expected_version in"
+            )
         ])
     );
     assert!(
@@ -337,8 +352,11 @@ fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
     assert_eq!(
         hints(&report, "version"),
         serde_json::json!([
-            "run `spfs-autostart stop`",
-            "`spfs-autostart config` shows the config file to set on_version_mismatch in"
+            as_run(&sb, "run `spfs-autostart stop`"),
+            as_run(
+                &sb,
+                "`spfs-autostart config` shows the config file to set on_version_mismatch in"
+            )
         ])
     );
 

@@ -388,3 +388,31 @@ fn the_idle_exit_line_says_never_only_for_an_idle_timeout_of_zero() {
         sb.ok(&["stop"]);
     }
 }
+
+/// When the system refuses to run the program, the message says what it
+/// leaves out: which settings make the command line too long, and that a
+/// script whose interpreter is missing exists all the same.
+#[test]
+fn a_program_the_system_cannot_run_is_explained() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let script = sb.root().join("needs-an-interpreter");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb
+        .cli(&["ensure"])
+        .env("SPFS_AUTOSTART_PROGRAM", &script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("interpreter on its #! line"), "{err}");
+
+    // One argument longer than Linux takes (128 KiB).
+    let sb = Sandbox::new().with("args", vec!["x".repeat(200 * 1024)]);
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("shorten args"), "{err}");
+    assert!(sb.pids().is_empty());
+}

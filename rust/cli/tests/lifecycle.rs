@@ -128,7 +128,7 @@ fn ensure_timeout_is_honoured_while_another_process_starts_the_service() {
             stderr(&out)
         );
         assert!(
-            !stderr(&out).contains("run `spfs-autostart stop`"),
+            !stderr(&out).contains(&as_run(&sb, "run `spfs-autostart stop`")),
             "round {round}: never tells the user to stop a legitimate start: {}",
             stderr(&out)
         );
@@ -537,4 +537,77 @@ fn a_spawner_killed_mid_start_leaves_no_intermediate_behind() {
     // The service goes on to serve, and is used and stopped as usual.
     assert_eq!(pid_of(&sb.ensure()), service[0]);
     sb.ok(&["stop"]);
+}
+
+/// `ensure` starts a slow plain service while another process of ours
+/// (spfs's own auto-start) starts one on the same port and serves first:
+/// ours cannot bind there. `ensure` reports the one that serves, as started
+/// outside, and ends its own (which would have died on the taken port);
+/// `stop` then ends the one that served.
+#[test]
+fn a_service_started_elsewhere_during_our_start_is_the_one_reported() {
+    let port = free_port();
+    let sb = plain_service(port, &["--start-delay-ms", "3000"]);
+    let ensure = background(&sb, &["--json", "ensure"]);
+    assert!(wait_for(Duration::from_secs(10), || !sb.pids().is_empty()));
+    let ours = sb.pids()[0];
+    let mut outside = outside_service(port, None, &sb);
+    let out = ensure.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = json_of(&out);
+    assert_eq!(pid_of(&status), outside.id(), "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("started outside"),
+        "{status}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(ours)),
+        "ours was left"
+    );
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(Duration::from_secs(10), || matches!(
+        outside.try_wait(),
+        Ok(Some(_))
+    )));
+}
+
+/// A holder of the instance lock that nothing identifies (no record names
+/// it): `stop` will not signal it, so `ensure` does not offer `stop` as the
+/// fix; both say how to find the holder instead.
+#[test]
+fn an_unidentified_lock_holder_is_not_offered_to_stop() {
+    use std::os::unix::fs::DirBuilderExt;
+    let sb = Sandbox::new().with("ready_timeout_secs", 1);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(sb.state_dir())
+        .unwrap();
+    let lock = sb.state_dir().join("instance.lock");
+    // --no-fork: the holder is the process killed below, not a child of it.
+    let mut holder = std::process::Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock (Debian package util-linux)");
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::fs::File::open(&lock).is_ok_and(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+        })
+    }));
+    let out = sb.run(&["--json", "ensure"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("fuser"), "{error}");
+    assert!(!message.contains("stop operation"), "{error}");
+    assert!(
+        error["error"]["hints"].as_array().unwrap().is_empty(),
+        "{error}"
+    );
 }

@@ -205,6 +205,40 @@ fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
     command
 }
 
+/// A real `ulimit -f` below the log's size, the signal at its default (as
+/// a shell leaves it): the CLI is not killed writing the run's header (it
+/// ignores SIGXFSZ and reports the failed write), and the service, which
+/// has the default action, dies at its first log line: the error names the
+/// signal and the limit.
+#[test]
+fn a_file_size_limit_is_named_not_a_silent_death() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let filler = "x".repeat(8191) + "\n";
+    std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
+    let limit = filler.len() as libc::rlim_t;
+    let mut command = sb.cli(&["ensure"]);
+    // SAFETY: setrlimit and signal are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("SIGXFSZ"), "{err}");
+    assert!(err.contains("ulimit -f"), "{err}");
+    assert!(err.contains("could not be written"), "{err}");
+    assert!(sb.pids().is_empty());
+}
+
 // With its log unwritable (a full disk) the reference service
 // panicked and the spawner said "the service wrote nothing to its log".
 // Simulated with RLIMIT_FSIZE at the log's current size (SIGXFSZ ignored, so

@@ -22,9 +22,10 @@ fn stop_behind_a_long_start_elsewhere_names_the_stop_timeout() {
     assert!(message.contains("nothing was stopped"), "{message}");
     assert_eq!(
         error["error"]["hints"],
-        serde_json::json!([
+        serde_json::json!([as_run(
+            &sb,
             "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run"
-        ])
+        )])
     );
     signal(spawner.id(), nix::sys::signal::Signal::SIGINT);
     spawner.wait_with_output().unwrap();
@@ -51,9 +52,10 @@ fn a_stop_sequence_that_does_not_end_the_service_says_so_and_names_the_key() {
     assert!(!message.contains("SIGKILL;"), "{message}");
     assert_eq!(
         error["error"]["hints"],
-        serde_json::json!([
+        serde_json::json!([as_run(
+            &sb,
             "`spfs-autostart config` shows the config file to set stop_sequence in"
-        ])
+        )])
     );
     assert!(alive(pid));
     sb.set("stop_sequence", vec!["shutdown", "SIGINT", "SIGKILL"]);

@@ -246,8 +246,10 @@ fn another_users_listener_that_speaks_no_grpc_is_named_as_theirs() {
     assert_eq!(ensure.status.code(), Some(1));
     assert!(stderr(&ensure).contains(&whose), "{}", stderr(&ensure));
     assert!(
-        stderr(&ensure)
-            .contains("hint: `spfs-autostart config` shows the config file to set endpoint in"),
+        stderr(&ensure).contains(&as_run(
+            &sb,
+            "hint: `spfs-autostart config` shows the config file to set endpoint in"
+        )),
         "{}",
         stderr(&ensure)
     );

@@ -337,9 +337,10 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
     );
     // The fix as this CLI's commands, in order.
     assert!(
-        doctor.contains(
+        doctor.contains(&as_run(
+            &up.sb,
             "         hint: run `spfs-autostart stop`\n         hint: run `spfs-autostart ensure`"
-        ),
+        )),
         "{doctor}"
     );
     let out = up.sb.run(&["ensure"]);

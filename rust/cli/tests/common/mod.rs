@@ -101,6 +101,16 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 }
 
 /// stderr of an output as text.
+/// `text`, a hint as this CLI words it for a bare `spfs-autostart`, as it
+/// words it for a run of `sb`: a command in a hint repeats the run's
+/// `--config FILE`, so it acts on the same service.
+pub fn as_run(sb: &Sandbox, text: &str) -> String {
+    text.replace(
+        "`spfs-autostart ",
+        &format!("`spfs-autostart --config {} ", sb.config_file().display()),
+    )
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -175,7 +175,8 @@ impl ServiceManager {
     }
 
     /// Spawn under `spawn.lock`; `None` when a service took the instance
-    /// lock first (the caller goes back to waiting for it).
+    /// lock first, or another process of ours came to serve at the TCP
+    /// endpoint before ours did (the caller goes back to looking).
     /// `orphaned_lock`: the observation found `instance.lock` held only by
     /// leftovers of a dead service; it is replaced with a fresh one.
     async fn spawn(&self, orphaned_lock: bool, deadline: Instant) -> Result<Option<Status>> {
@@ -198,6 +199,18 @@ impl ServiceManager {
         let probe = child
             .wait_ready(&self.endpoint, &lock_path, deadline, PROBE_TIMEOUT)
             .await?;
+        // Another process of ours answers on the port while ours has not
+        // bound it (spfs started its own meanwhile): ours cannot serve
+        // there. It is ended, and the caller looks again, which adopts the
+        // other as started outside (or names it a conflict).
+        if matches!(probe, Probe::Plain(_)) && !child.may_serve_at(&self.endpoint) {
+            tracing::info!("another process serves at {}; ending ours", self.endpoint);
+            drop(child);
+            // Until ours has let go of the lock, a look would take the
+            // answer for ours.
+            spawn::still_held(&lock_path).await;
+            return Ok(None);
+        }
         let first = child.instance;
         match self.observation_of(probe, true)? {
             Observation::Serving(mut status, channel, instance) => {

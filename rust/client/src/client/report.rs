@@ -232,6 +232,27 @@ impl ServiceManager {
     }
 
     pub(super) fn unresponsive_error(&self, status: &Status) -> Error {
+        // `stop` signals only a process it can identify: without one, the
+        // fix is by hand, as `stop` would say.
+        if status.pid.is_none() {
+            let lock = self.paths.instance_lock();
+            return Error::new(
+                ErrorKind::Unresponsive,
+                format!(
+                    "a service holds {} but has not answered at {} for {:.1}s, and {} does not \
+                     identify it, so it is not signalled (its pid may belong to another \
+                     process by now). Find the holder with `fuser {}` (macOS: `lsof {}`), \
+                     stop it by hand, then try again",
+                    lock.display(),
+                    self.endpoint,
+                    self.config.ready_timeout.as_secs_f64(),
+                    self.paths.record().display(),
+                    lock.display(),
+                    lock.display(),
+                ),
+            )
+            .with_log(self.log_excerpt());
+        }
         Error::new(
             ErrorKind::Unresponsive,
             format!(

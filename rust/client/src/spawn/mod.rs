@@ -38,6 +38,7 @@ use fork::{
 };
 pub(crate) use program::find_program;
 pub use program::resolve_program;
+pub(crate) use wait::still_held;
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -298,12 +299,7 @@ fn detach(
         lifeline_fd,
     };
     fork_service_before_exec(&mut command, kept, sweep);
-    let intermediate = command.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::SpawnFailed,
-            format!("cannot start {}: {e}", program.display()),
-        )
-    })?;
+    let intermediate = command.spawn().map_err(|e| exec_error(program, &e))?;
     // Our copies go now: the pipes report EOF when their writers exit, and
     // the lock is the child's alone.
     drop(ready_tx);
@@ -436,6 +432,27 @@ fn fork_service_before_exec(command: &mut Command, kept: Kept, sweep: FdSweep) {
             }
         });
     }
+}
+
+/// Why `program` could not be run, with what the system's words leave out:
+/// which setting makes the command line too long, and that a script whose
+/// interpreter is missing exists all the same.
+fn exec_error(program: &Path, e: &std::io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::E2BIG) => {
+            "; its arguments and environment together are longer than the system allows: \
+             shorten args or the [env] values in the config"
+        }
+        Some(libc::ENOENT) if program.exists() => {
+            "; the program is there, so what is missing is what it names to run it: the \
+             interpreter on its #! line, or a library it loads"
+        }
+        _ => "",
+    };
+    Error::new(
+        ErrorKind::SpawnFailed,
+        format!("cannot start {}: {e}{why}", program.display()),
+    )
 }
 
 /// One word of the log header's command line, quoted (as a Rust string

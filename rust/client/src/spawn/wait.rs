@@ -44,7 +44,7 @@ const END_GRACE: Duration = Duration::from_secs(1);
 /// Whether `lock` is still held after [`END_GRACE`]: a killed process lets
 /// go of it only once its last thread has exited, a moment after its main
 /// thread reads as dead.
-async fn still_held(lock: &Path) -> bool {
+pub(crate) async fn still_held(lock: &Path) -> bool {
     let until = Instant::now() + END_GRACE;
     while crate::lock::is_held(lock).unwrap_or(false) {
         if Instant::now() >= until {
@@ -307,7 +307,16 @@ impl Child {
         let how = match status {
             Some(s) => match (s.code(), s.signal()) {
                 (Some(code), _) => format!("exited with status {code}"),
-                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+                    // Its log is the file it writes most: the limit is
+                    // the user's (`ulimit -f`), not the disk's.
+                    Ok(nix::sys::signal::Signal::SIGXFSZ) => format!(
+                        "was killed by signal {sig} (SIGXFSZ: it wrote past the file size \
+                         limit, `ulimit -f`, most likely to its log)"
+                    ),
+                    Ok(name) => format!("was killed by signal {sig} ({name})"),
+                    Err(_) => format!("was killed by signal {sig}"),
+                },
                 _ => format!("ended ({s})"),
             },
             None => "ended".to_string(),
@@ -332,6 +341,25 @@ impl Child {
                 self.pid
             ),
         )
+    }
+
+    /// Whether what answers at `endpoint` may be this start's service:
+    /// false only when it is a TCP listener of ours in another session
+    /// while the service still runs (so it is not its daemon either), as
+    /// when spfs started one of its own meanwhile. Where that cannot be told
+    /// (a Unix socket in our state dir, no listener found, a service that
+    /// daemonized), it may be.
+    pub fn may_serve_at(&self, endpoint: &ResolvedEndpoint) -> bool {
+        let ResolvedEndpoint::Tcp(addr) = endpoint else {
+            return true;
+        };
+        if self.pid == 0 || !self.instance.is_some_and(|i| i.is_alive()) {
+            return true;
+        }
+        let Some(listener) = crate::owner::tcp_listener(*addr).and_then(|l| l.process) else {
+            return true;
+        };
+        sys::session_of(listener.pid).is_none_or(|sid| sid == self.pid)
     }
 
     /// Why the log could not be written, if it could not: for the status

@@ -152,7 +152,7 @@ impl Paths {
         let me = crate::sys::my_uid();
         let mode = meta.mode() & 0o7777;
         if meta.uid() != me || mode & 0o022 != 0 {
-            let chmod = if meta.uid() != me || shared_on_purpose(mode) {
+            let chmod = if meta.uid() != me || shared_on_purpose(&self.log_dir, mode) {
                 String::new()
             } else {
                 format!(", or run `chmod go-w {}`", self.log_dir.display())
@@ -355,12 +355,13 @@ fn fix_for(what: &str) -> &'static str {
     }
 }
 
-/// Whether a directory with `mode` is shared on purpose: the sticky bit
-/// (`/tmp`, `/var/tmp`) lets many users keep files in one directory.
+/// Whether `dir`, with `mode`, is shared on purpose: the sticky bit
+/// (`/tmp`, `/var/tmp`) lets many users keep files in one directory, and
+/// the root and its children (`/`, `/home`, `/usr`) are the system's.
 /// Closing it would break everyone else's use, so the fix is a directory of
 /// one's own, not `chmod`.
-fn shared_on_purpose(mode: u32) -> bool {
-    mode & 0o1000 != 0
+fn shared_on_purpose(dir: &Path, mode: u32) -> bool {
+    mode & 0o1000 != 0 || dir.components().count() <= 2
 }
 
 /// The config key that moves `what`, as the error's remedy.
@@ -421,7 +422,7 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        let fix = if shared_on_purpose(mode) {
+        let fix = if shared_on_purpose(dir, mode) {
             format!("choose a {what} of your own with {}", fix_for(what))
         } else {
             format!(

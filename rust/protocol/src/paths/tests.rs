@@ -55,6 +55,23 @@ fn a_shared_dir_like_tmp_is_refused_without_advice_to_close_it() {
 }
 
 #[test]
+fn the_root_and_its_children_are_never_advised_to_be_closed() {
+    // As root, `/` is ours; its mode lets others in, and closing it would
+    // break the system.
+    for dir in ["/", "/usr"] {
+        let Err(err) = check_private_dir(Path::new(dir), "state dir") else {
+            continue; // not ours here (not running as root): refused otherwise
+        };
+        let text = err.to_string();
+        assert!(!text.contains("chmod"), "{dir}: {text}");
+        assert!(text.contains("state dir"), "{dir}: {text}");
+    }
+    assert!(shared_on_purpose(Path::new("/"), 0o755));
+    assert!(shared_on_purpose(Path::new("/home"), 0o755));
+    assert!(!shared_on_purpose(Path::new("/home/me"), 0o755));
+}
+
+#[test]
 fn state_dir_that_is_a_file_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("state");

@@ -172,6 +172,14 @@ pub fn pid_exists(pid: u32) -> bool {
     })
 }
 
+/// The session process `pid` is in (the pid of its leader), when we may
+/// see it. A service our spawner starts leads its own session, and what it
+/// runs stays in it unless it calls `setsid` (a daemon does).
+pub fn session_of(pid: u32) -> Option<u32> {
+    let sid = nix::unistd::getsid(Some(kernel_pid(pid)?)).ok()?;
+    u32::try_from(sid.as_raw()).ok()
+}
+
 /// The owner of process `pid` (its effective uid), when we may see it.
 /// On Linux one `stat`, cheap enough to filter every process with.
 pub fn process_uid(pid: u32) -> Option<u32> {
