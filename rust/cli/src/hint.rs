@@ -8,7 +8,7 @@ use spfs_autostart::{Operation, Remedy};
 
 /// What of this run a command in a hint must repeat to act on the same
 /// service and agent: the global flags (`--config`, `--state-dir`), as
-/// ` --flag VALUE` words, and the agent's `--label`. Set once, by `main`
+/// ` --flag=VALUE` words, and the agent's `--label`. Set once, by `main`
 /// and the agent command. (Not `--mode`: a fix may be the other mode, so
 /// the remedy names it when it matters, as `agent install --mode always`.)
 static GLOBAL_FLAGS: OnceLock<String> = OnceLock::new();
@@ -19,7 +19,8 @@ pub fn remember_global_flags(flags: &[(&str, Option<&std::path::Path>)]) {
     let text = flags
         .iter()
         .filter_map(|&(flag, value)| {
-            Some(format!(" {flag} {}", shell_word(&value?.to_string_lossy())))
+            // `--flag=VALUE`: a value that begins with `-` is still its value.
+            Some(format!(" {flag}={}", shell_word(&value?.to_string_lossy())))
         })
         .collect();
     let _ = GLOBAL_FLAGS.set(text);
@@ -28,7 +29,7 @@ pub fn remember_global_flags(flags: &[(&str, Option<&std::path::Path>)]) {
 /// Remember the agent label this run named, if it named one.
 pub fn remember_agent_label(label: Option<&str>) {
     if let Some(label) = label {
-        let _ = AGENT_LABEL.set(format!(" --label {}", shell_word(label)));
+        let _ = AGENT_LABEL.set(format!(" --label={}", shell_word(label)));
     }
 }
 

@@ -139,7 +139,7 @@ fn a_hint_repeats_the_runs_config_state_dir_and_label() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let expected = format!(
-        "`spfs-autostart --config {} --state-dir '{}' agent print --format systemd --label my.label`",
+        "`spfs-autostart --config={} --state-dir='{}' agent print --format systemd --label=my.label`",
         sb.config_file().display(),
         dir.display()
     );

@@ -320,3 +320,22 @@ fn a_config_path_that_never_ends_or_blocks_neither_fills_memory_nor_ignores_a_si
         assert!(status.is_some(), "{signal} did not end a read of a FIFO");
     }
 }
+
+/// A hint's command repeats the run's flags as `--flag=VALUE`, so a path
+/// that begins with `-` stays the flag's value when the hint is followed.
+#[test]
+fn a_hint_keeps_a_config_path_that_begins_with_a_dash() {
+    let sb = Sandbox::new();
+    std::fs::copy(sb.config_file(), sb.root().join("-x.toml")).unwrap();
+    let mut command = sb.command(spfs_autostart_test_support::cli());
+    command
+        .current_dir(sb.root())
+        .args(["--config=-x.toml", "ensure", "--timeout", "0"]);
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("hint: `spfs-autostart --config=-x.toml ensure --timeout SECS`"),
+        "{err}"
+    );
+}

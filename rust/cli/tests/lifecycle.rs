@@ -611,3 +611,72 @@ fn an_unidentified_lock_holder_is_not_offered_to_stop() {
         "{error}"
     );
 }
+
+/// A wrapper that runs the service in a session of its own and waits for
+/// it (`setsid -w`) is not taken for another process's start: the listener
+/// is the wrapper's descendant, so nothing is ended.
+#[test]
+fn a_wrapper_that_runs_the_service_in_a_new_session_is_not_ended() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port();
+    let mut sb = plain_service(port, &[]);
+    let wrapper = sb.root().join("setsid-wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nsetsid -w '{}' \"$@\"\n",
+            reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("program", path_str(&wrapper));
+    let out = sb.run(&["--json", "ensure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = json_of(&out);
+    assert_eq!(status["state"], "running", "{status}");
+    // The wrapper (the session leader our spawner started) still runs.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.state_dir().join("service.json")).unwrap())
+            .unwrap();
+    let wrapper_pid = record["pid"].as_u64().unwrap() as u32;
+    assert!(alive(wrapper_pid), "the wrapper was ended: {record}");
+}
+
+/// A record that names another live process of ours while a daemonizing
+/// start fails (a service launchd started meanwhile could write one) is
+/// not taken for the failed start's daemon: only a record with this
+/// start's spawn id is, and that process alone is killed.
+#[test]
+fn a_failed_daemonizing_start_kills_no_process_it_did_not_start() {
+    let port = free_port();
+    let sb = plain_service(port, &["--daemonize", "--hang"]).with("ready_timeout_secs", 2);
+    let ensure = background(&sb, &["ensure"]);
+    assert!(wait_for(Duration::from_secs(10), || sb
+        .state_dir()
+        .join("service.json")
+        .exists()));
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start_time: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let record = serde_json::json!({
+        "pid": pid, "start_time": start_time, "program": "/bin/sleep",
+        "version": "1.0.0", "endpoint": "", "started_at_unix_ms": 1, "phase": "running",
+    });
+    std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
+    let out = ensure.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let alive_after = alive(pid);
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(alive_after, "a process the start did not start was killed");
+}

@@ -236,6 +236,7 @@ fn a_file_size_limit_is_named_not_a_silent_death() {
     assert!(err.contains("SIGXFSZ"), "{err}");
     assert!(err.contains("ulimit -f"), "{err}");
     assert!(err.contains("could not be written"), "{err}");
+    assert!(err.contains("raise the limit"), "{err}");
     assert!(sb.pids().is_empty());
 }
 

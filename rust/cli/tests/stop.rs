@@ -123,3 +123,28 @@ fn a_wrapper_scripts_service_is_stopped_with_it() {
     );
     assert_eq!(sb.status()["state"], "stopped");
 }
+
+/// A `stopping` mark left by a stop client that died (it names the live
+/// service) is nobody's stop: the next `stop` runs its whole sequence,
+/// `shutdown` first, and `status` reads the service as running meanwhile.
+#[test]
+fn a_stopping_mark_left_by_a_dead_client_does_not_change_the_next_stop() {
+    let port = free_port();
+    let sb = plain_service(port, &["--shutdown-exits"]).with("stop_sequence", vec!["shutdown"]);
+    let pid = pid_of(&sb.ensure());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start_time: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::write(
+        sb.state_dir().join("stopping"),
+        format!("{pid} {start_time}\n"),
+    )
+    .unwrap();
+    assert_eq!(sb.status()["state"], "running");
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+}

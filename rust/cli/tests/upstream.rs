@@ -184,6 +184,36 @@ fn a_service_without_vfs_status_shows_no_mounts_and_no_error() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "running");
     assert_eq!(status["mounts"], serde_json::json!([]));
+    let warnings = status["warnings"].to_string();
+    assert!(
+        !warnings.contains("mounted"),
+        "no Status is no news: {warnings}"
+    );
+}
+
+/// A service whose `Status` hangs (as on a hung mount) is running, but not
+/// "running with nothing mounted": a warning says its mounts are not known.
+#[test]
+fn a_service_whose_status_hangs_is_said_not_to_have_told_its_mounts() {
+    let mut up = Upstream::new();
+    let args = vec![
+        "--plain".into(),
+        "--slow-status-ms".into(),
+        "5000".into(),
+        "service".into(),
+        path_str(&up.mnt),
+    ];
+    up.sb.set("args", args);
+    up.sb.ensure();
+    let out = up.sb.run(&["--json", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "running");
+    let warnings = status["warnings"].to_string();
+    assert!(
+        warnings.contains("did not say what it has mounted"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -350,6 +380,8 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
         err.contains("has not answered") && !err.contains("not our service"),
         "{err}"
     );
+    // Its output goes elsewhere: our log's earlier runs say nothing of it.
+    assert!(!err.lines().any(|l| l.starts_with("log: ")), "{err}");
     assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
     assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped", "not killed");
     assert!(wait_for(std::time::Duration::from_secs(20), || {

@@ -337,3 +337,142 @@ async fn looking_at_a_stopped_socket_activated_service_does_not_start_it() {
         "ensure never connected"
     );
 }
+
+/// An activator that holds the listening socket for as long as it runs, as
+/// launchd and systemd do (`systemd-socket-activate` hands its own over and
+/// is gone): whenever a connection waits and no service runs, it starts the
+/// reference service with the socket as fd 3 (`LISTEN_FDS`), and counts.
+struct Activator {
+    starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Activator {
+    fn start(sandbox: &Sandbox, socket: &Path, idle_secs: u64) -> Activator {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        use std::sync::atomic::Ordering;
+        let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind");
+        let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let env: Vec<(String, String)> = vec![
+            (
+                "SPFS_AUTOSTART_STATE_DIR".into(),
+                sandbox.state_dir().display().to_string(),
+            ),
+            (
+                "SPFS_AUTOSTART_ENDPOINT".into(),
+                format!("unix://{}", socket.display()),
+            ),
+            (
+                "SPFS_AUTOSTART_IDLE_TIMEOUT_SECS".into(),
+                idle_secs.to_string(),
+            ),
+            (
+                "XDG_CONFIG_HOME".into(),
+                sandbox.root().join("config").display().to_string(),
+            ),
+            ("SPFS_AUTOSTART_CONFIG".into(), String::new()),
+            ("LISTEN_FDS".into(), "1".into()),
+        ];
+        let (count, stop) = (starts.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            let fd = listener.as_raw_fd();
+            while !stop.load(Ordering::SeqCst) {
+                let mut poll = [libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: one valid pollfd, for this call only.
+                if unsafe { libc::poll(poll.as_mut_ptr(), 1, 50) } <= 0 {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut command = Command::new("sh");
+                // LISTEN_PID is the service's own pid: the shell's, kept by exec.
+                command
+                    .args(["-c", r#"LISTEN_PID=$$ exec "$0" "$@""#])
+                    .arg(reference_service())
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                // SAFETY: dup2 and fcntl are async-signal-safe.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::dup2(fd, 3) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        libc::fcntl(3, libc::F_SETFD, 0);
+                        Ok(())
+                    });
+                }
+                let Ok(mut child) = command.spawn() else {
+                    return;
+                };
+                while !stop.load(Ordering::SeqCst) {
+                    if child.try_wait().ok().flatten().is_some() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        });
+        Activator {
+            starts,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn starts(&self) -> usize {
+        self.starts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Activator {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A watch that is open while a socket-activated service runs (a menu bar
+/// is) sees it go idle and stop, and does not start it again on the way: a
+/// look while it is going would wait in the activator's queue and start
+/// the next service the moment this one exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_open_across_an_idle_exit_does_not_start_the_service_again() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let activator = Activator::start(&sandbox, &socket, 1);
+    let manager = sandbox.manager();
+    assert_eq!(
+        manager.ensure().await.expect("ensure").state,
+        State::Running
+    );
+    assert!(socket_activated(&manager).await);
+    let mut watcher = manager.watch().expect("watch");
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Some(update)) = tokio::time::timeout_at(deadline, watcher.next()).await {
+        seen.push(update.expect("a status").state);
+    }
+    assert_eq!(
+        activator.starts(),
+        1,
+        "started again while watched; the watch saw {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&State::Stopped), "{seen:?}");
+    // The next `ensure` starts it, as it should.
+    manager.ensure().await.expect("ensure");
+    assert_eq!(activator.starts(), 2);
+    manager.stop().await.expect("stop");
+}

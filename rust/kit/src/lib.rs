@@ -53,6 +53,7 @@ use lifetime::Lifetime;
 use listener::Listener;
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
+use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
 use spfs_autostart_protocol::proto::control::control_server::ControlServer;
 use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
@@ -268,6 +269,14 @@ impl Kit {
     }
 }
 
+/// Which start spawned this service, as its spawner said
+/// ([`env::SPAWN_ID`]); a daemon it forked says the same.
+fn spawn_id() -> Option<String> {
+    std::env::var(env::SPAWN_ID)
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
 /// The `Starting` record of a service that has just taken the lock, unless
 /// its spawner already wrote one for it.
 fn write_starting_record(paths: &Paths) {
@@ -287,6 +296,7 @@ fn write_starting_record(paths: &Paths) {
         phase: Phase::Starting,
         // Said once serving (`write_record`); until then, a look connects.
         socket_activated: false,
+        spawn_id: spawn_id(),
     };
     if let Err(e) = record.write(&paths.record()) {
         tracing::warn!("{e}");
@@ -338,6 +348,7 @@ fn write_record(lifetime: &Lifetime, paths: &Paths, phase: Phase) {
         started_at_unix_ms: info.started_at_unix_ms,
         phase,
         socket_activated: info.socket_activated,
+        spawn_id: spawn_id(),
     };
     if let Err(e) = record.write(&paths.record()) {
         tracing::warn!("{e}");

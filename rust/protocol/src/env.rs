@@ -21,6 +21,9 @@ pub const READY_TIMEOUT_SECS: &str = "SPFS_AUTOSTART_READY_TIMEOUT_SECS";
 pub const READY_FD: &str = "SPFS_AUTOSTART_READY_FD";
 /// Given to the service: the descriptor holding `instance.lock`.
 pub const LOCK_FD: &str = "SPFS_AUTOSTART_LOCK_FD";
+/// Given to the service: which start this is. The kit writes it into the
+/// record, so a spawner can tell its own service's daemon from any other.
+pub const SPAWN_ID: &str = "SPFS_AUTOSTART_SPAWN_ID";
 /// spfs-fuse-macos's own listen address; overrides the default TCP endpoint.
 pub const MACFUSE_LISTEN_ADDRESS: &str = "SPFS_MACFUSE_LISTEN_ADDRESS";
 

@@ -46,6 +46,10 @@ pub struct ServiceRecord {
     /// it starts the service again. Only the kit knows; its record says.
     #[serde(default)]
     pub socket_activated: bool,
+    /// The start that spawned it ([`crate::env::SPAWN_ID`]), as the kit
+    /// found it in its environment; none for one started otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_id: Option<String>,
 }
 
 impl ServiceRecord {
@@ -141,6 +145,7 @@ mod tests {
             started_at_unix_ms: 1,
             phase: Phase::Starting,
             socket_activated: false,
+            spawn_id: None,
         };
         rec.write(&path).unwrap();
         assert_eq!(ServiceRecord::read(&path), Some(rec.clone()));

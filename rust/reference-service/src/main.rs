@@ -74,6 +74,10 @@ struct Args {
     /// `Status`, which only looks) past the idle timeout or into a drain.
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
+    /// Test switch: `VfsService/Status` waits this long before answering, as
+    /// a service stuck on a hung mount would.
+    #[arg(long, default_value_t = 0)]
+    slow_status_ms: u64,
     /// --plain: `Shutdown` unmounts and then ends the process, as a service
     /// whose shutdown channel is wired up does (spk's winfsp service),
     /// instead of serving on as spfs-fuse-macos does.
@@ -120,6 +124,7 @@ struct Vfs {
     mount: Option<Arc<plain::Mount>>,
     /// `--slow-calls-ms`: how long `Status` waits before answering.
     slow_calls: Duration,
+    slow_status: Duration,
     /// `--main-proto`: `Unmount` and `Status` are unimplemented.
     main_proto: bool,
     /// `--shutdown-exits`: told to end serving after `Shutdown`.
@@ -203,6 +208,9 @@ impl VfsService for Vfs {
     ) -> Result<Response<StatusResponse>, Status> {
         if self.main_proto {
             return Err(Status::unimplemented("spk main has no VfsService/Status"));
+        }
+        if !self.slow_status.is_zero() {
+            tokio::time::sleep(self.slow_status).await;
         }
         let mounts = self.mounts.0.lock().expect("mounts");
         Ok(Response::new(StatusResponse {
@@ -328,6 +336,7 @@ async fn run_plain(args: Args) -> Result<(), u8> {
         kit: None,
         mount: Some(Arc::clone(&mount)),
         slow_calls: Duration::from_millis(args.slow_calls_ms),
+        slow_status: Duration::from_millis(args.slow_status_ms),
         main_proto: args.main_proto,
         shutdown_exits: args.shutdown_exits.then(|| exit.clone()),
     };
@@ -375,6 +384,7 @@ async fn run_kit(args: Args, kit_config: KitConfig) -> Result<(), u8> {
         kit: Some(kit.handle()),
         mount: None,
         slow_calls: Duration::from_millis(args.slow_calls_ms),
+        slow_status: Duration::from_millis(args.slow_status_ms),
         main_proto: args.main_proto,
         shutdown_exits: None,
     };

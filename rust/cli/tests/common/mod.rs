@@ -107,7 +107,7 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 pub fn as_run(sb: &Sandbox, text: &str) -> String {
     text.replace(
         "`spfs-autostart ",
-        &format!("`spfs-autostart --config {} ", sb.config_file().display()),
+        &format!("`spfs-autostart --config={} ", sb.config_file().display()),
     )
 }
 

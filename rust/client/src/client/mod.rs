@@ -45,7 +45,7 @@ use crate::status::{Lease, State, Status, StopMethod, StopOutcome};
 use crate::sys::{Instance, ProcessHandle};
 use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
-use observe::Observation;
+use observe::{ActivatedLook, Observation};
 use report::{foreign_user, rpc_error};
 pub(crate) use version::VersionVerdict;
 use version::version_mismatch;
@@ -244,6 +244,7 @@ impl ServiceManager {
             started_at_unix_ms: unix_ms(SystemTime::now()),
             phase: Phase::Running,
             socket_activated: false,
+            spawn_id: None,
         };
         if let Err(e) = record.write(&self.paths.record()) {
             tracing::warn!("{e}");
@@ -290,7 +291,10 @@ impl ServiceManager {
         }
         let channel = self.channel.lock().expect("channel mutex").clone();
         if let Some(channel) = channel {
-            status.mounts = crate::mounts::active(channel, PROBE_TIMEOUT).await;
+            match crate::mounts::active(channel, PROBE_TIMEOUT).await {
+                Ok(mounts) => status.mounts = mounts,
+                Err(why) => status.warnings.push(why),
+            }
         }
     }
 
@@ -323,19 +327,30 @@ impl ServiceManager {
     async fn status_here(&self) -> Result<Status> {
         // Not even over the cached channel, which would connect again: a
         // connection to the socket starts a socket-activated service.
-        if self.paths.check_state_dir()? && self.activator_holds_the_socket() {
-            *self.channel.lock().expect("channel mutex") = None;
-            return Ok(Status {
-                detail: Some(
-                    "socket-activated: launchd or systemd holds its socket and starts it on \
-                     the next connection (ensure)"
-                        .into(),
-                ),
-                ..self.stopped_status()
-            });
-        }
-        if let Some(status) = self.fast_path(false).await {
-            return Ok(self.with_version_warning(status));
+        let activated = match self.paths.check_state_dir()? {
+            true => self.socket_activated_look(),
+            false => None,
+        };
+        match activated {
+            Some(ActivatedLook::Gone) => {
+                *self.channel.lock().expect("channel mutex") = None;
+                return Ok(Status {
+                    detail: Some(
+                        "socket-activated: launchd or systemd holds its socket and starts it \
+                         on the next connection (ensure)"
+                            .into(),
+                    ),
+                    ..self.stopped_status()
+                });
+            }
+            Some(ActivatedLook::Going(..)) => {
+                *self.channel.lock().expect("channel mutex") = None;
+            }
+            None => {
+                if let Some(status) = self.fast_path(false).await {
+                    return Ok(self.with_version_warning(status));
+                }
+            }
         }
         Ok(match self.observe(false, false).await? {
             Observation::Serving(status, channel, _) => {

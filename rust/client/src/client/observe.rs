@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A socket-activated service, seen without a connection (see
+/// [`ServiceManager::socket_activated_look`]).
+pub(super) enum ActivatedLook {
+    /// It has exited; the activator holds its socket.
+    Gone,
+    /// It is shutting down (its record says so).
+    Going(ServiceRecord, Instance),
+}
+
 /// What one look at the endpoint and the locks found. The instance is the
 /// process behind it, when known exactly.
 pub(super) enum Observation {
@@ -28,10 +37,17 @@ impl ServiceManager {
         // Connecting to a socket launchd or systemd holds starts the
         // service: only `ensure` may do that, not a look that reports (a
         // menu bar's watch would start it again after every idle exit).
-        if !touch && self.activator_holds_the_socket() {
-            return Ok(Observation::Absent {
-                orphaned_lock: false,
-            });
+        match (touch, self.socket_activated_look()) {
+            (false, Some(ActivatedLook::Gone)) => {
+                return Ok(Observation::Absent {
+                    orphaned_lock: false,
+                });
+            }
+            (false, Some(ActivatedLook::Going(record, instance))) => {
+                let status = self.alive_status(None, Some(&record), Some(instance));
+                return Ok(Observation::Alive(status, Some(instance)));
+            }
+            _ => {}
         }
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
         let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
@@ -106,7 +122,7 @@ impl ServiceManager {
                     Observation::Serving(status, channel, instance)
                 });
             }
-            Probe::Plain(channel) => return self.plain_observation(channel),
+            Probe::Plain(channel) => return self.plain_observation(channel, under_spawn_lock),
             Probe::Nothing => None,
             Probe::Foreign(what) => Some(what),
             Probe::NoAnswer => Some("it accepts connections but does not answer gRPC".to_string()),
@@ -158,7 +174,11 @@ impl ServiceManager {
     /// listener's owner decides: another user's is a conflict; one of ours
     /// that holds no lock is adopted only when it runs the configured
     /// program.
-    pub(super) fn plain_observation(&self, channel: Channel) -> Result<Observation> {
+    pub(super) fn plain_observation(
+        &self,
+        channel: Channel,
+        under_spawn_lock: bool,
+    ) -> Result<Observation> {
         let held = lock::is_held(&self.paths.instance_lock())?;
         let record = held.then(|| self.plain_record()).flatten();
         let mut instance = record.as_ref().and_then(ServiceRecord::instance);
@@ -208,8 +228,10 @@ impl ServiceManager {
             );
         }
         // Still serving, but a client is stopping it: not ready for `ensure`
-        // (which waits for it to go), and not a death for a watcher.
-        if instance.is_some_and(|i| self.being_stopped(i)) {
+        // (which waits for it to go), and not a death for a watcher. (A
+        // caller that holds `spawn.lock` is that client, or the mark is one
+        // a client that died left behind.)
+        if !under_spawn_lock && instance.is_some_and(|i| self.being_stopped(i)) {
             status.state = State::Stopping;
             return Ok(Observation::Alive(status, instance));
         }
@@ -294,23 +316,35 @@ impl ServiceManager {
             .or_else(|| Instance::of(pid))
     }
 
-    /// Whether the endpoint is a socket launchd or systemd holds for a
-    /// socket-activated service that is not running: the last service's
-    /// record says it took its socket from them and names this endpoint,
-    /// its process is gone, nothing holds the instance lock, and the socket
-    /// is there.
-    pub(super) fn activator_holds_the_socket(&self) -> bool {
+    /// A socket-activated service seen without connecting to the socket
+    /// launchd or systemd holds for it, where a connection would start it
+    /// (again): the last service's record says it took its socket from them
+    /// and names this endpoint, and the socket is there. `None` when that
+    /// is not so, or the service runs and serves (then a look connects as
+    /// to any other).
+    pub(super) fn socket_activated_look(&self) -> Option<ActivatedLook> {
         let ResolvedEndpoint::Unix(socket) = &self.endpoint else {
-            return false;
+            return None;
         };
-        let Some(record) = ServiceRecord::read(&self.paths.record()) else {
-            return false;
-        };
-        record.socket_activated
-            && record.endpoint == self.endpoint.to_string()
-            && !record.instance().is_some_and(|i| i.is_alive())
-            && std::fs::symlink_metadata(socket).is_ok()
-            && !lock::is_held(&self.paths.instance_lock()).unwrap_or(true)
+        let record = ServiceRecord::read(&self.paths.record())?;
+        if !record.socket_activated
+            || record.endpoint != self.endpoint.to_string()
+            || std::fs::symlink_metadata(socket).is_err()
+        {
+            return None;
+        }
+        match record.instance().filter(Instance::is_alive) {
+            // Going: a connection now would wait in the activator's queue
+            // and start the next service the moment this one is gone.
+            Some(instance) if record.phase == Phase::Stopping => {
+                Some(ActivatedLook::Going(record, instance))
+            }
+            Some(_) => None,
+            None if !lock::is_held(&self.paths.instance_lock()).unwrap_or(true) => {
+                Some(ActivatedLook::Gone)
+            }
+            None => None,
+        }
     }
 
     /// The record, when it names a live process.

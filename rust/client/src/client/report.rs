@@ -253,25 +253,31 @@ impl ServiceManager {
             )
             .with_log(self.log_excerpt());
         }
-        Error::new(
+        let outside = matches!(lock::is_held(&self.paths.instance_lock()), Ok(false));
+        let err = Error::new(
             ErrorKind::Unresponsive,
             format!(
                 "a service{} {} but has not answered at {} for {:.1}s{}; \
                  stop it (the stop operation), then try again",
                 pid_text(status.pid),
-                match lock::is_held(&self.paths.instance_lock()) {
-                    Ok(false) => "started outside spfs-autostart (it holds no instance lock) \
-                                  accepts connections"
+                match outside {
+                    true => "started outside spfs-autostart (it holds no instance lock) \
+                             accepts connections"
                         .to_string(),
-                    _ => format!("holds {}", self.paths.instance_lock().display()),
+                    false => format!("holds {}", self.paths.instance_lock().display()),
                 },
                 self.endpoint,
                 self.config.ready_timeout.as_secs_f64(),
                 stuck_because(status.pid, ": "),
             ),
         )
-        .with_log(self.log_excerpt())
-        .with_remedy(Remedy::Run(Operation::Stop))
+        .with_remedy(Remedy::Run(Operation::Stop));
+        // One started outside writes its output elsewhere: our log would
+        // show other, older runs.
+        match outside {
+            true => err,
+            false => err.with_log(self.log_excerpt()),
+        }
     }
 
     pub(super) fn log_excerpt(&self) -> LogExcerpt {

@@ -83,6 +83,8 @@ pub struct Child {
     log_unwritable: Option<String>,
     /// `service.json`, where a kit daemon names itself (see [`Child::kill`]).
     record: PathBuf,
+    /// This start's id, given to the service ([`env::SPAWN_ID`]).
+    spawn_id: String,
     /// When this start spawned the service: a daemon it left is younger.
     spawned_at: std::time::Instant,
 }
@@ -99,6 +101,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         status_rx,
         ready_rx,
         lifeline,
+        spawn_id,
     } = detach(
         config,
         paths,
@@ -121,6 +124,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
     };
     let child = Child {
         record: paths.record(),
+        spawn_id,
         spawned_at,
         pid,
         instance,
@@ -152,6 +156,7 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         started_at_unix_ms: unix_ms(SystemTime::now()),
         phase: Phase::Starting,
         socket_activated: false,
+        spawn_id: None,
     };
     // Never over a record the service already wrote itself.
     if let Err(e) = record.write_new(&paths.record()) {
@@ -229,9 +234,20 @@ impl RunLog {
             .err()
             .map(|e| {
                 tracing::warn!("cannot write {}: {e}", log_path.display());
+                if e.raw_os_error() == Some(libc::EFBIG) {
+                    // Not the disk: the user's file size limit, which ends
+                    // a service that writes past it (SIGXFSZ).
+                    return format!(
+                        "its log {} could not be written ({e}: the file size limit, `ulimit \
+                         -f`), so the service runs without one, unless the limit ends it \
+                         (SIGXFSZ); raise the limit, or remove the log",
+                        log_path.display()
+                    );
+                }
                 format!(
                     "its log {} could not be written ({e}), so the service runs without one; \
-                 free space there or choose another log dir with SPFS_AUTOSTART_LOG_DIR",
+                     free space there or choose another log dir with log_dir (or \
+                     SPFS_AUTOSTART_LOG_DIR)",
                     log_path.display()
                 )
             });
@@ -256,6 +272,8 @@ struct Detached {
     ready_rx: std::os::fd::OwnedFd,
     /// The write end of the intermediate's lifeline.
     lifeline: OwnedFd,
+    /// The id the service was given ([`env::SPAWN_ID`]).
+    spawn_id: String,
 }
 
 /// Fork the intermediate, which forks the service (its own session, only
@@ -288,10 +306,12 @@ fn detach(
     // it goes now so nobody mistakes the new child for the old process.
     let _ = std::fs::remove_file(paths.record());
 
+    let spawn_id = new_spawn_id();
     let mut command = service_command(config, paths, program, endpoint, log, stderr);
     command
         .env(env::READY_FD, ready_fd.to_string())
-        .env(env::LOCK_FD, lock_fd.to_string());
+        .env(env::LOCK_FD, lock_fd.to_string())
+        .env(env::SPAWN_ID, &spawn_id);
     let kept = Kept {
         ready_fd,
         lock_fd,
@@ -314,6 +334,7 @@ fn detach(
         status_rx,
         ready_rx,
         lifeline: lifeline_tx,
+        spawn_id,
     })
 }
 
@@ -500,6 +521,15 @@ fn service_command(
             config.idle_timeout.as_secs().to_string(),
         );
     command
+}
+
+/// An id for one start, unique on this machine for long enough: the
+/// spawner's pid and the time, to the nanosecond.
+fn new_spawn_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", std::process::id(), now.as_nanos())
 }
 
 /// The service's pid, as the intermediate reports it first on the status

@@ -283,13 +283,14 @@ impl Child {
     }
 
     /// The daemon a daemonizing kit service left, if it names itself in the
-    /// record: the kit writes it only once it holds the instance lock, and
-    /// this start holds `spawn.lock`, so a live process of ours named there
-    /// that is younger than this start is the service's own daemon. A plain
-    /// daemon names itself nowhere: the error says it may be left.
+    /// record: the kit writes the record once it holds the instance lock,
+    /// with the spawn id it inherited, so a live process of ours named there
+    /// with this start's id, younger than this start, is the service's own
+    /// daemon (never a service launchd started meanwhile, which has no id).
+    /// A plain daemon names itself nowhere: the error says it may be left.
     fn kit_daemon(&self) -> Option<ProcessHandle> {
         let record = ServiceRecord::read(&self.record)?;
-        if record.pid == self.pid {
+        if record.pid == self.pid || record.spawn_id.as_deref() != Some(&self.spawn_id) {
             return None;
         }
         let daemon = record.instance()?;
@@ -344,11 +345,12 @@ impl Child {
     }
 
     /// Whether what answers at `endpoint` may be this start's service:
-    /// false only when it is a TCP listener of ours in another session
-    /// while the service still runs (so it is not its daemon either), as
-    /// when spfs started one of its own meanwhile. Where that cannot be told
-    /// (a Unix socket in our state dir, no listener found, a service that
-    /// daemonized), it may be.
+    /// false only when it is a TCP listener of ours that is neither in the
+    /// session the service leads nor started by it, while the service still
+    /// runs (so it is not its daemon either), as when spfs started one of
+    /// its own meanwhile. Where that cannot be told (a Unix socket in our
+    /// state dir, no listener found, a service that daemonized: its daemon
+    /// is nobody's child), it may be.
     pub fn may_serve_at(&self, endpoint: &ResolvedEndpoint) -> bool {
         let ResolvedEndpoint::Tcp(addr) = endpoint else {
             return true;
@@ -359,7 +361,10 @@ impl Child {
         let Some(listener) = crate::owner::tcp_listener(*addr).and_then(|l| l.process) else {
             return true;
         };
+        // A wrapper may run it in a session of its own (`setsid -w`), but
+        // then it is still the wrapper's child.
         sys::session_of(listener.pid).is_none_or(|sid| sid == self.pid)
+            || sys::descends_from(listener.pid, self.pid)
     }
 
     /// Why the log could not be written, if it could not: for the status

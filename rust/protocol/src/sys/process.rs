@@ -60,6 +60,8 @@ pub struct ProcInfo {
     pub blocked: bool,
     /// Its owner: the effective uid.
     pub uid: u32,
+    /// Its parent's pid (1, or a subreaper's, once the parent has gone).
+    pub parent: u32,
 }
 
 /// The start time of `pid` in a unit of the platform's choosing (clock
@@ -74,11 +76,13 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 pub fn process_info(pid: u32) -> Option<ProcInfo> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses; the fields
-    // after the last ')' are plain: state is field 3, starttime field 22.
+    // after the last ')' are plain: state is field 3, the parent's pid
+    // field 4, starttime field 22.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
-    let start_time = fields.nth(18)?.parse().ok()?;
+    let parent = fields.next()?.parse().ok()?;
+    let start_time = fields.nth(17)?.parse().ok()?;
     let uid = process_uid(pid)?;
     Some(ProcInfo {
         start_time,
@@ -86,6 +90,7 @@ pub fn process_info(pid: u32) -> Option<ProcInfo> {
         stopped: matches!(state, "T" | "t"),
         blocked: state == "D",
         uid,
+        parent,
     })
 }
 
@@ -112,6 +117,7 @@ pub fn process_info(pid: u32) -> Option<ProcInfo> {
         stopped: info.pbi_status == libc::SSTOP,
         blocked: false,
         uid: info.pbi_uid,
+        parent: info.pbi_ppid,
     })
 }
 
@@ -178,6 +184,25 @@ pub fn pid_exists(pid: u32) -> bool {
 pub fn session_of(pid: u32) -> Option<u32> {
     let sid = nix::unistd::getsid(Some(kernel_pid(pid)?)).ok()?;
     u32::try_from(sid.as_raw()).ok()
+}
+
+/// Whether process `pid` is `ancestor` or was started by it, directly or
+/// through processes still alive between them (a chain cut by a parent
+/// that exited, whose children went to pid 1, is not followed).
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    // Bounded: a chain of parents is short, and a pid reused while we walk
+    // must not loop us.
+    for _ in 0..64 {
+        if current == ancestor {
+            return true;
+        }
+        match process_info(current) {
+            Some(info) if info.parent > 1 && info.parent != current => current = info.parent,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The owner of process `pid` (its effective uid), when we may see it.
