@@ -617,20 +617,13 @@ fn an_unidentified_lock_holder_is_not_offered_to_stop() {
 /// is the wrapper's descendant, so nothing is ended.
 #[test]
 fn a_wrapper_that_runs_the_service_in_a_new_session_is_not_ended() {
-    use std::os::unix::fs::PermissionsExt;
     let port = free_port();
     let mut sb = plain_service(port, &[]);
-    let wrapper = sb.root().join("setsid-wrapper.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nsetsid -w '{}' \"$@\"\n",
-            reference_service().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    sb.set("program", path_str(&wrapper));
+    use_script(
+        &mut sb,
+        "setsid-wrapper.sh",
+        &format!("setsid -w '{}' \"$@\"\n", reference_service().display()),
+    );
     let out = sb.run(&["--json", "ensure"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status = json_of(&out);
@@ -661,13 +654,7 @@ fn a_failed_daemonizing_start_kills_no_process_it_did_not_start() {
         .spawn()
         .unwrap();
     let pid = bystander.id();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let start_time: u64 = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start_time = start_time_of(pid);
     let record = serde_json::json!({
         "pid": pid, "start_time": start_time, "program": "/bin/sleep",
         "version": "1.0.0", "endpoint": "", "started_at_unix_ms": 1, "phase": "running",

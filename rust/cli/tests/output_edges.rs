@@ -189,7 +189,16 @@ fn state_dir_without_owner_access_is_refused_with_the_fix() {
 /// `command` with every file it (and what it starts) writes limited to
 /// `limit` bytes, and SIGXFSZ ignored, so a write past it fails with EFBIG
 /// as it would with ENOSPC on a full disk.
-fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
+fn with_file_size_limit(command: Command, limit: libc::rlim_t) -> Command {
+    with_file_size_limit_and(command, limit, libc::SIG_IGN)
+}
+
+/// `command` under RLIMIT_FSIZE `limit`, with SIGXFSZ's action `xfsz`.
+fn with_file_size_limit_and(
+    mut command: Command,
+    limit: libc::rlim_t,
+    xfsz: libc::sighandler_t,
+) -> Command {
     // SAFETY: setrlimit and signal are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
@@ -198,7 +207,7 @@ fn with_file_size_limit(mut command: Command, limit: libc::rlim_t) -> Command {
                 rlim_max: limit,
             };
             libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            libc::signal(libc::SIGXFSZ, xfsz);
             Ok(())
         });
     }
@@ -217,20 +226,9 @@ fn a_file_size_limit_is_named_not_a_silent_death() {
     let filler = "x".repeat(8191) + "\n";
     std::fs::write(sb.log_dir().join("service.log"), &filler).unwrap();
     let limit = filler.len() as libc::rlim_t;
-    let mut command = sb.cli(&["ensure"]);
-    // SAFETY: setrlimit and signal are async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            let rl = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let out = command.output().unwrap();
+    let out = with_file_size_limit_and(sb.cli(&["ensure"]), limit, libc::SIG_DFL)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("SIGXFSZ"), "{err}");

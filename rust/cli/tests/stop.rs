@@ -98,17 +98,13 @@ fn a_suspended_kit_service_is_stopped_as_a_kit_service() {
 /// group the script leads).
 #[test]
 fn a_wrapper_scripts_service_is_stopped_with_it() {
-    use std::os::unix::fs::PermissionsExt;
     let port = free_port();
     let mut sb = plain_service(port, &[]);
-    let wrapper = sb.root().join("wrapper.sh");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\n{} \"$@\"\n", reference_service().display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    sb.set("program", path_str(&wrapper));
+    use_script(
+        &mut sb,
+        "wrapper.sh",
+        &format!("{} \"$@\"\n", reference_service().display()),
+    );
     let status = sb.ensure();
     assert_eq!(status["state"], "running", "{status}");
     let service = sb.pids();
@@ -132,13 +128,7 @@ fn a_stopping_mark_left_by_a_dead_client_does_not_change_the_next_stop() {
     let port = free_port();
     let sb = plain_service(port, &["--shutdown-exits"]).with("stop_sequence", vec!["shutdown"]);
     let pid = pid_of(&sb.ensure());
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let start_time: u64 = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let start_time = start_time_of(pid);
     std::fs::write(
         sb.state_dir().join("stopping"),
         format!("{pid} {start_time}\n"),

@@ -26,6 +26,15 @@ async fn until(watcher: &mut StatusWatcher, target: State, seen: &mut Vec<State>
     }
 }
 
+/// `kill -9 pid`.
+fn kill_9(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+}
+
 /// Whether `wanted` occurs in `seen` in order (not necessarily adjacent).
 fn is_subsequence(wanted: &[State], seen: &[State]) -> bool {
     let mut it = seen.iter();
@@ -88,11 +97,7 @@ async fn watch_sees_kill_9_as_stopped() {
     until(&mut watcher, State::Running, &mut seen).await;
     // Let the watcher settle on the service's Watch stream.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
+    kill_9(pid);
     until(&mut watcher, State::Stopped, &mut seen).await;
     // Straight from running to stopped: a killed service is not "stopping",
     // and a dead one is not "unresponsive".
@@ -214,11 +219,7 @@ async fn a_status_that_cannot_be_read_is_said_once_and_the_watch_goes_on() {
     let private = std::fs::Permissions::from_mode(0o700);
     std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
         .expect("chmod 777");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
+    kill_9(pid);
     let update = tokio::time::timeout(WAIT, watcher.next())
         .await
         .expect("an update after the service died")

@@ -111,6 +111,29 @@ pub fn as_run(sb: &Sandbox, text: &str) -> String {
     )
 }
 
+/// Make a shell script the sandbox's program: `body` after `#!/bin/sh`,
+/// written as `name` in the sandbox's root.
+pub fn use_script(sb: &mut Sandbox, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = sb.root().join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("program", script.display().to_string());
+    script
+}
+
+/// The start time the kernel gives process `pid` (`/proc/PID/stat` field
+/// 22), as the record stores it.
+pub fn start_time_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
