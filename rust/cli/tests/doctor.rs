@@ -439,3 +439,86 @@ fn our_own_running_service_is_reported_ours_not_adopted() {
     assert!(summary.contains(&format!("pid {pid}")), "{summary}");
     assert!(!summary.contains("adopted"), "{summary}");
 }
+
+/// Run by a user who may not write where the state dir or the log dir
+/// would be made (a read-only HOME, say), `doctor` says so, as the problem
+/// it is, instead of "ensure creates it" before `ensure` fails.
+#[test]
+fn a_state_or_log_dir_the_user_cannot_create_is_a_problem_as_ensure_finds() {
+    use std::os::unix::process::CommandExt;
+    let uid = second_user();
+    let sb = Sandbox::new();
+    // Ours (root's), open to read: the user may not create anything in it.
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = sb.root().join("shared");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let own = root.join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(uid), Some(uid)).unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = root.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("program = \"{}\"\n", reference_service().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |state: &std::path::Path, logs: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(spfs_autostart_test_support::cli())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &root)
+            .env("SPFS_AUTOSTART_STATE_DIR", state)
+            .env("SPFS_AUTOSTART_LOG_DIR", logs)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .uid(uid)
+            .gid(uid)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for (check, state, logs) in [
+        ("state dir", root.join("state"), own.join("logs")),
+        ("log dir", own.join("state"), root.join("logs")),
+    ] {
+        let out = run(&state, &logs, &["--json", "doctor"]);
+        assert_eq!(out.status.code(), Some(1), "{check}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            problems(&report).iter().any(|(c, summary, fix)| c == check
+                && summary.contains("does not let you create it")
+                && !fix.is_empty()),
+            "{check}: {report}"
+        );
+        assert!(
+            report["next"].as_str().unwrap().starts_with("fail:"),
+            "{check}: {report}"
+        );
+        let ensure = run(&state, &logs, &["ensure"]);
+        assert_eq!(ensure.status.code(), Some(1), "{check}: as doctor said");
+    }
+}
+
+/// A plain file where the socket belongs: nothing listens, so the fix is to
+/// remove it (or move the endpoint), not to stop a listener.
+#[test]
+fn a_file_at_the_socket_path_is_to_be_removed_not_stopped() {
+    let sb = Sandbox::new();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(sb.state_dir())
+        .unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(sb.state_dir().join("service.sock"), "").unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let endpoint = problems(&report)
+        .into_iter()
+        .find(|(check, ..)| check == "endpoint")
+        .unwrap_or_else(|| panic!("no endpoint problem: {report}"));
+    assert!(endpoint.1.contains("is not a socket"), "{endpoint:?}");
+    assert!(endpoint.2.starts_with("remove it"), "{endpoint:?}");
+}

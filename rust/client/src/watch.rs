@@ -174,7 +174,20 @@ async fn run(
                 let mut updates = 0;
                 if let Some(mut stream) = open_stream(&manager).await {
                     let mut mounts = Vec::new();
-                    while let Some(Ok(update)) = stream.next().await {
+                    loop {
+                        let update = tokio::select! {
+                            update = stream.next() => update,
+                            // The state dir changed: still ours alone? If
+                            // not, the stream is not trusted any more than a
+                            // look would be; the look after it says why.
+                            Some(()) = events.recv() => {
+                                if manager.paths().check_state_dir().is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
+                        let Some(Ok(update)) = update else { break };
                         updates += 1;
                         let Some(mut status) = status_of(&manager, &update) else {
                             continue;

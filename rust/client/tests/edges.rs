@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for};
+use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for, wait_gone};
 use spfs_autostart::proto::control::{
     self, ShutdownRequest, control_client::ControlClient, control_server,
 };
@@ -199,4 +199,53 @@ async fn watch_backs_off_when_the_watch_stream_fails() {
     assert!(asked <= 10, "Watch was asked {asked} times in 3 s");
     drop(watcher);
     server.abort();
+}
+
+/// A manager that cached its connection to a service whose state dir was
+/// then replaced (moved away, made again, a new service started there) does
+/// not go on reporting the old one, which nobody else can find: the socket
+/// at the endpoint is another file now, so it looks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_connection_to_a_service_whose_socket_was_replaced_is_dropped() {
+    let sandbox = kit_sandbox(0, &[]);
+    let first = sandbox.manager();
+    let old = first.ensure().await.expect("ensure").pid.expect("pid");
+    let moved = sandbox.root().join("state.old");
+    std::fs::rename(sandbox.state_dir(), &moved).unwrap();
+    let second = sandbox.manager();
+    let new = second.ensure().await.expect("ensure").pid.expect("pid");
+    assert_ne!(old, new);
+    let seen = first.status().await.expect("status");
+    assert_eq!(seen.pid, Some(new), "{seen:?}");
+    second.stop().await.expect("stop");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// A service whose state dir was removed under it (a tmp cleaner, a
+/// logout) and replaced, with another service there, leaves that one alone
+/// when it exits: it removes only the socket it bound and writes its
+/// "stopping" record only while the lock there is the one it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_state_dir_was_replaced_leaves_its_successor_alone() {
+    let mut sandbox = kit_sandbox(0, &["--exit-after-ms", "1500"]);
+    let old = sandbox
+        .manager()
+        .ensure()
+        .await
+        .expect("ensure")
+        .pid
+        .expect("pid");
+    std::fs::remove_dir_all(sandbox.state_dir()).unwrap();
+    sandbox.set("args", Vec::<String>::new());
+    let manager = sandbox.manager();
+    let new = manager.ensure().await.expect("ensure").pid.expect("pid");
+    wait_gone(old, "the first service, exiting on its own").await;
+    let now = manager.status().await.expect("status");
+    assert_eq!(now.state, State::Running, "{now:?}");
+    assert_eq!(now.pid, Some(new), "{now:?}");
+    manager.stop().await.expect("stop");
+    wait_gone(new, "the second service").await;
 }

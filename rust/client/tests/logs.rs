@@ -224,3 +224,23 @@ async fn spawner_keeps_log_keep_runs() {
         );
     }
 }
+
+/// A log that cannot be read for a while (replaced by a symbolic link,
+/// which is never followed) is said once, and following goes on: once a
+/// regular log is back, its lines arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_goes_on_after_the_log_could_not_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.log");
+    let mut follower = follow(&path, 0).expect("follow");
+    std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+    let said = tokio::time::timeout(WAIT, follower.next())
+        .await
+        .expect("the link is reported")
+        .expect("the feed is open");
+    let err = said.expect_err("a link is not read");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    writeln!(append(&path), "after the link").unwrap();
+    assert_eq!(take(&mut follower, 1).await, ["after the link"]);
+}

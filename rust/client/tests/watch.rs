@@ -242,3 +242,37 @@ async fn a_status_that_cannot_be_read_is_said_once_and_the_watch_goes_on() {
     assert_eq!(update.state, State::Stopped, "{update:?}");
     wait_gone(pid, "the killed service").await;
 }
+
+/// While the watch follows a running kit service's own stream, the state
+/// dir opened to others is noticed too (its change wakes the watch): the
+/// stream is trusted no more than a look, which says why; once private
+/// again, the service is reported running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_dir_opened_under_a_running_watch_is_said() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let mut watcher = manager.watch().expect("watch");
+    let mut seen = Vec::new();
+    manager.ensure().await.expect("ensure");
+    until(&mut watcher, State::Running, &mut seen).await;
+    // Let the watcher settle on the service's Watch stream.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod 777");
+    let update = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .expect("an update after the chmod")
+        .expect("the feed is open");
+    let err = update.expect_err("the status of an unsafe state dir");
+    assert_eq!(
+        err.kind(),
+        spfs_autostart::ErrorKind::PermissionDenied,
+        "{err}"
+    );
+    std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700");
+    let mut seen = Vec::new();
+    until(&mut watcher, State::Running, &mut seen).await;
+    manager.stop().await.expect("stop");
+}

@@ -199,7 +199,16 @@ impl Kit {
         let control = ControlServer::new(ControlService::new(lifetime.clone()));
         let routes = add(Routes::new(health).add_service(control));
         write_record(&lifetime, &paths, Phase::Running);
-        let socket_to_remove = listener.bound_path();
+        // What this service owns in the state dir, so that at exit it
+        // touches only that: the dir may have been removed and made again
+        // under it (a tmp cleaner, a logout), with another service there.
+        let lock_file = file_id(_instance_lock.metadata().ok().as_ref());
+        let socket_to_remove = listener.bound_path().map(|path| {
+            (
+                file_id(std::fs::symlink_metadata(&path).ok().as_ref()),
+                path,
+            )
+        });
         let (incoming, listening) = Closable::new(listener::incoming(listener));
         tokio::spawn(watch_signals(lifetime.clone()));
         tokio::spawn(lifetime.clone().run_idle_timer());
@@ -213,7 +222,9 @@ impl Kit {
             let paths = paths.clone();
             async move {
                 lifetime.shutdown_requested().await;
-                write_record(&lifetime, &paths, Phase::Stopping);
+                if holds_the_lock_of(&paths, lock_file) {
+                    write_record(&lifetime, &paths, Phase::Stopping);
+                }
                 listening.close();
             }
         };
@@ -261,12 +272,28 @@ impl Kit {
         // `_instance_lock`), so a successor that takes the lock finds the
         // path free or stale, never live. The record stays: it says
         // "stopping" until the lock is free, and a successor replaces it.
-        if let Some(path) = socket_to_remove {
+        if let Some((bound, path)) = socket_to_remove
+            && bound.is_some()
+            && file_id(std::fs::symlink_metadata(&path).ok().as_ref()) == bound
+        {
             let _ = std::fs::remove_file(path);
         }
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
     }
+}
+
+/// A file's device and inode: which file it is, whatever its path.
+fn file_id(meta: Option<&std::fs::Metadata>) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    meta.map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether the state dir's `instance.lock` is still the file this service
+/// holds (`lock_file`): only then is its record this service's to write.
+fn holds_the_lock_of(paths: &Paths, lock_file: Option<(u64, u64)>) -> bool {
+    lock_file.is_some()
+        && file_id(std::fs::metadata(paths.instance_lock()).ok().as_ref()) == lock_file
 }
 
 /// Which start spawned this service, as its spawner said

@@ -2172,7 +2172,10 @@ public struct ServiceStatus: Equatable, Hashable {
      */
     public var warnings: [String]
     /**
-     * What was found, for `Conflict` and `Unresponsive`.
+     * What was found, in words: who is in the way (`Conflict`), why it
+     * does not answer (`Unresponsive`), what it waits for (`Starting`, a
+     * kit's `Stopping`), or a note on a running or stopped service (started
+     * outside, socket-activated); `None` when there is nothing to say.
      */
     public var detail: String?
 
@@ -2211,7 +2214,10 @@ public struct ServiceStatus: Equatable, Hashable {
          * Things the user should know.
          */warnings: [String], 
         /**
-         * What was found, for `Conflict` and `Unresponsive`.
+         * What was found, in words: who is in the way (`Conflict`), why it
+         * does not answer (`Unresponsive`), what it waits for (`Starting`, a
+         * kit's `Stopping`), or a note on a running or stopped service (started
+         * outside, socket-activated); `None` when there is nothing to say.
          */detail: String?) {
         self.state = state
         self.pid = pid

@@ -50,6 +50,9 @@ use report::{foreign_user, rpc_error};
 pub(crate) use version::VersionVerdict;
 use version::version_mismatch;
 
+/// The least time left of a call's deadline worth starting a service in.
+const MIN_START_TIME: Duration = Duration::from_millis(100);
+
 /// How long one probe may wait for an answer. A healthy service answers in
 /// well under a millisecond; this bounds a hung or foreign peer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -62,6 +65,11 @@ pub struct ServiceManager {
     endpoint: ResolvedEndpoint,
     /// The channel of the last successful probe, reused by the fast path.
     channel: Mutex<Option<Channel>>,
+    /// The socket file that channel reached (device and inode), for a Unix
+    /// endpoint: another file at the path (the state dir removed and made
+    /// again, a new service) means the channel reaches a service nobody
+    /// else can find any more.
+    socket_file: Mutex<Option<(u64, u64)>>,
 }
 
 impl ServiceManager {
@@ -76,6 +84,7 @@ impl ServiceManager {
             paths,
             endpoint,
             channel: Mutex::new(None),
+            socket_file: Mutex::new(None),
         })
     }
 
@@ -180,6 +189,22 @@ impl ServiceManager {
     /// `orphaned_lock`: the observation found `instance.lock` held only by
     /// leftovers of a dead service; it is replaced with a fresh one.
     async fn spawn(&self, orphaned_lock: bool, deadline: Instant) -> Result<Option<Status>> {
+        // A call that waited out its time (for another start, which failed;
+        // for a stop) does not start one it could not wait for: it would be
+        // killed at once, and the call would overrun its deadline.
+        if deadline.saturating_duration_since(Instant::now()) < MIN_START_TIME {
+            return Err(Error::new(
+                ErrorKind::ReadyTimeout,
+                format!(
+                    "no time was left of ready_timeout_secs ({}s) to start the service: this \
+                     call spent it waiting (for another process's start or stop); see the \
+                     log, or raise ready_timeout_secs",
+                    self.config.ready_timeout.as_secs()
+                ),
+            )
+            .with_log(self.log_excerpt())
+            .with_remedy(Remedy::SetKey("ready_timeout_secs")));
+        }
         let program = spawn::resolve_program(&self.config.program)?;
         let lock_path = self.paths.instance_lock();
         let instance = match lock::take(&lock_path, Instant::now() + lock::PROBE_GRACE).await? {
@@ -255,6 +280,10 @@ impl ServiceManager {
     /// counts it as use (for `ensure`, not for `status`).
     async fn fast_path(&self, touch: bool) -> Option<Status> {
         let channel = self.channel.lock().expect("channel mutex").clone()?;
+        if self.socket_file() != *self.socket_file.lock().expect("socket mutex") {
+            *self.channel.lock().expect("channel mutex") = None;
+            return None;
+        }
         match rpc::info(channel, touch, PROBE_TIMEOUT).await {
             // No process lookup here: this path must stay one RPC.
             Probe::Kit(info, _) if !info.shutting_down => Some(self.kit_status(&info, None)),
@@ -270,8 +299,21 @@ impl ServiceManager {
     }
 
     fn remember(&self, status: Status, channel: Channel) -> Status {
+        *self.socket_file.lock().expect("socket mutex") = self.socket_file();
         *self.channel.lock().expect("channel mutex") = Some(channel);
         status
+    }
+
+    /// The device and inode of the file at a Unix endpoint (one `lstat`);
+    /// `None` for TCP, or when nothing is there.
+    fn socket_file(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let ResolvedEndpoint::Unix(path) = &self.endpoint else {
+            return None;
+        };
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|meta| (meta.dev(), meta.ino()))
     }
 
     /// The service's status, with its active mounts when it answers

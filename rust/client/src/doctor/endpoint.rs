@@ -129,6 +129,11 @@ fn conflict(endpoint: &str, taker: Taker, detail: &str) -> (Severity, String, Op
             ),
             format!("ask {user} to stop their service (or stop it as root), or {elsewhere}"),
         ),
+        // A file or directory where the socket belongs: nothing listens.
+        _ if detail.contains("is not a socket") => (
+            format!("{endpoint} is taken by something that is not our service: {detail}"),
+            format!("remove it (nothing listens there), or {elsewhere}"),
+        ),
         Taker::NotGrpc => (
             if detail.contains("does not speak gRPC") {
                 format!("{endpoint} is taken by something that is not our service: {detail}")

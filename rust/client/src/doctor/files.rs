@@ -185,18 +185,37 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
             ));
             true
         }
-        Ok(false) => {
-            findings.push(finding(
-                "state dir",
-                Severity::Ok,
-                format!(
-                    "{} does not exist yet; ensure creates it 0700",
-                    dir.display()
-                ),
-                None,
-            ));
-            true
-        }
+        Ok(false) => match unwritable(dir) {
+            // `ensure` would fail to create it, as the finding says.
+            Some(why) => {
+                findings.push(
+                    finding(
+                        "state dir",
+                        Severity::Problem,
+                        why,
+                        Some(
+                            "choose a state dir you can write with state_dir (or \
+                             SPFS_AUTOSTART_STATE_DIR)"
+                                .into(),
+                        ),
+                    )
+                    .with_remedies([Remedy::SetKey("state_dir")]),
+                );
+                false
+            }
+            None => {
+                findings.push(finding(
+                    "state dir",
+                    Severity::Ok,
+                    format!(
+                        "{} does not exist yet; ensure creates it 0700",
+                        dir.display()
+                    ),
+                    None,
+                ));
+                true
+            }
+        },
         // The message names the directory and the fix (`chmod` only where
         // that cannot break anyone else's use of it).
         Err(e) => {
@@ -233,6 +252,21 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
         ));
         return;
     }
+    if let Some(why) = unwritable(dir) {
+        findings.push(
+            finding(
+                "log dir",
+                Severity::Problem,
+                why,
+                Some(
+                    "choose a log dir you can write with log_dir (or SPFS_AUTOSTART_LOG_DIR)"
+                        .into(),
+                ),
+            )
+            .with_remedies([Remedy::SetKey("log_dir")]),
+        );
+        return;
+    }
     let existing = dir
         .ancestors()
         .find(|d| d.exists())
@@ -258,6 +292,26 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
             None,
         )),
     }
+}
+
+/// Why `dir` cannot be written, or made, by us: it, or the nearest of its
+/// parents that exists, does not let us add entries. `None` when it can.
+fn unwritable(dir: &Path) -> Option<String> {
+    use nix::unistd::{AccessFlags, access};
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let e = access(existing, AccessFlags::W_OK | AccessFlags::X_OK).err()?;
+    Some(if existing == dir {
+        format!(
+            "{} is not writable by you ({e}); ensure could not use it",
+            dir.display()
+        )
+    } else {
+        format!(
+            "{} does not exist, and {} does not let you create it ({e}); ensure would fail",
+            dir.display(),
+            existing.display()
+        )
+    })
 }
 
 /// Bytes an unprivileged user may still write. The field types differ

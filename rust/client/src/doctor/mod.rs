@@ -110,7 +110,7 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     let state = status.map(|status| status.state);
     let next = match version_next {
         Some(next) => next.to_string(),
-        None => next_step(manager, state, program.as_deref(), state_ok),
+        None => next_step(manager, state, program.as_deref(), state_ok, &findings),
     };
     Report { findings, next }
 }
@@ -120,11 +120,17 @@ fn next_step(
     state: Option<State>,
     program: Option<&Path>,
     state_ok: bool,
+    findings: &[Finding],
 ) -> String {
     let config = manager.config();
     if !state_ok {
-        return "fail: the state dir is not private (see above)".into();
+        return "fail: the state dir cannot be used (see above)".into();
     }
+    // A start needs its log too: with a problem there, `ensure` fails
+    // before the program runs.
+    let start_blocked = findings
+        .iter()
+        .find(|f| f.severity == Severity::Problem && f.check == "log dir");
     match state {
         Some(State::Running) => "use the running service (one RPC)".into(),
         Some(State::Starting) => "wait for the starting service to answer".into(),
@@ -134,7 +140,18 @@ fn next_step(
             config.ready_timeout.as_secs()
         ),
         Some(State::Conflict) => "fail: the endpoint is taken (see above)".into(),
+        // The endpoint could not be looked at: what `ensure` would do is
+        // not known, but it would meet the same failure.
+        None if findings
+            .iter()
+            .any(|f| f.severity == Severity::Problem && f.check == "endpoint") =>
+        {
+            "fail: the endpoint cannot be looked at (see above)".into()
+        }
         Some(State::Stopped) | None => match program {
+            Some(_) if start_blocked.is_some() => {
+                "fail: the service log cannot be used (see above)".into()
+            }
             Some(program) => {
                 let mut line = format!("start {}", program.display());
                 for arg in &config.args {

@@ -57,14 +57,22 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
                     return;
                 }
             }
+            // A read that fails (the log replaced by a link, say) is said
+            // once and following goes on: the next change may mend it.
+            let mut last_error: Option<String> = None;
             loop {
                 let result = reader.drain(&mut |line| tx.blocking_send(Ok(line)).is_ok());
                 match result {
-                    Ok(true) => {}
+                    Ok(true) => last_error = None,
                     Ok(false) => return,
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
+                        let message = e.to_string();
+                        if last_error.as_ref() != Some(&message) {
+                            last_error = Some(message);
+                            if tx.blocking_send(Err(e)).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 if tx.is_closed() {

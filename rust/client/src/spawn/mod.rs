@@ -198,6 +198,12 @@ impl RunLog {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&log_path)
             .map_err(|e| {
+                // A directory there is said, with its fix, by `Error::io`.
+                let directory = e.kind() == std::io::ErrorKind::IsADirectory;
+                let err = Error::io("cannot open the service log", &log_path, e);
+                if directory {
+                    return err;
+                }
                 let hint = match logs::unusable_log_file(&log_path) {
                     Some(what) => format!("it {what}; remove it"),
                     // The file is there and not ours to write (left by a
@@ -209,7 +215,7 @@ impl RunLog {
                              (or SPFS_AUTOSTART_LOG_DIR)"
                         .into(),
                 };
-                Error::io("cannot open the service log", &log_path, e).with_hint(&hint)
+                err.with_hint(&hint)
             })?;
         if !log.metadata().is_ok_and(|m| m.is_file()) {
             return Err(Error::new(

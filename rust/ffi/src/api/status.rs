@@ -66,7 +66,10 @@ pub struct ServiceStatus {
     pub idle_exit_in_secs: Option<u64>,
     /// Things the user should know.
     pub warnings: Vec<String>,
-    /// What was found, for `Conflict` and `Unresponsive`.
+    /// What was found, in words: who is in the way (`Conflict`), why it
+    /// does not answer (`Unresponsive`), what it waits for (`Starting`, a
+    /// kit's `Stopping`), or a note on a running or stopped service (started
+    /// outside, socket-activated); `None` when there is nothing to say.
     pub detail: Option<String>,
 }
 

@@ -168,8 +168,8 @@ pub unsafe extern "C" fn spfs_autostart_status_log_file(
 }
 
 /// What was found, in words: who is in the way (`CONFLICT`), why it does
-/// not answer (`UNRESPONSIVE`), what it is waiting for (`STARTING`,
-/// `STOPPING`), or a note on a running or stopped service (started outside,
+/// not answer (`UNRESPONSIVE`), what it is waiting for (`STARTING`, a kit
+/// service's `STOPPING`), or a note on a running or stopped service (started outside,
 /// socket-activated); NULL when there is nothing to say (or `status` is
 /// NULL). Borrowed: valid until the status is freed.
 ///
