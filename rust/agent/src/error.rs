@@ -1,8 +1,8 @@
-//! The launchd module's one error type.
+//! The agent crate's one error type.
 //!
-//! It is separate from the core's error type on purpose: the module is self-contained (it
-//! knows nothing of configuration or the client), and the core maps [`LaunchdErrorKind`]
-//! into its own kinds in one place.
+//! Its kinds say what the caller can do about an agent failure; `From<LaunchdError> for
+//! Error`, below, maps them into the one error vocabulary (`ErrorKind`) in one place, so `?`
+//! carries an agent failure into the client's errors.
 
 use std::io;
 use std::path::PathBuf;
@@ -142,6 +142,13 @@ impl From<LaunchdError> for Error {
         let kind = match e.kind() {
             LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
             LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,
+            // As `Error::io` says it: a refusal is the user's to fix.
+            LaunchdErrorKind::Io
+                if matches!(&e, LaunchdError::Io { source, .. }
+                    if source.kind() == io::ErrorKind::PermissionDenied) =>
+            {
+                ErrorKind::PermissionDenied
+            }
             LaunchdErrorKind::Io => ErrorKind::Io,
             LaunchdErrorKind::Launchctl => ErrorKind::LaunchctlFailed,
         };
@@ -153,5 +160,25 @@ impl From<LaunchdError> for Error {
                 .with_remedy(Remedy::Run(Operation::Ensure)),
             _ => error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused file operation is a permission problem in the one
+    /// vocabulary, as `Error::io` says it; other I/O failures stay `Io`.
+    #[test]
+    fn a_refused_file_operation_is_permission_denied() {
+        let refused = LaunchdError::io(
+            "write",
+            "/x",
+            "fix it",
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(Error::from(refused).kind(), ErrorKind::PermissionDenied);
+        let full = LaunchdError::io("write", "/x", "fix it", io::Error::other("disk full"));
+        assert_eq!(Error::from(full).kind(), ErrorKind::Io);
     }
 }

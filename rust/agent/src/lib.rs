@@ -23,6 +23,7 @@
 //! [`LaunchdError::kind`].
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod error;
 mod install;

@@ -18,6 +18,8 @@ use spfs_autostart::{Config, Error, ServiceManager, State};
 
 /// Exit code of `status` when the service is not running.
 const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit code for arguments that cannot be parsed, as clap's own.
+const EXIT_USAGE: u8 = 2;
 
 /// Keep the per-user SPFS service running exactly when it is needed.
 #[derive(Debug, Parser)]
@@ -82,37 +84,14 @@ enum Command {
 
 fn main() -> ExitCode {
     // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
-    // is reported, instead of ending this process without a word. The
-    // service gets the default action back (the spawner resets it).
-    // SAFETY: changes one signal's disposition before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-    let cli = Cli::parse();
+    // is reported, instead of ending this process without a word.
+    spfs_autostart::ignore_file_size_signal();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     if cli.verbose {
-        // A fixed target filter, not `EnvFilter`: its directive parser
-        // brings regex into the binary (a quarter megabyte, with its
-        // relocations), which every fresh `ensure` would map and relocate.
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        let only_ours = tracing_subscriber::filter::Targets::new().with_target(
-            "spfs_autostart",
-            tracing_subscriber::filter::LevelFilter::DEBUG,
-        );
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    // Colour only for a person who wants it: not into a
-                    // file or a pipe, and not with NO_COLOR set
-                    // (no-color.org) or TERM=dumb.
-                    .with_ansi(
-                        output::stderr_takes_escapes()
-                            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-                    ),
-            )
-            .with(only_ours)
-            .init();
+        log_to_stderr();
     }
     // A command in a hint acts on the same service as this run.
     hint::remember_global_flags(&[
@@ -173,6 +152,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--verbose`: what the client does, at debug level, on stderr.
+fn log_to_stderr() {
+    // A fixed target filter, not `EnvFilter`: its directive parser
+    // brings regex into the binary (a quarter megabyte, with its
+    // relocations), which every fresh `ensure` would map and relocate.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let only_ours = tracing_subscriber::filter::Targets::new().with_target(
+        "spfs_autostart",
+        tracing_subscriber::filter::LevelFilter::DEBUG,
+    );
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour only for a person who wants it: not into a
+                // file or a pipe, and not with NO_COLOR set
+                // (no-color.org) or TERM=dumb.
+                .with_ansi(
+                    output::stderr_takes_escapes()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                ),
+        )
+        .with(only_ours)
+        .init();
+}
+
+/// Arguments clap refused (or `--help`, `--version`): clap's own output
+/// and exit code 2, but as the one JSON error object on stderr when the
+/// arguments ask for `--json`, so a script that parses errors gets one.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as Clap;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json");
+    let shown = matches!(
+        e.kind(),
+        Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || shown {
+        e.exit();
+    }
+    output::usage_error(&e.render().to_string());
+    ExitCode::from(EXIT_USAGE)
+}
+
 /// Why a command failed: the core said so, or its output could not be written.
 #[derive(Debug)]
 enum Failure {
@@ -226,6 +252,19 @@ mod libc_signo {
 fn load_config(cli: &Cli) -> Result<Config, Error> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = &cli.state_dir {
+        // The shell expands `~` only at the start of a word, not after
+        // `--state-dir=`: a directory named `~` is never what was meant.
+        if dir.starts_with("~") {
+            return Err(Error::new(
+                spfs_autostart::ErrorKind::InvalidConfig,
+                format!(
+                    "--state-dir {}: the shell did not expand ~ here (it does only at the start \
+                     of a word); write `--state-dir {}` or give the full path",
+                    dir.display(),
+                    dir.display()
+                ),
+            ));
+        }
         // A path on the command line is relative to where it was typed.
         config.set_state_dir(std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))?;
     }
@@ -310,9 +349,11 @@ async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
 /// taken for an empty log (or, with `--follow`, for a hang).
 fn note_missing_log(manager: &ServiceManager, follow: bool) {
     let path = manager.paths().log_file();
-    // Anything there (a link to nothing included) is not "no log yet".
-    if path.symlink_metadata().is_ok() {
-        return;
+    // Anything there (a link to nothing included) is not "no log yet", and
+    // a log that cannot be looked at is an error the read reports.
+    match path.symlink_metadata() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        _ => return,
     }
     let then = if follow {
         "; waiting for it to appear"

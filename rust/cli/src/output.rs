@@ -315,6 +315,29 @@ pub fn error(error: &Error, json: bool) {
     }
 }
 
+/// Arguments that cannot be parsed, with `--json`: the error object every
+/// other error has, of kind `Usage`, with clap's text (usage line and all)
+/// as the message.
+pub fn usage_error(text: &str) {
+    // The hint says what clap's last line says.
+    let message = text
+        .trim_end()
+        .trim_end_matches("For more information, try '--help'.")
+        .trim_end()
+        .trim_start_matches("error: ");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        json!({ "error": {
+            "kind": "Usage",
+            "message": message,
+            "hints": ["spfs-autostart --help lists the commands and their arguments"],
+            "log_file": null,
+            "log_tail": null,
+        }})
+    );
+}
+
 /// Whether stderr is a terminal that understands escape sequences: not a
 /// file or a pipe, and not `TERM=dumb` (Emacs's shell, some CI consoles),
 /// which would print them.

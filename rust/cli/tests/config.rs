@@ -233,6 +233,55 @@ fn an_empty_config_variable_counts_as_unset_and_a_set_one_is_read() {
 
 // `config` showed an environment variable's value as if the file held it,
 // so a user editing the file could not see why it had no effect.
+/// `--state-dir=~/x` reaches us unexpanded (the shell expands `~` only at
+/// the start of a word): refused, instead of a directory named `~` made in
+/// the current one.
+#[test]
+fn a_state_dir_flag_with_an_unexpanded_tilde_is_refused() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cli(&["--state-dir=~/x", "ensure"])
+        .current_dir(sb.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("did not expand ~"), "{err}");
+    assert!(!sb.root().join("~").exists(), "made a directory named ~");
+    assert!(sb.pids().is_empty(), "nothing started");
+}
+
+/// Arguments that cannot be parsed exit 2, as clap's do; with `--json` the
+/// error is the one JSON object every other error is.
+#[test]
+fn arguments_that_cannot_be_parsed_exit_2_and_say_so_in_json_when_asked() {
+    let sb = Sandbox::new();
+    for args in [
+        &["--json", "ensure", "--timeout", "abc"][..],
+        &["--json", "bogus"][..],
+        &["agent", "print", "--json", "--format", "bogus"][..],
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", stderr(&out)));
+        assert_eq!(error["error"]["kind"], "Usage", "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("bogus") || message.contains("abc"),
+            "{error}"
+        );
+    }
+    let out = sb.run(&["ensure", "--timeout", "abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: invalid value 'abc'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sb.pids().is_empty(), "nothing started");
+}
+
 #[test]
 fn config_and_doctor_name_the_variables_that_set_keys() {
     let sb = Sandbox::new();

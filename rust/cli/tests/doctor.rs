@@ -522,3 +522,90 @@ fn a_file_at_the_socket_path_is_to_be_removed_not_stopped() {
     assert!(endpoint.1.contains("is not a socket"), "{endpoint:?}");
     assert!(endpoint.2.starts_with("remove it"), "{endpoint:?}");
 }
+
+/// A tmpfs mounted read-only under the sandbox, holding a private `state`
+/// dir; unmounted on drop (before the sandbox removes its root).
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn new(at: &std::path::Path) -> ReadOnlyMount {
+        std::fs::create_dir_all(at).unwrap();
+        let mount = |args: &[&str]| {
+            let out = std::process::Command::new("mount")
+                .args(args)
+                .arg(at)
+                .output()
+                .expect("mount (util-linux) runs");
+            assert!(
+                out.status.success(),
+                "mount {args:?} failed (the test needs root): {}",
+                stderr(&out)
+            );
+        };
+        mount(&["-t", "tmpfs", "-o", "size=1m,mode=700", "tmpfs"]);
+        let guard = ReadOnlyMount(at.to_path_buf());
+        std::fs::create_dir(at.join("state")).unwrap();
+        std::fs::set_permissions(at.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        mount(&["-o", "remount,ro"]);
+        guard
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+/// A state dir that exists, is private and ours, but is on a read-only file
+/// system: `doctor` finds what `ensure` then fails on, and `ensure` names
+/// the setting, not a lock file inside it.
+#[test]
+fn a_state_dir_on_a_read_only_file_system_is_a_problem_as_ensure_finds() {
+    let mut sb = Sandbox::new();
+    let ro = ReadOnlyMount::new(&sb.root().join("ro"));
+    sb.set("state_dir", path_str(&ro.0.join("state")));
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        problems(&report)
+            .iter()
+            .any(|(c, summary, fix)| c == "state dir"
+                && summary.contains("not writable")
+                && fix.contains("state_dir")),
+        "{report}"
+    );
+    assert!(
+        report["next"].as_str().unwrap().starts_with("fail:"),
+        "{report}"
+    );
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not writable") && err.contains("state_dir") && !err.contains(".lock"),
+        "{err}"
+    );
+    assert!(sb.pids().is_empty(), "nothing started");
+}
+
+/// A state dir under a path whose parent is a file: the error names the
+/// setting and the fix, not only the system's words.
+#[test]
+fn a_state_dir_under_a_file_names_the_setting() {
+    let mut sb = Sandbox::new();
+    let file = sb.root().join("afile");
+    std::fs::write(&file, "").unwrap();
+    sb.set("state_dir", path_str(&file.join("state")));
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("state_dir") && message.contains("not a directory you can search"),
+        "{error}"
+    );
+}

@@ -167,7 +167,7 @@ fn strict_umask_still_makes_a_private_usable_state_dir_and_socket() {
     }
 }
 
-// Row 7, the other half: a state dir left unusable by an older version
+// A state dir left unusable by an older version
 // (mode 0500 or 0000) is refused with the fix, not trusted.
 #[test]
 fn state_dir_without_owner_access_is_refused_with_the_fix() {

@@ -117,13 +117,15 @@ fn logs_strip_colour_the_user_asked_the_service_for() {
 fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
     let up = Upstream::new();
     up.sb.ensure();
+    // A live root process: the service cleans up a mount whose root exits.
+    let pid = std::process::id();
     assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
     up.vfs(async |mut vfs| {
         vfs.mount(MountRequest {
-            root_pid: 4242,
+            root_pid: pid,
             env_spec: "platform/base+tools".into(),
             editable: true,
-            runtime_name: "rt-4242".into(),
+            runtime_name: format!("rt-{pid}"),
             repositories: vec!["origin".into()],
         })
         .await
@@ -133,8 +135,8 @@ fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
     assert_eq!(
         status["mounts"],
         serde_json::json!([{
-            "runtime_name": "rt-4242",
-            "root_pid": 4242,
+            "runtime_name": format!("rt-{pid}"),
+            "root_pid": pid,
             "editable": true,
             "env_spec": "platform/base+tools",
         }]),
@@ -142,11 +144,11 @@ fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
     );
     let text = up.sb.ok(&["status"]);
     assert!(
-        text.contains("pid 4242 rt-4242 editable platform/base+tools"),
+        text.contains(&format!("pid {pid} rt-{pid} editable platform/base+tools")),
         "{text}"
     );
     let was_mounted = up.vfs(async |mut vfs| {
-        vfs.unmount(UnmountRequest { root_pid: 4242 })
+        vfs.unmount(UnmountRequest { root_pid: pid })
             .await
             .expect("unmount")
             .into_inner()
@@ -155,6 +157,36 @@ fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
     assert!(was_mounted);
     assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
     assert!(!up.sb.ok(&["status"]).contains("mounts"));
+}
+
+/// A mount whose root process exited is gone from the status, as upstream
+/// cleans it up.
+#[test]
+fn a_mount_whose_root_process_exited_is_not_listed() {
+    let up = Upstream::new();
+    up.sb.ensure();
+    let mut root = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = root.id();
+    up.vfs(async |mut vfs| {
+        vfs.mount(MountRequest {
+            root_pid: pid,
+            env_spec: "-".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("mount")
+    });
+    assert_eq!(
+        up.sb.status()["mounts"][0]["root_pid"],
+        pid,
+        "listed while it lives"
+    );
+    root.kill().unwrap();
+    root.wait().unwrap();
+    assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
 }
 
 #[test]

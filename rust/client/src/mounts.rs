@@ -17,7 +17,7 @@ use crate::status::Mount;
 /// The service's active mounts, sorted by root pid; none when it has no
 /// `Status` (`UNIMPLEMENTED`); why they are not known when it fails the
 /// call or does not answer within `timeout`.
-pub async fn active(channel: Channel, timeout: Duration) -> Result<Vec<Mount>, String> {
+pub(crate) async fn active(channel: Channel, timeout: Duration) -> Result<Vec<Mount>, String> {
     let mut client = VfsServiceClient::new(channel);
     let call = client.status(StatusRequest {});
     let reply = match tokio::time::timeout(timeout, call).await {

@@ -13,7 +13,7 @@ use crate::sys::{self, Instance};
 
 /// The listener behind an endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// The socket owner's uid.
     pub uid: u32,
     /// The process holding it, when it is ours and could be found.
@@ -22,13 +22,13 @@ pub struct Listener {
 
 impl Listener {
     /// Whether the socket belongs to another user.
-    pub fn is_foreign(&self) -> bool {
+    pub(crate) fn is_foreign(&self) -> bool {
         self.uid != sys::my_uid()
     }
 }
 
 /// Describe a uid for messages: the user name when it has one.
-pub fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(user)) => format!("user {} (uid {uid})", user.name),
         _ => format!("uid {uid}"),
@@ -37,7 +37,7 @@ pub fn user_name(uid: u32) -> String {
 
 /// The listener at `addr`, or `None` when none can be found.
 #[cfg(target_os = "linux")]
-pub fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
+pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
     let (uid, inode) = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())

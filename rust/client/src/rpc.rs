@@ -16,11 +16,11 @@ use tonic::transport::{Channel, Endpoint};
 use crate::ResolvedEndpoint;
 use crate::proto::control::{InfoRequest, InfoResponse, control_client::ControlClient};
 
-pub use spfs_autostart_protocol::Stream;
+pub(crate) use spfs_autostart_protocol::Stream;
 
 /// What answered at an endpoint.
 #[derive(Debug)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// A kit service answered `Control.Info`.
     Kit(InfoResponse, Channel),
     /// A gRPC server without `Control` answered (`UNIMPLEMENTED` still
@@ -35,7 +35,10 @@ pub enum Probe {
 }
 
 /// Open a channel whose first connection is `first`; later ones connect anew.
-pub async fn channel(endpoint: ResolvedEndpoint, first: Option<Stream>) -> io::Result<Channel> {
+pub(crate) async fn channel(
+    endpoint: ResolvedEndpoint,
+    first: Option<Stream>,
+) -> io::Result<Channel> {
     let first = Arc::new(Mutex::new(first));
     // The URI is required by tonic but unused: the connector picks the target.
     Endpoint::from_static("http://localhost")
@@ -56,7 +59,7 @@ pub async fn channel(endpoint: ResolvedEndpoint, first: Option<Stream>) -> io::R
 
 /// Ask `channel` who it is, bounded by `timeout`; `touch` counts the call
 /// as use of the service (restarting its idle clock).
-pub async fn info(channel: Channel, touch: bool, timeout: Duration) -> Probe {
+pub(crate) async fn info(channel: Channel, touch: bool, timeout: Duration) -> Probe {
     let call = async {
         let mut client = ControlClient::new(channel.clone());
         client.info(InfoRequest { touch }).await
@@ -70,7 +73,7 @@ pub async fn info(channel: Channel, touch: bool, timeout: Duration) -> Probe {
 }
 
 /// Connect to `endpoint` and find out what answers there.
-pub async fn probe(endpoint: &ResolvedEndpoint, touch: bool, timeout: Duration) -> Probe {
+pub(crate) async fn probe(endpoint: &ResolvedEndpoint, touch: bool, timeout: Duration) -> Probe {
     let stream = match tokio::time::timeout(timeout, Stream::connect(endpoint)).await {
         Err(_) => return Probe::NoAnswer,
         Ok(Ok(stream)) => stream,

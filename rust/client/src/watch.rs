@@ -56,7 +56,7 @@ impl Drop for StatusWatcher {
 
 /// Start watching the service `config` describes. Must be called inside a
 /// tokio runtime. The first update is the current status.
-pub fn watch(config: Config) -> crate::Result<StatusWatcher> {
+pub(crate) fn watch(config: Config) -> crate::Result<StatusWatcher> {
     let manager = ServiceManager::new(config)?;
     manager.paths().create_state_dir()?;
     let (tx, updates) = mpsc::channel(64);
@@ -171,41 +171,9 @@ async fn run(
         match state {
             State::Running if managed => {
                 after_stream = true;
-                let mut updates = 0;
-                if let Some(mut stream) = open_stream(&manager).await {
-                    let mut mounts = Vec::new();
-                    loop {
-                        let update = tokio::select! {
-                            update = stream.next() => update,
-                            // The state dir changed: still ours alone? If
-                            // not, the stream is not trusted any more than a
-                            // look would be; the look after it says why.
-                            Some(()) = events.recv() => {
-                                if manager.paths().check_state_dir().is_err() {
-                                    break;
-                                }
-                                continue;
-                            }
-                        };
-                        let Some(Ok(update)) = update else { break };
-                        updates += 1;
-                        let Some(mut status) = status_of(&manager, &update) else {
-                            continue;
-                        };
-                        // A kit's update carries its leases, not its mounts:
-                        // ask for them when they may have changed, and only
-                        // then, so the asking never becomes a feed of its own.
-                        if may_change_mounts(&update) {
-                            manager.add_mounts(&mut status).await;
-                            mounts.clone_from(&status.mounts);
-                        } else {
-                            status.mounts.clone_from(&mounts);
-                        }
-                        if !sent.status(status).await {
-                            return;
-                        }
-                    }
-                }
+                let Some(updates) = follow_stream(&manager, &mut sent, &mut events).await else {
+                    return;
+                };
                 // A stream that delivered at least its snapshot worked; one
                 // that failed at once is retried later, not at once.
                 if updates > 0 {
@@ -217,9 +185,16 @@ async fn run(
                 }
             }
             // A stop of a plain service marks it in the state dir: that
-            // file event wakes us at once, so the stopping is seen.
+            // file event wakes us at once, so the stopping is seen. A mark
+            // made during our look had its event drained with our own:
+            // while one is there, look again soon.
             State::Running => {
-                let _ = tokio::time::timeout(PLAIN_POLL, events.recv()).await;
+                let wait = if manager.paths().stopping().exists() {
+                    TRANSITION_POLL
+                } else {
+                    PLAIN_POLL
+                };
+                let _ = tokio::time::timeout(wait, events.recv()).await;
             }
             State::Stopped | State::Conflict => {
                 let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
@@ -227,6 +202,54 @@ async fn run(
             State::Starting | State::Stopping | State::Unresponsive => {
                 let _ = tokio::time::timeout(TRANSITION_POLL, events.recv()).await;
             }
+        }
+    }
+}
+
+/// Send each update of a running kit service's Watch stream until it ends
+/// (or the state dir stops being ours alone). How many updates came, or
+/// `None` when the receiver has gone.
+async fn follow_stream(
+    manager: &ServiceManager,
+    sent: &mut Sent,
+    events: &mut mpsc::Receiver<()>,
+) -> Option<usize> {
+    let mut updates = 0;
+    let Some(mut stream) = open_stream(manager).await else {
+        return Some(updates);
+    };
+    let mut mounts = Vec::new();
+    loop {
+        let update = tokio::select! {
+            update = stream.next() => update,
+            // The state dir changed: still ours alone? If not, the stream is
+            // not trusted any more than a look would be; the look after it
+            // says why.
+            Some(()) = events.recv() => {
+                if manager.paths().check_state_dir().is_err() {
+                    return Some(updates);
+                }
+                continue;
+            }
+        };
+        let Some(Ok(update)) = update else {
+            return Some(updates);
+        };
+        updates += 1;
+        let Some(mut status) = status_of(manager, &update) else {
+            continue;
+        };
+        // A kit's update carries its leases, not its mounts: ask for them
+        // when they may have changed, and only then, so the asking never
+        // becomes a feed of its own.
+        if may_change_mounts(&update) {
+            manager.add_mounts(&mut status).await;
+            mounts.clone_from(&status.mounts);
+        } else {
+            status.mounts.clone_from(&mounts);
+        }
+        if !sent.status(status).await {
+            return None;
         }
     }
 }

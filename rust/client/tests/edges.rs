@@ -249,3 +249,104 @@ async fn a_service_whose_state_dir_was_replaced_leaves_its_successor_alone() {
     manager.stop().await.expect("stop");
     wait_gone(new, "the second service").await;
 }
+
+/// The endpoint changed in the config while the service ran: `ensure` says
+/// so at once (no wait for the ready timeout), `status` says where it
+/// serves, and `stop` stops it, after which `ensure` starts it at the new
+/// endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_serving_at_an_endpoint_the_config_no_longer_names_is_said_at_once() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("ready_timeout_secs", 30);
+    let old = sandbox.manager().ensure().await.expect("ensure");
+    let new_socket = sandbox.state_dir().join("other.sock");
+    sandbox.set("endpoint", format!("unix://{}", new_socket.display()));
+    let moved = sandbox.manager();
+    let started = std::time::Instant::now();
+    let e = moved.ensure().await.expect_err("serves elsewhere");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?} for a service that cannot answer there",
+        started.elapsed()
+    );
+    assert_eq!(e.kind(), spfs_autostart::ErrorKind::EndpointConflict, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&old.endpoint),
+        "names where it serves: {text}"
+    );
+    assert!(
+        text.to_lowercase().contains("stop it"),
+        "says the fix: {text}"
+    );
+    let seen = moved.status().await.expect("status");
+    assert_eq!(seen.state, State::Conflict, "{seen:?}");
+    assert_eq!(seen.pid, old.pid, "{seen:?}");
+    moved.stop().await.expect("stop");
+    let now = moved.ensure().await.expect("ensure at the new endpoint");
+    assert_ne!(now.pid, old.pid);
+    assert!(now.endpoint.ends_with("other.sock"), "{now:?}");
+    moved.stop().await.expect("stop");
+}
+
+/// A host that forks while an `ensure` holds `spawn.lock` (Python's
+/// `multiprocessing`, a prefork server) gives its child a share of the
+/// lock's open file: once the start is done, `stop` and the next start must
+/// not wait for that child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_forked_during_a_start_does_not_keep_the_spawn_lock() {
+    let mut sandbox = kit_sandbox(0, &["--start-delay-ms", "1000"]);
+    sandbox.set("stop_timeout_secs", 2);
+    let manager = sandbox.manager();
+    let ensure = tokio::spawn({
+        let manager = sandbox.manager();
+        async move { manager.ensure().await }
+    });
+    // Once the start holds spawn.lock (the service is on its way).
+    wait_for("a service process", WAIT, || async {
+        (!sandbox.pids().is_empty()).then_some(())
+    })
+    .await;
+    // SAFETY: the child only sleeps and exits: both async-signal-safe, as
+    // a child of a multithreaded process needs.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: in the child: only async-signal-safe calls, then exit.
+        unsafe {
+            libc::sleep(60);
+            libc::_exit(0);
+        }
+    }
+    assert!(child > 0, "fork failed");
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: our own child, killed and reaped once.
+            unsafe {
+                libc::kill(self.0, libc::SIGKILL);
+                libc::waitpid(self.0, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    let _reap = Reap(child);
+    ensure.await.unwrap().expect("ensure");
+    let started = std::time::Instant::now();
+    let outcome = manager
+        .stop()
+        .await
+        .expect("stop, with the forked child alive");
+    assert!(
+        matches!(outcome, StopOutcome::Stopped { .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop waited {:?} for spawn.lock",
+        started.elapsed()
+    );
+    manager
+        .ensure()
+        .await
+        .expect("a start, with the forked child alive");
+    manager.stop().await.expect("stop");
+}

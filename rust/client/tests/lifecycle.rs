@@ -232,7 +232,7 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
     assert_graceful(&outcome);
 }
 
-/// Row 9, the drain: while a service drains calls after a shutdown request
+/// The drain: while a service drains calls after a shutdown request
 /// (whether a probe meets `Info` with `shutting_down` or a server that no
 /// longer accepts), `ensure` waits for it to go and returns a fresh service,
 /// never the one that is leaving. (The CLI test repeats the idle-exit race.)

@@ -320,3 +320,61 @@ async fn an_open_health_watch_does_not_hold_up_the_stop() {
         sandbox.log()
     );
 }
+
+/// A service out of file descriptors refuses a lease it could not follow,
+/// saying so; it never grants one and then drops it as if its holder had
+/// exited (each lease holds one descriptor while its holder lives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_the_service_cannot_follow_is_refused_never_granted_and_dropped() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = kit_sandbox(0, &[]);
+    let wrapper = sandbox.root().join("few-descriptors.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nulimit -n 48\nexec '{}' \"$@\"\n",
+            common::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set("program", wrapper.display().to_string());
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let mut holder = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let (mut granted, mut refused) = (Vec::new(), Vec::new());
+    for n in 0..60 {
+        match manager.acquire(holder.id(), &format!("lease {n}")).await {
+            Ok(lease) => granted.push(lease.id),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held: Vec<u64> = manager
+        .status()
+        .await
+        .expect("status")
+        .leases
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    manager.stop().await.expect("stop");
+    assert!(!granted.is_empty(), "some leases fit: {refused:?}");
+    assert_eq!(held, granted, "every lease granted is still held");
+    assert!(
+        !refused.is_empty(),
+        "the limit was reached ({} granted)",
+        granted.len()
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.contains("no file descriptors left")),
+        "{refused:?}"
+    );
+}

@@ -476,3 +476,44 @@ async fn a_watch_open_across_an_idle_exit_does_not_start_the_service_again() {
     assert_eq!(activator.starts(), 2);
     manager.stop().await.expect("stop");
 }
+
+/// `LISTEN_FDS` and `LISTEN_PID` without a socket passed as descriptor 3
+/// (here it is a file): the service says so and exits, instead of taking
+/// whatever descriptor 3 is (its own lock file, when none was passed).
+#[test]
+fn listen_fds_without_a_passed_socket_is_refused_with_the_reason() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let mut child = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" 3</dev/null",
+        ])
+        .arg(common::reference_service())
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .env("SPFS_AUTOSTART_ENDPOINT", "unix")
+        .env("HOME", sandbox.home())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the service served (or hung) without its socket");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("LISTEN_FDS") && stderr.contains("is a file, not a socket"),
+        "{stderr}"
+    );
+}

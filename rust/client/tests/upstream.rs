@@ -51,12 +51,14 @@ async fn status_lists_a_mount_made_over_the_ensure_channel_and_drops_it_after_un
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
     assert!(status(&manager).await.mounts.is_empty());
+    // A live root process: a mount whose root has exited is cleaned up.
+    let pid = std::process::id();
     let mut vfs = VfsServiceClient::new(manager.channel().await.expect("channel"));
     vfs.mount(MountRequest {
-        root_pid: 5150,
+        root_pid: pid,
         env_spec: "platform/base".into(),
         editable: false,
-        runtime_name: "rt-5150".into(),
+        runtime_name: format!("rt-{pid}"),
         repositories: Vec::new(),
     })
     .await
@@ -64,14 +66,14 @@ async fn status_lists_a_mount_made_over_the_ensure_channel_and_drops_it_after_un
     assert_eq!(
         status(&manager).await.mounts,
         vec![Mount {
-            runtime_name: "rt-5150".into(),
-            root_pid: 5150,
+            runtime_name: format!("rt-{pid}"),
+            root_pid: pid,
             editable: false,
             env_spec: "platform/base".into(),
         }]
     );
     let reply = vfs
-        .unmount(UnmountRequest { root_pid: 5150 })
+        .unmount(UnmountRequest { root_pid: pid })
         .await
         .expect("unmount");
     assert!(reply.into_inner().was_mounted);
@@ -87,7 +89,7 @@ async fn ensure_answers_without_asking_for_mounts() {
     manager.ensure().await.expect("ensure");
     VfsServiceClient::new(manager.channel().await.expect("channel"))
         .mount(MountRequest {
-            root_pid: 5151,
+            root_pid: std::process::id(),
             env_spec: "-".into(),
             ..Default::default()
         })

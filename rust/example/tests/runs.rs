@@ -19,9 +19,12 @@ async fn the_example_ensures_then_mounts_over_the_same_connection() {
         ],
     )
     .set("endpoint", format!("tcp://127.0.0.1:{port}"));
+    let pid = std::process::id();
     let out = sb
         .command(env!("CARGO_BIN_EXE_spfs-mount-example"))
-        .args(["4711", "platform/base", "rt-4711"])
+        // A live root process (this test's): a mount whose root has
+        // exited is cleaned up.
+        .args([&pid.to_string(), "platform/base", "rt-4711"])
         .env("SPFS_AUTOSTART_CONFIG", sb.config_file())
         .output()
         .unwrap();
@@ -33,7 +36,7 @@ async fn the_example_ensures_then_mounts_over_the_same_connection() {
     );
     assert_eq!(
         stdout.trim(),
-        format!("mounted platform/base for pid 4711 at tcp://127.0.0.1:{port}")
+        format!("mounted platform/base for pid {pid} at tcp://127.0.0.1:{port}")
     );
     assert_eq!(sb.pids().len(), 1, "started on demand, once");
     // Loaded as the example's own process saw it: the sandbox's environment,
@@ -48,6 +51,6 @@ async fn the_example_ensures_then_mounts_over_the_same_connection() {
             mounts[0].env_spec.as_str(),
             mounts[0].runtime_name.as_str()
         ),
-        (4711, "platform/base", "rt-4711")
+        (pid, "platform/base", "rt-4711")
     );
 }

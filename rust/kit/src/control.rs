@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::lifetime::{LeaseError, Lifetime};
+use super::lifetime::Lifetime;
 use spfs_autostart_protocol::proto::control::{
     AcquireRequest, AcquireResponse, InfoRequest, InfoResponse, ReleaseRequest, ReleaseResponse,
     ShutdownRequest, ShutdownResponse, StatusUpdate, WatchRequest, control_server::Control,
@@ -15,13 +15,13 @@ use spfs_autostart_protocol::proto::control::{
 
 /// The Control service over a [`Lifetime`].
 #[derive(Debug)]
-pub struct ControlService {
+pub(crate) struct ControlService {
     lifetime: Arc<Lifetime>,
 }
 
 impl ControlService {
     /// Serve `lifetime`.
-    pub fn new(lifetime: Arc<Lifetime>) -> Self {
+    pub(crate) fn new(lifetime: Arc<Lifetime>) -> Self {
         ControlService { lifetime }
     }
 }
@@ -111,12 +111,8 @@ impl Control for ControlService {
                  idle_timeout_secs to 0"
             )));
         }
-        match self.lifetime.acquire(pid, label) {
-            Ok(lease) => Ok(Response::new(AcquireResponse { lease: Some(lease) })),
-            Err(e @ LeaseError::NoSuchProcess(_)) => Err(Status::not_found(e.to_string())),
-            Err(e @ LeaseError::OtherUser(_)) => Err(Status::permission_denied(e.to_string())),
-            Err(e @ LeaseError::ShuttingDown) => Err(Status::unavailable(e.to_string())),
-        }
+        let lease = self.lifetime.acquire(pid, label)?;
+        Ok(Response::new(AcquireResponse { lease: Some(lease) }))
     }
 
     async fn release(

@@ -22,6 +22,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod config;
 mod control;
@@ -48,8 +49,8 @@ use listener::Incoming;
 pub use config::KitConfig;
 use control::ControlService;
 pub use handle::{KitHandle, Lease};
-pub use lifetime::Identity;
 use lifetime::Lifetime;
+pub use lifetime::{Identity, LeaseError};
 use listener::Listener;
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
@@ -57,6 +58,9 @@ use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
 use spfs_autostart_protocol::proto::control::control_server::ControlServer;
 use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
+/// The tonic the kit serves with: [`Kit::serve`] takes its `Routes`, so a
+/// service adds its own gRPC services without pinning a matching tonic.
+pub use spfs_autostart_protocol::tonic;
 pub use spfs_autostart_protocol::{Error, ErrorKind, Result, proto};
 
 /// How the instance-lock conflict starts its message; [`Kit::start_or_defer`]

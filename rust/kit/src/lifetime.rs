@@ -30,7 +30,7 @@ pub struct Identity {
 
 /// The shared lifetime state of one running service.
 #[derive(Debug)]
-pub struct Lifetime {
+pub(crate) struct Lifetime {
     identity: Identity,
     endpoint: String,
     started_at_unix_ms: u64,
@@ -69,11 +69,31 @@ pub enum LeaseError {
     /// The service is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// The service has no file descriptor left to follow the process with
+    /// (each lease holds one while its holder lives).
+    #[error(
+        "cannot follow process {0}: the service has no file descriptors left (too many open \
+         files); release leases, or raise the service's limit (ulimit -n) where it is started"
+    )]
+    NoDescriptors(u32),
+}
+
+/// The gRPC status a refused lease answers with, as `Control/Acquire` does:
+/// a service that takes leases in its own calls answers the same way.
+impl From<LeaseError> for tonic::Status {
+    fn from(e: LeaseError) -> tonic::Status {
+        match e {
+            LeaseError::NoSuchProcess(_) => tonic::Status::not_found(e.to_string()),
+            LeaseError::OtherUser(_) => tonic::Status::permission_denied(e.to_string()),
+            LeaseError::ShuttingDown => tonic::Status::unavailable(e.to_string()),
+            LeaseError::NoDescriptors(..) => tonic::Status::resource_exhausted(e.to_string()),
+        }
+    }
 }
 
 impl Lifetime {
     /// A new lifetime; the idle clock starts now.
-    pub fn new(
+    pub(crate) fn new(
         identity: Identity,
         endpoint: String,
         socket_activated: bool,
@@ -104,7 +124,7 @@ impl Lifetime {
     }
 
     /// The service's current state, as `Control.Info` reports it.
-    pub fn info(&self) -> InfoResponse {
+    pub(crate) fn info(&self) -> InfoResponse {
         let inner = self.lock();
         InfoResponse {
             name: self.identity.name.clone(),
@@ -128,7 +148,7 @@ impl Lifetime {
     }
 
     /// When the service will exit for idleness, if it is idle.
-    pub fn idle_deadline(&self) -> Option<Instant> {
+    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
         self.deadline_of(&self.lock())
     }
 
@@ -154,7 +174,7 @@ impl Lifetime {
     }
 
     /// A call started; the guard ends it. Calls in flight keep the service up.
-    pub fn call_started(self: &Arc<Self>) -> CallGuard {
+    pub(crate) fn call_started(self: &Arc<Self>) -> CallGuard {
         let first = {
             let mut inner = self.lock();
             inner.in_flight += 1;
@@ -171,17 +191,30 @@ impl Lifetime {
     /// A touch only ever moves the deadline later, so the idle timer is not
     /// woken: at the old deadline it finds the new one and sleeps again.
     /// (Waking it was a hop to another thread on every `ensure`.)
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.lock().idle_since = Instant::now();
         self.announce(Event::IdleDeadlineChanged, "used".into());
     }
 
     /// Take a lease that lasts while process `pid` lives.
-    pub fn acquire(self: &Arc<Self>, pid: u32, label: String) -> Result<Lease, LeaseError> {
+    pub(crate) fn acquire(self: &Arc<Self>, pid: u32, label: String) -> Result<Lease, LeaseError> {
         if self.shutdown.borrow().is_some() {
             return Err(LeaseError::ShuttingDown);
         }
         let holder = lease_holder(pid)?;
+        // Opened now, so that a lease is only ever granted while it can be
+        // followed: a handle that cannot be had is not an exit.
+        // (It fails for a live holder when the last descriptor went to the
+        // pidfd and none was left to check it with.)
+        let Some(handle) = ProcessHandle::open(holder) else {
+            return Err(
+                if sys::out_of_descriptors().is_some() || holder.is_alive() {
+                    LeaseError::NoDescriptors(pid)
+                } else {
+                    LeaseError::NoSuchProcess(pid)
+                },
+            );
+        };
         let lease = {
             let mut inner = self.lock();
             let id = inner.next_lease;
@@ -205,9 +238,7 @@ impl Lifetime {
         tokio::spawn(async move {
             // The very process checked above: if its pid is reused after it
             // exits, the lease still ends with it.
-            if let Some(handle) = ProcessHandle::open(holder) {
-                handle.exited().await;
-            }
+            handle.exited().await;
             if this.release(id) {
                 tracing::info!("lease {id} dropped: process {pid} exited");
             }
@@ -216,7 +247,7 @@ impl Lifetime {
     }
 
     /// Drop a lease; `false` when it was not held.
-    pub fn release(&self, id: u64) -> bool {
+    pub(crate) fn release(&self, id: u64) -> bool {
         let removed = {
             let mut inner = self.lock();
             let removed = inner.leases.remove(&id).is_some();
@@ -232,7 +263,7 @@ impl Lifetime {
     }
 
     /// Drop every lease of `pid`; `true` when there was one.
-    pub fn release_pid(&self, pid: u32) -> bool {
+    pub(crate) fn release_pid(&self, pid: u32) -> bool {
         let ids: Vec<u64> = self
             .lock()
             .leases
@@ -246,12 +277,12 @@ impl Lifetime {
     }
 
     /// The leases held now.
-    pub fn leases(&self) -> Vec<Lease> {
+    pub(crate) fn leases(&self) -> Vec<Lease> {
         self.lock().leases.values().cloned().collect()
     }
 
     /// Ask the service to shut down; the first reason wins.
-    pub fn request_shutdown(&self, reason: impl Into<String>) {
+    pub(crate) fn request_shutdown(&self, reason: impl Into<String>) {
         let reason = reason.into();
         let first = self.shutdown.send_if_modified(|current| {
             if current.is_none() {
@@ -268,7 +299,7 @@ impl Lifetime {
     }
 
     /// Resolves with the reason once shutdown was requested.
-    pub async fn shutdown_requested(&self) -> String {
+    pub(crate) async fn shutdown_requested(&self) -> String {
         let mut rx = self.shutdown.subscribe();
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
@@ -283,13 +314,13 @@ impl Lifetime {
     /// Drain calls for at most `limit` once shutting down: the requester
     /// signals the process soon after that, and a drain cut short by a
     /// signal would be reported as a service that ignored the request.
-    pub fn limit_drain(&self, limit: Duration) {
+    pub(crate) fn limit_drain(&self, limit: Duration) {
         let mut current = self.drain_limit.lock().expect("drain mutex");
         *current = Some(current.map_or(limit, |c| c.min(limit)));
     }
 
     /// How long the drain may take: `default`, or less when asked.
-    pub fn drain_limit(&self, default: Duration) -> Duration {
+    pub(crate) fn drain_limit(&self, default: Duration) -> Duration {
         self.drain_limit
             .lock()
             .expect("drain mutex")
@@ -298,7 +329,7 @@ impl Lifetime {
 
     /// Resolves once no call is in flight but those that only look
     /// (`Info`, the watches, health), which never end by themselves.
-    pub async fn calls_finished(&self) {
+    pub(crate) async fn calls_finished(&self) {
         loop {
             let notified = self.calls_done.notified();
             tokio::pin!(notified);
@@ -313,23 +344,23 @@ impl Lifetime {
     }
 
     /// Whether shutdown was requested.
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.borrow().is_some()
     }
 
     /// Announce that the service serves.
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         self.changed(Event::Ready, "serving".into());
     }
 
     /// Subscribe to changes, for `Control.Watch`.
-    pub fn subscribe(&self) -> broadcast::Receiver<StatusUpdate> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<StatusUpdate> {
         self.updates.subscribe()
     }
 
     /// Exit when idle for `idle_timeout`: sleeps until the deadline, woken
     /// early by every change; returns when shutdown was requested.
-    pub async fn run_idle_timer(self: Arc<Self>) {
+    pub(crate) async fn run_idle_timer(self: Arc<Self>) {
         if self.idle_timeout.is_zero() {
             return;
         }
@@ -365,7 +396,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 /// Ends a call: when the last call ends with no lease, the idle clock starts.
 #[derive(Debug)]
-pub struct CallGuard(Arc<Lifetime>);
+pub(crate) struct CallGuard(Arc<Lifetime>);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
@@ -392,6 +423,9 @@ fn lease_holder(pid: u32) -> Result<Instance, LeaseError> {
     let Some(holder) = Instance::of(pid) else {
         // A process we may not even look at (macOS hides other users'
         // from us) is another user's; a zombie of ours, or nothing, is gone.
+        if sys::out_of_descriptors().is_some() {
+            return Err(LeaseError::NoDescriptors(pid));
+        }
         let hidden = sys::process_info(pid).is_none() && sys::pid_exists(pid);
         return Err(if hidden {
             LeaseError::OtherUser(pid)

@@ -21,7 +21,7 @@ use spfs_autostart_protocol::sys;
 
 /// A listening socket and where it came from.
 #[derive(Debug)]
-pub enum Listener {
+pub(crate) enum Listener {
     /// A Unix socket; `bound_here` when we created the path (and so remove it).
     Unix {
         /// The listener.
@@ -42,7 +42,7 @@ pub enum Listener {
 
 impl Listener {
     /// Whether the socket was handed over by launchd or systemd.
-    pub fn activated(&self) -> bool {
+    pub(crate) fn activated(&self) -> bool {
         match self {
             Listener::Unix { bound_here, .. } => !bound_here,
             Listener::Tcp { activated, .. } => *activated,
@@ -51,7 +51,7 @@ impl Listener {
 
     /// The socket path we created (and so remove at exit); `None` for TCP
     /// and for a socket handed over by launchd or systemd.
-    pub fn bound_path(&self) -> Option<PathBuf> {
+    pub(crate) fn bound_path(&self) -> Option<PathBuf> {
         match self {
             Listener::Unix {
                 path: Some(path),
@@ -67,7 +67,7 @@ impl Listener {
 /// instance lock) is replaced; a socket something listens on (launchd or
 /// systemd holding it for activation) and anything that is not a socket are
 /// refused and left in place.
-pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
+pub(crate) fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
     match endpoint {
         ResolvedEndpoint::Tcp(addr) => {
             let listener = std::net::TcpListener::bind(addr).map_err(|e| {
@@ -138,7 +138,7 @@ pub fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
 
 /// A socket handed over by systemd (`LISTEN_FDS`/`LISTEN_PID`) or launchd.
 /// `LISTEN_FDS` meant for another process is ignored with a log line.
-pub fn activated() -> Result<Option<Listener>> {
+pub(crate) fn activated() -> Result<Option<Listener>> {
     #[cfg(target_os = "macos")]
     if let Some(fd) = launchd_socket()? {
         return from_fd(fd).map(Some);
@@ -158,7 +158,12 @@ pub fn activated() -> Result<Option<Listener>> {
             if n > 1 {
                 tracing::warn!("systemd passed {n} sockets; serving the first");
             }
-            // SAFETY: systemd passes the sockets as descriptors 3.. to us.
+            // Taken only if it is a socket: otherwise descriptor 3 is one
+            // of our own files (the instance lock, opened first), which
+            // owning would close.
+            passed_socket(3)?;
+            // SAFETY: systemd passes the sockets as descriptors 3.. to us,
+            // and descriptor 3 is a socket, not a file of ours.
             let fd = unsafe { OwnedFd::from_raw_fd(3) };
             from_fd(fd).map(Some)
         }
@@ -167,6 +172,31 @@ pub fn activated() -> Result<Option<Listener>> {
             Ok(None)
         }
     }
+}
+
+/// Refuse descriptor `fd` as an activated socket unless it is open and a
+/// socket: `LISTEN_FDS` set without the socket passed (a wrapper that closed
+/// it, a hand-made environment) is said, not served.
+fn passed_socket(fd: RawFd) -> Result<()> {
+    // SAFETY: fstat only writes the stat buffer it is given; a descriptor
+    // that is not open is an error (EBADF), nothing is taken or closed.
+    let (rc, stat) = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut stat), stat)
+    };
+    let what = match rc {
+        0 if stat.st_mode & libc::S_IFMT == libc::S_IFSOCK => return Ok(()),
+        0 => "is a file, not a socket",
+        _ => "is not open",
+    };
+    Err(Error::new(
+        ErrorKind::InvalidConfig,
+        format!(
+            "LISTEN_FDS and LISTEN_PID say a socket was passed as descriptor {fd}, but it \
+             {what}: start the service from the socket unit (or launchd), or without those \
+             variables"
+        ),
+    ))
 }
 
 fn from_fd(fd: OwnedFd) -> Result<Listener> {
@@ -266,7 +296,7 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
 }
 
 /// Accepted connections, as tonic's server takes them.
-pub type Incoming = std::pin::Pin<
+pub(crate) type Incoming = std::pin::Pin<
     Box<
         dyn tokio_stream::Stream<Item = std::io::Result<spfs_autostart_protocol::endpoint::Stream>>
             + Send,
@@ -275,7 +305,7 @@ pub type Incoming = std::pin::Pin<
 
 /// The stream of accepted connections. On a Unix socket every peer is
 /// checked: a connection from another uid is closed at once and logged.
-pub fn incoming(listener: Listener) -> Incoming {
+pub(crate) fn incoming(listener: Listener) -> Incoming {
     let accepted: Incoming = match listener {
         Listener::Tcp { listener, .. } => Box::pin(TcpListenerStream::new(listener).map(|conn| {
             conn.map(|s| {

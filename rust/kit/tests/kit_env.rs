@@ -9,7 +9,7 @@ use spfs_autostart_kit::KitConfig;
 use spfs_autostart_kit::ResolvedEndpoint;
 
 // The kit re-read the client's config file (a relative path,
-// a broken per-user file) and exited. Row 16: it kept READY_FD/LOCK_FD in
+// a broken per-user file) and exited. It also kept READY_FD/LOCK_FD in
 // its environment, so a process it started could write READY into an
 // unrelated descriptor.
 #[test]

@@ -11,6 +11,7 @@
 //! so a service compiles none of the client and a client none of the kit.
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod endpoint;
 pub mod env;

@@ -4,8 +4,10 @@
 //! closed, including when the holder dies, so a held `instance.lock` is the
 //! truth about whether a service is alive: no pid file can lie about it.
 //! We use std's `File::try_lock` (flock on Unix) and never unlock explicitly
-//! where a child may share the descriptor: closing our copy is enough, and an
-//! explicit unlock would release the child's lock too.
+//! where a child may share the descriptor on purpose (`instance.lock`, handed
+//! to the service): closing our copy is enough, and an explicit unlock would
+//! release the child's lock too. A lock no child may keep (`spawn.lock`) is
+//! an [`OwnLock`], unlocked explicitly.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -47,6 +49,26 @@ pub fn try_take(path: &Path) -> Result<Option<File>> {
         Ok(()) => Ok(Some(file)),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", path, e)),
+    }
+}
+
+/// An exclusive lock only this process may hold (`spawn.lock`), let go
+/// explicitly when dropped, not only by closing our descriptor: a child the
+/// host forks meanwhile (Python's `multiprocessing`, a prefork server)
+/// shares the open file, and would otherwise hold the lock for as long as
+/// it lives, failing every start and stop of the user's.
+#[derive(Debug)]
+pub struct OwnLock(File);
+
+impl From<File> for OwnLock {
+    fn from(file: File) -> OwnLock {
+        OwnLock(file)
+    }
+}
+
+impl Drop for OwnLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 

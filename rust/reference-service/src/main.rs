@@ -139,8 +139,7 @@ impl VfsService for Vfs {
     ) -> Result<Response<MountResponse>, Status> {
         let req = request.into_inner();
         if let Some(kit) = &self.kit {
-            kit.acquire(req.root_pid, format!("mount {}", req.env_spec))
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            kit.acquire(req.root_pid, format!("mount {}", req.env_spec))?;
         }
         tracing::info!(
             root_pid = req.root_pid,
@@ -212,12 +211,29 @@ impl VfsService for Vfs {
         if !self.slow_status.is_zero() {
             tokio::time::sleep(self.slow_status).await;
         }
-        let mounts = self.mounts.0.lock().expect("mounts");
+        let mut mounts = self.mounts.0.lock().expect("mounts");
+        // As upstream cleans up a mount when its root process exits: here,
+        // when asked (a stand-in need not watch).
+        mounts.retain(|&pid, _| root_alive(pid));
         Ok(Response::new(StatusResponse {
             active_mounts: mounts.len() as u32,
             mounts: mounts.values().cloned().collect(),
         }))
     }
+}
+
+/// Whether a mount's root process still lives (`kill(pid, 0)`); a pid the
+/// kernel cannot take is none.
+fn root_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .filter(|&pid| pid > 0)
+        .is_some_and(|pid| {
+            !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            )
+        })
 }
 
 fn main() -> std::process::ExitCode {

@@ -154,9 +154,11 @@ async fn listen_address_comes_from_spfs_macfuse_listen_address() {
 async fn mount_status_unmount_carry_upstream_fields() {
     let service = Upstream::start(&["service", "--listen", "127.0.0.1:{port}", "{mnt}"], &[]);
     let mut client = service.client().await;
+    // A live root process: a mount whose root has exited is cleaned up.
+    let pid = std::process::id();
     client
         .mount(MountRequest {
-            root_pid: 4242,
+            root_pid: pid,
             env_spec: "platform/base+tools".into(),
             editable: true,
             runtime_name: "rt-1".into(),
@@ -174,11 +176,11 @@ async fn mount_status_unmount_carry_upstream_fields() {
             mount.editable,
             mount.runtime_name.as_str()
         ),
-        (4242, "platform/base+tools", true, "rt-1")
+        (pid, "platform/base+tools", true, "rt-1")
     );
-    let unmount = client.unmount(UnmountRequest { root_pid: 4242 }).await;
+    let unmount = client.unmount(UnmountRequest { root_pid: pid }).await;
     assert!(unmount.unwrap().into_inner().was_mounted);
-    let again = client.unmount(UnmountRequest { root_pid: 4242 }).await;
+    let again = client.unmount(UnmountRequest { root_pid: pid }).await;
     assert!(!again.unwrap().into_inner().was_mounted);
     let status = client.status(StatusRequest {}).await.unwrap().into_inner();
     assert_eq!((status.active_mounts, status.mounts.len()), (0, 0));

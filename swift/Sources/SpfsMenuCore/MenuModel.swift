@@ -144,7 +144,11 @@ public final class MenuModel {
             )
         {
             let tail = (try? service.tailLogs(logLineCount)) ?? state.recentLogs
-            post(policy.unexpectedStop(previous: previous, logTail: tail))
+            // Its uptime when last heard of, and the time since.
+            let ranFor = previous.uptimeSecs.map { uptime in
+                Double(uptime) + (lastSnapshotAt.map { now.timeIntervalSince($0) } ?? 0)
+            }
+            post(policy.unexpectedStop(previous: previous, logTail: tail, ranFor: ranFor))
         }
         if snapshot.state == .running, state.service?.state != .running {
             // It runs again (not: still runs, while a stop is under way): a stop asked for
@@ -194,11 +198,14 @@ public final class MenuModel {
     }
 
     /// Turns the bundled LaunchAgent that keeps the service running on or off. Turning it off
-    /// lets launchd stop the service: a stop the user asked for, so it does not notify.
+    /// lets launchd stop the service: a stop the user asked for, so it does not notify. Only
+    /// when launchd ran it (`enabled`) and it is off now: an agent still waiting for approval
+    /// never ran the service, and a failed unregister stops nothing.
     public func toggleKeepRunning() {
-        if state.keepRunning.isOn { userRequestedStop = true }
+        let launchdRanIt = state.keepRunning == .enabled
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
+        if launchdRanIt, !state.keepRunning.isOn { userRequestedStop = true }
         state.notice = approvalNotice()
     }
 

@@ -16,12 +16,16 @@ public struct PendingNotification: Sendable, Equatable {
 ///   the user asking) is posted: the service died.
 /// - A stop the user asked for, a graceful shutdown (`stopping` first) and an idle exit are not.
 /// - The same notification is never posted twice in a row; a successful user action (`reset`)
-///   forgets the last one, so a failure after the user tried again is reported again.
+///   forgets the last one, so a failure after the user tried again is reported again. So does a
+///   death after a good run (`goodRunSecs`): a crash loop (launchd restarting a service that
+///   dies at once) is said once, a crash days after the last one is news.
 public struct NotificationPolicy: Sendable {
     /// How many log lines go into a notification body.
     public static let logLinesInBody = 3
     /// Slack, in seconds, when deciding that a stop was the announced idle exit.
     public static let idleExitGraceSecs: Double = 5
+    /// How long a service must have run for its death to be news again after an earlier one.
+    public static let goodRunSecs: Double = 60
 
     private var lastKey: String?
 
@@ -42,9 +46,11 @@ public struct NotificationPolicy: Sendable {
         )
     }
 
-    public mutating func unexpectedStop(previous: ServiceSnapshot, logTail: [String])
-        -> PendingNotification?
-    {
+    /// - Parameter ranFor: how long the service had run when it died, when known.
+    public mutating func unexpectedStop(
+        previous: ServiceSnapshot, logTail: [String], ranFor: Double? = nil
+    ) -> PendingNotification? {
+        if let ranFor, ranFor >= Self.goodRunSecs { lastKey = nil }
         var message = "The SPFS service stopped unexpectedly"
         if let pid = previous.pid { message += " (pid \(pid))" }
         message += ". Start it again from the menu; the log may say why."

@@ -248,11 +248,26 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testSameErrorIsNotNotifiedTwiceInARow() async {
         let h = Harness()
-        h.model.receive(.running)
+        var justStarted = ServiceSnapshot.running
+        justStarted.uptimeSecs = 1
+        h.model.receive(justStarted)
         h.model.receive(.stopped)
-        h.model.receive(.running)  // restarted by someone else (launchd), died again
+        h.model.receive(justStarted)  // restarted by someone else (launchd), died again at once
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testADeathAfterAGoodRunIsNotifiedAgain() async {
+        let h = Harness()
+        var justStarted = ServiceSnapshot.running
+        justStarted.uptimeSecs = 1
+        h.model.receive(justStarted)
+        h.model.receive(.stopped)
+        h.model.receive(justStarted)  // restarted on demand (spfs's own ensure); runs a while
+        h.clock.advance(NotificationPolicy.goodRunSecs + 1)
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 2)
     }
 
     @MainActor
@@ -312,6 +327,27 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.model.receive(.running)
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testKeepRunningOffThatStopsNothingLeavesADeathNews() async {
+        // Unregistering failed: launchd still runs it, and a death is a crash.
+        let h = Harness()
+        h.model.toggleKeepRunning()
+        h.keepRunning.unregisterError = TestError()
+        h.model.receive(.running)
+        h.model.toggleKeepRunning()
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+        // Waiting for approval, launchd never ran it: the app's own service dies unasked.
+        let g = Harness()
+        g.keepRunning.afterRegister = .requiresApproval
+        g.model.toggleKeepRunning()
+        XCTAssertEqual(g.model.state.keepRunning, .requiresApproval)
+        g.model.receive(.running)
+        g.model.toggleKeepRunning()
+        g.model.receive(.stopped)
+        XCTAssertEqual(g.notifier.posted.count, 1)
     }
 
     @MainActor

@@ -196,7 +196,7 @@ fn roll_back<R: CommandRunner>(
 }
 
 /// How long install waits for a booted-out job to be gone: longer than the kit's 5 s drain.
-pub const BOOTOUT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const BOOTOUT_WAIT: Duration = Duration::from_secs(10);
 const BOOTOUT_POLL: Duration = Duration::from_millis(100);
 
 /// Waits until `launchctl print` no longer knows the job; bootout returns while the old

@@ -60,7 +60,7 @@ impl<R: CommandRunner + ?Sized> CommandRunner for &R {
 }
 
 /// How long one launchctl call may take before it is killed and reported as timed out.
-pub const LAUNCHCTL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const LAUNCHCTL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The real runner: `/bin/launchctl` through [`std::process::Command`], with a deadline.
 ///

@@ -3,7 +3,8 @@
 //! The handshake (DESIGN.md section 4), written down once here:
 //! 1. Probe the endpoint; an answer is the fast path.
 //! 2. `instance.lock` held but no answer: a service is alive; wait for it
-//!    (blocked on `spawn.lock` while a spawner works, else with backoff),
+//!    (polling `spawn.lock` with a short backoff while a spawner works, so
+//!    the wait can be cancelled; else with a longer backoff),
 //!    never spawn a second one.
 //! 3. Not held: try `spawn.lock`; the winner probes again under it, then
 //!    takes `instance.lock` and spawns, handing the lock to the child, and
@@ -146,6 +147,14 @@ impl ServiceManager {
                     return Ok((self.remember(status, channel), false));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                // Ours, serving at another endpoint: waiting changes nothing.
+                Observation::Alive(status, _) if status.state == State::Conflict => {
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        status.detail.unwrap_or_default(),
+                    )
+                    .with_remedy(Remedy::Run(Operation::Stop)));
+                }
                 Observation::Alive(status, _) => {
                     if Instant::now() >= deadline {
                         return Err(self.waiting_error(&status));
@@ -153,7 +162,9 @@ impl ServiceManager {
                 }
                 Observation::Absent { .. } => {
                     self.paths.create_state_dir()?;
-                    if let Some(spawn_guard) = lock::try_take(&self.paths.spawn_lock())? {
+                    if let Some(spawn_guard) =
+                        lock::try_take(&self.paths.spawn_lock())?.map(lock::OwnLock::from)
+                    {
                         // Someone may have started it while we waited.
                         match self.observe(true, true).await? {
                             Observation::Serving(status, channel, _) => {
@@ -394,6 +405,10 @@ impl ServiceManager {
                 }
             }
         }
+        // `observe` looks at the record again, on purpose: a fast path that
+        // fails is most often a service that has just begun to exit, and a
+        // socket-activated one must then not be connected to (the look above
+        // was taken while it still served).
         Ok(match self.observe(false, false).await? {
             Observation::Serving(status, channel, _) => {
                 self.with_version_warning(self.remember(status, channel))

@@ -75,52 +75,7 @@ impl ServiceManager {
         let no_answer = matches!(probe, Probe::NoAnswer);
         let foreign = match probe {
             Probe::Kit(info, channel) => {
-                if let Some(what) = self.foreign_listener() {
-                    return Ok(Observation::Conflict(what));
-                }
-                let tcp = matches!(self.endpoint, ResolvedEndpoint::Tcp(_));
-                // The exact process (pid and start time, from the record)
-                // matters to a caller that may stop or replace it, and those
-                // hold spawn.lock. A look that only reports (every `ensure`
-                // on every shell) skips the record: its uptime comes from
-                // the service's own start time.
-                let instance = (under_spawn_lock || tcp)
-                    .then(|| self.kit_instance(info.pid))
-                    .flatten();
-                // Where the listener lookup cannot see other users' sockets
-                // (macOS), the pid the service reports still has an owner.
-                if tcp
-                    && let Some(uid) = instance.and_then(|i| i.uid())
-                    && uid != crate::sys::my_uid()
-                {
-                    return Ok(Observation::Conflict(foreign_user(
-                        &crate::owner::Listener { uid, process: None },
-                    )));
-                }
-                let mut status = self.kit_status(&info, instance);
-                // A kit service takes our instance lock before it serves. A
-                // socket in our state dir is ours by where it is; a TCP port
-                // may be served for another state dir. Like a plain service
-                // started outside, it is ours only if it runs our program.
-                if tcp && !lock::is_held(&self.paths.instance_lock())? {
-                    if !instance.is_some_and(|i| self.runs_configured_program(i)) {
-                        return Ok(Observation::Conflict(
-                            self.not_the_program(info.pid, "serves there for another state dir"),
-                        ));
-                    }
-                    status.detail = Some(format!(
-                        "serves for another state dir (it holds no instance lock in {}); \
-                         `stop` stops it",
-                        self.paths.state_dir.display()
-                    ));
-                }
-                // A service that is shutting down is not ready: waiting for
-                // it to go (and starting a fresh one) is what `ensure` needs.
-                return Ok(if info.shutting_down {
-                    Observation::Alive(status, instance)
-                } else {
-                    Observation::Serving(status, channel, instance)
-                });
+                return self.kit_observation(info, channel, under_spawn_lock);
             }
             Probe::Plain(channel) => return self.plain_observation(channel, under_spawn_lock),
             Probe::Nothing => None,
@@ -149,10 +104,16 @@ impl ServiceManager {
             Some(what) => Observation::Conflict(what.clone()),
         };
         match record.as_ref().and_then(ServiceRecord::instance) {
-            Some(instance) if instance.is_alive() => Ok(Observation::Alive(
-                self.alive_status(foreign, record.as_ref(), Some(instance)),
-                Some(instance),
-            )),
+            Some(instance) if instance.is_alive() => {
+                let mut status = self.alive_status(foreign, record.as_ref(), Some(instance));
+                // Ours (it holds the lock), but serving where the config no
+                // longer points: no wait makes it answer here.
+                if let Some(there) = record.as_ref().and_then(|r| self.serves_elsewhere(r)) {
+                    status.state = State::Conflict;
+                    status.detail = Some(self.elsewhere_detail(instance.pid, &there));
+                }
+                Ok(Observation::Alive(status, Some(instance)))
+            }
             // The recorded service died since the lock was looked at: the
             // lock it held is free now (its descriptors close before it is
             // dead), so a second look tells a finished stop from a start.
@@ -168,6 +129,61 @@ impl ServiceManager {
                 None,
             )),
         }
+    }
+
+    /// A kit service answered: is it ours, and is it ready?
+    fn kit_observation(
+        &self,
+        info: control::InfoResponse,
+        channel: Channel,
+        under_spawn_lock: bool,
+    ) -> Result<Observation> {
+        if let Some(what) = self.foreign_listener() {
+            return Ok(Observation::Conflict(what));
+        }
+        let tcp = matches!(self.endpoint, ResolvedEndpoint::Tcp(_));
+        // The exact process (pid and start time, from the record)
+        // matters to a caller that may stop or replace it, and those
+        // hold spawn.lock. A look that only reports (every `ensure`
+        // on every shell) skips the record: its uptime comes from
+        // the service's own start time.
+        let instance = (under_spawn_lock || tcp)
+            .then(|| self.kit_instance(info.pid))
+            .flatten();
+        // Where the listener lookup cannot see other users' sockets
+        // (macOS), the pid the service reports still has an owner.
+        if tcp
+            && let Some(uid) = instance.and_then(|i| i.uid())
+            && uid != crate::sys::my_uid()
+        {
+            return Ok(Observation::Conflict(foreign_user(
+                &crate::owner::Listener { uid, process: None },
+            )));
+        }
+        let mut status = self.kit_status(&info, instance);
+        // A kit service takes our instance lock before it serves. A
+        // socket in our state dir is ours by where it is; a TCP port
+        // may be served for another state dir. Like a plain service
+        // started outside, it is ours only if it runs our program.
+        if tcp && !lock::is_held(&self.paths.instance_lock())? {
+            if !instance.is_some_and(|i| self.runs_configured_program(i)) {
+                return Ok(Observation::Conflict(
+                    self.not_the_program(info.pid, "serves there for another state dir"),
+                ));
+            }
+            status.detail = Some(format!(
+                "serves for another state dir (it holds no instance lock in {}); \
+                 `stop` stops it",
+                self.paths.state_dir.display()
+            ));
+        }
+        // A service that is shutting down is not ready: waiting for
+        // it to go (and starting a fresh one) is what `ensure` needs.
+        Ok(if info.shutting_down {
+            Observation::Alive(status, instance)
+        } else {
+            Observation::Serving(status, channel, instance)
+        })
     }
 
     /// A plain service answered: whose is it? On a TCP endpoint the
@@ -345,6 +361,29 @@ impl ServiceManager {
             }
             None => None,
         }
+    }
+
+    /// The endpoint a running service's record names, when it is not the
+    /// configured one (the endpoint changed while it ran). The same socket
+    /// under another spelling is the same endpoint.
+    pub(super) fn serves_elsewhere(&self, record: &ServiceRecord) -> Option<String> {
+        if record.phase != Phase::Running
+            || record.endpoint.is_empty()
+            || record.endpoint == self.endpoint.to_string()
+        {
+            return None;
+        }
+        if let (ResolvedEndpoint::Unix(here), Ok(ResolvedEndpoint::Unix(there))) =
+            (&self.endpoint, record.endpoint.parse::<ResolvedEndpoint>())
+        {
+            use std::os::unix::fs::MetadataExt;
+            let id =
+                |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+            if id(here).is_some() && id(here) == id(&there) {
+                return None;
+            }
+        }
+        Some(record.endpoint.clone())
     }
 
     /// The record, when it names a live process.

@@ -15,6 +15,14 @@ pub(super) fn stuck_because(pid: Option<u32>, separator: &str) -> String {
         .unwrap_or_default()
 }
 
+/// [`stuck_because`], for a process that is starting: only a suspension.
+fn suspended_because(pid: Option<u32>, separator: &str) -> String {
+    match pid.and_then(crate::sys::process_info) {
+        Some(info) if info.stopped => stuck_because(pid, separator),
+        _ => String::new(),
+    }
+}
+
 fn run_state_note(pid: Option<u32>) -> Option<&'static str> {
     let info = crate::sys::process_info(pid?)?;
     if info.stopped {
@@ -52,7 +60,7 @@ pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
         // A plain service (spfs-fuse-macos) has no Control service, so no
         // leases, and tonic says nothing about it.
         tonic::Code::Unimplemented => {
-            "the service does not implement it (only a service that embeds the \
+            "the service does not implement it (only a service that embeds the
              spfs-autostart kit takes leases; spfs-fuse-macos does not)"
         }
         _ if status.message().is_empty() => status.code().description(),
@@ -168,6 +176,14 @@ impl ServiceManager {
                 // A draining kit service closes its listener: what the probe
                 // met (refused, or reset in the backlog) is no news.
                 (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
+                // A process that is starting blocks in the kernel for a
+                // moment as a matter of course (exec, paging in): only a
+                // suspension is news then.
+                (State::Starting, detail) => format!(
+                    "{}{}",
+                    detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
+                    suspended_because(instance.map(|i| i.pid), "; ")
+                ),
                 (_, detail) => format!(
                     "{}{}",
                     detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
@@ -180,6 +196,17 @@ impl ServiceManager {
             managed: record.is_some_and(|r| r.version.is_some()),
             ..self.base_status(state)
         }
+    }
+
+    /// Why a running service of ours does not answer at the configured
+    /// endpoint: it serves at `there`.
+    pub(super) fn elsewhere_detail(&self, pid: u32, there: &str) -> String {
+        format!(
+            "the service (pid {pid}) serves at {there}, not at the configured endpoint {}: the \
+             endpoint changed while it ran. Stop it to start it again at {}, or set endpoint \
+             back",
+            self.endpoint, self.endpoint
+        )
     }
 
     /// `ensure` gave up waiting for a service that is alive but not serving.

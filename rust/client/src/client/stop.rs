@@ -54,7 +54,9 @@ impl ServiceManager {
         // (Without a state dir there is no spawner, and no lock to take.)
         let _guard = if self.paths.check_state_dir()? {
             let wait = self.config.ready_timeout + self.config.stop_timeout;
-            let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait).await?;
+            let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait)
+                .await?
+                .map(lock::OwnLock::from);
             Some(guard.ok_or_else(|| self.busy_elsewhere_error(wait))?)
         } else {
             None

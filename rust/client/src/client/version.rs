@@ -49,7 +49,10 @@ impl ServiceManager {
         deadline: Instant,
     ) -> Result<Status> {
         loop {
-            let Some(guard) = lock::take(&self.paths.spawn_lock(), deadline).await? else {
+            let Some(guard) = lock::take(&self.paths.spawn_lock(), deadline)
+                .await?
+                .map(lock::OwnLock::from)
+            else {
                 return Err(self.starting_elsewhere_error());
             };
             let (status, channel, instance) = match self.observe(true, true).await? {

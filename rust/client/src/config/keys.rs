@@ -212,7 +212,7 @@ mod checked {
     }
 
     /// A numeric key, within its bounds (`BOUNDS[INDEX]`).
-    pub fn bounded<'de, D, T, const INDEX: usize>(d: D) -> Result<Option<T>, D::Error>
+    pub(super) fn bounded<'de, D, T, const INDEX: usize>(d: D) -> Result<Option<T>, D::Error>
     where
         D: Deserializer<'de>,
         T: Deserialize<'de> + Copy + Into<u64>,
@@ -222,15 +222,15 @@ mod checked {
         })
     }
 
-    pub fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub(super) fn program<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         with(d, "program", |p: &String| validate::program(p).map(drop))
     }
 
-    pub fn args<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    pub(super) fn args<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
         with(d, "args", |a: &Vec<String>| validate::args(a))
     }
 
-    pub fn stop_sequence<'de, D: Deserializer<'de>>(
+    pub(super) fn stop_sequence<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Vec<StopStep>>, D::Error> {
         let steps = Vec::<String>::deserialize(d)?;
@@ -239,21 +239,23 @@ mod checked {
             .map_err(|why| D::Error::custom(format!("stop_sequence: {why}")))
     }
 
-    pub fn endpoint_env<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub(super) fn endpoint_env<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
         with(d, "endpoint_env", |n: &String| {
             validate::endpoint_env(n).map(drop)
         })
     }
 
-    pub fn state_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    pub(super) fn state_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
         with(d, "state_dir", |p: &PathBuf| validate::absolute_dir(p))
     }
 
-    pub fn log_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    pub(super) fn log_dir<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
         with(d, "log_dir", |p: &PathBuf| validate::absolute_dir(p))
     }
 
-    pub fn env<'de, D: Deserializer<'de>>(
+    pub(super) fn env<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
         let env = BTreeMap::<EnvName, String>::deserialize(d)?;

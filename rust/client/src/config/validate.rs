@@ -79,15 +79,15 @@ pub(super) const BOUNDS: [Bound; 5] = [
 /// it as a const parameter, since serde gives them no key.
 pub(super) mod bound {
     /// `ready_timeout_secs`.
-    pub const READY_TIMEOUT_SECS: usize = 0;
+    pub(crate) const READY_TIMEOUT_SECS: usize = 0;
     /// `stop_timeout_secs`.
-    pub const STOP_TIMEOUT_SECS: usize = 1;
+    pub(crate) const STOP_TIMEOUT_SECS: usize = 1;
     /// `idle_timeout_secs`.
-    pub const IDLE_TIMEOUT_SECS: usize = 2;
+    pub(crate) const IDLE_TIMEOUT_SECS: usize = 2;
     /// `log_max_bytes`.
-    pub const LOG_MAX_BYTES: usize = 3;
+    pub(crate) const LOG_MAX_BYTES: usize = 3;
     /// `log_keep`.
-    pub const LOG_KEEP: usize = 4;
+    pub(crate) const LOG_KEEP: usize = 4;
 }
 
 /// `value` if the key at `index` of [`BOUNDS`] accepts it; otherwise what
@@ -313,6 +313,9 @@ pub(super) fn expected_version(version: &str) -> Result<(), String> {
 
 /// A directory: absolute.
 pub(super) fn absolute_dir(dir: &Path) -> Result<(), String> {
+    if dir.as_os_str().is_empty() {
+        return Err("is empty; give an absolute path, or leave it out for the default".into());
+    }
     if dir.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(format!("{:?} {NUL}", dir.display().to_string()));
     }

@@ -176,17 +176,9 @@ pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding
 pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Finding>) -> bool {
     let dir = &manager.paths().state_dir;
     match manager.paths().check_state_dir() {
-        Ok(true) => {
-            findings.push(finding(
-                "state dir",
-                Severity::Ok,
-                format!("{} (private, yours)", dir.display()),
-                None,
-            ));
-            true
-        }
-        Ok(false) => match unwritable(dir) {
-            // `ensure` would fail to create it, as the finding says.
+        // `ensure` would fail to create it or to write in it (a read-only
+        // file system), as the finding says.
+        Ok(exists) => match unwritable(dir) {
             Some(why) => {
                 findings.push(
                     finding(
@@ -202,6 +194,15 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
                     .with_remedies([Remedy::SetKey("state_dir")]),
                 );
                 false
+            }
+            None if exists => {
+                findings.push(finding(
+                    "state dir",
+                    Severity::Ok,
+                    format!("{} (private, yours)", dir.display()),
+                    None,
+                ));
+                true
             }
             None => {
                 findings.push(finding(

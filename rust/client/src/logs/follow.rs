@@ -166,11 +166,8 @@ impl Reader {
                 if !self.read_current(emit)? {
                     return Ok(false);
                 }
-                if !self.partial.is_empty() {
-                    let rest = clean_line(&std::mem::take(&mut self.partial));
-                    if !emit(rest) {
-                        return Ok(false);
-                    }
+                if !self.emit_partial(emit) || !self.read_runs_rotated_past(emit)? {
+                    return Ok(false);
                 }
                 match open_log(&self.path) {
                     Ok(file) => {
@@ -186,6 +183,44 @@ impl Reader {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(e),
         }
+    }
+
+    /// Emit an unfinished last line, as the file it was in is done.
+    fn emit_partial(&mut self, emit: &mut dyn FnMut(String) -> bool) -> bool {
+        self.partial.is_empty() || emit(clean_line(&std::mem::take(&mut self.partial)))
+    }
+
+    /// The whole runs rotated away while we lagged behind: when the file we
+    /// read is now `service.log.K`, the runs after it are `service.log.K-1`
+    /// down to `.1`, each finished. (A file the keep limit removed is gone
+    /// for anyone.) `Ok(false)` when `emit` wants no more.
+    fn read_runs_rotated_past(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        let mut ours = None;
+        for i in 1.. {
+            match std::fs::metadata(super::rotated(&self.path, i)) {
+                Ok(meta) if meta.ino() == self.inode => {
+                    ours = Some(i);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            }
+        }
+        for i in (1..ours.unwrap_or(1)).rev() {
+            let file = match open_log(&super::rotated(&self.path, i)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                file => file?,
+            };
+            // Its own inode from now on: a later switch looks for this file.
+            self.inode = file.metadata()?.ino();
+            self.file = Some(file);
+            self.restart();
+            if !self.read_current(emit)? || !self.emit_partial(emit) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Read the current file from its beginning.
@@ -334,5 +369,29 @@ mod tests {
         file.write_all(format!("{full}\nafter\n").as_bytes())
             .unwrap();
         assert_eq!(drained(&mut reader), [full.as_str(), "after"]);
+    }
+
+    /// A reader that fell behind while the log was rotated twice (a paused
+    /// `logs -f`, a napping menu app) reads the run in between too.
+    #[test]
+    fn a_reader_behind_two_rotations_reads_the_run_between_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 1 a\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        std::fs::write(&log, "run 1 a\nrun 1 b\n").unwrap();
+        // Two runs later, unread: run 1 is .2, run 2 is .1.
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 2 a\nrun 2 b\n").unwrap();
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 3 a\n").unwrap();
+        assert_eq!(
+            drained(&mut reader),
+            ["run 1 b", "run 2 a", "run 2 b", "run 3 a"]
+        );
+        // And a third rotation later, nothing is read twice.
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 4 a\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 4 a"]);
     }
 }

@@ -25,16 +25,16 @@ pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<boo
     }
     if keep == 0 {
         std::fs::remove_file(log)?;
-        return Ok(true);
-    }
-    remove_if_exists(&rotated(log, keep))?;
-    for i in (1..keep).rev() {
-        match std::fs::rename(rotated(log, i), rotated(log, i + 1)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    } else {
+        remove_if_exists(&rotated(log, keep))?;
+        for i in (1..keep).rev() {
+            match std::fs::rename(rotated(log, i), rotated(log, i + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        std::fs::rename(log, rotated(log, 1))?;
     }
-    std::fs::rename(log, rotated(log, 1))?;
     // Runs beyond `keep` left by an earlier, larger setting go too.
     let mut i = keep + 1;
     while rotated(log, i).exists() {

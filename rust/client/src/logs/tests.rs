@@ -146,6 +146,29 @@ fn rotation_shifts_runs_and_drops_the_oldest() {
     assert!(!rotate_if_needed(&log, 1024, 3).unwrap());
 }
 
+/// A smaller `log_keep` removes the runs beyond it, `0` included (which
+/// keeps no previous run at all).
+#[test]
+fn a_smaller_keep_removes_the_runs_beyond_it_zero_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("service.log");
+    for run in 0..3 {
+        std::fs::write(&log, format!("run {run}\n")).unwrap();
+        assert!(rotate_if_needed(&log, 1, 3).unwrap());
+    }
+    assert!(rotated(&log, 3).exists());
+    std::fs::write(&log, "run 3\n").unwrap();
+    assert!(rotate_if_needed(&log, 1, 1).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(rotated(&log, 1)).unwrap(),
+        "run 3\n"
+    );
+    assert!(!rotated(&log, 2).exists() && !rotated(&log, 3).exists());
+    std::fs::write(&log, "run 4\n").unwrap();
+    assert!(rotate_if_needed(&log, 1, 0).unwrap());
+    assert!(!log.exists() && !rotated(&log, 1).exists());
+}
+
 #[test]
 fn tail_lines_streams_the_same_lines_as_tail() {
     let tmp = tempfile::tempdir().unwrap();

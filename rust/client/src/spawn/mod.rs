@@ -9,12 +9,12 @@
 
 mod fork;
 mod program;
+mod run_log;
 mod wait;
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -37,7 +37,8 @@ use fork::{
     FALLBACK_FD_LIMIT, close_on_exec_from, open_descriptors_above, readiness_pipe, run_intermediate,
 };
 pub(crate) use program::find_program;
-pub use program::resolve_program;
+pub(crate) use program::resolve_program;
+use run_log::RunLog;
 pub(crate) use wait::still_held;
 
 /// How many log lines a startup error carries.
@@ -57,7 +58,7 @@ pub(crate) const RUN_HEADER: &str = "--- spfs-autostart: starting ";
 /// Dropping a `Child` that was not released (a failed, timed-out or
 /// cancelled start) kills the service's whole session first.
 #[derive(Debug)]
-pub struct Child {
+pub(crate) struct Child {
     /// The service's pid.
     pub pid: u32,
     /// The service process, exactly (pid and start time).
@@ -91,7 +92,12 @@ pub struct Child {
 
 /// Start the service. `instance_lock` is the locked `instance.lock`, handed
 /// to the child; our copy is closed when this returns.
-pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File) -> Result<Child> {
+pub(crate) fn start(
+    config: &Config,
+    paths: &Paths,
+    program: &Path,
+    instance_lock: File,
+) -> Result<Child> {
     let log = RunLog::open(config, paths, program)?;
     let endpoint = paths.endpoint(&config.endpoint);
     let spawned_at = std::time::Instant::now();
@@ -163,111 +169,6 @@ pub fn start(config: &Config, paths: &Paths, program: &Path, instance_lock: File
         tracing::warn!("{e}");
     }
     Ok(child)
-}
-
-/// The service's log for this run: rotated if due, opened for appending
-/// (never through a symbolic link), with the run's header line written.
-struct RunLog {
-    /// The service's stdout.
-    out: File,
-    /// The service's stderr: the same file.
-    err: File,
-    path: PathBuf,
-    /// Where this run's lines start.
-    start: u64,
-    /// Why the log could not be written, when the header failed.
-    unwritable: Option<String>,
-}
-
-impl RunLog {
-    fn open(config: &Config, paths: &Paths, program: &Path) -> Result<RunLog> {
-        paths.create_log_dir()?;
-        let log_path = paths.log_file();
-        if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
-            tracing::warn!("cannot rotate {}: {e}", log_path.display());
-        }
-        // Never through a symlink: whoever could plant one would choose the
-        // file the service's output goes to. Never waiting: a FIFO of that
-        // name would block the open (and the signals that end us) until a
-        // reader came; it is refused below. (Non-blocking changes nothing
-        // for a regular file.)
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&log_path)
-            .map_err(|e| {
-                // A directory there is said, with its fix, by `Error::io`.
-                let directory = e.kind() == std::io::ErrorKind::IsADirectory;
-                let err = Error::io("cannot open the service log", &log_path, e);
-                if directory {
-                    return err;
-                }
-                let hint = match logs::unusable_log_file(&log_path) {
-                    Some(what) => format!("it {what}; remove it"),
-                    // The file is there and not ours to write (left by a
-                    // run as root, or made read-only): the dir is not it.
-                    None if log_path.exists() => "the log file itself is not writable by you; \
-                                                  remove it (or make it yours and writable)"
-                        .into(),
-                    None => "make the log dir writable or choose another with log_dir \
-                             (or SPFS_AUTOSTART_LOG_DIR)"
-                        .into(),
-                };
-                err.with_hint(&hint)
-            })?;
-        if !log.metadata().is_ok_and(|m| m.is_file()) {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "the service log {} is not a regular file; remove it",
-                    log_path.display()
-                ),
-            ));
-        }
-        // Readable by its owner whatever the umask (a no-op when it already is).
-        let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        // One header per run: where a run starts, and how many spawns happened.
-        let command_line: Vec<String> = std::iter::once(program.display().to_string())
-            .chain(config.args.iter().cloned())
-            .map(|word| header_word(&word))
-            .collect();
-        // A header that cannot be written means the service's output is lost
-        // too (a full disk): it still starts, and the caller is told.
-        let log_unwritable = writeln!(log, "{RUN_HEADER}{} ---", command_line.join(" "))
-            .err()
-            .map(|e| {
-                tracing::warn!("cannot write {}: {e}", log_path.display());
-                if e.raw_os_error() == Some(libc::EFBIG) {
-                    // Not the disk: the user's file size limit, which ends
-                    // a service that writes past it (SIGXFSZ).
-                    return format!(
-                        "its log {} could not be written ({e}: the file size limit, `ulimit \
-                         -f`), so the service runs without one, unless the limit ends it \
-                         (SIGXFSZ); raise the limit, or remove the log",
-                        log_path.display()
-                    );
-                }
-                format!(
-                    "its log {} could not be written ({e}), so the service runs without one; \
-                     free space there or choose another log dir with log_dir (or \
-                     SPFS_AUTOSTART_LOG_DIR)",
-                    log_path.display()
-                )
-            });
-        let stderr = log
-            .try_clone()
-            .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
-        Ok(RunLog {
-            out: log,
-            err: stderr,
-            path: log_path,
-            start: log_start,
-            unwritable: log_unwritable,
-        })
-    }
 }
 
 /// A service started by a double fork, its pid known.
@@ -482,22 +383,6 @@ fn exec_error(program: &Path, e: &std::io::Error) -> Error {
     )
 }
 
-/// One word of the log header's command line, quoted (as a Rust string
-/// literal, with escapes) when it is empty or holds a space, a quote, a
-/// backslash or a control character, so the words can be told apart and a
-/// newline cannot forge a log line.
-fn header_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && !word
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'));
-    if plain {
-        word.to_string()
-    } else {
-        format!("{word:?}")
-    }
-}
-
 /// The service's command line, environment and stdio: what it is told of
 /// its state dir, endpoint and idle timeout; none of the socket activation
 /// variables a host of ours may have been given.
@@ -558,19 +443,4 @@ fn read_service_pid(
         ));
     }
     Ok((i32::from_ne_bytes(pid_bytes) as u32, intermediate))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::header_word;
-
-    #[test]
-    fn the_log_headers_words_are_quoted_only_when_they_must_be() {
-        assert_eq!(header_word("service"), "service");
-        assert_eq!(header_word("/spfs"), "/spfs");
-        assert_eq!(header_word("two words"), "\"two words\"");
-        assert_eq!(header_word(""), "\"\"");
-        assert_eq!(header_word("a\nb"), "\"a\\nb\"");
-        assert_eq!(header_word("it's"), "\"it's\"");
-    }
 }

@@ -7,7 +7,7 @@ use crate::remedy::Remedy;
 /// executable, then next to the library holding this code (an FFI host such
 /// as Python loads it from elsewhere), then on `PATH`. `BinaryNotFound`
 /// lists every place looked.
-pub fn resolve_program(program: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_program(program: &str) -> Result<PathBuf> {
     find_program(program).map_err(ProgramProblem::into_error)
 }
 
@@ -70,6 +70,8 @@ pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, Progra
             Ok(meta) if meta.is_dir() => {
                 looked.push(format!("  {} (a directory)", candidate.display()))
             }
+            // A device, a FIFO, a socket: there, but no program.
+            Ok(_) => looked.push(format!("  {} (not a regular file)", candidate.display())),
             _ => looked.push(format!("  {}", candidate.display())),
         }
     }

@@ -71,7 +71,7 @@ impl Child {
     /// deadline, unless it serves by then, kill it and fail with
     /// `ReadyTimeout`. On failure no process
     /// of ours is left behind; on success call [`Child::release`].
-    pub async fn wait_ready(
+    pub(crate) async fn wait_ready(
         &mut self,
         endpoint: &ResolvedEndpoint,
         lock: &Path,
@@ -226,7 +226,7 @@ impl Child {
 
     /// The service is ready: end the intermediate, so the service is
     /// reparented away from us, and keep it running when `self` drops.
-    pub fn release(mut self) {
+    pub(crate) fn release(mut self) {
         if let Some(mut intermediate) = self.intermediate.take() {
             // Still our unreaped child: its pid is exact.
             let _ = intermediate.kill();
@@ -351,7 +351,7 @@ impl Child {
     /// its own meanwhile. Where that cannot be told (a Unix socket in our
     /// state dir, no listener found, a service that daemonized: its daemon
     /// is nobody's child), it may be.
-    pub fn may_serve_at(&self, endpoint: &ResolvedEndpoint) -> bool {
+    pub(crate) fn may_serve_at(&self, endpoint: &ResolvedEndpoint) -> bool {
         let ResolvedEndpoint::Tcp(addr) = endpoint else {
             return true;
         };
@@ -369,7 +369,7 @@ impl Child {
 
     /// Why the log could not be written, if it could not: for the status
     /// of a service that started anyway.
-    pub fn log_warning(&self) -> Option<String> {
+    pub(crate) fn log_warning(&self) -> Option<String> {
         self.log_unwritable.clone()
     }
 

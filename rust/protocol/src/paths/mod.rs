@@ -127,7 +127,8 @@ impl Paths {
     /// where the service's output goes.
     pub fn create_log_dir(&self) -> Result<()> {
         create_dir(&self.log_dir, "log dir")?;
-        self.check_log_dir().map(drop)
+        self.check_log_dir()?;
+        check_writable(&self.log_dir, "log dir")
     }
 
     /// Check the log dir as [`Paths::create_log_dir`] does, if it exists;
@@ -135,7 +136,7 @@ impl Paths {
     pub fn check_log_dir(&self) -> Result<bool> {
         let meta = match fs::metadata(&self.log_dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io("cannot inspect log dir", &self.log_dir, e)),
+            Err(e) => return Err(inspect_error(&self.log_dir, "log dir", e)),
             Ok(meta) => meta,
         };
         if !meta.is_dir() {
@@ -297,7 +298,45 @@ pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf>
 
 fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
     create_dir(dir, what)?;
-    check_private_dir(dir, what)
+    check_private_dir(dir, what)?;
+    check_writable(dir, what)
+}
+
+/// Refuse a directory we cannot create files in (a read-only file system;
+/// for root, nothing else), before a lock or the log fails in it with the
+/// file's name instead of the setting's.
+fn check_writable(dir: &Path, what: &str) -> Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        Ok(()) => Ok(()),
+        Err(errno) => Err(Error::new(
+            if errno == nix::errno::Errno::EACCES {
+                ErrorKind::PermissionDenied
+            } else {
+                ErrorKind::Io
+            },
+            format!(
+                "{what} {} is not writable ({}); choose a {what} you can write, on a writable \
+                 file system, with {}",
+                dir.display(),
+                std::io::Error::from(errno),
+                fix_for(what)
+            ),
+        )
+        .with_remedy(remedy_for(what))),
+    }
+}
+
+/// A directory (or a parent of it) that cannot be looked at: a parent that
+/// is a file, or one the user may not search.
+fn inspect_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
+    let hint = format!(
+        "a part of that path is not a directory you can search; choose another {what} with {}",
+        fix_for(what)
+    );
+    Error::io(format!("cannot inspect {what}"), dir, e)
+        .with_hint(&hint)
+        .with_remedy(remedy_for(what))
 }
 
 /// Create `dir` (and missing parents) with mode `0700` unless something is
@@ -376,8 +415,7 @@ fn remedy_for(what: &str) -> Remedy {
 /// Refuse a directory that is not ours alone: wrong type, wrong owner, or
 /// group/other permission bits. The message names the path and the fix.
 pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
-    let meta = fs::symlink_metadata(dir)
-        .map_err(|e| Error::io(format!("cannot inspect {what}"), dir, e))?;
+    let meta = fs::symlink_metadata(dir).map_err(|e| inspect_error(dir, what, e))?;
     if meta.is_symlink() {
         // Refused because whoever can change the link can move our socket
         // and locks; the fix is the path it points to.

@@ -116,7 +116,6 @@ impl ProcessHandle {
     pub async fn exited(&self) {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.pidfd
-            && let Ok(fd) = fd.try_clone()
             && readable(fd).await.is_some()
         {
             // A pidfd becomes readable when the process exits.
@@ -135,12 +134,18 @@ impl ProcessHandle {
 }
 
 /// Resolves when `fd` becomes readable; `None` when the runtime cannot
-/// watch it.
+/// watch it. Watches the descriptor itself, not a duplicate: a lease follows
+/// its holder with one descriptor, not two.
 #[cfg(any(target_os = "linux", target_os = "macos"))]
-async fn readable(fd: std::os::fd::OwnedFd) -> Option<()> {
-    // SAFETY: the descriptor is moved in and stays open as long as the AsyncFd.
+async fn readable(fd: &std::os::fd::OwnedFd) -> Option<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `fd` is borrowed for as long as this future, and with it the
+    // AsyncFd, lives, so the descriptor stays open while it is registered.
     let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        tokio::io::unix::AsyncFd::register_with_interest(
+            fd.as_raw_fd(),
+            tokio::io::Interest::READABLE,
+        )
     }
     .ok()?;
     fd.readable().await.ok().map(drop)
@@ -179,7 +184,8 @@ async fn exit_event(instance: Instance) -> Option<()> {
     }
     // A kqueue descriptor is readable while it has pending events (`Kqueue`
     // offers `AsFd` only; its `OwnedFd` keeps the queue and the event).
-    readable(std::os::fd::OwnedFd::from(kq)).await
+    let kq = std::os::fd::OwnedFd::from(kq);
+    readable(&kq).await
 }
 
 /// SIGKILL the process group `pid` leads (its session, when it was started

@@ -13,8 +13,8 @@ mod process;
 
 pub use handle::{ProcessHandle, kill_group_and_leader, signal_session};
 pub use process::{
-    Instance, ProcInfo, descends_from, executable, pid_exists, process_info, process_start_time,
-    process_uid, session_of,
+    Instance, ProcInfo, descends_from, executable, out_of_descriptors, pid_exists, process_info,
+    process_start_time, process_uid, session_of,
 };
 
 use std::io;
@@ -45,6 +45,18 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Ignore `SIGXFSZ` in this process: past a file size limit (`ulimit -f`)
+/// a write then fails with `EFBIG`, which is reported, instead of ending the
+/// process without a word. A service gets the default back from
+/// [`reset_signals`]. Call before any thread exists.
+pub fn ignore_file_size_signal() {
+    // SAFETY: changes one signal's disposition, to "ignore"; no handler
+    // runs, and before any thread exists nothing races it.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// Give every signal its default action and block none, as a new service

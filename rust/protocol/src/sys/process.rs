@@ -164,6 +164,16 @@ fn process_age(pid: u32, start_time: u64) -> Option<Duration> {
     }
 }
 
+/// The error that says this process has no file descriptor left to open
+/// (`EMFILE`, or the system's `ENFILE`), when that is so: a process lookup
+/// that failed then says nothing about the process looked for.
+pub fn out_of_descriptors() -> Option<std::io::Error> {
+    match std::fs::File::open("/dev/null") {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => Some(e),
+        _ => None,
+    }
+}
+
 /// Whether any process holds `pid`: ours or another user's, a zombie too.
 ///
 /// For telling "gone" from "not ours to see": macOS shows the facts of

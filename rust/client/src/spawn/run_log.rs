@@ -1,0 +1,169 @@
+//! The service's log for one run: rotated if due, opened for appending
+//! (never through a symbolic link), with the run's header line.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::RUN_HEADER;
+use crate::Paths;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::logs;
+
+/// The service's log for this run: rotated if due, opened for appending
+/// (never through a symbolic link), with the run's header line written.
+pub(super) struct RunLog {
+    /// The service's stdout.
+    pub(super) out: File,
+    /// The service's stderr: the same file.
+    pub(super) err: File,
+    /// The log's path.
+    pub(super) path: PathBuf,
+    /// Where this run's lines start.
+    pub(super) start: u64,
+    /// Why the log could not be written, when the header failed.
+    pub(super) unwritable: Option<String>,
+}
+
+impl RunLog {
+    /// Rotate the log if due, open it and write this run's header.
+    pub(super) fn open(config: &Config, paths: &Paths, program: &Path) -> Result<RunLog> {
+        paths.create_log_dir()?;
+        let log_path = paths.log_file();
+        if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
+            tracing::warn!("cannot rotate {}: {e}", log_path.display());
+        }
+        let mut log = open_file(&log_path)?;
+        // Readable by its owner whatever the umask (a no-op when it already is).
+        let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let log_unwritable = write_header(&mut log, &log_path, program, &config.args);
+        let stderr = log
+            .try_clone()
+            .map_err(|e| Error::io("cannot use the service log", &log_path, e))?;
+        Ok(RunLog {
+            out: log,
+            err: stderr,
+            path: log_path,
+            start: log_start,
+            unwritable: log_unwritable,
+        })
+    }
+}
+
+/// The log file, opened to append: never through a symbolic link, never
+/// anything but a regular file.
+fn open_file(log_path: &Path) -> Result<File> {
+    // Never through a symlink: whoever could plant one would choose the
+    // file the service's output goes to. Never waiting: a FIFO of that
+    // name would block the open (and the signals that end us) until a
+    // reader came; it is refused below. (Non-blocking changes nothing
+    // for a regular file.)
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(log_path)
+        .map_err(|e| {
+            // A directory there is said, with its fix, by `Error::io`.
+            let directory = e.kind() == std::io::ErrorKind::IsADirectory;
+            let err = Error::io("cannot open the service log", log_path, e);
+            if directory {
+                return err;
+            }
+            let hint = match logs::unusable_log_file(log_path) {
+                Some(what) => format!("it {what}; remove it"),
+                // The file is there and not ours to write (left by a
+                // run as root, or made read-only): the dir is not it.
+                None if log_path.exists() => "the log file itself is not writable by you; \
+                                              remove it (or make it yours and writable)"
+                    .into(),
+                None => "make the log dir writable or choose another with log_dir \
+                         (or SPFS_AUTOSTART_LOG_DIR)"
+                    .into(),
+            };
+            err.with_hint(&hint)
+        })?;
+    if !log.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "the service log {} is not a regular file; remove it",
+                log_path.display()
+            ),
+        ));
+    }
+    Ok(log)
+}
+
+/// Write this run's header line (the command line, each word quoted only
+/// when it must be); why it could not be, for the caller to tell.
+fn write_header(
+    log: &mut File,
+    log_path: &Path,
+    program: &Path,
+    args: &[String],
+) -> Option<String> {
+    // One header per run: where a run starts, and how many spawns happened.
+    let command_line: Vec<String> = std::iter::once(program.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|word| header_word(&word))
+        .collect();
+    // A header that cannot be written means the service's output is lost
+    // too (a full disk): it still starts, and the caller is told.
+    writeln!(log, "{RUN_HEADER}{} ---", command_line.join(" "))
+        .err()
+        .map(|e| {
+            tracing::warn!("cannot write {}: {e}", log_path.display());
+            if e.raw_os_error() == Some(libc::EFBIG) {
+                // Not the disk: the user's file size limit, which ends
+                // a service that writes past it (SIGXFSZ).
+                return format!(
+                    "its log {} could not be written ({e}: the file size limit, `ulimit \
+                     -f`), so the service runs without one, unless the limit ends it \
+                     (SIGXFSZ); raise the limit, or remove the log",
+                    log_path.display()
+                );
+            }
+            format!(
+                "its log {} could not be written ({e}), so the service runs without one; \
+                 free space there or choose another log dir with log_dir (or \
+                 SPFS_AUTOSTART_LOG_DIR)",
+                log_path.display()
+            )
+        })
+}
+
+/// One word of the log header's command line, quoted (as a Rust string
+/// literal, with escapes) when it is empty or holds a space, a quote, a
+/// backslash or a control character, so the words can be told apart and a
+/// newline cannot forge a log line.
+fn header_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        word.to_string()
+    } else {
+        format!("{word:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_word;
+
+    #[test]
+    fn the_log_headers_words_are_quoted_only_when_they_must_be() {
+        assert_eq!(header_word("service"), "service");
+        assert_eq!(header_word("/spfs"), "/spfs");
+        assert_eq!(header_word("two words"), "\"two words\"");
+        assert_eq!(header_word(""), "\"\"");
+        assert_eq!(header_word("a\nb"), "\"a\\nb\"");
+        assert_eq!(header_word("it's"), "\"it's\"");
+    }
+}
