@@ -122,15 +122,16 @@ def test_fork_then_status_in_the_child_works_and_leaves_the_parent_alone(service
 
 
 class QueueObserver(sa.StatusObserver):
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, fail_with=RuntimeError):
         self.updates = queue.Queue()
         self.errors = queue.Queue()
         self.fail_first = fail_first
+        self.fail_with = fail_with
 
     def on_status(self, status):
         if self.fail_first > 0:
             self.fail_first -= 1
-            raise RuntimeError("observer bug 51c2")
+            raise self.fail_with("observer bug 51c2")
         self.updates.put(status)
 
     def on_error(self, message):
@@ -160,6 +161,20 @@ def test_a_raising_observer_gets_on_error_and_the_feed_goes_on(service, capfd):
     finally:
         handle.cancel()
     assert "panicked" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("fail_with", [SystemExit, KeyboardInterrupt])
+def test_an_observer_raising_a_base_exception_gets_on_error_too(service, fail_with):
+    mgr = service.manager()
+    observer = QueueObserver(fail_first=1, fail_with=fail_with)
+    handle = mgr.watch(observer)
+    try:
+        message = observer.errors.get(timeout=30)
+        assert fail_with.__name__ in message and "observer bug 51c2" in message, message
+        run(mgr.ensure())
+        observer.wait_for(sa.ServiceState.RUNNING)
+    finally:
+        handle.cancel()
 
 
 def test_a_status_that_cannot_be_read_is_said_and_the_feed_goes_on(service):

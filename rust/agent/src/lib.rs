@@ -218,12 +218,7 @@ impl AgentSpec {
         for (key, value) in &self.env {
             // systemd drops (and shells cannot set) any other name, so the
             // portable rule is enforced for both managers.
-            let portable = key
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !portable {
+            if !spfs_autostart_protocol::env::is_portable_name(key) {
                 return Err(LaunchdError::invalid(
                     "env",
                     format!(

@@ -47,6 +47,9 @@ fn file_in_place_of_the_socket_is_a_conflict_and_is_not_removed() {
     let out = sb.run(&["ensure"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a socket"), "{}", stderr(&out));
+    // Nothing listens there: the fix is to remove it, as `doctor` says.
+    assert!(stderr(&out).contains("remove it"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stop it"), "{}", stderr(&out));
     assert_eq!(sb.status()["state"], "conflict");
     assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
     assert!(sb.pids().is_empty());
@@ -254,5 +257,27 @@ fn another_users_listener_that_speaks_no_grpc_is_named_as_theirs() {
         stderr(&ensure)
     );
     assert!(alive, "left alone");
+    assert_eq!(sb.spawn_count(), 0);
+}
+
+/// Another user's socket at an explicit `unix://` endpoint: the conflict
+/// says whose it is, as on a TCP port, not only that it speaks no gRPC.
+#[test]
+fn another_users_socket_at_the_endpoint_is_named_as_theirs() {
+    let other = second_user();
+    let mut sb = Sandbox::new();
+    let socket = sb.root().join("theirs.sock");
+    let _theirs = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::os::unix::fs::chown(&socket, Some(other), None).unwrap();
+    sb.set("endpoint", format!("unix://{}", path_str(&socket)));
+    let whose = format!("uid {other}");
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict", "{status}");
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&whose), "{detail}");
+    let ensure = sb.run(&["ensure"]);
+    assert_eq!(ensure.status.code(), Some(1));
+    assert!(stderr(&ensure).contains(&whose), "{}", stderr(&ensure));
+    assert!(socket.exists(), "left alone");
     assert_eq!(sb.spawn_count(), 0);
 }

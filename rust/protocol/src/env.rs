@@ -33,6 +33,16 @@ pub const MAX_IDLE_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 /// The idle timeout a service gets when nobody sets one: 30 minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// Whether `name` is a portable environment variable name (letters, digits
+/// and `_`, not starting with a digit): one every shell, launchd and systemd
+/// take. The one rule for names in `[env]`, `endpoint_env` and agent files.
+pub fn is_portable_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The process environment as the configuration reads it: empty values
 /// count as unset, and an unset `HOME` (`env -i`, some daemons) falls back
 /// to the user's home directory in the password database. A `HOME` that is

@@ -126,6 +126,12 @@ public final class MenuModel {
         }
     }
 
+    /// The menu was opened: its recent log lines are read again (they are otherwise read on a
+    /// state change or an action, and a running service keeps writing).
+    public func menuOpened() {
+        reloadLogs()
+    }
+
     /// The user closed the diagnosis.
     public func dismissDiagnosis() {
         state.diagnosis = nil

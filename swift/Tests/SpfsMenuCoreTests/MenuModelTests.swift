@@ -330,6 +330,18 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testOpeningTheMenuReadsTheRecentLogsAgain() async {
+        let h = Harness()
+        h.model.receive(.running)
+        XCTAssertEqual(h.model.state.recentLogs, ["line 2", "line 3", "line 4"])
+        h.service.logLines.append("line 5")
+        h.model.receive(.running)  // no change of state: the lines stay as they were
+        XCTAssertEqual(h.model.state.recentLogs.last, "line 4")
+        h.model.menuOpened()
+        XCTAssertEqual(h.model.state.recentLogs, ["line 3", "line 4", "line 5"])
+    }
+
+    @MainActor
     func testKeepRunningOffThatStopsNothingLeavesADeathNews() async {
         // Unregistering failed: launchd still runs it, and a death is a crash.
         let h = Harness()

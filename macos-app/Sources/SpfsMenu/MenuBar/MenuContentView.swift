@@ -1,4 +1,5 @@
 import AppKit
+import Combine
 import SpfsMenuCore
 import SwiftUI
 
@@ -38,6 +39,12 @@ struct MenuContentView: View {
         }
         .padding(12)
         .frame(width: 380)
+        // Each time the menu opens (its window becomes key; `onAppear` alone may come only
+        // once for a menu-bar window), the recent log lines are read again.
+        .onAppear { model.menuOpened() }
+        .onReceive(NotificationCenter.default.publisher(for: NSWindow.didBecomeKeyNotification)) {
+            _ in model.menuOpened()
+        }
     }
 }
 

@@ -280,14 +280,25 @@ impl ServiceManager {
         Some(Observation::Alive(status, Some(process)))
     }
 
-    /// Another user's listener on our TCP endpoint, described.
+    /// Another user's listener at our endpoint (a TCP port, or a socket file), described.
     pub(super) fn foreign_listener(&self) -> Option<String> {
-        let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
-            return None;
-        };
-        crate::owner::tcp_listener(*addr)
-            .filter(crate::owner::Listener::is_foreign)
-            .map(|l| foreign_user(&l))
+        match &self.endpoint {
+            ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listener(*addr)
+                .filter(crate::owner::Listener::is_foreign)
+                .map(|l| foreign_user(&l)),
+            // A socket file is its creator's: one made by another user (at an
+            // explicit `unix://` path outside our state dir) is theirs.
+            ResolvedEndpoint::Unix(path) => {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                let meta = std::fs::symlink_metadata(path).ok()?;
+                let listener = crate::owner::Listener {
+                    uid: meta.uid(),
+                    process: None,
+                };
+                (meta.file_type().is_socket() && listener.is_foreign())
+                    .then(|| foreign_user(&listener))
+            }
+        }
     }
 
     /// A process of ours at the endpoint that is not the configured

@@ -247,11 +247,18 @@ impl ServiceManager {
     }
 
     pub(super) fn conflict_error(&self, what: &str) -> Error {
+        // A file or directory where the socket belongs: nothing listens, so
+        // there is nothing to stop (as `doctor` says it).
+        let fix = if what.contains("is not a socket") {
+            "remove it (nothing listens there)"
+        } else {
+            "stop it"
+        };
         Error::new(
             ErrorKind::EndpointConflict,
             format!(
                 "{} is taken by something that is not our service: {what}. \
-                 It was left alone; stop it, or choose another endpoint in the config",
+                 It was left alone; {fix}, or choose another endpoint in the config",
                 self.endpoint
             ),
         )

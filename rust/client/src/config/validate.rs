@@ -287,9 +287,10 @@ pub(super) fn endpoint_env(name: &str) -> Result<Option<String>, String> {
     if name.is_empty() {
         return Ok(None);
     }
-    if name.contains('=') || name.contains('\0') {
+    if !env::is_portable_name(name) {
         return Err(format!(
-            "{name:?} is not an environment variable name; give a name such as {:?}, or \"\" for none",
+            "{name:?} is not a portable environment variable name (letters, digits and '_', \
+             not starting with a digit); give a name such as {:?}, or \"\" for none",
             env::MACFUSE_LISTEN_ADDRESS
         ));
     }
@@ -353,10 +354,12 @@ fn not_expanded(path: &str) -> &'static str {
 /// An environment variable the service can be given: `NAME=value` must
 /// split back into the same name and value, and neither may hold a NUL.
 pub(super) fn env_var(key: &str, value: &str) -> Result<(), String> {
-    if key.is_empty() || key.contains('=') || key.contains('\0') {
+    // The rule the agent files need too, so that a config `ensure` takes
+    // also installs as an agent.
+    if !env::is_portable_name(key) {
         return Err(format!(
-            "environment variable name {key:?} is empty or contains '=' or NUL; \
-             use a plain name such as RUST_LOG"
+            "environment variable name {key:?} is not a portable name (letters, digits and \
+             '_', not starting with a digit); use a name such as RUST_LOG"
         ));
     }
     if value.contains('\0') {

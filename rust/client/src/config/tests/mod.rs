@@ -233,6 +233,9 @@ fn out_of_bounds_values_are_refused_with_key_line_and_column() {
         ("endpoint = \"tcp://127.0.0.1:0\"\n", "port 0", "line 1"),
         ("[env]\n\"A=B\" = \"c\"\n", "env", "line 2"),
         ("[env]\n\"\" = \"c\"\n", "env", "line 2"),
+        // What the agent files could not carry either.
+        ("[env]\n\"A B\" = \"c\"\n", "portable", "line 2"),
+        ("[env]\n\"1X\" = \"c\"\n", "portable", "line 2"),
         ("state_dir = \"rel\"\n", "state_dir", "line 1"),
     ] {
         let err = parse(text).unwrap_err();
