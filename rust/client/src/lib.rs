@@ -44,8 +44,7 @@ pub use spfs_autostart_protocol::{
 // The one lists of error kinds and of operations, for the FFI: it derives
 // its uniffi enums and its C result codes from them (hidden, as in the
 // protocol crate).
-/// For a front end's `main`, before any thread exists: see
-/// [`ignore_file_size_signal`](spfs_autostart_protocol::sys::ignore_file_size_signal).
+/// For a front end's `main`, before any thread exists.
 pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
 #[doc(hidden)]
 pub use spfs_autostart_protocol::{for_each_error_kind, for_each_operation};
