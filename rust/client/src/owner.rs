@@ -115,7 +115,7 @@ fn socket_holder(inode: u64) -> Option<Instance> {
 
 /// The listener at `addr`, or `None` when none can be found.
 #[cfg(target_os = "macos")]
-pub fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
+pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
     // lsof sees the sockets of our own processes; another user's listener
     // stays invisible (and is then treated as not ours).
     let out = std::process::Command::new("/usr/sbin/lsof")
@@ -159,7 +159,7 @@ pub fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
 
 /// No way to look: nobody is found.
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-pub fn tcp_listener(_addr: SocketAddr) -> Option<Listener> {
+pub(crate) fn tcp_listener(_addr: SocketAddr) -> Option<Listener> {
     None
 }
 
