@@ -184,14 +184,14 @@ fn log_to_stderr() {
 /// arguments ask for `--json`, so a script that parses errors gets one.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind as Clap;
+    // `--json`, or `--json=VALUE` (which clap refuses: the error is still
+    // for a script that wants JSON).
     let json = std::env::args_os()
         .skip(1)
         .take_while(|arg| arg != "--")
-        .any(|arg| arg == "--json");
-    let shown = matches!(
-        e.kind(),
-        Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
-    );
+        .any(|arg| arg == "--json" || arg.as_encoded_bytes().starts_with(b"--json="));
+    // Asked-for output, exit 0; a missing subcommand's help is an error.
+    let shown = matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion);
     if !json || shown {
         e.exit();
     }
@@ -254,7 +254,7 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
     if let Some(dir) = &cli.state_dir {
         // The shell expands `~` only at the start of a word, not after
         // `--state-dir=`: a directory named `~` is never what was meant.
-        if dir.starts_with("~") {
+        if dir.as_os_str().as_encoded_bytes().starts_with(b"~") {
             return Err(Error::new(
                 spfs_autostart::ErrorKind::InvalidConfig,
                 format!(

@@ -239,15 +239,21 @@ fn an_empty_config_variable_counts_as_unset_and_a_set_one_is_read() {
 #[test]
 fn a_state_dir_flag_with_an_unexpanded_tilde_is_refused() {
     let sb = Sandbox::new();
-    let out = sb
-        .cli(&["--state-dir=~/x", "ensure"])
-        .current_dir(sb.root())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("did not expand ~"), "{err}");
+    for flag in ["--state-dir=~/x", "--state-dir=~root/x"] {
+        let out = sb
+            .cli(&[flag, "ensure"])
+            .current_dir(sb.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("did not expand ~"), "{flag}: {err}");
+    }
     assert!(!sb.root().join("~").exists(), "made a directory named ~");
+    assert!(
+        !sb.root().join("~root").exists(),
+        "made a directory named ~root"
+    );
     assert!(sb.pids().is_empty(), "nothing started");
 }
 
@@ -260,17 +266,15 @@ fn arguments_that_cannot_be_parsed_exit_2_and_say_so_in_json_when_asked() {
         &["--json", "ensure", "--timeout", "abc"][..],
         &["--json", "bogus"][..],
         &["agent", "print", "--json", "--format", "bogus"][..],
+        &["--json", "agent"][..],
+        &["--json=true", "status"][..],
     ] {
         let out = sb.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let error: serde_json::Value = serde_json::from_slice(&out.stderr)
             .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", stderr(&out)));
         assert_eq!(error["error"]["kind"], "Usage", "{error}");
-        let message = error["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("bogus") || message.contains("abc"),
-            "{error}"
-        );
+        assert!(error["error"]["message"].as_str().is_some(), "{error}");
     }
     let out = sb.run(&["ensure", "--timeout", "abc"]);
     assert_eq!(out.status.code(), Some(2));

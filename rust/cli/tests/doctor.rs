@@ -592,6 +592,86 @@ fn a_state_dir_on_a_read_only_file_system_is_a_problem_as_ensure_finds() {
     assert!(sb.pids().is_empty(), "nothing started");
 }
 
+/// A running service's state dir seen read-only (a read-only bind mount of
+/// it): a look, a watch and the doctor still work, only a start could not.
+#[test]
+fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
+    let mut sb = Sandbox::new();
+    let rw = sb.root().join("rw");
+    let ro = sb.root().join("ro");
+    std::fs::create_dir_all(rw.join("state")).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::set_permissions(rw.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    sb.set("state_dir", path_str(&rw.join("state")));
+    let pid = pid_of(&serde_json::from_str(&sb.ok(&["--json", "ensure"])).unwrap());
+    let view = BindMount::read_only(&rw, &ro);
+    sb.set("state_dir", path_str(&ro.join("state")));
+    assert_eq!(
+        pid_of(&sb.status()),
+        pid,
+        "status through the read-only view"
+    );
+    let mut watch = sb.cli(&["--json", "watch"]);
+    watch.stdout(std::process::Stdio::piped());
+    let mut watch = watch.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watch.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(first.contains("\"running\""), "watch: {first:?}");
+    let (code, report) = doctor(&sb);
+    assert_eq!(
+        code,
+        Some(1),
+        "the state dir is a problem for a start: {report}"
+    );
+    assert!(
+        report["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("use the running service"),
+        "{report}"
+    );
+    drop(view);
+    sb.set("state_dir", path_str(&rw.join("state")));
+    sb.ok(&["stop"]);
+}
+
+/// A read-only bind mount of a directory, undone on drop.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn read_only(from: &std::path::Path, at: &std::path::Path) -> BindMount {
+        for args in [&["--bind"][..], &["-o", "remount,bind,ro"][..]] {
+            let mut mount = std::process::Command::new("mount");
+            mount.args(args);
+            if args[0] == "--bind" {
+                mount.arg(from);
+            }
+            let out = mount.arg(at).output().expect("mount (util-linux) runs");
+            assert!(
+                out.status.success(),
+                "mount {args:?} failed (the test needs root): {}",
+                stderr(&out)
+            );
+        }
+        BindMount(at.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}
+
 /// A state dir under a path whose parent is a file: the error names the
 /// setting and the fix, not only the system's words.
 #[test]

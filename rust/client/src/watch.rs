@@ -166,6 +166,14 @@ async fn run(
         if !sent.status(status).await {
             return;
         }
+        // A plain service a stop marked during our look: its event goes with
+        // our own (drained next), so look again soon. Only while a stopper
+        // holds spawn.lock: a mark a dead stopper left changes nothing. (Asked
+        // before the drain: the probe's own event goes with it.)
+        let being_stopped = state == State::Running
+            && !managed
+            && manager.paths().stopping().exists()
+            && crate::lock::is_held(&manager.paths().spawn_lock()).unwrap_or(false);
         // Drain events that our own look may have caused.
         while events.try_recv().is_ok() {}
         match state {
@@ -185,11 +193,9 @@ async fn run(
                 }
             }
             // A stop of a plain service marks it in the state dir: that
-            // file event wakes us at once, so the stopping is seen. A mark
-            // made during our look had its event drained with our own:
-            // while one is there, look again soon.
+            // file event wakes us at once, so the stopping is seen.
             State::Running => {
-                let wait = if manager.paths().stopping().exists() {
+                let wait = if being_stopped {
                     TRANSITION_POLL
                 } else {
                     PLAIN_POLL

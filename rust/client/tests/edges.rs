@@ -282,6 +282,26 @@ async fn a_service_serving_at_an_endpoint_the_config_no_longer_names_is_said_at_
     let seen = moved.status().await.expect("status");
     assert_eq!(seen.state, State::Conflict, "{seen:?}");
     assert_eq!(seen.pid, old.pid, "{seen:?}");
+    // The doctor agrees: ours, to be stopped, not something else to move away from.
+    let report = spfs_autostart::doctor::diagnose(&moved).await;
+    let endpoint = report
+        .findings
+        .iter()
+        .find(|f| f.check == "endpoint")
+        .expect("an endpoint finding");
+    assert!(endpoint.summary.contains(&old.endpoint), "{endpoint:?}");
+    assert_eq!(
+        endpoint.remedies,
+        [spfs_autostart::Remedy::Run(spfs_autostart::Operation::Stop)],
+        "{endpoint:?}"
+    );
+    assert!(
+        report
+            .next
+            .starts_with("fail: the service serves at another endpoint"),
+        "{}",
+        report.next
+    );
     moved.stop().await.expect("stop");
     let now = moved.ensure().await.expect("ensure at the new endpoint");
     assert_ne!(now.pid, old.pid);

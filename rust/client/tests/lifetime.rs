@@ -326,19 +326,7 @@ async fn an_open_health_watch_does_not_hold_up_the_stop() {
 /// exited (each lease holds one descriptor while its holder lives).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_the_service_cannot_follow_is_refused_never_granted_and_dropped() {
-    use std::os::unix::fs::PermissionsExt;
-    let mut sandbox = kit_sandbox(0, &[]);
-    let wrapper = sandbox.root().join("few-descriptors.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nulimit -n 48\nexec '{}' \"$@\"\n",
-            common::reference_service().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    sandbox.set("program", wrapper.display().to_string());
+    let sandbox = few_descriptors_sandbox();
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
     let mut holder = std::process::Command::new("sleep")
@@ -377,4 +365,51 @@ async fn a_lease_the_service_cannot_follow_is_refused_never_granted_and_dropped(
             .all(|e| e.contains("no file descriptors left")),
         "{refused:?}"
     );
+}
+
+/// A kit sandbox whose service may open only 48 descriptors (a wrapper
+/// sets `ulimit -n`).
+fn few_descriptors_sandbox() -> common::Sandbox {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = kit_sandbox(0, &[]);
+    let wrapper = sandbox.root().join("few-descriptors.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nulimit -n 48\nexec '{}' \"$@\"\n",
+            common::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set("program", wrapper.display().to_string());
+    sandbox
+}
+
+/// A released lease gives back what following its holder took: a long-lived
+/// host that takes and releases a lease per job never runs the service out
+/// of descriptors while the holder lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_gives_back_its_descriptor() {
+    let sandbox = few_descriptors_sandbox();
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let mut holder = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let mut failed = None;
+    for n in 0..100 {
+        match manager.acquire(holder.id(), &format!("job {n}")).await {
+            Ok(lease) => assert!(manager.release(lease.id).await.expect("release")),
+            Err(e) => {
+                failed = Some(format!("job {n}: {e}"));
+                break;
+            }
+        }
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    manager.stop().await.expect("stop");
+    assert_eq!(failed, None);
 }

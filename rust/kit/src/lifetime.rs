@@ -52,6 +52,9 @@ pub(crate) struct Lifetime {
 #[derive(Debug)]
 struct Inner {
     leases: BTreeMap<u64, Lease>,
+    /// The task that follows each lease's holder (and holds its process
+    /// handle, one descriptor): ended with the lease, not with the holder.
+    followers: BTreeMap<u64, tokio::task::AbortHandle>,
     next_lease: u64,
     in_flight: usize,
     idle_since: Instant,
@@ -107,6 +110,7 @@ impl Lifetime {
             idle_timeout,
             inner: Mutex::new(Inner {
                 leases: BTreeMap::new(),
+                followers: BTreeMap::new(),
                 next_lease: 1,
                 in_flight: 0,
                 idle_since: Instant::now(),
@@ -235,27 +239,39 @@ impl Lifetime {
         );
         let this = self.clone();
         let id = lease.id;
-        tokio::spawn(async move {
+        let follower = tokio::spawn(async move {
             // The very process checked above: if its pid is reused after it
             // exits, the lease still ends with it.
             handle.exited().await;
             if this.release(id) {
                 tracing::info!("lease {id} dropped: process {pid} exited");
             }
-        });
+        })
+        .abort_handle();
+        // Kept only while the lease is: a holder that exited at once has
+        // already dropped it.
+        let mut inner = self.lock();
+        if inner.leases.contains_key(&id) {
+            inner.followers.insert(id, follower);
+        }
+        drop(inner);
         Ok(lease)
     }
 
     /// Drop a lease; `false` when it was not held.
     pub(crate) fn release(&self, id: u64) -> bool {
-        let removed = {
+        let (removed, follower) = {
             let mut inner = self.lock();
             let removed = inner.leases.remove(&id).is_some();
             if removed && inner.leases.is_empty() {
                 inner.idle_since = Instant::now();
             }
-            removed
+            (removed, inner.followers.remove(&id))
         };
+        // Its holder need not be followed any more, nor its descriptor kept.
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         if removed {
             self.changed(Event::LeasesChanged, format!("lease {id} dropped"));
         }

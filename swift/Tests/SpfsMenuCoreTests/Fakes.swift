@@ -146,6 +146,12 @@ extension ServiceSnapshot {
         uptimeSecs: 3725, logFile: "/tmp/spfs-autostart-test/service.log",
         leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")], idleExitInSecs: nil)
     static let stopping = ServiceSnapshot(state: .stopping, pid: 4242)
+    /// Running, and up for a second only (as in a crash loop).
+    static var justStarted: ServiceSnapshot {
+        var snapshot = running
+        snapshot.uptimeSecs = 1
+        return snapshot
+    }
 }
 
 /// A model over fresh fakes.

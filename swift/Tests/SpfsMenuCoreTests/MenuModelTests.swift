@@ -248,11 +248,9 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testSameErrorIsNotNotifiedTwiceInARow() async {
         let h = Harness()
-        var justStarted = ServiceSnapshot.running
-        justStarted.uptimeSecs = 1
-        h.model.receive(justStarted)
+        h.model.receive(.justStarted)
         h.model.receive(.stopped)
-        h.model.receive(justStarted)  // restarted by someone else (launchd), died again at once
+        h.model.receive(.justStarted)  // restarted by someone else (launchd), died again at once
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
     }
@@ -260,11 +258,9 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testADeathAfterAGoodRunIsNotifiedAgain() async {
         let h = Harness()
-        var justStarted = ServiceSnapshot.running
-        justStarted.uptimeSecs = 1
-        h.model.receive(justStarted)
+        h.model.receive(.justStarted)
         h.model.receive(.stopped)
-        h.model.receive(justStarted)  // restarted on demand (spfs's own ensure); runs a while
+        h.model.receive(.justStarted)  // restarted on demand (spfs's own ensure); runs a while
         h.clock.advance(NotificationPolicy.goodRunSecs + 1)
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 2)

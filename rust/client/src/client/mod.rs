@@ -162,6 +162,9 @@ impl ServiceManager {
                 }
                 Observation::Absent { .. } => {
                     self.paths.create_state_dir()?;
+                    // A start writes there (a read-only file system cannot
+                    // take it); a look or a running service's use does not.
+                    self.paths.check_writable()?;
                     if let Some(spawn_guard) =
                         lock::try_take(&self.paths.spawn_lock())?.map(lock::OwnLock::from)
                     {

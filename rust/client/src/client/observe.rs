@@ -108,7 +108,10 @@ impl ServiceManager {
                 let mut status = self.alive_status(foreign, record.as_ref(), Some(instance));
                 // Ours (it holds the lock), but serving where the config no
                 // longer points: no wait makes it answer here.
-                if let Some(there) = record.as_ref().and_then(|r| self.serves_elsewhere(r)) {
+                // (Being stopped, it is going anyway: that is what it is.)
+                if status.state != State::Stopping
+                    && let Some(there) = record.as_ref().and_then(|r| self.serves_elsewhere(r))
+                {
                     status.state = State::Conflict;
                     status.detail = Some(self.elsewhere_detail(instance.pid, &there));
                 }

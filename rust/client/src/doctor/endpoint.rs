@@ -35,8 +35,12 @@ pub(super) async fn check_endpoint(
         .map(|p| format!(" (pid {p})"))
         .unwrap_or_default();
     // The fixes below, as data.
+    // A conflict with a pid is our own service, serving at the endpoint its
+    // record names: the config now names another.
+    let ours_elsewhere = status.state == State::Conflict && status.pid.is_some();
     let remedies = match status.state {
         State::Unresponsive => vec![Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)],
+        State::Conflict if ours_elsewhere => vec![Remedy::Run(Operation::Stop)],
         State::Conflict => vec![Remedy::SetKey("endpoint")],
         _ => vec![],
     };
@@ -80,6 +84,11 @@ pub(super) async fn check_endpoint(
                 status.detail.clone().unwrap_or_default()
             ),
             Some("stop the service, then ensure it (the stop and ensure operations)".into()),
+        ),
+        State::Conflict if ours_elsewhere => (
+            Severity::Problem,
+            status.detail.clone().unwrap_or_default(),
+            Some("stop the service (the stop operation); ensure then starts it here".into()),
         ),
         State::Conflict => {
             let detail = status.detail.clone().unwrap_or_default();

@@ -179,6 +179,8 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
         // `ensure` would fail to create it or to write in it (a read-only
         // file system), as the finding says.
         Ok(exists) => match unwritable(dir) {
+            // A service that runs there can still be used (and looked at):
+            // only a start needs to write.
             Some(why) => {
                 findings.push(
                     finding(
@@ -193,7 +195,7 @@ pub(super) fn check_state_dir(manager: &ServiceManager, findings: &mut Vec<Findi
                     )
                     .with_remedies([Remedy::SetKey("state_dir")]),
                 );
-                false
+                exists
             }
             None if exists => {
                 findings.push(finding(
@@ -303,7 +305,7 @@ fn unwritable(dir: &Path) -> Option<String> {
     let e = access(existing, AccessFlags::W_OK | AccessFlags::X_OK).err()?;
     Some(if existing == dir {
         format!(
-            "{} is not writable by you ({e}); ensure could not use it",
+            "{} is not writable by you ({e}); ensure could not start the service there",
             dir.display()
         )
     } else {

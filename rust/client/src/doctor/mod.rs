@@ -107,17 +107,26 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         .and_then(|status| check_version(manager, status, &mut findings));
     check_agent(manager, &mut findings);
     check_config(manager, &mut findings);
-    let state = status.map(|status| status.state);
+    let state = status.as_ref().map(|status| status.state);
+    let service_pid = status.and_then(|status| status.pid);
     let next = match version_next {
         Some(next) => next.to_string(),
-        None => next_step(manager, state, program.as_deref(), state_ok, &findings),
+        None => next_step(
+            manager,
+            (state, service_pid),
+            program.as_deref(),
+            state_ok,
+            &findings,
+        ),
     };
     Report { findings, next }
 }
 
+/// What `ensure` would do now; `seen`: the state the endpoint check found,
+/// and the pid it names.
 fn next_step(
     manager: &ServiceManager,
-    state: Option<State>,
+    (state, service_pid): (Option<State>, Option<u32>),
     program: Option<&Path>,
     state_ok: bool,
     findings: &[Finding],
@@ -128,9 +137,9 @@ fn next_step(
     }
     // A start needs its log too: with a problem there, `ensure` fails
     // before the program runs.
-    let start_blocked = findings
-        .iter()
-        .find(|f| f.severity == Severity::Problem && f.check == "log dir");
+    let start_blocked = findings.iter().find(|f| {
+        f.severity == Severity::Problem && matches!(f.check.as_str(), "log dir" | "state dir")
+    });
     match state {
         Some(State::Running) => "use the running service (one RPC)".into(),
         Some(State::Starting) => "wait for the starting service to answer".into(),
@@ -139,6 +148,9 @@ fn next_step(
             "wait up to {}s for the service to answer, then fail",
             config.ready_timeout.as_secs()
         ),
+        Some(State::Conflict) if service_pid.is_some() => {
+            "fail: the service serves at another endpoint; stop it first (see above)".into()
+        }
         Some(State::Conflict) => "fail: the endpoint is taken (see above)".into(),
         // The endpoint could not be looked at: what `ensure` would do is
         // not known, but it would meet the same failure.
@@ -149,8 +161,8 @@ fn next_step(
             "fail: the endpoint cannot be looked at (see above)".into()
         }
         Some(State::Stopped) | None => match program {
-            Some(_) if start_blocked.is_some() => {
-                "fail: the service log cannot be used (see above)".into()
+            Some(_) if let Some(blocked) = start_blocked => {
+                format!("fail: the {} cannot be used (see above)", blocked.check)
             }
             Some(program) => {
                 let mut line = format!("start {}", program.display());

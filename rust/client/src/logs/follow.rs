@@ -121,6 +121,10 @@ struct Reader {
     /// has them there, it was emptied and written again (as `: > log`
     /// followed by new lines) while we slept, however long it is now.
     seen: Vec<u8>,
+    /// The inodes of the rotated runs (`service.log.N`) already read, or
+    /// there before the follow began: a run rotated away while we lagged is
+    /// one not among them.
+    done: Vec<u64>,
 }
 
 impl Reader {
@@ -132,7 +136,13 @@ impl Reader {
             offset: 0,
             partial: Vec::new(),
             seen: Vec::new(),
+            done: Vec::new(),
         };
+        reader.done = reader
+            .rotated_runs()?
+            .into_iter()
+            .map(|(ino, _)| ino)
+            .collect();
         let opened = match open_log(&reader.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             opened => Some(opened?),
@@ -190,37 +200,53 @@ impl Reader {
         self.partial.is_empty() || emit(clean_line(&std::mem::take(&mut self.partial)))
     }
 
-    /// The whole runs rotated away while we lagged behind: when the file we
-    /// read is now `service.log.K`, the runs after it are `service.log.K-1`
-    /// down to `.1`, each finished. (A file the keep limit removed is gone
-    /// for anyone.) `Ok(false)` when `emit` wants no more.
-    fn read_runs_rotated_past(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
-        let mut ours = None;
+    /// The rotated runs on disk now, oldest first (`service.log.N` down to
+    /// `.1`), as inodes and open files: held open, they are read whole
+    /// however the names move meanwhile.
+    fn rotated_runs(&self) -> io::Result<Vec<(u64, File)>> {
+        let mut runs = Vec::new();
         for i in 1.. {
-            match std::fs::metadata(super::rotated(&self.path, i)) {
-                Ok(meta) if meta.ino() == self.inode => {
-                    ours = Some(i);
-                    break;
-                }
-                Ok(_) => {}
+            match open_log(&super::rotated(&self.path, i)) {
+                Ok(file) => runs.push((file.metadata()?.ino(), file)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 Err(e) => return Err(e),
             }
         }
-        for i in (1..ours.unwrap_or(1)).rev() {
-            let file = match open_log(&super::rotated(&self.path, i)) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                file => file?,
-            };
-            // Its own inode from now on: a later switch looks for this file.
-            self.inode = file.metadata()?.ino();
-            self.file = Some(file);
-            self.restart();
-            if !self.read_current(emit)? || !self.emit_partial(emit) {
-                return Ok(false);
+        runs.reverse();
+        Ok(runs)
+    }
+
+    /// The runs rotated away while we lagged behind (a paused `logs -f`, a
+    /// napping host): every rotated run not read yet, oldest first, until
+    /// no new one appears. (A run the keep limit removed is gone for
+    /// anyone.) `Ok(false)` when `emit` wants no more.
+    fn read_runs_rotated_past(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        if self.file.is_some() {
+            self.done.push(self.inode);
+        }
+        loop {
+            let runs = self.rotated_runs()?;
+            // Only what is still there can come back as a new file with a
+            // reused inode number.
+            self.done
+                .retain(|ino| runs.iter().any(|(run, _)| run == ino));
+            let news: Vec<(u64, File)> = runs
+                .into_iter()
+                .filter(|(ino, _)| !self.done.contains(ino))
+                .collect();
+            if news.is_empty() {
+                return Ok(true);
+            }
+            for (ino, file) in news {
+                self.inode = ino;
+                self.file = Some(file);
+                self.restart();
+                if !self.read_current(emit)? || !self.emit_partial(emit) {
+                    return Ok(false);
+                }
+                self.done.push(ino);
             }
         }
-        Ok(true)
     }
 
     /// Read the current file from its beginning.
@@ -393,5 +419,35 @@ mod tests {
         super::super::rotate_if_needed(&log, 1, 3).unwrap();
         std::fs::write(&log, "run 4 a\n").unwrap();
         assert_eq!(drained(&mut reader), ["run 4 a"]);
+    }
+
+    /// Behind by more rotations than are kept: the file it was reading is
+    /// gone, and every run still on disk is read, oldest first.
+    #[test]
+    fn a_reader_whose_file_the_keep_limit_removed_reads_every_run_still_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 1\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        for run in 2..=5 {
+            super::super::rotate_if_needed(&log, 1, 2).unwrap();
+            std::fs::write(&log, format!("run {run}\n")).unwrap();
+        }
+        // Kept: run 3 (.2), run 4 (.1), run 5 (the log).
+        assert_eq!(drained(&mut reader), ["run 3", "run 4", "run 5"]);
+    }
+
+    /// Started before any log existed, and behind by two runs: the first is
+    /// read from its rotated file; runs rotated before the start are not.
+    #[test]
+    fn a_reader_started_before_any_log_reads_the_runs_rotated_since() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(super::super::rotated(&log, 1), "older run\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        std::fs::write(&log, "run 1\n").unwrap();
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 2\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 1", "run 2"]);
     }
 }

@@ -127,7 +127,15 @@ impl Paths {
     /// where the service's output goes.
     pub fn create_log_dir(&self) -> Result<()> {
         create_dir(&self.log_dir, "log dir")?;
-        self.check_log_dir()?;
+        self.check_log_dir().map(drop)
+    }
+
+    /// Refuse a state dir, or log dir, that files cannot be created in (a
+    /// read-only file system; for root, nothing else): what starting a
+    /// service needs, before a lock or the log fails there with the file's
+    /// name instead of the setting's. A look or a reader needs neither.
+    pub fn check_writable(&self) -> Result<()> {
+        check_writable(&self.state_dir, "state dir")?;
         check_writable(&self.log_dir, "log dir")
     }
 
@@ -298,17 +306,16 @@ pub fn default_log_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf>
 
 fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
     create_dir(dir, what)?;
-    check_private_dir(dir, what)?;
-    check_writable(dir, what)
+    check_private_dir(dir, what)
 }
 
-/// Refuse a directory we cannot create files in (a read-only file system;
-/// for root, nothing else), before a lock or the log fails in it with the
-/// file's name instead of the setting's.
+/// Refuse a directory we cannot create files in (see
+/// [`Paths::check_writable`]).
 fn check_writable(dir: &Path, what: &str) -> Result<()> {
     use nix::unistd::{AccessFlags, access};
     match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
-        Ok(()) => Ok(()),
+        // Not made yet: creating it says what is wrong, if anything.
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(errno) => Err(Error::new(
             if errno == nix::errno::Errno::EACCES {
                 ErrorKind::PermissionDenied
