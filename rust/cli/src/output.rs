@@ -112,8 +112,7 @@ pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
     };
     if json {
         return print(&format!(
-            "{}
-",
+            "{}\n",
             json!({ "outcome": outcome_name, "how": how, "pid": pid })
         ));
     }

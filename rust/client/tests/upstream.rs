@@ -164,3 +164,21 @@ async fn a_plain_service_being_stopped_is_seen_as_stopping_by_others() {
     assert!(!sandbox.state_dir().join("stopping").exists());
     wait_gone(pid, "the stopped service").await;
 }
+
+/// A lease asked of a plain service (spfs-fuse-macos has no Control
+/// service): refused as unsupported, saying which services take leases, in
+/// one line.
+#[tokio::test]
+async fn a_lease_asked_of_a_plain_service_is_unsupported_and_says_why() {
+    let (sandbox, _port, _mnt) = upstream();
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let e = manager
+        .acquire(std::process::id(), "test")
+        .await
+        .expect_err("a plain service takes no leases");
+    assert_eq!(e.kind(), spfs_autostart::ErrorKind::Unsupported, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("embeds the spfs-autostart kit"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text:?}");
+}

@@ -10,27 +10,29 @@ pub(super) fn pid_text(pid: Option<u32>) -> String {
 /// anything (suspended, or stuck in the kernel), after `separator`; empty
 /// when nothing stands out.
 pub(super) fn stuck_because(pid: Option<u32>, separator: &str) -> String {
-    run_state_note(pid)
+    run_state_note(pid, true)
         .map(|why| format!("{separator}{why}"))
         .unwrap_or_default()
 }
 
 /// [`stuck_because`], for a process that is starting: only a suspension.
+/// (A starting process blocks in the kernel for a moment as a matter of
+/// course: exec, paging in.)
 fn suspended_because(pid: Option<u32>, separator: &str) -> String {
-    match pid.and_then(crate::sys::process_info) {
-        Some(info) if info.stopped => stuck_because(pid, separator),
-        _ => String::new(),
-    }
+    run_state_note(pid, false)
+        .map(|why| format!("{separator}{why}"))
+        .unwrap_or_default()
 }
 
-fn run_state_note(pid: Option<u32>) -> Option<&'static str> {
+/// What the run state says; a block in the kernel only if `blocked_counts`.
+fn run_state_note(pid: Option<u32>, blocked_counts: bool) -> Option<&'static str> {
     let info = crate::sys::process_info(pid?)?;
     if info.stopped {
         Some(
             "the process is suspended (by a signal such as Ctrl-Z, or by a debugger) \
              and runs again on SIGCONT",
         )
-    } else if info.blocked {
+    } else if info.blocked && blocked_counts {
         Some(
             "the process is blocked in the kernel (an uninterruptible wait, often a hung \
              mount) and can neither answer nor exit until that ends",
@@ -60,7 +62,7 @@ pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
         // A plain service (spfs-fuse-macos) has no Control service, so no
         // leases, and tonic says nothing about it.
         tonic::Code::Unimplemented => {
-            "the service does not implement it (only a service that embeds the
+            "the service does not implement it (only a service that embeds the \
              spfs-autostart kit takes leases; spfs-fuse-macos does not)"
         }
         _ if status.message().is_empty() => status.code().description(),
@@ -176,9 +178,6 @@ impl ServiceManager {
                 // A draining kit service closes its listener: what the probe
                 // met (refused, or reset in the backlog) is no news.
                 (State::Stopping, _) => "shutting down: finishing the calls in flight".to_string(),
-                // A process that is starting blocks in the kernel for a
-                // moment as a matter of course (exec, paging in): only a
-                // suspension is news then.
                 (State::Starting, detail) => format!(
                     "{}{}",
                     detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
