@@ -523,32 +523,43 @@ fn a_file_at_the_socket_path_is_to_be_removed_not_stopped() {
     assert!(endpoint.2.starts_with("remove it"), "{endpoint:?}");
 }
 
-/// A tmpfs mounted read-only under the sandbox, holding a private `state`
-/// dir; unmounted on drop (before the sandbox removes its root).
+/// A read-only mount at a directory under the sandbox, undone on drop
+/// (before the sandbox removes its root).
 struct ReadOnlyMount(std::path::PathBuf);
 
 impl ReadOnlyMount {
-    fn new(at: &std::path::Path) -> ReadOnlyMount {
+    /// A tmpfs, holding a private `state` dir.
+    fn tmpfs(at: &std::path::Path) -> ReadOnlyMount {
         std::fs::create_dir_all(at).unwrap();
-        let mount = |args: &[&str]| {
-            let out = std::process::Command::new("mount")
-                .args(args)
-                .arg(at)
-                .output()
-                .expect("mount (util-linux) runs");
-            assert!(
-                out.status.success(),
-                "mount {args:?} failed (the test needs root): {}",
-                stderr(&out)
-            );
-        };
-        mount(&["-t", "tmpfs", "-o", "size=1m,mode=700", "tmpfs"]);
+        mount(&["-t", "tmpfs", "-o", "size=1m,mode=700", "tmpfs"], at);
         let guard = ReadOnlyMount(at.to_path_buf());
         std::fs::create_dir(at.join("state")).unwrap();
         std::fs::set_permissions(at.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        mount(&["-o", "remount,ro"]);
+        mount(&["-o", "remount,ro"], at);
         guard
     }
+
+    /// A view of `from`.
+    fn bind(from: &std::path::Path, at: &std::path::Path) -> ReadOnlyMount {
+        mount(&["--bind", &path_str(from)], at);
+        let guard = ReadOnlyMount(at.to_path_buf());
+        mount(&["-o", "remount,bind,ro"], at);
+        guard
+    }
+}
+
+/// `mount ARGS... AT`, which must work (the tests run as root, as CI does).
+fn mount(args: &[&str], at: &std::path::Path) {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(at)
+        .output()
+        .expect("mount (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "mount {args:?} failed (the test needs root): {}",
+        stderr(&out)
+    );
 }
 
 impl Drop for ReadOnlyMount {
@@ -566,7 +577,7 @@ impl Drop for ReadOnlyMount {
 #[test]
 fn a_state_dir_on_a_read_only_file_system_is_a_problem_as_ensure_finds() {
     let mut sb = Sandbox::new();
-    let ro = ReadOnlyMount::new(&sb.root().join("ro"));
+    let ro = ReadOnlyMount::tmpfs(&sb.root().join("ro"));
     sb.set("state_dir", path_str(&ro.0.join("state")));
     let (code, report) = doctor(&sb);
     assert_eq!(code, Some(1), "{report}");
@@ -604,7 +615,7 @@ fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
     std::fs::set_permissions(rw.join("state"), std::fs::Permissions::from_mode(0o700)).unwrap();
     sb.set("state_dir", path_str(&rw.join("state")));
     let pid = pid_of(&serde_json::from_str(&sb.ok(&["--json", "ensure"])).unwrap());
-    let view = BindMount::read_only(&rw, &ro);
+    let view = ReadOnlyMount::bind(&rw, &ro);
     sb.set("state_dir", path_str(&ro.join("state")));
     assert_eq!(
         pid_of(&sb.status()),
@@ -639,37 +650,6 @@ fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
     drop(view);
     sb.set("state_dir", path_str(&rw.join("state")));
     sb.ok(&["stop"]);
-}
-
-/// A read-only bind mount of a directory, undone on drop.
-struct BindMount(std::path::PathBuf);
-
-impl BindMount {
-    fn read_only(from: &std::path::Path, at: &std::path::Path) -> BindMount {
-        for args in [&["--bind"][..], &["-o", "remount,bind,ro"][..]] {
-            let mut mount = std::process::Command::new("mount");
-            mount.args(args);
-            if args[0] == "--bind" {
-                mount.arg(from);
-            }
-            let out = mount.arg(at).output().expect("mount (util-linux) runs");
-            assert!(
-                out.status.success(),
-                "mount {args:?} failed (the test needs root): {}",
-                stderr(&out)
-            );
-        }
-        BindMount(at.to_path_buf())
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .output();
-    }
 }
 
 /// A state dir under a path whose parent is a file: the error names the
