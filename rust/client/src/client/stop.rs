@@ -68,9 +68,24 @@ impl ServiceManager {
             Observation::Serving(status, channel, instance) => {
                 (instance, Some(channel), status.managed)
             }
+            // Ours, at the endpoint its record names (the config names
+            // another now): asked to shut down there.
+            Observation::Alive(status, instance) if status.state == State::Conflict => {
+                (instance, self.recorded_channel().await, status.managed)
+            }
             Observation::Alive(status, instance) => (instance, None, status.managed),
         };
         self.stop_observed(instance, channel, managed).await
+    }
+
+    /// A channel to the endpoint the record names, when it can be had.
+    async fn recorded_channel(&self) -> Option<Channel> {
+        let record = ServiceRecord::read(&self.paths.record())?;
+        let endpoint = record.endpoint.parse::<ResolvedEndpoint>().ok()?;
+        tokio::time::timeout(PROBE_TIMEOUT, rpc::channel(endpoint, None))
+            .await
+            .ok()?
+            .ok()
     }
 
     /// `stop` waited `wait` for another process's start (or stop) to end.
