@@ -303,17 +303,7 @@ async fn a_service_serving_at_an_endpoint_the_config_no_longer_names_is_said_at_
         report.next
     );
     // Asked to shut down where it serves, not signalled.
-    let outcome = moved.stop().await.expect("stop");
-    assert!(
-        matches!(
-            outcome,
-            StopOutcome::Stopped {
-                how: StopMethod::Graceful,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    common::assert_graceful(&moved.stop().await.expect("stop"));
     let now = moved.ensure().await.expect("ensure at the new endpoint");
     assert_ne!(now.pid, old.pid);
     assert!(now.endpoint.ends_with("other.sock"), "{now:?}");

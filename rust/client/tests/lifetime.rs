@@ -329,13 +329,10 @@ async fn a_lease_the_service_cannot_follow_is_refused_never_granted_and_dropped(
     let sandbox = few_descriptors_sandbox();
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
-    let mut holder = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
+    let mut holder = Sleeper::start();
     let (mut granted, mut refused) = (Vec::new(), Vec::new());
     for n in 0..60 {
-        match manager.acquire(holder.id(), &format!("lease {n}")).await {
+        match manager.acquire(holder.pid(), &format!("lease {n}")).await {
             Ok(lease) => granted.push(lease.id),
             Err(e) => refused.push(e.to_string()),
         }
@@ -349,8 +346,7 @@ async fn a_lease_the_service_cannot_follow_is_refused_never_granted_and_dropped(
         .iter()
         .map(|l| l.id)
         .collect();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    holder.end();
     manager.stop().await.expect("stop");
     assert!(!granted.is_empty(), "some leases fit: {refused:?}");
     assert_eq!(held, granted, "every lease granted is still held");
@@ -394,13 +390,10 @@ async fn a_released_lease_gives_back_its_descriptor() {
     let sandbox = few_descriptors_sandbox();
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
-    let mut holder = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
+    let mut holder = Sleeper::start();
     let mut failed = None;
     for n in 0..100 {
-        match manager.acquire(holder.id(), &format!("job {n}")).await {
+        match manager.acquire(holder.pid(), &format!("job {n}")).await {
             Ok(lease) => assert!(manager.release(lease.id).await.expect("release")),
             Err(e) => {
                 failed = Some(format!("job {n}: {e}"));
@@ -408,8 +401,7 @@ async fn a_released_lease_gives_back_its_descriptor() {
             }
         }
     }
-    let _ = holder.kill();
-    let _ = holder.wait();
+    holder.end();
     manager.stop().await.expect("stop");
     assert_eq!(failed, None);
 }
