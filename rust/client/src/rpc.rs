@@ -86,6 +86,15 @@ pub(crate) async fn probe(endpoint: &ResolvedEndpoint, touch: bool, timeout: Dur
     }
 }
 
+/// What a probe's finding says when a file or directory stands where the
+/// socket belongs: nothing listens, so the fix is to remove it.
+pub(crate) const NOT_A_SOCKET: &str = "is not a socket";
+
+/// Whether a conflict's description is [`NOT_A_SOCKET`]'s.
+pub(crate) fn nothing_listens(what: &str) -> bool {
+    what.contains(NOT_A_SOCKET)
+}
+
 /// Classify a failed connect: nothing there, or something that is not a socket.
 fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
     if let ResolvedEndpoint::Unix(path) = endpoint {
@@ -94,7 +103,7 @@ fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
             && !meta.file_type().is_socket()
         {
             return Probe::Foreign(format!(
-                "{} is not a socket but a {}",
+                "{} {NOT_A_SOCKET} but a {}",
                 path.display(),
                 if meta.is_dir() { "directory" } else { "file" }
             ));

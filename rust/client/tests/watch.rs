@@ -8,6 +8,30 @@ use std::time::Duration;
 use common::{Client, WAIT, kit_sandbox, wait_gone};
 use spfs_autostart::{State, StatusWatcher};
 
+/// The next update, which must come within the bound (`what` names it).
+async fn next(
+    watcher: &mut StatusWatcher,
+    what: &str,
+) -> spfs_autostart::Result<spfs_autostart::Status> {
+    tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .unwrap_or_else(|_| panic!("no update within {WAIT:?}: {what}"))
+        .unwrap_or_else(|| panic!("the watch feed ended: {what}"))
+}
+
+/// The next update, which must be the error that the status cannot be read
+/// because the state dir is open to others.
+async fn next_unsafe_state_dir(watcher: &mut StatusWatcher, what: &str) {
+    let err = next(watcher, what)
+        .await
+        .expect_err("the status of an unsafe state dir");
+    assert_eq!(
+        err.kind(),
+        spfs_autostart::ErrorKind::PermissionDenied,
+        "{err}"
+    );
+}
+
 /// Read updates until one is in `target`; every state seen on the way is
 /// appended to `seen`. Each update must arrive within the bound.
 async fn until(watcher: &mut StatusWatcher, target: State, seen: &mut Vec<State>) {
@@ -220,24 +244,13 @@ async fn a_status_that_cannot_be_read_is_said_once_and_the_watch_goes_on() {
     std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
         .expect("chmod 777");
     kill_9(pid);
-    let update = tokio::time::timeout(WAIT, watcher.next())
-        .await
-        .expect("an update after the service died")
-        .expect("the feed is open");
-    let err = update.expect_err("the status of an unsafe state dir");
-    assert_eq!(
-        err.kind(),
-        spfs_autostart::ErrorKind::PermissionDenied,
-        "{err}"
-    );
+    next_unsafe_state_dir(&mut watcher, "an update after the service died").await;
     // Said once: the watch asks again (every 2 s) without repeating it.
     let quiet = tokio::time::timeout(Duration::from_millis(2500), watcher.next()).await;
     assert!(quiet.is_err(), "said twice, or ended: {quiet:?}");
     std::fs::set_permissions(sandbox.state_dir(), private).expect("chmod 700");
-    let update = tokio::time::timeout(WAIT, watcher.next())
+    let update = next(&mut watcher, "a status once it can be read")
         .await
-        .expect("a status once it can be read")
-        .expect("the feed is open")
         .expect("a status");
     assert_eq!(update.state, State::Stopped, "{update:?}");
     wait_gone(pid, "the killed service").await;
@@ -260,16 +273,7 @@ async fn a_state_dir_opened_under_a_running_watch_is_said() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
         .expect("chmod 777");
-    let update = tokio::time::timeout(WAIT, watcher.next())
-        .await
-        .expect("an update after the chmod")
-        .expect("the feed is open");
-    let err = update.expect_err("the status of an unsafe state dir");
-    assert_eq!(
-        err.kind(),
-        spfs_autostart::ErrorKind::PermissionDenied,
-        "{err}"
-    );
+    next_unsafe_state_dir(&mut watcher, "an update after the chmod").await;
     std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o700))
         .expect("chmod 700");
     let mut seen = Vec::new();

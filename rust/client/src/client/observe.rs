@@ -289,6 +289,9 @@ impl ServiceManager {
             ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listener(*addr)
                 .filter(crate::owner::Listener::is_foreign)
                 .map(|l| foreign_user(&l)),
+            // Our state dir is ours alone (checked), and so is its socket:
+            // no look at it on the path every `ensure` takes.
+            ResolvedEndpoint::Unix(path) if *path == self.paths.socket() => None,
             // A socket file is its creator's: one made by another user (at an
             // explicit `unix://` path outside our state dir) is theirs.
             ResolvedEndpoint::Unix(path) => {

@@ -248,7 +248,7 @@ impl ServiceManager {
     pub(super) fn conflict_error(&self, what: &str) -> Error {
         // A file or directory where the socket belongs: nothing listens, so
         // there is nothing to stop (as `doctor` says it).
-        let fix = if what.contains("is not a socket") {
+        let fix = if rpc::nothing_listens(what) {
             "remove it (nothing listens there)"
         } else {
             "stop it"

@@ -139,7 +139,7 @@ fn conflict(endpoint: &str, taker: Taker, detail: &str) -> (Severity, String, Op
             format!("ask {user} to stop their service (or stop it as root), or {elsewhere}"),
         ),
         // A file or directory where the socket belongs: nothing listens.
-        _ if detail.contains("is not a socket") => (
+        _ if crate::rpc::nothing_listens(detail) => (
             format!("{endpoint} is taken by something that is not our service: {detail}"),
             format!("remove it (nothing listens there), or {elsewhere}"),
         ),
