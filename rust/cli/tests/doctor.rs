@@ -669,3 +669,39 @@ fn a_state_dir_under_a_file_names_the_setting() {
         "{error}"
     );
 }
+
+/// A Unix endpoint in a directory that is not there: `ensure` says so at
+/// once, naming `endpoint`, and starts nothing; `doctor` finds the same.
+#[test]
+fn a_unix_endpoint_in_a_missing_directory_is_said_before_anything_starts() {
+    let mut sb = Sandbox::new();
+    let dir = sb.root().join("nope");
+    sb.set(
+        "endpoint",
+        format!("unix://{}", path_str(&dir.join("x.sock"))),
+    );
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("endpoint") && message.contains("does not exist"),
+        "{error}"
+    );
+    assert!(
+        !sb.log_dir().join("service.log").exists(),
+        "no service was started"
+    );
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(problems(&report).len(), 1, "{report}");
+    assert_eq!(problems(&report)[0].0, "endpoint", "{report}");
+    assert_eq!(
+        report["next"], "fail: the endpoint cannot be used (see above)",
+        "{report}"
+    );
+    std::fs::create_dir(&dir).unwrap();
+    sb.ok(&["ensure"]);
+    sb.ok(&["stop"]);
+}

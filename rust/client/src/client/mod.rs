@@ -165,6 +165,8 @@ impl ServiceManager {
                     // A start writes there (a read-only file system cannot
                     // take it); a look or a running service's use does not.
                     self.paths.check_writable()?;
+                    // Said now, not as the service's failure to listen.
+                    self.paths.check_endpoint_dir(&self.endpoint)?;
                     if let Some(spawn_guard) =
                         lock::try_take(&self.paths.spawn_lock())?.map(lock::OwnLock::from)
                     {

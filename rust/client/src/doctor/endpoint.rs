@@ -30,6 +30,15 @@ pub(super) async fn check_endpoint(
             return None;
         }
     };
+    if status.state == State::Stopped
+        && let Err(e) = manager.paths().check_endpoint_dir(manager.endpoint())
+    {
+        findings.push(
+            finding("endpoint", Severity::Problem, e.to_string(), None)
+                .with_remedies(e.remedies().iter().copied()),
+        );
+        return Some(status);
+    }
     let pid = status
         .pid
         .map(|p| format!(" (pid {p})"))

@@ -135,10 +135,11 @@ fn next_step(
     if !state_ok {
         return "fail: the state dir cannot be used (see above)".into();
     }
-    // A start needs its log too: with a problem there, `ensure` fails
-    // before the program runs.
+    // A start needs its log too, and a directory for its socket: with a
+    // problem there, `ensure` fails before the program runs.
     let start_blocked = findings.iter().find(|f| {
-        f.severity == Severity::Problem && matches!(f.check.as_str(), "log dir" | "state dir")
+        f.severity == Severity::Problem
+            && matches!(f.check.as_str(), "log dir" | "state dir" | "endpoint")
     });
     match state {
         Some(State::Running) => "use the running service (one RPC)".into(),

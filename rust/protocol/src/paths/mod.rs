@@ -9,7 +9,7 @@ use std::fs::{self, DirBuilder};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::endpoint::{Endpoint, MAX_SOCKET_PATH, ResolvedEndpoint};
+use crate::endpoint::{Endpoint, ResolvedEndpoint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::remedy::Remedy;
 
@@ -88,28 +88,6 @@ impl Paths {
     /// Create the state dir (`0700`) if missing, then check it is safe.
     pub fn create_state_dir(&self) -> Result<()> {
         create_private_dir(&self.state_dir, "state dir")
-    }
-
-    /// Refuse a Unix socket path the kernel would truncate, before anything
-    /// is created; TCP endpoints use no path and pass.
-    pub fn check_endpoint(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
-        match endpoint {
-            ResolvedEndpoint::Unix(path) if *path == self.socket() => check_socket_path(path),
-            ResolvedEndpoint::Unix(path) => check_socket_path(path).map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!(
-                        "endpoint unix://{} has a socket path of {} bytes, longer than the \
-                         {MAX_SOCKET_PATH} the system allows; set endpoint (or \
-                         SPFS_AUTOSTART_ENDPOINT) to a shorter path",
-                        path.display(),
-                        path.as_os_str().len()
-                    ),
-                )
-                .with_remedy(Remedy::SetKey("endpoint"))
-            }),
-            ResolvedEndpoint::Tcp(_) => Ok(()),
-        }
     }
 
     /// Check the state dir if it exists; `Ok(false)` when it does not.
@@ -500,22 +478,8 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuse a socket path the kernel would truncate.
-pub fn check_socket_path(path: &Path) -> Result<()> {
-    let len = path.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(Error::new(
-            ErrorKind::InvalidConfig,
-            format!(
-                "socket path {} is {len} bytes, longer than the {MAX_SOCKET_PATH} the system allows; \
-                 set SPFS_AUTOSTART_STATE_DIR (or state_dir) to a shorter directory",
-                path.display()
-            ),
-        )
-        .with_remedy(Remedy::SetKey("state_dir")));
-    }
-    Ok(())
-}
+mod socket;
+pub use socket::check_socket_path;
 
 #[cfg(test)]
 mod tests;

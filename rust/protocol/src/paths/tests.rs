@@ -1,5 +1,5 @@
 //! The paths' tests: the state dir's creation and checks, the default
-//! dirs, and the socket path's length.
+//! dirs, and the socket path's length and directory.
 
 use super::*;
 
@@ -114,6 +114,35 @@ fn long_socket_path_is_refused_naming_state_dir_as_the_remedy() {
     );
     // As data too, so each front end can say how it sets the state dir.
     assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
+}
+
+#[test]
+fn a_unix_endpoint_in_a_missing_or_non_directory_is_refused_naming_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        state_dir: tmp.path().join("state"),
+        log_dir: tmp.path().join("logs"),
+    };
+    let unix = |path: PathBuf| ResolvedEndpoint::Unix(path);
+    let missing = tmp.path().join("nope").join("x.sock");
+    let err = paths.check_endpoint_dir(&unix(missing)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(err.remedies(), [Remedy::SetKey("endpoint")]);
+    std::fs::write(tmp.path().join("afile"), "").unwrap();
+    let err = paths
+        .check_endpoint_dir(&unix(tmp.path().join("afile").join("x.sock")))
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+    // A directory that is there passes; so does the state dir's own
+    // socket, whose directory a start creates, and TCP.
+    paths
+        .check_endpoint_dir(&unix(tmp.path().join("x.sock")))
+        .unwrap();
+    paths.check_endpoint_dir(&unix(paths.socket())).unwrap();
+    paths
+        .check_endpoint_dir(&ResolvedEndpoint::Tcp("127.0.0.1:1".parse().unwrap()))
+        .unwrap();
 }
 
 // A context with another XDG_RUNTIME_DIR (cron, sudo,
