@@ -39,6 +39,24 @@ pub(super) async fn check_endpoint(
         );
         return Some(status);
     }
+    // Who else holds the endpoint is looked up only when it is not ours.
+    let taker = if status.state == State::Conflict && status.pid.is_none() {
+        Some(endpoint_taker(manager).await)
+    } else {
+        None
+    };
+    findings.push(judge(manager, &status, &endpoint, taker));
+    Some(status)
+}
+
+/// The endpoint's finding for the status found there; `taker`: who holds
+/// it, for a conflict with something that is not ours.
+fn judge(
+    manager: &ServiceManager,
+    status: &Status,
+    endpoint: &str,
+    taker: Option<Taker>,
+) -> Finding {
     let pid = status
         .pid
         .map(|p| format!(" (pid {p})"))
@@ -59,7 +77,7 @@ pub(super) async fn check_endpoint(
             format!("{endpoint} is free: no service runs"),
             None,
         ),
-        State::Running if adopted(manager, &status) => (
+        State::Running if adopted(manager, status) => (
             Severity::Ok,
             format!(
                 "{endpoint}: our plain service{pid} answers, adopted: it was started outside \
@@ -85,7 +103,7 @@ pub(super) async fn check_endpoint(
             format!(
                 "{endpoint}: a service{pid} {}does not answer: {}",
                 // An adopted one's detail says it holds no lock.
-                if adopted(manager, &status) {
+                if adopted(manager, status) {
                     ""
                 } else {
                     "holds the instance lock but "
@@ -101,11 +119,10 @@ pub(super) async fn check_endpoint(
         ),
         State::Conflict => {
             let detail = status.detail.clone().unwrap_or_default();
-            conflict(&endpoint, endpoint_taker(manager).await, &detail)
+            conflict(endpoint, taker.unwrap_or(Taker::Other), &detail)
         }
     };
-    findings.push(finding("endpoint", severity, summary, fix).with_remedies(remedies));
-    Some(status)
+    finding("endpoint", severity, summary, fix).with_remedies(remedies)
 }
 
 /// The running service's version against `expected_version`, as `ensure`
