@@ -221,14 +221,19 @@ impl Kit {
         // worker that saw the connection, and each new client (every fresh
         // `ensure`) is answered without first waking the thread that
         // called `serve` (about 0.1 ms of a fresh `ensure`, bench row 1b').
-        let mut server = tokio::spawn(
-            Server::builder()
-                .layer(InFlightLayer(lifetime.clone()))
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, shutdown),
-        );
-        // A `serve` its caller drops (a `select!` in the service) stops
-        // serving, as it did when it polled the server itself.
+        // The task holds a share of the lock: a `serve` its caller drops (a
+        // `select!` in the service) aborts the task, which lets go of the
+        // lock only once its listener has closed, whenever it is next run.
+        let instance_lock = Arc::new(_instance_lock);
+        let mut server = tokio::spawn(Serving {
+            server: Box::pin(
+                Server::builder()
+                    .layer(InFlightLayer(lifetime.clone()))
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, shutdown),
+            ),
+            _instance_lock: instance_lock.clone(),
+        });
         let _stop_with_serve = AbortOnDrop(server.abort_handle());
         // The listener is bound and the server is about to accept, so
         // connections made from now on are answered.
@@ -259,14 +264,15 @@ impl Kit {
                 Ok(())
             }
         };
-        // Release the endpoint before the lock (dropped last, with
-        // `_instance_lock`), so a successor that takes the lock finds the
+        // Release the endpoint before the lock (`instance_lock`, dropped
+        // last), so a successor that takes the lock finds the
         // path free or stale, never live. The record stays: it says
         // "stopping" until the lock is free, and a successor replaces it.
         if let Some((bound, path)) = socket_to_remove {
             remove_own_socket(&path, bound);
         }
         tracing::info!("stopped");
+        drop(instance_lock);
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
     }
 }
@@ -293,6 +299,22 @@ async fn stop_listening(
 fn remove_own_socket(path: &std::path::Path, bound: Option<(u64, u64)>) {
     if bound.is_some() && file_id(std::fs::symlink_metadata(path).ok().as_ref()) == bound {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The server's task. Fields drop in order: the server (its listener)
+/// first, then this task's share of the instance lock, so the lock is never
+/// free while the endpoint still accepts.
+struct Serving<F> {
+    server: Pin<Box<F>>,
+    _instance_lock: Arc<File>,
+}
+
+impl<F: Future> Future for Serving<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.server.as_mut().poll(cx)
     }
 }
 

@@ -1,12 +1,29 @@
 //! `Kit::serve` runs its server as a task of its own; a `serve` its caller
-//! drops must still stop serving, as the future it used to poll did.
+//! drops must still stop serving, and never let go of the instance lock
+//! while its endpoint still accepts connections.
 
+use std::fs::{File, TryLockError};
 use std::time::{Duration, Instant};
 
 use spfs_autostart_kit::{Identity, Kit, KitConfig, ResolvedEndpoint};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_serve_its_caller_drops_stops_serving() {
+/// Whether nobody holds `instance.lock` (a successor could take it now).
+fn lock_is_free(lock: &File) -> bool {
+    match lock.try_lock() {
+        Ok(()) => {
+            lock.unlock().unwrap();
+            true
+        }
+        Err(TryLockError::WouldBlock) => false,
+        Err(TryLockError::Error(e)) => panic!("cannot test instance.lock: {e}"),
+    }
+}
+
+// One thread: the aborted server task runs only when this test yields, so
+// a lock let go at the moment `serve` is dropped is seen free while the
+// listener is still open.
+#[tokio::test(flavor = "current_thread")]
+async fn a_serve_its_caller_drops_stops_serving_before_it_lets_go_of_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let socket = state.join("service.sock");
@@ -24,37 +41,29 @@ async fn a_serve_its_caller_drops_stops_serving() {
         },
     )
     .expect("start the kit in a temp state dir");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // A service that ends `serve` its own way, as a `select!` in its main would.
-    let service = tokio::spawn(async move {
-        tokio::select! {
-            result = kit.serve(|routes| routes) => Some(result),
-            _ = stopped => None,
-        }
-    });
-    tokio::net::UnixStream::connect(&socket)
-        .await
-        .expect("the kit serves at its socket");
-    stop.send(()).unwrap();
-    assert!(
-        service.await.unwrap().is_none(),
-        "serve was dropped, it did not end by itself"
-    );
-    // The listener closes with the server task: connecting is refused.
+    let lock = File::open(state.join("instance.lock")).unwrap();
+    // A service that ends `serve` its own way, as a `select!` in its main
+    // would.
+    tokio::select! {
+        result = kit.serve(|routes| routes) => panic!("serve ended by itself: {result:?}"),
+        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match tokio::net::UnixStream::connect(&socket).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
-            // Reset: queued as the listener closed; the next try is refused.
-            Err(e) if e.kind() != std::io::ErrorKind::ConnectionReset => {
-                panic!("connecting failed otherwise: {e}")
-            }
-            _ => {}
+        // The lock first: once it is free, the listener must be closed.
+        let free = lock_is_free(&lock);
+        let accepts = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+        assert!(
+            !(free && accepts),
+            "instance.lock was free while the dropped service's socket still accepted"
+        );
+        if free {
+            break;
         }
         assert!(
             Instant::now() < deadline,
-            "still serving 10 s after serve was dropped"
+            "instance.lock still held 10 s after serve was dropped"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
