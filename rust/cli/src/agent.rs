@@ -57,6 +57,15 @@ pub struct Which {
     label: Option<String>,
 }
 
+/// The flag of this CLI that sets the agent setting `field`, if one does.
+pub fn flag_of(field: &str) -> Option<&'static str> {
+    match field {
+        "label" => Some("--label"),
+        "bundle_program" => Some("--bundle-program"),
+        _ => None,
+    }
+}
+
 /// The home whose `Library/LaunchAgents` holds the agent, by the rule every
 /// per-user path follows (`process_env`: an absolute UTF-8 `HOME`, else the
 /// password database's when `HOME` is unset).

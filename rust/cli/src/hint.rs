@@ -2,9 +2,10 @@
 //! operations, because they reach every front end; here each remedy an
 //! error carries becomes the flag or command that does it on this CLI.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use spfs_autostart::{Operation, Remedy};
+use spfs_autostart::{Config, Operation, Remedy};
 
 /// What of this run a command in a hint must repeat to act on the same
 /// service and agent: the global flags (`--config`, `--state-dir`), as
@@ -13,6 +14,45 @@ use spfs_autostart::{Operation, Remedy};
 /// the remedy names it when it matters, as `agent install --mode always`.)
 static GLOBAL_FLAGS: OnceLock<String> = OnceLock::new();
 static AGENT_LABEL: OnceLock<String> = OnceLock::new();
+/// Where this run's config came from: a key is set where its value came
+/// from, which is not always a config file.
+static CONFIG_ORIGIN: OnceLock<ConfigOrigin> = OnceLock::new();
+
+struct ConfigOrigin {
+    /// The config file read, if any.
+    file: Option<PathBuf>,
+    /// Where the per-user config file goes, when none was read.
+    user_file: Option<PathBuf>,
+    /// Each environment variable that set a key, with the key.
+    env_overrides: Vec<(&'static str, &'static str)>,
+}
+
+/// Remember where this run's config came from.
+pub fn remember_config(config: &Config) {
+    let _ = CONFIG_ORIGIN.set(ConfigOrigin {
+        file: config.source.clone(),
+        user_file: spfs_autostart::config::user_config_file(&|name| std::env::var(name).ok()),
+        env_overrides: config.env_overrides.clone(),
+    });
+}
+
+/// How to set `key` where this run's value of it comes from (`origin`).
+fn set_key(origin: Option<&ConfigOrigin>, program: &str, key: &str) -> String {
+    let Some(origin) = origin else {
+        return format!("`{program} config` shows the config file to set {key} in");
+    };
+    if let Some((var, _)) = origin.env_overrides.iter().find(|(_, k)| *k == key) {
+        return format!("{key} comes from {var} in this environment: change or unset it");
+    }
+    match (&origin.file, &origin.user_file) {
+        (Some(_), _) => format!("`{program} config` shows the config file to set {key} in"),
+        (None, Some(user_file)) => format!(
+            "no config file was read: set {key} in {} (create it), or name one with `--config FILE`",
+            user_file.display()
+        ),
+        (None, None) => format!("`--config FILE` reads a config file that sets {key}"),
+    }
+}
 
 /// Remember this run's global flags: each flag with its value, if given.
 pub fn remember_global_flags(flags: &[(&str, Option<&std::path::Path>)]) {
@@ -67,9 +107,7 @@ pub fn for_remedy(remedy: &Remedy) -> Option<String> {
             format!("`{program} stop --timeout SECS` sets stop_timeout_secs for one run")
         }
         Remedy::SetKey("state_dir") => "`--state-dir DIR` sets state_dir for one run".into(),
-        Remedy::SetKey(key) => {
-            format!("`{program} config` shows the config file to set {key} in")
-        }
+        Remedy::SetKey(key) => set_key(CONFIG_ORIGIN.get(), &program, key),
         Remedy::ConfigFile => "fix the config file, or read another with `--config FILE`".into(),
         Remedy::Run(operation) => {
             let line = command(*operation)?;
@@ -113,6 +151,34 @@ pub fn for_remedies(remedies: &[Remedy]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_set_where_this_runs_value_of_it_comes_from() {
+        let origin = |file: Option<&str>, env: Vec<(&'static str, &'static str)>| ConfigOrigin {
+            file: file.map(PathBuf::from),
+            user_file: Some(PathBuf::from("/home/u/.config/spfs-autostart/config.toml")),
+            env_overrides: env,
+        };
+        // A variable set it: the file would not win.
+        let from_env = origin(Some("/c.toml"), vec![("SPFS_AUTOSTART_LOG_DIR", "log_dir")]);
+        assert_eq!(
+            set_key(Some(&from_env), "spfs-autostart", "log_dir"),
+            "log_dir comes from SPFS_AUTOSTART_LOG_DIR in this environment: change or unset it"
+        );
+        // Another key of the same run is the file's.
+        assert_eq!(
+            set_key(Some(&from_env), "spfs-autostart", "endpoint"),
+            "`spfs-autostart config` shows the config file to set endpoint in"
+        );
+        // No file was read: where the per-user one goes, not `config`.
+        let no_file = origin(None, vec![]);
+        assert_eq!(
+            set_key(Some(&no_file), "spfs-autostart", "endpoint"),
+            "no config file was read: set endpoint in \
+             /home/u/.config/spfs-autostart/config.toml (create it), or name one with \
+             `--config FILE`"
+        );
+    }
 
     #[test]
     fn timeout_keys_become_the_timeout_flag_of_their_command() {

@@ -59,7 +59,8 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
-    /// Print the status: exit 0 running, 3 not running, 1 unresponsive, conflict or error.
+    /// Print the status: exit 0 running, 3 not running (stopped, starting or
+    /// stopping), 1 unresponsive, conflict or error.
     Status,
     /// Print the last lines of the service log.
     Logs {
@@ -101,7 +102,10 @@ fn main() -> ExitCode {
     // Read before the signal handlers go in: a config path that blocks (a
     // FIFO nobody writes) can still be interrupted, by the default action.
     let config = match load_config(&cli) {
-        Ok(config) => config,
+        Ok(config) => {
+            hint::remember_config(&config);
+            config
+        }
         Err(e) => {
             output::error(&e, cli.json);
             return ExitCode::FAILURE;
@@ -214,6 +218,16 @@ impl From<Error> for Failure {
 
 impl From<spfs_autostart_agent::LaunchdError> for Failure {
     fn from(e: spfs_autostart_agent::LaunchdError) -> Failure {
+        use spfs_autostart_agent::LaunchdError;
+        // The library names the agent setting; here the user typed its flag.
+        if let LaunchdError::InvalidSpec { field, message } = &e
+            && let Some(flag) = agent::flag_of(field)
+        {
+            return Failure::Core(Error::new(
+                spfs_autostart::ErrorKind::InvalidConfig,
+                format!("{flag}: {message}"),
+            ));
+        }
         Failure::Core(e.into())
     }
 }

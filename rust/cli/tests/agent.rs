@@ -145,3 +145,23 @@ fn a_hint_repeats_the_runs_config_state_dir_and_label() {
     );
     assert!(err.contains(&expected), "{err}");
 }
+
+/// A flag's bad value is named by the flag typed, not by the library's
+/// name for the setting.
+#[test]
+fn a_bad_agent_flag_value_is_named_by_its_flag() {
+    let sb = Sandbox::new();
+    for (args, flag) in [
+        (["--label", "bad label"], "--label: "),
+        (["--bundle-program", "/abs/x"], "--bundle-program: "),
+    ] {
+        let mut argv = vec!["--json", "agent", "print"];
+        argv.extend_from_slice(&args);
+        let out = sb.run(&argv);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(flag), "{error}");
+    }
+}

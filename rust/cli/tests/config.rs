@@ -392,3 +392,42 @@ fn a_hint_keeps_a_config_path_that_begins_with_a_dash() {
         "{err}"
     );
 }
+
+/// With no config file, `config` says where the per-user one goes, and a
+/// key's hint names that file; a key set by a variable names the variable.
+#[test]
+fn without_a_config_file_the_per_user_path_is_named() {
+    let sb = Sandbox::new();
+    let xdg = sb.root().join("xdg");
+    let out = sb
+        .command(cli_bin())
+        .arg("config")
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let per_user = xdg.join("spfs-autostart").join("config.toml");
+    assert!(
+        text.starts_with(&format!(
+            "# built-in defaults: no config file (the per-user one goes at {})",
+            per_user.display()
+        )),
+        "{text}"
+    );
+    // A log dir others may write, set by the variable: the variable is
+    // what to change, not the file.
+    let shared = sb.root().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = sb
+        .cli(&["--json", "ensure"])
+        .env("SPFS_AUTOSTART_LOG_DIR", &shared)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        json_error(&out)["hints"][0],
+        "log_dir comes from SPFS_AUTOSTART_LOG_DIR in this environment: change or unset it"
+    );
+}

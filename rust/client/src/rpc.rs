@@ -119,12 +119,49 @@ fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
 
 fn describe_status(status: &tonic::Status) -> String {
     use std::error::Error as _;
-    let mut text = format!("it does not speak gRPC ({}", status.message());
+    let mut parts = vec![status.message().to_string()];
     let mut source = status.source();
     while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
+        // A wrapper often says what it wraps ("transport error" twice).
+        let part = s.to_string();
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
         source = s.source();
     }
-    text.push(')');
-    text
+    format!("it does not speak gRPC ({})", parts.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error saying `text`, wrapping `inner`.
+    #[derive(Debug)]
+    struct Wrapping(&'static str, Option<Box<Wrapping>>);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_status_whose_source_repeats_it_is_described_once() {
+        let mut status = tonic::Status::unknown("transport error");
+        status.set_source(Arc::new(Wrapping(
+            "transport error",
+            Some(Box::new(Wrapping("connection error: broken pipe", None))),
+        )));
+        assert_eq!(
+            describe_status(&status),
+            "it does not speak gRPC (transport error: connection error: broken pipe)"
+        );
+    }
 }
