@@ -320,6 +320,15 @@ def test_children_forked_while_calls_complete_exit_at_once(service):
     # must neither hang on a lock a parent thread held at the fork
     # (aborting an inherited call did) nor wait for a wake under way on a
     # parent thread (5 s).
+    #
+    # Python before 3.12 has a hang of its own here (CPython gh-112275): a
+    # fork while another thread creates or deletes a thread state (each
+    # completion callback from one of our threads does) leaves the child
+    # waiting forever for the interpreter's HEAD_LOCK, inside os.fork(),
+    # before any of our code runs in it. A child that never reaches the
+    # `after_in_child` hook (the last step of os.fork() in the child) hung
+    # there; it is counted apart, and only one that got past it counts
+    # against us.
     script = f"""
         import asyncio, os, sys, threading, time
         mgr = sa.ServiceManager(sa.ServiceConfig(
@@ -330,7 +339,16 @@ def test_children_forked_while_calls_complete_exit_at_once(service):
         threading.Thread(target=loop.run_forever, daemon=True).start()
         call = lambda c: asyncio.run_coroutine_threadsafe(c, loop)
         call(mgr.ensure()).result(60)
+        forked_r, forked_w = os.pipe()
+        os.set_blocking(forked_r, False)
+        os.register_at_fork(after_in_child=lambda: os.write(forked_w, b"."))
+        def got_past_fork():
+            try:
+                return os.read(forked_r, 1) == b"."
+            except BlockingIOError:
+                return False
         worst = 0.0
+        interpreter_hangs = 0
         for i in range(40):
             calls = [call(mgr.status()) for _ in range(8)]
             time.sleep(i % 5 * 0.002)
@@ -338,21 +356,35 @@ def test_children_forked_while_calls_complete_exit_at_once(service):
             if pid == 0:
                 sys.exit(0)
             started = time.monotonic()
+            past = False
             while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                past = past or got_past_fork()
+                if not past and time.monotonic() - started > 10:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    interpreter_hangs += 1
+                    break
                 if time.monotonic() - started > 30:
                     os.kill(pid, 9)
                     os.waitpid(pid, 0)
                     print(f"fork {{i}}: the child hung", flush=True)
                     break
                 time.sleep(0.005)
-            worst = max(worst, time.monotonic() - started)
+            else:
+                got_past_fork()  # its byte, if not read yet
+                worst = max(worst, time.monotonic() - started)
             for c in calls:
                 c.result(60)
         print(f"worst child exit {{worst:.2f}}s", flush=True)
+        print(f"hung in os.fork itself: {{interpreter_hangs}}", flush=True)
         call(mgr.stop()).result(60)
     """
     done = host(script, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "hung" not in done.stdout, done.stdout
+    assert "hung" not in done.stdout.replace("hung in os.fork itself", ""), done.stdout
+    # The interpreter's own hang is rare: most forks must have been tried.
+    assert "hung in os.fork itself: " in done.stdout, done.stdout
+    hangs = int(done.stdout.split("hung in os.fork itself: ")[1].split()[0])
+    assert hangs <= 2, done.stdout
     worst = float(done.stdout.split("worst child exit ")[1].split("s")[0])
     assert worst < 3, done.stdout
