@@ -31,7 +31,7 @@ struct ConfigOrigin {
 pub fn remember_config(config: &Config) {
     let _ = CONFIG_ORIGIN.set(ConfigOrigin {
         file: config.source.clone(),
-        user_file: spfs_autostart::config::user_config_file(&|name| std::env::var(name).ok()),
+        user_file: spfs_autostart::config::user_config_file(&spfs_autostart::config::process_env),
         env_overrides: config.env_overrides.clone(),
     });
 }

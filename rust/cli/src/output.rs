@@ -210,13 +210,15 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     }
     let mut source = match &config.source {
         Some(source) => format!("# from {}", one_line(source)),
-        None => match spfs_autostart::config::user_config_file(&|name| std::env::var(name).ok()) {
-            Some(file) => format!(
-                "# built-in defaults: no config file (the per-user one goes at {})",
-                one_line(&file)
-            ),
-            None => "# built-in defaults (no config file)".to_string(),
-        },
+        None => {
+            match spfs_autostart::config::user_config_file(&spfs_autostart::config::process_env) {
+                Some(file) => format!(
+                    "# built-in defaults: no config file (the per-user one goes at {})",
+                    one_line(&file)
+                ),
+                None => "# built-in defaults (no config file)".to_string(),
+            }
+        }
     };
     for (var, key) in &config.env_overrides {
         source.push_str(&format!("\n# {key}: from {var}"));

@@ -705,3 +705,19 @@ fn a_unix_endpoint_in_a_missing_directory_is_said_before_anything_starts() {
     sb.ok(&["ensure"]);
     sb.ok(&["stop"]);
 }
+
+/// A log dir that is a file: `ensure` says so, as `doctor` does, not that
+/// it is "not writable".
+#[test]
+fn a_log_dir_that_is_a_file_is_said_to_be_one() {
+    let mut sb = Sandbox::new();
+    let file = sb.root().join("afile");
+    std::fs::write(&file, "").unwrap();
+    sb.set("log_dir", path_str(&file));
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is not a directory"), "{error}");
+    assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
+}

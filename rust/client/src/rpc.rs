@@ -124,7 +124,7 @@ fn describe_status(status: &tonic::Status) -> String {
     while let Some(s) = source {
         // A wrapper often says what it wraps ("transport error" twice).
         let part = s.to_string();
-        if parts.last() != Some(&part) {
+        if !parts.contains(&part) {
             parts.push(part);
         }
         source = s.source();
@@ -162,6 +162,19 @@ mod tests {
         assert_eq!(
             describe_status(&status),
             "it does not speak gRPC (transport error: connection error: broken pipe)"
+        );
+        // Said again further down the chain, too.
+        let mut status = tonic::Status::cancelled("operation was canceled");
+        status.set_source(Arc::new(Wrapping(
+            "transport error",
+            Some(Box::new(Wrapping(
+                "operation was canceled",
+                Some(Box::new(Wrapping("connection closed", None))),
+            ))),
+        )));
+        assert_eq!(
+            describe_status(&status),
+            "it does not speak gRPC (operation was canceled: transport error: connection closed)"
         );
     }
 }

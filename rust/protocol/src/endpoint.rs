@@ -49,6 +49,12 @@ impl FromStr for Endpoint {
                     "endpoint {s:?} needs an absolute socket path after unix://; {usage}"
                 ));
             }
+            if s.ends_with('/') {
+                return Err(format!(
+                    "endpoint {s:?} ends with '/', which names a directory; name the socket \
+                     file in it, such as \"{s}service.sock\""
+                ));
+            }
             let len = path.as_os_str().len();
             if len > MAX_SOCKET_PATH {
                 return Err(format!(

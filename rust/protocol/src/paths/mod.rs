@@ -294,6 +294,9 @@ fn check_writable(dir: &Path, what: &str) -> Result<()> {
     match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
         // Not made yet: creating it says what is wrong, if anything.
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        // A file (EACCES, for want of search permission): the check that
+        // runs next says what is wrong.
+        Err(_) if fs::metadata(dir).is_ok_and(|meta| !meta.is_dir()) => Ok(()),
         Err(errno) => Err(Error::new(
             if errno == nix::errno::Errno::EACCES {
                 ErrorKind::PermissionDenied

@@ -34,8 +34,8 @@ impl Paths {
 
     /// Refuse a Unix endpoint outside the state dir whose directory is
     /// missing or not a directory: the service could not create its socket
-    /// there. (A start creates the state dir, and so the home of its own
-    /// socket.) Anything else about the directory is left for the bind to
+    /// there. (A start creates the state dir, so a socket directly in it
+    /// passes.) Anything else about the directory is left for the bind to
     /// report.
     pub fn check_endpoint_dir(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
         let ResolvedEndpoint::Unix(path) = endpoint else {
@@ -44,7 +44,7 @@ impl Paths {
         let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
             return Ok(());
         };
-        if *path == self.socket() {
+        if dir == self.state_dir {
             return Ok(());
         }
         let (why, fix) = match fs::metadata(dir) {
@@ -56,6 +56,11 @@ impl Paths {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 ("does not exist", "create the directory")
             }
+            // A file where one of its parents belongs.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => (
+                "cannot be made: a file stands where one of its parents belongs",
+                "remove that file and create the directory",
+            ),
             Err(_) => return Ok(()),
         };
         Err(Error::new(

@@ -134,12 +134,19 @@ fn a_unix_endpoint_in_a_missing_or_non_directory_is_refused_naming_endpoint() {
         .check_endpoint_dir(&unix(tmp.path().join("afile").join("x.sock")))
         .unwrap_err();
     assert!(err.to_string().contains("is not a directory"), "{err}");
-    // A directory that is there passes; so does the state dir's own
-    // socket, whose directory a start creates, and TCP.
+    let err = paths
+        .check_endpoint_dir(&unix(tmp.path().join("afile").join("sub").join("x.sock")))
+        .unwrap_err();
+    assert!(err.to_string().contains("a file stands where"), "{err}");
+    // A directory that is there passes; so does any socket directly in the
+    // state dir (not made yet here), which a start creates, and TCP.
     paths
         .check_endpoint_dir(&unix(tmp.path().join("x.sock")))
         .unwrap();
     paths.check_endpoint_dir(&unix(paths.socket())).unwrap();
+    paths
+        .check_endpoint_dir(&unix(paths.state_dir.join("other.sock")))
+        .unwrap();
     paths
         .check_endpoint_dir(&ResolvedEndpoint::Tcp("127.0.0.1:1".parse().unwrap()))
         .unwrap();

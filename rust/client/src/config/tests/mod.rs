@@ -64,6 +64,10 @@ fn endpoint_forms_parse_and_bad_ones_name_the_forms() {
         let suggested = fix.trim_start_matches("write ").trim_matches('"');
         assert!(suggested.parse::<Endpoint>().is_ok(), "{suggested}");
     }
+    // A directory is not a socket: the file in it that was meant works.
+    let err = "unix:///run/spfs/".parse::<Endpoint>().unwrap_err();
+    assert!(err.contains("\"unix:///run/spfs/service.sock\""), "{err}");
+    assert!("unix:///run/spfs/service.sock".parse::<Endpoint>().is_ok());
     let err = parse("endpoint = \"tcp://nowhere\"").unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
 }
