@@ -431,3 +431,17 @@ fn without_a_config_file_the_per_user_path_is_named() {
         "log_dir comes from SPFS_AUTOSTART_LOG_DIR in this environment: change or unset it"
     );
 }
+
+/// `-v` says what each look found, and how a stop went about it.
+#[test]
+fn verbose_says_what_the_look_found_and_how_the_stop_went() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["-v", "status"]);
+    assert!(stderr(&out).contains("no service"), "{}", stderr(&out));
+    sb.ok(&["ensure"]);
+    let out = sb.run(&["-v", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("serving, pid "), "{log}");
+    assert!(log.contains("shut down over gRPC"), "{log}");
+}

@@ -26,6 +26,21 @@ pub(super) enum Observation {
     Conflict(String),
 }
 
+impl Observation {
+    /// One line for the `-v` log: what was found.
+    fn summary(&self) -> String {
+        let pid = |status: &Status| status.pid.map_or("unknown".into(), |p| p.to_string());
+        match self {
+            Observation::Serving(status, ..) => format!("serving, pid {}", pid(status)),
+            Observation::Alive(status, _) => format!("{}, pid {}", status.state, pid(status)),
+            Observation::Absent { orphaned_lock } => {
+                format!("no service (lock orphaned: {orphaned_lock})")
+            }
+            Observation::Conflict(what) => format!("conflict: {what}"),
+        }
+    }
+}
+
 impl ServiceManager {
     /// Probe and, when nothing answers, look at the instance lock. `touch`
     /// counts the probe as use of the service; `under_spawn_lock`: the
@@ -51,7 +66,9 @@ impl ServiceManager {
         }
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
         let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
-        match self.observation_of(probe, under_spawn_lock)? {
+        let observation = self.observation_of(probe, under_spawn_lock)?;
+        tracing::debug!("{}: {}", self.endpoint, observation.summary());
+        match observation {
             // A service that dies between our connect and the lock check
             // resets the connection (or answers, then exits) and frees the
             // lock, so for a moment it looks like a foreign peer. Its

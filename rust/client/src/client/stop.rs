@@ -157,6 +157,7 @@ impl ServiceManager {
         for step in self.stop_steps(managed) {
             match (step, &channel, &handle) {
                 (StopStep::Rpc, Some(channel), _) => {
+                    tracing::info!("asking the service to shut down over gRPC");
                     if let Err(e) = self.ask_to_shut_down(managed, channel.clone()).await {
                         tracing::debug!("graceful shutdown request failed: {e}");
                     }
