@@ -15,6 +15,13 @@ fn doctor(sb: &Sandbox) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), report)
 }
 
+/// `ensure --json`, which must fail: its error object.
+fn ensure_fails(sb: &Sandbox) -> serde_json::Value {
+    let out = sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    serde_json::from_slice(&out.stderr).unwrap()
+}
+
 /// The problems in a report, as (check, summary, fix).
 fn problems(report: &serde_json::Value) -> Vec<(String, String, String)> {
     report["findings"]
@@ -652,22 +659,23 @@ fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
     sb.ok(&["stop"]);
 }
 
-/// A state dir under a path whose parent is a file: the error names the
-/// setting and the fix, not only the system's words.
+/// A file where a dir belongs: the error names the setting and says what
+/// is wrong, not only the system's words ("not writable" for a log dir
+/// that is a file, before).
 #[test]
-fn a_state_dir_under_a_file_names_the_setting() {
-    let mut sb = Sandbox::new();
-    let file = sb.root().join("afile");
-    std::fs::write(&file, "").unwrap();
-    sb.set("state_dir", path_str(&file.join("state")));
-    let out = sb.run(&["--json", "ensure"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
-    let message = error["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("state_dir") && message.contains("not a directory you can search"),
-        "{error}"
-    );
+fn a_file_in_place_of_the_state_or_log_dir_names_the_setting() {
+    for (key, under, said) in [
+        ("state_dir", "state", "not a directory you can search"),
+        ("log_dir", "", "is not a directory"),
+    ] {
+        let mut sb = Sandbox::new();
+        let file = sb.root().join("afile");
+        std::fs::write(&file, "").unwrap();
+        sb.set(key, path_str(&file.join(under)));
+        let error = ensure_fails(&sb);
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(key) && message.contains(said), "{error}");
+    }
 }
 
 /// A Unix endpoint in a directory that is not there: `ensure` says so at
@@ -680,9 +688,7 @@ fn a_unix_endpoint_in_a_missing_directory_is_said_before_anything_starts() {
         "endpoint",
         format!("unix://{}", path_str(&dir.join("x.sock"))),
     );
-    let out = sb.run(&["--json", "ensure"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    let error = ensure_fails(&sb);
     assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -704,20 +710,4 @@ fn a_unix_endpoint_in_a_missing_directory_is_said_before_anything_starts() {
     std::fs::create_dir(&dir).unwrap();
     sb.ok(&["ensure"]);
     sb.ok(&["stop"]);
-}
-
-/// A log dir that is a file: `ensure` says so, as `doctor` does, not that
-/// it is "not writable".
-#[test]
-fn a_log_dir_that_is_a_file_is_said_to_be_one() {
-    let mut sb = Sandbox::new();
-    let file = sb.root().join("afile");
-    std::fs::write(&file, "").unwrap();
-    sb.set("log_dir", path_str(&file));
-    let out = sb.run(&["--json", "ensure"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
-    let message = error["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("is not a directory"), "{error}");
-    assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
 }
