@@ -665,13 +665,14 @@ fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
 #[test]
 fn a_file_in_place_of_the_state_or_log_dir_names_the_setting() {
     for (key, under, said) in [
-        ("state_dir", "state", "not a directory you can search"),
-        ("log_dir", "", "is not a directory"),
+        ("state_dir", Some("state"), "not a directory you can search"),
+        ("log_dir", Some("logs"), "Not a directory"),
+        ("log_dir", None, "is not a directory"),
     ] {
         let mut sb = Sandbox::new();
         let file = sb.root().join("afile");
         std::fs::write(&file, "").unwrap();
-        sb.set(key, path_str(&file.join(under)));
+        sb.set(key, path_str(&under.map_or(file.clone(), |u| file.join(u))));
         let error = ensure_fails(&sb);
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(key) && message.contains(said), "{error}");

@@ -294,8 +294,9 @@ fn check_writable(dir: &Path, what: &str) -> Result<()> {
     match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
         // Not made yet: creating it says what is wrong, if anything.
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        // A file (EACCES, for want of search permission): the check that
-        // runs next says what is wrong.
+        // A file, or a file among its parents (EACCES, for want of search
+        // permission, or ENOTDIR): the check that runs next says so.
+        Err(nix::errno::Errno::ENOTDIR) => Ok(()),
         Err(_) if fs::metadata(dir).is_ok_and(|meta| !meta.is_dir()) => Ok(()),
         Err(errno) => Err(Error::new(
             if errno == nix::errno::Errno::EACCES {
