@@ -46,6 +46,12 @@ fn set_key(origin: Option<&ConfigOrigin>, program: &str, key: &str) -> String {
     }
     match (&origin.file, &origin.user_file) {
         (Some(_), _) => format!("`{program} config` shows the config file to set {key} in"),
+        // Something that is not a file stands there: it is not read.
+        (None, Some(user_file)) if user_file.symlink_metadata().is_ok() => format!(
+            "no config file was read: {} is not a file; make it one that sets {key}, or name \
+             one with `--config FILE`",
+            user_file.display()
+        ),
         (None, Some(user_file)) => format!(
             "no config file was read: set {key} in {} (create it), or name one with `--config FILE`",
             user_file.display()
@@ -169,6 +175,16 @@ mod tests {
         assert_eq!(
             set_key(Some(&from_env), "spfs-autostart", "endpoint"),
             "`spfs-autostart config` shows the config file to set endpoint in"
+        );
+        // Something that is not a file stands where it goes: said.
+        let blocked = ConfigOrigin {
+            file: None,
+            user_file: Some(PathBuf::from("/")),
+            env_overrides: vec![],
+        };
+        assert!(
+            set_key(Some(&blocked), "spfs-autostart", "endpoint")
+                .starts_with("no config file was read: / is not a file;")
         );
         // No file was read: where the per-user one goes, not `config`.
         let no_file = origin(None, vec![]);

@@ -212,6 +212,11 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
         Some(source) => format!("# from {}", one_line(source)),
         None => {
             match spfs_autostart::config::user_config_file(&spfs_autostart::config::process_env) {
+                // Something that is not a file stands there: it is not read.
+                Some(file) if file.symlink_metadata().is_ok() => format!(
+                    "# built-in defaults: no config file ({} is not a file, so it is not read)",
+                    one_line(&file)
+                ),
                 Some(file) => format!(
                     "# built-in defaults: no config file (the per-user one goes at {})",
                     one_line(&file)

@@ -2,7 +2,7 @@
 //! there: what the kernel would refuse or the service could not create.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Paths;
 use crate::endpoint::{MAX_SOCKET_PATH, ResolvedEndpoint};
@@ -44,23 +44,30 @@ impl Paths {
         let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
             return Ok(());
         };
-        if dir == self.state_dir {
+        if self.is_state_dir(dir) {
             return Ok(());
         }
         let (why, fix) = match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => return Ok(()),
             Ok(_) => (
-                "is not a directory",
-                "remove that file and create the directory",
+                "is not a directory".to_string(),
+                "remove that file and create the directory".to_string(),
             ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                ("does not exist", "create the directory")
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                "does not exist".to_string(),
+                "create the directory".to_string(),
+            ),
+            // A file where one of its parents belongs: named.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                let file = dir
+                    .ancestors()
+                    .find(|a| fs::metadata(a).is_ok_and(|meta| !meta.is_dir()))
+                    .unwrap_or(dir);
+                (
+                    format!("cannot exist: {} is a file", file.display()),
+                    format!("remove {} and create the directory", file.display()),
+                )
             }
-            // A file where one of its parents belongs.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => (
-                "cannot be made: a file stands where one of its parents belongs",
-                "remove that file and create the directory",
-            ),
             Err(_) => return Ok(()),
         };
         Err(Error::new(
@@ -75,6 +82,41 @@ impl Paths {
         )
         .with_remedy(Remedy::SetKey("endpoint")))
     }
+
+    /// Whether `dir` is the state dir, however either is spelled (`..`, a
+    /// symlink to it), when the state dir need not exist yet.
+    fn is_state_dir(&self, dir: &Path) -> bool {
+        let state_dir = lexical(&self.state_dir);
+        let dir = lexical(dir);
+        if dir == state_dir {
+            return true;
+        }
+        // A symlink to it, dangling until a start creates it.
+        match fs::read_link(&dir) {
+            Ok(target) => {
+                let parent = dir.parent().unwrap_or(Path::new("/"));
+                lexical(&parent.join(target)) == state_dir
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// `path` with `.` dropped and each `..` taking off the part before it,
+/// without looking at the file system.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Refuse a socket path the kernel would truncate.

@@ -137,7 +137,8 @@ fn a_unix_endpoint_in_a_missing_or_non_directory_is_refused_naming_endpoint() {
     let err = paths
         .check_endpoint_dir(&unix(tmp.path().join("afile").join("sub").join("x.sock")))
         .unwrap_err();
-    assert!(err.to_string().contains("a file stands where"), "{err}");
+    let named = format!("{} is a file", tmp.path().join("afile").display());
+    assert!(err.to_string().contains(&named), "{err}");
     // A directory that is there passes; so does any socket directly in the
     // state dir (not made yet here), which a start creates, and TCP.
     paths
@@ -146,6 +147,16 @@ fn a_unix_endpoint_in_a_missing_or_non_directory_is_refused_naming_endpoint() {
     paths.check_endpoint_dir(&unix(paths.socket())).unwrap();
     paths
         .check_endpoint_dir(&unix(paths.state_dir.join("other.sock")))
+        .unwrap();
+    // The same not-yet-made state dir, spelled with `..`, or through a
+    // symlink to it.
+    let spelled = tmp.path().join("logs").join("..").join("state");
+    paths
+        .check_endpoint_dir(&unix(spelled.join("s.sock")))
+        .unwrap();
+    std::os::unix::fs::symlink(&paths.state_dir, tmp.path().join("link")).unwrap();
+    paths
+        .check_endpoint_dir(&unix(tmp.path().join("link").join("s.sock")))
         .unwrap();
     paths
         .check_endpoint_dir(&ResolvedEndpoint::Tcp("127.0.0.1:1".parse().unwrap()))
