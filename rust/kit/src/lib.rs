@@ -82,7 +82,7 @@ pub struct Kit {
     lifetime: Arc<Lifetime>,
     listener: Listener,
     paths: Paths,
-    _instance_lock: File,
+    instance_lock: File,
     ready: Option<File>,
 }
 
@@ -177,7 +177,7 @@ impl Kit {
             lifetime,
             listener,
             paths,
-            _instance_lock: instance_lock,
+            instance_lock,
             ready: None,
         })
     }
@@ -193,7 +193,7 @@ impl Kit {
             lifetime,
             listener,
             paths,
-            _instance_lock,
+            instance_lock,
             ready,
         } = self;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -206,7 +206,7 @@ impl Kit {
         // What this service owns in the state dir, so that at exit it
         // touches only that: the dir may have been removed and made again
         // under it (a tmp cleaner, a logout), with another service there.
-        let lock_file = file_id(_instance_lock.metadata().ok().as_ref());
+        let lock_file = file_id(instance_lock.metadata().ok().as_ref());
         let socket_to_remove = listener.bound_path().map(|path| {
             (
                 file_id(std::fs::symlink_metadata(&path).ok().as_ref()),
@@ -224,7 +224,7 @@ impl Kit {
         // The task holds a share of the lock: a `serve` its caller drops (a
         // `select!` in the service) aborts the task, which lets go of the
         // lock only once its listener has closed, whenever it is next run.
-        let instance_lock = Arc::new(_instance_lock);
+        let instance_lock = Arc::new(instance_lock);
         let mut server = tokio::spawn(Serving {
             server: Box::pin(
                 Server::builder()
