@@ -85,13 +85,16 @@ pub fn clean_line(bytes: &[u8]) -> String {
     clean
 }
 
+/// What a link at the log's path is said to be.
+const SYMLINK: &str = "is a symbolic link, which is never followed";
+
 /// What is wrong with what stands at the log's path, if anything: the
 /// service's output goes only into a regular file, never through a link.
 /// (`ensure` refuses it; `doctor` reports it.)
 pub(crate) fn unusable_log_file(path: &Path) -> Option<&'static str> {
     let kind = std::fs::symlink_metadata(path).ok()?.file_type();
     if kind.is_symlink() {
-        Some("is a symbolic link, which is never followed")
+        Some(SYMLINK)
     } else if !kind.is_file() {
         Some("is not a regular file")
     } else {
@@ -110,15 +113,7 @@ pub(crate) fn open_log(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
-        // O_NOFOLLOW's refusal (also of a link to nothing) said as `ensure`
-        // and `doctor` say it.
-        .map_err(|e| match unusable_log_file(path) {
-            Some(what) => io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} {what}; remove it", path.display()),
-            ),
-            None => e,
-        })?;
+        .map_err(|e| open_refusal(path, e))?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -126,6 +121,23 @@ pub(crate) fn open_log(path: &Path) -> io::Result<File> {
         ));
     }
     Ok(file)
+}
+
+/// Why the log at `path` could not be opened, said as `ensure` and
+/// `doctor` say it when what stands there is not a regular file (O_NOFOLLOW
+/// refuses a link, also one to nothing).
+fn open_refusal(path: &Path, e: io::Error) -> io::Error {
+    let what = match unusable_log_file(path) {
+        Some(what) => what,
+        // The link is gone since the open refused it: still a link's
+        // refusal, said the same way (a follower says each error once).
+        None if e.raw_os_error() == Some(libc::ELOOP) => SYMLINK,
+        None => return e,
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} {what}; remove it", path.display()),
+    )
 }
 
 /// The last `n` lines of `path`, from at most its last [`MAX_TAIL_BYTES`].

@@ -210,3 +210,19 @@ fn tail_lines_hands_out_a_huge_line_in_pieces_losing_nothing() {
     let lines: Vec<String> = tail_lines(&path, 3).unwrap().map(Result::unwrap).collect();
     assert_eq!(lines, ["first", full.as_str(), "last"]);
 }
+
+// A follower saw the open refused (a link at the log's path), and the link
+// was removed before the refusal was explained: the error said twice, in
+// two ways, and the second reached the caller as a raw OS error.
+#[test]
+fn a_link_refused_then_removed_is_still_said_to_be_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.log");
+    let refused = std::io::Error::from_raw_os_error(libc::ELOOP);
+    let err = open_refusal(&path, refused);
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    // Any other failure is left as it is.
+    let other = open_refusal(&path, std::io::Error::from_raw_os_error(libc::EACCES));
+    assert_eq!(other.raw_os_error(), Some(libc::EACCES));
+}
