@@ -19,10 +19,8 @@ static AGENT_LABEL: OnceLock<String> = OnceLock::new();
 static CONFIG_ORIGIN: OnceLock<ConfigOrigin> = OnceLock::new();
 
 struct ConfigOrigin {
-    /// The config file read, if any.
-    file: Option<PathBuf>,
-    /// Where the per-user config file goes, when none was read.
-    user_file: Option<PathBuf>,
+    /// Whether a config file was read.
+    read_file: bool,
     /// Each environment variable that set a key, with the key.
     env_overrides: Vec<(&'static str, &'static str)>,
 }
@@ -30,33 +28,66 @@ struct ConfigOrigin {
 /// Remember where this run's config came from.
 pub fn remember_config(config: &Config) {
     let _ = CONFIG_ORIGIN.set(ConfigOrigin {
-        file: config.source.clone(),
-        user_file: spfs_autostart::config::user_config_file(&spfs_autostart::config::process_env),
+        read_file: config.source.is_some(),
         env_overrides: config.env_overrides.clone(),
     });
 }
 
-/// How to set `key` where this run's value of it comes from (`origin`).
-fn set_key(origin: Option<&ConfigOrigin>, program: &str, key: &str) -> String {
+/// The per-user config file, for a run that read none.
+pub enum PerUserConfig {
+    /// Nothing there yet: where to create it.
+    Absent(PathBuf),
+    /// Something that is not a file stands there, so it is not read.
+    NotAFile(PathBuf),
+    /// No home to put it in.
+    Unknown,
+}
+
+/// Where the per-user config file goes, and what stands there. Looked up
+/// only to be said (an error's hint, `config`), not on every run.
+pub fn per_user_config() -> PerUserConfig {
+    per_user_config_at(spfs_autostart::config::user_config_file(
+        &spfs_autostart::config::process_env,
+    ))
+}
+
+/// What stands at `file`, the per-user config path of a run that read none.
+fn per_user_config_at(file: Option<PathBuf>) -> PerUserConfig {
+    match file {
+        Some(file) if file.symlink_metadata().is_ok() => PerUserConfig::NotAFile(file),
+        Some(file) => PerUserConfig::Absent(file),
+        None => PerUserConfig::Unknown,
+    }
+}
+
+/// How to set `key` where this run's value of it comes from (`origin`;
+/// `per_user` when no config file was read).
+fn set_key(
+    origin: Option<&ConfigOrigin>,
+    per_user: impl FnOnce() -> PerUserConfig,
+    program: &str,
+    key: &str,
+) -> String {
     let Some(origin) = origin else {
         return format!("`{program} config` shows the config file to set {key} in");
     };
     if let Some((var, _)) = origin.env_overrides.iter().find(|(_, k)| *k == key) {
         return format!("{key} comes from {var} in this environment: change or unset it");
     }
-    match (&origin.file, &origin.user_file) {
-        (Some(_), _) => format!("`{program} config` shows the config file to set {key} in"),
-        // Something that is not a file stands there: it is not read.
-        (None, Some(user_file)) if user_file.symlink_metadata().is_ok() => format!(
+    if origin.read_file {
+        return format!("`{program} config` shows the config file to set {key} in");
+    }
+    match per_user() {
+        PerUserConfig::NotAFile(file) => format!(
             "no config file was read: {} is not a file; make it one that sets {key}, or name \
              one with `--config FILE`",
-            user_file.display()
+            file.display()
         ),
-        (None, Some(user_file)) => format!(
+        PerUserConfig::Absent(file) => format!(
             "no config file was read: set {key} in {} (create it), or name one with `--config FILE`",
-            user_file.display()
+            file.display()
         ),
-        (None, None) => format!("`--config FILE` reads a config file that sets {key}"),
+        PerUserConfig::Unknown => format!("`--config FILE` reads a config file that sets {key}"),
     }
 }
 
@@ -113,7 +144,7 @@ pub fn for_remedy(remedy: &Remedy) -> Option<String> {
             format!("`{program} stop --timeout SECS` sets stop_timeout_secs for one run")
         }
         Remedy::SetKey("state_dir") => "`--state-dir DIR` sets state_dir for one run".into(),
-        Remedy::SetKey(key) => set_key(CONFIG_ORIGIN.get(), &program, key),
+        Remedy::SetKey(key) => set_key(CONFIG_ORIGIN.get(), per_user_config, &program, key),
         Remedy::ConfigFile => "fix the config file, or read another with `--config FILE`".into(),
         Remedy::Run(operation) => {
             let line = command(*operation)?;
@@ -160,40 +191,44 @@ mod tests {
 
     #[test]
     fn a_key_is_set_where_this_runs_value_of_it_comes_from() {
-        let origin = |file: Option<&str>, env: Vec<(&'static str, &'static str)>| ConfigOrigin {
-            file: file.map(PathBuf::from),
-            user_file: Some(PathBuf::from("/home/u/.config/spfs-autostart/config.toml")),
-            env_overrides: env,
-        };
+        let per_user =
+            || PerUserConfig::Absent("/home/u/.config/spfs-autostart/config.toml".into());
         // A variable set it: the file would not win.
-        let from_env = origin(Some("/c.toml"), vec![("SPFS_AUTOSTART_LOG_DIR", "log_dir")]);
+        let from_env = ConfigOrigin {
+            read_file: true,
+            env_overrides: vec![("SPFS_AUTOSTART_LOG_DIR", "log_dir")],
+        };
         assert_eq!(
-            set_key(Some(&from_env), "spfs-autostart", "log_dir"),
+            set_key(Some(&from_env), per_user, "spfs-autostart", "log_dir"),
             "log_dir comes from SPFS_AUTOSTART_LOG_DIR in this environment: change or unset it"
         );
         // Another key of the same run is the file's.
         assert_eq!(
-            set_key(Some(&from_env), "spfs-autostart", "endpoint"),
+            set_key(Some(&from_env), per_user, "spfs-autostart", "endpoint"),
             "`spfs-autostart config` shows the config file to set endpoint in"
         );
-        // Something that is not a file stands where it goes: said.
-        let blocked = ConfigOrigin {
-            file: None,
-            user_file: Some(PathBuf::from("/")),
+        // No file was read: where the per-user one goes, not `config`.
+        let no_file = ConfigOrigin {
+            read_file: false,
             env_overrides: vec![],
         };
-        assert!(
-            set_key(Some(&blocked), "spfs-autostart", "endpoint")
-                .starts_with("no config file was read: / is not a file;")
-        );
-        // No file was read: where the per-user one goes, not `config`.
-        let no_file = origin(None, vec![]);
         assert_eq!(
-            set_key(Some(&no_file), "spfs-autostart", "endpoint"),
+            set_key(Some(&no_file), per_user, "spfs-autostart", "endpoint"),
             "no config file was read: set endpoint in \
              /home/u/.config/spfs-autostart/config.toml (create it), or name one with \
              `--config FILE`"
         );
+        // Something that is not a file stands where it goes: said.
+        let blocked = || PerUserConfig::NotAFile("/".into());
+        assert!(
+            set_key(Some(&no_file), blocked, "spfs-autostart", "endpoint")
+                .starts_with("no config file was read: / is not a file;")
+        );
+        // The real lookup sees what stands there.
+        assert!(matches!(
+            per_user_config_at(Some("/".into())),
+            PerUserConfig::NotAFile(_)
+        ));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spfs_autostart::{Error, ServiceManager, Status, StopMethod, StopOutcome};
 
+use crate::hint::{self, PerUserConfig};
+
 /// Print a status.
 pub fn status(status: &Status, json: bool) -> io::Result<()> {
     if json {
@@ -210,20 +212,17 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     }
     let mut source = match &config.source {
         Some(source) => format!("# from {}", one_line(source)),
-        None => {
-            match spfs_autostart::config::user_config_file(&spfs_autostart::config::process_env) {
-                // Something that is not a file stands there: it is not read.
-                Some(file) if file.symlink_metadata().is_ok() => format!(
-                    "# built-in defaults: no config file ({} is not a file, so it is not read)",
-                    one_line(&file)
-                ),
-                Some(file) => format!(
-                    "# built-in defaults: no config file (the per-user one goes at {})",
-                    one_line(&file)
-                ),
-                None => "# built-in defaults (no config file)".to_string(),
-            }
-        }
+        None => match hint::per_user_config() {
+            PerUserConfig::NotAFile(file) => format!(
+                "# built-in defaults: no config file ({} is not a file, so it is not read)",
+                one_line(&file)
+            ),
+            PerUserConfig::Absent(file) => format!(
+                "# built-in defaults: no config file (the per-user one goes at {})",
+                one_line(&file)
+            ),
+            PerUserConfig::Unknown => "# built-in defaults (no config file)".to_string(),
+        },
     };
     for (var, key) in &config.env_overrides {
         source.push_str(&format!("\n# {key}: from {var}"));
@@ -252,7 +251,7 @@ fn one_line(path: &std::path::Path) -> String {
 pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) -> io::Result<()> {
     use spfs_autostart::doctor::Severity;
     // Each finding's remedies, as this CLI's flags and commands.
-    let hints = |f: &spfs_autostart::doctor::Finding| crate::hint::for_remedies(&f.remedies);
+    let hints = |f: &spfs_autostart::doctor::Finding| hint::for_remedies(&f.remedies);
     if json {
         let findings: Vec<_> = report
             .findings
@@ -294,7 +293,7 @@ pub fn doctor(report: &spfs_autostart::doctor::Report, json: bool) -> io::Result
 /// service's log file and last lines.
 pub fn error(error: &Error, json: bool) {
     let mut stderr = std::io::stderr().lock();
-    let hints = crate::hint::for_remedies(error.remedies());
+    let hints = hint::for_remedies(error.remedies());
     if json {
         let log = error.log();
         let _ = writeln!(
