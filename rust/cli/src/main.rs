@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
     // is reported, instead of ending this process without a word.
     spfs_autostart::ignore_file_size_signal();
-    let cli = match Cli::try_parse() {
+    let cli = match plain_ensure(std::env::args_os()).map_or_else(Cli::try_parse, Ok) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -125,12 +125,14 @@ fn main() -> ExitCode {
     // Ctrl-C (or SIGTERM, SIGHUP) drops the command's future, and with it
     // anything it was starting (the core kills a service it had not seen
     // ready), instead of dying with it half-started.
-    let outcome = runtime.block_on(async {
+    // Boxed: the future is about 9 KiB, and `block_on` would hold copies
+    // of it on the stack, which a fresh process faults in page by page.
+    let outcome = runtime.block_on(Box::pin(async {
         tokio::select! {
             result = run(cli, config) => Ok(result),
             code = interrupted() => Err(code),
         }
-    });
+    }));
     // Every future that could own a process has finished or been dropped
     // by now; what the runtime still holds (connection tasks, the timer
     // wheel, buffers) goes with the process. Tearing it down piece by piece
@@ -154,6 +156,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `spfs-autostart ensure` with nothing else, the command a shell runs
+/// every time it starts, read without clap: building clap's parser was
+/// about a fifth of a fresh `ensure`'s own work (README, "A fresh `ensure`
+/// without clap"). Any other arguments, `None`: clap reads them.
+fn plain_ensure(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<Cli> {
+    let _program = args.next();
+    let plain = args.next().is_some_and(|arg| arg == "ensure") && args.next().is_none();
+    plain.then_some(Cli {
+        config: None,
+        state_dir: None,
+        json: false,
+        verbose: false,
+        command: Command::Ensure { timeout: None },
+    })
 }
 
 /// `--verbose`: what the client does, at debug level, on stderr.
@@ -286,15 +304,22 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
 }
 
 /// Runs the parsed command: a dispatch, each command in its own function.
-async fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
+async fn run(cli: Cli, config: Config) -> Result<ExitCode, Failure> {
     let json = cli.json;
     match cli.command {
-        Command::Ensure { timeout } => {
-            if let Some(secs) = timeout {
-                config.set_ready_timeout_secs(secs)?;
-            }
-            ensure(ServiceManager::new(config)?, json).await
-        }
+        Command::Ensure { timeout } => ensure(config, timeout, json).await,
+        // Boxed, so `ensure` does not pay for the others' stack: with every
+        // command in one future, its poll reserved 32 KiB of stack, which a
+        // fresh process faults in page by page (README, "A fresh `ensure`
+        // without clap").
+        command => Box::pin(run_other(command, config, json)).await,
+    }
+}
+
+/// Every command but `ensure`.
+async fn run_other(command: Command, mut config: Config, json: bool) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Ensure { timeout } => ensure(config, timeout, json).await,
         Command::Stop { timeout } => {
             if let Some(secs) = timeout {
                 config.set_stop_timeout_secs(secs)?;
@@ -330,7 +355,11 @@ async fn run(cli: Cli, mut config: Config) -> Result<ExitCode, Failure> {
 }
 
 /// `ensure`: start the service if needed, showing progress, and print its status.
-async fn ensure(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
+async fn ensure(mut config: Config, timeout: Option<u64>, json: bool) -> Result<ExitCode, Failure> {
+    if let Some(secs) = timeout {
+        config.set_ready_timeout_secs(secs)?;
+    }
+    let manager = ServiceManager::new(config)?;
     let what = format!("starting {}", manager.config().program);
     let status = output::with_progress(&what, pin!(manager.ensure())).await?;
     output::status(&status, json)?;
@@ -448,4 +477,37 @@ async fn doctor(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> impl Iterator<Item = std::ffi::OsString> {
+        let words: Vec<_> = words.iter().map(Into::into).collect();
+        words.into_iter()
+    }
+
+    #[test]
+    fn a_plain_ensure_is_read_as_clap_reads_it() {
+        let words = ["spfs-autostart", "ensure"];
+        let shortcut = plain_ensure(args(&words)).expect("a plain ensure is recognised");
+        let clap = Cli::try_parse_from(words).expect("clap reads it");
+        assert_eq!(format!("{shortcut:?}"), format!("{clap:?}"));
+    }
+
+    #[test]
+    fn anything_more_than_a_plain_ensure_goes_to_clap() {
+        for words in [
+            &["spfs-autostart"][..],
+            &["spfs-autostart", "status"],
+            &["spfs-autostart", "ensure", "--json"],
+            &["spfs-autostart", "--json", "ensure"],
+            &["spfs-autostart", "ensure", "--help"],
+            &["spfs-autostart", "ensure", "--"],
+            &["spfs-autostart", "ensur"],
+        ] {
+            assert!(plain_ensure(args(words)).is_none(), "{words:?}");
+        }
+    }
 }

@@ -27,6 +27,39 @@ fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
     assert_eq!(sb.status()["state"], "stopped");
 }
 
+// `spfs-autostart ensure` with no other argument, as a shell runs it, is
+// read without clap: the config comes from SPFS_AUTOSTART_CONFIG, as it
+// does through clap.
+#[test]
+fn a_bare_ensure_as_a_shell_runs_it_starts_the_service_once_and_prints_it() {
+    let sb = Sandbox::new();
+    let bare_ensure = || {
+        let out = sb
+            .command(cli_bin())
+            .arg("ensure")
+            .env("SPFS_AUTOSTART_CONFIG", sb.config_file())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = bare_ensure();
+    let pids = sb.pids();
+    assert_eq!(pids.len(), 1, "one service: {pids:?}");
+    assert!(first.starts_with("state      running\n"), "{first}");
+    assert!(
+        first.contains(&format!("pid        {}\n", pids[0])),
+        "{first}"
+    );
+    let second = bare_ensure();
+    assert!(
+        second.contains(&format!("pid        {}\n", pids[0])),
+        "{second}"
+    );
+    assert_eq!(sb.spawn_count(), 1, "the second ensure must not spawn");
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+}
+
 #[test]
 fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
     for round in 0..5 {
