@@ -288,7 +288,7 @@ pub(crate) fn validate_label(label: &str) -> Result<(), LaunchdError> {
         return Err(LaunchdError::invalid(
             "label",
             format!(
-                "the label is {} bytes long, launchd allows at most {MAX_LABEL_LEN}; {FIX}",
+                "the label is {} bytes long, and a label may be at most {MAX_LABEL_LEN}; {FIX}",
                 label.len()
             ),
         ));
@@ -299,7 +299,10 @@ pub(crate) fn validate_label(label: &str) -> Result<(), LaunchdError> {
     {
         return Err(LaunchdError::invalid(
             "label",
-            format!("the label {label:?} contains {bad:?}, which launchd does not accept; {FIX}"),
+            format!(
+                "the label {label:?} contains {bad:?}, which a label cannot hold (it names the \
+                 agent's files and units); {FIX}"
+            ),
         ));
     }
     // Empty dot-components would give a hidden plist file (".x.plist") or an empty systemd

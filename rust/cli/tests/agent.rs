@@ -165,3 +165,22 @@ fn a_bad_agent_flag_value_is_named_by_its_flag() {
         assert!(message.starts_with(flag), "{error}");
     }
 }
+
+/// The label rules are the project's own, for launchd and systemd alike:
+/// refused for systemd units, a label is not said to be launchd's.
+#[test]
+fn a_bad_label_for_systemd_units_is_not_blamed_on_launchd() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "agent",
+        "print",
+        "--format",
+        "systemd",
+        "--label",
+        "bad label",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("contains ' '"), "{said}");
+    assert!(!said.contains("launchd"), "{said}");
+}

@@ -659,23 +659,29 @@ fn a_read_only_view_of_a_running_services_state_dir_can_still_be_looked_at() {
     sb.ok(&["stop"]);
 }
 
-/// A file where a dir belongs: the error names the setting and says what
-/// is wrong, not only the system's words ("not writable" for a log dir
-/// that is a file, before).
+/// A file where a dir belongs: the error names the setting and the file,
+/// as a config problem, not only the system's words ("not writable" for a
+/// log dir that is a file, and a bare "Not a directory" of kind `Io` for
+/// one under a file, before).
 #[test]
 fn a_file_in_place_of_the_state_or_log_dir_names_the_setting() {
-    for (key, under, said) in [
-        ("state_dir", Some("state"), "not a directory you can search"),
-        ("log_dir", Some("logs"), "Not a directory"),
-        ("log_dir", None, "is not a directory"),
+    for (key, under) in [
+        ("state_dir", Some("state")),
+        ("log_dir", Some("logs")),
+        ("log_dir", None),
     ] {
         let mut sb = Sandbox::new();
         let file = sb.root().join("afile");
         std::fs::write(&file, "").unwrap();
         sb.set(key, path_str(&under.map_or(file.clone(), |u| file.join(u))));
         let error = ensure_fails(&sb);
+        assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(key) && message.contains(said), "{error}");
+        let said = match under {
+            Some(_) => format!("{} is a file", path_str(&file)),
+            None => "is not a directory".to_string(),
+        };
+        assert!(message.contains(key) && message.contains(&said), "{error}");
     }
 }
 

@@ -319,6 +319,9 @@ fn check_writable(dir: &Path, what: &str) -> Result<()> {
 /// A directory (or a parent of it) that cannot be looked at: a parent that
 /// is a file, or one the user may not search.
 fn inspect_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
+    if let Some(error) = under_a_file(dir, what, &e) {
+        return error;
+    }
     let hint = format!(
         "a part of that path is not a directory you can search; choose another {what} with {}",
         fix_for(what)
@@ -328,12 +331,39 @@ fn inspect_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
         .with_remedy(remedy_for(what))
 }
 
+/// `ENOTDIR` for `dir`: a file where one of its parents belongs, a setting
+/// to change, said with the file in the way. `None` for any other error.
+fn under_a_file(dir: &Path, what: &str, e: &std::io::Error) -> Option<Error> {
+    if e.raw_os_error() != Some(libc::ENOTDIR) {
+        return None;
+    }
+    let message = format!(
+        "{what} {} cannot exist: {} is a file; remove that file, or choose another {what} \
+         with {}",
+        dir.display(),
+        file_among_parents(dir).display(),
+        fix_for(what)
+    );
+    Some(Error::new(ErrorKind::InvalidConfig, message).with_remedy(remedy_for(what)))
+}
+
+/// The file among `dir`'s parents that makes it impossible (the cause of
+/// `ENOTDIR`); `dir` itself when none is found (it changed meanwhile).
+fn file_among_parents(dir: &Path) -> &Path {
+    dir.ancestors()
+        .find(|a| fs::metadata(a).is_ok_and(|meta| !meta.is_dir()))
+        .unwrap_or(dir)
+}
+
 /// Create `dir` (and missing parents) with mode `0700` unless something is
 /// already there. Each directory we create gets its mode set explicitly,
 /// because `mkdir` applies the umask: under umask `0277` it would be `0500`,
 /// a directory we could not even create our lock files in.
 fn create_dir(dir: &Path, what: &str) -> Result<()> {
     let fail = |e: std::io::Error| {
+        if let Some(error) = under_a_file(dir, what, &e) {
+            return error;
+        }
         Error::new(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 ErrorKind::PermissionDenied

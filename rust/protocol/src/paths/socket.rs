@@ -59,10 +59,7 @@ impl Paths {
             ),
             // A file where one of its parents belongs: named.
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                let file = dir
-                    .ancestors()
-                    .find(|a| fs::metadata(a).is_ok_and(|meta| !meta.is_dir()))
-                    .unwrap_or(dir);
+                let file = super::file_among_parents(dir);
                 (
                     format!("cannot exist: {} is a file", file.display()),
                     format!("remove {} and create the directory", file.display()),
