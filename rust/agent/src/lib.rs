@@ -51,8 +51,9 @@ pub const DEFAULT_LABEL: &str = "ai.spk.spfs-fuse-macos";
 /// `launch_activate_socket` to receive the listening descriptor launchd created.
 pub use spfs_autostart_protocol::LAUNCHD_SOCKET_NAME;
 
-/// launchd's limit on a label's length; longer labels are refused by `launchctl`.
-const MAX_LABEL_LEN: usize = 255;
+/// The longest label: its plist, `<label>.plist`, must have a file name, which is at most
+/// 255 bytes on macOS and on Linux.
+const MAX_LABEL_LEN: usize = 255 - ".plist".len();
 
 /// Whether this system has launchd, so that [`install`], [`uninstall`] and [`status`] can work.
 ///
@@ -288,7 +289,8 @@ pub(crate) fn validate_label(label: &str) -> Result<(), LaunchdError> {
         return Err(LaunchdError::invalid(
             "label",
             format!(
-                "the label is {} bytes long, and a label may be at most {MAX_LABEL_LEN}; {FIX}",
+                "the label is {} bytes long, and a label may be at most {MAX_LABEL_LEN} bytes \
+                 (its plist's file name, <label>.plist, may be at most 255); {FIX}",
                 label.len()
             ),
         ));

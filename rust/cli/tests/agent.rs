@@ -167,20 +167,15 @@ fn a_bad_agent_flag_value_is_named_by_its_flag() {
 }
 
 /// The label rules are the project's own, for launchd and systemd alike:
-/// refused for systemd units, a label is not said to be launchd's.
+/// a refused label is not said to be launchd's (it was, for systemd units).
 #[test]
-fn a_bad_label_for_systemd_units_is_not_blamed_on_launchd() {
+fn a_bad_label_is_refused_by_the_same_rule_for_either_format() {
     let sb = Sandbox::new();
-    let out = sb.run(&[
-        "agent",
-        "print",
-        "--format",
-        "systemd",
-        "--label",
-        "bad label",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let said = stderr(&out);
-    assert!(said.contains("contains ' '"), "{said}");
-    assert!(!said.contains("launchd"), "{said}");
+    for format in ["launchd", "systemd"] {
+        let out = sb.run(&["agent", "print", "--format", format, "--label", "a b"]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(said.contains("contains ' '"), "{format}: {said}");
+        assert!(!said.contains("launchd"), "{format}: {said}");
+    }
 }

@@ -84,7 +84,7 @@ fn default_spec_is_valid() {
 }
 
 #[test]
-fn labels_launchd_rejects_are_invalid_spec_naming_the_label() {
+fn labels_an_agent_cannot_have_are_invalid_spec_naming_the_label() {
     for label in [
         "",
         "ai.spk spfs",
@@ -94,7 +94,8 @@ fn labels_launchd_rejects_are_invalid_spec_naming_the_label() {
         "trailing.",
         "double..dot",
         "ai.spk.é",
-        &"a".repeat(256),
+        // One byte too long for `<label>.plist` to be a file name.
+        &"a".repeat(250),
     ] {
         let mut spec = spec(AgentMode::Always);
         spec.label = label.to_owned();
@@ -108,9 +109,11 @@ fn labels_launchd_rejects_are_invalid_spec_naming_the_label() {
         assert!(launchd_plist(&spec).is_err());
         assert!(systemd_units(&spec).is_err());
     }
-    let mut ok = spec(AgentMode::Always);
-    ok.label = "com.example.My_Agent-2".into();
-    ok.validate().unwrap();
+    for label in ["com.example.My_Agent-2", &"a".repeat(249)] {
+        let mut ok = spec(AgentMode::Always);
+        ok.label = label.into();
+        ok.validate().unwrap();
+    }
 }
 
 #[test]

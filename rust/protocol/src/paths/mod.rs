@@ -337,22 +337,40 @@ fn under_a_file(dir: &Path, what: &str, e: &std::io::Error) -> Option<Error> {
     if e.raw_os_error() != Some(libc::ENOTDIR) {
         return None;
     }
+    let (there, removable) = in_the_way(dir);
+    let remove = if removable {
+        "remove that file, or "
+    } else {
+        ""
+    };
     let message = format!(
-        "{what} {} cannot exist: {} is a file; remove that file, or choose another {what} \
-         with {}",
+        "{what} {} cannot exist: {there}; {remove}choose another {what} with {}",
         dir.display(),
-        file_among_parents(dir).display(),
         fix_for(what)
     );
     Some(Error::new(ErrorKind::InvalidConfig, message).with_remedy(remedy_for(what)))
 }
 
-/// The file among `dir`'s parents that makes it impossible (the cause of
-/// `ENOTDIR`); `dir` itself when none is found (it changed meanwhile).
-fn file_among_parents(dir: &Path) -> &Path {
-    dir.ancestors()
-        .find(|a| fs::metadata(a).is_ok_and(|meta| !meta.is_dir()))
-        .unwrap_or(dir)
+/// What stands among `dir`'s parents where a directory belongs (the cause
+/// of `ENOTDIR`), said as "PATH is a file" or, for a device, socket or
+/// FIFO, "PATH is not a directory"; and whether it is a regular file, the
+/// only kind worth advising to remove.
+fn in_the_way(dir: &Path) -> (String, bool) {
+    // Without a trailing `/` or `/.`, so that `afile/.` is said as `afile`.
+    let dir: PathBuf = dir.components().collect();
+    let found = dir.ancestors().find_map(|part| {
+        let meta = fs::metadata(part).ok().filter(|meta| !meta.is_dir())?;
+        Some((part.display().to_string(), meta.is_file()))
+    });
+    match found {
+        Some((part, true)) => (format!("{part} is a file"), true),
+        Some((part, false)) => (format!("{part} is not a directory"), false),
+        // Changed since the error.
+        None => (
+            format!("a part of {} is not a directory", dir.display()),
+            false,
+        ),
+    }
 }
 
 /// Create `dir` (and missing parents) with mode `0700` unless something is

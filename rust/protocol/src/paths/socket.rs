@@ -59,11 +59,12 @@ impl Paths {
             ),
             // A file where one of its parents belongs: named.
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                let file = super::file_among_parents(dir);
-                (
-                    format!("cannot exist: {} is a file", file.display()),
-                    format!("remove {} and create the directory", file.display()),
-                )
+                let (there, removable) = super::in_the_way(dir);
+                let fix = match removable {
+                    true => "remove that file and create the directory",
+                    false => "create the directory elsewhere",
+                };
+                (format!("cannot exist: {there}"), fix.to_string())
             }
             Err(_) => return Ok(()),
         };

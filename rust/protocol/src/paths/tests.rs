@@ -230,3 +230,26 @@ fn a_writable_log_dir_gets_chmod_only_when_it_is_not_shared_on_purpose() {
         assert_eq!(left & 0o7777, mode, "we must not chmod it");
     }
 }
+
+/// What stands where a directory belongs is named as what it is, without
+/// the `/.` or `/` a setting may end in; only a regular file is one to
+/// advise removing (not `/dev/null`).
+#[test]
+fn what_stands_in_a_dirs_way_is_named_as_what_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, "").unwrap();
+    let said = (format!("{} is a file", file.display()), true);
+    for dir in [
+        file.join("state"),
+        file.join("a").join("b"),
+        file.join("."),
+        file.join("x/"),
+    ] {
+        assert_eq!(in_the_way(&dir), said, "{dir:?}");
+    }
+    assert_eq!(
+        in_the_way(Path::new("/dev/null/state")),
+        ("/dev/null is not a directory".to_string(), false)
+    );
+}
