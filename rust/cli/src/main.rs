@@ -6,6 +6,7 @@
 mod agent;
 mod deferred;
 mod hint;
+mod logs;
 mod output;
 
 use std::io::{self, Write};
@@ -328,15 +329,7 @@ async fn run_other(command: Command, mut config: Config, json: bool) -> Result<E
         }
         Command::Status => status(ServiceManager::new(config)?, json).await,
         Command::Logs { lines, follow } => {
-            let manager = ServiceManager::new(config)?;
-            if !json {
-                note_missing_log(&manager, follow);
-            }
-            if follow {
-                follow_logs(&manager, lines, json).await?;
-            } else {
-                print_logs(&manager, lines, json)?;
-            }
+            logs::run(&ServiceManager::new(config)?, lines, follow, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch => watch(ServiceManager::new(config)?, json).await,
@@ -386,65 +379,6 @@ async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         result => result.map(|()| code).map_err(Failure::from),
     }
-}
-
-/// Say on stderr when the log does not exist yet, so that no output is not
-/// taken for an empty log (or, with `--follow`, for a hang).
-fn note_missing_log(manager: &ServiceManager, follow: bool) {
-    let path = manager.paths().log_file();
-    // Anything there (a link to nothing included) is not "no log yet", and
-    // a log that cannot be looked at is an error the read reports.
-    match path.symlink_metadata() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        _ => return,
-    }
-    let then = if follow {
-        "; waiting for it to appear"
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        io::stderr(),
-        "no log yet at {}: the service has not run with this log dir{then}",
-        path.display()
-    );
-}
-
-/// The error for a log line that could not be read.
-fn log_error(manager: &ServiceManager, e: io::Error) -> Error {
-    Error::io("cannot read", &manager.paths().log_file(), e)
-}
-
-/// `logs --follow`: print the last `lines` lines, then each new one, until
-/// the log ends or whoever reads stdout goes away.
-async fn follow_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), Failure> {
-    let mut follower = manager.follow_logs(lines)?;
-    let closed = output::stdout_closed();
-    tokio::pin!(closed);
-    loop {
-        let line = tokio::select! {
-            line = follower.next() => line,
-            () = &mut closed => break,
-        };
-        let Some(line) = line else { break };
-        output::log_line(
-            &mut io::stdout().lock(),
-            &line.map_err(|e| log_error(manager, e))?,
-            json,
-        )?;
-    }
-    Ok(())
-}
-
-/// `logs`: print the last `lines` lines of the log.
-fn print_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), Failure> {
-    // Streamed, so `-n 100000000` on a huge log costs no memory.
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    for line in manager.tail_logs_lines(lines)? {
-        output::log_line(&mut out, &line.map_err(|e| log_error(manager, e))?, json)?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// `watch`: print each status change until the watch ends or whoever reads
