@@ -126,15 +126,7 @@ impl Paths {
             Ok(meta) => meta,
         };
         if !meta.is_dir() {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "log dir {} is not a directory; remove it or choose another with {}",
-                    self.log_dir.display(),
-                    fix_for("log dir")
-                ),
-            )
-            .with_remedy(remedy_for("log dir")));
+            return Err(not_a_directory(&self.log_dir, "log dir"));
         }
         let me = crate::sys::my_uid();
         let mode = meta.mode() & 0o7777;
@@ -211,44 +203,50 @@ fn inspect_error(dir: &Path, what: &str, e: std::io::Error) -> Error {
 }
 
 /// `ENOTDIR` for `dir`: a file where one of its parents belongs, a setting
-/// to change, said with the file in the way. `None` for any other error.
+/// to change (see [`not_a_directory`]). `None` for any other error.
 fn under_a_file(dir: &Path, what: &str, e: &std::io::Error) -> Option<Error> {
-    if e.raw_os_error() != Some(libc::ENOTDIR) {
-        return None;
-    }
-    let (there, removable) = in_the_way(dir);
+    (e.raw_os_error() == Some(libc::ENOTDIR)).then(|| not_a_directory(dir, what))
+}
+
+/// `dir` is not a directory, or cannot be one: a setting to change, said
+/// with what stands in the way. Only a regular file is advised to be
+/// removed (not `/dev/null`).
+fn not_a_directory(dir: &Path, what: &str) -> Error {
+    let (why, removable) = in_the_way(dir);
     let remove = if removable {
         "remove that file, or "
     } else {
         ""
     };
     let message = format!(
-        "{what} {} cannot exist: {there}; {remove}choose another {what} with {}",
+        "{what} {} {why}; {remove}choose another {what} with {}",
         dir.display(),
         fix_for(what)
     );
-    Some(Error::new(ErrorKind::InvalidConfig, message).with_remedy(remedy_for(what)))
+    Error::new(ErrorKind::InvalidConfig, message).with_remedy(remedy_for(what))
 }
 
-/// What stands among `dir`'s parents where a directory belongs (the cause
-/// of `ENOTDIR`), said as "PATH is a file" or, for a device, socket or
-/// FIFO, "PATH is not a directory"; and whether it is a regular file, the
-/// only kind worth advising to remove.
+/// Why `dir` is not a directory, said of it: "is not a directory" when it
+/// is something else, or "cannot exist: PATH is a file" (or, for a device,
+/// socket or FIFO, "PATH is not a directory") when something stands where
+/// one of its parents belongs (`ENOTDIR`); and whether what stands there is
+/// a regular file, the only kind worth advising to remove.
 fn in_the_way(dir: &Path) -> (String, bool) {
     // Without a trailing `/` or `/.`, so that `afile/.` is said as `afile`.
     let dir: PathBuf = dir.components().collect();
     let found = dir.ancestors().find_map(|part| {
         let meta = fs::metadata(part).ok().filter(|meta| !meta.is_dir())?;
-        Some((part.display().to_string(), meta.is_file()))
+        Some((part, meta.is_file()))
     });
     match found {
-        Some((part, true)) => (format!("{part} is a file"), true),
-        Some((part, false)) => (format!("{part} is not a directory"), false),
-        // Changed since the error.
-        None => (
-            format!("a part of {} is not a directory", dir.display()),
+        Some((part, regular)) if part == dir => ("is not a directory".to_string(), regular),
+        Some((part, true)) => (format!("cannot exist: {} is a file", part.display()), true),
+        Some((part, false)) => (
+            format!("cannot exist: {} is not a directory", part.display()),
             false,
         ),
+        // Changed since the error.
+        None => ("is not a directory".to_string(), false),
     }
 }
 
@@ -350,15 +348,7 @@ pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
         .with_remedy(remedy_for(what)));
     }
     if !meta.is_dir() {
-        return Err(Error::new(
-            ErrorKind::InvalidConfig,
-            format!(
-                "{what} {} is not a directory; remove it or choose another {what} with {}",
-                dir.display(),
-                fix_for(what)
-            ),
-        )
-        .with_remedy(remedy_for(what)));
+        return Err(not_a_directory(dir, what));
     }
     let me = crate::sys::my_uid();
     if meta.uid() != me {

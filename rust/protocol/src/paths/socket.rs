@@ -47,33 +47,31 @@ impl Paths {
         if self.is_state_dir(dir) {
             return Ok(());
         }
+        // What stands in the way is named; only a regular file is advised
+        // to be removed.
+        let in_the_way = || {
+            let (why, removable) = super::in_the_way(dir);
+            let fix = match removable {
+                true => "remove that file and create the directory, or ",
+                false => "",
+            };
+            (why, fix)
+        };
         let (why, fix) = match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => return Ok(()),
-            Ok(_) => (
-                "is not a directory".to_string(),
-                "remove that file and create the directory".to_string(),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-                "does not exist".to_string(),
-                "create the directory".to_string(),
-            ),
-            // A file where one of its parents belongs: named.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                let (there, removable) = super::in_the_way(dir);
-                let fix = match removable {
-                    true => "remove that file and create the directory",
-                    false => "create the directory elsewhere",
-                };
-                (format!("cannot exist: {there}"), fix.to_string())
+            Ok(_) => in_the_way(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ("does not exist".to_string(), "create the directory, or ")
             }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => in_the_way(),
             Err(_) => return Ok(()),
         };
         Err(Error::new(
             ErrorKind::InvalidConfig,
             format!(
                 "endpoint unix://{}: its directory {} {why}, so the service cannot create its \
-                 socket there; {fix}, or set endpoint (or \
-                 SPFS_AUTOSTART_ENDPOINT) to a socket in one that exists",
+                 socket there; {fix}set endpoint (or SPFS_AUTOSTART_ENDPOINT) to a socket in \
+                 a directory that exists",
                 path.display(),
                 dir.display()
             ),

@@ -239,17 +239,38 @@ fn what_stands_in_a_dirs_way_is_named_as_what_it_is() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("afile");
     std::fs::write(&file, "").unwrap();
-    let said = (format!("{} is a file", file.display()), true);
+    let under = (format!("cannot exist: {} is a file", file.display()), true);
     for dir in [
         file.join("state"),
         file.join("a").join("b"),
-        file.join("."),
         file.join("x/"),
     ] {
-        assert_eq!(in_the_way(&dir), said, "{dir:?}");
+        assert_eq!(in_the_way(&dir), under, "{dir:?}");
     }
+    let itself = ("is not a directory".to_string(), true);
+    assert_eq!(in_the_way(&file), itself);
+    assert_eq!(in_the_way(&file.join(".")), itself);
     assert_eq!(
         in_the_way(Path::new("/dev/null/state")),
-        ("/dev/null is not a directory".to_string(), false)
+        (
+            "cannot exist: /dev/null is not a directory".to_string(),
+            false
+        )
     );
+    assert_eq!(
+        in_the_way(Path::new("/dev/null")),
+        ("is not a directory".to_string(), false)
+    );
+    // The advice follows: a log dir at /dev/null is not to be removed.
+    let paths = Paths {
+        state_dir: tmp.path().join("state"),
+        log_dir: "/dev/null".into(),
+    };
+    let err = paths.check_log_dir().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(
+        err.to_string().contains("/dev/null is not a directory"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("remove"), "{err}");
 }
