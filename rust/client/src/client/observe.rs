@@ -52,17 +52,18 @@ impl ServiceManager {
         // Connecting to a socket launchd or systemd holds starts the
         // service: only `ensure` may do that, not a look that reports (a
         // menu bar's watch would start it again after every idle exit).
-        match (touch, self.socket_activated_look()) {
-            (false, Some(ActivatedLook::Gone)) => {
+        // (A look that touches connects in any case: its record is not read.)
+        match (!touch).then(|| self.socket_activated_look()).flatten() {
+            Some(ActivatedLook::Gone) => {
                 return Ok(Observation::Absent {
                     orphaned_lock: false,
                 });
             }
-            (false, Some(ActivatedLook::Going(record, instance))) => {
+            Some(ActivatedLook::Going(record, instance)) => {
                 let status = self.alive_status(None, Some(&record), Some(instance));
                 return Ok(Observation::Alive(status, Some(instance)));
             }
-            _ => {}
+            None => {}
         }
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
         let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
