@@ -129,9 +129,17 @@ fn main() -> ExitCode {
     // Boxed: the future is about 9 KiB, and `block_on` would hold copies
     // of it on the stack, which a fresh process faults in page by page.
     let outcome = runtime.block_on(Box::pin(async {
+        // Caught before the command's first step: a start forks the
+        // service before the command first waits, so handlers installed
+        // on a later poll could miss a Ctrl-C that then killed us with the
+        // service half-started.
+        let mut interrupts = Interrupts::install();
         tokio::select! {
+            // A command that has finished has nothing left half-done: its
+            // result wins over a signal that came with it.
+            biased;
             result = run(cli, config) => Ok(result),
-            code = interrupted() => Err(code),
+            code = interrupts.next() => Err(code),
         }
     }));
     // Every future that could own a process has finished or been dropped
@@ -257,21 +265,42 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// Resolves on SIGINT, SIGTERM or SIGHUP with the shell's exit code for it
-/// (128 + the signal number); never when the handlers cannot be installed.
-async fn interrupted() -> u8 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 128 + libc_signo::SIGINT,
-        _ = term.recv() => 128 + libc_signo::SIGTERM,
-        _ = hup.recv() => 128 + libc_signo::SIGHUP,
+/// SIGINT, SIGTERM and SIGHUP, caught from [`Interrupts::install`] on;
+/// `None` when the handlers could not be installed (the default actions
+/// then stand).
+struct Interrupts(Option<Caught>);
+
+struct Caught {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Catch the three signals from now on. Needs the runtime's context.
+    fn install() -> Interrupts {
+        use tokio::signal::unix::{SignalKind, signal};
+        let caught = || {
+            Some(Caught {
+                int: signal(SignalKind::interrupt()).ok()?,
+                term: signal(SignalKind::terminate()).ok()?,
+                hup: signal(SignalKind::hangup()).ok()?,
+            })
+        };
+        Interrupts(caught())
+    }
+
+    /// The shell's exit code (128 + the signal number) for the next of
+    /// them; never, without handlers.
+    async fn next(&mut self) -> u8 {
+        let Some(caught) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = caught.int.recv() => 128 + libc_signo::SIGINT,
+            _ = caught.term.recv() => 128 + libc_signo::SIGTERM,
+            _ = caught.hup.recv() => 128 + libc_signo::SIGHUP,
+        }
     }
 }
 

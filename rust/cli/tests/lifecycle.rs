@@ -409,6 +409,39 @@ fn interrupted_ensure_leaves_no_process_behind() {
     }
 }
 
+/// Ctrl-C the moment a start has forked the service (the spawner's
+/// `starting` record appears, before the command first waits) still ends
+/// the start: the handlers are in before the command's first step.
+#[test]
+fn ctrl_c_the_moment_the_service_is_forked_ends_the_start() {
+    for round in 0..10 {
+        let sb = Sandbox::new()
+            .with("args", vec!["--hang"])
+            .with("ready_timeout_secs", 4);
+        let record = sb.state_dir().join("service.json");
+        let ensure = background(&sb, &["ensure"]);
+        // Spun, not slept: the moment is a few microseconds long.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !record.exists() && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+        assert!(record.exists(), "round {round}: no start");
+        signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
+        let out = ensure.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert!(
+            wait_for(Duration::from_secs(2), || sb.pids().is_empty()),
+            "round {round}: left behind: {:?}",
+            sb.pids()
+        );
+    }
+}
+
 /// Another user's plain service on our TCP port is a conflict:
 /// never used, never asked to shut down, never signalled.
 #[test]
