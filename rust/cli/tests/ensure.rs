@@ -27,6 +27,23 @@ fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
     assert_eq!(sb.status()["state"], "stopped");
 }
 
+/// Once `ensure` returns, the service's log already says it serves: a
+/// `logs` right after shows it, and nothing more is written behind it.
+#[test]
+fn the_log_says_the_service_serves_once_ensure_returns() {
+    let sb = Sandbox::new();
+    for round in 0..5 {
+        let pid = pid_of(&sb.ensure());
+        let log = sb.log();
+        assert!(
+            log.lines().last().is_some_and(|l| l.contains("serving on")),
+            "round {round}: {log}"
+        );
+        sb.ok(&["stop"]);
+        assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    }
+}
+
 // `spfs-autostart ensure` with no other argument, as a shell runs it, is
 // read without clap: the config comes from SPFS_AUTOSTART_CONFIG, as it
 // does through clap.

@@ -236,14 +236,16 @@ impl Kit {
         });
         let _stop_with_serve = AbortOnDrop(server.abort_handle());
         // The listener is bound and the server is about to accept, so
-        // connections made from now on are answered.
+        // connections made from now on are answered. Logged first: once
+        // the spawner's `ensure` returns, the log says so (a `logs` right
+        // after shows it, and nothing is added to the log behind its back).
+        tracing::info!("serving on {}", lifetime.info().endpoint);
         if let Some(mut ready) = ready {
             // One write, so the spawner never sees half a line (it copes
             // with that too).
             let _ = ready.write_all(format!("READY {}\n", std::process::id()).as_bytes());
         }
         lifetime.ready();
-        tracing::info!("serving on {}", lifetime.info().endpoint);
         let result = tokio::select! {
             joined = &mut server => match joined {
                 Ok(result) => result.map_err(|e| e.to_string()),
