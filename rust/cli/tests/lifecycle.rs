@@ -376,6 +376,24 @@ fn ensure_never_reports_a_service_that_is_shutting_down() {
     }
 }
 
+/// SIGINT to `ensure`, which is starting the service in `sb`: it exits
+/// 130, and nothing it started is left.
+fn ctrl_c_ends_the_start(sb: &Sandbox, ensure: Child, round: usize) {
+    signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
+    let out = ensure.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "round {round}: {}",
+        stderr(&out)
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || sb.pids().is_empty()),
+        "round {round}: left behind: {:?}",
+        sb.pids()
+    );
+}
+
 /// Ctrl-C on an `ensure` that is starting the service leaves no
 /// process behind, and the next `ensure` works.
 #[test]
@@ -389,19 +407,7 @@ fn interrupted_ensure_leaves_no_process_behind() {
             wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
             "round {round}: started"
         );
-        signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
-        let out = ensure.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(130),
-            "round {round}: {}",
-            stderr(&out)
-        );
-        assert!(
-            wait_for(Duration::from_secs(2), || sb.pids().is_empty()),
-            "round {round}: left behind: {:?}",
-            sb.pids()
-        );
+        ctrl_c_ends_the_start(&sb, ensure, round);
         sb.reset_config();
         let status = sb.ensure();
         assert_eq!(status["state"], "running", "round {round}");
@@ -426,19 +432,7 @@ fn ctrl_c_the_moment_the_service_is_forked_ends_the_start() {
             std::hint::spin_loop();
         }
         assert!(record.exists(), "round {round}: no start");
-        signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
-        let out = ensure.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(130),
-            "round {round}: {}",
-            stderr(&out)
-        );
-        assert!(
-            wait_for(Duration::from_secs(2), || sb.pids().is_empty()),
-            "round {round}: left behind: {:?}",
-            sb.pids()
-        );
+        ctrl_c_ends_the_start(&sb, ensure, round);
     }
 }
 
