@@ -27,8 +27,8 @@ fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
     assert_eq!(sb.status()["state"], "stopped");
 }
 
-/// Once `ensure` returns, the service's log already says it serves: a
-/// `logs` right after shows it, and nothing more is written behind it.
+/// Once `ensure` returns, the service's log already ends with the line
+/// that says it serves: a `logs` right after shows it.
 #[test]
 fn the_log_says_the_service_serves_once_ensure_returns() {
     let sb = Sandbox::new();
