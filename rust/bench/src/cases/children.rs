@@ -20,13 +20,25 @@ fn single_thread_runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
-/// `naive-probe PORT`: exit 0 when the naive probe succeeds.
+/// `naive-probe PORT [--answered]`: exit 0 when the naive probe succeeds;
+/// with `--answered`, when the probe's connection also answers one call.
 pub fn child_naive_probe(args: &[String]) -> ExitCode {
-    let Some(port) = args.first().and_then(|p| p.parse().ok()) else {
-        eprintln!("usage: naive-probe PORT");
+    let (port, answered) = match args {
+        [port] => (port, false),
+        [port, flag] if flag == "--answered" => (port, true),
+        _ => (&String::new(), false),
+    };
+    let Ok(port) = port.parse() else {
+        eprintln!("usage: naive-probe PORT [--answered]");
         return ExitCode::from(2);
     };
-    if single_thread_runtime().block_on(naive::probe(port)) {
+    let rt = single_thread_runtime();
+    let ok = if answered {
+        rt.block_on(naive::probe_answered(port))
+    } else {
+        rt.block_on(naive::probe(port))
+    };
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
