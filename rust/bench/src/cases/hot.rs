@@ -200,32 +200,50 @@ fn fresh_processes(
     // parsing its arguments (with clap, which a bare `ensure` skips),
     // reading its config file, building its runtime and printing, with no
     // socket. A floor for any way of checking the service.
-    let c = config.wall;
-    rows.push(Row {
-        id: "1b''".into(),
-        name: "  1b' before connecting: fresh `spfs-autostart config`".into(),
-        ours: timing(c),
-        baseline: format!("naive probe, fresh process: {}", timing(p)),
-        ratio: ratio(c, p),
-        target: "-".into(),
-        verdict: Verdict::Info,
-        data: json!({"unit": "us", "config": c.map(|s| s.json(1e6)), "naive_probe": p.map(|s| s.json(1e6))}),
-    });
+    rows.push(info_row(
+        "1b''",
+        "  1b' before connecting: fresh `spfs-autostart config`",
+        ("config", config.wall),
+        ("naive probe, fresh process", "naive_probe", p),
+    ));
     // The wait 1b' includes and the naive probe skips: `ensure` waits for
     // the service's answer (that is how it knows the service serves); the
     // naive probe exits once its connection is made.
-    let a = answered.wall;
-    rows.push(Row {
-        id: "1b'+".into(),
-        name: "  1b' vs the naive probe waiting for one answer".into(),
-        ours: timing(e),
-        baseline: format!("naive probe + `VfsService.Status`, fresh process: {}", timing(a)),
-        ratio: ratio(e, a),
+    rows.push(info_row(
+        "1b'+",
+        "  1b' vs the naive probe waiting for one answer",
+        ("ensure", e),
+        (
+            "naive probe + `VfsService.Status`, fresh process",
+            "naive_probe_answered",
+            answered.wall,
+        ),
+    ));
+    Ok(p)
+}
+
+/// A row that only informs: `ours` (its data key, its timing) beside
+/// `baseline` (its label, its data key, its timing), with their ratio.
+fn info_row(
+    id: &str,
+    name: &str,
+    (ours_key, ours): (&str, Option<Summary>),
+    (label, baseline_key, baseline): (&str, &str, Option<Summary>),
+) -> Row {
+    Row {
+        id: id.into(),
+        name: name.into(),
+        ours: timing(ours),
+        baseline: format!("{label}: {}", timing(baseline)),
+        ratio: ratio(ours, baseline),
         target: "-".into(),
         verdict: Verdict::Info,
-        data: json!({"unit": "us", "ensure": e.map(|s| s.json(1e6)), "naive_probe_answered": a.map(|s| s.json(1e6))}),
-    });
-    Ok(p)
+        data: json!({
+            "unit": "us",
+            ours_key: ours.map(|s| s.json(1e6)),
+            baseline_key: baseline.map(|s| s.json(1e6)),
+        }),
+    }
 }
 
 /// Wall and CPU time of one kind of fresh process.
