@@ -24,11 +24,11 @@ fn single_thread_runtime() -> Runtime {
 /// with `--answered`, when the probe's connection also answers one call.
 pub fn child_naive_probe(args: &[String]) -> ExitCode {
     let (port, answered) = match args {
-        [port] => (port, false),
-        [port, flag] if flag == "--answered" => (port, true),
-        _ => (&String::new(), false),
+        [port] => (port.parse().ok(), false),
+        [port, flag] if flag == "--answered" => (port.parse().ok(), true),
+        _ => (None, false),
     };
-    let Ok(port) = port.parse() else {
+    let Some(port) = port else {
         eprintln!("usage: naive-probe PORT [--answered]");
         return ExitCode::from(2);
     };
