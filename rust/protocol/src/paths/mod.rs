@@ -93,9 +93,11 @@ impl Paths {
     /// Check the state dir if it exists; `Ok(false)` when it does not.
     /// Never creates anything, so `status` and `stop` leave no trace.
     pub fn check_state_dir(&self) -> Result<bool> {
+        // One `lstat` for both questions: this runs on every `ensure`.
         match fs::symlink_metadata(&self.state_dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            _ => check_private_dir(&self.state_dir, "state dir").map(|()| true),
+            Err(e) => Err(inspect_error(&self.state_dir, "state dir", e)),
+            Ok(meta) => check_private_meta(&self.state_dir, "state dir", &meta).map(|()| true),
         }
     }
 
@@ -330,6 +332,11 @@ fn remedy_for(what: &str) -> Remedy {
 /// group/other permission bits. The message names the path and the fix.
 pub fn check_private_dir(dir: &Path, what: &str) -> Result<()> {
     let meta = fs::symlink_metadata(dir).map_err(|e| inspect_error(dir, what, e))?;
+    check_private_meta(dir, what, &meta)
+}
+
+/// [`check_private_dir`] on metadata already read (with `lstat`).
+fn check_private_meta(dir: &Path, what: &str, meta: &fs::Metadata) -> Result<()> {
     if meta.is_symlink() {
         // Refused because whoever can change the link can move our socket
         // and locks; the fix is the path it points to.

@@ -104,6 +104,45 @@ fn state_dir_that_is_a_symlink_is_refused_as_one() {
     assert!(text.contains(&real.display().to_string()), "{text}");
 }
 
+/// Looking at an existing state dir (what every `ensure` does first)
+/// refuses it exactly as creating it would, and makes nothing: a link, a
+/// group-readable dir, a file, and a path under a file.
+#[test]
+fn checking_a_state_dir_refuses_what_creating_it_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    let shared = tmp.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o750)).unwrap();
+    let file = tmp.path().join("afile");
+    fs::write(&file, "").unwrap();
+    for (dir, says) in [
+        (link, "is a symbolic link"),
+        (shared, "which lets other users in"),
+        (file.clone(), "is not a directory"),
+        (file.join("state"), "is a file"),
+    ] {
+        let paths = Paths {
+            state_dir: dir.clone(),
+            log_dir: tmp.path().join("logs"),
+        };
+        let looked = paths.check_state_dir().unwrap_err().to_string();
+        assert!(looked.contains(says), "{dir:?}: {looked}");
+        let created = paths.create_state_dir().unwrap_err().to_string();
+        assert_eq!(looked, created, "{dir:?}");
+    }
+    let paths = Paths {
+        state_dir: private,
+        log_dir: tmp.path().join("logs"),
+    };
+    assert!(paths.check_state_dir().unwrap());
+    assert!(!paths.log_dir.exists(), "a look creates nothing");
+}
+
 #[test]
 fn long_socket_path_is_refused_naming_state_dir_as_the_remedy() {
     let long = PathBuf::from(format!("/tmp/{}/service.sock", "x".repeat(120)));
