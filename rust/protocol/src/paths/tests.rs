@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// A new directory at `path` with exactly `mode` (the umask does not apply).
+fn dir_with_mode(path: PathBuf, mode: u32) -> PathBuf {
+    fs::create_dir(&path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
 #[test]
 fn state_dir_is_created_private() {
     let tmp = tempfile::tempdir().unwrap();
@@ -20,9 +27,7 @@ fn state_dir_is_created_private() {
 #[test]
 fn group_readable_state_dir_is_refused_and_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("state");
-    fs::create_dir(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    let dir = dir_with_mode(tmp.path().join("state"), 0o750);
     let paths = Paths {
         state_dir: dir.clone(),
         log_dir: tmp.path().join("logs"),
@@ -39,9 +44,7 @@ fn group_readable_state_dir_is_refused_and_left_alone() {
 fn a_shared_dir_like_tmp_is_refused_without_advice_to_close_it() {
     let tmp = tempfile::tempdir().unwrap();
     for mode in [0o1777, 0o1770] {
-        let dir = tmp.path().join(format!("shared-{mode:o}"));
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let dir = dir_with_mode(tmp.path().join(format!("shared-{mode:o}")), mode);
         let err = check_private_dir(&dir, "state dir").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         let text = err.to_string();
@@ -89,9 +92,7 @@ fn state_dir_that_is_a_file_is_refused() {
 #[test]
 fn state_dir_that_is_a_symlink_is_refused_as_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let real = tmp.path().join("real");
-    fs::create_dir(&real).unwrap();
-    fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+    let real = dir_with_mode(tmp.path().join("real"), 0o700);
     let link = tmp.path().join("state");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let paths = Paths {
@@ -110,14 +111,10 @@ fn state_dir_that_is_a_symlink_is_refused_as_one() {
 #[test]
 fn checking_a_state_dir_refuses_what_creating_it_refuses() {
     let tmp = tempfile::tempdir().unwrap();
-    let private = tmp.path().join("private");
-    fs::create_dir(&private).unwrap();
-    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let private = dir_with_mode(tmp.path().join("private"), 0o700);
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&private, &link).unwrap();
-    let shared = tmp.path().join("shared");
-    fs::create_dir(&shared).unwrap();
-    fs::set_permissions(&shared, fs::Permissions::from_mode(0o750)).unwrap();
+    let shared = dir_with_mode(tmp.path().join("shared"), 0o750);
     let file = tmp.path().join("afile");
     fs::write(&file, "").unwrap();
     for (dir, says) in [
@@ -253,9 +250,7 @@ fn runtime_dir_of_another_user_is_not_a_default() {
 fn a_writable_log_dir_gets_chmod_only_when_it_is_not_shared_on_purpose() {
     let tmp = tempfile::tempdir().unwrap();
     for (mode, chmod) in [(0o770, true), (0o1777, false), (0o777, true)] {
-        let dir = tmp.path().join(format!("logs-{mode:o}"));
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let dir = dir_with_mode(tmp.path().join(format!("logs-{mode:o}")), mode);
         let paths = Paths {
             state_dir: tmp.path().join("state"),
             log_dir: dir.clone(),
