@@ -371,3 +371,44 @@ async fn a_child_forked_during_a_start_does_not_keep_the_spawn_lock() {
         .expect("a start, with the forked child alive");
     manager.stop().await.expect("stop");
 }
+
+/// `doctor` waits on the program's `--version` (up to seconds for a slow
+/// one): a caller's single-threaded runtime goes on meanwhile, as the
+/// bindings' runtime, which also runs the app's feeds, must.
+#[tokio::test(flavor = "current_thread")]
+async fn doctor_waiting_on_a_slow_program_does_not_hold_up_its_runtime() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = Sandbox::new();
+    let program = sandbox.root().join("slow-service");
+    std::fs::write(&program, "#!/bin/sh\nsleep 2\necho 'slow-service 1.0'\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set("program", program.display().to_string());
+    let manager = sandbox.manager();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                // A sleep, not an interval: a held-up runtime catches up
+                // with one tick, not a burst.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let report = spfs_autostart::doctor::diagnose(&manager).await;
+    let during = ticks.load(Ordering::Relaxed);
+    ticker.abort();
+    let program = report
+        .findings
+        .iter()
+        .find(|f| f.check == "program")
+        .expect("a program finding");
+    // It did wait for the answer...
+    assert!(
+        program.summary.ends_with("(slow-service 1.0)"),
+        "{program:?}"
+    );
+    // ...while the other task ran: some 200 ticks in 2 s, 1 if held up.
+    assert!(during >= 20, "{during} ticks while doctor waited");
+}

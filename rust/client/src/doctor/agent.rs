@@ -3,12 +3,14 @@
 use std::path::Path;
 
 use super::{Finding, Severity, finding};
+use crate::Paths;
 use crate::ResolvedEndpoint;
 use crate::client::ServiceManager;
+use crate::config::Config;
 use crate::remedy::{Operation, Remedy};
 
 /// The LaunchAgent, where launchd exists: installed, loaded, matching the config.
-pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Finding>) {
     use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL, Launchctl};
     if !launchd::supported() {
         return;
@@ -57,16 +59,10 @@ pub(super) fn check_agent(manager: &ServiceManager, findings: &mut Vec<Finding>)
             let matches = [AgentMode::Always, AgentMode::Socket]
                 .into_iter()
                 .any(|mode| {
-                    crate::agent_spec::spec_from_config(
-                        manager.config(),
-                        manager.paths(),
-                        mode,
-                        None,
-                        None,
-                    )
-                    .ok()
-                    .and_then(|spec| launchd::launchd_plist(&spec).ok())
-                    .is_some_and(|plist| plist == installed)
+                    crate::agent_spec::spec_from_config(config, paths, mode, None, None)
+                        .ok()
+                        .and_then(|spec| launchd::launchd_plist(&spec).ok())
+                        .is_some_and(|plist| plist == installed)
                 });
             if matches {
                 (

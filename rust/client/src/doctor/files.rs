@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Finding, Severity, finding};
 use crate::client::ServiceManager;
+use crate::config::Config;
 use crate::remedy::Remedy;
 
 /// How long the program's `--version` may take.
@@ -15,11 +16,8 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
 const LOW_SPACE_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Found where, executable, and its version.
-pub(super) fn check_program(
-    manager: &ServiceManager,
-    findings: &mut Vec<Finding>,
-) -> Option<PathBuf> {
-    let program = match crate::spawn::find_program(&manager.config().program) {
+pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Option<PathBuf> {
+    let program = match crate::spawn::find_program(&config.program) {
         Ok(program) => program,
         Err(problem) => {
             findings.push(

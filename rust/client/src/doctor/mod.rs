@@ -90,22 +90,42 @@ fn finding(check: &str, severity: Severity, summary: String, fix: Option<String>
 }
 
 /// Check everything about the service `manager` manages.
+///
+/// Two checks wait on other programs: the program's `--version` (up to
+/// seconds for a hung one) and, on macOS, `launchctl`. They run on a
+/// blocking thread of the caller's runtime, beside the endpoint check, so
+/// a runtime that also serves other work (the bindings', a host's
+/// single-threaded one) goes on meanwhile.
 pub async fn diagnose(manager: &ServiceManager) -> Report {
-    let mut findings = Vec::new();
-    let program = check_program(manager, &mut findings);
+    let (config, paths) = (manager.config().clone(), manager.paths().clone());
+    let waiting = tokio::task::spawn_blocking(move || {
+        let (mut program_findings, mut agent_findings) = (Vec::new(), Vec::new());
+        let program = check_program(&config, &mut program_findings);
+        check_agent(&config, &paths, &mut agent_findings);
+        (program, program_findings, agent_findings)
+    });
+    let mut looked = Vec::new();
     #[cfg(target_os = "macos")]
-    check_macfuse(manager, &mut findings);
-    let state_ok = check_state_dir(manager, &mut findings);
-    check_log_dir(manager, &mut findings);
+    check_macfuse(manager, &mut looked);
+    let state_ok = check_state_dir(manager, &mut looked);
+    check_log_dir(manager, &mut looked);
     let status = if state_ok {
-        check_endpoint(manager, &mut findings).await
+        check_endpoint(manager, &mut looked).await
     } else {
         None
     };
     let version_next = status
         .as_ref()
-        .and_then(|status| check_version(manager, status, &mut findings));
-    check_agent(manager, &mut findings);
+        .and_then(|status| check_version(manager, status, &mut looked));
+    let (program, mut findings, agent_findings) = match waiting.await {
+        Ok(checked) => checked,
+        // A panic in the checks is the caller's, as if they ran here.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    // The findings in the order of the checks: the program, the files and
+    // the endpoint, the agent, the config.
+    findings.extend(looked);
+    findings.extend(agent_findings);
     check_config(manager, &mut findings);
     let state = status.as_ref().map(|status| status.state);
     let service_pid = status.and_then(|status| status.pid);
