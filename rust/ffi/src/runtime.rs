@@ -11,6 +11,8 @@
 //! threads that do not exist and deregister the parent's descriptors).
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Poll;
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -21,9 +23,23 @@ static RUNTIME: OncePerProcess<Runtime> = OncePerProcess::new();
 
 /// The runtime every call of this library runs on, for this process.
 pub(crate) fn runtime() -> &'static Runtime {
+    // Built on a thread of its own: see `build`.
+    made_with(|| on_a_thread_of_its_own(build))
+}
+
+/// [`runtime`], built on the calling thread if this process has none yet:
+/// for callers already on a thread of [`on_a_thread_of_its_own`], such as
+/// `spfs_autostart_new` parsing the config, which thereby spares the first
+/// call a second thread.
+pub(crate) fn runtime_here() -> &'static Runtime {
+    made_with(build)
+}
+
+/// This process's runtime, made with `make` if it has none.
+fn made_with(make: impl FnOnce() -> Runtime) -> &'static Runtime {
     // A runtime another thread installed first has no tasks yet: shutting
     // it down in the background neither blocks nor leaks its threads.
-    RUNTIME.get(build, Runtime::shutdown_background)
+    RUNTIME.get(make, Runtime::shutdown_background)
 }
 
 /// The id of the process whose runtime this is; a manager made before a
@@ -32,18 +48,25 @@ pub(crate) fn this_process() -> u32 {
     std::process::id()
 }
 
-/// A new runtime, built on a thread of its own: building it takes more
-/// stack (with LTO, tens of KiB) than a C thread of 56 KiB has, and the
-/// first call may come from one. Once per process (and per fork).
+/// A new runtime with one worker. Building it takes more stack (with LTO,
+/// tens of KiB) than a C thread of 56 KiB has, and the first call may come
+/// from one: callers build it on a thread of their own. Once per process
+/// (and per fork).
+///
+/// One worker is enough, and a second only costs: the library's tasks wait
+/// on sockets, timers and polled locks, never on a blocked thread (what
+/// blocks, `doctor`'s wait on the program, runs on tokio's blocking
+/// threads), and no foreign code runs on the worker (feeds call observers
+/// on threads of their own; a host's waker only schedules). A second worker
+/// was woken on every call to steal the task the first had just spawned:
+/// a fresh C process's `ensure` took some 0.1 ms more with two.
 fn build() -> Runtime {
-    on_a_thread_of_its_own(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("spfs-autostart")
-            .enable_all()
-            .build()
-    })
-    .unwrap_or_else(|e| panic!("spfs-autostart: cannot create the tokio runtime: {e}"))
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("spfs-autostart")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("spfs-autostart: cannot create the tokio runtime: {e}"))
 }
 
 /// Run `work` on a thread of the library's own, outside any runtime and
@@ -77,12 +100,22 @@ where
 {
     let (done, result) = std::sync::mpsc::sync_channel(1);
     let spawn = move || {
-        // The inner task runs the call; the outer one only waits for it, so
-        // a panic reaches the caller as the inner task's JoinError.
         runtime().spawn(async move {
-            let call = tokio::spawn(async move { Box::pin(make()).await });
+            // `make` runs in the first poll, so its panic is caught too.
+            let mut call = Box::pin(async move { make().await });
+            // One task, its panic caught at each poll (as tokio catches a
+            // task's), not a task that waits for another: a second task
+            // is a second wake-up on every call.
+            let outcome = std::future::poll_fn(|cx| {
+                match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(Box::new(output))),
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            })
+            .await;
             // The receiver is gone only if the caller is: nothing to tell.
-            let _ = done.send(call.await.map(Box::new));
+            let _ = done.send(outcome);
         });
     };
     if Handle::try_current().is_ok() {
@@ -94,10 +127,48 @@ where
     }
     match result.recv() {
         Ok(Ok(output)) => *output,
-        Ok(Err(e)) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("spfs-autostart: the call was cancelled: {e}"),
-        },
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
         Err(_) => panic!("spfs-autostart: the runtime dropped the call"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::block_on;
+
+    /// The panic's message, as `panic!` with a format string makes it.
+    fn message(panic: Box<dyn std::any::Any + Send>) -> String {
+        match panic.downcast::<String>() {
+            Ok(text) => *text,
+            Err(panic) => panic.downcast::<&str>().map(|s| s.to_string()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_call_returns_what_its_future_returns_after_waiting() {
+        let got = block_on(|| async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            41 + 1
+        });
+        assert_eq!(got, 42);
+    }
+
+    #[test]
+    fn a_panic_in_the_future_or_in_making_it_reaches_the_caller_and_the_runtime_goes_on() {
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            block_on(|| async {
+                tokio::task::yield_now().await;
+                panic!("in the {}", "future")
+            })
+        }));
+        assert_eq!(message(polled.unwrap_err()), "in the future");
+        let making = catch_unwind(AssertUnwindSafe(|| {
+            block_on(|| -> std::future::Ready<()> { panic!("in {}", "make") })
+        }));
+        assert_eq!(message(making.unwrap_err()), "in make");
+        // The one worker survived both.
+        assert_eq!(block_on(|| async { "still serving" }), "still serving");
     }
 }
