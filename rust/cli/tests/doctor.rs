@@ -116,13 +116,20 @@ fn a_program_whose_version_leaves_a_process_behind_does_not_stall_doctor() {
     let program = sb.root().join("wrapped-service");
     std::fs::write(
         &program,
-        "#!/bin/sh\nsleep 120 &\necho 'wrapped-service 9.9'\n",
+        "#!/bin/sh\nsleep 120 &\necho $! > \"$0.helper\"\necho 'wrapped-service 9.9'\n",
     )
     .unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
     sb.set("program", path_str(&program));
     let started = std::time::Instant::now();
     let (_, report) = doctor(&sb);
+    // The helper is the test's to end, as every process it starts.
+    let helper = std::fs::read_to_string(sb.root().join("wrapped-service.helper")).unwrap();
+    let killed = std::process::Command::new("kill")
+        .arg(helper.trim())
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill the helper {helper}");
     // Far below the helper's 120 s, which reading to the end would wait.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),

@@ -111,12 +111,16 @@ fn a_suspended_process_reads_stopped_until_it_is_continued() {
         .unwrap();
     let pid = child.id();
     // Just spawned, it may still be in `exec` (briefly uninterruptible,
-    // "blocked", on a loaded machine): wait for it to run.
+    // "blocked", on a loaded machine, and again while it faults its pages
+    // in): wait for a look that finds it running, and judge that look.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while process_info(pid).unwrap().blocked && std::time::Instant::now() < deadline {
+    let running = loop {
+        let info = process_info(pid).unwrap();
+        if !info.blocked || std::time::Instant::now() >= deadline {
+            break info;
+        }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    let running = process_info(pid).unwrap();
+    };
     assert!(!running.stopped && !running.blocked, "{running:?}");
     let target = kernel_pid(pid).unwrap();
     kill(target, Signal::SIGSTOP).unwrap();
