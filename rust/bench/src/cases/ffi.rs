@@ -30,10 +30,12 @@ fn ffi_pieces(bins: &Bins) -> (PathBuf, Option<PathBuf>) {
 }
 
 /// Row 1c: a fresh C process calling `ensure` through the C ABI, `m` times,
-/// beside the naive probe process (`naive`) and the C program's own
-/// start-up. Not measured when the library, the header or a C compiler is
-/// missing.
-pub(super) fn c_hot(bins: &Bins, sb: &Sandbox, m: usize, naive: Option<Summary>) -> Row {
+/// beside the C program's own start-up and the naive probe process
+/// (`probe`), in rounds so the three share the noise: the C process
+/// follows one that connects nowhere, and the probe (another service) the
+/// C process. Not measured when the library, the header or a C compiler
+/// is missing.
+pub(super) fn c_hot(bins: &Bins, sb: &Sandbox, m: usize, mut probe: Command) -> Row {
     let id = "1c";
     let name = "hot ensure, fresh process, through the C ABI";
     let target = "not slower than naive probe";
@@ -62,37 +64,41 @@ pub(super) fn c_hot(bins: &Bins, sb: &Sandbox, m: usize, naive: Option<Summary>)
     if let Err(why) = compile_hot_ensure(bins, &source, &header, &exe) {
         return Row::not_measured(id, name, target, why);
     }
-    let (mut ensure, mut startup) = (Vec::new(), Vec::new());
+    let c_program = |startup_only: bool| {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(sb.config_file())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if startup_only {
+            cmd.arg("--startup-only");
+        }
+        cmd
+    };
+    let (mut startup_cmd, mut ensure_cmd) = (c_program(true), c_program(false));
+    let (mut startup, mut ensure, mut naive) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..m {
-        for (startup_only, into) in [(false, &mut ensure), (true, &mut startup)] {
-            let mut cmd = Command::new(&exe);
-            cmd.arg(sb.config_file())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if startup_only {
-                cmd.arg("--startup-only");
-            }
-            match run_timed(&mut cmd) {
+        for (what, cmd, into) in [
+            ("hot_ensure --startup-only", &mut startup_cmd, &mut startup),
+            ("hot_ensure", &mut ensure_cmd, &mut ensure),
+            ("the naive probe", &mut probe, &mut naive),
+        ] {
+            match run_timed(cmd) {
                 Ok(f) if f.status.success() => into.push(f.wall),
                 Ok(f) => {
                     return Row::not_measured(
                         id,
                         name,
                         target,
-                        format!("hot_ensure failed: {}", f.status),
+                        format!("{what} failed: {}", f.status),
                     );
                 }
                 Err(e) => {
-                    return Row::not_measured(
-                        id,
-                        name,
-                        target,
-                        format!("cannot run hot_ensure: {e}"),
-                    );
+                    return Row::not_measured(id, name, target, format!("cannot run {what}: {e}"));
                 }
             }
         }
     }
+    let naive = Summary::of(&naive);
     let (e, s) = (Summary::of(&ensure), Summary::of(&startup));
     let r = ratio(e, naive);
     Row {

@@ -35,9 +35,9 @@ pub(super) fn run(
     in_process(rt, &manager, port, n, rows)?;
     cpu_per_call(rt, &manager, n, rows)?;
     let m = opts.iters(200, 20);
-    let naive_probe = fresh_processes(bins, &sb, port, m, rows)?;
+    fresh_processes(bins, &sb, port, m, rows)?;
     // (c) through the C ABI, from a fresh process.
-    rows.push(ffi::c_hot(bins, &sb, m, naive_probe));
+    rows.push(ffi::c_hot(bins, &sb, m, naive_probe(bins, port, &[])));
     stop_child(plain);
     rt.block_on(manager.stop())
         .map_err(err("stop the hot-path service"))?;
@@ -158,15 +158,14 @@ fn cpu_per_call(
 
 /// Rows 1b, 1b', 1b'' and 1b'+: `m` fresh `spfs-autostart ensure`
 /// processes beside `--version`, `config`, the naive probe process and the
-/// naive probe that waits for an answer. Returns the naive probe's timing,
-/// the baseline of row 1c.
+/// naive probe that waits for an answer.
 fn fresh_processes(
     bins: &Bins,
     sb: &Sandbox,
     port: u16,
     m: usize,
     rows: &mut Vec<Row>,
-) -> Result<Option<Summary>> {
+) -> Result<()> {
     let [version, ensure, answered, config, probe] = time_fresh_processes(bins, sb, port, m)?;
     let (e, v, p) = (ensure.wall, version.wall, probe.wall);
     let (rv, rp) = (ratio(e, v), ratio(e, p));
@@ -219,7 +218,7 @@ fn fresh_processes(
             answered.wall,
         ),
     ));
-    Ok(p)
+    Ok(())
 }
 
 /// A row that only informs: `ours` (its data key, its timing) beside
@@ -262,21 +261,12 @@ struct Timed {
 /// follow a process that connects to no service or to the other one, and
 /// `--version` (row 1b's baseline, met by far) follows the naive probe.
 fn time_fresh_processes(bins: &Bins, sb: &Sandbox, port: u16, m: usize) -> Result<[Timed; 5]> {
-    let port = port.to_string();
-    let naive_probe = |extra: &[&str]| {
-        let mut cmd = Command::new(&bins.bench);
-        cmd.args(["naive-probe", &port])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd
-    };
     let mut commands = [
         sb.quiet_cli(bins, &["--version"]),
         sb.quiet_cli(bins, &["ensure"]),
-        naive_probe(&["--answered"]),
+        naive_probe(bins, port, &["--answered"]),
         sb.quiet_cli(bins, &["config"]),
-        naive_probe(&[]),
+        naive_probe(bins, port, &[]),
     ];
     let mut wall: [Vec<Duration>; 5] = Default::default();
     let mut cpu: [Vec<Duration>; 5] = Default::default();
@@ -298,6 +288,16 @@ fn time_fresh_processes(bins: &Bins, sb: &Sandbox, port: u16, m: usize) -> Resul
         wall: Summary::of(&wall[i]),
         cpu: Summary::of(&cpu[i]),
     }))
+}
+
+/// The naive probe as a fresh process (`extra`: its options), quiet.
+pub(super) fn naive_probe(bins: &Bins, port: u16, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(&bins.bench);
+    cmd.args(["naive-probe", &port.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// `n` rounds of: naive probe, ensure, Control.Info alone, VfsService.Status
