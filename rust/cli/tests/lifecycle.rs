@@ -676,11 +676,8 @@ fn a_failed_daemonizing_start_kills_no_process_it_did_not_start() {
         .state_dir()
         .join("service.json")
         .exists()));
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = bystander.id();
+    let mut bystander = Sleeper::start();
+    let pid = bystander.pid();
     let start_time = start_time_of(pid);
     let record = serde_json::json!({
         "pid": pid, "start_time": start_time, "program": "/bin/sleep",
@@ -689,8 +686,6 @@ fn a_failed_daemonizing_start_kills_no_process_it_did_not_start() {
     std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
     let out = ensure.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let alive_after = alive(pid);
-    let _ = bystander.kill();
-    let _ = bystander.wait();
-    assert!(alive_after, "a process the start did not start was killed");
+    assert!(alive(pid), "a process the start did not start was killed");
+    bystander.end();
 }

@@ -60,11 +60,8 @@ fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
     let sb = Sandbox::new().with("stop_timeout_secs", 1);
     std::fs::create_dir(sb.state_dir()).unwrap();
     std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = bystander.id();
+    let mut bystander = Sleeper::start();
+    let pid = bystander.pid();
     let start_time = spfs_start_time(pid);
     let write_record = |start: u64| {
         let record = serde_json::json!({
@@ -88,8 +85,7 @@ fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
     write_record(start_time);
     assert_eq!(sb.ok(&["stop"]).trim(), "not running");
     assert!(alive(pid), "the bystander must not be signalled");
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+    bystander.end();
 }
 
 fn spfs_start_time(pid: u32) -> u64 {

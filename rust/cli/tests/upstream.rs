@@ -165,11 +165,8 @@ fn status_json_lists_a_mount_made_through_mount_and_drops_it_after_unmount() {
 fn a_mount_whose_root_process_exited_is_not_listed() {
     let up = Upstream::new();
     up.sb.ensure();
-    let mut root = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = root.id();
+    let mut root = Sleeper::start();
+    let pid = root.pid();
     up.vfs(async |mut vfs| {
         vfs.mount(MountRequest {
             root_pid: pid,
@@ -184,8 +181,7 @@ fn a_mount_whose_root_process_exited_is_not_listed() {
         pid,
         "listed while it lives"
     );
-    root.kill().unwrap();
-    root.wait().unwrap();
+    root.end();
     assert_eq!(up.sb.status()["mounts"], serde_json::json!([]));
 }
 

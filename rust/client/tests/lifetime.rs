@@ -209,16 +209,9 @@ async fn lease_for_another_users_process_is_refused() {
     let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
     // As root, a process of `nobody`; otherwise init, which is root's.
-    let mut other = nix::unistd::geteuid().is_root().then(|| {
-        Sleeper(
-            std::process::Command::new("sleep")
-                .arg("60")
-                .uid(65534)
-                .gid(65534)
-                .spawn()
-                .expect("spawn sleep as nobody"),
-        )
-    });
+    let mut other = nix::unistd::geteuid()
+        .is_root()
+        .then(|| Sleeper::spawn(std::process::Command::new("sleep").uid(65534).gid(65534)));
     let pid = other.as_ref().map_or(1, Sleeper::pid);
     let err = manager.acquire(pid, "not mine").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");

@@ -2,7 +2,8 @@
 //! [`Sandbox`] (its own state dir, log dir, HOME and config file, written
 //! from a structured value), the paths of the built binaries ([`Bins`]),
 //! and a way to find and kill every process started for a sandbox, so none
-//! outlives the test, whatever it asserted. Beside them, scans of the
+//! outlives the test, whatever it asserted (and a [`Sleeper`] for a test's
+//! own stand-in process). Beside them, scans of the
 //! library sources for the tests of rules that span crates.
 //!
 //! It depends on no crate of the workspace: the config file is TOML built
@@ -13,11 +14,13 @@
 mod bins;
 mod procs;
 mod sandbox;
+mod sleeper;
 mod sources;
 
 pub use bins::{Bins, bin_dir, cli, reference_service};
 pub use procs::{alive, free_port, kill_marked, marked_pids, service_pids};
 pub use sandbox::{SANDBOX_MARKER, Sandbox};
+pub use sleeper::Sleeper;
 pub use sources::{code_lines_with, library_sources};
 
 use std::path::{Path, PathBuf};

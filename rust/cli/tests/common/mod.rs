@@ -16,7 +16,7 @@ pub fn cli_bin() -> PathBuf {
 // Not every test file uses every helper.
 #[allow(unused_imports)]
 pub use spfs_autostart_test_support::{
-    SANDBOX_MARKER, Sandbox, alive, free_port, marked_pids, reference_service,
+    SANDBOX_MARKER, Sandbox, Sleeper, alive, free_port, marked_pids, reference_service,
 };
 
 /// Running the CLI in a sandbox (`Sandbox::cli` builds the command).

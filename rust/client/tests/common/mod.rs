@@ -15,7 +15,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 // Not every test file uses every helper.
 #[allow(unused_imports)]
-pub use spfs_autostart_test_support::{Sandbox, alive, reference_service};
+pub use spfs_autostart_test_support::{Sandbox, Sleeper, alive, reference_service};
 
 /// The shared sandbox (`spfs_autostart_test_support::Sandbox`) for the
 /// reference service in kit mode on the state dir's socket, with `args` and
@@ -89,39 +89,6 @@ pub async fn wait_gone(pid: u32, what: &str) {
 /// The current status, which must be obtainable.
 pub async fn status(manager: &ServiceManager) -> Status {
     manager.status().await.expect("status")
-}
-
-/// A `sleep 60` child for leases, killed and reaped on drop.
-#[derive(Debug)]
-pub struct Sleeper(pub std::process::Child);
-
-impl Sleeper {
-    /// Start one.
-    pub fn start() -> Sleeper {
-        Sleeper(
-            std::process::Command::new("sleep")
-                .arg("60")
-                .spawn()
-                .expect("spawn sleep"),
-        )
-    }
-
-    /// Its pid.
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// SIGKILL it and reap it.
-    pub fn end(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        self.end();
-    }
 }
 
 /// Asserts that a stop ended the service by its graceful path.

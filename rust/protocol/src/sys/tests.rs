@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use nix::unistd::Pid;
+use spfs_autostart_test_support::Sleeper;
 
 use super::*;
 
@@ -105,11 +106,8 @@ fn a_pid_exists_whoever_owns_it_and_a_zombie_still_holds_it() {
 #[test]
 fn a_suspended_process_reads_stopped_until_it_is_continued() {
     use nix::sys::signal::{Signal, kill};
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let child = Sleeper::start();
+    let pid = child.pid();
     // Just spawned, it may still be in `exec` (briefly uninterruptible,
     // "blocked", on a loaded machine, and again while it faults its pages
     // in): wait for a look that finds it running, and judge that look.
@@ -135,6 +133,4 @@ fn a_suspended_process_reads_stopped_until_it_is_continued() {
     assert!(wait(true), "stopped after SIGSTOP");
     kill(target, Signal::SIGCONT).unwrap();
     assert!(!wait(false), "running again after SIGCONT");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
