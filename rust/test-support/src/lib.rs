@@ -2,9 +2,9 @@
 //! [`Sandbox`] (its own state dir, log dir, HOME and config file, written
 //! from a structured value), the paths of the built binaries ([`Bins`]),
 //! and a way to find and kill every process started for a sandbox, so none
-//! outlives the test, whatever it asserted (and a [`Sleeper`] for a test's
-//! own stand-in process). Beside them, scans of the
-//! library sources for the tests of rules that span crates.
+//! outlives the test, whatever it asserted, and a [`Sleeper`] for a test's
+//! own stand-in process. Beside them, scans of the library sources for the
+//! tests of rules that span crates.
 //!
 //! It depends on no crate of the workspace: the config file is TOML built
 //! as a value, so a test can also write a value the client must refuse.
