@@ -73,6 +73,9 @@ enum Command {
         follow: bool,
     },
     /// Print each status change as a line, until interrupted.
+    ///
+    /// A running kit service's line has its leases and its idle exit:
+    /// `idle_exit_in=SECS`, or why it has none (`busy`, `leased`, `never`).
     Watch,
     /// Print the effective configuration.
     Config,

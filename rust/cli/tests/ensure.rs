@@ -422,10 +422,13 @@ fn unusable_program_state_dir_and_log_dir_are_clear_errors() {
 }
 
 /// The text status says "never" for idle exit only when the service's
-/// idle timeout is 0, and gives the deadline otherwise.
+/// idle timeout is 0, and gives the deadline otherwise; so does `watch`.
 #[test]
 fn the_idle_exit_line_says_never_only_for_an_idle_timeout_of_zero() {
-    for (timeout, expected) in [(0, "never (idle_timeout_secs = 0)"), (600, "in 10m")] {
+    for (timeout, expected, in_watch) in [
+        (0, "never (idle_timeout_secs = 0)", " idle_exit=never"),
+        (600, "in 10m", " idle_exit_in=6"),
+    ] {
         let sb = Sandbox::new().with("idle_timeout_secs", timeout);
         let text = sb.ok(&["ensure"]);
         let line = text
@@ -433,6 +436,19 @@ fn the_idle_exit_line_says_never_only_for_an_idle_timeout_of_zero() {
             .find(|l| l.starts_with("idle exit"))
             .unwrap_or_else(|| panic!("no idle exit line: {text}"));
         assert!(line.contains(expected), "timeout {timeout}: {text}");
+        // `watch`'s first line; it exits once its reader has gone.
+        let mut watch = background(&sb, &["watch"]);
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(watch.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        watch.wait().unwrap();
+        assert!(
+            first.starts_with("running pid=") && first.contains(in_watch),
+            "timeout {timeout}: {first}"
+        );
         let status = sb.status();
         assert_eq!(status["idle_timeout_secs"], timeout, "{status}");
         sb.ok(&["stop"]);
