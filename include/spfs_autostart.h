@@ -23,8 +23,8 @@
  *   runtime and connections on first use.
  * - Supported language standards: C99 and newer, C++11 and newer (the
  *   header uses `//` comments, trailing enum commas and <stdint.h>).
- *   The result, state, remedy and operation enums have a fixed width:
- *   they are int32_t.
+ *   The result, state, idle-exit, remedy and operation enums have a
+ *   fixed width: they are int32_t.
  */
 #if defined(__cplusplus)
 #  if __cplusplus < 201103L && !defined(_MSC_VER)
@@ -272,6 +272,46 @@ enum spfs_autostart_state
 typedef enum spfs_autostart_state spfs_autostart_state;
 #else
 typedef int32_t spfs_autostart_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When a running kit service exits for idleness, or why it does not yet.
+ * An `int32_t` in C.
+ */
+enum spfs_autostart_idle_exit
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not told: no running kit service answered (a plain service, one
+   * not running).
+   */
+  SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN = 0,
+  /**
+   * In the seconds `spfs_autostart_status_idle_exit_in_secs` gives,
+   * unless a call or a lease comes first.
+   */
+  SPFS_AUTOSTART_IDLE_EXIT_AFTER = 1,
+  /**
+   * Never: its idle timeout is 0.
+   */
+  SPFS_AUTOSTART_IDLE_EXIT_NEVER = 2,
+  /**
+   * Not while it holds leases.
+   */
+  SPFS_AUTOSTART_IDLE_EXIT_NOT_WHILE_LEASED = 3,
+  /**
+   * Not while a call is in flight.
+   */
+  SPFS_AUTOSTART_IDLE_EXIT_NOT_WHILE_BUSY = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_idle_exit spfs_autostart_idle_exit;
+#else
+typedef int32_t spfs_autostart_idle_exit;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -589,6 +629,16 @@ int64_t spfs_autostart_status_uptime_secs(const struct spfs_autostart_status *st
  * `status` is NULL or a live status.
  */
 int64_t spfs_autostart_status_idle_exit_in_secs(const struct spfs_autostart_status *status);
+
+/**
+ * When the service exits for idleness, or why it does not yet;
+ * `SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN` when no running kit service told it
+ * (or `status` is NULL).
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+spfs_autostart_idle_exit spfs_autostart_status_idle_exit(const struct spfs_autostart_status *status);
 
 /**
  * How many leases the service holds (0 when `status` is NULL).

@@ -104,6 +104,7 @@ static void test_null_accessors(void) {
     CHECK(spfs_autostart_status_detail(NULL) == NULL);
     CHECK(spfs_autostart_status_uptime_secs(NULL) == -1);
     CHECK(spfs_autostart_status_idle_exit_in_secs(NULL) == -1);
+    CHECK(spfs_autostart_status_idle_exit(NULL) == SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN);
     CHECK(spfs_autostart_status_lease_count(NULL) == 0);
     CHECK(spfs_autostart_status_warnings(NULL) == NULL);
     CHECK(spfs_autostart_status_mount_count(NULL) == 0);
@@ -433,6 +434,9 @@ static int test_cycle(const char *program) {
         CHECK(strncmp(spfs_autostart_status_endpoint(status), "unix", 4) == 0);
         CHECK(strstr(spfs_autostart_status_log_file(status), "/log/") != NULL);
         CHECK(spfs_autostart_status_warnings(status) != NULL);
+        /* The default idle timeout, and no lease or call: a deadline. */
+        CHECK(spfs_autostart_status_idle_exit(status) == SPFS_AUTOSTART_IDLE_EXIT_AFTER);
+        CHECK(spfs_autostart_status_idle_exit_in_secs(status) > 0);
         /* ensure stays one RPC: it does not ask for the mounts. */
         CHECK(spfs_autostart_status_mount_count(status) == 0);
         CHECK(spfs_autostart_status_mount_env_spec(status, 0) == NULL);
@@ -476,6 +480,7 @@ static int test_cycle(const char *program) {
     CHECK_CODE(spfs_autostart_status(mgr, &status, NULL), SPFS_AUTOSTART_RESULT_OK);
     CHECK(spfs_autostart_status_state(status) == SPFS_AUTOSTART_STATE_STOPPED);
     CHECK(spfs_autostart_status_pid(status) == 0);
+    CHECK(spfs_autostart_status_idle_exit(status) == SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN);
     spfs_autostart_status_free(status);
 
     spfs_autostart_free(mgr);

@@ -95,6 +95,20 @@ def test_async_calls_from_asyncio(service):
     assert outcome == sa.StopOutcome.STOPPED
 
 
+def test_idle_exit_gives_the_deadline_or_why_there_is_none(service):
+    mgr = service.manager(idle_timeout_secs=600)
+    idle = run(mgr.ensure()).idle_exit
+    assert isinstance(idle, sa.IdleExit.AFTER) and 590 <= idle.secs <= 600, idle
+    lease = run(mgr.acquire(os.getpid(), "pytest"))
+    assert run(mgr.status()).idle_exit == sa.IdleExit.NOT_WHILE_LEASED()
+    assert run(mgr.release(lease.id)) is True
+    assert run(mgr.stop()) == sa.StopOutcome.STOPPED
+    assert run(mgr.status()).idle_exit is None, "a stopped service tells nothing"
+
+    never = service.manager(idle_timeout_secs=0)
+    assert run(never.ensure()).idle_exit == sa.IdleExit.NEVER()
+
+
 def test_cancelling_ensure_kills_the_service_it_was_starting(service):
     # A service that would take a minute to become ready, and a call that
     # would wait for it longer than this test waits for the cleanup (a

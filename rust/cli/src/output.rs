@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spfs_autostart::{Error, ServiceManager, Status, StopMethod, StopOutcome};
+use spfs_autostart::{Error, IdleExit, ServiceManager, Status, StopMethod, StopOutcome};
 
 use crate::hint::{self, PerUserConfig};
 
@@ -46,11 +46,11 @@ pub fn status(status: &Status, json: bool) -> io::Result<()> {
                 format!("#{} pid {} {}", lease.id, lease.pid, lease.label),
             );
         }
-        if let Some(idle_exit) = IdleExit::of(status) {
+        if let Some(idle_exit) = status.idle_exit() {
             line(
                 "idle exit",
                 match idle_exit {
-                    IdleExit::In(secs) => format!("in {}", human_secs(secs)),
+                    IdleExit::After { secs } => format!("in {}", human_secs(secs)),
                     IdleExit::Never => "never (idle_timeout_secs = 0)".into(),
                     IdleExit::NotWhileLeased => "not while leases are held".into(),
                     IdleExit::NotWhileBusy => "not while a call is in flight".into(),
@@ -81,36 +81,6 @@ fn print(text: &str) -> io::Result<()> {
     stdout.flush()
 }
 
-/// When a running kit service exits for idleness, or why it does not yet,
-/// as its status tells.
-#[derive(Debug, PartialEq)]
-enum IdleExit {
-    /// In this many seconds, unless it is called or leased before.
-    In(u64),
-    /// Never: its idle timeout is 0.
-    Never,
-    /// Not while it holds leases.
-    NotWhileLeased,
-    /// Not while a call is in flight.
-    NotWhileBusy,
-}
-
-impl IdleExit {
-    /// `None` unless a running kit service told its idle timeout.
-    fn of(status: &Status) -> Option<IdleExit> {
-        let idle_timeout = status.idle_timeout_secs?;
-        if status.state != spfs_autostart::State::Running {
-            return None;
-        }
-        Some(match status.idle_exit_in_secs {
-            Some(secs) => IdleExit::In(secs),
-            None if idle_timeout == 0 => IdleExit::Never,
-            None if !status.leases.is_empty() => IdleExit::NotWhileLeased,
-            None => IdleExit::NotWhileBusy,
-        })
-    }
-}
-
 /// Print one status change as one line.
 pub fn change(status: &Status, json: bool) -> io::Result<()> {
     if json {
@@ -131,19 +101,28 @@ fn change_line(status: &Status) -> String {
     if let Some(pid) = status.pid {
         line.push_str(&format!(" pid={pid}"));
     }
-    if let Some(idle_exit) = IdleExit::of(status) {
-        line.push_str(&format!(" leases={}", status.leases.len()));
-        line.push_str(&match idle_exit {
-            IdleExit::In(secs) => format!(" idle_exit_in={secs}s"),
-            IdleExit::Never => " idle_exit=never".into(),
-            IdleExit::NotWhileLeased => " idle_exit=leased".into(),
-            IdleExit::NotWhileBusy => " idle_exit=busy".into(),
-        });
+    if let Some(idle_exit) = status.idle_exit() {
+        line.push_str(&format!(
+            " leases={} {}",
+            status.leases.len(),
+            idle_exit_word(idle_exit)
+        ));
     }
     if let Some(detail) = &status.detail {
         line.push_str(&format!(" ({detail})"));
     }
     line
+}
+
+/// A change line's word for the idle exit: `idle_exit_in=SECSs`, or
+/// `idle_exit=` and why there is no deadline.
+fn idle_exit_word(idle_exit: IdleExit) -> String {
+    match idle_exit {
+        IdleExit::After { secs } => format!("idle_exit_in={secs}s"),
+        IdleExit::Never => "idle_exit=never".into(),
+        IdleExit::NotWhileLeased => "idle_exit=leased".into(),
+        IdleExit::NotWhileBusy => "idle_exit=busy".into(),
+    }
 }
 
 /// Print how `stop` ended.
@@ -454,64 +433,16 @@ fn human_secs(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use spfs_autostart::{Lease, State};
-
     use super::*;
 
-    /// A running kit service's status with this idle timeout and deadline.
-    fn running(idle_timeout: u64, idle_exit_in: Option<u64>) -> Status {
-        Status {
-            state: State::Running,
-            pid: Some(42),
-            version: Some("0.1.0".into()),
-            endpoint: "unix".into(),
-            uptime_secs: Some(1),
-            log_file: "service.log".into(),
-            leases: vec![],
-            mounts: vec![],
-            idle_exit_in_secs: idle_exit_in,
-            idle_timeout_secs: Some(idle_timeout),
-            warnings: vec![],
-            detail: None,
-            managed: true,
-        }
-    }
-
     #[test]
-    fn a_change_line_says_why_a_running_service_has_no_idle_deadline() {
+    fn a_change_line_gives_the_idle_deadline_or_why_there_is_none() {
         assert_eq!(
-            change_line(&running(1800, Some(1796))),
-            "running pid=42 leases=0 idle_exit_in=1796s"
+            idle_exit_word(IdleExit::After { secs: 1796 }),
+            "idle_exit_in=1796s"
         );
-        assert_eq!(
-            change_line(&running(0, None)),
-            "running pid=42 leases=0 idle_exit=never"
-        );
-        assert_eq!(
-            change_line(&running(1800, None)),
-            "running pid=42 leases=0 idle_exit=busy"
-        );
-        let mut leased = running(1800, None);
-        leased.leases.push(Lease {
-            id: 1,
-            pid: 7,
-            label: "spfs shell".into(),
-        });
-        assert_eq!(
-            change_line(&leased),
-            "running pid=42 leases=1 idle_exit=leased"
-        );
-    }
-
-    #[test]
-    fn a_change_line_of_a_service_that_told_no_idle_timeout_has_no_lease_count() {
-        let mut plain = running(1800, None);
-        plain.idle_timeout_secs = None;
-        plain.managed = false;
-        assert_eq!(change_line(&plain), "running pid=42");
-        let mut stopping = running(1800, None);
-        stopping.state = State::Stopping;
-        stopping.detail = Some("stop requested".into());
-        assert_eq!(change_line(&stopping), "stopping pid=42 (stop requested)");
+        assert_eq!(idle_exit_word(IdleExit::Never), "idle_exit=never");
+        assert_eq!(idle_exit_word(IdleExit::NotWhileLeased), "idle_exit=leased");
+        assert_eq!(idle_exit_word(IdleExit::NotWhileBusy), "idle_exit=busy");
     }
 }

@@ -48,7 +48,7 @@ pub use spfs_autostart_protocol::{
 pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
 #[doc(hidden)]
 pub use spfs_autostart_protocol::{for_each_error_kind, for_each_operation};
-pub use status::{Lease, Mount, State, Status, StopMethod, StopOutcome};
+pub use status::{IdleExit, Lease, Mount, State, Status, StopMethod, StopOutcome};
 /// The tonic this crate is built with: [`ServiceManager::channel`] returns
 /// its `Channel` and [`proto`]'s clients return its `Status` errors, so a
 /// caller names them through here and never needs a matching tonic itself.

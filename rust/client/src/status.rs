@@ -104,6 +104,40 @@ pub struct Status {
     pub managed: bool,
 }
 
+impl Status {
+    /// When a running kit service exits for idleness, or why it does not
+    /// yet; `None` unless a running kit service told its idle timeout (a
+    /// plain service never exits for idleness on its own say).
+    pub fn idle_exit(&self) -> Option<IdleExit> {
+        let idle_timeout = self.idle_timeout_secs?;
+        if self.state != State::Running {
+            return None;
+        }
+        Some(match self.idle_exit_in_secs {
+            Some(secs) => IdleExit::After { secs },
+            None if idle_timeout == 0 => IdleExit::Never,
+            None if !self.leases.is_empty() => IdleExit::NotWhileLeased,
+            None => IdleExit::NotWhileBusy,
+        })
+    }
+}
+
+/// When a running kit service exits for idleness ([`Status::idle_exit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleExit {
+    /// In this many seconds, unless a call or a lease comes first.
+    After {
+        /// Seconds from the status report.
+        secs: u64,
+    },
+    /// Never: its idle timeout is 0 (`idle_timeout_secs`).
+    Never,
+    /// Not while it holds leases.
+    NotWhileLeased,
+    /// Not while a call is in flight.
+    NotWhileBusy,
+}
+
 /// How `stop` ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,4 +163,67 @@ pub enum StopMethod {
     Terminated,
     /// It had to be SIGKILLed.
     Killed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kit service's status in `state`, with this idle timeout and
+    /// deadline and `leases` leases.
+    fn kit_status(
+        state: State,
+        idle_timeout: u64,
+        idle_exit_in: Option<u64>,
+        leases: u32,
+    ) -> Status {
+        Status {
+            state,
+            pid: Some(42),
+            version: None,
+            endpoint: "unix".into(),
+            uptime_secs: Some(1),
+            log_file: "service.log".into(),
+            leases: (0..leases)
+                .map(|id| Lease {
+                    id: id.into(),
+                    pid: 7,
+                    label: "spfs shell".into(),
+                })
+                .collect(),
+            mounts: vec![],
+            idle_exit_in_secs: idle_exit_in,
+            idle_timeout_secs: Some(idle_timeout),
+            warnings: vec![],
+            detail: None,
+            managed: true,
+        }
+    }
+
+    #[test]
+    fn idle_exit_gives_the_deadline_or_why_there_is_none() {
+        let running = |timeout, exit_in, leases| {
+            kit_status(State::Running, timeout, exit_in, leases).idle_exit()
+        };
+        assert_eq!(
+            running(1800, Some(60), 0),
+            Some(IdleExit::After { secs: 60 })
+        );
+        assert_eq!(running(0, None, 0), Some(IdleExit::Never));
+        assert_eq!(running(0, None, 1), Some(IdleExit::Never));
+        assert_eq!(running(1800, None, 1), Some(IdleExit::NotWhileLeased));
+        assert_eq!(running(1800, None, 0), Some(IdleExit::NotWhileBusy));
+    }
+
+    #[test]
+    fn idle_exit_is_none_unless_a_running_kit_service_told_its_timeout() {
+        let stopping = kit_status(State::Stopping, 1800, None, 0);
+        assert_eq!(stopping.idle_exit(), None);
+        let plain = Status {
+            idle_timeout_secs: None,
+            managed: false,
+            ..kit_status(State::Running, 0, None, 0)
+        };
+        assert_eq!(plain.idle_exit(), None);
+    }
 }

@@ -2168,6 +2168,11 @@ public struct ServiceStatus: Equatable, Hashable {
      */
     public var idleExitInSecs: UInt64?
     /**
+     * When a running kit service exits for idleness, or why it does not
+     * yet; `None` for any other (a plain service, one not running).
+     */
+    public var idleExit: IdleExit?
+    /**
      * Things the user should know.
      */
     public var warnings: [String]
@@ -2211,6 +2216,10 @@ public struct ServiceStatus: Equatable, Hashable {
          * Seconds until it exits for idleness, when idle.
          */idleExitInSecs: UInt64?, 
         /**
+         * When a running kit service exits for idleness, or why it does not
+         * yet; `None` for any other (a plain service, one not running).
+         */idleExit: IdleExit?, 
+        /**
          * Things the user should know.
          */warnings: [String], 
         /**
@@ -2228,6 +2237,7 @@ public struct ServiceStatus: Equatable, Hashable {
         self.leases = leases
         self.mounts = mounts
         self.idleExitInSecs = idleExitInSecs
+        self.idleExit = idleExit
         self.warnings = warnings
         self.detail = detail
     }
@@ -2257,6 +2267,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
                 leases: FfiConverterSequenceTypeLease.read(from: &buf), 
                 mounts: FfiConverterSequenceTypeMount.read(from: &buf), 
                 idleExitInSecs: FfiConverterOptionUInt64.read(from: &buf), 
+                idleExit: FfiConverterOptionTypeIdleExit.read(from: &buf), 
                 warnings: FfiConverterSequenceString.read(from: &buf), 
                 detail: FfiConverterOptionString.read(from: &buf)
         )
@@ -2272,6 +2283,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
         FfiConverterSequenceTypeLease.write(value.leases, into: &buf)
         FfiConverterSequenceTypeMount.write(value.mounts, into: &buf)
         FfiConverterOptionUInt64.write(value.idleExitInSecs, into: &buf)
+        FfiConverterOptionTypeIdleExit.write(value.idleExit, into: &buf)
         FfiConverterSequenceString.write(value.warnings, into: &buf)
         FfiConverterOptionString.write(value.detail, into: &buf)
     }
@@ -2574,6 +2586,107 @@ public func FfiConverterTypeErrorKind_lift(_ buf: RustBuffer) throws -> ErrorKin
 #endif
 public func FfiConverterTypeErrorKind_lower(_ value: ErrorKind) -> RustBuffer {
     return FfiConverterTypeErrorKind.lower(value)
+}
+
+
+
+/**
+ * When a running kit service exits for idleness, or why it does not yet.
+ */
+
+public enum IdleExit: Equatable, Hashable {
+    
+    /**
+     * In this many seconds, unless a call or a lease comes first.
+     */
+    case after(
+        /**
+         * Seconds from the status report.
+         */secs: UInt64
+    )
+    /**
+     * Never: its idle timeout is 0.
+     */
+    case never
+    /**
+     * Not while it holds leases.
+     */
+    case notWhileLeased
+    /**
+     * Not while a call is in flight.
+     */
+    case notWhileBusy
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension IdleExit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdleExit: FfiConverterRustBuffer {
+    typealias SwiftType = IdleExit
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdleExit {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .after(secs: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 2: return .never
+        
+        case 3: return .notWhileLeased
+        
+        case 4: return .notWhileBusy
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: IdleExit, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .after(secs):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt64.write(secs, into: &buf)
+            
+        
+        case .never:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .notWhileLeased:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .notWhileBusy:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdleExit_lift(_ buf: RustBuffer) throws -> IdleExit {
+    return try FfiConverterTypeIdleExit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdleExit_lower(_ value: IdleExit) -> RustBuffer {
+    return FfiConverterTypeIdleExit.lower(value)
 }
 
 
@@ -3193,6 +3306,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeIdleExit: FfiConverterRustBuffer {
+    typealias SwiftType = IdleExit?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeIdleExit.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeIdleExit.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -119,8 +119,8 @@ public struct MenuState: Sendable, Equatable {
         if service.state == .running || !service.leases.isEmpty {
             rows.append(DetailRow("Leases", leaseSummary(service.leases)))
         }
-        if let idle = service.idleExitInSecs {
-            rows.append(DetailRow("Idle exit in", formatDuration(idle)))
+        if let idleExit = service.idleExit {
+            rows.append(DetailRow("Idle exit", idleExitText(idleExit)))
         }
         if let detail = service.detail, !detail.isEmpty {
             rows.append(DetailRow("Detail", detail))
@@ -145,6 +145,16 @@ public func formatDuration(_ seconds: UInt64) -> String {
         return "\(seconds / hour)h \((seconds % hour) / minute)m"
     default:
         return "\(seconds / day)d \((seconds % day) / hour)h"
+    }
+}
+
+/// "in 2m 5s", or why the service will not exit for idleness yet.
+func idleExitText(_ idleExit: ServiceIdleExit) -> String {
+    switch idleExit {
+    case .after(let secs): return "in \(formatDuration(secs))"
+    case .never: return "never (idle timeout 0)"
+    case .notWhileLeased: return "not while leases are held"
+    case .notWhileBusy: return "not while a call is in flight"
     }
 }
 

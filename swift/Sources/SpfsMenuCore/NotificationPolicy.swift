@@ -78,7 +78,7 @@ public struct NotificationPolicy: Sendable {
         guard previous.state == .running, next.state == .stopped, !userRequested else {
             return false
         }
-        if let idle = previous.idleExitInSecs, previous.leases.isEmpty, let previousAt {
+        if case .after(let idle)? = previous.idleExit, previous.leases.isEmpty, let previousAt {
             let due = previousAt.addingTimeInterval(Double(idle) - idleExitGraceSecs)
             if now >= due { return false }
         }

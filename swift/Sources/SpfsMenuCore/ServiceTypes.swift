@@ -45,6 +45,18 @@ public struct ServiceMount: Sendable, Equatable, Hashable {
     }
 }
 
+/// When a running kit service exits for idleness, or why it does not yet.
+public enum ServiceIdleExit: Sendable, Equatable {
+    /// In this many seconds, unless a call or a lease comes first.
+    case after(secs: UInt64)
+    /// Never: its idle timeout is 0.
+    case never
+    /// Not while it holds leases.
+    case notWhileLeased
+    /// Not while a call is in flight.
+    case notWhileBusy
+}
+
 /// One status report of the service.
 public struct ServiceSnapshot: Sendable, Equatable {
     public var state: ServiceStateKind
@@ -56,7 +68,8 @@ public struct ServiceSnapshot: Sendable, Equatable {
     public var leases: [ServiceLease]
     /// Empty when the service does not report its mounts.
     public var mounts: [ServiceMount]
-    public var idleExitInSecs: UInt64?
+    /// `nil` unless a running kit service told its idle timeout.
+    public var idleExit: ServiceIdleExit?
     public var warnings: [String]
     public var detail: String?
 
@@ -69,7 +82,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         logFile: String = "",
         leases: [ServiceLease] = [],
         mounts: [ServiceMount] = [],
-        idleExitInSecs: UInt64? = nil,
+        idleExit: ServiceIdleExit? = nil,
         warnings: [String] = [],
         detail: String? = nil
     ) {
@@ -81,7 +94,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         self.logFile = logFile
         self.leases = leases
         self.mounts = mounts
-        self.idleExitInSecs = idleExitInSecs
+        self.idleExit = idleExit
         self.warnings = warnings
         self.detail = detail
     }

@@ -152,10 +152,19 @@ public final class LiveServiceClient: ServiceClient {
                     runtimeName: $0.runtimeName, rootPid: $0.rootPid, editable: $0.editable,
                     envSpec: $0.envSpec)
             },
-            idleExitInSecs: status.idleExitInSecs,
+            idleExit: status.idleExit.map(idleExit),
             warnings: status.warnings,
             detail: status.detail
         )
+    }
+
+    nonisolated static func idleExit(_ idleExit: IdleExit) -> ServiceIdleExit {
+        switch idleExit {
+        case .after(let secs): return .after(secs: secs)
+        case .never: return .never
+        case .notWhileLeased: return .notWhileLeased
+        case .notWhileBusy: return .notWhileBusy
+        }
     }
 
     nonisolated static func stateKind(_ state: ServiceState) -> ServiceStateKind {

@@ -235,6 +235,7 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         let snapshot = try await client.ensure()
         XCTAssertEqual(snapshot.state, .running)
         XCTAssertNotNil(snapshot.pid)
+        XCTAssertEqual(snapshot.idleExit, .never, "idleTimeoutSecs 0")
         let stopped = try await client.stop()
         XCTAssertEqual(stopped, .stopped)
     }

@@ -144,7 +144,7 @@ extension ServiceSnapshot {
     static let running = ServiceSnapshot(
         state: .running, pid: 4242, version: "0.1.0", endpoint: "unix:///tmp/s.sock",
         uptimeSecs: 3725, logFile: "/tmp/spfs-autostart-test/service.log",
-        leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")], idleExitInSecs: nil)
+        leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")], idleExit: .notWhileLeased)
     static let stopping = ServiceSnapshot(state: .stopping, pid: 4242)
     /// Running, and up for a second only (as in a crash loop).
     static var justStarted: ServiceSnapshot {

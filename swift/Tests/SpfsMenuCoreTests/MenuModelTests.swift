@@ -401,7 +401,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         let h = Harness()
         var idle = ServiceSnapshot.running
         idle.leases = []
-        idle.idleExitInSecs = 60
+        idle.idleExit = .after(secs: 60)
         h.model.receive(idle)
         h.clock.advance(58)
         h.model.receive(.stopped)
@@ -413,7 +413,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         let h = Harness()
         var idle = ServiceSnapshot.running
         idle.leases = []
-        idle.idleExitInSecs = 1800
+        idle.idleExit = .after(secs: 1800)
         h.model.receive(idle)
         h.clock.advance(10)
         h.model.receive(.stopped)
@@ -589,12 +589,32 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.model.deactivate()
     }
 
+    func testIdleExitRowGivesTheDeadlineOrWhyThereIsNone() {
+        var state = MenuState()
+        var service = ServiceSnapshot.running
+        let expected: [(ServiceIdleExit, String)] = [
+            (.after(secs: 125), "in 2m 5s"),
+            (.never, "never (idle timeout 0)"),
+            (.notWhileLeased, "not while leases are held"),
+            (.notWhileBusy, "not while a call is in flight"),
+        ]
+        for (idleExit, text) in expected {
+            service.idleExit = idleExit
+            state.service = service
+            XCTAssertEqual(state.detailRows.first { $0.label == "Idle exit" }?.value, text)
+        }
+        service.idleExit = nil  // a plain service, or one not running
+        state.service = service
+        XCTAssertFalse(state.detailRows.contains { $0.label == "Idle exit" })
+    }
+
     func testDetailRowsAndDurations() {
         var state = MenuState()
         state.service = .running
         let labels = state.detailRows.map(\.label)
-        XCTAssertEqual(labels, ["PID", "Version", "Uptime", "Endpoint", "Leases"])
+        XCTAssertEqual(labels, ["PID", "Version", "Uptime", "Endpoint", "Leases", "Idle exit"])
         XCTAssertEqual(state.detailRows[2].value, "1h 2m")
+        XCTAssertEqual(state.detailRows[5].value, "not while leases are held")
         XCTAssertEqual(formatDuration(45), "45s")
         XCTAssertEqual(formatDuration(125), "2m 5s")
         XCTAssertEqual(formatDuration(2 * 86_400 + 3 * 3_600), "2d 3h")

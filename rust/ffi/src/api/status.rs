@@ -42,6 +42,22 @@ pub struct Mount {
     pub env_spec: String,
 }
 
+/// When a running kit service exits for idleness, or why it does not yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum IdleExit {
+    /// In this many seconds, unless a call or a lease comes first.
+    After {
+        /// Seconds from the status report.
+        secs: u64,
+    },
+    /// Never: its idle timeout is 0.
+    Never,
+    /// Not while it holds leases.
+    NotWhileLeased,
+    /// Not while a call is in flight.
+    NotWhileBusy,
+}
+
 /// A status report.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct ServiceStatus {
@@ -64,6 +80,9 @@ pub struct ServiceStatus {
     pub mounts: Vec<Mount>,
     /// Seconds until it exits for idleness, when idle.
     pub idle_exit_in_secs: Option<u64>,
+    /// When a running kit service exits for idleness, or why it does not
+    /// yet; `None` for any other (a plain service, one not running).
+    pub idle_exit: Option<IdleExit>,
     /// Things the user should know.
     pub warnings: Vec<String>,
     /// What was found, in words: who is in the way (`Conflict`), why it
@@ -117,8 +136,21 @@ impl From<spfs_autostart_core::Mount> for Mount {
     }
 }
 
+impl From<spfs_autostart_core::IdleExit> for IdleExit {
+    fn from(i: spfs_autostart_core::IdleExit) -> Self {
+        use spfs_autostart_core::IdleExit as I;
+        match i {
+            I::After { secs } => IdleExit::After { secs },
+            I::Never => IdleExit::Never,
+            I::NotWhileLeased => IdleExit::NotWhileLeased,
+            I::NotWhileBusy => IdleExit::NotWhileBusy,
+        }
+    }
+}
+
 impl From<spfs_autostart_core::Status> for ServiceStatus {
     fn from(s: spfs_autostart_core::Status) -> Self {
+        let idle_exit = s.idle_exit().map(IdleExit::from);
         ServiceStatus {
             state: s.state.into(),
             pid: s.pid,
@@ -129,6 +161,7 @@ impl From<spfs_autostart_core::Status> for ServiceStatus {
             leases: s.leases.into_iter().map(Lease::from).collect(),
             mounts: s.mounts.into_iter().map(Mount::from).collect(),
             idle_exit_in_secs: s.idle_exit_in_secs,
+            idle_exit,
             warnings: s.warnings,
             detail: s.detail,
         }

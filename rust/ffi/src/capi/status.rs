@@ -1,11 +1,12 @@
-//! `struct spfs_autostart_status` and the state enum: a status report for
-//! C, one accessor per field, each NULL-safe with a documented default.
+//! `struct spfs_autostart_status`, the state and idle-exit enums: a status
+//! report for C, one accessor per field, each NULL-safe with a documented
+//! default.
 
 use std::ffi::{CString, c_char, c_int};
 use std::ptr;
 
 use super::{c_string, guard, opt_str, spfs_autostart_string_array, take};
-use crate::api::{ServiceState, ServiceStatus};
+use crate::api::{IdleExit, ServiceState, ServiceStatus};
 
 /// The state of the service. An `int32_t` in C.
 #[repr(i32)]
@@ -25,6 +26,25 @@ pub enum spfs_autostart_state {
     Conflict = 5,
 }
 
+/// When a running kit service exits for idleness, or why it does not yet.
+/// An `int32_t` in C.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum spfs_autostart_idle_exit {
+    /// Not told: no running kit service answered (a plain service, one
+    /// not running).
+    Unknown = 0,
+    /// In the seconds `spfs_autostart_status_idle_exit_in_secs` gives,
+    /// unless a call or a lease comes first.
+    After = 1,
+    /// Never: its idle timeout is 0.
+    Never = 2,
+    /// Not while it holds leases.
+    NotWhileLeased = 3,
+    /// Not while a call is in flight.
+    NotWhileBusy = 4,
+}
+
 /// A status report. Free it with `spfs_autostart_status_free`; the strings
 /// its accessors return live until then.
 #[derive(Debug)]
@@ -37,6 +57,7 @@ pub struct spfs_autostart_status {
     log_file: CString,
     lease_count: usize,
     idle_exit_in_secs: Option<u64>,
+    idle_exit: spfs_autostart_idle_exit,
     warnings: spfs_autostart_string_array,
     detail: Option<CString>,
     mounts: Vec<StatusMount>,
@@ -64,6 +85,18 @@ impl From<ServiceState> for spfs_autostart_state {
     }
 }
 
+impl From<Option<IdleExit>> for spfs_autostart_idle_exit {
+    fn from(i: Option<IdleExit>) -> Self {
+        match i {
+            None => spfs_autostart_idle_exit::Unknown,
+            Some(IdleExit::After { .. }) => spfs_autostart_idle_exit::After,
+            Some(IdleExit::Never) => spfs_autostart_idle_exit::Never,
+            Some(IdleExit::NotWhileLeased) => spfs_autostart_idle_exit::NotWhileLeased,
+            Some(IdleExit::NotWhileBusy) => spfs_autostart_idle_exit::NotWhileBusy,
+        }
+    }
+}
+
 impl From<ServiceStatus> for spfs_autostart_status {
     fn from(s: ServiceStatus) -> Self {
         spfs_autostart_status {
@@ -75,6 +108,7 @@ impl From<ServiceStatus> for spfs_autostart_status {
             log_file: c_string(s.log_file),
             lease_count: s.leases.len(),
             idle_exit_in_secs: s.idle_exit_in_secs,
+            idle_exit: s.idle_exit.into(),
             warnings: s.warnings.into(),
             detail: s.detail.map(c_string),
             mounts: s
@@ -212,6 +246,22 @@ pub unsafe extern "C" fn spfs_autostart_status_idle_exit_in_secs(
     guard(-1, || {
         // SAFETY: the caller's contract.
         secs(unsafe { status.as_ref() }.and_then(|s| s.idle_exit_in_secs))
+    })
+}
+
+/// When the service exits for idleness, or why it does not yet;
+/// `SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN` when no running kit service told it
+/// (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_idle_exit(
+    status: *const spfs_autostart_status,
+) -> spfs_autostart_idle_exit {
+    guard(spfs_autostart_idle_exit::Unknown, || {
+        // SAFETY: the caller's contract.
+        unsafe { status.as_ref() }.map_or(spfs_autostart_idle_exit::Unknown, |s| s.idle_exit)
     })
 }
 
