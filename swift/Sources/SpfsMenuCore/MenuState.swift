@@ -116,7 +116,9 @@ public struct MenuState: Sendable, Equatable {
             rows.append(DetailRow("Uptime", formatDuration(uptime)))
         }
         if !service.endpoint.isEmpty { rows.append(DetailRow("Endpoint", service.endpoint)) }
-        if service.state == .running || !service.leases.isEmpty {
+        // Leases only as a kit service tells them (a running one tells its idle exit too):
+        // spfs-fuse-macos as upstream ships it has none, and "none" would say it could.
+        if service.idleExit != nil || !service.leases.isEmpty {
             rows.append(DetailRow("Leases", leaseSummary(service.leases)))
         }
         if let idleExit = service.idleExit {

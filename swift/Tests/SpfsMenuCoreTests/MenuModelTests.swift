@@ -608,6 +608,19 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(state.detailRows.contains { $0.label == "Idle exit" })
     }
 
+    func testAPlainServiceShowsNoLeasesRow() {
+        var state = MenuState()
+        var plain = ServiceSnapshot.running
+        plain.leases = []
+        plain.idleExit = nil  // spfs-fuse-macos as upstream ships it: no kit
+        state.service = plain
+        XCTAssertEqual(state.detailRows.map(\.label), ["PID", "Version", "Uptime", "Endpoint"])
+        var kit = plain
+        kit.idleExit = .after(secs: 60)
+        state.service = kit
+        XCTAssertEqual(state.detailRows.first { $0.label == "Leases" }?.value, "none")
+    }
+
     func testDetailRowsAndDurations() {
         var state = MenuState()
         state.service = .running
