@@ -107,7 +107,7 @@ pub struct Status {
 impl Status {
     /// When a running kit service exits for idleness, or why it does not
     /// yet; `None` unless a running kit service told its idle timeout (a
-    /// plain service never exits for idleness on its own say).
+    /// plain service has no idle exit).
     pub fn idle_exit(&self) -> Option<IdleExit> {
         let idle_timeout = self.idle_timeout_secs?;
         if self.state != State::Running {
