@@ -80,6 +80,32 @@ async fn lease_holds_the_service_until_its_process_exits() {
     assert!(!log.contains("ERROR"), "an error was logged:\n{log}");
 }
 
+/// The log tells a lease's whole life: taken, then released by its holder
+/// (not only dropped when the holder exits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_is_logged_as_released() {
+    let sandbox = kit_sandbox(60, &[]);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let mut holder = Sleeper::start();
+    let lease = manager.acquire(holder.pid(), "job").await.expect("acquire");
+    assert!(manager.release(lease.id).await.expect("release"));
+    holder.end();
+    manager.stop().await.expect("stop");
+    let log = sandbox.log();
+    let taken = format!("lease {} taken for pid {} (job)", lease.id, lease.pid);
+    let released = format!("lease {} released", lease.id);
+    assert!(log.contains(&taken), "no {taken:?} in the log:\n{log}");
+    assert!(
+        log.contains(&released),
+        "no {released:?} in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("dropped"),
+        "a released lease was dropped again:\n{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_in_flight_holds_the_service() {
     let sandbox = kit_sandbox(1, &["--slow-calls-ms", "3000"]);

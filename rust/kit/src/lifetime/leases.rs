@@ -90,9 +90,7 @@ impl Lifetime {
             // The very process checked above: if its pid is reused after it
             // exits, the lease still ends with it.
             handle.exited().await;
-            if this.release(id) {
-                tracing::info!("lease {id} dropped: process {pid} exited");
-            }
+            this.remove(id, &format!("dropped: process {pid} exited"));
         })
         .abort_handle();
         // Kept only while the lease is: a holder that exited at once has
@@ -105,8 +103,14 @@ impl Lifetime {
         Ok(lease)
     }
 
-    /// Drop a lease; `false` when it was not held.
+    /// Drop a lease, as its holder asked; `false` when it was not held.
     pub(crate) fn release(&self, id: u64) -> bool {
+        self.remove(id, "released")
+    }
+
+    /// Drop a lease, saying `why` in the log and to watchers; `false` when
+    /// it was not held.
+    fn remove(&self, id: u64, why: &str) -> bool {
         let (removed, follower) = {
             let mut inner = self.lock();
             let removed = inner.leases.remove(&id).is_some();
@@ -120,7 +124,8 @@ impl Lifetime {
             follower.abort();
         }
         if removed {
-            self.changed(Event::LeasesChanged, format!("lease {id} dropped"));
+            tracing::info!("lease {id} {why}");
+            self.changed(Event::LeasesChanged, format!("lease {id} {why}"));
         }
         removed
     }
