@@ -436,15 +436,17 @@ fn the_idle_exit_line_says_never_only_for_an_idle_timeout_of_zero() {
             .find(|l| l.starts_with("idle exit"))
             .unwrap_or_else(|| panic!("no idle exit line: {text}"));
         assert!(line.contains(expected), "timeout {timeout}: {text}");
-        // `watch`'s first line; it exits once its reader has gone.
+        // `watch`'s first line; then it is ended whatever it printed, so a
+        // failure neither hangs the test nor leaves it running.
         let mut watch = background(&sb, &["watch"]);
         let mut first = String::new();
-        std::io::BufRead::read_line(
+        let read = std::io::BufRead::read_line(
             &mut std::io::BufReader::new(watch.stdout.take().unwrap()),
             &mut first,
-        )
-        .unwrap();
-        watch.wait().unwrap();
+        );
+        let _ = watch.kill();
+        let _ = watch.wait();
+        read.unwrap();
         assert!(
             first.starts_with("running pid=") && first.contains(in_watch),
             "timeout {timeout}: {first}"
