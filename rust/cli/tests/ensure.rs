@@ -259,6 +259,14 @@ fn hanging_service_is_killed_at_the_ready_deadline() {
         "waited for the deadline: {elapsed:?}"
     );
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    // The log says the run ended by our hand, and why.
+    let log = sb.log();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("--- spfs-autostart: ending pid ")
+                && l.ends_with(": not ready within 2.0s ---")),
+        "{log}"
+    );
     assert!(
         wait_for(Duration::from_secs(5), || sb.pids().is_empty()),
         "no process may be left behind: {:?}",

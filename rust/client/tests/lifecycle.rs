@@ -107,6 +107,15 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
     );
     let replaced = status(&manager).await.pid.expect("a service runs");
     assert_ne!(replaced, pid, "restarted once");
+    let why = format!(
+        "restart asked by {}, which wants version 9.9.9, not 1.0.0",
+        spfs_autostart_test_support::this_program()
+    );
+    assert!(
+        sandbox.log().contains(&format!("shutting down: {why}")),
+        "the restarted service logged why:\n{}",
+        sandbox.log()
+    );
     for round in 0..3 {
         let err = mismatching.ensure().await.expect_err("no loop");
         assert_eq!(err.kind(), ErrorKind::VersionMismatch, "round {round}");

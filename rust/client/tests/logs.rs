@@ -1,5 +1,6 @@
 //! Bounded logs: a follower sees every line exactly once across rotation and
-//! truncation, and the spawner keeps only `log_keep` earlier runs.
+//! truncation, the spawner keeps only `log_keep` earlier runs, and the log
+//! says when and for whom each run started and stopped.
 
 mod common;
 
@@ -243,4 +244,70 @@ async fn following_goes_on_after_the_log_could_not_be_read() {
     std::fs::remove_file(&path).unwrap();
     writeln!(append(&path), "after the link").unwrap();
     assert_eq!(take(&mut follower, 1).await, ["after the link"]);
+}
+
+/// The line of `log` that starts with `start`, and the time it gives after
+/// ` at ` (UTC to the microsecond), checked to lie between `before` and
+/// `after`.
+fn stamped_line<'a>(
+    log: &'a str,
+    start: &str,
+    before: time::OffsetDateTime,
+    after: time::OffsetDateTime,
+) -> &'a str {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starts with {start:?}:\n{log}"));
+    let stamp = line
+        .split_once(" at ")
+        .and_then(|(_, rest)| rest.get(.."2026-11-28T09:00:00.000000Z".len()))
+        .unwrap_or_else(|| panic!("no time in {line:?}"));
+    let at = time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{stamp:?} in {line:?}: {e}"));
+    assert!(
+        before <= at && at <= after,
+        "{at} not within {before}..{after}: {line}"
+    );
+    line
+}
+
+/// The service log says when each run started and for whom, and who
+/// stopped it, when and how: the header names the asking program and its
+/// pid, the stop its own line before the service's, and the kit service
+/// logs the same reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_says_when_and_for_whom_the_service_started_and_stopped() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let me = spfs_autostart_test_support::this_program();
+    let before = time::OffsetDateTime::now_utc();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    manager.stop().await.expect("stop");
+    let after = time::OffsetDateTime::now_utc();
+    let log = sandbox.log();
+
+    let header = stamped_line(&log, "--- spfs-autostart: starting ", before, after);
+    assert!(
+        header.ends_with(&format!(", asked by {me} ---")),
+        "{header}"
+    );
+    let stop = stamped_line(
+        &log,
+        &format!("--- spfs-autostart: stopping pid {pid} at "),
+        before,
+        after,
+    );
+    assert!(
+        stop.ends_with(&format!(
+            " with the shutdown request: stop asked by {me} ---"
+        )),
+        "{stop}"
+    );
+    let kit = format!("shutting down: stop asked by {me}");
+    let order = [header, "serving on", stop, &kit, "stopped"].map(|what| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("{what:?} is not in the log:\n{log}"))
+    });
+    assert!(order.is_sorted(), "{order:?} out of order:\n{log}");
 }

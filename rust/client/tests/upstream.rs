@@ -113,6 +113,39 @@ async fn stop_unmounts_and_ends_the_upstream_service_by_its_graceful_path() {
     assert!(sandbox.log().contains("Service stopped"));
 }
 
+/// A plain service logs no reason for a stop (its `Shutdown` carries none)
+/// and no time: the log says each step spfs-autostart takes, when, and why,
+/// between the service's own lines.
+#[tokio::test]
+async fn the_log_says_each_step_of_a_plain_services_stop_and_why() {
+    let (mut sandbox, _port, _mnt) = upstream();
+    sandbox.set("stop_timeout_secs", 20);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    manager.stop().await.expect("stop");
+    let log = sandbox.log();
+    let marker = |step: &str, why: &str| {
+        log.lines()
+            .find(|l| {
+                l.starts_with(&format!("--- spfs-autostart: stopping pid {pid} at "))
+                    && l.ends_with(&format!(" with {step}: {why} ---"))
+            })
+            .unwrap_or_else(|| panic!("no line for {step}:\n{log}"))
+    };
+    let asked = format!(
+        "stop asked by {}",
+        spfs_autostart_test_support::this_program()
+    );
+    let order = [
+        marker("the shutdown request", &asked),
+        "Shutdown requested",
+        marker("SIGINT", "still running 250ms after the shutdown request"),
+        "Service stopped",
+    ]
+    .map(|what| log.find(what).expect(what));
+    assert!(order.is_sorted(), "{order:?} out of order:\n{log}");
+}
+
 /// A plain service cannot say it is shutting down; while a client stops it,
 /// a `watch` elsewhere (a menu bar) sees it stopping, not a service that
 /// died, and `ensure` does not take it for ready. Here it ignores SIGTERM

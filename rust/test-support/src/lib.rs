@@ -25,6 +25,15 @@ pub use sources::{code_lines_with, library_sources};
 
 use std::path::{Path, PathBuf};
 
+/// This process as spfs-autostart names the one asking in the service log:
+/// its program's file name and its pid (`logs-0123abcd (pid 812)`). Test
+/// binaries' names need no quoting.
+pub fn this_program() -> String {
+    let exe = std::env::current_exe().expect("this program's path");
+    let name = exe.file_name().expect("a file name").to_string_lossy();
+    format!("{name} (pid {})", std::process::id())
+}
+
 /// The file the reference service in `--plain` mode keeps in its MOUNTPOINT
 /// while its stand-in filesystem is "mounted" (its `plain::MOUNT_MARKER`).
 /// Left behind, it is the trace of an unclean exit: upstream's

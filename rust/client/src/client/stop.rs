@@ -75,7 +75,8 @@ impl ServiceManager {
             }
             Observation::Alive(status, instance) => (instance, None, status.managed),
         };
-        self.stop_observed(instance, channel, managed).await
+        let asked = format!("stop asked by {}", logs::mark::caller());
+        self.stop_observed(instance, channel, managed, &asked).await
     }
 
     /// A channel to the endpoint the record names, when it can be had.
@@ -126,12 +127,15 @@ impl ServiceManager {
     }
 
     /// Run the stop sequence against the observed `instance` (and its
-    /// endpoint `channel`). Call under `spawn.lock`.
+    /// endpoint `channel`). `asked` says who asked and why, for the
+    /// service's log (and a kit service's shutdown request). Call under
+    /// `spawn.lock`.
     pub(super) async fn stop_observed(
         &self,
         instance: Option<Instance>,
         channel: Option<Channel>,
         managed: bool,
+        asked: &str,
     ) -> Result<StopOutcome> {
         let handle = match instance {
             Some(instance) => match ProcessHandle::open(instance) {
@@ -157,12 +161,14 @@ impl ServiceManager {
         for step in self.stop_steps(managed) {
             match (step, &channel, &handle) {
                 (StopStep::Rpc, Some(channel), _) => {
+                    self.note_stop_step(pid, step, last, managed, asked);
                     tracing::info!("asking the service to shut down over gRPC");
-                    if let Err(e) = self.ask_to_shut_down(managed, channel.clone()).await {
+                    if let Err(e) = self.ask_to_shut_down(managed, channel.clone(), asked).await {
                         tracing::debug!("graceful shutdown request failed: {e}");
                     }
                 }
                 (StopStep::Signal(signal), _, Some(handle)) => {
+                    self.note_stop_step(pid, step, last, managed, asked);
                     if !send_stop_signal(handle, signal, group)? {
                         return Ok(StopOutcome::Stopped {
                             how: step.method(),
@@ -184,6 +190,36 @@ impl ServiceManager {
             }
         }
         Err(self.still_running_error(handle.as_ref(), last))
+    }
+
+    /// Say in the service's log that `step` is about to be taken, and why:
+    /// who `asked`, for the first step; how long the service outlived the
+    /// step before (`previous`), for a later one.
+    fn note_stop_step(
+        &self,
+        pid: Option<u32>,
+        step: StopStep,
+        previous: Option<StopStep>,
+        managed: bool,
+        asked: &str,
+    ) {
+        let whom = pid.map_or("the service".to_string(), |pid| format!("pid {pid}"));
+        let why = match previous {
+            None => asked.to_string(),
+            Some(previous) => format!(
+                "still running {:?} after {}",
+                self.step_wait(previous, managed),
+                previous.describe()
+            ),
+        };
+        logs::mark::append(
+            &self.paths.log_file(),
+            &format!(
+                "stopping {whom} at {} with {}: {why}",
+                logs::mark::now(),
+                step.describe()
+            ),
+        );
     }
 
     /// How long to wait for an exit after `step` before the next one.
@@ -247,16 +283,19 @@ impl ServiceManager {
         Error::new(ErrorKind::Unresponsive, message)
     }
 
+    /// Ask the service to shut down over gRPC, bounded by
+    /// `stop_timeout_secs`; a kit service logs `reason`.
     pub(super) async fn ask_to_shut_down(
         &self,
         managed: bool,
         channel: Channel,
+        reason: &str,
     ) -> Result<(), tonic::Status> {
         let call = async {
             if managed {
                 ControlClient::new(channel)
                     .shutdown(control::ShutdownRequest {
-                        reason: "stop requested by an spfs-autostart client".into(),
+                        reason: reason.to_string(),
                         // Leave a quarter of our wait for the exit itself, so
                         // a service finishing calls is not taken for one
                         // that ignored the request.

@@ -80,7 +80,11 @@ impl ServiceManager {
                 return Err(version_mismatch(want, &have, true));
             }
             tracing::info!("service reports version {have}, want {want}: restarting it");
-            self.stop_observed(instance, Some(channel), status.managed)
+            let asked = format!(
+                "restart asked by {}, which wants version {want}, not {have}",
+                logs::mark::caller()
+            );
+            self.stop_observed(instance, Some(channel), status.managed, &asked)
                 .await?;
             let status = match self.observe(true, true).await? {
                 Observation::Absent { orphaned_lock } => self

@@ -14,6 +14,7 @@
 //! among them, ever shows them raw.
 
 mod follow;
+pub(crate) mod mark;
 mod rotate;
 
 pub use follow::{LogFollower, follow};

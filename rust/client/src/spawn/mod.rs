@@ -44,9 +44,6 @@ pub(crate) use wait::still_held;
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
 
-/// How the line the spawner writes into the log before each run begins.
-pub(crate) const RUN_HEADER: &str = "--- spfs-autostart: starting ";
-
 /// A started service, not yet known to be ready.
 ///
 /// The service is started by a double fork: our direct child (the

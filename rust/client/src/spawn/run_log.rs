@@ -6,11 +6,10 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::RUN_HEADER;
 use crate::Paths;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::logs;
+use crate::logs::{self, mark};
 
 /// The service's log for this run: rotated if due, opened for appending
 /// (never through a symbolic link), with the run's header line written.
@@ -100,7 +99,8 @@ fn open_file(log_path: &Path) -> Result<File> {
 }
 
 /// Write this run's header line (the command line, each word quoted only
-/// when it must be); why it could not be, for the caller to tell.
+/// when it must be, when, and for whom); why it could not be, for the
+/// caller to tell.
 fn write_header(
     log: &mut File,
     log_path: &Path,
@@ -110,60 +110,33 @@ fn write_header(
     // One header per run: where a run starts, and how many spawns happened.
     let command_line: Vec<String> = std::iter::once(program.display().to_string())
         .chain(args.iter().cloned())
-        .map(|word| header_word(&word))
+        .map(|word| mark::word(&word))
         .collect();
+    let header = mark::line(&format!(
+        "starting {} at {}, asked by {}",
+        command_line.join(" "),
+        mark::now(),
+        mark::caller()
+    ));
     // A header that cannot be written means the service's output is lost
     // too (a full disk): it still starts, and the caller is told.
-    writeln!(log, "{RUN_HEADER}{} ---", command_line.join(" "))
-        .err()
-        .map(|e| {
-            tracing::warn!("cannot write {}: {e}", log_path.display());
-            if e.raw_os_error() == Some(libc::EFBIG) {
-                // Not the disk: the user's file size limit, which ends
-                // a service that writes past it (SIGXFSZ).
-                return format!(
-                    "its log {} could not be written ({e}: the file size limit, `ulimit \
+    log.write_all(header.as_bytes()).err().map(|e| {
+        tracing::warn!("cannot write {}: {e}", log_path.display());
+        if e.raw_os_error() == Some(libc::EFBIG) {
+            // Not the disk: the user's file size limit, which ends
+            // a service that writes past it (SIGXFSZ).
+            return format!(
+                "its log {} could not be written ({e}: the file size limit, `ulimit \
                      -f`), so the service runs without one, unless the limit ends it \
                      (SIGXFSZ); raise the limit, or remove the log",
-                    log_path.display()
-                );
-            }
-            format!(
-                "its log {} could not be written ({e}), so the service runs without one; \
+                log_path.display()
+            );
+        }
+        format!(
+            "its log {} could not be written ({e}), so the service runs without one; \
                  free space there or choose another log dir with log_dir (or \
                  SPFS_AUTOSTART_LOG_DIR)",
-                log_path.display()
-            )
-        })
-}
-
-/// One word of the log header's command line, quoted (as a Rust string
-/// literal, with escapes) when it is empty or holds a space, a quote, a
-/// backslash or a control character, so the words can be told apart and a
-/// newline cannot forge a log line.
-fn header_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && !word
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'));
-    if plain {
-        word.to_string()
-    } else {
-        format!("{word:?}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::header_word;
-
-    #[test]
-    fn the_log_headers_words_are_quoted_only_when_they_must_be() {
-        assert_eq!(header_word("service"), "service");
-        assert_eq!(header_word("/spfs"), "/spfs");
-        assert_eq!(header_word("two words"), "\"two words\"");
-        assert_eq!(header_word(""), "\"\"");
-        assert_eq!(header_word("a\nb"), "\"a\\nb\"");
-        assert_eq!(header_word("it's"), "\"it's\"");
-    }
+            log_path.display()
+        )
+    })
 }

@@ -131,8 +131,13 @@ impl Child {
                     if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
                         return Ok(probe);
                     }
-                    self.ask_to_end().await;
                     let pid = self.pid;
+                    logs::mark::append(&self.log_file, &format!(
+                        "ending pid {pid} at {}: not ready within {:.1}s",
+                        logs::mark::now(),
+                        (deadline - started).as_secs_f64()
+                    ));
+                    self.ask_to_end().await;
                     self.kill();
                     // A plain daemon names itself nowhere, so it cannot be
                     // ended safely: said, with how to find it.
@@ -326,7 +331,7 @@ impl Child {
             .log_excerpt()
             .tail
             .iter()
-            .all(|line| line.starts_with(RUN_HEADER));
+            .all(|line| line.starts_with(logs::mark::PREFIX));
         let why = if self.log_unwritable.is_some() {
             // The hint says why the log is empty.
             "its output could not be logged"
