@@ -141,6 +141,39 @@ typedef int32_t spfs_autostart_result;
 #endif // __cplusplus
 
 /**
+ * How `spfs_autostart_stop_how` found the service ended. An `int32_t` in C.
+ */
+enum spfs_autostart_stop_method
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing was running; nothing was done.
+   */
+  SPFS_AUTOSTART_STOP_METHOD_NOT_RUNNING = 0,
+  /**
+   * It shut down when asked: over RPC, or by its graceful signal.
+   */
+  SPFS_AUTOSTART_STOP_METHOD_GRACEFUL = 1,
+  /**
+   * A signal that is not its graceful exit ended it (SIGTERM).
+   */
+  SPFS_AUTOSTART_STOP_METHOD_TERMINATED = 2,
+  /**
+   * It had to be killed with SIGKILL.
+   */
+  SPFS_AUTOSTART_STOP_METHOD_KILLED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum spfs_autostart_stop_method spfs_autostart_stop_method;
+#else
+typedef int32_t spfs_autostart_stop_method;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What kind of fix a remedy is. The values are stable: new kinds are only
  * ever added. An `int32_t` in C.
  */
@@ -415,8 +448,8 @@ spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mgr,
 /**
  * Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it
  * is gone. On success `*stopped_out` is 1 when a service was stopped and 0
- * when none was running. `mgr` and `stopped_out` must not be NULL; `err`
- * may be.
+ * when none was running (`spfs_autostart_stop_how` also says how it
+ * ended). `mgr` and `stopped_out` must not be NULL; `err` may be.
  *
  * # Safety
  * `mgr` is NULL or a live manager; `stopped_out` and `err` are NULL or
@@ -425,6 +458,22 @@ spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mgr,
 spfs_autostart_result spfs_autostart_stop(const struct spfs_autostart *mgr,
                                           int *stopped_out,
                                           struct spfs_autostart_error **err);
+
+/**
+ * Stop the service, as `spfs_autostart_stop`, and say how it ended: on
+ * success `*how_out` is `SPFS_AUTOSTART_STOP_METHOD_NOT_RUNNING` (0) when
+ * none was running, else the step that ended it (`GRACEFUL`, `TERMINATED`
+ * or `KILLED`; a service terminated or killed may have left things behind,
+ * spfs-fuse-macos its mount). `mgr` and `how_out` must not be NULL; `err`
+ * may be.
+ *
+ * # Safety
+ * `mgr` is NULL or a live manager; `how_out` and `err` are NULL or valid
+ * for writes.
+ */
+spfs_autostart_result spfs_autostart_stop_how(const struct spfs_autostart *mgr,
+                                              spfs_autostart_stop_method *how_out,
+                                              struct spfs_autostart_error **err);
 
 /**
  * The last `n` lines of the service log, oldest first; works when the

@@ -148,6 +148,10 @@ static void test_null_parameters(struct spfs_autostart *mgr) {
     CHECK_CODE(spfs_autostart_stop(NULL, &stopped, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
     CHECK_CODE(spfs_autostart_stop(mgr, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
     CHECK(stopped == 42);
+    spfs_autostart_stop_method how = 42;
+    CHECK_CODE(spfs_autostart_stop_how(NULL, &how, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK_CODE(spfs_autostart_stop_how(mgr, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
+    CHECK(how == 42);
 
     CHECK_CODE(spfs_autostart_tail_logs(NULL, 5, &lines, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
     CHECK_CODE(spfs_autostart_tail_logs(mgr, 5, NULL, NULL), SPFS_AUTOSTART_RESULT_NULL_PARAMETER);
@@ -476,6 +480,17 @@ static int test_cycle(const char *program) {
     CHECK(stopped == 1);
     CHECK_CODE(spfs_autostart_stop(mgr, &stopped, NULL), SPFS_AUTOSTART_RESULT_OK);
     CHECK(stopped == 0);
+
+    /* How a stop ended: graceful for a kit service, which shuts down when
+       asked; NOT_RUNNING once nothing runs. */
+    CHECK_CODE(spfs_autostart_ensure(mgr, &status, NULL), SPFS_AUTOSTART_RESULT_OK);
+    spfs_autostart_status_free(status);
+    status = NULL;
+    spfs_autostart_stop_method how = -1;
+    CHECK_CODE(spfs_autostart_stop_how(mgr, &how, NULL), SPFS_AUTOSTART_RESULT_OK);
+    CHECK(how == SPFS_AUTOSTART_STOP_METHOD_GRACEFUL);
+    CHECK_CODE(spfs_autostart_stop_how(mgr, &how, NULL), SPFS_AUTOSTART_RESULT_OK);
+    CHECK(how == SPFS_AUTOSTART_STOP_METHOD_NOT_RUNNING);
 
     CHECK_CODE(spfs_autostart_status(mgr, &status, NULL), SPFS_AUTOSTART_RESULT_OK);
     CHECK(spfs_autostart_status_state(status) == SPFS_AUTOSTART_STATE_STOPPED);

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -93,6 +94,41 @@ def test_async_calls_from_asyncio(service):
     assert any(l.id == lease.id for l in leased.leases)
     assert released is True
     assert outcome == sa.StopOutcome.STOPPED
+
+
+def test_stop_report_says_how_the_service_ended(service, tmp_path):
+    mgr = service.manager()
+    pid = run(mgr.ensure()).pid
+    report = run(mgr.stop_report())
+    assert report == sa.StopReport(
+        outcome=sa.StopOutcome.STOPPED, how=sa.StopMethod.GRACEFUL, pid=pid
+    ), report
+    assert run(mgr.stop_report()) == sa.StopReport(
+        outcome=sa.StopOutcome.NOT_RUNNING, how=None, pid=None
+    )
+
+    # The stand-in as upstream's spfs-fuse-macos, stopped by SIGTERM alone:
+    # it dies at once and leaves its mount behind, and the report says so.
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "plain.toml"
+    conf.write_text('stop_sequence = ["SIGTERM"]\n')
+    plain = service.manager(
+        config_file=str(conf),
+        args=["--plain", "service", str(mnt)],
+        endpoint=f"tcp://127.0.0.1:{port}",
+    )
+    pid = run(plain.ensure()).pid
+    report = run(plain.stop_report())
+    assert (report.outcome, report.how, report.pid) == (
+        sa.StopOutcome.STOPPED,
+        sa.StopMethod.TERMINATED,
+        pid,
+    ), report
+    assert (mnt / ".spfs-reference-service.mounted").exists(), "killed, it cleaned up nothing"
 
 
 def test_idle_exit_gives_the_deadline_or_why_there_is_none(service):

@@ -889,6 +889,13 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func stop() async throws  -> StopOutcome
     
     /**
+     * Stop the service, as `stop`, and say how it ended: which step ended
+     * it (a service that had to be terminated or killed may have left
+     * things behind: spfs-fuse-macos its mount) and its pid.
+     */
+    func stopReport() async throws  -> StopReport
+    
+    /**
      * The last `n` lines of the service log, oldest first; at most its
      * last 4 MiB are read, however large `n` is.
      */
@@ -1127,6 +1134,27 @@ open func stop()async throws  -> StopOutcome  {
             completeFunc: ffi_spfs_autostart_rust_future_complete_rust_buffer,
             freeFunc: ffi_spfs_autostart_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeStopOutcome_lift,
+            errorHandler: FfiConverterTypeServiceError_lift
+        )
+}
+    
+    /**
+     * Stop the service, as `stop`, and say how it ended: which step ended
+     * it (a service that had to be terminated or killed may have left
+     * things behind: spfs-fuse-macos its mount) and its pid.
+     */
+open func stopReport()async throws  -> StopReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_spfs_autostart_fn_method_servicemanager_stop_report(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_spfs_autostart_rust_future_poll_rust_buffer,
+            completeFunc: ffi_spfs_autostart_rust_future_complete_rust_buffer,
+            freeFunc: ffi_spfs_autostart_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeStopReport_lift,
             errorHandler: FfiConverterTypeServiceError_lift
         )
 }
@@ -2306,6 +2334,85 @@ public func FfiConverterTypeServiceStatus_lower(_ value: ServiceStatus) -> RustB
 
 
 /**
+ * How `stop` ended, in full: `ServiceManager::stop_report`.
+ */
+public struct StopReport: Equatable, Hashable {
+    /**
+     * Whether a service was stopped.
+     */
+    public var outcome: StopOutcome
+    /**
+     * The step that ended it; `None` exactly when nothing was running.
+     */
+    public var how: StopMethod?
+    /**
+     * The process that was stopped, when it was known.
+     */
+    public var pid: UInt32?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Whether a service was stopped.
+         */outcome: StopOutcome, 
+        /**
+         * The step that ended it; `None` exactly when nothing was running.
+         */how: StopMethod?, 
+        /**
+         * The process that was stopped, when it was known.
+         */pid: UInt32?) {
+        self.outcome = outcome
+        self.how = how
+        self.pid = pid
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StopReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStopReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StopReport {
+        return
+            try StopReport(
+                outcome: FfiConverterTypeStopOutcome.read(from: &buf), 
+                how: FfiConverterOptionTypeStopMethod.read(from: &buf), 
+                pid: FfiConverterOptionUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StopReport, into buf: inout [UInt8]) {
+        FfiConverterTypeStopOutcome.write(value.outcome, into: &buf)
+        FfiConverterOptionTypeStopMethod.write(value.how, into: &buf)
+        FfiConverterOptionUInt32.write(value.pid, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopReport_lift(_ buf: RustBuffer) throws -> StopReport {
+    return try FfiConverterTypeStopReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopReport_lower(_ value: StopReport) -> RustBuffer {
+    return FfiConverterTypeStopReport.lower(value)
+}
+
+
+/**
  * How bad a doctor finding is.
  */
 
@@ -3166,6 +3273,95 @@ public func FfiConverterTypeServiceState_lower(_ value: ServiceState) -> RustBuf
 
 
 /**
+ * The step of the stop sequence that ended the service.
+ */
+
+public enum StopMethod: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * It shut down when asked: over RPC, or by its graceful signal
+     * (SIGINT for spfs-fuse-macos).
+     */
+    case graceful
+    /**
+     * A signal that is not its graceful exit ended it (SIGTERM): it had not
+     * exited within the stop timeout, or `stop_sequence` starts there. A
+     * service ended this way may leave things behind (spfs-fuse-macos its
+     * mount).
+     */
+    case terminated
+    /**
+     * It had to be killed with SIGKILL, and could clean up nothing.
+     */
+    case killed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension StopMethod: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStopMethod: FfiConverterRustBuffer {
+    typealias SwiftType = StopMethod
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StopMethod {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .graceful
+        
+        case 2: return .terminated
+        
+        case 3: return .killed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: StopMethod, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .graceful:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .terminated:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .killed:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopMethod_lift(_ buf: RustBuffer) throws -> StopMethod {
+    return try FfiConverterTypeStopMethod.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopMethod_lower(_ value: StopMethod) -> RustBuffer {
+    return FfiConverterTypeStopMethod.lower(value)
+}
+
+
+
+/**
  * How `stop` ended.
  */
 
@@ -3330,6 +3526,30 @@ fileprivate struct FfiConverterOptionTypeIdleExit: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeIdleExit.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeStopMethod: FfiConverterRustBuffer {
+    typealias SwiftType = StopMethod?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStopMethod.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStopMethod.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3615,6 +3835,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 64545) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop_report() != 14751) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {

@@ -87,8 +87,8 @@ public final class MenuModel {
         defer { state.busy = false }
         userRequestedStop = true
         do {
-            _ = try await service.stop()
-            state.lastError = nil
+            let result = try await service.stop()
+            state.lastError = MenuMessage.uncleanStop(result)
             policy.reset()
             let snapshot = try await service.status()
             receive(snapshot)

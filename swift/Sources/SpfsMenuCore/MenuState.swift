@@ -21,6 +21,26 @@ public struct MenuMessage: Sendable, Equatable {
             title: failure.title, message: failure.message, hints: failure.hints,
             logTail: failure.logTail)
     }
+
+    /// What the user should know after a Stop that worked: nothing for a graceful one; for a
+    /// service that had to be ended by force, that it cleaned up nothing (spfs-fuse-macos
+    /// leaves its mount behind), and where to look.
+    static func uncleanStop(_ result: StopResult) -> MenuMessage? {
+        let what: String
+        switch result {
+        case .notRunning, .stopped(.graceful):
+            return nil
+        case .stopped(.terminated):
+            what = "It did not exit when asked, so it was ended with SIGTERM."
+        case .stopped(.killed):
+            what = "It did not exit when asked or on SIGTERM, so it was killed (SIGKILL)."
+        }
+        return MenuMessage(
+            title: "The service did not stop cleanly",
+            message: what
+                + " It may have left things behind: spfs-fuse-macos leaves its mount in place."
+                + " The log shows what it was doing.")
+    }
 }
 
 /// One label/value line of the status details.

@@ -102,8 +102,20 @@ public struct ServiceSnapshot: Sendable, Equatable {
 
 /// What `stop()` found.
 public enum StopResult: Sendable, Equatable {
-    case stopped
+    /// It was running and has stopped, by this step of the stop sequence.
+    case stopped(StopHow)
     case notRunning
+}
+
+/// The step of the stop sequence that ended the service.
+public enum StopHow: Sendable, Equatable {
+    /// It shut down when asked (over RPC, or by its graceful signal).
+    case graceful
+    /// A signal that is not its graceful exit ended it (SIGTERM): it may have left things
+    /// behind (spfs-fuse-macos its mount).
+    case terminated
+    /// It had to be killed with SIGKILL and could clean up nothing.
+    case killed
 }
 
 /// An error from the service library, with what the user needs to act on it.

@@ -66,9 +66,12 @@ public final class LiveServiceClient: ServiceClient {
 
     public func stop() async throws -> StopResult {
         do {
-            switch try await manager.stop() {
-            case .stopped: return .stopped
-            case .notRunning: return .notRunning
+            // `how` is nil exactly when nothing was running.
+            switch try await manager.stopReport().how {
+            case nil: return .notRunning
+            case .graceful?: return .stopped(.graceful)
+            case .terminated?: return .stopped(.terminated)
+            case .killed?: return .stopped(.killed)
             }
         } catch {
             throw Self.failure(error)

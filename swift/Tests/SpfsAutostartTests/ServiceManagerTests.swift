@@ -237,7 +237,9 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         XCTAssertNotNil(snapshot.pid)
         XCTAssertEqual(snapshot.idleExit, .never, "idleTimeoutSecs 0")
         let stopped = try await client.stop()
-        XCTAssertEqual(stopped, .stopped)
+        XCTAssertEqual(stopped, .stopped(.graceful), "a kit service shuts down when asked")
+        let again = try await client.stop()
+        XCTAssertEqual(again, .notRunning)
     }
 
     @MainActor

@@ -41,7 +41,7 @@ final class FakeService: ServiceClient {
         duringStop?()
         for _ in 0..<stopYields { await Task.yield() }
         let result: Result<StopResult, ServiceFailure> =
-            stopResults.isEmpty ? .success(.stopped) : stopResults.removeFirst()
+            stopResults.isEmpty ? .success(.stopped(.graceful)) : stopResults.removeFirst()
         if case .success = result { statusResult = .success(.stopped) }
         return try result.get()
     }

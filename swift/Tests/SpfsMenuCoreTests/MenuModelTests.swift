@@ -37,6 +37,29 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testAStopThatHadToForceTheServiceSaysItMayHaveLeftItsMount() async {
+        for how in [StopHow.terminated, .killed] {
+            let h = Harness()
+            h.service.statusResult = .success(.running)
+            await h.model.refresh()
+            h.service.stopResults = [.success(.stopped(how))]
+            await h.model.stop()
+            XCTAssertEqual(h.model.state.stateKind, .stopped)
+            let message = h.model.state.lastError
+            XCTAssertEqual(message?.title, "The service did not stop cleanly", "\(how)")
+            XCTAssertTrue(message?.message.contains("mount") ?? false, "\(how)")
+            XCTAssertTrue(
+                message?.message.contains(how == .killed ? "SIGKILL" : "SIGTERM") ?? false,
+                "\(how)")
+            XCTAssertTrue(h.notifier.posted.isEmpty, "the user asked for the stop")
+        }
+        let h = Harness()
+        h.service.stopResults = [.success(.notRunning)]
+        await h.model.stop()
+        XCTAssertNil(h.model.state.lastError)
+    }
+
+    @MainActor
     func testDiagnoseStoresTheReportAsLinesWithFixesAndHintsAndStartsNothing() async {
         let h = Harness()
         h.service.diagnoseResult = .success(

@@ -12,7 +12,7 @@ use tokio::task::{JoinError, JoinHandle};
 use super::feeds::report;
 use super::{
     DoctorReport, Lease, LogObserver, ServiceConfig, ServiceError, ServiceStatus, StatusObserver,
-    StopOutcome, TaskHandle,
+    StopOutcome, StopReport, TaskHandle,
 };
 use crate::feed;
 use crate::process::PerProcess;
@@ -133,10 +133,17 @@ impl ServiceManager {
 
     /// Stop the service: graceful, then SIGTERM, then SIGKILL.
     pub async fn stop(&self) -> Result<StopOutcome, ServiceError> {
+        Ok(self.stop_report().await?.outcome)
+    }
+
+    /// Stop the service, as `stop`, and say how it ended: which step ended
+    /// it (a service that had to be terminated or killed may have left
+    /// things behind: spfs-fuse-macos its mount) and its pid.
+    pub async fn stop_report(&self) -> Result<StopReport, ServiceError> {
         let core = self.core()?;
         on_runtime(async move { core.stop().await })
             .await
-            .map(StopOutcome::from)
+            .map(StopReport::from)
     }
 
     /// The service's status, without starting it.

@@ -19,4 +19,6 @@ pub use doctor::{DoctorFinding, DoctorReport, DoctorSeverity};
 pub use error::{Remedy, ServiceError};
 pub use feeds::{LogObserver, StatusObserver, TaskHandle, stop_all_feeds};
 pub use manager::{ServiceManager, version};
-pub use status::{IdleExit, Lease, Mount, ServiceState, ServiceStatus, StopOutcome};
+pub use status::{
+    IdleExit, Lease, Mount, ServiceState, ServiceStatus, StopMethod, StopOutcome, StopReport,
+};

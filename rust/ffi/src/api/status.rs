@@ -101,6 +101,32 @@ pub enum StopOutcome {
     NotRunning,
 }
 
+/// The step of the stop sequence that ended the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum StopMethod {
+    /// It shut down when asked: over RPC, or by its graceful signal
+    /// (SIGINT for spfs-fuse-macos).
+    Graceful,
+    /// A signal that is not its graceful exit ended it (SIGTERM): it had not
+    /// exited within the stop timeout, or `stop_sequence` starts there. A
+    /// service ended this way may leave things behind (spfs-fuse-macos its
+    /// mount).
+    Terminated,
+    /// It had to be killed with SIGKILL, and could clean up nothing.
+    Killed,
+}
+
+/// How `stop` ended, in full: `ServiceManager::stop_report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct StopReport {
+    /// Whether a service was stopped.
+    pub outcome: StopOutcome,
+    /// The step that ended it; `None` exactly when nothing was running.
+    pub how: Option<StopMethod>,
+    /// The process that was stopped, when it was known.
+    pub pid: Option<u32>,
+}
+
 impl From<spfs_autostart_core::State> for ServiceState {
     fn from(s: spfs_autostart_core::State) -> Self {
         use spfs_autostart_core::State as S;
@@ -168,11 +194,24 @@ impl From<spfs_autostart_core::Status> for ServiceStatus {
     }
 }
 
-impl From<spfs_autostart_core::StopOutcome> for StopOutcome {
+impl From<spfs_autostart_core::StopOutcome> for StopReport {
     fn from(o: spfs_autostart_core::StopOutcome) -> Self {
+        use spfs_autostart_core::StopMethod as M;
         match o {
-            spfs_autostart_core::StopOutcome::Stopped { .. } => StopOutcome::Stopped,
-            spfs_autostart_core::StopOutcome::NotRunning => StopOutcome::NotRunning,
+            spfs_autostart_core::StopOutcome::Stopped { how, pid } => StopReport {
+                outcome: StopOutcome::Stopped,
+                how: Some(match how {
+                    M::Graceful => StopMethod::Graceful,
+                    M::Terminated => StopMethod::Terminated,
+                    M::Killed => StopMethod::Killed,
+                }),
+                pid,
+            },
+            spfs_autostart_core::StopOutcome::NotRunning => StopReport {
+                outcome: StopOutcome::NotRunning,
+                how: None,
+                pid: None,
+            },
         }
     }
 }

@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 // The type only: the function of the same name is defined here.
-use super::status::spfs_autostart_status;
+use super::status::{spfs_autostart_status, spfs_autostart_stop_method};
 use super::{
     borrow, boundary, give, guard, out_ptr, spfs_autostart_error, spfs_autostart_result,
     spfs_autostart_string_array, take, utf8,
 };
-use crate::api::{ServiceStatus, StopOutcome};
+use crate::api::{ServiceStatus, StopReport};
 use crate::process::PerProcess;
 use crate::runtime::{block_on, on_a_thread_of_its_own, runtime_here};
 
@@ -148,8 +148,8 @@ unsafe fn status_call(
 
 /// Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it
 /// is gone. On success `*stopped_out` is 1 when a service was stopped and 0
-/// when none was running. `mgr` and `stopped_out` must not be NULL; `err`
-/// may be.
+/// when none was running (`spfs_autostart_stop_how` also says how it
+/// ended). `mgr` and `stopped_out` must not be NULL; `err` may be.
 ///
 /// # Safety
 /// `mgr` is NULL or a live manager; `stopped_out` and `err` are NULL or
@@ -161,15 +161,48 @@ pub unsafe extern "C" fn spfs_autostart_stop(
     err: *mut *mut spfs_autostart_error,
 ) -> spfs_autostart_result {
     boundary(err, || {
-        // SAFETY: the caller's contract.
-        let mgr = unsafe { borrow(mgr, "mgr") }?;
         let stopped_out = out_ptr(stopped_out, "stopped_out")?;
-        let core = mgr.core.get()?;
-        let outcome = StopOutcome::from(block_on(move || async move { core.stop().await })?);
+        let how = stop_how(mgr)?;
         // SAFETY: `stopped_out` was checked.
-        unsafe { *stopped_out = c_int::from(outcome == StopOutcome::Stopped) };
+        unsafe { *stopped_out = c_int::from(how != spfs_autostart_stop_method::NotRunning) };
         Ok(())
     })
+}
+
+/// Stop the service, as `spfs_autostart_stop`, and say how it ended: on
+/// success `*how_out` is `SPFS_AUTOSTART_STOP_METHOD_NOT_RUNNING` (0) when
+/// none was running, else the step that ended it (`GRACEFUL`, `TERMINATED`
+/// or `KILLED`; a service terminated or killed may have left things behind,
+/// spfs-fuse-macos its mount). `mgr` and `how_out` must not be NULL; `err`
+/// may be.
+///
+/// # Safety
+/// `mgr` is NULL or a live manager; `how_out` and `err` are NULL or valid
+/// for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_stop_how(
+    mgr: *const spfs_autostart,
+    how_out: *mut spfs_autostart_stop_method,
+    err: *mut *mut spfs_autostart_error,
+) -> spfs_autostart_result {
+    boundary(err, || {
+        let how_out = out_ptr(how_out, "how_out")?;
+        let how = stop_how(mgr)?;
+        // SAFETY: `how_out` was checked.
+        unsafe { *how_out = how };
+        Ok(())
+    })
+}
+
+/// Stop the service of `mgr` (NULL or a live manager) and say how.
+fn stop_how(
+    mgr: *const spfs_autostart,
+) -> Result<spfs_autostart_stop_method, spfs_autostart_error> {
+    // SAFETY: the callers' contract.
+    let mgr = unsafe { borrow(mgr, "mgr") }?;
+    let core = mgr.core.get()?;
+    let report = StopReport::from(block_on(move || async move { core.stop().await })?);
+    Ok(spfs_autostart_stop_method::from(report.how))
 }
 
 /// The last `n` lines of the service log, oldest first; works when the
