@@ -38,11 +38,12 @@ pub(crate) fn now() -> String {
 /// The process asking, as the log names it: its program's file name and
 /// its pid (`spfs-autostart (pid 812)`, the menu-bar app's `SpfsMenu (pid 90)`).
 pub(crate) fn caller() -> String {
+    // Without its path (no /proc in a chroot), the pid alone names it.
     let name = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "an unnamed program".into());
-    format!("{} (pid {})", word(&name), std::process::id())
+        .and_then(|exe| exe.file_name().map(|n| word(&n.to_string_lossy())))
+        .unwrap_or_else(|| "a program".into());
+    format!("{name} (pid {})", std::process::id())
 }
 
 /// One word from outside (a program, an argument, a caller's name) for a
