@@ -149,15 +149,35 @@ pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding
         .filter(|a| !a.starts_with('-'))
         .last()
         .map_or("/spfs", String::as_str);
-    if Path::new(mountpoint).is_dir() {
-        findings.push(finding(
+    findings.push(mountpoint_finding(
+        mountpoint,
+        std::fs::metadata(mountpoint),
+    ));
+}
+
+/// The finding for the mountpoint the service is given, from what looking
+/// at it `found`. Only a mountpoint that is not there gets the advice to make
+/// one: one that cannot be read is most likely the mount a killed service
+/// left behind (spfs-fuse-macos killed by SIGTERM or SIGKILL leaves it).
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn mountpoint_finding(mountpoint: &str, found: std::io::Result<std::fs::Metadata>) -> Finding {
+    match found {
+        Ok(meta) if meta.is_dir() => finding(
             "mountpoint",
             Severity::Ok,
             format!("{mountpoint} exists"),
             None,
-        ));
-    } else {
-        findings.push(finding(
+        ),
+        Ok(_) => finding(
+            "mountpoint",
+            Severity::Problem,
+            format!("{mountpoint} is not a directory"),
+            Some(format!(
+                "the service mounts its filesystem on a directory: move what is at \
+                 {mountpoint} away, then add `spfs` to /etc/synthetic.conf and reboot"
+            )),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => finding(
             "mountpoint",
             Severity::Problem,
             format!("{mountpoint} does not exist"),
@@ -166,7 +186,17 @@ pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding
                  setup-spfs-mount` does this)"
                     .into(),
             ),
-        ));
+        ),
+        Err(e) => finding(
+            "mountpoint",
+            Severity::Problem,
+            format!("{mountpoint} cannot be read: {e}"),
+            Some(format!(
+                "if the service was stopped by force or crashed, this is most likely the \
+                 mount it left behind: unmount it with `umount {mountpoint}` (`diskutil \
+                 unmount force {mountpoint}` when it is busy), then start the service again"
+            )),
+        ),
     }
 }
 
@@ -321,4 +351,44 @@ fn unwritable(dir: &Path) -> Option<String> {
 #[allow(clippy::useless_conversion)]
 fn free_bytes(fs: &nix::sys::statvfs::Statvfs) -> u64 {
     u64::from(fs.blocks_available()) * u64::from(fs.fragment_size())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_missing_mountpoint_is_told_to_be_made_and_an_unreadable_one_to_be_unmounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let there = dir.path().display().to_string();
+        let ok = mountpoint_finding(&there, std::fs::metadata(dir.path()));
+        assert_eq!((ok.severity, ok.fix), (Severity::Ok, None));
+
+        let missing = dir.path().join("spfs");
+        let missing = mountpoint_finding("/spfs", std::fs::metadata(&missing));
+        assert_eq!(missing.severity, Severity::Problem);
+        assert_eq!(missing.summary, "/spfs does not exist");
+        assert!(missing.fix.unwrap().contains("/etc/synthetic.conf"));
+
+        // What a mount whose filesystem process is gone answers (macFUSE:
+        // "Device not configured"; Linux FUSE: "not connected").
+        for errno in [libc::ENXIO, libc::ENOTCONN, libc::EIO] {
+            let dead = mountpoint_finding("/spfs", Err(std::io::Error::from_raw_os_error(errno)));
+            assert_eq!(dead.severity, Severity::Problem, "{errno}");
+            assert!(
+                dead.summary.starts_with("/spfs cannot be read: "),
+                "{}",
+                dead.summary
+            );
+            let fix = dead.fix.unwrap();
+            assert!(fix.contains("umount /spfs"), "{fix}");
+            assert!(!fix.contains("synthetic.conf"), "{fix}");
+        }
+
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let not_dir = mountpoint_finding("/spfs", std::fs::metadata(&file));
+        assert_eq!(not_dir.severity, Severity::Problem);
+        assert_eq!(not_dir.summary, "/spfs is not a directory");
+    }
 }
