@@ -140,19 +140,28 @@ pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding
             ),
         ));
     }
-    // `service [--listen ADDR] [MOUNTPOINT]`: the last word that is no option.
-    let args = &manager.config().args;
-    let mountpoint = args
-        .iter()
-        .skip_while(|a| a.as_str() != "service")
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .last()
-        .map_or("/spfs", String::as_str);
+    let mountpoint = service_mountpoint(&manager.config().args);
     findings.push(mountpoint_finding(
         mountpoint,
         std::fs::metadata(mountpoint),
     ));
+}
+
+/// The mountpoint in spfs-fuse-macos's `service [--stop] [--listen ADDR]
+/// [MOUNTPOINT]`: the last word after `service` that is neither an option
+/// nor `--listen`'s value; `/spfs` when there is none.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn service_mountpoint(args: &[String]) -> &str {
+    let mut words = args.iter().skip_while(|a| a.as_str() != "service").skip(1);
+    let mut mountpoint = "/spfs";
+    while let Some(word) = words.next() {
+        if word == "--listen" {
+            words.next();
+        } else if !word.starts_with('-') {
+            mountpoint = word;
+        }
+    }
+    mountpoint
 }
 
 /// The finding for the mountpoint the service is given, from what looking
@@ -356,6 +365,27 @@ fn free_bytes(fs: &nix::sys::statvfs::Statvfs) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mountpoint_is_the_last_word_after_service_that_is_no_option_or_its_value() {
+        let mountpoint = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            service_mountpoint(&args).to_string()
+        };
+        assert_eq!(mountpoint(&["service", "/spfs"]), "/spfs");
+        assert_eq!(mountpoint(&["service"]), "/spfs");
+        assert_eq!(mountpoint(&[]), "/spfs");
+        assert_eq!(
+            mountpoint(&["service", "/mnt/x", "--listen", "127.0.0.1:1"]),
+            "/mnt/x"
+        );
+        assert_eq!(mountpoint(&["service", "--listen", "127.0.0.1:1"]), "/spfs");
+        assert_eq!(
+            mountpoint(&["service", "--listen=127.0.0.1:1", "/mnt/y"]),
+            "/mnt/y"
+        );
+        assert_eq!(mountpoint(&["-v", "service", "--stop", "/mnt/z"]), "/mnt/z");
+    }
 
     #[test]
     fn only_a_missing_mountpoint_is_told_to_be_made_and_an_unreadable_one_to_be_unmounted() {
