@@ -119,9 +119,14 @@ fn first_line(mut pipe: std::process::ChildStdout, deadline: Instant) -> Vec<u8>
     line
 }
 
+/// How long looking at the mountpoint may take: a FUSE mount whose service
+/// is suspended or stuck answers nothing until macFUSE gives up on it (a
+/// minute by default).
+const MOUNTPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// macFUSE installed, and the mountpoint the service is given present.
 #[cfg(target_os = "macos")]
-pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+pub(super) async fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding>) {
     let fs = Path::new("/Library/Filesystems/macfuse.fs");
     if fs.is_dir() {
         findings.push(finding(
@@ -140,11 +145,26 @@ pub(super) fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<Finding
             ),
         ));
     }
-    let mountpoint = service_mountpoint(&manager.config().args);
-    findings.push(mountpoint_finding(
-        mountpoint,
-        std::fs::metadata(mountpoint),
-    ));
+    let mountpoint = service_mountpoint(&manager.config().args).to_string();
+    let path = mountpoint.clone();
+    let found = within(MOUNTPOINT_TIMEOUT, move || std::fs::metadata(path)).await;
+    findings.push(mountpoint_finding(&mountpoint, found));
+}
+
+/// What `look` returns, unless it takes longer than `timeout`. It runs on a
+/// thread of its own, not the runtime's blocking pool: a look stuck in the
+/// kernel (a hung mount) must hold up neither the caller nor the runtime's
+/// shutdown, and the thread ends whenever the kernel lets it.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+async fn within<T: Send + 'static>(
+    timeout: Duration,
+    look: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(look());
+    });
+    tokio::time::timeout(timeout, rx).await.ok()?.ok()
 }
 
 /// The mountpoint in spfs-fuse-macos's `service [--stop] [--listen ADDR]
@@ -168,8 +188,30 @@ fn service_mountpoint(args: &[String]) -> &str {
 /// at it `found`. Only a mountpoint that is not there gets the advice to make
 /// one: one that cannot be read is most likely the mount a killed service
 /// left behind (spfs-fuse-macos killed by SIGTERM or SIGKILL leaves it).
+/// `None`: it did not answer within [`MOUNTPOINT_TIMEOUT`].
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
-fn mountpoint_finding(mountpoint: &str, found: std::io::Result<std::fs::Metadata>) -> Finding {
+fn mountpoint_finding(
+    mountpoint: &str,
+    found: Option<std::io::Result<std::fs::Metadata>>,
+) -> Finding {
+    let Some(found) = found else {
+        return finding(
+            "mountpoint",
+            Severity::Problem,
+            format!(
+                "{mountpoint} did not answer within {}s: the filesystem mounted there hangs",
+                MOUNTPOINT_TIMEOUT.as_secs()
+            ),
+            Some(format!(
+                "its service is suspended or stuck: stop the service and start it again; if \
+                 the mount stays, unmount it with `diskutil unmount force {mountpoint}`"
+            )),
+        )
+        .with_remedies([
+            Remedy::Run(crate::remedy::Operation::Stop),
+            Remedy::Run(crate::remedy::Operation::Ensure),
+        ]);
+    };
     match found {
         Ok(meta) if meta.is_dir() => finding(
             "mountpoint",
@@ -391,11 +433,11 @@ mod tests {
     fn only_a_missing_mountpoint_is_told_to_be_made_and_an_unreadable_one_to_be_unmounted() {
         let dir = tempfile::tempdir().unwrap();
         let there = dir.path().display().to_string();
-        let ok = mountpoint_finding(&there, std::fs::metadata(dir.path()));
+        let ok = mountpoint_finding(&there, Some(std::fs::metadata(dir.path())));
         assert_eq!((ok.severity, ok.fix), (Severity::Ok, None));
 
         let missing = dir.path().join("spfs");
-        let missing = mountpoint_finding("/spfs", std::fs::metadata(&missing));
+        let missing = mountpoint_finding("/spfs", Some(std::fs::metadata(&missing)));
         assert_eq!(missing.severity, Severity::Problem);
         assert_eq!(missing.summary, "/spfs does not exist");
         assert!(missing.fix.unwrap().contains("/etc/synthetic.conf"));
@@ -403,7 +445,8 @@ mod tests {
         // What a mount whose filesystem process is gone answers (macFUSE:
         // "Device not configured"; Linux FUSE: "not connected").
         for errno in [libc::ENXIO, libc::ENOTCONN, libc::EIO] {
-            let dead = mountpoint_finding("/spfs", Err(std::io::Error::from_raw_os_error(errno)));
+            let dead =
+                mountpoint_finding("/spfs", Some(Err(std::io::Error::from_raw_os_error(errno))));
             assert_eq!(dead.severity, Severity::Problem, "{errno}");
             assert!(
                 dead.summary.starts_with("/spfs cannot be read: "),
@@ -417,8 +460,41 @@ mod tests {
 
         let file = dir.path().join("a-file");
         std::fs::write(&file, "").unwrap();
-        let not_dir = mountpoint_finding("/spfs", std::fs::metadata(&file));
+        let not_dir = mountpoint_finding("/spfs", Some(std::fs::metadata(&file)));
         assert_eq!(not_dir.severity, Severity::Problem);
         assert_eq!(not_dir.summary, "/spfs is not a directory");
+
+        let hung = mountpoint_finding("/spfs", None);
+        assert_eq!(hung.severity, Severity::Problem);
+        assert!(
+            hung.summary.contains("did not answer within 2s"),
+            "{}",
+            hung.summary
+        );
+        assert_eq!(
+            hung.remedies,
+            [
+                Remedy::Run(crate::remedy::Operation::Stop),
+                Remedy::Run(crate::remedy::Operation::Ensure)
+            ]
+        );
+    }
+
+    /// A look that hangs (as `stat` on a hung FUSE mount does) is given up
+    /// at the timeout, and one that answers is waited for.
+    #[tokio::test]
+    async fn a_look_that_hangs_is_given_up_at_the_timeout() {
+        let started = std::time::Instant::now();
+        let hung = within(Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(30));
+        })
+        .await;
+        assert_eq!(hung, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(within(Duration::from_secs(10), || 7).await, Some(7));
     }
 }

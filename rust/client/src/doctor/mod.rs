@@ -106,7 +106,7 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     });
     let mut looked = Vec::new();
     #[cfg(target_os = "macos")]
-    check_macfuse(manager, &mut looked);
+    check_macfuse(manager, &mut looked).await;
     let state_ok = check_state_dir(manager, &mut looked);
     check_log_dir(manager, &mut looked);
     let status = if state_ok {
