@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Finding, Severity, finding};
 use crate::client::ServiceManager;
 use crate::config::Config;
-use crate::remedy::Remedy;
+use crate::remedy::{Operation, Remedy};
 
 /// How long the program's `--version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -207,10 +207,7 @@ fn mountpoint_finding(
                  the mount stays, unmount it with `diskutil unmount force {mountpoint}`"
             )),
         )
-        .with_remedies([
-            Remedy::Run(crate::remedy::Operation::Stop),
-            Remedy::Run(crate::remedy::Operation::Ensure),
-        ]);
+        .with_remedies([Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)]);
     };
     match found {
         Ok(meta) if meta.is_dir() => finding(
@@ -473,10 +470,7 @@ mod tests {
         );
         assert_eq!(
             hung.remedies,
-            [
-                Remedy::Run(crate::remedy::Operation::Stop),
-                Remedy::Run(crate::remedy::Operation::Ensure)
-            ]
+            [Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)]
         );
     }
 
