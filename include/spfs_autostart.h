@@ -23,8 +23,8 @@
  *   runtime and connections on first use.
  * - Supported language standards: C99 and newer, C++11 and newer (the
  *   header uses `//` comments, trailing enum commas and <stdint.h>).
- *   The result, state, idle-exit, remedy and operation enums have a
- *   fixed width: they are int32_t.
+ *   The result, state, idle-exit, stop-method, remedy and operation
+ *   enums have a fixed width: they are int32_t.
  */
 #if defined(__cplusplus)
 #  if __cplusplus < 201103L && !defined(_MSC_VER)

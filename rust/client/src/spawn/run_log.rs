@@ -127,15 +127,15 @@ fn write_header(
             // a service that writes past it (SIGXFSZ).
             return format!(
                 "its log {} could not be written ({e}: the file size limit, `ulimit \
-                     -f`), so the service runs without one, unless the limit ends it \
-                     (SIGXFSZ); raise the limit, or remove the log",
+                 -f`), so the service runs without one, unless the limit ends it \
+                 (SIGXFSZ); raise the limit, or remove the log",
                 log_path.display()
             );
         }
         format!(
             "its log {} could not be written ({e}), so the service runs without one; \
-                 free space there or choose another log dir with log_dir (or \
-                 SPFS_AUTOSTART_LOG_DIR)",
+             free space there or choose another log dir with log_dir (or \
+             SPFS_AUTOSTART_LOG_DIR)",
             log_path.display()
         )
     })

@@ -1,17 +1,18 @@
 //! `struct spfs_autostart`: the manager handle and the calls that act on
-//! the service (ensure, status, stop, tail the log).
+//! the service (ensure, status, stop, tail the log), and the stop-method
+//! enum.
 
 use std::ffi::{c_char, c_int};
 use std::path::Path;
 use std::sync::Arc;
 
 // The type only: the function of the same name is defined here.
-use super::status::{spfs_autostart_status, spfs_autostart_stop_method};
+use super::status::spfs_autostart_status;
 use super::{
     borrow, boundary, give, guard, out_ptr, spfs_autostart_error, spfs_autostart_result,
     spfs_autostart_string_array, take, utf8,
 };
-use crate::api::{ServiceStatus, StopReport};
+use crate::api::{ServiceStatus, StopMethod, StopReport};
 use crate::process::PerProcess;
 use crate::runtime::{block_on, on_a_thread_of_its_own, runtime_here};
 
@@ -144,6 +145,31 @@ unsafe fn status_call(
         unsafe { give(out, ServiceStatus::from(status).into()) };
         Ok(())
     })
+}
+
+/// How `spfs_autostart_stop_how` found the service ended. An `int32_t` in C.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum spfs_autostart_stop_method {
+    /// Nothing was running; nothing was done.
+    NotRunning = 0,
+    /// It shut down when asked: over RPC, or by its graceful signal.
+    Graceful = 1,
+    /// A signal that is not its graceful exit ended it (SIGTERM).
+    Terminated = 2,
+    /// It had to be killed with SIGKILL.
+    Killed = 3,
+}
+
+impl From<Option<StopMethod>> for spfs_autostart_stop_method {
+    fn from(how: Option<StopMethod>) -> Self {
+        match how {
+            None => spfs_autostart_stop_method::NotRunning,
+            Some(StopMethod::Graceful) => spfs_autostart_stop_method::Graceful,
+            Some(StopMethod::Terminated) => spfs_autostart_stop_method::Terminated,
+            Some(StopMethod::Killed) => spfs_autostart_stop_method::Killed,
+        }
+    }
 }
 
 /// Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it

@@ -6,7 +6,7 @@ use std::ffi::{CString, c_char, c_int};
 use std::ptr;
 
 use super::{c_string, guard, opt_str, spfs_autostart_string_array, take};
-use crate::api::{IdleExit, ServiceState, ServiceStatus, StopMethod};
+use crate::api::{IdleExit, ServiceState, ServiceStatus};
 
 /// The state of the service. An `int32_t` in C.
 #[repr(i32)]
@@ -43,31 +43,6 @@ pub enum spfs_autostart_idle_exit {
     NotWhileLeased = 3,
     /// Not while a call is in flight.
     NotWhileBusy = 4,
-}
-
-/// How `spfs_autostart_stop_how` found the service ended. An `int32_t` in C.
-#[repr(i32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum spfs_autostart_stop_method {
-    /// Nothing was running; nothing was done.
-    NotRunning = 0,
-    /// It shut down when asked: over RPC, or by its graceful signal.
-    Graceful = 1,
-    /// A signal that is not its graceful exit ended it (SIGTERM).
-    Terminated = 2,
-    /// It had to be killed with SIGKILL.
-    Killed = 3,
-}
-
-impl From<Option<StopMethod>> for spfs_autostart_stop_method {
-    fn from(how: Option<StopMethod>) -> Self {
-        match how {
-            None => spfs_autostart_stop_method::NotRunning,
-            Some(StopMethod::Graceful) => spfs_autostart_stop_method::Graceful,
-            Some(StopMethod::Terminated) => spfs_autostart_stop_method::Terminated,
-            Some(StopMethod::Killed) => spfs_autostart_stop_method::Killed,
-        }
-    }
 }
 
 /// A status report. Free it with `spfs_autostart_status_free`; the strings
