@@ -132,6 +132,22 @@ fn program() -> String {
     )
 }
 
+/// What to look at after a stop that had to end the service by a signal:
+/// it did not shut down, so it may have left things behind (spfs-fuse-macos
+/// leaves its mount, which only `doctor` on macOS checks).
+pub fn after_forced_stop() -> String {
+    let program = program();
+    let doctor = if cfg!(target_os = "macos") {
+        format!(", and `{program} doctor` whether its mount is left behind")
+    } else {
+        String::new()
+    };
+    format!(
+        "a service ended by a signal may have left things behind (spfs-fuse-macos leaves its \
+         mount); `{program} logs` shows what it was doing{doctor}"
+    )
+}
+
 /// What a user of this CLI types to do what `remedy` names; `None` when
 /// the CLI has no way of its own (the message already names the key).
 pub fn for_remedy(remedy: &Remedy) -> Option<String> {

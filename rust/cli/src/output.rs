@@ -148,7 +148,11 @@ pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
              timeout, or stop_sequence starts with that signal)\n"
         }
         Some(StopMethod::Killed) => "stopped (it had to be killed with SIGKILL)\n",
-    })
+    })?;
+    if matches!(how, Some(StopMethod::Terminated | StopMethod::Killed)) {
+        let _ = writeln!(io::stderr(), "hint: {}", hint::after_forced_stop());
+    }
+    Ok(())
 }
 
 /// Print one log line.

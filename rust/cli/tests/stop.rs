@@ -138,3 +138,37 @@ fn a_stopping_mark_left_by_a_dead_client_does_not_change_the_next_stop() {
     assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
     assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
 }
+
+/// A stop that had to end the service by a signal says so, and says where
+/// to look for what it may have left behind; a graceful stop says neither.
+#[test]
+fn a_forced_stop_says_where_to_look_and_a_graceful_one_does_not() {
+    let port = free_port();
+    let mut sb = plain_service(port, &[]).with("stop_sequence", vec!["SIGTERM"]);
+    let pid = pid_of(&sb.ensure());
+    let out = sb.run(&["stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("stopped (terminated by a signal"),
+        "{text}"
+    );
+    let hint = stderr(&out);
+    assert!(hint.starts_with("hint: "), "{hint}");
+    assert!(
+        hint.contains(&as_run(
+            &sb,
+            "`spfs-autostart logs` shows what it was doing"
+        )),
+        "{hint}"
+    );
+    assert!(!alive(pid));
+
+    sb.set("stop_sequence", vec!["shutdown", "SIGINT"]);
+    let pid = pid_of(&sb.ensure());
+    let out = sb.run(&["stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stopped\n");
+    assert_eq!(stderr(&out), "", "no hint after a graceful stop");
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+}
