@@ -446,7 +446,7 @@ spfs_autostart_result spfs_autostart_status(const struct spfs_autostart *mgr,
                                             struct spfs_autostart_error **err);
 
 /**
- * Stop the service (graceful, then SIGTERM, then SIGKILL); blocks until it
+ * Stop the service (its stop sequence, graceful first, SIGKILL last); blocks until it
  * is gone. On success `*stopped_out` is 1 when a service was stopped and 0
  * when none was running (`spfs_autostart_stop_how` also says how it
  * ended). `mgr` and `stopped_out` must not be NULL; `err` may be.

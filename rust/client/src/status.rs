@@ -159,7 +159,8 @@ pub enum StopOutcome {
 pub enum StopMethod {
     /// It shut down when asked over RPC.
     Graceful,
-    /// It exited on SIGTERM.
+    /// A signal that is not its graceful exit ended it: SIGTERM, or another
+    /// that `stop_sequence` names.
     Terminated,
     /// It had to be SIGKILLed.
     Killed,

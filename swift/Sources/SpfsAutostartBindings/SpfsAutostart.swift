@@ -884,7 +884,7 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func status() async throws  -> ServiceStatus
     
     /**
-     * Stop the service: graceful, then SIGTERM, then SIGKILL.
+     * Stop the service: its stop sequence, graceful first, SIGKILL last.
      */
     func stop() async throws  -> StopOutcome
     
@@ -1120,7 +1120,7 @@ open func status()async throws  -> ServiceStatus  {
 }
     
     /**
-     * Stop the service: graceful, then SIGTERM, then SIGKILL.
+     * Stop the service: its stop sequence, graceful first, SIGKILL last.
      */
 open func stop()async throws  -> StopOutcome  {
     return
@@ -3834,7 +3834,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_status() != 63747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 64545) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_stop() != 2535) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_stop_report() != 14751) {

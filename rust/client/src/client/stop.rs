@@ -40,8 +40,8 @@ impl StopStep {
 }
 
 impl ServiceManager {
-    /// Stop the service: the steps of [`Self::stop_steps`] (a graceful RPC,
-    /// then SIGTERM, then SIGKILL), each bounded by `stop_timeout`. Never
+    /// Stop the service: the steps of [`Self::stop_steps`] (graceful first,
+    /// SIGKILL last), each bounded by `stop_timeout`. Never
     /// starts anything; a service that is not running is success. It waits
     /// for a start in progress to finish, then acts only on the instance it
     /// observed: every signal goes to that very process (a pidfd on Linux,

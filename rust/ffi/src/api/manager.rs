@@ -131,7 +131,7 @@ impl ServiceManager {
             .map(ServiceStatus::from)
     }
 
-    /// Stop the service: graceful, then SIGTERM, then SIGKILL.
+    /// Stop the service: its stop sequence, graceful first, SIGKILL last.
     pub async fn stop(&self) -> Result<StopOutcome, ServiceError> {
         Ok(self.stop_report().await?.outcome)
     }
