@@ -307,3 +307,56 @@ fn an_unusable_home_is_not_replaced_by_another_directory() {
         );
     }
 }
+
+/// What macOS's temp cleaner (`dirhelper`, daily) does to the user's temp
+/// dir, where the default state dir is: every regular file it can lock
+/// (`flock`, exclusive, not waiting) is removed. It also needs the file
+/// unread for 3 days, which every file here is taken to be.
+fn clean_like_dirhelper(dir: &std::path::Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !std::fs::symlink_metadata(&path).unwrap().is_file() {
+            continue;
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        if file.try_lock().is_ok() {
+            std::fs::remove_file(&path).unwrap();
+            removed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// A service that has run for days loses its record and `spawn.lock` to
+/// macOS's temp cleaner (nothing reads them on `ensure`'s path); its
+/// `instance.lock`, held, and its socket stay. The service is still found
+/// by `ensure` (no second one starts), named by `status`, and ended by
+/// `stop`: the lock is the truth, the record only advice. Both kinds: a kit
+/// service on its Unix socket, and a plain one on TCP, as spfs-fuse-macos.
+#[test]
+fn a_running_service_survives_the_macos_temp_cleaner() {
+    for (plain, sb) in [
+        (false, Sandbox::new()),
+        (true, plain_service(free_port(), &[])),
+    ] {
+        let pid = pid_of(&sb.ensure());
+        assert_eq!(
+            clean_like_dirhelper(&sb.state_dir()),
+            ["service.json", "spawn.lock"],
+            "plain {plain}: what the cleaner takes"
+        );
+        assert_eq!(pid_of(&sb.ensure()), pid, "plain {plain}: the same service");
+        assert_eq!(sb.pids(), [pid], "plain {plain}: no second service");
+        let status = sb.status();
+        assert_eq!(status["state"], "running", "plain {plain}: {status}");
+        assert_eq!(pid_of(&status), pid, "plain {plain}: {status}");
+        assert_eq!(sb.ok(&["stop"]).trim(), "stopped", "plain {plain}");
+        assert!(
+            wait_for(std::time::Duration::from_secs(10), || !alive(pid)),
+            "plain {plain}: still running"
+        );
+        assert_eq!(sb.status()["state"], "stopped", "plain {plain}");
+    }
+}
