@@ -81,8 +81,32 @@ public final class MenuModel {
         await ensureService(userInitiated: true)
     }
 
-    /// The user pressed Stop. Never notifies: the user asked for it.
+    /// The user pressed Stop. A service that runtimes use (its mounts, its leases) is not
+    /// stopped at once: the menu asks first (`state.stopConfirmation`), and `confirmStop()`
+    /// stops it. Never notifies: the user asked for it.
     public func stop() async {
+        if state.busy { return }
+        if let question = MenuMessage.stopInUse(state.service) {
+            state.stopConfirmation = question
+            return
+        }
+        await stopNow()
+    }
+
+    /// The user answered the question `stop()` asked: stop it all the same.
+    public func confirmStop() async {
+        guard state.stopConfirmation != nil, !state.busy else { return }
+        state.stopConfirmation = nil
+        await stopNow()
+    }
+
+    /// The user answered the question `stop()` asked: leave the service running.
+    public func cancelStop() {
+        state.stopConfirmation = nil
+    }
+
+    /// Stops the service, and says so if it had to be forced.
+    private func stopNow() async {
         guard beginAction() else { return }
         defer { state.busy = false }
         userRequestedStop = true
@@ -165,6 +189,11 @@ public final class MenuModel {
         }
         if snapshot.state != state.service?.state {
             reloadLogs()
+        }
+        if state.stopConfirmation != nil {
+            // The question follows the service: who uses it now, or none once nothing does
+            // (or it stopped), and then Stop stops at once.
+            state.stopConfirmation = MenuMessage.stopInUse(snapshot)
         }
         state.service = snapshot
         lastSnapshotAt = now

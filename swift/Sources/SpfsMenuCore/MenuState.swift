@@ -41,6 +41,27 @@ public struct MenuMessage: Sendable, Equatable {
                 + " It may have left things behind: spfs-fuse-macos leaves its mount in place."
                 + " The log shows what it was doing.")
     }
+
+    /// The question to ask before stopping a service that runtimes use: who uses it (each
+    /// runtime it mounted for, each other process that holds a lease), and what stopping it
+    /// does to them. `nil` when nothing uses it, or nothing is known of it.
+    static func stopInUse(_ snapshot: ServiceSnapshot?) -> MenuMessage? {
+        guard let snapshot else { return nil }
+        var users = snapshot.mounts.map { mount in
+            mount.runtimeName.isEmpty
+                ? "pid \(mount.rootPid)" : "\(mount.runtimeName) (pid \(mount.rootPid))"
+        }
+        let mounted = Set(snapshot.mounts.map(\.rootPid))
+        for lease in snapshot.leases where !mounted.contains(lease.pid) {
+            users.append(lease.label.isEmpty ? "pid \(lease.pid)" : "\(lease.label) (pid \(lease.pid))")
+        }
+        if users.isEmpty { return nil }
+        let count = users.count == 1 ? "1 runtime" : "\(users.count) runtimes"
+        return MenuMessage(
+            title: "Stop the service while it is in use?",
+            message: "In use by \(count): \(users.joined(separator: ", "))."
+                + " Stopping it takes it away from them: an SPFS runtime loses its filesystem.")
+    }
 }
 
 /// One label/value line of the status details.
@@ -73,6 +94,9 @@ public struct MenuState: Sendable, Equatable {
     public var recentLogs: [String] = []
     /// The last "Diagnose..." report, until the user dismisses it.
     public var diagnosis: DiagnosisReport?
+    /// Stop was pressed while runtimes use the service: the question shown until the user
+    /// answers it (`MenuModel.confirmStop`, `cancelStop`) or the service stops by itself.
+    public var stopConfirmation: MenuMessage?
 
     public init() {}
 

@@ -31,7 +31,7 @@ final class FakeService: ServiceClient {
     func ensure() async throws -> ServiceSnapshot {
         ensureCalls += 1
         let result: Result<ServiceSnapshot, ServiceFailure> =
-            ensureResults.isEmpty ? .success(.running) : ensureResults.removeFirst()
+            ensureResults.isEmpty ? .success(.idle) : ensureResults.removeFirst()
         if case .success(let snapshot) = result { statusResult = .success(snapshot) }
         return try result.get()
     }
@@ -145,6 +145,13 @@ extension ServiceSnapshot {
         state: .running, pid: 4242, version: "0.1.0", endpoint: "unix:///tmp/s.sock",
         uptimeSecs: 3725, logFile: "/tmp/spfs-autostart-test/service.log",
         leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")], idleExit: .notWhileLeased)
+    /// Running, and used by nobody: Stop stops it at once.
+    static var idle: ServiceSnapshot {
+        var snapshot = running
+        snapshot.leases = []
+        snapshot.idleExit = .after(secs: 1800)
+        return snapshot
+    }
     static let stopping = ServiceSnapshot(state: .stopping, pid: 4242)
     /// Running, and up for a second only (as in a crash loop).
     static var justStarted: ServiceSnapshot {

@@ -27,7 +27,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.service.ensureResults = [.failure(ServiceFailure(title: "Not ready in time", message: "slow"))]
         await h.model.start()
         XCTAssertNotNil(h.model.state.lastError)
-        h.service.statusResult = .success(.running)
+        h.service.statusResult = .success(.idle)
         await h.model.refresh()
         await h.model.stop()
         XCTAssertEqual(h.service.stopCalls, 1)
@@ -40,7 +40,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     func testAStopThatHadToForceTheServiceSaysItMayHaveLeftItsMount() async {
         for how in [StopHow.terminated, .killed] {
             let h = Harness()
-            h.service.statusResult = .success(.running)
+            h.service.statusResult = .success(.idle)
             await h.model.refresh()
             h.service.stopResults = [.success(.stopped(how))]
             await h.model.stop()
@@ -57,6 +57,63 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.service.stopResults = [.success(.notRunning)]
         await h.model.stop()
         XCTAssertNil(h.model.state.lastError)
+    }
+
+    /// Stop pressed while runtimes use the service asks first, naming them; nothing is
+    /// stopped until the user confirms, and Cancel leaves it running.
+    @MainActor
+    func testStopAsksFirstWhenRuntimesUseTheService() async {
+        let h = Harness()
+        var inUse = ServiceSnapshot.running  // leased by "spfs shell" (pid 77)
+        inUse.mounts = [
+            ServiceMount(runtimeName: "rt-1", rootPid: 42, editable: true, envSpec: "base"),
+            ServiceMount(runtimeName: "", rootPid: 43, editable: false, envSpec: "-"),
+        ]
+        inUse.leases.append(ServiceLease(id: 2, pid: 42, label: "rt-1's lease"))
+        h.model.receive(inUse)
+        await h.model.stop()
+        XCTAssertEqual(h.service.stopCalls, 0)
+        let question = h.model.state.stopConfirmation
+        XCTAssertEqual(question?.title, "Stop the service while it is in use?")
+        XCTAssertTrue(
+            question?.message.hasPrefix(
+                "In use by 3 runtimes: rt-1 (pid 42), pid 43, spfs shell (pid 77).") ?? false,
+            question?.message ?? "no question")
+        XCTAssertEqual(h.model.state.stateKind, .running)
+
+        h.model.cancelStop()
+        XCTAssertNil(h.model.state.stopConfirmation)
+        XCTAssertEqual(h.service.stopCalls, 0)
+
+        await h.model.stop()
+        XCTAssertNotNil(h.model.state.stopConfirmation)
+        await h.model.confirmStop()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertNil(h.model.state.stopConfirmation)
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+        XCTAssertTrue(h.notifier.posted.isEmpty, "the user asked for the stop")
+    }
+
+    /// The question follows the service while it is shown: it names who uses it now, and
+    /// goes once the service stops by itself, when confirming stops nothing.
+    @MainActor
+    func testTheStopQuestionFollowsTheService() async {
+        let h = Harness()
+        var twoUsers = ServiceSnapshot.running
+        twoUsers.leases.append(ServiceLease(id: 2, pid: 78, label: ""))
+        h.model.receive(twoUsers)
+        await h.model.stop()
+        XCTAssertTrue(
+            h.model.state.stopConfirmation?.message.contains("2 runtimes") ?? false)
+        h.model.receive(.running)
+        XCTAssertTrue(
+            h.model.state.stopConfirmation?.message.contains("1 runtime: spfs shell (pid 77)")
+                ?? false,
+            h.model.state.stopConfirmation?.message ?? "no question")
+        h.model.receive(.stopped)
+        XCTAssertNil(h.model.state.stopConfirmation)
+        await h.model.confirmStop()
+        XCTAssertEqual(h.service.stopCalls, 0)
     }
 
     @MainActor

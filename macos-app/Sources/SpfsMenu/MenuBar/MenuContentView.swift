@@ -20,6 +20,13 @@ struct MenuContentView: View {
             }
             StatusDetailsView(rows: model.state.detailRows)
             ServiceButtonsView(model: model)
+            if let question = model.state.stopConfirmation {
+                StopConfirmationView(
+                    question: question,
+                    confirm: { Task { await model.confirmStop() } },
+                    cancel: { model.cancelStop() }
+                )
+            }
             if let report = model.state.diagnosis {
                 DiagnosisView(report: report, dismiss: { model.dismissDiagnosis() })
             }
@@ -68,6 +75,30 @@ struct ServiceButtonsView: View {
             }
         }
         .disabled(model.state.busy)
+    }
+}
+
+/// The question Stop asks while runtimes use the service, with its two answers.
+struct StopConfirmationView: View {
+    let question: MenuMessage
+    let confirm: @MainActor () -> Void
+    let cancel: @MainActor () -> Void
+
+    var body: some View {
+        VStack(alignment: .leading, spacing: 6) {
+            Text(question.title)
+                .font(.subheadline.bold())
+            Text(question.message)
+                .font(.caption)
+                .fixedSize(horizontal: false, vertical: true)
+            HStack {
+                Button("Stop Anyway", role: .destructive, action: confirm)
+                Button("Cancel", action: cancel)
+                    .keyboardShortcut(.cancelAction)
+            }
+        }
+        .padding(8)
+        .background(.quaternary, in: RoundedRectangle(cornerRadius: 6))
     }
 }
 
