@@ -53,7 +53,8 @@ public struct MenuMessage: Sendable, Equatable {
         }
         let mounted = Set(snapshot.mounts.map(\.rootPid))
         for lease in snapshot.leases where !mounted.contains(lease.pid) {
-            users.append(lease.label.isEmpty ? "pid \(lease.pid)" : "\(lease.label) (pid \(lease.pid))")
+            users.append(
+                lease.label.isEmpty ? "pid \(lease.pid)" : "\(lease.label) (pid \(lease.pid))")
         }
         if users.isEmpty { return nil }
         let count = users.count == 1 ? "1 runtime" : "\(users.count) runtimes"
