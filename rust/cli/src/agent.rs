@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use spfs_autostart::{Error, ErrorKind, ServiceManager};
 use spfs_autostart_agent::{
-    self as launchd, AgentMode, AgentReport, AgentSpec, AgentStatus, Launchctl, UninstallOutcome,
-    UnitFormat,
+    self as launchd, AgentMode, AgentReport, AgentSpec, AgentStatus, Launchctl, SystemRunner,
+    UninstallOutcome, UnitFormat,
 };
 
 use crate::Failure;
@@ -84,7 +84,11 @@ fn home() -> Result<PathBuf, Error> {
 /// Output that cannot be written (a full disk, a closed pipe) is a
 /// failure, as for every other command: a plist redirected into its file
 /// must not be reported written when it was not.
-pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Result<(), Failure> {
+pub async fn run(
+    manager: &ServiceManager,
+    command: AgentCommand,
+    json: bool,
+) -> Result<(), Failure> {
     let spec = |which: &Which, bundle: Option<String>| {
         spfs_autostart::agent_spec::spec_from_config(
             manager.config(),
@@ -123,12 +127,16 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
-            let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
+            let lc = Launchctl::system();
+            stop_the_job_first(manager, &lc, &spec.label).await?;
+            let path = launchd::install(&lc, &spec, &home()?)?;
             print_installed(&mut out, &spec, &path, json)?;
         }
         AgentCommand::Uninstall { label: name } => {
             let name = label(name);
-            let outcome = launchd::uninstall(&Launchctl::system(), &name, &home()?)?;
+            let lc = Launchctl::system();
+            stop_the_job_first(manager, &lc, &name).await?;
+            let outcome = launchd::uninstall(&lc, &name, &home()?)?;
             print_uninstalled(&mut out, &name, &outcome, json)?;
         }
         AgentCommand::Status { label: name } => {
@@ -137,6 +145,29 @@ pub fn run(manager: &ServiceManager, command: AgentCommand, json: bool) -> Resul
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Before launchd ends the job `label` (an install replaces a loaded job, an
+/// uninstall unloads it), the service it runs is stopped its own way:
+/// launchd would end it with SIGTERM, which spfs-fuse-macos does not
+/// handle (it dies leaving its mount behind). A job that is not running, or
+/// runs another process than the service, is left to launchd.
+async fn stop_the_job_first(
+    manager: &ServiceManager,
+    lc: &Launchctl<SystemRunner>,
+    label: &str,
+) -> Result<(), Failure> {
+    if !launchd::supported() {
+        return Ok(());
+    }
+    let pid = match lc.print(label) {
+        Ok(AgentStatus::Loaded(job)) if job.is_running() => job.pid,
+        _ => None,
+    };
+    if let Some(pid) = pid {
+        manager.stop_if_pid(pid).await?;
+    }
     Ok(())
 }
 

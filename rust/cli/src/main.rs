@@ -367,7 +367,7 @@ async fn run_other(command: Command, mut config: Config, json: bool) -> Result<E
         Command::Watch => watch(ServiceManager::new(config)?, json).await,
         Command::Agent(command) => {
             let manager = ServiceManager::new(config)?;
-            agent::run(&manager, command.0, json)?;
+            agent::run(&manager, command.0, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => doctor(ServiceManager::new(config)?, json).await,

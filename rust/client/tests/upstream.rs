@@ -198,6 +198,47 @@ async fn a_plain_service_being_stopped_is_seen_as_stopping_by_others() {
     wait_gone(pid, "the stopped service").await;
 }
 
+/// The service a LaunchAgent runs (started by launchd, not by us: it holds
+/// no lock) is stopped its own way by `stop_if_pid` with the pid launchd
+/// reports, as `agent uninstall` does before `launchctl bootout` would end
+/// it with SIGTERM and leave its mount behind: it unmounts. Any other pid
+/// stops nothing, and nothing running is `None` too.
+#[tokio::test]
+async fn stop_if_pid_stops_the_service_launchd_runs_gracefully_and_nothing_else() {
+    let (sandbox, port, mnt) = upstream();
+    let mut launched = sandbox
+        .command(spfs_autostart_test_support::reference_service())
+        .args(["--plain", "service", &mnt.display().to_string()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .expect("start the service as launchd would");
+    let manager = sandbox.manager();
+    let running = wait_for("the service to answer", WAIT, || async {
+        let now = manager.status().await.ok()?;
+        (now.state == State::Running).then_some(now)
+    })
+    .await;
+    assert_eq!(running.pid, Some(launched.id()), "{running:?}");
+    assert!(mount_marker(&mnt).exists(), "{}", sandbox.log());
+
+    let other = std::process::id();
+    assert_eq!(manager.stop_if_pid(other).await.expect("stop_if_pid"), None);
+    assert_eq!(status(&manager).await.state, State::Running);
+
+    let outcome = manager
+        .stop_if_pid(launched.id())
+        .await
+        .expect("stop_if_pid");
+    assert_graceful(&outcome.expect("stopped"));
+    let exit = launched.wait().expect("its exit");
+    assert!(exit.success(), "its graceful exit: {exit:?}");
+    assert!(!mount_marker(&mnt).exists(), "unmounted");
+    assert_eq!(
+        manager.stop_if_pid(launched.id()).await.expect("again"),
+        None
+    );
+}
+
 /// A lease asked of a plain service (spfs-fuse-macos has no Control
 /// service): refused as unsupported, saying which services take leases, in
 /// one line.

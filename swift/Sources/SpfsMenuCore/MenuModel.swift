@@ -233,11 +233,17 @@ public final class MenuModel {
     }
 
     /// Turns the bundled LaunchAgent that keeps the service running on or off. Turning it off
-    /// lets launchd stop the service: a stop the user asked for, so it does not notify. Only
-    /// when launchd ran it (`enabled`) and it is off now: an agent still waiting for approval
-    /// never ran the service, and a failed unregister stops nothing.
-    public func toggleKeepRunning() {
+    /// stops the service: a stop the user asked for, so it does not notify. Only when launchd
+    /// ran it (`enabled`) and it is off now: an agent still waiting for approval never ran the
+    /// service, and a failed unregister stops nothing. The service is stopped its own way
+    /// first (as Stop does, without asking): unregistering has launchd end it with SIGTERM,
+    /// which spfs-fuse-macos does not handle (it dies leaving its mount behind), and after a
+    /// graceful exit launchd has nothing left to end and does not start it again.
+    public func toggleKeepRunning() async {
         let launchdRanIt = state.keepRunning == .enabled
+        if launchdRanIt, state.primaryActionStops {
+            await stopNow()
+        }
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
         if launchdRanIt, !state.keepRunning.isOn { userRequestedStop = true }
@@ -253,7 +259,7 @@ public final class MenuModel {
     /// Keep service running as a bool, for a toggle.
     public var keepRunningIsOn: Bool {
         get { state.keepRunning.isOn }
-        set { if newValue != state.keepRunning.isOn { toggleKeepRunning() } }
+        set { if newValue != state.keepRunning.isOn { Task { await toggleKeepRunning() } } }
     }
 
     /// Opens System Settings > General > Login Items (to approve a `requiresApproval` item).

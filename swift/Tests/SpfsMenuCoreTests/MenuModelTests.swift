@@ -419,21 +419,23 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
 
     @MainActor
     func testKeepRunningOffThatStopsNothingLeavesADeathNews() async {
-        // Unregistering failed: launchd still runs it, and a death is a crash.
+        // Stopping it first and unregistering both failed: launchd still runs it, and a
+        // death is a crash.
         let h = Harness()
-        h.model.toggleKeepRunning()
+        await h.model.toggleKeepRunning()
         h.keepRunning.unregisterError = TestError()
+        h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
         h.model.receive(.running)
-        h.model.toggleKeepRunning()
+        await h.model.toggleKeepRunning()
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
         // Waiting for approval, launchd never ran it: the app's own service dies unasked.
         let g = Harness()
         g.keepRunning.afterRegister = .requiresApproval
-        g.model.toggleKeepRunning()
+        await g.model.toggleKeepRunning()
         XCTAssertEqual(g.model.state.keepRunning, .requiresApproval)
         g.model.receive(.running)
-        g.model.toggleKeepRunning()
+        await g.model.toggleKeepRunning()
         g.model.receive(.stopped)
         XCTAssertEqual(g.notifier.posted.count, 1)
     }
@@ -441,10 +443,12 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testTurningKeepRunningOffDoesNotNotifyWhenLaunchdStopsTheService() async {
         let h = Harness()
-        h.model.toggleKeepRunning()
+        await h.model.toggleKeepRunning()
         XCTAssertEqual(h.model.state.keepRunning, .enabled)
         h.model.receive(.running)
-        h.model.toggleKeepRunning()
+        // The stop this leads to: launchd's, when the model could not stop it first.
+        h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
+        await h.model.toggleKeepRunning()
         XCTAssertEqual(h.keepRunning.unregisterCalls, 1)
         h.model.receive(.running)
         h.model.receive(.stopped)
@@ -568,7 +572,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertNil(h.model.state.notice)
         // The same for the agent that keeps the service running.
         h.keepRunning.afterRegister = .requiresApproval
-        h.model.toggleKeepRunning()
+        await h.model.toggleKeepRunning()
         XCTAssertNotNil(h.model.state.notice)
     }
 
@@ -591,10 +595,37 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertTrue(h.model.state.lastError?.message.contains(".app") ?? false)
     }
 
+    /// Turning Keep Running off while launchd runs the service stops it its own way first,
+    /// then unregisters (launchd would end it with SIGTERM, leaving spfs-fuse-macos's mount);
+    /// a service that is not running is not stopped, and nothing notifies.
+    @MainActor
+    func testTurningKeepRunningOffStopsTheServiceItsOwnWayFirst() async {
+        let h = Harness()
+        await h.model.toggleKeepRunning()
+        h.model.receive(.running)  // in use: turning the agent off does not ask
+        var unregisteredBeforeTheStop: Bool?
+        h.service.duringStop = { unregisteredBeforeTheStop = h.keepRunning.unregisterCalls > 0 }
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(unregisteredBeforeTheStop, false)
+        XCTAssertEqual(h.keepRunning.unregisterCalls, 1)
+        XCTAssertEqual(h.model.state.keepRunning, .notRegistered)
+        XCTAssertEqual(h.model.state.stateKind, .stopped)
+        XCTAssertNil(h.model.state.stopConfirmation)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+
+        let g = Harness()
+        await g.model.toggleKeepRunning()
+        g.model.receive(.stopped)
+        await g.model.toggleKeepRunning()
+        XCTAssertEqual(g.service.stopCalls, 0)
+        XCTAssertEqual(g.keepRunning.unregisterCalls, 1)
+    }
+
     @MainActor
     func testKeepRunningToggleUsesTheAgentClient() async {
         let h = Harness()
-        h.model.toggleKeepRunning()
+        await h.model.toggleKeepRunning()
         XCTAssertEqual(h.keepRunning.registerCalls, 1)
         XCTAssertEqual(h.launchAtLogin.registerCalls, 0)
         XCTAssertEqual(h.model.state.keepRunning, .enabled)
@@ -726,7 +757,8 @@ extension MenuModelTests {
         XCTAssertEqual(h.launchAtLogin.registerCalls, 1)
         XCTAssertTrue(h.model.launchAtLoginIsOn)
         h.model.keepRunningIsOn = true
-        XCTAssertEqual(h.keepRunning.registerCalls, 1)
+        let registered = await h.settle { h.keepRunning.registerCalls == 1 }
+        XCTAssertTrue(registered)
         XCTAssertTrue(h.model.keepRunningIsOn)
     }
 }

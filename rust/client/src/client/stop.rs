@@ -48,6 +48,29 @@ impl ServiceManager {
     /// a start-time check right before the signal elsewhere), never to a
     /// service started after it looked.
     pub async fn stop(&self) -> Result<StopOutcome> {
+        let outcome = self.stop_chosen(|_| true).await?;
+        Ok(outcome.unwrap_or(StopOutcome::NotRunning))
+    }
+
+    /// Stop the service, as [`Self::stop`], only when it is the process
+    /// `pid`; `None`, with nothing done, when the service is another process
+    /// or none. For a job launchd runs and is about to end (`launchctl
+    /// bootout`: an agent uninstalled or replaced): launchd ends it with
+    /// SIGTERM, which spfs-fuse-macos does not handle (it dies leaving its
+    /// mount behind), so it is stopped its own way first, and launchd has
+    /// nothing left to end.
+    pub async fn stop_if_pid(&self, pid: u32) -> Result<Option<StopOutcome>> {
+        self.stop_chosen(|instance| instance.is_some_and(|i| i.pid == pid))
+            .await
+    }
+
+    /// `stop`, of the instance it observes if `chosen` says so (`None`
+    /// otherwise); a service that is not running is `NotRunning` when
+    /// chosen.
+    async fn stop_chosen(
+        &self,
+        chosen: impl Fn(Option<&Instance>) -> bool,
+    ) -> Result<Option<StopOutcome>> {
         *self.channel.lock().expect("channel mutex") = None;
         // A start in progress ends first (ready or failed); nobody starts
         // one while we stop. Bounded by the longest a spawner may take.
@@ -62,9 +85,17 @@ impl ServiceManager {
             None
         };
         let (instance, channel, managed) = match self.observe(false, true).await? {
-            Observation::Absent { .. } => return Ok(StopOutcome::NotRunning),
-            // Never touched; the fix is the same as for `ensure`.
-            Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+            Observation::Absent { .. } => {
+                return Ok(chosen(None).then_some(StopOutcome::NotRunning));
+            }
+            // Never touched; the fix is the same as for `ensure`. (Not ours,
+            // so not the one a caller chose by its pid either.)
+            Observation::Conflict(what) => {
+                if !chosen(None) {
+                    return Ok(None);
+                }
+                return Err(self.conflict_error(&what));
+            }
             Observation::Serving(status, channel, instance) => {
                 (instance, Some(channel), status.managed)
             }
@@ -75,8 +106,13 @@ impl ServiceManager {
             }
             Observation::Alive(status, instance) => (instance, None, status.managed),
         };
+        if !chosen(instance.as_ref()) {
+            return Ok(None);
+        }
         let asked = format!("stop asked by {}", logs::mark::caller());
-        self.stop_observed(instance, channel, managed, &asked).await
+        self.stop_observed(instance, channel, managed, &asked)
+            .await
+            .map(Some)
     }
 
     /// A channel to the endpoint the record names, when it can be had.
