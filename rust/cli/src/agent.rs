@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use spfs_autostart::{Error, ErrorKind, ServiceManager};
+use spfs_autostart::{Error, ErrorKind, ServiceManager, StopOutcome};
 use spfs_autostart_agent::{
     self as launchd, AgentMode, AgentReport, AgentSpec, AgentStatus, Launchctl, SystemRunner,
     UninstallOutcome, UnitFormat,
@@ -127,10 +127,9 @@ pub async fn run(
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
-            let lc = Launchctl::system();
-            stop_the_job_first(manager, &lc, &spec.label).await?;
-            let path = launchd::install(&lc, &spec, &home()?)?;
-            print_installed(&mut out, &spec, &path, json)?;
+            let stopped = stop_for_launchd(manager).await?;
+            let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
+            print_installed(&mut out, &spec, &path, stopped, json)?;
         }
         AgentCommand::Uninstall { label: name } => {
             let name = label(name);
@@ -148,11 +147,27 @@ pub async fn run(
     Ok(())
 }
 
-/// Before launchd ends the job `label` (an install replaces a loaded job, an
-/// uninstall unloads it), the service it runs is stopped its own way:
-/// launchd would end it with SIGTERM, which spfs-fuse-macos does not
-/// handle (it dies leaving its mount behind). A job that is not running, or
-/// runs another process than the service, is left to launchd.
+/// Before an install, the running service, whoever started it, is stopped
+/// its own way, and its pid returned: from now on launchd runs it. A job
+/// being replaced would be ended by launchd with SIGTERM, which
+/// spfs-fuse-macos does not handle (it dies leaving its mount behind); one
+/// started on demand would keep the port, and launchd's instance would fail
+/// and be started again every 10 s (a kit service's would exit at once, and
+/// nothing would keep the service running).
+async fn stop_for_launchd(manager: &ServiceManager) -> Result<Option<u32>, Failure> {
+    if !launchd::supported() {
+        return Ok(None);
+    }
+    Ok(match manager.stop().await? {
+        StopOutcome::Stopped { pid, .. } => pid,
+        StopOutcome::NotRunning => None,
+    })
+}
+
+/// Before an uninstall, the service the job `label` runs is stopped its own
+/// way: launchd would end it with SIGTERM (see [`stop_for_launchd`]). A job
+/// that is not running, or runs another process than the service, is left
+/// to launchd, and a service started on demand runs on.
 async fn stop_the_job_first(
     manager: &ServiceManager,
     lc: &Launchctl<SystemRunner>,
@@ -219,19 +234,29 @@ fn print_installed(
     out: &mut impl Write,
     spec: &AgentSpec,
     path: &Path,
+    stopped: Option<u32>,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
-        writeln!(out, "{}", json!({ "installed": path, "label": spec.label }))?;
-    } else {
         writeln!(
             out,
-            "installed and loaded {} ({})",
-            spec.label,
-            path.display()
+            "{}",
+            json!({ "installed": path, "label": spec.label, "stopped_pid": stopped })
+        )?;
+        return Ok(());
+    }
+    if let Some(pid) = stopped {
+        writeln!(
+            out,
+            "stopped the running service (pid {pid}): launchd runs it from now on"
         )?;
     }
-    Ok(())
+    writeln!(
+        out,
+        "installed and loaded {} ({})",
+        spec.label,
+        path.display()
+    )
 }
 
 /// `agent uninstall`: whether there was anything to remove.
