@@ -232,21 +232,31 @@ public final class MenuModel {
         state.notice = approvalNotice()
     }
 
-    /// Turns the bundled LaunchAgent that keeps the service running on or off. Turning it off
-    /// stops the service: a stop the user asked for, so it does not notify. Only when launchd
-    /// ran it (`enabled`) and it is off now: an agent still waiting for approval never ran the
-    /// service, and a failed unregister stops nothing. The service is stopped its own way
-    /// first (as Stop does, without asking): unregistering has launchd end it with SIGTERM,
-    /// which spfs-fuse-macos does not handle (it dies leaving its mount behind), and after a
-    /// graceful exit launchd has nothing left to end and does not start it again.
+    /// Turns the bundled LaunchAgent that keeps the service running on or off. Either way a
+    /// running service changes hands, so it is stopped its own way first (as Stop does,
+    /// without asking), a stop the user asked for that does not notify:
+    /// - off, when launchd ran it (`enabled`; an agent still waiting for approval never ran
+    ///   it): unregistering has launchd end it with SIGTERM, which spfs-fuse-macos does not
+    ///   handle (it dies leaving its mount behind); after a graceful exit launchd has nothing
+    ///   left to end and does not start it again;
+    /// - on: launchd starts its own, which cannot listen where one started on demand still
+    ///   does (and would be started again every 10 s). When launchd will not run it after all
+    ///   (approval pending, or registering failed), the service is started on demand again.
     public func toggleKeepRunning() async {
         let launchdRanIt = state.keepRunning == .enabled
-        if launchdRanIt, state.primaryActionStops {
+        let turningOn = !state.keepRunning.isOn
+        let stopFirst = state.primaryActionStops && (launchdRanIt || turningOn)
+        if stopFirst {
             await stopNow()
         }
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
         if launchdRanIt, !state.keepRunning.isOn { userRequestedStop = true }
+        if turningOn, stopFirst, state.keepRunning != .enabled {
+            let why = state.lastError
+            await ensureService(userInitiated: true)
+            if state.lastError == nil { state.lastError = why }
+        }
         state.notice = approvalNotice()
     }
 

@@ -622,6 +622,38 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(g.keepRunning.unregisterCalls, 1)
     }
 
+    /// Turning Keep Running on while a service started on demand runs stops it first, so
+    /// that launchd's can listen; when launchd will not run it yet (approval pending), the
+    /// service is started on demand again.
+    @MainActor
+    func testTurningKeepRunningOnHandsTheRunningServiceToLaunchd() async {
+        let h = Harness()
+        await h.model.start()
+        var registeredBeforeTheStop: Bool?
+        h.service.duringStop = { registeredBeforeTheStop = h.keepRunning.registerCalls > 0 }
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(registeredBeforeTheStop, false)
+        XCTAssertEqual(h.model.state.keepRunning, .enabled)
+        XCTAssertEqual(h.service.ensureCalls, 1, "launchd starts it, not the app")
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+
+        let g = Harness()
+        await g.model.start()
+        g.keepRunning.afterRegister = .requiresApproval
+        await g.model.toggleKeepRunning()
+        XCTAssertEqual(g.service.stopCalls, 1)
+        XCTAssertEqual(g.service.ensureCalls, 2, "on demand again until it is approved")
+        XCTAssertEqual(g.model.state.stateKind, .running)
+        XCTAssertNotNil(g.model.state.notice)
+
+        // Nothing running: nothing to stop or start.
+        let n = Harness()
+        await n.model.toggleKeepRunning()
+        XCTAssertEqual(n.service.stopCalls, 0)
+        XCTAssertEqual(n.service.ensureCalls, 0)
+    }
+
     @MainActor
     func testKeepRunningToggleUsesTheAgentClient() async {
         let h = Harness()
