@@ -157,7 +157,8 @@ pub enum StopOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StopMethod {
-    /// It shut down when asked over RPC.
+    /// It shut down when asked: over RPC, or by its graceful signal (SIGINT
+    /// for spfs-fuse-macos).
     Graceful,
     /// A signal that is not its graceful exit ended it: SIGTERM, or another
     /// that `stop_sequence` names.
