@@ -105,10 +105,15 @@ public final class MenuModel {
         state.stopConfirmation = nil
     }
 
-    /// Stops the service, and says so if it had to be forced.
+    /// Stops the service, as an action of its own.
     private func stopNow() async {
         guard beginAction() else { return }
         defer { state.busy = false }
+        await performStop()
+    }
+
+    /// Stops the service, and says so if it had to be forced; within an action.
+    private func performStop() async {
         userRequestedStop = true
         do {
             let result = try await service.stop()
@@ -243,18 +248,22 @@ public final class MenuModel {
     ///   does (and would be started again every 10 s). When launchd will not run it after all
     ///   (approval pending, or registering failed), the service is started on demand again.
     public func toggleKeepRunning() async {
+        // One action, stop and (un)registering together: a second toggle meanwhile would
+        // unregister while the stop is under way.
+        guard beginAction() else { return }
+        defer { state.busy = false }
         let launchdRanIt = state.keepRunning == .enabled
         let turningOn = !state.keepRunning.isOn
         let stopFirst = state.primaryActionStops && (launchdRanIt || turningOn)
         if stopFirst {
-            await stopNow()
+            await performStop()
         }
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
         if launchdRanIt, !state.keepRunning.isOn { userRequestedStop = true }
         if turningOn, stopFirst, state.keepRunning != .enabled {
             let why = state.lastError
-            await ensureService(userInitiated: true)
+            await performEnsure(userInitiated: true)
             if state.lastError == nil { state.lastError = why }
         }
         state.notice = approvalNotice()
@@ -282,6 +291,11 @@ public final class MenuModel {
     private func ensureService(userInitiated: Bool) async {
         guard beginAction() else { return }
         defer { state.busy = false }
+        await performEnsure(userInitiated: userInitiated)
+    }
+
+    /// Starts the service if needed; within an action.
+    private func performEnsure(userInitiated: Bool) async {
         do {
             let snapshot = try await service.ensure()
             state.lastError = nil

@@ -654,6 +654,24 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(n.service.ensureCalls, 0)
     }
 
+    /// A second toggle while the first still stops the service does nothing: it would
+    /// unregister under the stop, and the first would then register the agent again.
+    @MainActor
+    func testASecondKeepRunningToggleDuringTheFirstDoesNothing() async {
+        let h = Harness()
+        await h.model.toggleKeepRunning()
+        h.model.receive(.running)
+        h.service.stopYields = 5
+        let first = Task { await h.model.toggleKeepRunning() }
+        let second = Task { await h.model.toggleKeepRunning() }
+        await first.value
+        await second.value
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(h.keepRunning.unregisterCalls, 1)
+        XCTAssertEqual(h.keepRunning.registerCalls, 1, "only the first toggle's, before")
+        XCTAssertEqual(h.model.state.keepRunning, .notRegistered)
+    }
+
     @MainActor
     func testKeepRunningToggleUsesTheAgentClient() async {
         let h = Harness()
