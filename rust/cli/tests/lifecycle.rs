@@ -569,8 +569,8 @@ fn a_spawner_killed_mid_start_leaves_no_intermediate_behind() {
 /// `ensure` starts a slow plain service while another process of ours
 /// (spfs's own auto-start) starts one on the same port and serves first:
 /// ours cannot bind there. `ensure` reports the one that serves, as started
-/// outside, and ends its own (which would have died on the taken port);
-/// `stop` then ends the one that served.
+/// outside, and ends its own (which would have died on the taken port),
+/// saying so in the service's log; `stop` then ends the one that served.
 #[test]
 fn a_service_started_elsewhere_during_our_start_is_the_one_reported() {
     let port = free_port();
@@ -593,6 +593,16 @@ fn a_service_started_elsewhere_during_our_start_is_the_one_reported() {
     assert!(
         wait_for(Duration::from_secs(10), || !alive(ours)),
         "ours was left"
+    );
+    let log = sb.log();
+    let ending = format!("--- spfs-autostart: ending pid {ours} at ");
+    let line = log.lines().find(|l| l.starts_with(&ending));
+    assert!(
+        line.is_some_and(|l| l.ends_with(&format!(
+            ": another process serves at tcp://127.0.0.1:{port}, started meanwhile; that one \
+             is used ---"
+        ))),
+        "{log}"
     );
     assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
     assert!(wait_for(Duration::from_secs(10), || matches!(

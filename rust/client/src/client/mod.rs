@@ -246,7 +246,11 @@ impl ServiceManager {
         // other as started outside (or names it a conflict).
         if matches!(probe, Probe::Plain(_)) && !child.may_serve_at(&self.endpoint) {
             tracing::info!("another process serves at {}; ending ours", self.endpoint);
-            drop(child);
+            let why = format!(
+                "another process serves at {}, started meanwhile; that one is used",
+                self.endpoint
+            );
+            child.end(&why).await;
             // Until ours has let go of the lock, a look would take the
             // answer for ours.
             spawn::still_held(&lock_path).await;
@@ -263,8 +267,10 @@ impl ServiceManager {
                 status.warnings.extend(self.elsewhere_warnings());
                 Ok(Some(self.remember(status, channel)))
             }
-            // Dropping the child kills it.
-            Observation::Conflict(what) => Err(self.conflict_error(&what)),
+            Observation::Conflict(what) => {
+                child.end(&what).await;
+                Err(self.conflict_error(&what))
+            }
             _ => Ok(None),
         }
     }

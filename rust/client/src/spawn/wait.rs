@@ -132,13 +132,11 @@ impl Child {
                         return Ok(probe);
                     }
                     let pid = self.pid;
-                    logs::mark::append(&self.log_file, &format!(
-                        "ending pid {pid} at {}: not ready within {:.1}s",
-                        logs::mark::now(),
+                    self.end(&format!(
+                        "not ready within {:.1}s",
                         (deadline - started).as_secs_f64()
-                    ));
-                    self.ask_to_end().await;
-                    self.kill();
+                    ))
+                    .await;
                     // A plain daemon names itself nowhere, so it cannot be
                     // ended safely: said, with how to find it.
                     let left = daemonized && still_held(lock).await;
@@ -158,6 +156,19 @@ impl Child {
                 }
             }
         }
+    }
+
+    /// End a start that will not be used, saying in the service's log when
+    /// and `why`: asked first, as a stop would ([`Child::ask_to_end`]), then
+    /// whatever is left is killed.
+    pub(crate) async fn end(&mut self, why: &str) {
+        if self.pid == 0 {
+            return;
+        }
+        let line = format!("ending pid {} at {}: {why}", self.pid, logs::mark::now());
+        logs::mark::append(&self.log_file, &line);
+        self.ask_to_end().await;
+        self.kill();
     }
 
     /// Ask a service that did not become ready to end, as a stop would:
