@@ -31,6 +31,8 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
         }
     };
     let loaded = matches!(report.agent, AgentStatus::Loaded(_));
+    // A socket-mode agent's socket, said after the agent itself.
+    let mut socket_warning = None;
     let reinstall = [Remedy::Run(Operation::AgentInstall)];
     let (severity, summary, fix, remedies) = match (report.plist_installed, loaded) {
         (false, false) => (
@@ -56,15 +58,17 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
         ),
         (true, true) => {
             let installed = std::fs::read(&report.plist_path).unwrap_or_default();
-            let matches = [AgentMode::Always, AgentMode::Socket]
+            let matched = [AgentMode::Always, AgentMode::Socket]
                 .into_iter()
-                .any(|mode| {
-                    crate::agent_spec::spec_from_config(config, paths, mode, None, None)
-                        .ok()
-                        .and_then(|spec| launchd::launchd_plist(&spec).ok())
-                        .is_some_and(|plist| plist == installed)
-                });
-            if matches {
+                .filter_map(|mode| {
+                    crate::agent_spec::spec_from_config(config, paths, mode, None, None).ok()
+                })
+                .find(|spec| launchd::launchd_plist(spec).is_ok_and(|plist| plist == installed));
+            if let Some(spec) = matched {
+                socket_warning = spec
+                    .socket_path
+                    .as_deref()
+                    .and_then(|socket| socket_finding(socket, std::fs::symlink_metadata(socket)));
                 (
                     Severity::Ok,
                     format!("{DEFAULT_LABEL} is installed and loaded"),
@@ -85,6 +89,40 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
         }
     };
     findings.push(finding("LaunchAgent", severity, summary, fix).with_remedies(remedies));
+    findings.extend(socket_warning);
+}
+
+/// The socket a loaded socket-mode agent has launchd hold, from what looking
+/// at it `found`: nothing to say when it is there; when it is missing
+/// (removed with the temporary dir it is in, which macOS empties at boot, or
+/// by hand), launchd starts nothing on a connection, and `ensure` starts the
+/// service on demand instead.
+fn socket_finding(socket: &Path, found: std::io::Result<std::fs::Metadata>) -> Option<Finding> {
+    use std::os::unix::fs::FileTypeExt;
+    let summary = match found {
+        Ok(meta) if meta.file_type().is_socket() => return None,
+        Ok(_) => format!("{} is not a socket", socket.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!(
+                "launchd holds no socket at {}: it is gone",
+                socket.display()
+            )
+        }
+        Err(e) => format!("{} cannot be looked at: {e}", socket.display()),
+    };
+    // No remedy as data: no front end has an operation that installs in
+    // socket mode (the CLI's install defaults to always-on).
+    Some(finding(
+        "LaunchAgent socket",
+        Severity::Warning,
+        format!("{summary}; the service is started on demand instead, not by launchd"),
+        Some(
+            "install the agent again in socket mode (launchd makes the socket when it loads \
+             the job); if it goes again after a restart, set state_dir to a directory outside \
+             the temporary dir"
+                .into(),
+        ),
+    ))
 }
 
 /// What the configuration itself says that the user should know.
@@ -110,5 +148,58 @@ pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>
         ));
     } else {
         findings.push(finding("config", Severity::Ok, source, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_mode_agents_missing_socket_is_said_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let look = |path: &Path| socket_finding(path, std::fs::symlink_metadata(path));
+
+        let socket = dir.path().join("service.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(look(&socket), None, "there: nothing to say");
+
+        let missing = dir.path().join("gone.sock");
+        let finding = look(&missing).expect("a finding");
+        assert_eq!(finding.severity, Severity::Warning);
+        assert!(
+            finding.summary.starts_with(&format!(
+                "launchd holds no socket at {}: it is gone",
+                missing.display()
+            )),
+            "{}",
+            finding.summary
+        );
+        assert!(finding.summary.contains("started on demand instead"));
+        let fix = finding.fix.unwrap_or_default();
+        assert!(
+            fix.starts_with("install the agent again in socket mode"),
+            "{fix}"
+        );
+        assert!(fix.contains("state_dir"), "{fix}");
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let finding = look(&file).expect("a finding");
+        assert!(
+            finding
+                .summary
+                .starts_with(&format!("{} is not a socket", file.display())),
+            "{}",
+            finding.summary
+        );
+
+        let under_a_file = file.join("service.sock");
+        let finding = look(&under_a_file).expect("a finding");
+        assert!(
+            finding.summary.contains("cannot be looked at"),
+            "{}",
+            finding.summary
+        );
     }
 }
