@@ -258,6 +258,10 @@ enum spfs_autostart_operation
    * Describe the service as a systemd user unit instead.
    */
   SPFS_AUTOSTART_OPERATION_AGENT_PRINT_SYSTEMD = 9,
+  /**
+   * Install the LaunchAgent socket-activated.
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_INSTALL_SOCKET = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

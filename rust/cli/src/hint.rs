@@ -186,6 +186,7 @@ fn command(operation: Operation) -> Option<&'static str> {
         Operation::AgentUninstall => "agent uninstall",
         Operation::AgentStatus => "agent status",
         Operation::AgentPrintSystemd => "agent print --format systemd",
+        Operation::AgentInstallSocket => "agent install --mode socket",
         _ => return None,
     })
 }
@@ -275,6 +276,10 @@ mod tests {
             (
                 Operation::AgentPrintSystemd,
                 "run `spfs-autostart agent print --format systemd`",
+            ),
+            (
+                Operation::AgentInstallSocket,
+                "run `spfs-autostart agent install --mode socket`",
             ),
         ] {
             assert_eq!(

@@ -56,6 +56,9 @@ macro_rules! for_each_operation {
             AgentStatus,
             /// Describe the service as a systemd user unit instead of a LaunchAgent.
             AgentPrintSystemd,
+            /// Install the LaunchAgent socket-activated: launchd holds the Unix
+            /// socket and starts the service on the first connection.
+            AgentInstallSocket,
         }
     };
 }
@@ -92,6 +95,7 @@ impl Operation {
             Operation::AgentUninstall => "agent uninstall",
             Operation::AgentStatus => "agent status",
             Operation::AgentPrintSystemd => "agent print (systemd)",
+            Operation::AgentInstallSocket => "agent install (socket-activated)",
         }
     }
 }

@@ -2842,6 +2842,11 @@ public enum Operation: Equatable, Hashable, CaseIterable {
      * Describe the service as a systemd user unit instead of a LaunchAgent.
      */
     case agentPrintSystemd
+    /**
+     * Install the LaunchAgent socket-activated: launchd holds the Unix
+     * socket and starts the service on the first connection.
+     */
+    case agentInstallSocket
 
 
 
@@ -2880,6 +2885,8 @@ public struct FfiConverterTypeOperation: FfiConverterRustBuffer {
         case 8: return .agentStatus
         
         case 9: return .agentPrintSystemd
+        
+        case 10: return .agentInstallSocket
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2923,6 +2930,10 @@ public struct FfiConverterTypeOperation: FfiConverterRustBuffer {
         
         case .agentPrintSystemd:
             writeInt(&buf, Int32(9))
+        
+        
+        case .agentInstallSocket:
+            writeInt(&buf, Int32(10))
         
         }
     }

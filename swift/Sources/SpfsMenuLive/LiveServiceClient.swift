@@ -233,6 +233,9 @@ extension Remedy {
             return "Turn Keep service running off"
         case .run(operation: .agentStatus):
             return "See Keep service running in the menu"
+        case .run(operation: .agentInstallSocket):
+            return "Set up the socket-activated LaunchAgent again (Keep service running here "
+                + "is the always-on one)"
         case .run(operation: .agentPrintSystemd):
             return "Run the service from a systemd user unit (this app manages only the LaunchAgent)"
         }

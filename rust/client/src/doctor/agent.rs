@@ -33,7 +33,8 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
     let loaded = matches!(report.agent, AgentStatus::Loaded(_));
     // A socket-mode agent's socket, said after the agent itself.
     let mut socket_warning = None;
-    let reinstall = [Remedy::Run(Operation::AgentInstall)];
+    let installed = std::fs::read(&report.plist_path).unwrap_or_default();
+    let reinstall = [reinstall(&installed)];
     let (severity, summary, fix, remedies) = match (report.plist_installed, loaded) {
         (false, false) => (
             Severity::Ok,
@@ -57,7 +58,6 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
             reinstall.to_vec(),
         ),
         (true, true) => {
-            let installed = std::fs::read(&report.plist_path).unwrap_or_default();
             let matched = [AgentMode::Always, AgentMode::Socket]
                 .into_iter()
                 .filter_map(|mode| {
@@ -92,6 +92,18 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
     findings.extend(socket_warning);
 }
 
+/// Installing the agent again in the mode of the plist that is `installed`
+/// (ours are XML, and only a socket-mode one has `Sockets`): a front end's
+/// plain install may mean always-on (the CLI's does).
+fn reinstall(installed: &[u8]) -> Remedy {
+    let sockets = b"<key>Sockets</key>";
+    if installed.windows(sockets.len()).any(|w| w == sockets) {
+        Remedy::Run(Operation::AgentInstallSocket)
+    } else {
+        Remedy::Run(Operation::AgentInstall)
+    }
+}
+
 /// The socket a loaded socket-mode agent has launchd hold, from what looking
 /// at it `found`: nothing to say when it is there; when it is missing
 /// (removed with the temporary dir it is in, which macOS empties at boot, or
@@ -110,19 +122,20 @@ fn socket_finding(socket: &Path, found: std::io::Result<std::fs::Metadata>) -> O
         }
         Err(e) => format!("{} cannot be looked at: {e}", socket.display()),
     };
-    // No remedy as data: no front end has an operation that installs in
-    // socket mode (the CLI's install defaults to always-on).
-    Some(finding(
-        "LaunchAgent socket",
-        Severity::Warning,
-        format!("{summary}; the service is started on demand instead, not by launchd"),
-        Some(
-            "install the agent again in socket mode (launchd makes the socket when it loads \
-             the job); if it goes again after a restart, set state_dir to a directory outside \
-             the temporary dir"
-                .into(),
-        ),
-    ))
+    Some(
+        finding(
+            "LaunchAgent socket",
+            Severity::Warning,
+            format!("{summary}; the service is started on demand instead, not by launchd"),
+            Some(
+                "install the agent again in socket mode (launchd makes the socket when it \
+                 loads the job); if it goes again after a restart, set state_dir to a \
+                 directory outside the temporary dir"
+                    .into(),
+            ),
+        )
+        .with_remedies([Remedy::Run(Operation::AgentInstallSocket)]),
+    )
 }
 
 /// What the configuration itself says that the user should know.
@@ -176,6 +189,10 @@ mod tests {
             finding.summary
         );
         assert!(finding.summary.contains("started on demand instead"));
+        assert_eq!(
+            finding.remedies,
+            [Remedy::Run(Operation::AgentInstallSocket)]
+        );
         let fix = finding.fix.unwrap_or_default();
         assert!(
             fix.starts_with("install the agent again in socket mode"),
@@ -201,5 +218,27 @@ mod tests {
             "{}",
             finding.summary
         );
+    }
+
+    #[test]
+    fn the_agent_is_installed_again_in_the_mode_it_has() {
+        use spfs_autostart_agent::{AgentMode, AgentSpec};
+        let plist = |mode| {
+            let mut spec = AgentSpec::new("/bin/svc", "/tmp/svc.log");
+            spec.mode = mode;
+            if mode == AgentMode::Socket {
+                spec.socket_path = Some("/tmp/svc.sock".into());
+            }
+            spfs_autostart_agent::launchd_plist(&spec).unwrap()
+        };
+        assert_eq!(
+            reinstall(&plist(AgentMode::Socket)),
+            Remedy::Run(Operation::AgentInstallSocket)
+        );
+        assert_eq!(
+            reinstall(&plist(AgentMode::Always)),
+            Remedy::Run(Operation::AgentInstall)
+        );
+        assert_eq!(reinstall(b""), Remedy::Run(Operation::AgentInstall));
     }
 }

@@ -54,6 +54,8 @@ pub enum spfs_autostart_operation {
     AgentStatus = 8,
     /// Describe the service as a systemd user unit instead.
     AgentPrintSystemd = 9,
+    /// Install the LaunchAgent socket-activated.
+    AgentInstallSocket = 10,
 }
 
 /// Derives the code of each operation from the core's list: the variant of
