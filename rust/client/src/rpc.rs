@@ -39,9 +39,36 @@ pub(crate) async fn channel(
     endpoint: ResolvedEndpoint,
     first: Option<Stream>,
 ) -> io::Result<Channel> {
+    connect(Endpoint::from_static(URI), endpoint, first).await
+}
+
+/// How often a channel that carries a long-lived stream pings the service,
+/// and how long an unanswered ping may wait before the connection fails.
+pub(crate) const STREAM_PING: Duration = Duration::from_secs(2);
+
+/// Open a channel for a stream that may be silent for hours (`Watch`):
+/// HTTP/2 pings every [`STREAM_PING`], and a ping unanswered within it
+/// fails the connection, so a service that stopped running (suspended,
+/// hung) ends the stream instead of looking alive behind it forever. Pings
+/// are not calls: they keep no service from its idle exit.
+pub(crate) async fn pinged_channel(endpoint: ResolvedEndpoint) -> io::Result<Channel> {
+    let builder = Endpoint::from_static(URI)
+        .http2_keep_alive_interval(STREAM_PING)
+        .keep_alive_timeout(STREAM_PING)
+        .keep_alive_while_idle(true);
+    connect(builder, endpoint, None).await
+}
+
+/// The URI tonic requires but does not use: the connector picks the target.
+const URI: &str = "http://localhost";
+
+async fn connect(
+    builder: Endpoint,
+    endpoint: ResolvedEndpoint,
+    first: Option<Stream>,
+) -> io::Result<Channel> {
     let first = Arc::new(Mutex::new(first));
-    // The URI is required by tonic but unused: the connector picks the target.
-    Endpoint::from_static("http://localhost")
+    builder
         .connect_with_connector(tower::service_fn(move |_| {
             let first = first.lock().expect("connector mutex").take();
             let endpoint = endpoint.clone();

@@ -3,7 +3,10 @@
 //!
 //! While a kit service runs, its `Control.Watch` stream says what happens the
 //! moment it happens, and its end (even after `kill -9`, when the kernel
-//! resets the connection) says the service is going. While nothing runs, the
+//! resets the connection) says the service is going. The stream's channel
+//! pings the service ([`crate::rpc::pinged_channel`]), so one that stops
+//! running (suspended, hung) ends the stream within seconds and is then
+//! seen unresponsive, not shown running forever. While nothing runs, the
 //! state dir's file events (the spawner and the service write `service.json`,
 //! the service binds and removes the socket) wake the watcher. Only the
 //! short transitional states (starting, stopping) and plain services, which
@@ -260,8 +263,10 @@ async fn follow_stream(
     }
 }
 
+/// Open a running kit service's `Watch` stream, on a channel of its own
+/// that pings it.
 async fn open_stream(manager: &ServiceManager) -> Option<tonic::Streaming<StatusUpdate>> {
-    let channel = crate::rpc::channel(manager.endpoint().clone(), None)
+    let channel = crate::rpc::pinged_channel(manager.endpoint().clone())
         .await
         .ok()?;
     let response = ControlClient::new(channel)

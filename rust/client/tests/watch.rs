@@ -132,6 +132,38 @@ async fn watch_sees_kill_9_as_stopped() {
     wait_gone(pid, "the killed service").await;
 }
 
+/// A service that stops running without exiting (suspended here; hung in
+/// the kernel alike) keeps its Watch stream open and sends nothing: the
+/// stream's pings go unanswered, so the feed says unresponsive, and running
+/// again once it runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_a_suspended_service_as_unresponsive_and_its_return() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let mut watcher = manager.watch().expect("watch");
+    let mut seen = Vec::new();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    until(&mut watcher, State::Running, &mut seen).await;
+    // Let the watcher settle on the service's Watch stream.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let signal = |signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal")
+    };
+    // (A failed assertion leaves it suspended: the sandbox kills it.)
+    signal(SIGSTOP);
+    until(&mut watcher, State::Unresponsive, &mut seen).await;
+    signal(SIGCONT);
+    until(&mut watcher, State::Running, &mut seen).await;
+    assert!(
+        seen.ends_with(&[State::Running, State::Unresponsive, State::Running]),
+        "{seen:?}"
+    );
+    drop(watcher);
+    manager.stop().await.expect("stop");
+    wait_gone(pid, "the stopped service").await;
+}
+
 /// The second look that keeps a dying service from showing as a conflict
 /// must not hide a real one: a peer that is not a gRPC server stays
 /// `Conflict` and is left alone.
