@@ -87,7 +87,9 @@ fn a_suspended_kit_service_is_stopped_as_a_kit_service() {
     let out = sb.run(&["--json", "stop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(outcome["how"], "terminated", "{outcome}");
+    // Its SIGTERM is its graceful exit: nothing to warn of.
+    assert_eq!(outcome["how"], "graceful", "{outcome}");
+    assert_eq!(stderr(&out), "", "no hint after a graceful stop");
     assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
     // Its graceful exit removed its socket.
     assert!(!sb.state_dir().join("service.sock").exists());

@@ -158,7 +158,7 @@ pub enum StopOutcome {
 #[serde(rename_all = "lowercase")]
 pub enum StopMethod {
     /// It shut down when asked: over RPC, or by its graceful signal (SIGINT
-    /// for spfs-fuse-macos).
+    /// for spfs-fuse-macos; SIGTERM or SIGINT for a kit service).
     Graceful,
     /// A signal that is not its graceful exit ended it: SIGTERM, or another
     /// that `stop_sequence` names.

@@ -3291,7 +3291,7 @@ public enum StopMethod: Equatable, Hashable, CaseIterable {
     
     /**
      * It shut down when asked: over RPC, or by its graceful signal
-     * (SIGINT for spfs-fuse-macos).
+     * (SIGINT for spfs-fuse-macos; SIGTERM or SIGINT for a kit service).
      */
     case graceful
     /**

@@ -28,12 +28,17 @@ impl StopStep {
         }
     }
 
-    pub(super) fn method(self) -> StopMethod {
+    /// How a service (`managed`: a kit service) that this step ended
+    /// stopped.
+    pub(super) fn method(self, managed: bool) -> StopMethod {
         match self {
             StopStep::Rpc => StopMethod::Graceful,
+            StopStep::Signal(Signal::SIGKILL) => StopMethod::Killed,
             // spfs-fuse-macos's one graceful signal: it unmounts and exits.
             StopStep::Signal(Signal::SIGINT) => StopMethod::Graceful,
-            StopStep::Signal(Signal::SIGKILL) => StopMethod::Killed,
+            // The kit shuts down on SIGTERM as on the request: drained, and
+            // its socket and record removed.
+            StopStep::Signal(Signal::SIGTERM) if managed => StopMethod::Graceful,
             StopStep::Signal(_) => StopMethod::Terminated,
         }
     }
@@ -207,7 +212,7 @@ impl ServiceManager {
                     self.note_stop_step(pid, step, last, managed, asked);
                     if !send_stop_signal(handle, signal, group)? {
                         return Ok(StopOutcome::Stopped {
-                            how: step.method(),
+                            how: step.method(managed),
                             pid,
                         });
                     }
@@ -220,7 +225,7 @@ impl ServiceManager {
                 .await?
             {
                 return Ok(StopOutcome::Stopped {
-                    how: step.method(),
+                    how: step.method(managed),
                     pid,
                 });
             }

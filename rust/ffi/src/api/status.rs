@@ -105,7 +105,7 @@ pub enum StopOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum StopMethod {
     /// It shut down when asked: over RPC, or by its graceful signal
-    /// (SIGINT for spfs-fuse-macos).
+    /// (SIGINT for spfs-fuse-macos; SIGTERM or SIGINT for a kit service).
     Graceful,
     /// A signal that is not its graceful exit ended it (SIGTERM): it had not
     /// exited within the stop timeout, or `stop_sequence` starts there. A
