@@ -385,15 +385,22 @@ async fn ensure(mut config: Config, timeout: Option<u64>, json: bool) -> Result<
         config.set_ready_timeout_secs(secs)?;
     }
     let manager = ServiceManager::new(config)?;
-    let what = format!("starting {}", manager.config().program);
-    let status = output::with_progress(&what, pin!(manager.ensure())).await?;
+    let what = || match manager.activity() {
+        Some(activity) => activity.to_string(),
+        None => "looking for the service".to_string(),
+    };
+    let status = output::with_progress(what, pin!(manager.ensure())).await?;
     output::status(&status, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `stop`: stop the service, showing progress, and print what happened.
 async fn stop(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
-    let outcome = output::with_progress("stopping the service", pin!(manager.stop())).await?;
+    let what = || match manager.activity() {
+        Some(activity) => activity.to_string(),
+        None => "stopping the service".to_string(),
+    };
+    let outcome = output::with_progress(what, pin!(manager.stop())).await?;
     output::stop(&outcome, json)?;
     Ok(ExitCode::SUCCESS)
 }

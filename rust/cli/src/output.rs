@@ -380,13 +380,18 @@ pub fn stderr_takes_escapes() -> bool {
 }
 
 /// Run `work`; if it takes longer than half a second and stderr is a
-/// terminal, show a spinner with the elapsed time until it ends.
+/// terminal, show a spinner with what it does (`what`, asked at every
+/// tick: a start may become a wait for another) and the elapsed time until
+/// it ends.
 ///
 /// `work` comes pinned by the caller, so its future (the core's `ensure` is
 /// about 10 KB) is stored once, in the caller's. Taken by value and pinned
 /// here, it was stored twice more, and the CLI's `ensure` future came to
 /// 33 KB (now 11 KB), which a fresh process writes on first touch.
-pub async fn with_progress<F: Future>(what: &str, mut work: Pin<&mut F>) -> F::Output {
+pub async fn with_progress<F: Future>(
+    what: impl Fn() -> String,
+    mut work: Pin<&mut F>,
+) -> F::Output {
     if !stderr_takes_escapes() {
         return work.await;
     }
@@ -403,7 +408,14 @@ pub async fn with_progress<F: Future>(what: &str, mut work: Pin<&mut F>) -> F::O
         tokio::select! {
             result = &mut work => break result,
             _ = tick.tick() => {
-                eprint!("\r{} {what}... {:.1}s ", frames[frame % frames.len()], started.elapsed().as_secs_f64());
+                // What is done changes (a start becomes a wait): the rest
+                // of a longer line before is cleared.
+                eprint!(
+                    "\r{} {}... {:.1}s\x1b[K",
+                    frames[frame % frames.len()],
+                    what(),
+                    started.elapsed().as_secs_f64()
+                );
                 frame += 1;
             }
         }

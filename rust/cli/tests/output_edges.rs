@@ -404,9 +404,6 @@ fn a_fifo_in_place_of_the_log_is_refused_without_waiting() {
     assert!(sb.pids().is_empty());
 }
 
-/// A start slower than half a second shows a spinner with the elapsed
-/// time when stderr is a terminal, and clears its line once the service
-/// answers; stdout (a pipe here) gets the status alone.
 /// Run `command` with its stderr on a pseudo-terminal; its output and what
 /// it wrote to the terminal.
 fn with_stderr_on_a_terminal(mut command: Command) -> (std::process::Output, String) {
@@ -429,6 +426,18 @@ fn with_stderr_on_a_terminal(mut command: Command) -> (std::process::Output, Str
     (out, String::from_utf8_lossy(&terminal).into_owned())
 }
 
+/// The spinner frames `terminal` shows that contain `what`.
+fn frames<'a>(terminal: &'a str, what: &str) -> Vec<&'a str> {
+    terminal
+        .split('\r')
+        .filter(|line| line.contains(what) && line.contains("... "))
+        .collect()
+}
+
+/// A start slower than half a second shows a spinner with what it does
+/// (starting the program, as this pid) and the elapsed time when stderr is
+/// a terminal, and clears its line once the service answers; stdout (a
+/// pipe here) gets the status alone.
 #[test]
 fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
     let sb = Sandbox::new().with("args", vec!["--start-delay-ms", "1500"]);
@@ -436,16 +445,20 @@ fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
     command.env("TERM", "xterm");
     let (out, terminal) = with_stderr_on_a_terminal(command);
     assert!(out.status.success(), "{}", sb.log());
-    let frames: Vec<&str> = terminal
-        .split('\r')
-        .filter(|line| line.contains(" starting ") && line.contains("... "))
-        .collect();
+    let pid = pid_of(&serde_json::from_str(&sb.ok(&["--json", "status"])).unwrap());
+    let starting = format!(" starting {} (pid {pid})", reference_service().display());
+    let frames = frames(&terminal, &starting);
     assert!(
         frames.len() >= 2,
-        "expected spinner frames on the terminal, got {terminal:?}"
+        "expected spinner frames {starting:?} on the terminal, got {terminal:?}"
     );
-    // Each frame ends with the elapsed seconds: "... 0.6s ".
-    let elapsed = frames[0].rsplit("... ").next().unwrap().trim_end();
+    // Each frame ends with the elapsed seconds, and clears what a longer
+    // frame before it left: "... 0.6s\x1b[K".
+    let elapsed = frames[0]
+        .rsplit("... ")
+        .next()
+        .unwrap()
+        .trim_end_matches("\x1b[K");
     assert!(
         elapsed.ends_with('s') && elapsed.trim_end_matches('s').parse::<f64>().is_ok(),
         "no elapsed time in {:?}",
@@ -460,6 +473,30 @@ fn a_slow_start_shows_progress_on_a_terminal_and_clears_it() {
         stdout.contains("running") && !stdout.contains("starting"),
         "{stdout}"
     );
+}
+
+/// A wait for a service that does not answer (suspended here) says so on
+/// the terminal, naming its pid: it is not a start.
+#[test]
+fn a_wait_for_a_service_that_does_not_answer_shows_what_it_waits_for() {
+    let sb = Sandbox::new();
+    let pid = pid_of(&sb.ensure());
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    let mut command = sb.cli(&["ensure", "--timeout", "3"]);
+    command.env("TERM", "xterm");
+    let (out, terminal) = with_stderr_on_a_terminal(command);
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(out.status.code(), Some(1), "{terminal:?}");
+    let waiting = format!(" waiting for the service (pid {pid}) to answer");
+    assert!(
+        !frames(&terminal, &waiting).is_empty(),
+        "expected {waiting:?} on the terminal, got {terminal:?}"
+    );
+    assert!(
+        frames(&terminal, " starting ").is_empty(),
+        "nothing was started: {terminal:?}"
+    );
+    sb.ok(&["stop"]);
 }
 
 // `logs` printed nothing and exited 0 when the service had never written a

@@ -34,7 +34,7 @@ mod watch;
 // ours (`crate::paths`, `crate::lock`, ...).
 use spfs_autostart_protocol::{error, lock, paths, record, remedy, sys};
 
-pub use client::ServiceManager;
+pub use client::{Activity, ServiceManager};
 pub use config::{Config, ConfigView, Endpoint, StopStep, VersionPolicy};
 pub use logs::LogFollower;
 pub use spfs_autostart_protocol::proto;

@@ -18,6 +18,7 @@
 //! stop. They act on the instance they observed (pid and start time, see
 //! [`crate::sys::Instance`]) and signal only that process.
 
+mod activity;
 mod leases;
 mod observe;
 mod report;
@@ -46,6 +47,7 @@ use crate::status::{Lease, State, Status, StopMethod, StopOutcome};
 use crate::sys::{Instance, ProcessHandle};
 use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
+pub use activity::Activity;
 use observe::{ActivatedLook, Observation};
 use report::{foreign_user, rpc_error};
 pub(crate) use version::VersionVerdict;
@@ -71,6 +73,8 @@ pub struct ServiceManager {
     /// again, a new service) means the channel reaches a service nobody
     /// else can find any more.
     socket_file: Mutex<Option<(u64, u64)>>,
+    /// What a slow `ensure` or `stop` is doing now ([`Self::activity`]).
+    activity: Mutex<Option<Activity>>,
 }
 
 impl ServiceManager {
@@ -86,6 +90,7 @@ impl ServiceManager {
             endpoint,
             channel: Mutex::new(None),
             socket_file: Mutex::new(None),
+            activity: Mutex::new(None),
         })
     }
 
@@ -102,6 +107,20 @@ impl ServiceManager {
     /// The resolved endpoint.
     pub fn endpoint(&self) -> &ResolvedEndpoint {
         &self.endpoint
+    }
+
+    /// What an `ensure` or `stop` of this manager that is taking a while
+    /// is doing now (the last one to say, if several run): read by a
+    /// progress display while it waits. `None` while the call still looks
+    /// for the service.
+    pub fn activity(&self) -> Option<Activity> {
+        self.activity.lock().expect("activity mutex").clone()
+    }
+
+    /// Say what this call does now (`None`: it looks), for
+    /// [`Self::activity`].
+    fn set_activity(&self, activity: impl Into<Option<Activity>>) {
+        *self.activity.lock().expect("activity mutex") = activity.into();
     }
 
     /// Make sure the service runs, starting it if needed; returns its status
@@ -140,6 +159,7 @@ impl ServiceManager {
         if let Some(status) = self.fast_path(true).await {
             return Ok((status, false));
         }
+        self.set_activity(None);
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             match self.observe(true, false).await? {
@@ -159,6 +179,10 @@ impl ServiceManager {
                     if Instant::now() >= deadline {
                         return Err(self.waiting_error(&status));
                     }
+                    self.set_activity(Activity::WaitingForService {
+                        state: status.state,
+                        pid: status.pid,
+                    });
                 }
                 Observation::Absent { .. } => {
                     self.paths.create_state_dir()?;
@@ -187,6 +211,8 @@ impl ServiceManager {
                         drop(spawn_guard);
                     } else if Instant::now() >= deadline {
                         return Err(self.starting_elsewhere_error());
+                    } else {
+                        self.set_activity(Activity::WaitingForAnotherClient);
                     }
                 }
             }
@@ -236,6 +262,10 @@ impl ServiceManager {
         };
         tracing::debug!("starting {}", program.display());
         let mut child = spawn::start(&self.config, &self.paths, &program, instance)?;
+        self.set_activity(Activity::Starting {
+            program: self.config.program.clone(),
+            pid: child.pid,
+        });
         let log_warning = child.log_warning();
         let probe = child
             .wait_ready(&self.endpoint, &lock_path, deadline, PROBE_TIMEOUT)

@@ -77,6 +77,7 @@ impl ServiceManager {
         chosen: impl Fn(Option<&Instance>) -> bool,
     ) -> Result<Option<StopOutcome>> {
         *self.channel.lock().expect("channel mutex") = None;
+        self.set_activity(None);
         // A start in progress ends first (ready or failed); nobody starts
         // one while we stop. Bounded by the longest a spawner may take.
         // (Without a state dir there is no spawner, and no lock to take.)
@@ -233,9 +234,10 @@ impl ServiceManager {
         Err(self.still_running_error(handle.as_ref(), last))
     }
 
-    /// Say in the service's log that `step` is about to be taken, and why:
-    /// who `asked`, for the first step; how long the service outlived the
-    /// step before (`previous`), for a later one.
+    /// Say in the service's log (and [`Self::activity`]) that `step` is
+    /// about to be taken, and why: who `asked`, for the first step; how
+    /// long the service outlived the step before (`previous`), for a later
+    /// one.
     fn note_stop_step(
         &self,
         pid: Option<u32>,
@@ -244,6 +246,10 @@ impl ServiceManager {
         managed: bool,
         asked: &str,
     ) {
+        self.set_activity(Activity::Stopping {
+            pid,
+            step: step.describe(),
+        });
         let whom = pid.map_or("the service".to_string(), |pid| format!("pid {pid}"));
         let why = match previous {
             None => asked.to_string(),
