@@ -24,7 +24,8 @@ pub enum Endpoint {
     StateDirSocket,
     /// `unix:///abs/path`: a Unix socket elsewhere.
     Unix(PathBuf),
-    /// `tcp://127.0.0.1:37738`: TCP, for services that only speak TCP.
+    /// `tcp://127.0.0.1:37738`: TCP, for services that only speak TCP; a
+    /// loopback address only.
     Tcp(SocketAddr),
 }
 
@@ -85,6 +86,20 @@ impl FromStr for Endpoint {
                 return Err(format!(
                     "endpoint {s:?} has port 0, which would make the service listen on a \
                      random port no client can find; give a fixed port such as tcp://127.0.0.1:37738"
+                ));
+            }
+            // The service's calls (Mount, Shutdown) ask for no
+            // credentials: on an address other machines reach, anyone on
+            // the network could use them. Nothing here needs that.
+            if !addr.ip().is_loopback() {
+                let loopback = match addr {
+                    SocketAddr::V4(_) => format!("tcp://127.0.0.1:{}", addr.port()),
+                    SocketAddr::V6(_) => format!("tcp://[::1]:{}", addr.port()),
+                };
+                return Err(format!(
+                    "endpoint {s:?} is not a loopback address: the service would be reachable \
+                     from other machines, and its calls (mounting, shutting down) ask for no \
+                     credentials; use {loopback}"
                 ));
             }
             return Ok(Endpoint::Tcp(addr));

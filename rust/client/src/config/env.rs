@@ -69,11 +69,17 @@ impl Config {
         } else if let (Endpoint::Tcp(_), Some(addr)) = (&self.endpoint, get(MACFUSE_LISTEN_ADDRESS))
         {
             // spfs-fuse-macos reads the same variable, so both sides agree.
-            // The same rules as a `tcp://` endpoint (port 0 refused), said
-            // of the variable that set it.
+            // The same rules as a `tcp://` endpoint (port 0 and addresses
+            // other machines reach refused), said of the variable that set
+            // it.
             self.endpoint = format!("tcp://{addr}")
                 .parse()
-                .map_err(|_| format!("{addr:?} is not an IP:PORT address with a port other than 0"))
+                .map_err(|_| {
+                    format!(
+                        "{addr:?} is not a loopback IP:PORT address with a port other than 0 \
+                         (such as 127.0.0.1:37738)"
+                    )
+                })
                 .map_err(|w| bad(MACFUSE_LISTEN_ADDRESS, w))?;
             macfuse_moved = true;
         }

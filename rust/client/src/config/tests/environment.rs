@@ -80,11 +80,11 @@ fn each_variable_that_sets_a_key_is_recorded_until_a_setter_sets_it() {
 }
 
 #[test]
-fn a_listen_address_with_port_0_is_refused_naming_the_variable_not_the_key() {
+fn a_listen_address_with_port_0_or_off_loopback_is_refused_naming_the_variable_not_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(&file, "endpoint = \"tcp://127.0.0.1:8\"\n").unwrap();
-    for value in ["127.0.0.1:0", "nonsense"] {
+    for value in ["127.0.0.1:0", "nonsense", "0.0.0.0:37738"] {
         let err = Config::load_with(Some(&file), |name| {
             (name == env::MACFUSE_LISTEN_ADDRESS).then(|| value.to_string())
         })

@@ -255,6 +255,36 @@ fn out_of_bounds_values_are_refused_with_key_line_and_column() {
     assert_eq!((ok.log_keep, ok.log_max_bytes), (100, 4096));
 }
 
+/// The service's calls ask for no credentials: an address other machines
+/// reach (every interface, a LAN address) is refused, naming the loopback
+/// address to use instead; loopback addresses are fine.
+#[test]
+fn a_tcp_endpoint_other_machines_could_reach_is_refused() {
+    for (text, fix) in [
+        ("tcp://0.0.0.0:37738", "use tcp://127.0.0.1:37738"),
+        ("tcp://192.168.1.20:37738", "use tcp://127.0.0.1:37738"),
+        ("tcp://[::]:37738", "use tcp://[::1]:37738"),
+    ] {
+        let err = text.parse::<Endpoint>().unwrap_err();
+        assert!(
+            err.contains("not a loopback address") && err.ends_with(fix),
+            "{text}: {err}"
+        );
+    }
+    for text in [
+        "tcp://127.0.0.1:37738",
+        "tcp://127.0.0.2:1",
+        "tcp://[::1]:37738",
+    ] {
+        assert!(text.parse::<Endpoint>().is_ok(), "{text}");
+    }
+    // A config built in code is held to the same rule.
+    let mut config = Config::defaults();
+    config.endpoint = Endpoint::Tcp(([0, 0, 0, 0], 37738).into());
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
 #[test]
 fn long_unix_endpoint_is_refused_and_names_the_fix() {
     let long = format!("unix:///tmp/{}.sock", "s".repeat(120));
