@@ -33,8 +33,7 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage =
-            "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\"";
+        let usage = "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\" (a loopback IP)";
         if s == "unix" {
             return Ok(Endpoint::StateDirSocket);
         }

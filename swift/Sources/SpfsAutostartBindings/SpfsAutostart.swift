@@ -2021,7 +2021,8 @@ public struct ServiceConfig: Equatable, Hashable {
      */
     public var args: [String]?
     /**
-     * Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+     * Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`
+     * (a loopback IP).
      */
     public var endpoint: String?
     /**
@@ -2063,7 +2064,8 @@ public struct ServiceConfig: Equatable, Hashable {
          * The program's arguments (replace the configured ones).
          */args: [String]? = nil, 
         /**
-         * Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+         * Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`
+         * (a loopback IP).
          */endpoint: String? = nil, 
         /**
          * The state directory (locks, record, socket).

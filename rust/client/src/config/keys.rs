@@ -27,7 +27,7 @@ pub struct ConfigView {
     /// `args`: the program's arguments.
     #[serde(default, deserialize_with = "checked::args")]
     pub args: Option<Vec<String>>,
-    /// `endpoint`: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+    /// `endpoint`: `unix`, `unix:///PATH` or `tcp://IP:PORT` (a loopback IP).
     #[serde(default, serialize_with = "as_text")]
     pub endpoint: Option<Endpoint>,
     /// `endpoint_env`: the variable a plain service reads a TCP endpoint

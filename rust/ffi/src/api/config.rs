@@ -18,7 +18,8 @@ pub struct ServiceConfig {
     /// The program's arguments (replace the configured ones).
     #[uniffi(default)]
     pub args: Option<Vec<String>>,
-    /// Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`.
+    /// Where the service listens: `unix`, `unix:///PATH` or `tcp://IP:PORT`
+    /// (a loopback IP).
     #[uniffi(default)]
     pub endpoint: Option<String>,
     /// The state directory (locks, record, socket).
