@@ -50,13 +50,38 @@ async fn until(watcher: &mut StatusWatcher, target: State, seen: &mut Vec<State>
     }
 }
 
-/// `kill -9 pid`.
-fn kill_9(pid: u32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
+/// Send `signal` to `pid`.
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
+}
+
+/// A kit service started while watched, the watcher settled on its Watch
+/// stream.
+struct Watched {
+    sandbox: common::Sandbox,
+    manager: spfs_autostart::ServiceManager,
+    watcher: StatusWatcher,
+    /// The states the feed went through.
+    seen: Vec<State>,
+    pid: u32,
+}
+
+async fn watched_kit_service() -> Watched {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let mut watcher = manager.watch().expect("watch");
+    let mut seen = Vec::new();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    until(&mut watcher, State::Running, &mut seen).await;
+    // Let the watcher settle on the service's Watch stream.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Watched {
+        sandbox,
+        manager,
+        watcher,
+        seen,
+        pid,
+    }
 }
 
 /// Whether `wanted` occurs in `seen` in order (not necessarily adjacent).
@@ -113,23 +138,17 @@ async fn watch_sees_a_full_cycle_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sees_kill_9_as_stopped() {
-    let sandbox = kit_sandbox(0, &[]);
-    let manager = sandbox.manager();
-    let mut watcher = manager.watch().expect("watch");
-    let mut seen = Vec::new();
-    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
-    until(&mut watcher, State::Running, &mut seen).await;
-    // Let the watcher settle on the service's Watch stream.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    kill_9(pid);
-    until(&mut watcher, State::Stopped, &mut seen).await;
+    let mut w = watched_kit_service().await;
+    signal(w.pid, nix::sys::signal::Signal::SIGKILL);
+    until(&mut w.watcher, State::Stopped, &mut w.seen).await;
     // Straight from running to stopped: a killed service is not "stopping",
     // and a dead one is not "unresponsive".
     assert!(
-        seen.ends_with(&[State::Running, State::Stopped]),
-        "{seen:?}"
+        w.seen.ends_with(&[State::Running, State::Stopped]),
+        "{:?}",
+        w.seen
     );
-    wait_gone(pid, "the killed service").await;
+    wait_gone(w.pid, "the killed service").await;
 }
 
 /// A service that stops running without exiting (suspended here; hung in
@@ -139,29 +158,21 @@ async fn watch_sees_kill_9_as_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sees_a_suspended_service_as_unresponsive_and_its_return() {
     use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
-    let sandbox = kit_sandbox(0, &[]);
-    let manager = sandbox.manager();
-    let mut watcher = manager.watch().expect("watch");
-    let mut seen = Vec::new();
-    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
-    until(&mut watcher, State::Running, &mut seen).await;
-    // Let the watcher settle on the service's Watch stream.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let signal = |signal| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal")
-    };
+    let mut w = watched_kit_service().await;
     // (A failed assertion leaves it suspended: the sandbox kills it.)
-    signal(SIGSTOP);
-    until(&mut watcher, State::Unresponsive, &mut seen).await;
-    signal(SIGCONT);
-    until(&mut watcher, State::Running, &mut seen).await;
+    signal(w.pid, SIGSTOP);
+    until(&mut w.watcher, State::Unresponsive, &mut w.seen).await;
+    signal(w.pid, SIGCONT);
+    until(&mut w.watcher, State::Running, &mut w.seen).await;
     assert!(
-        seen.ends_with(&[State::Running, State::Unresponsive, State::Running]),
-        "{seen:?}"
+        w.seen
+            .ends_with(&[State::Running, State::Unresponsive, State::Running]),
+        "{:?}",
+        w.seen
     );
-    drop(watcher);
-    manager.stop().await.expect("stop");
-    wait_gone(pid, "the stopped service").await;
+    drop(w.watcher);
+    w.manager.stop().await.expect("stop");
+    wait_gone(w.pid, "the stopped service").await;
 }
 
 /// The second look that keeps a dying service from showing as a conflict
@@ -266,16 +277,16 @@ async fn watching_or_asking_an_idle_service_brings_no_updates_and_keeps_nothing_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_that_cannot_be_read_is_said_once_and_the_watch_goes_on() {
     use std::os::unix::fs::PermissionsExt;
-    let sandbox = kit_sandbox(0, &[]);
-    let manager = sandbox.manager();
-    let mut watcher = manager.watch().expect("watch");
-    let mut seen = Vec::new();
-    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
-    until(&mut watcher, State::Running, &mut seen).await;
+    let Watched {
+        sandbox,
+        mut watcher,
+        pid,
+        ..
+    } = watched_kit_service().await;
     let private = std::fs::Permissions::from_mode(0o700);
     std::fs::set_permissions(sandbox.state_dir(), std::fs::Permissions::from_mode(0o777))
         .expect("chmod 777");
-    kill_9(pid);
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
     next_unsafe_state_dir(&mut watcher, "an update after the service died").await;
     // Said once: the watch asks again (every 2 s) without repeating it.
     let quiet = tokio::time::timeout(Duration::from_millis(2500), watcher.next()).await;
