@@ -33,7 +33,8 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \"tcp://IP:PORT\" (a loopback IP)";
+        let usage = "use \"unix\" (the state dir socket), \"unix:///ABSOLUTE/PATH\" or \
+                     \"tcp://IP:PORT\" (a loopback IP)";
         if s == "unix" {
             return Ok(Endpoint::StateDirSocket);
         }

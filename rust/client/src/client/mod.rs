@@ -46,8 +46,8 @@ use crate::spawn;
 use crate::status::{Lease, State, Status, StopMethod, StopOutcome};
 use crate::sys::{Instance, ProcessHandle};
 use crate::{Paths, ResolvedEndpoint};
-// What the parts share; each part takes the parent's names with `use super::*`.
 pub use activity::Activity;
+// What the parts share; each part takes the parent's names with `use super::*`.
 use observe::{ActivatedLook, Observation};
 use report::{foreign_user, rpc_error};
 pub(crate) use version::VersionVerdict;
