@@ -281,6 +281,61 @@ fn a_log_dir_ensure_would_refuse_is_a_problem_naming_it_and_the_fix() {
     );
 }
 
+/// A running service's log over log_max_bytes (a long run writes past it:
+/// it is rotated only at a start) is a warning, not a problem, naming both
+/// fixes as this CLI says them; at the limit, or with no service running
+/// (its next start rotates the log), no such finding.
+#[test]
+fn a_running_services_log_over_log_max_bytes_is_a_warning_with_the_fix() {
+    let sb = Sandbox::new().with("log_max_bytes", 4096);
+    let no_log_finding = |report: &serde_json::Value| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["check"] != "log")
+    };
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(sb.log_file(), vec![b'x'; 5000]).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(no_log_finding(&report), "stopped: {report}");
+    // The start rotates the log; the run then writes past the limit, as a
+    // long one would (here: the file is made longer).
+    sb.ensure();
+    let written = std::fs::metadata(sb.log_file()).unwrap().len();
+    assert!(written < 4096, "rotated at the start: {written} bytes");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(sb.log_file())
+        .unwrap();
+    log.set_len(4096).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(no_log_finding(&report), "at the limit: {report}");
+    log.set_len(5000).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "a warning only: {report}");
+    let (severity, summary) = finding_of(&report, "log");
+    assert_eq!(severity, "warning");
+    assert!(
+        summary.contains("is 4.9 KiB, more than log_max_bytes (4.0 KiB)"),
+        "{summary}"
+    );
+    assert_eq!(
+        hints(&report, "log"),
+        serde_json::json!([
+            as_run(&sb, "run `spfs-autostart stop`"),
+            as_run(
+                &sb,
+                "`spfs-autostart config` shows the config file to set log_max_bytes in"
+            ),
+        ])
+    );
+    sb.ok(&["stop"]);
+}
+
 #[test]
 fn a_log_file_ensure_would_refuse_is_a_problem() {
     let sb = Sandbox::new();

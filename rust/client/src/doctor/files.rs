@@ -373,6 +373,54 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
     }
 }
 
+/// For a running service: its log, when it is over `log_max_bytes`. A log
+/// is rotated only when we spawn the service, so a run that lasts
+/// (spfs-fuse-macos never exits when idle) or one launchd started writes
+/// past the limit. (A stopped service's log is rotated by its next start.)
+pub(super) fn check_log_size(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let log = manager.paths().log_file();
+    let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
+    findings.extend(oversized_log(&log, len, manager.config().log_max_bytes));
+}
+
+/// The log at `log` is `len` bytes, more than `max_bytes`.
+fn oversized_log(log: &Path, len: u64, max_bytes: u64) -> Option<Finding> {
+    (len > max_bytes).then(|| {
+        finding(
+            "log",
+            Severity::Warning,
+            format!(
+                "the service log {} is {}, more than log_max_bytes ({}): it is rotated only \
+                 when spfs-autostart starts the service, and a service that runs long (or that \
+                 launchd starts) writes past it",
+                log.display(),
+                size(len),
+                size(max_bytes)
+            ),
+            Some(
+                "stop the service when nothing uses it: the next ensure starts it again and \
+                 rotates the log first; or raise log_max_bytes"
+                    .into(),
+            ),
+        )
+        .with_remedies([
+            Remedy::Run(Operation::Stop),
+            Remedy::SetKey("log_max_bytes"),
+        ])
+    })
+}
+
+/// `bytes` for people: "57.3 MiB", "4.9 KiB", "100 bytes".
+fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    match bytes {
+        b if b >= MIB => format!("{:.1} MiB", b as f64 / MIB as f64),
+        b if b >= KIB => format!("{:.1} KiB", b as f64 / KIB as f64),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Why `dir` cannot be written, or made, by us: it, or the nearest of its
 /// parents that exists, does not let us add entries. `None` when it can.
 fn unwritable(dir: &Path) -> Option<String> {
@@ -404,6 +452,30 @@ fn free_bytes(fs: &nix::sys::statvfs::Statvfs) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_over_log_max_bytes_is_a_warning_with_its_size_and_the_fix() {
+        let log = Path::new("/logs/service.log");
+        assert!(oversized_log(log, 10 * 1024 * 1024, 10 * 1024 * 1024).is_none());
+        let found = oversized_log(log, 60_083_405, 10 * 1024 * 1024).expect("a warning");
+        assert_eq!(found.severity, Severity::Warning);
+        assert!(
+            found.summary.starts_with(
+                "the service log /logs/service.log is 57.3 MiB, more than log_max_bytes (10.0 MiB)"
+            ),
+            "{}",
+            found.summary
+        );
+        assert_eq!(
+            found.remedies,
+            [
+                Remedy::Run(Operation::Stop),
+                Remedy::SetKey("log_max_bytes")
+            ]
+        );
+        assert_eq!(size(5000), "4.9 KiB");
+        assert_eq!(size(100), "100 bytes");
+    }
 
     #[test]
     fn the_mountpoint_is_the_last_word_after_service_that_is_no_option_or_its_value() {

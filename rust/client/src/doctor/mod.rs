@@ -20,7 +20,7 @@ use agent::{check_agent, check_config};
 use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
 use files::check_macfuse;
-use files::{check_log_dir, check_program, check_state_dir};
+use files::{check_log_dir, check_log_size, check_program, check_state_dir};
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -114,6 +114,12 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     } else {
         None
     };
+    if status
+        .as_ref()
+        .is_some_and(|status| matches!(status.state, State::Running | State::Unresponsive))
+    {
+        check_log_size(manager, &mut looked);
+    }
     let version_next = status
         .as_ref()
         .and_then(|status| check_version(manager, status, &mut looked));
