@@ -30,6 +30,9 @@ public final class MenuModel {
     /// When `state.service` was last replaced.
     @ObservationIgnored private var lastSnapshotAt: Date?
     @ObservationIgnored private var watchTask: Task<Void, Never>?
+    /// Waits out `NotificationPolicy.unresponsiveNoticeSecs` after the service stopped
+    /// answering; cancelled once it answers again, or goes.
+    @ObservationIgnored private var unresponsiveNotice: Task<Void, Never>?
 
     public init(
         service: any ServiceClient,
@@ -69,6 +72,8 @@ public final class MenuModel {
     public func deactivate() {
         watchTask?.cancel()
         watchTask = nil
+        unresponsiveNotice?.cancel()
+        unresponsiveNotice = nil
     }
 
     /// Whether a watch is established or being re-established.
@@ -184,6 +189,12 @@ public final class MenuModel {
                 Double(uptime) + (lastSnapshotAt.map { now.timeIntervalSince($0) } ?? 0)
             }
             post(policy.unexpectedStop(previous: previous, logTail: tail, ranFor: ranFor))
+        }
+        if snapshot.state != .unresponsive {
+            unresponsiveNotice?.cancel()
+            unresponsiveNotice = nil
+        } else if state.service?.state != .unresponsive {
+            noticeIfStillUnresponsive(after: snapshot)
         }
         if snapshot.state == .running, state.service?.state != .running {
             // It runs again (not: still runs, while a stop is under way): a stop asked for
@@ -374,6 +385,21 @@ public final class MenuModel {
             message: "The log file's location is not known until the service library loads."
         )
         return nil
+    }
+
+    /// Posts that the service does not answer if it still does not (the same process) after
+    /// `NotificationPolicy.unresponsiveNoticeSecs`, unless the user is at the menu meanwhile
+    /// (an action of theirs says its own error there).
+    private func noticeIfStillUnresponsive(after snapshot: ServiceSnapshot) {
+        unresponsiveNotice?.cancel()
+        unresponsiveNotice = Task { [weak self] in
+            await self?.clock.sleep(seconds: NotificationPolicy.unresponsiveNoticeSecs)
+            guard let self, !Task.isCancelled, !self.state.busy,
+                let now = self.state.service, now.state == .unresponsive, now.pid == snapshot.pid
+            else { return }
+            let tail = (try? self.service.tailLogs(self.logLineCount)) ?? self.state.recentLogs
+            self.post(self.policy.notResponding(now, logTail: tail))
+        }
     }
 
     private func post(_ notification: PendingNotification?) {

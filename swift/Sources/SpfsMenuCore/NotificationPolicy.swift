@@ -14,6 +14,9 @@ public struct PendingNotification: Sendable, Equatable {
 /// - An auto-start failure (the app started the service on launch and it failed) is posted.
 /// - An unexpected stop (running, then stopped without passing through `stopping` and without
 ///   the user asking) is posted: the service died.
+/// - A service that stops answering (hung, suspended) and stays so for `unresponsiveNoticeSecs`
+///   is posted: SPFS shells hang meanwhile, and the menu-bar icon alone may go unseen. A
+///   moment's slowness is not, and one service is said not to answer once.
 /// - A stop the user asked for, a graceful shutdown (`stopping` first) and an idle exit are not.
 /// - The same notification is never posted twice in a row; a successful user action (`reset`)
 ///   forgets the last one, so a failure after the user tried again is reported again. So does a
@@ -26,6 +29,9 @@ public struct NotificationPolicy: Sendable {
     public static let idleExitGraceSecs: Double = 5
     /// How long a service must have run for its death to be news again after an earlier one.
     public static let goodRunSecs: Double = 60
+
+    /// How long the service must go unanswered before that is news outside the menu.
+    public static let unresponsiveNoticeSecs: Double = 10
 
     private var lastKey: String?
 
@@ -59,6 +65,24 @@ public struct NotificationPolicy: Sendable {
                 title: "SPFS service stopped",
                 body: Self.body(message, logTail: logTail),
                 key: "stop"
+            )
+        )
+    }
+
+    /// The service (`snapshot`, unresponsive) has not answered for `unresponsiveNoticeSecs`.
+    public mutating func notResponding(
+        _ snapshot: ServiceSnapshot, logTail: [String]
+    ) -> PendingNotification? {
+        var message = "The SPFS service"
+        if let pid = snapshot.pid { message += " (pid \(pid))" }
+        message += " has not answered for \(Int(Self.unresponsiveNoticeSecs)) seconds"
+        if let detail = snapshot.detail, !detail.isEmpty { message += ": \(detail)" }
+        message += ". SPFS shells may hang until it answers; Stop it from the menu, then start it again."
+        return dedupe(
+            PendingNotification(
+                title: "SPFS service not responding",
+                body: Self.body(message, logTail: logTail),
+                key: "unresponsive:\(snapshot.pid.map(String.init) ?? "")"
             )
         )
     }

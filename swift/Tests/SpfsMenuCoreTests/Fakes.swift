@@ -141,6 +141,11 @@ struct TestError: Error, LocalizedError {
 
 extension ServiceSnapshot {
     static let stopped = ServiceSnapshot(state: .stopped, logFile: "/tmp/spfs-autostart-test/service.log")
+    /// The running service (pid 4242), no longer answering.
+    static let hung = ServiceSnapshot(
+        state: .unresponsive, pid: 4242, endpoint: "unix:///tmp/s.sock",
+        logFile: "/tmp/spfs-autostart-test/service.log",
+        detail: "it accepts connections but does not answer gRPC; the process is suspended")
     static let running = ServiceSnapshot(
         state: .running, pid: 4242, version: "0.1.0", endpoint: "unix:///tmp/s.sock",
         uptimeSecs: 3725, logFile: "/tmp/spfs-autostart-test/service.log",

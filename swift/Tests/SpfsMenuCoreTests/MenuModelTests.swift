@@ -326,6 +326,36 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     }
 
     @MainActor
+    func testAServiceThatStaysUnresponsiveIsNotifiedOnce() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.hung)
+        let posted = await h.settle { h.notifier.posted.count == 1 }
+        XCTAssertTrue(posted, "no notification")
+        XCTAssertEqual(h.clock.sleeps, [NotificationPolicy.unresponsiveNoticeSecs])
+        XCTAssertEqual(h.notifier.posted.first?.title, "SPFS service not responding")
+        XCTAssertTrue(h.notifier.posted.first?.body.contains("(pid 4242) has not answered") == true)
+        XCTAssertTrue(h.notifier.posted.first?.body.contains("the process is suspended") == true)
+        // It answers again, then hangs again: the same process is said not to answer once.
+        h.model.receive(.running)
+        h.model.receive(.hung)
+        let waited = await h.settle { h.clock.sleeps.count == 2 }
+        XCTAssertTrue(waited)
+        for _ in 0..<20 { await Task.yield() }
+        XCTAssertEqual(h.notifier.posted.count, 1)
+    }
+
+    @MainActor
+    func testAServiceThatAnswersAgainSoonIsNotNotified() async {
+        let h = Harness()
+        h.model.receive(.running)
+        h.model.receive(.hung)
+        h.model.receive(.running)
+        for _ in 0..<50 { await Task.yield() }
+        XCTAssertTrue(h.notifier.posted.isEmpty, "\(h.notifier.posted)")
+    }
+
+    @MainActor
     func testSameErrorIsNotNotifiedTwiceInARow() async {
         let h = Harness()
         h.model.receive(.justStarted)
