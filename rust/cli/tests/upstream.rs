@@ -363,6 +363,40 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
 
+/// A watch (the menu bar's, all day) asks a plain service twice a second;
+/// one spfs started names itself nowhere, so whose it is takes a lookup
+/// (macOS: an lsof run). It is looked up once while that process lives, not
+/// on every look, and the watch still reports it by its pid.
+#[test]
+fn watching_a_service_spfs_started_looks_up_its_listener_once() {
+    use std::io::Read;
+    let up = Upstream::new();
+    let outside = started_by_spfs(&up);
+    let mut watch = up
+        .sb
+        .cli(&["-v", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Six looks or more (every 0.5 s).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    let (mut out, mut err) = (String::new(), String::new());
+    watch.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    watch.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(
+        out.starts_with(&format!("running pid={} ", outside.0.id())),
+        "{out}"
+    );
+    // Each look logs what it found.
+    let looks = err.matches(": serving, pid").count();
+    let lookups = err.matches("looking up who listens").count();
+    assert!(looks >= 4, "{looks} looks in 3 s: {err}");
+    assert_eq!(lookups, 1, "{err}");
+}
+
 /// The same, wedged (here: suspended): it holds no lock and does not
 /// answer, yet it is ours and runs the configured program, so it reads as
 /// unresponsive with its pid and why, not as someone else's listener, and

@@ -75,6 +75,9 @@ pub struct ServiceManager {
     socket_file: Mutex<Option<(u64, u64)>>,
     /// What a slow `ensure` or `stop` is doing now ([`Self::activity`]).
     activity: Mutex<Option<Activity>>,
+    /// Who was last found listening at a TCP endpoint, a process of ours
+    /// (see `listener_at`).
+    listener: Mutex<Option<crate::owner::Listener>>,
 }
 
 impl ServiceManager {
@@ -91,6 +94,7 @@ impl ServiceManager {
             channel: Mutex::new(None),
             socket_file: Mutex::new(None),
             activity: Mutex::new(None),
+            listener: Mutex::new(None),
         })
     }
 

@@ -227,7 +227,7 @@ impl ServiceManager {
         if let ResolvedEndpoint::Tcp(addr) = &self.endpoint
             && !known
         {
-            let Some(listener) = crate::owner::tcp_listener(*addr) else {
+            let Some(listener) = self.listener_at(*addr) else {
                 if held {
                     // Ours by the lock; only its process is not found.
                     return Ok(Observation::Serving(
@@ -283,7 +283,7 @@ impl ServiceManager {
         let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
             return None;
         };
-        let listener = crate::owner::tcp_listener(*addr).filter(|l| !l.is_foreign())?;
+        let listener = self.listener_at(*addr).filter(|l| !l.is_foreign())?;
         let process = listener
             .process
             .filter(|&p| self.runs_configured_program(p))?;
@@ -301,10 +301,29 @@ impl ServiceManager {
         Some(Observation::Alive(status, Some(process)))
     }
 
+    /// Who listens at the TCP endpoint `addr`: the process found last time,
+    /// while it lives (a port has one listener, and a live process keeps
+    /// it), else a lookup, which scans processes (macOS: runs lsof) and is
+    /// remembered. So a watch, which asks twice a second about a service
+    /// spfs started itself (no lock, no record to name it), looks it up
+    /// once, not every time.
+    fn listener_at(&self, addr: std::net::SocketAddr) -> Option<crate::owner::Listener> {
+        let last = self.listener.lock().expect("listener mutex").clone();
+        if let Some(listener) = last.filter(|l| l.process.is_some_and(|p| p.is_alive())) {
+            return Some(listener);
+        }
+        tracing::debug!("looking up who listens at tcp://{addr}");
+        let found = crate::owner::tcp_listener(addr);
+        *self.listener.lock().expect("listener mutex") =
+            found.clone().filter(|l| l.process.is_some());
+        found
+    }
+
     /// Another user's listener at our endpoint (a TCP port, or a socket file), described.
     pub(super) fn foreign_listener(&self) -> Option<String> {
         match &self.endpoint {
-            ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listener(*addr)
+            ResolvedEndpoint::Tcp(addr) => self
+                .listener_at(*addr)
                 .filter(crate::owner::Listener::is_foreign)
                 .map(|l| foreign_user(&l)),
             // Our state dir is ours alone (checked), and so is its socket:
