@@ -369,7 +369,6 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
 /// on every look, and the watch still reports it by its pid.
 #[test]
 fn watching_a_service_spfs_started_looks_up_its_listener_once() {
-    use std::io::Read;
     let up = Upstream::new();
     let outside = started_by_spfs(&up);
     let mut watch = up
@@ -382,10 +381,11 @@ fn watching_a_service_spfs_started_looks_up_its_listener_once() {
     // Six looks or more (every 0.5 s).
     std::thread::sleep(std::time::Duration::from_secs(3));
     watch.kill().unwrap();
-    let _ = watch.wait();
-    let (mut out, mut err) = (String::new(), String::new());
-    watch.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    watch.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let output = watch.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
     assert!(
         out.starts_with(&format!("running pid={} ", outside.0.id())),
         "{out}"
