@@ -46,7 +46,7 @@ pub(crate) async fn channel(
 /// and how long an unanswered ping may wait before the connection fails: a
 /// hung service is seen within 10 s, and a watcher (a menu bar, all day)
 /// wakes itself and the service only every 5 s.
-pub(crate) const STREAM_PING: Duration = Duration::from_secs(5);
+const STREAM_PING: Duration = Duration::from_secs(5);
 
 /// Open a channel for a stream that may be silent for hours (`Watch`):
 /// HTTP/2 pings every [`STREAM_PING`], and a ping unanswered within it
