@@ -6,8 +6,9 @@
 //! check is independent, so one broken thing does not hide the next.
 
 mod agent;
+mod dirs;
 mod endpoint;
-mod files;
+mod program;
 
 use std::path::Path;
 
@@ -17,10 +18,11 @@ use crate::client::ServiceManager;
 use crate::remedy::Remedy;
 use crate::status::State;
 use agent::{check_agent, check_config};
+use dirs::{check_log_dir, check_log_size, check_state_dir};
 use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
-use files::check_macfuse;
-use files::{check_log_dir, check_log_size, check_program, check_state_dir};
+use program::check_macfuse;
+use program::check_program;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
