@@ -1,0 +1,214 @@
+//! `ensure`: the handshake of the module's documentation, from the first
+//! look to a spawned service that answers.
+
+use super::*;
+
+/// The least time left of a call's deadline worth starting a service in.
+const MIN_START_TIME: Duration = Duration::from_millis(100);
+
+impl ServiceManager {
+    /// Make sure the service runs, starting it if needed; returns its status
+    /// once it answers. Safe to call from many processes at once: exactly
+    /// one service is started. Dropping the future (a timeout, Ctrl-C)
+    /// kills a service this call was starting.
+    pub async fn ensure(&self) -> Result<Status> {
+        let deadline = Instant::now() + self.config.ready_timeout;
+        let (status, started) = self.ensure_running(deadline).await?;
+        let (Some(want), Some(have)) = (&self.config.expected_version, &status.version) else {
+            // Nothing to compare (a plain service reports no version): say so.
+            return Ok(self.with_version_warning(status));
+        };
+        if want == have {
+            return Ok(status);
+        }
+        if started {
+            // Just started from the configured program: a restart would
+            // start the same program again.
+            return Err(self.fresh_start_mismatch(want, have, status.pid));
+        }
+        if self.config.on_version_mismatch == VersionPolicy::Error {
+            return Err(version_mismatch(want, have, false));
+        }
+        if !status.leases.is_empty() {
+            // Runtimes use it: replacing it would cut them off. It is
+            // replaced once idle (or when the user stops it).
+            return Ok(self.with_version_warning(status));
+        }
+        self.restart_for_version(want, deadline).await
+    }
+
+    /// The service's status once it serves, and whether this call started
+    /// it.
+    pub(super) async fn ensure_running(&self, deadline: Instant) -> Result<(Status, bool)> {
+        if let Some(status) = self.fast_path(true).await {
+            return Ok((status, false));
+        }
+        self.set_activity(None);
+        let mut backoff = Backoff::new(Duration::from_millis(50));
+        loop {
+            match self.observe(true, false).await? {
+                Observation::Serving(status, channel, _) => {
+                    return Ok((self.remember(status, channel), false));
+                }
+                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                // Ours, serving at another endpoint: waiting changes nothing.
+                Observation::Alive(status, _) if status.state == State::Conflict => {
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        status.detail.unwrap_or_default(),
+                    )
+                    .with_remedy(Remedy::Run(Operation::Stop)));
+                }
+                Observation::Alive(status, _) => {
+                    if Instant::now() >= deadline {
+                        return Err(self.waiting_error(&status));
+                    }
+                    self.set_activity(Activity::WaitingForService {
+                        state: status.state,
+                        pid: status.pid,
+                    });
+                }
+                Observation::Absent { .. } => {
+                    self.paths.create_state_dir()?;
+                    // A start writes there (a read-only file system cannot
+                    // take it); a look or a running service's use does not.
+                    self.paths.check_writable()?;
+                    // Said now, not as the service's failure to listen.
+                    self.paths.check_endpoint_dir(&self.endpoint)?;
+                    if let Some(spawn_guard) =
+                        lock::try_take(&self.paths.spawn_lock())?.map(lock::OwnLock::from)
+                    {
+                        // Someone may have started it while we waited.
+                        match self.observe(true, true).await? {
+                            Observation::Serving(status, channel, _) => {
+                                return Ok((self.remember(status, channel), false));
+                            }
+                            Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                            Observation::Alive(..) => {}
+                            Observation::Absent { orphaned_lock } => {
+                                if let Some(status) = self.spawn(orphaned_lock, deadline).await? {
+                                    drop(spawn_guard);
+                                    return Ok((status, true));
+                                }
+                            }
+                        }
+                        drop(spawn_guard);
+                    } else if Instant::now() >= deadline {
+                        return Err(self.starting_elsewhere_error());
+                    } else {
+                        self.set_activity(Activity::WaitingForAnotherClient);
+                    }
+                }
+            }
+            // A spawner (or a stop) holds spawn.lock until it is done: wake
+            // soon after it lets go. With nobody at work (a service started
+            // elsewhere still starting, or shutting down), poll.
+            if !lock::wait_released(&self.paths.spawn_lock(), deadline).await? {
+                backoff.wait(deadline).await;
+            }
+        }
+    }
+
+    /// Spawn under `spawn.lock`; `None` when a service took the instance
+    /// lock first, or another process of ours came to serve at the TCP
+    /// endpoint before ours did (the caller goes back to looking).
+    /// `orphaned_lock`: the observation found `instance.lock` held only by
+    /// leftovers of a dead service; it is replaced with a fresh one.
+    pub(super) async fn spawn(&self, orphaned_lock: bool, deadline: Instant) -> Result<Option<Status>> {
+        // A call that waited out its time (for another start, which failed;
+        // for a stop) does not start one it could not wait for: it would be
+        // killed at once, and the call would overrun its deadline.
+        if deadline.saturating_duration_since(Instant::now()) < MIN_START_TIME {
+            return Err(Error::new(
+                ErrorKind::ReadyTimeout,
+                format!(
+                    "no time was left of ready_timeout_secs ({}s) to start the service: this \
+                     call spent it waiting (for another process's start or stop); see the \
+                     log, or raise ready_timeout_secs",
+                    self.config.ready_timeout.as_secs()
+                ),
+            )
+            .with_log(self.log_excerpt())
+            .with_remedy(Remedy::SetKey("ready_timeout_secs")));
+        }
+        let program = spawn::resolve_program(&self.config.program)?;
+        let lock_path = self.paths.instance_lock();
+        let instance = match lock::take(&lock_path, Instant::now() + lock::PROBE_GRACE).await? {
+            Some(file) => file,
+            None if orphaned_lock => {
+                tracing::info!(
+                    "{} is held by processes a dead service left behind; replacing it",
+                    lock_path.display()
+                );
+                lock::replace(&lock_path)?
+            }
+            None => return Ok(None),
+        };
+        tracing::debug!("starting {}", program.display());
+        let mut child = spawn::start(&self.config, &self.paths, &program, instance)?;
+        self.set_activity(Activity::Starting {
+            program: self.config.program.clone(),
+            pid: child.pid,
+        });
+        let log_warning = child.log_warning();
+        let probe = child
+            .wait_ready(&self.endpoint, &lock_path, deadline, PROBE_TIMEOUT)
+            .await?;
+        // Another process of ours answers on the port while ours has not
+        // bound it (spfs started its own meanwhile): ours cannot serve
+        // there. It is ended, and the caller looks again, which adopts the
+        // other as started outside (or names it a conflict).
+        if matches!(probe, Probe::Plain(_)) && !child.may_serve_at(&self.endpoint) {
+            tracing::info!("another process serves at {}; ending ours", self.endpoint);
+            let why = format!(
+                "another process serves at {}, started meanwhile; that one is used",
+                self.endpoint
+            );
+            child.end(&why).await;
+            // Until ours has let go of the lock, a look would take the
+            // answer for ours.
+            spawn::still_held(&lock_path).await;
+            return Ok(None);
+        }
+        let first = child.instance;
+        match self.observation_of(probe, true)? {
+            Observation::Serving(mut status, channel, instance) => {
+                child.release();
+                if !status.managed {
+                    self.record_plain(&program, instance.or(first));
+                }
+                status.warnings.extend(log_warning);
+                status.warnings.extend(self.elsewhere_warnings());
+                Ok(Some(self.remember(status, channel)))
+            }
+            Observation::Conflict(what) => {
+                child.end(&what).await;
+                Err(self.conflict_error(&what))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A plain service writes no record: the spawner writes its `Running`
+    /// record, naming the process that serves (a daemonizing service's
+    /// daemon, not the first process that exited).
+    fn record_plain(&self, program: &std::path::Path, instance: Option<Instance>) {
+        let Some(instance) = instance.filter(Instance::is_alive) else {
+            return;
+        };
+        let record = ServiceRecord {
+            pid: instance.pid,
+            start_time: Some(instance.start_time),
+            program: program.display().to_string(),
+            version: None,
+            endpoint: self.endpoint.to_string(),
+            started_at_unix_ms: unix_ms(SystemTime::now()),
+            phase: Phase::Running,
+            socket_activated: false,
+            spawn_id: None,
+        };
+        if let Err(e) = record.write(&self.paths.record()) {
+            tracing::warn!("{e}");
+        }
+    }
+}
