@@ -137,6 +137,51 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
     manager.stop().await.expect("stop");
 }
 
+/// A version restart whose stop waits for a call in flight still starts
+/// the replacement: the stop's wait is bounded by `stop_timeout_secs`, the
+/// new start has `ready_timeout_secs` of its own. It used to fail with "no
+/// time was left", blaming another process, and leave nothing running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_restart_that_waits_for_a_drain_still_starts_the_new_service() {
+    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0", "--slow-calls-ms", "2500"]);
+    let manager = sandbox.manager();
+    let old = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let channel = manager.channel().await.expect("channel");
+    let call = tokio::spawn(async move {
+        VfsServiceClient::new(channel)
+            .unmount(UnmountRequest { root_pid: 0 })
+            .await
+            .map(drop)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The same program without `--report-version` reports the crate's.
+    let mut config = sandbox.client_config();
+    config.args.clear();
+    config.expected_version = Some(env!("CARGO_PKG_VERSION").into());
+    config
+        .set_ready_timeout_secs(1)
+        .expect("ready_timeout_secs");
+    let upgrading = ServiceManager::new(config).expect("manager");
+    let replaced = upgrading
+        .ensure()
+        .await
+        .expect("the old service drained, the new one started");
+    assert_eq!(
+        replaced.version.as_deref(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "{replaced:?}"
+    );
+    let new = replaced.pid.expect("pid");
+    assert_ne!(new, old, "replaced");
+    assert!(!alive(old), "the old service is gone");
+    assert!(
+        call.await.unwrap().is_ok(),
+        "the call in flight was answered before the old service stopped"
+    );
+    assert_eq!(status(&manager).await.pid, Some(new), "and it serves");
+    manager.stop().await.expect("stop");
+}
+
 /// The service is nobody's child, so a host that reaps
 /// every child never collects it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,7 +72,7 @@ impl ServiceManager {
             };
             let have = status.version.clone().unwrap_or_default();
             if have == want || !status.leases.is_empty() {
-                return Ok(self.remember(status, channel));
+                return Ok(self.remember(status, channel, instance));
             }
             if let Some(instance) = instance
                 && self.failed_restart(want) == Some(instance)
@@ -86,6 +86,11 @@ impl ServiceManager {
             );
             self.stop_observed(instance, Some(channel), status.managed, &asked)
                 .await?;
+            // The replacement gets ready_timeout_secs of its own: the stop
+            // took what it needed (a drain of calls in flight, bounded by
+            // stop_timeout_secs), and a call that stopped the old service
+            // must not give up before starting the new one.
+            let deadline = deadline.max(Instant::now() + self.config.ready_timeout);
             let status = match self.observe(true, true).await? {
                 Observation::Absent { orphaned_lock } => self
                     .spawn(orphaned_lock, deadline)
