@@ -10,7 +10,7 @@ use common::*;
 use spfs_autostart::proto::vfs::{
     MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
 };
-use spfs_autostart::{Mount, State};
+use spfs_autostart::{ErrorKind, Mount, State};
 use spfs_autostart_test_support::{free_port, mount_marker};
 
 /// A sandbox whose service is the stand-in in upstream mode on a free
@@ -153,22 +153,7 @@ async fn the_log_says_each_step_of_a_plain_services_stop_and_why() {
 /// its SIGKILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_service_being_stopped_is_seen_as_stopping_by_others() {
-    use std::os::unix::fs::PermissionsExt;
-    let (mut sandbox, _port, _mnt) = upstream();
-    let wrapper = sandbox.root().join("ignores-term.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\ntrap '' TERM\nexec '{}' \"$@\"\n",
-            spfs_autostart_test_support::reference_service().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    sandbox
-        .set("program", wrapper.display().to_string())
-        .set("stop_sequence", vec!["SIGTERM", "SIGKILL"])
-        .set("stop_timeout_secs", 2);
+    let sandbox = slow_to_stop();
     let manager = sandbox.manager();
     let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
     let elsewhere = sandbox.manager();
@@ -196,6 +181,95 @@ async fn a_plain_service_being_stopped_is_seen_as_stopping_by_others() {
     // Once stopped, nothing says stopping any more.
     assert!(!sandbox.state_dir().join("stopping").exists());
     wait_gone(pid, "the stopped service").await;
+}
+
+/// An upstream sandbox whose service ignores SIGTERM (a wrapper sets that
+/// before the exec), with `stop_sequence = ["SIGTERM", "SIGKILL"]` and 2 s
+/// for each step: a stop lasts the 2 s until its SIGKILL.
+fn slow_to_stop() -> Sandbox {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut sandbox, _port, _mnt) = upstream();
+    let wrapper = sandbox.root().join("ignores-term.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ntrap '' TERM\nexec '{}' \"$@\"\n",
+            spfs_autostart_test_support::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox
+        .set("program", wrapper.display().to_string())
+        .set("stop_sequence", vec!["SIGTERM", "SIGKILL"])
+        .set("stop_timeout_secs", 2);
+    sandbox
+}
+
+/// A long-lived manager (the app, a library host) keeps the channel its
+/// last `ensure` used. A plain service cannot say who it is, so an answer
+/// over that channel counts only from the process it reached, while no
+/// stop of it runs: an `ensure` during another process's stop waits for
+/// the stop and starts a fresh service, as a fresh `ensure` does. (It
+/// used to return the service being stopped as running.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_ensure_does_not_take_a_plain_service_being_stopped_for_ready() {
+    let sandbox = slow_to_stop();
+    let warm = sandbox.manager();
+    let old = warm.ensure().await.expect("ensure").pid.expect("pid");
+    let stopper = sandbox.manager();
+    let stop = tokio::spawn(async move { stopper.stop().await });
+    let mark = sandbox.state_dir().join("stopping");
+    wait_for("the stop to begin", WAIT, || async {
+        mark.exists().then_some(())
+    })
+    .await;
+    let status = warm.ensure().await.expect("ensure during the stop");
+    let outcome = stop.await.unwrap().expect("stop");
+    assert!(
+        matches!(outcome, spfs_autostart::StopOutcome::Stopped { pid: Some(p), .. } if p == old),
+        "{outcome:?}"
+    );
+    let new = status.pid.expect("pid");
+    assert_ne!(new, old, "not the service being stopped: {status:?}");
+    assert!(alive(new), "a fresh service serves");
+    warm.stop().await.expect("stop");
+}
+
+/// After the service a long-lived manager reached died, another program
+/// took its port: that manager's next `ensure` names the conflict, as a
+/// fresh one does, instead of answering over its old channel that the
+/// service runs (and handing that listener to spfs for `Mount`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_ensure_does_not_use_a_listener_that_took_the_port_of_a_dead_service() {
+    let (sandbox, port, mnt) = upstream();
+    let warm = sandbox.manager();
+    let old = warm.ensure().await.expect("ensure").pid.expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(old).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_gone(old, "the killed service").await;
+    let impostor = sandbox.root().join("impostor");
+    std::fs::copy(spfs_autostart_test_support::reference_service(), &impostor).unwrap();
+    let mut other = sandbox
+        .command(&impostor)
+        .args(["--plain", "service", &mnt.display().to_string()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .expect("start another program on the port");
+    let fresh = sandbox.manager();
+    let conflict = wait_for("the other program to serve", WAIT, || async {
+        fresh.ensure().await.err()
+    })
+    .await;
+    assert_eq!(conflict.kind(), ErrorKind::EndpointConflict, "{conflict}");
+    let err = warm.ensure().await.expect_err("not ours");
+    assert_eq!(err.kind(), ErrorKind::EndpointConflict, "{err}");
+    assert!(err.to_string().contains("impostor"), "{err}");
+    other.kill().unwrap();
+    other.wait().unwrap();
 }
 
 /// The service a LaunchAgent runs (started by launchd, not by us: it holds

@@ -47,8 +47,8 @@ impl ServiceManager {
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             match self.observe(true, false).await? {
-                Observation::Serving(status, channel, _) => {
-                    return Ok((self.remember(status, channel), false));
+                Observation::Serving(status, channel, instance) => {
+                    return Ok((self.remember(status, channel, instance), false));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 // Ours, serving at another endpoint: waiting changes nothing.
@@ -80,8 +80,8 @@ impl ServiceManager {
                     {
                         // Someone may have started it while we waited.
                         match self.observe(true, true).await? {
-                            Observation::Serving(status, channel, _) => {
-                                return Ok((self.remember(status, channel), false));
+                            Observation::Serving(status, channel, instance) => {
+                                return Ok((self.remember(status, channel, instance), false));
                             }
                             Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                             Observation::Alive(..) => {}
@@ -114,7 +114,11 @@ impl ServiceManager {
     /// endpoint before ours did (the caller goes back to looking).
     /// `orphaned_lock`: the observation found `instance.lock` held only by
     /// leftovers of a dead service; it is replaced with a fresh one.
-    pub(super) async fn spawn(&self, orphaned_lock: bool, deadline: Instant) -> Result<Option<Status>> {
+    pub(super) async fn spawn(
+        &self,
+        orphaned_lock: bool,
+        deadline: Instant,
+    ) -> Result<Option<Status>> {
         // A call that waited out its time (for another start, which failed;
         // for a stop) does not start one it could not wait for: it would be
         // killed at once, and the call would overrun its deadline.
@@ -174,12 +178,13 @@ impl ServiceManager {
         match self.observation_of(probe, true)? {
             Observation::Serving(mut status, channel, instance) => {
                 child.release();
+                let instance = instance.or(first);
                 if !status.managed {
-                    self.record_plain(&program, instance.or(first));
+                    self.record_plain(&program, instance);
                 }
                 status.warnings.extend(log_warning);
                 status.warnings.extend(self.elsewhere_warnings());
-                Ok(Some(self.remember(status, channel)))
+                Ok(Some(self.remember(status, channel, instance)))
             }
             Observation::Conflict(what) => {
                 child.end(&what).await;

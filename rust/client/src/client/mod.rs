@@ -58,6 +58,24 @@ use version::version_mismatch;
 /// well under a millisecond; this bounds a hung or foreign peer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// What the cached channel was found to reach, when it was cached. The
+/// channel reconnects by itself, so an answer over it may come from whoever
+/// serves at the endpoint now.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reached {
+    /// The socket file (device and inode), for a Unix endpoint: another
+    /// file at the path (the state dir removed and made again, a new
+    /// service) means the channel reaches a service nobody else can find
+    /// any more.
+    socket_file: Option<(u64, u64)>,
+    /// The process found serving. A plain service cannot say who it is: its
+    /// answer counts only while this process lives and is not being
+    /// stopped (otherwise the answer may be a service being stopped, or a
+    /// listener that took the port after ours died). A kit service names
+    /// its pid, which must be this one's when it is known (TCP).
+    instance: Option<Instance>,
+}
+
 /// Manages one service: the only type most callers need.
 #[derive(Debug)]
 pub struct ServiceManager {
@@ -66,11 +84,9 @@ pub struct ServiceManager {
     endpoint: ResolvedEndpoint,
     /// The channel of the last successful probe, reused by the fast path.
     channel: Mutex<Option<Channel>>,
-    /// The socket file that channel reached (device and inode), for a Unix
-    /// endpoint: another file at the path (the state dir removed and made
-    /// again, a new service) means the channel reaches a service nobody
-    /// else can find any more.
-    socket_file: Mutex<Option<(u64, u64)>>,
+    /// What that channel was found to reach, which the fast path checks
+    /// before it trusts an answer over it.
+    reached: Mutex<Reached>,
     /// What a slow `ensure` or `stop` is doing now ([`Self::activity`]).
     activity: Mutex<Option<Activity>>,
     /// Who was last found listening at a TCP endpoint, a process of ours
@@ -90,7 +106,7 @@ impl ServiceManager {
             paths,
             endpoint,
             channel: Mutex::new(None),
-            socket_file: Mutex::new(None),
+            reached: Mutex::new(Reached::default()),
             activity: Mutex::new(None),
             listener: Mutex::new(None),
         })
@@ -125,32 +141,54 @@ impl ServiceManager {
         *self.activity.lock().expect("activity mutex") = activity.into();
     }
 
-    /// The cached channel answers: the cheapest possible look. `touch`
-    /// counts it as use (for `ensure`, not for `status`).
+    /// The cached channel answers, from the process it reached: the
+    /// cheapest possible look. `touch` counts it as use (for `ensure`, not
+    /// for `status`).
     async fn fast_path(&self, touch: bool) -> Option<Status> {
         let channel = self.channel.lock().expect("channel mutex").clone()?;
-        if self.socket_file() != *self.socket_file.lock().expect("socket mutex") {
-            *self.channel.lock().expect("channel mutex") = None;
+        let reached = *self.reached.lock().expect("reached mutex");
+        if self.socket_file() != reached.socket_file {
+            self.forget_channel();
             return None;
         }
-        match rpc::info(channel, touch, PROBE_TIMEOUT).await {
-            // No process lookup here: this path must stay one RPC.
-            Probe::Kit(info, _) if !info.shutting_down => Some(self.kit_status(&info, None)),
-            Probe::Plain(_) if touch => Some(self.plain_status(self.plain_record(), None)),
+        // One RPC; for a plain service also a look at its process (a read
+        // of /proc or one sysctl, and a missing `stopping` file), never a
+        // listener lookup.
+        let status = match rpc::info(channel, touch, PROBE_TIMEOUT).await {
+            Probe::Kit(info, _)
+                if !info.shutting_down && reached.instance.is_none_or(|i| i.pid == info.pid) =>
+            {
+                Some(self.kit_status(&info, None))
+            }
+            Probe::Plain(_) if touch => reached
+                .instance
+                .filter(|&i| i.is_alive() && !self.being_stopped(i))
+                .map(|i| self.plain_status(None, Some(i))),
             // `status` of a plain service looks up who listens (pid,
             // owner); the channel stays good for that.
-            Probe::Plain(_) => None,
-            _ => {
-                *self.channel.lock().expect("channel mutex") = None;
-                None
-            }
+            Probe::Plain(_) => return None,
+            _ => None,
+        };
+        if status.is_none() {
+            self.forget_channel();
         }
+        status
     }
 
-    fn remember(&self, status: Status, channel: Channel) -> Status {
-        *self.socket_file.lock().expect("socket mutex") = self.socket_file();
+    /// Keep `channel` for the fast path, with what it reached: `instance`,
+    /// the process found serving (if known).
+    fn remember(&self, status: Status, channel: Channel, instance: Option<Instance>) -> Status {
+        *self.reached.lock().expect("reached mutex") = Reached {
+            socket_file: self.socket_file(),
+            instance,
+        };
         *self.channel.lock().expect("channel mutex") = Some(channel);
         status
+    }
+
+    /// Drop the cached channel: the next look connects afresh.
+    fn forget_channel(&self) {
+        *self.channel.lock().expect("channel mutex") = None;
     }
 
     /// The device and inode of the file at a Unix endpoint (one `lstat`);
@@ -224,7 +262,7 @@ impl ServiceManager {
         };
         match activated {
             Some(ActivatedLook::Gone) => {
-                *self.channel.lock().expect("channel mutex") = None;
+                self.forget_channel();
                 return Ok(Status {
                     detail: Some(
                         "socket-activated: launchd or systemd holds its socket and starts it \
@@ -235,7 +273,7 @@ impl ServiceManager {
                 });
             }
             Some(ActivatedLook::Going(..)) => {
-                *self.channel.lock().expect("channel mutex") = None;
+                self.forget_channel();
             }
             None => {
                 if let Some(status) = self.fast_path(false).await {
@@ -248,8 +286,8 @@ impl ServiceManager {
         // socket-activated one must then not be connected to (the look above
         // was taken while it still served).
         Ok(match self.observe(false, false).await? {
-            Observation::Serving(status, channel, _) => {
-                self.with_version_warning(self.remember(status, channel))
+            Observation::Serving(status, channel, instance) => {
+                self.with_version_warning(self.remember(status, channel, instance))
             }
             Observation::Alive(status, _) => status,
             Observation::Absent { orphaned_lock } => Status {

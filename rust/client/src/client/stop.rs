@@ -76,7 +76,7 @@ impl ServiceManager {
         &self,
         chosen: impl Fn(Option<&Instance>) -> bool,
     ) -> Result<Option<StopOutcome>> {
-        *self.channel.lock().expect("channel mutex") = None;
+        self.forget_channel();
         self.set_activity(None);
         // A start in progress ends first (ready or failed); nobody starts
         // one while we stop. Bounded by the longest a spawner may take.
