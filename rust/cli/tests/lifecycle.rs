@@ -470,6 +470,49 @@ fn another_users_service_on_our_port_is_left_alone() {
     }
 }
 
+/// Another user's service that takes our TCP port while ours starts (before
+/// it binds) is not taken for ours: `ensure` names the conflict, ours is
+/// ended, and theirs is left alone. It used to report ours running while
+/// every call went to theirs.
+#[test]
+fn another_users_service_that_takes_our_port_during_our_start_is_not_used() {
+    let other = second_user();
+    let port = free_port();
+    let sb = plain_service(port, &["--start-delay-ms", "1500"]);
+    let ensure = background(&sb, &["--json", "ensure"]);
+    let record = sb.state_dir().join("service.json");
+    assert!(
+        wait_for(Duration::from_secs(10), || record.exists()),
+        "the start begins"
+    );
+    let ours = sb.pids();
+    assert!(!ours.is_empty(), "ours runs");
+    let mut theirs = outside_service(port, Some(other), &sb);
+    let out = ensure.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("uid {other}")),
+        "says whose it is: {error}"
+    );
+    for pid in ours {
+        assert!(
+            wait_for(Duration::from_secs(10), || !alive(pid)),
+            "ours (pid {pid}) is ended"
+        );
+    }
+    assert!(
+        matches!(theirs.try_wait(), Ok(None)),
+        "their service is left alone"
+    );
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+}
+
 /// Our own plain service started outside spfs-autostart (as spfs
 /// does) is adopted: reported with its pid, used by `ensure` (never a
 /// second one), stopped by `stop`. (And an `expected_version` that a plain

@@ -361,12 +361,14 @@ impl Child {
     }
 
     /// Whether what answers at `endpoint` may be this start's service:
-    /// false only when it is a TCP listener of ours that is neither in the
-    /// session the service leads nor started by it, while the service still
-    /// runs (so it is not its daemon either), as when spfs started one of
-    /// its own meanwhile. Where that cannot be told (a Unix socket in our
-    /// state dir, no listener found, a service that daemonized: its daemon
-    /// is nobody's child), it may be.
+    /// false only when, while the service still runs (so it is not its
+    /// daemon either), the TCP listener is another user's (who took the
+    /// port before ours bound it), or one of ours that is neither in the
+    /// session the service leads nor started by it, as when spfs started
+    /// one of its own meanwhile. Where that cannot be told (a Unix socket in
+    /// our state dir, no listener found: macOS's lsof sees no other user's
+    /// socket; a service that daemonized: its daemon is nobody's child), it
+    /// may be.
     pub(crate) fn may_serve_at(&self, endpoint: &ResolvedEndpoint) -> bool {
         let ResolvedEndpoint::Tcp(addr) = endpoint else {
             return true;
@@ -374,7 +376,13 @@ impl Child {
         if self.pid == 0 || !self.instance.is_some_and(|i| i.is_alive()) {
             return true;
         }
-        let Some(listener) = crate::owner::tcp_listener(*addr).and_then(|l| l.process) else {
+        let Some(listener) = crate::owner::tcp_listener(*addr) else {
+            return true;
+        };
+        if listener.is_foreign() {
+            return false;
+        }
+        let Some(listener) = listener.process else {
             return true;
         };
         // A wrapper may run it in a session of its own (`setsid -w`), but
