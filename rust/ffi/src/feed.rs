@@ -97,16 +97,20 @@ impl Gate {
     /// Stop the feed; return once no call is in progress (or at
     /// `deadline`). Called from inside the observer's own call, it does not
     /// wait for that call.
+    /// In a child after `fork()` it does nothing: the feed's thread and the
+    /// runtime's workers stayed in the parent, so there is nothing to stop,
+    /// and aborting the task would take the runtime's queue lock, which a
+    /// parent worker may have held at the fork (the child then hung).
     pub(crate) fn cancel(&self, deadline: Option<Instant>) {
+        if self.pid != this_process() {
+            return;
+        }
         if let Some(task) = self.task.get() {
             task.abort();
         }
         let me = std::thread::current().id();
         let mut state = self.lock();
         state.cancelled = true;
-        if self.pid != this_process() {
-            return;
-        }
         while let Some(caller) = state.in_call {
             if caller == me {
                 break;
@@ -186,4 +190,45 @@ pub(crate) fn stop_all(grace: Duration) {
         gate.cancel(Some(deadline));
     }
     crate::wake::close(deadline);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate as a child process sees one it inherited: made by another
+    /// process (its pid), its state lock held at the fork by a thread that
+    /// does not exist in the child, and its producer on a runtime whose
+    /// workers stayed in the parent.
+    #[test]
+    fn cancelling_an_inherited_feed_touches_neither_its_lock_nor_its_task() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let task = rt.spawn(std::future::pending::<()>());
+        let gate = Arc::new(Gate {
+            pid: this_process().wrapping_add(1),
+            state: Mutex::default(),
+            idle: Condvar::new(),
+            task: OnceLock::new(),
+        });
+        let _ = gate.task.set(task.abort_handle());
+        let held = gate.lock();
+        let (done, cancelled) = std::sync::mpsc::channel();
+        let inherited = gate.clone();
+        std::thread::spawn(move || {
+            inherited.cancel(None);
+            let _ = done.send(());
+        });
+        // A cancel that took the lock would wait for it forever.
+        cancelled
+            .recv_timeout(Duration::from_secs(20))
+            .expect("cancel returns without the lock");
+        drop(held);
+        // An abort would end the task at the runtime's next turn.
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
+        assert!(!task.is_finished(), "the parent's task is not aborted");
+        assert!(!gate.lock().cancelled, "nothing of the gate was touched");
+    }
 }

@@ -2,8 +2,9 @@
 //! `ServiceManager` object that holds the core's manager and delegates.
 //!
 //! Async methods run on the library's runtime (so the foreign side may poll
-//! them from any executor); a call whose future the caller drops still runs
-//! to its end, so an `ensure` is never cut off halfway through a start.
+//! them from any executor); dropping a call's future cancels it as the core
+//! documents (an `ensure` kills the service it was starting: nothing is
+//! left half-started).
 //! `watch` and `follow_logs` feed an observer from a task on that runtime
 //! until their [`TaskHandle`] is cancelled or dropped.
 
