@@ -1,6 +1,7 @@
 //! `Kit::serve` runs its server as a task of its own; a `serve` its caller
 //! drops must still stop serving, and never let go of the instance lock
-//! while its endpoint still accepts connections.
+//! while its endpoint still accepts connections. Its idle clock starts with
+//! it.
 
 use std::fs::{File, TryLockError};
 use std::time::{Duration, Instant};
@@ -66,4 +67,47 @@ async fn a_serve_its_caller_drops_stops_serving_before_it_lets_go_of_the_lock() 
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The idle clock starts when the service serves: a service whose own
+/// set-up (opening repositories, mounting) between `Kit::start` and
+/// `serve` takes longer than its idle timeout still serves for that
+/// timeout, and then exits. (It used to shut down as it became ready.)
+#[tokio::test(flavor = "current_thread")]
+async fn the_idle_clock_starts_when_the_service_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let socket = state.join("service.sock");
+    let idle = Duration::from_secs(2);
+    let kit = Kit::start(
+        Identity {
+            name: "idle-test".into(),
+            version: "0".into(),
+        },
+        KitConfig {
+            state_dir: state.clone(),
+            endpoint: ResolvedEndpoint::Unix(socket.clone()),
+            idle_timeout: idle,
+            ready_fd: None,
+            lock_fd: None,
+        },
+    )
+    .expect("start the kit in a temp state dir");
+    // The service's own set-up, longer than its idle timeout.
+    tokio::time::sleep(idle + Duration::from_millis(500)).await;
+    let began = Instant::now();
+    let serving = tokio::spawn(kit.serve(|routes| routes));
+    tokio::time::sleep(idle / 2).await;
+    assert!(
+        !serving.is_finished(),
+        "still serving {:?} after it began",
+        began.elapsed()
+    );
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    tokio::time::timeout(Duration::from_secs(20), serving)
+        .await
+        .expect("it exits once idle")
+        .unwrap()
+        .expect("a clean exit");
+    assert!(began.elapsed() >= idle, "{:?}", began.elapsed());
 }

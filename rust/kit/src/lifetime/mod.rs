@@ -246,8 +246,12 @@ impl Lifetime {
     }
 
     /// Exit when idle for `idle_timeout`: sleeps until the deadline, woken
-    /// early by every change; returns when shutdown was requested.
+    /// early by every change; returns when shutdown was requested. Started
+    /// as the service begins to serve, which is when its idle clock starts:
+    /// the service's own set-up since `Kit::start` (opening repositories,
+    /// mounting) is not idleness.
     pub(crate) async fn run_idle_timer(self: Arc<Self>) {
+        self.lock().idle_since = Instant::now();
         if self.idle_timeout.is_zero() {
             return;
         }
