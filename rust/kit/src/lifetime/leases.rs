@@ -68,6 +68,10 @@ impl Lifetime {
         };
         let lease = {
             let mut inner = self.lock();
+            // Again under the lock, which the idle timer decides under.
+            if self.is_shutting_down() {
+                return Err(LeaseError::ShuttingDown);
+            }
             let id = inner.next_lease;
             inner.next_lease += 1;
             let lease = Lease {

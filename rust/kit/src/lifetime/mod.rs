@@ -171,18 +171,28 @@ impl Lifetime {
     /// Ask the service to shut down; the first reason wins.
     pub(crate) fn request_shutdown(&self, reason: impl Into<String>) {
         let reason = reason.into();
-        let first = self.shutdown.send_if_modified(|current| {
+        if self.mark_shutdown(&reason) {
+            self.announce_shutdown(reason);
+        }
+    }
+
+    /// Set the shutdown flag with `reason`, unless it is set; whether it was
+    /// set now. Takes no lock of `inner`, so it may be called under it.
+    fn mark_shutdown(&self, reason: &str) -> bool {
+        self.shutdown.send_if_modified(|current| {
             if current.is_none() {
-                *current = Some(reason.clone());
+                *current = Some(reason.to_owned());
                 true
             } else {
                 false
             }
-        });
-        if first {
-            tracing::info!("shutting down: {reason}");
-            self.changed(Event::ShuttingDown, reason);
-        }
+        })
+    }
+
+    /// Log the shutdown the flag now says and tell the watchers.
+    fn announce_shutdown(&self, reason: String) {
+        tracing::info!("shutting down: {reason}");
+        self.changed(Event::ShuttingDown, reason);
     }
 
     /// Resolves with the reason once shutdown was requested.
@@ -265,11 +275,22 @@ impl Lifetime {
             tokio::select! {
                 changed = generation.changed() => if changed.is_err() { return },
                 () = sleep_until_opt(deadline) => {
-                    if self.idle_deadline().is_some_and(|d| d <= Instant::now()) {
-                        self.request_shutdown(format!(
-                            "idle for {}s with no lease and no call in flight",
-                            self.idle_timeout.as_secs()
-                        ));
+                    let reason = format!(
+                        "idle for {}s with no lease and no call in flight",
+                        self.idle_timeout.as_secs()
+                    );
+                    // Decided under the lock a call or a lease takes: one
+                    // that comes at the deadline either keeps the service
+                    // up or finds it shutting down (a lease is then
+                    // refused), never a lease granted by a service that
+                    // goes anyway.
+                    let expired = {
+                        let inner = self.lock();
+                        self.deadline_of(&inner).is_some_and(|d| d <= Instant::now())
+                            && self.mark_shutdown(&reason)
+                    };
+                    if expired {
+                        self.announce_shutdown(reason);
                         return;
                     }
                 }
