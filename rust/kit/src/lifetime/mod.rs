@@ -63,7 +63,8 @@ struct Inner {
 }
 
 impl Lifetime {
-    /// A new lifetime; the idle clock starts now.
+    /// A new lifetime; the idle clock starts now, and again once the
+    /// service serves ([`Self::run_idle_timer`]).
     pub(crate) fn new(
         identity: Identity,
         endpoint: String,
