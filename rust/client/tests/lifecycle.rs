@@ -143,7 +143,10 @@ async fn leased_service_keeps_its_pid_and_a_wrong_version_is_restarted_only_once
 /// time was left", blaming another process, and leave nothing running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_restart_that_waits_for_a_drain_still_starts_the_new_service() {
-    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0", "--slow-calls-ms", "2500"]);
+    // The call holds the drain about 3 s (under the 3.75 s a stop with the
+    // default stop_timeout_secs allows it), past the 2 s the restart's
+    // ensure is given.
+    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0", "--slow-calls-ms", "3500"]);
     let manager = sandbox.manager();
     let old = manager.ensure().await.expect("ensure").pid.expect("pid");
     let channel = manager.channel().await.expect("channel");

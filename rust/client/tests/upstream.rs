@@ -259,11 +259,13 @@ async fn a_warm_ensure_does_not_use_a_listener_that_took_the_port_of_a_dead_serv
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .spawn()
         .expect("start another program on the port");
-    let fresh = sandbox.manager();
-    let conflict = wait_for("the other program to serve", WAIT, || async {
-        fresh.ensure().await.err()
+    wait_for("the other program to listen", WAIT, || async {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(drop)
     })
     .await;
+    let conflict = sandbox.manager().ensure().await.expect_err("not ours");
     assert_eq!(conflict.kind(), ErrorKind::EndpointConflict, "{conflict}");
     let err = warm.ensure().await.expect_err("not ours");
     assert_eq!(err.kind(), ErrorKind::EndpointConflict, "{err}");
