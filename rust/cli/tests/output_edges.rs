@@ -586,3 +586,66 @@ fn no_escape_sequences_for_a_dumb_terminal_or_no_color() {
         sb.ok(&["stop"]);
     }
 }
+
+/// A watch whose every look fails (here: a directory where `instance.lock`
+/// belongs) says so once and looks again every 2 s. Each failed look used
+/// to wake the next at once (the look's own file events), a core spinning
+/// for as long as the fault lasted.
+#[test]
+fn a_watch_that_cannot_look_retries_calmly() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.state_dir().join("instance.lock")).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A record, which each look reads first (a file event of its own).
+    std::fs::write(sb.state_dir().join("service.json"), "{}").unwrap();
+    let mut watch = sb
+        .cli(&["-v", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    watch.kill().unwrap();
+    let output = watch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    // The error printed once, and one log line per look.
+    assert_eq!(err.matches("error: ").count(), 1, "{err}");
+    let looks = err.matches("watch: cannot open lock file").count();
+    assert!((1..=4).contains(&looks), "{looks} looks in 3 s: {err}");
+}
+
+/// A watch that cannot watch the state dir (here: too few descriptors for
+/// inotify) polls it every 2 s. Its closed event channel used to answer
+/// every wait at once: a core spinning all along.
+#[test]
+fn a_watch_without_a_file_watch_polls_calmly() {
+    let sb = Sandbox::new();
+    let mut command = sb.cli(&["-v", "watch"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe, and nothing else runs in the
+    // child between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 10,
+                rlim_max: 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut watch = command.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    watch.kill().unwrap();
+    let output = watch.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(out.starts_with("stopped"), "{out}{err}");
+    assert!(err.contains("falling back to polling"), "{err}");
+    let looks = err.matches("service.sock: no service").count();
+    assert!((1..=4).contains(&looks), "{looks} looks in 3 s: {err}");
+}

@@ -154,7 +154,9 @@ async fn run(
                 if !sent.error(e).await {
                     return;
                 }
-                let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
+                // The failed look may have opened files there too.
+                while events.try_recv().is_ok() {}
+                changed_within(&mut events, IDLE_POLL).await;
                 continue;
             }
         };
@@ -203,15 +205,25 @@ async fn run(
                 } else {
                     PLAIN_POLL
                 };
-                let _ = tokio::time::timeout(wait, events.recv()).await;
+                changed_within(&mut events, wait).await;
             }
             State::Stopped | State::Conflict => {
-                let _ = tokio::time::timeout(IDLE_POLL, events.recv()).await;
+                changed_within(&mut events, IDLE_POLL).await;
             }
             State::Starting | State::Stopping | State::Unresponsive => {
-                let _ = tokio::time::timeout(TRANSITION_POLL, events.recv()).await;
+                changed_within(&mut events, TRANSITION_POLL).await;
             }
         }
+    }
+}
+
+/// Wait until the state dir changes, for at most `wait`. Without a file
+/// watch (it could not be set up: out of inotify instances or descriptors)
+/// the channel is closed: then simply `wait`, a poll, not a spin.
+async fn changed_within(events: &mut mpsc::Receiver<()>, wait: Duration) {
+    let start = tokio::time::Instant::now();
+    if let Ok(None) = tokio::time::timeout(wait, events.recv()).await {
+        tokio::time::sleep_until(start + wait).await;
     }
 }
 
