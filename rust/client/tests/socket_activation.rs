@@ -108,12 +108,29 @@ fn socket_activate_with(sandbox: &Sandbox, socket: &Path, options: &[&str]) -> R
 }
 
 /// Wait until something listens on `socket`.
+/// Wait until the activator listens at `socket`: not only bound (between
+/// its bind and its listen a connect is refused, and a busy machine made
+/// that moment long enough for `ensure` to start a service of its own),
+/// and without connecting, which would start the service.
 async fn wait_listening(socket: &Path) {
     wait_for("systemd-socket-activate to listen", WAIT, || {
-        let ready = is_socket(socket);
+        let ready = listens(socket);
         async move { ready.then_some(()) }
     })
     .await;
+}
+
+/// Whether a socket listens at `socket`, by `/proc/net/unix` (its flags
+/// have `__SO_ACCEPTCON`, 0x10000).
+fn listens(socket: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let path = socket.to_string_lossy();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() >= 8
+            && fields[7] == path
+            && u32::from_str_radix(fields[3], 16).is_ok_and(|flags| flags & 0x10000 != 0)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
