@@ -206,6 +206,47 @@ fn slow_to_stop() -> Sandbox {
     sandbox
 }
 
+/// A plain service that closes its listener at once on SIGINT and then
+/// takes a while to exit (spfs-fuse-macos unmounting) is stopping all
+/// along for a watch elsewhere (the menu bar): it used to read
+/// unresponsive from its listener's going until its exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_service_slow_to_exit_after_its_listener_closed_reads_stopping() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut sandbox, _port, _mnt) = upstream();
+    let wrapper = sandbox.root().join("slow-exit.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/bash\n'{}' \"$@\" &\nchild=$!\n\
+             trap 'kill -9 $child; sleep 2; exit 0' INT\nwait $child\n",
+            spfs_autostart_test_support::reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox
+        .set("program", wrapper.display().to_string())
+        .set("stop_timeout_secs", 5);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let elsewhere = sandbox.manager();
+    let mut watcher = elsewhere.watch().expect("watch");
+    let mut states = Vec::new();
+    let stop = tokio::spawn(async move { manager.stop().await });
+    while states.last() != Some(&State::Stopped) {
+        let next = tokio::time::timeout(WAIT, watcher.next())
+            .await
+            .expect("an update")
+            .expect("the feed is open")
+            .expect("a status");
+        states.push(next.state);
+    }
+    stop.await.unwrap().expect("stop");
+    assert!(states.contains(&State::Stopping), "{states:?}");
+    assert!(!states.contains(&State::Unresponsive), "{states:?}");
+}
+
 /// A long-lived manager (the app, a library host) keeps the channel its
 /// last `ensure` used. A plain service cannot say who it is, so an answer
 /// over that channel counts only from the process it reached, while no

@@ -124,6 +124,17 @@ impl ServiceManager {
         match record.as_ref().and_then(ServiceRecord::instance) {
             Some(instance) if instance.is_alive() => {
                 let mut status = self.alive_status(foreign, record.as_ref(), Some(instance));
+                // A plain service a client is stopping, which has closed its
+                // listener and not yet exited (spfs-fuse-macos unmounting):
+                // stopping, not unresponsive (a watch would flash "not
+                // responding" through every slow stop).
+                if status.state == State::Unresponsive
+                    && !under_spawn_lock
+                    && self.being_stopped(instance)
+                {
+                    status.state = State::Stopping;
+                    status.detail = Some("being stopped: waiting for it to exit".into());
+                }
                 // Ours (it holds the lock), but serving where the config no
                 // longer points: no wait makes it answer here.
                 // (Being stopped, it is going anyway: that is what it is.)
