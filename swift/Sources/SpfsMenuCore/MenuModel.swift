@@ -178,9 +178,7 @@ public final class MenuModel {
             NotificationPolicy.isUnexpectedStop(
                 previous: previous,
                 next: snapshot,
-                userRequested: userRequestedStop,
-                previousAt: lastSnapshotAt,
-                now: now
+                userRequested: userRequestedStop
             )
         {
             let tail = (try? service.tailLogs(logLineCount)) ?? state.recentLogs
@@ -317,7 +315,15 @@ public final class MenuModel {
             state.lastError = MenuMessage(failure)
             if !failure.logTail.isEmpty { state.recentLogs = failure.logTail }
             if !userInitiated { post(policy.autoStartFailed(failure)) }
-            if let snapshot = try? await service.status() { receive(snapshot) }
+            if let snapshot = try? await service.status() {
+                receive(snapshot)
+                // The failure (in the menu, or notified) has said that it does not answer:
+                // the notice that it still does not would say it a second time.
+                if snapshot.state == .unresponsive {
+                    unresponsiveNotice?.cancel()
+                    unresponsiveNotice = nil
+                }
+            }
         }
         reloadLogs()
     }

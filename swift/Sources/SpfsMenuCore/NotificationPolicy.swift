@@ -25,8 +25,6 @@ public struct PendingNotification: Sendable, Equatable {
 public struct NotificationPolicy: Sendable {
     /// How many log lines go into a notification body.
     public static let logLinesInBody = 3
-    /// Slack, in seconds, when deciding that a stop was the announced idle exit.
-    public static let idleExitGraceSecs: Double = 5
     /// How long a service must have run for its death to be news again after an earlier one.
     public static let goodRunSecs: Double = 60
 
@@ -87,26 +85,19 @@ public struct NotificationPolicy: Sendable {
         )
     }
 
-    /// Whether going from `previous` to `next` is a stop nobody asked for.
+    /// Whether going from `previous` to `next` is a stop nobody asked for. An idle exit is not
+    /// one: a kit service announces it (`stopping`, with its reason) before it goes, so it never
+    /// goes from running to stopped directly. (The idle deadline a snapshot shows is no guide:
+    /// every `ensure` postpones it without a watch update, and a crash taken for an idle exit
+    /// went unsaid.)
     /// - Parameters:
     ///   - userRequested: the user pressed Stop since the service last ran.
-    ///   - previousAt: when `previous` was received; with `now`, decides whether the stop is the
-    ///     idle exit that `previous` announced.
     public static func isUnexpectedStop(
         previous: ServiceSnapshot,
         next: ServiceSnapshot,
-        userRequested: Bool,
-        previousAt: Date?,
-        now: Date
+        userRequested: Bool
     ) -> Bool {
-        guard previous.state == .running, next.state == .stopped, !userRequested else {
-            return false
-        }
-        if case .after(let idle)? = previous.idleExit, previous.leases.isEmpty, let previousAt {
-            let due = previousAt.addingTimeInterval(Double(idle) - idleExitGraceSecs)
-            if now >= due { return false }
-        }
-        return true
+        previous.state == .running && next.state == .stopped && !userRequested
     }
 
     /// The message, then each hint on a line of its own (what to do comes before the log, which
