@@ -25,6 +25,9 @@ impl LogFollower {
     }
 }
 
+/// How long a follower whose read failed waits before it reads again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
+
 /// Follow `path`: first its last `backlog` lines, then every line appended,
 /// across rotation and truncation. The file's directory must exist.
 pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
@@ -39,7 +42,10 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
     .map_err(io::Error::other)?;
     notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
         .map_err(io::Error::other)?;
-    let (tx, lines) = mpsc::channel(1024);
+    // A slow reader holds back the follower, not a growing queue: at most
+    // this many lines wait, each at most MAX_LINE_BYTES (64 MiB in all for
+    // a log of huge unbroken lines; kilobytes for a real one).
+    let (tx, lines) = mpsc::channel(64);
     let mut reader = Reader::open_at_end(path.to_path_buf())?;
     // The backlog ends exactly where the reader starts: the same file, up to
     // the same offset, so a line written meanwhile is neither shown twice
@@ -73,6 +79,11 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
                                 return;
                             }
                         }
+                        // The failed read opened files in the dir (the log,
+                        // the rotated runs), whose events would wake us at
+                        // once: a spin for as long as the fault lasts. Poll.
+                        std::thread::sleep(RETRY_AFTER_ERROR);
+                        while events.try_recv().is_ok() {}
                     }
                 }
                 if tx.is_closed() {

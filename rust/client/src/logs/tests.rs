@@ -226,3 +226,86 @@ fn a_link_refused_then_removed_is_still_said_to_be_a_link() {
     let other = open_refusal(&path, std::io::Error::from_raw_os_error(libc::EACCES));
     assert_eq!(other.raw_os_error(), Some(libc::EACCES));
 }
+
+/// CPU time (clock ticks) of this process's follower threads.
+fn follower_ticks() -> u64 {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        // "spfs-autostart-follow", cut to the kernel's 15 bytes.
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "spfs-autostart-" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+        ticks += fields
+            .get(11)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += fields
+            .get(12)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ticks
+}
+
+/// Something that cannot be read where the log belongs (here a FIFO, with a
+/// rotated run beside it) is said once, and looked at again calmly: each
+/// failed read opened files in the dir, whose events woke the next read at
+/// once, a core spinning for as long as the fault lasted.
+#[test]
+fn a_log_that_cannot_be_read_is_retried_calmly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("service.log");
+    std::fs::write(&path, "a\n").unwrap();
+    std::fs::write(tmp.path().join("service.log.1"), "old\n").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut follower = follow(&path, 0).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(
+            &path,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap();
+        let error = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Err(e)) = follower.next().await {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the error is said");
+        assert!(!error.to_string().is_empty());
+        let before = follower_ticks();
+        assert!(
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .any(|t| std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "spfs-autostart-")),
+            "the follower's thread is found"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let used = follower_ticks() - before;
+        // Ticks are 10 ms: a spin is about 200 here.
+        assert!(used < 50, "{used} ticks in 2 s");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), follower.next())
+                .await
+                .is_err(),
+            "said once"
+        );
+    });
+}
