@@ -21,13 +21,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
         sandbox.set("stop_timeout_secs", 20);
         let manager = sandbox.manager();
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
-        let channel = manager.channel().await.expect("channel");
-        let call = tokio::spawn(async move {
-            VfsServiceClient::new(channel)
-                .unmount(UnmountRequest { root_pid: 0 })
-                .await
-                .map(drop)
-        });
+        let call = call_in_flight(&manager).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stopper = {
             let manager = sandbox.manager();
@@ -149,13 +143,7 @@ async fn a_version_restart_that_waits_for_a_drain_still_starts_the_new_service()
     let sandbox = kit_sandbox(0, &["--report-version", "1.0.0", "--slow-calls-ms", "3500"]);
     let manager = sandbox.manager();
     let old = manager.ensure().await.expect("ensure").pid.expect("pid");
-    let channel = manager.channel().await.expect("channel");
-    let call = tokio::spawn(async move {
-        VfsServiceClient::new(channel)
-            .unmount(UnmountRequest { root_pid: 0 })
-            .await
-            .map(drop)
-    });
+    let call = call_in_flight(&manager).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The same program without `--report-version` reports the crate's.
     let mut config = sandbox.client_config();

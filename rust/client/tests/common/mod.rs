@@ -104,3 +104,19 @@ pub fn assert_graceful(outcome: &StopOutcome) {
         "{outcome:?}"
     );
 }
+
+/// Start a call that counts as work (`VfsService/Unmount`, which the
+/// reference service's `--slow-calls-ms` holds open) over `manager`'s
+/// channel; it ends with the call.
+pub async fn call_in_flight(
+    manager: &ServiceManager,
+) -> tokio::task::JoinHandle<Result<(), tonic::Status>> {
+    use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
+    let channel = manager.channel().await.expect("channel");
+    tokio::spawn(async move {
+        VfsServiceClient::new(channel)
+            .unmount(UnmountRequest { root_pid: 0 })
+            .await
+            .map(drop)
+    })
+}
