@@ -413,8 +413,14 @@ async fn status(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure
         State::Starting | State::Stopping | State::Stopped => ExitCode::from(EXIT_NOT_RUNNING),
         State::Unresponsive | State::Conflict => ExitCode::FAILURE,
     };
-    // The state is known whether or not anyone reads it.
-    match output::status(&status, json) {
+    verdict(code, output::status(&status, json))
+}
+
+/// The exit code of a command whose code is its answer (`status`,
+/// `doctor`): it stands whether or not anyone read the printout, so a
+/// reader gone (`| true`) does not turn a failure into success.
+fn verdict(code: ExitCode, printed: io::Result<()>) -> Result<ExitCode, Failure> {
+    match printed {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         result => result.map(|()| code).map_err(Failure::from),
     }
@@ -444,12 +450,12 @@ async fn watch(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure>
 /// `doctor`: print every finding; exit 0 only when healthy.
 async fn doctor(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> {
     let report = spfs_autostart::doctor::diagnose(&manager).await;
-    output::doctor(&report, json)?;
-    Ok(if report.healthy() {
+    let code = if report.healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    };
+    verdict(code, output::doctor(&report, json))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ fn exits_soon(child: &mut Child, what: &str) -> std::process::ExitStatus {
 
 // `status | true` panicked with "failed printing to stdout".
 #[test]
-fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
+fn status_and_doctor_into_a_closed_pipe_exit_quietly_with_their_code() {
     let sb = Sandbox::new();
     let (reader, writer) = pipe();
     drop(reader);
@@ -80,6 +80,16 @@ fn status_into_a_closed_pipe_exits_quietly_with_its_code() {
             .unwrap();
         assert_ne!(out.status.code(), Some(101), "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{args:?}");
+    }
+    // `doctor`'s code is its verdict, read or not.
+    let sick = Sandbox::new().with("program", "spfs-no-such-service");
+    let read = sick.cli(&["doctor"]).output().unwrap();
+    assert_eq!(read.status.code(), Some(1), "the program is missing");
+    for args in [&["doctor"][..], &["--json", "doctor"]] {
+        let (reader, writer) = pipe();
+        drop(reader);
+        let unread = sick.cli(args).stdout(Stdio::from(writer)).output().unwrap();
+        assert_eq!(unread.status.code(), Some(1), "{args:?} unread");
     }
 }
 
