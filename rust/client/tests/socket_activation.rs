@@ -344,6 +344,18 @@ async fn looking_at_a_stopped_socket_activated_service_does_not_start_it() {
     assert!(more.is_err(), "{more:?}");
     // The same manager that saw it running (its channel cached) too.
     assert_eq!(status(&manager).await.state, State::Stopped);
+    // The doctor says who holds the endpoint, and what `ensure` would do.
+    let report = spfs_autostart::doctor::diagnose(&looks).await;
+    let endpoint = report
+        .findings
+        .iter()
+        .find(|f| f.check == "endpoint")
+        .expect("an endpoint finding");
+    assert!(
+        endpoint.summary.contains("socket activation"),
+        "{endpoint:?}"
+    );
+    assert!(report.next.starts_with("connect to"), "{}", report.next);
     assert_eq!(connections.load(Ordering::SeqCst), 0, "a look connected");
 
     // `ensure` wants the service, so it connects (here to a peer that is

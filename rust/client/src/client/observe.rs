@@ -428,6 +428,12 @@ impl ServiceManager {
         }
     }
 
+    /// Whether no service runs and launchd or systemd holds its socket, to
+    /// start it on the next connection (see [`Self::socket_activated_look`]).
+    pub(crate) fn activator_holds_socket(&self) -> bool {
+        matches!(self.socket_activated_look(), Some(ActivatedLook::Gone))
+    }
+
     /// The endpoint a running service's record names, when it is not the
     /// configured one (the endpoint changed while it ran). The same socket
     /// under another spelling is the same endpoint.

@@ -9,11 +9,20 @@ use crate::client::{ServiceManager, VersionVerdict};
 use crate::remedy::{Operation, Remedy};
 use crate::status::{State, Status};
 
-/// Who answers at the endpoint; its status when it could be looked at.
+/// What the endpoint check saw.
+pub(super) struct Seen {
+    /// The service's status.
+    pub status: Status,
+    /// No service runs and launchd or systemd holds its socket: `ensure`
+    /// connects and they start it.
+    pub activated: bool,
+}
+
+/// Who answers at the endpoint; what was seen when it could be looked at.
 pub(super) async fn check_endpoint(
     manager: &ServiceManager,
     findings: &mut Vec<Finding>,
-) -> Option<Status> {
+) -> Option<Seen> {
     let endpoint = manager.endpoint().to_string();
     let status = match manager.status().await {
         Ok(status) => status,
@@ -30,6 +39,19 @@ pub(super) async fn check_endpoint(
             return None;
         }
     };
+    let activated = status.state == State::Stopped && manager.activator_holds_socket();
+    if activated {
+        findings.push(finding(
+            "endpoint",
+            Severity::Ok,
+            format!(
+                "{endpoint}: no service runs; launchd or systemd holds the socket and starts \
+                 the service on the next connection (socket activation)"
+            ),
+            None,
+        ));
+        return Some(Seen { status, activated });
+    }
     if status.state == State::Stopped
         && let Err(e) = manager.paths().check_endpoint_dir(manager.endpoint())
     {
@@ -37,7 +59,7 @@ pub(super) async fn check_endpoint(
             finding("endpoint", Severity::Problem, e.to_string(), None)
                 .with_remedies(e.remedies().iter().copied()),
         );
-        return Some(status);
+        return Some(Seen { status, activated });
     }
     // Who else holds the endpoint is looked up only when it is not ours.
     let taker = if status.state == State::Conflict && status.pid.is_none() {
@@ -46,7 +68,7 @@ pub(super) async fn check_endpoint(
         None
     };
     findings.push(judge(manager, &status, &endpoint, taker));
-    Some(status)
+    Some(Seen { status, activated })
 }
 
 /// The endpoint's finding for the status found there; `taker`: who holds

@@ -111,11 +111,13 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     check_macfuse(manager, &mut looked).await;
     let state_ok = check_state_dir(manager, &mut looked);
     check_log_dir(manager, &mut looked);
-    let status = if state_ok {
+    let seen = if state_ok {
         check_endpoint(manager, &mut looked).await
     } else {
         None
     };
+    let activated = seen.as_ref().is_some_and(|seen| seen.activated);
+    let status = seen.map(|seen| seen.status);
     if status
         .as_ref()
         .is_some_and(|status| matches!(status.state, State::Running | State::Unresponsive))
@@ -139,6 +141,10 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     let service_pid = status.and_then(|status| status.pid);
     let next = match version_next {
         Some(next) => next.to_string(),
+        None if activated => format!(
+            "connect to {}, where launchd or systemd starts the service",
+            manager.endpoint()
+        ),
         None => next_step(
             manager,
             (state, service_pid),
