@@ -37,7 +37,9 @@ use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::{LaunchdError, LaunchdErrorKind};
-pub use install::{AgentReport, UninstallOutcome, install, launch_agents_dir, status, uninstall};
+pub use install::{
+    AgentReport, UninstallOutcome, check_install, install, launch_agents_dir, status, uninstall,
+};
 pub use launchctl::{
     AgentStatus, BootoutOutcome, CommandOutput, CommandRunner, Launchctl, LoadedAgent, SystemRunner,
 };

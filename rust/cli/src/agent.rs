@@ -127,8 +127,11 @@ pub async fn run(
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
+            let (lc, home) = (Launchctl::system(), home()?);
+            // A refused install leaves the running service alone.
+            launchd::check_install(&lc, &spec)?;
             let stopped = stop_for_launchd(manager).await?;
-            let path = launchd::install(&Launchctl::system(), &spec, &home()?)?;
+            let path = launchd::install(&lc, &spec, &home)?;
             print_installed(&mut out, &spec, &path, stopped, json)?;
         }
         AgentCommand::Uninstall { label: name } => {

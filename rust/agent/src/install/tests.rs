@@ -87,7 +87,7 @@ fn reinstall_boots_out_the_loaded_job_and_replaces_the_plist() {
     fs::write(&path, b"old version").unwrap();
     let mut new = spec_for(home.path());
     new.mode = AgentMode::Socket;
-    new.socket_path = Some("/tmp/spfs/service.sock".into());
+    new.socket_path = Some(home.path().join("state/service.sock"));
     // The old job is loaded: bootout succeeds, then print says it is gone.
     let lc = Launchctl::new(
         FakeRunner::replying([ok(), failed(113, PRINT_NOT_FOUND_PORT), ok()]),
@@ -316,9 +316,29 @@ fn install_creates_the_log_dir_0700_before_loading() {
 }
 
 #[test]
+fn a_socket_install_creates_the_socket_dir_0700_before_loading() {
+    let home = tempfile::tempdir().unwrap();
+    let mut spec = spec_for(home.path());
+    spec.mode = AgentMode::Socket;
+    let state_dir = home.path().join("state");
+    spec.socket_path = Some(state_dir.join("service.sock"));
+    let lc = Launchctl::new(
+        FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), ok()]),
+        501,
+    );
+    install(&lc, &spec, home.path()).unwrap();
+    let meta = fs::metadata(&state_dir).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
 fn install_and_uninstall_as_root_are_refused_before_touching_anything() {
     let home = tempfile::tempdir().unwrap();
     let lc = Launchctl::new(FakeRunner::replying([]), 0);
+    // What a caller checks before it stops the running service.
+    let err = check_install(&lc, &spec_for(home.path())).unwrap_err();
+    assert!(err.to_string().contains("without sudo"), "{err}");
     let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
     assert_eq!(err.kind(), LaunchdErrorKind::InvalidSpec);
     assert!(err.to_string().contains("without sudo"), "{err}");
