@@ -12,7 +12,7 @@
 //! | `ProgramArguments` | array of strings | argv, program first |
 //! | `EnvironmentVariables` | dictionary of strings | the kit's settings and the user's env |
 //! | `StandardOutPath`, `StandardErrorPath` | string | both appended to the service log |
-//! | `ProcessType` | string | `Background` (of Background/Standard/Adaptive/Interactive) |
+//! | `ProcessType` | string | `Interactive` (of Background/Standard/Adaptive/Interactive) |
 //! | `RunAtLoad` | boolean | always mode: start at load |
 //! | `KeepAlive` | dictionary `{SuccessfulExit: false}` | always mode: relaunch after a crash, not after exit 0 |
 //! | `Sockets` | dictionary of dictionaries | socket mode: `SockPathName` string, `SockPathMode` integer, `SockFamily` `Unix`, `SockType` `stream` |
@@ -75,9 +75,13 @@ fn plist_value(spec: &AgentSpec) -> Value {
         dict.insert("StandardOutPath".into(), log_file.clone().into());
         dict.insert("StandardErrorPath".into(), log_file.into());
     }
-    // Background: the service does work the user did not directly ask for at that moment;
-    // launchd applies light resource limits, which suits a filesystem daemon idling between uses.
-    dict.insert("ProcessType".into(), "Background".into());
+    // Interactive: the service is a filesystem; every read the user's shell or app makes
+    // under the mountpoint waits on it. launchd.plist(5) throttles the CPU and I/O of a
+    // Background job, and lightly even of a Standard one (no ProcessType), and reserves
+    // Interactive (no limits, as for apps) for jobs a responsive user experience depends on
+    // that cannot be Adaptive; Adaptive follows XPC activity, and this service speaks gRPC.
+    // Idle, it uses nothing either way.
+    dict.insert("ProcessType".into(), "Interactive".into());
 
     match spec.mode {
         AgentMode::Always => {

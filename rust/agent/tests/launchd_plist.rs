@@ -99,7 +99,7 @@ fn expected(spec: &AgentSpec) -> Value {
         "EnvironmentVariables": { "dict": env },
         "StandardOutPath": path(&spec.log_file),
         "StandardErrorPath": path(&spec.log_file),
-        "ProcessType": s("Background"),
+        "ProcessType": s("Interactive"),
     });
     let map = dict.as_object_mut().unwrap();
     match &spec.bundle_program {
