@@ -221,18 +221,15 @@ fn mountpoint_finding(
             format!("{mountpoint} is not a directory"),
             Some(format!(
                 "the service mounts its filesystem on a directory: move what is at \
-                 {mountpoint} away, then add `spfs` to /etc/synthetic.conf and reboot"
+                 {mountpoint} away, then {}",
+                how_to_make(mountpoint)
             )),
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => finding(
             "mountpoint",
             Severity::Problem,
             format!("{mountpoint} does not exist"),
-            Some(
-                "add `spfs` to /etc/synthetic.conf and reboot (spk's `make -f Makefile.macos \
-                 setup-spfs-mount` does this)"
-                    .into(),
-            ),
+            Some(how_to_make(mountpoint)),
         ),
         Err(e) => finding(
             "mountpoint",
@@ -244,6 +241,27 @@ fn mountpoint_finding(
                  unmount force {mountpoint}` when it is busy), then start the service again"
             )),
         ),
+    }
+}
+
+/// How to make the directory `mountpoint`. macOS's root is read-only: a
+/// directory right under it is made by a line in /etc/synthetic.conf and a
+/// reboot; anywhere else, by `mkdir`.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn how_to_make(mountpoint: &str) -> String {
+    let under_root = mountpoint
+        .strip_prefix('/')
+        .filter(|name| !name.is_empty() && !name.contains('/'));
+    match under_root {
+        // spk's own setup does it for its default.
+        Some("spfs") => "add `spfs` to /etc/synthetic.conf and reboot (spk's `make -f \
+                         Makefile.macos setup-spfs-mount` does this)"
+            .into(),
+        Some(name) => format!(
+            "add `{name}` to /etc/synthetic.conf and reboot (the root of the disk is \
+             read-only on macOS)"
+        ),
+        None => format!("create it: `mkdir -p {mountpoint}`"),
     }
 }
 
@@ -283,7 +301,23 @@ mod tests {
         let missing = mountpoint_finding("/spfs", Some(std::fs::metadata(&missing)));
         assert_eq!(missing.severity, Severity::Problem);
         assert_eq!(missing.summary, "/spfs does not exist");
-        assert!(missing.fix.unwrap().contains("/etc/synthetic.conf"));
+        assert!(
+            missing
+                .fix
+                .unwrap()
+                .contains("add `spfs` to /etc/synthetic.conf")
+        );
+        // Another mountpoint is made its own way.
+        let missing = dir.path().join("elsewhere");
+        let other = |mountpoint| mountpoint_finding(mountpoint, Some(std::fs::metadata(&missing)));
+        let fix = other("/mnt/spfs").fix.unwrap();
+        assert_eq!(fix, "create it: `mkdir -p /mnt/spfs`");
+        let fix = other("/layers").fix.unwrap();
+        assert!(
+            fix.starts_with("add `layers` to /etc/synthetic.conf"),
+            "{fix}"
+        );
+        assert!(!fix.contains("spk"), "{fix}");
 
         // What a mount whose filesystem process is gone answers (macFUSE:
         // "Device not configured"; Linux FUSE: "not connected").
