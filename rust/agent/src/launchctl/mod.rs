@@ -57,6 +57,9 @@ pub struct LoadedAgent {
     pub pid: Option<u32>,
     /// The last exit code, once it has exited at least once.
     pub last_exit_code: Option<i32>,
+    /// The signal that ended its last run, when one did, as launchd names it
+    /// (`Killed: 9`).
+    pub last_signal: Option<String>,
 }
 
 impl LoadedAgent {
@@ -290,7 +293,8 @@ fn is_not_loaded(output: &CommandOutput, text: &str) -> bool {
         || text.contains("Could not find specified service")
 }
 
-/// Reads the job's own top-level `state`, `pid` and `last exit code` lines; nested blocks
+/// Reads the job's own top-level `state`, `pid`, `last exit code` and `last terminating signal`
+/// lines; nested blocks
 /// (`arguments = { ... }`, `sockets`, `endpoints`) can hold lines of the same shape and are
 /// skipped by tracking brace depth.
 fn parse_print(stdout: &str) -> LoadedAgent {
@@ -316,7 +320,11 @@ fn parse_print(stdout: &str) -> LoadedAgent {
         match key.trim() {
             "state" => agent.state = Some(value.to_owned()),
             "pid" => agent.pid = value.parse().ok(),
-            "last exit code" => agent.last_exit_code = value.parse().ok(),
+            // `78`, or with its name: `78: EX_CONFIG`; `(never exited)` before the first exit.
+            "last exit code" => {
+                agent.last_exit_code = value.split(':').next().and_then(|code| code.parse().ok());
+            }
+            "last terminating signal" => agent.last_signal = Some(value.to_owned()),
             _ => {}
         }
     }

@@ -225,6 +225,17 @@ fn print_parses_the_jobs_own_state_pid_and_exit_code() {
     assert!(!agent.is_running());
     assert_eq!(agent.pid, None);
     assert_eq!(agent.last_exit_code, Some(78));
+    assert_eq!(agent.last_signal, None);
+    let named = parse_print(&stopped.replace("= 78", "= 78: EX_CONFIG"));
+    assert_eq!(named.last_exit_code, Some(78));
+    let killed = parse_print(&stopped.replace(
+        "last exit code = 78",
+        "last terminating signal = Segmentation fault: 11",
+    ));
+    assert_eq!(
+        killed.last_signal.as_deref(),
+        Some("Segmentation fault: 11")
+    );
 }
 
 const DOMAIN_UNSUPPORTED: &str =

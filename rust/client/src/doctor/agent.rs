@@ -30,7 +30,11 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
             return;
         }
     };
-    let loaded = matches!(report.agent, AgentStatus::Loaded(_));
+    let job = match &report.agent {
+        AgentStatus::Loaded(job) => Some(job),
+        AgentStatus::NotLoaded => None,
+    };
+    let loaded = job.is_some();
     // A socket-mode agent's socket, said after the agent itself.
     let mut socket_warning = None;
     let installed = std::fs::read(&report.plist_path).unwrap_or_default();
@@ -90,18 +94,67 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
     };
     findings.push(finding("LaunchAgent", severity, summary, fix).with_remedies(remedies));
     findings.extend(socket_warning);
+    let always_on = !socket_mode(&installed);
+    findings.extend(job.and_then(|job| last_run_finding(job, always_on, &paths.log_file())));
 }
 
-/// Installing the agent again in the mode of the plist that is `installed`
-/// (ours are XML, and only a socket-mode one has `Sockets`): a front end's
-/// plain install may mean always-on (the CLI's does).
+/// What the loaded job's last run says, when it failed: an exit status
+/// other than 0 or a signal. A job not running now after such a run is an
+/// always-on service that launchd restarts after each failure (at most
+/// every 10 s): a crash loop, a problem. Otherwise it is said as a warning:
+/// launchd started it again, or a socket-activated one starts on the next
+/// connection.
+fn last_run_finding(
+    job: &spfs_autostart_agent::LoadedAgent,
+    always_on: bool,
+    log_file: &Path,
+) -> Option<Finding> {
+    let how = match (&job.last_signal, job.last_exit_code) {
+        (Some(signal), _) => format!("was ended by a signal ({signal})"),
+        (None, Some(code)) if code != 0 => format!("exited with status {code}"),
+        _ => return None,
+    };
+    let fix = format!(
+        "the service's log {} says why; fix that, then stop and ensure the service",
+        log_file.display()
+    );
+    let (severity, summary) = if job.is_running() {
+        (
+            Severity::Warning,
+            format!("the service's last run {how}; launchd started it again"),
+        )
+    } else if always_on {
+        (
+            Severity::Problem,
+            format!(
+                "the service is not running: its last run {how}, and launchd starts it again \
+                 after each failure, at most every 10 s"
+            ),
+        )
+    } else {
+        (
+            Severity::Warning,
+            format!("the service's last run {how}; launchd starts it on the next connection"),
+        )
+    };
+    Some(finding("LaunchAgent run", severity, summary, Some(fix)))
+}
+
+/// Installing the agent again in the mode of the plist that is `installed`:
+/// a front end's plain install may mean always-on (the CLI's does).
 fn reinstall(installed: &[u8]) -> Remedy {
-    let sockets = b"<key>Sockets</key>";
-    if installed.windows(sockets.len()).any(|w| w == sockets) {
+    if socket_mode(installed) {
         Remedy::Run(Operation::AgentInstallSocket)
     } else {
         Remedy::Run(Operation::AgentInstall)
     }
+}
+
+/// Whether the plist that is `installed` is a socket-mode one: ours are XML,
+/// and only a socket-mode one has `Sockets`.
+fn socket_mode(installed: &[u8]) -> bool {
+    let sockets = b"<key>Sockets</key>";
+    installed.windows(sockets.len()).any(|w| w == sockets)
 }
 
 /// The socket a loaded socket-mode agent has launchd hold, from what looking
@@ -218,6 +271,42 @@ mod tests {
             "{}",
             finding.summary
         );
+    }
+
+    #[test]
+    fn a_failed_last_run_is_said_and_a_crash_loop_is_a_problem() {
+        use spfs_autostart_agent::LoadedAgent;
+        let log = Path::new("/logs/service.log");
+        let job = |state: &str, code, signal: Option<&str>| LoadedAgent {
+            state: Some(state.into()),
+            pid: None,
+            last_exit_code: code,
+            last_signal: signal.map(Into::into),
+        };
+        // Never exited, or exited 0 (the kit's idle exit, a stop): nothing to say.
+        for clean in [
+            job("running", None, None),
+            job("not running", Some(0), None),
+        ] {
+            assert_eq!(last_run_finding(&clean, true, log), None, "{clean:?}");
+        }
+        let looping = last_run_finding(&job("not running", Some(78), None), true, log).unwrap();
+        assert_eq!(looping.severity, Severity::Problem);
+        assert!(
+            looping.summary.contains("exited with status 78"),
+            "{looping:?}"
+        );
+        assert!(looping.fix.unwrap().contains("/logs/service.log"));
+        let killed = last_run_finding(&job("not running", None, Some("Killed: 9")), true, log);
+        let killed = killed.unwrap();
+        assert_eq!(killed.severity, Severity::Problem);
+        assert!(killed.summary.contains("Killed: 9"), "{killed:?}");
+        // Restarted, or waiting for its next connection: a warning.
+        let restarted = last_run_finding(&job("running", Some(1), None), true, log).unwrap();
+        assert_eq!(restarted.severity, Severity::Warning);
+        let waiting = last_run_finding(&job("not running", Some(1), None), false, log).unwrap();
+        assert_eq!(waiting.severity, Severity::Warning);
+        assert!(waiting.summary.contains("next connection"), "{waiting:?}");
     }
 
     #[test]
