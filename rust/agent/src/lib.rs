@@ -49,6 +49,12 @@ pub use systemd::{SystemdUnits, systemd_units};
 /// The label (and plist file stem) the agent gets unless the configuration says otherwise.
 pub const DEFAULT_LABEL: &str = "ai.spk.spfs-fuse-macos";
 
+/// The label of the agent the menu-bar app bundles for "Keep service running" and registers
+/// with `SMAppService`: its own, so the CLI's `agent install` and `uninstall` never act on the
+/// app's job, and `doctor` tells the two apart (the app's leaves no plist in
+/// `~/Library/LaunchAgents`).
+pub const APP_LABEL: &str = "ai.spk.spfs-menu.spfs-fuse-macos";
+
 /// The name of the socket entry in the plist's `Sockets` dictionary; the service passes it to
 /// `launch_activate_socket` to receive the listening descriptor launchd created.
 pub use spfs_autostart_protocol::LAUNCHD_SOCKET_NAME;

@@ -232,3 +232,26 @@ fn plist_without_arguments_or_environment_still_has_every_key() {
     let spec = AgentSpec::new("/usr/local/bin/spfs-fuse-macos", "/tmp/service.log");
     check("minimal", &spec);
 }
+
+/// The plist the app bundles (`SMAppService.agent(plistName:)`) is named and labelled
+/// `APP_LABEL`, apart from the CLI's agent, so neither acts on the other's job.
+#[test]
+fn the_apps_bundled_plist_has_its_own_label() {
+    let resources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../macos-app/Resources");
+    let bundled = resources.join(format!("{}.plist", spfs_autostart_agent::APP_LABEL));
+    let parsed = plistlib(&bundled, "xml");
+    assert_eq!(
+        parsed["dict"]["Label"],
+        s(spfs_autostart_agent::APP_LABEL),
+        "{parsed}"
+    );
+    assert_ne!(spfs_autostart_agent::APP_LABEL, DEFAULT_LABEL);
+    let swift =
+        std::fs::read_to_string(resources.join("../Sources/SpfsMenu/App/AppEnvironment.swift"))
+            .unwrap();
+    let plist_name = format!("\"{}.plist\"", spfs_autostart_agent::APP_LABEL);
+    assert!(
+        swift.contains(&plist_name),
+        "the app registers {plist_name}"
+    );
+}

@@ -6,7 +6,7 @@ import SpfsMenuLive
 @MainActor
 enum AppEnvironment {
     /// The LaunchAgent plist bundled at `Contents/Library/LaunchAgents/` by `build-app.sh`.
-    static let agentPlistName = "ai.spk.spfs-fuse-macos.plist"
+    static let agentPlistName = "ai.spk.spfs-menu.spfs-fuse-macos.plist"
 
     static func makeModel() -> MenuModel {
         let service: any ServiceClient

@@ -9,16 +9,20 @@ use crate::client::ServiceManager;
 use crate::config::Config;
 use crate::remedy::{Operation, Remedy};
 
-/// The LaunchAgent, where launchd exists: installed, loaded, matching the config.
+/// The LaunchAgents, where launchd exists: the CLI's (installed, loaded,
+/// matching the config) and the menu-bar app's ("Keep service running",
+/// registered with `SMAppService`, so it has no plist in
+/// `~/Library/LaunchAgents`), each with how its last run ended.
 pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Finding>) {
-    use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL, Launchctl};
+    use spfs_autostart_agent::{self as launchd, APP_LABEL, AgentStatus, DEFAULT_LABEL, Launchctl};
     if !launchd::supported() {
         return;
     }
     let Some(home) = crate::config::process_env("HOME") else {
         return;
     };
-    let report = match launchd::status(&Launchctl::system(), DEFAULT_LABEL, Path::new(&home)) {
+    let lc = Launchctl::system();
+    let report = match launchd::status(&lc, DEFAULT_LABEL, Path::new(&home)) {
         Ok(report) => report,
         Err(e) => {
             findings.push(finding(
@@ -30,6 +34,28 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
             return;
         }
     };
+    let app_job = match lc.print(APP_LABEL) {
+        Ok(AgentStatus::Loaded(job)) => Some(job),
+        _ => None,
+    };
+    let cli_loaded = matches!(report.agent, AgentStatus::Loaded(_));
+    // Without the CLI's agent, "not installed" would hide the app's.
+    if cli_loaded || report.plist_installed || app_job.is_none() {
+        check_cli_agent(config, paths, &report, findings);
+    }
+    if let Some(job) = app_job {
+        findings.extend(app_agent_findings(&job, cli_loaded, &paths.log_file()));
+    }
+}
+
+/// The CLI's agent (`agent install`), from launchd's `report` on it.
+fn check_cli_agent(
+    config: &Config,
+    paths: &Paths,
+    report: &spfs_autostart_agent::AgentReport,
+    findings: &mut Vec<Finding>,
+) {
+    use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL};
     let job = match &report.agent {
         AgentStatus::Loaded(job) => Some(job),
         AgentStatus::NotLoaded => None,
@@ -96,6 +122,45 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
     findings.extend(socket_warning);
     let always_on = !socket_mode(&installed);
     findings.extend(job.and_then(|job| last_run_finding(job, always_on, &paths.log_file())));
+}
+
+/// The menu-bar app's agent, loaded (`job`): it keeps the service running.
+/// Beside the CLI's (`cli_loaded`), two jobs start the same service: the one
+/// that finds the endpoint taken exits with a failure, and launchd starts it
+/// again every 10 s.
+fn app_agent_findings(
+    job: &spfs_autostart_agent::LoadedAgent,
+    cli_loaded: bool,
+    log_file: &Path,
+) -> Vec<Finding> {
+    use spfs_autostart_agent::{APP_LABEL, DEFAULT_LABEL};
+    let mut findings = vec![finding(
+        "LaunchAgent",
+        Severity::Ok,
+        format!("the menu-bar app keeps the service running ({APP_LABEL})"),
+        None,
+    )];
+    if cli_loaded {
+        findings.push(
+            finding(
+                "LaunchAgent",
+                Severity::Warning,
+                format!(
+                    "two agents run the service: {DEFAULT_LABEL} (agent install) and the \
+                     menu-bar app's {APP_LABEL}; the one that finds the endpoint taken fails \
+                     and is started again every 10 s"
+                ),
+                Some(
+                    "keep one: uninstall the agent, or turn off \"Keep service running\" in \
+                     the app"
+                        .into(),
+                ),
+            )
+            .with_remedies([Remedy::Run(Operation::AgentUninstall)]),
+        );
+    }
+    findings.extend(last_run_finding(job, true, log_file));
+    findings
 }
 
 /// What the loaded job's last run says, when it failed: an exit status
@@ -307,6 +372,38 @@ mod tests {
         let waiting = last_run_finding(&job("not running", Some(1), None), false, log).unwrap();
         assert_eq!(waiting.severity, Severity::Warning);
         assert!(waiting.summary.contains("next connection"), "{waiting:?}");
+    }
+
+    #[test]
+    fn the_apps_agent_is_said_and_beside_the_clis_is_a_warning() {
+        use spfs_autostart_agent::{APP_LABEL, LoadedAgent};
+        let log = Path::new("/logs/service.log");
+        let running = LoadedAgent {
+            state: Some("running".into()),
+            pid: Some(4242),
+            last_exit_code: None,
+            last_signal: None,
+        };
+        let alone = app_agent_findings(&running, false, log);
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert_eq!(alone[0].severity, Severity::Ok);
+        assert!(alone[0].summary.contains(APP_LABEL), "{alone:?}");
+
+        let both = app_agent_findings(&running, true, log);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert_eq!(both[1].severity, Severity::Warning);
+        assert!(both[1].summary.contains("two agents"), "{both:?}");
+        assert_eq!(both[1].remedies, [Remedy::Run(Operation::AgentUninstall)]);
+
+        // Its last run is judged as an always-on agent's.
+        let looping = LoadedAgent {
+            state: Some("not running".into()),
+            pid: None,
+            last_exit_code: Some(1),
+            last_signal: None,
+        };
+        let down = app_agent_findings(&looping, false, log);
+        assert_eq!(down.last().unwrap().severity, Severity::Problem, "{down:?}");
     }
 
     #[test]
