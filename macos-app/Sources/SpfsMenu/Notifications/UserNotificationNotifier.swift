@@ -7,11 +7,23 @@ import UserNotifications
 /// System Settings gets them without relaunching the app. When they are not allowed, posts
 /// are dropped (the menu still shows the error).
 ///
+/// Its notices show while the app is frontmost too (its menu open): without a delegate that
+/// says how, macOS delivers a frontmost app's notifications silently to Notification Center.
+/// Made in `App.init`, before launch finishes, as Apple requires of the delegate.
+///
 /// Does nothing when not running inside an .app bundle (`swift run`): the notification
 /// center needs a bundle identifier and raises an exception without one.
 @MainActor
 final class UserNotificationNotifier: Notifier {
     private let insideAppBundle = Bundle.main.bundleURL.pathExtension == "app"
+    /// Held here: the center keeps its delegate weakly.
+    private let presenter = ForegroundPresenter()
+
+    init() {
+        if insideAppBundle {
+            UNUserNotificationCenter.current().delegate = presenter
+        }
+    }
 
     func post(title: String, body: String) {
         guard insideAppBundle else { return }
@@ -39,5 +51,18 @@ final class UserNotificationNotifier: Notifier {
         default:
             return false
         }
+    }
+}
+
+/// Shows a notice that arrives while the app is frontmost as a banner with its sound, as when
+/// it is not.
+final class ForegroundPresenter: NSObject, UNUserNotificationCenterDelegate, Sendable {
+    func userNotificationCenter(
+        _ center: UNUserNotificationCenter,
+        willPresent notification: UNNotification,
+        withCompletionHandler completionHandler:
+            @escaping @Sendable (UNNotificationPresentationOptions) -> Void
+    ) {
+        completionHandler([.banner, .list, .sound])
     }
 }
