@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::process::OncePerProcess;
 use crate::runtime::{runtime, this_process};
 
 /// How many events may wait for a slow observer before the producer waits.
@@ -30,8 +31,17 @@ const QUEUE: usize = 256;
 /// Set once the host is exiting: no observer is called any more.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Every feed that may still call its observer, for [`stop_all`].
-static LIVE: Mutex<Vec<Weak<Gate>>> = Mutex::new(Vec::new());
+/// Every feed of this process that may still call its observer, for
+/// [`stop_all`]. Per process: a parent thread may hold the parent's list at
+/// a fork, and a child never gets that lock back.
+static LIVE: OncePerProcess<Mutex<Vec<Weak<Gate>>>> = OncePerProcess::new();
+
+/// This process's [`LIVE`] list, locked.
+fn live() -> MutexGuard<'static, Vec<Weak<Gate>>> {
+    LIVE.get(Mutex::default, drop)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 
 /// Whether the observer may be called, and which thread is calling it now.
 #[derive(Debug)]
@@ -153,7 +163,7 @@ where
     let task = runtime().spawn(produce(tx));
     let _ = gate.task.set(task.abort_handle());
     {
-        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut live = live();
         live.retain(|g| g.strong_count() > 0);
         live.push(Arc::downgrade(&gate));
     }
@@ -185,7 +195,7 @@ where
 pub(crate) fn stop_all(grace: Duration) {
     EXITING.store(true, Ordering::Release);
     let deadline = Instant::now() + grace;
-    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    let live = std::mem::take(&mut *live());
     for gate in live.iter().filter_map(Weak::upgrade) {
         gate.cancel(Some(deadline));
     }
@@ -195,6 +205,42 @@ pub(crate) fn stop_all(grace: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child forked while a thread of its parent holds the list of feeds
+    /// (here the forking thread itself, so the child inherits the lock
+    /// held) stops its own feeds: it never waits for the parent's lock.
+    #[test]
+    fn a_child_forked_while_the_feed_list_is_held_can_stop_its_feeds() {
+        let held = live();
+        // SAFETY: the child only runs `stop_all` (its own locks and
+        // allocations; glibc's malloc is fork-safe) and `_exit`s.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+        if child == 0 {
+            let stopped = catch_unwind(|| stop_all(Duration::from_millis(100)));
+            // SAFETY: ends the child at once, running nothing of the parent's.
+            unsafe { libc::_exit(if stopped.is_ok() { 0 } else { 1 }) };
+        }
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        while unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) } == 0 {
+            if Instant::now() > deadline {
+                // SAFETY: our child, still unreaped.
+                unsafe {
+                    libc::kill(child, libc::SIGKILL);
+                    libc::waitpid(child, &mut status, 0);
+                }
+                panic!("the child hung on the list its parent held");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+    }
 
     /// A gate as a child process sees one it inherited: made by another
     /// process (its pid), its state lock held at the fork by a thread that

@@ -88,8 +88,18 @@ impl<T> OncePerProcess<T> {
 }
 
 /// Managers inherited through `fork()`, kept (never dropped) so they stay
-/// reachable: a leak checker in the child then sees no lost memory.
-static INHERITED: Mutex<Vec<Inherited>> = Mutex::new(Vec::new());
+/// reachable: a leak checker in the child then sees no lost memory. Per
+/// process, as its lock may be held by a parent thread at a fork.
+static INHERITED: OncePerProcess<Mutex<Vec<Inherited>>> = OncePerProcess::new();
+
+/// Keep `slot`, made in another process, reachable for good.
+fn keep_inherited(slot: *mut Slot) {
+    INHERITED
+        .get(Mutex::default, drop)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Inherited(slot));
+}
 
 /// A slot made in another process.
 struct Inherited(#[allow(dead_code)] *mut Slot); // kept, never read
@@ -144,10 +154,7 @@ impl PerProcess {
         {
             Ok(inherited) => {
                 // Leaked on purpose: see the module docs.
-                INHERITED
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Inherited(inherited));
+                keep_inherited(inherited);
                 // SAFETY: `fresh` was just installed and is freed only by
                 // `drop`.
                 Ok(unsafe { &*fresh }.manager.clone())
@@ -171,11 +178,7 @@ impl Drop for PerProcess {
         let slot = unsafe { Box::from_raw(current) };
         if slot.pid != this_process() {
             // Made in the parent: its channel must not be dropped here.
-            let slot = Box::into_raw(slot);
-            INHERITED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Inherited(slot));
+            keep_inherited(Box::into_raw(slot));
         }
     }
 }
