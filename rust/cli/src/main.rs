@@ -152,7 +152,13 @@ fn main() -> ExitCode {
     std::mem::forget(runtime);
     let result = match outcome {
         Ok(result) => result,
-        Err(code) => return ExitCode::from(code),
+        Err(code) => {
+            // A start the interrupt abandoned has been asked to end; it
+            // gets its moment to do so (spfs-fuse-macos unmounts) before
+            // it is killed, which needs this process.
+            spfs_autostart::finish_abandoned_starts();
+            return ExitCode::from(code);
+        }
     };
     match result {
         Ok(code) => code,

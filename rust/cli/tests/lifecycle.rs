@@ -415,6 +415,25 @@ fn interrupted_ensure_leaves_no_process_behind() {
     }
 }
 
+/// Ctrl-C on an `ensure` whose service ignores its graceful signal: it is
+/// asked, given its moment, then killed; nothing is left running.
+#[test]
+fn an_interrupted_start_that_ignores_sigint_is_killed() {
+    let mut sb = Sandbox::new();
+    let script = sb.root().join("deaf.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrap '' INT\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sb.set("program", script.display().to_string())
+        .set("args", Vec::<String>::new());
+    let ensure = background(&sb, &["ensure"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
+        "started"
+    );
+    ctrl_c_ends_the_start(&sb, ensure, 0);
+    assert!(sb.log().contains("its start was abandoned"), "{}", sb.log());
+}
+
 /// Ctrl-C the moment a start has forked the service (the spawner's
 /// `starting` record appears, before the command first waits) still ends
 /// the start: the handlers are in before the command's first step.

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use common::*;
 use spfs_autostart::proto::vfs::{
@@ -256,7 +257,7 @@ fn stop_ends_the_upstream_service_gracefully_without_waiting_out_stop_timeout() 
     assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
     let took = started.elapsed();
     assert!(
-        took < std::time::Duration::from_secs(10),
+        took < Duration::from_secs(10),
         "stop waited {took:?}: it sat out a 20 s step"
     );
     assert!(!alive(pid));
@@ -340,7 +341,7 @@ fn started_by_spfs(up: &Upstream) -> Outside {
         command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
     }
     let outside = Outside(command.spawn().unwrap());
-    assert!(wait_for(std::time::Duration::from_secs(20), || up.mounted()));
+    assert!(wait_for(Duration::from_secs(20), || up.mounted()));
     outside
 }
 
@@ -350,14 +351,14 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     up.sb.set("stop_timeout_secs", 20);
     let mut outside = started_by_spfs(&up);
     let pid = outside.0.id();
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
+    assert!(wait_for(Duration::from_secs(20), || {
         up.sb.status()["state"] == "running"
     }));
     assert_eq!(pid_of(&up.sb.status()), pid, "reported with its pid");
     assert_eq!(pid_of(&up.sb.ensure()), pid, "ensure uses it");
     assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
     assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
+    assert!(wait_for(Duration::from_secs(20), || {
         matches!(outside.0.try_wait(), Ok(Some(_)))
     }));
     assert!(!up.mounted(), "stopped gracefully: unmounted");
@@ -379,7 +380,7 @@ fn watching_a_service_spfs_started_looks_up_its_listener_once() {
         .spawn()
         .unwrap();
     // Six looks or more (every 0.5 s).
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3));
     watch.kill().unwrap();
     let output = watch.wait_with_output().unwrap();
     let (out, err) = (
@@ -410,7 +411,7 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
         .set("ready_timeout_secs", 1);
     let mut outside = started_by_spfs(&up);
     let pid = outside.0.id();
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
+    assert!(wait_for(Duration::from_secs(20), || {
         up.sb.status()["state"] == "running"
     }));
     kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGSTOP).unwrap();
@@ -446,7 +447,7 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
     assert!(!err.lines().any(|l| l.starts_with("log: ")), "{err}");
     assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
     assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped", "not killed");
-    assert!(wait_for(std::time::Duration::from_secs(20), || {
+    assert!(wait_for(Duration::from_secs(20), || {
         matches!(outside.0.try_wait(), Ok(Some(_)))
     }));
     assert!(!up.mounted(), "stopped gracefully: unmounted");
@@ -483,4 +484,43 @@ fn a_service_that_never_answers_is_asked_to_unmount_before_the_kill() {
     );
     assert!(!up.mounted(), "the mount was left behind:\n{}", up.sb.log());
     assert!(up.sb.pids().is_empty());
+}
+
+/// Ctrl-C on an `ensure` whose service has mounted but does not listen
+/// yet (spfs-fuse-macos while macFUSE mounts): the service is asked to end
+/// with its graceful signal, so its mount goes with it, and nothing is
+/// left running.
+#[test]
+fn ctrl_c_while_the_service_mounts_leaves_no_mount_behind() {
+    let mut up = Upstream::new();
+    up.sb.set(
+        "args",
+        vec![
+            "--plain".into(),
+            "--listen-delay-ms".into(),
+            "60000".into(),
+            "service".into(),
+            path_str(&up.mnt),
+        ],
+    );
+    let ensure = background(&up.sb, &["ensure"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || up.mounted()),
+        "the service mounted: {}",
+        up.sb.log()
+    );
+    signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
+    let out = ensure.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(!up.mounted(), "the mount was left behind:\n{}", up.sb.log());
+    assert!(
+        up.sb.log().contains("its start was abandoned"),
+        "{}",
+        up.sb.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || up.sb.pids().is_empty()),
+        "left behind: {:?}",
+        up.sb.pids()
+    );
 }

@@ -45,6 +45,7 @@ pub use spfs_autostart_protocol::{
 // its uniffi enums and its C result codes from them (hidden, as in the
 // protocol crate).
 /// For a front end's `main`, before any thread exists.
+pub use spawn::finish_abandoned_starts;
 pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
 #[doc(hidden)]
 pub use spfs_autostart_protocol::{for_each_error_kind, for_each_operation};

@@ -17,7 +17,8 @@
 //! - lifecycle test switches: `--ready-in-parts-ms` (the readiness line in
 //!   two writes), `--helper-secs` (a helper process that inherits every
 //!   descriptor), `--exit-after-ms` (exit on its own after serving a while),
-//!   `--daemonize` (fork, the first process exits 0, the daemon serves).
+//!   `--daemonize` (fork, the first process exits 0, the daemon serves),
+//!   `--listen-delay-ms` (--plain: mounted, not yet listening).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -99,6 +100,10 @@ struct Args {
     /// Test switch: exit on its own this long after it starts serving.
     #[arg(long)]
     exit_after_ms: Option<u64>,
+    /// Test switch: --plain: mount, then wait this long before listening, as
+    /// spfs-fuse-macos does while macFUSE mounts (SIGINT meanwhile unmounts).
+    #[arg(long, default_value_t = 0)]
+    listen_delay_ms: u64,
     /// Test switch: fork before serving; the first process exits 0 and the
     /// forked daemon (in a new session) serves, as classic daemons do.
     #[arg(long)]
@@ -345,6 +350,12 @@ async fn run_plain(args: Args) -> Result<(), u8> {
         2
     })?;
     tracing::info!("Starting macFUSE service...");
+    // Caught from before the mount: a SIGINT at any moment after it unmounts.
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| {
+            tracing::error!("cannot catch SIGINT: {e}");
+            1
+        })?;
     let mount = Arc::new(plain::Mount::start(&mountpoint));
     let (exit, exit_rx) = tokio::sync::watch::channel(false);
     let vfs = Vfs {
@@ -363,7 +374,15 @@ async fn run_plain(args: Args) -> Result<(), u8> {
             let _ = exit.send(true);
         });
     }
-    plain::serve(args.listen, &mount, VfsServiceServer::new(vfs), exit_rx).await
+    let listen_delay = Duration::from_millis(args.listen_delay_ms);
+    plain::serve(
+        args.listen,
+        &mount,
+        VfsServiceServer::new(vfs),
+        (exit_rx, interrupt),
+        listen_delay,
+    )
+    .await
 }
 
 /// The kit service: lock, readiness, idle exit, leases, `Control`.

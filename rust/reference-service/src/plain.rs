@@ -21,6 +21,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use spfs_autostart_kit::proto::vfs::vfs_service_server::VfsServiceServer;
 
@@ -91,23 +92,36 @@ pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
     }
 }
 
-/// Serve `vfs` on `listen` until SIGINT (or, with `--shutdown-exits`, until
-/// `exit` turns true), then unmount and return.
+/// Serve `vfs` on `listen` (after `listen_delay`, mounted meanwhile) until
+/// SIGINT (`interrupt`, caught since before the mount) or, with
+/// `--shutdown-exits`, until `exit` turns true; then unmount and return.
 pub async fn serve(
     listen: SocketAddr,
     mount: &Mount,
     vfs: VfsServiceServer<crate::Vfs>,
-    mut exit: tokio::sync::watch::Receiver<bool>,
+    (mut exit, mut interrupt): (
+        tokio::sync::watch::Receiver<bool>,
+        tokio::signal::unix::Signal,
+    ),
+    listen_delay: Duration,
 ) -> Result<(), u8> {
+    if !listen_delay.is_zero() {
+        tracing::info!("--listen-delay-ms: mounted, listening in {listen_delay:?}");
+        tokio::select! {
+            () = tokio::time::sleep(listen_delay) => {}
+            _ = interrupt.recv() => {
+                tracing::info!("Interrupted before listening; unmounting filesystem...");
+                if let Err(err) = mount.stop() {
+                    tracing::warn!(%err, "Failed to cleanly unmount filesystem");
+                }
+                tracing::info!("Service stopped");
+                return Ok(());
+            }
+        }
+    }
     let server = tonic::transport::Server::builder()
         .add_service(vfs)
         .serve_with_shutdown(listen, async move {
-            let interrupted = async {
-                if let Err(err) = tokio::signal::ctrl_c().await {
-                    tracing::error!(?err, "Failed to setup graceful shutdown handler");
-                    std::future::pending::<()>().await;
-                }
-            };
             // Without --shutdown-exits the sender is gone at once: that
             // must not end the server, only SIGINT then does.
             let told_to_exit = async {
@@ -116,7 +130,7 @@ pub async fn serve(
                 }
             };
             tokio::select! {
-                () = interrupted => {}
+                _ = interrupt.recv() => {}
                 () = told_to_exit => {}
             }
             tracing::info!("Shutting down gRPC server...");

@@ -39,6 +39,7 @@ use fork::{
 pub(crate) use program::find_program;
 pub(crate) use program::resolve_program;
 use run_log::RunLog;
+pub use wait::finish_abandoned_starts;
 pub(crate) use wait::still_held;
 
 /// How many log lines a startup error carries.
@@ -63,7 +64,7 @@ pub(crate) struct Child {
     intermediate: Option<std::process::Child>,
     /// The only write end of the intermediate's lifeline: closed when we
     /// are gone, however we went, so the intermediate exits too.
-    _lifeline: OwnedFd,
+    lifeline: OwnedFd,
     /// The signal that asks the service to end gracefully: the first of
     /// `stop_sequence` (SIGINT by default; the kit takes it too).
     end_signal: nix::sys::signal::Signal,
@@ -132,7 +133,7 @@ pub(crate) fn start(
         pid,
         instance,
         intermediate: Some(intermediate),
-        _lifeline: lifeline,
+        lifeline,
         end_signal: config
             .stop_sequence
             .iter()

@@ -419,8 +419,82 @@ impl Child {
 
 impl Drop for Child {
     /// A start that was abandoned (an error, a timeout, a cancelled
-    /// `ensure`) leaves nothing running.
+    /// `ensure`) leaves nothing running. A service still starting is asked
+    /// to end first, as [`Child::end`] does: spfs-fuse-macos mounts before
+    /// it listens, and killed outright it leaves the mount behind.
     fn drop(&mut self) {
+        self.end_abandoned();
         self.kill();
+    }
+}
+
+/// The threads that are ending abandoned starts (see
+/// [`Child::end_abandoned`]), for [`finish_abandoned_starts`].
+static ABANDONED: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Wait for every abandoned start of this process to have ended (at most
+/// [`END_GRACE`] each, then killed). A program about to exit after
+/// cancelling a start (the CLI after Ctrl-C) calls it; otherwise the
+/// service it asked to end is never killed if it does not end by itself.
+pub fn finish_abandoned_starts() {
+    let threads = std::mem::take(&mut *ABANDONED.lock().unwrap_or_else(|e| e.into_inner()));
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+impl Child {
+    /// A service still starting when its start is dropped: its graceful
+    /// signal now, then, on a thread of its own (a drop cannot wait, and a
+    /// host's runtime must not be held up), up to [`END_GRACE`] for it to
+    /// exit before its session is killed. Nothing when the service is no
+    /// longer our intermediate's child (then [`Child::kill`] does it all).
+    fn end_abandoned(&mut self) {
+        let pinned = self
+            .intermediate
+            .as_mut()
+            .is_some_and(|i| matches!(i.try_wait(), Ok(None)));
+        if !pinned || self.pid == 0 {
+            return;
+        }
+        // The intermediate exits when our copy of the lifeline closes, and
+        // the pid is exact only while it has not: the thread keeps one.
+        let (Some(mut intermediate), Ok(lifeline)) =
+            (self.intermediate.take(), self.lifeline.try_clone())
+        else {
+            return;
+        };
+        let pid = std::mem::take(&mut self.pid);
+        let line = format!(
+            "ending pid {pid} at {}: its start was abandoned",
+            logs::mark::now()
+        );
+        logs::mark::append(&self.log_file, &line);
+        sys::signal_session(pid, self.end_signal);
+        sys::signal_session(pid, nix::sys::signal::Signal::SIGCONT);
+        let ending = std::thread::Builder::new()
+            .name("spfs-autostart-end".into())
+            .spawn(move || {
+                // The intermediate reports the service's exit, then exits.
+                let until = Instant::now() + END_GRACE;
+                while matches!(intermediate.try_wait(), Ok(None)) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if matches!(intermediate.try_wait(), Ok(None)) {
+                    sys::kill_group_and_leader(pid);
+                    let _ = intermediate.kill();
+                }
+                let _ = intermediate.wait();
+                drop(lifeline);
+            });
+        // Without a thread (none left to the process), the service has had
+        // its signal, and the intermediate goes with the lifeline.
+        if let Ok(thread) = ending {
+            ABANDONED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(thread);
+        }
     }
 }
