@@ -94,6 +94,36 @@ fn spfs_start_time(pid: u32) -> u64 {
     rest.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
 
+/// The fix a message suggests is a command to paste: a path with a space
+/// in it is one quoted word, so the `chmod` acts on it and nothing else.
+#[test]
+fn the_chmod_a_message_suggests_works_when_pasted_for_a_path_with_a_space() {
+    let mut sb = Sandbox::new();
+    let state_dir = sb.root().join("my state");
+    std::fs::create_dir(&state_dir).unwrap();
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.set("state_dir", path_str(&state_dir));
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    let command = message
+        .split('`')
+        .find(|part| part.starts_with("chmod 700"))
+        .unwrap_or_else(|| panic!("a chmod to run: {message}"));
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(sb.root())
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{command}: {}", stderr(&ran));
+    let mode = std::fs::metadata(&state_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{command}");
+    assert!(!sb.root().join("state").exists(), "{command}");
+    assert_eq!(sb.ensure()["state"], "running");
+    sb.ok(&["stop"]);
+}
+
 #[test]
 fn state_dir_open_to_others_or_owned_by_another_user_is_refused() {
     let sb = Sandbox::new();

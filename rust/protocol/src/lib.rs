@@ -21,6 +21,7 @@ pub mod paths;
 pub mod proto;
 pub mod record;
 pub mod remedy;
+pub mod shell;
 pub mod sys;
 
 pub use endpoint::{Endpoint, ResolvedEndpoint, Stream};

@@ -280,8 +280,8 @@ impl ServiceManager {
                     self.endpoint,
                     self.config.ready_timeout.as_secs_f64(),
                     self.paths.record().display(),
-                    lock.display(),
-                    lock.display(),
+                    crate::shell::word(&lock),
+                    crate::shell::word(&lock),
                 ),
             )
             .with_log(self.log_excerpt());

@@ -324,7 +324,7 @@ impl ServiceManager {
                  Find the holder with `fuser {}` and stop it by hand",
                 self.paths.instance_lock().display(),
                 self.paths.record().display(),
-                self.paths.instance_lock().display()
+                crate::shell::word(self.paths.instance_lock())
             ),
         };
         Error::new(ErrorKind::Unresponsive, message)

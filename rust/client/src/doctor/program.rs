@@ -203,7 +203,8 @@ fn mountpoint_finding(
             ),
             Some(format!(
                 "its service is suspended or stuck: stop the service and start it again; if \
-                 the mount stays, unmount it with `diskutil unmount force {mountpoint}`"
+                 the mount stays, unmount it with `diskutil unmount force {}`",
+                crate::shell::word(mountpoint)
             )),
         )
         .with_remedies([Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)]);
@@ -237,8 +238,9 @@ fn mountpoint_finding(
             format!("{mountpoint} cannot be read: {e}"),
             Some(format!(
                 "if the service was stopped by force or crashed, this is most likely the \
-                 mount it left behind: unmount it with `umount {mountpoint}` (`diskutil \
-                 unmount force {mountpoint}` when it is busy), then start the service again"
+                 mount it left behind: unmount it with `umount {word}` (`diskutil \
+                 unmount force {word}` when it is busy), then start the service again",
+                word = crate::shell::word(mountpoint)
             )),
         ),
     }
@@ -261,7 +263,7 @@ fn how_to_make(mountpoint: &str) -> String {
             "add `{name}` to /etc/synthetic.conf and reboot (the root of the disk is \
              read-only on macOS)"
         ),
-        None => format!("create it: `mkdir -p {mountpoint}`"),
+        None => format!("create it: `mkdir -p {}`", crate::shell::word(mountpoint)),
     }
 }
 

@@ -63,7 +63,10 @@ pub(crate) fn find_program(program: &str) -> std::result::Result<PathBuf, Progra
                 return Err(ProgramProblem {
                     kind: ErrorKind::SpawnFailed,
                     what: format!("service program {} is not executable", candidate.display()),
-                    fix: format!("run `chmod +x {}` or set `program`", candidate.display()),
+                    fix: format!(
+                        "run `chmod +x {}` or set `program`",
+                        crate::shell::word(&candidate)
+                    ),
                 });
             }
             // A directory of that name is passed over, as a shell does.

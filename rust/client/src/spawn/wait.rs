@@ -223,9 +223,10 @@ impl Child {
         let left = match left_holding {
             Some(lock) => format!(
                 ", but a process it forked out of its session still holds {lock} and was not \
-                 killed (it names itself nowhere): find it with `fuser {lock}` (macOS: `lsof \
-                 {lock}`) and end it",
-                lock = lock.display()
+                 killed (it names itself nowhere): find it with `fuser {word}` (macOS: `lsof \
+                 {word}`) and end it",
+                lock = lock.display(),
+                word = crate::shell::word(lock)
             ),
             None => String::new(),
         };

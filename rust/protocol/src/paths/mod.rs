@@ -136,7 +136,10 @@ impl Paths {
             let chmod = if meta.uid() != me || shared_on_purpose(&self.log_dir, mode) {
                 String::new()
             } else {
-                format!(", or run `chmod go-w {}`", self.log_dir.display())
+                format!(
+                    ", or run `chmod go-w {}`",
+                    crate::shell::word(&self.log_dir)
+                )
             };
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -378,7 +381,7 @@ fn check_private_meta(dir: &Path, what: &str, meta: &fs::Metadata) -> Result<()>
         } else {
             format!(
                 "run `chmod 700 {}`, or choose another {what} with {}",
-                dir.display(),
+                crate::shell::word(dir),
                 fix_for(what)
             )
         };
@@ -399,7 +402,7 @@ fn check_private_meta(dir: &Path, what: &str, meta: &fs::Metadata) -> Result<()>
             format!(
                 "{what} {} has mode {mode:o}, which does not let you use it; run `chmod 700 {}`",
                 dir.display(),
-                dir.display()
+                crate::shell::word(dir)
             ),
         ));
     }
