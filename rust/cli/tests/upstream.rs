@@ -453,22 +453,20 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
 
-/// A service that mounted but never answers where we look (here it
-/// listens on another port: its address came from elsewhere) is asked to
-/// end with its graceful signal before it is killed, so its mount goes
-/// with it, as after a stop.
+/// A service that mounted but does not answer in time (here it listens
+/// only after a minute) is asked to end with its graceful signal before it
+/// is killed, so its mount goes with it, as after a stop.
 #[test]
 fn a_service_that_never_answers_is_asked_to_unmount_before_the_kill() {
     let mut up = Upstream::new();
-    let elsewhere = free_port();
     up.sb
         .set(
             "args",
             vec![
                 "--plain".into(),
+                "--listen-delay-ms".into(),
+                "60000".into(),
                 "service".into(),
-                "--listen".into(),
-                listen(elsewhere),
                 path_str(&up.mnt),
             ],
         )
@@ -478,12 +476,69 @@ fn a_service_that_never_answers_is_asked_to_unmount_before_the_kill() {
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(error["error"]["kind"], "ReadyTimeout", "{error}");
     assert!(
-        up.sb.log().contains("Service started"),
-        "it did start: {}",
+        up.sb.log().contains("mounted, listening in"),
+        "it did mount: {}",
         up.sb.log()
     );
     assert!(!up.mounted(), "the mount was left behind:\n{}", up.sb.log());
     assert!(up.sb.pids().is_empty());
+}
+
+/// `--listen` in `args` to another address than the endpoint: the service
+/// would serve where `ensure` never looks. `ensure` refuses before it
+/// starts anything, naming both, and `doctor` says so.
+#[test]
+fn a_listen_argument_that_contradicts_the_endpoint_is_refused_before_a_start() {
+    let mut up = Upstream::new();
+    let elsewhere = free_port();
+    up.sb.set(
+        "args",
+        vec![
+            "--plain".into(),
+            "service".into(),
+            format!("--listen={}", listen(elsewhere)),
+            path_str(&up.mnt),
+        ],
+    );
+    let out = up.sb.run(&["--json", "ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "InvalidConfig", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&listen(elsewhere)), "{message}");
+    assert!(
+        message.contains(&format!("tcp://127.0.0.1:{}", up.port)),
+        "{message}"
+    );
+    assert_eq!(up.sb.spawn_count(), 0, "nothing was started");
+    let doctor = up.sb.run(&["--json", "doctor"]);
+    assert_eq!(doctor.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "args" && f["severity"] == "problem"),
+        "{report}"
+    );
+    assert!(
+        report["next"].as_str().unwrap().starts_with("fail"),
+        "{report}"
+    );
+    // The same address is no contradiction.
+    up.sb.set(
+        "args",
+        vec![
+            "--plain".into(),
+            "service".into(),
+            "--listen".into(),
+            listen(up.port),
+            path_str(&up.mnt),
+        ],
+    );
+    assert_eq!(up.sb.ensure()["state"], "running");
+    up.sb.ok(&["stop"]);
 }
 
 /// Ctrl-C on an `ensure` whose service has mounted but does not listen

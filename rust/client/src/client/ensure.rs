@@ -135,6 +135,11 @@ impl ServiceManager {
             .with_log(self.log_excerpt())
             .with_remedy(Remedy::SetKey("ready_timeout_secs")));
         }
+        if let Some(why) = self.config.listen_conflict() {
+            return Err(
+                Error::new(ErrorKind::InvalidConfig, why).with_remedy(Remedy::SetKey("args"))
+            );
+        }
         let program = spawn::resolve_program(&self.config.program)?;
         let lock_path = self.paths.instance_lock();
         let instance = match lock::take(&lock_path, Instant::now() + lock::PROBE_GRACE).await? {

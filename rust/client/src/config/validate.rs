@@ -165,6 +165,39 @@ impl Config {
         Ok(())
     }
 
+    /// Why `args` and a TCP `endpoint` disagree, if they do: an argument
+    /// `--listen ADDR` (or `--listen=ADDR`) other than the endpoint's
+    /// address. spfs-fuse-macos prefers `--listen` to its environment, so
+    /// it would serve where `ensure` does not look, and every start would
+    /// wait out `ready_timeout_secs` and fail.
+    pub(crate) fn listen_conflict(&self) -> Option<String> {
+        let Endpoint::Tcp(addr) = &self.endpoint else {
+            return None;
+        };
+        let mut words = self.args.iter();
+        let mut given = None;
+        while let Some(word) = words.next() {
+            if word == "--listen" {
+                given = words.next().map(String::as_str);
+            } else if let Some(value) = word.strip_prefix("--listen=") {
+                given = Some(value);
+            }
+        }
+        let given = given?;
+        if given.parse::<std::net::SocketAddr>().ok() == Some(*addr) {
+            return None;
+        }
+        let told = match &self.endpoint_env {
+            Some(name) => format!("it is told the endpoint through {name}"),
+            None => "set endpoint_env to tell it the endpoint".to_string(),
+        };
+        Some(format!(
+            "args pass `--listen {given}`, but endpoint is tcp://{addr}: the service would \
+             listen where ensure does not look; remove --listen from args ({told}), or make \
+             endpoint and --listen the same address"
+        ))
+    }
+
     /// Set the program (bare name or absolute path), checked as in the file.
     pub fn set_program(&mut self, program: &str) -> Result<()> {
         self.program = self::program(program).map_err(|w| invalid("program", w))?;

@@ -169,11 +169,15 @@ fn next_step(
     if !state_ok {
         return "fail: the state dir cannot be used (see above)".into();
     }
-    // A start needs its log too, and a directory for its socket: with a
-    // problem there, `ensure` fails before the program runs.
+    // A start needs its log too, a directory for its socket, and args that
+    // agree with the endpoint: with a problem there, `ensure` fails before
+    // the program runs.
     let start_blocked = findings.iter().find(|f| {
         f.severity == Severity::Problem
-            && matches!(f.check.as_str(), "log dir" | "state dir" | "endpoint")
+            && matches!(
+                f.check.as_str(),
+                "log dir" | "state dir" | "endpoint" | "args"
+            )
     });
     match state {
         Some(State::Running) => "use the running service (one RPC)".into(),

@@ -14,8 +14,14 @@ use crate::remedy::{Operation, Remedy};
 /// How long the program's `--version` may take.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Found where, executable, and its version.
+/// Found where, executable, and its version; and whether its arguments
+/// send it to listen elsewhere than the endpoint.
 pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Option<PathBuf> {
+    if let Some(why) = config.listen_conflict() {
+        findings.push(
+            finding("args", Severity::Problem, why, None).with_remedies([Remedy::SetKey("args")]),
+        );
+    }
     let program = match crate::spawn::find_program(&config.program) {
         Ok(program) => program,
         Err(problem) => {
