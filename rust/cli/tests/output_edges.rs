@@ -306,6 +306,37 @@ fn unwritable_log_is_reported_and_the_service_keeps_running() {
     assert!(!err.contains("wrote nothing"), "{err}");
 }
 
+/// Two state dirs, one log dir (an explicit `state_dir`): the second start
+/// does not rotate the log the first service still writes, and says so.
+#[test]
+fn a_start_does_not_rotate_a_log_another_running_service_writes() {
+    let mut sb = Sandbox::new().with("log_max_bytes", 1);
+    let first = pid_of(&sb.ensure());
+    let other = sb.root().join("other-state");
+    sb.set("state_dir", path_str(&other));
+    let out = sb.run(&["--json", "ensure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = pid_of(&status);
+    assert_ne!(first, second);
+    let warnings = status["warnings"].to_string();
+    assert!(warnings.contains("writes its log"), "{warnings}");
+    let log = sb.log_dir().join("service.log");
+    for pid in [first, second] {
+        let out = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap();
+        assert_eq!(out, log, "pid {pid} writes {}", out.display());
+    }
+    assert!(!sb.log_dir().join("service.log.1").exists());
+    sb.ok(&["stop"]);
+    sb.reset_config();
+    sb.set("log_max_bytes", 1);
+    sb.ok(&["stop"]);
+    // Alone again, the next start rotates as before.
+    sb.ensure();
+    assert!(sb.log_dir().join("service.log.1").exists());
+    sb.ok(&["stop"]);
+}
+
 // `logs -n 100000000` on a 300 MB log took 1.1 GiB. Here a 48 MiB
 // log: the peak RSS of the `logs` process must stay far below its size.
 #[test]

@@ -80,6 +80,8 @@ pub(crate) struct Child {
     /// Why the log could not be written, when the run header failed (a
     /// full disk): then an empty log says nothing about the service.
     log_unwritable: Option<String>,
+    /// Another running service writes the same log.
+    log_shared: Option<String>,
     /// `service.json`, where a kit daemon names itself (see [`Child::kill`]).
     record: PathBuf,
     /// This start's id, given to the service ([`env::SPAWN_ID`]).
@@ -150,6 +152,7 @@ pub(crate) fn start(
         log_file: log.path,
         log_start: log.start,
         log_unwritable: log.unwritable,
+        log_shared: log.shared,
     };
     let record = ServiceRecord {
         pid,

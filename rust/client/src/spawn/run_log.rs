@@ -24,6 +24,8 @@ pub(super) struct RunLog {
     pub(super) start: u64,
     /// Why the log could not be written, when the header failed.
     pub(super) unwritable: Option<String>,
+    /// Another running service writes this log too (see [`written_by_another`]).
+    pub(super) shared: Option<String>,
 }
 
 impl RunLog {
@@ -31,10 +33,25 @@ impl RunLog {
     pub(super) fn open(config: &Config, paths: &Paths, program: &Path) -> Result<RunLog> {
         paths.create_log_dir()?;
         let log_path = paths.log_file();
-        if let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep) {
+        let shared = written_by_another(&log_path).then(|| {
+            format!(
+                "another running process writes its log {} too (a service of another state \
+                 dir, or a process a service left behind), so it was not rotated and their \
+                 lines mix; give each state dir its own log_dir (or SPFS_AUTOSTART_LOG_DIR)",
+                log_path.display()
+            )
+        });
+        if shared.is_none()
+            && let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep)
+        {
             tracing::warn!("cannot rotate {}: {e}", log_path.display());
         }
         let mut log = open_file(&log_path)?;
+        // A shared lock on the log's open file, which the service inherits
+        // as its output and holds for as long as it (or what inherited its
+        // output) lives: how another state dir's spawner knows it writes
+        // here. Best effort: a file system without flock just loses that.
+        let _ = log.try_lock_shared();
         // Readable by its owner whatever the umask (a no-op when it already is).
         let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
@@ -48,8 +65,26 @@ impl RunLog {
             path: log_path,
             start: log_start,
             unwritable: log_unwritable,
+            shared,
         })
     }
+}
+
+/// Whether a running service writes the log at `log_path`: its open log
+/// holds a shared lock (see [`RunLog::open`]). The spawner holds
+/// `spawn.lock`, so it is not this state dir's service: one of another
+/// state dir whose log dir is the same (an explicit `state_dir`, or a
+/// `XDG_RUNTIME_DIR` that differed), whose open log a rotation would move
+/// away under it.
+fn written_by_another(log_path: &Path) -> bool {
+    let Ok(log) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(log_path)
+    else {
+        return false;
+    };
+    matches!(log.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// The log file, opened to append: never through a symbolic link, never

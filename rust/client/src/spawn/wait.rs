@@ -392,10 +392,12 @@ impl Child {
             || sys::descends_from(listener.pid, self.pid)
     }
 
-    /// Why the log could not be written, if it could not: for the status
-    /// of a service that started anyway.
+    /// Why the log could not be written, if it could not, or that another
+    /// process writes it too: for the status of a service that started.
     pub(crate) fn log_warning(&self) -> Option<String> {
-        self.log_unwritable.clone()
+        self.log_unwritable
+            .clone()
+            .or_else(|| self.log_shared.clone())
     }
 
     /// `err` with this run's log lines, and why there are none when the log
