@@ -780,3 +780,24 @@ fn a_unix_endpoint_in_a_missing_directory_is_said_before_anything_starts() {
     sb.ok(&["ensure"]);
     sb.ok(&["stop"]);
 }
+
+/// A log dir that is a link to nothing: `doctor` does not say `ensure`
+/// creates it, and `ensure` says what the link points to.
+#[test]
+fn a_log_dir_linked_to_nothing_is_said_by_doctor_and_ensure() {
+    let sb = Sandbox::new();
+    let target = sb.root().join("gone");
+    std::fs::create_dir_all(sb.log_dir().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, sb.log_dir()).unwrap();
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(1), "{report}");
+    let problems = problems(&report);
+    let (check, summary, _) = &problems[0];
+    assert_eq!(check, "log dir", "{problems:?}");
+    assert!(summary.contains("symbolic link"), "{summary}");
+    assert!(summary.contains(&path_str(&target)), "{summary}");
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert!(sb.pids().is_empty());
+}

@@ -123,7 +123,25 @@ impl Paths {
     /// `Ok(false)` when it does not. Never creates anything.
     pub fn check_log_dir(&self) -> Result<bool> {
         let meta = match fs::metadata(&self.log_dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            // A link to nothing: `ensure` would take it for made and fail
+            // to open the log in it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match fs::read_link(&self.log_dir) {
+                    Ok(target) => Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!(
+                            "log dir {} is a symbolic link to {}, which does not exist; \
+                             create {}, or choose another log dir with {}",
+                            self.log_dir.display(),
+                            target.display(),
+                            target.display(),
+                            fix_for("log dir")
+                        ),
+                    )
+                    .with_remedy(remedy_for("log dir"))),
+                    Err(_) => Ok(false),
+                };
+            }
             Err(e) => return Err(inspect_error(&self.log_dir, "log dir", e)),
             Ok(meta) => meta,
         };
