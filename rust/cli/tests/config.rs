@@ -445,3 +445,41 @@ fn verbose_says_what_the_look_found_and_how_the_stop_went() {
     assert!(log.contains("serving, pid "), "{log}");
     assert!(log.contains("shut down over gRPC"), "{log}");
 }
+
+/// A per-user config file its user cannot read (left owned by root by a
+/// `sudo` editor): the error says to make it readable, not to fix a path
+/// or a variable the user never gave.
+#[test]
+fn an_unreadable_per_user_config_file_is_said_to_need_its_permissions_fixed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let uid = second_user();
+    let sb = Sandbox::new();
+    let home = sb.root().join("their-home");
+    let dir = home.join(".config/spfs-autostart");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [
+        sb.root().to_path_buf(),
+        home.clone(),
+        home.join(".config"),
+        dir.clone(),
+    ] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = dir.join("config.toml");
+    std::fs::write(&file, "program = \"x\"\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(spfs_autostart_test_support::cli())
+        .arg("config")
+        .env_clear()
+        .env("HOME", &home)
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("make it readable by you"), "{err}");
+    assert!(!err.contains("SPFS_AUTOSTART_CONFIG"), "{err}");
+}

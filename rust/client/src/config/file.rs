@@ -33,6 +33,8 @@ impl Config {
     /// tests never depend on the caller's environment.
     pub fn load_with(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let mut config = Config::defaults();
+        // Where the path came from, for an error that says what to fix.
+        let mut per_user = false;
         let file = match file {
             Some(file) if file.as_os_str().is_empty() => {
                 return Err(Error::new(
@@ -44,7 +46,10 @@ impl Config {
             Some(file) => Some(file.to_path_buf()),
             None => match env(env::CONFIG).filter(|s| !s.is_empty()) {
                 Some(path) => Some(PathBuf::from(path)),
-                None => user_config_file(&env).filter(|p| p.is_file()),
+                None => {
+                    per_user = true;
+                    user_config_file(&env).filter(|p| p.is_file())
+                }
             },
         };
         if let Some(path) = file {
@@ -52,14 +57,21 @@ impl Config {
             // absolute one is what `config` shows.
             let path = std::path::absolute(&path).unwrap_or(path);
             let bytes = read_capped(&path).map_err(|e| {
+                // The path is right when the file is there: its permissions
+                // are not (a file `sudo` left owned by root).
+                let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    "make it readable by you (a file left by sudo is root's: chown it)".to_string()
+                } else if per_user {
+                    "fix or remove the per-user config file".to_string()
+                } else {
+                    format!(
+                        "fix the config file's path (the one given, or {})",
+                        env::CONFIG
+                    )
+                };
                 Error::new(
                     ErrorKind::InvalidConfig,
-                    format!(
-                        "cannot read config file {}: {e}; fix the config file's path (the one \
-                         given, or {})",
-                        path.display(),
-                        env::CONFIG
-                    ),
+                    format!("cannot read config file {}: {e}; {fix}", path.display()),
                 )
                 .with_remedy(Remedy::ConfigFile)
             })?;
