@@ -106,6 +106,24 @@ pub async fn run(
         }
         AgentCommand::Uninstall { label } | AgentCommand::Status { label } => label.as_deref(),
     });
+    // The app's own agent is the app's to register: a plist of ours under
+    // its label, or a bootout, would leave the app's setting wrong.
+    let label_given = match &command {
+        AgentCommand::Install { which } => which.label.as_deref(),
+        AgentCommand::Uninstall { label } => label.as_deref(),
+        _ => None,
+    };
+    if label_given == Some(launchd::APP_LABEL) {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "{} is the menu-bar app's agent (Keep service running), which the app \
+                 registers itself: turn it on or off in the app",
+                launchd::APP_LABEL
+            ),
+        )
+        .into());
+    }
     let mut out = std::io::stdout().lock();
     match command {
         AgentCommand::Print {
@@ -130,6 +148,14 @@ pub async fn run(
             let (lc, home) = (Launchctl::system(), home()?);
             // A refused install leaves the running service alone.
             launchd::check_install(&lc, &spec)?;
+            // launchd binds a socket-mode job's socket at load, in a directory it does not
+            // create: the state dir, made (0700) and checked as `ensure` makes it. (Another
+            // socket's directory must exist, as for `ensure`.)
+            if which.mode == AgentMode::Socket
+                && manager.config().endpoint == spfs_autostart::Endpoint::StateDirSocket
+            {
+                manager.paths().create_state_dir()?;
+            }
             let stopped = stop_for_launchd(manager).await?;
             let path = launchd::install(&lc, &spec, &home)?;
             print_installed(&mut out, &spec, &path, stopped, json)?;

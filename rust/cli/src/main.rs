@@ -75,7 +75,8 @@ enum Command {
     /// Print each status change as a line, until interrupted.
     ///
     /// A running kit service's line has its leases and its idle exit:
-    /// `idle_exit_in=SECS`, or why it has none (`busy`, `leased`, `never`).
+    /// `idle_exit_in=<SECS>s`, or why it has none (`idle_exit=busy`,
+    /// `idle_exit=leased`, `idle_exit=never`).
     Watch,
     /// Print the effective configuration.
     Config,

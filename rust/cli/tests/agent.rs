@@ -179,3 +179,20 @@ fn a_bad_label_is_refused_by_the_same_rule_for_either_format() {
         assert!(!said.contains("launchd"), "{format}: {said}");
     }
 }
+
+/// The app's own agent is the app's: `agent install` and `uninstall` with
+/// its label are refused, saying where to turn it on or off.
+#[test]
+fn the_apps_agent_label_is_refused_by_install_and_uninstall() {
+    let sb = Sandbox::new();
+    let label = spfs_autostart_agent::APP_LABEL;
+    for args in [
+        &["agent", "install", "--label", label][..],
+        &["agent", "uninstall", "--label", label],
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("menu-bar app"), "{args:?}: {err}");
+    }
+}

@@ -227,15 +227,17 @@ extension Remedy {
             return "Choose Refresh in the menu"
         case .run(operation: .doctor):
             return "Choose Diagnose... in the menu"
+        // The agent operations act on the command-line tool's LaunchAgent, not on the app's
+        // own (Keep service running has a label of its own): turning the app's on beside it
+        // would start a second agent that races it for the endpoint.
         case .run(operation: .agentInstall), .run(operation: .agentInstallAlways):
-            return "Turn Keep service running on"
+            return "Install the command-line tool's LaunchAgent (ai.spk.spfs-fuse-macos) again"
         case .run(operation: .agentUninstall):
-            return "Turn Keep service running off"
+            return "Uninstall the command-line tool's LaunchAgent (ai.spk.spfs-fuse-macos)"
         case .run(operation: .agentStatus):
-            return "See Keep service running in the menu"
+            return "Check the command-line tool's LaunchAgent (ai.spk.spfs-fuse-macos)"
         case .run(operation: .agentInstallSocket):
-            return "Set up the socket-activated LaunchAgent again (Keep service running here "
-                + "is the always-on one)"
+            return "Install the command-line tool's socket-activated LaunchAgent again"
         case .run(operation: .agentPrintSystemd):
             return "Run the service from a systemd user unit (this app manages only the LaunchAgent)"
         }

@@ -153,7 +153,7 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
             failure.hints,
             [
                 "Raise the start timeout in the config file (ready_timeout_secs)",
-                "Turn Keep service running on",
+                "Install the command-line tool's LaunchAgent (ai.spk.spfs-fuse-macos) again",
                 "Choose Stop in the menu",
             ])
     }

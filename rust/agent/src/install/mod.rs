@@ -21,9 +21,10 @@
 //!   the bootstrap (or rollback), so an interrupt cannot leave the job unloaded halfway; they
 //!   are delivered when install returns (every launchctl call has a deadline, so this is
 //!   bounded);
-//! - the log file's directory, and in socket mode the socket's, are created (0700) before the
-//!   job is loaded: neither launchd's `StandardOutPath` and `Sockets` nor systemd's `append:`
-//!   creates them, and the job would fail to start;
+//! - the log file's directory is created (0700) before the job is loaded: neither launchd's
+//!   `StandardOutPath` nor systemd's `append:` creates it, and the job would fail to start (the
+//!   state dir a socket-mode job's socket goes in is the caller's to make, with the client's
+//!   checks);
 //! - root is refused: the agent belongs to a user, not to `gui/0`.
 
 mod files;
@@ -39,8 +40,8 @@ use files::{Staged, create_agents_dir, lock_installs, read_previous, remove_left
 use signals::BlockedSignals;
 
 use super::{
-    AgentMode, AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError,
-    launchd_plist, validate_label,
+    AgentSpec, AgentStatus, BootoutOutcome, CommandRunner, Launchctl, LaunchdError, launchd_plist,
+    validate_label,
 };
 
 /// Where a user's LaunchAgents live: `<home>/Library/LaunchAgents`.
@@ -109,16 +110,10 @@ pub fn install<R: CommandRunner>(
     create_agents_dir(&dir)?;
     let _lock = lock_installs(&dir, &spec.label)?;
     remove_leftovers(&dir, &spec.label);
-    if spec.bundle_program.is_none() {
-        if let Some(log_dir) = spec.log_file.parent() {
-            create_private_dir(log_dir, "create the log directory", LOG_DIR_FIX)?;
-        }
-        // launchd binds the socket at load, in a directory it does not create.
-        if spec.mode == AgentMode::Socket
-            && let Some(socket_dir) = spec.socket_path.as_deref().and_then(Path::parent)
-        {
-            create_private_dir(socket_dir, "create the socket's directory", STATE_DIR_FIX)?;
-        }
+    if spec.bundle_program.is_none()
+        && let Some(log_dir) = spec.log_file.parent()
+    {
+        create_log_dir(log_dir)?;
     }
     let previous = read_previous(&path)?;
     let staged = stage(&path, &contents)?;
@@ -143,24 +138,22 @@ pub fn install<R: CommandRunner>(
     Ok(path)
 }
 
-/// What to do when the log's directory cannot be created.
-const LOG_DIR_FIX: &str = "the service could not write its log there; make it writable by you \
-                           or set log_dir (SPFS_AUTOSTART_LOG_DIR) elsewhere";
-
-/// What to do when the socket's directory (the state dir) cannot be created.
-const STATE_DIR_FIX: &str = "launchd could not bind the socket there; make it writable by you \
-                             or set state_dir (SPFS_AUTOSTART_STATE_DIR) elsewhere";
-
-/// The directory of the service's log or socket, created 0700 when missing (`action` says
-/// which, for the error): neither
-/// launchd (`StandardOutPath`, `Sockets`) nor systemd (`append:`) creates it, and the job
-/// would fail to start.
-fn create_private_dir(dir: &Path, action: &'static str, fix: &str) -> Result<(), LaunchdError> {
+/// The log's directory, created 0700: neither launchd's `StandardOutPath` nor systemd's
+/// `append:` creates it, and the job would fail to start.
+fn create_log_dir(log_dir: &Path) -> Result<(), LaunchdError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .map_err(|e| LaunchdError::io(action, dir, fix, e))
+        .create(log_dir)
+        .map_err(|e| {
+            LaunchdError::io(
+                "create the log directory",
+                log_dir,
+                "the service could not write its log there; make it writable by you or set \
+                 log_dir (SPFS_AUTOSTART_LOG_DIR) elsewhere",
+                e,
+            )
+        })
 }
 
 /// After launchd refused the new plist (`refused`): put the previous file back (or remove

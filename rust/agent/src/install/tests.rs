@@ -316,23 +316,6 @@ fn install_creates_the_log_dir_0700_before_loading() {
 }
 
 #[test]
-fn a_socket_install_creates_the_socket_dir_0700_before_loading() {
-    let home = tempfile::tempdir().unwrap();
-    let mut spec = spec_for(home.path());
-    spec.mode = AgentMode::Socket;
-    let state_dir = home.path().join("state");
-    spec.socket_path = Some(state_dir.join("service.sock"));
-    let lc = Launchctl::new(
-        FakeRunner::replying([failed(3, BOOTOUT_NOT_LOADED), ok()]),
-        501,
-    );
-    install(&lc, &spec, home.path()).unwrap();
-    let meta = fs::metadata(&state_dir).unwrap();
-    assert!(meta.is_dir());
-    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-}
-
-#[test]
 fn install_and_uninstall_as_root_are_refused_before_touching_anything() {
     let home = tempfile::tempdir().unwrap();
     let lc = Launchctl::new(FakeRunner::replying([]), 0);

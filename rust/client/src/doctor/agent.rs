@@ -41,18 +41,20 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
     let cli_loaded = matches!(report.agent, AgentStatus::Loaded(_));
     // Without the CLI's agent, "not installed" would hide the app's.
     if cli_loaded || report.plist_installed || app_job.is_none() {
-        check_cli_agent(config, paths, &report, findings);
+        check_cli_agent(config, paths, &report, app_job.is_some(), findings);
     }
     if let Some(job) = app_job {
-        findings.extend(app_agent_findings(&job, cli_loaded, &paths.log_file()));
+        findings.extend(app_agent_findings(&job, cli_loaded));
     }
 }
 
-/// The CLI's agent (`agent install`), from launchd's `report` on it.
+/// The CLI's agent (`agent install`), from launchd's `report` on it;
+/// `app_loaded`: the app's own agent runs the service.
 fn check_cli_agent(
     config: &Config,
     paths: &Paths,
     report: &spfs_autostart_agent::AgentReport,
+    app_loaded: bool,
     findings: &mut Vec<Finding>,
 ) {
     use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL};
@@ -74,8 +76,26 @@ fn check_cli_agent(
         ),
         (false, true) => (
             Severity::Warning,
-            format!("{DEFAULT_LABEL} is loaded but its plist is gone"),
-            Some("uninstall the agent, then install it again if wanted".into()),
+            format!(
+                "{DEFAULT_LABEL} is loaded but its plist is gone (the menu-bar app 0.1.0 \
+                 registered its Keep service running agent under this label)"
+            ),
+            Some(
+                "uninstall the agent (it stops the service gracefully first), then install it \
+                 again, or turn Keep service running on in the app, if wanted"
+                    .into(),
+            ),
+            vec![Remedy::Run(Operation::AgentUninstall)],
+        ),
+        // Loading it beside the app's would race it for the endpoint.
+        (true, false) if app_loaded => (
+            Severity::Warning,
+            format!(
+                "{} is installed but not loaded; the menu-bar app's agent keeps the service \
+                 running",
+                report.plist_path.display()
+            ),
+            Some("uninstall it: it would start a second service at the next login".into()),
             vec![Remedy::Run(Operation::AgentUninstall)],
         ),
         (true, false) => (
@@ -121,18 +141,15 @@ fn check_cli_agent(
     findings.push(finding("LaunchAgent", severity, summary, fix).with_remedies(remedies));
     findings.extend(socket_warning);
     let always_on = !socket_mode(&installed);
-    findings.extend(job.and_then(|job| last_run_finding(job, always_on, &paths.log_file())));
+    let log = format!("the service's log {}", paths.log_file().display());
+    findings.extend(job.and_then(|job| last_run_finding(job, DEFAULT_LABEL, always_on, &log)));
 }
 
 /// The menu-bar app's agent, loaded (`job`): it keeps the service running.
 /// Beside the CLI's (`cli_loaded`), two jobs start the same service: the one
 /// that finds the endpoint taken exits with a failure, and launchd starts it
 /// again every 10 s.
-fn app_agent_findings(
-    job: &spfs_autostart_agent::LoadedAgent,
-    cli_loaded: bool,
-    log_file: &Path,
-) -> Vec<Finding> {
+fn app_agent_findings(job: &spfs_autostart_agent::LoadedAgent, cli_loaded: bool) -> Vec<Finding> {
     use spfs_autostart_agent::{APP_LABEL, DEFAULT_LABEL};
     let mut findings = vec![finding(
         "LaunchAgent",
@@ -159,7 +176,10 @@ fn app_agent_findings(
             .with_remedies([Remedy::Run(Operation::AgentUninstall)]),
         );
     }
-    findings.extend(last_run_finding(job, true, log_file));
+    // Its plist names no log file (one plist for every user): spfs-fuse-macos
+    // also logs to the system log.
+    let log = "the system log (`log show --last 1h --predicate 'process == \"spfs-fuse-macos\"'`)";
+    findings.extend(last_run_finding(job, APP_LABEL, true, log));
     findings
 }
 
@@ -169,10 +189,12 @@ fn app_agent_findings(
 /// every 10 s): a crash loop, a problem. Otherwise it is said as a warning:
 /// launchd started it again, or a socket-activated one starts on the next
 /// connection.
+/// `label`: the job's; `log`: where its output went.
 fn last_run_finding(
     job: &spfs_autostart_agent::LoadedAgent,
+    label: &str,
     always_on: bool,
-    log_file: &Path,
+    log: &str,
 ) -> Option<Finding> {
     let how = match (&job.last_signal, job.last_exit_code) {
         (Some(signal), _) => format!("was ended by a signal ({signal})"),
@@ -180,8 +202,8 @@ fn last_run_finding(
         _ => return None,
     };
     let fix = format!(
-        "the service's log {} says why; fix that, then stop and ensure the service",
-        log_file.display()
+        "{log} says why; once that is fixed, launchd starts it again (at once: `launchctl \
+         kickstart -k gui/$(id -u)/{label}`)"
     );
     let (severity, summary) = if job.is_running() {
         (
@@ -341,7 +363,8 @@ mod tests {
     #[test]
     fn a_failed_last_run_is_said_and_a_crash_loop_is_a_problem() {
         use spfs_autostart_agent::LoadedAgent;
-        let log = Path::new("/logs/service.log");
+        let log = "the service's log /logs/service.log";
+        let label = spfs_autostart_agent::DEFAULT_LABEL;
         let job = |state: &str, code, signal: Option<&str>| LoadedAgent {
             state: Some(state.into()),
             pid: None,
@@ -353,23 +376,39 @@ mod tests {
             job("running", None, None),
             job("not running", Some(0), None),
         ] {
-            assert_eq!(last_run_finding(&clean, true, log), None, "{clean:?}");
+            assert_eq!(
+                last_run_finding(&clean, label, true, log),
+                None,
+                "{clean:?}"
+            );
         }
-        let looping = last_run_finding(&job("not running", Some(78), None), true, log).unwrap();
+        let looping =
+            last_run_finding(&job("not running", Some(78), None), label, true, log).unwrap();
         assert_eq!(looping.severity, Severity::Problem);
         assert!(
             looping.summary.contains("exited with status 78"),
             "{looping:?}"
         );
-        assert!(looping.fix.unwrap().contains("/logs/service.log"));
-        let killed = last_run_finding(&job("not running", None, Some("Killed: 9")), true, log);
+        let fix = looping.fix.unwrap();
+        assert!(fix.contains("/logs/service.log"), "{fix}");
+        assert!(
+            fix.contains(&format!("kickstart -k gui/$(id -u)/{label}")),
+            "{fix}"
+        );
+        let killed = last_run_finding(
+            &job("not running", None, Some("Killed: 9")),
+            label,
+            true,
+            log,
+        );
         let killed = killed.unwrap();
         assert_eq!(killed.severity, Severity::Problem);
         assert!(killed.summary.contains("Killed: 9"), "{killed:?}");
         // Restarted, or waiting for its next connection: a warning.
-        let restarted = last_run_finding(&job("running", Some(1), None), true, log).unwrap();
+        let restarted = last_run_finding(&job("running", Some(1), None), label, true, log).unwrap();
         assert_eq!(restarted.severity, Severity::Warning);
-        let waiting = last_run_finding(&job("not running", Some(1), None), false, log).unwrap();
+        let waiting =
+            last_run_finding(&job("not running", Some(1), None), label, false, log).unwrap();
         assert_eq!(waiting.severity, Severity::Warning);
         assert!(waiting.summary.contains("next connection"), "{waiting:?}");
     }
@@ -377,19 +416,18 @@ mod tests {
     #[test]
     fn the_apps_agent_is_said_and_beside_the_clis_is_a_warning() {
         use spfs_autostart_agent::{APP_LABEL, LoadedAgent};
-        let log = Path::new("/logs/service.log");
         let running = LoadedAgent {
             state: Some("running".into()),
             pid: Some(4242),
             last_exit_code: None,
             last_signal: None,
         };
-        let alone = app_agent_findings(&running, false, log);
+        let alone = app_agent_findings(&running, false);
         assert_eq!(alone.len(), 1, "{alone:?}");
         assert_eq!(alone[0].severity, Severity::Ok);
         assert!(alone[0].summary.contains(APP_LABEL), "{alone:?}");
 
-        let both = app_agent_findings(&running, true, log);
+        let both = app_agent_findings(&running, true);
         assert_eq!(both.len(), 2, "{both:?}");
         assert_eq!(both[1].severity, Severity::Warning);
         assert!(both[1].summary.contains("two agents"), "{both:?}");
@@ -402,7 +440,7 @@ mod tests {
             last_exit_code: Some(1),
             last_signal: None,
         };
-        let down = app_agent_findings(&looping, false, log);
+        let down = app_agent_findings(&looping, false);
         assert_eq!(down.last().unwrap().severity, Severity::Problem, "{down:?}");
     }
 

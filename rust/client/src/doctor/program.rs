@@ -258,6 +258,7 @@ fn mountpoint_finding(
 #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 fn how_to_make(mountpoint: &str) -> String {
     let under_root = mountpoint
+        .trim_end_matches('/')
         .strip_prefix('/')
         .filter(|name| !name.is_empty() && !name.contains('/'));
     match under_root {
@@ -320,6 +321,11 @@ mod tests {
         let other = |mountpoint| mountpoint_finding(mountpoint, Some(std::fs::metadata(&missing)));
         let fix = other("/mnt/spfs").fix.unwrap();
         assert_eq!(fix, "create it: `mkdir -p /mnt/spfs`");
+        let fix = other("/spfs/").fix.unwrap();
+        assert!(
+            fix.starts_with("add `spfs` to /etc/synthetic.conf"),
+            "{fix}"
+        );
         let fix = other("/layers").fix.unwrap();
         assert!(
             fix.starts_with("add `layers` to /etc/synthetic.conf"),
