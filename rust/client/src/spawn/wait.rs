@@ -437,7 +437,7 @@ static ABANDONED: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
     std::sync::Mutex::new(Vec::new());
 
 /// Wait for every abandoned start of this process to have ended (at most
-/// [`END_GRACE`] each, then killed). A program about to exit after
+/// a second each, then killed). A program about to exit after
 /// cancelling a start (the CLI after Ctrl-C) calls it; otherwise the
 /// service it asked to end is never killed if it does not end by itself.
 pub fn finish_abandoned_starts() {
