@@ -37,6 +37,22 @@ impl Upstream {
         Upstream { sb, port, mnt }
     }
 
+    /// The service mounts, then waits a minute before it listens, as
+    /// spfs-fuse-macos does while macFUSE mounts (here, for long enough
+    /// that only what the test does ends it).
+    fn mount_then_wait_to_listen(&mut self) {
+        self.sb.set(
+            "args",
+            vec![
+                "--plain".into(),
+                "--listen-delay-ms".into(),
+                "60000".into(),
+                "service".into(),
+                path_str(&self.mnt),
+            ],
+        );
+    }
+
     fn mounted(&self) -> bool {
         mount_marker(&self.mnt).exists()
     }
@@ -459,18 +475,8 @@ fn a_wedged_service_spfs_started_reads_unresponsive_and_stop_ends_it() {
 #[test]
 fn a_service_that_never_answers_is_asked_to_unmount_before_the_kill() {
     let mut up = Upstream::new();
-    up.sb
-        .set(
-            "args",
-            vec![
-                "--plain".into(),
-                "--listen-delay-ms".into(),
-                "60000".into(),
-                "service".into(),
-                path_str(&up.mnt),
-            ],
-        )
-        .set("ready_timeout_secs", 1);
+    up.mount_then_wait_to_listen();
+    up.sb.set("ready_timeout_secs", 1);
     let out = up.sb.run(&["--json", "ensure"]);
     assert_eq!(out.status.code(), Some(1));
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -548,16 +554,7 @@ fn a_listen_argument_that_contradicts_the_endpoint_is_refused_before_a_start() {
 #[test]
 fn ctrl_c_while_the_service_mounts_leaves_no_mount_behind() {
     let mut up = Upstream::new();
-    up.sb.set(
-        "args",
-        vec![
-            "--plain".into(),
-            "--listen-delay-ms".into(),
-            "60000".into(),
-            "service".into(),
-            path_str(&up.mnt),
-        ],
-    );
+    up.mount_then_wait_to_listen();
     let ensure = background(&up.sb, &["ensure"]);
     assert!(
         wait_for(Duration::from_secs(20), || up.mounted()),

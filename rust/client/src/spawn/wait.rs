@@ -177,11 +177,7 @@ impl Child {
     /// has mounted its filesystem (spfs-fuse-macos) leaves the mount behind.
     /// Whatever is left is killed by [`Child::fail`].
     async fn ask_to_end(&mut self) {
-        let pinned = self
-            .intermediate
-            .as_mut()
-            .is_some_and(|i| matches!(i.try_wait(), Ok(None)));
-        if !pinned || self.pid == 0 {
+        if !self.pinned() || self.pid == 0 {
             return;
         }
         // The pid is exact while the intermediate has not reaped it.
@@ -265,6 +261,14 @@ impl Child {
         self.with_log(err)
     }
 
+    /// Whether the service is still our intermediate's unreaped child, so
+    /// its pid (and its group id) cannot have been reused.
+    fn pinned(&mut self) -> bool {
+        self.intermediate
+            .as_mut()
+            .is_some_and(|i| matches!(i.try_wait(), Ok(None)))
+    }
+
     /// Kill the service's whole session, then the intermediate. While the
     /// intermediate has not reaped the service, the service's pid (and so
     /// its group id) cannot have been reused.
@@ -272,12 +276,8 @@ impl Child {
         if self.pid == 0 {
             return;
         }
-        let pinned = match self.intermediate.as_mut() {
-            Some(intermediate) => matches!(intermediate.try_wait(), Ok(None)),
-            None => false,
-        };
         let alive = self.instance.is_some_and(|i| i.is_alive());
-        if pinned || alive {
+        if self.pinned() || alive {
             sys::kill_group_and_leader(self.pid);
         }
         if let Some(daemon) = self.kit_daemon() {
@@ -454,11 +454,7 @@ impl Child {
     /// exit before its session is killed. Nothing when the service is no
     /// longer our intermediate's child (then [`Child::kill`] does it all).
     fn end_abandoned(&mut self) {
-        let pinned = self
-            .intermediate
-            .as_mut()
-            .is_some_and(|i| matches!(i.try_wait(), Ok(None)));
-        if !pinned || self.pid == 0 {
+        if !self.pinned() || self.pid == 0 {
             return;
         }
         // The intermediate exits when our copy of the lifeline closes, and
