@@ -459,9 +459,11 @@ impl Child {
         }
         // The intermediate exits when our copy of the lifeline closes, and
         // the pid is exact only while it has not: the thread keeps one.
-        let (Some(mut intermediate), Ok(lifeline)) =
-            (self.intermediate.take(), self.lifeline.try_clone())
-        else {
+        // (Without one, `kill` ends it all at once, as before.)
+        let Ok(lifeline) = self.lifeline.try_clone() else {
+            return;
+        };
+        let Some(mut intermediate) = self.intermediate.take() else {
             return;
         };
         let pid = std::mem::take(&mut self.pid);
