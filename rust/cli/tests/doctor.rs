@@ -801,3 +801,58 @@ fn a_log_dir_linked_to_nothing_is_said_by_doctor_and_ensure() {
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     assert!(sb.pids().is_empty());
 }
+
+/// A log left owned by root in the user's own log dir (a run as root):
+/// `ensure` cannot open it, so `doctor` says so, with the fix, instead of
+/// "ok".
+#[test]
+fn a_log_the_user_cannot_write_is_a_problem() {
+    use std::os::unix::process::CommandExt;
+    let uid = second_user();
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = sb.root().join("theirs");
+    let logs = theirs.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for dir in [&theirs, &logs] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        nix::unistd::chown(dir, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+    }
+    let log = logs.join("service.log");
+    std::fs::write(&log, "a run as root\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = sb.root().join("theirs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "program = {:?}\nstate_dir = {:?}\nlog_dir = {:?}\n",
+            path_str(&reference_service()),
+            path_str(&theirs.join("state")),
+            path_str(&logs)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(spfs_autostart_test_support::cli())
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "doctor"])
+        .env_clear()
+        .env("HOME", &theirs)
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {}", stderr(&out)));
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let problems = problems(&report);
+    assert!(
+        problems
+            .iter()
+            .any(|(check, summary, fix)| check == "log dir"
+                && summary.contains("not writable by you")
+                && fix.contains("remove")),
+        "{problems:?}"
+    );
+}

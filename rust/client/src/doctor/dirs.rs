@@ -93,6 +93,25 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
         ));
         return;
     }
+    // A log left by a run as root (or made read-only): `ensure` cannot
+    // open it, whatever the directory allows.
+    if log.exists()
+        && let Err(e) = nix::unistd::access(&log, nix::unistd::AccessFlags::W_OK)
+    {
+        findings.push(finding(
+            "log dir",
+            Severity::Problem,
+            format!(
+                "the service log {} is not writable by you ({e})",
+                log.display()
+            ),
+            Some(format!(
+                "remove {} (or make it yours and writable)",
+                log.display()
+            )),
+        ));
+        return;
+    }
     if let Some(why) = unwritable(dir) {
         findings.push(
             finding(
