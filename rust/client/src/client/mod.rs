@@ -241,8 +241,8 @@ impl ServiceManager {
             .map(|dir| {
                 format!(
                     "another service of yours runs with state dir {} (started where \
-                     XDG_RUNTIME_DIR or TMPDIR differed, e.g. from cron, ssh or sudo); the two \
-                     share the log {} and rotate it under each other. Stop it with the \
+                     XDG_RUNTIME_DIR or TMPDIR differed, e.g. from cron, ssh or sudo): two \
+                     services, and with the same HOME one log ({}). Stop it with the \
                      stop operation under state_dir = {:?} (SPFS_AUTOSTART_STATE_DIR), or set \
                      state_dir in the config so every context agrees",
                     dir.display(),
