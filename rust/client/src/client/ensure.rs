@@ -159,7 +159,7 @@ impl ServiceManager {
             program: self.config.program.clone(),
             pid: child.pid,
         });
-        let log_warning = child.log_warning();
+        let log_warnings = child.log_warnings();
         let probe = child
             .wait_ready(&self.endpoint, &lock_path, deadline, PROBE_TIMEOUT)
             .await?;
@@ -187,7 +187,7 @@ impl ServiceManager {
                 if !status.managed {
                     self.record_plain(&program, instance);
                 }
-                status.warnings.extend(log_warning);
+                status.warnings.extend(log_warnings);
                 status.warnings.extend(self.elsewhere_warnings());
                 Ok(Some(self.remember(status, channel, instance)))
             }

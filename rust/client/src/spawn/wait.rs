@@ -392,12 +392,15 @@ impl Child {
             || sys::descends_from(listener.pid, self.pid)
     }
 
-    /// Why the log could not be written, if it could not, or that another
-    /// process writes it too: for the status of a service that started.
-    pub(crate) fn log_warning(&self) -> Option<String> {
+    /// Why the log could not be written, if it could not, and that another
+    /// process writes it too, if one does: for the status of a service
+    /// that started.
+    pub(crate) fn log_warnings(&self) -> Vec<String> {
         self.log_unwritable
-            .clone()
-            .or_else(|| self.log_shared.clone())
+            .iter()
+            .chain(&self.log_shared)
+            .cloned()
+            .collect()
     }
 
     /// `err` with this run's log lines, and why there are none when the log
