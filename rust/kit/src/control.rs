@@ -102,15 +102,6 @@ impl Control for ControlService {
         request: Request<AcquireRequest>,
     ) -> Result<Response<AcquireResponse>, Status> {
         let AcquireRequest { pid, label } = request.into_inner();
-        // A client's lease on the service itself would outlive every client
-        // and so keep the service up for good: almost surely the wrong pid.
-        if pid == std::process::id() {
-            return Err(Status::invalid_argument(format!(
-                "pid {pid} is the service itself; a lease follows a client process (its \
-                 own pid), and for a service that never exits when idle set \
-                 idle_timeout_secs to 0"
-            )));
-        }
         let lease = self.lifetime.acquire(pid, label)?;
         Ok(Response::new(AcquireResponse { lease: Some(lease) }))
     }

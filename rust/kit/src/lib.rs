@@ -188,6 +188,11 @@ impl Kit {
     }
 
     /// Serve until shutdown: health and Control plus whatever `add` adds.
+    ///
+    /// From its start the instance lock is held until the process exits,
+    /// also when `serve` returns or is dropped: the service's clean-up
+    /// after it (unmounting, say) ends before a successor can start, so the
+    /// service should exit once that is done.
     pub async fn serve(self, add: impl FnOnce(Routes) -> Routes) -> Result<()> {
         let Kit {
             lifetime,
@@ -202,11 +207,19 @@ impl Kit {
             .await;
         let control = ControlServer::new(ControlService::new(lifetime.clone()));
         let routes = add(Routes::new(health).add_service(control));
-        write_record(&lifetime, &paths, Phase::Running);
-        // What this service owns in the state dir, so that at exit it
-        // touches only that: the dir may have been removed and made again
-        // under it (a tmp cleaner, a logout), with another service there.
+        // What this service owns in the state dir, so that it touches only
+        // that: the dir may have been removed and made again under it (a
+        // tmp cleaner, a logout) during its set-up or later, with another
+        // service there.
         let lock_file = file_id(instance_lock.metadata().ok().as_ref());
+        // Held until the process exits, whatever becomes of `serve`: what
+        // the service does after it (unmounting, flushing) and calls its
+        // server still runs then are done before a successor may start.
+        // The kernel lets go of it at exit.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(instance_lock);
+        if holds_the_lock_of(&paths, lock_file) {
+            write_record(&lifetime, &paths, Phase::Running);
+        }
         let socket_to_remove = listener.bound_path().map(|path| {
             (
                 file_id(std::fs::symlink_metadata(&path).ok().as_ref()),
@@ -221,19 +234,13 @@ impl Kit {
         // worker that saw the connection, and each new client (every fresh
         // `ensure`) is answered without first waking the thread that
         // called `serve` (about 0.1 ms of a fresh `ensure`, bench row 1b').
-        // The task holds a share of the lock: a `serve` its caller drops (a
-        // `select!` in the service) aborts the task, which lets go of the
-        // lock only once its listener has closed, whenever it is next run.
-        let instance_lock = Arc::new(instance_lock);
-        let mut server = tokio::spawn(Serving {
-            server: Box::pin(
-                Server::builder()
-                    .layer(InFlightLayer(lifetime.clone()))
-                    .add_routes(routes)
-                    .serve_with_incoming_shutdown(incoming, shutdown),
-            ),
-            _instance_lock: instance_lock.clone(),
-        });
+        // A `serve` its caller drops (a `select!` in the service) aborts it.
+        let mut server = tokio::spawn(
+            Server::builder()
+                .layer(InFlightLayer(lifetime.clone()))
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, shutdown),
+        );
         let _stop_with_serve = AbortOnDrop(server.abort_handle());
         // The listener is bound and the server is about to accept, so
         // connections made from now on are answered. Logged first: once
@@ -259,22 +266,21 @@ impl Kit {
             // answers have had a moment to go out, nothing is left to wait
             // for. At most the drain limit either way.
             () = drained(&lifetime) => {
-                // Its connections and listener are gone before the socket
-                // file and the lock are let go, as when it ends by itself.
+                // Its listener is gone before the socket file is removed,
+                // as when it ends by itself.
                 server.abort();
                 let _ = server.await;
                 Ok(())
             }
         };
-        // Release the endpoint before the lock (`instance_lock`, dropped
-        // last), so a successor that takes the lock finds the
-        // path free or stale, never live. The record stays: it says
-        // "stopping" until the lock is free, and a successor replaces it.
+        // The endpoint is released now, the lock at exit, so a successor
+        // that takes the lock finds the path free or stale, never live. The
+        // record stays: it says "stopping" until the lock is free, and a
+        // successor replaces it.
         if let Some((bound, path)) = socket_to_remove {
             remove_own_socket(&path, bound);
         }
         tracing::info!("stopped");
-        drop(instance_lock);
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
     }
 }
@@ -301,22 +307,6 @@ async fn stop_listening(
 fn remove_own_socket(path: &std::path::Path, bound: Option<(u64, u64)>) {
     if bound.is_some() && file_id(std::fs::symlink_metadata(path).ok().as_ref()) == bound {
         let _ = std::fs::remove_file(path);
-    }
-}
-
-/// The server's task. Fields drop in order: the server (its listener)
-/// first, then this task's share of the instance lock, so the lock is never
-/// free while the endpoint still accepts.
-struct Serving<F> {
-    server: Pin<Box<F>>,
-    _instance_lock: Arc<File>,
-}
-
-impl<F: Future> Future for Serving<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.server.as_mut().poll(cx)
     }
 }
 

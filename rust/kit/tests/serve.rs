@@ -1,7 +1,7 @@
 //! `Kit::serve` runs its server as a task of its own; a `serve` its caller
-//! drops must still stop serving, and never let go of the instance lock
-//! while its endpoint still accepts connections. Its idle clock starts with
-//! it.
+//! drops must still stop serving, and the instance lock stays held until
+//! the process exits, so the service's clean-up after `serve` ends before a
+//! successor can start. Its idle clock starts with it.
 
 use std::fs::{File, TryLockError};
 use std::time::{Duration, Instant};
@@ -20,11 +20,8 @@ fn lock_is_free(lock: &File) -> bool {
     }
 }
 
-// One thread: the aborted server task runs only when this test yields, so
-// a lock let go at the moment `serve` is dropped is seen free while the
-// listener is still open.
 #[tokio::test(flavor = "current_thread")]
-async fn a_serve_its_caller_drops_stops_serving_before_it_lets_go_of_the_lock() {
+async fn a_serve_its_caller_drops_stops_serving_and_keeps_the_lock_until_exit() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let socket = state.join("service.sock");
@@ -50,23 +47,17 @@ async fn a_serve_its_caller_drops_stops_serving_before_it_lets_go_of_the_lock() 
         () = tokio::time::sleep(Duration::from_millis(50)) => {}
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        // The lock first: once it is free, the listener must be closed.
-        let free = lock_is_free(&lock);
-        let accepts = std::os::unix::net::UnixStream::connect(&socket).is_ok();
-        assert!(
-            !(free && accepts),
-            "instance.lock was free while the dropped service's socket still accepted"
-        );
-        if free {
-            break;
-        }
+    while std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         assert!(
             Instant::now() < deadline,
-            "instance.lock still held 10 s after serve was dropped"
+            "the dropped service's socket still accepts 10 s later"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(
+        !lock_is_free(&lock),
+        "instance.lock was let go before the process exited"
+    );
 }
 
 /// The idle clock starts when the service serves: a service whose own
@@ -110,4 +101,46 @@ async fn the_idle_clock_starts_when_the_service_serves() {
         .unwrap()
         .expect("a clean exit");
     assert!(began.elapsed() >= idle, "{:?}", began.elapsed());
+    // `serve` has returned; what the service does next (its clean-up) is
+    // still done under the lock, which the kernel lets go at exit.
+    let lock = File::open(state.join("instance.lock")).unwrap();
+    assert!(
+        !lock_is_free(&lock),
+        "instance.lock was let go when serve returned"
+    );
+}
+
+/// A state dir removed and made again during the service's set-up (a tmp
+/// cleaner, a logout) belongs to whoever holds its new `instance.lock`:
+/// the service that held the old one writes no `running` record there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let kit = Kit::start(
+        Identity {
+            name: "replaced-test".into(),
+            version: "0".into(),
+        },
+        KitConfig {
+            state_dir: state.clone(),
+            endpoint: ResolvedEndpoint::Unix(state.join("service.sock")),
+            idle_timeout: Duration::ZERO,
+            ready_fd: None,
+            lock_fd: None,
+        },
+    )
+    .expect("start the kit in a temp state dir");
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let successors_lock = File::create(state.join("instance.lock")).unwrap();
+    successors_lock.try_lock().unwrap();
+    tokio::select! {
+        result = kit.serve(|routes| routes) => panic!("serve ended by itself: {result:?}"),
+        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+    }
+    assert!(
+        !state.join("service.json").exists(),
+        "a record was written into the successor's state dir"
+    );
 }

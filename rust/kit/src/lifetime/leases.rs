@@ -21,6 +21,13 @@ pub enum LeaseError {
     /// The process belongs to another user.
     #[error("process {0} belongs to another user; leases are per user")]
     OtherUser(u32),
+    /// The pid is the service's own: a lease on it would outlive every
+    /// client and keep the service up for good.
+    #[error(
+        "pid {0} is the service itself; a lease follows a client process (its own pid), and \
+         for a service that never exits when idle set idle_timeout_secs to 0"
+    )]
+    OwnProcess(u32),
     /// The service is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -40,6 +47,7 @@ impl From<LeaseError> for tonic::Status {
         match e {
             LeaseError::NoSuchProcess(_) => tonic::Status::not_found(e.to_string()),
             LeaseError::OtherUser(_) => tonic::Status::permission_denied(e.to_string()),
+            LeaseError::OwnProcess(_) => tonic::Status::invalid_argument(e.to_string()),
             LeaseError::ShuttingDown => tonic::Status::unavailable(e.to_string()),
             LeaseError::NoDescriptors(..) => tonic::Status::resource_exhausted(e.to_string()),
         }
@@ -51,6 +59,9 @@ impl Lifetime {
     pub(crate) fn acquire(self: &Arc<Self>, pid: u32, label: String) -> Result<Lease, LeaseError> {
         if self.shutdown.borrow().is_some() {
             return Err(LeaseError::ShuttingDown);
+        }
+        if pid == std::process::id() {
+            return Err(LeaseError::OwnProcess(pid));
         }
         let holder = lease_holder(pid)?;
         // Opened now, so that a lease is only ever granted while it can be

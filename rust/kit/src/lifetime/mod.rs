@@ -359,6 +359,21 @@ mod tests {
         ));
     }
 
+    /// A lease the service's own handlers take on its own pid (a `Mount`
+    /// that leases for "whoever called") would keep it up for good: refused
+    /// here, not only by `Control/Acquire`.
+    #[tokio::test]
+    async fn a_lease_on_the_service_itself_is_refused() {
+        let life = lifetime(Duration::from_secs(1));
+        let refused = life.acquire(std::process::id(), "self".into());
+        assert!(
+            matches!(refused, Err(LeaseError::OwnProcess(_))),
+            "{refused:?}"
+        );
+        assert!(life.info().leases.is_empty());
+        assert!(life.idle_deadline().is_some());
+    }
+
     #[tokio::test]
     async fn calls_and_leases_hold_off_the_idle_deadline() {
         let life = lifetime(Duration::from_secs(60));
@@ -367,12 +382,15 @@ mod tests {
         assert!(life.idle_deadline().is_none());
         drop(call);
         assert!(life.idle_deadline().is_some());
-        let lease = life.acquire(std::process::id(), "me".into()).unwrap();
+        let mut holder = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let lease = life.acquire(holder.id(), "holder".into()).unwrap();
         assert!(life.idle_deadline().is_none());
         assert_eq!(life.info().leases.len(), 1);
         assert!(life.release(lease.id));
         assert!(!life.release(lease.id));
         assert!(life.idle_deadline().is_some());
+        holder.kill().unwrap();
+        holder.wait().unwrap();
     }
 
     #[tokio::test(start_paused = true)]
