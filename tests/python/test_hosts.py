@@ -231,6 +231,42 @@ def test_no_callback_after_cancel_returns(service):
     assert all(t < cancelled_at for t in calls)
 
 
+def test_dropping_a_handle_does_not_wait_for_its_observer(service):
+    # An observer that hands its status to another thread and waits for it
+    # (an event loop's `run_coroutine_threadsafe(...).result()`), while that
+    # thread drops the handle: waiting for the call there would deadlock.
+    mgr = service.manager()
+    entered = threading.Event()
+    release = threading.Event()
+    calls = []
+
+    class Waiting(sa.StatusObserver):
+        def on_status(self, status):
+            calls.append(status.state)
+            entered.set()
+            release.wait(60)
+
+        def on_error(self, message):
+            pass
+
+    handles = [mgr.watch(Waiting())]
+    dropped = threading.Event()
+
+    def drop():
+        del handles[0]
+        dropped.set()
+
+    try:
+        assert entered.wait(30), "the observer was never called"
+        threading.Thread(target=drop).start()
+        assert dropped.wait(10), "dropping the handle waited for the observer"
+    finally:
+        release.set()
+    run(mgr.ensure())
+    time.sleep(1.0)
+    assert calls == [sa.ServiceState.STOPPED], "calls after the handle was dropped"
+
+
 def test_600_blocking_observers_all_run_and_do_not_starve_the_library(service):
     # The service stays stopped: 600 watches of a running kit service would
     # test the service's connection handling, not the library's threads.

@@ -36,12 +36,51 @@ pub(crate) fn user_name(uid: u32) -> String {
 }
 
 /// The listener at `addr`, or `None` when none can be found.
-#[cfg(target_os = "linux")]
+///
+/// The look blocks (it scans processes; on macOS it runs lsof), so with
+/// this crate's `rt-multi-thread` feature (the C library's), on a
+/// multi-thread runtime such as the library's one-worker runtime, it first
+/// hands the worker's other tasks to another thread: a C, Swift or Python
+/// caller's other calls and feeds go on meanwhile. (A current-thread
+/// runtime, the CLI's, has nothing else to run.)
 pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
-    let (uid, inode) = ["/proc/net/tcp", "/proc/net/tcp6"]
+    #[cfg(feature = "rt-multi-thread")]
+    if let Ok(tokio::runtime::RuntimeFlavor::MultiThread) =
+        tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor())
+    {
+        return tokio::task::block_in_place(|| look_up(addr));
+    }
+    look_up(addr)
+}
+
+/// The owner of the socket listening at `addr`, where that is seen without
+/// scanning processes. Linux's socket tables name every user's listeners;
+/// macOS has no such table, and lsof there sees only our own processes'
+/// sockets, so it could not tell another user's listener either: `None`.
+/// (A kit service's reported pid still has an owner to check.)
+pub(crate) fn tcp_listener_uid(addr: SocketAddr) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    return listen_entry(addr).map(|(uid, _)| uid);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = addr;
+        None
+    };
+}
+
+/// The (uid, inode) of the socket listening at `addr`, from the kernel's
+/// tables.
+#[cfg(target_os = "linux")]
+fn listen_entry(addr: SocketAddr) -> Option<(u32, u64)> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
-        .find_map(|text| find_listen_entry(&text, addr))?;
+        .find_map(|text| find_listen_entry(&text, addr))
+}
+
+#[cfg(target_os = "linux")]
+fn look_up(addr: SocketAddr) -> Option<Listener> {
+    let (uid, inode) = listen_entry(addr)?;
     let process = (uid == sys::my_uid())
         .then(|| socket_holder(inode))
         .flatten();
@@ -115,7 +154,7 @@ fn socket_holder(inode: u64) -> Option<Instance> {
 
 /// The listener at `addr`, or `None` when none can be found.
 #[cfg(target_os = "macos")]
-pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
+fn look_up(addr: SocketAddr) -> Option<Listener> {
     // lsof sees the sockets of our own processes; another user's listener
     // stays invisible (and is then treated as not ours).
     let out = std::process::Command::new("/usr/sbin/lsof")
@@ -159,7 +198,7 @@ pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
 
 /// No way to look: nobody is found.
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-pub(crate) fn tcp_listener(_addr: SocketAddr) -> Option<Listener> {
+fn look_up(_addr: SocketAddr) -> Option<Listener> {
     None
 }
 

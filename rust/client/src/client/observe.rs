@@ -333,8 +333,10 @@ impl ServiceManager {
     /// Another user's listener at our endpoint (a TCP port, or a socket file), described.
     pub(super) fn foreign_listener(&self) -> Option<String> {
         match &self.endpoint {
-            ResolvedEndpoint::Tcp(addr) => self
-                .listener_at(*addr)
+            // The owner alone, from the kernel's table: no process scan (no
+            // lsof) on the path of every `ensure`.
+            ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listener_uid(*addr)
+                .map(|uid| crate::owner::Listener { uid, process: None })
                 .filter(crate::owner::Listener::is_foreign)
                 .map(|l| foreign_user(&l)),
             // Our state dir is ours alone (checked), and so is its socket:

@@ -2,7 +2,7 @@
 //! that stops a feed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{ServiceError, ServiceStatus};
 use crate::feed;
@@ -50,7 +50,8 @@ pub(super) fn report(
 }
 
 /// A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
-/// or when the handle is dropped.
+/// or when the handle is dropped (which, unlike `cancel`, does not wait for
+/// an observer call in progress).
 ///
 /// Each feed costs one thread of its own (the observer is called there) plus
 /// what it watches: a connection to the service for `watch`, the open log
@@ -72,8 +73,12 @@ impl TaskHandle {
 }
 
 impl Drop for TaskHandle {
+    /// Stops the feed without waiting for a call in progress: a handle is
+    /// dropped wherever its host lets go of it (a garbage collector, an
+    /// event loop), maybe on the very thread the observer is waiting for.
+    /// No call starts afterwards.
     fn drop(&mut self) {
-        self.gate.cancel(None);
+        self.gate.cancel(Some(Instant::now()));
     }
 }
 

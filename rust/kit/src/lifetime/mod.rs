@@ -382,7 +382,10 @@ mod tests {
         assert!(life.idle_deadline().is_none());
         drop(call);
         assert!(life.idle_deadline().is_some());
-        let mut holder = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut holder = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let lease = life.acquire(holder.id(), "holder".into()).unwrap();
         assert!(life.idle_deadline().is_none());
         assert_eq!(life.info().leases.len(), 1);
