@@ -8,8 +8,9 @@ import Foundation
 //
 // The library pushes through an observer object and returns a `TaskHandle` that cancels the
 // work when cancelled or dropped. Each stream here owns its handle: the handle lives in the
-// stream's termination handler, so it stays alive exactly as long as someone iterates, and
-// it is cancelled when the stream ends or the iterating task is cancelled.
+// stream's termination handler (through a `FeedHandleBox`), so it stays alive exactly as long
+// as someone iterates, and it is cancelled when the stream ends or the iterating task is
+// cancelled.
 
 /// One event of `ServiceManager.logEvents()`.
 public enum ServiceLogEvent: Sendable, Equatable {
@@ -27,8 +28,11 @@ extension ServiceManager {
     public func statusUpdates(bufferingNewest: Int = 16) -> AsyncStream<ServiceStatus> {
         let (stream, continuation) = AsyncStream.makeStream(
             of: ServiceStatus.self, bufferingPolicy: .bufferingNewest(bufferingNewest))
-        let handle = watch(observer: StatusStreamObserver(continuation))
-        continuation.onTermination = { _ in handle.cancel() }
+        // The handler is set before the feed starts: the library may end the stream from its
+        // first call, before `watch` returns, and a handler set after the end never runs.
+        let feed = FeedHandleBox()
+        continuation.onTermination = { _ in feed.terminate() }
+        feed.hold(watch(observer: StatusStreamObserver(continuation)))
         return stream
     }
 
@@ -37,9 +41,48 @@ extension ServiceManager {
     public func logEvents(bufferingNewest: Int = 1000) -> AsyncStream<ServiceLogEvent> {
         let (stream, continuation) = AsyncStream.makeStream(
             of: ServiceLogEvent.self, bufferingPolicy: .bufferingNewest(bufferingNewest))
-        let handle = followLogs(observer: LogStreamObserver(continuation))
-        continuation.onTermination = { _ in handle.cancel() }
+        let feed = FeedHandleBox()
+        continuation.onTermination = { _ in feed.terminate() }
+        feed.hold(followLogs(observer: LogStreamObserver(continuation)))
         return stream
+    }
+}
+
+/// What a feed's handle offers a `FeedHandleBox`: `TaskHandle`, or a test's stand-in.
+protocol FeedCancellable: Sendable {
+    func cancel()
+}
+
+extension TaskHandle: FeedCancellable {}
+
+/// A stream's feed handle, for its termination handler, which may run before the handle
+/// exists (the feed ended the stream from its first call) or after: whichever of `hold` and
+/// `terminate` comes second cancels the feed, so it never outlives its stream.
+final class FeedHandleBox: @unchecked Sendable {
+    // `@unchecked`: every field is read and written under `lock`.
+    private let lock = NSLock()
+    private var handle: (any FeedCancellable)?
+    private var terminated = false
+
+    /// Keep the feed's handle; cancel it at once if the stream has already ended.
+    func hold(_ handle: any FeedCancellable) {
+        lock.lock()
+        let ended = terminated
+        if !ended { self.handle = handle }
+        lock.unlock()
+        // Outside the lock: `cancel` waits for an observer call in progress, which may be
+        // the one ending the stream (and taking the lock in `terminate`).
+        if ended { handle.cancel() }
+    }
+
+    /// The stream ended: cancel the feed, now or as soon as its handle is held.
+    func terminate() {
+        lock.lock()
+        terminated = true
+        let handle = self.handle
+        self.handle = nil
+        lock.unlock()
+        handle?.cancel()
     }
 }
 

@@ -211,6 +211,30 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         _ = try await manager.stop()
     }
 
+    /// A stream the feed ended before its handle was held (from the feed's first call) still
+    /// cancels that feed once it is held; one that ends later cancels it then, once.
+    func testAFeedIsCancelledWhicheverOfHoldAndEndComesFirst() {
+        final class Counting: FeedCancellable, @unchecked Sendable {
+            private let lock = NSLock()
+            private var count = 0
+            var cancels: Int { lock.lock(); defer { lock.unlock() }; return count }
+            func cancel() { lock.lock(); count += 1; lock.unlock() }
+        }
+        let endedFirst = FeedHandleBox()
+        let early = Counting()
+        endedFirst.terminate()
+        endedFirst.hold(early)
+        XCTAssertEqual(early.cancels, 1, "a feed whose stream had ended was left running")
+
+        let heldFirst = FeedHandleBox()
+        let late = Counting()
+        heldFirst.hold(late)
+        XCTAssertEqual(late.cancels, 0, "cancelled while its stream was still open")
+        heldFirst.terminate()
+        heldFirst.terminate()
+        XCTAssertEqual(late.cancels, 1)
+    }
+
     func testTailLogsWorksWhenStopped() throws {
         let manager = try ServiceManager(config: makeConfig())
         XCTAssertNoThrow(try manager.tailLogs(n: 10))
