@@ -424,3 +424,4 @@ def test_children_forked_while_calls_complete_exit_at_once(service):
     assert hangs <= 2, done.stdout
     worst = float(done.stdout.split("worst child exit ")[1].split("s")[0])
     assert worst < 3, done.stdout
+

@@ -144,11 +144,13 @@ impl Gate {
 
 /// Start a feed: `produce` runs on the runtime and sends events until the
 /// channel closes; `consume` is called with each, on the feed's own thread,
-/// and returns `false` to end the feed.
+/// and returns `false` to end the feed. Fails, with nothing started, when
+/// the feed's thread cannot be had (the process is out of threads or
+/// memory).
 pub(crate) fn start<E, F>(
     produce: impl FnOnce(mpsc::Sender<E>) -> F,
     mut consume: impl FnMut(E) -> bool + Send + 'static,
-) -> Arc<Gate>
+) -> std::io::Result<Arc<Gate>>
 where
     E: Send + 'static,
     F: Future<Output = ()> + Send + 'static,
@@ -160,14 +162,9 @@ where
         idle: Condvar::new(),
         task: OnceLock::new(),
     });
-    let task = runtime().spawn(produce(tx));
-    let _ = gate.task.set(task.abort_handle());
-    {
-        let mut live = live();
-        live.retain(|g| g.strong_count() > 0);
-        live.push(Arc::downgrade(&gate));
-    }
     let feed = gate.clone();
+    // The thread first: the producer starts only once someone will take
+    // its events.
     std::thread::Builder::new()
         .name("spfs-autostart-feed".into())
         .spawn(move || {
@@ -184,9 +181,15 @@ where
             // Dropping the observer calls into the host too (it frees its
             // side of the object), so it is gated like a call.
             feed.release(consume);
-        })
-        .expect("spfs-autostart: cannot start a thread for the observer");
-    gate
+        })?;
+    let task = runtime().spawn(produce(tx));
+    let _ = gate.task.set(task.abort_handle());
+    {
+        let mut live = live();
+        live.retain(|g| g.strong_count() > 0);
+        live.push(Arc::downgrade(&gate));
+    }
+    Ok(gate)
 }
 
 /// Stop every feed of this process and wait, up to `grace` in all, for
@@ -239,6 +242,64 @@ mod tests {
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "{status:#x}"
+        );
+    }
+
+    /// A process out of room for one more thread gets an error from
+    /// `start`, not a panic (which a Swift caller's `try!` turned into a
+    /// crash). Run in a forked child whose address space is capped.
+    #[test]
+    fn a_feed_without_a_thread_is_an_error() {
+        // SAFETY: the child runs only our code (its own runtime, threads and
+        // allocations; glibc's malloc is fork-safe) and `_exit`s.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+        if child == 0 {
+            let _ = runtime();
+            let vm: u64 = std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmSize:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap();
+            let cap = libc::rlimit {
+                rlim_cur: (vm + 16 * 1024) * 1024,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            // SAFETY: a valid rlimit for this process.
+            unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) };
+            let outcome = catch_unwind(|| {
+                let mut feeds = Vec::new();
+                for _ in 0..1000 {
+                    match start(
+                        |tx: mpsc::Sender<()>| async move {
+                            std::future::pending::<()>().await;
+                            drop(tx);
+                        },
+                        |()| true,
+                    ) {
+                        Ok(gate) => feeds.push(gate),
+                        Err(_) => return feeds.len(),
+                    }
+                }
+                usize::MAX
+            });
+            let code = match outcome {
+                Ok(n) if n < 1000 => 0,
+                Ok(_) => 2,
+                Err(_) => 1,
+            };
+            // SAFETY: ends the child at once, running nothing of the parent's.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "the child died: {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "1: start panicked; 2: no start failed under the cap"
         );
     }
 

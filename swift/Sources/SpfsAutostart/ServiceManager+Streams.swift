@@ -23,7 +23,7 @@ public enum ServiceLogEvent: Sendable, Equatable {
 extension ServiceManager {
     /// Status changes of the service, as `watch(observer:)` reports them. The stream ends
     /// when the library reports an error (the status cannot be read, or the state dir cannot
-    /// be watched); `status()` then says why.
+    /// be watched; `status()` then says why), or at once when no thread can be had for it.
     /// - Parameter bufferingNewest: how many unread statuses to keep; older ones are dropped.
     public func statusUpdates(bufferingNewest: Int = 16) -> AsyncStream<ServiceStatus> {
         let (stream, continuation) = AsyncStream.makeStream(
@@ -32,18 +32,30 @@ extension ServiceManager {
         // first call, before `watch` returns, and a handler set after the end never runs.
         let feed = FeedHandleBox()
         continuation.onTermination = { _ in feed.terminate() }
-        feed.hold(watch(observer: StatusStreamObserver(continuation)))
+        do {
+            feed.hold(try watch(observer: StatusStreamObserver(continuation)))
+        } catch {
+            // No thread for the feed: the stream ends at once.
+            continuation.finish()
+        }
         return stream
     }
 
-    /// New lines of the service log, as `followLogs(observer:)` reports them.
+    /// New lines of the service log, as `followLogs(observer:)` reports them. When no thread
+    /// can be had for following, the stream says so in one `.error` and ends.
     /// - Parameter bufferingNewest: how many unread events to keep; older ones are dropped.
     public func logEvents(bufferingNewest: Int = 1000) -> AsyncStream<ServiceLogEvent> {
         let (stream, continuation) = AsyncStream.makeStream(
             of: ServiceLogEvent.self, bufferingPolicy: .bufferingNewest(bufferingNewest))
         let feed = FeedHandleBox()
         continuation.onTermination = { _ in feed.terminate() }
-        feed.hold(followLogs(observer: LogStreamObserver(continuation)))
+        do {
+            feed.hold(try followLogs(observer: LogStreamObserver(continuation)))
+        } catch {
+            // No thread for the feed: said, and the stream ends.
+            continuation.yield(.error("\(error)"))
+            continuation.finish()
+        }
         return stream
     }
 }

@@ -865,8 +865,10 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
      * Feed `observer` every line appended to the service log from now on
      * (use `tail_logs` for the lines before), across rotation, until the
      * returned handle is cancelled or dropped.
+     *
+     * Fails (`Io`) only when the feed's thread cannot be started.
      */
-    func followLogs(observer: LogObserver)  -> TaskHandle
+    func followLogs(observer: LogObserver) throws  -> TaskHandle
     
     /**
      * The service's log file.
@@ -907,8 +909,10 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
      * watched, `on_error` says why and the feed ends; when the status cannot
      * be read for a while, `on_error` says why (once) and the feed goes on,
      * with the status once it can be read again.
+     *
+     * Fails (`Io`) only when the feed's thread cannot be started.
      */
-    func watch(observer: StatusObserver)  -> TaskHandle
+    func watch(observer: StatusObserver) throws  -> TaskHandle
     
 }
 /**
@@ -1058,9 +1062,11 @@ open func ensure()async throws  -> ServiceStatus  {
      * Feed `observer` every line appended to the service log from now on
      * (use `tail_logs` for the lines before), across rotation, until the
      * returned handle is cancelled or dropped.
+     *
+     * Fails (`Io`) only when the feed's thread cannot be started.
      */
-open func followLogs(observer: LogObserver) -> TaskHandle  {
-    return try!  FfiConverterTypeTaskHandle_lift(try! rustCall() {
+open func followLogs(observer: LogObserver)throws  -> TaskHandle  {
+    return try  FfiConverterTypeTaskHandle_lift(try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_servicemanager_follow_logs(
             self.uniffiCloneHandle(),
@@ -1179,9 +1185,11 @@ open func tailLogs(n: UInt32)throws  -> [String]  {
      * watched, `on_error` says why and the feed ends; when the status cannot
      * be read for a while, `on_error` says why (once) and the feed goes on,
      * with the status once it can be read again.
+     *
+     * Fails (`Io`) only when the feed's thread cannot be started.
      */
-open func watch(observer: StatusObserver) -> TaskHandle  {
-    return try!  FfiConverterTypeTaskHandle_lift(try! rustCall() {
+open func watch(observer: StatusObserver)throws  -> TaskHandle  {
+    return try  FfiConverterTypeTaskHandle_lift(try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_servicemanager_watch(
             self.uniffiCloneHandle(),
@@ -1511,7 +1519,8 @@ public func FfiConverterTypeStatusObserver_lower(_ value: StatusObserver) -> UIn
 
 /**
  * A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
- * or when the handle is dropped.
+ * or when the handle is dropped (which, unlike `cancel`, does not wait for
+ * an observer call in progress).
  *
  * Each feed costs one thread of its own (the observer is called there) plus
  * what it watches: a connection to the service for `watch`, the open log
@@ -1530,7 +1539,8 @@ public protocol TaskHandleProtocol: AnyObject, Sendable {
 }
 /**
  * A running `watch` or `follow_logs` feed. It stops on [`TaskHandle::cancel`]
- * or when the handle is dropped.
+ * or when the handle is dropped (which, unlike `cancel`, does not wait for
+ * an observer call in progress).
  *
  * Each feed costs one thread of its own (the observer is called there) plus
  * what it watches: a connection to the service for `watch`, the open log
@@ -3835,7 +3845,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 51436) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 33780) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 4719) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 62625) {
@@ -3856,7 +3866,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 38553) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 33079) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {

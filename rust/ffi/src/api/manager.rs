@@ -184,7 +184,12 @@ impl ServiceManager {
     /// watched, `on_error` says why and the feed ends; when the status cannot
     /// be read for a while, `on_error` says why (once) and the feed goes on,
     /// with the status once it can be read again.
-    pub fn watch(&self, observer: Arc<dyn StatusObserver>) -> Arc<TaskHandle> {
+    ///
+    /// Fails (`Io`) only when the feed's thread cannot be started.
+    pub fn watch(
+        &self,
+        observer: Arc<dyn StatusObserver>,
+    ) -> Result<Arc<TaskHandle>, ServiceError> {
         let core = self.core();
         let gate = feed::start(
             move |tx: mpsc::Sender<Result<ServiceStatus, Failed>>| async move {
@@ -216,14 +221,20 @@ impl ServiceManager {
                     false
                 }
             },
-        );
-        Arc::new(TaskHandle { gate })
+        )
+        .map_err(no_feed_thread)?;
+        Ok(Arc::new(TaskHandle { gate }))
     }
 
     /// Feed `observer` every line appended to the service log from now on
     /// (use `tail_logs` for the lines before), across rotation, until the
     /// returned handle is cancelled or dropped.
-    pub fn follow_logs(&self, observer: Arc<dyn LogObserver>) -> Arc<TaskHandle> {
+    ///
+    /// Fails (`Io`) only when the feed's thread cannot be started.
+    pub fn follow_logs(
+        &self,
+        observer: Arc<dyn LogObserver>,
+    ) -> Result<Arc<TaskHandle>, ServiceError> {
         // Where following starts is fixed before this returns (the follower
         // opens the log at its end here, not later on the runtime), so a
         // line appended right after the call is followed, not lost.
@@ -249,8 +260,9 @@ impl ServiceManager {
                 }),
                 Err(message) => observer.on_error(message).is_ok(),
             },
-        );
-        Arc::new(TaskHandle { gate })
+        )
+        .map_err(no_feed_thread)?;
+        Ok(Arc::new(TaskHandle { gate }))
     }
 
     /// Take a lease: the service stays up while process `pid` lives.
@@ -280,4 +292,16 @@ enum Failed {
     Start(String),
     /// The status cannot be read for now: said, and the feed goes on.
     Status(String),
+}
+
+/// The error of a feed whose thread could not be started.
+fn no_feed_thread(e: std::io::Error) -> ServiceError {
+    spfs_autostart_core::Error::new(
+        spfs_autostart_core::ErrorKind::Io,
+        format!(
+            "cannot start a thread to feed the observer: {e}; each watch or follow_logs feed \
+             has one, so cancel the feeds no longer needed"
+        ),
+    )
+    .into()
 }
