@@ -8,8 +8,10 @@
  * usage: test_ffi REFERENCE_SERVICE_PATH SCRATCH_DIR
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,21 +326,48 @@ static void *small_stack_thread(void *arg) {
     return NULL;
 }
 
-static void test_small_stack(const struct spfs_autostart *mgr, uint32_t pid) {
+/* tail_logs, then small_stack_thread's calls. */
+static void *tail_first_thread(void *arg) {
+    struct ensure_job *job = arg;
+    struct spfs_autostart_string_array *lines = NULL;
+    job->code = spfs_autostart_tail_logs(job->mgr, 10, &lines, NULL);
+    spfs_autostart_string_array_free(lines);
+    if (job->code == SPFS_AUTOSTART_RESULT_OK)
+        small_stack_thread(job);
+    return NULL;
+}
+
+/* `body` (one of the threads above) on a thread with a stack of `size`
+ * bytes. */
+static struct ensure_job on_small_stack(const struct spfs_autostart *mgr, size_t size,
+                                        void *(*body)(void *)) {
     pthread_attr_t attr;
     pthread_t thread;
     struct ensure_job job = {mgr, SPFS_AUTOSTART_RESULT_PANIC, 0};
+    /* A stack of our own, with a guard page below it: glibc would hand a
+     * thread asking for `size` a larger stack it cached from an earlier
+     * thread, and an overflow must fault, not go unnoticed. */
+    long page = sysconf(_SC_PAGESIZE);
+    char *block = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(block != MAP_FAILED);
+    CHECK(mprotect(block, page, PROT_NONE) == 0);
     CHECK(pthread_attr_init(&attr) == 0);
-    CHECK(pthread_attr_setstacksize(&attr, 32 * 1024) == 0);
-    CHECK(pthread_create(&thread, &attr, small_stack_thread, &job) == 0);
+    CHECK(pthread_attr_setstack(&attr, block + page, size) == 0);
+    CHECK(pthread_create(&thread, &attr, body, &job) == 0);
     pthread_join(thread, NULL);
     pthread_attr_destroy(&attr);
+    munmap(block, size + page);
+    return job;
+}
+
+static void test_small_stack(const struct spfs_autostart *mgr, uint32_t pid) {
+    struct ensure_job job = on_small_stack(mgr, 32 * 1024, small_stack_thread);
     CHECK_CODE(job.code, SPFS_AUTOSTART_RESULT_OK);
     CHECK(job.pid == pid);
 }
 
 /* ensure in the parent, fork(), then calls in the child with the inherited
- * manager and a new one: they answer (they hung before), and the parent's
+ * manager (the first on a 16 KiB stack) and a new one: they answer (they hung before), and the parent's
  * manager still works afterwards. The child reports through a pipe, not its
  * exit status: under valgrind a forked child "loses" the memory of the
  * parent's threads, which do not exist in it, and valgrind's error exit code
@@ -354,6 +383,13 @@ static void test_fork(const struct spfs_autostart *mgr, const char *config, uint
         struct spfs_autostart *fresh = NULL;
         close(result[0]);
         alarm(120); /* a hang kills the child: a failure, not a stuck test */
+        /* The child's first call rebuilds the inherited manager for this
+         * process: from a thread with the smallest stack there is (16 KiB),
+         * as any call may be (`tail_logs` overflowed it when the manager was
+         * built on the caller's stack). */
+        struct ensure_job first = on_small_stack(mgr, 16 * 1024, tail_first_thread);
+        if (first.code != SPFS_AUTOSTART_RESULT_OK || first.pid != pid)
+            bad |= 4;
         if (spfs_autostart_status(mgr, &status, NULL) != SPFS_AUTOSTART_RESULT_OK ||
             spfs_autostart_status_state(status) != SPFS_AUTOSTART_STATE_RUNNING ||
             spfs_autostart_status_pid(status) != pid)

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use spfs_autostart_core::{Config, ServiceManager};
 
-use crate::runtime::this_process;
+use crate::runtime::{on_a_thread_of_its_own, this_process};
 
 /// A value made on first use in each process and never freed: the
 /// library's runtime, the host's wake gate. A child after `fork()` makes
@@ -144,10 +144,14 @@ impl PerProcess {
         if slot.pid == pid {
             return Ok(slot.manager.clone());
         }
-        let fresh = Box::into_raw(Box::new(Slot {
-            pid,
-            manager: Arc::new(ServiceManager::new(self.config.clone())?),
-        }));
+        // Built on a thread of its own: the caller may be a C thread with a
+        // small stack (the parent's calls only wait on theirs), and building
+        // a manager takes more than the wait does.
+        // (The manager comes back in its `Arc`: by value it is big enough
+        // to overflow a 16 KiB stack on its way.)
+        let manager =
+            on_a_thread_of_its_own(|| ServiceManager::new(self.config.clone()).map(Arc::new))?;
+        let fresh = Box::into_raw(Box::new(Slot { pid, manager }));
         match self
             .current
             .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
