@@ -71,13 +71,15 @@ fn socket_activate(sandbox: &Sandbox, socket: &Path) -> Reaped {
     socket_activate_with(sandbox, socket, &[])
 }
 
-/// [`socket_activate`] with more options for the tool (`--accept`).
+/// [`socket_activate`] with more options for the tool (`--accept`, more
+/// `--listen`s), given after the service's socket.
 fn socket_activate_with(sandbox: &Sandbox, socket: &Path, options: &[&str]) -> Reaped {
     let state = sandbox.state_dir().display().to_string();
     let (out, err) = output_file(sandbox, "activate.log");
     let spawned = Command::new(TOOL)
-        .args(options)
+        // The service's socket first: it is the one passed as descriptor 3.
         .arg(format!("--listen={}", socket.display()))
+        .args(options)
         .arg(format!("--setenv=SPFS_AUTOSTART_STATE_DIR={state}"))
         .arg(format!(
             "--setenv=SPFS_AUTOSTART_ENDPOINT=unix://{}",
@@ -175,6 +177,45 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
     );
     assert_eq!(status(&manager).await.state, State::Stopped);
     assert!(!log().contains("ERROR"), "{}", log());
+}
+
+/// systemd may pass more sockets than the one served: they stay open (they
+/// are systemd's), but close on exec, so nothing the service starts
+/// inherits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_passed_sockets_are_not_inherited_by_the_services_children() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let extra = sandbox.root().join("extra.sock");
+    let mut child = socket_activate_with(
+        &sandbox,
+        &socket,
+        &[&format!("--listen={}", extra.display())],
+    );
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_listening(&socket).await;
+    let manager = sandbox.manager();
+    let running = manager
+        .ensure()
+        .await
+        .unwrap_or_else(|e| panic!("ensure: {e}\n{}", log()));
+    let pid = running.pid.expect("a pid");
+    let flags = |fd: u32| {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .unwrap_or_else(|e| panic!("descriptor {fd} of the service: {e}\n{}", log()));
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .expect("a flags line");
+        u32::from_str_radix(flags.trim(), 8).expect("octal flags")
+    };
+    const O_CLOEXEC: u32 = 0o2000000;
+    assert_ne!(flags(3) & O_CLOEXEC, 0, "the served socket");
+    assert_ne!(flags(4) & O_CLOEXEC, 0, "the extra socket would be inherited");
+    assert!(log().contains("systemd passed 2 sockets"), "{}", log());
+    assert_graceful(&manager.stop().await.expect("stop"));
+    wait_exit(&mut child).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,11 @@ pub(crate) fn activated() -> Result<Option<Listener>> {
         Ok(n) if n >= 1 => {
             if n > 1 {
                 tracing::warn!("systemd passed {n} sockets; serving the first");
+                // The others stay open (they are systemd's to close), but
+                // our own children must not inherit them.
+                for extra in 4..3 + n.min(1024) as RawFd {
+                    let _ = sys::set_cloexec(extra, true);
+                }
             }
             // Taken only if it is a socket: otherwise descriptor 3 is one
             // of our own files (the instance lock, opened first), which
@@ -208,13 +213,19 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
     let addr: SockaddrStorage = getsockname(raw).map_err(|e| {
         Error::new(
             ErrorKind::Io,
-            format!("the activated socket is unusable: {e}"),
+            format!(
+                "the activated socket is unusable: {e}; check the Sockets of the launchd job \
+                 or the socket unit that started the service"
+            ),
         )
     })?;
     let io = |e: std::io::Error| {
         Error::new(
             ErrorKind::Io,
-            format!("the activated socket is unusable: {e}"),
+            format!(
+                "the activated socket is unusable: {e}; check the Sockets of the launchd job \
+                 or the socket unit that started the service"
+            ),
         )
     };
     // A connected socket (systemd's `Accept=yes` hands over one connection
