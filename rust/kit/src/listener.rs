@@ -290,7 +290,16 @@ fn launchd_socket() -> Result<Option<OwnedFd>> {
         // ESRCH: not started by launchd; ENOENT: no such socket in the plist.
         return Ok(None);
     }
-    // SAFETY: launchd returned `count` descriptors in a malloc'd array we free.
+    if fds.is_null() || count == 0 {
+        // Nothing handed over (and `from_raw_parts` needs a real pointer).
+        if !fds.is_null() {
+            // SAFETY: a malloc'd array launchd gave us, freed once.
+            unsafe { libc::free(fds.cast()) };
+        }
+        return Ok(None);
+    }
+    // SAFETY: launchd returned `count` (> 0) descriptors in a malloc'd array
+    // (not null) we free.
     let all: Vec<libc::c_int> = unsafe { std::slice::from_raw_parts(fds, count).to_vec() };
     // SAFETY: the array was malloc'd by launchd for us, copied above, freed once.
     unsafe { libc::free(fds.cast()) };
