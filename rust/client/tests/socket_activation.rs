@@ -212,7 +212,11 @@ async fn extra_passed_sockets_are_not_inherited_by_the_services_children() {
     };
     const O_CLOEXEC: u32 = 0o2000000;
     assert_ne!(flags(3) & O_CLOEXEC, 0, "the served socket");
-    assert_ne!(flags(4) & O_CLOEXEC, 0, "the extra socket would be inherited");
+    assert_ne!(
+        flags(4) & O_CLOEXEC,
+        0,
+        "the extra socket would be inherited"
+    );
     assert!(log().contains("systemd passed 2 sockets"), "{}", log());
     assert_graceful(&manager.stop().await.expect("stop"));
     wait_exit(&mut child).await;

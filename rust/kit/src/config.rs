@@ -82,8 +82,8 @@ impl KitConfig {
             }
             None => env::DEFAULT_IDLE_TIMEOUT,
         };
-        let ready_fd = inherited_fd(env::READY_FD);
-        let lock_fd = inherited_fd(env::LOCK_FD);
+        let ready_fd = inherited_fd(env::READY_FD, libc::S_IFIFO, "a pipe");
+        let lock_fd = inherited_fd(env::LOCK_FD, libc::S_IFREG, "a file");
         Ok(KitConfig {
             endpoint: paths.endpoint(&endpoint),
             state_dir: paths.state_dir,
@@ -94,9 +94,12 @@ impl KitConfig {
     }
 }
 
-/// A descriptor the spawner passed in `var`, if it is really open; `var` is
-/// removed, it was meant for this process alone.
-fn inherited_fd(var: &str) -> Option<OwnedFd> {
+/// A descriptor the spawner passed in `var`, if it is open and of the kind
+/// it passes (`kind`, an `S_IF*` file type, said as `what`); `var` is
+/// removed, it was meant for this process alone. A number that is not what
+/// the spawner passes is someone else's, and is left alone, not owned (and
+/// so never closed) here.
+fn inherited_fd(var: &str, kind: libc::mode_t, what: &str) -> Option<OwnedFd> {
     let value = std::env::var(var).ok()?;
     // SAFETY: std serializes its own environment access; the only hazard is
     // C code reading `environ` on another thread at this moment, which
@@ -108,9 +111,17 @@ fn inherited_fd(var: &str) -> Option<OwnedFd> {
         tracing::warn!("ignoring {var}={fd}: not an open descriptor");
         return None;
     }
+    // SAFETY: the descriptor is open (checked above) and not owned by us
+    // yet; fstat only reads it.
+    let stat = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+    if !stat.is_ok_and(|st| st.st_mode & libc::S_IFMT == kind) {
+        tracing::warn!("ignoring {var}={fd}: descriptor {fd} is not {what}, so not the spawner's");
+        return None;
+    }
     // Our own children must not inherit it.
     let _ = sys::set_cloexec(fd, true);
-    // SAFETY: the spawner gave this descriptor to us alone; nothing else in
+    // SAFETY: the spawner gave this descriptor to us alone (the variable
+    // names it, and it is of the kind the spawner passes); nothing else in
     // this process owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }

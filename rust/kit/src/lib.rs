@@ -8,17 +8,26 @@
 //! down gracefully on `Control.Shutdown`, SIGTERM and SIGINT.
 //!
 //! ```no_run
-//! # async fn run() -> spfs_autostart_kit::Result<()> {
 //! use spfs_autostart_kit::{Identity, Kit, KitConfig};
-//! let Some(kit) = Kit::start_or_defer(
-//!     Identity { name: "my-service".into(), version: "1.0.0".into() },
-//!     KitConfig::from_env()?,
-//! )?
-//! else {
-//!     return Ok(()); // another instance serves: exit 0
-//! };
-//! kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
-//! # }
+//!
+//! fn main() -> spfs_autostart_kit::Result<()> {
+//!     // First, before the runtime's threads exist: it edits the environment.
+//!     let config = KitConfig::from_env()?;
+//!     let runtime = tokio::runtime::Builder::new_current_thread()
+//!         .enable_all()
+//!         .build()
+//!         .expect("a tokio runtime");
+//!     runtime.block_on(async {
+//!         let Some(kit) = Kit::start_or_defer(
+//!             Identity { name: "my-service".into(), version: "1.0.0".into() },
+//!             config,
+//!         )?
+//!         else {
+//!             return Ok(()); // another instance serves: exit 0
+//!         };
+//!         kit.serve(|routes| routes /* .add_service(MyServer::new(..)) */).await
+//!     })
+//! }
 //! ```
 
 #![deny(missing_docs)]
@@ -457,6 +466,8 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
             "the inherited lock descriptor is not {}; taking the lock",
             path.display()
         );
+        // Not ours to close: whatever that number is, it stays open.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(file);
     }
     // A status probe may hold the lock shared for an instant: retry
     // briefly rather than refuse to start.

@@ -64,4 +64,34 @@ fn kit_config_reads_only_the_spawner_variables_and_removes_the_descriptors() {
     std::mem::forget(lock);
     // Nothing was created by reading the configuration.
     assert!(!Path::new(&state).exists());
+    drop(config);
+
+    // Numbers that are not what the spawner passes (a pipe for readiness,
+    // a file for the lock) are someone else's: not taken, and still open
+    // once the config is gone.
+    let (_read, pipe) = nix::unistd::pipe().unwrap();
+    let file = std::fs::File::create(tmp.path().join("other")).unwrap();
+    // SAFETY: as above.
+    unsafe {
+        std::env::set_var("SPFS_AUTOSTART_READY_FD", file.as_raw_fd().to_string());
+        std::env::set_var("SPFS_AUTOSTART_LOCK_FD", pipe.as_raw_fd().to_string());
+    }
+    let config = KitConfig::from_env().expect("the config");
+    assert!(
+        config.ready_fd.is_none(),
+        "a file taken as the readiness pipe"
+    );
+    assert!(
+        config.lock_fd.is_none(),
+        "a pipe taken as the instance lock"
+    );
+    drop(config);
+    for fd in [file.as_raw_fd(), pipe.as_raw_fd()] {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        assert_ne!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) },
+            -1,
+            "{fd} was closed"
+        );
+    }
 }
