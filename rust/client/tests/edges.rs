@@ -67,6 +67,34 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
     call.abort();
 }
 
+// A second SIGTERM (or SIGINT) was ignored: a drain or a clean-up that
+// hung could only be ended with SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_while_draining_ends_the_service_at_once() {
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let pid = status(&manager).await.pid.expect("pid");
+    let kernel_pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("the service to start draining", WAIT, || {
+        let log = sandbox.log();
+        async move { log.contains("received SIGTERM").then_some(()) }
+    })
+    .await;
+    nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    wait_gone(pid, "the service, on the second signal").await;
+    let log = sandbox.log();
+    assert!(
+        log.contains("received SIGINT while shutting down; exiting now"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("calls still open"),
+        "the service drained out its limit instead:\n{log}"
+    );
+    call.abort();
+}
+
 // `status` of a draining service took 1.01 s and said "accepts
 // connections but does not answer gRPC".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

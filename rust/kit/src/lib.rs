@@ -67,6 +67,7 @@ use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
 use spfs_autostart_protocol::proto::control::control_server::ControlServer;
 use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
+use spfs_autostart_protocol::sys;
 /// The tonic the kit serves with: [`Kit::serve`] takes its `Routes`, so a
 /// service adds its own gRPC services without pinning a matching tonic.
 pub use spfs_autostart_protocol::tonic;
@@ -93,6 +94,10 @@ pub struct Kit {
     paths: Paths,
     instance_lock: File,
     ready: Option<File>,
+    /// SIGTERM and SIGINT are watched from `start` on, so a signal during
+    /// the service's own set-up asks for a graceful shutdown instead of
+    /// killing it; ends with the kit.
+    _signals: AbortOnDrop,
 }
 
 impl Kit {
@@ -182,12 +187,14 @@ impl Kit {
             (_, endpoint) => endpoint.to_string(),
         };
         let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
+        let signals = watch_signals(lifetime.clone());
         Ok(Kit {
             lifetime,
             listener,
             paths,
             instance_lock,
             ready: None,
+            _signals: signals,
         })
     }
 
@@ -209,7 +216,11 @@ impl Kit {
             paths,
             instance_lock,
             ready,
+            _signals,
         } = self;
+        // Signals are watched until the process exits, through the
+        // service's clean-up after `serve` too.
+        std::mem::forget(_signals);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -236,8 +247,8 @@ impl Kit {
             )
         });
         let (incoming, listening) = Closable::new(listener::incoming(listener));
-        tokio::spawn(watch_signals(lifetime.clone()));
-        tokio::spawn(lifetime.clone().run_idle_timer());
+        let _idle_timer =
+            AbortOnDrop(tokio::spawn(lifetime.clone().run_idle_timer()).abort_handle());
         let shutdown = stop_listening(lifetime.clone(), paths.clone(), lock_file, listening);
         // Spawned, not polled here: the accept loop then runs on the
         // worker that saw the connection, and each new client (every fresh
@@ -320,6 +331,7 @@ fn remove_own_socket(path: &std::path::Path, bound: Option<(u64, u64)>) {
 }
 
 /// Cancels a spawned task when dropped (a `JoinHandle` dropped lets it run).
+#[derive(Debug)]
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
@@ -484,18 +496,37 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
     }
 }
 
-async fn watch_signals(lifetime: Arc<Lifetime>) {
+/// A SIGTERM or SIGINT asks for a graceful shutdown; one that comes once
+/// the service is shutting down (a user pressing Ctrl-C again, a stopper
+/// escalating, a signal during the clean-up after `serve`) ends the process
+/// at once by that signal, as it would without the kit: a drain or a
+/// clean-up that hangs can always be ended.
+///
+/// The handlers are installed here, at once (a task installing them would
+/// do so only when first run, maybe after the service's set-up); the task
+/// that reacts runs on the caller's runtime.
+fn watch_signals(lifetime: Arc<Lifetime>) -> AbortOnDrop {
+    use nix::sys::signal::Signal;
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
         tracing::warn!("cannot watch SIGTERM/SIGINT");
-        return;
+        return AbortOnDrop(tokio::spawn(async {}).abort_handle());
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    lifetime.request_shutdown(format!("received {name}"));
+    let task = tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                _ = term.recv() => Signal::SIGTERM,
+                _ = int.recv() => Signal::SIGINT,
+            };
+            if lifetime.is_shutting_down() {
+                tracing::warn!("received {signal} while shutting down; exiting now");
+                sys::die_by(signal);
+            }
+            lifetime.request_shutdown(format!("received {signal}"));
+        }
+    });
+    AbortOnDrop(task.abort_handle())
 }

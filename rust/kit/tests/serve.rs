@@ -144,3 +144,34 @@ async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
         "a record was written into the successor's state dir"
     );
 }
+
+/// A SIGTERM during the service's own set-up (between `Kit::start` and
+/// `serve`: mounting, opening repositories) asks for a graceful shutdown,
+/// which `serve` then carries out, instead of killing the process (here,
+/// the test itself) mid-set-up.
+#[tokio::test(flavor = "current_thread")]
+async fn a_signal_during_set_up_shuts_the_service_down_gracefully() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let kit = Kit::start(
+        Identity {
+            name: "signal-test".into(),
+            version: "0".into(),
+        },
+        KitConfig {
+            state_dir: state.clone(),
+            endpoint: ResolvedEndpoint::Unix(state.join("service.sock")),
+            idle_timeout: Duration::ZERO,
+            ready_fd: None,
+            lock_fd: None,
+        },
+    )
+    .expect("start the kit in a temp state dir");
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).unwrap();
+    // The rest of the set-up.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(20), kit.serve(|routes| routes))
+        .await
+        .expect("serve ends: the signal asked for a shutdown")
+        .expect("a clean exit");
+}

@@ -89,6 +89,25 @@ pub fn reset_signals() {
     }
 }
 
+/// End this process by `signal`, with that signal's default action (for
+/// SIGTERM and SIGINT: the process ends, and its parent sees it ended by
+/// that signal), whatever handler was installed for it.
+pub fn die_by(signal: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installs the default action, which runs no code of ours; the
+    // handler it replaces (tokio's, say) only records signals.
+    let _ = unsafe { nix::sys::signal::sigaction(signal, &default) };
+    let mut only = SigSet::empty();
+    only.add(signal);
+    // This thread must not hold it back.
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = nix::sys::signal::raise(signal);
+    // Not reached unless the signal could not end us: exit as a shell
+    // reports a death by signal.
+    std::process::exit(128 + signal as i32)
+}
+
 /// Whether `fd` is an open descriptor of this process.
 pub fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads a descriptor's flags; it fails on a number
