@@ -88,10 +88,7 @@ fn kit_config_reads_only_the_spawner_variables_and_removes_the_descriptors() {
     drop(config);
     for fd in [file.as_raw_fd(), pipe.as_raw_fd()] {
         // SAFETY: F_GETFD only reads the descriptor's flags.
-        assert_ne!(
-            unsafe { libc::fcntl(fd, libc::F_GETFD) },
-            -1,
-            "{fd} was closed"
-        );
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_ne!(flags, -1, "{fd} was closed");
     }
 }
