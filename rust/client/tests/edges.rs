@@ -85,7 +85,7 @@ async fn a_second_signal_while_draining_ends_the_service_at_once() {
     wait_gone(pid, "the service, on the second signal").await;
     let log = sandbox.log();
     assert!(
-        log.contains("received SIGINT while shutting down; exiting now"),
+        log.contains("received SIGINT after SIGTERM; exiting now"),
         "{log}"
     );
     assert!(

@@ -496,11 +496,12 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
     }
 }
 
-/// A SIGTERM or SIGINT asks for a graceful shutdown; one that comes once
-/// the service is shutting down (a user pressing Ctrl-C again, a stopper
-/// escalating, a signal during the clean-up after `serve`) ends the process
-/// at once by that signal, as it would without the kit: a drain or a
-/// clean-up that hangs can always be ended.
+/// The first SIGTERM or SIGINT asks for a graceful shutdown (or, when one
+/// is under way already, lets it go on: a client's `stop` signals a
+/// service whose idle exit is draining); a second one (Ctrl-C pressed
+/// again, a stopper escalating) ends the process at once by that signal, as
+/// it would without the kit, so a drain or a clean-up after `serve` that
+/// hangs can always be ended.
 ///
 /// The handlers are installed here, at once (a task installing them would
 /// do so only when first run, maybe after the service's set-up); the task
@@ -516,17 +517,17 @@ fn watch_signals(lifetime: Arc<Lifetime>) -> AbortOnDrop {
         return AbortOnDrop(tokio::spawn(async {}).abort_handle());
     };
     let task = tokio::spawn(async move {
-        loop {
-            let signal = tokio::select! {
+        let mut next = async || {
+            tokio::select! {
                 _ = term.recv() => Signal::SIGTERM,
                 _ = int.recv() => Signal::SIGINT,
-            };
-            if lifetime.is_shutting_down() {
-                tracing::warn!("received {signal} while shutting down; exiting now");
-                sys::die_by(signal);
             }
-            lifetime.request_shutdown(format!("received {signal}"));
-        }
+        };
+        let first = next().await;
+        lifetime.request_shutdown(format!("received {first}"));
+        let again = next().await;
+        tracing::warn!("received {again} after {first}; exiting now");
+        sys::die_by(again);
     });
     AbortOnDrop(task.abort_handle())
 }
