@@ -35,7 +35,9 @@ impl From<spfs_autostart_protocol::proto::control::Lease> for Lease {
 }
 
 impl KitHandle {
-    /// Hold the service while `pid` lives.
+    /// Hold the service while `pid` lives. Call it inside the service's
+    /// tokio runtime (as its gRPC handlers are): the lease follows its
+    /// holder on a task there, and outside a runtime this panics.
     pub fn acquire(&self, pid: u32, label: String) -> Result<Lease, LeaseError> {
         self.0.acquire(pid, label).map(Lease::from)
     }

@@ -71,9 +71,18 @@ pub(crate) fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
     match endpoint {
         ResolvedEndpoint::Tcp(addr) => {
             let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!(
+                        "another process listens there (`lsof -nP -iTCP:{} -sTCP:LISTEN` \
+                         names it): stop it, or set the endpoint to a free port",
+                        addr.port()
+                    )
+                } else {
+                    "set the endpoint to an address of this machine".to_string()
+                };
                 Error::new(
                     ErrorKind::EndpointConflict,
-                    format!("cannot listen on tcp://{addr}: {e}; is something else using it?"),
+                    format!("cannot listen on tcp://{addr}: {e}; {fix}"),
                 )
             })?;
             listener

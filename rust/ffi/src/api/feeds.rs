@@ -89,6 +89,11 @@ impl Drop for TaskHandle {
 /// completes; a new one fails at once). For hosts that are exiting only: an
 /// interpreter must not be called into while it finalizes, so the Python
 /// bindings run this at exit (`atexit`).
+///
+/// An observer call still running after the five seconds is left to the
+/// host: if it returns into Python while the interpreter finalizes, CPython
+/// ends its thread with a forced unwind, which aborts the process. Observers
+/// should not block for long (hand the work to a queue instead).
 #[uniffi::export]
 pub fn stop_all_feeds() {
     feed::stop_all(Duration::from_secs(5));
