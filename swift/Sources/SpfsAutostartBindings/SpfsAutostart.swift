@@ -3782,6 +3782,11 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
  * completes; a new one fails at once). For hosts that are exiting only: an
  * interpreter must not be called into while it finalizes, so the Python
  * bindings run this at exit (`atexit`).
+ *
+ * An observer call still running after the five seconds is left to the
+ * host: if it returns into Python while the interpreter finalizes, CPython
+ * ends its thread with a forced unwind, which aborts the process. Observers
+ * should not block for long (hand the work to a queue instead).
  */
 public func stopAllFeeds()  {try! rustCall() {
         uniffiCallStatus in
@@ -3815,7 +3820,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 45583) {
+    if (uniffi_spfs_autostart_checksum_func_stop_all_feeds() != 22434) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_func_version() != 41509) {
