@@ -4,6 +4,7 @@
 //! successor can start. Its idle clock starts with it.
 
 use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spfs_autostart_kit::{Identity, Kit, KitConfig, ResolvedEndpoint};
@@ -20,25 +21,30 @@ fn lock_is_free(lock: &File) -> bool {
     }
 }
 
+/// A kit for `state`, serving at the Unix socket `socket`.
+fn start_kit(name: &str, state: &Path, socket: PathBuf, idle_timeout: Duration) -> Kit {
+    Kit::start(
+        Identity {
+            name: name.into(),
+            version: "0".into(),
+        },
+        KitConfig {
+            state_dir: state.to_path_buf(),
+            endpoint: ResolvedEndpoint::Unix(socket),
+            idle_timeout,
+            ready_fd: None,
+            lock_fd: None,
+        },
+    )
+    .expect("start the kit in a temp state dir")
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_serve_its_caller_drops_stops_serving_and_keeps_the_lock_until_exit() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let socket = state.join("service.sock");
-    let kit = Kit::start(
-        Identity {
-            name: "serve-test".into(),
-            version: "0".into(),
-        },
-        KitConfig {
-            state_dir: state.clone(),
-            endpoint: ResolvedEndpoint::Unix(socket.clone()),
-            idle_timeout: Duration::ZERO,
-            ready_fd: None,
-            lock_fd: None,
-        },
-    )
-    .expect("start the kit in a temp state dir");
+    let kit = start_kit("serve-test", &state, socket.clone(), Duration::ZERO);
     let lock = File::open(state.join("instance.lock")).unwrap();
     // A service that ends `serve` its own way, as a `select!` in its main
     // would.
@@ -70,20 +76,7 @@ async fn the_idle_clock_starts_when_the_service_serves() {
     let state = tmp.path().join("state");
     let socket = state.join("service.sock");
     let idle = Duration::from_secs(2);
-    let kit = Kit::start(
-        Identity {
-            name: "idle-test".into(),
-            version: "0".into(),
-        },
-        KitConfig {
-            state_dir: state.clone(),
-            endpoint: ResolvedEndpoint::Unix(socket.clone()),
-            idle_timeout: idle,
-            ready_fd: None,
-            lock_fd: None,
-        },
-    )
-    .expect("start the kit in a temp state dir");
+    let kit = start_kit("idle-test", &state, socket.clone(), idle);
     // The service's own set-up, longer than its idle timeout.
     tokio::time::sleep(idle + Duration::from_millis(500)).await;
     let began = Instant::now();
@@ -117,20 +110,12 @@ async fn the_idle_clock_starts_when_the_service_serves() {
 async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let kit = Kit::start(
-        Identity {
-            name: "replaced-test".into(),
-            version: "0".into(),
-        },
-        KitConfig {
-            state_dir: state.clone(),
-            endpoint: ResolvedEndpoint::Unix(state.join("service.sock")),
-            idle_timeout: Duration::ZERO,
-            ready_fd: None,
-            lock_fd: None,
-        },
-    )
-    .expect("start the kit in a temp state dir");
+    let kit = start_kit(
+        "replaced-test",
+        &state,
+        state.join("service.sock"),
+        Duration::ZERO,
+    );
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::create_dir(&state).unwrap();
     let successors_lock = File::create(state.join("instance.lock")).unwrap();
@@ -153,20 +138,12 @@ async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
 async fn a_signal_during_set_up_shuts_the_service_down_gracefully() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let kit = Kit::start(
-        Identity {
-            name: "signal-test".into(),
-            version: "0".into(),
-        },
-        KitConfig {
-            state_dir: state.clone(),
-            endpoint: ResolvedEndpoint::Unix(state.join("service.sock")),
-            idle_timeout: Duration::ZERO,
-            ready_fd: None,
-            lock_fd: None,
-        },
-    )
-    .expect("start the kit in a temp state dir");
+    let kit = start_kit(
+        "signal-test",
+        &state,
+        state.join("service.sock"),
+        Duration::ZERO,
+    );
     nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).unwrap();
     // The rest of the set-up.
     tokio::time::sleep(Duration::from_millis(100)).await;
