@@ -105,8 +105,8 @@ impl Gate {
     }
 
     /// Stop the feed; return once no call is in progress (or at
-    /// `deadline`; one already past stops it without waiting). Called from inside the observer's own call, it does not
-    /// wait for that call.
+    /// `deadline`; one already past stops it without waiting). Called from
+    /// inside the observer's own call, it does not wait for that call.
     /// In a child after `fork()` it does nothing: the feed's thread and the
     /// runtime's workers stayed in the parent, so there is nothing to stop,
     /// and aborting the task would take the runtime's queue lock, which a
