@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spfs_autostart::{Error, IdleExit, ServiceManager, Status, StopMethod, StopOutcome};
 
-use crate::hint::{self, PerUserConfig};
+use crate::hint;
 
 /// Print a status.
 pub fn status(status: &Status, json: bool) -> io::Result<()> {
@@ -236,15 +236,11 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     let mut source = match &config.source {
         Some(source) => format!("# from {}", one_line(source)),
         None => match hint::per_user_config() {
-            PerUserConfig::NotAFile(file) => format!(
-                "# built-in defaults: no config file ({} is not a file, so it is not read)",
-                one_line(&file)
-            ),
-            PerUserConfig::Absent(file) => format!(
+            Some(file) => format!(
                 "# built-in defaults: no config file (the per-user one goes at {})",
                 one_line(&file)
             ),
-            PerUserConfig::Unknown => "# built-in defaults (no config file)".to_string(),
+            None => "# built-in defaults (no config file)".to_string(),
         },
     };
     for (var, key) in &config.env_overrides {

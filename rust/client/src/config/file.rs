@@ -48,7 +48,7 @@ impl Config {
                 Some(path) => Some(PathBuf::from(path)),
                 None => {
                     per_user = true;
-                    user_config_file(&env).filter(|p| p.is_file())
+                    user_config_file(&env).filter(|p| stands(p))
                 }
             },
         };
@@ -59,8 +59,17 @@ impl Config {
             let bytes = read_capped(&path).map_err(|e| {
                 // The path is right when the file is there: its permissions
                 // are not (a file `sudo` left owned by root).
+                let dangling = (e.kind() == std::io::ErrorKind::NotFound)
+                    .then(|| std::fs::read_link(&path).ok())
+                    .flatten();
                 let fix = if e.kind() == std::io::ErrorKind::PermissionDenied {
                     "make it readable by you (a file left by sudo is root's: chown it)".to_string()
+                } else if let Some(target) = dangling {
+                    format!(
+                        "it is a symlink to {}, which is missing: restore that file or \
+                         remove the link",
+                        target.display()
+                    )
                 } else if per_user {
                     "fix or remove the per-user config file".to_string()
                 } else {
@@ -127,6 +136,21 @@ impl Config {
     /// reads back to the same values: [`Config::view`] written as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.view()).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Whether anything stands at `path`. The per-user file is read when it
+/// does, whatever it is: a dangling symlink (a dotfiles checkout not yet
+/// cloned) or a directory there is an error that names the path, not a
+/// config silently left unread. Only nothing there means the defaults,
+/// and so does a parent that is not a directory (`~/.config` a file).
+fn stands(path: &Path) -> bool {
+    match path.symlink_metadata() {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
     }
 }
 

@@ -220,6 +220,54 @@ fn missing_config_file_is_a_clear_error() {
     assert!(err.to_string().contains("/nonexistent/c.toml"), "{err}");
 }
 
+/// The per-user file is read whenever something stands at its path: a
+/// dangling symlink or a directory there is an error naming the path and
+/// the fix, not a run on the defaults the user did not ask for. Only
+/// nothing there (or no `~/.config` directory to hold it) means the
+/// defaults.
+#[test]
+fn anything_at_the_per_user_path_is_read_and_only_nothing_there_means_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xdg = tmp.path().join("xdg");
+    let dir = xdg.join("spfs-autostart");
+    let file = dir.join("config.toml");
+    let env = |name: &str| (name == "XDG_CONFIG_HOME").then(|| xdg.display().to_string());
+    // Nothing there: the defaults.
+    let config = Config::load_with(None, env).unwrap();
+    assert_eq!(config.source, None);
+    // A parent that is a file: nothing can be there.
+    std::fs::write(&xdg, "").unwrap();
+    assert_eq!(Config::load_with(None, env).unwrap().source, None);
+    std::fs::remove_file(&xdg).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    // A dangling symlink: its missing target is named.
+    let target = tmp.path().join("dotfiles/config.toml");
+    std::os::unix::fs::symlink(&target, &file).unwrap();
+    let err = Config::load_with(None, env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let message = err.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(
+        message.contains(&format!("it is a symlink to {}, which is missing", target.display())),
+        "{message}"
+    );
+    // A directory: named, with the per-user fix.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let err = Config::load_with(None, env).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(message.contains("fix or remove the per-user config file"), "{message}");
+    // The link's target restored: read.
+    std::fs::remove_dir(&file).unwrap();
+    std::os::unix::fs::symlink(&target, &file).unwrap();
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(&target, "stop_timeout_secs = 7\n").unwrap();
+    let config = Config::load_with(None, env).unwrap();
+    assert_eq!(config.source.as_deref(), Some(file.as_path()));
+    assert_eq!(config.stop_timeout, Duration::from_secs(7));
+}
+
 #[test]
 fn out_of_bounds_values_are_refused_with_key_line_and_column() {
     for (text, key, line) in [
