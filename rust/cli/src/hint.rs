@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use spfs_autostart::{Config, Operation, Remedy};
+use spfs_autostart::{Activity, Config, Operation, Remedy, State};
 
 /// What of this run a command in a hint must repeat to act on the same
 /// service and agent: the global flags (`--config`, `--state-dir`), as
@@ -105,6 +105,39 @@ fn program() -> String {
         "spfs-autostart{}",
         GLOBAL_FLAGS.get().map(String::as_str).unwrap_or_default()
     )
+}
+
+/// What an `ensure` or `stop` interrupted while doing `activity` leaves
+/// behind, and the command that finishes or shows it.
+pub fn after_interruption(activity: &Activity) -> String {
+    let program = program();
+    let service = |pid: &Option<u32>| match pid {
+        Some(pid) => format!("the service (pid {pid})"),
+        None => "the service".to_string(),
+    };
+    match activity {
+        // The core ends a start it abandons (finish_abandoned_starts).
+        Activity::Starting { program: name, pid } => format!(
+            "ending {name} (pid {pid}), whose start this was; `{program} ensure` starts it again"
+        ),
+        Activity::WaitingForAnotherClient => format!(
+            "another process is still starting or stopping the service; `{program} status` \
+             shows how that ends"
+        ),
+        Activity::WaitingForService { state, pid } => {
+            let left = match state {
+                State::Starting => "still starting",
+                State::Stopping => "still stopping",
+                State::Unresponsive => "not answering",
+                _ => "as it was",
+            };
+            format!("{} is {left}; `{program} status` shows it", service(pid))
+        }
+        Activity::Stopping { pid, step } => format!(
+            "{} may still be stopping after {step}; `{program} stop` finishes the stop",
+            service(pid)
+        ),
+    }
 }
 
 /// What to look at after a stop that had to end the service by a signal:

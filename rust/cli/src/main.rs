@@ -396,7 +396,10 @@ async fn ensure(mut config: Config, timeout: Option<u64>, json: bool) -> Result<
         Some(activity) => activity.to_string(),
         None => "looking for the service".to_string(),
     };
-    let status = output::with_progress(what, pin!(manager.ensure())).await?;
+    let interrupt = output::OnInterrupt::new(&manager, json);
+    let result = output::with_progress(what, pin!(manager.ensure())).await;
+    interrupt.finished();
+    let status = result?;
     output::status(&status, json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -407,7 +410,10 @@ async fn stop(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> 
         Some(activity) => activity.to_string(),
         None => "stopping the service".to_string(),
     };
-    let outcome = output::with_progress(what, pin!(manager.stop())).await?;
+    let interrupt = output::OnInterrupt::new(&manager, json);
+    let result = output::with_progress(what, pin!(manager.stop())).await;
+    interrupt.finished();
+    let outcome = result?;
     output::stop(&outcome, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -398,9 +398,11 @@ pub async fn with_progress<F: Future>(
         () = quiet => {}
     }
     let frames = ['|', '/', '-', '\\'];
+    // Cleared however the wait ends: Ctrl-C drops it mid-frame.
+    let _line = SpinnerLine;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut frame = 0;
-    let result = loop {
+    loop {
         tokio::select! {
             result = &mut work => break result,
             _ = tick.tick() => {
@@ -415,9 +417,56 @@ pub async fn with_progress<F: Future>(
                 frame += 1;
             }
         }
-    };
-    eprint!("\r\x1b[2K");
-    result
+    }
+}
+
+/// The spinner's line, cleared when dropped: at the end of the wait, or
+/// when an interrupt drops the wait mid-frame (the shell's prompt, or what
+/// the interruption left, would follow on the spinner's line).
+struct SpinnerLine;
+
+impl Drop for SpinnerLine {
+    fn drop(&mut self) {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+/// Says what an `ensure` or `stop` leaves behind when it is dropped before
+/// it finishes (Ctrl-C, SIGTERM, SIGHUP drop the command): the service it
+/// was starting or stopping, and the command that finishes the job. Not
+/// with `--json`, whose stderr holds JSON only; the exit code says it.
+pub struct OnInterrupt<'a> {
+    manager: &'a ServiceManager,
+    json: bool,
+    finished: bool,
+}
+
+impl<'a> OnInterrupt<'a> {
+    /// Watch a command of `manager` from now on.
+    pub fn new(manager: &'a ServiceManager, json: bool) -> OnInterrupt<'a> {
+        OnInterrupt {
+            manager,
+            json,
+            finished: false,
+        }
+    }
+
+    /// The command finished, with whatever result: nothing to say.
+    pub fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for OnInterrupt<'_> {
+    fn drop(&mut self) {
+        if self.finished || self.json {
+            return;
+        }
+        // What the manager was last doing; nothing when it had not begun.
+        if let Some(activity) = self.manager.activity() {
+            eprintln!("interrupted: {}", hint::after_interruption(&activity));
+        }
+    }
 }
 
 /// One mount as text: `pid 4242 rt-1 editable platform/base`.

@@ -377,8 +377,8 @@ fn ensure_never_reports_a_service_that_is_shutting_down() {
 }
 
 /// SIGINT to `ensure`, which is starting the service in `sb`: it exits
-/// 130, and nothing it started is left.
-fn ctrl_c_ends_the_start(sb: &Sandbox, ensure: Child, round: usize) {
+/// 130, and nothing it started is left. What the `ensure` wrote.
+fn ctrl_c_ends_the_start(sb: &Sandbox, ensure: Child, round: usize) -> std::process::Output {
     signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
     let out = ensure.wait_with_output().unwrap();
     assert_eq!(
@@ -392,10 +392,11 @@ fn ctrl_c_ends_the_start(sb: &Sandbox, ensure: Child, round: usize) {
         "round {round}: left behind: {:?}",
         sb.pids()
     );
+    out
 }
 
 /// Ctrl-C on an `ensure` that is starting the service leaves no
-/// process behind, and the next `ensure` works.
+/// process behind, says so, and the next `ensure` works.
 #[test]
 fn interrupted_ensure_leaves_no_process_behind() {
     for round in 0..3 {
@@ -407,7 +408,21 @@ fn interrupted_ensure_leaves_no_process_behind() {
             wait_for(Duration::from_secs(10), || !sb.pids().is_empty()),
             "round {round}: started"
         );
-        ctrl_c_ends_the_start(&sb, ensure, round);
+        let pid = sb.pids()[0];
+        let out = ctrl_c_ends_the_start(&sb, ensure, round);
+        // It says what it ends, and how to start it again.
+        assert_eq!(
+            stderr(&out),
+            as_run(
+                &sb,
+                &format!(
+                    "interrupted: ending {} (pid {pid}), whose start this was; \
+                     `spfs-autostart ensure` starts it again\n",
+                    reference_service().display()
+                )
+            ),
+            "round {round}"
+        );
         sb.reset_config();
         let status = sb.ensure();
         assert_eq!(status["state"], "running", "round {round}");

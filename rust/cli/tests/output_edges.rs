@@ -445,10 +445,10 @@ fn a_fifo_in_place_of_the_log_is_refused_without_waiting() {
     assert!(sb.pids().is_empty());
 }
 
-/// Run `command` with its stderr on a pseudo-terminal; its output and what
-/// it wrote to the terminal.
-fn with_stderr_on_a_terminal(mut command: Command) -> (std::process::Output, String) {
-    use std::io::Read;
+/// Start `command` with its stderr on a pseudo-terminal (stdout piped):
+/// the child, and the terminal's side to read what it writes there
+/// (without blocking).
+fn spawn_on_a_terminal(mut command: Command) -> (Child, std::fs::File) {
     use std::os::fd::AsRawFd;
     let pty = nix::pty::openpty(None, None).unwrap();
     // SAFETY: fcntl on a descriptor we own.
@@ -456,14 +456,31 @@ fn with_stderr_on_a_terminal(mut command: Command) -> (std::process::Output, Str
         unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     assert_ne!(nonblocking, -1);
     // The slave goes into the command, which closes it when dropped.
-    let out = command.stderr(Stdio::from(pty.slave)).output().unwrap();
-    // Everything the CLI wrote is in the terminal's buffer by now.
-    let mut terminal = Vec::new();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    (child, std::fs::File::from(pty.master))
+}
+
+/// Append what the terminal holds now to `terminal`.
+fn read_terminal(master: &mut std::fs::File, terminal: &mut Vec<u8>) {
+    use std::io::Read;
     let mut buf = [0u8; 4096];
-    let mut master = std::fs::File::from(pty.master);
     while let Ok(n @ 1..) = master.read(&mut buf) {
         terminal.extend_from_slice(&buf[..n]);
     }
+}
+
+/// Run `command` with its stderr on a pseudo-terminal; its output and what
+/// it wrote to the terminal.
+fn with_stderr_on_a_terminal(command: Command) -> (std::process::Output, String) {
+    let (child, mut master) = spawn_on_a_terminal(command);
+    let out = child.wait_with_output().unwrap();
+    // Everything the CLI wrote is in the terminal's buffer by now.
+    let mut terminal = Vec::new();
+    read_terminal(&mut master, &mut terminal);
     (out, String::from_utf8_lossy(&terminal).into_owned())
 }
 
@@ -538,6 +555,59 @@ fn a_wait_for_a_service_that_does_not_answer_shows_what_it_waits_for() {
         "nothing was started: {terminal:?}"
     );
     sb.ok(&["stop"]);
+}
+
+/// Ctrl-C on a `stop` whose service is still shutting down clears the
+/// spinner's line and says what is left and how to finish: the service,
+/// by pid, may still be stopping; `stop` again. It exits 130.
+#[test]
+fn an_interrupted_stop_clears_its_line_and_says_the_service_may_still_be_stopping() {
+    let port = free_port();
+    // A wrapper that outlives SIGINT: the service under it ends, and the
+    // wrapper (the session's leader, whose pid the record holds) waits on,
+    // so the stop waits out its timeout with the spinner on.
+    let mut sb = Sandbox::new()
+        .with("endpoint", tcp(port))
+        .with("stop_sequence", vec!["SIGINT"])
+        .with("stop_timeout_secs", 60);
+    use_script(
+        &mut sb,
+        "deaf-wrapper.sh",
+        &format!(
+            "trap '' INT\n{} --plain --listen {}\nexec sleep 600\n",
+            reference_service().display(),
+            listen(port)
+        ),
+    );
+    sb.set("args", Vec::<String>::new());
+    let pid = pid_of(&sb.ensure());
+    let mut command = sb.cli(&["stop"]);
+    command.env("TERM", "xterm");
+    let (child, mut master) = spawn_on_a_terminal(command);
+    let stopping = format!("stopping the service (pid {pid})");
+    let mut terminal = Vec::new();
+    let spinning = wait_for(SOON, || {
+        read_terminal(&mut master, &mut terminal);
+        String::from_utf8_lossy(&terminal).contains(&stopping)
+    });
+    assert!(spinning, "{:?}", String::from_utf8_lossy(&terminal));
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    read_terminal(&mut master, &mut terminal);
+    let terminal = String::from_utf8_lossy(&terminal);
+    assert_eq!(out.status.code(), Some(130), "{terminal:?}");
+    let note = as_run(
+        &sb,
+        &format!(
+            "\r\x1b[2Kinterrupted: the service (pid {pid}) may still be stopping after \
+             SIGINT; `spfs-autostart stop` finishes the stop\r\n"
+        ),
+    );
+    assert!(terminal.ends_with(&note), "{terminal:?}");
+    assert!(alive(pid));
+    sb.set("stop_sequence", vec!["SIGKILL"]);
+    sb.ok(&["stop"]);
+    assert!(sb.pids().is_empty());
 }
 
 // `logs` printed nothing and exited 0 when the service had never written a

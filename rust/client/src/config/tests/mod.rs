@@ -248,7 +248,10 @@ fn anything_at_the_per_user_path_is_read_and_only_nothing_there_means_the_defaul
     let message = err.to_string();
     assert!(message.contains(&file.display().to_string()), "{message}");
     assert!(
-        message.contains(&format!("it is a symlink to {}, which is missing", target.display())),
+        message.contains(&format!(
+            "it is a symlink to {}, which is missing",
+            target.display()
+        )),
         "{message}"
     );
     // A directory: named, with the per-user fix.
@@ -257,7 +260,10 @@ fn anything_at_the_per_user_path_is_read_and_only_nothing_there_means_the_defaul
     let err = Config::load_with(None, env).unwrap_err();
     let message = err.to_string();
     assert!(message.contains(&file.display().to_string()), "{message}");
-    assert!(message.contains("fix or remove the per-user config file"), "{message}");
+    assert!(
+        message.contains("fix or remove the per-user config file"),
+        "{message}"
+    );
     // The link's target restored: read.
     std::fs::remove_dir(&file).unwrap();
     std::os::unix::fs::symlink(&target, &file).unwrap();
