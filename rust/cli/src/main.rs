@@ -51,13 +51,13 @@ enum Command {
     /// Start the service if needed; print its status; exit 0 once it is ready.
     Ensure {
         /// How long to wait for it to become ready (seconds).
-        #[arg(long)]
+        #[arg(long, value_name = "SECS", value_parser = ready_secs)]
         timeout: Option<u64>,
     },
     /// Stop the service; exit 0 when stopped or not running.
     Stop {
         /// How long each stop step may take (seconds).
-        #[arg(long)]
+        #[arg(long, value_name = "SECS", value_parser = stop_secs)]
         timeout: Option<u64>,
     },
     /// Print the status: exit 0 running, 3 not running (stopped, starting or
@@ -86,6 +86,22 @@ enum Command {
     /// Run the service under launchd (always on, or started on first connect).
     #[command(subcommand)]
     Agent(deferred::Deferred<agent::AgentCommand>),
+}
+
+/// `ensure --timeout`: whole seconds that ready_timeout_secs accepts, so
+/// a bad one is a usage error of the flag (exit 2), not of the key.
+fn ready_secs(text: &str) -> Result<u64, String> {
+    spfs_autostart::config::check_ready_timeout_secs(whole_secs(text)?)
+}
+
+/// `stop --timeout`: as [`ready_secs`], for stop_timeout_secs.
+fn stop_secs(text: &str) -> Result<u64, String> {
+    spfs_autostart::config::check_stop_timeout_secs(whole_secs(text)?)
+}
+
+fn whole_secs(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| "give a whole number of seconds, such as 30".to_string())
 }
 
 fn main() -> ExitCode {

@@ -42,34 +42,47 @@ fn a_variable_that_is_not_utf8_text_is_refused_naming_it() {
     assert!(sb.pids().is_empty());
 }
 
+/// A `--timeout` out of bounds (or not whole seconds) is a usage error of
+/// the flag, exit 2 as for any bad argument, saying what it accepts; not a
+/// bad config key with a hint to use the very flag given.
 #[test]
-fn a_bad_timeout_names_the_key_and_the_cli_adds_its_timeout_flag() {
+fn a_bad_timeout_flag_is_a_usage_error_saying_what_it_accepts() {
     let sb = Sandbox::new();
-    let out = sb.run(&["ensure", "--timeout", "0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: ready_timeout_secs:"), "{err}");
-    assert!(!first.contains("--timeout"), "the core's message: {err}");
-    assert!(
-        err.contains(&as_run(&sb, "hint: `spfs-autostart ensure --timeout SECS`")),
-        "{err}"
-    );
-    assert!(sb.pids().is_empty(), "nothing started: {err}");
-
+    for (args, says) in [
+        (
+            &["ensure", "--timeout", "0"][..],
+            "0 seconds is too small; use at least 1",
+        ),
+        (
+            &["stop", "--timeout", "0"],
+            "0 seconds is too small; use at least 1",
+        ),
+        (
+            &["stop", "--timeout", "86401"],
+            "86401 seconds is too large; use at most",
+        ),
+        (
+            &["ensure", "--timeout", "1.5"],
+            "give a whole number of seconds",
+        ),
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!(
+                "error: invalid value '{}' for '--timeout <SECS>': {says}",
+                args[2]
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("_timeout_secs"), "{args:?}: {err}");
+    }
     let out = sb.run(&["--json", "stop", "--timeout", "0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = json_error(&out);
-    let message = err["message"].as_str().unwrap();
-    assert!(message.starts_with("stop_timeout_secs:"), "{err}");
-    assert!(!message.contains("--timeout"), "{err}");
-    assert_eq!(
-        err["hints"],
-        serde_json::json!([as_run(
-            &sb,
-            "`spfs-autostart stop --timeout SECS` sets stop_timeout_secs for one run"
-        )])
-    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_error(&out)["kind"], "Usage");
+    assert!(sb.pids().is_empty(), "nothing started");
+    assert_eq!(sb.spawn_count(), 0);
 }
 
 #[test]
@@ -378,12 +391,13 @@ fn a_config_path_that_never_ends_or_blocks_neither_fills_memory_nor_ignores_a_si
 /// that begins with `-` stays the flag's value when the hint is followed.
 #[test]
 fn a_hint_keeps_a_config_path_that_begins_with_a_dash() {
-    let sb = Sandbox::new();
+    // A start that times out: its hint is the flag that waits longer.
+    let sb = Sandbox::new().with("args", vec!["--hang"]);
     std::fs::copy(sb.config_file(), sb.root().join("-x.toml")).unwrap();
     let mut command = sb.command(spfs_autostart_test_support::cli());
     command
         .current_dir(sb.root())
-        .args(["--config=-x.toml", "ensure", "--timeout", "0"]);
+        .args(["--config=-x.toml", "ensure", "--timeout", "1"]);
     let out = command.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

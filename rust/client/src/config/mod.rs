@@ -30,7 +30,10 @@ pub use env::process_env;
 pub use file::user_config_file;
 pub use keys::ConfigView;
 pub use spfs_autostart_protocol::endpoint::Endpoint;
-pub use validate::{MAX_LOG_KEEP, MAX_LOG_MAX_BYTES, MIN_LOG_MAX_BYTES};
+pub use validate::{
+    MAX_LOG_KEEP, MAX_LOG_MAX_BYTES, MIN_LOG_MAX_BYTES, check_ready_timeout_secs,
+    check_stop_timeout_secs,
+};
 pub use values::{StopStep, VersionPolicy};
 
 /// The effective configuration of one managed service.

@@ -113,6 +113,18 @@ pub(super) fn check_bound(index: usize, value: u64) -> Result<u64, String> {
     Ok(value)
 }
 
+/// `secs` if `ready_timeout_secs` accepts it; otherwise why not, without
+/// the key: for a front end's own flag (`ensure --timeout`) to refuse as
+/// that flag, before anything runs.
+pub fn check_ready_timeout_secs(secs: u64) -> Result<u64, String> {
+    check_bound(bound::READY_TIMEOUT_SECS, secs)
+}
+
+/// [`check_ready_timeout_secs`] for `stop_timeout_secs` (`stop --timeout`).
+pub fn check_stop_timeout_secs(secs: u64) -> Result<u64, String> {
+    check_bound(bound::STOP_TIMEOUT_SECS, secs)
+}
+
 /// The error for a bad value of `key`: names the key, and carries it as the
 /// remedy so a front end can name its own way to set it.
 fn invalid(key: &'static str, why: String) -> Error {
