@@ -417,6 +417,36 @@ fn shared_log_dir_and_symlinked_log_are_refused() {
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
 }
 
+/// A log dir others may write is refused to a service (`ensure`) but read
+/// by `logs` and `logs -f` alike: `logs -f` refused what `logs` printed.
+#[test]
+fn a_log_dir_others_may_write_is_read_by_logs_and_logs_follow_alike() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.log_dir()).unwrap();
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(sb.log_file(), "an old line\n").unwrap();
+    assert_eq!(sb.ok(&["logs"]), "an old line\n");
+    let (reader, writer) = pipe();
+    let mut child = sb
+        .cli(&["logs", "-f", "-n", "1"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line, or its end (an error) with nothing.
+    let mut first = String::new();
+    BufReader::new(std::fs::File::from(reader))
+        .read_line(&mut first)
+        .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first, "an old line\n", "{}", stderr(&out));
+    // A service is still not started there.
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(sb.pids().is_empty());
+}
+
 /// A FIFO where the log should be blocked `ensure` in its open, where no
 /// signal could end it, and `logs` likewise: both refuse it at once.
 #[test]

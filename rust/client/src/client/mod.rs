@@ -342,9 +342,17 @@ impl ServiceManager {
     /// Follow the service log: its last `backlog` lines, then each new line,
     /// across rotation.
     pub fn follow_logs(&self, backlog: usize) -> Result<LogFollower> {
-        self.paths.create_log_dir()?;
+        // The dir is watched for the log's creation and rotation, so it
+        // must be there: made when missing, as a start makes it. One that
+        // is there is read as `tail_logs` reads it: a dir others may write
+        // is refused to a service writing there, not to a reader.
+        if std::fs::symlink_metadata(&self.paths.log_dir).is_err() {
+            self.paths.create_log_dir()?;
+        }
         let path = self.paths.log_file();
-        logs::follow(&path, backlog)
-            .map_err(|e| Error::io("cannot follow the service log", &path, e))
+        logs::follow(&path, backlog).map_err(|e| match self.paths.check_log_dir() {
+            Err(dir) => dir,
+            Ok(_) => Error::io("cannot follow the service log", &path, e),
+        })
     }
 }
