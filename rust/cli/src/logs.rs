@@ -40,11 +40,15 @@ fn note_missing_log(manager: &ServiceManager, follow: bool) {
     } else {
         ""
     };
-    let _ = writeln!(
-        io::stderr(),
-        "no log yet at {}: the service has not run with this log dir{then}",
-        path.display()
-    );
+    let path = path.display();
+    // A log dir without its log: the log was removed (a start always
+    // writes it), or the dir was made by a follower.
+    let note = if manager.paths().log_dir.exists() {
+        format!("no log at {path}: it was removed, or none was written since its dir was made")
+    } else {
+        format!("no log yet at {path}: the service has not run with this log dir")
+    };
+    let _ = writeln!(io::stderr(), "{note}{then}");
 }
 
 /// The error for a log line that could not be read.

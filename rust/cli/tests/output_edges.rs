@@ -658,6 +658,17 @@ fn logs_say_on_stderr_when_there_is_no_log_yet() {
     std::fs::create_dir_all(sb.log_dir()).unwrap();
     std::fs::write(sb.log_file(), "").unwrap();
     assert_eq!(stderr(&sb.run(&["logs"])), "");
+    // A log removed from its dir is not one the service never wrote.
+    std::fs::remove_file(sb.log_file()).unwrap();
+    let out = sb.run(&["logs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "no log at {}: it was removed, or none was written since its dir was made\n",
+            sb.log_file().display()
+        )
+    );
 }
 
 #[test]
