@@ -447,6 +447,56 @@ fn a_log_dir_others_may_write_is_read_by_logs_and_logs_follow_alike() {
     assert!(sb.pids().is_empty());
 }
 
+/// A log its user cannot read (written by a service once started with
+/// sudo, so root's): `logs` and `logs -f` say how to make it readable, not
+/// only "permission denied".
+#[test]
+fn a_log_left_by_sudo_is_said_to_need_its_owner_changed() {
+    use std::os::unix::process::CommandExt;
+    let uid = second_user();
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The user's own dirs; the log in them root's and private.
+    let home = sb.root().join("their-home");
+    let logs = home.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for dir in [&home, &logs] {
+        std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let log = logs.join("service.log");
+    std::fs::write(&log, "root's line\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for args in [&["logs"][..], &["logs", "-f"]] {
+        let mut command = std::process::Command::new(spfs_autostart_test_support::cli());
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("SPFS_AUTOSTART_STATE_DIR", home.join("state"))
+            .env("SPFS_AUTOSTART_LOG_DIR", &logs)
+            .args(args)
+            .uid(uid)
+            .gid(uid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let status = exits_soon(&mut child, &format!("{args:?} of an unreadable log"));
+        assert_eq!(status.code(), Some(1), "{args:?}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(err.contains(&log.display().to_string()), "{args:?}: {err}");
+        assert!(
+            err.contains(
+                "make it readable by you (a service once started with sudo leaves a \
+                          log that is root's: chown it)"
+            ),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// A FIFO where the log should be blocked `ensure` in its open, where no
 /// signal could end it, and `logs` likewise: both refuse it at once.
 #[test]

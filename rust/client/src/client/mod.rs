@@ -319,15 +319,24 @@ impl ServiceManager {
         let path = self.paths.log_file();
         logs::tail(&path, n)
             .map(|t| t.lines)
-            .map_err(|e| self.log_read_error(&path, e))
+            .map_err(|e| self.log_read_error("cannot read the service log", &path, e))
     }
 
     /// Why the log at `path` could not be read: often its dir (a file, not
     /// ours alone), which is then said with its fix, as `follow_logs` says it.
-    fn log_read_error(&self, path: &std::path::Path, e: std::io::Error) -> Error {
+    /// Else the file's own error, with the fix for one not readable by us.
+    fn log_read_error(&self, what: &str, path: &std::path::Path, e: std::io::Error) -> Error {
         match self.paths.check_log_dir() {
             Err(dir) => dir,
-            Ok(_) => Error::io("cannot read the service log", path, e),
+            Ok(_) if e.kind() == std::io::ErrorKind::PermissionDenied => Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{what} {}: {e}; make it readable by you (a service once started with \
+                     sudo leaves a log that is root's: chown it)",
+                    path.display()
+                ),
+            ),
+            Ok(_) => Error::io(what, path, e),
         }
     }
 
@@ -336,7 +345,8 @@ impl ServiceManager {
     /// print them, such as `spfs-autostart logs -n 100000000`.
     pub fn tail_logs_lines(&self, n: usize) -> Result<logs::TailLines> {
         let path = self.paths.log_file();
-        logs::tail_lines(&path, n).map_err(|e| self.log_read_error(&path, e))
+        logs::tail_lines(&path, n)
+            .map_err(|e| self.log_read_error("cannot read the service log", &path, e))
     }
 
     /// Follow the service log: its last `backlog` lines, then each new line,
@@ -350,9 +360,7 @@ impl ServiceManager {
             self.paths.create_log_dir()?;
         }
         let path = self.paths.log_file();
-        logs::follow(&path, backlog).map_err(|e| match self.paths.check_log_dir() {
-            Err(dir) => dir,
-            Ok(_) => Error::io("cannot follow the service log", &path, e),
-        })
+        logs::follow(&path, backlog)
+            .map_err(|e| self.log_read_error("cannot follow the service log", &path, e))
     }
 }

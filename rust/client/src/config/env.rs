@@ -53,10 +53,15 @@ impl Config {
     /// as its key in the file.
     pub(super) fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<()> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        // The fix is in the environment, which the message names: the
+        // value, or unsetting it for the config file's.
         let bad = |name: &str, why: String| {
             Error::new(
                 ErrorKind::InvalidConfig,
-                format!("environment variable {name}: {why}"),
+                format!(
+                    "environment variable {name}: {why}; fix its value, or unset it to use \
+                     the config file's"
+                ),
             )
         };
         if let Some(program) = get(PROGRAM) {

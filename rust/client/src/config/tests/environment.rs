@@ -110,6 +110,12 @@ fn bad_environment_value_names_the_variable() {
     })
     .unwrap_err();
     assert!(err.to_string().contains(env::IDLE_TIMEOUT_SECS), "{err}");
+    // And how to fix it: there, not in a file.
+    assert!(
+        err.to_string()
+            .ends_with("; fix its value, or unset it to use the config file's"),
+        "{err}"
+    );
 }
 
 #[test]
