@@ -236,13 +236,15 @@ fn under_a_file(dir: &Path, what: &str, e: &std::io::Error) -> Option<Error> {
 /// removed (not `/dev/null`).
 fn not_a_directory(dir: &Path, what: &str) -> Error {
     let (why, removable) = in_the_way(dir);
+    // Another dir first: the path may be a mistake (`--state-dir ~/.zshrc`)
+    // and the file precious.
     let remove = if removable {
-        "remove that file, or "
+        "; or, if that file is a leftover, remove it"
     } else {
         ""
     };
     let message = format!(
-        "{what} {} {why}; {remove}choose another {what} with {}",
+        "{what} {} {why}; choose another {what} with {}{remove}",
         dir.display(),
         fix_for(what)
     );
@@ -253,18 +255,22 @@ fn not_a_directory(dir: &Path, what: &str) -> Error {
 /// is something else, or "cannot exist: PATH is a file" (or, for a device,
 /// socket or FIFO, "PATH is not a directory") when something stands where
 /// one of its parents belongs (`ENOTDIR`); and whether what stands there is
-/// a regular file, the only kind worth advising to remove.
+/// a regular file of this user's, the only kind worth advising to remove
+/// (not `/dev/null`, nor `/etc/passwd` named by mistake).
 fn in_the_way(dir: &Path) -> (String, bool) {
     // Without a trailing `/` or `/.`, so that `afile/.` is said as `afile`.
     let dir: PathBuf = dir.components().collect();
     let found = dir.ancestors().find_map(|part| {
         let meta = fs::metadata(part).ok().filter(|meta| !meta.is_dir())?;
-        Some((part, meta.is_file()))
+        let ours = meta.uid() == crate::sys::my_uid();
+        Some((part, meta.is_file(), ours))
     });
     match found {
-        Some((part, regular)) if part == dir => ("is not a directory".to_string(), regular),
-        Some((part, true)) => (format!("cannot exist: {} is a file", part.display()), true),
-        Some((part, false)) => (
+        Some((part, regular, ours)) if part == dir => {
+            ("is not a directory".to_string(), regular && ours)
+        }
+        Some((part, true, ours)) => (format!("cannot exist: {} is a file", part.display()), ours),
+        Some((part, false, _)) => (
             format!("cannot exist: {} is not a directory", part.display()),
             false,
         ),

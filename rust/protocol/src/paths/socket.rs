@@ -47,22 +47,24 @@ impl Paths {
         if self.is_state_dir(dir) {
             return Ok(());
         }
-        // What stands in the way is named; only a regular file is advised
-        // to be removed.
+        // What stands in the way is named; only a regular file of the
+        // user's is advised to be removed, and last (it may be precious).
         let in_the_way = || {
             let (why, removable) = super::in_the_way(dir);
-            let fix = match removable {
-                true => "remove that file and create the directory, or ",
+            let last = match removable {
+                true => "; or, if that file is a leftover, remove it and create the directory",
                 false => "",
             };
-            (why, fix)
+            (why, "", last)
         };
-        let (why, fix) = match fs::metadata(dir) {
+        let (why, first, last) = match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => return Ok(()),
             Ok(_) => in_the_way(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                ("does not exist".to_string(), "create the directory, or ")
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                "does not exist".to_string(),
+                "create the directory, or ",
+                "",
+            ),
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => in_the_way(),
             Err(_) => return Ok(()),
         };
@@ -70,8 +72,8 @@ impl Paths {
             ErrorKind::InvalidConfig,
             format!(
                 "endpoint unix://{}: its directory {} {why}, so the service cannot create its \
-                 socket there; {fix}set endpoint (or SPFS_AUTOSTART_ENDPOINT) to a socket in \
-                 a directory that exists",
+                 socket there; {first}set endpoint (or SPFS_AUTOSTART_ENDPOINT) to a socket in \
+                 a directory that exists{last}",
                 path.display(),
                 dir.display()
             ),

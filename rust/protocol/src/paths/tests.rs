@@ -307,4 +307,36 @@ fn what_stands_in_a_dirs_way_is_named_as_what_it_is() {
         "{err}"
     );
     assert!(!err.to_string().contains("remove"), "{err}");
+    // A file of the user's in the way: another dir first, removal last
+    // and only for a leftover (the path may be a typo, the file precious).
+    let paths = Paths {
+        state_dir: file.clone(),
+        log_dir: tmp.path().join("logs"),
+    };
+    let err = paths.check_state_dir().unwrap_err().to_string();
+    assert!(
+        err.ends_with(&format!(
+            "is not a directory; choose another state dir with {}; or, if that file is a \
+             leftover, remove it",
+            fix_for("state dir")
+        )),
+        "{err}"
+    );
+    // Another user's file (`--state-dir /etc/passwd` as a user): never.
+    let theirs = tmp.path().join("theirs");
+    std::fs::write(&theirs, "").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    assert_eq!(
+        in_the_way(&theirs.join("state")),
+        (
+            format!("cannot exist: {} is a file", theirs.display()),
+            false
+        )
+    );
+    let paths = Paths {
+        state_dir: theirs.clone(),
+        log_dir: tmp.path().join("logs"),
+    };
+    let err = paths.check_state_dir().unwrap_err().to_string();
+    assert!(!err.contains("remove"), "{err}");
 }
