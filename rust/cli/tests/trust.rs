@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use common::*;
 
+/// A listener of the user's own that speaks no gRPC on the TCP endpoint:
+/// a conflict, named by pid and program, and left alone.
 #[test]
 fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -19,8 +21,22 @@ fn tcp_listener_that_speaks_no_grpc_is_a_conflict_and_is_left_alone() {
     assert_eq!(out.status.code(), Some(1));
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    // The user's own listener (this test's process) is named: what to stop.
+    let named = format!(
+        "pid {} ({}) listens there, and it ",
+        std::process::id(),
+        std::env::current_exe().unwrap().display()
+    );
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains(&named),
+        "{error}"
+    );
     let status = sb.status();
     assert_eq!(status["state"], "conflict");
+    assert!(
+        status["detail"].as_str().unwrap().starts_with(&named),
+        "{status}"
+    );
     assert_eq!(sb.run(&["status"]).status.code(), Some(1));
     let stop = sb.run(&["--json", "stop"]);
     assert_eq!(stop.status.code(), Some(1), "stop refuses to touch it");

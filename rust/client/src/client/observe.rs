@@ -111,7 +111,7 @@ impl ServiceManager {
                 None => Observation::Absent {
                     orphaned_lock: false,
                 },
-                Some(what) => Observation::Conflict(what),
+                Some(what) => Observation::Conflict(self.naming_the_listener(what)),
             });
         }
         let record = ServiceRecord::read(&self.paths.record());
@@ -310,6 +310,29 @@ impl ServiceManager {
             ..self.base_status(State::Unresponsive)
         };
         Some(Observation::Alive(status, Some(process)))
+    }
+
+    /// `what` (how the peer at a TCP endpoint answered) after the process
+    /// of the user's own that listens there, when it is found: the user
+    /// can stop it, or move one of the two. Looked up only for a conflict,
+    /// and remembered while that process lives.
+    fn naming_the_listener(&self, what: String) -> String {
+        let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
+            return what;
+        };
+        match self.listener_at(*addr) {
+            Some(listener) if !listener.is_foreign() => match listener.process {
+                Some(process) => format!(
+                    "pid {} ({}) listens there, and {what}",
+                    process.pid,
+                    crate::sys::executable(process.pid)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "unknown executable".into())
+                ),
+                None => what,
+            },
+            _ => what,
+        }
     }
 
     /// Who listens at the TCP endpoint `addr`: the process found last time,
