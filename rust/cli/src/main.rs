@@ -79,7 +79,12 @@ enum Command {
     /// `idle_exit=leased`, `idle_exit=never`).
     Watch,
     /// Print the effective configuration.
-    Config,
+    Config {
+        /// Anything after `config` (`config set KEY VALUE`): refused with
+        /// where a key is set, as `config` sets nothing.
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// Check everything the service needs and print each finding with its
     /// fix: exit 0 when healthy, 1 otherwise.
     Doctor,
@@ -112,6 +117,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Command::Config { words } = &cli.command
+        && let Some(word) = words.first()
+    {
+        return usage_error(config_takes_no_words(word));
+    }
     if cli.verbose {
         log_to_stderr();
     }
@@ -256,6 +266,25 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// `config set ...`: `config` only prints, so a word after it is a usage
+/// error that says where a key is set.
+fn config_takes_no_words(word: &str) -> clap::Error {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let config = cli
+        .find_subcommand_mut("config")
+        .expect("config is a subcommand");
+    config.error(
+        clap::error::ErrorKind::UnknownArgument,
+        format!(
+            "unexpected argument '{word}': `config` only prints the effective configuration; \
+             to set a key, edit the config file its first line names (or set the key's \
+             SPFS_AUTOSTART_* variable)"
+        ),
+    )
+}
+
 /// Why a command failed: the core said so, or its output could not be written.
 #[derive(Debug)]
 enum Failure {
@@ -362,18 +391,24 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
 /// Runs the parsed command: a dispatch, each command in its own function.
 async fn run(cli: Cli, config: Config) -> Result<ExitCode, Failure> {
     let json = cli.json;
+    let state_dir_flag = cli.state_dir.is_some();
     match cli.command {
         Command::Ensure { timeout } => ensure(config, timeout, json).await,
         // Boxed, so `ensure` does not pay for the others' stack: with every
         // command in one future, its poll reserved 32 KiB of stack, which a
         // fresh process faults in page by page (README, "A fresh `ensure`
         // without clap").
-        command => Box::pin(run_other(command, config, json)).await,
+        command => Box::pin(run_other(command, config, json, state_dir_flag)).await,
     }
 }
 
-/// Every command but `ensure`.
-async fn run_other(command: Command, mut config: Config, json: bool) -> Result<ExitCode, Failure> {
+/// Every command but `ensure`; `state_dir_flag`: `--state-dir` was given.
+async fn run_other(
+    command: Command,
+    mut config: Config,
+    json: bool,
+    state_dir_flag: bool,
+) -> Result<ExitCode, Failure> {
     match command {
         Command::Ensure { timeout } => ensure(config, timeout, json).await,
         Command::Stop { timeout } => {
@@ -394,9 +429,9 @@ async fn run_other(command: Command, mut config: Config, json: bool) -> Result<E
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => doctor(ServiceManager::new(config)?, json).await,
-        Command::Config => {
+        Command::Config { .. } => {
             let manager = ServiceManager::new(config)?;
-            output::config(&manager, json)?;
+            output::config(&manager, json, state_dir_flag)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -205,8 +205,9 @@ pub fn stdout_closed() -> impl Future<Output = ()> {
 
 /// Print the effective configuration and where its files are. The JSON is
 /// the core's view of every key (the same the TOML text is written from),
-/// plus `source` and the `resolved` paths.
-pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
+/// plus `source` and the `resolved` paths. `state_dir_flag`: the state dir
+/// came from `--state-dir`, which the text's header says.
+pub fn config(manager: &ServiceManager, json: bool, state_dir_flag: bool) -> io::Result<()> {
     let config = manager.config();
     let paths = manager.paths();
     if json {
@@ -245,6 +246,9 @@ pub fn config(manager: &ServiceManager, json: bool) -> io::Result<()> {
     };
     for (var, key) in &config.env_overrides {
         source.push_str(&format!("\n# {key}: from {var}"));
+    }
+    if state_dir_flag {
+        source.push_str("\n# state_dir: from --state-dir");
     }
     print(&format!(
         "{source}\n# state dir: {}\n# log file:  {}\n{}",

@@ -289,6 +289,20 @@ fn arguments_that_cannot_be_parsed_exit_2_and_say_so_in_json_when_asked() {
         assert_eq!(error["error"]["kind"], "Usage", "{error}");
         assert!(error["error"]["message"].as_str().is_some(), "{error}");
     }
+    // `config` sets nothing: a word after it is refused saying where a key
+    // is set (clap said only "unexpected argument").
+    for args in [
+        &["config", "set", "endpoint", "unix"][..],
+        &["--json", "config", "x"],
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("`config` only prints the effective configuration; to set a key, edit"),
+            "{args:?}: {err}"
+        );
+    }
     let out = sb.run(&["ensure", "--timeout", "abc"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -320,8 +334,9 @@ fn config_and_doctor_name_the_variables_that_set_keys() {
         "{text}"
     );
     assert!(text.contains("idle_timeout_secs = 5\n"), "{text}");
-    // The flag set the state dir last: no variable is named for it.
-    assert!(!text.contains("state_dir: from"), "{text}");
+    // The flag set the state dir last: it is named, not the variable.
+    assert!(text.contains("\n# state_dir: from --state-dir\n"), "{text}");
+    assert!(!text.contains("state_dir: from SPFS"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&with_env(&["--json", "config"])).unwrap();
     assert_eq!(
         json["env_overrides"],
