@@ -56,4 +56,17 @@ impl KitHandle {
     pub fn shutdown(&self, reason: &str) {
         self.0.request_shutdown(reason)
     }
+
+    /// Resolves with the reason once a shutdown was requested (SIGTERM or
+    /// SIGINT, `Control.Shutdown`, the idle exit, [`Self::shutdown`]). A
+    /// long set-up between `Kit::start` and `serve` (a mount) can select on
+    /// it to give up early: `serve` would return at once anyway.
+    pub async fn shutdown_requested(&self) -> String {
+        self.0.shutdown_requested().await
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.is_shutting_down()
+    }
 }

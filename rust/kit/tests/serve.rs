@@ -133,9 +133,9 @@ async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
 /// A SIGTERM during the service's own set-up (between `Kit::start` and
 /// `serve`: mounting, opening repositories) asks for a graceful shutdown,
 /// which `serve` then carries out, instead of killing the process (here,
-/// the test itself) mid-set-up.
+/// the test itself) mid-set-up; the set-up hears of it, to give up early.
 #[tokio::test(flavor = "current_thread")]
-async fn a_signal_during_set_up_shuts_the_service_down_gracefully() {
+async fn a_signal_during_set_up_shuts_the_service_down_gracefully_and_tells_the_set_up() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let kit = start_kit(
@@ -144,9 +144,16 @@ async fn a_signal_during_set_up_shuts_the_service_down_gracefully() {
         state.join("service.sock"),
         Duration::ZERO,
     );
+    let handle = kit.handle();
+    assert!(!handle.is_shutting_down());
     nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).unwrap();
-    // The rest of the set-up.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The rest of the set-up, which hears of the request and gives up.
+    let reason = tokio::select! {
+        reason = handle.shutdown_requested() => reason,
+        () = tokio::time::sleep(Duration::from_secs(20)) => panic!("the set-up was not told"),
+    };
+    assert!(reason.contains("SIGTERM"), "{reason}");
+    assert!(handle.is_shutting_down());
     tokio::time::timeout(Duration::from_secs(20), kit.serve(|routes| routes))
         .await
         .expect("serve ends: the signal asked for a shutdown")
