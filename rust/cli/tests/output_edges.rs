@@ -690,6 +690,35 @@ fn an_interrupted_stop_clears_its_line_and_says_the_service_may_still_be_stoppin
     assert!(sb.pids().is_empty());
 }
 
+/// A `stop` that waits for another process's start to end says so on the
+/// terminal: it is not stopping anything yet.
+#[test]
+fn a_stop_behind_another_start_shows_what_it_waits_for() {
+    let sb = Sandbox::new()
+        .with("args", vec!["--hang"])
+        .with("ready_timeout_secs", 1);
+    let spawner = background(&sb, &["ensure", "--timeout", "20"]);
+    assert!(wait_for(SOON, || !sb.pids().is_empty()), "started");
+    let mut command = sb.cli(&["stop", "--timeout", "1"]);
+    command.env("TERM", "xterm");
+    let (out, terminal) = with_stderr_on_a_terminal(command);
+    assert_eq!(out.status.code(), Some(1), "{terminal:?}");
+    let waiting = " waiting for another process to finish starting or stopping the service";
+    assert!(
+        !frames(&terminal, waiting).is_empty(),
+        "expected {waiting:?} on the terminal, got {terminal:?}"
+    );
+    // Every frame says it: none says "stopping the service".
+    assert_eq!(
+        frames(&terminal, "").len(),
+        frames(&terminal, waiting).len(),
+        "{terminal:?}"
+    );
+    signal(spawner.id(), nix::sys::signal::Signal::SIGINT);
+    spawner.wait_with_output().unwrap();
+    assert!(wait_for(SOON, || sb.pids().is_empty()));
+}
+
 // `logs` printed nothing and exited 0 when the service had never written a
 // log, the same as for an empty log; `logs -f` waited without a word.
 #[test]

@@ -83,9 +83,16 @@ impl ServiceManager {
         // (Without a state dir there is no spawner, and no lock to take.)
         let _guard = if self.paths.check_state_dir()? {
             let wait = self.config.ready_timeout + self.config.stop_timeout;
-            let guard = lock::take(&self.paths.spawn_lock(), Instant::now() + wait)
-                .await?
-                .map(lock::OwnLock::from);
+            let spawn_lock = self.paths.spawn_lock();
+            let guard = match lock::try_take(&spawn_lock)? {
+                Some(file) => Some(file),
+                None => {
+                    // Said while it lasts (a progress line), not "stopping".
+                    self.set_activity(Activity::WaitingForAnotherClient);
+                    lock::take(&spawn_lock, Instant::now() + wait).await?
+                }
+            }
+            .map(lock::OwnLock::from);
             Some(guard.ok_or_else(|| self.busy_elsewhere_error(wait))?)
         } else {
             None
