@@ -505,8 +505,9 @@ fn another_users_service_on_our_port_is_left_alone() {
 }
 
 /// Another user's service that takes our TCP port while ours starts (before
-/// it binds) is not taken for ours: `ensure` names the conflict, ours is
-/// ended, and theirs is left alone. It used to report ours running while
+/// it binds) is not taken for ours: `ensure` names the conflict (and so
+/// does another client's look meanwhile), ours is ended, and theirs is left
+/// alone. It used to report ours running while
 /// every call went to theirs.
 #[test]
 fn another_users_service_that_takes_our_port_during_our_start_is_not_used() {
@@ -522,6 +523,17 @@ fn another_users_service_that_takes_our_port_during_our_start_is_not_used() {
     let ours = sb.pids();
     assert!(!ours.is_empty(), "ours runs");
     let mut theirs = outside_service(port, Some(other), &sb);
+    // Meanwhile another client, which sees our lock and live record, is not
+    // told that ours serves there: the port is theirs.
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("uid {other}")),
+        "{status}"
+    );
     let out = ensure.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();

@@ -104,6 +104,49 @@ fn stop_never_signals_a_pid_that_was_reused_by_another_process() {
     bystander.end();
 }
 
+/// Another user's plain server on our TCP port while our lock is held and
+/// our record names a live process of ours (a start under way): not ours,
+/// whatever the lock and record say. `status` names whose it is; `stop`
+/// neither asks it to shut down nor signals our process.
+#[test]
+fn another_users_server_on_our_port_is_not_ours_whatever_our_lock_and_record_say() {
+    let other = second_user();
+    let port = free_port();
+    let sb = plain_service(port, &[]).with("stop_timeout_secs", 1);
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut ours = Sleeper::start();
+    let record = serde_json::json!({
+        "pid": ours.pid(), "start_time": spfs_start_time(ours.pid()), "program": "/bin/sleep",
+        "version": null, "endpoint": tcp(port), "started_at_unix_ms": 1, "phase": "running"
+    });
+    std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
+    let lock = std::fs::File::create(sb.state_dir().join("instance.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let mut theirs = outside_service(port, Some(other), &sb);
+    let status = sb.status();
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("uid {other}")),
+        "{status}"
+    );
+    let stop = sb.run(&["--json", "stop"]);
+    assert_eq!(stop.status.code(), Some(1), "{}", stderr(&stop));
+    let error: serde_json::Value = serde_json::from_slice(&stop.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "EndpointConflict", "{error}");
+    assert!(alive(ours.pid()), "our process must not be signalled");
+    assert!(
+        matches!(theirs.try_wait(), Ok(None)),
+        "theirs is left alone"
+    );
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+    ours.end();
+}
+
 fn spfs_start_time(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let rest = &stat[stat.rfind(')').unwrap() + 1..];

@@ -157,8 +157,12 @@ fn socket_holder(inode: u64) -> Option<Instance> {
 fn look_up(addr: SocketAddr) -> Option<Listener> {
     // lsof sees the sockets of our own processes; another user's listener
     // stays invisible (and is then treated as not ours).
+    // -b: no stat of mount points, which blocks on a hung FUSE mount (a
+    // wedged spfs-fuse-macos, the very case looked up); -w: its warnings.
     let out = std::process::Command::new("/usr/sbin/lsof")
         .args([
+            "-b",
+            "-w",
             "-nP",
             "-a",
             &format!("-iTCP:{}", addr.port()),

@@ -227,6 +227,13 @@ impl ServiceManager {
         channel: Channel,
         under_spawn_lock: bool,
     ) -> Result<Observation> {
+        // Another user's server is never used, never sent `Shutdown`: at an
+        // explicit `unix://` path (the socket file is theirs) as on a TCP
+        // port (the kernel's table; cheap, no process scan), whatever our
+        // lock and record say (ours may be starting beside theirs).
+        if let Some(what) = self.foreign_listener() {
+            return Ok(Observation::Conflict(what));
+        }
         let held = lock::is_held(&self.paths.instance_lock())?;
         let record = held.then(|| self.plain_record()).flatten();
         let mut instance = record.as_ref().and_then(ServiceRecord::instance);
