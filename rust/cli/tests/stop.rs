@@ -174,3 +174,38 @@ fn a_forced_stop_says_where_to_look_and_a_graceful_one_does_not() {
     assert_eq!(stderr(&out), "", "no hint after a graceful stop");
     assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
 }
+
+/// A wrapper script that runs the service without `exec` exits on the
+/// stop's signal while the service under it, still handling it, does not:
+/// the stop is not done until the service is, so it goes on to the next
+/// step. It used to say "stopped" with the service still serving, and let
+/// the next `ensure` start a second one beside it.
+#[test]
+fn a_stop_is_not_done_while_the_service_outlives_its_wrapper() {
+    let port = free_port();
+    let mut sb = Sandbox::new()
+        .with("endpoint", tcp(port))
+        .with("stop_sequence", vec!["SIGHUP", "SIGKILL"])
+        .with("stop_timeout_secs", 1);
+    // The service ignores SIGHUP, standing in for one slower to exit than
+    // its wrapper; the wrapper dies of it.
+    use_script(
+        &mut sb,
+        "wrapper.sh",
+        &format!(
+            "(trap '' HUP; exec {} --plain --listen {})\n",
+            reference_service().display(),
+            listen(port)
+        ),
+    );
+    sb.set("args", Vec::<String>::new());
+    let wrapper = pid_of(&sb.ensure());
+    assert_eq!(sb.pids().len(), 2, "the wrapper and the service");
+    let out = sb.run(&["--json", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["how"], "killed", "{outcome}");
+    assert_eq!(outcome["pid"], wrapper, "{outcome}");
+    assert!(sb.pids().is_empty(), "left running: {:?}", sb.pids());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

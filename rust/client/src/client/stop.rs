@@ -229,7 +229,7 @@ impl ServiceManager {
             }
             last = Some(step);
             if self
-                .wait_gone(handle.as_ref(), self.step_wait(step, managed))
+                .wait_gone(handle.as_ref(), group, self.step_wait(step, managed))
                 .await?
             {
                 return Ok(StopOutcome::Stopped {
@@ -370,18 +370,34 @@ impl ServiceManager {
     }
 
     /// Wait up to `wait` for the service to be gone: the observed process
-    /// exited (what else its group held got the same signals), or, with no
-    /// process known, the lock free and the endpoint silent.
+    /// exited, and with `group` (it led its session) none of its group
+    /// still holding the instance lock (a wrapper script without `exec`
+    /// exits on a signal its service is still handling, unmounting); or,
+    /// with no process known, the lock free and the endpoint silent.
+    ///
+    /// Both, not either: a group's zombie leader (its parent slow to reap
+    /// it) holds no lock, and a helper that left the group may hold it.
     pub(super) async fn wait_gone(
         &self,
         handle: Option<&ProcessHandle>,
+        group: bool,
         wait: Duration,
     ) -> Result<bool> {
         let deadline = Instant::now() + wait;
         if let Some(handle) = handle {
-            return Ok(tokio::time::timeout_at(deadline, handle.exited())
-                .await
-                .is_ok());
+            let lock_path = self.paths.instance_lock();
+            let gone = async {
+                handle.exited().await;
+                // Polled: the kernel tells no one when a group empties.
+                let mut backoff = Backoff::new(Duration::from_millis(20));
+                while group
+                    && handle.group_has_members()
+                    && lock::is_held(&lock_path).unwrap_or(false)
+                {
+                    backoff.wait(deadline).await;
+                }
+            };
+            return Ok(tokio::time::timeout_at(deadline, gone).await.is_ok());
         }
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {

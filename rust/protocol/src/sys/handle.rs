@@ -94,10 +94,12 @@ impl ProcessHandle {
     /// Send `signal` to the process group this instance leads (see
     /// [`ProcessHandle::leads_session`]), the instance among them, once
     /// each (a second SIGINT may mean "now" to a service); `Ok(false)` when
-    /// the instance is already gone. The group is signalled only while the
-    /// leader lives, so its id cannot have been reused.
+    /// the group is gone. Call it only for an instance seen leading its
+    /// session: its id names that group while the group has members, the
+    /// leader or not (a wrapper script may exit before the service it ran),
+    /// since a process group's id is not reused while the group exists.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
-        let Some(group) = kernel_pid(self.instance.pid).filter(|_| self.instance.is_alive()) else {
+        let Some(group) = kernel_pid(self.instance.pid) else {
             return Ok(false);
         };
         match nix::sys::signal::killpg(group, signal) {
@@ -106,6 +108,18 @@ impl ProcessHandle {
             // Not a group we may signal as a whole: the instance alone.
             Err(_) => self.signal(signal),
         }
+    }
+
+    /// Whether the process group this instance led still has members (see
+    /// [`ProcessHandle::signal_group`] for when to ask): a stop is done when
+    /// the whole group is, not when the leader alone has exited.
+    pub fn group_has_members(&self) -> bool {
+        kernel_pid(self.instance.pid).is_some_and(|group| {
+            !matches!(
+                nix::sys::signal::killpg(group, None),
+                Err(nix::errno::Errno::ESRCH)
+            )
+        })
     }
 
     /// Resolves when the instance has exited (a zombie has).
