@@ -68,6 +68,18 @@ pub(crate) fn tcp_listener_uid(addr: SocketAddr) -> Option<u32> {
     };
 }
 
+/// The kernel's id of the socket listening at `addr` (its inode), where
+/// it is seen without scanning processes (Linux); `None` elsewhere.
+pub(crate) fn tcp_listener_socket(addr: SocketAddr) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    return listen_entry(addr).map(|(_, inode)| inode);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = addr;
+        None
+    };
+}
+
 /// The (uid, inode) of the socket listening at `addr`, from the kernel's
 /// tables.
 #[cfg(target_os = "linux")]

@@ -440,3 +440,47 @@ async fn doctor_waiting_on_a_slow_program_does_not_hold_up_its_runtime() {
     // ...while the other task ran: some 200 ticks in 2 s, 1 if held up.
     assert!(during >= 20, "{during} ticks while doctor waited");
 }
+
+/// One manager (a `watch`, an app) remembers which process of ours listens
+/// at the TCP endpoint. That process may close its listener and live on
+/// while another takes the port: the next look names the new listener, not
+/// the one remembered.
+#[tokio::test(flavor = "current_thread")]
+async fn a_remembered_listener_is_looked_up_again_once_the_port_has_another_socket() {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = first.local_addr().unwrap().port();
+    let sandbox = Sandbox::new().with("endpoint", format!("tcp://127.0.0.1:{port}"));
+    let manager = sandbox.manager();
+    let named = |pid: u32| format!("pid {pid} (");
+    let status = manager.status().await.expect("status");
+    assert_eq!(status.state, State::Conflict, "{status:?}");
+    let detail = status.detail.unwrap_or_default();
+    assert!(detail.contains(&named(std::process::id())), "{detail}");
+    // This process lives on without its listener; another takes the port.
+    drop(first);
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.bind(('127.0.0.1', {port}))\n\
+         s.listen()\n\
+         print('up', flush=True)\n\
+         time.sleep(60)\n"
+    );
+    let mut second = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut up = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(second.stdout.take().unwrap()),
+        &mut up,
+    )
+    .unwrap();
+    assert_eq!(up, "up\n");
+    let status = manager.status().await.expect("status");
+    let _ = second.kill();
+    let _ = second.wait();
+    let detail = status.detail.unwrap_or_default();
+    assert!(detail.contains(&named(second.id())), "{detail}");
+}

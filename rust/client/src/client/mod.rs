@@ -89,9 +89,9 @@ pub struct ServiceManager {
     reached: Mutex<Reached>,
     /// What a slow `ensure` or `stop` is doing now ([`Self::activity`]).
     activity: Mutex<Option<Activity>>,
-    /// Who was last found listening at a TCP endpoint, a process of ours
-    /// (see `listener_at`).
-    listener: Mutex<Option<crate::owner::Listener>>,
+    /// Who was last found listening at a TCP endpoint, a process of ours,
+    /// with the kernel's id of that listening socket (see `listener_at`).
+    listener: Mutex<Option<(crate::owner::Listener, Option<u64>)>>,
 }
 
 impl ServiceManager {

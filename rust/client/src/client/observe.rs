@@ -343,20 +343,28 @@ impl ServiceManager {
     }
 
     /// Who listens at the TCP endpoint `addr`: the process found last time,
-    /// while it lives (a port has one listener, and a live process keeps
-    /// it), else a lookup, which scans processes (macOS: runs lsof) and is
-    /// remembered. So a watch, which asks twice a second about a service
-    /// spfs started itself (no lock, no record to name it), looks it up
-    /// once, not every time.
+    /// while it lives and the port's listening socket is still the one it
+    /// was (a live process may close its listener, and another take the
+    /// port: Linux's table says, cheaply; elsewhere the socket is not
+    /// known, and a live process is taken to keep it), else a lookup, which
+    /// scans processes (macOS: runs lsof) and is remembered. So a watch,
+    /// which asks twice a second about a service spfs started itself (no
+    /// lock, no record to name it), looks it up once, not every time.
     fn listener_at(&self, addr: std::net::SocketAddr) -> Option<crate::owner::Listener> {
+        let socket = crate::owner::tcp_listener_socket(addr);
         let last = self.listener.lock().expect("listener mutex").clone();
-        if let Some(listener) = last.filter(|l| l.process.is_some_and(|p| p.is_alive())) {
+        if let Some((listener, was)) = last
+            && was == socket
+            && listener.process.is_some_and(|p| p.is_alive())
+        {
             return Some(listener);
         }
         tracing::debug!("looking up who listens at tcp://{addr}");
         let found = crate::owner::tcp_listener(addr);
-        *self.listener.lock().expect("listener mutex") =
-            found.clone().filter(|l| l.process.is_some());
+        *self.listener.lock().expect("listener mutex") = found
+            .clone()
+            .filter(|l| l.process.is_some())
+            .map(|l| (l, socket));
         found
     }
 
