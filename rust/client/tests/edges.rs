@@ -141,6 +141,8 @@ async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
 #[derive(Debug, Default)]
 struct WatchFails {
     watches: Arc<AtomicUsize>,
+    /// The pid `Info` reports; this process's when unset.
+    claims: Option<u32>,
 }
 
 type Updates =
@@ -155,7 +157,7 @@ impl control_server::Control for WatchFails {
         Ok(tonic::Response::new(control::InfoResponse {
             name: "fake".into(),
             version: "1".into(),
-            pid: std::process::id(),
+            pid: self.claims.unwrap_or_else(std::process::id),
             ..Default::default()
         }))
     }
@@ -483,4 +485,47 @@ async fn a_remembered_listener_is_looked_up_again_once_the_port_has_another_sock
     let _ = second.wait();
     let detail = status.detail.unwrap_or_default();
     assert!(detail.contains(&named(second.id())), "{detail}");
+}
+
+/// A kit at our TCP port (no lock of ours held) that reports the pid of
+/// another process of ours, one that even runs the configured program: the
+/// pid is only its word. Not taken for ours, so `stop` signals nothing; it
+/// would have sent SIGTERM to that process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_on_our_port_that_names_another_process_of_ours_is_not_believed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut bystander = common::Sleeper::start();
+    let fake = WatchFails {
+        claims: Some(bystander.pid()),
+        ..WatchFails::default()
+    };
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(control_server::ControlServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let sandbox = Sandbox::new()
+        .with("endpoint", format!("tcp://127.0.0.1:{port}"))
+        .with("program", "sleep")
+        .with("stop_timeout_secs", 1);
+    let manager = sandbox.manager();
+    let status = manager.status().await.expect("status");
+    assert_eq!(status.state, State::Conflict, "{status:?}");
+    let detail = status.detail.unwrap_or_default();
+    assert!(
+        detail.contains(&format!(
+            "says it is pid {}, but pid {} listens there",
+            bystander.pid(),
+            std::process::id()
+        )),
+        "{detail}"
+    );
+    assert!(manager.stop().await.is_err(), "a conflict is not stopped");
+    assert!(
+        common::alive(bystander.pid()),
+        "the bystander was signalled"
+    );
+    bystander.end();
+    server.abort();
 }

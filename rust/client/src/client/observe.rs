@@ -192,12 +192,39 @@ impl ServiceManager {
                 &crate::owner::Listener { uid, process: None },
             )));
         }
+        let held = tcp && lock::is_held(&self.paths.instance_lock())?;
+        // On a TCP port the pid is the peer's word. It is believed when our
+        // record names that very process (under our lock: our kit wrote
+        // it, or our spawner started it), else only when that process
+        // holds the listening socket: anyone at the port could name a
+        // process of ours for `stop` to signal. (macOS cannot tell another
+        // user's listener from the kernel's table; this is the check there.)
+        if let ResolvedEndpoint::Tcp(addr) = &self.endpoint {
+            let recorded = held
+                && ServiceRecord::read(&self.paths.record())
+                    .filter(|r| r.pid == info.pid)
+                    .and_then(|r| r.instance())
+                    .is_some_and(|r| Some(r) == instance);
+            let holder = (!recorded)
+                .then(|| self.listener_at(*addr).and_then(|l| l.process))
+                .flatten();
+            if !recorded && holder.map(|p| p.pid) != Some(info.pid) {
+                let listens = match holder {
+                    Some(p) => format!("pid {} listens there", p.pid),
+                    None => "no process of yours listens there".to_string(),
+                };
+                return Ok(Observation::Conflict(format!(
+                    "the gRPC server at {} says it is pid {}, but {listens}",
+                    self.endpoint, info.pid
+                )));
+            }
+        }
         let mut status = self.kit_status(&info, instance);
         // A kit service takes our instance lock before it serves. A
         // socket in our state dir is ours by where it is; a TCP port
         // may be served for another state dir. Like a plain service
         // started outside, it is ours only if it runs our program.
-        if tcp && !lock::is_held(&self.paths.instance_lock())? {
+        if tcp && !held {
             if !instance.is_some_and(|i| self.runs_configured_program(i)) {
                 return Ok(Observation::Conflict(
                     self.not_the_program(info.pid, "serves there for another state dir"),
