@@ -143,6 +143,8 @@ struct WatchFails {
     watches: Arc<AtomicUsize>,
     /// The pid `Info` reports; this process's when unset.
     claims: Option<u32>,
+    /// `Acquire` never answers, as a service stuck after `ensure`.
+    acquire_hangs: bool,
 }
 
 type Updates =
@@ -183,6 +185,9 @@ impl control_server::Control for WatchFails {
         &self,
         _: tonic::Request<control::AcquireRequest>,
     ) -> Result<tonic::Response<control::AcquireResponse>, tonic::Status> {
+        if self.acquire_hangs {
+            std::future::pending::<()>().await;
+        }
         Err(tonic::Status::unimplemented("fake"))
     }
 
@@ -527,5 +532,39 @@ async fn a_kit_on_our_port_that_names_another_process_of_ours_is_not_believed() 
         "the bystander was signalled"
     );
     bystander.end();
+    server.abort();
+}
+
+/// A service that answers `ensure` and then never answers `Acquire` (a
+/// stuck mount): the lease call gives up after ready_timeout, saying so,
+/// instead of holding its caller forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = kit_sandbox(1800, &[]).with("ready_timeout_secs", 1);
+    let state = sandbox.state_dir();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
+    let fake = WatchFails {
+        acquire_hangs: true,
+        ..WatchFails::default()
+    };
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(control_server::ControlServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let manager = sandbox.manager();
+    let err = tokio::time::timeout(WAIT, manager.acquire(std::process::id(), "test"))
+        .await
+        .expect("the lease call ends")
+        .expect_err("no lease from a service that does not answer");
+    assert_eq!(err.kind(), spfs_autostart::ErrorKind::Unresponsive, "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot acquire a lease: the service did not answer within 1.0s"),
+        "{err}"
+    );
     server.abort();
 }

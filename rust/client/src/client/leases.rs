@@ -18,16 +18,18 @@ impl ServiceManager {
         }
         self.ensure().await?;
         let channel = self.channel().await?;
-        let reply = ControlClient::new(channel)
-            .acquire(control::AcquireRequest {
-                pid,
-                label: label.to_string(),
-            })
-            .await
-            .map_err(|s| rpc_error("acquire a lease", &s))?;
-        let lease = reply.into_inner().lease.ok_or_else(|| {
-            Error::new(ErrorKind::Io, "the service granted a lease without details")
-        })?;
+        let mut client = ControlClient::new(channel);
+        let call = client.acquire(control::AcquireRequest {
+            pid,
+            label: label.to_string(),
+        });
+        let lease = self
+            .lease_call("acquire a lease", call)
+            .await?
+            .lease
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Io, "the service granted a lease without details")
+            })?;
         Ok(Lease {
             id: lease.id,
             pid: lease.pid,
@@ -67,10 +69,32 @@ impl ServiceManager {
             Observation::Serving(_, channel, _) => channel,
             _ => return Ok(false),
         };
-        let reply = ControlClient::new(channel)
-            .release(control::ReleaseRequest { lease_id })
-            .await
-            .map_err(|s| rpc_error("release a lease", &s))?;
-        Ok(reply.into_inner().released)
+        let mut client = ControlClient::new(channel);
+        let call = client.release(control::ReleaseRequest { lease_id });
+        Ok(self.lease_call("release a lease", call).await?.released)
+    }
+
+    /// A lease call's answer, within `ready_timeout`: a service that hangs
+    /// after answering `ensure` (a stuck mount) must not hold its caller
+    /// forever.
+    async fn lease_call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.ready_timeout, call).await {
+            Ok(reply) => reply
+                .map(tonic::Response::into_inner)
+                .map_err(|s| rpc_error(what, &s)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Unresponsive,
+                format!(
+                    "cannot {what}: the service did not answer within {:.1}s \
+                     (ready_timeout_secs); see whether it is stuck in its status and log",
+                    self.config.ready_timeout.as_secs_f64()
+                ),
+            )
+            .with_remedy(Remedy::Run(Operation::Status))),
+        }
     }
 }
