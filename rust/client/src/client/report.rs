@@ -245,6 +245,24 @@ impl ServiceManager {
         .with_remedy(Remedy::SetKey("ready_timeout_secs"))
     }
 
+    /// A restart stopped the old service, and before its replacement could
+    /// serve, another took its place (the instance lock, or the endpoint).
+    pub(super) fn replaced_meanwhile_error(&self) -> Error {
+        // The version asked for is still not what serves.
+        Error::new(
+            ErrorKind::VersionMismatch,
+            format!(
+                "the service of another version was stopped, but before the new one could \
+                 serve, another process took the instance lock or {} (spfs may have started \
+                 its own); ensure again to use or replace it; see {}",
+                self.endpoint,
+                self.paths.log_file().display()
+            ),
+        )
+        .with_log(self.log_excerpt())
+        .with_remedy(Remedy::Run(Operation::Ensure))
+    }
+
     pub(super) fn conflict_error(&self, what: &str) -> Error {
         // A file or directory where the socket belongs: nothing listens, so
         // there is nothing to stop (as `doctor` says it).

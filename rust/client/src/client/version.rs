@@ -92,10 +92,13 @@ impl ServiceManager {
             // must not give up before starting the new one.
             let deadline = deadline.max(Instant::now() + self.config.ready_timeout);
             let status = match self.observe(true, true).await? {
+                // `None` under our own spawn.lock: a service took the
+                // instance lock, or another process of ours the port, in
+                // between (spfs started its own); not another start.
                 Observation::Absent { orphaned_lock } => self
                     .spawn(orphaned_lock, deadline)
                     .await?
-                    .ok_or_else(|| self.starting_elsewhere_error())?,
+                    .ok_or_else(|| self.replaced_meanwhile_error())?,
                 Observation::Serving(status, ..) => status,
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(status, _) => return Err(self.unresponsive_error(&status)),
