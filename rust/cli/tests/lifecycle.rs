@@ -525,15 +525,7 @@ fn another_users_service_that_takes_our_port_during_our_start_is_not_used() {
     let mut theirs = outside_service(port, Some(other), &sb);
     // Meanwhile another client, which sees our lock and live record, is not
     // told that ours serves there: the port is theirs.
-    let status = sb.status();
-    assert_eq!(status["state"], "conflict", "{status}");
-    assert!(
-        status["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&format!("uid {other}")),
-        "{status}"
-    );
+    assert_conflict_of(&sb.status(), other);
     let out = ensure.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();

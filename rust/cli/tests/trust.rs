@@ -124,15 +124,7 @@ fn another_users_server_on_our_port_is_not_ours_whatever_our_lock_and_record_say
     let lock = std::fs::File::create(sb.state_dir().join("instance.lock")).unwrap();
     lock.try_lock().unwrap();
     let mut theirs = outside_service(port, Some(other), &sb);
-    let status = sb.status();
-    assert_eq!(status["state"], "conflict", "{status}");
-    assert!(
-        status["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&format!("uid {other}")),
-        "{status}"
-    );
+    assert_conflict_of(&sb.status(), other);
     let stop = sb.run(&["--json", "stop"]);
     assert_eq!(stop.status.code(), Some(1), "{}", stderr(&stop));
     let error: serde_json::Value = serde_json::from_slice(&stop.stderr).unwrap();

@@ -53,26 +53,15 @@ pub(crate) fn tcp_listener(addr: SocketAddr) -> Option<Listener> {
     look_up(addr)
 }
 
-/// The owner of the socket listening at `addr`, where that is seen without
-/// scanning processes. Linux's socket tables name every user's listeners;
-/// macOS has no such table, and lsof there sees only our own processes'
-/// sockets, so it could not tell another user's listener either: `None`.
-/// (A kit service's reported pid still has an owner to check.)
-pub(crate) fn tcp_listener_uid(addr: SocketAddr) -> Option<u32> {
+/// The owner's uid and the kernel's id (inode) of the socket listening at
+/// `addr`, where they are seen without scanning processes. Linux's socket
+/// tables name every user's listeners; macOS has no such table, and lsof
+/// there sees only our own processes' sockets, so it could not tell
+/// another user's listener either: `None`. (A kit service's reported pid
+/// still has an owner to check.)
+pub(crate) fn tcp_listen_entry(addr: SocketAddr) -> Option<(u32, u64)> {
     #[cfg(target_os = "linux")]
-    return listen_entry(addr).map(|(uid, _)| uid);
-    #[cfg(not(target_os = "linux"))]
-    return {
-        let _ = addr;
-        None
-    };
-}
-
-/// The kernel's id of the socket listening at `addr` (its inode), where
-/// it is seen without scanning processes (Linux); `None` elsewhere.
-pub(crate) fn tcp_listener_socket(addr: SocketAddr) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    return listen_entry(addr).map(|(_, inode)| inode);
+    return listen_entry(addr);
     #[cfg(not(target_os = "linux"))]
     return {
         let _ = addr;

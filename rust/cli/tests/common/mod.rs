@@ -218,3 +218,16 @@ pub fn background(sb: &Sandbox, args: &[&str]) -> std::process::Child {
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
+
+/// Assert that `status` (`status --json`) is a conflict that says whose the
+/// endpoint is: user `uid`'s.
+pub fn assert_conflict_of(status: &serde_json::Value, uid: u32) {
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("uid {uid}")),
+        "says whose it is: {status}"
+    );
+}

@@ -378,7 +378,7 @@ impl ServiceManager {
     /// which asks twice a second about a service spfs started itself (no
     /// lock, no record to name it), looks it up once, not every time.
     fn listener_at(&self, addr: std::net::SocketAddr) -> Option<crate::owner::Listener> {
-        let socket = crate::owner::tcp_listener_socket(addr);
+        let socket = crate::owner::tcp_listen_entry(addr).map(|(_, inode)| inode);
         let last = self.listener.lock().expect("listener mutex").clone();
         if let Some((listener, was)) = last
             && was == socket
@@ -400,8 +400,8 @@ impl ServiceManager {
         match &self.endpoint {
             // The owner alone, from the kernel's table: no process scan (no
             // lsof) on the path of every `ensure`.
-            ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listener_uid(*addr)
-                .map(|uid| crate::owner::Listener { uid, process: None })
+            ResolvedEndpoint::Tcp(addr) => crate::owner::tcp_listen_entry(*addr)
+                .map(|(uid, _)| crate::owner::Listener { uid, process: None })
                 .filter(crate::owner::Listener::is_foreign)
                 .map(|l| foreign_user(&l)),
             // Our state dir is ours alone (checked), and so is its socket:
