@@ -130,22 +130,38 @@ fn parse_proc_ip(hex: &str) -> Option<std::net::IpAddr> {
     }
 }
 
+/// Whether process `pid` holds the socket listening at `addr`, one of
+/// however many share it (a socket-activating manager holds it too);
+/// `None` where that is not told without a lookup of who listens (macOS).
+pub(crate) fn holds_tcp_listener(pid: u32, addr: SocketAddr) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    return Some(listen_entry(addr).is_some_and(|(_, inode)| holds_socket(pid, inode)));
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = (pid, addr);
+        None
+    };
+}
+
+/// Whether process `pid` has the socket with `inode` among its descriptors.
+#[cfg(target_os = "linux")]
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == target.as_str()))
+    })
+}
+
 /// The process (of ours) holding the socket with `inode`.
 #[cfg(target_os = "linux")]
 fn socket_holder(inode: u64) -> Option<Instance> {
-    let target = format!("socket:[{inode}]");
     let me = sys::my_uid();
     let mut holders: Vec<u32> = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| sys::process_uid(pid) == Some(me))
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == target.as_str())
-                })
-            })
-        })
+        .filter(|&pid| holds_socket(pid, inode))
         .collect();
     // Several processes may share the socket (a forked helper): the oldest
     // one (the lowest start time) is the server that created it.

@@ -205,11 +205,12 @@ impl ServiceManager {
                     .filter(|r| r.pid == info.pid)
                     .and_then(|r| r.instance())
                     .is_some_and(|r| Some(r) == instance);
-            let holder = (!recorded)
-                .then(|| self.listener_at(*addr).and_then(|l| l.process))
-                .flatten();
-            if !recorded && holder.map(|p| p.pid) != Some(info.pid) {
-                let listens = match holder {
+            let listener = || self.listener_at(*addr).and_then(|l| l.process);
+            let holds = recorded
+                || crate::owner::holds_tcp_listener(info.pid, *addr)
+                    .unwrap_or_else(|| listener().is_some_and(|p| p.pid == info.pid));
+            if !holds {
+                let listens = match listener() {
                     Some(p) => format!("pid {} listens there", p.pid),
                     None => "no process of yours listens there".to_string(),
                 };
