@@ -179,8 +179,11 @@ impl ServiceManager {
         // hold spawn.lock. A look that only reports (every `ensure`
         // on every shell) skips the record: its uptime comes from
         // the service's own start time.
+        let recorded = (under_spawn_lock || tcp)
+            .then(|| self.recorded_kit(info.pid))
+            .flatten();
         let instance = (under_spawn_lock || tcp)
-            .then(|| self.kit_instance(info.pid))
+            .then(|| recorded.or_else(|| Instance::of(info.pid)))
             .flatten();
         // Where the listener lookup cannot see other users' sockets
         // (macOS), the pid the service reports still has an owner.
@@ -200,13 +203,8 @@ impl ServiceManager {
         // process of ours for `stop` to signal. (macOS cannot tell another
         // user's listener from the kernel's table; this is the check there.)
         if let ResolvedEndpoint::Tcp(addr) = &self.endpoint {
-            let recorded = held
-                && ServiceRecord::read(&self.paths.record())
-                    .filter(|r| r.pid == info.pid)
-                    .and_then(|r| r.instance())
-                    .is_some_and(|r| Some(r) == instance);
             let listener = || self.listener_at(*addr).and_then(|l| l.process);
-            let holds = recorded
+            let holds = (held && recorded.is_some())
                 || crate::owner::holds_tcp_listener(info.pid, *addr)
                     .unwrap_or_else(|| listener().is_some_and(|p| p.pid == info.pid));
             if !holds {
@@ -357,13 +355,9 @@ impl ServiceManager {
         };
         match self.listener_at(*addr) {
             Some(listener) if !listener.is_foreign() => match listener.process {
-                Some(process) => format!(
-                    "pid {} ({}) listens there, and {what}",
-                    process.pid,
-                    crate::sys::executable(process.pid)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "unknown executable".into())
-                ),
+                Some(process) => {
+                    format!("{} listens there, and {what}", process_named(process.pid))
+                }
                 None => what,
             },
             _ => what,
@@ -427,10 +421,8 @@ impl ServiceManager {
     /// program: "pid N (EXECUTABLE) `does`, which is not ...".
     fn not_the_program(&self, pid: u32, does: &str) -> String {
         format!(
-            "pid {pid} ({}) {does}, which is not the configured program {}",
-            crate::sys::executable(pid)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "unknown executable".into()),
+            "{} {does}, which is not the configured program {}",
+            process_named(pid),
             self.config.program
         )
     }
@@ -456,13 +448,12 @@ impl ServiceManager {
         }
     }
 
-    /// The kit's process: from its record when that names the same pid (the
-    /// record holds the start time the kit itself read), else as it is now.
-    pub(super) fn kit_instance(&self, pid: u32) -> Option<Instance> {
+    /// The kit's process as its record names it, when the record names
+    /// that pid (the record holds the start time the kit itself read).
+    fn recorded_kit(&self, pid: u32) -> Option<Instance> {
         ServiceRecord::read(&self.paths.record())
             .filter(|r| r.pid == pid)
             .and_then(|r| r.instance())
-            .or_else(|| Instance::of(pid))
     }
 
     /// A socket-activated service seen without connecting to the socket
@@ -529,4 +520,12 @@ impl ServiceManager {
     pub(super) fn plain_record(&self) -> Option<ServiceRecord> {
         ServiceRecord::read(&self.paths.record()).filter(ServiceRecord::process_matches)
     }
+}
+
+/// A process of ours for a message: "pid N (EXECUTABLE)".
+fn process_named(pid: u32) -> String {
+    let executable = crate::sys::executable(pid)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "unknown executable".into());
+    format!("pid {pid} ({executable})")
 }
