@@ -28,6 +28,7 @@ mod owner;
 mod rpc;
 mod spawn;
 mod status;
+mod stopping;
 mod watch;
 
 // The contract shared with the kit, named inside this crate as if it were

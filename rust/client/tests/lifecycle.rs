@@ -428,3 +428,49 @@ fn the_service_does_not_inherit_the_hosts_blocked_signals() {
     .join()
     .unwrap();
 }
+
+/// A kit service that daemonizes, whose first process is still waiting
+/// when its start is abandoned and whose daemon has already taken the lock
+/// and named itself: the daemon, out of the first process's session, is
+/// ended too. It was left running, holding the instance lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_start_ends_the_daemon_a_kit_service_forked() {
+    let sandbox = kit_sandbox(
+        0,
+        &[
+            "--daemonize",
+            "--daemon-parent-waits-ms",
+            "30000",
+            "--hang-after-lock",
+        ],
+    );
+    let record = sandbox.state_dir().join("service.json");
+    let start = {
+        let manager = sandbox.manager();
+        tokio::spawn(async move { manager.ensure().await })
+    };
+    // The kit's record carries the spawn id; the spawner's has none.
+    let daemon = wait_for("the daemon to name itself", WAIT, || {
+        let record = record.clone();
+        async move {
+            spfs_autostart_protocol::record::ServiceRecord::read(&record)
+                .filter(|r| r.spawn_id.is_some())
+                .map(|r| r.pid)
+        }
+    })
+    .await;
+    assert_eq!(sandbox.pids().len(), 2, "the waiting parent and its daemon");
+    start.abort();
+    assert!(start.await.is_err_and(|e| e.is_cancelled()));
+    spfs_autostart::finish_abandoned_starts();
+    wait_gone(daemon, "the daemon of the abandoned start").await;
+    assert!(
+        sandbox.pids().is_empty(),
+        "left behind: {:?}",
+        sandbox.pids()
+    );
+    assert!(
+        !spfs_autostart_protocol::lock::is_held(&sandbox.state_dir().join("instance.lock"))
+            .unwrap()
+    );
+}

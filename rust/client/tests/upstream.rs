@@ -373,3 +373,60 @@ async fn a_lease_asked_of_a_plain_service_is_unsupported_and_says_why() {
     assert!(text.contains("embeds the spfs-autostart kit"), "{text}");
     assert!(!text.contains('\n'), "one line: {text:?}");
 }
+
+/// A start abandoned (Ctrl-C, a host's cancelled task) while the plain
+/// service is still on its way to listening, and a service that does not
+/// end on its graceful signal at once: another client's `ensure` meanwhile
+/// waits for the abandoned one to be ended instead of finding it serving
+/// (it was, for up to a second, then killed), and then starts its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensure_after_an_abandoned_start_never_returns_the_service_being_ended() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut sandbox, _port, _mnt) = upstream();
+    // SIGINT, the graceful signal, comes while the script sleeps, which
+    // ignores it; the service then listens at once.
+    let script = sandbox.root().join("slow-to-listen.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntrap '' INT\nsleep 0.6\nexec {} \"$@\"\n",
+            reference_service().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set("program", script.display().to_string());
+    let record = sandbox.state_dir().join("service.json");
+    let first = {
+        let manager = sandbox.manager();
+        tokio::spawn(async move { manager.ensure().await })
+    };
+    let abandoned = wait_for("the spawner's record", WAIT, || {
+        let record = record.clone();
+        async move { spfs_autostart_protocol::record::ServiceRecord::read(&record).map(|r| r.pid) }
+    })
+    .await;
+    first.abort();
+    assert!(
+        first.await.is_err_and(|e| e.is_cancelled()),
+        "the start was abandoned before it was ready"
+    );
+    let manager = sandbox.manager();
+    let pid = manager
+        .ensure()
+        .await
+        .expect("ensure after the abandoned start")
+        .pid
+        .expect("pid");
+    assert_ne!(
+        pid,
+        abandoned,
+        "the service being ended was returned as running:\n{}",
+        sandbox.log()
+    );
+    spfs_autostart::finish_abandoned_starts();
+    assert!(!alive(abandoned), "{}", sandbox.log());
+    assert!(alive(pid), "the new service serves on:\n{}", sandbox.log());
+    assert_eq!(status(&manager).await.pid, Some(pid));
+    manager.stop().await.expect("stop");
+}

@@ -17,7 +17,8 @@
 //! - lifecycle test switches: `--ready-in-parts-ms` (the readiness line in
 //!   two writes), `--helper-secs` (a helper process that inherits every
 //!   descriptor), `--exit-after-ms` (exit on its own after serving a while),
-//!   `--daemonize` (fork, the first process exits 0, the daemon serves),
+//!   `--daemonize` (fork, the first process exits 0, the daemon serves;
+//!   `--daemon-parent-waits-ms`: only after a while),
 //!   `--listen-delay-ms` (--plain: mounted, not yet listening).
 
 use std::collections::BTreeMap;
@@ -108,6 +109,11 @@ struct Args {
     /// forked daemon (in a new session) serves, as classic daemons do.
     #[arg(long)]
     daemonize: bool,
+    /// Test switch: with --daemonize, the first process exits only this
+    /// long after the fork, as a daemon's parent that waits for its set-up
+    /// does (meanwhile the daemon takes the lock and names itself).
+    #[arg(long, default_value_t = 0)]
+    daemon_parent_waits_ms: u64,
     /// `[service] [MOUNTPOINT]`, as spfs-fuse-macos takes them: --plain
     /// mode "mounts" at MOUNTPOINT (default /spfs); kit mode ignores them.
     #[arg(value_name = "service] [MOUNTPOINT")]
@@ -247,7 +253,10 @@ fn main() -> std::process::ExitCode {
         // Before any thread exists, so the fork is safe.
         // SAFETY: single-threaded here; the child only continues main.
         match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Parent { .. }) => return std::process::ExitCode::SUCCESS,
+            Ok(nix::unistd::ForkResult::Parent { .. }) => {
+                std::thread::sleep(Duration::from_millis(args.daemon_parent_waits_ms));
+                return std::process::ExitCode::SUCCESS;
+            }
             Ok(nix::unistd::ForkResult::Child) => {
                 let _ = nix::unistd::setsid();
             }

@@ -75,8 +75,8 @@ impl ServiceManager {
                     self.paths.check_writable()?;
                     // Said now, not as the service's failure to listen.
                     self.paths.check_endpoint_dir(&self.endpoint)?;
-                    if let Some(spawn_guard) =
-                        lock::try_take(&self.paths.spawn_lock())?.map(lock::OwnLock::from)
+                    if let Some(spawn_guard) = lock::try_take(&self.paths.spawn_lock())?
+                        .map(|file| Arc::new(lock::OwnLock::from(file)))
                     {
                         // Someone may have started it while we waited.
                         match self.observe(true, true).await? {
@@ -86,7 +86,9 @@ impl ServiceManager {
                             Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                             Observation::Alive(..) => {}
                             Observation::Absent { orphaned_lock } => {
-                                if let Some(status) = self.spawn(orphaned_lock, deadline).await? {
+                                if let Some(status) =
+                                    self.spawn(&spawn_guard, orphaned_lock, deadline).await?
+                                {
                                     drop(spawn_guard);
                                     return Ok((status, true));
                                 }
@@ -114,8 +116,11 @@ impl ServiceManager {
     /// endpoint before ours did (the caller goes back to looking).
     /// `orphaned_lock`: the observation found `instance.lock` held only by
     /// leftovers of a dead service; it is replaced with a fresh one.
+    /// `spawn_guard`: the caller's hold on `spawn.lock`, shared with the
+    /// start, which keeps it while an abandoned service is still ending.
     pub(super) async fn spawn(
         &self,
+        spawn_guard: &Arc<lock::OwnLock>,
         orphaned_lock: bool,
         deadline: Instant,
     ) -> Result<Option<Status>> {
@@ -154,7 +159,13 @@ impl ServiceManager {
             None => return Ok(None),
         };
         tracing::debug!("starting {}", program.display());
-        let mut child = spawn::start(&self.config, &self.paths, &program, instance)?;
+        let mut child = spawn::start(
+            &self.config,
+            &self.paths,
+            &program,
+            instance,
+            Arc::clone(spawn_guard),
+        )?;
         self.set_activity(Activity::Starting {
             program: self.config.program.clone(),
             pid: child.pid,

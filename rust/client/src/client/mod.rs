@@ -26,7 +26,7 @@ mod report;
 mod stop;
 mod version;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;

@@ -1,6 +1,7 @@
 //! `stop`: the observed instance, asked, then signalled, each step bounded.
 
 use super::*;
+use crate::stopping::StoppingMark;
 
 /// How long a plain service may take to exit after its `Shutdown` answered
 /// before the next stop step: services whose `Shutdown` ends them do so at
@@ -201,7 +202,7 @@ impl ServiceManager {
         let _mark = handle
             .as_ref()
             .filter(|_| !managed)
-            .map(|h| StoppingMark::set(&self.paths, h.instance()));
+            .map(|h| StoppingMark::set(self.paths.stopping(), h.instance()));
         // A service that leads its own session (every one we start) is
         // stopped with all it started: a wrapper script's child would
         // otherwise outlive the script and serve on.
@@ -446,43 +447,11 @@ fn send_stop_signal(handle: &ProcessHandle, signal: Signal, group: bool) -> Resu
     Ok(sent)
 }
 
-/// The `stopping` file while a stop of a plain service runs (it is removed
-/// when the stop ends, however it ends). Advice, like the record: it counts
-/// only while `spawn.lock` is held and only for the very instance it names,
-/// so one left by a client that died means nothing.
-struct StoppingMark(std::path::PathBuf);
-
-impl StoppingMark {
-    fn set(paths: &Paths, instance: Instance) -> StoppingMark {
-        let path = paths.stopping();
-        let text = format!("{} {}\n", instance.pid, instance.start_time);
-        if let Err(e) = crate::record::write_private(&path, text.as_bytes()) {
-            tracing::debug!("cannot write {}: {e}", path.display());
-        }
-        StoppingMark(path)
-    }
-}
-
-impl Drop for StoppingMark {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 impl ServiceManager {
     /// Whether a client is stopping `instance` now: the `stopping` file
     /// names it and `spawn.lock` is held.
     pub(super) fn being_stopped(&self, instance: Instance) -> bool {
-        let Ok(text) = std::fs::read_to_string(self.paths.stopping()) else {
-            return false;
-        };
-        let mut words = text.split_whitespace().map(str::parse::<u64>);
-        let named = match (words.next(), words.next()) {
-            (Some(Ok(pid)), Some(Ok(start_time))) => {
-                u64::from(instance.pid) == pid && instance.start_time == start_time
-            }
-            _ => false,
-        };
-        named && lock::is_held(&self.paths.spawn_lock()).unwrap_or(false)
+        crate::stopping::names(&self.paths.stopping(), instance)
+            && lock::is_held(&self.paths.spawn_lock()).unwrap_or(false)
     }
 }

@@ -51,7 +51,7 @@ impl ServiceManager {
         loop {
             let Some(guard) = lock::take(&self.paths.spawn_lock(), deadline)
                 .await?
-                .map(lock::OwnLock::from)
+                .map(|file| Arc::new(lock::OwnLock::from(file)))
             else {
                 return Err(self.starting_elsewhere_error());
             };
@@ -96,7 +96,7 @@ impl ServiceManager {
                 // instance lock, or another process of ours the port, in
                 // between (spfs started its own); not another start.
                 Observation::Absent { orphaned_lock } => self
-                    .spawn(orphaned_lock, deadline)
+                    .spawn(&guard, orphaned_lock, deadline)
                     .await?
                     .ok_or_else(|| self.replaced_meanwhile_error())?,
                 Observation::Serving(status, ..) => status,

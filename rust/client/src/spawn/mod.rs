@@ -7,6 +7,7 @@
 //! is started by a double fork (see [`Child`]): nobody's child once ready,
 //! so a long-lived host neither collects zombies nor reaps our service.
 
+mod end;
 mod fork;
 mod program;
 mod run_log;
@@ -18,6 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncReadExt;
@@ -33,14 +35,15 @@ use crate::rpc::{self, Probe};
 use crate::sys::{self, Instance, ProcessHandle};
 use crate::{Paths, ResolvedEndpoint};
 // What the parts share; each part takes the parent's names with `use super::*`.
+use end::KitDaemon;
+pub use end::finish_abandoned_starts;
+pub(crate) use end::still_held;
 use fork::{
     FALLBACK_FD_LIMIT, close_on_exec_from, open_descriptors_above, readiness_pipe, run_intermediate,
 };
 pub(crate) use program::find_program;
 pub(crate) use program::resolve_program;
 use run_log::RunLog;
-pub use wait::finish_abandoned_starts;
-pub(crate) use wait::still_held;
 
 /// How many log lines a startup error carries.
 const LOG_TAIL_LINES: usize = 20;
@@ -82,21 +85,27 @@ pub(crate) struct Child {
     log_unwritable: Option<String>,
     /// Another running service writes the same log.
     log_shared: Option<String>,
-    /// `service.json`, where a kit daemon names itself (see [`Child::kill`]).
-    record: PathBuf,
-    /// This start's id, given to the service ([`env::SPAWN_ID`]).
-    spawn_id: String,
-    /// When this start spawned the service: a daemon it left is younger.
-    spawned_at: std::time::Instant,
+    /// Where a daemon the service forked names itself, if it is a kit.
+    daemon: KitDaemon,
+    /// The start's caller's hold on `spawn.lock`: an abandoned start keeps
+    /// it until its service has ended (see [`Child::end_abandoned`]), so
+    /// no other client starts another or takes the doomed one for serving.
+    spawn_lock: Arc<crate::lock::OwnLock>,
+    /// `instance.lock`, free once nothing of the service is left.
+    instance_lock: PathBuf,
+    /// The `stopping` file, set for an abandoned start while it ends.
+    stopping: PathBuf,
 }
 
 /// Start the service. `instance_lock` is the locked `instance.lock`, handed
-/// to the child; our copy is closed when this returns.
+/// to the child; our copy is closed when this returns. `spawn_lock`: the
+/// caller's hold on `spawn.lock`, which the start shares.
 pub(crate) fn start(
     config: &Config,
     paths: &Paths,
     program: &Path,
     instance_lock: File,
+    spawn_lock: Arc<crate::lock::OwnLock>,
 ) -> Result<Child> {
     let log = RunLog::open(config, paths, program)?;
     let endpoint = paths.endpoint(&config.endpoint);
@@ -129,9 +138,15 @@ pub(crate) fn start(
         })
     };
     let child = Child {
-        record: paths.record(),
-        spawn_id,
-        spawned_at,
+        daemon: KitDaemon {
+            record: paths.record(),
+            spawn_id,
+            spawned_at,
+            first: pid,
+        },
+        spawn_lock,
+        instance_lock: paths.instance_lock(),
+        stopping: paths.stopping(),
         pid,
         instance,
         intermediate: Some(intermediate),

@@ -1,4 +1,4 @@
-//! Waiting for readiness, and what a dropped start leaves: nothing.
+//! Waiting for readiness.
 
 use super::*;
 
@@ -37,27 +37,9 @@ pub(super) async fn read_some(
     }
 }
 
-/// How long a service that did not become ready may take to end on its
-/// graceful signal before it is killed.
-const END_GRACE: Duration = Duration::from_secs(1);
-
-/// Whether `lock` is still held after [`END_GRACE`]: a killed process lets
-/// go of it only once its last thread has exited, a moment after its main
-/// thread reads as dead.
-pub(crate) async fn still_held(lock: &Path) -> bool {
-    let until = Instant::now() + END_GRACE;
-    while crate::lock::is_held(lock).unwrap_or(false) {
-        if Instant::now() >= until {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
 /// The service's exit status, once all of it is in `buf` (what the status
 /// pipe said after the service's pid, which `start` read).
-fn exit_status(buf: &[u8]) -> Option<ExitStatus> {
+pub(super) fn exit_status(buf: &[u8]) -> Option<ExitStatus> {
     let raw = i32::from_ne_bytes(buf.get(..4)?.try_into().expect("4 bytes"));
     Some(ExitStatus::from_raw(raw))
 }
@@ -158,39 +140,6 @@ impl Child {
         }
     }
 
-    /// End a start that will not be used, saying in the service's log when
-    /// and `why`: asked first, as a stop would ([`Child::ask_to_end`]), then
-    /// whatever is left is killed.
-    pub(crate) async fn end(&mut self, why: &str) {
-        if self.pid == 0 {
-            return;
-        }
-        let line = format!("ending pid {} at {}: {why}", self.pid, logs::mark::now());
-        logs::mark::append(&self.log_file, &line);
-        self.ask_to_end().await;
-        self.kill();
-    }
-
-    /// Ask a service that did not become ready to end, as a stop would:
-    /// its graceful signal (the first of `stop_sequence`), then up to
-    /// [`END_GRACE`] for its exit status. Killed outright, a service that
-    /// has mounted its filesystem (spfs-fuse-macos) leaves the mount behind.
-    /// Whatever is left is killed by [`Child::fail`].
-    async fn ask_to_end(&mut self) {
-        if !self.pinned() || self.pid == 0 {
-            return;
-        }
-        // The pid is exact while the intermediate has not reaped it.
-        sys::signal_session(self.pid, self.end_signal);
-        sys::signal_session(self.pid, nix::sys::signal::Signal::SIGCONT);
-        let status = &mut self.status;
-        let buf = &mut self.status_buf;
-        let _ = tokio::time::timeout(END_GRACE, async {
-            while exit_status(buf).is_none() && read_some(status, buf).await {}
-        })
-        .await;
-    }
-
     /// The service said it cannot start, and why (`reason`).
     fn failed_to_start_error(&self, reason: &str) -> Error {
         Error::new(
@@ -254,73 +203,6 @@ impl Child {
             let _ = intermediate.wait();
         }
     }
-
-    /// Kill what we started, then attach the log to `err`.
-    pub(super) fn fail(&mut self, err: Error) -> Error {
-        self.kill();
-        self.with_log(err)
-    }
-
-    /// Whether the service is still our intermediate's unreaped child, so
-    /// its pid (and its group id) cannot have been reused.
-    fn pinned(&mut self) -> bool {
-        self.intermediate
-            .as_mut()
-            .is_some_and(|i| matches!(i.try_wait(), Ok(None)))
-    }
-
-    /// Kill the service's whole session, then the intermediate. While the
-    /// intermediate has not reaped the service, the service's pid (and so
-    /// its group id) cannot have been reused.
-    pub(super) fn kill(&mut self) {
-        if self.pid == 0 {
-            return;
-        }
-        let alive = self.instance.is_some_and(|i| i.is_alive());
-        if self.pinned() || alive {
-            sys::kill_group_and_leader(self.pid);
-        }
-        if let Some(daemon) = self.kit_daemon() {
-            tracing::info!(
-                "killing pid {}, the daemon of a failed start",
-                daemon.instance().pid
-            );
-            let _ = match daemon.leads_session() {
-                true => daemon.signal_group(nix::sys::signal::Signal::SIGKILL),
-                false => daemon.signal(nix::sys::signal::Signal::SIGKILL),
-            };
-        }
-        // Killed too, so reaping it never waits for a service stuck in the
-        // kernel (a hung mount) to die.
-        if let Some(intermediate) = self.intermediate.as_mut() {
-            let _ = intermediate.kill();
-        }
-        self.reap_intermediate();
-        self.pid = 0;
-    }
-
-    /// The daemon a daemonizing kit service left, if it names itself in the
-    /// record: the kit writes the record once it holds the instance lock,
-    /// with the spawn id it inherited, so a live process of ours named there
-    /// with this start's id, younger than this start, is the service's own
-    /// daemon (never a service launchd started meanwhile, which has no id).
-    /// A plain daemon names itself nowhere: the error says it may be left.
-    fn kit_daemon(&self) -> Option<ProcessHandle> {
-        let record = ServiceRecord::read(&self.record)?;
-        if record.pid == self.pid || record.spawn_id.as_deref() != Some(&self.spawn_id) {
-            return None;
-        }
-        let daemon = record.instance()?;
-        // Slack for the kernel's start-time granularity (10 ms ticks).
-        let younger = daemon
-            .age()
-            .is_some_and(|age| age <= self.spawned_at.elapsed() + Duration::from_millis(50));
-        let ours = daemon.uid() == Some(sys::my_uid());
-        (younger && ours)
-            .then(|| ProcessHandle::open(daemon))
-            .flatten()
-    }
-
     pub(super) fn exited_error(&self, status: Option<ExitStatus>) -> Error {
         let how = match status {
             Some(s) => match (s.code(), s.signal()) {
@@ -419,86 +301,6 @@ impl Child {
             tail: logs::tail_since(&self.log_file, self.log_start, LOG_TAIL_LINES)
                 .map(|t| t.lines)
                 .unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for Child {
-    /// A start that was abandoned (an error, a timeout, a cancelled
-    /// `ensure`) leaves nothing running. A service still starting is asked
-    /// to end first, as [`Child::end`] does: spfs-fuse-macos mounts before
-    /// it listens, and killed outright it leaves the mount behind.
-    fn drop(&mut self) {
-        self.end_abandoned();
-        self.kill();
-    }
-}
-
-/// The threads that are ending abandoned starts (see
-/// [`Child::end_abandoned`]), for [`finish_abandoned_starts`].
-static ABANDONED: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// Wait for every abandoned start of this process to have ended (at most
-/// a second each, then killed). A program about to exit after
-/// cancelling a start (the CLI after Ctrl-C) calls it; otherwise the
-/// service it asked to end is never killed if it does not end by itself.
-pub fn finish_abandoned_starts() {
-    let threads = std::mem::take(&mut *ABANDONED.lock().unwrap_or_else(|e| e.into_inner()));
-    for thread in threads {
-        let _ = thread.join();
-    }
-}
-
-impl Child {
-    /// A service still starting when its start is dropped: its graceful
-    /// signal now, then, on a thread of its own (a drop cannot wait, and a
-    /// host's runtime must not be held up), up to [`END_GRACE`] for it to
-    /// exit before its session is killed. Nothing when the service is no
-    /// longer our intermediate's child (then [`Child::kill`] does it all).
-    fn end_abandoned(&mut self) {
-        if !self.pinned() || self.pid == 0 {
-            return;
-        }
-        // The intermediate exits when our copy of the lifeline closes, and
-        // the pid is exact only while it has not: the thread keeps one.
-        // (Without one, `kill` ends it all at once, as before.)
-        let Ok(lifeline) = self.lifeline.try_clone() else {
-            return;
-        };
-        let Some(mut intermediate) = self.intermediate.take() else {
-            return;
-        };
-        let pid = std::mem::take(&mut self.pid);
-        let line = format!(
-            "ending pid {pid} at {}: its start was abandoned",
-            logs::mark::now()
-        );
-        logs::mark::append(&self.log_file, &line);
-        sys::signal_session(pid, self.end_signal);
-        sys::signal_session(pid, nix::sys::signal::Signal::SIGCONT);
-        let ending = std::thread::Builder::new()
-            .name("spfs-autostart-end".into())
-            .spawn(move || {
-                // The intermediate reports the service's exit, then exits.
-                let until = Instant::now() + END_GRACE;
-                while matches!(intermediate.try_wait(), Ok(None)) && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                if matches!(intermediate.try_wait(), Ok(None)) {
-                    sys::kill_group_and_leader(pid);
-                    let _ = intermediate.kill();
-                }
-                let _ = intermediate.wait();
-                drop(lifeline);
-            });
-        // Without a thread (none left to the process), the service has had
-        // its signal, and the intermediate goes with the lifeline.
-        if let Ok(thread) = ending {
-            ABANDONED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(thread);
         }
     }
 }
