@@ -139,6 +139,49 @@ fn another_users_server_on_our_port_is_not_ours_whatever_our_lock_and_record_say
     ours.end();
 }
 
+/// Another program of the user's that answers gRPC at the port while a
+/// start is under way (our record says starting, a spawner holds
+/// spawn.lock) is not reported running: the spawner alone can tell whether
+/// it is the service it started (it ends its own when not), and until it
+/// says so the others see a start. It was "running", the pid our record's.
+#[test]
+fn a_server_answering_while_a_start_is_under_way_is_not_running_until_the_spawner_says() {
+    let port = free_port();
+    let sb = plain_service(port, &[]);
+    std::fs::create_dir(sb.state_dir()).unwrap();
+    std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut starting = Sleeper::start();
+    let record = serde_json::json!({
+        "pid": starting.pid(), "start_time": spfs_start_time(starting.pid()),
+        "program": reference_service(), "version": null, "endpoint": tcp(port),
+        "started_at_unix_ms": 1, "phase": "starting"
+    });
+    std::fs::write(sb.state_dir().join("service.json"), record.to_string()).unwrap();
+    let take = |name: &str| {
+        let lock = std::fs::File::create(sb.state_dir().join(name)).unwrap();
+        lock.try_lock().unwrap();
+        lock
+    };
+    let (_instance, spawner) = (take("instance.lock"), take("spawn.lock"));
+    let mut other = outside_service(port, None, &sb);
+    let status = sb.status();
+    assert_eq!(status["state"], "starting", "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has not yet found it to be the service it started"),
+        "{status}"
+    );
+    // `ensure` waits for the start, here until its time is up.
+    let out = sb.run(&["--json", "ensure", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    drop(spawner);
+    other.kill().unwrap();
+    other.wait().unwrap();
+    starting.end();
+}
+
 fn spfs_start_time(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let rest = &stat[stat.rfind(')').unwrap() + 1..];

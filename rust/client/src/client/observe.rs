@@ -263,6 +263,22 @@ impl ServiceManager {
         let held = lock::is_held(&self.paths.instance_lock())?;
         let record = held.then(|| self.plain_record()).flatten();
         let mut instance = record.as_ref().and_then(ServiceRecord::instance);
+        // A start under way: its spawner judges whether what answers is the
+        // service it started (another process of ours may have taken the
+        // port first, and then ours is ended). Until it writes `running`,
+        // the others see the service starting.
+        if !under_spawn_lock
+            && record.as_ref().is_some_and(|r| r.phase == Phase::Starting)
+            && lock::is_held(&self.paths.spawn_lock()).unwrap_or(false)
+        {
+            let detail = format!(
+                "something answers at {}; the start under way has not yet found it to be the \
+                 service it started",
+                self.endpoint
+            );
+            let status = self.alive_status(Some(detail), record.as_ref(), instance);
+            return Ok(Observation::Alive(status, instance));
+        }
         let mut adopted = false;
         // Our lock is held and the record names a live process: that is the
         // server (a port has one listener), and the lookup, which scans

@@ -233,7 +233,7 @@ impl ServiceManager {
         Error::new(
             ErrorKind::ReadyTimeout,
             format!(
-                "another process is starting (or stopping) the service and it did not answer \
+                "another process is starting (or stopping) the service and it was not ready \
                  at {} within {:.1}s; that process reports its own outcome. Try again later, \
                  or raise ready_timeout_secs; see {}",
                 self.endpoint,
