@@ -106,6 +106,7 @@ async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
         .shutdown(ShutdownRequest {
             reason: "test".into(),
             drain_ms: 30_000,
+            ..Default::default()
         })
         .await
         .expect("shutdown");
@@ -567,4 +568,129 @@ async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
         "{err}"
     );
     server.abort();
+}
+
+/// A kit look-alike reporting version 1.0.0 and no lease, until a
+/// conditional `Shutdown` comes: then it refuses, as a kit does when a
+/// runtime took a lease since the caller looked, and reports that lease.
+#[derive(Debug)]
+struct LeasedMeanwhile {
+    /// The pid `Info` reports, a bystander's (signalled by a stop).
+    pid: u32,
+    leased: Arc<std::sync::atomic::AtomicBool>,
+    /// Each `Shutdown` received: whether it was `unless_leased`.
+    shutdowns: Arc<std::sync::Mutex<Vec<bool>>>,
+}
+
+#[tonic::async_trait]
+impl control_server::Control for LeasedMeanwhile {
+    async fn info(
+        &self,
+        _: tonic::Request<control::InfoRequest>,
+    ) -> Result<tonic::Response<control::InfoResponse>, tonic::Status> {
+        let leases = match self.leased.load(Ordering::SeqCst) {
+            true => vec![control::Lease {
+                id: 1,
+                pid: self.pid,
+                label: "runtime".into(),
+                acquired_at_unix_ms: 1,
+            }],
+            false => Vec::new(),
+        };
+        Ok(tonic::Response::new(control::InfoResponse {
+            name: "fake".into(),
+            version: "1.0.0".into(),
+            pid: self.pid,
+            leases,
+            ..Default::default()
+        }))
+    }
+
+    async fn shutdown(
+        &self,
+        request: tonic::Request<control::ShutdownRequest>,
+    ) -> Result<tonic::Response<control::ShutdownResponse>, tonic::Status> {
+        let unless_leased = request.into_inner().unless_leased;
+        self.shutdowns.lock().unwrap().push(unless_leased);
+        if unless_leased {
+            self.leased.store(true, Ordering::SeqCst);
+            return Err(tonic::Status::failed_precondition(
+                "1 lease(s) held: not shutting down",
+            ));
+        }
+        Ok(tonic::Response::new(control::ShutdownResponse {}))
+    }
+
+    type WatchStream = Updates;
+
+    async fn watch(
+        &self,
+        _: tonic::Request<control::WatchRequest>,
+    ) -> Result<tonic::Response<Updates>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
+    async fn acquire(
+        &self,
+        _: tonic::Request<control::AcquireRequest>,
+    ) -> Result<tonic::Response<control::AcquireResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
+    async fn release(
+        &self,
+        _: tonic::Request<control::ReleaseRequest>,
+    ) -> Result<tonic::Response<control::ReleaseResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+}
+
+/// A version restart asks the service to shut down only if it holds no
+/// lease, so a runtime that took one after the restart looked is not cut
+/// off: the service is kept, with the warning a leased service gets. It
+/// was shut down (and its process signalled) regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_restart_keeps_a_service_leased_since_it_looked() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox
+        .set("expected_version", "9.9.9")
+        .set("stop_timeout_secs", 1)
+        .set("ready_timeout_secs", 2);
+    let state = sandbox.state_dir();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
+    let mut bystander = spfs_autostart_test_support::Sleeper::start();
+    let fake = LeasedMeanwhile {
+        pid: bystander.pid(),
+        leased: Arc::default(),
+        shutdowns: Arc::default(),
+    };
+    let shutdowns = fake.shutdowns.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(control_server::ControlServer::new(fake))
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let manager = sandbox.manager();
+    let kept = manager.ensure().await;
+    assert_eq!(
+        *shutdowns.lock().unwrap(),
+        vec![true],
+        "one shutdown request, on condition: {kept:?}"
+    );
+    let kept = kept.expect("ensure keeps the leased service");
+    assert_eq!(kept.pid, Some(bystander.pid()));
+    assert_eq!(kept.leases.len(), 1, "{kept:?}");
+    assert!(
+        kept.warnings
+            .iter()
+            .any(|w| w.contains("9.9.9") && w.contains("lease")),
+        "{:?}",
+        kept.warnings
+    );
+    assert!(common::alive(bystander.pid()), "never signalled");
+    server.abort();
+    bystander.end();
 }

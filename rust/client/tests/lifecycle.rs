@@ -303,6 +303,7 @@ async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
             .shutdown(ShutdownRequest {
                 reason: "test".into(),
                 drain_ms: 0,
+                ..Default::default()
             })
             .await
             .expect("shutdown request");
@@ -473,4 +474,39 @@ async fn an_abandoned_start_ends_the_daemon_a_kit_service_forked() {
         !spfs_autostart_protocol::lock::is_held(&sandbox.state_dir().join("instance.lock"))
             .unwrap()
     );
+}
+
+/// `Control.Shutdown` with `unless_leased` (a version restart's ask) is
+/// refused with FAILED_PRECONDITION by a kit service holding a lease,
+/// which serves on; once the lease is gone it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_service_refuses_a_shutdown_unless_leased_while_it_holds_a_lease() {
+    use spfs_autostart::proto::control::{ShutdownRequest, control_client::ControlClient};
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let mut runtime = Sleeper::start();
+    let lease = manager
+        .acquire(runtime.pid(), "runtime")
+        .await
+        .expect("lease");
+    let ask = || async {
+        let channel = manager.channel().await.expect("channel");
+        ControlClient::new(channel)
+            .shutdown(ShutdownRequest {
+                reason: "restart".into(),
+                unless_leased: true,
+                ..Default::default()
+            })
+            .await
+    };
+    let refused = ask().await.expect_err("refused while leased");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
+    let now = status(&manager).await;
+    assert_eq!(now.state, spfs_autostart::State::Running, "{now:?}");
+    assert_eq!(now.pid, Some(pid));
+    assert!(manager.release(lease.id).await.expect("release"));
+    ask().await.expect("taken once no lease is held");
+    wait_gone(pid, "the service, shut down").await;
+    runtime.end();
 }

@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -42,15 +43,23 @@ impl Control for ControlService {
         request: Request<ShutdownRequest>,
     ) -> Result<Response<ShutdownResponse>, Status> {
         let request = request.into_inner();
-        if request.drain_ms > 0 {
-            self.lifetime
-                .limit_drain(std::time::Duration::from_millis(request.drain_ms));
-        }
+        let drain = (request.drain_ms > 0).then(|| Duration::from_millis(request.drain_ms));
         let reason = match request.reason {
             r if r.is_empty() => "Shutdown requested".to_string(),
             r => r,
         };
-        self.lifetime.request_shutdown(reason);
+        if request.unless_leased {
+            if let Err(leases) = self.lifetime.request_shutdown_unless_leased(reason, drain) {
+                return Err(Status::failed_precondition(format!(
+                    "{leases} lease(s) held: not shutting down"
+                )));
+            }
+        } else {
+            if let Some(drain) = drain {
+                self.lifetime.limit_drain(drain);
+            }
+            self.lifetime.request_shutdown(reason);
+        }
         Ok(Response::new(ShutdownResponse {}))
     }
 

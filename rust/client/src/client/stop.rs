@@ -213,7 +213,10 @@ impl ServiceManager {
                 (StopStep::Rpc, Some(channel), _) => {
                     self.note_stop_step(pid, step, last, managed, asked);
                     tracing::info!("asking the service to shut down over gRPC");
-                    if let Err(e) = self.ask_to_shut_down(managed, channel.clone(), asked).await {
+                    if let Err(e) = self
+                        .ask_to_shut_down(managed, channel.clone(), asked, false)
+                        .await
+                    {
                         tracing::debug!("graceful shutdown request failed: {e}");
                     }
                 }
@@ -339,12 +342,15 @@ impl ServiceManager {
     }
 
     /// Ask the service to shut down over gRPC, bounded by
-    /// `stop_timeout_secs`; a kit service logs `reason`.
+    /// `stop_timeout_secs`; a kit service logs `reason`, and with
+    /// `unless_leased` refuses (`FAILED_PRECONDITION`) while it holds
+    /// leases.
     pub(super) async fn ask_to_shut_down(
         &self,
         managed: bool,
         channel: Channel,
         reason: &str,
+        unless_leased: bool,
     ) -> Result<(), tonic::Status> {
         let call = async {
             if managed {
@@ -355,6 +361,7 @@ impl ServiceManager {
                         // a service finishing calls is not taken for one
                         // that ignored the request.
                         drain_ms: (self.config.stop_timeout * 3 / 4).as_millis() as u64,
+                        unless_leased,
                     })
                     .await
                     .map(drop)

@@ -72,6 +72,7 @@ impl ServiceManager {
             };
             let have = status.version.clone().unwrap_or_default();
             if have == want || !status.leases.is_empty() {
+                let status = self.with_version_warning(status);
                 return Ok(self.remember(status, channel, instance));
             }
             if let Some(instance) = instance
@@ -84,6 +85,20 @@ impl ServiceManager {
                 "restart asked by {}, which wants version {want}, not {have}",
                 logs::mark::caller()
             );
+            // A runtime may have taken a lease since the look: the kit
+            // refuses then, and the next look finds the lease and keeps the
+            // service. (A kit from before the condition shuts down anyway;
+            // any other failure leaves it to the stop's own steps.)
+            if status.managed
+                && let Err(e) = self
+                    .ask_to_shut_down(true, channel.clone(), &asked, true)
+                    .await
+                && e.code() == tonic::Code::FailedPrecondition
+            {
+                tracing::info!("not restarting: {}", e.message());
+                drop(guard);
+                continue;
+            }
             self.stop_observed(instance, Some(channel), status.managed, &asked)
                 .await?;
             // The replacement gets ready_timeout_secs of its own: the stop

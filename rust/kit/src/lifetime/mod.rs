@@ -177,6 +177,32 @@ impl Lifetime {
         }
     }
 
+    /// Ask the service to shut down, draining calls for at most `drain`,
+    /// unless it holds leases: decided under the lock lease grants take, so
+    /// no lease is granted after the check and then cut off. The number of
+    /// leases held when it refuses (and then nothing changes).
+    pub(crate) fn request_shutdown_unless_leased(
+        &self,
+        reason: impl Into<String>,
+        drain: Option<Duration>,
+    ) -> Result<(), usize> {
+        let reason = reason.into();
+        let marked = {
+            let inner = self.lock();
+            if !inner.leases.is_empty() {
+                return Err(inner.leases.len());
+            }
+            if let Some(drain) = drain {
+                self.limit_drain(drain);
+            }
+            self.mark_shutdown(&reason)
+        };
+        if marked {
+            self.announce_shutdown(reason);
+        }
+        Ok(())
+    }
+
     /// Set the shutdown flag with `reason`, unless it is set; whether it was
     /// set now. Takes no lock of `inner`, so it may be called under it.
     fn mark_shutdown(&self, reason: &str) -> bool {
@@ -414,6 +440,45 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(life.is_shutting_down(), "did not exit at the new deadline");
         timer.await.unwrap();
+    }
+
+    /// A shutdown on condition (a version restart's) is refused while a
+    /// lease is held, changing nothing (not even the drain), and taken once
+    /// none is; after it, no lease is granted.
+    #[tokio::test]
+    async fn a_shutdown_unless_leased_waits_for_no_lease_and_then_grants_none() {
+        let life = lifetime(Duration::from_secs(60));
+        let mut holder = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let lease = life.acquire(holder.id(), "runtime".into()).unwrap();
+        let drain = Some(Duration::from_millis(5));
+        assert_eq!(
+            life.request_shutdown_unless_leased("restart", drain),
+            Err(1)
+        );
+        assert!(!life.is_shutting_down());
+        assert_eq!(
+            life.drain_limit(Duration::from_secs(9)),
+            Duration::from_secs(9)
+        );
+        assert!(life.release(lease.id));
+        assert_eq!(
+            life.request_shutdown_unless_leased("restart", drain),
+            Ok(())
+        );
+        assert!(life.is_shutting_down());
+        assert_eq!(
+            life.drain_limit(Duration::from_secs(9)),
+            Duration::from_millis(5)
+        );
+        assert!(matches!(
+            life.acquire(holder.id(), "late".into()),
+            Err(LeaseError::ShuttingDown)
+        ));
+        holder.kill().unwrap();
+        holder.wait().unwrap();
     }
 
     #[tokio::test]
