@@ -95,6 +95,72 @@ async fn a_second_signal_while_draining_ends_the_service_at_once() {
     call.abort();
 }
 
+/// `stop` of a service draining after someone else's SIGTERM (launchd's,
+/// a user's `kill`): the stop gives it the drain instead of signalling at
+/// once, which the kit took for a second signal and died by, skipping its
+/// clean-up, while the CLI said "stopped".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_of_a_service_draining_after_a_signal_lets_its_drain_finish() {
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let pid = status(&manager).await.pid.expect("pid");
+    let kernel_pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("the service to start draining", WAIT, || {
+        let log = sandbox.log();
+        async move { log.contains("received SIGTERM").then_some(()) }
+    })
+    .await;
+    let outcome = manager.stop().await.expect("stop");
+    assert_eq!(
+        outcome,
+        StopOutcome::Stopped {
+            how: StopMethod::Graceful,
+            pid: Some(pid),
+        }
+    );
+    let log = sandbox.log();
+    assert!(
+        !log.contains("exiting now"),
+        "died by a second signal:\n{log}"
+    );
+    assert!(log.contains("calls still open after"), "{log}");
+    call.abort();
+}
+
+/// A service whose own shutdown drains longer than `stop_timeout_secs`:
+/// `stop` waits that long, then its SIGTERM ends the drain, and the service
+/// exits through its clean-up. The kit ignored that SIGTERM, so the stop
+/// ended in SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_ends_the_drain_of_a_shutdown_asked_for_otherwise() {
+    let mut sandbox = kit_sandbox(
+        1800,
+        &["--slow-calls-ms", "60000", "--exit-after-ms", "1500"],
+    );
+    sandbox.set("stop_timeout_secs", 1);
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let pid = status(&manager).await.pid.expect("pid");
+    wait_for("the service's own shutdown", WAIT, || {
+        let log = sandbox.log();
+        async move { log.contains("shutting down: --exit-after-ms").then_some(()) }
+    })
+    .await;
+    let outcome = manager.stop().await.expect("stop");
+    let log = sandbox.log();
+    assert_eq!(
+        outcome,
+        StopOutcome::Stopped {
+            how: StopMethod::Graceful,
+            pid: Some(pid),
+        },
+        "{log}"
+    );
+    assert!(log.contains("ending the drain of calls now"), "{log}");
+    assert!(!log.contains("SIGKILL"), "{log}");
+    call.abort();
+}
+
 // `status` of a draining service took 1.01 s and said "accepts
 // connections but does not answer gRPC".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -342,22 +342,28 @@ impl Drop for AbortOnDrop {
 
 /// Resolves once shutdown was asked for and the calls that do work have
 /// finished, with a moment for their answers to go out; or when the drain
-/// limit is up, with a warning.
+/// limit is up, with a warning. The limit may shrink meanwhile (a client's
+/// `Shutdown` naming less, a signal ending the drain now).
 async fn drained(lifetime: &Lifetime) {
     lifetime.shutdown_requested().await;
-    let drain = lifetime.drain_limit(GRACE);
-    let finished = tokio::time::timeout(drain, async {
+    let started = tokio::time::Instant::now();
+    let finished = async {
         lifetime.calls_finished().await;
         tokio::time::sleep(ANSWERS_OUT).await;
-    })
-    .await
-    .is_ok();
-    if !finished {
-        tracing::warn!(
-            "calls still open after {:.1}s; exiting anyway",
-            drain.as_secs_f64()
-        );
+    };
+    tokio::pin!(finished);
+    loop {
+        let drain = lifetime.drain_limit(GRACE);
+        tokio::select! {
+            () = &mut finished => return,
+            () = tokio::time::sleep_until(started + drain) => break,
+            () = lifetime.drain_limit_changed() => {}
+        }
     }
+    tracing::warn!(
+        "calls still open after {:.1}s; exiting anyway",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// A file's device and inode: which file it is, whatever its path.
@@ -496,12 +502,13 @@ fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File>
     }
 }
 
-/// The first SIGTERM or SIGINT asks for a graceful shutdown (or, when one
-/// is under way already, lets it go on: a client's `stop` signals a
-/// service whose idle exit is draining); a second one (Ctrl-C pressed
-/// again, a stopper escalating) ends the process at once by that signal, as
-/// it would without the kit, so a drain or a clean-up after `serve` that
-/// hangs can always be ended.
+/// The first SIGTERM or SIGINT asks for a graceful shutdown, or, when one
+/// asked for otherwise is under way (an idle exit, `Shutdown`, the
+/// service's own), ends its drain of calls now: the clean-up after `serve`
+/// still runs (a client's `stop` that waited for the drain in vain signals
+/// next). A second one (Ctrl-C pressed again, a stopper escalating) ends
+/// the process at once by that signal, as it would without the kit, so a
+/// drain or a clean-up after `serve` that hangs can always be ended.
 ///
 /// The handlers are installed here, at once (a task installing them would
 /// do so only when first run, maybe after the service's set-up); the task
@@ -524,7 +531,12 @@ fn watch_signals(lifetime: Arc<Lifetime>) -> AbortOnDrop {
             }
         };
         let first = next().await;
-        lifetime.request_shutdown(format!("received {first}"));
+        if lifetime.is_shutting_down() {
+            tracing::info!("received {first} while shutting down; ending the drain of calls now");
+            lifetime.limit_drain(Duration::ZERO);
+        } else {
+            lifetime.request_shutdown(format!("received {first}"));
+        }
         let again = next().await;
         tracing::warn!("received {again} after {first}; exiting now");
         sys::die_by(again);

@@ -98,6 +98,7 @@ impl ServiceManager {
         } else {
             None
         };
+        let mut shutting_down = false;
         let (instance, channel, managed) = match self.observe(false, true).await? {
             Observation::Absent { .. } => {
                 return Ok(chosen(None).then_some(StopOutcome::NotRunning));
@@ -118,15 +119,58 @@ impl ServiceManager {
             Observation::Alive(status, instance) if status.state == State::Conflict => {
                 (instance, self.recorded_channel().await, status.managed)
             }
-            Observation::Alive(status, instance) => (instance, None, status.managed),
+            Observation::Alive(status, instance) => {
+                shutting_down = status.managed && status.state == State::Stopping;
+                (instance, None, status.managed)
+            }
         };
         if !chosen(instance.as_ref()) {
             return Ok(None);
         }
         let asked = format!("stop asked by {}", logs::mark::caller());
+        if shutting_down && let Some(outcome) = self.await_shutdown(instance, &asked).await? {
+            return Ok(Some(outcome));
+        }
         self.stop_observed(instance, channel, managed, &asked)
             .await
             .map(Some)
+    }
+
+    /// A kit service shutting down already (its idle exit, launchd's
+    /// SIGTERM, its own decision) is given the time a shutdown request
+    /// would get before any signal: it would take one as the second and die
+    /// at once, skipping its clean-up. The outcome once it has exited;
+    /// `None` when it is still there (the stop sequence follows).
+    async fn await_shutdown(
+        &self,
+        instance: Option<Instance>,
+        asked: &str,
+    ) -> Result<Option<StopOutcome>> {
+        let Some(handle) = instance.and_then(ProcessHandle::open) else {
+            return Ok(None);
+        };
+        let pid = handle.instance().pid;
+        self.set_activity(Activity::Stopping {
+            pid: Some(pid),
+            step: "its shutdown under way".into(),
+        });
+        logs::mark::append(
+            &self.paths.log_file(),
+            &format!(
+                "stopping pid {pid} at {}: it is shutting down already, given \
+                 {:?} before any signal: {asked}",
+                logs::mark::now(),
+                self.config.stop_timeout
+            ),
+        );
+        let group = handle.leads_session();
+        Ok(self
+            .wait_gone(Some(&handle), group, self.config.stop_timeout)
+            .await?
+            .then_some(StopOutcome::Stopped {
+                how: StopMethod::Graceful,
+                pid: Some(pid),
+            }))
     }
 
     /// A channel to the endpoint the record names, when it can be had.

@@ -47,6 +47,8 @@ pub(crate) struct Lifetime {
     /// How long a graceful shutdown may drain calls, when the requester
     /// asked for less than the kit's own limit.
     drain_limit: Mutex<Option<Duration>>,
+    /// Woken when the drain limit changes (a drain under way re-reads it).
+    drain_limited: tokio::sync::Notify,
     /// Woken when the last counted call in flight ends.
     calls_done: tokio::sync::Notify,
 }
@@ -88,6 +90,7 @@ impl Lifetime {
             shutdown: watch::channel(None).0,
             updates: broadcast::channel(64).0,
             drain_limit: Mutex::new(None),
+            drain_limited: tokio::sync::Notify::new(),
             calls_done: tokio::sync::Notify::new(),
         })
     }
@@ -237,10 +240,19 @@ impl Lifetime {
 
     /// Drain calls for at most `limit` once shutting down: the requester
     /// signals the process soon after that, and a drain cut short by a
-    /// signal would be reported as a service that ignored the request.
+    /// signal would be reported as a service that ignored the request. A
+    /// drain under way is told ([`Self::drain_limit_changed`]).
     pub(crate) fn limit_drain(&self, limit: Duration) {
         let mut current = self.drain_limit.lock().expect("drain mutex");
         *current = Some(current.map_or(limit, |c| c.min(limit)));
+        // A permit when nobody waits yet: the drain reads the limit after.
+        self.drain_limited.notify_one();
+    }
+
+    /// Resolves when the drain limit was changed (or had been, since the
+    /// last time this resolved).
+    pub(crate) async fn drain_limit_changed(&self) {
+        self.drain_limited.notified().await;
     }
 
     /// How long the drain may take: `default`, or less when asked.
