@@ -510,3 +510,130 @@ async fn a_kit_service_refuses_a_shutdown_unless_leased_while_it_holds_a_lease()
     wait_gone(pid, "the service, shut down").await;
     runtime.end();
 }
+
+/// A kit service still in its set-up (it holds the lock and has named
+/// itself, and does not serve yet) is one: `stop` sends it the kit's steps
+/// (SIGTERM first), not a plain service's `stop_sequence` (SIGINT, then
+/// SIGTERM, which it took for a second signal). Its record had no version,
+/// which is what marks a kit's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_service_in_its_set_up_is_stopped_as_a_kit_service() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("stop_timeout_secs", 1);
+    // Started as launchd would: by nobody who writes a record for it, its
+    // output to the log.
+    std::fs::create_dir_all(sandbox.log_dir()).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sandbox.log_file())
+        .unwrap();
+    let mut service = sandbox
+        .command(reference_service())
+        .arg("--hang-after-lock")
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let record = sandbox.state_dir().join("service.json");
+    wait_for("the service to name itself", WAIT, || {
+        let named = spfs_autostart_protocol::record::ServiceRecord::read(&record)
+            .is_some_and(|r| r.pid == service.id());
+        async move { named.then_some(()) }
+    })
+    .await;
+    let manager = sandbox.manager();
+    let now = status(&manager).await;
+    assert!(now.managed, "{now:?}");
+    manager.stop().await.expect("stop");
+    service.wait().unwrap();
+    let log = sandbox.log();
+    assert!(log.contains("with SIGTERM: stop asked by"), "{log}");
+    assert!(!log.contains("with SIGINT"), "{log}");
+}
+
+/// A service started as launchd or systemd would, finding `instance.lock`
+/// held by a process a dead service left (its record names a dead pid):
+/// it fails, naming the leftover holders, so the job is relaunched once
+/// they are gone. It exited 0 ("already running as pid N", a dead pid), so
+/// nothing was relaunched and nothing served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_started_by_a_job_fails_on_a_lock_only_leftovers_hold() {
+    use std::os::unix::fs::DirBuilderExt;
+    let sandbox = kit_sandbox(0, &[]);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(sandbox.state_dir())
+        .unwrap();
+    let lock = sandbox.state_dir().join("instance.lock");
+    // The dead service: a process that has exited.
+    let mut dead = Sleeper::start();
+    let (pid, start_time) = (
+        dead.pid(),
+        spfs_autostart_protocol::sys::process_start_time(dead.pid()),
+    );
+    dead.end();
+    spfs_autostart_protocol::record::ServiceRecord {
+        pid,
+        start_time,
+        program: reference_service().display().to_string(),
+        version: Some("0.1.0".into()),
+        endpoint: String::new(),
+        started_at_unix_ms: 1,
+        phase: spfs_autostart_protocol::record::Phase::Running,
+        socket_activated: false,
+        spawn_id: None,
+    }
+    .write(&sandbox.state_dir().join("service.json"))
+    .unwrap();
+    // What it left holding the lock.
+    let mut leftover = Sleeper::spawn(
+        std::process::Command::new("flock")
+            .arg("--no-fork")
+            .arg(&lock)
+            .arg("sleep"),
+    );
+    wait_for("the leftover to hold the lock", WAIT, || {
+        let held = spfs_autostart_protocol::lock::is_held(&lock).unwrap();
+        async move { held.then_some(()) }
+    })
+    .await;
+    let out = sandbox
+        .command(reference_service())
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("no running service is recorded"), "{said}");
+    assert!(!said.contains("already running"), "{said}");
+    leftover.end();
+}
+
+/// A service whose environment from its spawner is wrong (here an idle
+/// timeout that is no number) says why on the readiness pipe, so `ensure`
+/// reports it instead of a bare exit; the pipe was left open and
+/// inheritable, and nothing was said on it.
+#[test]
+fn a_service_that_cannot_read_its_environment_says_why_on_the_readiness_pipe() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let sandbox = kit_sandbox(0, &[]);
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let out = sandbox
+        .command(reference_service())
+        .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
+        .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "soon")
+        .env("SPFS_AUTOSTART_READY_FD", write.as_raw_fd().to_string())
+        .output()
+        .unwrap();
+    drop(write);
+    assert!(!out.status.success());
+    let mut said = String::new();
+    std::fs::File::from(read).read_to_string(&mut said).unwrap();
+    assert!(
+        said.starts_with("FAILED environment variable SPFS_AUTOSTART_IDLE_TIMEOUT_SECS"),
+        "{said:?}"
+    );
+}

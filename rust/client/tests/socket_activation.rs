@@ -68,12 +68,18 @@ async fn wait_exit(child: &mut Reaped) -> std::process::ExitStatus {
 /// Start `systemd-socket-activate` listening on `socket` for the reference
 /// service, configured for `sandbox`, its output in `activate.log`.
 fn socket_activate(sandbox: &Sandbox, socket: &Path) -> Reaped {
-    socket_activate_with(sandbox, socket, &[])
+    socket_activate_with(sandbox, socket, &[], &[])
 }
 
 /// [`socket_activate`] with more options for the tool (`--accept`, more
-/// `--listen`s), given after the service's socket.
-fn socket_activate_with(sandbox: &Sandbox, socket: &Path, options: &[&str]) -> Reaped {
+/// `--listen`s), given after the service's socket, and `args` for the
+/// service.
+fn socket_activate_with(
+    sandbox: &Sandbox,
+    socket: &Path,
+    options: &[&str],
+    args: &[&str],
+) -> Reaped {
     let state = sandbox.state_dir().display().to_string();
     let (out, err) = output_file(sandbox, "activate.log");
     let spawned = Command::new(TOOL)
@@ -92,6 +98,7 @@ fn socket_activate_with(sandbox: &Sandbox, socket: &Path, options: &[&str]) -> R
         ))
         .arg("--setenv=SPFS_AUTOSTART_CONFIG=")
         .arg(reference_service())
+        .args(args)
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID")
         .stdin(Stdio::null())
@@ -192,6 +199,7 @@ async fn extra_passed_sockets_are_not_inherited_by_the_services_children() {
         &sandbox,
         &socket,
         &[&format!("--listen={}", extra.display())],
+        &[],
     );
     let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
     wait_listening(&socket).await;
@@ -278,7 +286,7 @@ async fn a_connected_socket_from_accept_yes_is_refused_by_name() {
     let sandbox = kit_sandbox(0, &[]);
     make_state_dir(&sandbox);
     let socket = sandbox.state_dir().join("service.sock");
-    let _tool = socket_activate_with(&sandbox, &socket, &["--accept"]);
+    let _tool = socket_activate_with(&sandbox, &socket, &["--accept"], &[]);
     let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
     wait_listening(&socket).await;
     // The connection makes the tool start a service with it.
@@ -590,4 +598,110 @@ fn listen_fds_without_a_passed_socket_is_refused_with_the_reason() {
         stderr.contains("LISTEN_FDS") && stderr.contains("is a file, not a socket"),
         "{stderr}"
     );
+}
+
+/// A TCP socket handed over while the endpoint the service was given (none:
+/// the state dir's socket) is a Unix one: the service names where it
+/// listens, the TCP address, in its log, its record and `Info`. It named
+/// the Unix socket it never listened on, and `status` read it as
+/// unresponsive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_tcp_socket_is_the_endpoint_the_service_names() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let port = spfs_autostart_test_support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    sandbox.set("endpoint", format!("tcp://{address}"));
+    let (out, err) = output_file(&sandbox, "activate.log");
+    let mut child = Reaped(
+        Command::new(TOOL)
+            .arg(format!("--listen={address}"))
+            .arg(format!(
+                "--setenv=SPFS_AUTOSTART_STATE_DIR={}",
+                sandbox.state_dir().display()
+            ))
+            .arg("--setenv=SPFS_AUTOSTART_IDLE_TIMEOUT_SECS=0")
+            .arg(format!(
+                "--setenv=XDG_CONFIG_HOME={}",
+                sandbox.root().join("config").display()
+            ))
+            .arg("--setenv=SPFS_AUTOSTART_CONFIG=")
+            .arg(reference_service())
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("systemd-socket-activate (Debian package `systemd`)"),
+    );
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_for("systemd-socket-activate to listen", WAIT, || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let local = format!(":{port:04X}");
+        let ready = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[1].ends_with(&local) && fields[3] == "0A"
+        });
+        async move { ready.then_some(()) }
+    })
+    .await;
+    let manager = sandbox.manager();
+    let running = manager
+        .ensure()
+        .await
+        .unwrap_or_else(|e| panic!("ensure: {e}\n{}", log()));
+    assert_eq!(running.state, State::Running, "{running:?}");
+    let tcp = format!("tcp://{address}");
+    let channel = manager.channel().await.expect("channel");
+    let info = ControlClient::new(channel)
+        .info(InfoRequest { touch: false })
+        .await
+        .expect("Control.Info")
+        .into_inner();
+    assert_eq!(info.endpoint, tcp);
+    assert!(info.socket_activated);
+    assert!(log().contains(&format!("serving on {tcp}")), "{}", log());
+    let record = std::fs::read_to_string(sandbox.state_dir().join("service.json")).unwrap();
+    assert!(record.contains(&tcp), "{record}");
+    assert_eq!(status(&manager).await.state, State::Running);
+    assert_graceful(&manager.stop().await.expect("stop"));
+    wait_exit(&mut child).await;
+}
+
+/// A process the service starts in its own set-up, before the kit takes the
+/// passed sockets (after `KitConfig::from_env`), inherits none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_started_before_the_kit_takes_the_sockets_inherits_none() {
+    let sandbox = kit_sandbox(0, &[]);
+    make_state_dir(&sandbox);
+    let socket = sandbox.state_dir().join("service.sock");
+    let extra = sandbox.root().join("extra.sock");
+    let mut child = socket_activate_with(
+        &sandbox,
+        &socket,
+        &[&format!("--listen={}", extra.display())],
+        &["--helper-secs", "60"],
+    );
+    let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
+    wait_listening(&socket).await;
+    let manager = sandbox.manager();
+    manager
+        .ensure()
+        .await
+        .unwrap_or_else(|e| panic!("ensure: {e}\n{}", log()));
+    let helper: u32 = log()
+        .split("started helper pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no helper started:\n{}", log()));
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{helper}/fd"))
+        .expect("the helper's descriptors")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.starts_with("socket:"))
+        .collect();
+    assert!(sockets.is_empty(), "the helper inherited {sockets:?}");
+    assert_graceful(&manager.stop().await.expect("stop"));
+    wait_exit(&mut child).await;
 }

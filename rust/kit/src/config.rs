@@ -37,61 +37,78 @@ impl KitConfig {
     /// its own; call this early, before the service starts threads of its
     /// own that read the environment through C (see `std::env::remove_var`).
     pub fn from_env() -> Result<KitConfig> {
-        let bad = |name: &str, why: String| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                format!("environment variable {name}: {why}"),
-            )
-        };
-        // A value that is not UTF-8 is refused, not read as unset: the
-        // service would otherwise take the default state dir, not the one
-        // its spawner chose.
-        let var = |name: &str| match std::env::var(name) {
-            Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(value)) => Err(bad(
-                name,
-                format!("{value:?} is not UTF-8 text; give it a UTF-8 value, or unset it"),
-            )),
-        };
-        let state_dir = match var(env::STATE_DIR)? {
-            Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
-            Some(dir) => {
-                return Err(bad(
-                    env::STATE_DIR,
-                    format!("{dir} is relative; give an absolute path"),
-                ));
-            }
-            None => spfs_autostart_protocol::paths::default_state_dir(&env::process_env),
-        };
-        let paths = Paths {
-            state_dir,
-            log_dir: PathBuf::new(),
-        };
-        let endpoint = match var(env::ENDPOINT)? {
-            Some(text) => text
-                .parse::<Endpoint>()
-                .map_err(|e| bad(env::ENDPOINT, e))?,
-            None => Endpoint::platform_default(),
-        };
-        let idle_timeout = match var(env::IDLE_TIMEOUT_SECS)? {
-            Some(text) => {
-                let secs =
-                    env::parse_secs(&text).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?;
-                env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
-            }
-            None => env::DEFAULT_IDLE_TIMEOUT,
-        };
+        // The descriptors first, whatever else is wrong: a process this
+        // service starts must never inherit them, and the spawner hears of
+        // an error below on its readiness pipe instead of a bare exit.
+        crate::listener::protect_activation_sockets();
         let ready_fd = inherited_fd(env::READY_FD, libc::S_IFIFO, "a pipe");
         let lock_fd = inherited_fd(env::LOCK_FD, libc::S_IFREG, "a file");
+        let (endpoint, state_dir, idle_timeout) = match read_settings() {
+            Ok(settings) => settings,
+            Err(e) => {
+                if let Some(ready) = ready_fd {
+                    crate::tell_failed(&mut std::fs::File::from(ready), &e);
+                }
+                return Err(e);
+            }
+        };
         Ok(KitConfig {
-            endpoint: paths.endpoint(&endpoint),
-            state_dir: paths.state_dir,
+            endpoint,
+            state_dir,
             idle_timeout,
             ready_fd,
             lock_fd,
         })
     }
+}
+
+/// The endpoint, state dir and idle timeout from the environment.
+fn read_settings() -> Result<(ResolvedEndpoint, PathBuf, Duration)> {
+    let bad = |name: &str, why: String| {
+        Error::new(
+            ErrorKind::InvalidConfig,
+            format!("environment variable {name}: {why}"),
+        )
+    };
+    // A value that is not UTF-8 is refused, not read as unset: the
+    // service would otherwise take the default state dir, not the one
+    // its spawner chose.
+    let var = |name: &str| match std::env::var(name) {
+        Ok(value) => Ok(Some(value).filter(|v| !v.is_empty())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(value)) => Err(bad(
+            name,
+            format!("{value:?} is not UTF-8 text; give it a UTF-8 value, or unset it"),
+        )),
+    };
+    let state_dir = match var(env::STATE_DIR)? {
+        Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
+        Some(dir) => {
+            return Err(bad(
+                env::STATE_DIR,
+                format!("{dir} is relative; give an absolute path"),
+            ));
+        }
+        None => spfs_autostart_protocol::paths::default_state_dir(&env::process_env),
+    };
+    let paths = Paths {
+        state_dir,
+        log_dir: PathBuf::new(),
+    };
+    let endpoint = match var(env::ENDPOINT)? {
+        Some(text) => text
+            .parse::<Endpoint>()
+            .map_err(|e| bad(env::ENDPOINT, e))?,
+        None => Endpoint::platform_default(),
+    };
+    let idle_timeout = match var(env::IDLE_TIMEOUT_SECS)? {
+        Some(text) => {
+            let secs = env::parse_secs(&text).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?;
+            env::idle_timeout(secs).map_err(|why| bad(env::IDLE_TIMEOUT_SECS, why))?
+        }
+        None => env::DEFAULT_IDLE_TIMEOUT,
+    };
+    Ok((paths.endpoint(&endpoint), paths.state_dir, idle_timeout))
 }
 
 /// A descriptor the spawner passed in `var`, if it is open and of the kind

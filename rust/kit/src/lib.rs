@@ -121,8 +121,7 @@ impl Kit {
             }
             Err(e) => {
                 if let Some(ready) = ready.as_mut() {
-                    let line = format!("FAILED {}\n", e.to_string().replace('\n', " "));
-                    let _ = ready.write_all(line.as_bytes());
+                    tell_failed(ready, &e);
                 }
                 Err(e)
             }
@@ -135,21 +134,42 @@ impl Kit {
     /// a launchd or systemd job meets after an on-demand start: exiting 0
     /// keeps `KeepAlive.SuccessfulExit=false` and `Restart=on-failure` from
     /// relaunching it in a loop.
+    ///
+    /// The lock held while the record names no live process is no running
+    /// service but processes a dead one left holding it: an error then, so
+    /// the job is relaunched (and succeeds once they are gone) instead of
+    /// leaving nothing to serve.
     pub fn start_or_defer(identity: Identity, config: KitConfig) -> Result<Option<Kit>> {
-        let record = spfs_autostart_protocol::paths::Paths {
+        let paths = spfs_autostart_protocol::paths::Paths {
             state_dir: config.state_dir.clone(),
             log_dir: PathBuf::new(),
-        }
-        .record();
+        };
         match Kit::start(identity, config) {
             Ok(kit) => Ok(Some(kit)),
             Err(e)
                 if e.kind() == ErrorKind::EndpointConflict && e.message().starts_with(ANOTHER) =>
             {
-                let pid = ServiceRecord::read(&record)
-                    .map(|r| r.pid.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                tracing::info!("already running as pid {pid}; this instance exits");
+                let Some(running) =
+                    ServiceRecord::read(&paths.record()).filter(ServiceRecord::process_matches)
+                else {
+                    let lock = paths.instance_lock();
+                    return Err(Error::new(
+                        ErrorKind::EndpointConflict,
+                        format!(
+                            "{} is held, but no running service is recorded in {}: most \
+                             likely by processes a dead service left behind. Find them with \
+                             `fuser {word}` (macOS: `lsof {word}`) and end them; `ensure` \
+                             replaces such a lock",
+                            lock.display(),
+                            paths.record().display(),
+                            word = spfs_autostart_protocol::shell::word(&lock)
+                        ),
+                    ));
+                };
+                tracing::info!(
+                    "already running as pid {}; this instance exits",
+                    running.pid
+                );
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -172,7 +192,7 @@ impl Kit {
         let instance_lock = take_instance_lock(&paths, lock_fd)?;
         // Say at once who holds the lock, so nobody takes a record of a
         // dead predecessor as the truth about it.
-        write_starting_record(&paths);
+        write_starting_record(&paths, &identity.version);
         let listener = match listener::activated()? {
             Some(listener) => listener,
             None => listener::bind(&endpoint)?,
@@ -184,6 +204,12 @@ impl Kit {
                 },
                 _,
             ) => format!("unix://{}", path.display()),
+            // Where it listens: a socket launchd or systemd handed over
+            // may be TCP while the configured endpoint is a Unix one.
+            (Listener::Tcp { listener, .. }, endpoint) => match listener.local_addr() {
+                Ok(addr) => ResolvedEndpoint::Tcp(addr).to_string(),
+                Err(_) => endpoint.to_string(),
+            },
             (_, endpoint) => endpoint.to_string(),
         };
         let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
@@ -305,8 +331,9 @@ impl Kit {
     }
 }
 
-/// Once shutting down, say so in the record, then close the listening
-/// socket: tonic stops accepting but would keep it open while calls drain,
+/// Once shutting down, say so in the record, then to the watchers (in that
+/// order: see [`Lifetime::tell_watchers_shutting_down`]), then close the
+/// listening socket: tonic stops accepting but would keep it open while calls drain,
 /// so new connections would hang unanswered. Refused, they tell a client at
 /// once to look at the lock and the record, which say "stopping".
 async fn stop_listening(
@@ -315,10 +342,11 @@ async fn stop_listening(
     lock_file: Option<(u64, u64)>,
     listening: CloseHandle,
 ) {
-    lifetime.shutdown_requested().await;
+    let reason = lifetime.shutdown_requested().await;
     if holds_the_lock_of(&paths, lock_file) {
         write_record(&lifetime, &paths, Phase::Stopping);
     }
+    lifetime.tell_watchers_shutting_down(reason);
     listening.close();
 }
 
@@ -387,11 +415,20 @@ fn spawn_id() -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-/// The `Starting` record of a service that has just taken the lock, unless
-/// its spawner already wrote one for it.
-fn write_starting_record(paths: &Paths) {
+/// Tell the spawner, on its readiness pipe, that the service cannot start
+/// and why: `ensure` reports that instead of a bare exit.
+fn tell_failed(ready: &mut File, e: &Error) {
+    let line = format!("FAILED {}\n", e.to_string().replace('\n', " "));
+    let _ = ready.write_all(line.as_bytes());
+}
+
+/// The `Starting` record of a service that has just taken the lock, with
+/// its version: a record with one is a kit's, so a `stop` during the
+/// set-up sends the kit's stop steps, not a plain service's
+/// `stop_sequence`. (Its spawner's record for it has none.)
+fn write_starting_record(paths: &Paths, version: &str) {
     let pid = std::process::id();
-    if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid) {
+    if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid && r.version.is_some()) {
         return;
     }
     let record = ServiceRecord {
@@ -400,7 +437,7 @@ fn write_starting_record(paths: &Paths) {
         program: std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        version: None,
+        version: Some(version.to_string()),
         endpoint: String::new(),
         started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
         phase: Phase::Starting,

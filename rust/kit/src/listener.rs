@@ -188,6 +188,28 @@ pub(crate) fn activated() -> Result<Option<Listener>> {
     }
 }
 
+/// Mark the sockets systemd passed to this process (`LISTEN_FDS` from
+/// descriptor 3, `LISTEN_PID` ours) close-on-exec, at once: a process the
+/// service starts before [`Kit::start`](crate::Kit::start) takes them (a
+/// helper in its set-up) must not inherit them. Only sockets: a descriptor
+/// that is not one is not systemd's, and is left as it is.
+pub(crate) fn protect_activation_sockets() {
+    let (Ok(fds), Ok(pid)) = (std::env::var("LISTEN_FDS"), std::env::var("LISTEN_PID")) else {
+        return;
+    };
+    if pid.parse::<u32>().ok() != Some(std::process::id()) {
+        return;
+    }
+    let Ok(n) = fds.parse::<u32>() else {
+        return;
+    };
+    for fd in 3..3 + n.min(1024) as RawFd {
+        if passed_socket(fd).is_ok() {
+            let _ = sys::set_cloexec(fd, true);
+        }
+    }
+}
+
 /// Refuse descriptor `fd` as an activated socket unless it is open and a
 /// socket: `LISTEN_FDS` set without the socket passed (a wrapper that closed
 /// it, a hand-made environment) is said, not served.

@@ -28,6 +28,10 @@ pub enum LeaseError {
          for a service that never exits when idle set idle_timeout_secs to 0"
     )]
     OwnProcess(u32),
+    /// The id is a thread's, not a process's: the lease would end with
+    /// the thread (or, for one of the service's own, never).
+    #[error("{0} is the id of a thread, not of a process; a lease follows a process (its pid)")]
+    NotAProcess(u32),
     /// The service is shutting down.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -47,7 +51,9 @@ impl From<LeaseError> for tonic::Status {
         match e {
             LeaseError::NoSuchProcess(_) => tonic::Status::not_found(e.to_string()),
             LeaseError::OtherUser(_) => tonic::Status::permission_denied(e.to_string()),
-            LeaseError::OwnProcess(_) => tonic::Status::invalid_argument(e.to_string()),
+            LeaseError::OwnProcess(_) | LeaseError::NotAProcess(_) => {
+                tonic::Status::invalid_argument(e.to_string())
+            }
             LeaseError::ShuttingDown => tonic::Status::unavailable(e.to_string()),
             LeaseError::NoDescriptors(..) => tonic::Status::resource_exhausted(e.to_string()),
         }
@@ -181,6 +187,9 @@ fn lease_holder(pid: u32) -> Result<Instance, LeaseError> {
             LeaseError::NoSuchProcess(pid)
         });
     };
+    if !sys::is_process_id(pid) {
+        return Err(LeaseError::NotAProcess(pid));
+    }
     match holder.uid() {
         Some(uid) if uid == sys::my_uid() => Ok(holder),
         Some(_) => Err(LeaseError::OtherUser(pid)),

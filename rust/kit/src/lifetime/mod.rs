@@ -112,7 +112,11 @@ impl Lifetime {
             idle_exit_in_ms: self
                 .deadline_of(&inner)
                 .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
-            idle_timeout_secs: self.idle_timeout.as_secs(),
+            // Rounded up: a timeout under a second is not 0, "never".
+            idle_timeout_secs: self
+                .idle_timeout
+                .as_secs()
+                .saturating_add(u64::from(self.idle_timeout.subsec_nanos() > 0)),
             socket_activated: self.socket_activated,
             shutting_down: self.shutdown.borrow().is_some(),
         }
@@ -120,7 +124,10 @@ impl Lifetime {
 
     fn deadline_of(&self, inner: &Inner) -> Option<Instant> {
         let idle = inner.leases.is_empty() && inner.in_flight == 0 && !self.idle_timeout.is_zero();
-        idle.then(|| inner.idle_since + self.idle_timeout)
+        // A timeout past what the clock can hold (`KitConfig.idle_timeout`
+        // is public: `Duration::MAX`) is never, not a panic under the lock.
+        idle.then(|| inner.idle_since.checked_add(self.idle_timeout))
+            .flatten()
     }
 
     /// When the service will exit for idleness, if it is idle.
@@ -219,9 +226,19 @@ impl Lifetime {
         })
     }
 
-    /// Log the shutdown the flag now says and tell the watchers.
+    /// Log the shutdown the flag now says. The watchers are told by the
+    /// server ([`Self::tell_watchers_shutting_down`]), once the record says
+    /// so.
     fn announce_shutdown(&self, reason: String) {
         tracing::info!("shutting down: {reason}");
+    }
+
+    /// Tell the watchers the service is shutting down; their streams end.
+    /// Only once the record says `stopping`: a watcher whose stream ends
+    /// looks again, and with a record that still said `running` its look
+    /// connected to a socket launchd or systemd holds, which started the
+    /// service again the moment it had exited.
+    pub(crate) fn tell_watchers_shutting_down(&self, reason: String) {
         self.changed(Event::ShuttingDown, reason);
     }
 
@@ -454,6 +471,28 @@ mod tests {
         timer.await.unwrap();
     }
 
+    /// A thread id reads like a pid on Linux (`/proc/TID` exists): a lease
+    /// on one of the service's own threads kept it up for good, and one on
+    /// another process's thread ended with the thread. Both refused.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_lease_on_a_thread_id_is_refused() {
+        // The test runs on a thread of its own, so there is one besides
+        // the main thread.
+        let tid = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|&tid| tid != std::process::id())
+            .expect("a thread besides the main one");
+        let life = lifetime(Duration::from_secs(1));
+        let refused = life.acquire(tid, "thread".into());
+        assert!(
+            matches!(refused, Err(LeaseError::NotAProcess(t)) if t == tid),
+            "{refused:?}"
+        );
+        assert!(life.info().leases.is_empty());
+    }
+
     /// A shutdown on condition (a version restart's) is refused while a
     /// lease is held, changing nothing (not even the drain), and taken once
     /// none is; after it, no lease is granted.
@@ -501,6 +540,23 @@ mod tests {
         let update = updates.try_recv().expect("an update");
         assert_eq!(update.event, Event::IdleDeadlineChanged as i32);
         assert!(update.info.and_then(|i| i.idle_exit_in_ms).is_some());
+    }
+
+    #[tokio::test]
+    async fn an_idle_timeout_past_the_clock_is_never() {
+        let life = lifetime(Duration::MAX);
+        assert!(life.idle_deadline().is_none());
+        assert!(life.info().idle_exit_in_ms.is_none());
+        assert_eq!(life.info().idle_timeout_secs, u64::MAX);
+        assert_eq!(
+            lifetime(Duration::from_millis(500))
+                .info()
+                .idle_timeout_secs,
+            1,
+            "under a second is not 0, never"
+        );
+        life.touch();
+        assert!(!life.is_shutting_down());
     }
 
     #[tokio::test]

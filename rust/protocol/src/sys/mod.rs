@@ -13,8 +13,8 @@ mod process;
 
 pub use handle::{ProcessHandle, kill_group_and_leader, signal_session};
 pub use process::{
-    Instance, ProcInfo, descends_from, executable, out_of_descriptors, pid_exists, process_info,
-    process_start_time, process_uid, session_of,
+    Instance, ProcInfo, descends_from, executable, is_process_id, out_of_descriptors, pid_exists,
+    process_info, process_start_time, process_uid, session_of,
 };
 
 use std::io;

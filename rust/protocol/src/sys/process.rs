@@ -231,6 +231,28 @@ pub fn process_uid(pid: u32) -> Option<u32> {
     }
 }
 
+/// Whether `pid` names a process, not another thread of one: Linux lets
+/// `/proc/TID` be read for any thread, so a thread id passes for a process
+/// that ends when the thread does. (macOS thread ids are no pids.)
+pub fn is_process_id(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Tgid:"))
+            .and_then(|tgid| tgid.trim().parse::<u32>().ok())
+            == Some(pid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// The executable of a live process, when we may see it.
 pub fn executable(pid: u32) -> Option<std::path::PathBuf> {
     #[cfg(target_os = "linux")]
