@@ -315,9 +315,11 @@ async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
 
 /// An open health watch only looks, as Control's does: it does not hold up
 /// a stop, which ends once the calls that do work have finished, not at
-/// the drain limit.
+/// the drain limit. It hears NOT_SERVING once the service shuts down (it
+/// heard SERVING until the connection closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_open_health_watch_does_not_hold_up_the_stop() {
+async fn an_open_health_watch_hears_not_serving_and_does_not_hold_up_the_stop() {
+    use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
@@ -333,6 +335,11 @@ async fn an_open_health_watch_does_not_hold_up_the_stop() {
     assert!(health.message().await.expect("first status").is_some());
     manager.stop().await.expect("stop");
     assert!(!alive(pid));
+    let mut heard = Vec::new();
+    while let Ok(Some(update)) = health.message().await {
+        heard.push(update.status);
+    }
+    assert_eq!(heard, [ServingStatus::NotServing as i32]);
     assert!(
         !sandbox.log().contains("calls still open"),
         "the stop waited out the drain limit:\n{}",
@@ -423,4 +430,31 @@ async fn a_released_lease_gives_back_its_descriptor() {
     holder.end();
     manager.stop().await.expect("stop");
     assert_eq!(failed, None);
+}
+
+/// A service that drops `Kit::serve`'s future (a `select!` another branch
+/// won) and cleans up a while before it exits: meanwhile its record says
+/// stopping and its socket is gone, so `status` reads it as stopping and
+/// `ensure` waits for it. It said `running` with nothing answering, which
+/// read as a hung service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_drops_serve_reads_as_stopping_while_it_cleans_up() {
+    let mut sandbox = kit_sandbox(0, &["--drop-serve-after-ms", "300"]);
+    sandbox.set("stop_timeout_secs", 1);
+    let manager = sandbox.manager();
+    let pid = manager.ensure().await.expect("ensure").pid.expect("pid");
+    common::wait_for("the service to drop serve", WAIT, || {
+        let log = sandbox.log();
+        async move { log.contains("no longer serving; cleaning up").then_some(()) }
+    })
+    .await;
+    assert!(
+        !sandbox.state_dir().join("service.sock").exists(),
+        "the socket is left"
+    );
+    let now = status(&manager).await;
+    assert_eq!(now.state, spfs_autostart::State::Stopping, "{now:?}");
+    assert_eq!(now.pid, Some(pid));
+    manager.stop().await.expect("stop");
+    assert!(!alive(pid));
 }

@@ -272,10 +272,23 @@ impl Kit {
                 path,
             )
         });
+        // However `serve` ends, also dropped by its caller.
+        let end = ServeEnd {
+            lifetime: lifetime.clone(),
+            paths: paths.clone(),
+            lock_file,
+            socket: socket_to_remove,
+        };
         let (incoming, listening) = Closable::new(listener::incoming(listener));
         let _idle_timer =
             AbortOnDrop(tokio::spawn(lifetime.clone().run_idle_timer()).abort_handle());
-        let shutdown = stop_listening(lifetime.clone(), paths.clone(), lock_file, listening);
+        let shutdown = stop_listening(
+            lifetime.clone(),
+            paths.clone(),
+            lock_file,
+            listening,
+            health_reporter,
+        );
         // Spawned, not polled here: the accept loop then runs on the
         // worker that saw the connection, and each new client (every fresh
         // `ensure`) is answered without first waking the thread that
@@ -319,15 +332,36 @@ impl Kit {
                 Ok(())
             }
         };
-        // The endpoint is released now, the lock at exit, so a successor
-        // that takes the lock finds the path free or stale, never live. The
-        // record stays: it says "stopping" until the lock is free, and a
-        // successor replaces it.
-        if let Some((bound, path)) = socket_to_remove {
-            remove_own_socket(&path, bound);
-        }
+        drop(end);
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+/// What `serve` leaves however it ends: returning, failing, or dropped by
+/// its caller (a `select!` in the service, which aborts the server). The
+/// endpoint is released now and the lock at exit, so a successor that takes
+/// the lock finds the path free or stale, never live; the record says
+/// `stopping` until then (a successor replaces it), not `running` with
+/// nothing answering, which a look reads as a hung service.
+struct ServeEnd {
+    lifetime: Arc<Lifetime>,
+    paths: Paths,
+    lock_file: Option<(u64, u64)>,
+    /// The socket `serve` bound, and which file it was.
+    socket: Option<(Option<(u64, u64)>, PathBuf)>,
+}
+
+impl Drop for ServeEnd {
+    fn drop(&mut self) {
+        // Said once already when it ends by shutting down.
+        self.lifetime.request_shutdown("no longer serving");
+        if holds_the_lock_of(&self.paths, self.lock_file) {
+            write_record(&self.lifetime, &self.paths, Phase::Stopping);
+        }
+        if let Some((bound, path)) = self.socket.take() {
+            remove_own_socket(&path, bound);
+        }
     }
 }
 
@@ -341,12 +375,17 @@ async fn stop_listening(
     paths: Paths,
     lock_file: Option<(u64, u64)>,
     listening: CloseHandle,
+    health: tonic_health::server::HealthReporter,
 ) {
     let reason = lifetime.shutdown_requested().await;
     if holds_the_lock_of(&paths, lock_file) {
         write_record(&lifetime, &paths, Phase::Stopping);
     }
     lifetime.tell_watchers_shutting_down(reason);
+    // Health's watchers too: serving no more (the drain is not service).
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     listening.close();
 }
 

@@ -287,6 +287,22 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
         }
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std_listener = std::net::TcpListener::from(fd);
+            // As for an endpoint the service binds itself: its calls ask for
+            // no credentials (a `ListenStream=PORT` listens on every
+            // interface).
+            let local = std_listener.local_addr().map_err(io)?;
+            if !local.ip().is_loopback() {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "the activated socket listens on {local}, which other machines reach, \
+                         and the service's calls ask for no credentials: listen on a loopback \
+                         address (ListenStream=127.0.0.1:{port} in the socket unit, \
+                         SockNodeName 127.0.0.1 in the launchd job)",
+                        port = local.port()
+                    ),
+                ));
+            }
             std_listener.set_nonblocking(true).map_err(io)?;
             Ok(Listener::Tcp {
                 listener: TcpListener::from_std(std_listener).map_err(io)?,

@@ -18,7 +18,8 @@
 //!   two writes), `--helper-secs` (a helper process that inherits every
 //!   descriptor), `--exit-after-ms` (exit on its own after serving a while),
 //!   `--daemonize` (fork, the first process exits 0, the daemon serves;
-//!   `--daemon-parent-waits-ms`: only after a while),
+//!   `--daemon-parent-waits-ms`: only after a while), `--drop-serve-after-ms`
+//!   (the service drops `Kit::serve`'s future, then cleans up a while),
 //!   `--listen-delay-ms` (--plain: mounted, not yet listening).
 
 use std::collections::BTreeMap;
@@ -109,6 +110,11 @@ struct Args {
     /// forked daemon (in a new session) serves, as classic daemons do.
     #[arg(long)]
     daemonize: bool,
+    /// Test switch: kit mode: drop the future of `Kit::serve` this long
+    /// after serving begins (a `select!` in the service that another branch
+    /// won), then go on for a minute before exiting, as a long clean-up.
+    #[arg(long)]
+    drop_serve_after_ms: Option<u64>,
     /// Test switch: with --daemonize, the first process exits only this
     /// long after the fork, as a daemon's parent that waits for its set-up
     /// does (meanwhile the daemon takes the lock and names itself).
@@ -432,12 +438,23 @@ async fn run_kit(args: Args, kit_config: KitConfig) -> Result<(), u8> {
         main_proto: args.main_proto,
         shutdown_exits: None,
     };
-    kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)))
-        .await
-        .map_err(|e| {
-            tracing::error!("{e}");
-            1
-        })
+    let serving = kit.serve(|routes| routes.add_service(VfsServiceServer::new(vfs)));
+    if let Some(after) = args.drop_serve_after_ms.map(Duration::from_millis) {
+        tokio::select! {
+            served = serving => return served.map_err(|e| {
+                tracing::error!("{e}");
+                1
+            }),
+            () = tokio::time::sleep(after) => {}
+        }
+        tracing::info!("--drop-serve-after-ms: no longer serving; cleaning up for a minute");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return Ok(());
+    }
+    serving.await.map_err(|e| {
+        tracing::error!("{e}");
+        1
+    })
 }
 
 /// `--ready-in-parts-ms`: write "READY " to the spawner's readiness

@@ -11,7 +11,7 @@ use crate::remedy::Remedy;
 
 impl Paths {
     /// Refuse a Unix socket path the kernel would truncate, before anything
-    /// is created; TCP endpoints use no path and pass.
+    /// is created, and a TCP endpoint that is not a loopback one.
     pub fn check_endpoint(&self, endpoint: &ResolvedEndpoint) -> Result<()> {
         match endpoint {
             ResolvedEndpoint::Unix(path) if *path == self.socket() => check_socket_path(path),
@@ -28,6 +28,18 @@ impl Paths {
                 )
                 .with_remedy(Remedy::SetKey("endpoint"))
             }),
+            // What the config refuses (see `Endpoint`'s parser), refused for
+            // an endpoint built by hand too: the service's calls ask for no
+            // credentials.
+            ResolvedEndpoint::Tcp(addr) if !addr.ip().is_loopback() => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "endpoint tcp://{addr} is not a loopback address: the service would be \
+                     reachable from other machines, and its calls ask for no credentials; \
+                     give a loopback one (127.0.0.1 or [::1])"
+                ),
+            )
+            .with_remedy(Remedy::SetKey("endpoint"))),
             ResolvedEndpoint::Tcp(_) => Ok(()),
         }
     }

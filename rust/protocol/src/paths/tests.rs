@@ -152,6 +152,25 @@ fn long_socket_path_is_refused_naming_state_dir_as_the_remedy() {
     assert_eq!(err.remedies(), [Remedy::SetKey("state_dir")]);
 }
 
+/// A TCP endpoint built by hand (the config's parser refuses these) must
+/// still be a loopback one: the service's calls ask for no credentials.
+#[test]
+fn a_tcp_endpoint_that_is_not_loopback_is_refused_naming_endpoint() {
+    let paths = Paths {
+        state_dir: PathBuf::from("/nonexistent/state"),
+        log_dir: PathBuf::from("/nonexistent/logs"),
+    };
+    let tcp = |addr: &str| ResolvedEndpoint::Tcp(addr.parse().unwrap());
+    for open in ["0.0.0.0:37738", "192.0.2.1:37738", "[::]:37738"] {
+        let err = paths.check_endpoint(&tcp(open)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{open}");
+        assert!(err.to_string().contains("not a loopback address"), "{err}");
+        assert_eq!(err.remedies(), [Remedy::SetKey("endpoint")]);
+    }
+    paths.check_endpoint(&tcp("127.0.0.1:37738")).unwrap();
+    paths.check_endpoint(&tcp("[::1]:37738")).unwrap();
+}
+
 #[test]
 fn a_unix_endpoint_in_a_missing_or_non_directory_is_refused_naming_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
