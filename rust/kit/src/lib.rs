@@ -104,6 +104,10 @@ impl Kit {
     /// Take the instance lock and the endpoint. Must run inside a tokio
     /// runtime. On failure the spawner is told why through the readiness
     /// pipe, so `ensure` reports this error instead of a timeout.
+    ///
+    /// Once per process: the lock is held until the process exits (see
+    /// [`Kit::serve`]), so a second `start` in the same process finds it
+    /// held, as by another instance.
     pub fn start(identity: Identity, config: KitConfig) -> Result<Kit> {
         let KitConfig {
             state_dir,

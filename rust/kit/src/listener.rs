@@ -7,7 +7,7 @@
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -99,25 +99,13 @@ pub(crate) fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
         ResolvedEndpoint::Unix(path) => {
             match std::fs::symlink_metadata(path) {
                 // Something listens there although we hold the instance lock: launchd or
-                // systemd owns the socket (and failed to start us through it). Unlinking it
-                // would silently break socket activation for good, so it is left alone.
-                Ok(meta)
-                    if meta.file_type().is_socket()
-                        && std::os::unix::net::UnixStream::connect(path).is_ok() =>
-                {
-                    return Err(Error::new(
-                        ErrorKind::EndpointConflict,
-                        format!(
-                            "{} is a live socket that this service did not bind, most likely \
-                             held by launchd or systemd for socket activation; it was left \
-                             alone. Check the agent (its agent status, or \
-                             `systemctl --user status` for the .socket unit) and its log, or \
-                             uninstall it to start the service on demand",
-                            path.display()
-                        ),
-                    ));
-                }
+                // systemd owns the socket (and failed to start us through it), or a
+                // service of another state dir serves this endpoint. Unlinking it would
+                // break either for good, so it is left alone, its holder named.
                 Ok(meta) if meta.file_type().is_socket() => {
+                    if let Ok(stream) = std::os::unix::net::UnixStream::connect(path) {
+                        return Err(live_socket_error(path, listening_pid(stream)));
+                    }
                     std::fs::remove_file(path)
                         .map_err(|e| Error::io("cannot remove stale socket", path, e))?;
                 }
@@ -143,6 +131,47 @@ pub(crate) fn bind(endpoint: &ResolvedEndpoint) -> Result<Listener> {
             })
         }
     }
+}
+
+/// The pid of the process at the other end of `stream`, a connection to a
+/// listening socket: the socket's holder.
+fn listening_pid(stream: std::os::unix::net::UnixStream) -> Option<u32> {
+    stream.set_nonblocking(true).ok()?;
+    let stream = UnixStream::from_std(stream).ok()?;
+    let pid = stream.peer_cred().ok()?.pid()?;
+    u32::try_from(pid).ok()
+}
+
+/// The error for a live socket at `path` this service did not bind, held by
+/// `holder`: launchd or systemd holding it for socket activation, or
+/// another process (another state dir's service at the same endpoint).
+fn live_socket_error(path: &Path, holder: Option<u32>) -> Error {
+    let executable = holder.and_then(sys::executable);
+    let activator = holder == Some(1)
+        || executable
+            .as_ref()
+            .and_then(|e| e.file_name())
+            .is_some_and(|name| {
+                let name = name.to_string_lossy();
+                name.starts_with("systemd") || name == "launchd"
+            });
+    let message = match holder {
+        Some(pid) if !activator => format!(
+            "{} is a live socket held by pid {pid} ({}), not by launchd or systemd: most \
+             likely a service of another state dir serving this endpoint; it was left alone. \
+             Give each state dir its own endpoint, or stop that service",
+            path.display(),
+            executable.map_or_else(|| "unknown executable".into(), |e| e.display().to_string())
+        ),
+        _ => format!(
+            "{} is a live socket that this service did not bind, most likely held by launchd \
+             or systemd for socket activation; it was left alone. Check the agent (its agent \
+             status, or `systemctl --user status` for the .socket unit) and its log, or \
+             uninstall it to start the service on demand",
+            path.display()
+        ),
+    };
+    Error::new(ErrorKind::EndpointConflict, message)
 }
 
 /// A socket handed over by systemd (`LISTEN_FDS`/`LISTEN_PID`) or launchd.
@@ -449,15 +478,35 @@ fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
 mod tests {
     use super::*;
 
+    /// A holder that is launchd (pid 1) or systemd (the user manager, or
+    /// `systemd-socket-activate`) is taken for socket activation; one that
+    /// cannot be told is too.
+    #[test]
+    fn a_socket_held_by_launchd_or_systemd_points_at_the_agent() {
+        let path = Path::new("/run/x/service.sock");
+        for holder in [Some(1), None] {
+            let err = live_socket_error(path, holder).to_string();
+            assert!(
+                err.contains("most likely held by launchd or systemd"),
+                "{err}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_socket_someone_listens_on_is_refused_and_left_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("service.sock");
-        // Stands in for launchd/systemd holding the socket for activation.
+        // Held by this process, which is neither launchd nor systemd: named.
         let owner = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let err = bind(&ResolvedEndpoint::Unix(path.clone())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::EndpointConflict);
-        assert!(err.to_string().contains("launchd or systemd"), "{err}");
+        let named = format!(
+            "is a live socket held by pid {} ({}), not by launchd or systemd",
+            std::process::id(),
+            std::env::current_exe().unwrap().display()
+        );
+        assert!(err.to_string().contains(&named), "{err}");
         assert!(
             std::fs::symlink_metadata(&path)
                 .unwrap()
