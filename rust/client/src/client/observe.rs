@@ -66,13 +66,15 @@ impl ServiceManager {
             None => {}
         }
         let probe = rpc::probe(&self.endpoint, touch, PROBE_TIMEOUT).await;
-        let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..));
+        let answered = matches!(probe, Probe::Foreign(_) | Probe::Kit(..) | Probe::Plain(_));
         let observation = self.observation_of(probe, under_spawn_lock)?;
         tracing::debug!("{}: {}", self.endpoint, observation.summary());
         match observation {
             // A service that dies between our connect and the lock check
             // resets the connection (or answers, then exits) and frees the
-            // lock, so for a moment it looks like a foreign peer. Its
+            // lock, so for a moment it looks like a foreign peer (a plain
+            // one: a server answering with no process of ours listening
+            // there any more, the listener gone by the lookup). Its
             // descriptors are closed once the lock is free: a second look
             // finds nothing there, while a real foreign peer still answers
             // the same way. (A peer that does not answer at all is not
