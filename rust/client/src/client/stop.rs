@@ -152,7 +152,7 @@ impl ServiceManager {
         let pid = handle.instance().pid;
         self.set_activity(Activity::Stopping {
             pid: Some(pid),
-            step: "its shutdown under way".into(),
+            step: "the shutdown it began".into(),
         });
         logs::mark::append(
             &self.paths.log_file(),
