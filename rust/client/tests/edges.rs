@@ -203,39 +203,64 @@ async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
     call.abort();
 }
 
-/// A kit look-alike whose `Info` answers and whose `Watch` always fails,
-/// counting the Watch calls.
+/// A kit look-alike: its `Info` answers (version 1.0.0, the pid it claims,
+/// a lease once `leased`), its `Watch` always fails, counting the calls,
+/// and a `Shutdown` is only noted: one `unless_leased` is refused, as a
+/// kit does when a runtime took a lease since the caller looked, and from
+/// then on `Info` reports that lease.
 #[derive(Debug, Default)]
-struct WatchFails {
+struct FakeKit {
     watches: Arc<AtomicUsize>,
     /// The pid `Info` reports; this process's when unset.
     claims: Option<u32>,
     /// `Acquire` never answers, as a service stuck after `ensure`.
     acquire_hangs: bool,
+    leased: Arc<std::sync::atomic::AtomicBool>,
+    /// Each `Shutdown` received: whether it was `unless_leased`.
+    shutdowns: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 type Updates =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<control::StatusUpdate, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
-impl control_server::Control for WatchFails {
+impl control_server::Control for FakeKit {
     async fn info(
         &self,
         _: tonic::Request<control::InfoRequest>,
     ) -> Result<tonic::Response<control::InfoResponse>, tonic::Status> {
+        let pid = self.claims.unwrap_or_else(std::process::id);
+        let leases = match self.leased.load(Ordering::SeqCst) {
+            true => vec![control::Lease {
+                id: 1,
+                pid,
+                label: "runtime".into(),
+                acquired_at_unix_ms: 1,
+            }],
+            false => Vec::new(),
+        };
         Ok(tonic::Response::new(control::InfoResponse {
             name: "fake".into(),
-            version: "1".into(),
-            pid: self.claims.unwrap_or_else(std::process::id),
+            version: "1.0.0".into(),
+            pid,
+            leases,
             ..Default::default()
         }))
     }
 
     async fn shutdown(
         &self,
-        _: tonic::Request<control::ShutdownRequest>,
+        request: tonic::Request<control::ShutdownRequest>,
     ) -> Result<tonic::Response<control::ShutdownResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
+        let unless_leased = request.into_inner().unless_leased;
+        self.shutdowns.lock().unwrap().push(unless_leased);
+        if unless_leased {
+            self.leased.store(true, Ordering::SeqCst);
+            return Err(tonic::Status::failed_precondition(
+                "1 lease(s) held: not shutting down",
+            ));
+        }
+        Ok(tonic::Response::new(control::ShutdownResponse {}))
     }
 
     type WatchStream = Updates;
@@ -277,7 +302,7 @@ async fn watch_backs_off_when_the_watch_stream_fails() {
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = state.join("service.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-    let fake = WatchFails::default();
+    let fake = FakeKit::default();
     let watches = fake.watches.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -568,9 +593,9 @@ async fn a_kit_on_our_port_that_names_another_process_of_ours_is_not_believed() 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut bystander = common::Sleeper::start();
-    let fake = WatchFails {
+    let fake = FakeKit {
         claims: Some(bystander.pid()),
-        ..WatchFails::default()
+        ..FakeKit::default()
     };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -613,9 +638,9 @@ async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
     std::fs::create_dir(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
-    let fake = WatchFails {
+    let fake = FakeKit {
         acquire_hangs: true,
-        ..WatchFails::default()
+        ..FakeKit::default()
     };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -636,81 +661,6 @@ async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
     server.abort();
 }
 
-/// A kit look-alike reporting version 1.0.0 and no lease, until a
-/// conditional `Shutdown` comes: then it refuses, as a kit does when a
-/// runtime took a lease since the caller looked, and reports that lease.
-#[derive(Debug)]
-struct LeasedMeanwhile {
-    /// The pid `Info` reports, a bystander's (signalled by a stop).
-    pid: u32,
-    leased: Arc<std::sync::atomic::AtomicBool>,
-    /// Each `Shutdown` received: whether it was `unless_leased`.
-    shutdowns: Arc<std::sync::Mutex<Vec<bool>>>,
-}
-
-#[tonic::async_trait]
-impl control_server::Control for LeasedMeanwhile {
-    async fn info(
-        &self,
-        _: tonic::Request<control::InfoRequest>,
-    ) -> Result<tonic::Response<control::InfoResponse>, tonic::Status> {
-        let leases = match self.leased.load(Ordering::SeqCst) {
-            true => vec![control::Lease {
-                id: 1,
-                pid: self.pid,
-                label: "runtime".into(),
-                acquired_at_unix_ms: 1,
-            }],
-            false => Vec::new(),
-        };
-        Ok(tonic::Response::new(control::InfoResponse {
-            name: "fake".into(),
-            version: "1.0.0".into(),
-            pid: self.pid,
-            leases,
-            ..Default::default()
-        }))
-    }
-
-    async fn shutdown(
-        &self,
-        request: tonic::Request<control::ShutdownRequest>,
-    ) -> Result<tonic::Response<control::ShutdownResponse>, tonic::Status> {
-        let unless_leased = request.into_inner().unless_leased;
-        self.shutdowns.lock().unwrap().push(unless_leased);
-        if unless_leased {
-            self.leased.store(true, Ordering::SeqCst);
-            return Err(tonic::Status::failed_precondition(
-                "1 lease(s) held: not shutting down",
-            ));
-        }
-        Ok(tonic::Response::new(control::ShutdownResponse {}))
-    }
-
-    type WatchStream = Updates;
-
-    async fn watch(
-        &self,
-        _: tonic::Request<control::WatchRequest>,
-    ) -> Result<tonic::Response<Updates>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn acquire(
-        &self,
-        _: tonic::Request<control::AcquireRequest>,
-    ) -> Result<tonic::Response<control::AcquireResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn release(
-        &self,
-        _: tonic::Request<control::ReleaseRequest>,
-    ) -> Result<tonic::Response<control::ReleaseResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-}
-
 /// A version restart asks the service to shut down only if it holds no
 /// lease, so a runtime that took one after the restart looked is not cut
 /// off: the service is kept, with the warning a leased service gets. It
@@ -728,10 +678,9 @@ async fn a_version_restart_keeps_a_service_leased_since_it_looked() {
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
     let mut bystander = spfs_autostart_test_support::Sleeper::start();
-    let fake = LeasedMeanwhile {
-        pid: bystander.pid(),
-        leased: Arc::default(),
-        shutdowns: Arc::default(),
+    let fake = FakeKit {
+        claims: Some(bystander.pid()),
+        ..FakeKit::default()
     };
     let shutdowns = fake.shutdowns.clone();
     let server = tokio::spawn(

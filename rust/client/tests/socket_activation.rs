@@ -80,17 +80,34 @@ fn socket_activate_with(
     options: &[&str],
     args: &[&str],
 ) -> Reaped {
+    let endpoint = format!("unix://{}", socket.display());
+    activate(
+        sandbox,
+        &socket.display().to_string(),
+        Some(&endpoint),
+        options,
+        args,
+    )
+}
+
+/// `systemd-socket-activate` listening on `listen` (a path, or `IP:PORT`)
+/// for the reference service with `args`, told `endpoint` if given (else
+/// the state dir's socket is its endpoint), its output in `activate.log`.
+fn activate(
+    sandbox: &Sandbox,
+    listen: &str,
+    endpoint: Option<&str>,
+    options: &[&str],
+    args: &[&str],
+) -> Reaped {
     let state = sandbox.state_dir().display().to_string();
     let (out, err) = output_file(sandbox, "activate.log");
     let spawned = Command::new(TOOL)
         // The service's socket first: it is the one passed as descriptor 3.
-        .arg(format!("--listen={}", socket.display()))
+        .arg(format!("--listen={listen}"))
         .args(options)
         .arg(format!("--setenv=SPFS_AUTOSTART_STATE_DIR={state}"))
-        .arg(format!(
-            "--setenv=SPFS_AUTOSTART_ENDPOINT=unix://{}",
-            socket.display()
-        ))
+        .args(endpoint.map(|e| format!("--setenv=SPFS_AUTOSTART_ENDPOINT={e}")))
         .arg("--setenv=SPFS_AUTOSTART_IDLE_TIMEOUT_SECS=0")
         .arg(format!(
             "--setenv=XDG_CONFIG_HOME={}",
@@ -612,29 +629,7 @@ async fn a_handed_over_tcp_socket_is_the_endpoint_the_service_names() {
     let port = spfs_autostart_test_support::free_port();
     let address = format!("127.0.0.1:{port}");
     sandbox.set("endpoint", format!("tcp://{address}"));
-    let (out, err) = output_file(&sandbox, "activate.log");
-    let mut child = Reaped(
-        Command::new(TOOL)
-            .arg(format!("--listen={address}"))
-            .arg(format!(
-                "--setenv=SPFS_AUTOSTART_STATE_DIR={}",
-                sandbox.state_dir().display()
-            ))
-            .arg("--setenv=SPFS_AUTOSTART_IDLE_TIMEOUT_SECS=0")
-            .arg(format!(
-                "--setenv=XDG_CONFIG_HOME={}",
-                sandbox.root().join("config").display()
-            ))
-            .arg("--setenv=SPFS_AUTOSTART_CONFIG=")
-            .arg(reference_service())
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("systemd-socket-activate (Debian package `systemd`)"),
-    );
+    let mut child = activate(&sandbox, &address, None, &[], &[]);
     let log = || std::fs::read_to_string(sandbox.root().join("activate.log")).unwrap_or_default();
     wait_for("systemd-socket-activate to listen", WAIT, || {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
