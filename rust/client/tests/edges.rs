@@ -67,13 +67,9 @@ async fn stop_with_a_call_in_flight_drains_within_the_stop_timeout() {
     call.abort();
 }
 
-// A second SIGTERM (or SIGINT) was ignored: a drain or a clean-up that
-// hung could only be ended with SIGKILL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_signal_while_draining_ends_the_service_at_once() {
-    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
-    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
-    let pid = status(&manager).await.pid.expect("pid");
+/// SIGTERM to the service `pid` of `sandbox`, as launchd or a user's
+/// `kill` sends it, and wait until it drains.
+async fn sigterm_and_wait_for_the_drain(sandbox: &Sandbox, pid: u32) {
     let kernel_pid = nix::unistd::Pid::from_raw(pid as i32);
     nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     wait_for("the service to start draining", WAIT, || {
@@ -81,6 +77,17 @@ async fn a_second_signal_while_draining_ends_the_service_at_once() {
         async move { log.contains("received SIGTERM").then_some(()) }
     })
     .await;
+}
+
+// A second SIGTERM (or SIGINT) was ignored: a drain or a clean-up that
+// hung could only be ended with SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_while_draining_ends_the_service_at_once() {
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
+    let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
+    let pid = status(&manager).await.pid.expect("pid");
+    sigterm_and_wait_for_the_drain(&sandbox, pid).await;
+    let kernel_pid = nix::unistd::Pid::from_raw(pid as i32);
     nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGINT).unwrap();
     wait_gone(pid, "the service, on the second signal").await;
     let log = sandbox.log();
@@ -104,13 +111,7 @@ async fn stop_of_a_service_draining_after_a_signal_lets_its_drain_finish() {
     let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "60000"]);
     let (manager, call) = service_with_a_call_in_flight(&sandbox).await;
     let pid = status(&manager).await.pid.expect("pid");
-    let kernel_pid = nix::unistd::Pid::from_raw(pid as i32);
-    nix::sys::signal::kill(kernel_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    wait_for("the service to start draining", WAIT, || {
-        let log = sandbox.log();
-        async move { log.contains("received SIGTERM").then_some(()) }
-    })
-    .await;
+    sigterm_and_wait_for_the_drain(&sandbox, pid).await;
     let outcome = manager.stop().await.expect("stop");
     assert_eq!(
         outcome,
