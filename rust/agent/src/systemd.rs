@@ -126,6 +126,9 @@ fn socket_unit(spec: &AgentSpec) -> String {
     let _ = writeln!(socket, "DirectoryMode=0700");
     // One service instance takes the listening socket and accepts itself.
     let _ = writeln!(socket, "Accept=no");
+    // A socket file left once the unit stops would look, to a client, like
+    // a socket systemd still holds for activation.
+    let _ = writeln!(socket, "RemoveOnStop=yes");
     let _ = writeln!(socket);
     let _ = writeln!(socket, "[Install]");
     let _ = writeln!(socket, "WantedBy=sockets.target");

@@ -35,6 +35,35 @@ pub(crate) fn user_name(uid: u32) -> String {
     }
 }
 
+/// Whether a socket listens at the Unix socket path `path`: from the
+/// kernel's table on Linux (`/proc/net/unix`, a listening socket has
+/// `__SO_ACCEPTCON`); `None` where that cannot be told without connecting
+/// (macOS), which would start a socket-activated service.
+pub(crate) fn unix_socket_listens(path: &std::path::Path) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        const ACCEPTCON: u32 = 0x10000;
+        let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+        // The table has the path as it was bound: ours, or another spelling
+        // of it (a symlinked directory).
+        let spellings = [Some(path.to_path_buf()), std::fs::canonicalize(path).ok()];
+        Some(table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() >= 8
+                && u32::from_str_radix(fields[3], 16).is_ok_and(|flags| flags & ACCEPTCON != 0)
+                && spellings
+                    .iter()
+                    .flatten()
+                    .any(|p| p.as_os_str() == fields[7])
+        }))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// The listener at `addr`, or `None` when none can be found.
 ///
 /// The look blocks (it scans processes; on macOS it runs lsof), so with

@@ -199,7 +199,25 @@ async fn systemd_socket_activate_starts_the_service_on_first_connect() {
         is_socket(&socket),
         "the service unlinked the socket it was handed"
     );
-    assert_eq!(status(&manager).await.state, State::Stopped);
+    // The tool ran the service in its own process: nobody holds the socket
+    // now, and nothing says an activator does (it said so, and `doctor`
+    // found socket activation "ok").
+    let now = status(&manager).await;
+    assert_eq!(now.state, State::Stopped);
+    assert!(
+        !now.detail.unwrap_or_default().contains("socket-activated"),
+        "{:?}",
+        status(&manager).await
+    );
+    let report = spfs_autostart::doctor::diagnose(&manager).await;
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| !f.summary.contains("launchd or systemd holds the socket")),
+        "{:?}",
+        report.findings
+    );
     assert!(!log().contains("ERROR"), "{}", log());
 }
 

@@ -64,7 +64,13 @@ const SOCKET_KEYS: &[(&str, &[&str])] = &[
     ("Unit", &["Description"]),
     (
         "Socket",
-        &["ListenStream", "SocketMode", "DirectoryMode", "Accept"],
+        &[
+            "ListenStream",
+            "SocketMode",
+            "DirectoryMode",
+            "Accept",
+            "RemoveOnStop",
+        ],
     ),
     ("Install", &["WantedBy"]),
 ];
@@ -178,6 +184,7 @@ fn socket_mode_has_a_socket_unit_and_a_service_that_needs_it() {
     );
     assert_eq!(values(&socket, "SocketMode"), ["0600"]);
     assert_eq!(values(&socket, "Accept"), ["no"]);
+    assert_eq!(values(&socket, "RemoveOnStop"), ["yes"]);
     assert_eq!(values(&socket, "WantedBy"), ["sockets.target"]);
 }
 

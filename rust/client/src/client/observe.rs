@@ -491,6 +491,11 @@ impl ServiceManager {
         {
             return None;
         }
+        // A socket file the activator left when it stopped (socket
+        // activation turned off) is no socket it holds: nobody listens.
+        if crate::owner::unix_socket_listens(socket) == Some(false) {
+            return None;
+        }
         match record.instance().filter(Instance::is_alive) {
             // Going: a connection now would wait in the activator's queue
             // and start the next service the moment this one is gone.
