@@ -856,3 +856,39 @@ fn a_log_the_user_cannot_write_is_a_problem() {
         "{problems:?}"
     );
 }
+
+/// A lock held by what a dead service left (its record names a dead pid):
+/// `status` says so, and now `doctor` too, as a warning on the endpoint.
+/// It said "ok ... is free".
+#[test]
+fn a_lock_only_leftovers_hold_is_a_warning_naming_them() {
+    let sb = Sandbox::new();
+    sb.ensure();
+    let pid = pid_of(&sb.status());
+    // What it leaves holding the lock, once it is killed.
+    let lock = sb.state_dir().join("instance.lock");
+    let mut leftover = Sleeper::spawn(
+        std::process::Command::new("flock")
+            .arg("--no-fork")
+            .arg(&lock)
+            .arg("sleep"),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(std::time::Duration::from_secs(10), || !alive(pid)));
+    assert!(wait_for(std::time::Duration::from_secs(10), || {
+        spfs_autostart_protocol::lock::is_held(&lock).unwrap()
+    }));
+    let (code, report) = doctor(&sb);
+    let (severity, summary) = finding_of(&report, "endpoint");
+    assert_eq!(severity, "warning", "{report}");
+    assert!(
+        summary.contains("still held by processes the last service left behind"),
+        "{summary}"
+    );
+    assert_eq!(code, Some(0), "a warning, not a problem: {report}");
+    leftover.end();
+}

@@ -72,17 +72,23 @@ pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
 }
 
 impl ServiceManager {
+    /// The warning every status on a TCP endpoint carries (`doctor` says it
+    /// as a finding of the config's instead).
+    pub(crate) fn reachable_by_all_warning(&self) -> Option<String> {
+        let ResolvedEndpoint::Tcp(addr) = &self.endpoint else {
+            return None;
+        };
+        // spfs-fuse-macos listens on TCP only: the private socket is
+        // advice for a service that embeds the kit.
+        Some(format!(
+            "endpoint tcp://{addr} can be reached by every user of this machine; \
+             a service that embeds the spfs-autostart kit can use a private Unix socket \
+             instead (endpoint \"unix\"); spfs-fuse-macos listens on TCP only"
+        ))
+    }
+
     pub(super) fn base_status(&self, state: State) -> Status {
-        let mut warnings = Vec::new();
-        if let ResolvedEndpoint::Tcp(addr) = &self.endpoint {
-            // spfs-fuse-macos listens on TCP only: the private socket is
-            // advice for a service that embeds the kit.
-            warnings.push(format!(
-                "endpoint tcp://{addr} can be reached by every user of this machine; \
-                 a service that embeds the spfs-autostart kit can use a private Unix socket \
-                 instead (endpoint \"unix\"); spfs-fuse-macos listens on TCP only"
-            ));
-        }
+        let warnings = self.reachable_by_all_warning().into_iter().collect();
         Status {
             state,
             pid: None,

@@ -289,16 +289,21 @@ pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>
         source.push_str(&format!("; {key} from {var}"));
     }
     if let ResolvedEndpoint::Tcp(addr) = manager.endpoint() {
-        findings.push(finding(
-            "config",
-            Severity::Warning,
-            format!("{source}: endpoint tcp://{addr} can be reached by every user of this machine"),
-            Some(
-                "use endpoint = \"unix\" with a service that embeds the kit; spfs-fuse-macos \
+        findings.push(
+            finding(
+                "config",
+                Severity::Warning,
+                format!(
+                    "{source}: endpoint tcp://{addr} can be reached by every user of this machine"
+                ),
+                Some(
+                    "use endpoint = \"unix\" with a service that embeds the kit; spfs-fuse-macos \
                  speaks only TCP today"
-                    .into(),
-            ),
-        ));
+                        .into(),
+                ),
+            )
+            .with_remedies([Remedy::SetKey("endpoint")]),
+        );
     } else {
         findings.push(finding("config", Severity::Ok, source, None));
     }

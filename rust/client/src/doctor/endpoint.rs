@@ -68,6 +68,25 @@ pub(super) async fn check_endpoint(
         None
     };
     findings.push(judge(manager, &status, &endpoint, taker));
+    // What `status` warns of (a log another service writes too, a service
+    // of this user's under another state dir, mounts that could not be
+    // listed), but what has a finding of its own: the reach of a TCP
+    // endpoint (the config's) and the version (see `check_version`).
+    let said_elsewhere = [
+        manager.reachable_by_all_warning(),
+        match manager.version_verdict(&status) {
+            Some(VersionVerdict::Note(note) | VersionVerdict::Replaces(note)) => Some(note),
+            Some(VersionVerdict::Fails(e)) => Some(e.to_string()),
+            None => None,
+        },
+    ];
+    findings.extend(
+        status
+            .warnings
+            .iter()
+            .filter(|w| !said_elsewhere.iter().flatten().any(|said| said == *w))
+            .map(|w| finding("service", Severity::Warning, w.clone(), None)),
+    );
     Some(Seen { status, activated })
 }
 
@@ -94,6 +113,12 @@ fn judge(
         _ => vec![],
     };
     let (severity, summary, fix) = match status.state {
+        // Free, but not clean: processes a dead service left hold its lock.
+        State::Stopped if let Some(detail) = &status.detail => (
+            Severity::Warning,
+            format!("{endpoint} is free: no service runs; {detail}"),
+            None,
+        ),
         State::Stopped => (
             Severity::Ok,
             format!("{endpoint} is free: no service runs"),
