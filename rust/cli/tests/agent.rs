@@ -196,3 +196,34 @@ fn the_apps_agent_label_is_refused_by_install_and_uninstall() {
         assert!(err.contains("menu-bar app"), "{args:?}: {err}");
     }
 }
+
+/// A plist for the app's bundle is the app's: its label unless one is
+/// given. It took the CLI's agent's label, which the app's then collided
+/// with (two jobs, one service).
+#[test]
+fn a_bundled_plist_takes_the_apps_label_unless_one_is_given() {
+    let sb = Sandbox::new();
+    let bundled = ["--bundle-program", "Contents/MacOS/spfs-fuse-macos"];
+    let plist = files(&sb, &bundled);
+    assert_eq!(plist[0].0, "ai.spk.spfs-menu.spfs-fuse-macos.plist");
+    assert!(
+        plist[0]
+            .1
+            .contains("<string>ai.spk.spfs-menu.spfs-fuse-macos</string>"),
+        "{}",
+        plist[0].1
+    );
+    let named = files(&sb, &[bundled[0], bundled[1], "--label", "my.label"]);
+    assert!(
+        named[0].1.contains("<string>my.label</string>"),
+        "{}",
+        named[0].1
+    );
+    // Without a bundle, the CLI's own.
+    let own = files(&sb, &[]);
+    assert!(
+        own[0].1.contains("<string>ai.spk.spfs-fuse-macos</string>"),
+        "{}",
+        own[0].1
+    );
+}

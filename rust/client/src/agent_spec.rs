@@ -30,7 +30,13 @@ pub fn spec_from_config(
     };
     let endpoint = paths.endpoint(&config.endpoint);
     let mut spec = AgentSpec::new(program, paths.log_file());
-    spec.label = label.unwrap_or(DEFAULT_LABEL).to_string();
+    // A bundled plist is the app's (its own label, apart from the CLI's
+    // agent); a developer printing one by hand must not get the CLI's.
+    let default = match bundle_program {
+        Some(_) => spfs_autostart_agent::APP_LABEL,
+        None => DEFAULT_LABEL,
+    };
+    spec.label = label.unwrap_or(default).to_string();
     spec.args = config.args.clone();
     spec.mode = mode;
     spec.bundle_program = bundle_program;
