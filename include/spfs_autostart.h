@@ -262,6 +262,10 @@ enum spfs_autostart_operation
    * Install the LaunchAgent socket-activated.
    */
   SPFS_AUTOSTART_OPERATION_AGENT_INSTALL_SOCKET = 10,
+  /**
+   * Describe the service as socket-activated systemd user units instead.
+   */
+  SPFS_AUTOSTART_OPERATION_AGENT_PRINT_SYSTEMD_SOCKET = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -48,6 +48,9 @@ pub enum LaunchdError {
     Unsupported {
         /// What was attempted (e.g. `launchctl bootstrap`).
         operation: String,
+        /// Whether a socket-activated agent was asked for: the systemd
+        /// units to describe instead are that mode's.
+        socket: bool,
     },
     /// A filesystem operation failed.
     #[error("could not {action} {}: {source}; {hint}", path.display())]
@@ -156,7 +159,12 @@ impl From<LaunchdError> for Error {
         match e.kind() {
             // The message offers both; front ends name them their way.
             LaunchdErrorKind::Unsupported => error
-                .with_remedy(Remedy::Run(Operation::AgentPrintSystemd))
+                .with_remedy(Remedy::Run(
+                    match matches!(e, LaunchdError::Unsupported { socket: true, .. }) {
+                        true => Operation::AgentPrintSystemdSocket,
+                        false => Operation::AgentPrintSystemd,
+                    },
+                ))
                 .with_remedy(Remedy::Run(Operation::Ensure)),
             _ => error,
         }

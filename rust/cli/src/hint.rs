@@ -195,6 +195,7 @@ fn command(operation: Operation) -> Option<&'static str> {
         Operation::AgentStatus => "agent status",
         Operation::AgentPrintSystemd => "agent print --format systemd",
         Operation::AgentInstallSocket => "agent install --mode socket",
+        Operation::AgentPrintSystemdSocket => "agent print --format systemd --mode socket",
         _ => return None,
     })
 }

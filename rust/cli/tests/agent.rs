@@ -146,6 +146,38 @@ fn a_hint_repeats_the_runs_config_state_dir_and_label() {
     assert!(err.contains(&expected), "{err}");
 }
 
+/// `agent install --mode socket` where launchd is missing points at the
+/// systemd units of socket mode; the hint printed the always-on ones.
+#[test]
+fn the_systemd_hint_of_a_socket_install_prints_socket_units() {
+    if cfg!(target_os = "macos") {
+        return; // `agent install` works there: no hint to follow
+    }
+    let sb = Sandbox::new().with("endpoint", "unix");
+    let out = sb.run(&["agent", "install", "--mode", "socket"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&as_run(
+            &sb,
+            "`spfs-autostart agent print --format systemd --mode socket`"
+        )),
+        "{err}"
+    );
+    // The command given works, and prints a socket unit.
+    let printed = sb.ok(&["agent", "print", "--format", "systemd", "--mode", "socket"]);
+    assert!(printed.contains("ListenStream="), "{printed}");
+    // Always-on asked, always-on offered.
+    let err = stderr(&sb.run(&["agent", "install"]));
+    assert!(
+        err.contains(&as_run(
+            &sb,
+            "`spfs-autostart agent print --format systemd`"
+        )),
+        "{err}"
+    );
+}
+
 /// A flag's bad value is named by the flag typed, not by the library's
 /// name for the setting.
 #[test]

@@ -117,20 +117,23 @@ fn socket_mode_on_tcp_names_the_endpoint_key_and_always_on_mode() {
 
 #[test]
 fn launchd_unsupported_offers_systemd_units_and_ensure_as_operations() {
-    let err: Error = LaunchdError::Unsupported {
-        operation: "launchctl bootstrap".into(),
+    for (socket, print) in [
+        (false, Operation::AgentPrintSystemd),
+        (true, Operation::AgentPrintSystemdSocket),
+    ] {
+        let err: Error = LaunchdError::Unsupported {
+            operation: "launchctl bootstrap".into(),
+            socket,
+        }
+        .into();
+        let msg = err.message();
+        assert!(msg.contains("systemd") && msg.contains("ensure"), "{msg}");
+        no_cli_words(msg);
+        assert_eq!(
+            err.remedies(),
+            [Remedy::Run(print), Remedy::Run(Operation::Ensure)]
+        );
     }
-    .into();
-    let msg = err.message();
-    assert!(msg.contains("systemd") && msg.contains("ensure"), "{msg}");
-    no_cli_words(msg);
-    assert_eq!(
-        err.remedies(),
-        [
-            Remedy::Run(Operation::AgentPrintSystemd),
-            Remedy::Run(Operation::Ensure)
-        ]
-    );
 }
 
 /// Reading the log where the log dir is a file says so, with the key to

@@ -59,6 +59,9 @@ macro_rules! for_each_operation {
             /// Install the LaunchAgent socket-activated: launchd holds the Unix
             /// socket and starts the service on the first connection.
             AgentInstallSocket,
+            /// Describe the service as systemd user units, socket-activated (a
+            /// `.socket` unit beside the service), instead of a LaunchAgent.
+            AgentPrintSystemdSocket,
         }
     };
 }
@@ -96,6 +99,7 @@ impl Operation {
             Operation::AgentStatus => "agent status",
             Operation::AgentPrintSystemd => "agent print (systemd)",
             Operation::AgentInstallSocket => "agent install (socket-activated)",
+            Operation::AgentPrintSystemdSocket => "agent print (systemd, socket-activated)",
         }
     }
 }

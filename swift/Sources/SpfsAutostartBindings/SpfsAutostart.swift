@@ -2859,6 +2859,11 @@ public enum Operation: Equatable, Hashable, CaseIterable {
      * socket and starts the service on the first connection.
      */
     case agentInstallSocket
+    /**
+     * Describe the service as systemd user units, socket-activated (a
+     * `.socket` unit beside the service), instead of a LaunchAgent.
+     */
+    case agentPrintSystemdSocket
 
 
 
@@ -2899,6 +2904,8 @@ public struct FfiConverterTypeOperation: FfiConverterRustBuffer {
         case 9: return .agentPrintSystemd
         
         case 10: return .agentInstallSocket
+        
+        case 11: return .agentPrintSystemdSocket
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -2946,6 +2953,10 @@ public struct FfiConverterTypeOperation: FfiConverterRustBuffer {
         
         case .agentInstallSocket:
             writeInt(&buf, Int32(10))
+        
+        
+        case .agentPrintSystemdSocket:
+            writeInt(&buf, Int32(11))
         
         }
     }

@@ -238,7 +238,7 @@ extension Remedy {
             return "Check the command-line tool's LaunchAgent (ai.spk.spfs-fuse-macos)"
         case .run(operation: .agentInstallSocket):
             return "Install the command-line tool's socket-activated LaunchAgent again"
-        case .run(operation: .agentPrintSystemd):
+        case .run(operation: .agentPrintSystemd), .run(operation: .agentPrintSystemdSocket):
             return "Run the service from a systemd user unit (this app manages only the LaunchAgent)"
         }
     }

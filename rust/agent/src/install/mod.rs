@@ -88,7 +88,15 @@ pub fn check_install<R: CommandRunner>(
     spec: &AgentSpec,
 ) -> Result<Vec<u8>, LaunchdError> {
     let contents = launchd_plist(spec)?;
-    lc.require_available("installing the LaunchAgent")?;
+    lc.require_available("installing the LaunchAgent")
+        .map_err(|e| match e {
+            // The units to describe instead are of the mode asked for.
+            LaunchdError::Unsupported { operation, .. } => LaunchdError::Unsupported {
+                operation,
+                socket: spec.mode == crate::AgentMode::Socket,
+            },
+            e => e,
+        })?;
     lc.refuse_root()?;
     Ok(contents)
 }

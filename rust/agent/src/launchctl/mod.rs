@@ -138,6 +138,7 @@ impl<R: CommandRunner> Launchctl<R> {
         } else {
             Err(LaunchdError::Unsupported {
                 operation: operation.to_owned(),
+                socket: false,
             })
         }
     }
@@ -155,6 +156,7 @@ impl<R: CommandRunner> Launchctl<R> {
             Ok(output) => Ok((command, output)),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Err(LaunchdError::Unsupported {
                 operation: format!("`{command}`"),
+                socket: false,
             }),
             Err(source) => Err(LaunchdError::Spawn { command, source }),
         }

@@ -56,6 +56,8 @@ pub enum spfs_autostart_operation {
     AgentPrintSystemd = 9,
     /// Install the LaunchAgent socket-activated.
     AgentInstallSocket = 10,
+    /// Describe the service as socket-activated systemd user units instead.
+    AgentPrintSystemdSocket = 11,
 }
 
 /// Derives the code of each operation from the core's list: the variant of
