@@ -871,7 +871,7 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func followLogs(observer: LogObserver) throws  -> TaskHandle
     
     /**
-     * The service's log file.
+     * The service's log file (from the config; it may not exist yet).
      */
     func logFile()  -> String
     
@@ -1076,7 +1076,7 @@ open func followLogs(observer: LogObserver)throws  -> TaskHandle  {
 }
     
     /**
-     * The service's log file.
+     * The service's log file (from the config; it may not exist yet).
      */
 open func logFile() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
@@ -3864,7 +3864,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 4719) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 62625) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 55528) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_release() != 41570) {

@@ -96,6 +96,9 @@ impl<T> Drop for AbortOnDrop<T> {
 #[derive(Debug, uniffi::Object)]
 pub struct ServiceManager {
     core: PerProcess,
+    /// The service's log file, known from the config: in every process,
+    /// whatever becomes of its connections.
+    log_file: String,
 }
 
 impl ServiceManager {
@@ -111,8 +114,11 @@ impl ServiceManager {
     /// are. Touches nothing on disk but the config file.
     #[uniffi::constructor]
     pub fn new(config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
+        let core = PerProcess::new(config.to_core()?)?;
+        let log_file = core.get()?.paths().log_file();
         Ok(Arc::new(ServiceManager {
-            core: PerProcess::new(config.to_core()?)?,
+            core,
+            log_file: log_file.to_string_lossy().into_owned(),
         }))
     }
 
@@ -172,11 +178,9 @@ impl ServiceManager {
         Ok(self.core()?.tail_logs(n as usize)?)
     }
 
-    /// The service's log file.
+    /// The service's log file (from the config; it may not exist yet).
     pub fn log_file(&self) -> String {
-        self.core()
-            .map(|core| core.paths().log_file().to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.log_file.clone()
     }
 
     /// Feed `observer` the current status, then every state change, until the

@@ -77,8 +77,11 @@ pub unsafe extern "C" fn spfs_autostart_free(mgr: *mut spfs_autostart) {
 }
 
 /// Make sure the service runs, starting it if needed; blocks until it
-/// answers or fails. Exactly one service starts however many threads and
-/// processes call this at once.
+/// answers or fails, at most about `ready_timeout_secs` (longer only when it
+/// first waits for another process's stop, or replaces a service of another
+/// version: then also up to the stop sequence's time). It cannot be
+/// cancelled: call it from a thread that may block that long. Exactly one
+/// service starts however many threads and processes call this at once.
 ///
 /// On success `*out` receives its status, owned by the caller (free with
 /// `spfs_autostart_status_free`). `mgr` and `out` must not be NULL; `err`
@@ -173,7 +176,8 @@ impl From<Option<StopMethod>> for spfs_autostart_stop_method {
 }
 
 /// Stop the service (its stop sequence, graceful first, SIGKILL last); blocks until it
-/// is gone. On success `*stopped_out` is 1 when a service was stopped and 0
+/// is gone: up to `stop_timeout_secs` for each step (and, first, as long as
+/// a start in progress elsewhere takes). It cannot be cancelled. On success `*stopped_out` is 1 when a service was stopped and 0
 /// when none was running (`spfs_autostart_stop_how` also says how it
 /// ended). `mgr` and `stopped_out` must not be NULL; `err` may be.
 ///
