@@ -292,24 +292,31 @@ impl control_server::Control for FakeKit {
     }
 }
 
+/// Serve `fake` at `sandbox`'s state dir socket (the state dir made as a
+/// start makes it), as a kit service there would; abort the task to stop.
+fn serve_in_the_state_dir(sandbox: &Sandbox, fake: FakeKit) -> tokio::task::JoinHandle<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let state = sandbox.state_dir();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(control_server::ControlServer::new(fake))
+            .serve_with_incoming(incoming)
+            .await;
+    })
+}
+
 // `watch` on a managed service whose Watch RPC fails looped without
 // sleeping. Counted: over 3 s, a back-off asks a handful of times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_backs_off_when_the_watch_stream_fails() {
-    use std::os::unix::fs::PermissionsExt;
     let sandbox = kit_sandbox(1800, &[]);
-    let state = sandbox.state_dir();
-    std::fs::create_dir(&state).unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = state.join("service.sock");
-    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     let fake = FakeKit::default();
     let watches = fake.watches.clone();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(control_server::ControlServer::new(fake))
-            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
-    );
+    let server = serve_in_the_state_dir(&sandbox, fake);
     let manager = sandbox.manager();
     let mut watcher = manager.watch().expect("watch");
     let first = tokio::time::timeout(WAIT, watcher.next())
@@ -633,21 +640,12 @@ async fn a_kit_on_our_port_that_names_another_process_of_ours_is_not_believed() 
 /// instead of holding its caller forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
-    use std::os::unix::fs::PermissionsExt;
     let sandbox = kit_sandbox(1800, &[]).with("ready_timeout_secs", 1);
-    let state = sandbox.state_dir();
-    std::fs::create_dir(&state).unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
     let fake = FakeKit {
         acquire_hangs: true,
         ..FakeKit::default()
     };
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(control_server::ControlServer::new(fake))
-            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
-    );
+    let server = serve_in_the_state_dir(&sandbox, fake);
     let manager = sandbox.manager();
     let err = tokio::time::timeout(WAIT, manager.acquire(std::process::id(), "test"))
         .await
@@ -668,27 +666,18 @@ async fn a_lease_call_the_service_never_answers_ends_at_the_ready_timeout() {
 /// was shut down (and its process signalled) regardless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_restart_keeps_a_service_leased_since_it_looked() {
-    use std::os::unix::fs::PermissionsExt;
     let mut sandbox = kit_sandbox(0, &[]);
     sandbox
         .set("expected_version", "9.9.9")
         .set("stop_timeout_secs", 1)
         .set("ready_timeout_secs", 2);
-    let state = sandbox.state_dir();
-    std::fs::create_dir(&state).unwrap();
-    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let listener = tokio::net::UnixListener::bind(state.join("service.sock")).unwrap();
     let mut bystander = spfs_autostart_test_support::Sleeper::start();
     let fake = FakeKit {
         claims: Some(bystander.pid()),
         ..FakeKit::default()
     };
     let shutdowns = fake.shutdowns.clone();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(control_server::ControlServer::new(fake))
-            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
-    );
+    let server = serve_in_the_state_dir(&sandbox, fake);
     let manager = sandbox.manager();
     let kept = manager.ensure().await;
     assert_eq!(

@@ -170,14 +170,16 @@ impl ServiceManager {
     /// A running service of another version than `expected_version` (or
     /// of a version it cannot tell) says so.
     pub(super) fn with_version_warning(&self, mut status: Status) -> Status {
-        match self.version_verdict(&status) {
-            Some(VersionVerdict::Fails(e)) => status.warnings.push(e.to_string()),
-            Some(VersionVerdict::Note(note) | VersionVerdict::Replaces(note)) => {
-                status.warnings.push(note)
-            }
-            None => {}
-        }
+        status.warnings.extend(self.version_warning(&status));
         status
+    }
+
+    /// The warning [`Self::with_version_warning`] adds to `status`, if any.
+    pub(crate) fn version_warning(&self, status: &Status) -> Option<String> {
+        Some(match self.version_verdict(status)? {
+            VersionVerdict::Fails(e) => e.to_string(),
+            VersionVerdict::Note(note) | VersionVerdict::Replaces(note) => note,
+        })
     }
 
     /// What `ensure` makes of the version of the running service in

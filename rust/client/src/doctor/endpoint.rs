@@ -74,11 +74,7 @@ pub(super) async fn check_endpoint(
     // endpoint (the config's) and the version (see `check_version`).
     let said_elsewhere = [
         manager.reachable_by_all_warning(),
-        match manager.version_verdict(&status) {
-            Some(VersionVerdict::Note(note) | VersionVerdict::Replaces(note)) => Some(note),
-            Some(VersionVerdict::Fails(e)) => Some(e.to_string()),
-            None => None,
-        },
+        manager.version_warning(&status),
     ];
     findings.extend(
         status
