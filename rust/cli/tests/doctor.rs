@@ -496,6 +496,43 @@ fn a_service_started_elsewhere_is_reported_adopted_with_its_pid() {
     assert_eq!(report["next"], "use the running service (one RPC)");
 }
 
+/// A plain service spfs-autostart started for another config's state dir
+/// (two configs naming one TCP endpoint) is named with that state dir and
+/// the log it writes, by `status` and by `doctor` (a warning: two state
+/// dirs in use), not as one started outside spfs-autostart.
+#[test]
+fn a_service_started_for_another_state_dir_is_named_with_that_dir_and_its_log() {
+    let port = free_port();
+    let first = plain_service(port, &[]);
+    let pid = pid_of(&first.ensure());
+    let second = plain_service(port, &[]);
+    let (state_dir, log) = (path_str(&first.state_dir()), path_str(&first.log_file()));
+    let status = second.status();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(pid_of(&status), pid, "{status}");
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("state dir {state_dir}")),
+        "{status}"
+    );
+    assert!(!detail.contains("started outside"), "{status}");
+    assert_eq!(
+        status["log_file"],
+        log.as_str(),
+        "the log it writes: {status}"
+    );
+    let (code, report) = doctor(&second);
+    assert_eq!(code, Some(0), "a warning, not a problem: {report}");
+    let (severity, summary, fix) = endpoint_finding(&report);
+    assert_eq!(severity, "warning", "{report}");
+    assert!(
+        summary.contains(&state_dir) && summary.contains(&log),
+        "{summary}"
+    );
+    assert!(fix.contains(&format!("state_dir = {state_dir:?}")), "{fix}");
+    assert_eq!(second.spawn_count(), 0, "nothing started for the second");
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

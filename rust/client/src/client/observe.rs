@@ -319,12 +319,10 @@ impl ServiceManager {
             }
         }
         let mut status = self.plain_status(record, instance);
-        if adopted {
-            status.detail = Some(
-                "started outside spfs-autostart (it holds no instance lock); \
-                 `stop` stops it"
-                    .into(),
-            );
+        if adopted && let Some(pid) = status.pid {
+            let (origin, log_file) = self.adopted_origin(pid);
+            status.detail = Some(format!("{origin}; `stop` stops it"));
+            status.log_file = log_file.unwrap_or(status.log_file);
         }
         // Still serving, but a client is stopping it: not ready for `ensure`
         // (which waits for it to go), and not a death for a watcher. (A
@@ -349,16 +347,18 @@ impl ServiceManager {
         let process = listener
             .process
             .filter(|&p| self.runs_configured_program(p))?;
+        let (origin, log_file) = self.adopted_origin(process.pid);
         let detail = format!(
-            "started outside spfs-autostart (it holds no instance lock); \
-             it accepts connections but does not answer gRPC{}",
+            "{origin}; it accepts connections but does not answer gRPC{}",
             report::stuck_because(Some(process.pid), "; ")
         );
+        let base = self.base_status(State::Unresponsive);
         let status = Status {
             pid: Some(process.pid),
             uptime_secs: process.age().map(|age| age.as_secs()),
             detail: Some(detail),
-            ..self.base_status(State::Unresponsive)
+            log_file: log_file.unwrap_or(base.log_file.clone()),
+            ..base
         };
         Some(Observation::Alive(status, Some(process)))
     }

@@ -71,6 +71,27 @@ pub(super) fn rpc_error(what: &str, status: &tonic::Status) -> Error {
     Error::new(kind, format!("cannot {what}: {why}"))
 }
 
+/// Where a service of ours that holds no instance lock here came from:
+/// the state dir and log a spawner gave it (the `SPFS_AUTOSTART_*`
+/// variables in the environment it started with), when those are not this
+/// config's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OtherStateDir {
+    /// The state dir it was started for.
+    pub state_dir: std::path::PathBuf,
+    /// The log it writes, when its environment names the log dir.
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+/// Whether two paths name one dir: equal, or equal once resolved.
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 impl ServiceManager {
     /// The warning every status on a TCP endpoint carries (`doctor` says it
     /// as a finding of the config's instead).
@@ -85,6 +106,51 @@ impl ServiceManager {
              a service that embeds the spfs-autostart kit can use a private Unix socket \
              instead (endpoint \"unix\"); spfs-fuse-macos listens on TCP only"
         ))
+    }
+
+    /// The other state dir `pid`, a service of ours holding no lock here,
+    /// was started for by spfs-autostart; `None` when it was started
+    /// outside spfs-autostart (spfs, by hand), or for this state dir.
+    pub(crate) fn other_state_dir_of(&self, pid: u32) -> Option<OtherStateDir> {
+        use crate::config::env;
+        let state_dir = std::path::PathBuf::from(crate::sys::process_env_var(pid, env::STATE_DIR)?);
+        if same_dir(&state_dir, &self.paths.state_dir) {
+            return None;
+        }
+        let log_file = crate::sys::process_env_var(pid, env::LOG_DIR).map(|dir| {
+            crate::Paths {
+                state_dir: state_dir.clone(),
+                log_dir: dir.into(),
+            }
+            .log_file()
+        });
+        Some(OtherStateDir {
+            state_dir,
+            log_file,
+        })
+    }
+
+    /// Who started an adopted service `pid` (one of ours, holding no
+    /// instance lock here), for its status: outside spfs-autostart, or for
+    /// another state dir (then with the log it writes, which `log_file`
+    /// should name).
+    pub(super) fn adopted_origin(&self, pid: u32) -> (String, Option<std::path::PathBuf>) {
+        match self.other_state_dir_of(pid) {
+            Some(other) => (
+                format!(
+                    "started by spfs-autostart for state dir {} (another config's, or one \
+                     where XDG_RUNTIME_DIR or TMPDIR differed), not for this config's {}: it \
+                     holds no instance lock here",
+                    other.state_dir.display(),
+                    self.paths.state_dir.display()
+                ),
+                other.log_file,
+            ),
+            None => (
+                "started outside spfs-autostart (it holds no instance lock)".to_string(),
+                None,
+            ),
+        }
     }
 
     pub(super) fn base_status(&self, state: State) -> Status {

@@ -102,7 +102,14 @@ fn judge(
     // A conflict with a pid is our own service, serving at the endpoint its
     // record names: the config now names another.
     let ours_elsewhere = status.state == State::Conflict && status.pid.is_some();
+    // Ours, adopted, started for another state dir: two state dirs in use.
+    let other_dir = (status.state == State::Running && adopted(manager, status))
+        .then(|| status.pid.and_then(|p| manager.other_state_dir_of(p)))
+        .flatten();
     let remedies = match status.state {
+        State::Running if other_dir.is_some() => {
+            vec![Remedy::SetKey("state_dir"), Remedy::Run(Operation::Stop)]
+        }
         State::Unresponsive => vec![Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)],
         State::Conflict if ours_elsewhere => vec![Remedy::Run(Operation::Stop)],
         State::Conflict => vec![Remedy::SetKey("endpoint")],
@@ -119,6 +126,25 @@ fn judge(
             Severity::Ok,
             format!("{endpoint} is free: no service runs"),
             None,
+        ),
+        // Its record, locks and log are not where this config looks.
+        State::Running if let Some(other) = other_dir => (
+            Severity::Warning,
+            format!(
+                "{endpoint}: our plain service{pid} answers, started for another state \
+                     dir, {}{}; `ensure` uses it and `stop` stops it, but its record and \
+                     locks are not this config's",
+                other.state_dir.display(),
+                other
+                    .log_file
+                    .map(|log| format!(" (its log: {})", log.display()))
+                    .unwrap_or_default()
+            ),
+            Some(format!(
+                "use one state dir everywhere: set state_dir = {:?} in this config \
+                     (SPFS_AUTOSTART_STATE_DIR), or stop the service and ensure it here",
+                other.state_dir.display().to_string()
+            )),
         ),
         State::Running if adopted(manager, status) => (
             Severity::Ok,

@@ -422,6 +422,9 @@ fn service_command(
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDNAMES")
         .env(env::STATE_DIR, &paths.state_dir)
+        // Not for the kit: a client the service runs finds the same log,
+        // and a client of another config can tell whose service it is.
+        .env(env::LOG_DIR, &paths.log_dir)
         .env(env::ENDPOINT, endpoint.to_string())
         .env(
             env::IDLE_TIMEOUT_SECS,

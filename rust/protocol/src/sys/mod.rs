@@ -2,15 +2,18 @@
 //! process is (pid and start time), whether it still lives (a zombie does
 //! not), its owner, signalling exactly that process and nothing that reused
 //! its pid, waiting for it to exit without being its parent, and the
-//! close-on-exec flag.
+//! close-on-exec flag; and the environment a process of the user's started
+//! with.
 //!
 //! (What runs between `fork` and `exec` in the client's spawner stays there,
 //! beside the code it serves: it may call only async-signal-safe functions.
 //! [`set_cloexec`] is one.)
 
+mod environ;
 mod handle;
 mod process;
 
+pub use environ::process_env_var;
 pub use handle::{ProcessHandle, kill_group_and_leader, signal_session};
 pub use process::{
     Instance, ProcInfo, descends_from, executable, is_process_id, out_of_descriptors, pid_exists,

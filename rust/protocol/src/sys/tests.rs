@@ -134,3 +134,48 @@ fn a_suspended_process_reads_stopped_until_it_is_continued() {
     kill(target, Signal::SIGCONT).unwrap();
     assert!(!wait(false), "running again after SIGCONT");
 }
+
+#[test]
+fn a_process_env_var_is_read_from_the_environment_the_process_started_with() {
+    let child = Sleeper::spawn(
+        std::process::Command::new("sleep")
+            .env("SPFS_AUTOSTART_TEST_VAR", "the value=with equals")
+            .env("SPFS_AUTOSTART_TEST_VAR_LONGER", "another"),
+    );
+    let read = |name| process_env_var(child.pid(), name);
+    assert_eq!(
+        read("SPFS_AUTOSTART_TEST_VAR"),
+        Some("the value=with equals".into())
+    );
+    assert_eq!(
+        read("SPFS_AUTOSTART_TEST_VAR_LONGER"),
+        Some("another".into())
+    );
+    assert_eq!(read("SPFS_AUTOSTART_TEST"), None, "a prefix is not a name");
+    assert_eq!(read("SPFS_AUTOSTART_UNSET_IN_TEST"), None);
+    let pid = child.pid();
+    drop(child);
+    assert_eq!(process_env_var(pid, "SPFS_AUTOSTART_TEST_VAR"), None);
+}
+
+#[test]
+fn the_environment_of_a_procargs_buffer_is_what_follows_the_arguments() {
+    // argc 2, the executable's path, padding, two arguments, two entries,
+    // the empty terminator, then what the kernel adds.
+    let mut buf = 2i32.to_ne_bytes().to_vec();
+    buf.extend_from_slice(b"/bin/svc\0\0\0\0svc\0service\0A=1\0B=two\0\0ptr_munge=x\0");
+    assert_eq!(
+        environ::environment_of_procargs(&buf).as_deref(),
+        Some(&b"A=1\0B=two\0"[..])
+    );
+    let mut none = 1i32.to_ne_bytes().to_vec();
+    none.extend_from_slice(b"/bin/svc\0svc\0");
+    assert_eq!(
+        environ::environment_of_procargs(&none).as_deref(),
+        Some(&b""[..])
+    );
+    assert_eq!(environ::environment_of_procargs(b"\x01"), None, "too short");
+    let mut truncated = 3i32.to_ne_bytes().to_vec();
+    truncated.extend_from_slice(b"/bin/svc\0svc\0");
+    assert_eq!(environ::environment_of_procargs(&truncated), None);
+}
