@@ -105,6 +105,36 @@ fn quote_output(output: &str) -> String {
 }
 
 impl LaunchdError {
+    /// This error with `note` (what a failed step left behind) after its hint. An error
+    /// without a hint (`Spawn`, which names its own check) is returned as it is.
+    pub(crate) fn with_note(self, note: &str) -> LaunchdError {
+        match self {
+            LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint,
+            } => LaunchdError::Launchctl {
+                command,
+                status,
+                output,
+                hint: format!("{hint}. {note}"),
+            },
+            LaunchdError::Io {
+                action,
+                path,
+                hint,
+                source,
+            } => LaunchdError::Io {
+                action,
+                path,
+                hint: format!("{hint}. {note}"),
+                source,
+            },
+            e => e,
+        }
+    }
+
     /// The kind of failure, for callers that act on it rather than print it.
     pub fn kind(&self) -> LaunchdErrorKind {
         match self {

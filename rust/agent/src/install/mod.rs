@@ -11,9 +11,10 @@
 //!   5 and 37) is retried a few times, half a second apart;
 //! - after a bootout, install waits (up to [`BOOTOUT_WAIT`]) until launchd reports the old job
 //!   gone: a busy kit service drains for up to 5 s before it exits;
-//! - if `launchctl bootstrap` then fails, the file is rolled back: removed when there was none
-//!   before, the previous contents restored when there was one. The old job stays unloaded (it
-//!   was booted out); the error says so and how to load it again;
+//! - if any step after the bootout fails (the wait, the rename, `launchctl bootstrap`), the
+//!   file is rolled back: removed when there was none before, the previous contents restored
+//!   when there was one, and the old job the bootout removed is loaded again; the error says
+//!   what is on disk and loaded now (and how to load the old job when launchd refuses it too);
 //! - installs are serialized by a lock file beside the plists (`.<label>.plist.lock`), so two
 //!   concurrent installs cannot interleave, and temporary files left by an interrupted install
 //!   are removed under that lock;
@@ -135,11 +136,15 @@ pub fn install<R: CommandRunner>(
             return Err(e);
         }
     };
+    // From here a failure puts back what was there: the previous plist,
+    // and the job the bootout removed, loaded again.
     if replaced && let Err(e) = wait_until_gone(lc, &spec.label) {
         staged.discard();
-        return Err(e);
+        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
     }
-    staged.commit()?;
+    if let Err(e) = staged.commit() {
+        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
+    }
     if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
         return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
     }
@@ -164,56 +169,50 @@ fn create_log_dir(log_dir: &Path) -> Result<(), LaunchdError> {
         })
 }
 
-/// After launchd refused the new plist (`refused`): put the previous file back (or remove
-/// the new one when there was none) and, when the old job was running, load it again. The
-/// error returned says what is on disk and loaded now.
+/// After a step of an install failed (`failed`): put the previous file back (or remove the
+/// new one when there was none) and, when the bootout removed the old job (`replaced`), load it
+/// again. The error returned says what is on disk and loaded now.
 fn roll_back<R: CommandRunner>(
     lc: &Launchctl<R>,
     path: &Path,
     previous: Option<&[u8]>,
     replaced: bool,
-    refused: LaunchdError,
+    failed: LaunchdError,
 ) -> LaunchdError {
     let rollback = match previous {
+        // Still in place when the failure came before the new file took its place.
+        Some(bytes) if fs::read(path).is_ok_and(|now| now == bytes) => Ok(()),
         Some(bytes) => stage(path, bytes).and_then(Staged::commit),
-        None => fs::remove_file(path).map_err(|err| {
-            LaunchdError::io("remove the refused plist", path, "delete it by hand", err)
-        }),
+        None => match fs::remove_file(path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(LaunchdError::io(
+                "remove the refused plist",
+                path,
+                "delete it by hand",
+                err,
+            )),
+            _ => Ok(()),
+        },
     };
     // If the rollback itself fails, its error wins: it names the file left behind, which
     // the user now has to deal with.
-    match (rollback, refused) {
-        (Err(rollback_err), _) => rollback_err,
-        (
-            Ok(()),
-            LaunchdError::Launchctl {
-                command,
-                status,
-                output,
-                hint,
-            },
-        ) if previous.is_some() => {
-            // The old job was running before: load it again rather than leave none.
-            let reloaded = replaced && lc.bootstrap(path).is_ok();
-            let what = if reloaded {
-                "The previous plist was restored and loaded again".to_owned()
-            } else {
-                format!(
-                    "The previous plist was restored but is not loaded; `launchctl bootstrap \
-                     {} {}` loads it again",
-                    lc.domain(),
-                    path.display()
-                )
-            };
-            LaunchdError::Launchctl {
-                command,
-                status,
-                output,
-                hint: format!("{hint}. {what}"),
-            }
-        }
-        (Ok(()), e) => e,
+    if let Err(rollback_err) = rollback {
+        return rollback_err;
     }
+    if previous.is_none() {
+        return failed;
+    }
+    // The old job was running before: load it again rather than leave none.
+    let reloaded = replaced && lc.bootstrap(path).is_ok();
+    failed.with_note(&if reloaded {
+        "The previous plist is in place and loaded again".to_owned()
+    } else {
+        format!(
+            "The previous plist is in place but not loaded; `launchctl bootstrap {} {}` loads \
+             it again",
+            lc.domain(),
+            path.display()
+        )
+    })
 }
 
 /// How long install waits for a booted-out job to be gone: longer than the kit's 5 s drain.

@@ -134,7 +134,7 @@ fn failed_bootstrap_of_a_reinstall_restores_the_previous_plist() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("previous plist was restored but is not loaded"),
+        text.contains("previous plist is in place but not loaded"),
         "{text}"
     );
     assert!(
@@ -441,7 +441,7 @@ fn a_refused_reinstall_loads_the_previous_plist_again() {
     let lc = Launchctl::new(FakeRunner::replying(replies), 501);
     let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
     assert!(
-        err.to_string().contains("restored and loaded again"),
+        err.to_string().contains("in place and loaded again"),
         "{err}"
     );
     assert_eq!(fs::read(&path).unwrap(), b"previous plist");
@@ -450,4 +450,30 @@ fn a_refused_reinstall_loads_the_previous_plist_again() {
         last,
         argv(&["launchctl", "bootstrap", "gui/501", path.to_str().unwrap()])
     );
+}
+
+/// A failure after the bootout removed the old job, before the new plist
+/// took its place (launchd could not report on the job while install waited
+/// for it to go), loads the old job again instead of leaving none.
+#[test]
+fn a_reinstall_failing_after_the_bootout_loads_the_previous_job_again() {
+    let home = tempfile::tempdir().unwrap();
+    let (dir, path) = existing_install(home.path());
+    let lc = Launchctl::new(
+        FakeRunner::replying([ok(), failed(1, "Unexpected launchd error\n"), ok()]),
+        501,
+    );
+    let err = install(&lc, &spec_for(home.path()), home.path()).unwrap_err();
+    assert_eq!(err.kind(), LaunchdErrorKind::Launchctl);
+    assert!(
+        err.to_string().contains("in place and loaded again"),
+        "{err}"
+    );
+    assert_eq!(lc.runner().verbs(), ["bootout", "print", "bootstrap"]);
+    assert_eq!(
+        lc.runner().calls().pop().unwrap(),
+        argv(&["launchctl", "bootstrap", "gui/501", path.to_str().unwrap()])
+    );
+    assert_eq!(fs::read(&path).unwrap(), b"previous plist");
+    assert_eq!(dir_entries(&dir), LISTING, "no temp file left");
 }
