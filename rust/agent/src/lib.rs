@@ -38,7 +38,8 @@ use std::str::FromStr;
 
 pub use error::{LaunchdError, LaunchdErrorKind};
 pub use install::{
-    AgentReport, UninstallOutcome, check_install, install, launch_agents_dir, status, uninstall,
+    AgentReport, PreparedInstall, UninstallOutcome, check_install, install, launch_agents_dir,
+    prepare_install, status, uninstall,
 };
 pub use launchctl::{
     AgentStatus, BootoutOutcome, CommandOutput, CommandRunner, Launchctl, LoadedAgent, SystemRunner,

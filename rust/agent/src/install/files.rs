@@ -73,6 +73,8 @@ pub(super) fn remove_leftovers(dir: &Path, label: &str) {
 }
 
 /// A complete, fsynced temporary file next to its destination, not yet renamed into place.
+/// Dropped without [`commit`](Self::commit), it is removed: the destination stays as it was.
+#[derive(Debug)]
 pub(super) struct Staged {
     temp: PathBuf,
     dest: PathBuf,
@@ -116,8 +118,8 @@ pub(super) fn stage(dest: &Path, contents: &[u8]) -> Result<Staged, LaunchdError
 impl Staged {
     /// Renames the staged file over its destination and persists the rename.
     pub(super) fn commit(self) -> Result<(), LaunchdError> {
+        // On failure the drop removes the staged file.
         if let Err(e) = fs::rename(&self.temp, &self.dest) {
-            let _ = fs::remove_file(&self.temp);
             return Err(LaunchdError::io(
                 "replace",
                 &self.dest,
@@ -133,9 +135,11 @@ impl Staged {
         }
         Ok(())
     }
+}
 
-    /// Removes the staged file, leaving the destination as it was.
-    pub(super) fn discard(self) {
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Gone already once committed (renamed away): then this finds nothing.
         let _ = fs::remove_file(&self.temp);
     }
 }

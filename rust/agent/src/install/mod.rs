@@ -104,7 +104,7 @@ pub fn check_install<R: CommandRunner>(
 
 /// Installs the agent: writes `<home>/Library/LaunchAgents/<label>.plist` atomically (mode
 /// 0644), boots out a job already loaded under the label, then bootstraps the new plist.
-/// Returns the plist's path.
+/// Returns the plist's path. [`prepare_install`], then [`PreparedInstall::finish`].
 ///
 /// On failure nothing half-written is left: see the module docs for the rollback.
 pub fn install<R: CommandRunner>(
@@ -112,12 +112,38 @@ pub fn install<R: CommandRunner>(
     spec: &AgentSpec,
     home: &Path,
 ) -> Result<PathBuf, LaunchdError> {
+    prepare_install(lc, spec, home)?.finish(lc)
+}
+
+/// An install made ready up to the bootout of the old job: checked, the install lock held,
+/// the log dir made, the new plist staged beside the old one. Dropping it leaves the plist
+/// and launchd as they were (the staged file is removed, the lock let go): a caller that must
+/// act right before launchd takes over (stop the running service) acts between
+/// [`prepare_install`] and [`finish`](Self::finish), once every step that can fail without
+/// touching launchd has passed.
+#[derive(Debug)]
+pub struct PreparedInstall {
+    label: String,
+    path: PathBuf,
+    previous: Option<Vec<u8>>,
+    staged: Staged,
+    _lock: std::fs::File,
+}
+
+/// The steps of an install before launchd is touched (see [`PreparedInstall`]). Waits for a
+/// concurrent install of the same label to finish: a caller that must stay interruptible runs
+/// it on a thread of its own.
+pub fn prepare_install<R: CommandRunner>(
+    lc: &Launchctl<R>,
+    spec: &AgentSpec,
+    home: &Path,
+) -> Result<PreparedInstall, LaunchdError> {
     // Everything that can be checked is checked before the disk or launchd is touched.
     let contents = check_install(lc, spec)?;
     let dir = launch_agents_dir(home);
     let path = plist_path(home, &spec.label);
     create_agents_dir(&dir)?;
-    let _lock = lock_installs(&dir, &spec.label)?;
+    let lock = lock_installs(&dir, &spec.label)?;
     remove_leftovers(&dir, &spec.label);
     if spec.bundle_program.is_none()
         && let Some(log_dir) = spec.log_file.parent()
@@ -126,29 +152,46 @@ pub fn install<R: CommandRunner>(
     }
     let previous = read_previous(&path)?;
     let staged = stage(&path, &contents)?;
-    // From the bootout to the end of the bootstrap an interrupt would leave no job loaded.
-    let _signals = BlockedSignals::block();
-    // The old job must go before the new one can be bootstrapped under the same label.
-    let replaced = match lc.bootout(&spec.label) {
-        Ok(outcome) => outcome == BootoutOutcome::Removed,
-        Err(e) => {
-            staged.discard();
-            return Err(e);
+    Ok(PreparedInstall {
+        label: spec.label.clone(),
+        path,
+        previous,
+        staged,
+        _lock: lock,
+    })
+}
+
+impl PreparedInstall {
+    /// Boots out the job loaded under the label, puts the new plist in place and bootstraps
+    /// it; returns the plist's path. A failure after the bootout puts the previous plist back
+    /// and loads the old job again.
+    pub fn finish<R: CommandRunner>(self, lc: &Launchctl<R>) -> Result<PathBuf, LaunchdError> {
+        let PreparedInstall {
+            label,
+            path,
+            previous,
+            staged,
+            _lock,
+        } = self;
+        // From the bootout to the end of the bootstrap an interrupt would leave no job loaded.
+        let _signals = BlockedSignals::block();
+        // The old job must go before the new one can be bootstrapped under the same label.
+        // (A failed bootout drops the staged file: the old plist stays.)
+        let replaced = lc.bootout(&label)? == BootoutOutcome::Removed;
+        // From here a failure puts back what was there: the previous plist, and the job the
+        // bootout removed, loaded again.
+        if replaced && let Err(e) = wait_until_gone(lc, &label) {
+            drop(staged);
+            return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
         }
-    };
-    // From here a failure puts back what was there: the previous plist,
-    // and the job the bootout removed, loaded again.
-    if replaced && let Err(e) = wait_until_gone(lc, &spec.label) {
-        staged.discard();
-        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
+        if let Err(e) = staged.commit() {
+            return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
+        }
+        if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
+            return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
+        }
+        Ok(path)
     }
-    if let Err(e) = staged.commit() {
-        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
-    }
-    if let Err(e) = bootstrap_after_bootout(lc, &path, replaced) {
-        return Err(roll_back(lc, &path, previous.as_deref(), replaced, e));
-    }
-    Ok(path)
 }
 
 /// The log's directory, created 0700: neither launchd's `StandardOutPath` nor systemd's

@@ -477,3 +477,30 @@ fn a_reinstall_failing_after_the_bootout_loads_the_previous_job_again() {
     assert_eq!(fs::read(&path).unwrap(), b"previous plist");
     assert_eq!(dir_entries(&dir), LISTING, "no temp file left");
 }
+
+/// A prepared install that is dropped (the caller's stop of the running
+/// service failed, or Ctrl-C came) leaves the plist and launchd as they
+/// were, and lets the install lock go.
+#[test]
+fn a_prepared_install_dropped_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let (dir, path) = existing_install(home.path());
+    let lc = Launchctl::new(FakeRunner::replying([]), 501);
+    let prepared = prepare_install(&lc, &spec_for(home.path()), home.path()).unwrap();
+    assert!(
+        dir_entries(&dir).iter().any(|name| name.ends_with(".tmp")),
+        "the new plist is staged: {:?}",
+        dir_entries(&dir)
+    );
+    drop(prepared);
+    assert_eq!(fs::read(&path).unwrap(), b"previous plist");
+    assert_eq!(dir_entries(&dir), LISTING, "the staged file is gone");
+    assert!(lc.runner().calls().is_empty(), "launchd was not touched");
+    // The lock is free: the next install goes through at once.
+    let lc = Launchctl::new(
+        FakeRunner::replying([ok(), failed(113, PRINT_NOT_FOUND_PORT), ok()]),
+        501,
+    );
+    install(&lc, &spec_for(home.path()), home.path()).unwrap();
+    assert_eq!(lc.runner().verbs(), ["bootout", "print", "bootstrap"]);
+}
