@@ -143,6 +143,13 @@ fn a_process_env_var_is_read_from_the_environment_the_process_started_with() {
             .env("SPFS_AUTOSTART_TEST_VAR_LONGER", "another"),
     );
     let read = |name| process_env_var(child.pid(), name);
+    // Right after the spawn returns the child may still be in `execve`
+    // (posix_spawn resumes the parent once the old memory is let go, before
+    // the new environment is in place): its environment reads empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read("SPFS_AUTOSTART_TEST_VAR").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(
         read("SPFS_AUTOSTART_TEST_VAR"),
         Some("the value=with equals".into())
