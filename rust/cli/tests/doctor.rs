@@ -533,6 +533,41 @@ fn a_service_started_for_another_state_dir_is_named_with_that_dir_and_its_log() 
     assert_eq!(second.spawn_count(), 0, "nothing started for the second");
 }
 
+/// Where no service runs but a service of another state dir writes the
+/// same log (one log dir for two state dirs), `doctor` warns before a start
+/// here would mix their lines; with that service gone, it does not.
+#[test]
+fn a_log_a_service_of_another_state_dir_writes_is_a_warning() {
+    let log_finding = |report: &serde_json::Value| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "log")
+            .cloned()
+    };
+    let mut sb = Sandbox::new();
+    sb.ensure();
+    let other = path_str(&sb.root().join("other-state"));
+    sb.set("state_dir", other.as_str());
+    let (code, report) = doctor(&sb);
+    assert_eq!(code, Some(0), "a warning, not a problem: {report}");
+    let finding = log_finding(&report).unwrap_or_else(|| panic!("no log finding: {report}"));
+    assert_eq!(finding["severity"], "warning", "{finding}");
+    let summary = finding["summary"].as_str().unwrap();
+    assert!(summary.contains(&path_str(&sb.log_file())), "{summary}");
+    assert!(summary.contains("another running process"), "{summary}");
+    assert!(
+        finding["fix"].as_str().unwrap().contains("log_dir"),
+        "{finding}"
+    );
+    sb.reset_config();
+    sb.ok(&["stop"]);
+    sb.set("state_dir", other.as_str());
+    let (_, report) = doctor(&sb);
+    assert_eq!(log_finding(&report), None, "nobody writes it now: {report}");
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

@@ -164,6 +164,31 @@ pub(super) fn check_log_size(manager: &ServiceManager, findings: &mut Vec<Findin
     findings.extend(oversized_log(&log, len, manager.config().log_max_bytes));
 }
 
+/// For a state dir where no service runs: its log, when a running process
+/// writes it all the same (a service of another state dir with this log
+/// dir, or a process such a service left behind). The next start here
+/// would mix their lines and could not rotate it (`ensure` warns then).
+pub(super) fn check_shared_log(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let log = manager.paths().log_file();
+    if !crate::logs::written_by_a_service(&log) {
+        return;
+    }
+    findings.push(
+        finding(
+            "log",
+            Severity::Warning,
+            format!(
+                "no service runs here, but another running process writes the service log {} \
+                 (a service of another state dir, or a process a service left behind): a start \
+                 here would mix their lines and could not rotate it",
+                log.display()
+            ),
+            Some("give each state dir its own log_dir (or SPFS_AUTOSTART_LOG_DIR)".into()),
+        )
+        .with_remedies([Remedy::SetKey("log_dir")]),
+    );
+}
+
 /// The log at `log` is `len` bytes, more than `max_bytes`.
 fn oversized_log(log: &Path, len: u64, max_bytes: u64) -> Option<Finding> {
     (len > max_bytes).then(|| {

@@ -18,7 +18,7 @@ use crate::client::ServiceManager;
 use crate::remedy::Remedy;
 use crate::status::State;
 use agent::{check_agent, check_config};
-use dirs::{check_log_dir, check_log_size, check_state_dir};
+use dirs::{check_log_dir, check_log_size, check_shared_log, check_state_dir};
 use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
 use program::check_macfuse;
@@ -123,6 +123,12 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         .is_some_and(|status| matches!(status.state, State::Running | State::Unresponsive))
     {
         check_log_size(manager, &mut looked);
+    }
+    if status
+        .as_ref()
+        .is_some_and(|status| status.state == State::Stopped)
+    {
+        check_shared_log(manager, &mut looked);
     }
     let version_next = status
         .as_ref()

@@ -103,6 +103,25 @@ pub(crate) fn unusable_log_file(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Whether a running service writes the log at `log_path`: the spawner
+/// takes a shared lock on the log it opens, which the service inherits as
+/// its output and holds for as long as it (or what inherited its output)
+/// lives. Where this state dir runs no service, the writer is one of
+/// another state dir with the same log dir (an explicit `state_dir`, or an
+/// `XDG_RUNTIME_DIR` that differed), whose open log a rotation would move
+/// away under it.
+pub(crate) fn written_by_a_service(log_path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(log) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(log_path)
+    else {
+        return false;
+    };
+    matches!(log.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Open a log for reading: only a regular file, never through a symbolic
 /// link (the spawner never writes through one either, so what a link points
 /// at is not the service's log, and may be anything of the user's), and

@@ -24,7 +24,8 @@ pub(super) struct RunLog {
     pub(super) start: u64,
     /// Why the log could not be written, when the header failed.
     pub(super) unwritable: Option<String>,
-    /// Another running service writes this log too (see [`written_by_another`]).
+    /// Another running service writes this log too (see
+    /// [`logs::written_by_a_service`]).
     pub(super) shared: Option<String>,
 }
 
@@ -33,7 +34,9 @@ impl RunLog {
     pub(super) fn open(config: &Config, paths: &Paths, program: &Path) -> Result<RunLog> {
         paths.create_log_dir()?;
         let log_path = paths.log_file();
-        let shared = written_by_another(&log_path).then(|| {
+        // The spawner holds `spawn.lock`, so a writer is not this state
+        // dir's service.
+        let shared = logs::written_by_a_service(&log_path).then(|| {
             format!(
                 "another running process writes its log {} too (a service of another state \
                  dir, or a process a service left behind), so it was not rotated and their \
@@ -68,23 +71,6 @@ impl RunLog {
             shared,
         })
     }
-}
-
-/// Whether a running service writes the log at `log_path`: its open log
-/// holds a shared lock (see [`RunLog::open`]). The spawner holds
-/// `spawn.lock`, so it is not this state dir's service: one of another
-/// state dir whose log dir is the same (an explicit `state_dir`, or a
-/// `XDG_RUNTIME_DIR` that differed), whose open log a rotation would move
-/// away under it.
-fn written_by_another(log_path: &Path) -> bool {
-    let Ok(log) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(log_path)
-    else {
-        return false;
-    };
-    matches!(log.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 /// The log file, opened to append: never through a symbolic link, never
