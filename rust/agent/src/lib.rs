@@ -44,7 +44,7 @@ pub use install::{
 pub use launchctl::{
     AgentStatus, BootoutOutcome, CommandOutput, CommandRunner, Launchctl, LoadedAgent, SystemRunner,
 };
-pub use plist::launchd_plist;
+pub use plist::{launchd_plist, plist_program};
 pub use systemd::{SystemdUnits, systemd_units};
 
 /// The label (and plist file stem) the agent gets unless the configuration says otherwise.

@@ -39,6 +39,14 @@ pub fn launchd_plist(spec: &AgentSpec) -> Result<Vec<u8>, LaunchdError> {
     Ok(out)
 }
 
+/// The `Program` an installed plist runs, when it is a property list that names one (a
+/// bundled plist's `BundleProgram` is not a path and is not returned).
+pub fn plist_program(plist: &[u8]) -> Option<std::path::PathBuf> {
+    let value = Value::from_reader(std::io::Cursor::new(plist)).ok()?;
+    let program = value.as_dictionary()?.get("Program")?.as_string()?;
+    Some(program.into())
+}
+
 /// validate() has made every path UTF-8, so `to_string_lossy` never loses anything here.
 fn plist_value(spec: &AgentSpec) -> Value {
     let program = spec.program.to_string_lossy().into_owned();

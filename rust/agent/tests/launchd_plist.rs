@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use spfs_autostart_agent::{
-    AgentMode, AgentSpec, DEFAULT_LABEL, LAUNCHD_SOCKET_NAME, launchd_plist,
+    AgentMode, AgentSpec, DEFAULT_LABEL, LAUNCHD_SOCKET_NAME, launchd_plist, plist_program,
 };
 
 /// Reads a plist in the given format and prints it as type-tagged JSON.
@@ -254,4 +254,24 @@ fn the_apps_bundled_plist_has_its_own_label() {
         swift.contains(&plist_name),
         "the app registers {plist_name}"
     );
+}
+
+/// The program an installed plist runs reads back as written, special
+/// characters and all; a bundled plist (no path) and what is no plist name
+/// none.
+#[test]
+fn the_program_of_a_plist_reads_back() {
+    for mode in [AgentMode::Always, AgentMode::Socket] {
+        let spec = spec(mode);
+        let plist = launchd_plist(&spec).unwrap();
+        assert_eq!(
+            plist_program(&plist),
+            Some(spec.program.clone()),
+            "{mode:?}"
+        );
+    }
+    let mut bundled = spec(AgentMode::Always);
+    bundled.bundle_program = Some("Contents/MacOS/spfs-fuse-macos".into());
+    assert_eq!(plist_program(&launchd_plist(&bundled).unwrap()), None);
+    assert_eq!(plist_program(b"not a plist"), None);
 }

@@ -57,7 +57,7 @@ fn check_cli_agent(
     app_loaded: bool,
     findings: &mut Vec<Finding>,
 ) {
-    use spfs_autostart_agent::{self as launchd, AgentMode, AgentStatus, DEFAULT_LABEL};
+    use spfs_autostart_agent::{AgentStatus, DEFAULT_LABEL};
     let job = match &report.agent {
         AgentStatus::Loaded(job) => Some(job),
         AgentStatus::NotLoaded => None,
@@ -108,13 +108,7 @@ fn check_cli_agent(
             reinstall.to_vec(),
         ),
         (true, true) => {
-            let matched = [AgentMode::Always, AgentMode::Socket]
-                .into_iter()
-                .filter_map(|mode| {
-                    crate::agent_spec::spec_from_config(config, paths, mode, None, None).ok()
-                })
-                .find(|spec| launchd::launchd_plist(spec).is_ok_and(|plist| plist == installed));
-            if let Some(spec) = matched {
+            if let Some(spec) = installed_spec(config, paths, &installed) {
                 socket_warning = spec
                     .socket_path
                     .as_deref()
@@ -225,6 +219,38 @@ fn last_run_finding(
         )
     };
     Some(finding("LaunchAgent run", severity, summary, Some(fix)))
+}
+
+/// The spec of the config that the `installed` plist is, in either mode, if
+/// any. The program is resolved as a start resolves it, except that a bare
+/// name (`spfs-fuse-macos`) resolves by who asks (the CLI finds the one on
+/// `PATH`, the menu-bar app its bundled copy): an installed program of that
+/// name that runs stands then, so the app does not call the CLI's agent
+/// different.
+fn installed_spec(
+    config: &Config,
+    paths: &Paths,
+    installed: &[u8],
+) -> Option<spfs_autostart_agent::AgentSpec> {
+    use spfs_autostart_agent::{AgentMode, launchd_plist, plist_program};
+    let bare_name = !config.program.contains('/');
+    let installed_program = plist_program(installed).filter(|program| {
+        bare_name
+            && program.file_name() == Some(std::ffi::OsStr::new(&config.program))
+            && nix::unistd::access(program, nix::unistd::AccessFlags::X_OK).is_ok()
+    });
+    [AgentMode::Always, AgentMode::Socket]
+        .into_iter()
+        .filter_map(|mode| {
+            crate::agent_spec::spec_from_config(config, paths, mode, None, None).ok()
+        })
+        .map(|mut spec| {
+            if let Some(program) = &installed_program {
+                spec.program = program.clone();
+            }
+            spec
+        })
+        .find(|spec| launchd_plist(spec).is_ok_and(|plist| plist == installed))
 }
 
 /// Installing the agent again in the mode of the plist that is `installed`:
@@ -469,5 +495,52 @@ mod tests {
             Remedy::Run(Operation::AgentInstall)
         );
         assert_eq!(reinstall(b""), Remedy::Run(Operation::AgentInstall));
+    }
+
+    /// A bare program name resolves by who asks (the app finds its bundled
+    /// copy first): a plist the CLI installed with another copy of that name
+    /// is still the config's; one naming another program, or a copy that
+    /// does not run, is not.
+    #[test]
+    fn an_installed_plist_with_another_copy_of_a_bare_named_program_matches() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            program: "sh".into(),
+            ..Config::default()
+        };
+        let paths = Paths {
+            state_dir: dir.path().join("state"),
+            log_dir: dir.path().join("logs"),
+        };
+        let installed_with = |program: &Path| {
+            let mut spec = crate::agent_spec::spec_from_config(
+                &config,
+                &paths,
+                spfs_autostart_agent::AgentMode::Always,
+                None,
+                None,
+            )
+            .unwrap();
+            assert_ne!(spec.program, program, "another copy than the one resolved");
+            spec.program = program.to_path_buf();
+            spfs_autostart_agent::launchd_plist(&spec).unwrap()
+        };
+        let copy = dir.path().join("sh");
+        std::fs::write(&copy, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found = installed_spec(&config, &paths, &installed_with(&copy));
+        assert_eq!(found.map(|spec| spec.program), Some(copy.clone()));
+
+        let other = dir.path().join("bash");
+        std::fs::write(&other, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(installed_spec(&config, &paths, &installed_with(&other)).is_none());
+
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            installed_spec(&config, &paths, &installed_with(&copy)).is_none(),
+            "a copy that does not run"
+        );
     }
 }
