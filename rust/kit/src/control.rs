@@ -87,12 +87,20 @@ impl Control for ControlService {
             loop {
                 let update = match updates.recv().await {
                     Ok(update) => update,
-                    // Fell behind: the current state replaces what was missed.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => StatusUpdate {
-                        event: Event::Snapshot as i32,
-                        info: Some(lifetime.info()),
-                        detail: String::new(),
-                    },
+                    // Fell behind: the current state replaces what was
+                    // missed, the shutdown too (else the stream would stay
+                    // open through the drain, for nothing).
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let told = lifetime.watchers_told().map(str::to_owned);
+                        StatusUpdate {
+                            event: match told {
+                                Some(_) => Event::ShuttingDown,
+                                None => Event::Snapshot,
+                            } as i32,
+                            info: Some(lifetime.info()),
+                            detail: told.unwrap_or_default(),
+                        }
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 };
                 let last = update.event == Event::ShuttingDown as i32;
@@ -121,5 +129,55 @@ impl Control for ControlService {
     ) -> Result<Response<ReleaseResponse>, Status> {
         let released = self.lifetime.release(request.into_inner().lease_id);
         Ok(Response::new(ReleaseResponse { released }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Identity;
+    use tokio_stream::StreamExt;
+
+    /// A watcher that fell so far behind that it missed the update saying
+    /// the service shuts down still has its stream end, with that update:
+    /// left open, it would be a call the drain waits for.
+    #[tokio::test]
+    async fn a_watcher_that_missed_the_shutdown_update_has_its_stream_end() {
+        let life = Lifetime::new(
+            Identity {
+                name: "t".into(),
+                version: "1".into(),
+            },
+            "unix:///x".into(),
+            false,
+            Duration::from_secs(60),
+        );
+        let control = ControlService::new(life.clone());
+        let mut stream = control
+            .watch(Request::new(WatchRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.event, Event::Snapshot as i32);
+        life.request_shutdown("test");
+        life.tell_watchers_shutting_down("the test ends it".into());
+        // More updates than the broadcast keeps: the shutdown's is lost.
+        for _ in 0..200 {
+            life.touch();
+        }
+        let last = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut last = None;
+            while let Some(update) = stream.next().await {
+                last = Some(update.unwrap());
+            }
+            last
+        })
+        .await
+        .expect("the stream ends")
+        .expect("updates came");
+        assert_eq!(last.event, Event::ShuttingDown as i32, "{last:?}");
+        assert_eq!(last.detail, "the test ends it");
+        assert!(last.info.is_some_and(|info| info.shutting_down));
     }
 }

@@ -44,6 +44,10 @@ pub(crate) struct Lifetime {
     /// The shutdown reason, once one was requested.
     shutdown: watch::Sender<Option<String>>,
     updates: broadcast::Sender<StatusUpdate>,
+    /// The reason the watchers were told the service shuts down, once they
+    /// were ([`Self::tell_watchers_shutting_down`]): a watcher that fell
+    /// behind and missed that update learns it here.
+    watchers_told: std::sync::OnceLock<String>,
     /// How long a graceful shutdown may drain calls, when the requester
     /// asked for less than the kit's own limit.
     drain_limit: Mutex<Option<Duration>>,
@@ -89,6 +93,7 @@ impl Lifetime {
             generation: watch::channel(0).0,
             shutdown: watch::channel(None).0,
             updates: broadcast::channel(64).0,
+            watchers_told: std::sync::OnceLock::new(),
             drain_limit: Mutex::new(None),
             drain_limited: tokio::sync::Notify::new(),
             calls_done: tokio::sync::Notify::new(),
@@ -239,7 +244,14 @@ impl Lifetime {
     /// connected to a socket launchd or systemd holds, which started the
     /// service again the moment it had exited.
     pub(crate) fn tell_watchers_shutting_down(&self, reason: String) {
+        let _ = self.watchers_told.set(reason.clone());
         self.changed(Event::ShuttingDown, reason);
+    }
+
+    /// The reason the watchers were told the service shuts down, once they
+    /// were.
+    pub(crate) fn watchers_told(&self) -> Option<&str> {
+        self.watchers_told.get().map(String::as_str)
     }
 
     /// Resolves with the reason once shutdown was requested.
