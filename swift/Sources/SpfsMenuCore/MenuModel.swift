@@ -17,7 +17,10 @@ public final class MenuModel {
     /// Delays, in seconds, before re-establishing a watch that ended; the last one repeats.
     public let watchRetryDelays: [Double]
 
-    private let service: any ServiceClient
+    private var service: any ServiceClient
+    /// Builds the service client again, from the config file as it is now (see
+    /// `reloadService`); nil: the one client serves for good.
+    private let makeService: (@MainActor () -> any ServiceClient)?
     private let launchAtLogin: any LaunchAtLoginClient
     private let keepRunning: any LaunchAtLoginClient
     private let notifier: any Notifier
@@ -33,6 +36,8 @@ public final class MenuModel {
     /// Waits out `NotificationPolicy.unresponsiveNoticeSecs` after the service stopped
     /// answering; cancelled once it answers again, or goes.
     @ObservationIgnored private var unresponsiveNotice: Task<Void, Never>?
+    /// The error shown because the status could not be read: it goes once it can be.
+    @ObservationIgnored private var statusReadError: MenuMessage?
 
     public init(
         service: any ServiceClient,
@@ -42,9 +47,11 @@ public final class MenuModel {
         clock: any AppClock,
         logOpener: any LogOpener,
         logLineCount: Int = 20,
-        watchRetryDelays: [Double] = [1, 2, 5, 10, 30, 60]
+        watchRetryDelays: [Double] = [1, 2, 5, 10, 30, 60],
+        makeService: (@MainActor () -> any ServiceClient)? = nil
     ) {
         self.service = service
+        self.makeService = makeService
         self.launchAtLogin = launchAtLogin
         self.keepRunning = keepRunning
         self.notifier = notifier
@@ -57,10 +64,13 @@ public final class MenuModel {
     // MARK: Lifecycle
 
     /// Called once when the app starts: reads the login-item states, starts the service
-    /// (`autoStart`) or reads its status, and begins watching it.
+    /// (`autoStart`) or reads its status, and begins watching it. When launchd runs the
+    /// service (Keep service running, approved), the app only looks: at login launchd starts
+    /// its own, and a start of the app's would race it for the endpoint (the loser, launchd's,
+    /// would be started again every 10 s).
     public func activate(autoStart: Bool = true) async {
         refreshLoginItems()
-        if autoStart {
+        if autoStart, state.keepRunning != .enabled {
             await ensureService(userInitiated: false)
         } else {
             await refresh()
@@ -81,9 +91,13 @@ public final class MenuModel {
 
     // MARK: Service actions
 
-    /// The user pressed Start.
+    /// The user pressed Start. The config file is read again first: a fix the user made
+    /// after an error counts.
     public func start() async {
-        await ensureService(userInitiated: true)
+        guard beginAction() else { return }
+        defer { state.busy = false }
+        reloadService()
+        await performEnsure(userInitiated: true)
     }
 
     /// The user pressed Stop. A service that runtimes use (its mounts, its leases) is not
@@ -117,34 +131,34 @@ public final class MenuModel {
         await performStop()
     }
 
-    /// Stops the service, and says so if it had to be forced; within an action.
-    private func performStop() async {
+    /// Stops the service, and says so if it had to be forced; within an action. Whether it
+    /// is stopped now (or was not running).
+    @discardableResult
+    private func performStop() async -> Bool {
         userRequestedStop = true
+        defer { reloadLogs() }
         do {
             let result = try await service.stop()
             state.lastError = MenuMessage.uncleanStop(result)
             policy.reset()
-            let snapshot = try await service.status()
-            receive(snapshot)
         } catch {
             // The stop did not happen as asked: if the service dies later, that is news.
             userRequestedStop = false
             state.lastError = MenuMessage(ServiceFailure.from(error))
+            return false
         }
-        reloadLogs()
+        // The stop is done, whatever this look finds: a failure here is the status's.
+        await look()
+        return true
     }
 
-    /// Reads the status and the login-item states again.
+    /// Reads the config file, the status and the login-item states again.
     public func refresh() async {
         guard beginAction() else { return }
         defer { state.busy = false }
         refreshLoginItems()
-        do {
-            let snapshot = try await service.status()
-            receive(snapshot)
-        } catch {
-            state.lastError = MenuMessage(ServiceFailure.from(error))
-        }
+        reloadService()
+        await look()
         reloadLogs()
     }
 
@@ -174,6 +188,11 @@ public final class MenuModel {
     /// A status pushed by the watch (or read by an action). Detects unexpected stops.
     public func receive(_ snapshot: ServiceSnapshot) {
         let now = clock.now()
+        // The status can be read again: the error that said it could not is out of date.
+        if let shown = statusReadError {
+            if state.lastError == shown { state.lastError = nil }
+            statusReadError = nil
+        }
         if let previous = state.service,
             NotificationPolicy.isUnexpectedStop(
                 previous: previous,
@@ -194,10 +213,11 @@ public final class MenuModel {
         } else if state.service?.state != .unresponsive {
             noticeIfStillUnresponsive(after: snapshot)
         }
-        if snapshot.state == .running, state.service?.state != .running {
+        if snapshot.state == .running, state.service?.state != .running, !state.busy {
             // It runs again (not: still runs, while a stop is under way): a stop asked for
             // earlier no longer explains the next one, and an error from before it ran, such
-            // as a failed start, is out of date.
+            // as a failed start, is out of date. (An action under way says its own outcome:
+            // its stop still explains the next stop, a failed start's error stands.)
             userRequestedStop = false
             if state.service != nil { state.lastError = nil }
         }
@@ -261,11 +281,17 @@ public final class MenuModel {
         // unregister while the stop is under way.
         guard beginAction() else { return }
         defer { state.busy = false }
+        // As the system has them now: the user may have approved, revoked or removed the
+        // agent in System Settings since they were last read.
+        refreshLoginItems()
         let launchdRanIt = state.keepRunning == .enabled
         let turningOn = !state.keepRunning.isOn
         let stopFirst = state.primaryActionStops && (launchdRanIt || turningOn)
-        if stopFirst {
-            await performStop()
+        // Turning it on, a service that did not stop keeps the endpoint: launchd's would
+        // fail and be started again every 10 s. (Turning it off goes on: launchd ends a
+        // service that would not stop its own way with SIGTERM, as the user asked.)
+        if stopFirst, !(await performStop()), turningOn {
+            return
         }
         state.keepRunning = toggle(
             keepRunning, from: state.keepRunning, name: "keep service running")
@@ -303,11 +329,38 @@ public final class MenuModel {
         await performEnsure(userInitiated: userInitiated)
     }
 
+    /// Builds the service client again when the model was given a way to (the config file
+    /// may have changed: a hint followed, a fix made), and watches through the new one.
+    private func reloadService() {
+        guard let makeService else { return }
+        service = makeService()
+        if watchTask != nil {
+            watchTask?.cancel()
+            watchTask = nil
+            startWatching()
+        }
+    }
+
+    /// Reads the status into the state; when it cannot be read, says why (until it can be
+    /// again) and shows the state as unknown rather than the last one, gone stale.
+    private func look() async {
+        do {
+            receive(try await service.status())
+        } catch {
+            let message = MenuMessage(ServiceFailure.from(error))
+            state.lastError = message
+            statusReadError = message
+            state.service = nil
+        }
+    }
+
     /// Starts the service if needed; within an action.
     private func performEnsure(userInitiated: Bool) async {
         do {
             let snapshot = try await service.ensure()
             state.lastError = nil
+            // It runs: a stop asked for earlier no longer explains the next one.
+            userRequestedStop = false
             if userInitiated { policy.reset() }
             receive(snapshot)
         } catch {
@@ -413,15 +466,6 @@ public final class MenuModel {
         notifier.post(title: notification.title, body: notification.body)
     }
 
-    /// The watch ended (the status could not be read, or the feed stopped): one look shows
-    /// what is there now, or why it cannot be seen, instead of the last status going stale.
-    private func lookAfterTheWatchEnded() async {
-        do {
-            receive(try await service.status())
-        } catch {
-            state.lastError = MenuMessage(ServiceFailure.from(error))
-        }
-    }
 
     private func startWatching() {
         guard watchTask == nil else { return }
@@ -435,7 +479,9 @@ public final class MenuModel {
                     self.receive(snapshot)
                 }
                 guard let self, !Task.isCancelled else { return }
-                await self.lookAfterTheWatchEnded()
+                // One look shows what is there now, or why it cannot be seen, instead of
+                // the last status going stale.
+                await self.look()
                 let delay = self.watchRetryDelays[min(attempt, self.watchRetryDelays.count - 1)]
                 attempt += 1
                 await self.clock.sleep(seconds: delay)

@@ -105,11 +105,15 @@ public struct MenuState: Sendable, Equatable {
 
     public var isRunning: Bool { service?.state == .running }
 
-    /// Whether the primary button stops (true) or starts (false) the service.
+    /// Whether the primary button stops (true) or starts (false) the service. A service
+    /// stuck stopping can be stopped (the stop sequence ends it), and a conflict with a pid
+    /// is our own service serving where the config no longer says: the library's remedy is
+    /// to stop it (a start would fail the same way).
     public var primaryActionStops: Bool {
         switch service?.state {
-        case .running?, .starting?, .unresponsive?: return true
-        case .stopping?, .stopped?, .conflict?, nil: return false
+        case .running?, .starting?, .unresponsive?, .stopping?: return true
+        case .conflict?: return service?.pid != nil
+        case .stopped?, nil: return false
         }
     }
 
@@ -136,6 +140,8 @@ public struct MenuState: Sendable, Equatable {
         case .stopping?: return "SPFS service stopping"
         case .stopped?: return "SPFS service stopped"
         case .unresponsive?: return "SPFS service not responding"
+        case .conflict? where service?.pid != nil:
+            return "SPFS service running at another address"
         case .conflict?: return "SPFS service address in use by another program"
         case nil: return "SPFS service status unknown"
         }

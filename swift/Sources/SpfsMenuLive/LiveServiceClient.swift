@@ -218,7 +218,7 @@ extension Remedy {
         case let .setKey(key):
             return "Change \(key) in the config file"
         case .configFile:
-            return "Fix the config file, or point SPFS_AUTOSTART_CONFIG at another one"
+            return "Fix the config file, then choose Refresh in the menu"
         case .run(operation: .ensure):
             return "Choose Start in the menu"
         case .run(operation: .stop):

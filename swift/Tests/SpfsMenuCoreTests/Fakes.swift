@@ -27,6 +27,8 @@ final class FakeService: ServiceClient {
     var duringStop: (@MainActor () -> Void)?
     /// How often `stop()` yields the main actor before returning (to let other tasks run).
     var stopYields = 0
+    /// What `status()` answers after a successful stop (the service is stopped).
+    var statusAfterStop: Result<ServiceSnapshot, ServiceFailure> = .success(.stopped)
 
     func ensure() async throws -> ServiceSnapshot {
         ensureCalls += 1
@@ -42,7 +44,7 @@ final class FakeService: ServiceClient {
         for _ in 0..<stopYields { await Task.yield() }
         let result: Result<StopResult, ServiceFailure> =
             stopResults.isEmpty ? .success(.stopped(.graceful)) : stopResults.removeFirst()
-        if case .success = result { statusResult = .success(.stopped) }
+        if case .success = result { statusResult = statusAfterStop }
         return try result.get()
     }
 

@@ -228,14 +228,134 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.service.watchContinuations[0].finish()
         let shown = await h.settle { h.model.state.lastError?.title == "State dir not safe" }
         XCTAssertTrue(shown)
-        // It can be read again: the next look shows the service.
+        XCTAssertNil(h.model.state.stateKind, "unknown, not the running of before")
+        // It can be read again: the next look shows the service, and the error goes.
         h.service.statusResult = .success(.stopped)
         watching = await h.settle { h.service.watchContinuations.count == 2 }
         XCTAssertTrue(watching)
         h.service.watchContinuations[1].finish()
         let stopped = await h.settle { h.model.state.stateKind == .stopped }
         XCTAssertTrue(stopped)
+        XCTAssertNil(h.model.state.lastError)
+        XCTAssertTrue(h.notifier.posted.isEmpty, "a stop seen across the gap is no news")
         h.model.deactivate()
+    }
+
+    /// Start and Refresh build the service client again (the config file as it is now: a
+    /// fix the user made after an error counts), and the watch moves to the new one.
+    @MainActor
+    func testStartAndRefreshReadTheConfigAgain() async {
+        let first = FakeService()
+        first.ensureResults = [.failure(ServiceFailure(title: "Not ready in time", message: "slow"))]
+        var made: [FakeService] = []
+        let model = MenuModel(
+            service: first, launchAtLogin: FakeLoginItem(), keepRunning: FakeLoginItem(),
+            notifier: FakeNotifier(), clock: FakeClock(), logOpener: FakeLogOpener(),
+            makeService: {
+                let next = FakeService()
+                made.append(next)
+                return next
+            })
+        await model.activate()
+        XCTAssertEqual(first.ensureCalls, 1, "at launch: the client it was given")
+        XCTAssertEqual(model.state.lastError?.title, "Not ready in time")
+        await model.start()
+        XCTAssertEqual(made.count, 1)
+        XCTAssertEqual(first.ensureCalls, 1)
+        XCTAssertEqual(made[0].ensureCalls, 1)
+        XCTAssertEqual(model.state.stateKind, .running)
+        XCTAssertNil(model.state.lastError)
+        var watching = false
+        for _ in 0..<1000 where !watching {
+            watching = made[0].watchCalls == 1
+            await Task.yield()
+        }
+        XCTAssertTrue(watching, "the watch moved to the new client")
+        await model.refresh()
+        XCTAssertEqual(made.count, 2)
+        XCTAssertEqual(made[1].statusCalls, 1)
+        model.deactivate()
+    }
+
+    /// While launchd runs the service (Keep service running, approved), the app started at
+    /// login only looks: a start of its own would race launchd's for the endpoint.
+    @MainActor
+    func testActivateOnlyLooksWhileLaunchdRunsTheService() async {
+        let h = Harness()
+        h.keepRunning.current = .enabled
+        h.service.statusResult = .success(.idle)
+        await h.model.activate()
+        XCTAssertEqual(h.service.ensureCalls, 0)
+        XCTAssertEqual(h.model.state.stateKind, .running)
+        h.model.deactivate()
+
+        let pending = Harness()
+        pending.keepRunning.current = .requiresApproval
+        await pending.model.activate()
+        XCTAssertEqual(pending.service.ensureCalls, 1, "launchd will not run it yet")
+        pending.model.deactivate()
+    }
+
+    /// A stop that worked, followed by a status that cannot be read, is no failed stop: the
+    /// error is the status's (it goes once the status can be read), and nothing notifies.
+    @MainActor
+    func testAStatusThatCannotBeReadAfterAStopIsNotAFailedStop() async {
+        let h = Harness()
+        h.model.receive(.idle)
+        h.service.statusAfterStop = .failure(
+            ServiceFailure(title: "State dir not safe", message: "open to others"))
+        await h.model.stop()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(h.model.state.lastError?.title, "State dir not safe")
+        XCTAssertNil(h.model.state.stateKind)
+        h.model.receive(.stopped)
+        XCTAssertNil(h.model.state.lastError)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
+    /// A Start that fails although it left the service running (a fresh start reporting
+    /// another version) keeps its error: the look after it is no reason to clear it.
+    @MainActor
+    func testAFailedStartThatLeftTheServiceRunningKeepsItsError() async {
+        let h = Harness()
+        h.service.ensureResults = [
+            .failure(ServiceFailure(title: "Wrong service version", message: "9.9 wanted"))
+        ]
+        h.model.receive(.stopped)
+        h.service.statusResult = .success(.idle)
+        await h.model.start()
+        XCTAssertEqual(h.model.state.stateKind, .running)
+        XCTAssertEqual(h.model.state.lastError?.title, "Wrong service version")
+    }
+
+    /// Turning Keep service running on when the running service would not stop registers
+    /// nothing: it keeps the endpoint, and launchd's would fail every 10 s.
+    @MainActor
+    func testKeepRunningIsNotTurnedOnWhenTheServiceWouldNotStop() async {
+        let h = Harness()
+        h.model.receive(.idle)
+        h.service.stopResults = [.failure(ServiceFailure(title: "Not stopped", message: "hung"))]
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.keepRunning.registerCalls, 0)
+        XCTAssertEqual(h.model.state.keepRunning, .notRegistered)
+        XCTAssertEqual(h.model.state.lastError?.title, "Not stopped")
+    }
+
+    /// The login items are read again before a toggle: an agent the user approved in
+    /// System Settings meanwhile is `enabled`, so turning it off stops the service first
+    /// (launchd would end it with SIGTERM).
+    @MainActor
+    func testKeepRunningReadsTheAgentsStatusBeforeItToggles() async {
+        let h = Harness()
+        h.keepRunning.afterRegister = .requiresApproval
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.model.state.keepRunning, .requiresApproval)
+        h.keepRunning.current = .enabled  // approved in System Settings
+        h.model.receive(.idle)
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.service.stopCalls, 1, "launchd ran it: stopped its own way first")
+        XCTAssertEqual(h.keepRunning.unregisterCalls, 1)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
     }
 
     @MainActor
@@ -775,6 +895,20 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
             XCTAssertEqual(symbol(kind), clean[kind], "\(kind): the state decides")
         }
         XCTAssertFalse(Set(clean.values).contains(symbol(.stopped)))
+    }
+
+    /// Stop is offered for a service stuck stopping and for our own service serving at
+    /// another address (the library's remedy for that conflict), not for another program's.
+    func testStopIsOfferedWhereTheLibrarySaysToStop() {
+        var state = MenuState()
+        state.service = .stopping
+        XCTAssertTrue(state.primaryActionStops)
+        state.service = ServiceSnapshot(state: .conflict, pid: 4242, detail: "serves elsewhere")
+        XCTAssertTrue(state.primaryActionStops)
+        XCTAssertEqual(state.headline, "SPFS service running at another address")
+        state.service = ServiceSnapshot(state: .conflict, detail: "another program")
+        XCTAssertFalse(state.primaryActionStops)
+        XCTAssertEqual(state.headline, "SPFS service address in use by another program")
     }
 
     @MainActor

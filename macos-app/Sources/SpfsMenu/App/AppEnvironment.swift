@@ -9,21 +9,26 @@ enum AppEnvironment {
     static let agentPlistName = "ai.spk.spfs-menu.spfs-fuse-macos.plist"
 
     static func makeModel() -> MenuModel {
-        let service: any ServiceClient
-        switch LiveServiceClient.makeDefault() {
-        case .success(let client):
-            service = client
-        case .failure(let failure):
-            // For example an invalid config file: the menu shows the message instead.
-            service = UnavailableServiceClient(failure: failure)
-        }
-        return MenuModel(
-            service: service,
+        MenuModel(
+            service: makeService(),
             launchAtLogin: LoginItemClient(service: SMAppService.mainApp),
             keepRunning: LoginItemClient(service: SMAppService.agent(plistName: agentPlistName)),
             notifier: UserNotificationNotifier(),
             clock: SystemClock(),
-            logOpener: WorkspaceLogOpener()
+            logOpener: WorkspaceLogOpener(),
+            // Start and Refresh read the config file again: a fix the user made counts.
+            makeService: makeService
         )
+    }
+
+    /// The service client over the config file as it is now.
+    static func makeService() -> any ServiceClient {
+        switch LiveServiceClient.makeDefault() {
+        case .success(let client):
+            return client
+        case .failure(let failure):
+            // For example an invalid config file: the menu shows the message instead.
+            return UnavailableServiceClient(failure: failure)
+        }
     }
 }
