@@ -113,6 +113,45 @@ fn thirty_two_concurrent_ensures_spawn_exactly_one_service() {
     }
 }
 
+/// A service that fails to start, met by several shells at once, is
+/// started once: the calls that waited for that start answer with its
+/// failure (its message and log) instead of each starting it again in turn.
+/// A call made after the failure tries again.
+#[test]
+fn concurrent_ensures_share_one_failed_start() {
+    let mut sb = Sandbox::new();
+    use_script(
+        &mut sb,
+        "crashes.sh",
+        "echo 'fatal: cannot mount' >&2\nsleep 1\nexit 4\n",
+    );
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            sb.cli(&["ensure"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("exit"), "the start's failure: {err}");
+        assert!(err.contains("fatal: cannot mount"), "its log: {err}");
+    }
+    assert_eq!(sb.spawn_count(), 1, "started once: {}", sb.log());
+    let out = sb.run(&["ensure"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !stderr(&out).contains("another process made"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.spawn_count(), 2, "a later call tries again");
+}
+
 #[test]
 fn kill_9_is_seen_as_stopped_and_the_next_ensure_starts_a_fresh_service() {
     let sb = Sandbox::new();

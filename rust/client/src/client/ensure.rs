@@ -43,6 +43,9 @@ impl ServiceManager {
         if let Some(status) = self.fast_path(true).await {
             return Ok((status, false));
         }
+        // A start that fails after this moment, another process's while this
+        // call waits for it, is this call's answer too.
+        let began = SystemTime::now();
         self.set_activity(None);
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
@@ -86,11 +89,22 @@ impl ServiceManager {
                             Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                             Observation::Alive(..) => {}
                             Observation::Absent { orphaned_lock } => {
-                                if let Some(status) =
-                                    self.spawn(&spawn_guard, orphaned_lock, deadline).await?
-                                {
-                                    drop(spawn_guard);
-                                    return Ok((status, true));
+                                if let Some(failed) = self.start_failed_since(began) {
+                                    return Err(failed);
+                                }
+                                self.check_time_to_start(deadline)?;
+                                match self.spawn(&spawn_guard, orphaned_lock, deadline).await {
+                                    Ok(Some(status)) => {
+                                        drop(spawn_guard);
+                                        return Ok((status, true));
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        // Said before spawn.lock is let go, so every
+                                        // call waiting for this start sees it.
+                                        self.remember_failed_start(&e);
+                                        return Err(e);
+                                    }
                                 }
                             }
                         }
@@ -124,22 +138,6 @@ impl ServiceManager {
         orphaned_lock: bool,
         deadline: Instant,
     ) -> Result<Option<Status>> {
-        // A call that waited out its time (for another start, which failed;
-        // for a stop) does not start one it could not wait for: it would be
-        // killed at once, and the call would overrun its deadline.
-        if deadline.saturating_duration_since(Instant::now()) < MIN_START_TIME {
-            return Err(Error::new(
-                ErrorKind::ReadyTimeout,
-                format!(
-                    "no time was left of ready_timeout_secs ({}s) to start the service: this \
-                     call spent it waiting (for another process's start or stop); see the \
-                     log, or raise ready_timeout_secs",
-                    self.config.ready_timeout.as_secs()
-                ),
-            )
-            .with_log(self.log_excerpt())
-            .with_remedy(Remedy::SetKey("ready_timeout_secs")));
-        }
         if let Some(why) = self.config.listen_conflict() {
             return Err(
                 Error::new(ErrorKind::InvalidConfig, why).with_remedy(Remedy::SetKey("args"))
@@ -208,6 +206,28 @@ impl ServiceManager {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A call that waited out its time (for a stop, or a start that ended
+    /// in a service that went again) does not start one it could not wait
+    /// for: it would be killed at once, and the call would overrun its
+    /// deadline. (This call's own limit, not the service's failure: never
+    /// told to other calls as a failed start.)
+    fn check_time_to_start(&self, deadline: Instant) -> Result<()> {
+        if deadline.saturating_duration_since(Instant::now()) >= MIN_START_TIME {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::ReadyTimeout,
+            format!(
+                "no time was left of ready_timeout_secs ({}s) to start the service: this \
+                 call spent it waiting (for another process's start or stop); see the \
+                 log, or raise ready_timeout_secs",
+                self.config.ready_timeout.as_secs()
+            ),
+        )
+        .with_log(self.log_excerpt())
+        .with_remedy(Remedy::SetKey("ready_timeout_secs")))
     }
 
     /// A plain service writes no record: the spawner writes its `Running`

@@ -20,6 +20,7 @@
 
 mod activity;
 mod ensure;
+mod failed_start;
 mod leases;
 mod observe;
 mod report;

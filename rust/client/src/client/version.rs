@@ -110,10 +110,16 @@ impl ServiceManager {
                 // `None` under our own spawn.lock: a service took the
                 // instance lock, or another process of ours the port, in
                 // between (spfs started its own); not another start.
-                Observation::Absent { orphaned_lock } => self
-                    .spawn(&guard, orphaned_lock, deadline)
-                    .await?
-                    .ok_or_else(|| self.replaced_meanwhile_error())?,
+                Observation::Absent { orphaned_lock } => {
+                    match self.spawn(&guard, orphaned_lock, deadline).await {
+                        Ok(status) => status.ok_or_else(|| self.replaced_meanwhile_error())?,
+                        Err(e) => {
+                            // As a start's failure: the calls waiting for it answer with it.
+                            self.remember_failed_start(&e);
+                            return Err(e);
+                        }
+                    }
+                }
                 Observation::Serving(status, ..) => status,
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(status, _) => return Err(self.unresponsive_error(&status)),
