@@ -537,6 +537,11 @@ fn another_users_service_that_takes_our_port_during_our_start_is_not_used() {
             .contains(&format!("uid {other}")),
         "says whose it is: {error}"
     );
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("ask its owner to stop it") && !message.contains("; stop it"),
+        "theirs to stop: {message}"
+    );
     for pid in ours {
         assert!(
             wait_for(Duration::from_secs(10), || !alive(pid)),

@@ -42,9 +42,13 @@ fn run_state_note(pid: Option<u32>, blocked_counts: bool) -> Option<&'static str
     }
 }
 
+/// What [`foreign_user`] says of the listener, which [`ServiceManager::conflict_error`]
+/// looks for: another user's service is theirs to stop.
+const NOT_YOURS: &str = "not to you; it is never used, signalled or asked to shut down";
+
 pub(super) fn foreign_user(listener: &crate::owner::Listener) -> String {
     format!(
-        "the listener belongs to {}, not to you; it is never used, signalled or asked to shut down",
+        "the listener belongs to {}, {NOT_YOURS}",
         crate::owner::user_name(listener.uid)
     )
 }
@@ -340,6 +344,8 @@ impl ServiceManager {
         // there is nothing to stop (as `doctor` says it).
         let fix = if rpc::nothing_listens(what) {
             "remove it (nothing listens there)"
+        } else if what.contains(NOT_YOURS) {
+            "ask its owner to stop it"
         } else {
             "stop it"
         };
