@@ -4,6 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use common::*;
 
@@ -566,6 +567,56 @@ fn a_log_a_service_of_another_state_dir_writes_is_a_warning() {
     sb.set("state_dir", other.as_str());
     let (_, report) = doctor(&sb);
     assert_eq!(log_finding(&report), None, "nobody writes it now: {report}");
+}
+
+/// A program whose `--version` does not finish (a wrapper that starts
+/// something and waits) is ended with all it started, when `doctor` gives
+/// up on it and when `doctor` itself is interrupted: nothing is left
+/// running.
+#[test]
+fn a_version_probe_that_hangs_leaves_nothing_running() {
+    let mut sb = Sandbox::new();
+    let pid_file = sb.root().join("probe-child.pid");
+    use_script(
+        &mut sb,
+        "wrapper.sh",
+        &format!("sleep 47 &\necho $! > {}\nwait\n", pid_file.display()),
+    );
+    let probe_child = || -> u32 {
+        assert!(
+            wait_for(Duration::from_secs(10), || std::fs::read_to_string(
+                &pid_file
+            )
+            .is_ok_and(|text| text.ends_with('\n'))),
+            "the probe started its child"
+        );
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // Given up after its time.
+    let (_, report) = doctor(&sb);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["check"], "program", "{report}");
+    assert_eq!(finding["severity"], "warning", "no version said: {report}");
+    let child = probe_child();
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(child)),
+        "the probe's child (pid {child}) was ended with it"
+    );
+    // Interrupted while it waits.
+    std::fs::remove_file(&pid_file).unwrap();
+    let doctor = background(&sb, &["doctor"]);
+    let child = probe_child();
+    signal(doctor.id(), nix::sys::signal::Signal::SIGINT);
+    let out = doctor.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(child)),
+        "the probe's child (pid {child}) was ended with the interrupted doctor"
+    );
 }
 
 #[test]

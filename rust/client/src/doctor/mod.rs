@@ -23,6 +23,7 @@ use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
 use program::check_macfuse;
 use program::check_program;
+pub(crate) use program::end_version_probe;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -58,15 +58,47 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
     Some(program)
 }
 
+/// The `--version` probe under way, by its pid, which leads a process group
+/// of its own: for [`end_version_probe`]. Cleared, under this lock, before
+/// the probe is reaped, so a pid read here is never one reused.
+static PROBE: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+
+/// SIGKILL the `--version` probe under way, with all it started (its
+/// process group): a command interrupted while `doctor` waited for it
+/// (Ctrl-C) must not leave it running, nor the service a wrapper script
+/// that ignores its arguments would have started.
+pub(crate) fn end_version_probe() {
+    let probe = PROBE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pid) = *probe {
+        crate::sys::kill_group_and_leader(pid);
+    }
+}
+
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
+/// It runs in a process group of its own, killed whole when it does not
+/// finish in time: what it started (a wrapper's `sleep`, even the service)
+/// goes with it.
 fn program_version(program: &Path) -> Option<String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .ok()?;
+    *PROBE.lock().unwrap_or_else(|e| e.into_inner()) = Some(child.id());
+    let done = |child: &mut std::process::Child, kill: bool| {
+        let mut probe = PROBE.lock().unwrap_or_else(|e| e.into_inner());
+        if kill {
+            // Not reaped yet: the pid, and the group it leads, are its own.
+            crate::sys::kill_group_and_leader(child.id());
+        }
+        *probe = None;
+        drop(probe);
+        child.wait().ok()
+    };
     let deadline = Instant::now() + VERSION_TIMEOUT;
     // The first line only, not the end of the output: a process the program
     // left in the background may hold the pipe open for as long as it runs.
@@ -76,16 +108,20 @@ fn program_version(program: &Path) -> Option<String> {
         .map(|stdout| first_line(stdout, deadline))
         .unwrap_or_default();
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
+        // Looked at without reaping it (`try_wait` would): its pid stays its
+        // own until `done` has cleared it from `PROBE`. Exited, it is a zombie.
+        let running = crate::sys::process_info(child.id()).is_some_and(|info| !info.zombie);
+        if !running {
+            if !done(&mut child, false).is_some_and(|status| status.success()) {
                 return None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            break;
         }
+        if Instant::now() >= deadline {
+            done(&mut child, true);
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     String::from_utf8_lossy(&first)
         .lines()

@@ -181,10 +181,12 @@ static ABANDONED: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
     std::sync::Mutex::new(Vec::new());
 
 /// Wait for every abandoned start of this process to have ended (at most
-/// a second each, then killed). A program about to exit after
-/// cancelling a start (the CLI after Ctrl-C) calls it; otherwise the
+/// a second each, then killed), and end a `program --version` probe
+/// `doctor` was waiting for, with what it started. A program about to exit
+/// after cancelling a command (the CLI after Ctrl-C) calls it; otherwise the
 /// service it asked to end is never killed if it does not end by itself.
 pub fn finish_abandoned_starts() {
+    crate::doctor::end_version_probe();
     let threads = std::mem::take(&mut *ABANDONED.lock().unwrap_or_else(|e| e.into_inner()));
     for thread in threads {
         let _ = thread.join();
