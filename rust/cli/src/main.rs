@@ -461,11 +461,16 @@ async fn stop(manager: ServiceManager, json: bool) -> Result<ExitCode, Failure> 
         Some(activity) => activity.to_string(),
         None => "stopping the service".to_string(),
     };
+    // Who uses it, to say whom the stop cuts off (a look: it starts nothing).
+    let users = match manager.status().await {
+        Ok(status) if status.state == State::Running => status.users(),
+        _ => Vec::new(),
+    };
     let interrupt = output::OnInterrupt::new(&manager, json);
     let result = output::with_progress(what, pin!(manager.stop())).await;
     interrupt.finished();
     let outcome = result?;
-    output::stop(&outcome, json)?;
+    output::stop(&outcome, &users, json)?;
     Ok(ExitCode::SUCCESS)
 }
 

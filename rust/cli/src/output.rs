@@ -125,17 +125,30 @@ fn idle_exit_word(idle_exit: IdleExit) -> String {
     }
 }
 
-/// Print how `stop` ended.
-pub fn stop(outcome: &StopOutcome, json: bool) -> io::Result<()> {
+/// Print how `stop` ended; `users`: who used the service just before (see
+/// `Status::users`), whom a stop cut off.
+pub fn stop(outcome: &StopOutcome, users: &[String], json: bool) -> io::Result<()> {
     let (outcome_name, how, pid) = match outcome {
         StopOutcome::NotRunning => ("not_running", None, None),
         StopOutcome::Stopped { how, pid } => ("stopped", Some(*how), *pid),
     };
+    let cut_off = if how.is_some() { users } else { &[] };
     if json {
         return print(&format!(
             "{}\n",
-            json!({ "outcome": outcome_name, "how": how, "pid": pid })
+            json!({ "outcome": outcome_name, "how": how, "pid": pid, "cut_off": cut_off })
         ));
+    }
+    if !cut_off.is_empty() {
+        let count = match cut_off.len() {
+            1 => "1 runtime".to_string(),
+            n => format!("{n} runtimes"),
+        };
+        let _ = writeln!(
+            io::stderr(),
+            "warning: it was in use by {count}: {}; they lost its filesystem",
+            cut_off.join(", ")
+        );
     }
     print(match how {
         None => "not running\n",

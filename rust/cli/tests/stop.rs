@@ -209,3 +209,46 @@ fn a_stop_is_not_done_while_the_service_outlives_its_wrapper() {
     assert!(sb.pids().is_empty(), "left running: {:?}", sb.pids());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// `stop` of a service that runtimes use says whom it cut off (a lease's
+/// holder here), on stderr and in `--json`; with nobody using it, nothing.
+#[test]
+fn stop_names_the_runtimes_it_cut_off() {
+    let sb = Sandbox::new();
+    let holder = Sleeper::start();
+    let lease = || {
+        let config =
+            spfs_autostart::Config::load_with(Some(&sb.config_file()), |name| sb.var(name))
+                .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let manager = spfs_autostart::ServiceManager::new(config).unwrap();
+                manager.acquire(holder.pid(), "spfs shell").await.unwrap()
+            });
+    };
+    let user = format!("spfs shell (pid {})", holder.pid());
+    sb.ensure();
+    lease();
+    let out = sb.run(&["--json", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["outcome"], "stopped", "{outcome}");
+    assert_eq!(outcome["cut_off"], serde_json::json!([user]), "{outcome}");
+    // In words.
+    sb.ensure();
+    lease();
+    let out = sb.run(&["stop"]);
+    assert!(
+        stderr(&out).contains(&format!("in use by 1 runtime: {user}")),
+        "{}",
+        stderr(&out)
+    );
+    // Nobody uses it: nothing said.
+    sb.ensure();
+    let out = sb.run(&["stop"]);
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "", "nobody used it");
+}

@@ -105,6 +105,28 @@ pub struct Status {
 }
 
 impl Status {
+    /// Who uses the service, for a stop to name: each mount's runtime
+    /// (`rt-1 (pid 42)`, or `pid 42` without a name), then each leaseholder
+    /// without a mount (`spfs shell (pid 77)`). Empty when nothing is known
+    /// to use it.
+    pub fn users(&self) -> Vec<String> {
+        let named = |name: &str, pid: u32| match name {
+            "" => format!("pid {pid}"),
+            name => format!("{name} (pid {pid})"),
+        };
+        let mounted: Vec<u32> = self.mounts.iter().map(|m| m.root_pid).collect();
+        self.mounts
+            .iter()
+            .map(|m| named(&m.runtime_name, m.root_pid))
+            .chain(
+                self.leases
+                    .iter()
+                    .filter(|l| !mounted.contains(&l.pid))
+                    .map(|l| named(&l.label, l.pid)),
+            )
+            .collect()
+    }
+
     /// When a running kit service exits for idleness, or why it does not
     /// yet; `None` unless a running kit service told its idle timeout (a
     /// plain service has no idle exit).
@@ -227,5 +249,34 @@ mod tests {
             ..kit_status(State::Running, 0, None, 0)
         };
         assert_eq!(plain.idle_exit(), None);
+    }
+
+    /// Each mount's runtime, then each leaseholder without a mount (one
+    /// with a mount is named once, by it).
+    #[test]
+    fn users_name_each_runtime_once() {
+        let mut status = kit_status(State::Running, 1800, None, 1);
+        assert_eq!(status.users(), ["spfs shell (pid 7)"]);
+        status.mounts = vec![
+            Mount {
+                runtime_name: "rt-1".into(),
+                root_pid: 7,
+                editable: true,
+                env_spec: "base".into(),
+            },
+            Mount {
+                runtime_name: String::new(),
+                root_pid: 9,
+                editable: false,
+                env_spec: "-".into(),
+            },
+        ];
+        status.leases.push(Lease {
+            id: 5,
+            pid: 11,
+            label: String::new(),
+        });
+        assert_eq!(status.users(), ["rt-1 (pid 7)", "pid 9", "pid 11"]);
+        assert!(kit_status(State::Running, 1800, None, 0).users().is_empty());
     }
 }
