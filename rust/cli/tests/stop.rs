@@ -252,3 +252,43 @@ fn stop_names_the_runtimes_it_cut_off() {
     assert!(out.status.success());
     assert_eq!(stderr(&out), "", "nobody used it");
 }
+
+/// A service that ended without being stopped (killed here) is `stopped`
+/// with a detail that says so, and `doctor` warns of it; one that was
+/// stopped, kit or plain, is plainly `stopped`.
+#[test]
+fn a_service_that_died_unasked_is_told_apart_from_one_stopped() {
+    let sb = Sandbox::new();
+    let pid = pid_of(&sb.ensure());
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+    let status = sb.status();
+    assert_eq!(status["state"], "stopped", "{status}");
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("(pid {pid}) ended without being stopped")),
+        "{status}"
+    );
+    let doctor: serde_json::Value =
+        serde_json::from_slice(&sb.run(&["--json", "doctor"]).stdout).unwrap();
+    assert!(
+        doctor["findings"].as_array().unwrap().iter().any(|f| {
+            f["severity"] == "warning"
+                && f["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("ended without being stopped"))
+        }),
+        "{doctor}"
+    );
+    // Stopped: nothing to say, for a kit service and for a plain one.
+    sb.ensure();
+    sb.ok(&["stop"]);
+    assert_eq!(sb.status()["detail"], serde_json::Value::Null);
+    let port = free_port();
+    let plain = plain_service(port, &[]);
+    plain.ensure();
+    plain.ok(&["stop"]);
+    let status = plain.status();
+    assert_eq!(status["state"], "stopped", "{status}");
+    assert_eq!(status["detail"], serde_json::Value::Null, "{status}");
+}

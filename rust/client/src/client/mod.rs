@@ -292,13 +292,14 @@ impl ServiceManager {
             }
             Observation::Alive(status, _) => status,
             Observation::Absent { orphaned_lock } => Status {
-                detail: orphaned_lock.then(|| {
-                    format!(
+                detail: match orphaned_lock {
+                    true => Some(format!(
                         "{} is still held by processes the last service left behind; \
                          the next start replaces it",
                         self.paths.instance_lock().display()
-                    )
-                }),
+                    )),
+                    false => self.ended_unasked(),
+                },
                 ..self.stopped_status()
             },
             Observation::Conflict(what) => Status {

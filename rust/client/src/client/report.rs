@@ -176,6 +176,24 @@ impl ServiceManager {
         }
     }
 
+    /// For a stopped service: what its record says of the last one when
+    /// that ended without being stopped. A stop leaves the record
+    /// `stopping` (a kit service writes it as it shuts down, `stop` for a
+    /// plain one), so a record still `running` for a process that is gone
+    /// is a crash, a kill, or a restart of the machine.
+    pub(super) fn ended_unasked(&self) -> Option<String> {
+        let record = ServiceRecord::read(&self.paths.record())?;
+        if record.phase != Phase::Running || record.instance().is_some_and(|i| i.is_alive()) {
+            return None;
+        }
+        Some(format!(
+            "the last service (pid {}) ended without being stopped: it crashed or was \
+             killed, or the machine restarted; its log may say why ({})",
+            record.pid,
+            self.paths.log_file().display()
+        ))
+    }
+
     pub(super) fn stopped_status(&self) -> Status {
         self.base_status(State::Stopped)
     }

@@ -131,9 +131,29 @@ impl ServiceManager {
         if shutting_down && let Some(outcome) = self.await_shutdown(instance, &asked).await? {
             return Ok(Some(outcome));
         }
-        self.stop_observed(instance, channel, managed, &asked)
-            .await
-            .map(Some)
+        let outcome = self
+            .stop_observed(instance, channel, managed, &asked)
+            .await?;
+        self.mark_stopped(instance);
+        Ok(Some(outcome))
+    }
+
+    /// The record of a plain service this stop ended says so (`stopping`;
+    /// a kit service writes it itself): a look after it does not take the
+    /// record of a process that is gone for a crash. (Under `spawn.lock`:
+    /// no start writes a record meanwhile.)
+    fn mark_stopped(&self, instance: Option<Instance>) {
+        let path = self.paths.record();
+        let Some(mut record) = ServiceRecord::read(&path) else {
+            return;
+        };
+        if record.phase != Phase::Running || instance.is_none() || record.instance() != instance {
+            return;
+        }
+        record.phase = Phase::Stopping;
+        if let Err(e) = record.write(&path) {
+            tracing::warn!("{e}");
+        }
     }
 
     /// A kit service shutting down already (its idle exit, launchd's
