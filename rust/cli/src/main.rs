@@ -137,6 +137,13 @@ fn main() -> ExitCode {
             hint::remember_config(&config);
             config
         }
+        // `doctor` reports it as its finding: the diagnosis is most needed
+        // for the most common mistake.
+        Err(e) if matches!(cli.command, Command::Doctor) => {
+            let report = spfs_autostart::doctor::unusable_config(&e);
+            let _ = output::doctor(&report, cli.json);
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             output::error(&e, cli.json);
             return ExitCode::FAILURE;
@@ -428,7 +435,13 @@ async fn run_other(
             agent::run(&manager, command.0, json).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor => doctor(ServiceManager::new(config)?, json).await,
+        Command::Doctor => match ServiceManager::new(config) {
+            Ok(manager) => doctor(manager, json).await,
+            Err(e) => verdict(
+                ExitCode::FAILURE,
+                output::doctor(&spfs_autostart::doctor::unusable_config(&e), json),
+            ),
+        },
         Command::Config { .. } => {
             let manager = ServiceManager::new(config)?;
             output::config(&manager, json, state_dir_flag)?;

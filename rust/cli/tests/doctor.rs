@@ -619,6 +619,31 @@ fn a_version_probe_that_hangs_leaves_nothing_running() {
     );
 }
 
+/// A config that cannot be used (an unknown key, a relative dir) is what
+/// `doctor` reports, as its one problem, not an error instead of a report.
+#[test]
+fn an_unusable_config_is_the_doctors_finding() {
+    let sb = Sandbox::new();
+    for (name, text, says) in [
+        ("a bad key", "bogus_key = 1\n", "bogus_key"),
+        ("a relative dir", "state_dir = \"rel/dir\"\n", "relative"),
+    ] {
+        std::fs::write(sb.config_file(), text).unwrap();
+        let out = sb.run(&["--json", "doctor"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: a report ({e}): {}", stderr(&out)));
+        assert_eq!(report["healthy"], false, "{report}");
+        let finding = &report["findings"][0];
+        assert_eq!(finding["check"], "config", "{report}");
+        assert_eq!(finding["severity"], "problem", "{report}");
+        assert!(
+            finding["summary"].as_str().unwrap().contains(says),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

@@ -82,6 +82,24 @@ impl Report {
     }
 }
 
+/// The report when the configuration itself cannot be used (`error`, from
+/// loading or validating it): the one finding, a problem, and nothing else
+/// checked, since every other check reads the configuration.
+pub fn unusable_config(error: &crate::Error) -> Report {
+    Report {
+        findings: vec![
+            finding(
+                "config",
+                Severity::Problem,
+                error.to_string(),
+                Some("fix the config (the message names the key or the variable)".into()),
+            )
+            .with_remedies(error.remedies().iter().copied()),
+        ],
+        next: "fail: the config cannot be used (see above)".into(),
+    }
+}
+
 fn finding(check: &str, severity: Severity, summary: String, fix: Option<String>) -> Finding {
     Finding {
         check: check.to_string(),
