@@ -644,6 +644,38 @@ fn an_unusable_config_is_the_doctors_finding() {
     }
 }
 
+/// What `doctor` can tell before a start that the start would fail by:
+/// a program that says another version than `expected_version`, and a
+/// `--listen` in args beside a Unix endpoint (a plain service would listen
+/// where ensure does not look). Warnings, each naming the keys to change.
+#[test]
+fn doctor_warns_of_a_start_that_would_fail() {
+    let finding = |sb: &Sandbox, check: &str| -> serde_json::Value {
+        let (_, report) = doctor(sb);
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == check && f["severity"] == "warning")
+            .cloned()
+            .unwrap_or_else(|| panic!("no {check} warning: {report}"))
+    };
+    let sb = Sandbox::new().with("expected_version", "9.9.9");
+    let version = finding(&sb, "program");
+    let summary = version["summary"].as_str().unwrap();
+    assert!(summary.contains("not expected_version 9.9.9"), "{summary}");
+    assert!(sb.pids().is_empty(), "nothing started");
+    // The version the program says is not warned of.
+    let (_, report) = doctor(&Sandbox::new().with("expected_version", "0.1.0"));
+    assert_eq!(report["findings"][0]["severity"], "ok", "{report}");
+
+    let sb = Sandbox::new().with("args", vec!["--plain", "--listen=127.0.0.1:40150"]);
+    let listen = finding(&sb, "args");
+    let summary = listen["summary"].as_str().unwrap();
+    assert!(summary.contains("--listen 127.0.0.1:40150"), "{summary}");
+    assert!(summary.contains("tcp://127.0.0.1:40150"), "{summary}");
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

@@ -186,16 +186,7 @@ impl Config {
         let Endpoint::Tcp(addr) = &self.endpoint else {
             return None;
         };
-        let mut words = self.args.iter();
-        let mut given = None;
-        while let Some(word) = words.next() {
-            if word == "--listen" {
-                given = words.next().map(String::as_str);
-            } else if let Some(value) = word.strip_prefix("--listen=") {
-                given = Some(value);
-            }
-        }
-        let given = given?;
+        let given = self.listen_arg()?;
         if given.parse::<std::net::SocketAddr>().ok() == Some(*addr) {
             return None;
         }
@@ -207,6 +198,41 @@ impl Config {
             "args pass `--listen {given}`, but endpoint is tcp://{addr}: the service would \
              listen where ensure does not look; remove --listen from args ({told}), or make \
              endpoint and --listen the same address"
+        ))
+    }
+
+    /// The address `args` pass with `--listen ADDR` (or `--listen=ADDR`),
+    /// the last one given.
+    fn listen_arg(&self) -> Option<&str> {
+        let mut words = self.args.iter();
+        let mut given = None;
+        while let Some(word) = words.next() {
+            if word == "--listen" {
+                given = words.next().map(String::as_str);
+            } else if let Some(value) = word.strip_prefix("--listen=") {
+                given = Some(value);
+            }
+        }
+        given
+    }
+
+    /// Why `args` passing `--listen ADDR` with an endpoint that is no TCP
+    /// address likely fails: spfs-fuse-macos (a plain service) listens on
+    /// that TCP address only, and `ensure` looks at the Unix socket, so
+    /// every start waits out `ready_timeout_secs`. (A service that embeds
+    /// the kit may mean something else by the flag: a warning, for
+    /// `doctor`, not a refusal.)
+    pub(crate) fn listen_beside_a_unix_endpoint(&self) -> Option<String> {
+        if matches!(self.endpoint, Endpoint::Tcp(_)) {
+            return None;
+        }
+        let given = self.listen_arg()?;
+        Some(format!(
+            "args pass `--listen {given}`, but endpoint is {}: a plain service such as \
+             spfs-fuse-macos would listen on that TCP address, where ensure does not look, and \
+             every start would wait out ready_timeout_secs; set endpoint = \"tcp://{given}\", \
+             or remove --listen from args",
+            self.endpoint
         ))
     }
 

@@ -22,6 +22,12 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
             finding("args", Severity::Problem, why, None).with_remedies([Remedy::SetKey("args")]),
         );
     }
+    if let Some(why) = config.listen_beside_a_unix_endpoint() {
+        findings.push(
+            finding("args", Severity::Warning, why, None)
+                .with_remedies([Remedy::SetKey("endpoint"), Remedy::SetKey("args")]),
+        );
+    }
     let program = match crate::spawn::find_program(&config.program) {
         Ok(program) => program,
         Err(problem) => {
@@ -38,6 +44,37 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
         }
     };
     match program_version(&program) {
+        // What ensure would start says another version: a fresh start of a
+        // service that reports it fails (`VersionMismatch`), whatever
+        // on_version_mismatch says.
+        Some(version)
+            if config
+                .expected_version
+                .as_deref()
+                .is_some_and(|want| !says_version(&version, want)) =>
+        {
+            let want = config.expected_version.as_deref().unwrap_or_default();
+            findings.push(
+                finding(
+                    "program",
+                    Severity::Warning,
+                    format!(
+                        "{} says `{version}`, not expected_version {want}: if the service \
+                         reports its version (one that embeds the kit does), a start by ensure \
+                         would fail",
+                        program.display()
+                    ),
+                    Some(
+                        "install the expected version, or change expected_version (or program)"
+                            .into(),
+                    ),
+                )
+                .with_remedies([
+                    Remedy::SetKey("expected_version"),
+                    Remedy::SetKey("program"),
+                ]),
+            );
+        }
         Some(version) => findings.push(finding(
             "program",
             Severity::Ok,
@@ -72,6 +109,13 @@ pub(crate) fn end_version_probe() {
     if let Some(pid) = *probe {
         crate::sys::kill_group_and_leader(pid);
     }
+}
+
+/// Whether a `--version` line names `version` as a word of its own
+/// (`spfs-fuse-macos 0.1.0`, `v0.1.0`, `0.1.0-dev` do not pass for `0.1`).
+fn says_version(line: &str, version: &str) -> bool {
+    line.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+        .any(|word| word == version || word.strip_prefix('v') == Some(version))
 }
 
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
@@ -420,5 +464,14 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(within(Duration::from_secs(10), || 7).await, Some(7));
+    }
+
+    #[test]
+    fn a_version_is_a_word_of_its_own() {
+        assert!(says_version("spfs-fuse-macos 0.1.0", "0.1.0"));
+        assert!(says_version("spfs-fuse-macos v0.1.0 (abc123)", "0.1.0"));
+        assert!(!says_version("spfs-fuse-macos 0.1.0", "0.1"));
+        assert!(!says_version("spfs-fuse-macos 0.1.0-dev", "0.1.0"));
+        assert!(!says_version("spfs-fuse-macos 10.1.0", "0.1.0"));
     }
 }
