@@ -458,3 +458,29 @@ async fn a_service_that_drops_serve_reads_as_stopping_while_it_cleans_up() {
     manager.stop().await.expect("stop");
     assert!(!alive(pid));
 }
+
+/// A kit service's start time (`Control.Info`) is its process's, its own
+/// set-up before `Kit::start` included: clients that cannot see the process
+/// show the same uptime as those that measure it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_services_start_time_is_its_processs() {
+    use spfs_autostart::proto::control::{InfoRequest, control_client::ControlClient};
+    let sandbox = kit_sandbox(60, &["--start-delay-ms", "1500"]);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let info = ControlClient::new(manager.channel().await.expect("channel"))
+        .info(InfoRequest { touch: false })
+        .await
+        .expect("Control.Info")
+        .into_inner();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let up = now.saturating_sub(info.started_at_unix_ms);
+    assert!(
+        up >= 1500,
+        "up {up} ms: counted from Kit::start, after its 1.5 s set-up"
+    );
+    manager.stop().await.expect("stop");
+}

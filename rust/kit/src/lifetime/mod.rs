@@ -68,6 +68,18 @@ struct Inner {
     idle_since: Instant,
 }
 
+/// When this process started, on the wall clock: what clients show as its
+/// uptime, the same whether they measure the process (a client that can see
+/// it) or take this (one that cannot), however long the service's own set-up
+/// before `Kit::start` took.
+fn process_started_at_unix_ms() -> u64 {
+    let now = SystemTime::now();
+    let age = spfs_autostart_protocol::sys::Instance::of(std::process::id())
+        .and_then(|me| me.age())
+        .unwrap_or_default();
+    unix_ms(now.checked_sub(age).unwrap_or(now))
+}
+
 impl Lifetime {
     /// A new lifetime; the idle clock starts now, and again once the
     /// service serves ([`Self::run_idle_timer`]).
@@ -80,7 +92,7 @@ impl Lifetime {
         Arc::new(Lifetime {
             identity,
             endpoint,
-            started_at_unix_ms: unix_ms(SystemTime::now()),
+            started_at_unix_ms: process_started_at_unix_ms(),
             socket_activated,
             idle_timeout,
             inner: Mutex::new(Inner {
