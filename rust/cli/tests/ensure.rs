@@ -230,6 +230,10 @@ fn missing_program_is_binary_not_found_listing_where_it_looked() {
     let json = sb.run(&["--json", "ensure"]);
     let error: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
     assert_eq!(error["error"]["kind"], "BinaryNotFound");
+    assert!(
+        !sb.state_dir().exists(),
+        "nothing made for a start that cannot be"
+    );
 }
 
 #[test]

@@ -72,6 +72,9 @@ impl ServiceManager {
                     });
                 }
                 Observation::Absent { .. } => {
+                    // A program that cannot be found fails before anything
+                    // is made (the state dir, its locks).
+                    spawn::resolve_program(&self.config.program)?;
                     self.paths.create_state_dir()?;
                     // A start writes there (a read-only file system cannot
                     // take it); a look or a running service's use does not.
