@@ -676,6 +676,30 @@ fn doctor_warns_of_a_start_that_would_fail() {
     assert!(summary.contains("tcp://127.0.0.1:40150"), "{summary}");
 }
 
+/// A config file or a program that other users can change is a warning:
+/// whoever can change either chooses what runs as you.
+#[test]
+fn a_config_or_program_others_can_write_is_a_warning() {
+    let mut sb = Sandbox::new();
+    let program = use_script(&mut sb, "service.sh", "exit 0\n");
+    let warned = |sb: &Sandbox, check: &str, path: &std::path::Path| {
+        let (_, report) = doctor(sb);
+        report["findings"].as_array().unwrap().iter().any(|f| {
+            f["check"] == check
+                && f["severity"] == "warning"
+                && f["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&path_str(path)) && s.contains("mode"))
+        })
+    };
+    assert!(!warned(&sb, "config", &sb.config_file()));
+    assert!(!warned(&sb, "program", &program));
+    std::fs::set_permissions(sb.config_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(warned(&sb, "config", &sb.config_file()), "the config file");
+    assert!(warned(&sb, "program", &program), "the program");
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

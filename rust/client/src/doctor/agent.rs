@@ -333,6 +333,13 @@ pub(super) fn check_config(manager: &ServiceManager, findings: &mut Vec<Finding>
     } else {
         findings.push(finding("config", Severity::Ok, source, None));
     }
+    if let Some(file) = &manager.config().source {
+        findings.extend(super::writable_by_others(
+            "config",
+            file,
+            "whoever can change it chooses the program that runs as you",
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,35 @@ pub fn unusable_config(error: &crate::Error) -> Report {
     }
 }
 
+/// What lets another user change the file at `path` (following links, as
+/// it is read or run): its owner, when that is neither you nor root, or its
+/// group and other write bits. `None` when only you (or root) can.
+fn others_can_write(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let owner = meta.uid();
+    let mode = meta.mode() & 0o7777;
+    if owner != crate::sys::my_uid() && owner != 0 {
+        return Some(format!("belongs to uid {owner}, not to you"));
+    }
+    (mode & 0o022 != 0).then(|| format!("can be written by its group or by others (mode {mode:o})"))
+}
+
+/// The warning for a file others can change (see [`others_can_write`]),
+/// `what` saying what a change would do.
+fn writable_by_others(check: &str, path: &Path, what: &str) -> Option<Finding> {
+    let why = others_can_write(path)?;
+    Some(finding(
+        check,
+        Severity::Warning,
+        format!("{} {why}: {what}", path.display()),
+        Some(format!(
+            "make it yours alone: `chmod go-w {}` (and `chown` it, if it is another user's)",
+            crate::shell::word(path)
+        )),
+    ))
+}
+
 fn finding(check: &str, severity: Severity, summary: String, fix: Option<String>) -> Finding {
     Finding {
         check: check.to_string(),

@@ -43,6 +43,11 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
             return None;
         }
     };
+    findings.extend(super::writable_by_others(
+        "program",
+        &program,
+        "whoever can change it runs code as you when the service starts",
+    ));
     match program_version(&program) {
         // What ensure would start says another version: a fresh start of a
         // service that reports it fails (`VersionMismatch`), whatever
