@@ -38,6 +38,10 @@ public final class MenuModel {
     @ObservationIgnored private var unresponsiveNotice: Task<Void, Never>?
     /// The error shown because the status could not be read: it goes once it can be.
     @ObservationIgnored private var statusReadError: MenuMessage?
+    /// What the last start said that only a start says (its log could not be written, or is
+    /// shared), with the pid it said it of: kept while that process runs, as the watch's
+    /// statuses do not repeat it.
+    @ObservationIgnored private var startWarnings: (pid: UInt32, warnings: [String])?
 
     public init(
         service: any ServiceClient,
@@ -229,6 +233,10 @@ public final class MenuModel {
             // (or it stopped), and then Stop stops at once.
             state.stopConfirmation = MenuMessage.stopInUse(snapshot)
         }
+        var snapshot = snapshot
+        if let start = startWarnings, start.pid == snapshot.pid {
+            snapshot.warnings += start.warnings.filter { !snapshot.warnings.contains($0) }
+        }
         state.service = snapshot
         lastSnapshotAt = now
     }
@@ -357,7 +365,13 @@ public final class MenuModel {
     /// Starts the service if needed; within an action.
     private func performEnsure(userInitiated: Bool) async {
         do {
-            let snapshot = try await service.ensure()
+            var snapshot = try await service.ensure()
+            // Its answer lists no mounts (one RPC): the watch's stand while it is the same
+            // process.
+            if snapshot.mounts.isEmpty, let current = state.service, current.pid == snapshot.pid {
+                snapshot.mounts = current.mounts
+            }
+            startWarnings = snapshot.pid.map { (pid: $0, warnings: snapshot.warnings) }
             state.lastError = nil
             // It runs: a stop asked for earlier no longer explains the next one.
             userRequestedStop = false

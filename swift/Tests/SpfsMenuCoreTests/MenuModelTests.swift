@@ -277,6 +277,31 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         model.deactivate()
     }
 
+    /// What only a start says (its log could not be written) stays shown while that process
+    /// runs, though the watch's statuses do not repeat it; and a start's answer, which lists
+    /// no mounts, does not hide the mounts the watch saw for the same process.
+    @MainActor
+    func testAStartsWarningsAndTheWatchedMountsBothStay() async {
+        let h = Harness()
+        var watched = ServiceSnapshot.idle
+        watched.mounts = [
+            ServiceMount(runtimeName: "rt-1", rootPid: 42, editable: false, envSpec: "base")
+        ]
+        h.model.receive(watched)
+        var started = ServiceSnapshot.idle
+        started.warnings = ["its log could not be written (disk full)"]
+        h.service.ensureResults = [.success(started)]
+        await h.model.start()
+        XCTAssertEqual(h.model.state.service?.mounts, watched.mounts, "the watch's mounts")
+        XCTAssertEqual(h.model.state.service?.warnings, started.warnings)
+        h.model.receive(watched)  // the watch, which does not repeat it
+        XCTAssertEqual(h.model.state.service?.warnings, started.warnings)
+        var another = watched
+        another.pid = 5151
+        h.model.receive(another)  // another process: not its warning
+        XCTAssertEqual(h.model.state.service?.warnings, [])
+    }
+
     /// While launchd runs the service (Keep service running, approved), the app started at
     /// login only looks: a start of its own would race launchd's for the endpoint.
     @MainActor
