@@ -209,7 +209,8 @@ public final class MenuModel {
             let ranFor = previous.uptimeSecs.map { uptime in
                 Double(uptime) + (lastSnapshotAt.map { now.timeIntervalSince($0) } ?? 0)
             }
-            post(policy.unexpectedStop(previous: previous, logTail: tail, ranFor: ranFor))
+            post(
+                policy.unexpectedStop(previous: previous, logTail: tail, ranFor: ranFor, now: now))
         }
         if snapshot.state != .unresponsive {
             unresponsiveNotice?.cancel()
@@ -381,7 +382,7 @@ public final class MenuModel {
             let failure = ServiceFailure.from(error)
             state.lastError = MenuMessage(failure)
             if !failure.logTail.isEmpty { state.recentLogs = failure.logTail }
-            if !userInitiated { post(policy.autoStartFailed(failure)) }
+            if !userInitiated { post(policy.autoStartFailed(failure, now: clock.now())) }
             if let snapshot = try? await service.status() {
                 receive(snapshot)
                 // The failure (in the menu, or notified) has said that it does not answer:
@@ -471,7 +472,7 @@ public final class MenuModel {
                 let now = self.state.service, now.state == .unresponsive, now.pid == snapshot.pid
             else { return }
             let tail = (try? self.service.tailLogs(self.logLineCount)) ?? self.state.recentLogs
-            self.post(self.policy.notResponding(now, logTail: tail))
+            self.post(self.policy.notResponding(now, logTail: tail, now: self.clock.now()))
         }
     }
 

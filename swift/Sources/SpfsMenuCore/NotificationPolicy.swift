@@ -22,6 +22,10 @@ public struct PendingNotification: Sendable, Equatable {
 ///   forgets the last one, so a failure after the user tried again is reported again. So does a
 ///   death after a good run (`goodRunSecs`): a crash loop (launchd restarting a service that
 ///   dies at once) is said once, a crash days after the last one is news.
+/// - Each kind (start failure, stop, not responding) is posted again only after a wait that
+///   starts at `goodRunSecs` and doubles with each post, up to `maxRepeatSecs`: a service
+///   that crashes after every minute's run, or hangs again after each restart, is not said
+///   every time. A successful user action (`reset`) starts the waits over.
 public struct NotificationPolicy: Sendable {
     /// How many log lines go into a notification body.
     public static let logLinesInBody = 3
@@ -31,17 +35,26 @@ public struct NotificationPolicy: Sendable {
     /// How long the service must go unanswered before that is news outside the menu.
     public static let unresponsiveNoticeSecs: Double = 10
 
+    /// The longest wait before a kind of notification is posted again.
+    public static let maxRepeatSecs: Double = 3600
+
     private var lastKey: String?
+    /// Per kind: when it may be posted again, and the wait that led there.
+    private var backoff: [String: (next: Date, wait: Double)] = [:]
 
     public init() {}
 
     /// Forgets the last notification (after the user started or stopped the service).
     public mutating func reset() {
         lastKey = nil
+        backoff = [:]
     }
 
-    public mutating func autoStartFailed(_ failure: ServiceFailure) -> PendingNotification? {
+    public mutating func autoStartFailed(
+        _ failure: ServiceFailure, now: Date = Date()
+    ) -> PendingNotification? {
         dedupe(
+            now: now,
             PendingNotification(
                 title: failure.title,
                 body: Self.body(failure.message, hints: failure.hints, logTail: failure.logTail),
@@ -52,13 +65,14 @@ public struct NotificationPolicy: Sendable {
 
     /// - Parameter ranFor: how long the service had run when it died, when known.
     public mutating func unexpectedStop(
-        previous: ServiceSnapshot, logTail: [String], ranFor: Double? = nil
+        previous: ServiceSnapshot, logTail: [String], ranFor: Double? = nil, now: Date = Date()
     ) -> PendingNotification? {
         if let ranFor, ranFor >= Self.goodRunSecs { lastKey = nil }
         var message = "The SPFS service stopped unexpectedly"
         if let pid = previous.pid { message += " (pid \(pid))" }
         message += ". Start it again from the menu; the log may say why."
         return dedupe(
+            now: now,
             PendingNotification(
                 title: "SPFS service stopped",
                 body: Self.body(message, logTail: logTail),
@@ -69,7 +83,7 @@ public struct NotificationPolicy: Sendable {
 
     /// The service (`snapshot`, unresponsive) has not answered for `unresponsiveNoticeSecs`.
     public mutating func notResponding(
-        _ snapshot: ServiceSnapshot, logTail: [String]
+        _ snapshot: ServiceSnapshot, logTail: [String], now: Date = Date()
     ) -> PendingNotification? {
         var message = "The SPFS service"
         if let pid = snapshot.pid { message += " (pid \(pid))" }
@@ -77,6 +91,7 @@ public struct NotificationPolicy: Sendable {
         if let detail = snapshot.detail, !detail.isEmpty { message += ": \(detail)" }
         message += ". SPFS shells may hang until it answers; Stop it from the menu, then start it again."
         return dedupe(
+            now: now,
             PendingNotification(
                 title: "SPFS service not responding",
                 body: Self.body(message, logTail: logTail),
@@ -106,8 +121,14 @@ public struct NotificationPolicy: Sendable {
         ([message] + hints + logTail.suffix(logLinesInBody)).joined(separator: "\n")
     }
 
-    private mutating func dedupe(_ notification: PendingNotification) -> PendingNotification? {
+    private mutating func dedupe(
+        now: Date, _ notification: PendingNotification
+    ) -> PendingNotification? {
         if notification.key == lastKey { return nil }
+        let kind = String(notification.key.prefix { $0 != ":" })
+        if let last = backoff[kind], now < last.next { return nil }
+        let wait = backoff[kind].map { min($0.wait * 2, Self.maxRepeatSecs) } ?? Self.goodRunSecs
+        backoff[kind] = (next: now.addingTimeInterval(wait), wait: wait)
         lastKey = notification.key
         return notification
     }

@@ -536,6 +536,25 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(h.notifier.posted.count, 2)
     }
 
+    /// A service that dies after every run of a minute or more (a crash loop slower than
+    /// the good-run rule) is said ever less often: each repeat waits twice as long as the
+    /// last. The user starting it again starts the waits over.
+    @MainActor
+    func testACrashLoopOfGoodRunsIsNotifiedEverLessOften() async {
+        let h = Harness()
+        for _ in 0..<10 {
+            h.model.receive(.justStarted)
+            h.clock.advance(NotificationPolicy.goodRunSecs + 10)
+            h.model.receive(.stopped)
+        }
+        // Deaths 70 s apart; waits of 60, 120, 240 and 480 s: the 1st, 2nd, 4th and 8th
+        // death are said, four in all.
+        XCTAssertEqual(h.notifier.posted.count, 4)
+        await h.model.start()
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 5, "news again after the user's start")
+    }
+
     @MainActor
     func testFailureIsNotifiedAgainAfterTheUserTriedAgain() async {
         let h = Harness()
