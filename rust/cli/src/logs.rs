@@ -49,6 +49,11 @@ fn note_missing_log(manager: &ServiceManager, follow: bool) {
         format!("no log yet at {path}: the service has not run with this log dir")
     };
     let _ = writeln!(io::stderr(), "{note}{then}");
+    // A dir a start would refuse (another user's, or others may write it):
+    // no log will come until that is fixed, so it is said now.
+    if let Err(e) = manager.paths().check_log_dir() {
+        let _ = writeln!(io::stderr(), "and a start would not use this log dir: {e}");
+    }
 }
 
 /// The error for a log line that could not be read.

@@ -748,6 +748,13 @@ fn logs_say_on_stderr_when_there_is_no_log_yet() {
             sb.log_file().display()
         )
     );
+    // A log dir a start would refuse: that is why none comes, and it is said.
+    std::fs::set_permissions(sb.log_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = stderr(&sb.run(&["logs"]));
+    assert!(
+        err.contains("a start would not use this log dir") && err.contains("chmod go-w"),
+        "{err}"
+    );
 }
 
 #[test]
