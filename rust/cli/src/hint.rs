@@ -71,8 +71,12 @@ pub fn remember_global_flags(flags: &[(&str, Option<&std::path::Path>)]) {
     let text = flags
         .iter()
         .filter_map(|&(flag, value)| {
+            // Absolute, as the messages name the file: a hint run from
+            // another directory acts on the same one.
+            let value = value?;
+            let value = std::path::absolute(value).unwrap_or_else(|_| value.to_path_buf());
             // `--flag=VALUE`: a value that begins with `-` is still its value.
-            Some(format!(" {flag}={}", shell_word(&value?.to_string_lossy())))
+            Some(format!(" {flag}={}", shell_word(&value.to_string_lossy())))
         })
         .collect();
     let _ = GLOBAL_FLAGS.set(text);

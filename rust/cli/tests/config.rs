@@ -403,7 +403,9 @@ fn a_config_path_that_never_ends_or_blocks_neither_fills_memory_nor_ignores_a_si
 }
 
 /// A hint's command repeats the run's flags as `--flag=VALUE`, so a path
-/// that begins with `-` stays the flag's value when the hint is followed.
+/// that begins with `-` stays the flag's value when the hint is followed;
+/// and made absolute, as the messages name files, so a hint followed in
+/// another directory reads the same file.
 #[test]
 fn a_hint_keeps_a_config_path_that_begins_with_a_dash() {
     // A start that times out: its hint is the flag that waits longer.
@@ -417,7 +419,10 @@ fn a_hint_keeps_a_config_path_that_begins_with_a_dash() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("hint: `spfs-autostart --config=-x.toml ensure --timeout SECS`"),
+        err.contains(&format!(
+            "hint: `spfs-autostart --config={}/-x.toml ensure --timeout SECS`",
+            sb.root().display()
+        )),
         "{err}"
     );
 }
