@@ -30,6 +30,9 @@ public final class MenuModel {
     @ObservationIgnored private var policy = NotificationPolicy()
     /// The user pressed Stop and the service has not run since.
     @ObservationIgnored private var userRequestedStop = false
+    /// What `confirmStop()` carries out: the Stop that asked, or the "Keep service running"
+    /// toggle (which stops the service to hand it over).
+    @ObservationIgnored private var askedFor: AskedFor = .stop
     /// When `state.service` was last replaced.
     @ObservationIgnored private var lastSnapshotAt: Date?
     @ObservationIgnored private var watchTask: Task<Void, Never>?
@@ -111,19 +114,25 @@ public final class MenuModel {
         if state.busy { return }
         if let question = MenuMessage.stopInUse(state.service) {
             state.stopConfirmation = question
+            askedFor = .stop
             return
         }
         await stopNow()
     }
 
-    /// The user answered the question `stop()` asked: stop it all the same.
+    /// The user answered the question `stop()` (or the "Keep service running" toggle) asked:
+    /// stop it all the same, and carry on.
     public func confirmStop() async {
         guard state.stopConfirmation != nil, !state.busy else { return }
         state.stopConfirmation = nil
-        await stopNow()
+        switch askedFor {
+        case .stop: await stopNow()
+        case .keepRunning: await toggleKeepRunning(confirmed: true)
+        }
     }
 
-    /// The user answered the question `stop()` asked: leave the service running.
+    /// The user answered the question `stop()` (or the toggle) asked: leave the service
+    /// running, and the toggle as it was.
     public func cancelStop() {
         state.stopConfirmation = nil
     }
@@ -276,8 +285,9 @@ public final class MenuModel {
     }
 
     /// Turns the bundled LaunchAgent that keeps the service running on or off. Either way a
-    /// running service changes hands, so it is stopped its own way first (as Stop does,
-    /// without asking), a stop the user asked for that does not notify:
+    /// running service changes hands, so it is stopped its own way first (as Stop does: while
+    /// runtimes use it, the menu asks first, and `confirmStop()` goes on), a stop the user
+    /// asked for that does not notify:
     /// - off, when launchd ran it (`enabled`; an agent still waiting for approval never ran
     ///   it): unregistering has launchd end it with SIGTERM, which spfs-fuse-macos does not
     ///   handle (it dies leaving its mount behind); after a graceful exit launchd has nothing
@@ -286,6 +296,12 @@ public final class MenuModel {
     ///   does (and would be started again every 10 s). When launchd will not run it after all
     ///   (approval pending, or registering failed), the service is started on demand again.
     public func toggleKeepRunning() async {
+        await toggleKeepRunning(confirmed: false)
+    }
+
+    /// `toggleKeepRunning`; `confirmed`: the user said to stop the service although it is in
+    /// use.
+    private func toggleKeepRunning(confirmed: Bool) async {
         // One action, stop and (un)registering together: a second toggle meanwhile would
         // unregister while the stop is under way.
         guard beginAction() else { return }
@@ -296,6 +312,11 @@ public final class MenuModel {
         let launchdRanIt = state.keepRunning == .enabled
         let turningOn = !state.keepRunning.isOn
         let stopFirst = state.primaryActionStops && (launchdRanIt || turningOn)
+        if stopFirst, !confirmed, let question = MenuMessage.stopInUse(state.service) {
+            state.stopConfirmation = question
+            askedFor = .keepRunning
+            return
+        }
         // Turning it on, a service that did not stop keeps the endpoint: launchd's would
         // fail and be started again every 10 s. (Turning it off goes on: launchd ends a
         // service that would not stop its own way with SIGTERM, as the user asked.)
@@ -503,4 +524,12 @@ public final class MenuModel {
             }
         }
     }
+}
+
+/// What a "stop it while it is in use?" question was asked for.
+private enum AskedFor {
+    /// Stop.
+    case stop
+    /// The "Keep service running" toggle, which stops the service to hand it over.
+    case keepRunning
 }

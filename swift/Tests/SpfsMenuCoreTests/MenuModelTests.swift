@@ -634,7 +634,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         await h.model.toggleKeepRunning()
         h.keepRunning.unregisterError = TestError()
         h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
-        h.model.receive(.running)
+        h.model.receive(.idle)
         await h.model.toggleKeepRunning()
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
@@ -643,7 +643,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         g.keepRunning.afterRegister = .requiresApproval
         await g.model.toggleKeepRunning()
         XCTAssertEqual(g.model.state.keepRunning, .requiresApproval)
-        g.model.receive(.running)
+        g.model.receive(.idle)
         await g.model.toggleKeepRunning()
         g.model.receive(.stopped)
         XCTAssertEqual(g.notifier.posted.count, 1)
@@ -654,7 +654,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         let h = Harness()
         await h.model.toggleKeepRunning()
         XCTAssertEqual(h.model.state.keepRunning, .enabled)
-        h.model.receive(.running)
+        h.model.receive(.idle)
         // The stop this leads to: launchd's, when the model could not stop it first.
         h.service.stopResults = [.failure(ServiceFailure(title: "Not responding", message: "hung"))]
         await h.model.toggleKeepRunning()
@@ -816,7 +816,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     func testTurningKeepRunningOffStopsTheServiceItsOwnWayFirst() async {
         let h = Harness()
         await h.model.toggleKeepRunning()
-        h.model.receive(.running)  // in use: turning the agent off does not ask
+        h.model.receive(.idle)
         var unregisteredBeforeTheStop: Bool?
         h.service.duringStop = { unregisteredBeforeTheStop = h.keepRunning.unregisterCalls > 0 }
         await h.model.toggleKeepRunning()
@@ -868,13 +868,34 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(n.service.ensureCalls, 0)
     }
 
+    /// The toggle stops the service to hand it over: while runtimes use it, the menu asks
+    /// first, as Stop does; confirmed, the toggle goes on, cancelled, nothing changes.
+    @MainActor
+    func testKeepRunningAsksFirstWhileRuntimesUseTheService() async {
+        let h = Harness()
+        h.model.receive(.running)  // leased by "spfs shell"
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.service.stopCalls, 0)
+        XCTAssertEqual(h.keepRunning.registerCalls, 0)
+        XCTAssertEqual(h.model.state.stopConfirmation?.title, "Stop the service while it is in use?")
+        h.model.cancelStop()
+        XCTAssertNil(h.model.state.stopConfirmation)
+        XCTAssertEqual(h.model.state.keepRunning, .notRegistered)
+        await h.model.toggleKeepRunning()
+        await h.model.confirmStop()
+        XCTAssertEqual(h.service.stopCalls, 1)
+        XCTAssertEqual(h.keepRunning.registerCalls, 1)
+        XCTAssertEqual(h.model.state.keepRunning, .enabled)
+        XCTAssertTrue(h.notifier.posted.isEmpty)
+    }
+
     /// A second toggle while the first still stops the service does nothing: it would
     /// unregister under the stop, and the first would then register the agent again.
     @MainActor
     func testASecondKeepRunningToggleDuringTheFirstDoesNothing() async {
         let h = Harness()
         await h.model.toggleKeepRunning()
-        h.model.receive(.running)
+        h.model.receive(.idle)
         h.service.stopYields = 5
         let first = Task { await h.model.toggleKeepRunning() }
         let second = Task { await h.model.toggleKeepRunning() }
