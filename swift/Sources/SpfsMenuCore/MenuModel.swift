@@ -448,10 +448,15 @@ public final class MenuModel {
         }
         let status = client.status()
         if status == .notFound {
+            // Said once registering has failed so: before, macOS may not know an item it has
+            // never registered, and the menu says nothing of it.
+            let bundled =
+                client === keepRunning
+                ? ", built with its service (macos-app/build-app.sh --service-binary PATH)" : ""
             state.lastError = MenuMessage(
                 title: "Could not change \(name)",
                 message: "macOS does not find this login item. Run SPFS Menu from its .app "
-                    + "bundle (ideally in /Applications) and try again."
+                    + "bundle (ideally in /Applications)\(bundled), and try again."
             )
         }
         return status

@@ -807,6 +807,13 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.model.toggleLaunchAtLogin()
         XCTAssertEqual(h.model.state.launchAtLogin, .notFound)
         XCTAssertTrue(h.model.state.lastError?.message.contains(".app") ?? false)
+        XCTAssertFalse(h.model.state.lastError?.message.contains("--service-binary") ?? true)
+        // The agent may be missing from a bundle built without the service: said too.
+        h.keepRunning.afterRegister = .notFound
+        await h.model.toggleKeepRunning()
+        XCTAssertTrue(
+            h.model.state.lastError?.message.contains("--service-binary") ?? false,
+            "\(String(describing: h.model.state.lastError))")
     }
 
     /// Turning Keep Running off while launchd runs the service stops it its own way first,

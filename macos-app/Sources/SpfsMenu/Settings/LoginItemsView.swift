@@ -34,11 +34,9 @@ struct LoginItemStatusText: View {
             Text("Waiting for your approval in System Settings.")
                 .font(.caption)
                 .foregroundStyle(.secondary)
-        case .notFound:
-            Text("macOS does not find this item; run the app from its .app bundle.")
-                .font(.caption)
-                .foregroundStyle(.secondary)
-        case .enabled, .notRegistered:
+        // macOS may not know an item it has never registered: not said until turning it on
+        // fails, and then the menu's error says why and what to do.
+        case .enabled, .notRegistered, .notFound:
             EmptyView()
         }
     }
