@@ -135,7 +135,6 @@ impl Control for ControlService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Identity;
     use tokio_stream::StreamExt;
 
     /// A watcher that fell so far behind that it missed the update saying
@@ -143,15 +142,7 @@ mod tests {
     /// left open, it would be a call the drain waits for.
     #[tokio::test]
     async fn a_watcher_that_missed_the_shutdown_update_has_its_stream_end() {
-        let life = Lifetime::new(
-            Identity {
-                name: "t".into(),
-                version: "1".into(),
-            },
-            "unix:///x".into(),
-            false,
-            Duration::from_secs(60),
-        );
+        let life = Lifetime::for_tests(Duration::from_secs(60));
         let control = ControlService::new(life.clone());
         let mut stream = control
             .watch(Request::new(WatchRequest {}))

@@ -116,7 +116,6 @@ mod tests {
     use tower::{Layer, ServiceExt};
 
     use super::*;
-    use crate::Identity;
 
     /// A response body that streams what the test sends, until it drops
     /// the sender.
@@ -166,15 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_streaming_call_is_in_flight_until_its_stream_ends_or_its_client_goes() {
-        let life = Lifetime::new(
-            Identity {
-                name: "t".into(),
-                version: "1".into(),
-            },
-            "unix:///x".into(),
-            false,
-            Duration::from_secs(60),
-        );
+        let life = Lifetime::for_tests(Duration::from_secs(60));
         assert!(life.idle_deadline().is_some(), "idle before any call");
 
         let (mut body, tx) = streaming_call(&life, "/svc.Progress/Follow").await;

@@ -410,10 +410,9 @@ impl Drop for CallGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lifetime(idle: Duration) -> Arc<Lifetime> {
+impl Lifetime {
+    /// A lifetime for the crate's unit tests: service `t` 1 at `unix:///x`.
+    pub(crate) fn for_tests(idle: Duration) -> Arc<Lifetime> {
         Lifetime::new(
             Identity {
                 name: "t".into(),
@@ -423,6 +422,15 @@ mod tests {
             false,
             idle,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifetime(idle: Duration) -> Arc<Lifetime> {
+        Lifetime::for_tests(idle)
     }
 
     #[tokio::test]
