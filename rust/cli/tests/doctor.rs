@@ -700,6 +700,34 @@ fn a_config_or_program_others_can_write_is_a_warning() {
     assert!(warned(&sb, "program", &program), "the program");
 }
 
+/// Where no service runs, the last start's failure is a warning with its
+/// fixes (the keys it names); a later start that works forgets it.
+#[test]
+fn the_last_failed_start_is_a_warning_until_a_start_works() {
+    let last_start = |sb: &Sandbox| {
+        let (_, report) = doctor(sb);
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "last start")
+            .cloned()
+    };
+    let sb = Sandbox::new().with("args", vec!["--fail-at-start", "no mount for you"]);
+    assert_eq!(sb.run(&["ensure"]).status.code(), Some(1));
+    let finding = last_start(&sb).expect("the failed start is said");
+    assert_eq!(finding["severity"], "warning", "{finding}");
+    let summary = finding["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("the last start, ") && summary.contains("exited with status 3"),
+        "{summary}"
+    );
+    let sb = sb.with("args", Vec::<String>::new());
+    sb.ensure();
+    sb.ok(&["stop"]);
+    assert_eq!(last_start(&sb), None, "a start worked since");
+}
+
 #[test]
 fn our_own_running_service_is_reported_ours_not_adopted() {
     let sb = Sandbox::new();

@@ -98,6 +98,7 @@ impl ServiceManager {
                                 self.check_time_to_start(deadline)?;
                                 match self.spawn(&spawn_guard, orphaned_lock, deadline).await {
                                     Ok(Some(status)) => {
+                                        self.forget_failed_start();
                                         drop(spawn_guard);
                                         return Ok((status, true));
                                     }

@@ -36,18 +36,27 @@ impl FailedStart {
 
     /// The failure as the error of a call that waited for that start.
     fn error(self) -> Error {
+        let message = format!(
+            "the start another process made while this call waited failed: {}",
+            self.message
+        );
+        self.error_saying(message)
+    }
+
+    /// The failure as it was, for a report of the last start.
+    fn error_of_the_last_start(self) -> Error {
+        let message = self.message.clone();
+        self.error_saying(message)
+    }
+
+    /// The failure, with its kind, remedies and log, saying `message`.
+    fn error_saying(self, message: String) -> Error {
         let kind = ErrorKind::ALL
             .iter()
             .copied()
             .find(|kind| kind.as_str() == self.kind)
             .unwrap_or(ErrorKind::Io);
-        let mut error = Error::new(
-            kind,
-            format!(
-                "the start another process made while this call waited failed: {}",
-                self.message
-            ),
-        );
+        let mut error = Error::new(kind, message);
         for remedy in self.remedies.iter().filter_map(|text| remedy_of(text)) {
             error = error.with_remedy(remedy);
         }
@@ -107,9 +116,26 @@ impl ServiceManager {
     /// The failure of a start that ended after `since` (when this call
     /// began): the call waited for it, and answers with it.
     pub(super) fn start_failed_since(&self, since: SystemTime) -> Option<Error> {
-        let text = std::fs::read(self.failed_start_path()).ok()?;
-        let failed: FailedStart = serde_json::from_slice(&text).ok()?;
+        let failed = self.read_failed_start()?;
         (failed.at_unix_ms >= unix_ms(since)).then(|| failed.error())
+    }
+
+    /// A start succeeded: the failure of an earlier one is history.
+    pub(super) fn forget_failed_start(&self) {
+        let _ = std::fs::remove_file(self.failed_start_path());
+    }
+
+    /// The last start's failure, if the last start failed, with how long
+    /// ago (for `doctor`, which says it while no service runs).
+    pub(crate) fn last_failed_start(&self) -> Option<(Duration, Error)> {
+        let failed = self.read_failed_start()?;
+        let ago = unix_ms(SystemTime::now()).saturating_sub(failed.at_unix_ms);
+        Some((Duration::from_millis(ago), failed.error_of_the_last_start()))
+    }
+
+    fn read_failed_start(&self) -> Option<FailedStart> {
+        let text = std::fs::read(self.failed_start_path()).ok()?;
+        serde_json::from_slice(&text).ok()
     }
 }
 

@@ -112,7 +112,11 @@ impl ServiceManager {
                 // between (spfs started its own); not another start.
                 Observation::Absent { orphaned_lock } => {
                     match self.spawn(&guard, orphaned_lock, deadline).await {
-                        Ok(status) => status.ok_or_else(|| self.replaced_meanwhile_error())?,
+                        Ok(status) => {
+                            let status = status.ok_or_else(|| self.replaced_meanwhile_error())?;
+                            self.forget_failed_start();
+                            status
+                        }
                         Err(e) => {
                             // As a start's failure: the calls waiting for it answer with it.
                             self.remember_failed_start(&e);

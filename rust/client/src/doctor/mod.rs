@@ -177,6 +177,7 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         .is_some_and(|status| status.state == State::Stopped)
     {
         check_shared_log(manager, &mut looked);
+        looked.extend(last_failed_start(manager));
     }
     let version_next = status
         .as_ref()
@@ -208,6 +209,28 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         ),
     };
     Report { findings, next }
+}
+
+/// For a state dir where no service runs: the last start's failure, when
+/// the last start failed (a later success forgets it), as a warning with
+/// its fixes and when it was.
+fn last_failed_start(manager: &ServiceManager) -> Option<Finding> {
+    let (ago, error) = manager.last_failed_start()?;
+    let ago = match ago.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86400 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86400),
+    };
+    Some(
+        finding(
+            "last start",
+            Severity::Warning,
+            format!("the last start, {ago} ago, failed: {error}"),
+            None,
+        )
+        .with_remedies(error.remedies().iter().copied()),
+    )
 }
 
 /// What `ensure` would do now; `seen`: the state the endpoint check found,
