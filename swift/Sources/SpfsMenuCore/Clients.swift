@@ -104,7 +104,19 @@ public final class UnavailableServiceClient: ServiceClient {
     public func ensure() async throws -> ServiceSnapshot { throw failure }
     public func stop() async throws -> StopResult { throw failure }
     public func status() async throws -> ServiceSnapshot { throw failure }
-    public func diagnose() async throws -> DiagnosisReport { throw failure }
+    /// The one thing to report: why there is no service client (as `spfs-autostart doctor`
+    /// reports an unusable config), not an error instead of the report.
+    public func diagnose() async throws -> DiagnosisReport {
+        DiagnosisReport(
+            findings: [
+                DiagnosisFinding(
+                    check: "config", severity: .problem,
+                    message: "\(failure.title): \(failure.message)", hints: failure.hints)
+            ],
+            next: "fail: the config cannot be used (see above)",
+            healthy: false
+        )
+    }
     public func tailLogs(_ count: Int) throws -> [String] { throw failure }
     public var logFile: String { failure.logFile ?? "" }
 

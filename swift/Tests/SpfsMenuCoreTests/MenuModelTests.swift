@@ -154,6 +154,26 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertNil(h.model.state.diagnosis)
     }
 
+    /// Without a service client (an unusable config), Diagnose reports why, as the CLI's
+    /// doctor does: a report with that one problem and its hints, not an error.
+    @MainActor
+    func testDiagnoseWithoutAServiceClientReportsWhy() async {
+        let failure = ServiceFailure(
+            title: "Invalid configuration", message: "unknown key `bogus`",
+            hints: ["Fix the config file, then choose Refresh in the menu"])
+        let model = MenuModel(
+            service: UnavailableServiceClient(failure: failure), launchAtLogin: FakeLoginItem(),
+            keepRunning: FakeLoginItem(), notifier: FakeNotifier(), clock: FakeClock(),
+            logOpener: FakeLogOpener())
+        await model.diagnose()
+        let report = model.state.diagnosis
+        XCTAssertEqual(report?.healthy, false)
+        XCTAssertEqual(report?.findings.first?.severity, .problem)
+        XCTAssertTrue(report?.findings.first?.message.contains("bogus") ?? false)
+        XCTAssertEqual(report?.findings.first?.hints, failure.hints)
+        XCTAssertNil(model.state.lastError)
+    }
+
     @MainActor
     func testDiagnoseFailureShowsTheErrorAndNoReport() async {
         let h = Harness()
