@@ -96,6 +96,8 @@ impl ServiceManager {
                                     return Err(failed);
                                 }
                                 self.check_time_to_start(deadline)?;
+                                let full_time = deadline.saturating_duration_since(Instant::now())
+                                    >= self.config.ready_timeout.mul_f64(0.9);
                                 match self.spawn(&spawn_guard, orphaned_lock, deadline).await {
                                     Ok(Some(status)) => {
                                         self.forget_failed_start();
@@ -105,8 +107,12 @@ impl ServiceManager {
                                     Ok(None) => {}
                                     Err(e) => {
                                         // Said before spawn.lock is let go, so every
-                                        // call waiting for this start sees it.
-                                        self.remember_failed_start(&e);
+                                        // call waiting for this start sees it; but not
+                                        // a timeout of a start this call made with what
+                                        // its own wait left of ready_timeout_secs.
+                                        if full_time || e.kind() != ErrorKind::ReadyTimeout {
+                                            self.remember_failed_start(&e);
+                                        }
                                         return Err(e);
                                     }
                                 }
