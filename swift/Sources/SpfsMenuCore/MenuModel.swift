@@ -213,7 +213,7 @@ public final class MenuModel {
                 userRequested: userRequestedStop
             )
         {
-            let tail = (try? service.tailLogs(logLineCount)) ?? state.recentLogs
+            let tail = notificationLogTail()
             // Its uptime when last heard of, and the time since.
             let ranFor = previous.uptimeSecs.map { uptime in
                 Double(uptime) + (lastSnapshotAt.map { now.timeIntervalSince($0) } ?? 0)
@@ -497,9 +497,22 @@ public final class MenuModel {
             guard let self, !Task.isCancelled, !self.state.busy,
                 let now = self.state.service, now.state == .unresponsive, now.pid == snapshot.pid
             else { return }
-            let tail = (try? self.service.tailLogs(self.logLineCount)) ?? self.state.recentLogs
+            let tail = self.notificationLogTail()
             self.post(self.policy.notResponding(now, logTail: tail, now: self.clock.now()))
         }
+    }
+
+    /// The log lines a notification carries: the service log's last ones; while launchd runs
+    /// the service, where its output goes instead (the bundled agent names no log file, so
+    /// the service log holds an older on-demand run, which would pass for this one's).
+    private func notificationLogTail() -> [String] {
+        if state.keepRunning == .enabled {
+            return [
+                "launchd runs it: its output is in the system log "
+                    + "(log show --last 1h --predicate 'process == \"spfs-fuse-macos\"')"
+            ]
+        }
+        return (try? service.tailLogs(logLineCount)) ?? state.recentLogs
     }
 
     private func post(_ notification: PendingNotification?) {

@@ -545,6 +545,23 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(h.notifier.posted.count, 1)
     }
 
+    /// While launchd runs the service, its output is not in the service log (the bundled
+    /// agent names none): a notification points at the system log instead of showing an older
+    /// on-demand run's lines as this one's.
+    @MainActor
+    func testANotificationWhileLaunchdRunsTheServicePointsAtTheSystemLog() async {
+        let h = Harness()
+        h.keepRunning.current = .enabled
+        h.service.statusResult = .success(.idle)
+        await h.model.activate()
+        h.model.receive(.stopped)
+        XCTAssertEqual(h.notifier.posted.count, 1)
+        let body = h.notifier.posted.first?.body ?? ""
+        XCTAssertTrue(body.contains("system log"), body)
+        XCTAssertFalse(body.contains("line 4"), body)
+        h.model.deactivate()
+    }
+
     @MainActor
     func testADeathAfterAGoodRunIsNotifiedAgain() async {
         let h = Harness()
