@@ -192,6 +192,14 @@ struct Harness {
             watchRetryDelays: [1, 2, 4])
     }
 
+    /// Starts the app while launchd runs the service (Keep service running, approved), which
+    /// answers as `.idle`.
+    func activateWhileLaunchdRunsTheService() async {
+        keepRunning.current = .enabled
+        service.statusResult = .success(.idle)
+        await model.activate()
+    }
+
     /// Lets the model's watch task run until `condition` holds (or fails after many turns).
     func settle(until condition: () -> Bool) async -> Bool {
         for _ in 0..<1000 {

@@ -327,9 +327,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testActivateOnlyLooksWhileLaunchdRunsTheService() async {
         let h = Harness()
-        h.keepRunning.current = .enabled
-        h.service.statusResult = .success(.idle)
-        await h.model.activate()
+        await h.activateWhileLaunchdRunsTheService()
         XCTAssertEqual(h.service.ensureCalls, 0)
         XCTAssertEqual(h.model.state.stateKind, .running)
         h.model.deactivate()
@@ -551,9 +549,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
     @MainActor
     func testANotificationWhileLaunchdRunsTheServicePointsAtTheSystemLog() async {
         let h = Harness()
-        h.keepRunning.current = .enabled
-        h.service.statusResult = .success(.idle)
-        await h.model.activate()
+        await h.activateWhileLaunchdRunsTheService()
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
         let body = h.notifier.posted.first?.body ?? ""

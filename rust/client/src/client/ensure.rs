@@ -96,25 +96,11 @@ impl ServiceManager {
                                     return Err(failed);
                                 }
                                 self.check_time_to_start(deadline)?;
-                                let full_time = deadline.saturating_duration_since(Instant::now())
-                                    >= self.config.ready_timeout.mul_f64(0.9);
-                                match self.spawn(&spawn_guard, orphaned_lock, deadline).await {
-                                    Ok(Some(status)) => {
-                                        self.forget_failed_start();
-                                        drop(spawn_guard);
-                                        return Ok((status, true));
-                                    }
-                                    Ok(None) => {}
-                                    Err(e) => {
-                                        // Said before spawn.lock is let go, so every
-                                        // call waiting for this start sees it; but not
-                                        // a timeout of a start this call made with what
-                                        // its own wait left of ready_timeout_secs.
-                                        if full_time || e.kind() != ErrorKind::ReadyTimeout {
-                                            self.remember_failed_start(&e);
-                                        }
-                                        return Err(e);
-                                    }
+                                if let Some(status) =
+                                    self.spawn(&spawn_guard, orphaned_lock, deadline).await?
+                                {
+                                    drop(spawn_guard);
+                                    return Ok((status, true));
                                 }
                             }
                         }
@@ -142,7 +128,34 @@ impl ServiceManager {
     /// leftovers of a dead service; it is replaced with a fresh one.
     /// `spawn_guard`: the caller's hold on `spawn.lock`, shared with the
     /// start, which keeps it while an abandoned service is still ending.
+    ///
+    /// Its failure is told, before `spawn.lock` is let go, to every call
+    /// waiting for this start (`start-failed.json`); a start that works
+    /// forgets an earlier failure. Not told: a timeout of a start made with
+    /// only what the caller's own wait left of `ready_timeout_secs`.
     pub(super) async fn spawn(
+        &self,
+        spawn_guard: &Arc<lock::OwnLock>,
+        orphaned_lock: bool,
+        deadline: Instant,
+    ) -> Result<Option<Status>> {
+        let full_time = deadline.saturating_duration_since(Instant::now())
+            >= self.config.ready_timeout.mul_f64(0.9);
+        let started = self
+            .start_service(spawn_guard, orphaned_lock, deadline)
+            .await;
+        match &started {
+            Ok(Some(_)) => self.forget_failed_start(),
+            Err(e) if full_time || e.kind() != ErrorKind::ReadyTimeout => {
+                self.remember_failed_start(e)
+            }
+            _ => {}
+        }
+        started
+    }
+
+    /// [`Self::spawn`]'s start itself.
+    async fn start_service(
         &self,
         spawn_guard: &Arc<lock::OwnLock>,
         orphaned_lock: bool,

@@ -110,20 +110,10 @@ impl ServiceManager {
                 // `None` under our own spawn.lock: a service took the
                 // instance lock, or another process of ours the port, in
                 // between (spfs started its own); not another start.
-                Observation::Absent { orphaned_lock } => {
-                    match self.spawn(&guard, orphaned_lock, deadline).await {
-                        Ok(status) => {
-                            let status = status.ok_or_else(|| self.replaced_meanwhile_error())?;
-                            self.forget_failed_start();
-                            status
-                        }
-                        Err(e) => {
-                            // As a start's failure: the calls waiting for it answer with it.
-                            self.remember_failed_start(&e);
-                            return Err(e);
-                        }
-                    }
-                }
+                Observation::Absent { orphaned_lock } => self
+                    .spawn(&guard, orphaned_lock, deadline)
+                    .await?
+                    .ok_or_else(|| self.replaced_meanwhile_error())?,
                 Observation::Serving(status, ..) => status,
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(status, _) => return Err(self.unresponsive_error(&status)),
