@@ -39,6 +39,7 @@ mod handle;
 mod in_flight;
 mod lifetime;
 mod listener;
+mod owned;
 
 use std::fs::File;
 use std::io::Write;
@@ -61,6 +62,7 @@ pub use handle::{KitHandle, Lease};
 use lifetime::Lifetime;
 pub use lifetime::{Identity, LeaseError};
 use listener::Listener;
+use owned::Owned;
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
 use spfs_autostart_protocol::env;
@@ -261,38 +263,27 @@ impl Kit {
         // that: the dir may have been removed and made again under it (a
         // tmp cleaner, a logout) during its set-up or later, with another
         // service there.
-        let lock_file = file_id(instance_lock.metadata().ok().as_ref());
+        let owned = Owned::now(paths, &instance_lock, listener.bound_path());
         // Held until the process exits, whatever becomes of `serve`: what
         // the service does after it (unmounting, flushing) and calls its
         // server still runs then are done before a successor may start.
         // The kernel lets go of it at exit.
         let _ = std::os::fd::IntoRawFd::into_raw_fd(instance_lock);
-        if holds_the_lock_of(&paths, lock_file) {
-            write_record(&lifetime, &paths, Phase::Running);
+        if owned.holds_the_lock() {
+            write_record(&lifetime, owned.paths(), Phase::Running);
         }
-        let socket_to_remove = listener.bound_path().map(|path| {
-            (
-                file_id(std::fs::symlink_metadata(&path).ok().as_ref()),
-                path,
-            )
-        });
         // However `serve` ends, also dropped by its caller.
         let end = ServeEnd {
             lifetime: lifetime.clone(),
-            paths: paths.clone(),
-            lock_file,
-            socket: socket_to_remove,
+            owned: owned.clone(),
         };
         let (incoming, listening) = Closable::new(listener::incoming(listener));
         let _idle_timer =
             AbortOnDrop(tokio::spawn(lifetime.clone().run_idle_timer()).abort_handle());
-        let shutdown = stop_listening(
-            lifetime.clone(),
-            paths.clone(),
-            lock_file,
-            listening,
-            health_reporter,
+        let _state_dir_watch = AbortOnDrop(
+            tokio::spawn(owned.clone().watch(lifetime.clone(), owned::CHECK_EVERY)).abort_handle(),
         );
+        let shutdown = stop_listening(lifetime.clone(), owned, listening, health_reporter);
         // Spawned, not polled here: the accept loop then runs on the
         // worker that saw the connection, and each new client (every fresh
         // `ensure`) is answered without first waking the thread that
@@ -350,22 +341,17 @@ impl Kit {
 /// nothing answering, which a look reads as a hung service.
 struct ServeEnd {
     lifetime: Arc<Lifetime>,
-    paths: Paths,
-    lock_file: Option<(u64, u64)>,
-    /// The socket `serve` bound, and which file it was.
-    socket: Option<(Option<(u64, u64)>, PathBuf)>,
+    owned: Owned,
 }
 
 impl Drop for ServeEnd {
     fn drop(&mut self) {
         // Said once already when it ends by shutting down.
         self.lifetime.request_shutdown("no longer serving");
-        if holds_the_lock_of(&self.paths, self.lock_file) {
-            write_record(&self.lifetime, &self.paths, Phase::Stopping);
+        if self.owned.holds_the_lock() {
+            write_record(&self.lifetime, self.owned.paths(), Phase::Stopping);
         }
-        if let Some((bound, path)) = self.socket.take() {
-            remove_own_socket(&path, bound);
-        }
+        self.owned.remove_socket();
     }
 }
 
@@ -376,14 +362,13 @@ impl Drop for ServeEnd {
 /// once to look at the lock and the record, which say "stopping".
 async fn stop_listening(
     lifetime: Arc<Lifetime>,
-    paths: Paths,
-    lock_file: Option<(u64, u64)>,
+    owned: Owned,
     listening: CloseHandle,
     health: tonic_health::server::HealthReporter,
 ) {
     let reason = lifetime.shutdown_requested().await;
-    if holds_the_lock_of(&paths, lock_file) {
-        write_record(&lifetime, &paths, Phase::Stopping);
+    if owned.holds_the_lock() {
+        write_record(&lifetime, owned.paths(), Phase::Stopping);
     }
     lifetime.tell_watchers_shutting_down(reason);
     // Health's watchers too: serving no more (the drain is not service).
@@ -391,14 +376,6 @@ async fn stop_listening(
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
     listening.close();
-}
-
-/// Remove the socket at `path` if it is still the one this service bound
-/// (`bound`: its device and inode), not one a successor made there.
-fn remove_own_socket(path: &std::path::Path, bound: Option<(u64, u64)>) {
-    if bound.is_some() && file_id(std::fs::symlink_metadata(path).ok().as_ref()) == bound {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// Cancels a spawned task when dropped (a `JoinHandle` dropped lets it run).
@@ -435,19 +412,6 @@ async fn drained(lifetime: &Lifetime) {
         "calls still open after {:.1}s; exiting anyway",
         started.elapsed().as_secs_f64()
     );
-}
-
-/// A file's device and inode: which file it is, whatever its path.
-fn file_id(meta: Option<&std::fs::Metadata>) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    meta.map(|m| (m.dev(), m.ino()))
-}
-
-/// Whether the state dir's `instance.lock` is still the file this service
-/// holds (`lock_file`): only then is its record this service's to write.
-fn holds_the_lock_of(paths: &Paths, lock_file: Option<(u64, u64)>) -> bool {
-    lock_file.is_some()
-        && file_id(std::fs::metadata(paths.instance_lock()).ok().as_ref()) == lock_file
 }
 
 /// Which start spawned this service, as its spawner said

@@ -66,6 +66,10 @@ struct Inner {
     next_lease: u64,
     in_flight: usize,
     idle_since: Instant,
+    /// Why no new client can reach the service any more, once the kit saw
+    /// it ([`Lifetime::exit_when_idle`]): it then exits as soon as it is
+    /// idle, whatever its idle timeout.
+    unreachable: Option<String>,
 }
 
 /// When this process started, on the wall clock: what clients show as its
@@ -101,6 +105,7 @@ impl Lifetime {
                 next_lease: 1,
                 in_flight: 0,
                 idle_since: Instant::now(),
+                unreachable: None,
             }),
             generation: watch::channel(0).0,
             shutdown: watch::channel(None).0,
@@ -140,11 +145,33 @@ impl Lifetime {
     }
 
     fn deadline_of(&self, inner: &Inner) -> Option<Instant> {
-        let idle = inner.leases.is_empty() && inner.in_flight == 0 && !self.idle_timeout.is_zero();
+        if !inner.leases.is_empty() || inner.in_flight > 0 {
+            return None;
+        }
+        if inner.unreachable.is_some() {
+            return Some(inner.idle_since);
+        }
+        if self.idle_timeout.is_zero() {
+            return None;
+        }
         // A timeout past what the clock can hold (`KitConfig.idle_timeout`
         // is public: `Duration::MAX`) is never, not a panic under the lock.
-        idle.then(|| inner.idle_since.checked_add(self.idle_timeout))
-            .flatten()
+        inner.idle_since.checked_add(self.idle_timeout)
+    }
+
+    /// No new client can reach the service (`why`): exit once idle, with no
+    /// lease and no call in flight, at once if it is idle now. What holds
+    /// a lease or a connection still gets its answers until then.
+    pub(crate) fn exit_when_idle(&self, why: String) {
+        {
+            let mut inner = self.lock();
+            if inner.unreachable.is_some() {
+                return;
+            }
+            inner.unreachable = Some(why.clone());
+        }
+        tracing::warn!("{why}; exiting once no lease and no call keep this service");
+        self.changed(Event::IdleDeadlineChanged, why);
     }
 
     /// When the service will exit for idleness, if it is idle.
@@ -335,16 +362,14 @@ impl Lifetime {
         self.updates.subscribe()
     }
 
-    /// Exit when idle for `idle_timeout`: sleeps until the deadline, woken
-    /// early by every change; returns when shutdown was requested. Started
-    /// as the service begins to serve, which is when its idle clock starts:
-    /// the service's own set-up since `Kit::start` (opening repositories,
-    /// mounting) is not idleness.
+    /// Exit when idle for `idle_timeout` (never when it is zero), or at
+    /// once when idle after [`Self::exit_when_idle`]: sleeps until the
+    /// deadline, woken early by every change; returns when shutdown was
+    /// requested. Started as the service begins to serve, which is when its
+    /// idle clock starts: the service's own set-up since `Kit::start`
+    /// (opening repositories, mounting) is not idleness.
     pub(crate) async fn run_idle_timer(self: Arc<Self>) {
         self.lock().idle_since = Instant::now();
-        if self.idle_timeout.is_zero() {
-            return;
-        }
         let mut generation = self.generation.subscribe();
         loop {
             if self.is_shutting_down() {
@@ -355,19 +380,23 @@ impl Lifetime {
             tokio::select! {
                 changed = generation.changed() => if changed.is_err() { return },
                 () = sleep_until_opt(deadline) => {
-                    let reason = format!(
-                        "idle for {}s with no lease and no call in flight",
-                        self.idle_timeout.as_secs()
-                    );
                     // Decided under the lock a call or a lease takes: one
                     // that comes at the deadline either keeps the service
                     // up or finds it shutting down (a lease is then
                     // refused), never a lease granted by a service that
                     // goes anyway.
-                    let expired = {
+                    let (expired, reason) = {
                         let inner = self.lock();
-                        self.deadline_of(&inner).is_some_and(|d| d <= Instant::now())
-                            && self.mark_shutdown(&reason)
+                        let reason = match &inner.unreachable {
+                            Some(why) => format!("{why}, and it is idle"),
+                            None => format!(
+                                "idle for {}s with no lease and no call in flight",
+                                self.idle_timeout.as_secs()
+                            ),
+                        };
+                        let expired = self.deadline_of(&inner).is_some_and(|d| d <= Instant::now())
+                            && self.mark_shutdown(&reason);
+                        (expired, reason)
                     };
                     if expired {
                         self.announce_shutdown(reason);
