@@ -771,6 +771,17 @@ int spfs_autostart_status_mount_editable(const struct spfs_autostart_status *sta
 const struct spfs_autostart_string_array *spfs_autostart_status_warnings(const struct spfs_autostart_status *status);
 
 /**
+ * Who uses the service, in words: each runtime it mounted for, then each
+ * other process holding a lease ("spfs shell (pid 77)"); what a stop would
+ * cut off, empty when nothing uses it. Borrowed: valid until the status is
+ * freed; do not free it. NULL only when `status` is NULL.
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+const struct spfs_autostart_string_array *spfs_autostart_status_users(const struct spfs_autostart_status *status);
+
+/**
  * Free a status. NULL does nothing.
  *
  * # Safety

@@ -109,6 +109,7 @@ static void test_null_accessors(void) {
     CHECK(spfs_autostart_status_idle_exit(NULL) == SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN);
     CHECK(spfs_autostart_status_lease_count(NULL) == 0);
     CHECK(spfs_autostart_status_warnings(NULL) == NULL);
+    CHECK(spfs_autostart_status_users(NULL) == NULL);
     CHECK(spfs_autostart_status_mount_count(NULL) == 0);
     CHECK(spfs_autostart_status_mount_root_pid(NULL, 0) == 0);
     CHECK(spfs_autostart_status_mount_runtime_name(NULL, 0) == NULL);
@@ -480,6 +481,8 @@ static int test_cycle(const char *program) {
         /* ensure stays one RPC: it does not ask for the mounts. */
         CHECK(spfs_autostart_status_mount_count(status) == 0);
         CHECK(spfs_autostart_status_mount_env_spec(status, 0) == NULL);
+        /* Nobody uses it. */
+        CHECK(spfs_autostart_string_array_len(spfs_autostart_status_users(status)) == 0);
         uint32_t pid = spfs_autostart_status_pid(status);
         spfs_autostart_status_free(status);
         status = NULL;

@@ -145,6 +145,16 @@ def test_idle_exit_gives_the_deadline_or_why_there_is_none(service):
     assert run(never.ensure()).idle_exit == sa.IdleExit.NEVER()
 
 
+def test_status_names_who_uses_the_service(service):
+    mgr = service.manager()
+    assert run(mgr.ensure()).users == []
+    lease = run(mgr.acquire(os.getpid(), "pytest"))
+    # The words the CLI's `stop` warns with and the app's stop question uses.
+    assert run(mgr.status()).users == [f"pytest (pid {os.getpid()})"]
+    assert run(mgr.release(lease.id)) is True
+    assert run(mgr.status()).users == []
+
+
 def test_cancelling_ensure_kills_the_service_it_was_starting(service):
     # A service that would take a minute to become ready, and a call that
     # would wait for it longer than this test waits for the cleanup (a

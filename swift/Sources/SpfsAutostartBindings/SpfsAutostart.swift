@@ -2204,6 +2204,12 @@ public struct ServiceStatus: Equatable, Hashable {
      */
     public var mounts: [Mount]
     /**
+     * Who uses the service, in words: each runtime it mounted for, then
+     * each other process holding a lease ("spfs shell (pid 77)"). What a
+     * stop would cut off; empty when nothing uses it.
+     */
+    public var users: [String]
+    /**
      * Seconds until it exits for idleness, when idle.
      */
     public var idleExitInSecs: UInt64?
@@ -2253,6 +2259,11 @@ public struct ServiceStatus: Equatable, Hashable {
          * the service answers `VfsService/Status`; empty otherwise).
          */mounts: [Mount], 
         /**
+         * Who uses the service, in words: each runtime it mounted for, then
+         * each other process holding a lease ("spfs shell (pid 77)"). What a
+         * stop would cut off; empty when nothing uses it.
+         */users: [String], 
+        /**
          * Seconds until it exits for idleness, when idle.
          */idleExitInSecs: UInt64?, 
         /**
@@ -2276,6 +2287,7 @@ public struct ServiceStatus: Equatable, Hashable {
         self.logFile = logFile
         self.leases = leases
         self.mounts = mounts
+        self.users = users
         self.idleExitInSecs = idleExitInSecs
         self.idleExit = idleExit
         self.warnings = warnings
@@ -2306,6 +2318,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
                 logFile: FfiConverterString.read(from: &buf), 
                 leases: FfiConverterSequenceTypeLease.read(from: &buf), 
                 mounts: FfiConverterSequenceTypeMount.read(from: &buf), 
+                users: FfiConverterSequenceString.read(from: &buf), 
                 idleExitInSecs: FfiConverterOptionUInt64.read(from: &buf), 
                 idleExit: FfiConverterOptionTypeIdleExit.read(from: &buf), 
                 warnings: FfiConverterSequenceString.read(from: &buf), 
@@ -2322,6 +2335,7 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
         FfiConverterString.write(value.logFile, into: &buf)
         FfiConverterSequenceTypeLease.write(value.leases, into: &buf)
         FfiConverterSequenceTypeMount.write(value.mounts, into: &buf)
+        FfiConverterSequenceString.write(value.users, into: &buf)
         FfiConverterOptionUInt64.write(value.idleExitInSecs, into: &buf)
         FfiConverterOptionTypeIdleExit.write(value.idleExit, into: &buf)
         FfiConverterSequenceString.write(value.warnings, into: &buf)

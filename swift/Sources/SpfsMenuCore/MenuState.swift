@@ -42,21 +42,11 @@ public struct MenuMessage: Sendable, Equatable {
                 + " The log shows what it was doing.")
     }
 
-    /// The question to ask before stopping a service that runtimes use: who uses it (each
-    /// runtime it mounted for, each other process that holds a lease), and what stopping it
-    /// does to them. `nil` when nothing uses it, or nothing is known of it.
+    /// The question to ask before stopping a service that runtimes use: who uses it
+    /// (`ServiceSnapshot.users`), and what stopping it does to them. `nil` when nothing uses
+    /// it, or nothing is known of it.
     static func stopInUse(_ snapshot: ServiceSnapshot?) -> MenuMessage? {
-        guard let snapshot else { return nil }
-        var users = snapshot.mounts.map { mount in
-            mount.runtimeName.isEmpty
-                ? "pid \(mount.rootPid)" : "\(mount.runtimeName) (pid \(mount.rootPid))"
-        }
-        let mounted = Set(snapshot.mounts.map(\.rootPid))
-        for lease in snapshot.leases where !mounted.contains(lease.pid) {
-            users.append(
-                lease.label.isEmpty ? "pid \(lease.pid)" : "\(lease.label) (pid \(lease.pid))")
-        }
-        if users.isEmpty { return nil }
+        guard let users = snapshot?.users, !users.isEmpty else { return nil }
         let count = users.count == 1 ? "1 runtime" : "\(users.count) runtimes"
         return MenuMessage(
             title: "Stop the service while it is in use?",

@@ -68,6 +68,9 @@ public struct ServiceSnapshot: Sendable, Equatable {
     public var leases: [ServiceLease]
     /// Empty when the service does not report its mounts.
     public var mounts: [ServiceMount]
+    /// Who uses the service, in words ("spfs shell (pid 77)"): each runtime it mounted for,
+    /// then each other lease holder. What a stop cuts off; worked out by the core.
+    public var users: [String]
     /// `nil` unless a running kit service told its idle timeout.
     public var idleExit: ServiceIdleExit?
     public var warnings: [String]
@@ -82,6 +85,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         logFile: String = "",
         leases: [ServiceLease] = [],
         mounts: [ServiceMount] = [],
+        users: [String] = [],
         idleExit: ServiceIdleExit? = nil,
         warnings: [String] = [],
         detail: String? = nil
@@ -94,6 +98,7 @@ public struct ServiceSnapshot: Sendable, Equatable {
         self.logFile = logFile
         self.leases = leases
         self.mounts = mounts
+        self.users = users
         self.idleExit = idleExit
         self.warnings = warnings
         self.detail = detail

@@ -155,6 +155,7 @@ public final class LiveServiceClient: ServiceClient {
                     runtimeName: $0.runtimeName, rootPid: $0.rootPid, editable: $0.editable,
                     envSpec: $0.envSpec)
             },
+            users: status.users,
             idleExit: status.idleExit.map(idleExit),
             warnings: status.warnings,
             detail: status.detail

@@ -151,11 +151,13 @@ extension ServiceSnapshot {
     static let running = ServiceSnapshot(
         state: .running, pid: 4242, version: "0.1.0", endpoint: "unix:///tmp/s.sock",
         uptimeSecs: 3725, logFile: "/tmp/spfs-autostart-test/service.log",
-        leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")], idleExit: .notWhileLeased)
+        leases: [ServiceLease(id: 1, pid: 77, label: "spfs shell")],
+        users: ["spfs shell (pid 77)"], idleExit: .notWhileLeased)
     /// Running, and used by nobody: Stop stops it at once.
     static var idle: ServiceSnapshot {
         var snapshot = running
         snapshot.leases = []
+        snapshot.users = []
         snapshot.idleExit = .after(secs: 1800)
         return snapshot
     }

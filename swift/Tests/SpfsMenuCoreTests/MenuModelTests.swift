@@ -70,6 +70,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
             ServiceMount(runtimeName: "", rootPid: 43, editable: false, envSpec: "-"),
         ]
         inUse.leases.append(ServiceLease(id: 2, pid: 42, label: "rt-1's lease"))
+        inUse.users = ["rt-1 (pid 42)", "pid 43", "spfs shell (pid 77)"]
         h.model.receive(inUse)
         await h.model.stop()
         XCTAssertEqual(h.service.stopCalls, 0)
@@ -101,6 +102,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         let h = Harness()
         var twoUsers = ServiceSnapshot.running
         twoUsers.leases.append(ServiceLease(id: 2, pid: 78, label: ""))
+        twoUsers.users.append("pid 78")
         h.model.receive(twoUsers)
         await h.model.stop()
         XCTAssertTrue(
@@ -727,6 +729,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         let h = Harness()
         var idle = ServiceSnapshot.running
         idle.leases = []
+        idle.users = []
         idle.idleExit = .after(secs: 60)
         h.model.receive(idle)
         h.clock.advance(60)
@@ -743,6 +746,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
             let h = Harness()
             var idle = ServiceSnapshot.running
             idle.leases = []
+            idle.users = []
             idle.idleExit = .after(secs: 60)
             h.model.receive(idle)
             h.clock.advance(after)
@@ -1062,6 +1066,7 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         var state = MenuState()
         var plain = ServiceSnapshot.running
         plain.leases = []
+        plain.users = []
         plain.idleExit = nil  // spfs-fuse-macos as upstream ships it: no kit
         state.service = plain
         XCTAssertEqual(state.detailRows.map(\.label), ["PID", "Version", "Uptime", "Endpoint"])

@@ -78,6 +78,10 @@ pub struct ServiceStatus {
     /// The environments it has mounted (from `status` and `watch`, when
     /// the service answers `VfsService/Status`; empty otherwise).
     pub mounts: Vec<Mount>,
+    /// Who uses the service, in words: each runtime it mounted for, then
+    /// each other process holding a lease ("spfs shell (pid 77)"). What a
+    /// stop would cut off; empty when nothing uses it.
+    pub users: Vec<String>,
     /// Seconds until it exits for idleness, when idle.
     pub idle_exit_in_secs: Option<u64>,
     /// When a running kit service exits for idleness, or why it does not
@@ -177,6 +181,7 @@ impl From<spfs_autostart_core::IdleExit> for IdleExit {
 impl From<spfs_autostart_core::Status> for ServiceStatus {
     fn from(s: spfs_autostart_core::Status) -> Self {
         let idle_exit = s.idle_exit().map(IdleExit::from);
+        let users = s.users();
         ServiceStatus {
             state: s.state.into(),
             pid: s.pid,
@@ -186,6 +191,7 @@ impl From<spfs_autostart_core::Status> for ServiceStatus {
             log_file: s.log_file.to_string_lossy().into_owned(),
             leases: s.leases.into_iter().map(Lease::from).collect(),
             mounts: s.mounts.into_iter().map(Mount::from).collect(),
+            users,
             idle_exit_in_secs: s.idle_exit_in_secs,
             idle_exit,
             warnings: s.warnings,

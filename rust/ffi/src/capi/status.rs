@@ -61,6 +61,7 @@ pub struct spfs_autostart_status {
     warnings: spfs_autostart_string_array,
     detail: Option<CString>,
     mounts: Vec<StatusMount>,
+    users: spfs_autostart_string_array,
 }
 
 /// One of a status's mounts, its strings ready for C.
@@ -121,6 +122,7 @@ impl From<ServiceStatus> for spfs_autostart_status {
                     env_spec: c_string(m.env_spec),
                 })
                 .collect(),
+            users: s.users.into(),
         }
     }
 }
@@ -390,6 +392,23 @@ pub unsafe extern "C" fn spfs_autostart_status_warnings(
     })
 }
 
+/// Who uses the service, in words: each runtime it mounted for, then each
+/// other process holding a lease ("spfs shell (pid 77)"); what a stop would
+/// cut off, empty when nothing uses it. Borrowed: valid until the status is
+/// freed; do not free it. NULL only when `status` is NULL.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_users(
+    status: *const spfs_autostart_status,
+) -> *const spfs_autostart_string_array {
+    guard(ptr::null(), || {
+        // SAFETY: the caller's contract.
+        unsafe { status.as_ref() }.map_or(ptr::null(), |s| &s.users as *const _)
+    })
+}
+
 /// Free a status. NULL does nothing.
 ///
 /// # Safety
@@ -407,7 +426,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_status_carries_its_mounts_to_c() {
+    fn a_status_carries_its_mounts_and_users_to_c() {
         let mut core = spfs_autostart_core::Status {
             state: spfs_autostart_core::State::Running,
             pid: Some(7),
@@ -459,6 +478,10 @@ mod tests {
             assert!(spfs_autostart_status_mount_runtime_name(s, 2).is_null());
             assert!(spfs_autostart_status_mount_env_spec(s, 2).is_null());
             assert_eq!(spfs_autostart_status_mount_editable(s, 2), 0);
+            // Who uses it, as the core words it: one per mounted runtime.
+            let users = &*spfs_autostart_status_users(s);
+            let users: Vec<String> = users.items.iter().map(|u| text(u.as_ptr())).collect();
+            assert_eq!(users, ["rt-1 (pid 42)", "pid 43"]);
         }
     }
 }
