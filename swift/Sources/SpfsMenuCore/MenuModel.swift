@@ -470,10 +470,24 @@ public final class MenuModel {
     }
 
     private func reloadLogs() {
-        if let lines = try? service.tailLogs(logLineCount) {
+        if let lines = logTail() {
             state.recentLogs = lines
         }
         state.notice = approvalNotice()
+    }
+
+    /// The service's latest output: the service log's last lines; while launchd runs the
+    /// service, where its output goes instead (the bundled agent names no log file, so the
+    /// service log holds an older on-demand run's lines, which would pass for this one's).
+    /// `nil` when the log cannot be read.
+    private func logTail() -> [String]? {
+        if state.keepRunning == .enabled {
+            return [
+                "launchd runs the service: its output is in the system log "
+                    + "(log show --last 1h --predicate 'process == \"spfs-fuse-macos\"')"
+            ]
+        }
+        return try? service.tailLogs(logLineCount)
     }
 
     private func currentLogFile() -> String? {
@@ -502,17 +516,9 @@ public final class MenuModel {
         }
     }
 
-    /// The log lines a notification carries: the service log's last ones; while launchd runs
-    /// the service, where its output goes instead (the bundled agent names no log file, so
-    /// the service log holds an older on-demand run, which would pass for this one's).
+    /// The log lines a notification carries ([`logTail`], or the last ones read).
     private func notificationLogTail() -> [String] {
-        if state.keepRunning == .enabled {
-            return [
-                "launchd runs it: its output is in the system log "
-                    + "(log show --last 1h --predicate 'process == \"spfs-fuse-macos\"')"
-            ]
-        }
-        return (try? service.tailLogs(logLineCount)) ?? state.recentLogs
+        logTail() ?? state.recentLogs
     }
 
     private func post(_ notification: PendingNotification?) {

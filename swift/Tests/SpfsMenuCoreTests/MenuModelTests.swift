@@ -560,6 +560,22 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         h.model.deactivate()
     }
 
+    /// The menu's recent log says the same while launchd runs the service, and shows the
+    /// service log's lines again once it no longer does.
+    @MainActor
+    func testTheRecentLogWhileLaunchdRunsTheServicePointsAtTheSystemLog() async {
+        let h = Harness()
+        await h.activateWhileLaunchdRunsTheService()
+        XCTAssertEqual(h.model.state.recentLogs.count, 1)
+        XCTAssertTrue(
+            h.model.state.recentLogs.first?.contains("system log") ?? false,
+            "\(h.model.state.recentLogs)")
+        h.model.deactivate()
+        h.keepRunning.current = .notRegistered
+        await h.model.refresh()
+        XCTAssertTrue(h.model.state.recentLogs.contains("line 4"), "\(h.model.state.recentLogs)")
+    }
+
     @MainActor
     func testADeathAfterAGoodRunIsNotifiedAgain() async {
         let h = Harness()
