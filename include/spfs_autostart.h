@@ -702,6 +702,25 @@ int64_t spfs_autostart_status_idle_exit_in_secs(const struct spfs_autostart_stat
 spfs_autostart_idle_exit spfs_autostart_status_idle_exit(const struct spfs_autostart_status *status);
 
 /**
+ * The idle timeout a kit service reports, in seconds (0: it never exits
+ * for idleness), or -1 when no kit service answered (or `status` is NULL).
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+int64_t spfs_autostart_status_idle_timeout_secs(const struct spfs_autostart_status *status);
+
+/**
+ * 1 when the service embeds the kit (it answers `Control`: version,
+ * leases, idle exit); 0 for a plain service such as spfs-fuse-macos as
+ * upstream ships it, when none answered, or when `status` is NULL.
+ *
+ * # Safety
+ * `status` is NULL or a live status.
+ */
+int spfs_autostart_status_managed(const struct spfs_autostart_status *status);
+
+/**
  * How many leases the service holds (0 when `status` is NULL).
  *
  * # Safety

@@ -108,6 +108,8 @@ static void test_null_accessors(void) {
     CHECK(spfs_autostart_status_idle_exit_in_secs(NULL) == -1);
     CHECK(spfs_autostart_status_idle_exit(NULL) == SPFS_AUTOSTART_IDLE_EXIT_UNKNOWN);
     CHECK(spfs_autostart_status_lease_count(NULL) == 0);
+    CHECK(spfs_autostart_status_managed(NULL) == 0);
+    CHECK(spfs_autostart_status_idle_timeout_secs(NULL) == -1);
     CHECK(spfs_autostart_status_warnings(NULL) == NULL);
     CHECK(spfs_autostart_status_users(NULL) == NULL);
     CHECK(spfs_autostart_status_mount_count(NULL) == 0);
@@ -478,6 +480,9 @@ static int test_cycle(const char *program) {
         /* The default idle timeout, and no lease or call: a deadline. */
         CHECK(spfs_autostart_status_idle_exit(status) == SPFS_AUTOSTART_IDLE_EXIT_AFTER);
         CHECK(spfs_autostart_status_idle_exit_in_secs(status) > 0);
+        /* The reference service embeds the kit; its default timeout. */
+        CHECK(spfs_autostart_status_managed(status) == 1);
+        CHECK(spfs_autostart_status_idle_timeout_secs(status) == 1800);
         /* ensure stays one RPC: it does not ask for the mounts. */
         CHECK(spfs_autostart_status_mount_count(status) == 0);
         CHECK(spfs_autostart_status_mount_env_spec(status, 0) == NULL);

@@ -133,13 +133,17 @@ def test_stop_report_says_how_the_service_ended(service, tmp_path):
 
 def test_idle_exit_gives_the_deadline_or_why_there_is_none(service):
     mgr = service.manager(idle_timeout_secs=600)
-    idle = run(mgr.ensure()).idle_exit
+    running = run(mgr.ensure())
+    assert running.managed is True and running.idle_timeout_secs == 600, running
+    idle = running.idle_exit
     assert isinstance(idle, sa.IdleExit.AFTER) and 590 <= idle.secs <= 600, idle
     lease = run(mgr.acquire(os.getpid(), "pytest"))
     assert run(mgr.status()).idle_exit == sa.IdleExit.NOT_WHILE_LEASED()
     assert run(mgr.release(lease.id)) is True
     assert run(mgr.stop()) == sa.StopOutcome.STOPPED
-    assert run(mgr.status()).idle_exit is None, "a stopped service tells nothing"
+    stopped = run(mgr.status())
+    assert stopped.idle_exit is None, "a stopped service tells nothing"
+    assert stopped.managed is False and stopped.idle_timeout_secs is None, stopped
 
     never = service.manager(idle_timeout_secs=0)
     assert run(never.ensure()).idle_exit == sa.IdleExit.NEVER()

@@ -2219,6 +2219,17 @@ public struct ServiceStatus: Equatable, Hashable {
      */
     public var idleExit: IdleExit?
     /**
+     * The idle timeout a kit service reports (0: it never exits for
+     * idleness); `None` when no kit service answered.
+     */
+    public var idleTimeoutSecs: UInt64?
+    /**
+     * Whether the service embeds the kit (it answers `Control`: version,
+     * leases, idle exit); false for a plain service such as
+     * spfs-fuse-macos as upstream ships it, and when none answered.
+     */
+    public var managed: Bool
+    /**
      * Things the user should know.
      */
     public var warnings: [String]
@@ -2271,6 +2282,15 @@ public struct ServiceStatus: Equatable, Hashable {
          * yet; `None` for any other (a plain service, one not running).
          */idleExit: IdleExit?, 
         /**
+         * The idle timeout a kit service reports (0: it never exits for
+         * idleness); `None` when no kit service answered.
+         */idleTimeoutSecs: UInt64?, 
+        /**
+         * Whether the service embeds the kit (it answers `Control`: version,
+         * leases, idle exit); false for a plain service such as
+         * spfs-fuse-macos as upstream ships it, and when none answered.
+         */managed: Bool, 
+        /**
          * Things the user should know.
          */warnings: [String], 
         /**
@@ -2290,6 +2310,8 @@ public struct ServiceStatus: Equatable, Hashable {
         self.users = users
         self.idleExitInSecs = idleExitInSecs
         self.idleExit = idleExit
+        self.idleTimeoutSecs = idleTimeoutSecs
+        self.managed = managed
         self.warnings = warnings
         self.detail = detail
     }
@@ -2321,6 +2343,8 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
                 users: FfiConverterSequenceString.read(from: &buf), 
                 idleExitInSecs: FfiConverterOptionUInt64.read(from: &buf), 
                 idleExit: FfiConverterOptionTypeIdleExit.read(from: &buf), 
+                idleTimeoutSecs: FfiConverterOptionUInt64.read(from: &buf), 
+                managed: FfiConverterBool.read(from: &buf), 
                 warnings: FfiConverterSequenceString.read(from: &buf), 
                 detail: FfiConverterOptionString.read(from: &buf)
         )
@@ -2338,6 +2362,8 @@ public struct FfiConverterTypeServiceStatus: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.users, into: &buf)
         FfiConverterOptionUInt64.write(value.idleExitInSecs, into: &buf)
         FfiConverterOptionTypeIdleExit.write(value.idleExit, into: &buf)
+        FfiConverterOptionUInt64.write(value.idleTimeoutSecs, into: &buf)
+        FfiConverterBool.write(value.managed, into: &buf)
         FfiConverterSequenceString.write(value.warnings, into: &buf)
         FfiConverterOptionString.write(value.detail, into: &buf)
     }

@@ -224,7 +224,11 @@ impl ServiceManager {
                     label: l.label.clone(),
                 })
                 .collect(),
-            idle_exit_in_secs: info.idle_exit_in_ms.map(|ms| ms.div_ceil(1000)),
+            // None while it shuts down, whatever an older kit says.
+            idle_exit_in_secs: info
+                .idle_exit_in_ms
+                .filter(|_| !info.shutting_down)
+                .map(|ms| ms.div_ceil(1000)),
             idle_timeout_secs: Some(info.idle_timeout_secs),
             managed: true,
             ..self.base_status(state)

@@ -87,6 +87,13 @@ pub struct ServiceStatus {
     /// When a running kit service exits for idleness, or why it does not
     /// yet; `None` for any other (a plain service, one not running).
     pub idle_exit: Option<IdleExit>,
+    /// The idle timeout a kit service reports (0: it never exits for
+    /// idleness); `None` when no kit service answered.
+    pub idle_timeout_secs: Option<u64>,
+    /// Whether the service embeds the kit (it answers `Control`: version,
+    /// leases, idle exit); false for a plain service such as
+    /// spfs-fuse-macos as upstream ships it, and when none answered.
+    pub managed: bool,
     /// Things the user should know.
     pub warnings: Vec<String>,
     /// What was found, in words: who is in the way (`Conflict`), why it
@@ -194,6 +201,8 @@ impl From<spfs_autostart_core::Status> for ServiceStatus {
             users,
             idle_exit_in_secs: s.idle_exit_in_secs,
             idle_exit,
+            idle_timeout_secs: s.idle_timeout_secs,
+            managed: s.managed,
             warnings: s.warnings,
             detail: s.detail,
         }

@@ -58,6 +58,8 @@ pub struct spfs_autostart_status {
     lease_count: usize,
     idle_exit_in_secs: Option<u64>,
     idle_exit: spfs_autostart_idle_exit,
+    idle_timeout_secs: Option<u64>,
+    managed: bool,
     warnings: spfs_autostart_string_array,
     detail: Option<CString>,
     mounts: Vec<StatusMount>,
@@ -110,6 +112,8 @@ impl From<ServiceStatus> for spfs_autostart_status {
             lease_count: s.leases.len(),
             idle_exit_in_secs: s.idle_exit_in_secs,
             idle_exit: s.idle_exit.into(),
+            idle_timeout_secs: s.idle_timeout_secs,
+            managed: s.managed,
             warnings: s.warnings.into(),
             detail: s.detail.map(c_string),
             mounts: s
@@ -264,6 +268,37 @@ pub unsafe extern "C" fn spfs_autostart_status_idle_exit(
     guard(spfs_autostart_idle_exit::Unknown, || {
         // SAFETY: the caller's contract.
         unsafe { status.as_ref() }.map_or(spfs_autostart_idle_exit::Unknown, |s| s.idle_exit)
+    })
+}
+
+/// The idle timeout a kit service reports, in seconds (0: it never exits
+/// for idleness), or -1 when no kit service answered (or `status` is NULL).
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_idle_timeout_secs(
+    status: *const spfs_autostart_status,
+) -> i64 {
+    guard(-1, || {
+        // SAFETY: the caller's contract.
+        secs(unsafe { status.as_ref() }.and_then(|s| s.idle_timeout_secs))
+    })
+}
+
+/// 1 when the service embeds the kit (it answers `Control`: version,
+/// leases, idle exit); 0 for a plain service such as spfs-fuse-macos as
+/// upstream ships it, when none answered, or when `status` is NULL.
+///
+/// # Safety
+/// `status` is NULL or a live status.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spfs_autostart_status_managed(
+    status: *const spfs_autostart_status,
+) -> c_int {
+    guard(0, || {
+        // SAFETY: the caller's contract.
+        c_int::from(unsafe { status.as_ref() }.is_some_and(|s| s.managed))
     })
 }
 

@@ -124,6 +124,7 @@ impl Lifetime {
     /// The service's current state, as `Control.Info` reports it.
     pub(crate) fn info(&self) -> InfoResponse {
         let inner = self.lock();
+        let shutting_down = self.shutdown.borrow().is_some();
         InfoResponse {
             name: self.identity.name.clone(),
             version: self.identity.version.clone(),
@@ -131,8 +132,10 @@ impl Lifetime {
             started_at_unix_ms: self.started_at_unix_ms,
             endpoint: self.endpoint.clone(),
             leases: inner.leases.values().cloned().collect(),
+            // A service on its way out has no idle exit ahead of it.
             idle_exit_in_ms: self
                 .deadline_of(&inner)
+                .filter(|_| !shutting_down)
                 .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
             // Rounded up: a timeout under a second is not 0, "never".
             idle_timeout_secs: self
@@ -140,7 +143,7 @@ impl Lifetime {
                 .as_secs()
                 .saturating_add(u64::from(self.idle_timeout.subsec_nanos() > 0)),
             socket_activated: self.socket_activated,
-            shutting_down: self.shutdown.borrow().is_some(),
+            shutting_down,
         }
     }
 
@@ -618,6 +621,16 @@ mod tests {
         );
         life.touch();
         assert!(!life.is_shutting_down());
+    }
+
+    #[tokio::test]
+    async fn a_service_shutting_down_tells_no_idle_exit() {
+        let life = lifetime(Duration::from_secs(1800));
+        assert!(life.info().idle_exit_in_ms.is_some());
+        life.request_shutdown("test");
+        let info = life.info();
+        assert!(info.shutting_down);
+        assert_eq!(info.idle_exit_in_ms, None);
     }
 
     #[tokio::test]
