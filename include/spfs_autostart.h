@@ -153,11 +153,14 @@ enum spfs_autostart_stop_method
    */
   SPFS_AUTOSTART_STOP_METHOD_NOT_RUNNING = 0,
   /**
-   * It shut down when asked: over RPC, or by its graceful signal.
+   * It shut down when asked: over RPC, or by its graceful signal (SIGINT
+   * for spfs-fuse-macos; SIGTERM or SIGINT for a kit service).
    */
   SPFS_AUTOSTART_STOP_METHOD_GRACEFUL = 1,
   /**
-   * A signal that is not its graceful exit ended it (SIGTERM).
+   * A signal that is not its graceful exit ended it (SIGTERM for
+   * spfs-fuse-macos): it had not exited within the stop timeout, or
+   * `stop_sequence` starts there. It may have left things behind.
    */
   SPFS_AUTOSTART_STOP_METHOD_TERMINATED = 2,
   /**
@@ -489,7 +492,9 @@ spfs_autostart_result spfs_autostart_stop_how(const struct spfs_autostart *mgr,
 
 /**
  * The last `n` lines of the service log, oldest first; works when the
- * service is not running (a missing log gives no lines).
+ * service is not running (a missing log gives no lines). At most the log's
+ * last 4 MiB are read, however large `n` is: lines before that are not
+ * given (the CLI's `logs -n` prints any number).
  *
  * On success `*out` receives the lines, owned by the caller (free with
  * `spfs_autostart_string_array_free`). `mgr` and `out` must not be NULL;

@@ -275,11 +275,36 @@ class LineObserver(sa.LogObserver):
         self.errors.append(message)
 
 
+def test_follow_logs_gives_its_backlog_then_what_is_appended(service):
+    mgr = service.manager()
+    run(mgr.ensure())
+    before = mgr.tail_logs(2)
+    assert len(before) == 2, before
+    observer = LineObserver()
+    handle = mgr.follow_logs(observer, 2)
+    try:
+        marker = f"appended by pytest {os.getpid()}"
+        with open(mgr.log_file(), "a") as log:
+            log.write(marker + "\n")
+        seen = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and marker not in seen:
+            try:
+                seen.append(observer.lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+        # The two last lines, then the new one: none lost, none twice.
+        assert seen == before + [marker], seen
+        assert observer.errors == []
+    finally:
+        del handle
+
+
 def test_follow_logs_sees_an_appended_line(service):
     mgr = service.manager()
     run(mgr.ensure())
     observer = LineObserver()
-    handle = mgr.follow_logs(observer)
+    handle = mgr.follow_logs(observer, 0)
     try:
         # Every line appended once the call has returned is followed: the
         # first one too, written at once, and each exactly once.

@@ -55,7 +55,7 @@ def test_exit_with_live_follow_logs_while_lines_arrive_is_clean(tmp_path):
             def on_error(self, message):
                 pass
 
-        handles = [mgr.follow_logs(Slow()) for _ in range(3)]
+        handles = [mgr.follow_logs(Slow(), 0) for _ in range(3)]
 
         def writer():
             with open(log, "a", buffering=1) as f:
@@ -214,7 +214,7 @@ def test_no_callback_after_cancel_returns(service):
         def on_error(self, message):
             pass
 
-    handle = mgr.follow_logs(Slow())
+    handle = mgr.follow_logs(Slow(), 0)
     deadline = time.monotonic() + 30
     with open(log, "a", buffering=1) as f:
         # Lines wait in the queue behind the slow observer.

@@ -844,7 +844,8 @@ public func FfiConverterTypeLogObserver_lower(_ value: LogObserver) -> UInt64 {
 public protocol ServiceManagerProtocol: AnyObject, Sendable {
     
     /**
-     * Take a lease: the service stays up while process `pid` lives.
+     * Take a lease: the service stays up while process `pid` lives. Starts
+     * the service first when it is not running, as `ensure` does.
      */
     func acquire(pid: UInt32, label: String) async throws  -> Lease
     
@@ -862,13 +863,14 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func ensure() async throws  -> ServiceStatus
     
     /**
-     * Feed `observer` every line appended to the service log from now on
-     * (use `tail_logs` for the lines before), across rotation, until the
-     * returned handle is cancelled or dropped.
+     * Feed `observer` the log's last `backlog` lines (read as `tail_logs`
+     * reads them), then every line appended to it from now on, across
+     * rotation, until the returned handle is cancelled or dropped: no line
+     * is lost or given twice between the two.
      *
      * Fails (`Io`) only when the feed's thread cannot be started.
      */
-    func followLogs(observer: LogObserver) throws  -> TaskHandle
+    func followLogs(observer: LogObserver, backlog: UInt32) throws  -> TaskHandle
     
     /**
      * The service's log file (from the config; it may not exist yet).
@@ -904,11 +906,14 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     func tailLogs(n: UInt32) throws  -> [String]
     
     /**
-     * Feed `observer` the current status, then every state change, until the
-     * returned handle is cancelled or dropped. When the state dir cannot be
-     * watched, `on_error` says why and the feed ends; when the status cannot
-     * be read for a while, `on_error` says why (once) and the feed goes on,
-     * with the status once it can be read again.
+     * Feed `observer` the current status, then each change of what it says
+     * (the state, the pid, the leases, the mounts, the service becoming idle
+     * or busy), until the returned handle is cancelled or dropped. Creates
+     * the state dir (`0700`) when it is missing: it must exist to be watched.
+     * When the state dir cannot be watched (it is unsafe, say), `on_error`
+     * says why and the feed ends; when the status cannot be read for a
+     * while, `on_error` says why (once) and the feed goes on, with the status
+     * once it can be read again.
      *
      * Fails (`Io`) only when the feed's thread cannot be started.
      */
@@ -999,7 +1004,8 @@ public static func withDefaults()throws  -> ServiceManager  {
 
     
     /**
-     * Take a lease: the service stays up while process `pid` lives.
+     * Take a lease: the service stays up while process `pid` lives. Starts
+     * the service first when it is not running, as `ensure` does.
      */
 open func acquire(pid: UInt32, label: String)async throws  -> Lease  {
     return
@@ -1059,18 +1065,20 @@ open func ensure()async throws  -> ServiceStatus  {
 }
     
     /**
-     * Feed `observer` every line appended to the service log from now on
-     * (use `tail_logs` for the lines before), across rotation, until the
-     * returned handle is cancelled or dropped.
+     * Feed `observer` the log's last `backlog` lines (read as `tail_logs`
+     * reads them), then every line appended to it from now on, across
+     * rotation, until the returned handle is cancelled or dropped: no line
+     * is lost or given twice between the two.
      *
      * Fails (`Io`) only when the feed's thread cannot be started.
      */
-open func followLogs(observer: LogObserver)throws  -> TaskHandle  {
+open func followLogs(observer: LogObserver, backlog: UInt32)throws  -> TaskHandle  {
     return try  FfiConverterTypeTaskHandle_lift(try rustCallWithError(FfiConverterTypeServiceError_lift) {
         uniffiCallStatus in
     uniffi_spfs_autostart_fn_method_servicemanager_follow_logs(
             self.uniffiCloneHandle(),
-        FfiConverterTypeLogObserver_lower(observer),uniffiCallStatus
+        FfiConverterTypeLogObserver_lower(observer),
+        FfiConverterUInt32.lower(backlog),uniffiCallStatus
     )
 })
 }
@@ -1180,11 +1188,14 @@ open func tailLogs(n: UInt32)throws  -> [String]  {
 }
     
     /**
-     * Feed `observer` the current status, then every state change, until the
-     * returned handle is cancelled or dropped. When the state dir cannot be
-     * watched, `on_error` says why and the feed ends; when the status cannot
-     * be read for a while, `on_error` says why (once) and the feed goes on,
-     * with the status once it can be read again.
+     * Feed `observer` the current status, then each change of what it says
+     * (the state, the pid, the leases, the mounts, the service becoming idle
+     * or busy), until the returned handle is cancelled or dropped. Creates
+     * the state dir (`0700`) when it is missing: it must exist to be watched.
+     * When the state dir cannot be watched (it is unsafe, say), `on_error`
+     * says why and the feed ends; when the status cannot be read for a
+     * while, `on_error` says why (once) and the feed goes on, with the status
+     * once it can be read again.
      *
      * Fails (`Io`) only when the feed's thread cannot be started.
      */
@@ -3892,7 +3903,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_taskhandle_cancel() != 39672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 6368) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_acquire() != 26902) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_doctor() != 3649) {
@@ -3901,7 +3912,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_ensure() != 51436) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 4719) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_follow_logs() != 985) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_method_servicemanager_log_file() != 55528) {
@@ -3922,7 +3933,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 33079) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 36021) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {

@@ -394,7 +394,7 @@ uint64_t uniffi_spfs_autostart_fn_method_servicemanager_ensure(uint64_t ptr
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_SERVICEMANAGER_FOLLOW_LOGS
 #define UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_SERVICEMANAGER_FOLLOW_LOGS
-uint64_t uniffi_spfs_autostart_fn_method_servicemanager_follow_logs(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_spfs_autostart_fn_method_servicemanager_follow_logs(uint64_t ptr, uint64_t observer, uint32_t backlog, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SPFS_AUTOSTART_FN_METHOD_SERVICEMANAGER_LOG_FILE

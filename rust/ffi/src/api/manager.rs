@@ -183,11 +183,14 @@ impl ServiceManager {
         self.log_file.clone()
     }
 
-    /// Feed `observer` the current status, then every state change, until the
-    /// returned handle is cancelled or dropped. When the state dir cannot be
-    /// watched, `on_error` says why and the feed ends; when the status cannot
-    /// be read for a while, `on_error` says why (once) and the feed goes on,
-    /// with the status once it can be read again.
+    /// Feed `observer` the current status, then each change of what it says
+    /// (the state, the pid, the leases, the mounts, the service becoming idle
+    /// or busy), until the returned handle is cancelled or dropped. Creates
+    /// the state dir (`0700`) when it is missing: it must exist to be watched.
+    /// When the state dir cannot be watched (it is unsafe, say), `on_error`
+    /// says why and the feed ends; when the status cannot be read for a
+    /// while, `on_error` says why (once) and the feed goes on, with the status
+    /// once it can be read again.
     ///
     /// Fails (`Io`) only when the feed's thread cannot be started.
     pub fn watch(
@@ -230,19 +233,23 @@ impl ServiceManager {
         Ok(Arc::new(TaskHandle { gate }))
     }
 
-    /// Feed `observer` every line appended to the service log from now on
-    /// (use `tail_logs` for the lines before), across rotation, until the
-    /// returned handle is cancelled or dropped.
+    /// Feed `observer` the log's last `backlog` lines (read as `tail_logs`
+    /// reads them), then every line appended to it from now on, across
+    /// rotation, until the returned handle is cancelled or dropped: no line
+    /// is lost or given twice between the two.
     ///
     /// Fails (`Io`) only when the feed's thread cannot be started.
     pub fn follow_logs(
         &self,
         observer: Arc<dyn LogObserver>,
+        backlog: u32,
     ) -> Result<Arc<TaskHandle>, ServiceError> {
         // Where following starts is fixed before this returns (the follower
-        // opens the log at its end here, not later on the runtime), so a
-        // line appended right after the call is followed, not lost.
-        let follower = self.core().and_then(|core| Ok(core.follow_logs(0)?));
+        // opens the log here, not later on the runtime), so a line appended
+        // right after the call is followed, not lost.
+        let follower = self
+            .core()
+            .and_then(|core| Ok(core.follow_logs(backlog as usize)?));
         let gate = feed::start(
             move |tx: mpsc::Sender<Result<String, String>>| async move {
                 let mut follower = match follower {
@@ -269,7 +276,8 @@ impl ServiceManager {
         Ok(Arc::new(TaskHandle { gate }))
     }
 
-    /// Take a lease: the service stays up while process `pid` lives.
+    /// Take a lease: the service stays up while process `pid` lives. Starts
+    /// the service first when it is not running, as `ensure` does.
     pub async fn acquire(&self, pid: u32, label: String) -> Result<Lease, ServiceError> {
         let core = self.core()?;
         on_runtime(async move { core.acquire(pid, &label).await })
