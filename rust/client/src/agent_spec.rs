@@ -50,6 +50,10 @@ pub fn spec_from_config(
     if spec.bundle_program.is_none() {
         spec.env
             .insert(env::STATE_DIR.into(), paths.state_dir.display().to_string());
+        // As the spawner passes it: a client of another config can tell
+        // which log this service writes (`status`, `doctor`).
+        spec.env
+            .insert(env::LOG_DIR.into(), paths.log_dir.display().to_string());
         spec.env.insert(env::ENDPOINT.into(), endpoint.to_string());
     }
 
@@ -103,5 +107,9 @@ mod tests {
             Some("127.0.0.1:4100")
         );
         assert_eq!(spec.env.get("NO_COLOR").map(String::as_str), Some("1"));
+        // Where it runs and logs, as a start on demand tells it.
+        let dir_of = |name: &str| spec.env.get(name).map(std::path::PathBuf::from);
+        assert_eq!(dir_of(env::STATE_DIR), Some(paths.state_dir.clone()));
+        assert_eq!(dir_of(env::LOG_DIR), Some(paths.log_dir.clone()));
     }
 }
