@@ -54,7 +54,8 @@ enum Command {
         #[arg(long, value_name = "SECS", value_parser = ready_secs)]
         timeout: Option<u64>,
     },
-    /// Stop the service; exit 0 when stopped or not running.
+    /// Stop the service; exit 0 when stopped or not running, 1 when something
+    /// that is not our service holds the endpoint (it is left alone).
     Stop {
         /// How long each stop step may take (seconds).
         #[arg(long, value_name = "SECS", value_parser = stop_secs)]

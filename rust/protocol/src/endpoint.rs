@@ -130,7 +130,9 @@ impl fmt::Display for Endpoint {
 
 impl<'de> Deserialize<'de> for Endpoint {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        // Its parse errors name the endpoint; a value that is no text too.
+        let s = String::deserialize(d)
+            .map_err(|e| serde::de::Error::custom(format!("endpoint: {e}")))?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -24,6 +24,19 @@ pub const OVERRIDES: [(&str, &str); 6] = [
     (READY_TIMEOUT_SECS, "ready_timeout_secs"),
 ];
 
+/// The variables every start sets for the service (the spawner, and the
+/// agent's plist and units), with the key each comes from: `[env]` cannot
+/// set them, as they would be replaced.
+pub const SET_FOR_EACH_START: [(&str, Option<&str>); 7] = [
+    (STATE_DIR, Some("state_dir")),
+    (LOG_DIR, Some("log_dir")),
+    (ENDPOINT, Some("endpoint")),
+    (IDLE_TIMEOUT_SECS, Some("idle_timeout_secs")),
+    (READY_FD, None),
+    (LOCK_FD, None),
+    (SPAWN_ID, None),
+];
+
 /// Refuse a variable the config reads (`SPFS_AUTOSTART_CONFIG`, those of
 /// [`OVERRIDES`], spfs-fuse-macos's) whose value is not UTF-8 text, as
 /// `var_os` reads it: no such value is a path or a number the config

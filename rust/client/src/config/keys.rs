@@ -56,10 +56,10 @@ pub struct ConfigView {
     )]
     pub idle_timeout_secs: Option<u64>,
     /// `expected_version`; `""` in the file leaves it unset.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::expected_version")]
     pub expected_version: Option<String>,
     /// `on_version_mismatch`: `"restart"` or `"error"`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::on_version_mismatch")]
     pub on_version_mismatch: Option<VersionPolicy>,
     /// `state_dir`: an absolute path.
     #[serde(default, deserialize_with = "checked::state_dir")]
@@ -206,9 +206,32 @@ mod checked {
         D: Deserializer<'de>,
         T: Deserialize<'de>,
     {
-        let value = T::deserialize(d)?;
+        // A value of the wrong type names the key too (serde's own message
+        // says only what it expected).
+        let value = T::deserialize(d).map_err(|e| D::Error::custom(format!("{key}: {e}")))?;
         check(&value).map_err(|why| D::Error::custom(format!("{key}: {why}")))?;
         Ok(Some(value))
+    }
+
+    /// A key whose type says everything, with its name in any error.
+    fn named<'de, D, T>(d: D, key: &str) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        with(d, key, |_: &T| Ok(()))
+    }
+
+    pub(super) fn expected_version<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<String>, D::Error> {
+        named(d, "expected_version")
+    }
+
+    pub(super) fn on_version_mismatch<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<super::VersionPolicy>, D::Error> {
+        named(d, "on_version_mismatch")
     }
 
     /// A numeric key, within its bounds (`BOUNDS[INDEX]`).
@@ -233,7 +256,8 @@ mod checked {
     pub(super) fn stop_sequence<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Vec<StopStep>>, D::Error> {
-        let steps = Vec::<String>::deserialize(d)?;
+        let steps = Vec::<String>::deserialize(d)
+            .map_err(|e| D::Error::custom(format!("stop_sequence: {e}")))?;
         validate::stop_sequence(&steps)
             .map(Some)
             .map_err(|why| D::Error::custom(format!("stop_sequence: {why}")))

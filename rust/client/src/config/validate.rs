@@ -438,5 +438,18 @@ pub(super) fn env_var(key: &str, value: &str) -> Result<(), String> {
             "the value of {key} contains a NUL byte, which no environment can carry; remove it"
         ));
     }
+    if let Some((_, from)) = env::SET_FOR_EACH_START
+        .iter()
+        .find(|(name, _)| *name == key)
+    {
+        return Err(match from {
+            Some(from) => format!(
+                "{key} cannot be set here: every start sets it for the service from {from}; set {from} instead"
+            ),
+            None => {
+                format!("{key} cannot be set here: every start sets it for the service; remove it")
+            }
+        });
+    }
     Ok(())
 }

@@ -294,7 +294,46 @@ fn out_of_bounds_values_are_refused_with_key_line_and_column() {
         // What the agent files could not carry either.
         ("[env]\n\"A B\" = \"c\"\n", "portable", "line 2"),
         ("[env]\n\"1X\" = \"c\"\n", "portable", "line 2"),
+        // What every start sets, from a key of its own: [env] would be
+        // replaced without a word.
+        (
+            "[env]\nSPFS_AUTOSTART_IDLE_TIMEOUT_SECS = \"60\"\n",
+            "set idle_timeout_secs instead",
+            "line 2",
+        ),
+        (
+            "[env]\nSPFS_AUTOSTART_LOCK_FD = \"3\"\n",
+            "every start sets it",
+            "line 2",
+        ),
         ("state_dir = \"rel\"\n", "state_dir", "line 1"),
+        // A value of the wrong type names its key as well.
+        (
+            "idle_timeout_secs = -1\n",
+            "idle_timeout_secs: invalid",
+            "line 1",
+        ),
+        (
+            "ready_timeout_secs = \"10\"\n",
+            "ready_timeout_secs: invalid",
+            "line 1",
+        ),
+        (
+            "\non_version_mismatch = \"ignore\"\n",
+            "on_version_mismatch: unknown",
+            "line 2",
+        ),
+        (
+            "stop_sequence = \"SIGINT\"\n",
+            "stop_sequence: invalid",
+            "line 1",
+        ),
+        (
+            "expected_version = 1\n",
+            "expected_version: invalid",
+            "line 1",
+        ),
+        ("endpoint = 1\n", "endpoint: invalid", "line 1"),
     ] {
         let err = parse(text).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{text}");
