@@ -374,6 +374,28 @@ async fn a_lease_asked_of_a_plain_service_is_unsupported_and_says_why() {
     assert!(!text.contains('\n'), "one line: {text:?}");
 }
 
+/// A `stop_sequence` of `shutdown` alone cannot end spfs-fuse-macos (its
+/// `Shutdown` only unmounts): the error says so and names its graceful
+/// signal first, not only SIGKILL.
+#[tokio::test]
+async fn a_stop_sequence_without_signals_is_told_to_add_the_graceful_one_first() {
+    let (mut sandbox, _port, _mnt) = upstream();
+    sandbox.set("stop_sequence", vec!["shutdown"]);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let e = manager
+        .stop()
+        .await
+        .expect_err("shutdown alone leaves it running");
+    assert_eq!(e.kind(), spfs_autostart::ErrorKind::Unresponsive, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("still alive after"), "{text}");
+    assert!(
+        text.contains("\"SIGINT\" (spfs-fuse-macos's graceful stop), then \"SIGKILL\""),
+        "{text}"
+    );
+}
+
 /// A start abandoned (Ctrl-C, a host's cancelled task) while the plain
 /// service is still on its way to listening, and a service that does not
 /// end on its graceful signal at once: another client's `ensure` meanwhile

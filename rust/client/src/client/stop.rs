@@ -377,11 +377,17 @@ impl ServiceManager {
                     }
                     None => "and stop_sequence has no signal to send it".into(),
                 };
+                // With no signal in it at all, the graceful one comes first.
+                let fix = if matches!(last, Some(StopStep::Signal(_))) {
+                    "add \"SIGKILL\" to stop_sequence to end it"
+                } else {
+                    "add signals to stop_sequence to end it: \"SIGINT\" (spfs-fuse-macos's \
+                     graceful stop), then \"SIGKILL\""
+                };
                 return Error::new(
                     ErrorKind::Unresponsive,
                     format!(
-                        "the service (pid {pid}) is still alive {after}{}; add \"SIGKILL\" to \
-                         stop_sequence to end it, and see {}",
+                        "the service (pid {pid}) is still alive {after}{}; {fix}, and see {}",
                         report::stuck_because(Some(pid), ": "),
                         log.display()
                     ),
