@@ -431,10 +431,12 @@ impl ServiceManager {
         }
     }
 
+    /// The service log's last lines, for an error about the running
+    /// service: those of its run only.
     pub(super) fn log_excerpt(&self) -> LogExcerpt {
         LogExcerpt {
             path: self.paths.log_file(),
-            tail: self.tail_logs(20).unwrap_or_default(),
+            tail: crate::logs::mark::last_run(self.tail_logs(20).unwrap_or_default()),
         }
     }
 }

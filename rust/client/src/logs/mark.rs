@@ -14,6 +14,20 @@ use std::path::Path;
 /// How every line spfs-autostart writes into the service log starts.
 pub(crate) const PREFIX: &str = "--- spfs-autostart: ";
 
+/// What the line that opens each run says first ([`line`]`("starting ...")`).
+pub(crate) const STARTING: &str = "starting ";
+
+/// The lines of the last run in `tail`: from its last run's opening line
+/// on, that line included; all of them when it holds none (the run began
+/// before them). Earlier runs' lines would pass for this one's.
+pub(crate) fn last_run(mut tail: Vec<String>) -> Vec<String> {
+    let opening = format!("{PREFIX}{STARTING}");
+    if let Some(at) = tail.iter().rposition(|l| l.starts_with(&opening)) {
+        tail.drain(..at);
+    }
+    tail
+}
+
 /// The whole line for `what`, newline included.
 pub(crate) fn line(what: &str) -> String {
     format!("{PREFIX}{what} ---\n")
@@ -121,6 +135,17 @@ mod tests {
             "{caller}"
         );
         assert!(!caller.contains(['"', '/']), "a bare file name: {caller}");
+    }
+
+    #[test]
+    fn the_last_run_starts_at_its_opening_line() {
+        let lines = |text: &str| text.lines().map(String::from).collect::<Vec<_>>();
+        let first = line("starting svc at T1, asked by a (pid 1)");
+        let second = line("starting svc at T2, asked by a (pid 2)");
+        let log = format!("old\n{first}run 1\n{}{second}run 2\n", line("stopped"));
+        assert_eq!(last_run(lines(&log)), lines(&format!("{second}run 2")));
+        // A tail of a long run has no opening line: all of it is that run's.
+        assert_eq!(last_run(lines("a\nb\n")), lines("a\nb"));
     }
 
     #[test]

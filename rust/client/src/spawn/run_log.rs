@@ -134,7 +134,8 @@ fn write_header(
         .map(|word| mark::word(&word))
         .collect();
     let header = mark::line(&format!(
-        "starting {} at {}, asked by {}",
+        "{}{} at {}, asked by {}",
+        mark::STARTING,
         command_line.join(" "),
         mark::now(),
         mark::caller()
