@@ -41,16 +41,22 @@ extension ServiceManager {
         return stream
     }
 
-    /// New lines of the service log, as `followLogs(observer:)` reports them. When no thread
-    /// can be had for following, the stream says so in one `.error` and ends.
-    /// - Parameter bufferingNewest: how many unread events to keep; older ones are dropped.
-    public func logEvents(bufferingNewest: Int = 1000) -> AsyncStream<ServiceLogEvent> {
+    /// The service log's last `backlog` lines, then each new one, as
+    /// `followLogs(observer:backlog:)` reports them: none lost or given twice between the two.
+    /// When no thread can be had for following, the stream says so in one `.error` and ends.
+    /// - Parameters:
+    ///   - backlog: how many of the log's last lines come first (0: only new ones).
+    ///   - bufferingNewest: how many unread events to keep; older ones are dropped.
+    public func logEvents(backlog: UInt32 = 0, bufferingNewest: Int = 1000)
+        -> AsyncStream<ServiceLogEvent>
+    {
         let (stream, continuation) = AsyncStream.makeStream(
             of: ServiceLogEvent.self, bufferingPolicy: .bufferingNewest(bufferingNewest))
         let feed = FeedHandleBox()
         continuation.onTermination = { _ in feed.terminate() }
         do {
-            feed.hold(try followLogs(observer: LogStreamObserver(continuation)))
+            feed.hold(
+                try followLogs(observer: LogStreamObserver(continuation), backlog: backlog))
         } catch {
             // No thread for the feed: said, and the stream ends.
             continuation.yield(.error("\(error)"))

@@ -211,6 +211,41 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         _ = try await manager.stop()
     }
 
+    /// `logEvents(backlog:)` gives the log's last lines, then a line appended afterwards.
+    func testLogEventsGiveTheBacklogThenNewLines() async throws {
+        let manager = try ServiceManager(config: makeConfig())
+        _ = try await manager.ensure()
+        let before = try manager.tailLogs(n: 2)
+        XCTAssertEqual(before.count, 2, "\(before)")
+        let events = manager.logEvents(backlog: 2)
+        let marker = "appended by the Swift test \(UUID().uuidString)"
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: manager.logFile()))
+        try log.seekToEnd()
+        try log.write(contentsOf: Data((marker + "\n").utf8))
+        try log.close()
+        // Race the stream against a deadline so that a missing line fails instead of hanging.
+        let seen = await withTaskGroup(of: [String]?.self) { group in
+            group.addTask {
+                var lines: [String] = []
+                for await event in events {
+                    guard case .line(let line) = event else { continue }
+                    lines.append(line)
+                    if line == marker { return lines }
+                }
+                return lines
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: 20_000_000_000)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        XCTAssertEqual(seen, before + [marker], "the backlog, then the new line, once each")
+        _ = try await manager.stop()
+    }
+
     /// A stream the feed ended before its handle was held (from the feed's first call) still
     /// cancels that feed once it is held; one that ends later cancels it then, once.
     func testAFeedIsCancelledWhicheverOfHoldAndEndComesFirst() {
