@@ -57,6 +57,23 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         try? FileManager.default.removeItem(at: tempDir)
     }
 
+    /// What `body` gives, or nil when it takes longer than `seconds`: a stream raced against a
+    /// deadline, so that a missing event fails the test instead of hanging it.
+    private func within<T: Sendable>(
+        seconds: UInt64, _ body: @escaping @Sendable () async -> T
+    ) async -> T? {
+        await withTaskGroup(of: T?.self) { group in
+            group.addTask { await body() }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: seconds * 1_000_000_000)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
     private func makeConfig(program: String? = nil) -> ServiceConfig {
         ServiceConfig(
             configFile: nil,
@@ -191,23 +208,13 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         let manager = try ServiceManager(config: makeConfig())
         let updates = manager.statusUpdates()
         _ = try await manager.ensure()
-        // Race the stream against a deadline so that a missing event fails instead of hanging.
-        let sawRunning = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for await status in updates where status.state == .running {
-                    return true
-                }
-                return false
+        let sawRunning = await within(seconds: 10) {
+            for await status in updates where status.state == .running {
+                return true
             }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: 10_000_000_000)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+            return false
         }
-        XCTAssertTrue(sawRunning, "no running status within 10 s")
+        XCTAssertEqual(sawRunning, true, "no running status within 10 s")
         _ = try await manager.stop()
     }
 
@@ -223,24 +230,14 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         try log.seekToEnd()
         try log.write(contentsOf: Data((marker + "\n").utf8))
         try log.close()
-        // Race the stream against a deadline so that a missing line fails instead of hanging.
-        let seen = await withTaskGroup(of: [String]?.self) { group in
-            group.addTask {
-                var lines: [String] = []
-                for await event in events {
-                    guard case .line(let line) = event else { continue }
-                    lines.append(line)
-                    if line == marker { return lines }
-                }
-                return lines
+        let seen = await within(seconds: 20) {
+            var lines: [String] = []
+            for await event in events {
+                guard case .line(let line) = event else { continue }
+                lines.append(line)
+                if line == marker { break }
             }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: 20_000_000_000)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
+            return lines
         }
         XCTAssertEqual(seen, before + [marker], "the backlog, then the new line, once each")
         _ = try await manager.stop()
