@@ -372,6 +372,19 @@ def test_bad_config_is_invalid_config(service, tmp_path):
     assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
 
 
+def test_a_field_set_makes_a_bad_variable_for_its_key_no_error(service, monkeypatch):
+    # The field wins over the variable, which is then not read at all.
+    monkeypatch.setenv("SPFS_AUTOSTART_READY_TIMEOUT_SECS", "abc")
+    mgr = sa.ServiceManager(service.config(ready_timeout_secs=5))
+    assert mgr.log_file()
+    # Without the field, the variable is read and refused, naming it.
+    fields = {"ready_timeout_secs": None}
+    with pytest.raises(sa.ServiceError) as info:
+        sa.ServiceManager(service.config(**fields))
+    assert info.value.kind == sa.ErrorKind.INVALID_CONFIG, info.value
+    assert "SPFS_AUTOSTART_READY_TIMEOUT_SECS" in info.value.message
+
+
 def test_a_failure_carries_its_remedies_as_data(service, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(sa.ServiceError) as info:

@@ -375,7 +375,12 @@ mod libc_signo {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Error> {
-    let mut config = Config::load(cli.config.as_deref())?;
+    // `--state-dir` wins over SPFS_AUTOSTART_STATE_DIR, which is then not read.
+    let flags: &[&str] = match cli.state_dir {
+        Some(_) => &["state_dir"],
+        None => &[],
+    };
+    let mut config = Config::load_except(cli.config.as_deref(), flags)?;
     if let Some(dir) = &cli.state_dir {
         // The shell expands `~` only at the start of a word, not after
         // `--state-dir=`: a directory named `~` is never what was meant.

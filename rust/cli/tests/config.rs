@@ -270,6 +270,33 @@ fn a_state_dir_flag_with_an_unexpanded_tilde_is_refused() {
     assert!(sb.pids().is_empty(), "nothing started");
 }
 
+/// `--state-dir` wins over SPFS_AUTOSTART_STATE_DIR, so a bad value in
+/// the variable is no error when the flag is given; without the flag it is.
+#[test]
+fn a_state_dir_flag_makes_a_bad_state_dir_variable_no_error() {
+    let sb = Sandbox::new();
+    let flag = format!("--state-dir={}", sb.root().join("flagged").display());
+    let out = sb
+        .cli(&[flag.as_str(), "config"])
+        .env("SPFS_AUTOSTART_STATE_DIR", "relative/dir")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("flagged"), "{text}");
+    let out = sb
+        .cli(&["config"])
+        .env("SPFS_AUTOSTART_STATE_DIR", "relative/dir")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("SPFS_AUTOSTART_STATE_DIR"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Arguments that cannot be parsed exit 2, as clap's do; with `--json` the
 /// error is the one JSON object every other error is.
 #[test]

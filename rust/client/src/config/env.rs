@@ -24,6 +24,15 @@ pub const OVERRIDES: [(&str, &str); 6] = [
     (READY_TIMEOUT_SECS, "ready_timeout_secs"),
 ];
 
+/// Whether the variable `name` overrides one of `keys` (spfs-fuse-macos's
+/// overrides `endpoint`).
+pub(super) fn overrides_one_of(name: &str, keys: &[&str]) -> bool {
+    (name == MACFUSE_LISTEN_ADDRESS && keys.contains(&"endpoint"))
+        || OVERRIDES
+            .iter()
+            .any(|(var, key)| *var == name && keys.contains(key))
+}
+
 /// The variables every start sets for the service (the spawner, and the
 /// agent's plist and units), with the key each comes from: `[env]` cannot
 /// set them, as they would be replaced.

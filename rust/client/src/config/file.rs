@@ -25,8 +25,17 @@ impl Config {
     /// Defaults, then `file` (or `SPFS_AUTOSTART_CONFIG`, or the per-user
     /// config file when it exists), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config> {
-        env::refuse_non_text(|name| std::env::var_os(name))?;
-        Config::load_with(file, process_env)
+        Config::load_except(file, &[])
+    }
+
+    /// [`Config::load`] for a front end that sets `keys` itself afterwards
+    /// (the bindings' fields, the CLI's `--state-dir`): the environment
+    /// variables of those keys are not read, as they would be overridden,
+    /// so a bad value in one is no error.
+    pub fn load_except(file: Option<&Path>, keys: &[&str]) -> Result<Config> {
+        let read = |name: &str| !env::overrides_one_of(name, keys);
+        env::refuse_non_text(|name| std::env::var_os(name).filter(|_| read(name)))?;
+        Config::load_with(file, |name| process_env(name).filter(|_| read(name)))
     }
 
     /// [`Config::load`] with the environment given as a lookup function, so

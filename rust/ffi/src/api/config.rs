@@ -48,8 +48,21 @@ impl ServiceConfig {
     pub(crate) fn to_core(
         &self,
     ) -> Result<spfs_autostart_core::Config, spfs_autostart_core::Error> {
-        let mut config =
-            spfs_autostart_core::Config::load(self.config_file.as_deref().map(Path::new))?;
+        // A field set here wins over its environment variable, which is
+        // then not read (a bad value in it is no error).
+        let set = [
+            ("program", self.program.is_some()),
+            ("endpoint", self.endpoint.is_some()),
+            ("state_dir", self.state_dir.is_some()),
+            ("log_dir", self.log_dir.is_some()),
+            ("ready_timeout_secs", self.ready_timeout_secs.is_some()),
+            ("idle_timeout_secs", self.idle_timeout_secs.is_some()),
+        ];
+        let keys: Vec<&str> = set.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect();
+        let mut config = spfs_autostart_core::Config::load_except(
+            self.config_file.as_deref().map(Path::new),
+            &keys,
+        )?;
         if let Some(program) = &self.program {
             config.set_program(program)?;
         }
