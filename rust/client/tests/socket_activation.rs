@@ -336,6 +336,13 @@ async fn a_connected_socket_from_accept_yes_is_refused_by_name() {
         async move { gone.then_some(()) }
     })
     .await;
+    // Refused before it wrote a record: the last one, which says the
+    // service is socket-activated, would still keep a look from
+    // connecting (and starting it again).
+    assert!(
+        !sandbox.state_dir().join("service.json").exists(),
+        "a record was written before the socket was refused"
+    );
 }
 
 /// A TCP socket handed over is socket activation too: `Info` says so.

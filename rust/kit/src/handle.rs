@@ -35,11 +35,17 @@ impl From<spfs_autostart_protocol::proto::control::Lease> for Lease {
 }
 
 impl KitHandle {
-    /// Hold the service while `pid` lives. Call it inside the service's
-    /// tokio runtime (as its gRPC handlers are): the lease follows its
-    /// holder on a task there, and outside a runtime this panics.
+    /// Hold the service while `pid` lives. Callable on any thread (a FUSE
+    /// callback's too): the lease follows its holder on a task of the
+    /// runtime the kit started in.
     pub fn acquire(&self, pid: u32, label: String) -> Result<Lease, LeaseError> {
         self.0.acquire(pid, label).map(Lease::from)
+    }
+
+    /// Give back the lease `id` ([`Lease::id`]), as `Control.Release` does;
+    /// `true` when it was held.
+    pub fn release(&self, id: u64) -> bool {
+        self.0.release(id)
     }
 
     /// Drop every lease of `pid`; `true` when there was one.

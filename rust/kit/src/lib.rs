@@ -7,6 +7,11 @@
 //! exits after `idle_timeout` with no lease and no call in flight, and shuts
 //! down gracefully on `Control.Shutdown`, SIGTERM and SIGINT.
 //!
+//! The kit says what it does through `tracing` ("serving on ...", "already
+//! running as pid N", refused peers, its idle exit): give the process a
+//! subscriber that writes to stderr, which the spawner appends to the
+//! service log, or the log says nothing of it.
+//!
 //! ```no_run
 //! use spfs_autostart_kit::{Identity, Kit, KitConfig};
 //!
@@ -89,17 +94,71 @@ const GRACE: Duration = Duration::from_secs(4);
 const ANSWERS_OUT: Duration = Duration::from_millis(100);
 
 /// A service that holds its instance lock and its listening socket.
+///
+/// A kit dropped without serving (the service gave up during its set-up,
+/// say on [`KitHandle::shutdown_requested`]) ends as `serve` does: the
+/// spawner is told the start failed, the record says `stopping`, the socket
+/// it bound goes, the lock stays held until the process exits (the
+/// service's clean-up ends before a successor starts), and a second
+/// SIGTERM or SIGINT still ends the process.
 #[derive(Debug)]
 pub struct Kit {
     lifetime: Arc<Lifetime>,
+    /// What `serve` takes; `None` once it has.
+    parts: Option<Parts>,
+}
+
+/// What a kit holds until it serves or is dropped.
+#[derive(Debug)]
+struct Parts {
     listener: Listener,
     paths: Paths,
     instance_lock: File,
     ready: Option<File>,
     /// SIGTERM and SIGINT are watched from `start` on, so a signal during
     /// the service's own set-up asks for a graceful shutdown instead of
-    /// killing it; ends with the kit.
-    _signals: AbortOnDrop,
+    /// killing it; watched until the process exits once the kit serves or
+    /// gives up.
+    signals: AbortOnDrop,
+}
+
+impl Drop for Kit {
+    fn drop(&mut self) {
+        if let Some(parts) = self.parts.take() {
+            let reason = self
+                .lifetime
+                .shutdown_reason()
+                .unwrap_or_else(|| "the service dropped its kit".into());
+            parts.give_up(&self.lifetime, &reason);
+        }
+    }
+}
+
+impl Parts {
+    /// End without serving, because of `reason`: see [`Kit`].
+    fn give_up(self, lifetime: &Lifetime, reason: &str) {
+        let Parts {
+            listener,
+            paths,
+            instance_lock,
+            ready,
+            signals,
+        } = self;
+        std::mem::forget(signals);
+        lifetime.request_shutdown(reason);
+        let owned = Owned::now(paths, &instance_lock, listener.bound_path());
+        // Held until the process exits, as after `serve`.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(instance_lock);
+        if let Some(mut ready) = ready {
+            tell_failed_because(&mut ready, &format!("it stopped before serving: {reason}"));
+        }
+        if owned.holds_the_lock() {
+            write_record(lifetime, owned.paths(), Phase::Stopping);
+        }
+        drop(listener);
+        owned.remove_socket();
+        tracing::info!("stopped before serving: {reason}");
+    }
 }
 
 impl Kit {
@@ -122,7 +181,9 @@ impl Kit {
         let result = Kit::acquire(identity, state_dir, endpoint, idle_timeout, lock_fd);
         match result {
             Ok(mut kit) => {
-                kit.ready = ready.take();
+                if let Some(parts) = kit.parts.as_mut() {
+                    parts.ready = ready.take();
+                }
                 Ok(kit)
             }
             Err(e) => {
@@ -196,37 +257,33 @@ impl Kit {
         paths.check_endpoint(&endpoint)?;
         paths.create_state_dir()?;
         let instance_lock = take_instance_lock(&paths, lock_fd)?;
+        // A socket launchd or systemd handed over, before any record: one
+        // it refuses leaves the last record, which says the service is
+        // socket-activated, so a look does not connect there (and start
+        // this failing service again).
+        let activated = listener::activated()?;
         // Say at once who holds the lock, so nobody takes a record of a
-        // dead predecessor as the truth about it.
-        write_starting_record(&paths, &identity.version);
-        let listener = match listener::activated()? {
+        // dead predecessor as the truth about it; with the activator's
+        // socket, so that a look after a set-up that died there does not
+        // connect either.
+        let activated_at = activated.as_ref().map(|l| listens_at(l, &endpoint));
+        write_starting_record(&paths, &identity.version, activated_at.as_deref());
+        let listener = match activated {
             Some(listener) => listener,
             None => listener::bind(&endpoint)?,
         };
-        let endpoint_text = match (&listener, &endpoint) {
-            (
-                Listener::Unix {
-                    path: Some(path), ..
-                },
-                _,
-            ) => format!("unix://{}", path.display()),
-            // Where it listens: a socket launchd or systemd handed over
-            // may be TCP while the configured endpoint is a Unix one.
-            (Listener::Tcp { listener, .. }, endpoint) => match listener.local_addr() {
-                Ok(addr) => ResolvedEndpoint::Tcp(addr).to_string(),
-                Err(_) => endpoint.to_string(),
-            },
-            (_, endpoint) => endpoint.to_string(),
-        };
+        let endpoint_text = listens_at(&listener, &endpoint);
         let lifetime = Lifetime::new(identity, endpoint_text, listener.activated(), idle_timeout);
         let signals = watch_signals(lifetime.clone());
         Ok(Kit {
             lifetime,
-            listener,
-            paths,
-            instance_lock,
-            ready: None,
-            _signals: signals,
+            parts: Some(Parts {
+                listener,
+                paths,
+                instance_lock,
+                ready: None,
+                signals,
+            }),
         })
     }
 
@@ -241,18 +298,29 @@ impl Kit {
     /// also when `serve` returns or is dropped: the service's clean-up
     /// after it (unmounting, say) ends before a successor can start, so the
     /// service should exit once that is done.
-    pub async fn serve(self, add: impl FnOnce(Routes) -> Routes) -> Result<()> {
-        let Kit {
-            lifetime,
+    ///
+    /// Asked to shut down before it began (a signal during the set-up), it
+    /// does not begin: the kit ends as a dropped one does (see [`Kit`]) and
+    /// `serve` returns `Ok`.
+    pub async fn serve(mut self, add: impl FnOnce(Routes) -> Routes) -> Result<()> {
+        let lifetime = self.lifetime.clone();
+        let Some(parts) = self.parts.take() else {
+            unreachable!("only serve takes the parts, and it takes the kit");
+        };
+        if let Some(reason) = lifetime.shutdown_reason() {
+            parts.give_up(&lifetime, &reason);
+            return Ok(());
+        }
+        let Parts {
             listener,
             paths,
             instance_lock,
             ready,
-            _signals,
-        } = self;
+            signals,
+        } = parts;
         // Signals are watched until the process exits, through the
         // service's clean-up after `serve` too.
-        std::mem::forget(_signals);
+        std::mem::forget(signals);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -330,6 +398,21 @@ impl Kit {
         drop(end);
         tracing::info!("stopped");
         result.map_err(|e| Error::new(ErrorKind::Io, format!("the gRPC server failed: {e}")))
+    }
+}
+
+/// Where `listener` listens, as an endpoint: a socket launchd or systemd
+/// handed over may be elsewhere than the configured `endpoint`, even TCP.
+fn listens_at(listener: &Listener, endpoint: &ResolvedEndpoint) -> String {
+    match listener {
+        Listener::Unix {
+            path: Some(path), ..
+        } => format!("unix://{}", path.display()),
+        Listener::Tcp { listener, .. } => match listener.local_addr() {
+            Ok(addr) => ResolvedEndpoint::Tcp(addr).to_string(),
+            Err(_) => endpoint.to_string(),
+        },
+        Listener::Unix { path: None, .. } => endpoint.to_string(),
     }
 }
 
@@ -425,7 +508,12 @@ fn spawn_id() -> Option<String> {
 /// Tell the spawner, on its readiness pipe, that the service cannot start
 /// and why: `ensure` reports that instead of a bare exit.
 fn tell_failed(ready: &mut File, e: &Error) {
-    let line = format!("FAILED {}\n", e.to_string().replace('\n', " "));
+    tell_failed_because(ready, &e.to_string());
+}
+
+/// [`tell_failed`], in words.
+fn tell_failed_because(ready: &mut File, why: &str) {
+    let line = format!("FAILED {}\n", why.replace('\n', " "));
     let _ = ready.write_all(line.as_bytes());
 }
 
@@ -433,7 +521,7 @@ fn tell_failed(ready: &mut File, e: &Error) {
 /// its version: a record with one is a kit's, so a `stop` during the
 /// set-up sends the kit's stop steps, not a plain service's
 /// `stop_sequence`. (Its spawner's record for it has none.)
-fn write_starting_record(paths: &Paths, version: &str) {
+fn write_starting_record(paths: &Paths, version: &str, activated_at: Option<&str>) {
     let pid = std::process::id();
     if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid && r.version.is_some()) {
         return;
@@ -445,11 +533,12 @@ fn write_starting_record(paths: &Paths, version: &str) {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         version: Some(version.to_string()),
-        endpoint: String::new(),
+        endpoint: activated_at.unwrap_or_default().to_string(),
         started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
         phase: Phase::Starting,
-        // Said once serving (`write_record`); until then, a look connects.
-        socket_activated: false,
+        // With the endpoint: a look at a socket-activated service that is
+        // not serving then does not connect (it would start it again).
+        socket_activated: activated_at.is_some(),
         spawn_id: spawn_id(),
     };
     if let Err(e) = record.write(&paths.record()) {

@@ -302,12 +302,22 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
     }
     match addr.family() {
         Some(AddressFamily::Unix) => {
-            let std_listener = std::os::unix::net::UnixListener::from(fd);
-            std_listener.set_nonblocking(true).map_err(io)?;
             let path = addr
                 .as_unix_addr()
                 .and_then(|a| a.path())
                 .map(|p| p.to_path_buf());
+            // Clients find the service by a path; an abstract socket has
+            // none the record or `Info` could name.
+            if path.is_none() {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "the activated Unix socket has no path (an abstract socket): clients find \
+                     the service by the socket's path; listen on a path (systemd \
+                     ListenStream=/path, as in the units spfs-autostart describes)",
+                ));
+            }
+            let std_listener = std::os::unix::net::UnixListener::from(fd);
+            std_listener.set_nonblocking(true).map_err(io)?;
             Ok(Listener::Unix {
                 listener: UnixListener::from_std(std_listener).map_err(io)?,
                 path,
@@ -491,6 +501,20 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// An abstract socket handed over has no path to name in the record
+    /// or `Info`: refused, saying why, not reported at the configured path.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_abstract_socket_handed_over_is_refused() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("spfs-autostart-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        let err = from_fd(OwnedFd::from(listener)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("abstract socket"), "{err}");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spfs_autostart_kit::{Identity, Kit, KitConfig, ResolvedEndpoint};
+use spfs_autostart_protocol::record::Phase;
 
 /// Whether nobody holds `instance.lock` (a successor could take it now).
 fn lock_is_free(lock: &File) -> bool {
@@ -23,6 +24,17 @@ fn lock_is_free(lock: &File) -> bool {
 
 /// A kit for `state`, serving at the Unix socket `socket`.
 fn start_kit(name: &str, state: &Path, socket: PathBuf, idle_timeout: Duration) -> Kit {
+    start_kit_telling(name, state, socket, idle_timeout, None)
+}
+
+/// [`start_kit`], telling the spawner's readiness pipe `ready`.
+fn start_kit_telling(
+    name: &str,
+    state: &Path,
+    socket: PathBuf,
+    idle_timeout: Duration,
+    ready: Option<std::io::PipeWriter>,
+) -> Kit {
     Kit::start(
         Identity {
             name: name.into(),
@@ -32,7 +44,7 @@ fn start_kit(name: &str, state: &Path, socket: PathBuf, idle_timeout: Duration) 
             state_dir: state.to_path_buf(),
             endpoint: ResolvedEndpoint::Unix(socket),
             idle_timeout,
-            ready_fd: None,
+            ready_fd: ready.map(std::os::fd::OwnedFd::from),
             lock_fd: None,
         },
     )
@@ -158,4 +170,81 @@ async fn a_signal_during_set_up_shuts_the_service_down_gracefully_and_tells_the_
         .await
         .expect("serve ends: the signal asked for a shutdown")
         .expect("a clean exit");
+}
+
+/// What the spawner hears on its readiness pipe, the record's phase, and
+/// whether the socket is still there, once the kit let go of the pipe.
+fn ended_before_serving(
+    mut heard: std::io::PipeReader,
+    state: &Path,
+) -> (String, Option<Phase>, bool) {
+    use std::io::Read;
+    let mut said = String::new();
+    heard.read_to_string(&mut said).unwrap();
+    let record = spfs_autostart_protocol::record::ServiceRecord::read(&state.join("service.json"));
+    (
+        said,
+        record.map(|r| r.phase),
+        state.join("service.sock").exists(),
+    )
+}
+
+/// A service that gives up during its set-up by dropping its kit (on a
+/// shutdown request, or a failure of its own) tells its spawner it failed,
+/// leaves the record `stopping` and its socket gone, and keeps the lock
+/// until the process exits, as after `serve`: its clean-up ends before a
+/// successor starts.
+#[tokio::test(flavor = "current_thread")]
+async fn a_kit_dropped_during_set_up_says_so_and_keeps_the_lock_until_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let (heard, told) = std::io::pipe().unwrap();
+    let kit = start_kit_telling(
+        "give-up-test",
+        &state,
+        state.join("service.sock"),
+        Duration::ZERO,
+        Some(told),
+    );
+    let lock = File::open(state.join("instance.lock")).unwrap();
+    drop(kit);
+    let (said, phase, socket_left) = ended_before_serving(heard, &state);
+    assert!(
+        said.starts_with("FAILED it stopped before serving: the service dropped its kit"),
+        "{said:?}"
+    );
+    assert_eq!(phase, Some(Phase::Stopping));
+    assert!(!socket_left, "the socket it bound was left");
+    assert!(
+        !lock_is_free(&lock),
+        "instance.lock was let go before the process exited"
+    );
+}
+
+/// `serve` called after a shutdown was asked for during the set-up does
+/// not begin serving: the spawner hears why the start failed, never READY.
+#[tokio::test(flavor = "current_thread")]
+async fn a_serve_after_a_shutdown_request_never_says_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let (heard, told) = std::io::pipe().unwrap();
+    let kit = start_kit_telling(
+        "late-serve-test",
+        &state,
+        state.join("service.sock"),
+        Duration::ZERO,
+        Some(told),
+    );
+    kit.handle().shutdown("asked during the set-up");
+    tokio::time::timeout(Duration::from_secs(20), kit.serve(|routes| routes))
+        .await
+        .expect("serve ends at once")
+        .expect("a clean end");
+    let (said, phase, socket_left) = ended_before_serving(heard, &state);
+    assert_eq!(
+        said, "FAILED it stopped before serving: asked during the set-up\n",
+        "{said:?}"
+    );
+    assert_eq!(phase, Some(Phase::Stopping));
+    assert!(!socket_left);
 }

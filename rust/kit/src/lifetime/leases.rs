@@ -107,13 +107,15 @@ impl Lifetime {
         );
         let this = self.clone();
         let id = lease.id;
-        let follower = tokio::spawn(async move {
-            // The very process checked above: if its pid is reused after it
-            // exits, the lease still ends with it.
-            handle.exited().await;
-            this.remove(id, &format!("dropped: process {pid} exited"));
-        })
-        .abort_handle();
+        let follower = self
+            .runtime
+            .spawn(async move {
+                // The very process checked above: if its pid is reused after it
+                // exits, the lease still ends with it.
+                handle.exited().await;
+                this.remove(id, &format!("dropped: process {pid} exited"));
+            })
+            .abort_handle();
         // Kept only while the lease is: a holder that exited at once has
         // already dropped it.
         let mut inner = self.lock();

@@ -55,6 +55,9 @@ pub(crate) struct Lifetime {
     drain_limited: tokio::sync::Notify,
     /// Woken when the last counted call in flight ends.
     calls_done: tokio::sync::Notify,
+    /// The runtime the kit started in, where each lease's follower runs:
+    /// a lease may be taken on any thread (a FUSE callback's).
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Debug)]
@@ -86,7 +89,7 @@ fn process_started_at_unix_ms() -> u64 {
 
 impl Lifetime {
     /// A new lifetime; the idle clock starts now, and again once the
-    /// service serves ([`Self::run_idle_timer`]).
+    /// service serves ([`Self::run_idle_timer`]). Inside a tokio runtime.
     pub(crate) fn new(
         identity: Identity,
         endpoint: String,
@@ -114,6 +117,7 @@ impl Lifetime {
             drain_limit: Mutex::new(None),
             drain_limited: tokio::sync::Notify::new(),
             calls_done: tokio::sync::Notify::new(),
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -297,6 +301,11 @@ impl Lifetime {
     }
 
     /// Resolves with the reason once shutdown was requested.
+    /// Why the service shuts down, once a shutdown was requested.
+    pub(crate) fn shutdown_reason(&self) -> Option<String> {
+        self.shutdown.borrow().clone()
+    }
+
     pub(crate) async fn shutdown_requested(&self) -> String {
         let mut rx = self.shutdown.subscribe();
         loop {
@@ -560,6 +569,35 @@ mod tests {
     /// A shutdown on condition (a version restart's) is refused while a
     /// lease is held, changing nothing (not even the drain), and taken once
     /// none is; after it, no lease is granted.
+    /// A lease taken on a thread outside the runtime (a FUSE callback's)
+    /// is followed as any other: it ends when its holder exits.
+    #[tokio::test]
+    async fn a_lease_taken_outside_the_runtime_ends_with_its_holder() {
+        let life = lifetime(Duration::from_secs(60));
+        let mut holder = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        let taker = life.clone();
+        let lease = std::thread::spawn(move || taker.acquire(pid, "fuse".into()))
+            .join()
+            .expect("no panic outside the runtime")
+            .expect("a lease");
+        assert_eq!(life.leases().len(), 1);
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !life.leases().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lease {} outlived its holder",
+                lease.id
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_shutdown_unless_leased_waits_for_no_lease_and_then_grants_none() {
         let life = lifetime(Duration::from_secs(60));
