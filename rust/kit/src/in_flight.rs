@@ -14,9 +14,23 @@ use tonic::codegen::http;
 use crate::lifetime::{CallGuard, Lifetime};
 
 /// Counts calls in flight, except those that only observe the service
-/// (`Info`, `Watch`, health), so watching never keeps a service alive.
+/// (`Info`, `Watch`, health, and the service's own it names), so watching
+/// never keeps a service alive.
 #[derive(Clone, Debug)]
-pub(crate) struct InFlightLayer(pub(crate) Arc<Lifetime>);
+pub(crate) struct InFlightLayer {
+    lifetime: Arc<Lifetime>,
+    /// The service's own calls that only look ([`crate::Kit::calls_that_only_look`]).
+    looks: Arc<[String]>,
+}
+
+impl InFlightLayer {
+    pub(crate) fn new(lifetime: Arc<Lifetime>, looks: Vec<String>) -> InFlightLayer {
+        InFlightLayer {
+            lifetime,
+            looks: looks.into(),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for InFlightLayer {
     type Service = InFlight<S>;
@@ -24,7 +38,8 @@ impl<S> tower::Layer<S> for InFlightLayer {
     fn layer(&self, inner: S) -> InFlight<S> {
         InFlight {
             inner,
-            lifetime: self.0.clone(),
+            lifetime: self.lifetime.clone(),
+            looks: self.looks.clone(),
         }
     }
 }
@@ -33,6 +48,7 @@ impl<S> tower::Layer<S> for InFlightLayer {
 pub(crate) struct InFlight<S> {
     inner: S,
     lifetime: Arc<Lifetime>,
+    looks: Arc<[String]>,
 }
 
 /// Calls that only look. `VfsService/Status` is among them because every
@@ -63,8 +79,9 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        let guard = (!OBSERVING_PATHS.iter().any(|p| path.starts_with(p)))
-            .then(|| self.lifetime.call_started());
+        let looks = OBSERVING_PATHS.iter().any(|p| path.starts_with(p))
+            || self.looks.iter().any(|p| path.starts_with(p.as_str()));
+        let guard = (!looks).then(|| self.lifetime.call_started());
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
@@ -142,6 +159,15 @@ mod tests {
         lifetime: &Arc<Lifetime>,
         path: &str,
     ) -> (Counted<Feed>, mpsc::Sender<Bytes>) {
+        streaming_call_among(lifetime, path, Vec::new()).await
+    }
+
+    /// [`streaming_call`], with the service's own `looks`.
+    async fn streaming_call_among(
+        lifetime: &Arc<Lifetime>,
+        path: &str,
+        looks: Vec<String>,
+    ) -> (Counted<Feed>, mpsc::Sender<Bytes>) {
         let (tx, rx) = mpsc::channel(1);
         let mut rx = Some(rx);
         let handler = tower::service_fn(move |_: http::Request<()>| {
@@ -149,7 +175,7 @@ mod tests {
             std::future::ready(Ok::<_, Infallible>(http::Response::new(feed)))
         });
         let request = http::Request::builder().uri(path).body(()).unwrap();
-        let response = InFlightLayer(lifetime.clone())
+        let response = InFlightLayer::new(lifetime.clone(), looks)
             .layer(handler)
             .oneshot(request)
             .await
@@ -192,6 +218,23 @@ mod tests {
         assert!(
             life.idle_deadline().is_some(),
             "a watch only observes: never in flight"
+        );
+    }
+
+    /// A service names its own calls that only look (a UI polling its
+    /// progress): they are never in flight, and its other calls still are.
+    #[tokio::test]
+    async fn a_call_the_service_named_a_look_is_never_in_flight() {
+        let life = Lifetime::for_tests(Duration::from_secs(60));
+        let looks = vec!["/svc.Progress/Poll".to_string(), "/svc.Stats/".to_string()];
+        for path in ["/svc.Progress/Poll", "/svc.Stats/Read"] {
+            let (_body, _tx) = streaming_call_among(&life, path, looks.clone()).await;
+            assert!(life.idle_deadline().is_some(), "{path} counted as work");
+        }
+        let (_body, _tx) = streaming_call_among(&life, "/svc.Progress/Follow", looks).await;
+        assert!(
+            life.idle_deadline().is_none(),
+            "a call that works is in flight"
         );
     }
 }

@@ -115,6 +115,8 @@ struct Parts {
     paths: Paths,
     instance_lock: File,
     ready: Option<File>,
+    /// The service's own calls that only look ([`Kit::calls_that_only_look`]).
+    looks: Vec<String>,
     /// SIGTERM and SIGINT are watched from `start` on, so a signal during
     /// the service's own set-up asks for a graceful shutdown instead of
     /// killing it; watched until the process exits once the kit serves or
@@ -142,6 +144,7 @@ impl Parts {
             paths,
             instance_lock,
             ready,
+            looks: _,
             signals,
         } = self;
         std::mem::forget(signals);
@@ -282,6 +285,7 @@ impl Kit {
                 paths,
                 instance_lock,
                 ready: None,
+                looks: Vec::new(),
                 signals,
             }),
         })
@@ -290,6 +294,22 @@ impl Kit {
     /// A handle for the service's own handlers.
     pub fn handle(&self) -> KitHandle {
         KitHandle(self.lifetime.clone())
+    }
+
+    /// Name the service's own calls that only look at it, as a UI polls:
+    /// gRPC paths (`/package.Service/Method`, or `/package.Service/` for a
+    /// whole service). Like `Info`, `Watch`, health and
+    /// `VfsService/Status`, they neither keep the service up nor restart its
+    /// idle clock; every other call does, while it runs.
+    pub fn calls_that_only_look<I, P>(mut self, paths: I) -> Kit
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        if let Some(parts) = self.parts.as_mut() {
+            parts.looks.extend(paths.into_iter().map(Into::into));
+        }
+        self
     }
 
     /// Serve until shutdown: health and Control plus whatever `add` adds.
@@ -316,6 +336,7 @@ impl Kit {
             paths,
             instance_lock,
             ready,
+            looks,
             signals,
         } = parts;
         // Signals are watched until the process exits, through the
@@ -359,7 +380,7 @@ impl Kit {
         // A `serve` its caller drops (a `select!` in the service) aborts it.
         let mut server = tokio::spawn(
             Server::builder()
-                .layer(InFlightLayer(lifetime.clone()))
+                .layer(InFlightLayer::new(lifetime.clone(), looks))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, shutdown),
         );
