@@ -520,15 +520,28 @@ async fn a_kit_service_refuses_a_shutdown_unless_leased_while_it_holds_a_lease()
 async fn a_kit_service_in_its_set_up_is_stopped_as_a_kit_service() {
     let mut sandbox = kit_sandbox(0, &[]);
     sandbox.set("stop_timeout_secs", 1);
-    // Started as launchd would: by nobody who writes a record for it, its
-    // output to the log.
+    let mut service = stuck_in_its_set_up(&sandbox).await;
+    let manager = sandbox.manager();
+    let now = status(&manager).await;
+    assert!(now.managed, "{now:?}");
+    manager.stop().await.expect("stop");
+    service.wait().unwrap();
+    let log = sandbox.log();
+    assert!(log.contains("with SIGTERM: stop asked by"), "{log}");
+    assert!(!log.contains("with SIGINT"), "{log}");
+}
+
+/// A kit service started as launchd would (by nobody who writes a record
+/// for it, its output to the log) that never gets past its set-up, once
+/// it has named itself in the record.
+async fn stuck_in_its_set_up(sandbox: &Sandbox) -> std::process::Child {
     std::fs::create_dir_all(sandbox.log_dir()).unwrap();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(sandbox.log_file())
         .unwrap();
-    let mut service = sandbox
+    let service = sandbox
         .command(reference_service())
         .arg("--hang-after-lock")
         .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
@@ -543,14 +556,31 @@ async fn a_kit_service_in_its_set_up_is_stopped_as_a_kit_service() {
         async move { named.then_some(()) }
     })
     .await;
+    service
+}
+
+/// Past its ready timeout, a service still in its set-up is unresponsive,
+/// and said to be so: it "does not answer", not "does not answer yet", as
+/// one still starting would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_stuck_past_its_ready_timeout_is_unresponsive_without_a_yet() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("ready_timeout_secs", 1);
+    let mut service = stuck_in_its_set_up(&sandbox).await;
     let manager = sandbox.manager();
-    let now = status(&manager).await;
-    assert!(now.managed, "{now:?}");
-    manager.stop().await.expect("stop");
+    let now = wait_for("the ready timeout to pass", WAIT, || {
+        let manager = &manager;
+        async move {
+            let now = status(manager).await;
+            (now.state == spfs_autostart::State::Unresponsive).then_some(now)
+        }
+    })
+    .await;
+    let detail = now.detail.unwrap_or_default();
+    assert!(detail.contains("does not answer"), "{detail}");
+    assert!(!detail.contains("yet"), "{detail}");
+    service.kill().unwrap();
     service.wait().unwrap();
-    let log = sandbox.log();
-    assert!(log.contains("with SIGTERM: stop asked by"), "{log}");
-    assert!(!log.contains("with SIGINT"), "{log}");
 }
 
 /// A service started as launchd or systemd would, finding `instance.lock`

@@ -283,7 +283,7 @@ impl ServiceManager {
                 ),
                 (_, detail) => format!(
                     "{}{}",
-                    detail.unwrap_or_else(|| format!("{} does not answer yet", self.endpoint)),
+                    detail.unwrap_or_else(|| format!("{} does not answer", self.endpoint)),
                     stuck_because(instance.map(|i| i.pid), "; ")
                 ),
             }),
