@@ -567,6 +567,8 @@ async fn a_service_stuck_past_its_ready_timeout_is_unresponsive_without_a_yet() 
     let mut sandbox = kit_sandbox(0, &[]);
     sandbox.set("ready_timeout_secs", 1);
     let mut service = stuck_in_its_set_up(&sandbox).await;
+    // Nothing to connect to: no answer of any kind says more.
+    std::fs::remove_file(sandbox.state_dir().join("service.sock")).unwrap();
     let manager = sandbox.manager();
     let now = wait_for("the ready timeout to pass", WAIT, || {
         let manager = &manager;
