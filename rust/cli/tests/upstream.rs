@@ -576,3 +576,61 @@ fn ctrl_c_while_the_service_mounts_leaves_no_mount_behind() {
         up.sb.pids()
     );
 }
+
+/// A service that is the init of its pid namespace (a container's
+/// entrypoint) has pid 1 there and leads its session; a `stop` run in the
+/// namespace must signal it, not its group: `killpg(1, ..)` is
+/// `kill(-1, ..)`, every other process the caller may signal, which left
+/// the service running (init is spared) and said "stopped". Once it exits,
+/// the kernel ends the rest of its namespace, the `stop` too: that is the
+/// namespace's end, not ours. Needs root (`unshare`, `nsenter`), as the
+/// tests run.
+#[test]
+fn stopping_a_service_that_is_its_namespaces_init_signals_it_not_everyone() {
+    use std::process::Stdio;
+    let up = Upstream::new();
+    // The namespace, with the service as its init (setsid: it leads its
+    // session, as a container's init does); the sandbox's environment marks
+    // it, so the sandbox ends it whatever the test found.
+    let mut namespace = Outside(
+        up.sb
+            .command("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "setsid"])
+            .arg(reference_service())
+            .args(["--plain", "service", "--listen"])
+            .arg(format!("127.0.0.1:{}", up.port))
+            .arg(&up.mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux)"),
+    );
+    assert!(wait_for(Duration::from_secs(20), || up.mounted()));
+    // The init's pid here, to enter its namespace by.
+    let children = format!("/proc/{0}/task/{0}/children", namespace.0.id());
+    let init = std::fs::read_to_string(&children).unwrap();
+    let init = init
+        .split_whitespace()
+        .next()
+        .expect("the namespace's init");
+    let stop = up
+        .sb
+        .command("nsenter")
+        .args(["-t", init, "-p", "-m"])
+        .arg(spfs_autostart_test_support::cli())
+        .arg("--config")
+        .arg(up.sb.config_file())
+        .arg("stop")
+        .output()
+        .expect("nsenter (util-linux)");
+    // Its graceful signal reached it: it unmounted and exited.
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            matches!(namespace.0.try_wait(), Ok(Some(_)))
+        }),
+        "the service is still running; stop said {:?}: {}",
+        stop.status,
+        stderr(&stop)
+    );
+    assert!(!up.mounted(), "stopped gracefully: unmounted");
+}

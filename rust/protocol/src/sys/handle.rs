@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{Instance, kernel_pid};
+use super::{Instance, kernel_group, kernel_pid};
 
 /// A handle on one [`Instance`] that signals only it: a pidfd on Linux
 /// (opened, then checked to name the instance, so it can never point at a
@@ -84,9 +84,10 @@ impl ProcessHandle {
     /// Whether this instance leads its own session (`setsid`, as every
     /// service our spawner starts, and launchd's jobs): its process group is
     /// then its own, holding only what it started (a wrapper script's
-    /// child, its helpers).
+    /// child, its helpers). Never for pid 1 (see [`kernel_group`]): its
+    /// group cannot be signalled as a whole.
     pub fn leads_session(&self) -> bool {
-        kernel_pid(self.instance.pid).is_some_and(|pid| {
+        kernel_group(self.instance.pid).is_some_and(|pid| {
             nix::unistd::getsid(Some(pid)) == Ok(pid) && self.instance.is_alive()
         })
     }
@@ -99,8 +100,8 @@ impl ProcessHandle {
     /// leader or not (a wrapper script may exit before the service it ran),
     /// since a process group's id is not reused while the group exists.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
-        let Some(group) = kernel_pid(self.instance.pid) else {
-            return Ok(false);
+        let Some(group) = kernel_group(self.instance.pid) else {
+            return self.signal(signal);
         };
         match nix::sys::signal::killpg(group, signal) {
             Ok(()) => Ok(true),
@@ -114,7 +115,7 @@ impl ProcessHandle {
     /// [`ProcessHandle::signal_group`] for when to ask): a stop is done when
     /// the whole group is, not when the leader alone has exited.
     pub fn group_has_members(&self) -> bool {
-        kernel_pid(self.instance.pid).is_some_and(|group| {
+        kernel_group(self.instance.pid).is_some_and(|group| {
             !matches!(
                 nix::sys::signal::killpg(group, None),
                 Err(nix::errno::Errno::ESRCH)
@@ -209,8 +210,10 @@ async fn exit_event(instance: Instance) -> Option<()> {
 /// reaped it yet (the spawner's intermediate holds its service so). Anyone
 /// else goes through [`ProcessHandle`].
 pub fn kill_group_and_leader(pid: u32) {
+    if let Some(group) = kernel_group(pid) {
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+    }
     if let Some(pid) = kernel_pid(pid) {
-        let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     }
 }
@@ -219,7 +222,7 @@ pub fn kill_group_and_leader(pid: u32) {
 /// with `setsid`, which is in it), each process once. The same rule as
 /// [`kill_group_and_leader`]: only for a pid that cannot have been reused.
 pub fn signal_session(pid: u32, signal: Signal) {
-    if let Some(pid) = kernel_pid(pid) {
-        let _ = nix::sys::signal::killpg(pid, signal);
+    if let Some(group) = kernel_group(pid) {
+        let _ = nix::sys::signal::killpg(group, signal);
     }
 }

@@ -36,6 +36,14 @@ pub fn kernel_pid(pid: u32) -> Option<Pid> {
         .map(Pid::from_raw)
 }
 
+/// `pid` as the id of a process group to signal as a whole: never 1, since
+/// `killpg(1, ..)` is `kill(-1, ..)`, every process the caller may signal
+/// (a service that is the init of its pid namespace, in a container, has
+/// pid 1 there and leads its session), nor 0 (the caller's own group).
+pub fn kernel_group(pid: u32) -> Option<Pid> {
+    kernel_pid(pid).filter(|pid| pid.as_raw() > 1)
+}
+
 /// Set (`on`) or clear close-on-exec on descriptor `fd`.
 ///
 /// One `fcntl` call, so it is async-signal-safe and may run between `fork`

@@ -28,6 +28,21 @@ fn only_a_single_positive_pid_reaches_the_kernel() {
     }
 }
 
+/// Pid 1 (a container's init, the service in its own pid namespace) never
+/// names a group to signal whole: `killpg(1)` is `kill(-1)`, every process
+/// the caller may signal. Looked at only: nothing is signalled here.
+#[test]
+fn pid_1_never_counts_as_a_group_to_signal() {
+    assert_eq!(kernel_group(1), None);
+    assert_eq!(kernel_group(0), None);
+    assert_eq!(kernel_group(2), Some(Pid::from_raw(2)));
+    let init = Instance::of(1).expect("pid 1 runs");
+    if let Some(handle) = ProcessHandle::open(init) {
+        assert!(!handle.leads_session(), "pid 1 taken for a session leader");
+        assert!(!handle.group_has_members());
+    }
+}
+
 #[test]
 fn cloexec_is_set_and_cleared_and_a_descriptor_that_is_not_open_fails() {
     use std::os::fd::AsRawFd;
