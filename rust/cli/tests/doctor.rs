@@ -534,6 +534,25 @@ fn a_service_started_for_another_state_dir_is_named_with_that_dir_and_its_log() 
     assert_eq!(second.spawn_count(), 0, "nothing started for the second");
 }
 
+/// A service started for this very state dir, which was then removed
+/// under it (a tmp cleaner, the end of a login session), is said to be
+/// ours, not "started outside spfs-autostart".
+#[test]
+fn a_service_whose_state_dir_was_removed_is_said_to_be_started_for_it() {
+    let port = free_port();
+    let sb = plain_service(port, &[]);
+    let pid = pid_of(&sb.ensure());
+    std::fs::remove_dir_all(sb.state_dir()).unwrap();
+    let status = sb.status();
+    assert_eq!(pid_of(&status), pid, "{status}");
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("for this state dir") && detail.contains("removed or emptied"),
+        "{status}"
+    );
+    assert!(!detail.contains("started outside"), "{status}");
+}
+
 /// Where no service runs but a service of another state dir writes the
 /// same log (one log dir for two state dirs), `doctor` warns before a start
 /// here would mix their lines; with that service gone, it does not.

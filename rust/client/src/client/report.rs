@@ -150,11 +150,26 @@ impl ServiceManager {
                 ),
                 other.log_file,
             ),
+            None if self.started_for_this_state_dir(pid) => (
+                format!(
+                    "started by spfs-autostart for this state dir, {}, which was removed or \
+                     emptied while it ran: it holds no instance lock there now",
+                    self.paths.state_dir.display()
+                ),
+                None,
+            ),
             None => (
                 "started outside spfs-autostart (it holds no instance lock)".to_string(),
                 None,
             ),
         }
+    }
+
+    /// Whether spfs-autostart started `pid` for this very state dir, as its
+    /// environment says.
+    fn started_for_this_state_dir(&self, pid: u32) -> bool {
+        crate::sys::process_env_var(pid, crate::config::env::STATE_DIR)
+            .is_some_and(|dir| same_dir(std::path::Path::new(&dir), &self.paths.state_dir))
     }
 
     pub(super) fn base_status(&self, state: State) -> Status {
