@@ -1118,11 +1118,15 @@ fn a_lock_only_leftovers_hold_is_a_warning_naming_them() {
     let pid = pid_of(&sb.status());
     // What it leaves holding the lock, once it is killed.
     let lock = sb.state_dir().join("instance.lock");
+    // It says when it has the lock (the dying service may hold it a moment
+    // after it reads as dead): a marker file, then `sleep`.
+    let acquired = sb.root().join("leftover-holds-the-lock");
     let mut leftover = Sleeper::spawn(
         std::process::Command::new("flock")
             .arg("--no-fork")
             .arg(&lock)
-            .arg("sleep"),
+            .args(["sh", "-c", "touch \"$0\" && exec sleep \"$1\""])
+            .arg(&acquired),
     );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -1130,9 +1134,7 @@ fn a_lock_only_leftovers_hold_is_a_warning_naming_them() {
     )
     .unwrap();
     assert!(wait_for(std::time::Duration::from_secs(10), || !alive(pid)));
-    assert!(wait_for(std::time::Duration::from_secs(10), || {
-        spfs_autostart_protocol::lock::is_held(&lock).unwrap()
-    }));
+    assert!(wait_for(std::time::Duration::from_secs(10), || acquired.exists()));
     let (code, report) = doctor(&sb);
     let (severity, summary) = finding_of(&report, "endpoint");
     assert_eq!(severity, "warning", "{report}");

@@ -242,6 +242,32 @@ fn helper_of_a_dead_plain_service_does_not_keep_it_alive() {
     }
 }
 
+/// A helper a kit service started (its child, in its process group) does
+/// not outlive a `stop` of the service: a graceful shutdown ends the
+/// service alone, and what it left is ended after it.
+#[test]
+fn stop_ends_what_a_service_left_in_its_process_group() {
+    let sb = Sandbox::new().with("args", vec!["--helper-secs", "300"]);
+    let pid = pid_of(&sb.ensure());
+    assert!(
+        wait_for(Duration::from_secs(10), || sb.pids().len() == 2),
+        "the service and its helper: {:?}",
+        sb.pids()
+    );
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(!alive(pid));
+    assert!(
+        wait_for(Duration::from_secs(10), || sb.pids().is_empty()),
+        "left running: {:?}",
+        sb.pids()
+    );
+    assert!(
+        sb.log().contains("left in its process group"),
+        "{}",
+        sb.log()
+    );
+}
+
 /// A plain service that double-forks (its first process exits 0)
 /// is up: `ensure` succeeds, `status` names the daemon, `stop` ends it.
 #[test]

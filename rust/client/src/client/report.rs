@@ -165,11 +165,16 @@ impl ServiceManager {
         }
     }
 
-    /// Whether spfs-autostart started `pid` for this very state dir, as its
-    /// environment says.
+    /// Whether spfs-autostart's spawner started `pid` for this very state
+    /// dir, as its environment says: the dir, and the id of the start
+    /// (which only the spawner gives; a user may export the dir's variable
+    /// in the shell spfs starts the service from).
     fn started_for_this_state_dir(&self, pid: u32) -> bool {
-        crate::sys::process_env_var(pid, crate::config::env::STATE_DIR)
-            .is_some_and(|dir| same_dir(std::path::Path::new(&dir), &self.paths.state_dir))
+        use crate::config::env;
+        let var = |name| crate::sys::process_env_var(pid, name).filter(|v| !v.is_empty());
+        var(env::SPAWN_ID).is_some()
+            && var(env::STATE_DIR)
+                .is_some_and(|dir| same_dir(std::path::Path::new(&dir), &self.paths.state_dir))
     }
 
     pub(super) fn base_status(&self, state: State) -> Status {

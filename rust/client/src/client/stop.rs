@@ -7,6 +7,9 @@ use crate::stopping::StoppingMark;
 /// before the next stop step: services whose `Shutdown` ends them do so at
 /// once; spfs-fuse-macos's never does.
 pub(super) const PLAIN_SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+/// How long what a service left in its process group gets to end on
+/// SIGTERM before SIGKILL ([`ServiceManager::end_leftovers`]).
+const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
 
 /// One step of the stop sequence. The sequence is data, so a service that
 /// needs another one (another signal first, other timeouts) is a change of
@@ -184,13 +187,19 @@ impl ServiceManager {
             ),
         );
         let group = handle.leads_session();
-        Ok(self
+        if !self
             .wait_gone(Some(&handle), group, self.config.stop_timeout)
             .await?
-            .then_some(StopOutcome::Stopped {
-                how: StopMethod::Graceful,
-                pid: Some(pid),
-            }))
+        {
+            return Ok(None);
+        }
+        if group {
+            self.end_leftovers(&handle).await;
+        }
+        Ok(Some(StopOutcome::Stopped {
+            how: StopMethod::Graceful,
+            pid: Some(pid),
+        }))
     }
 
     /// A channel to the endpoint the record names, when it can be had.
@@ -272,41 +281,78 @@ impl ServiceManager {
         // otherwise outlive the script and serve on.
         let group = handle.as_ref().is_some_and(ProcessHandle::leads_session);
         let mut last = None;
-        for step in self.stop_steps(managed) {
-            match (step, &channel, &handle) {
-                (StopStep::Rpc, Some(channel), _) => {
-                    self.note_stop_step(pid, step, last, managed, asked);
-                    tracing::info!("asking the service to shut down over gRPC");
-                    if let Err(e) = self
-                        .ask_to_shut_down(managed, channel.clone(), asked, false)
-                        .await
-                    {
-                        tracing::debug!("graceful shutdown request failed: {e}");
+        let ended_by = 'steps: {
+            for step in self.stop_steps(managed) {
+                match (step, &channel, &handle) {
+                    (StopStep::Rpc, Some(channel), _) => {
+                        self.note_stop_step(pid, step, last, managed, asked);
+                        tracing::info!("asking the service to shut down over gRPC");
+                        if let Err(e) = self
+                            .ask_to_shut_down(managed, channel.clone(), asked, false)
+                            .await
+                        {
+                            tracing::debug!("graceful shutdown request failed: {e}");
+                        }
                     }
-                }
-                (StopStep::Signal(signal), _, Some(handle)) => {
-                    self.note_stop_step(pid, step, last, managed, asked);
-                    if !send_stop_signal(handle, signal, group)? {
-                        return Ok(StopOutcome::Stopped {
-                            how: step.method(managed),
-                            pid,
-                        });
+                    (StopStep::Signal(signal), _, Some(handle)) => {
+                        self.note_stop_step(pid, step, last, managed, asked);
+                        if !send_stop_signal(handle, signal, group)? {
+                            break 'steps Some(step);
+                        }
                     }
+                    _ => continue,
                 }
-                _ => continue,
+                last = Some(step);
+                if self
+                    .wait_gone(handle.as_ref(), group, self.step_wait(step, managed))
+                    .await?
+                {
+                    break 'steps Some(step);
+                }
             }
-            last = Some(step);
-            if self
-                .wait_gone(handle.as_ref(), group, self.step_wait(step, managed))
-                .await?
-            {
-                return Ok(StopOutcome::Stopped {
-                    how: step.method(managed),
-                    pid,
-                });
-            }
+            None
+        };
+        let Some(step) = ended_by else {
+            return Err(self.still_running_error(handle.as_ref(), last));
+        };
+        if let Some(handle) = handle.as_ref().filter(|_| group) {
+            self.end_leftovers(handle).await;
         }
-        Err(self.still_running_error(handle.as_ref(), last))
+        Ok(StopOutcome::Stopped {
+            how: step.method(managed),
+            pid,
+        })
+    }
+
+    /// End what the service left in its process group when it exited (a
+    /// helper it started, which would serve on or hold its files), as the
+    /// service was asked to end: SIGTERM, then SIGKILL after [`LEFTOVER_GRACE`].
+    /// The group's id is not reused while it has members.
+    async fn end_leftovers(&self, handle: &ProcessHandle) {
+        if !handle.group_has_members() {
+            return;
+        }
+        let pid = handle.instance().pid;
+        tracing::info!("ending what pid {pid} left running in its process group");
+        logs::mark::append(
+            &self.paths.log_file(),
+            &format!(
+                "ending the processes pid {pid} left in its process group at {}: it has \
+                 exited, they would outlive it",
+                logs::mark::now()
+            ),
+        );
+        for signal in [Signal::SIGTERM, Signal::SIGCONT] {
+            let _ = handle.signal_group(signal);
+        }
+        let deadline = Instant::now() + LEFTOVER_GRACE;
+        let mut backoff = Backoff::new(Duration::from_millis(20));
+        while handle.group_has_members() && Instant::now() < deadline {
+            backoff.wait(deadline).await;
+        }
+        if handle.group_has_members() {
+            let _ = handle.signal_group(Signal::SIGKILL);
+        }
     }
 
     /// Say in the service's log (and [`Self::activity`]) that `step` is
