@@ -122,7 +122,8 @@ pub fn after_interruption(activity: &Activity) -> String {
     match activity {
         // The core ends a start it abandons (finish_abandoned_starts).
         Activity::Starting { program: name, pid } => format!(
-            "ending {name} (pid {pid}), whose start this was; `{program} ensure` starts it again"
+            "ending {name} (pid {pid}) and any daemon it forked, whose start this was; \
+             `{program} ensure` starts it again"
         ),
         Activity::WaitingForAnotherClient => format!(
             "another process is still starting or stopping the service; `{program} status` \

@@ -425,6 +425,32 @@ fn ctrl_c_ends_the_start(sb: &Sandbox, ensure: Child, round: usize) -> std::proc
     out
 }
 
+/// Ctrl-C on an `ensure` whose kit service forked a daemon and exited,
+/// before the daemon named itself: the daemon ends instead of serving (it
+/// served on), and the next `ensure` starts the service again.
+#[test]
+fn an_interrupted_ensure_leaves_no_daemon_of_its_start_serving() {
+    let sb = Sandbox::new().with("args", vec!["--daemonize", "--start-delay-ms", "1500"]);
+    let ensure = background(&sb, &["ensure"]);
+    // The first process forks at once and exits; its daemon is in its
+    // set-up for 1.5 s.
+    assert!(wait_for(Duration::from_secs(10), || !sb.pids().is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(ensure.id(), nix::sys::signal::Signal::SIGINT);
+    let out = ensure.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // Past the daemon's set-up, nothing of that start serves.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(
+        wait_for(Duration::from_secs(10), || sb.pids().is_empty()),
+        "left serving: {:?}: {}",
+        sb.pids(),
+        sb.log()
+    );
+    assert!(sb.log().contains("was abandoned"), "{}", sb.log());
+    assert_eq!(sb.ensure()["state"], "running");
+}
+
 /// Ctrl-C on an `ensure` that is starting the service leaves no
 /// process behind, says so, and the next `ensure` works.
 #[test]
@@ -446,8 +472,8 @@ fn interrupted_ensure_leaves_no_process_behind() {
             as_run(
                 &sb,
                 &format!(
-                    "interrupted: ending {} (pid {pid}), whose start this was; \
-                     `spfs-autostart ensure` starts it again\n",
+                    "interrupted: ending {} (pid {pid}) and any daemon it forked, whose start \
+                     this was; `spfs-autostart ensure` starts it again\n",
                     reference_service().display()
                 )
             ),

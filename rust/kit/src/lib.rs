@@ -260,6 +260,13 @@ impl Kit {
         paths.check_endpoint(&endpoint)?;
         paths.create_state_dir()?;
         let instance_lock = take_instance_lock(&paths, lock_fd)?;
+        if start_abandoned(&paths) {
+            return Err(Error::new(
+                ErrorKind::SpawnFailed,
+                "the start of this service was abandoned (its caller was interrupted) \
+                 before it served; it ends instead",
+            ));
+        }
         // A socket launchd or systemd handed over, before any record: one
         // it refuses leaves the last record, which says the service is
         // socket-activated, so a look does not connect there (and start
@@ -327,7 +334,11 @@ impl Kit {
         let Some(parts) = self.parts.take() else {
             unreachable!("only serve takes the parts, and it takes the kit");
         };
-        if let Some(reason) = lifetime.shutdown_reason() {
+        let abandoned = || {
+            start_abandoned(&parts.paths)
+                .then(|| "its start was abandoned (its caller was interrupted)".to_string())
+        };
+        if let Some(reason) = lifetime.shutdown_reason().or_else(abandoned) {
             parts.give_up(&lifetime, &reason);
             return Ok(());
         }
@@ -516,6 +527,22 @@ async fn drained(lifetime: &Lifetime) {
         "calls still open after {:.1}s; exiting anyway",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Whether the start that spawned this service was abandoned before it
+/// served: `abandoned-start` names its id (an interrupted `ensure` whose
+/// service forked a daemon that had not named itself yet leaves it). The
+/// note is used up.
+fn start_abandoned(paths: &Paths) -> bool {
+    let Some(id) = spawn_id() else {
+        return false;
+    };
+    let note = paths.abandoned_start();
+    let abandoned = std::fs::read_to_string(&note).is_ok_and(|text| text.trim() == id);
+    if abandoned {
+        let _ = std::fs::remove_file(&note);
+    }
+    abandoned
 }
 
 /// Which start spawned this service, as its spawner said

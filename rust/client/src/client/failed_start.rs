@@ -120,9 +120,11 @@ impl ServiceManager {
         (failed.at_unix_ms >= unix_ms(since)).then(|| failed.error())
     }
 
-    /// A start succeeded: the failure of an earlier one is history.
+    /// A start succeeded: the failure of an earlier one is history, and so
+    /// is an abandoned one's note to its daemon.
     pub(super) fn forget_failed_start(&self) {
         let _ = std::fs::remove_file(self.failed_start_path());
+        let _ = std::fs::remove_file(self.paths.abandoned_start());
     }
 
     /// The last start's failure, if the last start failed, with how long

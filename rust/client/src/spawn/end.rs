@@ -89,6 +89,11 @@ impl Child {
                 daemon.instance().pid
             );
             daemon.kill();
+        } else if self.daemonized {
+            // A daemon it forked may still be on its way: a kit daemon
+            // reads this and ends instead of serving. (A plain daemon names
+            // itself nowhere.)
+            self.daemon.leave_abandoned_note();
         }
         // Killed too, so reaping it never waits for a service stuck in the
         // kernel (a hung mount) to die.
@@ -110,6 +115,9 @@ impl Child {
 pub(super) struct KitDaemon {
     /// `service.json`.
     pub(super) record: PathBuf,
+    /// `abandoned-start`, where an abandoned start leaves its id for a
+    /// daemon that has not named itself yet.
+    pub(super) abandoned: PathBuf,
     /// This start's id, given to the service ([`env::SPAWN_ID`]).
     pub(super) spawn_id: String,
     /// When this start spawned the service: a daemon it left is younger.
@@ -119,6 +127,17 @@ pub(super) struct KitDaemon {
 }
 
 impl KitDaemon {
+    /// Tell a daemon that has not named itself yet that its start was
+    /// abandoned ([`crate::Paths::abandoned_start`]).
+    fn leave_abandoned_note(&self) {
+        if let Err(e) = spfs_autostart_protocol::record::write_private(
+            &self.abandoned,
+            self.spawn_id.as_bytes(),
+        ) {
+            tracing::debug!("cannot write {}: {e}", self.abandoned.display());
+        }
+    }
+
     /// The daemon, if one names itself in the record now.
     fn find(&self) -> Option<KitDaemonHandle> {
         let record = ServiceRecord::read(&self.record)?;
@@ -228,6 +247,9 @@ impl Child {
             .map(|i| StoppingMark::set(self.stopping.clone(), i));
         sys::signal_session(pid, self.end_signal);
         sys::signal_session(pid, nix::sys::signal::Signal::SIGCONT);
+        // A daemon it forked already, in a session of its own, that has not
+        // named itself yet ends when it reads this.
+        self.daemon.leave_abandoned_note();
         let asked = self.daemon.find();
         if let Some(daemon) = &asked {
             daemon.signal(self.end_signal);

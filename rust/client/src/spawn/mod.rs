@@ -87,6 +87,9 @@ pub(crate) struct Child {
     log_shared: Option<String>,
     /// Where a daemon the service forked names itself, if it is a kit.
     daemon: KitDaemon,
+    /// The service's first process exited 0 holding the lock's
+    /// description for a daemon it forked, which serves, or is on its way.
+    daemonized: bool,
     /// The start's caller's hold on `spawn.lock`: an abandoned start keeps
     /// it until its service has ended (see [`Child::end_abandoned`]), so
     /// no other client starts another or takes the doomed one for serving.
@@ -140,10 +143,12 @@ pub(crate) fn start(
     let child = Child {
         daemon: KitDaemon {
             record: paths.record(),
+            abandoned: paths.abandoned_start(),
             spawn_id,
             spawned_at,
             first: pid,
         },
+        daemonized: false,
         spawn_lock,
         instance_lock: paths.instance_lock(),
         stopping: paths.stopping(),

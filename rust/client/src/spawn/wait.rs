@@ -63,7 +63,6 @@ impl Child {
         let started = Instant::now();
         let mut pipe_open = true;
         let mut status_open = true;
-        let mut daemonized = false;
         let mut backoff = Backoff::new(Duration::from_millis(50));
         loop {
             tokio::select! {
@@ -74,7 +73,7 @@ impl Child {
                         self.reap_intermediate();
                         if status.success() && crate::lock::is_held(lock).unwrap_or(false) {
                             tracing::debug!("the service's first process exited 0; polling for its daemon");
-                            daemonized = true;
+                            self.daemonized = true;
                             status_open = false;
                         } else {
                             return Err(self.fail(self.exited_error(Some(status))));
@@ -121,7 +120,7 @@ impl Child {
                     .await;
                     // A plain daemon names itself nowhere, so it cannot be
                     // ended safely: said, with how to find it.
-                    let left = daemonized && still_held(lock).await;
+                    let left = self.daemonized && still_held(lock).await;
                     let err =
                         self.ready_timeout_error(pid, deadline - started, left.then_some(lock));
                     return Err(self.fail(err));
@@ -131,7 +130,7 @@ impl Child {
                     if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
                         return Ok(probe);
                     }
-                    if daemonized && !crate::lock::is_held(lock).unwrap_or(false) {
+                    if self.daemonized && !crate::lock::is_held(lock).unwrap_or(false) {
                         let err = self.exited_error(Some(ExitStatus::from_raw(0)));
                         return Err(self.fail(err));
                     }

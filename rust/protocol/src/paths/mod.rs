@@ -71,6 +71,14 @@ impl Paths {
         self.state_dir.join("stopping")
     }
 
+    /// `abandoned-start`: the id of a start whose caller gave up on it
+    /// (Ctrl-C) after the service's first process had exited and before
+    /// its daemon named itself: a kit service that inherited that id
+    /// ([`crate::env::SPAWN_ID`]) ends instead of serving.
+    pub fn abandoned_start(&self) -> PathBuf {
+        self.state_dir.join("abandoned-start")
+    }
+
     /// `service.log`.
     pub fn log_file(&self) -> PathBuf {
         self.log_dir.join("service.log")
