@@ -634,3 +634,34 @@ fn stopping_a_service_that_is_its_namespaces_init_signals_it_not_everyone() {
     );
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
+
+/// A stop whose client was killed between its steps (after `Shutdown`,
+/// which makes spfs-fuse-macos unmount, before its exit) leaves the
+/// service serving: `status` says a stop began and did not finish, so a
+/// "running" without its filesystem is not taken at its word.
+#[test]
+fn a_stop_whose_client_died_midway_is_a_warning() {
+    let up = Upstream::new();
+    let pid = pid_of(&up.sb.ensure());
+    assert!(
+        !up.sb.status()["warnings"]
+            .to_string()
+            .contains("did not finish")
+    );
+    // The mark the killed stop left: `PID START_TIME` of the service.
+    let start_time = spfs_autostart_protocol::sys::process_start_time(pid).unwrap();
+    std::fs::write(
+        up.sb.state_dir().join("stopping"),
+        format!("{pid} {start_time}\n"),
+    )
+    .unwrap();
+    let status = up.sb.status();
+    assert_eq!(status["state"], "running", "{status}");
+    let warnings = status["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "a stop of this service (pid {pid}) began and did not finish"
+        )),
+        "{status}"
+    );
+}

@@ -328,9 +328,23 @@ impl ServiceManager {
         // (which waits for it to go), and not a death for a watcher. (A
         // caller that holds `spawn.lock` is that client, or the mark is one
         // a client that died left behind.)
-        if !under_spawn_lock && instance.is_some_and(|i| self.being_stopped(i)) {
-            status.state = State::Stopping;
-            return Ok(Observation::Alive(status, instance));
+        if !under_spawn_lock
+            && let Some(marked) =
+                instance.filter(|&i| crate::stopping::names(&self.paths.stopping(), i))
+        {
+            if lock::is_held(&self.paths.spawn_lock()).unwrap_or(false) {
+                status.state = State::Stopping;
+                return Ok(Observation::Alive(status, instance));
+            }
+            // The mark of a stop whose client is gone (killed between its
+            // steps): the service serves on, but its `Shutdown` may have
+            // been asked (spfs-fuse-macos's only unmounts).
+            status.warnings.push(format!(
+                "a stop of this service (pid {}) began and did not finish: the process that \
+                 ran it is gone, and the service may have unmounted its filesystem already; \
+                 stop it (or stop and ensure it) again",
+                marked.pid
+            ));
         }
         Ok(Observation::Serving(status, channel, instance))
     }
