@@ -248,3 +248,30 @@ async fn a_serve_after_a_shutdown_request_never_says_ready() {
     assert_eq!(phase, Some(Phase::Stopping));
     assert!(!socket_left);
 }
+
+/// A service's own handlers give one lease back by its id, as
+/// `Control.Release` does; a second time, it was not held.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lease_is_given_back_by_its_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let kit = start_kit(
+        "release-test",
+        &state,
+        state.join("service.sock"),
+        Duration::ZERO,
+    );
+    let handle = kit.handle();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let first = handle.acquire(holder.id(), "mount 1".into()).unwrap();
+    let second = handle.acquire(holder.id(), "mount 2".into()).unwrap();
+    assert!(handle.release(first.id));
+    assert!(!handle.release(first.id), "given back twice");
+    let left: Vec<u64> = handle.leases().iter().map(|l| l.id).collect();
+    assert_eq!(left, [second.id], "only the one named goes");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
