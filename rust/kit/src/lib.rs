@@ -136,22 +136,54 @@ impl Drop for Kit {
     }
 }
 
+/// The parts once the kit holds the lock and watches the signals until the
+/// process exits, whether it serves or gives up.
+struct Held {
+    listener: Listener,
+    /// What this service owns in the state dir, so that it touches only
+    /// that: the dir may have been removed and made again under it (a tmp
+    /// cleaner, a logout) during its set-up or later, with another service
+    /// there.
+    owned: Owned,
+    ready: Option<File>,
+    looks: Vec<String>,
+}
+
 impl Parts {
-    /// End without serving, because of `reason`: see [`Kit`].
-    fn give_up(self, lifetime: &Lifetime, reason: &str) {
+    /// Hold the lock and watch the signals until the process exits: what
+    /// the service does after `serve` (unmounting, flushing) and calls its
+    /// server still runs then are done before a successor may start, and a
+    /// second signal still ends a clean-up that hangs. The kernel lets go of
+    /// the lock at exit.
+    fn hold_until_exit(self) -> Held {
         let Parts {
             listener,
             paths,
             instance_lock,
             ready,
-            looks: _,
+            looks,
             signals,
         } = self;
         std::mem::forget(signals);
-        lifetime.request_shutdown(reason);
         let owned = Owned::now(paths, &instance_lock, listener.bound_path());
-        // Held until the process exits, as after `serve`.
         let _ = std::os::fd::IntoRawFd::into_raw_fd(instance_lock);
+        Held {
+            listener,
+            owned,
+            ready,
+            looks,
+        }
+    }
+
+    /// End without serving, because of `reason`: see [`Kit`].
+    fn give_up(self, lifetime: &Lifetime, reason: &str) {
+        lifetime.request_shutdown(reason);
+        let Held {
+            listener,
+            owned,
+            ready,
+            ..
+        } = self.hold_until_exit();
         if let Some(mut ready) = ready {
             tell_failed_because(&mut ready, &format!("it stopped before serving: {reason}"));
         }
@@ -342,33 +374,18 @@ impl Kit {
             parts.give_up(&lifetime, &reason);
             return Ok(());
         }
-        let Parts {
+        let Held {
             listener,
-            paths,
-            instance_lock,
+            owned,
             ready,
             looks,
-            signals,
-        } = parts;
-        // Signals are watched until the process exits, through the
-        // service's clean-up after `serve` too.
-        std::mem::forget(signals);
+        } = parts.hold_until_exit();
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
         let control = ControlServer::new(ControlService::new(lifetime.clone()));
         let routes = add(Routes::new(health).add_service(control));
-        // What this service owns in the state dir, so that it touches only
-        // that: the dir may have been removed and made again under it (a
-        // tmp cleaner, a logout) during its set-up or later, with another
-        // service there.
-        let owned = Owned::now(paths, &instance_lock, listener.bound_path());
-        // Held until the process exits, whatever becomes of `serve`: what
-        // the service does after it (unmounting, flushing) and calls its
-        // server still runs then are done before a successor may start.
-        // The kernel lets go of it at exit.
-        let _ = std::os::fd::IntoRawFd::into_raw_fd(instance_lock);
         if owned.holds_the_lock() {
             write_record(&lifetime, owned.paths(), Phase::Running);
         }

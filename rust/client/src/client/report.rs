@@ -87,6 +87,17 @@ pub(crate) struct OtherStateDir {
     pub log_file: Option<std::path::PathBuf>,
 }
 
+/// What a service of ours that holds no lock here was started for.
+enum StartedFor {
+    /// Outside spfs-autostart (spfs, by hand).
+    Outside,
+    /// By spfs-autostart for this state dir, which was removed or emptied
+    /// under it.
+    ThisStateDir,
+    /// By spfs-autostart for another state dir.
+    OtherStateDir(OtherStateDir),
+}
+
 /// Whether two paths name one dir: equal, or equal once resolved.
 fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
     a == b
@@ -116,31 +127,51 @@ impl ServiceManager {
     /// was started for by spfs-autostart; `None` when it was started
     /// outside spfs-autostart (spfs, by hand), or for this state dir.
     pub(crate) fn other_state_dir_of(&self, pid: u32) -> Option<OtherStateDir> {
-        use crate::config::env;
-        let state_dir = std::path::PathBuf::from(crate::sys::process_env_var(pid, env::STATE_DIR)?);
-        if same_dir(&state_dir, &self.paths.state_dir) {
-            return None;
+        match self.started_for(pid) {
+            StartedFor::OtherStateDir(other) => Some(other),
+            StartedFor::ThisStateDir | StartedFor::Outside => None,
         }
-        let log_file = crate::sys::process_env_var(pid, env::LOG_DIR).map(|dir| {
-            crate::Paths {
-                state_dir: state_dir.clone(),
-                log_dir: dir.into(),
-            }
-            .log_file()
-        });
-        Some(OtherStateDir {
-            state_dir,
-            log_file,
-        })
+    }
+
+    /// What a service of ours that holds no lock here was started for, as
+    /// its environment says (read once: a watch asks on every look).
+    fn started_for(&self, pid: u32) -> StartedFor {
+        use crate::config::env;
+        let Some(vars) = crate::sys::ProcessEnv::of(pid) else {
+            return StartedFor::Outside;
+        };
+        let Some(state_dir) = vars.var(env::STATE_DIR).filter(|v| !v.is_empty()) else {
+            return StartedFor::Outside;
+        };
+        let state_dir = std::path::PathBuf::from(state_dir);
+        if !same_dir(&state_dir, &self.paths.state_dir) {
+            let log_file = vars.var(env::LOG_DIR).map(|dir| {
+                crate::Paths {
+                    state_dir: state_dir.clone(),
+                    log_dir: dir.into(),
+                }
+                .log_file()
+            });
+            return StartedFor::OtherStateDir(OtherStateDir {
+                state_dir,
+                log_file,
+            });
+        }
+        // Only the spawner gives the start's id: a user may export the
+        // dir's variable in the shell spfs starts the service from.
+        match vars.var(env::SPAWN_ID).filter(|v| !v.is_empty()) {
+            Some(_) => StartedFor::ThisStateDir,
+            None => StartedFor::Outside,
+        }
     }
 
     /// Who started an adopted service `pid` (one of ours, holding no
-    /// instance lock here), for its status: outside spfs-autostart, or for
-    /// another state dir (then with the log it writes, which `log_file`
-    /// should name).
+    /// instance lock here), for its status: outside spfs-autostart, for
+    /// this state dir (since removed under it), or for another state dir
+    /// (then with the log it writes, which `log_file` should name).
     pub(super) fn adopted_origin(&self, pid: u32) -> (String, Option<std::path::PathBuf>) {
-        match self.other_state_dir_of(pid) {
-            Some(other) => (
+        match self.started_for(pid) {
+            StartedFor::OtherStateDir(other) => (
                 format!(
                     "started by spfs-autostart for state dir {} (another config's, or one \
                      where XDG_RUNTIME_DIR or TMPDIR differed), not for this config's {}: it \
@@ -150,7 +181,7 @@ impl ServiceManager {
                 ),
                 other.log_file,
             ),
-            None if self.started_for_this_state_dir(pid) => (
+            StartedFor::ThisStateDir => (
                 format!(
                     "started by spfs-autostart for this state dir, {}, which was removed or \
                      emptied while it ran: it holds no instance lock there now",
@@ -158,23 +189,11 @@ impl ServiceManager {
                 ),
                 None,
             ),
-            None => (
+            StartedFor::Outside => (
                 "started outside spfs-autostart (it holds no instance lock)".to_string(),
                 None,
             ),
         }
-    }
-
-    /// Whether spfs-autostart's spawner started `pid` for this very state
-    /// dir, as its environment says: the dir, and the id of the start
-    /// (which only the spawner gives; a user may export the dir's variable
-    /// in the shell spfs starts the service from).
-    fn started_for_this_state_dir(&self, pid: u32) -> bool {
-        use crate::config::env;
-        let var = |name| crate::sys::process_env_var(pid, name).filter(|v| !v.is_empty());
-        var(env::SPAWN_ID).is_some()
-            && var(env::STATE_DIR)
-                .is_some_and(|dir| same_dir(std::path::Path::new(&dir), &self.paths.state_dir))
     }
 
     pub(super) fn base_status(&self, state: State) -> Status {

@@ -6,17 +6,27 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// The value of `name` in the environment `pid` started with (a process
-/// that changes its own environment later may show the change on Linux,
-/// not on macOS). `None` when the variable is unset, or the process is
-/// gone or not ours to read.
-pub fn process_env_var(pid: u32, name: &str) -> Option<OsString> {
-    let block = environment_block(pid)?;
-    let prefix = [name.as_bytes(), b"="].concat();
-    block
-        .split(|&b| b == 0)
-        .find_map(|entry| entry.strip_prefix(prefix.as_slice()))
-        .map(|value| OsString::from_vec(value.to_vec()))
+/// The environment a process started with (one that changes its own
+/// environment later may show the change on Linux, not on macOS), read
+/// once for any number of variables.
+#[derive(Debug)]
+pub struct ProcessEnv(Vec<u8>);
+
+impl ProcessEnv {
+    /// The environment of `pid`; `None` when the process is gone or not
+    /// ours to read.
+    pub fn of(pid: u32) -> Option<ProcessEnv> {
+        environment_block(pid).map(ProcessEnv)
+    }
+
+    /// The value of `name`; `None` when it is unset.
+    pub fn var(&self, name: &str) -> Option<OsString> {
+        let prefix = [name.as_bytes(), b"="].concat();
+        self.0
+            .split(|&b| b == 0)
+            .find_map(|entry| entry.strip_prefix(prefix.as_slice()))
+            .map(|value| OsString::from_vec(value.to_vec()))
+    }
 }
 
 /// The environment as NUL-separated `NAME=value` entries.

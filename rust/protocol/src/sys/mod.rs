@@ -13,7 +13,7 @@ mod environ;
 mod handle;
 mod process;
 
-pub use environ::process_env_var;
+pub use environ::ProcessEnv;
 pub use handle::{ProcessHandle, kill_group_and_leader, signal_session};
 pub use process::{
     Instance, ProcInfo, descends_from, executable, is_process_id, out_of_descriptors, pid_exists,

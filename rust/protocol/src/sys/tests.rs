@@ -157,7 +157,7 @@ fn a_process_env_var_is_read_from_the_environment_the_process_started_with() {
             .env("SPFS_AUTOSTART_TEST_VAR", "the value=with equals")
             .env("SPFS_AUTOSTART_TEST_VAR_LONGER", "another"),
     );
-    let read = |name| process_env_var(child.pid(), name);
+    let read = |name| ProcessEnv::of(child.pid())?.var(name);
     // Right after the spawn returns the child may still be in `execve`
     // (posix_spawn resumes the parent once the old memory is let go, before
     // the new environment is in place): its environment reads empty.
@@ -177,7 +177,7 @@ fn a_process_env_var_is_read_from_the_environment_the_process_started_with() {
     assert_eq!(read("SPFS_AUTOSTART_UNSET_IN_TEST"), None);
     let pid = child.pid();
     drop(child);
-    assert_eq!(process_env_var(pid, "SPFS_AUTOSTART_TEST_VAR"), None);
+    assert!(ProcessEnv::of(pid).is_none(), "a process that is gone");
 }
 
 #[test]
