@@ -145,30 +145,7 @@ pub async fn run(
         }
         AgentCommand::Install { which } => {
             let spec = spec(&which, None)?;
-            let home = home()?;
-            // launchd binds a socket-mode job's socket at load, in a directory it does not
-            // create: the state dir, made (0700) and checked as `ensure` makes it. (Another
-            // socket's directory must exist, as for `ensure`.)
-            if which.mode == AgentMode::Socket
-                && manager.config().endpoint == spfs_autostart::Endpoint::StateDirSocket
-            {
-                launchd::check_install(&Launchctl::system(), &spec)?;
-                manager.paths().create_state_dir()?;
-            }
-            // Every step that can fail before launchd is touched runs before the stop: a
-            // refused install leaves the running service alone. On a thread of its own, so
-            // Ctrl-C still ends a wait for another install of the label.
-            let prepared = {
-                let (spec, home) = (spec.clone(), home.clone());
-                tokio::task::spawn_blocking(move || {
-                    launchd::prepare_install(&Launchctl::system(), &spec, &home)
-                })
-                .await
-                .map_err(|e| Error::new(ErrorKind::Io, format!("the install failed: {e}")))??
-            };
-            let stopped = stop_for_launchd(manager).await?;
-            let path = prepared.finish(&Launchctl::system())?;
-            print_installed(&mut out, &spec, &path, stopped, json)?;
+            install(manager, &mut out, spec, which.mode, json).await?;
         }
         AgentCommand::Uninstall { label: name } => {
             let name = label(name);
@@ -183,6 +160,41 @@ pub async fn run(
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Install the agent `spec` describes (in `mode`) and say so on `out`.
+async fn install(
+    manager: &ServiceManager,
+    out: &mut impl Write,
+    spec: AgentSpec,
+    mode: AgentMode,
+    json: bool,
+) -> Result<(), Failure> {
+    let home = home()?;
+    // launchd binds a socket-mode job's socket at load, in a directory it does not
+    // create: the state dir, made (0700) and checked as `ensure` makes it. (Another
+    // socket's directory must exist, as for `ensure`.)
+    if mode == AgentMode::Socket
+        && manager.config().endpoint == spfs_autostart::Endpoint::StateDirSocket
+    {
+        launchd::check_install(&Launchctl::system(), &spec)?;
+        manager.paths().create_state_dir()?;
+    }
+    // Every step that can fail before launchd is touched runs before the stop: a
+    // refused install leaves the running service alone. On a thread of its own, so
+    // Ctrl-C still ends a wait for another install of the label.
+    let prepared = {
+        let (spec, home) = (spec.clone(), home.clone());
+        tokio::task::spawn_blocking(move || {
+            launchd::prepare_install(&Launchctl::system(), &spec, &home)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("the install failed: {e}")))??
+    };
+    let stopped = stop_for_launchd(manager).await?;
+    let path = prepared.finish(&Launchctl::system())?;
+    print_installed(out, &spec, &path, stopped, json)?;
     Ok(())
 }
 

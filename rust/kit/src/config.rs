@@ -47,7 +47,7 @@ impl KitConfig {
             Ok(settings) => settings,
             Err(e) => {
                 if let Some(ready) = ready_fd {
-                    crate::tell_failed(&mut std::fs::File::from(ready), &e);
+                    crate::spawner::tell_failed(&mut std::fs::File::from(ready), &e);
                 }
                 return Err(e);
             }

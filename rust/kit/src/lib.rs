@@ -45,21 +45,22 @@ mod in_flight;
 mod lifetime;
 mod listener;
 mod owned;
+mod shutdown;
+mod signals;
+mod spawner;
+mod state;
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tonic::service::Routes;
 use tonic::transport::Server;
 
 use in_flight::InFlightLayer;
-use listener::Incoming;
 
 pub use config::KitConfig;
 use control::ControlService;
@@ -68,30 +69,19 @@ use lifetime::Lifetime;
 pub use lifetime::{Identity, LeaseError};
 use listener::Listener;
 use owned::Owned;
+use shutdown::{Closable, ServeEnd, drained, stop_listening};
+use signals::{AbortOnDrop, watch_signals};
+use spawner::{start_abandoned, tell_failed, tell_failed_because};
+use state::{ANOTHER, take_instance_lock, write_record, write_starting_record};
 
 pub use spfs_autostart_protocol::ResolvedEndpoint;
-use spfs_autostart_protocol::env;
 use spfs_autostart_protocol::paths::Paths;
 use spfs_autostart_protocol::proto::control::control_server::ControlServer;
-use spfs_autostart_protocol::record::{Phase, ServiceRecord, process_start_time};
-use spfs_autostart_protocol::sys;
+use spfs_autostart_protocol::record::{Phase, ServiceRecord};
 /// The tonic the kit serves with: [`Kit::serve`] takes its `Routes`, so a
 /// service adds its own gRPC services without pinning a matching tonic.
 pub use spfs_autostart_protocol::tonic;
 pub use spfs_autostart_protocol::{Error, ErrorKind, Result, proto};
-
-/// How the instance-lock conflict starts its message; [`Kit::start_or_defer`]
-/// recognises it by this.
-const ANOTHER: &str = "another instance holds";
-
-/// How long a graceful shutdown may wait for calls and connections to end:
-/// below the client's default `stop_timeout_secs` (5), so a drain after
-/// SIGTERM ends before the client escalates to SIGKILL. A `Shutdown` request
-/// may ask for less (see [`Lifetime::limit_drain`]).
-const GRACE: Duration = Duration::from_secs(4);
-/// How long the last answers of a drain get to leave before the process
-/// exits, when only watchers keep connections open.
-const ANSWERS_OUT: Duration = Duration::from_millis(100);
 
 /// A service that holds its instance lock and its listening socket.
 ///
@@ -463,281 +453,4 @@ fn listens_at(listener: &Listener, endpoint: &ResolvedEndpoint) -> String {
         },
         Listener::Unix { path: None, .. } => endpoint.to_string(),
     }
-}
-
-/// What `serve` leaves however it ends: returning, failing, or dropped by
-/// its caller (a `select!` in the service, which aborts the server). The
-/// endpoint is released now and the lock at exit, so a successor that takes
-/// the lock finds the path free or stale, never live; the record says
-/// `stopping` until then (a successor replaces it), not `running` with
-/// nothing answering, which a look reads as a hung service.
-struct ServeEnd {
-    lifetime: Arc<Lifetime>,
-    owned: Owned,
-}
-
-impl Drop for ServeEnd {
-    fn drop(&mut self) {
-        // Said once already when it ends by shutting down.
-        self.lifetime.request_shutdown("no longer serving");
-        if self.owned.holds_the_lock() {
-            write_record(&self.lifetime, self.owned.paths(), Phase::Stopping);
-        }
-        self.owned.remove_socket();
-    }
-}
-
-/// Once shutting down, say so in the record, then to the watchers (in that
-/// order: see [`Lifetime::tell_watchers_shutting_down`]), then close the
-/// listening socket: tonic stops accepting but would keep it open while calls drain,
-/// so new connections would hang unanswered. Refused, they tell a client at
-/// once to look at the lock and the record, which say "stopping".
-async fn stop_listening(
-    lifetime: Arc<Lifetime>,
-    owned: Owned,
-    listening: CloseHandle,
-    health: tonic_health::server::HealthReporter,
-) {
-    let reason = lifetime.shutdown_requested().await;
-    if owned.holds_the_lock() {
-        write_record(&lifetime, owned.paths(), Phase::Stopping);
-    }
-    lifetime.tell_watchers_shutting_down(reason);
-    // Health's watchers too: serving no more (the drain is not service).
-    health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    listening.close();
-}
-
-/// Cancels a spawned task when dropped (a `JoinHandle` dropped lets it run).
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Resolves once shutdown was asked for and the calls that do work have
-/// finished, with a moment for their answers to go out; or when the drain
-/// limit is up, with a warning. The limit may shrink meanwhile (a client's
-/// `Shutdown` naming less, a signal ending the drain now).
-async fn drained(lifetime: &Lifetime) {
-    lifetime.shutdown_requested().await;
-    let started = tokio::time::Instant::now();
-    let finished = async {
-        lifetime.calls_finished().await;
-        tokio::time::sleep(ANSWERS_OUT).await;
-    };
-    tokio::pin!(finished);
-    loop {
-        let drain = lifetime.drain_limit(GRACE);
-        tokio::select! {
-            () = &mut finished => return,
-            () = tokio::time::sleep_until(started + drain) => break,
-            () = lifetime.drain_limit_changed() => {}
-        }
-    }
-    tracing::warn!(
-        "calls still open after {:.1}s; exiting anyway",
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Whether the start that spawned this service was abandoned before it
-/// served: `abandoned-start` names its id (an interrupted `ensure` whose
-/// service forked a daemon that had not named itself yet leaves it). The
-/// note is used up.
-fn start_abandoned(paths: &Paths) -> bool {
-    let Some(id) = spawn_id() else {
-        return false;
-    };
-    let note = paths.abandoned_start();
-    let abandoned = std::fs::read_to_string(&note).is_ok_and(|text| text.trim() == id);
-    if abandoned {
-        let _ = std::fs::remove_file(&note);
-    }
-    abandoned
-}
-
-/// Which start spawned this service, as its spawner said
-/// ([`env::SPAWN_ID`]); a daemon it forked says the same.
-fn spawn_id() -> Option<String> {
-    std::env::var(env::SPAWN_ID)
-        .ok()
-        .filter(|id| !id.is_empty())
-}
-
-/// Tell the spawner, on its readiness pipe, that the service cannot start
-/// and why: `ensure` reports that instead of a bare exit.
-fn tell_failed(ready: &mut File, e: &Error) {
-    tell_failed_because(ready, &e.to_string());
-}
-
-/// [`tell_failed`], in words.
-fn tell_failed_because(ready: &mut File, why: &str) {
-    let line = format!("FAILED {}\n", why.replace('\n', " "));
-    let _ = ready.write_all(line.as_bytes());
-}
-
-/// The `Starting` record of a service that has just taken the lock, with
-/// its version: a record with one is a kit's, so a `stop` during the
-/// set-up sends the kit's stop steps, not a plain service's
-/// `stop_sequence`. (Its spawner's record for it has none.)
-fn write_starting_record(paths: &Paths, version: &str, activated_at: Option<&str>) {
-    let pid = std::process::id();
-    if ServiceRecord::read(&paths.record()).is_some_and(|r| r.pid == pid && r.version.is_some()) {
-        return;
-    }
-    let record = ServiceRecord {
-        pid,
-        start_time: process_start_time(pid),
-        program: std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        version: Some(version.to_string()),
-        endpoint: activated_at.unwrap_or_default().to_string(),
-        started_at_unix_ms: spfs_autostart_protocol::record::unix_ms(std::time::SystemTime::now()),
-        phase: Phase::Starting,
-        // With the endpoint: a look at a socket-activated service that is
-        // not serving then does not connect (it would start it again).
-        socket_activated: activated_at.is_some(),
-        spawn_id: spawn_id(),
-    };
-    if let Err(e) = record.write(&paths.record()) {
-        tracing::warn!("{e}");
-    }
-}
-
-/// The stream of accepted connections, with a handle that closes the
-/// listening socket under the server's feet.
-struct Closable(Arc<std::sync::Mutex<Option<Incoming>>>);
-
-/// Closes a [`Closable`]'s stream.
-struct CloseHandle(Arc<std::sync::Mutex<Option<Incoming>>>);
-
-impl Closable {
-    fn new(stream: Incoming) -> (Closable, CloseHandle) {
-        let shared = Arc::new(std::sync::Mutex::new(Some(stream)));
-        (Closable(shared.clone()), CloseHandle(shared))
-    }
-}
-
-impl CloseHandle {
-    /// Drop the stream, and with it the listening socket.
-    fn close(&self) {
-        drop(self.0.lock().expect("listener mutex").take());
-    }
-}
-
-impl tokio_stream::Stream for Closable {
-    type Item = std::io::Result<spfs_autostart_protocol::Stream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.0.lock().expect("listener mutex").as_mut() {
-            Some(stream) => stream.as_mut().poll_next(cx),
-            None => Poll::Ready(None),
-        }
-    }
-}
-
-fn write_record(lifetime: &Lifetime, paths: &Paths, phase: Phase) {
-    let info = lifetime.info();
-    let record = ServiceRecord {
-        pid: info.pid,
-        start_time: process_start_time(info.pid),
-        program: std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        version: Some(info.version),
-        endpoint: info.endpoint,
-        started_at_unix_ms: info.started_at_unix_ms,
-        phase,
-        socket_activated: info.socket_activated,
-        spawn_id: spawn_id(),
-    };
-    if let Err(e) = record.write(&paths.record()) {
-        tracing::warn!("{e}");
-    }
-}
-
-/// Adopt the spawner's locked descriptor if it really is this state dir's
-/// `instance.lock`; otherwise take the lock ourselves.
-fn take_instance_lock(paths: &Paths, inherited: Option<OwnedFd>) -> Result<File> {
-    use std::os::unix::fs::MetadataExt;
-    let path = paths.instance_lock();
-    if let Some(fd) = inherited {
-        let file = File::from(fd);
-        let same = match (file.metadata(), std::fs::metadata(&path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        };
-        // Locking a description that already holds the lock succeeds.
-        if same && file.try_lock().is_ok() {
-            return Ok(file);
-        }
-        tracing::warn!(
-            "the inherited lock descriptor is not {}; taking the lock",
-            path.display()
-        );
-        // Not ours to close: whatever that number is, it stays open.
-        let _ = std::os::fd::IntoRawFd::into_raw_fd(file);
-    }
-    // A status probe may hold the lock shared for an instant: retry
-    // briefly rather than refuse to start.
-    match spfs_autostart_protocol::lock::take_soon(&path)? {
-        Some(file) => Ok(file),
-        None => Err(Error::new(
-            ErrorKind::EndpointConflict,
-            format!(
-                "{ANOTHER} {}; only one service may run per state dir. \
-                 The status operation shows it",
-                path.display()
-            ),
-        )),
-    }
-}
-
-/// The first SIGTERM or SIGINT asks for a graceful shutdown, or, when one
-/// asked for otherwise is under way (an idle exit, `Shutdown`, the
-/// service's own), ends its drain of calls now: the clean-up after `serve`
-/// still runs (a client's `stop` that waited for the drain in vain signals
-/// next). A second one (Ctrl-C pressed again, a stopper escalating) ends
-/// the process at once by that signal, as it would without the kit, so a
-/// drain or a clean-up after `serve` that hangs can always be ended.
-///
-/// The handlers are installed here, at once (a task installing them would
-/// do so only when first run, maybe after the service's set-up); the task
-/// that reacts runs on the caller's runtime.
-fn watch_signals(lifetime: Arc<Lifetime>) -> AbortOnDrop {
-    use nix::sys::signal::Signal;
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot watch SIGTERM/SIGINT");
-        return AbortOnDrop(tokio::spawn(async {}).abort_handle());
-    };
-    let task = tokio::spawn(async move {
-        let mut next = async || {
-            tokio::select! {
-                _ = term.recv() => Signal::SIGTERM,
-                _ = int.recv() => Signal::SIGINT,
-            }
-        };
-        let first = next().await;
-        if lifetime.is_shutting_down() {
-            tracing::info!("received {first} while shutting down; ending the drain of calls now");
-            lifetime.limit_drain(Duration::ZERO);
-        } else {
-            lifetime.request_shutdown(format!("received {first}"));
-        }
-        let again = next().await;
-        tracing::warn!("received {again} after {first}; exiting now");
-        sys::die_by(again);
-    });
-    AbortOnDrop(task.abort_handle())
 }

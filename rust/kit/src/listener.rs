@@ -264,30 +264,27 @@ fn passed_socket(fd: RawFd) -> Result<()> {
     ))
 }
 
+/// An activated socket that failed a system call, as an error that says
+/// where to look.
+fn unusable(e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "the activated socket is unusable: {e}; check the Sockets of the launchd job \
+             or the socket unit that started the service"
+        ),
+    )
+}
+
+/// A listener on the socket launchd or systemd handed over as `fd`,
+/// refusing one the service's clients could not use.
 fn from_fd(fd: OwnedFd) -> Result<Listener> {
     use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
     use std::os::fd::AsRawFd;
     let raw: RawFd = fd.as_raw_fd();
     // Our own children must not inherit the listener.
     let _ = sys::set_cloexec(raw, true);
-    let addr: SockaddrStorage = getsockname(raw).map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "the activated socket is unusable: {e}; check the Sockets of the launchd job \
-                 or the socket unit that started the service"
-            ),
-        )
-    })?;
-    let io = |e: std::io::Error| {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "the activated socket is unusable: {e}; check the Sockets of the launchd job \
-                 or the socket unit that started the service"
-            ),
-        )
-    };
+    let addr: SockaddrStorage = getsockname(raw).map_err(unusable)?;
     // A connected socket (systemd's `Accept=yes` hands over one connection
     // per service instance) fails every accept at once, and the server
     // would retry without end.
@@ -306,48 +303,9 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
                 .as_unix_addr()
                 .and_then(|a| a.path())
                 .map(|p| p.to_path_buf());
-            // Clients find the service by a path; an abstract socket has
-            // none the record or `Info` could name.
-            if path.is_none() {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    "the activated Unix socket has no path (an abstract socket): clients find \
-                     the service by the socket's path; listen on a path (systemd \
-                     ListenStream=/path, as in the units spfs-autostart describes)",
-                ));
-            }
-            let std_listener = std::os::unix::net::UnixListener::from(fd);
-            std_listener.set_nonblocking(true).map_err(io)?;
-            Ok(Listener::Unix {
-                listener: UnixListener::from_std(std_listener).map_err(io)?,
-                path,
-                bound_here: false,
-            })
+            activated_unix(fd, path)
         }
-        Some(AddressFamily::Inet | AddressFamily::Inet6) => {
-            let std_listener = std::net::TcpListener::from(fd);
-            // As for an endpoint the service binds itself: its calls ask for
-            // no credentials (a `ListenStream=PORT` listens on every
-            // interface).
-            let local = std_listener.local_addr().map_err(io)?;
-            if !local.ip().is_loopback() {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!(
-                        "the activated socket listens on {local}, which other machines reach, \
-                         and the service's calls ask for no credentials: listen on a loopback \
-                         address (ListenStream=127.0.0.1:{port} in the socket unit, \
-                         SockNodeName 127.0.0.1 in the launchd job)",
-                        port = local.port()
-                    ),
-                ));
-            }
-            std_listener.set_nonblocking(true).map_err(io)?;
-            Ok(Listener::Tcp {
-                listener: TcpListener::from_std(std_listener).map_err(io)?,
-                activated: true,
-            })
-        }
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => activated_tcp(fd),
         other => Err(Error::new(
             ErrorKind::Unsupported,
             format!(
@@ -355,6 +313,52 @@ fn from_fd(fd: OwnedFd) -> Result<Listener> {
             ),
         )),
     }
+}
+
+/// The activated Unix socket `fd`, bound at `path`.
+fn activated_unix(fd: OwnedFd, path: Option<PathBuf>) -> Result<Listener> {
+    // Clients find the service by a path; an abstract socket has none the
+    // record or `Info` could name.
+    if path.is_none() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "the activated Unix socket has no path (an abstract socket): clients find the \
+             service by the socket's path; listen on a path (systemd ListenStream=/path, as \
+             in the units spfs-autostart describes)",
+        ));
+    }
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
+    std_listener.set_nonblocking(true).map_err(unusable)?;
+    Ok(Listener::Unix {
+        listener: UnixListener::from_std(std_listener).map_err(unusable)?,
+        path,
+        bound_here: false,
+    })
+}
+
+/// The activated TCP socket `fd`, if it listens on loopback.
+fn activated_tcp(fd: OwnedFd) -> Result<Listener> {
+    let std_listener = std::net::TcpListener::from(fd);
+    // As for an endpoint the service binds itself: its calls ask for no
+    // credentials (a `ListenStream=PORT` listens on every interface).
+    let local = std_listener.local_addr().map_err(unusable)?;
+    if !local.ip().is_loopback() {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "the activated socket listens on {local}, which other machines reach, and the \
+                 service's calls ask for no credentials: listen on a loopback address \
+                 (ListenStream=127.0.0.1:{port} in the socket unit, SockNodeName 127.0.0.1 in \
+                 the launchd job)",
+                port = local.port()
+            ),
+        ));
+    }
+    std_listener.set_nonblocking(true).map_err(unusable)?;
+    Ok(Listener::Tcp {
+        listener: TcpListener::from_std(std_listener).map_err(unusable)?,
+        activated: true,
+    })
 }
 
 #[cfg(target_os = "macos")]

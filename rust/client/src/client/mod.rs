@@ -51,6 +51,7 @@ use crate::{Paths, ResolvedEndpoint};
 pub use activity::Activity;
 // What the parts share; each part takes the parent's names with `use super::*`.
 use observe::{ActivatedLook, Observation};
+pub(crate) use report::OtherStateDir;
 use report::{foreign_user, rpc_error};
 pub(crate) use version::VersionVerdict;
 use version::version_mismatch;

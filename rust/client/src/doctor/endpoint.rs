@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Finding, Severity, finding};
 use crate::ResolvedEndpoint;
-use crate::client::{ServiceManager, VersionVerdict};
+use crate::client::{OtherStateDir, ServiceManager, VersionVerdict};
 use crate::remedy::{Operation, Remedy};
 use crate::status::{State, Status};
 
@@ -106,15 +106,7 @@ fn judge(
     let other_dir = (status.state == State::Running && adopted(manager, status))
         .then(|| status.pid.and_then(|p| manager.other_state_dir_of(p)))
         .flatten();
-    let remedies = match status.state {
-        State::Running if other_dir.is_some() => {
-            vec![Remedy::SetKey("state_dir"), Remedy::Run(Operation::Stop)]
-        }
-        State::Unresponsive => vec![Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)],
-        State::Conflict if ours_elsewhere => vec![Remedy::Run(Operation::Stop)],
-        State::Conflict => vec![Remedy::SetKey("endpoint")],
-        _ => vec![],
-    };
+    let remedies = remedies(status.state, ours_elsewhere, other_dir.is_some());
     let (severity, summary, fix) = match status.state {
         // Free, but not clean: processes a dead service left hold its lock.
         State::Stopped if let Some(detail) = &status.detail => (
@@ -128,24 +120,9 @@ fn judge(
             None,
         ),
         // Its record, locks and log are not where this config looks.
-        State::Running if let Some(other) = other_dir => (
-            Severity::Warning,
-            format!(
-                "{endpoint}: our plain service{pid} answers, started for another state \
-                     dir, {}{}; `ensure` uses it and `stop` stops it, but its record and \
-                     locks are not this config's",
-                other.state_dir.display(),
-                other
-                    .log_file
-                    .map(|log| format!(" (its log: {})", log.display()))
-                    .unwrap_or_default()
-            ),
-            Some(format!(
-                "use one state dir everywhere: set state_dir = {:?} in this config \
-                     (SPFS_AUTOSTART_STATE_DIR), or stop the service and ensure it here",
-                other.state_dir.display().to_string()
-            )),
-        ),
+        State::Running if let Some(other) = other_dir => {
+            started_for_other_dir(endpoint, &pid, other)
+        }
         State::Running if adopted(manager, status) => (
             Severity::Ok,
             format!(
@@ -192,6 +169,50 @@ fn judge(
         }
     };
     finding("endpoint", severity, summary, fix).with_remedies(remedies)
+}
+
+/// What fixes the endpoint's `state`, as data a front end can offer:
+/// `ours_elsewhere`, our own service serving where its record says, not
+/// where the config now does; `other_dir`, our service started for another
+/// state dir.
+fn remedies(state: State, ours_elsewhere: bool, other_dir: bool) -> Vec<Remedy> {
+    match state {
+        State::Running if other_dir => {
+            vec![Remedy::SetKey("state_dir"), Remedy::Run(Operation::Stop)]
+        }
+        State::Unresponsive => vec![Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)],
+        State::Conflict if ours_elsewhere => vec![Remedy::Run(Operation::Stop)],
+        State::Conflict => vec![Remedy::SetKey("endpoint")],
+        _ => vec![],
+    }
+}
+
+/// Our plain service (`pid` as words) answers at `endpoint`, started for
+/// `other`, another state dir: its record, locks and log are not where this
+/// config looks.
+fn started_for_other_dir(
+    endpoint: &str,
+    pid: &str,
+    other: OtherStateDir,
+) -> (Severity, String, Option<String>) {
+    (
+        Severity::Warning,
+        format!(
+            "{endpoint}: our plain service{pid} answers, started for another state dir, \
+             {}{}; `ensure` uses it and `stop` stops it, but its record and locks are not \
+             this config's",
+            other.state_dir.display(),
+            other
+                .log_file
+                .map(|log| format!(" (its log: {})", log.display()))
+                .unwrap_or_default()
+        ),
+        Some(format!(
+            "use one state dir everywhere: set state_dir = {:?} in this config \
+             (SPFS_AUTOSTART_STATE_DIR), or stop the service and ensure it here",
+            other.state_dir.display().to_string()
+        )),
+    )
 }
 
 /// The running service's version against `expected_version`, as `ensure`
