@@ -588,6 +588,28 @@ fn a_log_a_service_of_another_state_dir_writes_is_a_warning() {
     assert_eq!(log_finding(&report), None, "nobody writes it now: {report}");
 }
 
+/// spfs-fuse-macos has no `--version` (clap refuses the flag, exit 2):
+/// that is no sign of a wrong program, as it is for another name.
+#[test]
+fn spfs_fuse_macos_refusing_version_is_no_warning_but_another_program_is() {
+    let refuses = "echo \"error: unexpected argument '--version' found\" >&2\nexit 2\n";
+    let mut sb = Sandbox::new();
+    let dir = sb.root().join("bin");
+    std::fs::create_dir(&dir).unwrap();
+    let script = use_script(&mut sb, "bin/spfs-fuse-macos", refuses);
+    let (_, report) = doctor(&sb);
+    let (severity, summary) = finding_of(&report, "program");
+    assert_eq!(severity, "ok", "{summary}");
+    assert!(summary.contains("reports no version"), "{summary}");
+    assert!(summary.contains(&path_str(&script)), "{summary}");
+    // Another name refusing it may be another tool: still a warning.
+    use_script(&mut sb, "bin/other-tool", refuses);
+    let (_, report) = doctor(&sb);
+    let (severity, summary) = finding_of(&report, "program");
+    assert_eq!(severity, "warning", "{summary}");
+    assert!(summary.contains("did not say its version"), "{summary}");
+}
+
 /// A program whose `--version` does not finish (a wrapper that starts
 /// something and waits) is ended with all it started, when `doctor` gives
 /// up on it and when `doctor` itself is interrupted: nothing is left

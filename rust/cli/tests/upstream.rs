@@ -116,6 +116,24 @@ fn logs_of_a_plain_service_show_no_escape_codes() {
 }
 
 #[test]
+fn the_plain_services_own_log_lines_carry_timestamps() {
+    // spfs logs to stderr without times unless SPFS_LOG_TIMESTAMP is set,
+    // and a service that runs for weeks needs them in its log.
+    let up = Upstream::new();
+    up.sb.ensure();
+    let log = up.sb.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("Service started"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let first = line.split_whitespace().next().unwrap_or_default();
+    assert!(
+        first.starts_with("20") && first.contains('T'),
+        "the line starts with an RFC 3339 time: {line:?}"
+    );
+}
+
+#[test]
 fn logs_strip_colour_the_user_asked_the_service_for() {
     // The user's [env] may turn colour back on; the log then holds escape
     // codes, and `logs` still shows plain text.

@@ -133,13 +133,15 @@ impl Config {
     }
 
     /// The environment the service is given besides the spawner's own
-    /// `SPFS_AUTOSTART_*` variables: `NO_COLOR=1` first (a plain service such
-    /// as spfs-fuse-macos logs in ANSI colour otherwise, and its log is a
-    /// file), then `env` (which may set `NO_COLOR` itself), then
-    /// `endpoint_env` with a TCP endpoint's `IP:PORT`, last so that the
-    /// service listens where the client looks.
+    /// `SPFS_AUTOSTART_*` variables: [`LOG_DEFAULTS`] first, then `env`
+    /// (which may set them otherwise), then `endpoint_env` with a TCP
+    /// endpoint's `IP:PORT`, last so that the service listens where the
+    /// client looks.
     pub fn service_env(&self) -> BTreeMap<String, String> {
-        let mut vars = BTreeMap::from([("NO_COLOR".to_string(), "1".to_string())]);
+        let mut vars: BTreeMap<String, String> = LOG_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         vars.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let (Some(name), Endpoint::Tcp(addr)) = (&self.endpoint_env, &self.endpoint) {
             vars.insert(name.clone(), addr.to_string());
@@ -147,6 +149,13 @@ impl Config {
         vars
     }
 }
+
+/// What every service is given for a log that is a file read later, unless
+/// the config's `env` says otherwise: `NO_COLOR=1` (a plain service such as
+/// spfs-fuse-macos writes ANSI colour to stderr otherwise) and
+/// `SPFS_LOG_TIMESTAMP=1` (spfs's own switch for timestamps on stderr,
+/// which it leaves out otherwise; a service that runs for weeks needs them).
+pub const LOG_DEFAULTS: [(&str, &str); 2] = [("NO_COLOR", "1"), ("SPFS_LOG_TIMESTAMP", "1")];
 
 #[cfg(test)]
 mod tests;

@@ -52,7 +52,7 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
         // What ensure would start says another version: a fresh start of a
         // service that reports it fails (`VersionMismatch`), whatever
         // on_version_mismatch says.
-        Some(version)
+        VersionAnswer::Said(version)
             if config
                 .expected_version
                 .as_deref()
@@ -80,13 +80,28 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
                 ]),
             );
         }
-        Some(version) => findings.push(finding(
+        VersionAnswer::Said(version) => findings.push(finding(
             "program",
             Severity::Ok,
             format!("{} ({version})", program.display()),
             None,
         )),
-        None => findings.push(finding(
+        // spfs-fuse-macos has no `--version` (its clap command declares
+        // none): a usage error from it is no sign of a wrong program.
+        VersionAnswer::NoSuchFlag
+            if program.file_name() == Some(std::ffi::OsStr::new(UPSTREAM_PROGRAM)) =>
+        {
+            findings.push(finding(
+                "program",
+                Severity::Ok,
+                format!(
+                    "{} (reports no version: {UPSTREAM_PROGRAM} has no --version)",
+                    program.display()
+                ),
+                None,
+            ));
+        }
+        VersionAnswer::NoSuchFlag | VersionAnswer::Nothing => findings.push(finding(
             "program",
             Severity::Warning,
             format!(
@@ -123,20 +138,37 @@ fn says_version(line: &str, version: &str) -> bool {
         .any(|word| word == version || word.strip_prefix('v') == Some(version))
 }
 
+/// The program SPFS users run, which reports no version.
+const UPSTREAM_PROGRAM: &str = "spfs-fuse-macos";
+
+/// What `program --version` answered.
+enum VersionAnswer {
+    /// The first line it printed.
+    Said(String),
+    /// Nothing, and it exited with status 2, clap's usage error: a program
+    /// without a `--version` flag.
+    NoSuchFlag,
+    /// Nothing usable: it failed otherwise, printed nothing or did not end
+    /// in time.
+    Nothing,
+}
+
 /// The first line `program --version` prints, within [`VERSION_TIMEOUT`].
 /// It runs in a process group of its own, killed whole when it does not
 /// finish in time: what it started (a wrapper's `sleep`, even the service)
 /// goes with it.
-fn program_version(program: &Path) -> Option<String> {
+fn program_version(program: &Path) -> VersionAnswer {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(program)
+    let Ok(mut child) = Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .ok()?;
+    else {
+        return VersionAnswer::Nothing;
+    };
     *PROBE.lock().unwrap_or_else(|e| e.into_inner()) = Some(child.id());
     let done = |child: &mut std::process::Child, kill: bool| {
         let mut probe = PROBE.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,14 +193,19 @@ fn program_version(program: &Path) -> Option<String> {
         // own until `done` has cleared it from `PROBE`. Exited, it is a zombie.
         let running = crate::sys::process_info(child.id()).is_some_and(|info| !info.zombie);
         if !running {
-            if !done(&mut child, false).is_some_and(|status| status.success()) {
-                return None;
+            let status = done(&mut child, false);
+            if status.is_some_and(|status| status.success()) {
+                break;
             }
-            break;
+            return if first.is_empty() && status.and_then(|s| s.code()) == Some(2) {
+                VersionAnswer::NoSuchFlag
+            } else {
+                VersionAnswer::Nothing
+            };
         }
         if Instant::now() >= deadline {
             done(&mut child, true);
-            return None;
+            return VersionAnswer::Nothing;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -177,7 +214,9 @@ fn program_version(program: &Path) -> Option<String> {
         .next()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(str::to_string)
+        .map_or(VersionAnswer::Nothing, |line| {
+            VersionAnswer::Said(line.to_string())
+        })
 }
 
 /// What `pipe` says up to its first newline (at most 4 KiB), its end, or

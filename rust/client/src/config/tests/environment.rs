@@ -191,9 +191,11 @@ fn environment_timeouts_are_bounded_like_the_file() {
 }
 
 #[test]
-fn the_service_gets_no_color_unless_the_env_table_says_otherwise() {
+fn the_service_gets_no_color_and_timestamps_unless_the_env_table_says_otherwise() {
     let config = parse("").unwrap();
     assert_eq!(config.service_env()["NO_COLOR"], "1");
-    let coloured = parse("[env]\nNO_COLOR = \"\"\n").unwrap();
+    assert_eq!(config.service_env()["SPFS_LOG_TIMESTAMP"], "1");
+    let coloured = parse("[env]\nNO_COLOR = \"\"\nSPFS_LOG_TIMESTAMP = \"0\"\n").unwrap();
     assert_eq!(coloured.service_env()["NO_COLOR"], "");
+    assert_eq!(coloured.service_env()["SPFS_LOG_TIMESTAMP"], "0");
 }
