@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::process::group_has_live_members;
 use super::{Instance, kernel_group, kernel_pid};
 
 /// A handle on one [`Instance`] that signals only it: a pidfd on Linux
@@ -111,15 +112,17 @@ impl ProcessHandle {
         }
     }
 
-    /// Whether the process group this instance led still has members (see
-    /// [`ProcessHandle::signal_group`] for when to ask): a stop is done when
-    /// the whole group is, not when the leader alone has exited.
+    /// Whether the process group this instance led still has members that
+    /// have not exited (see [`ProcessHandle::signal_group`] for when to
+    /// ask): a stop is done when the whole group is, not when the leader
+    /// alone has exited. Zombies do not count: the leader itself is one
+    /// for good when its parent never reaps it, as spfs does not.
     pub fn group_has_members(&self) -> bool {
         kernel_group(self.instance.pid).is_some_and(|group| {
             !matches!(
                 nix::sys::signal::killpg(group, None),
                 Err(nix::errno::Errno::ESRCH)
-            )
+            ) && group_has_live_members(group)
         })
     }
 

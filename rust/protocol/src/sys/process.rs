@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use nix::unistd::Pid;
+
 use super::kernel_pid;
 
 /// One process, exactly: a pid and its start time, so a reused pid is
@@ -186,6 +188,67 @@ pub fn pid_exists(pid: u32) -> bool {
             Err(nix::errno::Errno::ESRCH)
         )
     })
+}
+
+/// Whether process group `group` has a member that has not exited: a
+/// zombie counts as a member to `killpg`, and one whose parent never reaps
+/// it (spfs leaves the service it started unreaped) would keep its group
+/// "alive" for as long as that parent runs. A scan of the process table:
+/// for a group `killpg` still finds.
+#[cfg(target_os = "linux")]
+pub(crate) fn group_has_live_members(group: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command name: state (field 3), parent, group (field 5).
+        let Some(rest) = stat.rfind(')').map(|end| &stat[end + 1..]) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        pgrp == Some(group.as_raw()) && !matches!(state, "Z" | "X" | "x")
+    })
+}
+
+/// Whether process group `group` has a member that has not exited (see the
+/// Linux version).
+#[cfg(target_os = "macos")]
+pub(crate) fn group_has_live_members(group: Pid) -> bool {
+    let mut pids = vec![0 as libc::pid_t; 256];
+    let size = libc::c_int::try_from(pids.len() * std::mem::size_of::<libc::pid_t>())
+        .unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pids` is a writable buffer of `size` bytes; the call writes
+    // at most that many and returns how many pids it wrote.
+    let count = unsafe { libc::proc_listpgrppids(group.as_raw(), pids.as_mut_ptr().cast(), size) };
+    let Ok(count) = usize::try_from(count) else {
+        return true;
+    };
+    // A full buffer may have left members out: assume one lives.
+    count >= pids.len()
+        || pids[..count].iter().any(|&pid| {
+            u32::try_from(pid)
+                .ok()
+                .and_then(process_info)
+                .is_some_and(|info| !info.zombie)
+        })
+}
+
+/// Elsewhere nothing tells a zombie: every member counts.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+pub(crate) fn group_has_live_members(_group: Pid) -> bool {
+    true
 }
 
 /// The session process `pid` is in (the pid of its leader), when we may

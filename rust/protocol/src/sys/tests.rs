@@ -43,6 +43,95 @@ fn pid_1_never_counts_as_a_group_to_signal() {
     }
 }
 
+/// A group whose leader exited unreaped (spfs never reaps the service it
+/// started) has no members left to wait for, but one where another
+/// process lives on has.
+#[test]
+fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
+    use std::os::unix::process::CommandExt;
+    let start = |script: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", script])
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let handle_of = |child: &std::process::Child| {
+        let instance = Instance::of(child.id()).unwrap();
+        ProcessHandle::open(instance).unwrap()
+    };
+    let zombie_of = |child: &std::process::Child| {
+        nix::sys::signal::kill(Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL)
+            .unwrap();
+        // Not reaped: it stays a zombie until `wait` below.
+        let pid = child.id();
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                process_info(pid).is_some_and(|i| i.zombie)
+            }),
+            "pid {pid} became a zombie"
+        );
+    };
+    // The leader alone.
+    let mut alone = start("exec sleep 60");
+    let handle = handle_of(&alone);
+    assert!(handle.group_has_members(), "the live leader is a member");
+    zombie_of(&alone);
+    assert!(!handle.group_has_members(), "only its zombie is left");
+    alone.wait().unwrap();
+    // The leader with a child that lives on.
+    let mut parent = start("sleep 60 & wait");
+    let handle = handle_of(&parent);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            group_has_live_members_besides(parent.id())
+        }),
+        "the shell started its sleep"
+    );
+    zombie_of(&parent);
+    assert!(
+        handle.group_has_members(),
+        "its sleep lives on in the group"
+    );
+    let group = Pid::from_raw(parent.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::SIGKILL).unwrap();
+    parent.wait().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || { !handle.group_has_members() }),
+        "killed, the sleep is gone (init reaps it)"
+    );
+}
+
+/// Whether `check` holds within `limit`, looked at every 10 ms.
+fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether group `leader` has a live member other than the leader.
+fn group_has_live_members_besides(leader: u32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        pid != leader
+            && nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).ok()
+                == Some(Pid::from_raw(leader as i32))
+    })
+}
+
 #[test]
 fn cloexec_is_set_and_cleared_and_a_descriptor_that_is_not_open_fails() {
     use std::os::fd::AsRawFd;
