@@ -133,6 +133,53 @@ fn the_plain_services_own_log_lines_carry_timestamps() {
     );
 }
 
+/// The stand-in under upstream's file name, so that the client knows its
+/// arguments say where it mounts. It never mounts for real (a marker file
+/// stands for its mount), so nothing is mounted at its mountpoint.
+fn named_as_upstream(up: &mut Upstream) {
+    let bin = up.sb.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let program = bin.join("spfs-fuse-macos");
+    std::os::unix::fs::symlink(spfs_autostart_test_support::reference_service(), &program).unwrap();
+    up.sb.set("program", path_str(&program));
+}
+
+/// Upstream logs a failed FUSE mount and serves on: "running" alone would
+/// hide that `/spfs` is empty. `ensure` and `status` say so; a mountpoint
+/// with a filesystem on it (here `/proc`) is no warning.
+#[test]
+fn a_service_serving_without_its_mount_is_a_warning_of_ensure_and_status() {
+    let mut up = Upstream::new();
+    named_as_upstream(&mut up);
+    let unmounted = format!("nothing is mounted at {}", up.mnt.display());
+    let said = |status: &serde_json::Value| {
+        status["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&unmounted))
+    };
+    let started = up.sb.ensure();
+    assert_eq!(started["state"], "running", "{started}");
+    assert!(said(&started), "{started}");
+    assert!(said(&up.sb.status()), "{}", up.sb.status());
+    let shown = up.sb.ok(&["status"]);
+    assert!(shown.contains(&unmounted), "{shown}");
+    up.sb.ok(&["stop"]);
+    up.sb.set("args", vec!["--plain", "service", "/proc"]);
+    let started = up.sb.ensure();
+    assert_eq!(started["state"], "running", "{started}");
+    let mounted = |status: &serde_json::Value| {
+        !status["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("nothing is mounted"))
+    };
+    assert!(mounted(&started), "{started}");
+    assert!(mounted(&up.sb.status()), "{}", up.sb.status());
+}
+
 #[test]
 fn logs_strip_colour_the_user_asked_the_service_for() {
     // The user's [env] may turn colour back on; the log then holds escape

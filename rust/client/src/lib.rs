@@ -23,6 +23,7 @@ mod client;
 pub mod config;
 pub mod doctor;
 pub mod logs;
+mod mountpoint;
 mod mounts;
 mod owner;
 mod rpc;
@@ -38,16 +39,16 @@ use spfs_autostart_protocol::{error, lock, paths, record, remedy, shell, sys};
 pub use client::{Activity, ServiceManager};
 pub use config::{Config, ConfigView, Endpoint, StopStep, VersionPolicy};
 pub use logs::LogFollower;
+pub use spawn::finish_abandoned_starts;
 pub use spfs_autostart_protocol::proto;
+/// For a front end's `main`, before any thread exists.
+pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
 pub use spfs_autostart_protocol::{
     Error, ErrorKind, LogExcerpt, Operation, Paths, Remedy, ResolvedEndpoint, Result,
 };
 // The one lists of error kinds and of operations, for the FFI: it derives
 // its uniffi enums and its C result codes from them (hidden, as in the
 // protocol crate).
-/// For a front end's `main`, before any thread exists.
-pub use spawn::finish_abandoned_starts;
-pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
 #[doc(hidden)]
 pub use spfs_autostart_protocol::{for_each_error_kind, for_each_operation};
 pub use status::{IdleExit, Lease, Mount, State, Status, StopMethod, StopOutcome};

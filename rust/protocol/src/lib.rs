@@ -3,8 +3,9 @@
 //! state dir and their checks ([`paths`], [`record`], [`lock`]), the
 //! environment a spawner hands its service ([`env`](mod@env)), endpoints
 //! ([`endpoint`]), the error vocabulary both sides speak ([`error`], with
-//! the fixes an error carries as data, [`remedy`]) and the
-//! platform calls both sides need ([`sys`]).
+//! the fixes an error carries as data, [`remedy`]), paths quoted for a
+//! command in a message ([`shell`]) and the platform calls both sides need
+//! ([`sys`]).
 //!
 //! The client (`spfs-autostart`) and the service kit
 //! (`spfs-autostart-kit`) each depend on this crate and not on each other,

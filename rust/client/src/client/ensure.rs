@@ -221,6 +221,11 @@ impl ServiceManager {
                 }
                 status.warnings.extend(log_warnings);
                 status.warnings.extend(self.elsewhere_warnings());
+                // spfs-fuse-macos mounts before it listens, and serves on
+                // when the mount failed: said now, not at the first shell.
+                status
+                    .warnings
+                    .extend(crate::mountpoint::unmounted_warning(&self.config).await);
                 Ok(Some(self.remember(status, channel, instance)))
             }
             Observation::Conflict(what) => {

@@ -1,6 +1,6 @@
 //! The client: `ensure`, `stop`, `status`, leases, logs.
 //!
-//! The handshake (DESIGN.md section 4), written down once here:
+//! The handshake, in short (docs/DESIGN.md section 4 is the contract):
 //! 1. Probe the endpoint; an answer is the fast path.
 //! 2. `instance.lock` held but no answer: a service is alive; wait for it
 //!    (polling `spawn.lock` with a short backoff while a spawner works, so
@@ -16,7 +16,8 @@
 //! `stop` and version restarts hold `spawn.lock` too, so they never run
 //! while a service is being started, and nobody starts one while they
 //! stop. They act on the instance they observed (pid and start time, see
-//! [`crate::sys::Instance`]) and signal only that process.
+//! [`crate::sys::Instance`]) and signal only that process, or the process
+//! group it leads.
 
 mod activity;
 mod ensure;
@@ -215,7 +216,8 @@ impl ServiceManager {
     }
 
     /// Fill `status.mounts` from a running service, over the channel the
-    /// look that found it running left behind.
+    /// look that found it running left behind, and warn when nothing is
+    /// mounted where spfs-fuse-macos mounts.
     pub(crate) async fn add_mounts(&self, status: &mut Status) {
         if status.state != State::Running {
             return;
@@ -227,6 +229,9 @@ impl ServiceManager {
                 Err(why) => status.warnings.push(why),
             }
         }
+        status
+            .warnings
+            .extend(crate::mountpoint::unmounted_warning(&self.config).await);
     }
 
     /// Warnings about services of this user running in another default

@@ -54,8 +54,10 @@ impl ServiceManager {
     /// starts anything; a service that is not running is success. It waits
     /// for a start in progress to finish, then acts only on the instance it
     /// observed: every signal goes to that very process (a pidfd on Linux,
-    /// a start-time check right before the signal elsewhere), never to a
-    /// service started after it looked.
+    /// a start-time check right before the signal elsewhere), or to the
+    /// process group it leads (every service spfs-autostart starts leads
+    /// its session, and what it started goes with it), never to a service
+    /// started after it looked.
     pub async fn stop(&self) -> Result<StopOutcome> {
         let outcome = self.stop_chosen(|_| true).await?;
         Ok(outcome.unwrap_or(StopOutcome::NotRunning))

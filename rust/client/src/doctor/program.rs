@@ -9,6 +9,9 @@ use super::{Finding, Severity, finding};
 #[cfg(target_os = "macos")]
 use crate::client::ServiceManager;
 use crate::config::Config;
+use crate::mountpoint::UPSTREAM_PROGRAM;
+#[cfg(target_os = "macos")]
+use crate::mountpoint::{service_mountpoint, within};
 use crate::remedy::{Operation, Remedy};
 
 /// How long the program's `--version` may take.
@@ -48,7 +51,14 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
         &program,
         "whoever can change it runs code as you when the service starts",
     ));
-    match program_version(&program) {
+    findings.push(version_finding(config, &program));
+    Some(program)
+}
+
+/// The finding for what `program --version` says, against the config's
+/// `expected_version`.
+fn version_finding(config: &Config, program: &Path) -> Finding {
+    match program_version(program) {
         // What ensure would start says another version: a fresh start of a
         // service that reports it fails (`VersionMismatch`), whatever
         // on_version_mismatch says.
@@ -59,39 +69,36 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
                 .is_some_and(|want| !says_version(&version, want)) =>
         {
             let want = config.expected_version.as_deref().unwrap_or_default();
-            findings.push(
-                finding(
-                    "program",
-                    Severity::Warning,
-                    format!(
-                        "{} says `{version}`, not expected_version {want}: if the service \
+            finding(
+                "program",
+                Severity::Warning,
+                format!(
+                    "{} says `{version}`, not expected_version {want}: if the service \
                          reports its version (one that embeds the kit does), a start by ensure \
                          would fail",
-                        program.display()
-                    ),
-                    Some(
-                        "install the expected version, or change expected_version (or program)"
-                            .into(),
-                    ),
-                )
-                .with_remedies([
-                    Remedy::SetKey("expected_version"),
-                    Remedy::SetKey("program"),
-                ]),
-            );
+                    program.display()
+                ),
+                Some(
+                    "install the expected version, or change expected_version (or program)".into(),
+                ),
+            )
+            .with_remedies([
+                Remedy::SetKey("expected_version"),
+                Remedy::SetKey("program"),
+            ])
         }
-        VersionAnswer::Said(version) => findings.push(finding(
+        VersionAnswer::Said(version) => finding(
             "program",
             Severity::Ok,
             format!("{} ({version})", program.display()),
             None,
-        )),
+        ),
         // spfs-fuse-macos has no `--version` (its clap command declares
         // none): a usage error from it is no sign of a wrong program.
         VersionAnswer::NoSuchFlag
             if program.file_name() == Some(std::ffi::OsStr::new(UPSTREAM_PROGRAM)) =>
         {
-            findings.push(finding(
+            finding(
                 "program",
                 Severity::Ok,
                 format!(
@@ -99,9 +106,9 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
                     program.display()
                 ),
                 None,
-            ));
+            )
         }
-        VersionAnswer::NoSuchFlag | VersionAnswer::Nothing => findings.push(finding(
+        VersionAnswer::NoSuchFlag | VersionAnswer::Nothing => finding(
             "program",
             Severity::Warning,
             format!(
@@ -110,9 +117,8 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
                 program.display()
             ),
             Some("check that it is the service program, not another tool of that name".into()),
-        )),
+        ),
     }
-    Some(program)
 }
 
 /// The `--version` probe under way, by its pid, which leads a process group
@@ -137,9 +143,6 @@ fn says_version(line: &str, version: &str) -> bool {
     line.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
         .any(|word| word == version || word.strip_prefix('v') == Some(version))
 }
-
-/// The program SPFS users run, which reports no version.
-const UPSTREAM_PROGRAM: &str = "spfs-fuse-macos";
 
 /// What `program --version` answered.
 enum VersionAnswer {
@@ -280,39 +283,6 @@ pub(super) async fn check_macfuse(manager: &ServiceManager, findings: &mut Vec<F
     findings.push(mountpoint_finding(&mountpoint, found));
 }
 
-/// What `look` returns, unless it takes longer than `timeout`. It runs on a
-/// thread of its own, not the runtime's blocking pool: a look stuck in the
-/// kernel (a hung mount) must hold up neither the caller nor the runtime's
-/// shutdown, and the thread ends whenever the kernel lets it.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
-async fn within<T: Send + 'static>(
-    timeout: Duration,
-    look: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(look());
-    });
-    tokio::time::timeout(timeout, rx).await.ok()?.ok()
-}
-
-/// The mountpoint in spfs-fuse-macos's `service [--stop] [--listen ADDR]
-/// [MOUNTPOINT]`: the last word after `service` that is neither an option
-/// nor `--listen`'s value; `/spfs` when there is none.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
-fn service_mountpoint(args: &[String]) -> &str {
-    let mut words = args.iter().skip_while(|a| a.as_str() != "service").skip(1);
-    let mut mountpoint = "/spfs";
-    while let Some(word) = words.next() {
-        if word == "--listen" {
-            words.next();
-        } else if !word.starts_with('-') {
-            mountpoint = word;
-        }
-    }
-    mountpoint
-}
-
 /// The finding for the mountpoint the service is given, from what looking
 /// at it `found`. Only a mountpoint that is not there gets the advice to make
 /// one: one that cannot be read is most likely the mount a killed service
@@ -403,27 +373,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mountpoint_is_the_last_word_after_service_that_is_no_option_or_its_value() {
-        let mountpoint = |args: &[&str]| {
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            service_mountpoint(&args).to_string()
-        };
-        assert_eq!(mountpoint(&["service", "/spfs"]), "/spfs");
-        assert_eq!(mountpoint(&["service"]), "/spfs");
-        assert_eq!(mountpoint(&[]), "/spfs");
-        assert_eq!(
-            mountpoint(&["service", "/mnt/x", "--listen", "127.0.0.1:1"]),
-            "/mnt/x"
-        );
-        assert_eq!(mountpoint(&["service", "--listen", "127.0.0.1:1"]), "/spfs");
-        assert_eq!(
-            mountpoint(&["service", "--listen=127.0.0.1:1", "/mnt/y"]),
-            "/mnt/y"
-        );
-        assert_eq!(mountpoint(&["-v", "service", "--stop", "/mnt/z"]), "/mnt/z");
-    }
-
-    #[test]
     fn only_a_missing_mountpoint_is_told_to_be_made_and_an_unreadable_one_to_be_unmounted() {
         let dir = tempfile::tempdir().unwrap();
         let there = dir.path().display().to_string();
@@ -490,24 +439,6 @@ mod tests {
             hung.remedies,
             [Remedy::Run(Operation::Stop), Remedy::Run(Operation::Ensure)]
         );
-    }
-
-    /// A look that hangs (as `stat` on a hung FUSE mount does) is given up
-    /// at the timeout, and one that answers is waited for.
-    #[tokio::test]
-    async fn a_look_that_hangs_is_given_up_at_the_timeout() {
-        let started = std::time::Instant::now();
-        let hung = within(Duration::from_millis(100), || {
-            std::thread::sleep(Duration::from_secs(30));
-        })
-        .await;
-        assert_eq!(hung, None);
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
-        assert_eq!(within(Duration::from_secs(10), || 7).await, Some(7));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Child {
     /// its graceful signal (the first of `stop_sequence`), then up to
     /// [`END_GRACE`] for its exit status. Killed outright, a service that
     /// has mounted its filesystem (spfs-fuse-macos) leaves the mount behind.
-    /// Whatever is left is killed by [`Child::fail`].
+    /// [`Child::end`] kills whatever is left.
     async fn ask_to_end(&mut self) {
         if !self.pinned() || self.pid == 0 {
             return;

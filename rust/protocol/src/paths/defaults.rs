@@ -8,6 +8,7 @@ use super::check_private_dir;
 /// The per-user state dir: the user's temporary dir on macOS (asked of the
 /// system, so cron, ssh and `sudo -u` find the same one; `$TMPDIR` when the
 /// system does not say), else `$XDG_RUNTIME_DIR/spfs-autostart`, else
+/// `/run/user/<uid>/spfs-autostart` (each only when that dir is ours), else
 /// `/tmp/spfs-autostart-<uid>`; `SPFS_AUTOSTART_STATE_DIR` overrides.
 pub fn default_state_dir(env: &impl Fn(&str) -> Option<String>) -> PathBuf {
     if let Some(dir) = env(crate::env::STATE_DIR) {

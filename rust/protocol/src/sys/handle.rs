@@ -1,5 +1,6 @@
-//! Signalling exactly one process, and waiting for it to exit without being
-//! its parent.
+//! Signalling exactly one process (or the process group it leads), and
+//! waiting for it to exit without being its parent; and ending a session or
+//! a group by the pid of its leader.
 
 use std::io;
 use std::time::Duration;

@@ -1,13 +1,13 @@
 //! Platform calls about processes and descriptors, in one place: who a
 //! process is (pid and start time), whether it still lives (a zombie does
-//! not), its owner, signalling exactly that process and nothing that reused
-//! its pid, waiting for it to exit without being its parent, and the
+//! not), its owner, signalling exactly that process (or the group it leads)
+//! and nothing that reused its pid, waiting for it to exit without being its parent, and the
 //! close-on-exec flag; and the environment a process of the user's started
 //! with.
 //!
 //! (What runs between `fork` and `exec` in the client's spawner stays there,
 //! beside the code it serves: it may call only async-signal-safe functions.
-//! [`set_cloexec`] is one.)
+//! [`set_cloexec`] and [`reset_signals`] are two it calls from here.)
 
 mod environ;
 mod handle;
