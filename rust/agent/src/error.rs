@@ -82,6 +82,10 @@ pub enum LaunchdError {
         /// What it most likely means and how to recover.
         hint: String,
     },
+    /// The service's log dir could not be made, or is not safe to log in
+    /// (not yours, or writable by others), checked as `ensure` checks it.
+    #[error("{0}")]
+    LogDir(Error),
     /// `launchctl` could not be run at all.
     #[error(
         "could not run `{command}`: {source}; check that /bin/launchctl exists and is executable. \
@@ -140,7 +144,7 @@ impl LaunchdError {
         match self {
             LaunchdError::InvalidSpec { .. } => LaunchdErrorKind::InvalidSpec,
             LaunchdError::Unsupported { .. } => LaunchdErrorKind::Unsupported,
-            LaunchdError::Io { .. } => LaunchdErrorKind::Io,
+            LaunchdError::Io { .. } | LaunchdError::LogDir(_) => LaunchdErrorKind::Io,
             LaunchdError::Launchctl { .. } | LaunchdError::Spawn { .. } => {
                 LaunchdErrorKind::Launchctl
             }
@@ -172,6 +176,10 @@ impl LaunchdError {
 /// The client's vocabulary for an agent failure, so `?` carries it there.
 impl From<LaunchdError> for Error {
     fn from(e: LaunchdError) -> Error {
+        // Already in the one vocabulary, with its own kind and fixes.
+        if let LaunchdError::LogDir(error) = e {
+            return error;
+        }
         let kind = match e.kind() {
             LaunchdErrorKind::InvalidSpec => ErrorKind::InvalidConfig,
             LaunchdErrorKind::Unsupported => ErrorKind::Unsupported,

@@ -33,7 +33,6 @@ mod signals;
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -194,22 +193,15 @@ impl PreparedInstall {
     }
 }
 
-/// The log's directory, created 0700: neither launchd's `StandardOutPath` nor systemd's
-/// `append:` creates it, and the job would fail to start.
+/// The log's directory, made and checked as `ensure` makes it (`0700`, yours, nobody else
+/// may write it): neither launchd's `StandardOutPath` nor systemd's `append:` creates it, and
+/// the job would fail to start.
 fn create_log_dir(log_dir: &Path) -> Result<(), LaunchdError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(log_dir)
-        .map_err(|e| {
-            LaunchdError::io(
-                "create the log directory",
-                log_dir,
-                "the service could not write its log there; make it writable by you or set \
-                 log_dir (SPFS_AUTOSTART_LOG_DIR) elsewhere",
-                e,
-            )
-        })
+    let paths = spfs_autostart_protocol::paths::Paths {
+        state_dir: PathBuf::new(),
+        log_dir: log_dir.to_path_buf(),
+    };
+    paths.create_log_dir().map_err(LaunchdError::LogDir)
 }
 
 /// After a step of an install failed (`failed`): put the previous file back (or remove the

@@ -17,6 +17,7 @@ const LISTING: [&str; 2] = [
 ];
 use super::*;
 use crate::{AgentMode, DEFAULT_LABEL, LaunchdErrorKind};
+use spfs_autostart_protocol::{Error, ErrorKind};
 
 fn spec_for(home: &Path) -> AgentSpec {
     let mut spec = AgentSpec::new(
@@ -313,6 +314,28 @@ fn install_creates_the_log_dir_0700_before_loading() {
     let meta = fs::metadata(&log_dir).unwrap();
     assert!(meta.is_dir());
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+}
+
+/// The log dir is checked as `ensure` checks it: one others may write
+/// (who could plant the log as a link to a file of yours) is refused
+/// before launchd is asked for anything.
+#[test]
+fn a_log_dir_others_may_write_is_refused_before_loading() {
+    let home = tempfile::tempdir().unwrap();
+    let spec = spec_for(home.path());
+    let log_dir = spec.log_file.parent().unwrap().to_owned();
+    fs::create_dir(&log_dir).unwrap();
+    fs::set_permissions(&log_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let lc = Launchctl::new(FakeRunner::replying([]), 501);
+    let err = install(&lc, &spec, home.path()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&log_dir.display().to_string()) && message.contains("log dir"),
+        "{message}"
+    );
+    assert!(lc.runner().calls().is_empty(), "launchctl was not run");
+    let error = Error::from(err);
+    assert_eq!(error.kind(), ErrorKind::PermissionDenied, "{error}");
 }
 
 #[test]
