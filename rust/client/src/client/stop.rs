@@ -1,6 +1,7 @@
 //! `stop`: the observed instance, asked, then signalled, each step bounded.
 
 use super::*;
+use crate::config::StopStep;
 use crate::stopping::StoppingMark;
 
 /// How long a plain service may take to exit after its `Shutdown` answered
@@ -11,23 +12,12 @@ pub(super) const PLAIN_SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 /// SIGTERM before SIGKILL ([`ServiceManager::end_leftovers`]).
 const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
 
-/// One step of the stop sequence. The sequence is data, so a service that
-/// needs another one (another signal first, other timeouts) is a change of
-/// [`ServiceManager::stop_steps`], not of the loop that runs it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopStep {
-    /// Ask over gRPC (`Control.Shutdown`, or `spfs_vfs.VfsService/Shutdown`
-    /// for a plain service).
-    Rpc,
-    /// Send this signal to the observed instance.
-    Signal(Signal),
-}
-
+/// What the stop loop needs of a step of the sequence.
 impl StopStep {
     /// The step in words: "the shutdown request", or the signal's name.
     fn describe(self) -> String {
         match self {
-            StopStep::Rpc => "the shutdown request".into(),
+            StopStep::Shutdown => "the shutdown request".into(),
             StopStep::Signal(signal) => signal.as_str().into(),
         }
     }
@@ -36,7 +26,7 @@ impl StopStep {
     /// stopped.
     pub(super) fn method(self, managed: bool) -> StopMethod {
         match self {
-            StopStep::Rpc => StopMethod::Graceful,
+            StopStep::Shutdown => StopMethod::Graceful,
             StopStep::Signal(Signal::SIGKILL) => StopMethod::Killed,
             // spfs-fuse-macos's one graceful signal: it unmounts and exits.
             StopStep::Signal(Signal::SIGINT) => StopMethod::Graceful,
@@ -236,19 +226,12 @@ impl ServiceManager {
     pub fn stop_steps(&self, managed: bool) -> Vec<StopStep> {
         if managed {
             return vec![
-                StopStep::Rpc,
+                StopStep::Shutdown,
                 StopStep::Signal(Signal::SIGTERM),
                 StopStep::Signal(Signal::SIGKILL),
             ];
         }
-        self.config
-            .stop_sequence
-            .iter()
-            .map(|step| match step {
-                crate::config::StopStep::Shutdown => StopStep::Rpc,
-                crate::config::StopStep::Signal(signal) => StopStep::Signal(*signal),
-            })
-            .collect()
+        self.config.stop_sequence.clone()
     }
 
     /// Run the stop sequence against the observed `instance` (and its
@@ -286,7 +269,7 @@ impl ServiceManager {
         let ended_by = 'steps: {
             for step in self.stop_steps(managed) {
                 match (step, &channel, &handle) {
-                    (StopStep::Rpc, Some(channel), _) => {
+                    (StopStep::Shutdown, Some(channel), _) => {
                         self.note_stop_step(pid, step, last, managed, asked);
                         tracing::info!("asking the service to shut down over gRPC");
                         if let Err(e) = self
@@ -397,7 +380,7 @@ impl ServiceManager {
         // A plain service's Shutdown is done when it answers (upstream's
         // only unmounts and serves on): a short look for an exit, not
         // the whole stop_timeout, before the next step.
-        if step == StopStep::Rpc && !managed {
+        if step == StopStep::Shutdown && !managed {
             PLAIN_SHUTDOWN_GRACE.min(self.config.stop_timeout)
         } else {
             self.config.stop_timeout

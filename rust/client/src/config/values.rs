@@ -20,15 +20,16 @@ pub enum VersionPolicy {
     Error,
 }
 
-/// One step of the stop sequence of a plain service (one that does not
-/// embed the kit; a kit service is always stopped by `Control.Shutdown`,
-/// then SIGTERM, then SIGKILL). `ServiceManager::stop_steps` turns these
-/// into the steps the stop loop runs.
+/// One step of a stop sequence: the config's `stop_sequence` for a plain
+/// service (one that does not embed the kit), and always `Shutdown`,
+/// SIGTERM, SIGKILL for a kit service (`ServiceManager::stop_steps`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopStep {
-    /// Call `spfs_vfs.VfsService/Shutdown`. The step ends when the call
-    /// returns: upstream's spfs-fuse-macos only unmounts and serves on, so
-    /// waiting for it to exit would only waste `stop_timeout_secs`.
+    /// Ask over gRPC: `Control.Shutdown` of a kit service, or
+    /// `spfs_vfs.VfsService/Shutdown` of a plain one. For a plain service
+    /// the step ends when the call returns: upstream's spfs-fuse-macos only
+    /// unmounts and serves on, so waiting for it to exit would only waste
+    /// `stop_timeout_secs`.
     Shutdown,
     /// Send this signal, then wait until the service is gone, at most
     /// `stop_timeout_secs`, and no longer than it takes.
