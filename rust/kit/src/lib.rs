@@ -411,7 +411,8 @@ impl Kit {
         if let Some(mut ready) = ready {
             // One write, so the spawner never sees half a line (it copes
             // with that too).
-            let _ = ready.write_all(format!("READY {}\n", std::process::id()).as_bytes());
+            let line = spfs_autostart_protocol::readiness::ready_line(std::process::id());
+            let _ = ready.write_all(line.as_bytes());
         }
         lifetime.ready();
         let result = tokio::select! {

@@ -40,6 +40,6 @@ pub(crate) fn tell_failed(ready: &mut File, e: &Error) {
 
 /// [`tell_failed`], in words.
 pub(crate) fn tell_failed_because(ready: &mut File, why: &str) {
-    let line = format!("FAILED {}\n", why.replace('\n', " "));
+    let line = spfs_autostart_protocol::readiness::failed_line(why);
     let _ = ready.write_all(line.as_bytes());
 }

@@ -1,7 +1,8 @@
 //! The contract between spfs-autostart's clients and the services they
 //! manage, and nothing else: the wire protocol ([`proto`]), the files in the
 //! state dir and their checks ([`paths`], [`record`], [`lock`]), the
-//! environment a spawner hands its service ([`env`](mod@env)), endpoints
+//! environment a spawner hands its service ([`env`](mod@env)) and the line
+//! it answers on the readiness pipe ([`readiness`]), endpoints
 //! ([`endpoint`]), the error vocabulary both sides speak ([`error`], with
 //! the fixes an error carries as data, [`remedy`]), paths quoted for a
 //! command in a message ([`shell`]) and the platform calls both sides need
@@ -20,6 +21,7 @@ pub mod error;
 pub mod lock;
 pub mod paths;
 pub mod proto;
+pub mod readiness;
 pub mod record;
 pub mod remedy;
 pub mod shell;

@@ -99,7 +99,7 @@ fn remedy_of(text: &str) -> Option<Remedy> {
 
 impl ServiceManager {
     fn failed_start_path(&self) -> std::path::PathBuf {
-        self.paths.state_dir.join("start-failed.json")
+        self.paths.failed_start()
     }
 
     /// Tell the calls waiting for this start that it failed with `e`.

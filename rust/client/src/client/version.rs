@@ -136,7 +136,7 @@ impl ServiceManager {
     }
 
     pub(super) fn failed_restart_path(&self) -> std::path::PathBuf {
-        self.paths.state_dir.join("version-restart.json")
+        self.paths.version_restart()
     }
 
     /// The instance a restart for `want` produced that still reported

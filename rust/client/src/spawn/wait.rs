@@ -2,24 +2,7 @@
 
 use super::*;
 
-/// What the readiness pipe said.
-pub(super) enum Signal {
-    Ready,
-    Failed(String),
-}
-
-/// A complete readiness line in `buf`, if one has arrived. The buffer
-/// lives in the [`Child`], so a message written in parts (or a read
-/// interrupted by another branch of the wait) loses nothing.
-pub(super) fn parse_signal(buf: &[u8]) -> Option<Signal> {
-    let end = buf.iter().position(|&b| b == b'\n')?;
-    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
-    Some(match line.split_once(' ') {
-        Some(("FAILED", reason)) => Signal::Failed(reason.to_string()),
-        _ if line.starts_with("READY") => Signal::Ready,
-        _ => Signal::Failed(format!("unexpected readiness message {line:?}")),
-    })
-}
+use spfs_autostart_protocol::readiness::{self, Readiness};
 
 /// Read once from `pipe` into `buf`; `false` at end of file (or error).
 /// Cancellation-safe: a dropped read has consumed nothing.
@@ -83,8 +66,11 @@ impl Child {
                     }
                 }
                 open = read_some(&mut self.ready, &mut self.ready_buf), if pipe_open => {
-                    match parse_signal(&self.ready_buf) {
-                        Some(Signal::Ready) => {
+                    // The buffer lives in the `Child`, so a line written
+                    // in parts (or a read interrupted by another branch of
+                    // the wait) loses nothing.
+                    match readiness::parse(&self.ready_buf) {
+                        Some(Readiness::Ready) => {
                             self.ready_buf.clear();
                             let probe = rpc::probe(endpoint, true, probe_timeout).await;
                             if matches!(probe, Probe::Kit(..) | Probe::Plain(_)) {
@@ -92,7 +78,7 @@ impl Child {
                             }
                             pipe_open = false;
                         }
-                        Some(Signal::Failed(reason)) => {
+                        Some(Readiness::Failed(reason)) => {
                             let err = self.failed_to_start_error(&reason);
                             return Err(self.fail(err));
                         }

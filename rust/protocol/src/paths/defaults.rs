@@ -106,7 +106,7 @@ pub(super) fn live_among(candidates: Vec<PathBuf>, current: &Path) -> Vec<PathBu
         .filter(|dir| dir != current)
         .filter(|dir| {
             check_private_dir(dir, "state dir").is_ok()
-                && crate::lock::is_held(&dir.join("instance.lock")).unwrap_or(false)
+                && crate::lock::is_held(&dir.join(super::INSTANCE_LOCK)).unwrap_or(false)
         })
         .collect()
 }

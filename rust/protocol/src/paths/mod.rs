@@ -22,6 +22,9 @@ pub struct Paths {
     pub log_dir: PathBuf,
 }
 
+/// The instance lock's file name in a state dir.
+const INSTANCE_LOCK: &str = "instance.lock";
+
 impl Paths {
     /// The paths configured (`state_dir`, `log_dir`), else the per-user
     /// defaults.
@@ -51,7 +54,7 @@ impl Paths {
 
     /// `instance.lock`: held by the service for its whole life.
     pub fn instance_lock(&self) -> PathBuf {
-        self.state_dir.join("instance.lock")
+        self.state_dir.join(INSTANCE_LOCK)
     }
 
     /// `spawn.lock`: held by one spawner during spawn and readiness wait.
@@ -77,6 +80,18 @@ impl Paths {
     /// ([`crate::env::SPAWN_ID`]) ends instead of serving.
     pub fn abandoned_start(&self) -> PathBuf {
         self.state_dir.join("abandoned-start")
+    }
+
+    /// `start-failed.json`: why the last start failed, for the calls that
+    /// waited on it and those that come soon after (the client's).
+    pub fn failed_start(&self) -> PathBuf {
+        self.state_dir.join("start-failed.json")
+    }
+
+    /// `version-restart.json`: the instance a restart for another version
+    /// produced that still reported the wrong one (the client's).
+    pub fn version_restart(&self) -> PathBuf {
+        self.state_dir.join("version-restart.json")
     }
 
     /// `service.log`.
