@@ -435,7 +435,17 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     assert!(wait_for(Duration::from_secs(20), || {
         up.sb.status()["state"] == "running"
     }));
-    assert_eq!(pid_of(&up.sb.status()), pid, "reported with its pid");
+    let status = up.sb.status();
+    assert_eq!(pid_of(&status), pid, "reported with its pid");
+    // spfs gave it no stderr: our log holds none of its lines.
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!(
+            "its output is not in {}",
+            up.sb.log_file().display()
+        )),
+        "{status}"
+    );
     assert_eq!(pid_of(&up.sb.ensure()), pid, "ensure uses it");
     assert_eq!(up.sb.spawn_count(), 0, "no second spawn");
     let out = up.sb.run(&["-v", "stop"]);

@@ -484,7 +484,7 @@ public final class MenuModel {
         if state.keepRunning == .enabled {
             return [
                 "launchd runs the service: its output is in the system log "
-                    + "(log show --last 1h --predicate 'process == \"spfs-fuse-macos\"')"
+                    + "(log show --info --last 1h --predicate 'process == \"spfs-fuse-macos\"')"
             ]
         }
         return try? service.tailLogs(logLineCount)

@@ -189,8 +189,23 @@ impl ServiceManager {
                 ),
                 None,
             ),
+            // Its output goes where whoever started it sent it: spfs
+            // gives spfs-fuse-macos no stderr, and it logs to the system
+            // log as well.
             StartedFor::Outside => (
-                "started outside spfs-autostart (it holds no instance lock)".to_string(),
+                format!(
+                    "started outside spfs-autostart (it holds no instance lock), so its output \
+                     is not in {}{}",
+                    self.paths.log_file().display(),
+                    if cfg!(target_os = "macos") {
+                        format!(
+                            "; see the system log: `{}`",
+                            crate::logs::system_log_command(&self.config.program)
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
                 None,
             ),
         }

@@ -172,8 +172,11 @@ fn app_agent_findings(job: &spfs_autostart_agent::LoadedAgent, cli_loaded: bool)
     }
     // Its plist names no log file (one plist for every user): spfs-fuse-macos
     // also logs to the system log.
-    let log = "the system log (`log show --last 1h --predicate 'process == \"spfs-fuse-macos\"'`)";
-    findings.extend(last_run_finding(job, APP_LABEL, true, log));
+    let log = format!(
+        "the system log (`{}`)",
+        crate::logs::system_log_command("spfs-fuse-macos")
+    );
+    findings.extend(last_run_finding(job, APP_LABEL, true, &log));
     findings
 }
 

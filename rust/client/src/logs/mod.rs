@@ -89,6 +89,17 @@ pub fn clean_line(bytes: &[u8]) -> String {
 /// What a link at the log's path is said to be.
 const SYMLINK: &str = "is a symbolic link, which is never followed";
 
+/// The macOS command that shows the last hour of `program`'s lines in the
+/// system log (spfs-fuse-macos logs there as "spfs"; a service launchd or
+/// spfs started has no log file of ours). `--info`: `log show` leaves
+/// info-level lines out otherwise.
+pub(crate) fn system_log_command(program: &str) -> String {
+    let name = Path::new(program)
+        .file_name()
+        .map_or_else(|| program.to_string(), |n| n.to_string_lossy().into_owned());
+    format!("log show --info --last 1h --predicate 'process == {name:?}'")
+}
+
 /// What is wrong with what stands at the log's path, if anything: the
 /// service's output goes only into a regular file, never through a link.
 /// (`ensure` refuses it; `doctor` reports it.)
