@@ -35,6 +35,7 @@ if haveXCFramework {
     // full list, from `--print native-static-libs`).
     ffiLinkerSettings = [
         .linkedFramework("CoreFoundation"),
+        .linkedFramework("CoreServices"),  // FSEvents, for `notify` (the state-dir watch)
         .linkedFramework("Security"),
         .linkedLibrary("iconv"),
     ]

@@ -84,6 +84,14 @@ else
 fi
 
 plutil -lint "${app}/Contents/Info.plist"
-codesign --force --sign - --deep "${app}"
-codesign --verify --verbose "${app}"
+# Signed innermost first, each on its own (Apple advises against signing with `--deep`,
+# which would also replace the signature the service binary came with): the service binary
+# keeps a valid signature of its own and gets an ad-hoc one only without; the app is signed
+# ad-hoc; then the whole bundle is checked strictly.
+if [[ -n "${service_binary}" ]] \
+    && ! codesign --verify "${app}/Contents/MacOS/spfs-fuse-macos" 2> /dev/null; then
+    codesign --force --sign - "${app}/Contents/MacOS/spfs-fuse-macos"
+fi
+codesign --force --sign - "${app}"
+codesign --verify --deep --strict --verbose "${app}"
 echo "==> built ${app}"

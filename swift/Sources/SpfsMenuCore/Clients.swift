@@ -47,6 +47,10 @@ public enum LoginItemStatus: Sendable, Equatable {
 /// Launch at login (the app) or keep-running (the bundled LaunchAgent).
 @MainActor
 public protocol LaunchAtLoginClient: AnyObject {
+    /// Whether this build has the item to register: the app always; the bundled agent only
+    /// when `build-app.sh --service-binary` put its plist in the bundle. (`status()` cannot
+    /// tell: macOS may say `notFound` of an item it has never registered.)
+    var isInBundle: Bool { get }
     func status() -> LoginItemStatus
     func register() throws
     func unregister() throws

@@ -311,6 +311,17 @@ public final class MenuModel {
         refreshLoginItems()
         let launchdRanIt = state.keepRunning == .enabled
         let turningOn = !state.keepRunning.isOn
+        // Refused before anything is stopped: the stop would hand the service to an agent
+        // that cannot be registered, and it would only be started again.
+        if turningOn, !keepRunning.isInBundle {
+            state.lastError = MenuMessage(
+                title: "Could not change keep service running",
+                message: "This build of SPFS Menu has no service of its own to keep running: "
+                    + "build it with macos-app/build-app.sh --service-binary PATH. Until then "
+                    + "the menu starts the service when it is needed."
+            )
+            return
+        }
         let stopFirst = state.primaryActionStops && (launchdRanIt || turningOn)
         if stopFirst, !confirmed, let question = MenuMessage.stopInUse(state.service) {
             state.stopConfirmation = question

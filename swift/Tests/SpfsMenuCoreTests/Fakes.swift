@@ -72,6 +72,7 @@ final class FakeService: ServiceClient {
 
 @MainActor
 final class FakeLoginItem: LaunchAtLoginClient {
+    var isInBundle = true
     var current: LoginItemStatus
     /// The status `register()` leads to (macOS may answer `.requiresApproval`).
     var afterRegister: LoginItemStatus = .enabled

@@ -373,6 +373,25 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(h.model.state.lastError?.title, "Wrong service version")
     }
 
+    /// A build without the bundled agent cannot keep the service running: the toggle says
+    /// so and stops nothing (it would hand the service to no one and start it again).
+    @MainActor
+    func testKeepRunningWithoutABundledAgentStopsNothingAndSaysWhy() async {
+        let h = Harness()
+        await h.model.start()
+        h.keepRunning.isInBundle = false
+        h.keepRunning.current = .notFound
+        await h.model.toggleKeepRunning()
+        XCTAssertEqual(h.service.stopCalls, 0, "the running service is left alone")
+        XCTAssertEqual(h.keepRunning.registerCalls, 0)
+        XCTAssertEqual(h.service.ensureCalls, 1, "only the start before")
+        XCTAssertEqual(h.model.state.stateKind, .running)
+        XCTAssertTrue(
+            h.model.state.lastError?.message.contains("--service-binary") ?? false,
+            "\(String(describing: h.model.state.lastError))")
+        XCTAssertFalse(h.model.state.busy)
+    }
+
     /// Turning Keep service running on when the running service would not stop registers
     /// nothing: it keeps the endpoint, and launchd's would fail every 10 s.
     @MainActor

@@ -1,3 +1,4 @@
+import Foundation
 import ServiceManagement
 import SpfsMenuCore
 import SpfsMenuLive
@@ -12,7 +13,11 @@ enum AppEnvironment {
         MenuModel(
             service: makeService(),
             launchAtLogin: LoginItemClient(service: SMAppService.mainApp),
-            keepRunning: LoginItemClient(service: SMAppService.agent(plistName: agentPlistName)),
+            keepRunning: LoginItemClient(
+                service: SMAppService.agent(plistName: agentPlistName),
+                bundledPlist: Bundle.main.bundleURL
+                    .appendingPathComponent("Contents/Library/LaunchAgents")
+                    .appendingPathComponent(agentPlistName)),
             notifier: UserNotificationNotifier(),
             clock: SystemClock(),
             logOpener: WorkspaceLogOpener(),

@@ -2,8 +2,9 @@ import Foundation
 import SpfsMenuCore
 import UserNotifications
 
-/// Posts through `UNUserNotificationCenter`. Asks for authorization on the first post; after
-/// that, each post reads the current setting, so a user who allows notifications later in
+/// Posts through `UNUserNotificationCenter`. Asks for authorization when the app starts (so
+/// the first failure's notice does not wait on the prompt); after that, each post reads the
+/// current setting, so a user who allows notifications later in
 /// System Settings gets them without relaunching the app. When they are not allowed, posts
 /// are dropped (the menu still shows the error).
 ///
@@ -22,6 +23,7 @@ final class UserNotificationNotifier: Notifier {
     init() {
         if insideAppBundle {
             UNUserNotificationCenter.current().delegate = presenter
+            Task { _ = await Self.allowed() }
         }
     }
 
@@ -40,8 +42,10 @@ final class UserNotificationNotifier: Notifier {
     }
 
     /// Whether notifications may be posted now: the user's current setting, asked for the
-    /// first time (the system prompts only then).
-    private static func allowed() async -> Bool {
+    /// first time (the system prompts only then). Nonisolated, so that the settings object
+    /// (not `Sendable` in every SDK) never crosses from the center to the main actor: only
+    /// the `Bool` does.
+    nonisolated private static func allowed() async -> Bool {
         let center = UNUserNotificationCenter.current()
         switch await center.notificationSettings().authorizationStatus {
         case .authorized, .provisional:

@@ -1,3 +1,4 @@
+import Foundation
 import ServiceManagement
 import SpfsMenuCore
 
@@ -6,9 +7,16 @@ import SpfsMenuCore
 @MainActor
 final class LoginItemClient: LaunchAtLoginClient {
     private let service: SMAppService
+    /// Where the agent's plist must be for `register()` to work; `nil` for the app itself.
+    private let bundledPlist: URL?
 
-    init(service: SMAppService) {
+    init(service: SMAppService, bundledPlist: URL? = nil) {
         self.service = service
+        self.bundledPlist = bundledPlist
+    }
+
+    var isInBundle: Bool {
+        bundledPlist.map { FileManager.default.fileExists(atPath: $0.path) } ?? true
     }
 
     func status() -> LoginItemStatus {
