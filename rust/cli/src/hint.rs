@@ -121,9 +121,17 @@ pub fn after_interruption(activity: &Activity) -> String {
     };
     match activity {
         // The core ends a start it abandons (finish_abandoned_starts).
-        Activity::Starting { program: name, pid } => format!(
+        Activity::Starting {
+            program: name,
+            pid,
+            mountpoint,
+        } => format!(
             "ending {name} (pid {pid}) and any daemon it forked, whose start this was; \
-             `{program} ensure` starts it again"
+             `{program} ensure` starts it again{}",
+            mountpoint
+                .as_deref()
+                .map(|m| format!("; {}", spfs_autostart::mountpoint::left_mount_hint(m)))
+                .unwrap_or_default()
         ),
         Activity::WaitingForAnotherClient => format!(
             "another process is still starting or stopping the service; `{program} status` \

@@ -23,7 +23,7 @@ mod client;
 pub mod config;
 pub mod doctor;
 pub mod logs;
-mod mountpoint;
+pub mod mountpoint;
 mod mounts;
 mod owner;
 mod rpc;

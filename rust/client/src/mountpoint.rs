@@ -62,6 +62,18 @@ pub(crate) async fn unmounted_warning(config: &Config) -> Option<String> {
     })
 }
 
+/// What to do about the mount a service ended before it listened may have
+/// left at `mountpoint`: spfs-fuse-macos catches SIGINT only once its mount
+/// is made, and unmounts only once it has served, so one ended while it
+/// mounted, or unable to listen, leaves the mount behind.
+pub fn left_mount_hint(mountpoint: &str) -> String {
+    let word = crate::shell::word(mountpoint);
+    format!(
+        "if it had mounted {mountpoint}, the mount is left behind: `umount {word}` clears it \
+         (`diskutil unmount force {word}` when it is busy)"
+    )
+}
+
 /// Whether a filesystem is mounted at `path`: it is on another device than
 /// the directory above it. `None` when either cannot be looked at (a
 /// missing mountpoint; a mount left behind by a killed service, which

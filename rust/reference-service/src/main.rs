@@ -365,12 +365,6 @@ async fn run_plain(args: Args) -> Result<(), u8> {
         2
     })?;
     tracing::info!("Starting macFUSE service...");
-    // Caught from before the mount: a SIGINT at any moment after it unmounts.
-    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| {
-            tracing::error!("cannot catch SIGINT: {e}");
-            1
-        })?;
     let mount = Arc::new(plain::Mount::start(&mountpoint));
     let (exit, exit_rx) = tokio::sync::watch::channel(false);
     let vfs = Vfs {
@@ -394,7 +388,7 @@ async fn run_plain(args: Args) -> Result<(), u8> {
         args.listen,
         &mount,
         VfsServiceServer::new(vfs),
-        (exit_rx, interrupt),
+        exit_rx,
         listen_delay,
     )
     .await

@@ -7,9 +7,11 @@
 //!   marker file in MOUNTPOINT stands for the mount ([`MOUNT_MARKER`]);
 //! - `Shutdown` only unmounts: the process keeps serving, and a second
 //!   `Shutdown` fails as upstream's second `umount` does;
-//! - SIGINT stops serving, unmounts and exits 0; SIGTERM has no handler, so
-//!   the process dies at once and the marker stays behind, the visible trace
-//!   of a mount left behind by an unclean exit;
+//! - SIGINT stops serving, unmounts and exits 0, once the mount is made
+//!   (before, it kills the process, as upstream catches it only then);
+//!   SIGTERM has no handler, so the process dies at once and the marker
+//!   stays behind, the visible trace of a mount left behind by an unclean
+//!   exit; so does a failure to listen (the address taken);
 //! - stderr is in ANSI colour without timestamps unless `NO_COLOR` is set
 //!   (`SPFS_LOG_TIMESTAMP=1` adds them), as tracing-subscriber does upstream.
 //!
@@ -93,32 +95,27 @@ pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
 }
 
 /// Serve `vfs` on `listen` (after `listen_delay`, mounted meanwhile) until
-/// SIGINT (`interrupt`, caught since before the mount) or, with
-/// `--shutdown-exits`, until `exit` turns true; then unmount and return.
+/// SIGINT or, with `--shutdown-exits`, until `exit` turns true; then unmount
+/// and return. As upstream: SIGINT is caught only once the mount is made
+/// (after `listen_delay`, which stands for macFUSE's mount), so one before
+/// kills the process and leaves the mount; a failure to serve (the address
+/// taken) returns before the unmount, leaving it too.
 pub async fn serve(
     listen: SocketAddr,
     mount: &Mount,
     vfs: VfsServiceServer<crate::Vfs>,
-    (mut exit, mut interrupt): (
-        tokio::sync::watch::Receiver<bool>,
-        tokio::signal::unix::Signal,
-    ),
+    mut exit: tokio::sync::watch::Receiver<bool>,
     listen_delay: Duration,
 ) -> Result<(), u8> {
     if !listen_delay.is_zero() {
-        tracing::info!("--listen-delay-ms: mounted, listening in {listen_delay:?}");
-        tokio::select! {
-            () = tokio::time::sleep(listen_delay) => {}
-            _ = interrupt.recv() => {
-                tracing::info!("Interrupted before listening; unmounting filesystem...");
-                if let Err(err) = mount.stop() {
-                    tracing::warn!(%err, "Failed to cleanly unmount filesystem");
-                }
-                tracing::info!("Service stopped");
-                return Ok(());
-            }
-        }
+        tracing::info!("--listen-delay-ms: mounting, listening in {listen_delay:?}");
+        tokio::time::sleep(listen_delay).await;
     }
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| {
+        tracing::error!("cannot catch SIGINT: {e}");
+        1
+    })?;
     let server = tonic::transport::Server::builder()
         .add_service(vfs)
         .serve_with_shutdown(listen, async move {
@@ -136,16 +133,16 @@ pub async fn serve(
             tracing::info!("Shutting down gRPC server...");
         });
     tracing::info!(%listen, mountpoint = %mount.mountpoint.display(), "Service started");
-    let served = server.await.map_err(|e| {
+    if let Err(e) = server.await {
         tracing::error!("gRPC server failed: cannot serve on {listen}: {e}");
-        1
-    });
+        return Err(1);
+    }
     tracing::info!("Unmounting filesystem...");
     if let Err(err) = mount.stop() {
         tracing::warn!(%err, "Failed to cleanly unmount filesystem");
     }
     tracing::info!("Service stopped");
-    served
+    Ok(())
 }
 
 /// The positional words of `service [MOUNTPOINT]`: an optional leading

@@ -17,6 +17,9 @@ pub enum Activity {
         program: String,
         /// The service's pid.
         pid: u32,
+        /// Where it mounts, if it is spfs-fuse-macos (ended before it
+        /// listens, it leaves its mount: [`crate::mountpoint::left_mount_hint`]).
+        mountpoint: Option<String>,
     },
     /// Another process holds `spawn.lock`: it is starting (or stopping)
     /// the service, and this call waits for it to finish.
@@ -46,7 +49,9 @@ impl fmt::Display for Activity {
             None => "the service".to_string(),
         };
         match self {
-            Activity::Starting { program, pid } => write!(f, "starting {program} (pid {pid})"),
+            Activity::Starting { program, pid, .. } => {
+                write!(f, "starting {program} (pid {pid})")
+            }
             Activity::WaitingForAnotherClient => {
                 write!(
                     f,
@@ -89,6 +94,7 @@ mod tests {
                 Activity::Starting {
                     program: "spfs-fuse-macos".into(),
                     pid: 42,
+                    mountpoint: Some("/spfs".into()),
                 },
                 "starting spfs-fuse-macos (pid 42)",
             ),

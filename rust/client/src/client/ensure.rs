@@ -190,6 +190,7 @@ impl ServiceManager {
         self.set_activity(Activity::Starting {
             program: self.config.program.clone(),
             pid: child.pid,
+            mountpoint: crate::mountpoint::of(&self.config).map(str::to_string),
         });
         let log_warnings = child.log_warnings();
         let probe = child

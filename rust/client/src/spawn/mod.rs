@@ -74,6 +74,9 @@ pub(crate) struct Child {
     /// `ready_timeout_secs`: a call that waited for another start first
     /// has less than this left, and its error says so.
     ready_timeout: std::time::Duration,
+    /// Where the service mounts, if it is spfs-fuse-macos: ended before it
+    /// listens, it leaves its mount there ([`crate::mountpoint::of`]).
+    mountpoint: Option<String>,
     status: tokio::net::unix::pipe::Receiver,
     status_buf: Vec<u8>,
     ready: tokio::net::unix::pipe::Receiver,
@@ -165,6 +168,7 @@ pub(crate) fn start(
             })
             .unwrap_or(nix::sys::signal::Signal::SIGTERM),
         ready_timeout: config.ready_timeout,
+        mountpoint: crate::mountpoint::of(config).map(str::to_string),
         status: to_async(status_rx.into(), "exit status")?,
         status_buf: Vec::new(),
         ready: to_async(ready_rx, "readiness")?,

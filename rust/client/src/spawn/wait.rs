@@ -160,11 +160,17 @@ impl Child {
             ),
             None => String::new(),
         };
+        let mount = self
+            .mountpoint
+            .as_deref()
+            .map(|m| format!("; {}", crate::mountpoint::left_mount_hint(m)))
+            .unwrap_or_default();
         Error::new(
             ErrorKind::ReadyTimeout,
             format!(
                 "the service (pid {pid}) did not become ready within {:.1}s{rest} and was \
-                 killed{left}; see its log, or raise ready_timeout_secs if it is just slow",
+                 killed{left}; see its log, or raise ready_timeout_secs if it is just \
+                 slow{mount}",
                 waited.as_secs_f64()
             ),
         )
