@@ -610,6 +610,34 @@ fn spfs_fuse_macos_refusing_version_is_no_warning_but_another_program_is() {
     assert!(summary.contains("did not say its version"), "{summary}");
 }
 
+/// spfs (pull request #1308) finds spfs-fuse-macos only at its default
+/// address: another endpoint for it is a warning, the default none.
+#[test]
+fn spfs_fuse_macos_away_from_its_default_address_is_a_warning() {
+    let moved = |report: &serde_json::Value| {
+        report["findings"].as_array().unwrap().iter().any(|f| {
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .contains("looks for the service only there")
+        })
+    };
+    let mut sb = Sandbox::new();
+    std::fs::create_dir(sb.root().join("bin")).unwrap();
+    use_script(&mut sb, "bin/spfs-fuse-macos", "exit 2\n");
+    sb.set("endpoint", tcp(free_port()));
+    let (_, report) = doctor(&sb);
+    assert!(moved(&report), "{report}");
+    sb.set("endpoint", "tcp://127.0.0.1:37738");
+    let (_, report) = doctor(&sb);
+    assert!(!moved(&report), "{report}");
+    // Another program may listen where it likes.
+    use_script(&mut sb, "bin/my-service", "exit 2\n");
+    sb.set("endpoint", tcp(free_port()));
+    let (_, report) = doctor(&sb);
+    assert!(!moved(&report), "{report}");
+}
+
 /// A program whose `--version` does not finish (a wrapper that starts
 /// something and waits) is ended with all it started, when `doctor` gives
 /// up on it and when `doctor` itself is interrupted: nothing is left

@@ -137,13 +137,20 @@ impl<'de> Deserialize<'de> for Endpoint {
     }
 }
 
+/// spfs-fuse-macos's own default listen address, where spfs (pull request
+/// #1308) looks for it, and only there.
+pub const UPSTREAM_ADDRESS: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    37738,
+));
+
 impl Endpoint {
     /// The endpoint of the service this platform runs by default:
     /// spfs-fuse-macos's TCP address on macOS, the state dir's socket
     /// elsewhere.
     pub fn platform_default() -> Endpoint {
         if cfg!(target_os = "macos") {
-            Endpoint::Tcp(SocketAddr::from(([127, 0, 0, 1], 37738)))
+            Endpoint::Tcp(UPSTREAM_ADDRESS)
         } else {
             Endpoint::StateDirSocket
         }

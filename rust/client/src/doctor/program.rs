@@ -25,6 +25,12 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
             finding("args", Severity::Problem, why, None).with_remedies([Remedy::SetKey("args")]),
         );
     }
+    if let Some(why) = moved_from_where_spfs_looks(config) {
+        findings.push(
+            finding("endpoint", Severity::Warning, why, None)
+                .with_remedies([Remedy::SetKey("endpoint")]),
+        );
+    }
     if let Some(why) = config.listen_beside_a_unix_endpoint() {
         findings.push(
             finding("args", Severity::Warning, why, None)
@@ -53,6 +59,24 @@ pub(super) fn check_program(config: &Config, findings: &mut Vec<Finding>) -> Opt
     ));
     findings.push(version_finding(config, &program));
     Some(program)
+}
+
+/// spfs-fuse-macos on another endpoint than its default: spfs (pull request
+/// #1308) looks for it only at that address and, finding nothing there,
+/// starts a second one of its own.
+fn moved_from_where_spfs_looks(config: &Config) -> Option<String> {
+    use spfs_autostart_protocol::endpoint::UPSTREAM_ADDRESS;
+    let name = Path::new(&config.program).file_name()?;
+    if name != UPSTREAM_PROGRAM || config.endpoint == crate::Endpoint::Tcp(UPSTREAM_ADDRESS) {
+        return None;
+    }
+    Some(format!(
+        "the endpoint is {}, not {UPSTREAM_PROGRAM}'s default tcp://{UPSTREAM_ADDRESS}: spfs \
+         (pull request #1308) looks for the service only there, and starts a second one of its \
+         own when nothing answers; keep the default unless your spfs calls spfs-autostart \
+         (docs/spfs-integration.md)",
+        config.endpoint
+    ))
 }
 
 /// The finding for what `program --version` says, against the config's
