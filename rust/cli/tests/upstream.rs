@@ -468,6 +468,25 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
 
+/// A stop of spfs-fuse-macos asks it to unmount (`Shutdown`), then to exit
+/// (SIGINT), which unmounts again and fails: its log's warning about that
+/// is said to be expected, right before it.
+#[test]
+fn the_second_unmount_of_a_stop_is_said_to_be_expected_in_the_log() {
+    let mut up = Upstream::new();
+    named_as_upstream(&mut up);
+    up.sb.ensure();
+    assert_eq!(up.sb.ok(&["stop"]).trim(), "stopped");
+    let log = up.sb.log();
+    let note = log
+        .find("a warning that unmounting it again failed is expected")
+        .unwrap_or_else(|| panic!("{log}"));
+    let warning = log
+        .find("Failed to cleanly unmount")
+        .unwrap_or_else(|| panic!("the stand-in warns as upstream does: {log}"));
+    assert!(note < warning, "said before the warning: {log}");
+}
+
 /// A watch (the menu bar's, all day) asks a plain service twice a second;
 /// one spfs started names itself nowhere, so whose it is takes a lookup
 /// (macOS: an lsof run). It is looked up once while that process lives, not

@@ -365,10 +365,24 @@ impl ServiceManager {
                 previous.describe()
             ),
         };
+        // spfs-fuse-macos unmounted on `Shutdown`; on SIGINT it unmounts
+        // again, which fails, and it logs a warning a reader would take
+        // for a fault.
+        let expected = if previous == Some(StopStep::Shutdown)
+            && !managed
+            && let Some(mountpoint) = crate::mountpoint::of(&self.config)
+        {
+            format!(
+                " ({mountpoint} was unmounted on the shutdown request: a warning that \
+                 unmounting it again failed is expected)"
+            )
+        } else {
+            String::new()
+        };
         logs::mark::append(
             &self.paths.log_file(),
             &format!(
-                "stopping {whom} at {} with {}: {why}",
+                "stopping {whom} at {} with {}: {why}{expected}",
                 logs::mark::now(),
                 step.describe()
             ),
