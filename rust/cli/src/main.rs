@@ -360,18 +360,17 @@ impl Interrupts {
             return std::future::pending().await;
         };
         tokio::select! {
-            _ = caught.int.recv() => 128 + libc_signo::SIGINT,
-            _ = caught.term.recv() => 128 + libc_signo::SIGTERM,
-            _ = caught.hup.recv() => 128 + libc_signo::SIGHUP,
+            _ = caught.int.recv() => exit_status_for(libc::SIGINT),
+            _ = caught.term.recv() => exit_status_for(libc::SIGTERM),
+            _ = caught.hup.recv() => exit_status_for(libc::SIGHUP),
         }
     }
 }
 
-/// Signal numbers, the same on Linux and macOS.
-mod libc_signo {
-    pub const SIGHUP: u8 = 1;
-    pub const SIGINT: u8 = 2;
-    pub const SIGTERM: u8 = 15;
+/// The exit status a shell gives a command ended by `signal`: 128 + its
+/// number (the three caught here are below 128 on every platform).
+fn exit_status_for(signal: libc::c_int) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Error> {

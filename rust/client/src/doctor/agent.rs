@@ -44,7 +44,7 @@ pub(super) fn check_agent(config: &Config, paths: &Paths, findings: &mut Vec<Fin
         check_cli_agent(config, paths, &report, app_job.is_some(), findings);
     }
     if let Some(job) = app_job {
-        findings.extend(app_agent_findings(&job, cli_loaded));
+        findings.extend(app_agent_findings(&job, cli_loaded, &config.endpoint));
     }
 }
 
@@ -139,11 +139,21 @@ fn check_cli_agent(
     findings.extend(job.and_then(|job| last_run_finding(job, DEFAULT_LABEL, always_on, &log)));
 }
 
+/// Where the app's bundled agent runs the service (`macos-app/Resources/agent.toml`,
+/// checked by a test): spfs-fuse-macos's default address.
+const APP_AGENT_ENDPOINT: crate::Endpoint =
+    crate::Endpoint::Tcp(spfs_autostart_protocol::endpoint::UPSTREAM_ADDRESS);
+
 /// The menu-bar app's agent, loaded (`job`): it keeps the service running.
 /// Beside the CLI's (`cli_loaded`), two jobs start the same service: the one
 /// that finds the endpoint taken exits with a failure, and launchd starts it
-/// again every 10 s.
-fn app_agent_findings(job: &spfs_autostart_agent::LoadedAgent, cli_loaded: bool) -> Vec<Finding> {
+/// again every 10 s. Its service listens at [`APP_AGENT_ENDPOINT`] whatever
+/// the config says: a config's `endpoint` elsewhere looks where it is not.
+fn app_agent_findings(
+    job: &spfs_autostart_agent::LoadedAgent,
+    cli_loaded: bool,
+    endpoint: &crate::Endpoint,
+) -> Vec<Finding> {
     use spfs_autostart_agent::{APP_LABEL, DEFAULT_LABEL};
     let mut findings = vec![finding(
         "LaunchAgent",
@@ -151,6 +161,24 @@ fn app_agent_findings(job: &spfs_autostart_agent::LoadedAgent, cli_loaded: bool)
         format!("the menu-bar app keeps the service running ({APP_LABEL})"),
         None,
     )];
+    if *endpoint != APP_AGENT_ENDPOINT {
+        findings.push(
+            finding(
+                "LaunchAgent",
+                Severity::Warning,
+                format!(
+                    "the menu-bar app's agent runs the service at {APP_AGENT_ENDPOINT}, but the \
+                     config's endpoint is {endpoint}: ensure, status and the app look there, \
+                     and may start a second service"
+                ),
+                Some(format!(
+                    "set endpoint = \"{APP_AGENT_ENDPOINT}\" (or remove it), or turn off \
+                     \"Keep service running\" in the app"
+                )),
+            )
+            .with_remedies([Remedy::SetKey("endpoint")]),
+        );
+    }
     if cli_loaded {
         findings.push(
             finding(
@@ -463,12 +491,12 @@ mod tests {
             last_exit_code: None,
             last_signal: None,
         };
-        let alone = app_agent_findings(&running, false);
+        let alone = app_agent_findings(&running, false, &APP_AGENT_ENDPOINT);
         assert_eq!(alone.len(), 1, "{alone:?}");
         assert_eq!(alone[0].severity, Severity::Ok);
         assert!(alone[0].summary.contains(APP_LABEL), "{alone:?}");
 
-        let both = app_agent_findings(&running, true);
+        let both = app_agent_findings(&running, true, &APP_AGENT_ENDPOINT);
         assert_eq!(both.len(), 2, "{both:?}");
         assert_eq!(both[1].severity, Severity::Warning);
         assert!(both[1].summary.contains("two agents"), "{both:?}");
@@ -481,8 +509,31 @@ mod tests {
             last_exit_code: Some(1),
             last_signal: None,
         };
-        let down = app_agent_findings(&looping, false);
+        let down = app_agent_findings(&looping, false, &APP_AGENT_ENDPOINT);
         assert_eq!(down.last().unwrap().severity, Severity::Problem, "{down:?}");
+
+        // A config that looks elsewhere than the agent's service listens.
+        let elsewhere: crate::Endpoint = "tcp://127.0.0.1:40000".parse().unwrap();
+        let apart = app_agent_findings(&running, false, &elsewhere);
+        assert_eq!(apart.len(), 2, "{apart:?}");
+        assert_eq!(apart[1].severity, Severity::Warning);
+        assert!(
+            apart[1].summary.contains("tcp://127.0.0.1:40000"),
+            "{apart:?}"
+        );
+        assert_eq!(apart[1].remedies, [Remedy::SetKey("endpoint")]);
+    }
+
+    /// The endpoint the doctor assumes for the app's agent is the one its
+    /// bundled plist is generated from.
+    #[test]
+    fn the_apps_agent_endpoint_is_the_one_agent_toml_gives() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../macos-app/Resources/agent.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let toml: toml::Table = text.parse().unwrap();
+        let endpoint: crate::Endpoint = toml["endpoint"].as_str().unwrap().parse().unwrap();
+        assert_eq!(endpoint, APP_AGENT_ENDPOINT, "{}", file.display());
     }
 
     #[test]
