@@ -219,7 +219,9 @@ public final class MenuModel {
                 Double(uptime) + (lastSnapshotAt.map { now.timeIntervalSince($0) } ?? 0)
             }
             post(
-                policy.unexpectedStop(previous: previous, logTail: tail, ranFor: ranFor, now: now))
+                policy.unexpectedStop(
+                    previous: previous, logTail: tail, ranFor: ranFor,
+                    launchdRestarts: state.keepRunning == .enabled, now: now))
         }
         if snapshot.state != .unresponsive {
             unresponsiveNotice?.cancel()

@@ -63,14 +63,21 @@ public struct NotificationPolicy: Sendable {
         )
     }
 
-    /// - Parameter ranFor: how long the service had run when it died, when known.
+    /// - Parameters:
+    ///   - ranFor: how long the service had run when it died, when known.
+    ///   - launchdRestarts: launchd runs it (Keep service running): it starts it again after a
+    ///     crash by itself, within 10 seconds.
     public mutating func unexpectedStop(
-        previous: ServiceSnapshot, logTail: [String], ranFor: Double? = nil, now: Date = Date()
+        previous: ServiceSnapshot, logTail: [String], ranFor: Double? = nil,
+        launchdRestarts: Bool = false, now: Date = Date()
     ) -> PendingNotification? {
         if let ranFor, ranFor >= Self.goodRunSecs { lastKey = nil }
         var message = "The SPFS service stopped unexpectedly"
         if let pid = previous.pid { message += " (pid \(pid))" }
-        message += ". Start it again from the menu; the log may say why."
+        message +=
+            launchdRestarts
+            ? ". launchd starts it again (Keep service running); the system log may say why."
+            : ". Start it again from the menu; the log may say why."
         return dedupe(
             now: now,
             PendingNotification(

@@ -708,6 +708,10 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         await h.model.toggleKeepRunning()
         h.model.receive(.stopped)
         XCTAssertEqual(h.notifier.posted.count, 1)
+        // launchd starts it again: the notice says so, not "start it from the menu".
+        let said = h.notifier.posted.first?.body ?? ""
+        XCTAssertTrue(said.contains("launchd starts it again"), said)
+        XCTAssertFalse(said.contains("from the menu"), said)
         // Waiting for approval, launchd never ran it: the app's own service dies unasked.
         let g = Harness()
         g.keepRunning.afterRegister = .requiresApproval
@@ -717,6 +721,8 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         await g.model.toggleKeepRunning()
         g.model.receive(.stopped)
         XCTAssertEqual(g.notifier.posted.count, 1)
+        let told = g.notifier.posted.first?.body ?? ""
+        XCTAssertTrue(told.contains("Start it again from the menu"), told)
     }
 
     @MainActor
