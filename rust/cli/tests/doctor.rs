@@ -374,6 +374,32 @@ fn finding_of(report: &serde_json::Value, check: &str) -> (String, String) {
     )
 }
 
+/// `stop_sequence` is for plain services: set for a running kit service,
+/// it does nothing, and doctor says so; for a plain one it is no warning.
+#[test]
+fn a_stop_sequence_a_kit_service_ignores_is_a_warning() {
+    let said = |report: &serde_json::Value| {
+        report["findings"].as_array().unwrap().iter().any(|f| {
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("stop_sequence is set")
+        })
+    };
+    let mut sb = Sandbox::new();
+    sb.ensure();
+    assert!(!said(&doctor(&sb).1), "the default sequence is no warning");
+    sb.set("stop_sequence", vec!["SIGINT", "SIGKILL"]);
+    let (_, report) = doctor(&sb);
+    assert!(said(&report), "{report}");
+    sb.ok(&["stop"]);
+    // A plain service runs the sequence: no warning.
+    sb.set("args", vec!["--plain", "service", &path_str(sb.root())]);
+    sb.set("endpoint", tcp(free_port()));
+    sb.ensure();
+    assert!(!said(&doctor(&sb).1));
+}
+
 #[test]
 fn a_version_ensure_would_replace_warns_and_one_it_would_refuse_is_a_problem() {
     let mut sb = Sandbox::new().with("args", vec!["--report-version", "1.0.0"]);

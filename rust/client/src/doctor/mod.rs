@@ -15,8 +15,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::client::ServiceManager;
+use crate::config::Config;
 use crate::remedy::Remedy;
-use crate::status::State;
+use crate::status::{State, Status};
 use agent::{check_agent, check_config};
 use dirs::{check_log_dir, check_log_size, check_shared_log, check_state_dir};
 use endpoint::{check_endpoint, check_version};
@@ -182,6 +183,9 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
     let version_next = status
         .as_ref()
         .and_then(|status| check_version(manager, status, &mut looked));
+    if let Some(status) = &status {
+        looked.extend(unused_stop_sequence(manager.config(), status));
+    }
     let (program, mut findings, agent_findings) = match waiting.await {
         Ok(checked) => checked,
         // A panic in the checks is the caller's, as if they ran here.
@@ -209,6 +213,25 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         ),
     };
     Report { findings, next }
+}
+
+/// A `stop_sequence` set for a service that embeds the kit, which is always
+/// stopped by `Control.Shutdown`, SIGTERM, SIGKILL: the setting does
+/// nothing, and a user who set it should know.
+fn unused_stop_sequence(config: &Config, status: &Status) -> Option<Finding> {
+    let default = crate::config::StopStep::default_sequence();
+    (status.managed && config.stop_sequence != default).then(|| {
+        finding(
+            "config",
+            Severity::Warning,
+            "stop_sequence is set, but the running service embeds the kit, which is always \
+             stopped by Control.Shutdown, then SIGTERM, then SIGKILL: the setting applies to \
+             plain services only"
+                .to_string(),
+            Some("remove stop_sequence from the config".into()),
+        )
+        .with_remedies([Remedy::SetKey("stop_sequence")])
+    })
 }
 
 /// For a state dir where no service runs: the last start's failure, when
