@@ -374,18 +374,20 @@ fn finding_of(report: &serde_json::Value, check: &str) -> (String, String) {
     )
 }
 
+/// Whether a finding of `report` says `words`.
+fn says(report: &serde_json::Value, words: &str) -> bool {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["summary"].as_str().unwrap().contains(words))
+}
+
 /// `stop_sequence` is for plain services: set for a running kit service,
 /// it does nothing, and doctor says so; for a plain one it is no warning.
 #[test]
 fn a_stop_sequence_a_kit_service_ignores_is_a_warning() {
-    let said = |report: &serde_json::Value| {
-        report["findings"].as_array().unwrap().iter().any(|f| {
-            f["summary"]
-                .as_str()
-                .unwrap()
-                .starts_with("stop_sequence is set")
-        })
-    };
+    let said = |report: &serde_json::Value| says(report, "stop_sequence is set");
     let mut sb = Sandbox::new();
     sb.ensure();
     assert!(!said(&doctor(&sb).1), "the default sequence is no warning");
@@ -640,14 +642,7 @@ fn spfs_fuse_macos_refusing_version_is_no_warning_but_another_program_is() {
 /// address: another endpoint for it is a warning, the default none.
 #[test]
 fn spfs_fuse_macos_away_from_its_default_address_is_a_warning() {
-    let moved = |report: &serde_json::Value| {
-        report["findings"].as_array().unwrap().iter().any(|f| {
-            f["summary"]
-                .as_str()
-                .unwrap()
-                .contains("looks for the service only there")
-        })
-    };
+    let moved = |report: &serde_json::Value| says(report, "looks for the service only there");
     let mut sb = Sandbox::new();
     std::fs::create_dir(sb.root().join("bin")).unwrap();
     use_script(&mut sb, "bin/spfs-fuse-macos", "exit 2\n");

@@ -80,12 +80,12 @@ fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
     assert!(!handle.group_has_members(), "only its zombie is left");
     alone.wait().unwrap();
     // The leader with a child that lives on.
-    let mut parent = start("sleep 60 & wait");
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let mut parent = start(&format!("sleep 60 & touch {}; wait", started.display()));
     let handle = handle_of(&parent);
     assert!(
-        wait_for(Duration::from_secs(10), || {
-            group_has_live_members_besides(parent.id())
-        }),
+        wait_for(Duration::from_secs(10), || started.exists()),
         "the shell started its sleep"
     );
     zombie_of(&parent);
@@ -114,22 +114,6 @@ fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Whether group `leader` has a live member other than the leader.
-fn group_has_live_members_besides(leader: u32) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            return false;
-        };
-        pid != leader
-            && nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).ok()
-                == Some(Pid::from_raw(leader as i32))
-    })
 }
 
 #[test]
