@@ -84,6 +84,8 @@ pub enum LaunchdError {
     },
     /// The service's log dir could not be made, or is not safe to log in
     /// (not yours, or writable by others), checked as `ensure` checks it.
+    /// Its [`LaunchdErrorKind`] is `Io`; converted, it keeps the kind the
+    /// check gave it (`PermissionDenied`, `InvalidConfig`, `Io`).
     #[error("{0}")]
     LogDir(Error),
     /// `launchctl` could not be run at all.

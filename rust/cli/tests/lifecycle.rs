@@ -626,11 +626,15 @@ fn service_started_elsewhere_is_adopted_and_stopped() {
         let status = sb.status();
         assert_eq!(status["state"], "running", "round {round}: {status}");
         assert_eq!(pid_of(&status), pid, "round {round}: {status}");
+        // Its environment names this state dir, as an agent's plist or
+        // unit does, whose output goes to our log: not said to be elsewhere.
+        let detail = status["detail"].as_str().unwrap_or_default();
         assert!(
-            status["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("started outside"),
+            detail.contains("started outside") && detail.contains("by an agent"),
+            "round {round}: {status}"
+        );
+        assert!(
+            !detail.contains("its output is not in"),
             "round {round}: {status}"
         );
         assert!(

@@ -178,6 +178,20 @@ fn a_service_serving_without_its_mount_is_a_warning_of_ensure_and_status() {
     };
     assert!(mounted(&started), "{started}");
     assert!(mounted(&up.sb.status()), "{}", up.sb.status());
+    // A mountpoint that does not exist (macOS: /spfs not made through
+    // /etc/synthetic.conf) is said so.
+    up.sb.ok(&["stop"]);
+    let missing = up.sb.root().join("missing");
+    up.sb.set(
+        "args",
+        vec!["--plain".into(), "service".into(), path_str(&missing)],
+    );
+    let started = up.sb.ensure();
+    let said = format!(
+        "{} does not exist, so nothing is mounted there",
+        missing.display()
+    );
+    assert!(started.to_string().contains(&said), "{started}");
 }
 
 #[test]
@@ -468,6 +482,65 @@ fn a_service_spfs_started_is_reported_used_and_stopped_gracefully() {
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
 
+/// A watch (the menu's) says so when `/spfs` stops being mounted under a
+/// service that runs on (`Shutdown`, `umount`): the warning is news.
+#[test]
+fn a_watch_reports_the_mount_going_away_under_a_running_service() {
+    let mut up = Upstream::new();
+    named_as_upstream(&mut up);
+    // The mountpoint, a link: first to /proc, a filesystem of its own.
+    let link = up.sb.root().join("spfs");
+    std::os::unix::fs::symlink("/proc", &link).unwrap();
+    up.sb.set(
+        "args",
+        vec!["--plain".into(), "service".into(), path_str(&link)],
+    );
+    up.sb.ensure();
+    let mut watch = up
+        .sb
+        .cli(&["--json", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let unmounted = format!("nothing is mounted at {}", link.display());
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first status");
+    assert!(first.contains("\"running\""), "{first}");
+    assert!(!first.contains(&unmounted), "{first}");
+    // Now the mountpoint is a plain directory: nothing mounted.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&up.mnt, &link).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let mut said = false;
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        if line.contains(&unmounted) {
+            said = true;
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(said, "no update said it: {seen:?}");
+}
+
 /// A stop of spfs-fuse-macos asks it to unmount (`Shutdown`), then to exit
 /// (SIGINT), which unmounts again and fails: its log's warning about that
 /// is said to be expected, right before it.
@@ -485,6 +558,25 @@ fn the_second_unmount_of_a_stop_is_said_to_be_expected_in_the_log() {
         .find("Failed to cleanly unmount")
         .unwrap_or_else(|| panic!("the stand-in warns as upstream does: {log}"));
     assert!(note < warning, "said before the warning: {log}");
+    // Not before a signal that does not unmount again (SIGTERM), nor after
+    // a `Shutdown` that failed (nothing was mounted: a missing mountpoint).
+    for (sequence, mountpoint) in [
+        (vec!["shutdown", "SIGTERM"], path_str(&up.mnt)),
+        (
+            vec!["shutdown", "SIGINT"],
+            path_str(&up.sb.root().join("missing")),
+        ),
+    ] {
+        std::fs::write(up.sb.log_file(), "").unwrap();
+        up.sb.set("stop_sequence", sequence);
+        up.sb
+            .set("args", vec!["--plain".into(), "service".into(), mountpoint]);
+        up.sb.ensure();
+        assert!(up.sb.ok(&["stop"]).starts_with("stopped"));
+        let log = up.sb.log();
+        assert!(log.contains("stopping pid"), "{log}");
+        assert!(!log.contains("is expected"), "{log}");
+    }
 }
 
 /// A watch (the menu bar's, all day) asks a plain service twice a second;

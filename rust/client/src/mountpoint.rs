@@ -8,6 +8,7 @@
 //! mountpoint tells the two apart.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -22,9 +23,30 @@ pub(crate) const UPSTREAM_PROGRAM: &str = "spfs-fuse-macos";
 /// so).
 const LOOK_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long an `ensure` that started the service gives its mount to appear
+/// before it warns: upstream listens about 100 ms after asking macFUSE to
+/// mount, which may take longer.
+const MOUNT_SETTLE: Duration = Duration::from_secs(1);
+
 /// Set while a look runs: a look stuck in the kernel (a hung mount) keeps
 /// its thread, and a watch looking twice a second must not pile up more.
 static LOOKING: AtomicBool = AtomicBool::new(false);
+
+/// The last verdict on each mountpoint, given while a look cannot run or
+/// finish (one already under way, a hung mount), so that a watch's warning
+/// does not come and go with the looks.
+static LAST: Mutex<Option<(String, Mounted)>> = Mutex::new(None);
+
+/// What a look at a mountpoint found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mounted {
+    /// A filesystem is mounted there.
+    Yes,
+    /// The directory is there, with nothing mounted on it.
+    No,
+    /// There is nothing at that path to mount on.
+    Missing,
+}
 
 /// Where the configured service mounts: spfs-fuse-macos's MOUNTPOINT when
 /// it runs as `service`; `None` for another program, whose arguments say
@@ -37,29 +59,69 @@ pub(crate) fn of(config: &Config) -> Option<&str> {
 
 /// A warning for a running service when nothing is mounted where it mounts
 /// (see [`of`]); `None` when something is, when the service is another
-/// program, or when the look does not finish in [`LOOK_TIMEOUT`].
+/// program, or when nothing is known (no look finished yet).
 pub(crate) async fn unmounted_warning(config: &Config) -> Option<String> {
-    let mountpoint = of(config)?.to_string();
-    if LOOKING.swap(true, Ordering::AcqRel) {
-        return None;
+    let mountpoint = of(config)?;
+    warning(mountpoint, look(mountpoint).await?)
+}
+
+/// [`unmounted_warning`] for a service just started: a mount not there yet
+/// is looked for again for up to [`MOUNT_SETTLE`].
+pub(crate) async fn unmounted_warning_after_start(config: &Config) -> Option<String> {
+    let mountpoint = of(config)?;
+    let deadline = tokio::time::Instant::now() + MOUNT_SETTLE;
+    loop {
+        let found = look(mountpoint).await?;
+        if found != Mounted::No || tokio::time::Instant::now() >= deadline {
+            return warning(mountpoint, found);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let path = mountpoint.clone();
-    let mounted = within(LOOK_TIMEOUT, move || {
-        let mounted = is_mounted(Path::new(&path));
+}
+
+/// The warning for what a look at `mountpoint` `found`, if any.
+fn warning(mountpoint: &str, found: Mounted) -> Option<String> {
+    let why = match found {
+        Mounted::Yes => return None,
+        Mounted::No => format!("nothing is mounted at {mountpoint}"),
+        Mounted::Missing => format!("{mountpoint} does not exist, so nothing is mounted there"),
+    };
+    Some(format!(
+        "{why}: the service answers, but without its filesystem. Its log says why (macFUSE \
+         not installed or not allowed in System Settings, a mountpoint it cannot use); \
+         `Shutdown`, `umount` or `{UPSTREAM_PROGRAM} service --stop` also unmount it while it \
+         runs. Stop the service, fix that, then ensure it again"
+    ))
+}
+
+/// Look at `mountpoint` on a thread of its own, one look at a time, for up
+/// to [`LOOK_TIMEOUT`]; the last verdict on it when a look is already under
+/// way or does not finish, `None` when there is none.
+async fn look(mountpoint: &str) -> Option<Mounted> {
+    let last = || {
+        let last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|(path, _)| path == mountpoint)
+            .map(|(_, found)| *found)
+    };
+    if LOOKING.swap(true, Ordering::AcqRel) {
+        return last();
+    }
+    let path = mountpoint.to_string();
+    let found = within(LOOK_TIMEOUT, move || {
+        let found = is_mounted(Path::new(&path));
         LOOKING.store(false, Ordering::Release);
-        mounted
+        found
     })
     .await
     .flatten();
-    (mounted == Some(false)).then(|| {
-        format!(
-            "nothing is mounted at {mountpoint}: the service answers, but without its \
-             filesystem. Its log says why (macFUSE not installed or not allowed in System \
-             Settings, a mountpoint it cannot use); `Shutdown`, `umount` or `{UPSTREAM_PROGRAM} \
-             service --stop` also unmount it while it runs. Stop the service, fix that, then \
-             ensure it again"
-        )
-    })
+    match found {
+        Some(found) => {
+            *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((mountpoint.to_string(), found));
+            Some(found)
+        }
+        None => last(),
+    }
 }
 
 /// What to do about the mount a service ended before it listened may have
@@ -75,19 +137,27 @@ pub fn left_mount_hint(mountpoint: &str) -> String {
 }
 
 /// Whether a filesystem is mounted at `path`: it is on another device than
-/// the directory above it. `None` when either cannot be looked at (a
-/// missing mountpoint; a mount left behind by a killed service, which
-/// fails every look: `doctor` tells those apart). Symlinks are followed
-/// first (`/spfs` may be one, made by /etc/synthetic.conf).
-fn is_mounted(path: &Path) -> Option<bool> {
+/// the directory above it. `None` when it cannot be looked at (a mount
+/// left behind by a killed service fails every look: `doctor` says so).
+/// Symlinks are followed first (`/spfs` may be one, made by
+/// /etc/synthetic.conf).
+fn is_mounted(path: &Path) -> Option<Mounted> {
     use std::os::unix::fs::MetadataExt;
-    let path = std::fs::canonicalize(path).ok()?;
+    let path = match std::fs::canonicalize(path) {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Mounted::Missing),
+        Err(_) => return None,
+    };
     let Some(parent) = path.parent() else {
-        return Some(true);
+        return Some(Mounted::Yes);
     };
     let here = std::fs::metadata(&path).ok()?;
     let above = std::fs::metadata(parent).ok()?;
-    Some(here.dev() != above.dev())
+    Some(if here.dev() != above.dev() {
+        Mounted::Yes
+    } else {
+        Mounted::No
+    })
 }
 
 /// What `look` returns, unless it takes longer than `timeout`. It runs on a
@@ -165,13 +235,28 @@ mod tests {
     }
 
     #[test]
-    fn a_mount_point_is_told_from_a_plain_directory() {
+    fn a_mount_point_is_told_from_a_plain_directory_and_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(is_mounted(dir.path()), Some(false));
-        // /proc is a filesystem of its own wherever these tests run.
-        assert_eq!(is_mounted(Path::new("/proc")), Some(true));
-        assert_eq!(is_mounted(Path::new("/")), Some(true));
-        assert_eq!(is_mounted(&dir.path().join("missing")), None);
+        assert_eq!(is_mounted(dir.path()), Some(Mounted::No));
+        assert_eq!(is_mounted(Path::new("/")), Some(Mounted::Yes));
+        assert_eq!(
+            is_mounted(&dir.path().join("missing")),
+            Some(Mounted::Missing)
+        );
+    }
+
+    /// /proc is a filesystem of its own wherever Linux runs.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_mounted_filesystem_is_told() {
+        assert_eq!(is_mounted(Path::new("/proc")), Some(Mounted::Yes));
+    }
+
+    #[test]
+    fn a_missing_mountpoint_is_said_to_be_missing() {
+        let said = warning("/spfs", Mounted::Missing).unwrap();
+        assert!(said.starts_with("/spfs does not exist"), "{said}");
+        assert!(warning("/spfs", Mounted::Yes).is_none());
     }
 
     #[test]

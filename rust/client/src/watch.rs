@@ -90,8 +90,9 @@ pub(crate) fn watch(config: Config) -> crate::Result<StatusWatcher> {
 }
 
 /// The part of a status whose change is news: not uptime ticking by, nor
-/// the idle deadline moving, only the service becoming idle or busy, or
-/// mounting and unmounting.
+/// the idle deadline moving, only the service becoming idle or busy,
+/// mounting and unmounting, or a warning coming or going (`/spfs` no longer
+/// mounted under a service that runs on, say).
 fn key(status: &Status) -> impl PartialEq + use<> {
     (
         status.state,
@@ -99,6 +100,7 @@ fn key(status: &Status) -> impl PartialEq + use<> {
         status.leases.clone(),
         status.idle_exit_in_secs.is_some(),
         status.mounts.clone(),
+        status.warnings.clone(),
     )
 }
 

@@ -103,7 +103,8 @@ struct Args {
     #[arg(long)]
     exit_after_ms: Option<u64>,
     /// Test switch: --plain: mount, then wait this long before listening, as
-    /// spfs-fuse-macos does while macFUSE mounts (SIGINT meanwhile unmounts).
+    /// spfs-fuse-macos does while macFUSE mounts (SIGINT meanwhile kills it
+    /// and leaves the mount, as upstream catches it only once mounted).
     #[arg(long, default_value_t = 0)]
     listen_delay_ms: u64,
     /// Test switch: fork before serving; the first process exits 0 and the

@@ -87,7 +87,14 @@ pub fn init_logging(filter: tracing_subscriber::EnvFilter) {
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
-    if std::env::var_os("SPFS_LOG_TIMESTAMP").is_some_and(|v| !v.is_empty()) {
+    // As clap's `BoolishValueParser` reads it upstream.
+    let on = std::env::var("SPFS_LOG_TIMESTAMP").is_ok_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "1" | "y" | "yes" | "t" | "true" | "on"
+        )
+    });
+    if on {
         builder.init();
     } else {
         builder.without_time().init();

@@ -907,8 +907,8 @@ public protocol ServiceManagerProtocol: AnyObject, Sendable {
     
     /**
      * Feed `observer` the current status, then each change of what it says
-     * (the state, the pid, the leases, the mounts, the service becoming idle
-     * or busy), until the returned handle is cancelled or dropped. Creates
+     * (the state, the pid, the leases, the mounts, the warnings, the service
+     * becoming idle or busy), until the returned handle is cancelled or dropped. Creates
      * the state dir (`0700`) when it is missing: it must exist to be watched.
      * When the state dir cannot be watched (it is unsafe, say), `on_error`
      * says why and the feed ends; when the status cannot be read for a
@@ -1189,8 +1189,8 @@ open func tailLogs(n: UInt32)throws  -> [String]  {
     
     /**
      * Feed `observer` the current status, then each change of what it says
-     * (the state, the pid, the leases, the mounts, the service becoming idle
-     * or busy), until the returned handle is cancelled or dropped. Creates
+     * (the state, the pid, the leases, the mounts, the warnings, the service
+     * becoming idle or busy), until the returned handle is cancelled or dropped. Creates
      * the state dir (`0700`) when it is missing: it must exist to be watched.
      * When the state dir cannot be watched (it is unsafe, say), `on_error`
      * says why and the feed ends; when the status cannot be read for a
@@ -3933,7 +3933,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_spfs_autostart_checksum_method_servicemanager_tail_logs() != 33740) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 36021) {
+    if (uniffi_spfs_autostart_checksum_method_servicemanager_watch() != 39192) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_spfs_autostart_checksum_constructor_servicemanager_new() != 5675) {

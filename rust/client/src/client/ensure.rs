@@ -226,7 +226,7 @@ impl ServiceManager {
                 // when the mount failed: said now, not at the first shell.
                 status
                     .warnings
-                    .extend(crate::mountpoint::unmounted_warning(&self.config).await);
+                    .extend(crate::mountpoint::unmounted_warning_after_start(&self.config).await);
                 Ok(Some(self.remember(status, channel, instance)))
             }
             Observation::Conflict(what) => {

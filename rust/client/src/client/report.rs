@@ -89,8 +89,13 @@ pub(crate) struct OtherStateDir {
 
 /// What a service of ours that holds no lock here was started for.
 enum StartedFor {
-    /// Outside spfs-autostart (spfs, by hand).
+    /// Outside spfs-autostart (spfs, by hand): its environment names no
+    /// state dir, and its output is not in our log.
     Outside,
+    /// With this state dir in its environment but not by a start of ours:
+    /// by an agent (`agent install`'s plist or unit, whose log is ours), or
+    /// from a shell that exported the variable.
+    ThisStateDirByAgent,
     /// By spfs-autostart for this state dir, which was removed or emptied
     /// under it.
     ThisStateDir,
@@ -129,7 +134,9 @@ impl ServiceManager {
     pub(crate) fn other_state_dir_of(&self, pid: u32) -> Option<OtherStateDir> {
         match self.started_for(pid) {
             StartedFor::OtherStateDir(other) => Some(other),
-            StartedFor::ThisStateDir | StartedFor::Outside => None,
+            StartedFor::ThisStateDir | StartedFor::ThisStateDirByAgent | StartedFor::Outside => {
+                None
+            }
         }
     }
 
@@ -161,7 +168,7 @@ impl ServiceManager {
         // dir's variable in the shell spfs starts the service from.
         match vars.var(env::SPAWN_ID).filter(|v| !v.is_empty()) {
             Some(_) => StartedFor::ThisStateDir,
-            None => StartedFor::Outside,
+            None => StartedFor::ThisStateDirByAgent,
         }
     }
 
@@ -187,6 +194,12 @@ impl ServiceManager {
                      emptied while it ran: it holds no instance lock there now",
                     self.paths.state_dir.display()
                 ),
+                None,
+            ),
+            StartedFor::ThisStateDirByAgent => (
+                "started outside spfs-autostart's ensure, by an agent or with \
+                 SPFS_AUTOSTART_STATE_DIR set (it holds no instance lock)"
+                    .to_string(),
                 None,
             ),
             // Its output goes where whoever started it sent it: spfs

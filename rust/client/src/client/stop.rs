@@ -266,21 +266,26 @@ impl ServiceManager {
         // otherwise outlive the script and serve on.
         let group = handle.as_ref().is_some_and(ProcessHandle::leads_session);
         let mut last = None;
+        // A plain service's `Shutdown` that worked: spfs-fuse-macos has
+        // unmounted, and unmounts again, in vain, on SIGINT.
+        let mut unmounted = false;
         let ended_by = 'steps: {
             for step in self.stop_steps(managed) {
                 match (step, &channel, &handle) {
                     (StopStep::Shutdown, Some(channel), _) => {
-                        self.note_stop_step(pid, step, last, managed, asked);
+                        self.note_stop_step(pid, step, last, managed, asked, false);
                         tracing::info!("asking the service to shut down over gRPC");
-                        if let Err(e) = self
+                        match self
                             .ask_to_shut_down(managed, channel.clone(), asked, false)
                             .await
                         {
-                            tracing::debug!("graceful shutdown request failed: {e}");
+                            Ok(_) => unmounted = !managed,
+                            Err(e) => tracing::debug!("graceful shutdown request failed: {e}"),
                         }
                     }
                     (StopStep::Signal(signal), _, Some(handle)) => {
-                        self.note_stop_step(pid, step, last, managed, asked);
+                        let again = unmounted && signal == Signal::SIGINT;
+                        self.note_stop_step(pid, step, last, managed, asked, again);
                         if !send_stop_signal(handle, signal, group)? {
                             break 'steps Some(step);
                         }
@@ -343,7 +348,9 @@ impl ServiceManager {
     /// Say in the service's log (and [`Self::activity`]) that `step` is
     /// about to be taken, and why: who `asked`, for the first step; how
     /// long the service outlived the step before (`previous`), for a later
-    /// one.
+    /// one; `unmounts_again`: the step is the SIGINT after a `Shutdown`
+    /// that unmounted spfs-fuse-macos, whose warning about unmounting
+    /// again is then said to be expected.
     fn note_stop_step(
         &self,
         pid: Option<u32>,
@@ -351,6 +358,7 @@ impl ServiceManager {
         previous: Option<StopStep>,
         managed: bool,
         asked: &str,
+        unmounts_again: bool,
     ) {
         self.set_activity(Activity::Stopping {
             pid,
@@ -368,17 +376,15 @@ impl ServiceManager {
         // spfs-fuse-macos unmounted on `Shutdown`; on SIGINT it unmounts
         // again, which fails, and it logs a warning a reader would take
         // for a fault.
-        let expected = if previous == Some(StopStep::Shutdown)
-            && !managed
-            && let Some(mountpoint) = crate::mountpoint::of(&self.config)
-        {
-            format!(
-                " ({mountpoint} was unmounted on the shutdown request: a warning that \
+        let expected =
+            if unmounts_again && let Some(mountpoint) = crate::mountpoint::of(&self.config) {
+                format!(
+                    " ({mountpoint} was unmounted on the shutdown request: a warning that \
                  unmounting it again failed is expected)"
-            )
-        } else {
-            String::new()
-        };
+                )
+            } else {
+                String::new()
+            };
         logs::mark::append(
             &self.paths.log_file(),
             &format!(

@@ -225,10 +225,10 @@ fn unused_stop_sequence(config: &Config, status: &Status) -> Option<Finding> {
             "config",
             Severity::Warning,
             "stop_sequence is set, but the running service embeds the kit, which is always \
-             stopped by Control.Shutdown, then SIGTERM, then SIGKILL: the setting applies to \
-             plain services only"
+             stopped by Control.Shutdown, then SIGTERM, then SIGKILL: of the setting only the \
+             first signal counts, to end a start that is abandoned or times out"
                 .to_string(),
-            Some("remove stop_sequence from the config".into()),
+            Some("remove stop_sequence from the config, unless that first signal is meant".into()),
         )
         .with_remedies([Remedy::SetKey("stop_sequence")])
     })

@@ -184,8 +184,8 @@ impl ServiceManager {
     }
 
     /// Feed `observer` the current status, then each change of what it says
-    /// (the state, the pid, the leases, the mounts, the service becoming idle
-    /// or busy), until the returned handle is cancelled or dropped. Creates
+    /// (the state, the pid, the leases, the mounts, the warnings, the service
+    /// becoming idle or busy), until the returned handle is cancelled or dropped. Creates
     /// the state dir (`0700`) when it is missing: it must exist to be watched.
     /// When the state dir cannot be watched (it is unsafe, say), `on_error`
     /// says why and the feed ends; when the status cannot be read for a

@@ -232,11 +232,12 @@ pub(crate) fn group_has_live_members(group: Pid) -> bool {
     // SAFETY: `pids` is a writable buffer of `size` bytes; the call writes
     // at most that many and returns how many pids it wrote.
     let count = unsafe { libc::proc_listpgrppids(group.as_raw(), pids.as_mut_ptr().cast(), size) };
-    let Ok(count) = usize::try_from(count) else {
-        return true;
-    };
-    // A full buffer may have left members out: assume one lives.
-    count >= pids.len()
+    // libproc answers 0 for a failed listing too, and `killpg` has just
+    // found the group: none listed is no proof that none lives. A full
+    // buffer may have left members out. Either way, assume one lives.
+    let count = usize::try_from(count).unwrap_or(0);
+    count == 0
+        || count >= pids.len()
         || pids[..count].iter().any(|&pid| {
             u32::try_from(pid)
                 .ok()
