@@ -246,8 +246,12 @@ public final class MenuModel {
             state.stopConfirmation = MenuMessage.stopInUse(snapshot)
         }
         var snapshot = snapshot
-        if let start = startWarnings, start.pid == snapshot.pid {
-            snapshot.warnings += start.warnings.filter { !snapshot.warnings.contains($0) }
+        if var start = startWarnings, start.pid == snapshot.pid {
+            // A warning the status says too (nothing mounted at /spfs) is not the start's
+            // alone: the statuses keep or drop it, and it is not kept after they drop it.
+            start.warnings.removeAll { snapshot.warnings.contains($0) }
+            startWarnings = start
+            snapshot.warnings += start.warnings
         }
         state.service = snapshot
         lastSnapshotAt = now
@@ -406,12 +410,15 @@ public final class MenuModel {
             if snapshot.mounts.isEmpty, let current = state.service, current.pid == snapshot.pid {
                 snapshot.mounts = current.mounts
             }
-            startWarnings = snapshot.pid.map { (pid: $0, warnings: snapshot.warnings) }
+            startWarnings = nil
             state.lastError = nil
             // It runs: a stop asked for earlier no longer explains the next one.
             userRequestedStop = false
             if userInitiated { policy.reset() }
             receive(snapshot)
+            // Kept after its own snapshot, which says them all: the statuses after it decide
+            // which are the start's alone.
+            startWarnings = snapshot.pid.map { (pid: $0, warnings: snapshot.warnings) }
         } catch {
             let failure = ServiceFailure.from(error)
             state.lastError = MenuMessage(failure)

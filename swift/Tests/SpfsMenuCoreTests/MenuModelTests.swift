@@ -358,6 +358,24 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
         XCTAssertTrue(h.notifier.posted.isEmpty)
     }
 
+    /// What only the start said (its log is shared) stays with its process; a warning the
+    /// statuses say too (nothing mounted) goes once they no longer say it.
+    @MainActor
+    func testAStartsOwnWarningsStayAndOnesTheStatusSaysGoWithIt() async {
+        let h = Harness()
+        var started = ServiceSnapshot.idle
+        started.warnings = ["the log is shared", "nothing is mounted at /spfs"]
+        h.service.ensureResults = [.success(started)]
+        await h.model.start()
+        var watched = ServiceSnapshot.idle
+        watched.warnings = ["nothing is mounted at /spfs"]
+        h.model.receive(watched)
+        XCTAssertEqual(
+            h.model.state.service?.warnings, ["nothing is mounted at /spfs", "the log is shared"])
+        h.model.receive(.idle)  // mounted now
+        XCTAssertEqual(h.model.state.service?.warnings, ["the log is shared"])
+    }
+
     /// A Start that fails although it left the service running (a fresh start reporting
     /// another version) keeps its error: the look after it is no reason to clear it.
     @MainActor
