@@ -16,7 +16,12 @@ from procs import service_pids
 
 
 def test_version_is_the_package_version():
-    assert sa.version().count(".") == 2
+    import tomllib
+
+    from conftest import ROOT
+
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    assert sa.version() == workspace["workspace"]["package"]["version"]
 
 
 def test_ensure_status_tail_stop(service):

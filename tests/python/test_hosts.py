@@ -423,5 +423,7 @@ def test_children_forked_while_calls_complete_exit_at_once(service):
     hangs = int(done.stdout.split("hung in os.fork itself: ")[1].split()[0])
     assert hangs <= 2, done.stdout
     worst = float(done.stdout.split("worst child exit ")[1].split("s")[0])
-    assert worst < 3, done.stdout
+    # The fault this guards against took 5 s; a loaded machine may take a
+    # few seconds without it.
+    assert worst < 4.5, done.stdout
 

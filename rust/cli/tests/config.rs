@@ -15,7 +15,10 @@ fn json_error(out: &std::process::Output) -> serde_json::Value {
 fn a_variable_that_is_not_utf8_text_is_refused_naming_it() {
     use std::os::unix::ffi::OsStrExt;
     let sb = Sandbox::new();
-    let bad = std::ffi::OsStr::from_bytes(b"/tmp/spfs-autostart-test-\xff");
+    // Inside the sandbox: were it ever taken, nothing outside is touched.
+    let mut bytes = sb.root().as_os_str().as_bytes().to_vec();
+    bytes.extend_from_slice(b"/not-utf8-\xff");
+    let bad = std::ffi::OsStr::from_bytes(&bytes);
     for name in [
         "SPFS_AUTOSTART_CONFIG",
         "SPFS_AUTOSTART_STATE_DIR",

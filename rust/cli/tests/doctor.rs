@@ -649,9 +649,8 @@ fn spfs_fuse_macos_away_from_its_default_address_is_a_warning() {
     sb.set("endpoint", tcp(free_port()));
     let (_, report) = doctor(&sb);
     assert!(moved(&report), "{report}");
-    sb.set("endpoint", "tcp://127.0.0.1:37738");
-    let (_, report) = doctor(&sb);
-    assert!(!moved(&report), "{report}");
+    // (The default address is no warning: a unit test, so that nothing
+    // here looks at the real 37738.)
     // Another program may listen where it likes.
     use_script(&mut sb, "bin/my-service", "exit 2\n");
     sb.set("endpoint", tcp(free_port()));

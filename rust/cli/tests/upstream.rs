@@ -423,7 +423,7 @@ impl Drop for Outside {
 /// once it has mounted.
 fn started_by_spfs(up: &Upstream) -> Outside {
     use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new(reference_service());
+    let mut command = up.sb.command(reference_service());
     command
         .args(["--plain", "service", "--listen"])
         .arg(format!("127.0.0.1:{}", up.port))

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, Sandbox, WAIT, kit_sandbox, status, wait_for, wait_gone};
+use common::{Client, Sandbox, WAIT, call_in_flight, kit_sandbox, status, wait_for, wait_gone};
 use spfs_autostart::proto::control::{
     self, ShutdownRequest, control_client::ControlClient, control_server,
 };
-use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
 use spfs_autostart::{State, StopMethod, StopOutcome};
 
 /// A reference service whose `VfsService/Status` calls take a minute, and
@@ -22,21 +21,8 @@ async fn service_with_a_call_in_flight(
 ) -> (spfs_autostart::ServiceManager, tokio::task::JoinHandle<()>) {
     let manager = sandbox.manager();
     manager.ensure().await.expect("ensure");
-    let channel = manager.channel().await.expect("channel");
-    let call = tokio::spawn(async move {
-        let _ = VfsServiceClient::new(channel)
-            .unmount(UnmountRequest { root_pid: 0 })
-            .await;
-    });
-    wait_for("the call to be in flight", WAIT, || {
-        let manager = &manager;
-        async move {
-            let now = status(manager).await;
-            (now.state == State::Running && now.idle_exit_in_secs.is_none()).then_some(())
-        }
-    })
-    .await;
-    (manager, call)
+    let call = call_in_flight(&manager).await;
+    (manager, tokio::spawn(async move { drop(call.await) }))
 }
 
 // The default stop said "it ignored the shutdown request and was sent

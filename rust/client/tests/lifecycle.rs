@@ -9,7 +9,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::*;
-use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
 use spfs_autostart::{ErrorKind, ServiceManager, StopOutcome};
 
 /// A `stop` waiting for a draining service never touches the
@@ -17,17 +16,30 @@ use spfs_autostart::{ErrorKind, ServiceManager, StopOutcome};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_stop_never_touches_the_service_started_after_it() {
     for round in 0..2 {
-        let mut sandbox = kit_sandbox(0, &["--slow-calls-ms", "2500"]);
+        let mut sandbox = kit_sandbox(1800, &["--slow-calls-ms", "2500"]);
         sandbox.set("stop_timeout_secs", 20);
         let manager = sandbox.manager();
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
         let call = call_in_flight(&manager).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let stopper = {
             let manager = sandbox.manager();
             tokio::spawn(async move { manager.stop().await })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The old service drains its call: its record says so.
+        let record = sandbox.state_dir().join("service.json");
+        wait_for(
+            "the old service to be stopping",
+            Duration::from_secs(20),
+            || {
+                let record = record.clone();
+                async move {
+                    std::fs::read_to_string(&record)
+                        .is_ok_and(|r| r.contains("\"stopping\""))
+                        .then_some(())
+                }
+            },
+        )
+        .await;
         let fresh = sandbox
             .manager()
             .ensure()
@@ -140,11 +152,13 @@ async fn a_version_restart_that_waits_for_a_drain_still_starts_the_new_service()
     // The call holds the drain about 3 s (under the 3.75 s a stop with the
     // default stop_timeout_secs allows it), past the 2 s the restart's
     // ensure is given.
-    let sandbox = kit_sandbox(0, &["--report-version", "1.0.0", "--slow-calls-ms", "3500"]);
+    let sandbox = kit_sandbox(
+        1800,
+        &["--report-version", "1.0.0", "--slow-calls-ms", "3500"],
+    );
     let manager = sandbox.manager();
     let old = manager.ensure().await.expect("ensure").pid.expect("pid");
     let call = call_in_flight(&manager).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // The same program without `--report-version` reports the crate's.
     let mut config = sandbox.client_config();
     config.args.clear();
@@ -284,21 +298,12 @@ fn host_without_standard_descriptors_hands_over_the_lock_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensure_waits_for_a_draining_service_and_starts_a_fresh_one() {
     use spfs_autostart::proto::control::{ShutdownRequest, control_client::ControlClient};
-    let sandbox = kit_sandbox(0, &["--slow-calls-ms", "1500"]);
+    let sandbox = kit_sandbox(1800, &["--slow-calls-ms", "1500"]);
     let manager = sandbox.manager();
     for round in 0..2 {
         let old = manager.ensure().await.expect("ensure").pid.expect("pid");
         let channel = manager.channel().await.expect("channel");
-        let call = {
-            let channel = channel.clone();
-            tokio::spawn(async move {
-                VfsServiceClient::new(channel)
-                    .unmount(UnmountRequest { root_pid: 0 })
-                    .await
-                    .map(drop)
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let call = call_in_flight(&manager).await;
         ControlClient::new(channel)
             .shutdown(ShutdownRequest {
                 reason: "test".into(),

@@ -287,7 +287,7 @@ async fn a_second_instance_defers_to_the_running_one_and_exits_0() {
         .expect("ensure")
         .pid
         .expect("service pid");
-    let mut second = std::process::Command::new(common::reference_service());
+    let mut second = sandbox.command(common::reference_service());
     second
         .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
         .env("SPFS_AUTOSTART_LOG_DIR", sandbox.log_dir())

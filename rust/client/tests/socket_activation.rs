@@ -274,7 +274,8 @@ async fn listen_fds_for_another_pid_is_ignored() {
     // Started directly (the spawner strips LISTEN_* from what it passes), as
     // a service that inherited another process's activation variables.
     let mut child = Reaped(
-        Command::new(reference_service())
+        sandbox
+            .command(reference_service())
             .env("SPFS_AUTOSTART_STATE_DIR", sandbox.state_dir())
             .env(
                 "SPFS_AUTOSTART_ENDPOINT",

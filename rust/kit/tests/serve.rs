@@ -262,16 +262,12 @@ async fn a_lease_is_given_back_by_its_id() {
         Duration::ZERO,
     );
     let handle = kit.handle();
-    let mut holder = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let first = handle.acquire(holder.id(), "mount 1".into()).unwrap();
-    let second = handle.acquire(holder.id(), "mount 2".into()).unwrap();
+    let mut holder = spfs_autostart_test_support::Sleeper::start();
+    let first = handle.acquire(holder.pid(), "mount 1".into()).unwrap();
+    let second = handle.acquire(holder.pid(), "mount 2".into()).unwrap();
     assert!(handle.release(first.id));
     assert!(!handle.release(first.id), "given back twice");
     let left: Vec<u64> = handle.leases().iter().map(|l| l.id).collect();
     assert_eq!(left, [second.id], "only the one named goes");
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    holder.end();
 }

@@ -200,14 +200,23 @@ impl Sandbox {
     /// A command running `program` with the sandbox's environment and
     /// stdin from /dev/null.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new(program);
-        for (name, _) in std::env::vars_os() {
-            if Sandbox::hides(&name.to_string_lossy()) {
-                command.env_remove(name);
+        self.commands()(program.as_ref())
+    }
+
+    /// What makes [`Sandbox::command`]s, for a thread that outlives the
+    /// borrow of the sandbox (a loop of commands beside a test's own).
+    pub fn commands(&self) -> impl Fn(&OsStr) -> Command + Send + 'static {
+        let env = self.env();
+        move |program| {
+            let mut command = Command::new(program);
+            for (name, _) in std::env::vars_os() {
+                if Sandbox::hides(&name.to_string_lossy()) {
+                    command.env_remove(name);
+                }
             }
+            command.envs(env.clone()).stdin(Stdio::null());
+            command
         }
-        command.envs(self.env()).stdin(Stdio::null());
-        command
     }
 
     /// `spfs-autostart --config <config file> ARGS` with the sandbox's

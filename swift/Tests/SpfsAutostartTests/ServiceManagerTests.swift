@@ -46,13 +46,26 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
         try FileManager.default.createDirectory(
             at: tempDir, withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
+        // An empty config file of its own: the user's (SPFS_AUTOSTART_CONFIG, or the per-user
+        // file) must not steer the test.
+        try Data().write(to: configFile)
     }
+
+    /// The test's config file, empty: every setting is in `makeConfig`.
+    private var configFile: URL { tempDir.appendingPathComponent("config.toml") }
 
     override func tearDown() async throws {
         // Whatever a failed test left running in its state dir is stopped (idle exit is off),
         // then the directory goes.
         if let manager = try? ServiceManager(config: makeConfig()) {
-            _ = try? await manager.stop()
+            do {
+                _ = try await manager.stop()
+            } catch {
+                // A stop that failed leaves nothing running either.
+                if let pid = try? await manager.status().pid {
+                    kill(pid_t(pid), SIGKILL)
+                }
+            }
         }
         try? FileManager.default.removeItem(at: tempDir)
     }
@@ -76,7 +89,7 @@ final class ServiceManagerTests: XCTestCase, @unchecked Sendable {
 
     private func makeConfig(program: String? = nil) -> ServiceConfig {
         ServiceConfig(
-            configFile: nil,
+            configFile: configFile.path,
             program: program ?? Self.referenceService,
             // Explicit: the defaults are for spfs-fuse-macos on macOS (TCP, `service /spfs`).
             args: [],

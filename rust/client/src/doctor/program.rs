@@ -466,6 +466,20 @@ mod tests {
     }
 
     #[test]
+    fn only_spfs_fuse_macos_away_from_its_default_address_is_said_to_be_moved() {
+        let config = |program: &str, endpoint: &str| Config {
+            program: program.into(),
+            endpoint: endpoint.parse().unwrap(),
+            ..Config::default()
+        };
+        let moved = |c: &Config| moved_from_where_spfs_looks(c).is_some();
+        assert!(moved(&config("spfs-fuse-macos", "tcp://127.0.0.1:40000")));
+        assert!(moved(&config("/opt/spfs-fuse-macos", "unix")));
+        assert!(!moved(&config("spfs-fuse-macos", "tcp://127.0.0.1:37738")));
+        assert!(!moved(&config("my-service", "tcp://127.0.0.1:40000")));
+    }
+
+    #[test]
     fn a_version_is_a_word_of_its_own() {
         assert!(says_version("spfs-fuse-macos 0.1.0", "0.1.0"));
         assert!(says_version("spfs-fuse-macos v0.1.0 (abc123)", "0.1.0"));

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use spfs_autostart::{Config, ServiceManager, Status, StopMethod, StopOutcome};
+use spfs_autostart::{Config, ServiceManager, State, Status, StopMethod, StopOutcome};
 use tokio::time::Instant;
 
 /// The generous bound for anything that should happen "within a few seconds".
@@ -107,16 +107,28 @@ pub fn assert_graceful(outcome: &StopOutcome) {
 
 /// Start a call that counts as work (`VfsService/Unmount`, which the
 /// reference service's `--slow-calls-ms` holds open) over `manager`'s
-/// channel; it ends with the call.
+/// channel, and return once the service counts it (its status shows no
+/// idle exit ahead: the service needs an idle timeout other than 0); the
+/// task ends with the call.
 pub async fn call_in_flight(
     manager: &ServiceManager,
 ) -> tokio::task::JoinHandle<Result<(), tonic::Status>> {
     use spfs_autostart::proto::vfs::{UnmountRequest, vfs_service_client::VfsServiceClient};
     let channel = manager.channel().await.expect("channel");
-    tokio::spawn(async move {
+    let call = tokio::spawn(async move {
         VfsServiceClient::new(channel)
             .unmount(UnmountRequest { root_pid: 0 })
             .await
             .map(drop)
-    })
+    });
+    wait_for(
+        "the call to be in flight",
+        Duration::from_secs(20),
+        || async {
+            let now = manager.status().await.expect("status");
+            (now.state == State::Running && now.idle_exit_in_secs.is_none()).then_some(())
+        },
+    )
+    .await;
+    call
 }

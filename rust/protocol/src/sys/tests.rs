@@ -51,12 +51,26 @@ fn pid_1_never_counts_as_a_group_to_signal() {
 #[test]
 fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
     use std::os::unix::process::CommandExt;
+    /// A shell leading a group of its own, the group killed and the shell
+    /// reaped however the test ends.
+    struct Group(std::process::Child);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::killpg(
+                Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::SIGKILL,
+            );
+            let _ = self.0.wait();
+        }
+    }
     let start = |script: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", script])
-            .process_group(0)
-            .spawn()
-            .unwrap()
+        Group(
+            std::process::Command::new("sh")
+                .args(["-c", script])
+                .process_group(0)
+                .spawn()
+                .unwrap(),
+        )
     };
     let handle_of = |child: &std::process::Child| {
         let instance = Instance::of(child.id()).unwrap();
@@ -75,29 +89,27 @@ fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
         );
     };
     // The leader alone.
-    let mut alone = start("exec sleep 60");
-    let handle = handle_of(&alone);
+    let alone = start("exec sleep 60");
+    let handle = handle_of(&alone.0);
     assert!(handle.group_has_members(), "the live leader is a member");
-    zombie_of(&alone);
+    zombie_of(&alone.0);
     assert!(!handle.group_has_members(), "only its zombie is left");
-    alone.wait().unwrap();
+    drop(alone);
     // The leader with a child that lives on.
     let dir = tempfile::tempdir().unwrap();
     let started = dir.path().join("started");
-    let mut parent = start(&format!("sleep 60 & touch {}; wait", started.display()));
-    let handle = handle_of(&parent);
+    let parent = start(&format!("sleep 60 & touch {}; wait", started.display()));
+    let handle = handle_of(&parent.0);
     assert!(
         wait_for(Duration::from_secs(10), || started.exists()),
         "the shell started its sleep"
     );
-    zombie_of(&parent);
+    zombie_of(&parent.0);
     assert!(
         handle.group_has_members(),
         "its sleep lives on in the group"
     );
-    let group = Pid::from_raw(parent.id() as i32);
-    nix::sys::signal::killpg(group, nix::sys::signal::SIGKILL).unwrap();
-    parent.wait().unwrap();
+    drop(parent);
     assert!(
         wait_for(Duration::from_secs(10), || { !handle.group_has_members() }),
         "killed, the sleep is gone (init reaps it)"
