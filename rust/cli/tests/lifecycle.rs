@@ -434,13 +434,19 @@ fn an_interrupted_ensure_leaves_no_daemon_of_its_start_serving() {
     let sb = Sandbox::new().with("args", vec!["--daemonize", "--start-delay-ms", "1500"]);
     let ensure = background(&sb, &["ensure"]);
     // The first process forks at once and exits; its daemon is in its
-    // set-up for 1.5 s. Interrupted once only the daemon is left.
-    let mut first = None;
+    // set-up for 1.5 s. Interrupted once only the daemon is left: the
+    // service's only process is no longer the child of the start's
+    // intermediate (a fork of this CLI).
+    let cli = std::fs::canonicalize(cli_bin()).unwrap();
+    let started_by_the_cli = |pid: u32| {
+        spfs_autostart_protocol::sys::process_info(pid)
+            .and_then(|info| std::fs::read_link(format!("/proc/{}/exe", info.parent)).ok())
+            .is_some_and(|parent| parent == cli)
+    };
     assert!(
         wait_for(Duration::from_secs(10), || {
             let pids = sb.pids();
-            let first = *first.get_or_insert_with(|| pids.first().copied());
-            first.is_some_and(|first| !pids.is_empty() && !pids.contains(&first))
+            pids.len() == 1 && !started_by_the_cli(pids[0])
         }),
         "the first process forked its daemon and exited: {:?}",
         sb.pids()

@@ -13,7 +13,7 @@ use common::*;
 use spfs_autostart::proto::vfs::{
     MountRequest, UnmountRequest, vfs_service_client::VfsServiceClient,
 };
-use spfs_autostart_test_support::mount_marker;
+use spfs_autostart_test_support::{Reaped, mount_marker};
 
 /// A sandbox whose service is the stand-in in upstream mode on a free
 /// loopback port, mounting at `<sandbox>/mnt`.
@@ -408,20 +408,10 @@ fn a_suspended_service_reads_unresponsive_and_says_why() {
     assert!(status["detail"].is_null(), "{status}");
 }
 
-/// The stand-in started as upstream spfs starts it: setsid, null stdio, no
-/// lock, no record. Killed on drop.
-struct Outside(std::process::Child);
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The stand-in started as spfs starts it, on `up`'s port and mountpoint,
-/// once it has mounted.
-fn started_by_spfs(up: &Upstream) -> Outside {
+/// The stand-in started as upstream spfs starts it (setsid, null stdio, no
+/// lock, no record), on `up`'s port and mountpoint, once it has mounted;
+/// killed on drop.
+fn started_by_spfs(up: &Upstream) -> Reaped {
     use std::os::unix::process::CommandExt;
     let mut command = up.sb.command(reference_service());
     command
@@ -435,7 +425,7 @@ fn started_by_spfs(up: &Upstream) -> Outside {
     unsafe {
         command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
     }
-    let outside = Outside(command.spawn().unwrap());
+    let outside = Reaped(command.spawn().unwrap());
     assert!(wait_for(Duration::from_secs(20), || up.mounted()));
     outside
 }
@@ -802,7 +792,7 @@ fn stopping_a_service_that_is_its_namespaces_init_signals_it_not_everyone() {
     // The namespace, with the service as its init (setsid: it leads its
     // session, as a container's init does); the sandbox's environment marks
     // it, so the sandbox ends it whatever the test found.
-    let mut namespace = Outside(
+    let mut namespace = Reaped(
         up.sb
             .command("unshare")
             .args(["--pid", "--fork", "--mount-proc", "setsid"])

@@ -8,7 +8,9 @@ mod common;
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use spfs_autostart_test_support::Reaped;
 
 use common::{
     Client, Sandbox, WAIT, assert_graceful, kit_sandbox, reference_service, status, wait_for,
@@ -20,15 +22,6 @@ const TOOL: &str = "systemd-socket-activate";
 
 /// Kills and reaps a child on drop (the Sandbox's Drop only finds processes
 /// whose environment names the state dir).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn make_state_dir(sandbox: &Sandbox) {
     std::fs::DirBuilder::new()
         .mode(0o700)

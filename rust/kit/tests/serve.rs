@@ -122,19 +122,27 @@ async fn the_idle_clock_starts_when_the_service_serves() {
 async fn a_service_whose_state_dir_was_replaced_writes_no_record_there() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let kit = start_kit(
+    let (ready, told) = std::io::pipe().unwrap();
+    let kit = start_kit_telling(
         "replaced-test",
         &state,
         state.join("service.sock"),
         Duration::ZERO,
+        Some(told),
     );
     std::fs::remove_dir_all(&state).unwrap();
     std::fs::create_dir(&state).unwrap();
     let successors_lock = File::create(state.join("instance.lock")).unwrap();
     successors_lock.try_lock().unwrap();
+    // Once it says READY, it is past where it would have written the record.
+    let said = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(ready), &mut line).unwrap();
+        line
+    });
     tokio::select! {
         result = kit.serve(|routes| routes) => panic!("serve ended by itself: {result:?}"),
-        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        line = said => assert!(line.unwrap().starts_with("READY"), "the service serves"),
     }
     assert!(
         !state.join("service.json").exists(),

@@ -20,10 +20,24 @@ mod sources;
 pub use bins::{Bins, bin_dir, cli, reference_service};
 pub use procs::{alive, free_port, kill_marked, marked_pids, service_pids};
 pub use sandbox::{SANDBOX_MARKER, Sandbox};
-pub use sleeper::Sleeper;
+pub use sleeper::{Reaped, Sleeper};
 pub use sources::{code_lines_with, library_sources};
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Wait until `check` holds, up to `limit`, looking every 20 ms; whether it
+/// did (one last look at the limit).
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
 
 /// This process as spfs-autostart names the one asking in the service log:
 /// its program's file name and its pid (`logs-0123abcd (pid 812)`). Test

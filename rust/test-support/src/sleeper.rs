@@ -1,5 +1,6 @@
 //! A stand-in process for the tests that need one that is not a service: a
-//! lease holder, a bystander whose pid a record points at, a mount's root.
+//! lease holder, a bystander whose pid a record points at, a mount's root;
+//! and a guard that ends any process a test started.
 
 use std::process::{Child, Command};
 
@@ -35,5 +36,17 @@ impl Sleeper {
 impl Drop for Sleeper {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+/// A process a test started, SIGKILLed and reaped when dropped, however the
+/// test ends (a service started as spfs or a socket activator would).
+#[derive(Debug)]
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

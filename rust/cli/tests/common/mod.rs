@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `spfs-autostart` binary under test.
 pub fn cli_bin() -> PathBuf {
@@ -88,17 +88,7 @@ pub fn plain_service(port: u16, flags: &[&str]) -> Sandbox {
         .with("endpoint", tcp(port))
 }
 
-/// Wait until `check` holds, up to `limit`.
-pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
-}
+pub use spfs_autostart_test_support::wait_for;
 
 /// stderr of an output as text.
 /// `text`, a hint as this CLI words it for a bare `spfs-autostart`, as it
@@ -125,13 +115,7 @@ pub fn use_script(sb: &mut Sandbox, name: &str, body: &str) -> std::path::PathBu
 /// The start time the kernel gives process `pid` (`/proc/PID/stat` field
 /// 22), as the record stores it.
 pub fn start_time_of(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap()
+    spfs_autostart_protocol::sys::process_start_time(pid).expect("a live process")
 }
 
 pub fn stderr(out: &Output) -> String {

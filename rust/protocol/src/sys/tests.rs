@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use spfs_autostart_test_support::Sleeper;
+use spfs_autostart_test_support::{Sleeper, wait_for};
 
 use super::*;
 
@@ -114,21 +114,6 @@ fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
         wait_for(Duration::from_secs(10), || { !handle.group_has_members() }),
         "killed, the sleep is gone (init reaps it)"
     );
-}
-
-/// Whether `check` holds within `limit`, looked at every 10 ms.
-#[cfg(target_os = "linux")]
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
