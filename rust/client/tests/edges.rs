@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, Sandbox, WAIT, call_in_flight, kit_sandbox, status, wait_for, wait_gone};
+use common::{
+    Client, Sandbox, WAIT, call_in_flight, kit_sandbox, record_says_stopping, status, wait_for,
+    wait_gone,
+};
 use spfs_autostart::proto::control::{
     self, ShutdownRequest, control_client::ControlClient, control_server,
 };
@@ -163,16 +166,7 @@ async fn draining_service_is_reported_stopping_without_a_probe_timeout() {
         })
         .await
         .expect("shutdown");
-    let record = sandbox.state_dir().join("service.json");
-    wait_for("the record to say stopping", WAIT, || {
-        let record = record.clone();
-        async move {
-            std::fs::read_to_string(&record)
-                .is_ok_and(|r| r.contains("\"stopping\""))
-                .then_some(())
-        }
-    })
-    .await;
+    record_says_stopping(&sandbox).await;
     // A fresh manager, as a new `spfs-autostart status` process is: no
     // connection from before the shutdown to ask on.
     let fresh = sandbox.manager();

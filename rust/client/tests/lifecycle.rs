@@ -26,20 +26,7 @@ async fn slow_stop_never_touches_the_service_started_after_it() {
             tokio::spawn(async move { manager.stop().await })
         };
         // The old service drains its call: its record says so.
-        let record = sandbox.state_dir().join("service.json");
-        wait_for(
-            "the old service to be stopping",
-            Duration::from_secs(20),
-            || {
-                let record = record.clone();
-                async move {
-                    std::fs::read_to_string(&record)
-                        .is_ok_and(|r| r.contains("\"stopping\""))
-                        .then_some(())
-                }
-            },
-        )
-        .await;
+        record_says_stopping(&sandbox).await;
         let fresh = sandbox
             .manager()
             .ensure()

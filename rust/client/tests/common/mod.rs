@@ -105,6 +105,25 @@ pub fn assert_graceful(outcome: &StopOutcome) {
     );
 }
 
+/// Wait until the service's record says it is stopping (a kit writes so
+/// once a shutdown is asked for).
+pub async fn record_says_stopping(sandbox: &Sandbox) {
+    let record = sandbox.state_dir().join("service.json");
+    wait_for(
+        "the record to say stopping",
+        Duration::from_secs(20),
+        || {
+            let record = record.clone();
+            async move {
+                std::fs::read_to_string(&record)
+                    .is_ok_and(|r| r.contains("\"stopping\""))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 /// Start a call that counts as work (`VfsService/Unmount`, which the
 /// reference service's `--slow-calls-ms` holds open) over `manager`'s
 /// channel, and return once the service counts it (its status shows no
