@@ -394,6 +394,14 @@ fn a_stop_sequence_a_kit_service_ignores_is_a_warning() {
     sb.set("stop_sequence", vec!["SIGINT", "SIGKILL"]);
     let (_, report) = doctor(&sb);
     assert!(said(&report), "{report}");
+    assert!(says(&report, "changes nothing for it"), "{report}");
+    // Its first signal, another than the default's, does count.
+    sb.set("stop_sequence", vec!["SIGTERM", "SIGKILL"]);
+    let (_, report) = doctor(&sb);
+    assert!(
+        says(&report, "only its first signal, SIGTERM, counts"),
+        "{report}"
+    );
     sb.ok(&["stop"]);
     // A plain service runs the sequence: no warning.
     sb.set("args", vec!["--plain", "service", &path_str(sb.root())]);

@@ -557,3 +557,39 @@ fn a_directory_at_the_log_path_is_one_clear_error() {
     assert_eq!(err.matches("remove it").count(), 1, "{err}");
     assert!(sb.pids().is_empty());
 }
+
+/// A watch of a kit service sends a status when something changes, not
+/// again because the service's Watch stream said less than its first look
+/// did: a warning the look gives (another version than expected_version)
+/// is on the stream's statuses too.
+#[test]
+fn a_watch_of_a_kit_service_repeats_nothing_a_look_said() {
+    let mut sb = Sandbox::new();
+    sb.ensure();
+    sb.set("expected_version", "9.9.9")
+        .set("on_version_mismatch", "error");
+    let mut watch = background(&sb, &["--json", "watch"]);
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first status");
+    assert!(first.contains("9.9.9"), "the version's warning: {first}");
+    // Nothing happens: nothing more is sent.
+    let more: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(3)).ok()).collect();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(more.is_empty(), "sent again: {more:?}");
+}

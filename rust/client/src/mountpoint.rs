@@ -32,9 +32,9 @@ const MOUNT_SETTLE: Duration = Duration::from_secs(1);
 /// its thread, and a watch looking twice a second must not pile up more.
 static LOOKING: AtomicBool = AtomicBool::new(false);
 
-/// The last verdict on each mountpoint, given while a look cannot run or
-/// finish (one already under way, a hung mount), so that a watch's warning
-/// does not come and go with the looks.
+/// The last verdict, and on which mountpoint (a process watches one), given
+/// while a look cannot run or finish (one already under way, a hung mount),
+/// so that a watch's warning does not come and go with the looks.
 static LAST: Mutex<Option<(String, Mounted)>> = Mutex::new(None);
 
 /// What a look at a mountpoint found.
@@ -66,10 +66,14 @@ pub(crate) async fn unmounted_warning(config: &Config) -> Option<String> {
 }
 
 /// [`unmounted_warning`] for a service just started: a mount not there yet
-/// is looked for again for up to [`MOUNT_SETTLE`].
-pub(crate) async fn unmounted_warning_after_start(config: &Config) -> Option<String> {
+/// is looked for again for up to [`MOUNT_SETTLE`], and no later than the
+/// caller's `deadline`.
+pub(crate) async fn unmounted_warning_after_start(
+    config: &Config,
+    deadline: tokio::time::Instant,
+) -> Option<String> {
     let mountpoint = of(config)?;
-    let deadline = tokio::time::Instant::now() + MOUNT_SETTLE;
+    let deadline = deadline.min(tokio::time::Instant::now() + MOUNT_SETTLE);
     loop {
         let found = look(mountpoint).await?;
         if found != Mounted::No || tokio::time::Instant::now() >= deadline {

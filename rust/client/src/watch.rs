@@ -241,7 +241,10 @@ async fn follow_stream(
     let Some(mut stream) = open_stream(manager).await else {
         return Some(updates);
     };
+    // What the last ask for the mounts found, and warned of (nothing
+    // mounted at /spfs), for the updates in between.
     let mut mounts = Vec::new();
+    let mut mount_warnings = Vec::new();
     loop {
         let update = tokio::select! {
             update = stream.next() => update,
@@ -266,10 +269,13 @@ async fn follow_stream(
         // when they may have changed, and only then, so the asking never
         // becomes a feed of its own.
         if may_change_mounts(&update) {
+            let before = status.warnings.len();
             manager.add_mounts(&mut status).await;
             mounts.clone_from(&status.mounts);
+            mount_warnings = status.warnings[before..].to_vec();
         } else {
             status.mounts.clone_from(&mounts);
+            status.warnings.extend(mount_warnings.iter().cloned());
         }
         if !sent.status(status).await {
             return None;
@@ -299,11 +305,17 @@ fn may_change_mounts(update: &StatusUpdate) -> bool {
         .any(|event| update.event == event as i32)
 }
 
+/// The status an update of the Watch stream says, with the warnings a look
+/// (`status()`) gives too, so that a status is news for what changed, not
+/// for where it came from: the version's and another state dir's (the
+/// mounts' are the caller's, asked for only when they may change).
 fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> {
     let info = update.info.as_ref()?;
     let mut status = manager.kit_status(info, crate::sys::Instance::of(info.pid));
     if update.event == Event::ShuttingDown as i32 {
         status.detail = Some(update.detail.clone());
     }
+    status.warnings.extend(manager.version_warning(&status));
+    status.warnings.extend(manager.elsewhere_warnings());
     Some(status)
 }

@@ -416,9 +416,17 @@ public final class MenuModel {
             userRequestedStop = false
             if userInitiated { policy.reset() }
             receive(snapshot)
-            // Kept after its own snapshot, which says them all: the statuses after it decide
-            // which are the start's alone.
-            startWarnings = snapshot.pid.map { (pid: $0, warnings: snapshot.warnings) }
+            // What only the start says (its log unwritable or shared) is kept with its
+            // process: the warnings a look at it does not give too (nothing mounted at /spfs
+            // is the statuses' to keep or drop, whichever came first).
+            if let pid = snapshot.pid {
+                let looked = (try? await service.status()).flatMap {
+                    $0.pid == pid ? $0.warnings : nil
+                }
+                startWarnings = (
+                    pid: pid, warnings: snapshot.warnings.filter { !(looked ?? []).contains($0) }
+                )
+            }
         } catch {
             let failure = ServiceFailure.from(error)
             state.lastError = MenuMessage(failure)

@@ -29,12 +29,19 @@ final class FakeService: ServiceClient {
     var stopYields = 0
     /// What `status()` answers after a successful stop (the service is stopped).
     var statusAfterStop: Result<ServiceSnapshot, ServiceFailure> = .success(.stopped)
+    /// What `status()` answers after a successful `ensure` that returned the snapshot given:
+    /// by default that snapshot without its warnings, which were the start's to say.
+    var statusAfterEnsure: ((ServiceSnapshot) -> ServiceSnapshot)?
 
     func ensure() async throws -> ServiceSnapshot {
         ensureCalls += 1
         let result: Result<ServiceSnapshot, ServiceFailure> =
             ensureResults.isEmpty ? .success(.idle) : ensureResults.removeFirst()
-        if case .success(let snapshot) = result { statusResult = .success(snapshot) }
+        if case .success(let snapshot) = result {
+            var looked = snapshot
+            looked.warnings = []
+            statusResult = .success(statusAfterEnsure?(snapshot) ?? looked)
+        }
         return try result.get()
     }
 

@@ -374,6 +374,14 @@ final class MenuModelTests: XCTestCase, @unchecked Sendable {
             h.model.state.service?.warnings, ["nothing is mounted at /spfs", "the log is shared"])
         h.model.receive(.idle)  // mounted now
         XCTAssertEqual(h.model.state.service?.warnings, ["the log is shared"])
+
+        // The statuses said it before the start returned, and then no more: it goes too.
+        let g = Harness()
+        g.service.ensureResults = [.success(started)]
+        g.service.statusAfterEnsure = { _ in watched }
+        await g.model.start()
+        g.model.receive(.idle)  // mounted now
+        XCTAssertEqual(g.model.state.service?.warnings, ["the log is shared"])
     }
 
     /// A Start that fails although it left the service running (a fresh start reporting

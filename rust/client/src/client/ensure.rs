@@ -224,9 +224,9 @@ impl ServiceManager {
                 status.warnings.extend(self.elsewhere_warnings());
                 // spfs-fuse-macos mounts before it listens, and serves on
                 // when the mount failed: said now, not at the first shell.
-                status
-                    .warnings
-                    .extend(crate::mountpoint::unmounted_warning_after_start(&self.config).await);
+                status.warnings.extend(
+                    crate::mountpoint::unmounted_warning_after_start(&self.config, deadline).await,
+                );
                 Ok(Some(self.remember(status, channel, instance)))
             }
             Observation::Conflict(what) => {

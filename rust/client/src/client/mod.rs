@@ -237,7 +237,7 @@ impl ServiceManager {
     /// Warnings about services of this user running in another default
     /// state dir (started where `XDG_RUNTIME_DIR` or `TMPDIR` differed).
     /// Only when the state dir is the default: an explicit one is chosen.
-    fn elsewhere_warnings(&self) -> Vec<String> {
+    pub(crate) fn elsewhere_warnings(&self) -> Vec<String> {
         let explicit = self.config.state_dir.is_some()
             || crate::config::process_env(crate::config::env::STATE_DIR).is_some();
         if explicit {

@@ -219,19 +219,38 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
 /// stopped by `Control.Shutdown`, SIGTERM, SIGKILL: the setting does
 /// nothing, and a user who set it should know.
 fn unused_stop_sequence(config: &Config, status: &Status) -> Option<Finding> {
-    let default = crate::config::StopStep::default_sequence();
-    (status.managed && config.stop_sequence != default).then(|| {
+    use crate::config::StopStep;
+    let default = StopStep::default_sequence();
+    if !status.managed || config.stop_sequence == default {
+        return None;
+    }
+    // Its first signal ends a start that is abandoned or times out, a kit
+    // service's too.
+    let first_signal = |steps: &[StopStep]| {
+        steps.iter().find_map(|step| match step {
+            StopStep::Signal(signal) => Some(*signal),
+            StopStep::Shutdown => None,
+        })
+    };
+    let counts = match first_signal(&config.stop_sequence) {
+        Some(signal) if Some(signal) != first_signal(&default) => format!(
+            "of the setting only its first signal, {signal}, counts: it ends a start that is \
+             abandoned or times out"
+        ),
+        _ => "the setting changes nothing for it".to_string(),
+    };
+    Some(
         finding(
             "config",
             Severity::Warning,
-            "stop_sequence is set, but the running service embeds the kit, which is always \
-             stopped by Control.Shutdown, then SIGTERM, then SIGKILL: of the setting only the \
-             first signal counts, to end a start that is abandoned or times out"
-                .to_string(),
+            format!(
+                "stop_sequence is set, but the running service embeds the kit, which is always \
+                 stopped by Control.Shutdown, then SIGTERM, then SIGKILL: {counts}"
+            ),
             Some("remove stop_sequence from the config, unless that first signal is meant".into()),
         )
-        .with_remedies([Remedy::SetKey("stop_sequence")])
-    })
+        .with_remedies([Remedy::SetKey("stop_sequence")]),
+    )
 }
 
 /// For a state dir where no service runs: the last start's failure, when
