@@ -568,20 +568,7 @@ fn a_watch_of_a_kit_service_repeats_nothing_a_look_said() {
     sb.ensure();
     sb.set("expected_version", "9.9.9")
         .set("on_version_mismatch", "error");
-    let mut watch = background(&sb, &["--json", "watch"]);
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut watch, rx) = lines_of(background(&sb, &["--json", "watch"]));
     let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("a first status");

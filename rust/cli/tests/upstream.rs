@@ -486,25 +486,13 @@ fn a_watch_reports_the_mount_going_away_under_a_running_service() {
         vec!["--plain".into(), "service".into(), path_str(&link)],
     );
     up.sb.ensure();
-    let mut watch = up
-        .sb
-        .cli(&["--json", "watch"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut watch, rx) = lines_of(
+        up.sb
+            .cli(&["--json", "watch"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let unmounted = format!("nothing is mounted at {}", link.display());
     let first = rx
         .recv_timeout(Duration::from_secs(20))

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 /// The `spfs-autostart` binary under test.
@@ -187,6 +188,25 @@ pub fn listening(port: u16) -> bool {
     wait_for(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
+}
+
+/// The lines `child` prints on its piped stdout, as they come (a thread
+/// reads them), so a test can wait for each with a timeout.
+pub fn lines_of(mut child: std::process::Child) -> (std::process::Child, Receiver<String>) {
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }
 
 /// Start `spfs-autostart ARGS` in the background with piped output.

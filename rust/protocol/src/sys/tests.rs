@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use nix::unistd::Pid;
-use spfs_autostart_test_support::{Sleeper, wait_for};
+use spfs_autostart_test_support::Sleeper;
 
 use super::*;
 
@@ -50,6 +50,7 @@ fn pid_1_never_counts_as_a_group_to_signal() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_zombie_leader_alone_leaves_no_members_but_a_live_member_counts() {
+    use spfs_autostart_test_support::wait_for;
     use std::os::unix::process::CommandExt;
     /// A shell leading a group of its own, the group killed and the shell
     /// reaped however the test ends.
