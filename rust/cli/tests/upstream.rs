@@ -823,28 +823,48 @@ fn stopping_a_service_that_is_its_namespaces_init_signals_it_not_everyone() {
     assert!(!up.mounted(), "stopped gracefully: unmounted");
 }
 
-/// A stop whose client was killed between its steps (after `Shutdown`,
-/// which makes spfs-fuse-macos unmount, before its exit) leaves the
+/// A stop whose client was killed midway (here while it waits for the
+/// service's `Shutdown`, which makes spfs-fuse-macos unmount) leaves the
 /// service serving: `status` says a stop began and did not finish, so a
 /// "running" without its filesystem is not taken at its word.
 #[test]
 fn a_stop_whose_client_died_midway_is_a_warning() {
-    let up = Upstream::new();
+    let mut up = Upstream::new();
+    // Its `Shutdown` answers only after 30 s: a stop waits in that step.
+    up.sb
+        .set(
+            "args",
+            vec![
+                "--plain".into(),
+                "--slow-calls-ms".into(),
+                "30000".into(),
+                "service".into(),
+                path_str(&up.mnt),
+            ],
+        )
+        .set("stop_timeout_secs", 60);
     let pid = pid_of(&up.sb.ensure());
     assert!(
         !up.sb.status()["warnings"]
             .to_string()
             .contains("did not finish")
     );
-    // The mark the killed stop left: `PID START_TIME` of the service.
-    let start_time = spfs_autostart_protocol::sys::process_start_time(pid).unwrap();
-    std::fs::write(
-        up.sb.state_dir().join("stopping"),
-        format!("{pid} {start_time}\n"),
-    )
-    .unwrap();
+    // A stop, killed while it waits: the mark it set stays.
+    let mut stop = background(&up.sb, &["stop"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || up
+            .sb
+            .log()
+            .contains("Shutdown requested")),
+        "the stop asked: {}",
+        up.sb.log()
+    );
+    assert!(up.sb.state_dir().join("stopping").exists(), "its mark");
+    stop.kill().unwrap();
+    stop.wait().unwrap();
     let status = up.sb.status();
     assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(pid_of(&status), pid, "{status}");
     let warnings = status["warnings"].to_string();
     assert!(
         warnings.contains(&format!(

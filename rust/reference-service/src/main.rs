@@ -74,7 +74,8 @@ struct Args {
     report_version: Option<String>,
     /// Test switch: `VfsService/Unmount` waits this long before answering, so
     /// tests can hold a call in flight (one that counts as work, unlike
-    /// `Status`, which only looks) past the idle timeout or into a drain.
+    /// `Status`, which only looks) past the idle timeout or into a drain;
+    /// with --plain, so does `Shutdown` (a stop held in its first step).
     #[arg(long, default_value_t = 0)]
     slow_calls_ms: u64,
     /// Test switch: `VfsService/Status` waits this long before answering, as
@@ -205,6 +206,9 @@ impl VfsService for Vfs {
         if let Some(mount) = &self.mount {
             // Upstream: unmount and keep serving; only SIGINT ends the process.
             tracing::info!("Shutdown requested");
+            if !self.slow_calls.is_zero() {
+                tokio::time::sleep(self.slow_calls).await;
+            }
             let unmounted = mount.stop();
             if let Some(exit) = &self.shutdown_exits {
                 let _ = exit.send(true);
