@@ -241,10 +241,10 @@ async fn follow_stream(
     let Some(mut stream) = open_stream(manager).await else {
         return Some(updates);
     };
-    // What the last ask for the mounts found, and warned of (nothing
-    // mounted at /spfs), for the updates in between.
+    // What the last look for the mounts found, and what it warned of, for
+    // the updates in between.
     let mut mounts = Vec::new();
-    let mut mount_warnings = Vec::new();
+    let mut looked_warnings = Vec::new();
     loop {
         let update = tokio::select! {
             update = stream.next() => update,
@@ -268,14 +268,19 @@ async fn follow_stream(
         // A kit's update carries its leases, not its mounts: ask for them
         // when they may have changed, and only then, so the asking never
         // becomes a feed of its own.
+        // What a look adds after the service's own warnings, in its order:
+        // another state dir's service, then the mounts'. Looked for when the
+        // mounts may change, not on every update (each call moves the idle
+        // deadline), and carried in between.
         if may_change_mounts(&update) {
             let before = status.warnings.len();
+            status.warnings.extend(manager.elsewhere_warnings());
             manager.add_mounts(&mut status).await;
             mounts.clone_from(&status.mounts);
-            mount_warnings = status.warnings[before..].to_vec();
+            looked_warnings = status.warnings[before..].to_vec();
         } else {
             status.mounts.clone_from(&mounts);
-            status.warnings.extend(mount_warnings.iter().cloned());
+            status.warnings.extend(looked_warnings.iter().cloned());
         }
         if !sent.status(status).await {
             return None;
@@ -305,10 +310,10 @@ fn may_change_mounts(update: &StatusUpdate) -> bool {
         .any(|event| update.event == event as i32)
 }
 
-/// The status an update of the Watch stream says, with the warnings a look
-/// (`status()`) gives too, so that a status is news for what changed, not
-/// for where it came from: the version's and another state dir's (the
-/// mounts' are the caller's, asked for only when they may change).
+/// The status an update of the Watch stream says, with the version's
+/// warning a look (`status()`) gives too, so that a status is news for what
+/// changed, not for where it came from (another state dir's and the
+/// mounts' are the caller's, looked for only when the mounts may change).
 fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> {
     let info = update.info.as_ref()?;
     let mut status = manager.kit_status(info, crate::sys::Instance::of(info.pid));
@@ -316,6 +321,5 @@ fn status_of(manager: &ServiceManager, update: &StatusUpdate) -> Option<Status> 
         status.detail = Some(update.detail.clone());
     }
     status.warnings.extend(manager.version_warning(&status));
-    status.warnings.extend(manager.elsewhere_warnings());
     Some(status)
 }

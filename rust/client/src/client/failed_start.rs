@@ -98,16 +98,12 @@ fn remedy_of(text: &str) -> Option<Remedy> {
 }
 
 impl ServiceManager {
-    fn failed_start_path(&self) -> std::path::PathBuf {
-        self.paths.failed_start()
-    }
-
     /// Tell the calls waiting for this start that it failed with `e`.
     /// Called under `spawn.lock`, before it is let go.
     pub(super) fn remember_failed_start(&self, e: &Error) {
         let text = serde_json::to_vec(&FailedStart::of(e)).expect("record serializes");
         if let Err(e) =
-            spfs_autostart_protocol::record::write_private(&self.failed_start_path(), &text)
+            spfs_autostart_protocol::record::write_private(&self.paths.failed_start(), &text)
         {
             tracing::warn!("cannot tell waiting calls that the start failed: {e}");
         }
@@ -123,7 +119,7 @@ impl ServiceManager {
     /// A start succeeded: the failure of an earlier one is history, and so
     /// is an abandoned one's note to its daemon.
     pub(super) fn forget_failed_start(&self) {
-        let _ = std::fs::remove_file(self.failed_start_path());
+        let _ = std::fs::remove_file(self.paths.failed_start());
         let _ = std::fs::remove_file(self.paths.abandoned_start());
     }
 
@@ -136,7 +132,7 @@ impl ServiceManager {
     }
 
     fn read_failed_start(&self) -> Option<FailedStart> {
-        let text = std::fs::read(self.failed_start_path()).ok()?;
+        let text = std::fs::read(self.paths.failed_start()).ok()?;
         serde_json::from_slice(&text).ok()
     }
 }

@@ -135,14 +135,10 @@ impl ServiceManager {
         version_mismatch(want, have, true)
     }
 
-    pub(super) fn failed_restart_path(&self) -> std::path::PathBuf {
-        self.paths.version_restart()
-    }
-
     /// The instance a restart for `want` produced that still reported
     /// another version, if that is recorded.
     pub(super) fn failed_restart(&self, want: &str) -> Option<Instance> {
-        let text = std::fs::read(self.failed_restart_path()).ok()?;
+        let text = std::fs::read(self.paths.version_restart()).ok()?;
         let failed: FailedRestart = serde_json::from_slice(&text).ok()?;
         (failed.expected == want).then_some(Instance {
             pid: failed.pid,
@@ -161,7 +157,7 @@ impl ServiceManager {
         };
         let text = serde_json::to_vec(&failed).expect("record serializes");
         if let Err(e) =
-            spfs_autostart_protocol::record::write_private(&self.failed_restart_path(), &text)
+            spfs_autostart_protocol::record::write_private(&self.paths.version_restart(), &text)
         {
             tracing::warn!("cannot remember the failed version restart: {e}");
         }
