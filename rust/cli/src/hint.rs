@@ -146,6 +146,10 @@ pub fn after_interruption(activity: &Activity) -> String {
             };
             format!("{} is {left}; `{program} status` shows it", service(pid))
         }
+        Activity::WaitingForLaunchd { label, pid } => format!(
+            "launchd's job {label} is still starting {}; `{program} status` shows it",
+            service(pid)
+        ),
         Activity::Stopping { pid, step } => format!(
             "{} may still be stopping after {step}; `{program} stop` finishes the stop",
             service(pid)

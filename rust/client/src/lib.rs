@@ -22,6 +22,7 @@ pub mod agent_spec;
 mod client;
 pub mod config;
 pub mod doctor;
+mod launchd_job;
 pub mod logs;
 pub mod mountpoint;
 mod mounts;

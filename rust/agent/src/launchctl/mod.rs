@@ -3,8 +3,8 @@
 //! Every call goes through a [`CommandRunner`], so tests inject a fake that records the argv and
 //! replays launchctl's real outputs; [`SystemRunner`] is the only code that needs a Mac. Only
 //! the domain-target subcommands (`bootstrap gui/<uid>`, `bootout gui/<uid>/<label>`,
-//! `print gui/<uid>/<label>`) are used: the legacy `load`/`unload` hide errors and are
-//! deprecated.
+//! `print gui/<uid>/<label>`, `kickstart gui/<uid>/<label>`) are used: the legacy
+//! `load`/`unload` hide errors and are deprecated.
 //!
 //! launchctl's failures, as it prints them (collected from real reports):
 //!
@@ -66,6 +66,17 @@ impl LoadedAgent {
     /// Whether launchd reports the job's process as running.
     pub fn is_running(&self) -> bool {
         self.state.as_deref() == Some("running")
+    }
+
+    /// How its last run ended, when it failed: "exited with status 78",
+    /// "was ended by a signal (Killed: 9)". `None` before its first exit and
+    /// after a clean one (status 0: the kit's idle exit, a stop).
+    pub fn last_failure(&self) -> Option<String> {
+        match (&self.last_signal, self.last_exit_code) {
+            (Some(signal), _) => Some(format!("was ended by a signal ({signal})")),
+            (None, Some(code)) if code != 0 => Some(format!("exited with status {code}")),
+            _ => None,
+        }
     }
 }
 
@@ -250,6 +261,36 @@ impl<R: CommandRunner> Launchctl<R> {
                 "the job may still be loaded: check with `launchctl print {target}`, retry \
                  the agent uninstall, or log out and back in"
             ),
+        })
+    }
+
+    /// Has launchd start the loaded job's process now, if it is not running
+    /// (`launchctl kickstart gui/<uid>/<label>`): an always-on job after a
+    /// clean exit (a stop) is otherwise left stopped until the next login.
+    /// A job that is running is left as it is.
+    pub fn kickstart(&self, label: &str) -> Result<(), LaunchdError> {
+        let (command, output) =
+            self.run_in_domain(|domain| vec!["kickstart".into(), format!("{domain}/{label}")])?;
+        if output.success() {
+            return Ok(());
+        }
+        let target = self.service_target(label);
+        let text = output.text();
+        let hint = if is_not_loaded(&output, &text) {
+            "the job is no longer loaded (uninstalled, or Keep service running was turned off)"
+                .to_owned()
+        } else {
+            format!(
+                "the job may be disabled (`launchctl print-disabled {domain}` lists it; \
+                 `launchctl enable {target}` enables it)",
+                domain = self.domain()
+            )
+        };
+        Err(LaunchdError::Launchctl {
+            command,
+            status: output.status,
+            output: text,
+            hint,
         })
     }
 

@@ -144,6 +144,47 @@ fn print_of_an_unknown_service_is_not_loaded() {
 }
 
 #[test]
+fn kickstart_targets_the_job_and_says_why_it_failed() {
+    let lc = Launchctl::new(FakeRunner::replying([ok()]), 501);
+    lc.kickstart(LABEL).unwrap();
+    assert_eq!(
+        lc.runner().calls(),
+        vec![argv(&[
+            "launchctl",
+            "kickstart",
+            "gui/501/ai.spk.spfs-fuse-macos"
+        ])]
+    );
+    // Gone since it was looked at.
+    let lc = Launchctl::new(
+        FakeRunner::replying([failed(113, PRINT_NOT_FOUND_USER)]),
+        501,
+    );
+    let (command, status, _, text) = launchctl_error(lc.kickstart(LABEL).unwrap_err());
+    assert_eq!(
+        command,
+        "launchctl kickstart gui/501/ai.spk.spfs-fuse-macos"
+    );
+    assert_eq!(status, Some(113));
+    assert!(text.contains("no longer loaded"), "{text}");
+    // Disabled (`launchctl disable`).
+    let lc = Launchctl::new(
+        FakeRunner::replying([failed(
+            119,
+            "Could not kickstart service: 119: Service is disabled\n",
+        )]),
+        501,
+    );
+    let (_, status, output, text) = launchctl_error(lc.kickstart(LABEL).unwrap_err());
+    assert_eq!(status, Some(119));
+    assert!(output.contains("Service is disabled"), "{output}");
+    assert!(
+        text.contains("launchctl enable gui/501/ai.spk.spfs-fuse-macos"),
+        "{text}"
+    );
+}
+
+#[test]
 fn spawn_failures_are_launchctl_errors_and_unsupported_is_its_own_kind() {
     struct Broken(io::ErrorKind);
     impl CommandRunner for Broken {

@@ -32,6 +32,14 @@ pub enum Activity {
         /// Its pid, when known.
         pid: Option<u32>,
     },
+    /// launchd's always-on job `label` runs the service (or was asked to
+    /// start it), and this call waits for it to serve.
+    WaitingForLaunchd {
+        /// The job's label.
+        label: String,
+        /// launchd's process for it, once known.
+        pid: Option<u32>,
+    },
     /// Stopping the service: `step` (the shutdown request, or a signal's
     /// name) was the last taken.
     Stopping {
@@ -72,6 +80,13 @@ impl fmt::Display for Activity {
                     _ => write!(f, "waiting for {what}"),
                 }
             }
+            Activity::WaitingForLaunchd { label, pid } => {
+                write!(
+                    f,
+                    "waiting for launchd's job {label} to start {}",
+                    service(pid)
+                )
+            }
             Activity::Stopping { pid, step } => {
                 write!(
                     f,
@@ -97,6 +112,13 @@ mod tests {
                     mountpoint: Some("/spfs".into()),
                 },
                 "starting spfs-fuse-macos (pid 42)",
+            ),
+            (
+                Activity::WaitingForLaunchd {
+                    label: "ai.spk.spfs-fuse-macos".into(),
+                    pid: Some(7),
+                },
+                "waiting for launchd's job ai.spk.spfs-fuse-macos to start the service (pid 7)",
             ),
             (
                 Activity::WaitingForService {

@@ -48,10 +48,12 @@ impl ServiceManager {
         let began = SystemTime::now();
         self.set_activity(None);
         let mut backoff = Backoff::new(Duration::from_millis(50));
+        // Set once launchd was asked to start the service for this call.
+        let mut kickstarted = false;
         loop {
             match self.observe(true, false).await? {
                 Observation::Serving(status, channel, instance) => {
-                    return Ok((self.remember(status, channel, instance), false));
+                    return Ok((self.remember(status, channel, instance), kickstarted));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 // Ours, serving at another endpoint: waiting changes nothing.
@@ -84,27 +86,13 @@ impl ServiceManager {
                     if let Some(spawn_guard) = lock::try_take(&self.paths.spawn_lock())?
                         .map(|file| Arc::new(lock::OwnLock::from(file)))
                     {
-                        // Someone may have started it while we waited.
-                        match self.observe(true, true).await? {
-                            Observation::Serving(status, channel, instance) => {
-                                return Ok((self.remember(status, channel, instance), false));
-                            }
-                            Observation::Conflict(what) => return Err(self.conflict_error(&what)),
-                            Observation::Alive(..) => {}
-                            Observation::Absent { orphaned_lock } => {
-                                if let Some(failed) = self.start_failed_since(began) {
-                                    return Err(failed);
-                                }
-                                self.check_time_to_start(deadline)?;
-                                if let Some(status) =
-                                    self.spawn(&spawn_guard, orphaned_lock, deadline).await?
-                                {
-                                    drop(spawn_guard);
-                                    return Ok((status, true));
-                                }
-                            }
-                        }
+                        let done = self
+                            .start_under_lock(&spawn_guard, began, deadline, &mut kickstarted)
+                            .await?;
                         drop(spawn_guard);
+                        if let Some(done) = done {
+                            return Ok(done);
+                        }
                     } else if Instant::now() >= deadline {
                         return Err(self.starting_elsewhere_error());
                     } else {
@@ -117,6 +105,96 @@ impl ServiceManager {
             // elsewhere still starting, or shutting down), poll.
             if !lock::wait_released(&self.paths.spawn_lock(), deadline).await? {
                 backoff.wait(deadline).await;
+            }
+        }
+    }
+
+    /// This call's turn to start the service, under `spawn.lock`
+    /// (`spawn_guard`): a look again (someone may have started it while we
+    /// waited), then a start, or launchd's ([`Self::leave_to_launchd`]).
+    /// `Some`: the service serves, and whether this call had it started;
+    /// `None`: the caller waits and looks again.
+    async fn start_under_lock(
+        &self,
+        spawn_guard: &Arc<lock::OwnLock>,
+        began: SystemTime,
+        deadline: Instant,
+        kickstarted: &mut bool,
+    ) -> Result<Option<(Status, bool)>> {
+        match self.observe(true, true).await? {
+            Observation::Serving(status, channel, instance) => Ok(Some((
+                self.remember(status, channel, instance),
+                *kickstarted,
+            ))),
+            Observation::Conflict(what) => Err(self.conflict_error(&what)),
+            Observation::Alive(..) => Ok(None),
+            Observation::Absent { orphaned_lock } => {
+                if let Some(failed) = self.start_failed_since(began) {
+                    return Err(failed);
+                }
+                if self.leave_to_launchd(kickstarted, deadline).await? {
+                    return Ok(None);
+                }
+                self.check_time_to_start(deadline)?;
+                let started = self.spawn(spawn_guard, orphaned_lock, deadline).await?;
+                Ok(started.map(|status| (status, true)))
+            }
+        }
+    }
+
+    /// Whether launchd starts the service instead of this call: it has an
+    /// always-on job loaded for it ([`crate::launchd_job`]). While the job's
+    /// process runs, this call waits for it to serve; with none running,
+    /// launchd is asked to start one, once per call (`kickstarted`). A job
+    /// launchd will not start (disabled, gone meanwhile) is said in the log,
+    /// and the service is started on demand as without it.
+    async fn leave_to_launchd(&self, kickstarted: &mut bool, deadline: Instant) -> Result<bool> {
+        if !spfs_autostart_agent::supported() {
+            return Ok(false);
+        }
+        let (config, paths) = (self.config.clone(), self.paths.clone());
+        let found =
+            tokio::task::spawn_blocking(move || crate::launchd_job::loaded(&config, &paths)).await;
+        let Ok(Some(job)) = found else {
+            return Ok(false);
+        };
+        if let Some(pid) = job.pid() {
+            if Instant::now() >= deadline {
+                return Err(self.launchd_not_serving(&job, pid));
+            }
+            self.set_activity(Activity::WaitingForLaunchd {
+                label: job.label.to_string(),
+                pid: Some(pid),
+            });
+            return Ok(true);
+        }
+        if *kickstarted {
+            // It ran since, and is gone.
+            return Err(self.launchd_start_failed(&job));
+        }
+        let label = job.label;
+        let asked = tokio::task::spawn_blocking(move || crate::launchd_job::kickstart(label)).await;
+        match asked {
+            Ok(Ok(())) => {
+                tracing::info!("launchd's job {label} runs the service: asked launchd to start it");
+                *kickstarted = true;
+                self.set_activity(Activity::WaitingForLaunchd {
+                    label: label.to_string(),
+                    pid: None,
+                });
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "launchd did not start its job {label}: {e}; starting the service on demand"
+                );
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "asking launchd to start {label} failed: {e}; starting the service on demand"
+                );
+                Ok(false)
             }
         }
     }

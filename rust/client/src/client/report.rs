@@ -392,6 +392,52 @@ impl ServiceManager {
         }
     }
 
+    /// launchd's always-on `job` runs the service as `pid`, which did not
+    /// serve by the deadline. It is launchd's to end, not ours.
+    pub(super) fn launchd_not_serving(
+        &self,
+        job: &crate::launchd_job::AgentJob,
+        pid: u32,
+    ) -> Error {
+        Error::new(
+            ErrorKind::ReadyTimeout,
+            format!(
+                "launchd's job {} runs the service (pid {pid}), but it did not serve at {} \
+                 within {:.1}s; see {}. Try again later, or raise ready_timeout_secs",
+                job.label,
+                self.endpoint,
+                self.config.ready_timeout.as_secs_f64(),
+                job.log(&self.paths)
+            ),
+        )
+        .with_remedy(Remedy::SetKey("ready_timeout_secs"))
+    }
+
+    /// launchd started its always-on `job`'s service at this call's request,
+    /// and it exited before it served.
+    pub(super) fn launchd_start_failed(&self, job: &crate::launchd_job::AgentJob) -> Error {
+        let how = job
+            .job
+            .last_failure()
+            .unwrap_or_else(|| "exited".to_string());
+        let err = Error::new(
+            ErrorKind::ExitedDuringStartup,
+            format!(
+                "launchd started the service of its job {} and it {how} before it served at \
+                 {}; see {}",
+                job.label,
+                self.endpoint,
+                job.log(&self.paths)
+            ),
+        );
+        // The CLI's agent writes this config's log; the app's, the system log.
+        if job.label == spfs_autostart_agent::DEFAULT_LABEL {
+            err.with_log(self.log_excerpt())
+        } else {
+            err
+        }
+    }
+
     /// Another process holds `spawn.lock` (starting the service, or
     /// stopping it) past our deadline.
     pub(super) fn starting_elsewhere_error(&self) -> Error {

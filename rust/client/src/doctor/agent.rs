@@ -7,6 +7,7 @@ use crate::Paths;
 use crate::ResolvedEndpoint;
 use crate::client::ServiceManager;
 use crate::config::Config;
+use crate::launchd_job::{APP_AGENT_ENDPOINT, app_job_log, installed_spec, job_log};
 use crate::remedy::{Operation, Remedy};
 
 /// The LaunchAgents, where launchd exists: the CLI's (installed, loaded,
@@ -135,14 +136,9 @@ fn check_cli_agent(
     findings.push(finding("LaunchAgent", severity, summary, fix).with_remedies(remedies));
     findings.extend(socket_warning);
     let always_on = !socket_mode(&installed);
-    let log = format!("the service's log {}", paths.log_file().display());
+    let log = job_log(DEFAULT_LABEL, paths);
     findings.extend(job.and_then(|job| last_run_finding(job, DEFAULT_LABEL, always_on, &log)));
 }
-
-/// Where the app's bundled agent runs the service (`macos-app/Resources/agent.toml`,
-/// checked by a test): spfs-fuse-macos's default address.
-const APP_AGENT_ENDPOINT: crate::Endpoint =
-    crate::Endpoint::Tcp(spfs_autostart_protocol::endpoint::UPSTREAM_ADDRESS);
 
 /// The menu-bar app's agent, loaded (`job`): it keeps the service running.
 /// Beside the CLI's (`cli_loaded`), two jobs start the same service: the one
@@ -198,13 +194,7 @@ fn app_agent_findings(
             .with_remedies([Remedy::Run(Operation::AgentUninstall)]),
         );
     }
-    // Its plist names no log file (one plist for every user): spfs-fuse-macos
-    // also logs to the system log.
-    let log = format!(
-        "the system log (`{}`)",
-        crate::logs::system_log_command("spfs-fuse-macos")
-    );
-    findings.extend(last_run_finding(job, APP_LABEL, true, &log));
+    findings.extend(last_run_finding(job, APP_LABEL, true, &app_job_log()));
     findings
 }
 
@@ -221,11 +211,7 @@ fn last_run_finding(
     always_on: bool,
     log: &str,
 ) -> Option<Finding> {
-    let how = match (&job.last_signal, job.last_exit_code) {
-        (Some(signal), _) => format!("was ended by a signal ({signal})"),
-        (None, Some(code)) if code != 0 => format!("exited with status {code}"),
-        _ => return None,
-    };
+    let how = job.last_failure()?;
     let fix = format!(
         "{log} says why; once that is fixed, launchd starts it again (at once: `launchctl \
          kickstart -k gui/$(id -u)/{label}`)"
@@ -250,38 +236,6 @@ fn last_run_finding(
         )
     };
     Some(finding("LaunchAgent run", severity, summary, Some(fix)))
-}
-
-/// The spec of the config that the `installed` plist is, in either mode, if
-/// any. The program is resolved as a start resolves it, except that a bare
-/// name (`spfs-fuse-macos`) resolves by who asks (the CLI finds the one on
-/// `PATH`, the menu-bar app its bundled copy): an installed program of that
-/// name that runs stands then, so the app does not call the CLI's agent
-/// different.
-fn installed_spec(
-    config: &Config,
-    paths: &Paths,
-    installed: &[u8],
-) -> Option<spfs_autostart_agent::AgentSpec> {
-    use spfs_autostart_agent::{AgentMode, launchd_plist, plist_program};
-    let bare_name = !config.program.contains('/');
-    let installed_program = plist_program(installed).filter(|program| {
-        bare_name
-            && program.file_name() == Some(std::ffi::OsStr::new(&config.program))
-            && nix::unistd::access(program, nix::unistd::AccessFlags::X_OK).is_ok()
-    });
-    [AgentMode::Always, AgentMode::Socket]
-        .into_iter()
-        .filter_map(|mode| {
-            crate::agent_spec::spec_from_config(config, paths, mode, None, None).ok()
-        })
-        .map(|mut spec| {
-            if let Some(program) = &installed_program {
-                spec.program = program.clone();
-            }
-            spec
-        })
-        .find(|spec| launchd_plist(spec).is_ok_and(|plist| plist == installed))
 }
 
 /// Installing the agent again in the mode of the plist that is `installed`:
