@@ -401,3 +401,56 @@ fn another_users_socket_at_the_endpoint_is_named_as_theirs() {
     assert!(socket.exists(), "left alone");
     assert_eq!(sb.spawn_count(), 0);
 }
+
+/// Another user's server reached through a symbolic link at an explicit
+/// `unix://` endpoint (a shared dir), or at a socket file whose owner says
+/// ours: the server is theirs, said as theirs, never spoken to as ours
+/// (its word on its pid would have us signal that process), and nothing is
+/// started beside it.
+#[test]
+fn another_users_server_behind_a_link_or_a_lying_socket_file_is_theirs() {
+    let other = second_user();
+    let mut sb = Sandbox::new();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let dir = sb.root().join("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(other), None).unwrap();
+    let target = dir.join("server.sock");
+    let mut theirs = sb.command("python3");
+    theirs.args([
+        "-c",
+        "import socket, sys, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind(sys.argv[1])\n\
+         s.listen()\n\
+         time.sleep(120)",
+        &path_str(&target),
+    ]);
+    std::os::unix::process::CommandExt::uid(&mut theirs, other);
+    let mut theirs = theirs.spawn().expect("python3 runs");
+    assert!(
+        wait_for(Duration::from_secs(10), || target.exists()),
+        "their listener is up"
+    );
+    let link = sb.root().join("endpoint.sock");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    sb.set("endpoint", format!("unix://{}", path_str(&link)));
+    let whose = format!("uid {other}");
+    let linked = sb.status();
+    // The socket file's owner says ours: only the kernel's peer credentials tell.
+    std::os::unix::fs::chown(&target, Some(0), None).unwrap();
+    let lying = sb.status();
+    let ensure = sb.run(&["ensure"]);
+    let alive = matches!(theirs.try_wait(), Ok(None));
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+    for status in [&linked, &lying] {
+        assert_eq!(status["state"], "conflict", "{status}");
+        let detail = status["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&whose), "{detail}");
+    }
+    assert_eq!(ensure.status.code(), Some(1));
+    assert!(stderr(&ensure).contains(&whose), "{}", stderr(&ensure));
+    assert!(alive, "left alone");
+    assert_eq!(sb.spawn_count(), 0);
+}

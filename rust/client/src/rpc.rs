@@ -128,7 +128,8 @@ pub(crate) fn nothing_listens(what: &str) -> bool {
 fn refused(endpoint: &ResolvedEndpoint, e: io::Error) -> Probe {
     if let ResolvedEndpoint::Unix(path) = endpoint {
         use std::os::unix::fs::FileTypeExt;
-        if let Ok(meta) = std::fs::symlink_metadata(path)
+        // A symbolic link there is what it leads to, as for the connection.
+        if let Ok(meta) = std::fs::metadata(path)
             && !meta.file_type().is_socket()
         {
             return Probe::Foreign(format!(

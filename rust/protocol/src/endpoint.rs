@@ -199,10 +199,23 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Connect to `endpoint`.
+    /// Connect to `endpoint`. A Unix socket served by another user is
+    /// refused (`PermissionDenied`): whatever its path looked like (a
+    /// symbolic link in a shared dir, planted there), the kernel's word on
+    /// who listens is final, so nothing it says is taken for our service's.
     pub async fn connect(endpoint: &ResolvedEndpoint) -> io::Result<Stream> {
         match endpoint {
-            ResolvedEndpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
+            ResolvedEndpoint::Unix(path) => {
+                let stream = UnixStream::connect(path).await?;
+                let uid = stream.peer_cred()?.uid();
+                if uid != crate::sys::my_uid() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("{} is served by another user (uid {uid})", path.display()),
+                    ));
+                }
+                Ok(Stream::Unix(stream))
+            }
             ResolvedEndpoint::Tcp(addr) => {
                 let stream = TcpStream::connect(addr).await?;
                 stream.set_nodelay(true)?;

@@ -435,10 +435,13 @@ impl ServiceManager {
             // no look at it on the path every `ensure` takes.
             ResolvedEndpoint::Unix(path) if *path == self.paths.socket() => None,
             // A socket file is its creator's: one made by another user (at an
-            // explicit `unix://` path outside our state dir) is theirs.
+            // explicit `unix://` path outside our state dir) is theirs. A
+            // symbolic link there leads to the socket a connection reaches.
+            // (The connection itself refuses another user's server, whatever
+            // the path said a moment before: `Stream::connect`.)
             ResolvedEndpoint::Unix(path) => {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-                let meta = std::fs::symlink_metadata(path).ok()?;
+                let meta = std::fs::metadata(path).ok()?;
                 let listener = crate::owner::Listener {
                     uid: meta.uid(),
                     process: None,

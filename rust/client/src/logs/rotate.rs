@@ -15,7 +15,10 @@ pub fn rotated(log: &Path, i: u32) -> PathBuf {
 /// `service.log.1`, older runs shift up, and runs beyond `keep` are removed.
 /// Called by the spawner, under `spawn.lock`, before a new run opens the log.
 pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<bool> {
-    let len = match std::fs::metadata(log) {
+    // Only a log file is rotated: a directory, a symbolic link or a FIFO
+    // in its place is left there, for the start's open to refuse, naming it.
+    let len = match std::fs::symlink_metadata(log) {
+        Ok(meta) if !meta.is_file() => return Ok(false),
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),

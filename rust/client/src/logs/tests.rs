@@ -298,3 +298,24 @@ fn a_log_that_cannot_be_read_is_retried_calmly() {
         );
     });
 }
+
+/// A directory or a symbolic link where the log belongs is not a log: it
+/// is not moved aside as a run (the start refuses it, naming it), whatever
+/// its size or its target's.
+#[test]
+fn only_a_log_file_is_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("service.log");
+    std::fs::create_dir(&log).unwrap();
+    assert!(!rotate_if_needed(&log, 1, 3).unwrap());
+    assert!(log.is_dir(), "left in place");
+    assert!(!dir.path().join("service.log.1").exists());
+    std::fs::remove_dir(&log).unwrap();
+
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, "x".repeat(100)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &log).unwrap();
+    assert!(!rotate_if_needed(&log, 1, 3).unwrap());
+    assert!(log.is_symlink(), "left in place");
+    assert!(!dir.path().join("service.log.1").exists());
+}
