@@ -547,3 +547,46 @@ fn an_unreadable_per_user_config_file_is_said_to_need_its_permissions_fixed() {
     assert!(err.contains("make it readable by you"), "{err}");
     assert!(!err.contains("SPFS_AUTOSTART_CONFIG"), "{err}");
 }
+
+/// `sudo -E` or `su` keeps another user's HOME: their config file would
+/// have us run their program as us. One another user owns, or any user
+/// may change, is refused, naming the owner or the mode and the fix, and
+/// nothing runs (`doctor` would run the program for its version).
+#[test]
+fn a_config_file_another_user_owns_or_anyone_may_change_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = second_user();
+    let sb = Sandbox::new();
+    let ran = sb.root().join("ran");
+    let program = sb.root().join("theirs.sh");
+    std::fs::write(&program, format!("#!/bin/sh\ntouch {}\n", path_str(&ran))).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = sb.root().join("their-config.toml");
+    std::fs::write(&file, format!("program = \"{}\"\n", path_str(&program))).unwrap();
+    std::os::unix::fs::chown(&file, Some(uid), None).unwrap();
+    let theirs = std::process::Command::new(spfs_autostart_test_support::cli())
+        .args(["doctor"])
+        .env_clear()
+        .env("HOME", sb.home())
+        .env("SPFS_AUTOSTART_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert_eq!(theirs.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&theirs.stdout).to_string() + &stderr(&theirs);
+    assert!(err.contains(&format!("(uid {uid})")), "{err}");
+    assert!(err.contains("use a config file of your own"), "{err}");
+
+    std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let open = std::process::Command::new(spfs_autostart_test_support::cli())
+        .args(["ensure"])
+        .env_clear()
+        .env("HOME", sb.home())
+        .env("SPFS_AUTOSTART_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert_eq!(open.status.code(), Some(1));
+    assert!(stderr(&open).contains("mode 666"), "{}", stderr(&open));
+    assert!(stderr(&open).contains("chmod o-w"), "{}", stderr(&open));
+    assert!(!ran.exists(), "their program never ran");
+}

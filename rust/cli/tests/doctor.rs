@@ -774,7 +774,8 @@ fn doctor_warns_of_a_start_that_would_fail() {
 }
 
 /// A config file or a program that other users can change is a warning:
-/// whoever can change either chooses what runs as you.
+/// whoever can change either chooses what runs as you. A config file any
+/// user can change is not used at all: the finding is that.
 #[test]
 fn a_config_or_program_others_can_write_is_a_warning() {
     let mut sb = Sandbox::new();
@@ -791,10 +792,19 @@ fn a_config_or_program_others_can_write_is_a_warning() {
     };
     assert!(!warned(&sb, "config", &sb.config_file()));
     assert!(!warned(&sb, "program", &program));
-    std::fs::set_permissions(sb.config_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(sb.config_file(), std::fs::Permissions::from_mode(0o664)).unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert!(warned(&sb, "config", &sb.config_file()), "the config file");
     assert!(warned(&sb, "program", &program), "the program");
+    std::fs::set_permissions(sb.config_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (_, report) = doctor(&sb);
+    let refused = report["findings"].as_array().unwrap().iter().any(|f| {
+        f["severity"] == "problem"
+            && f["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("mode 666") && s.contains("chmod o-w"))
+    });
+    assert!(refused, "{report}");
 }
 
 /// Where no service runs, the last start's failure is a warning with its

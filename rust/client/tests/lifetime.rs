@@ -484,3 +484,27 @@ async fn a_kit_services_start_time_is_its_processs() {
     );
     manager.stop().await.expect("stop");
 }
+
+/// A lease's label is any caller's text: the service keeps it as one plain
+/// line, so neither a `status` on a terminal nor the service log carries
+/// its escapes or its newlines (a forged line, a retitled terminal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leases_label_is_kept_as_one_plain_line() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    let mut holder = Sleeper::start();
+    let raw = "x\u{1b}]0;PWNED\u{7}\nstate      stopped";
+    let plain = r"x\u{1b}]0;PWNED\u{7}\nstate      stopped";
+    let lease = manager.acquire(holder.pid(), raw).await.expect("acquire");
+    assert_eq!(lease.label, plain);
+    let now = status(&manager).await;
+    assert_eq!(now.leases[0].label, plain);
+    let log = sandbox.log();
+    assert!(
+        log.contains(&format!("taken for pid {} ({plain})", holder.pid())),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}') && !log.contains('\u{7}'), "{log}");
+    holder.end();
+    manager.stop().await.expect("stop");
+}

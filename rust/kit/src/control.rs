@@ -119,6 +119,12 @@ impl Control for ControlService {
         request: Request<AcquireRequest>,
     ) -> Result<Response<AcquireResponse>, Status> {
         let AcquireRequest { pid, label } = request.into_inner();
+        // Shown by every client's status and written to the log: any user
+        // who can connect gives it, so it is kept to one plain line.
+        let label = spfs_autostart_protocol::shell::one_line(
+            &label,
+            spfs_autostart_protocol::shell::MAX_LABEL_CHARS,
+        );
         let lease = self.lifetime.acquire(pid, label)?;
         Ok(Response::new(AcquireResponse { lease: Some(lease) }))
     }

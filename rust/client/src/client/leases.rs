@@ -33,7 +33,7 @@ impl ServiceManager {
         Ok(Lease {
             id: lease.id,
             pid: lease.pid,
-            label: lease.label,
+            label: crate::shell::one_line(&lease.label, crate::shell::MAX_LABEL_CHARS),
         })
     }
 

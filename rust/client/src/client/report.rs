@@ -288,7 +288,8 @@ impl ServiceManager {
                 .map(|l| Lease {
                     id: l.id,
                     pid: l.pid,
-                    label: l.label.clone(),
+                    // As the kit keeps it; any service may say anything.
+                    label: crate::shell::one_line(&l.label, crate::shell::MAX_LABEL_CHARS),
                 })
                 .collect(),
             // None while it shuts down, whatever an older kit says.

@@ -12,13 +12,41 @@ use crate::remedy::Remedy;
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The bytes of `path`, at most one past [`MAX_CONFIG_BYTES`] of them.
-fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+fn read_capped(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok((bytes, meta))
+}
+
+/// A config file names the program to run: one another user owns or can
+/// change (any user may write it) would have us run their program as us
+/// (`su` and `sudo -E` keep another user's HOME or SPFS_AUTOSTART_CONFIG).
+/// Ours, or root's, and (a file) not open to every user's writes; a
+/// device or a pipe (`--config /dev/stdin`) is as its owner made it.
+fn check_trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let word = crate::shell::word(path);
+    let why = if meta.uid() != crate::sys::my_uid() && meta.uid() != 0 {
+        format!(
+            "config file {} belongs to {}, not to you, and names the program to run as you; \
+             use a config file of your own (copy it, or `chown $(id -u) {word}`)",
+            path.display(),
+            crate::owner::user_name(meta.uid())
+        )
+    } else if meta.is_file() && meta.mode() & 0o002 != 0 {
+        format!(
+            "config file {} can be changed by any user (mode {:o}), and names the program to \
+             run as you; `chmod o-w {word}`",
+            path.display(),
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(ErrorKind::PermissionDenied, why).with_remedy(Remedy::ConfigFile))
 }
 
 impl Config {
@@ -65,7 +93,7 @@ impl Config {
             // A relative path is read from the current directory; the
             // absolute one is what `config` shows.
             let path = std::path::absolute(&path).unwrap_or(path);
-            let bytes = read_capped(&path).map_err(|e| {
+            let (bytes, meta) = read_capped(&path).map_err(|e| {
                 // The path is right when the file is there: its permissions
                 // are not (a file `sudo` left owned by root).
                 let dangling = (e.kind() == std::io::ErrorKind::NotFound)
@@ -93,6 +121,7 @@ impl Config {
                 )
                 .with_remedy(Remedy::ConfigFile)
             })?;
+            check_trusted(&path, &meta)?;
             if bytes.len() as u64 > MAX_CONFIG_BYTES {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
