@@ -661,3 +661,27 @@ fn a_service_that_cannot_read_its_environment_says_why_on_the_readiness_pipe() {
         "{said:?}"
     );
 }
+
+/// A config whose state dir was never made meets a service of another
+/// version at its endpoint (found by the first look, which makes
+/// nothing): the restart makes the state dir its locks live in, and the
+/// answer is about the version, not a lock file that cannot be opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_restart_makes_the_state_dir_it_needs() {
+    let port = spfs_autostart_test_support::free_port();
+    let sandbox = kit_sandbox(0, &[]).with("endpoint", format!("tcp://127.0.0.1:{port}"));
+    let manager = sandbox.manager();
+    let first = manager.ensure().await.expect("ensure").pid.expect("pid");
+    let mut config = sandbox.client_config();
+    config.state_dir = Some(sandbox.root().join("never-made"));
+    config.expected_version = Some("9.9.9".into());
+    let other = ServiceManager::new(config).expect("manager");
+    let err = other
+        .ensure()
+        .await
+        .expect_err("the wrong version, even fresh");
+    assert_eq!(err.kind(), ErrorKind::VersionMismatch, "{err}");
+    assert!(sandbox.root().join("never-made").is_dir());
+    wait_gone(first, "the restarted service to go").await;
+    other.stop().await.expect("stop");
+}

@@ -48,6 +48,9 @@ impl ServiceManager {
         want: &str,
         deadline: Instant,
     ) -> Result<Status> {
+        // The first look, which found the service, makes nothing: a state
+        // dir never made holds no spawn.lock yet.
+        self.paths.create_state_dir()?;
         loop {
             let Some(guard) = lock::take(&self.paths.spawn_lock(), deadline)
                 .await?

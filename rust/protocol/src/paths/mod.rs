@@ -172,6 +172,25 @@ impl Paths {
             return Err(not_a_directory(&self.log_dir, "log dir"));
         }
         let me = crate::sys::my_uid();
+        // A link of one's own to a dir elsewhere is fine; one another user
+        // made (in a HOME that `sudo -E` kept) would lead our log into a dir
+        // of theirs choosing that passes the owner check below.
+        if let Ok(link) = fs::symlink_metadata(&self.log_dir)
+            && link.file_type().is_symlink()
+            && link.uid() != me
+        {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "log dir {} is a symbolic link made by uid {}, not by you (uid {me}); \
+                     choose a log dir of your own with {}",
+                    self.log_dir.display(),
+                    link.uid(),
+                    fix_for("log dir"),
+                ),
+            )
+            .with_remedy(remedy_for("log dir")));
+        }
         let mode = meta.mode() & 0o7777;
         if meta.uid() != me || mode & 0o022 != 0 {
             let chmod = if meta.uid() != me || shared_on_purpose(&self.log_dir, mode) {

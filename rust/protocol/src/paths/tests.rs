@@ -359,3 +359,30 @@ fn what_stands_in_a_dirs_way_is_named_as_what_it_is() {
     let err = paths.check_state_dir().unwrap_err().to_string();
     assert!(!err.contains("remove"), "{err}");
 }
+
+/// A log dir may be a link of one's own to a dir elsewhere; a link another
+/// user made (where `sudo -E` kept their HOME) is refused, naming its
+/// maker, however good the dir it leads to looks.
+#[test]
+fn a_log_dir_linked_by_another_user_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = tmp.path().join("logs");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let paths = Paths {
+        state_dir: tmp.path().join("state"),
+        log_dir: link.clone(),
+    };
+    assert!(paths.check_log_dir().unwrap(), "one's own link");
+    let other = 65534;
+    std::os::unix::fs::lchown(&link, Some(other), None).unwrap();
+    let err = paths.check_log_dir().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(
+        err.to_string().contains(&format!("made by uid {other}")),
+        "{err}"
+    );
+}
