@@ -62,7 +62,10 @@ fn log_error(manager: &ServiceManager, e: io::Error) -> Error {
 }
 
 /// `logs --follow`: print the last `lines` lines, then each new one, until
-/// the log ends or whoever reads stdout goes away.
+/// the log ends or whoever reads stdout goes away. A read that fails (the
+/// log replaced by a link, a rotated run another user owns) is said on
+/// stderr, and following goes on, as `tail -F` does: the follower says
+/// each failure once and reads again once the next change may mend it.
 async fn follow_logs(manager: &ServiceManager, lines: usize, json: bool) -> Result<(), Failure> {
     let mut follower = manager.follow_logs(lines)?;
     let closed = output::stdout_closed();
@@ -72,12 +75,11 @@ async fn follow_logs(manager: &ServiceManager, lines: usize, json: bool) -> Resu
             line = follower.next() => line,
             () = &mut closed => break,
         };
-        let Some(line) = line else { break };
-        output::log_line(
-            &mut io::stdout().lock(),
-            &line.map_err(|e| log_error(manager, e))?,
-            json,
-        )?;
+        match line {
+            None => break,
+            Some(Ok(line)) => output::log_line(&mut io::stdout().lock(), &line, json)?,
+            Some(Err(e)) => output::error(&log_error(manager, e), json),
+        }
     }
     Ok(())
 }

@@ -909,3 +909,56 @@ fn a_watch_without_a_file_watch_polls_calmly() {
     let looks = err.matches("service.sock: no service").count();
     assert!((1..=4).contains(&looks), "{looks} looks in 3 s: {err}");
 }
+
+/// `logs -f` says a read that fails on stderr and follows on, as `tail -F`
+/// does: a log replaced by a link for a while, then a real log again.
+#[test]
+fn logs_follow_says_a_failed_read_and_goes_on() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    let log = sb.log_dir().join("service.log");
+    std::fs::write(&log, "first\n").unwrap();
+    let mut follower = sb
+        .cli(&["logs", "-f", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (name, pipe) in [
+        (
+            "out",
+            Box::new(follower.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        ),
+        ("err", Box::new(follower.stderr.take().unwrap())),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send((name, line));
+            }
+        });
+    }
+    let next = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(said) if said.1.contains(want) => return said,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {want:?} within 10 s"),
+            }
+        }
+    };
+    assert_eq!(next("first").0, "out");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &log).unwrap();
+    let (from, said) = next("symbolic link");
+    assert_eq!(from, "err", "{said}");
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&log, "after\n").unwrap();
+    assert_eq!(next("after").0, "out");
+    assert!(matches!(follower.try_wait(), Ok(None)), "still following");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}

@@ -679,3 +679,23 @@ async fn a_version_restart_keeps_a_service_leased_since_it_looked() {
     server.abort();
     bystander.end();
 }
+
+/// A run's header starts a line of its own after a last run whose final
+/// line was never finished, so the run is found by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_header_starts_its_own_line_after_an_unfinished_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = kit_sandbox(0, &[]);
+    std::fs::create_dir_all(sandbox.log_dir()).unwrap();
+    let log = sandbox.log_dir().join("service.log");
+    std::fs::write(&log, "progress 42%").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    let text = sandbox.log();
+    assert!(
+        text.starts_with("progress 42%\n--- spfs-autostart: starting "),
+        "{text}"
+    );
+    manager.stop().await.expect("stop");
+}

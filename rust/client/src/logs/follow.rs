@@ -66,8 +66,16 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
             // A read that fails (the log replaced by a link, say) is said
             // once and following goes on: the next change may mend it.
             let mut last_error: Option<String> = None;
+            let mut said_skipped = std::collections::HashSet::new();
             loop {
                 let result = reader.drain(&mut |line| tx.blocking_send(Ok(line)).is_ok());
+                for skipped in std::mem::take(&mut reader.skipped) {
+                    if said_skipped.insert(skipped.to_string())
+                        && tx.blocking_send(Err(skipped)).is_err()
+                    {
+                        return;
+                    }
+                }
                 match result {
                     Ok(true) => last_error = None,
                     Ok(false) => return,
@@ -132,10 +140,15 @@ struct Reader {
     /// has them there, it was emptied and written again (as `: > log`
     /// followed by new lines) while we slept, however long it is now.
     seen: Vec<u8>,
-    /// The inodes of the rotated runs (`service.log.N`) already read, or
-    /// there before the follow began: a run rotated away while we lagged is
-    /// one not among them.
-    done: Vec<u64>,
+    /// The rotated runs (`service.log.N`) already read, or there before the
+    /// follow began, by inode, held open: a run rotated away while we
+    /// lagged is one not among them. Held, a run's inode number is given to
+    /// no new file (a file system reuses a freed one at once), so a run is
+    /// known by it until the keep limit deletes it, when it is let go.
+    done: Vec<(u64, File)>,
+    /// Rotated runs that could not be opened (another user's, a link), said
+    /// by the follower, once each, as it goes on without them.
+    skipped: Vec<io::Error>,
 }
 
 impl Reader {
@@ -148,12 +161,11 @@ impl Reader {
             partial: Vec::new(),
             seen: Vec::new(),
             done: Vec::new(),
+            skipped: Vec::new(),
         };
-        reader.done = reader
-            .rotated_runs()?
-            .into_iter()
-            .map(|(ino, _)| ino)
-            .collect();
+        reader.done = reader.rotated_runs()?;
+        // Runs from before the follow are not read: nothing is skipped.
+        reader.skipped.clear();
         let opened = match open_log(&reader.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             opened => Some(opened?),
@@ -184,22 +196,10 @@ impl Reader {
             Ok(meta) if self.file.is_some() && meta.ino() == self.inode => Ok(true),
             Ok(_) => {
                 // Rotated or created: finish the old file, then switch.
-                if !self.read_current(emit)? {
+                if !self.read_current(emit)? || !self.emit_partial(emit) {
                     return Ok(false);
                 }
-                if !self.emit_partial(emit) || !self.read_runs_rotated_past(emit)? {
-                    return Ok(false);
-                }
-                match open_log(&self.path) {
-                    Ok(file) => {
-                        self.inode = file.metadata()?.ino();
-                        self.file = Some(file);
-                        self.restart();
-                        self.read_current(emit)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-                    Err(e) => Err(e),
-                }
+                self.switch_to_new_log(emit)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(e),
@@ -211,20 +211,68 @@ impl Reader {
         self.partial.is_empty() || emit(clean_line(&std::mem::take(&mut self.partial)))
     }
 
+    /// The file just finished was rotated away: read the runs rotated past
+    /// us, then the new log, in the order they were written. A rotation
+    /// while we open the new log makes the log we opened newer than a run
+    /// not read yet: that run is read first, and the log opened again.
+    fn switch_to_new_log(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
+        if let Some(file) = self.file.take() {
+            self.done.push((self.inode, file));
+        }
+        loop {
+            if !self.read_runs_rotated_past(emit)? {
+                return Ok(false);
+            }
+            let opened = match open_log(&self.path) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if !self.unread_runs()?.is_empty() {
+                continue;
+            }
+            let Some(file) = opened else {
+                return Ok(true);
+            };
+            self.inode = file.metadata()?.ino();
+            self.file = Some(file);
+            self.restart();
+            return self.read_current(emit);
+        }
+    }
+
     /// The rotated runs on disk now, oldest first (`service.log.N` down to
     /// `.1`), as inodes and open files: held open, they are read whole
-    /// however the names move meanwhile.
-    fn rotated_runs(&self) -> io::Result<Vec<(u64, File)>> {
+    /// however the names move meanwhile. Every number the keep limit allows
+    /// is looked at: a rotation under way leaves a gap between them. A run
+    /// that cannot be opened is skipped and noted in `skipped`.
+    fn rotated_runs(&mut self) -> io::Result<Vec<(u64, File)>> {
         let mut runs = Vec::new();
-        for i in 1.. {
-            match open_log(&super::rotated(&self.path, i)) {
+        for i in 1..=crate::config::MAX_LOG_KEEP {
+            let path = super::rotated(&self.path, i);
+            match open_log(&path) {
                 Ok(file) => runs.push((file.metadata()?.ino(), file)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => self.skipped.push(io::Error::new(
+                    e.kind(),
+                    format!("{} is skipped: {e}", path.display()),
+                )),
             }
         }
         runs.reverse();
         Ok(runs)
+    }
+
+    /// The rotated runs not read yet, oldest first; runs the keep limit
+    /// deleted are let go first (their inode numbers may be reused now).
+    fn unread_runs(&mut self) -> io::Result<Vec<(u64, File)>> {
+        self.done
+            .retain(|(_, file)| file.metadata().is_ok_and(|m| m.nlink() > 0));
+        let runs = self.rotated_runs()?;
+        Ok(runs
+            .into_iter()
+            .filter(|(ino, _)| !self.done.iter().any(|(done, _)| done == ino))
+            .collect())
     }
 
     /// The runs rotated away while we lagged behind (a paused `logs -f`, a
@@ -232,19 +280,8 @@ impl Reader {
     /// no new one appears. (A run the keep limit removed is gone for
     /// anyone.) `Ok(false)` when `emit` wants no more.
     fn read_runs_rotated_past(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
-        if self.file.is_some() {
-            self.done.push(self.inode);
-        }
         loop {
-            let runs = self.rotated_runs()?;
-            // Only what is still there can come back as a new file with a
-            // reused inode number.
-            self.done
-                .retain(|ino| runs.iter().any(|(run, _)| run == ino));
-            let news: Vec<(u64, File)> = runs
-                .into_iter()
-                .filter(|(ino, _)| !self.done.contains(ino))
-                .collect();
+            let news = self.unread_runs()?;
             if news.is_empty() {
                 return Ok(true);
             }
@@ -255,7 +292,9 @@ impl Reader {
                 if !self.read_current(emit)? || !self.emit_partial(emit) {
                     return Ok(false);
                 }
-                self.done.push(ino);
+                if let Some(file) = self.file.take() {
+                    self.done.push((ino, file));
+                }
             }
         }
     }
@@ -446,6 +485,74 @@ mod tests {
         }
         // Kept: run 3 (.2), run 4 (.1), run 5 (the log).
         assert_eq!(drained(&mut reader), ["run 3", "run 4", "run 5"]);
+    }
+
+    /// A rotation under way leaves a gap among the numbers (`.1` renamed to
+    /// `.2` before the log becomes `.1`): a run past the gap is still read.
+    #[test]
+    fn a_run_past_a_gap_in_the_numbers_is_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 1\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        std::fs::write(&log, "run 1\nrun 1 more\n").unwrap();
+        // Mid-rotation: run 1 is .3, run 2 (unread) .2, no .1 yet.
+        std::fs::rename(&log, super::super::rotated(&log, 3)).unwrap();
+        std::fs::write(super::super::rotated(&log, 2), "run 2\n").unwrap();
+        std::fs::write(&log, "run 3\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 1 more", "run 2", "run 3"]);
+    }
+
+    /// A rotated run that cannot be opened (a link in its place) is skipped,
+    /// said with its own name, and the runs after it are read.
+    #[test]
+    fn a_run_that_cannot_be_opened_is_skipped_and_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 1\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        std::fs::write(&log, "run 1\nrun 1 more\n").unwrap();
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 2\n").unwrap();
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        // Run 2 (.1), never opened, replaced by a link: refused. (Run 1 is
+        // read to its end from the file the reader holds.)
+        let run2 = super::super::rotated(&log, 1);
+        std::fs::remove_file(&run2).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &run2).unwrap();
+        std::fs::write(&log, "run 3\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 1 more", "run 3"]);
+        let said: Vec<String> = reader.skipped.iter().map(ToString::to_string).collect();
+        assert!(
+            said.iter().any(|s| s.contains(&run2.display().to_string())),
+            "{said:?}"
+        );
+    }
+
+    /// Far behind, again and again, with the keep limit deleting runs: a
+    /// file system gives a deleted run's inode number to the next new log
+    /// at once (ext4 does), and a run known only by its number would be
+    /// taken for one already read. Every run still kept is read, once, in
+    /// order.
+    #[test]
+    fn a_reader_far_behind_again_and_again_reads_every_kept_run_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 0\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        let mut run = 0;
+        let mut read = Vec::new();
+        for _ in 0..20 {
+            // Behind by two rotations each time, with three kept.
+            for _ in 0..2 {
+                run += 1;
+                super::super::rotate_if_needed(&log, 1, 3).unwrap();
+                std::fs::write(&log, format!("run {run}\n")).unwrap();
+            }
+            read.extend(drained(&mut reader));
+        }
+        let all: Vec<String> = (1..=run).map(|r| format!("run {r}")).collect();
+        assert_eq!(read, all);
     }
 
     /// Started before any log existed, and behind by two runs: the first is

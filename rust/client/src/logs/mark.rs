@@ -76,6 +76,19 @@ pub(crate) fn word(word: &str) -> String {
     }
 }
 
+/// `line` as written to the end of `log`: on a line of its own, after a
+/// newline when the service's last line is unfinished (`progress 42%`
+/// before a stop), so the mark starts its line and is found as one.
+pub(crate) fn own_line(log: &std::fs::File, line: String) -> String {
+    use std::os::unix::fs::FileExt;
+    let len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [b'\n'];
+    if len > 0 && log.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n' {
+        return format!("\n{line}");
+    }
+    line
+}
+
 /// Append the line for `what` to the log at `path`, when there is one:
 /// never through a symbolic link, never into anything but a regular file,
 /// never creating it (a service with no log has nothing to annotate). A
@@ -83,6 +96,7 @@ pub(crate) fn word(word: &str) -> String {
 /// it describes goes on.
 pub(crate) fn append(path: &Path, what: &str) {
     let written = std::fs::OpenOptions::new()
+        .read(true)
         .append(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
@@ -90,7 +104,8 @@ pub(crate) fn append(path: &Path, what: &str) {
             if !log.metadata()?.is_file() {
                 return Err(std::io::Error::other("not a regular file"));
             }
-            log.write_all(line(what).as_bytes())
+            let line = own_line(&log, line(what));
+            log.write_all(line.as_bytes())
         });
     if let Err(e) = written {
         tracing::debug!("cannot note {what:?} in {}: {e}", path.display());
@@ -100,6 +115,28 @@ pub(crate) fn append(path: &Path, what: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a service's unfinished last line, a mark starts a line of its
+    /// own; after a finished one (or in an empty log), nothing is added.
+    #[test]
+    fn a_mark_starts_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("service.log");
+        std::fs::write(&log, "progress 42%").unwrap();
+        append(&log, "stopping pid 7");
+        append(&log, "stopped");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!(
+                "progress 42%\n{}{}",
+                line("stopping pid 7"),
+                line("stopped")
+            )
+        );
+        std::fs::write(&log, "").unwrap();
+        append(&log, "stopped");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), line("stopped"));
+    }
 
     #[test]
     fn words_are_quoted_only_when_they_must_be() {

@@ -81,8 +81,10 @@ fn open_file(log_path: &Path) -> Result<File> {
     // name would block the open (and the signals that end us) until a
     // reader came; it is refused below. (Non-blocking changes nothing
     // for a regular file.)
+    // Readable too: its header goes on a line of its own (`mark::own_line`).
     let log = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -142,6 +144,7 @@ fn write_header(
     ));
     // A header that cannot be written means the service's output is lost
     // too (a full disk): it still starts, and the caller is told.
+    let header = mark::own_line(log, header);
     log.write_all(header.as_bytes()).err().map(|e| {
         tracing::warn!("cannot write {}: {e}", log_path.display());
         if e.raw_os_error() == Some(libc::EFBIG) {
