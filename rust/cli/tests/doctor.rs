@@ -1233,3 +1233,27 @@ fn a_lock_only_leftovers_hold_is_a_warning_naming_them() {
     assert_eq!(code, Some(0), "a warning, not a problem: {report}");
     leftover.end();
 }
+
+/// A log over log_max_bytes whose rotation a directory blocks: where no
+/// service runs, doctor says the next start could not rotate it, and what
+/// to remove.
+#[test]
+fn a_log_no_start_could_rotate_is_a_warning_naming_what_blocks_it() {
+    let sb = Sandbox::new().with("log_max_bytes", 1).with("log_keep", 2);
+    std::fs::create_dir_all(sb.log_dir()).unwrap();
+    std::fs::write(sb.log_dir().join("service.log"), "a run\n").unwrap();
+    let (_, report) = doctor(&sb);
+    let said = |report: &serde_json::Value| {
+        report["findings"].as_array().unwrap().iter().any(|f| {
+            f["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("no start can rotate it"))
+        })
+    };
+    assert!(!said(&report), "{report}");
+    let blocker = sb.log_dir().join("service.log.2");
+    std::fs::create_dir(&blocker).unwrap();
+    let (_, report) = doctor(&sb);
+    assert!(said(&report), "{report}");
+    assert!(report.to_string().contains(&path_str(&blocker)), "{report}");
+}

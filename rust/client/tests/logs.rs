@@ -311,3 +311,33 @@ async fn the_log_says_when_and_for_whom_the_service_started_and_stopped() {
     });
     assert!(order.is_sorted(), "{order:?} out of order:\n{log}");
 }
+
+/// A rotation that fails (a directory where the oldest run goes) is an
+/// `ensure` warning naming what stands in the way: the log would grow
+/// without bound, unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_fails_is_a_warning_naming_the_file_in_the_way() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.set("log_max_bytes", 1).set("log_keep", 2);
+    let manager = sandbox.manager();
+    let first = manager.ensure().await.expect("ensure");
+    assert!(
+        !first.warnings.iter().any(|w| w.contains("rotated")),
+        "{:?}",
+        first.warnings
+    );
+    manager.stop().await.expect("stop");
+    let in_the_way = rotated(&sandbox.log_file(), 2);
+    std::fs::create_dir(&in_the_way).unwrap();
+    let second = manager.ensure().await.expect("ensure");
+    let said = in_the_way.display().to_string();
+    assert!(
+        second
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not be rotated") && w.contains(&said)),
+        "{:?}",
+        second.warnings
+    );
+    manager.stop().await.expect("stop");
+}

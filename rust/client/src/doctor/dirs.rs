@@ -161,7 +161,30 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
 pub(super) fn check_log_size(manager: &ServiceManager, findings: &mut Vec<Finding>) {
     let log = manager.paths().log_file();
     let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
-    findings.extend(oversized_log(&log, len, manager.config().log_max_bytes));
+    let config = manager.config();
+    let blocker = crate::logs::blocked_by(&log, config.log_keep);
+    findings.extend(oversized_log(
+        &log,
+        len,
+        config.log_max_bytes,
+        blocker.as_deref(),
+    ));
+}
+
+/// For a state dir where no service runs: a log over log_max_bytes that
+/// the next start could not rotate (see [`crate::logs::blocked_by`]).
+pub(super) fn check_rotation(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+    let log = manager.paths().log_file();
+    let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
+    let config = manager.config();
+    if let Some(blocker) = crate::logs::blocked_by(&log, config.log_keep) {
+        findings.extend(oversized_log(
+            &log,
+            len,
+            config.log_max_bytes,
+            Some(&blocker),
+        ));
+    }
 }
 
 /// For a state dir where no service runs: its log, when a running process
@@ -189,19 +212,39 @@ pub(super) fn check_shared_log(manager: &ServiceManager, findings: &mut Vec<Find
     );
 }
 
-/// The log at `log` is `len` bytes, more than `max_bytes`.
-fn oversized_log(log: &Path, len: u64, max_bytes: u64) -> Option<Finding> {
-    (len > max_bytes).then(|| {
+/// The log at `log` is `len` bytes, more than `max_bytes`; `blocker`:
+/// what stops its rotation, if anything does.
+fn oversized_log(log: &Path, len: u64, max_bytes: u64, blocker: Option<&Path>) -> Option<Finding> {
+    let over = format!(
+        "the service log {} is {}, more than log_max_bytes ({})",
+        log.display(),
+        size(len),
+        size(max_bytes)
+    );
+    if len <= max_bytes {
+        return None;
+    }
+    if let Some(blocker) = blocker {
+        return Some(finding(
+            "log",
+            Severity::Warning,
+            format!(
+                "{over}, and no start can rotate it: {} is a directory where a rotated run goes",
+                blocker.display()
+            ),
+            Some(format!(
+                "remove {}; the next start rotates the log",
+                blocker.display()
+            )),
+        ));
+    }
+    Some(
         finding(
             "log",
             Severity::Warning,
             format!(
-                "the service log {} is {}, more than log_max_bytes ({}): it is rotated only \
-                 when spfs-autostart starts the service, and a service that runs long (or that \
-                 launchd starts) writes past it",
-                log.display(),
-                size(len),
-                size(max_bytes)
+                "{over}: it is rotated only when spfs-autostart starts the service, and a \
+                 service that runs long (or that launchd starts) writes past it"
             ),
             Some(
                 "stop the service when nothing uses it: the next ensure starts it again and \
@@ -212,8 +255,8 @@ fn oversized_log(log: &Path, len: u64, max_bytes: u64) -> Option<Finding> {
         .with_remedies([
             Remedy::Run(Operation::Stop),
             Remedy::SetKey("log_max_bytes"),
-        ])
-    })
+        ]),
+    )
 }
 
 /// `bytes` for people: "57.3 MiB", "4.9 KiB", "100 bytes".
@@ -262,8 +305,8 @@ mod tests {
     #[test]
     fn a_log_over_log_max_bytes_is_a_warning_with_its_size_and_the_fix() {
         let log = Path::new("/logs/service.log");
-        assert!(oversized_log(log, 10 * 1024 * 1024, 10 * 1024 * 1024).is_none());
-        let found = oversized_log(log, 60_083_405, 10 * 1024 * 1024).expect("a warning");
+        assert!(oversized_log(log, 10 * 1024 * 1024, 10 * 1024 * 1024, None).is_none());
+        let found = oversized_log(log, 60_083_405, 10 * 1024 * 1024, None).expect("a warning");
         assert_eq!(found.severity, Severity::Warning);
         assert!(
             found.summary.starts_with(
@@ -279,6 +322,24 @@ mod tests {
                 Remedy::SetKey("log_max_bytes")
             ]
         );
+        // A directory where a rotated run goes: stopping would not help.
+        let blocked = oversized_log(
+            log,
+            60_083_405,
+            10 * 1024 * 1024,
+            Some(Path::new("/logs/service.log.3")),
+        )
+        .expect("a warning");
+        assert!(
+            blocked.summary.contains("no start can rotate it"),
+            "{}",
+            blocked.summary
+        );
+        assert_eq!(
+            blocked.fix.as_deref(),
+            Some("remove /logs/service.log.3; the next start rotates the log")
+        );
+        assert!(blocked.remedies.is_empty());
         assert_eq!(size(5000), "4.9 KiB");
         assert_eq!(size(100), "100 bytes");
     }

@@ -18,7 +18,7 @@ pub(crate) mod mark;
 mod rotate;
 
 pub use follow::{LogFollower, follow};
-pub use rotate::{rotate_if_needed, rotated};
+pub use rotate::{blocked_by, rotate_if_needed, rotated};
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

@@ -27,16 +27,17 @@ pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<boo
         return Ok(false);
     }
     if keep == 0 {
-        std::fs::remove_file(log)?;
+        std::fs::remove_file(log).map_err(|e| at(log, e))?;
     } else {
         remove_if_exists(&rotated(log, keep))?;
         for i in (1..keep).rev() {
-            match std::fs::rename(rotated(log, i), rotated(log, i + 1)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            let from = rotated(log, i);
+            match std::fs::rename(&from, rotated(log, i + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&from, e)),
                 _ => {}
             }
         }
-        std::fs::rename(log, rotated(log, 1))?;
+        std::fs::rename(log, rotated(log, 1)).map_err(|e| at(log, e))?;
     }
     // Runs beyond `keep` left by an earlier, larger setting go too.
     let mut i = keep + 1;
@@ -47,9 +48,23 @@ pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<boo
     Ok(true)
 }
 
+/// What would stop the next rotation of `log` (keeping `keep` runs): a
+/// directory where a rotated run goes, which neither a rename nor a
+/// removal of a file can replace.
+pub fn blocked_by(log: &Path, keep: u32) -> Option<PathBuf> {
+    (1..=keep.max(1))
+        .map(|i| rotated(log, i))
+        .find(|run| std::fs::symlink_metadata(run).is_ok_and(|m| m.is_dir()))
+}
+
 fn remove_if_exists(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(path, e)),
         _ => Ok(()),
     }
+}
+
+/// `e`, naming the file it is about: a rotation moves several.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }

@@ -86,8 +86,9 @@ pub(crate) struct Child {
     /// Why the log could not be written, when the run header failed (a
     /// full disk): then an empty log says nothing about the service.
     log_unwritable: Option<String>,
-    /// Another running service writes the same log.
-    log_shared: Option<String>,
+    /// Why the log was not rotated (another running service writes it, or
+    /// the rotation failed).
+    log_not_rotated: Option<String>,
     /// Where a daemon the service forked names itself, if it is a kit.
     daemon: KitDaemon,
     /// The service's first process exited 0 holding the lock's
@@ -176,7 +177,7 @@ pub(crate) fn start(
         log_file: log.path,
         log_start: log.start,
         log_unwritable: log.unwritable,
-        log_shared: log.shared,
+        log_not_rotated: log.not_rotated,
     };
     let record = ServiceRecord {
         pid,

@@ -24,9 +24,10 @@ pub(super) struct RunLog {
     pub(super) start: u64,
     /// Why the log could not be written, when the header failed.
     pub(super) unwritable: Option<String>,
-    /// Another running service writes this log too (see
-    /// [`logs::written_by_a_service`]).
-    pub(super) shared: Option<String>,
+    /// Why the log was not rotated although it may be due: another
+    /// running service writes it too (see [`logs::written_by_a_service`]),
+    /// or the rotation failed.
+    pub(super) not_rotated: Option<String>,
 }
 
 impl RunLog {
@@ -44,11 +45,19 @@ impl RunLog {
                 log_path.display()
             )
         });
-        if shared.is_none()
-            && let Err(e) = logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep)
-        {
-            tracing::warn!("cannot rotate {}: {e}", log_path.display());
-        }
+        let not_rotated = match shared {
+            Some(shared) => Some(shared),
+            None => logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep)
+                .err()
+                .map(|e| {
+                    tracing::warn!("cannot rotate {}: {e}", log_path.display());
+                    format!(
+                        "its log {} could not be rotated ({e}), so it grows past \
+                         log_max_bytes; remove what stands in the way",
+                        log_path.display()
+                    )
+                }),
+        };
         let mut log = open_file(&log_path)?;
         // A shared lock on the log's open file, which the service inherits
         // as its output and holds for as long as it (or what inherited its
@@ -68,7 +77,7 @@ impl RunLog {
             path: log_path,
             start: log_start,
             unwritable: log_unwritable,
-            shared,
+            not_rotated,
         })
     }
 }

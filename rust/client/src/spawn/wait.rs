@@ -271,7 +271,7 @@ impl Child {
     pub(crate) fn log_warnings(&self) -> Vec<String> {
         self.log_unwritable
             .iter()
-            .chain(&self.log_shared)
+            .chain(&self.log_not_rotated)
             .cloned()
             .collect()
     }
