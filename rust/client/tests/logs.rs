@@ -341,3 +341,31 @@ async fn a_rotation_that_fails_is_a_warning_naming_the_file_in_the_way() {
     );
     manager.stop().await.expect("stop");
 }
+
+/// The log dir removed and made again (a cleaner, a new session's runtime
+/// dir) under a follower: the new dir's log is read, and the new dir is
+/// watched, so its next line comes on its event, not on the follower's
+/// slow safety poll (every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_dir_made_again_is_followed_and_watched_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("service.log");
+    std::fs::write(&log, "").unwrap();
+    let mut follower = follow(&log, 0).expect("follow");
+    writeln!(append(&log), "line 0").unwrap();
+    assert_eq!(take(&mut follower, 1).await, numbered(0..1));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    writeln!(append(&log), "line 1").unwrap();
+    assert_eq!(take(&mut follower, 1).await, numbered(1..2));
+    let written = std::time::Instant::now();
+    writeln!(append(&log), "line 2").unwrap();
+    assert_eq!(take(&mut follower, 1).await, numbered(2..3));
+    assert!(
+        written.elapsed() < Duration::from_millis(4500),
+        "the next line came only with the poll: {:?}",
+        written.elapsed()
+    );
+}

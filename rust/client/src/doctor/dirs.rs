@@ -137,7 +137,10 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
             findings.push(finding(
                 "log dir",
                 Severity::Warning,
-                format!("{}: only {} MiB free", dir.display(), free / (1024 * 1024)),
+                match free {
+                    0 => format!("{}: no space left", dir.display()),
+                    free => format!("{}: only {} free", dir.display(), size(free)),
+                },
                 Some("free some space; a full disk loses the service's log".into()),
             ));
         }

@@ -36,12 +36,7 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log path has no directory"))?
         .to_path_buf();
     let (events_tx, events) = std_mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_event| {
-        let _ = events_tx.send(());
-    })
-    .map_err(io::Error::other)?;
-    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
-        .map_err(io::Error::other)?;
+    let mut watch = DirWatch::new(dir, events_tx)?;
     // A slow reader holds back the follower, not a growing queue: at most
     // this many lines wait, each at most MAX_LINE_BYTES (64 MiB in all for
     // a log of huge unbroken lines; kilobytes for a real one).
@@ -57,7 +52,6 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
     std::thread::Builder::new()
         .name("spfs-autostart-follow".into())
         .spawn(move || {
-            let _watcher = watcher;
             for line in backlog_lines.into_iter().flatten() {
                 if tx.blocking_send(line).is_err() {
                     return;
@@ -99,14 +93,66 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
                 }
                 // Events wake us at once; the timeout is only a safety net
                 // for file systems that do not report changes.
-                match events.recv_timeout(Duration::from_millis(500)) {
+                match events.recv_timeout(SAFETY_POLL) {
                     Ok(()) | Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 while events.try_recv().is_ok() {}
+                watch.renew_if_replaced();
             }
         })?;
     Ok(LogFollower { lines })
+}
+
+/// How often a follower reads without an event: only a safety net for file
+/// systems that report no changes (a network one), so an idle follower
+/// (a `logs -f` left open all day) wakes rarely.
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+
+/// The watch on the log's directory, which wakes the follower on every
+/// change there. A directory removed and made again (a cleaner, a new
+/// login session's runtime dir) is a new one, watched again once seen.
+struct DirWatch {
+    watcher: notify::RecommendedWatcher,
+    dir: PathBuf,
+    /// The watched directory's device and inode.
+    id: Option<(u64, u64)>,
+}
+
+impl DirWatch {
+    /// Watch `dir`, sending one event to `events` per change.
+    fn new(dir: PathBuf, events: std_mpsc::Sender<()>) -> io::Result<DirWatch> {
+        let mut watcher = notify::recommended_watcher(move |_event| {
+            let _ = events.send(());
+        })
+        .map_err(io::Error::other)?;
+        notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
+            .map_err(io::Error::other)?;
+        let id = dir_id(&dir);
+        Ok(DirWatch { watcher, dir, id })
+    }
+
+    /// Watch the directory again when it is another one than was watched.
+    fn renew_if_replaced(&mut self) {
+        let id = dir_id(&self.dir);
+        if id.is_none() || id == self.id {
+            return;
+        }
+        let _ = notify::Watcher::unwatch(&mut self.watcher, &self.dir);
+        if notify::Watcher::watch(
+            &mut self.watcher,
+            &self.dir,
+            notify::RecursiveMode::NonRecursive,
+        )
+        .is_ok()
+        {
+            self.id = id;
+        }
+    }
+}
+
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Where the line holding byte `end` starts: `end` itself when the bytes

@@ -80,6 +80,13 @@ pub fn clean_line(bytes: &[u8]) -> String {
         }
     }
     let mut clean = anstream::adapter::strip_str(&seven_bit).to_string();
+    // A progress line redrawn with carriage returns (`10%\r20%\r30%`): what
+    // a terminal ends up showing, its last part, not the parts run together.
+    if let Some(last) = clean.split('\r').rev().find(|part| !part.is_empty())
+        && last.len() < clean.trim_end_matches('\r').len()
+    {
+        clean = last.to_string();
+    }
     // What the stripper keeps as white space (a carriage return, a form
     // feed) goes too: it would move a reader's cursor.
     clean.retain(|c| !is_noise(c));
