@@ -82,7 +82,7 @@ pub(crate) fn word(word: &str) -> String {
 pub(crate) fn own_line(log: &std::fs::File, line: String) -> String {
     use std::os::unix::fs::FileExt;
     let len = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut last = [b'\n'];
+    let mut last = *b"\n";
     if len > 0 && log.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n' {
         return format!("\n{line}");
     }
