@@ -454,3 +454,92 @@ fn another_users_server_behind_a_link_or_a_lying_socket_file_is_theirs() {
     assert!(alive, "left alone");
     assert_eq!(sb.spawn_count(), 0);
 }
+
+/// A socket root listens on and hands to our service (launchd does so for a
+/// socket-mode agent; systemd's system manager too): the kernel names root
+/// as the listener, and the service is ours all the same.
+#[test]
+fn a_socket_root_listens_on_for_our_service_is_ours() {
+    let other = second_user();
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let theirs = sb.root().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(other), Some(other)).unwrap();
+    let socket = theirs.join("svc.sock");
+    let endpoint = format!("unix://{}", path_str(&socket));
+    // Root binds and listens, then the service runs as the user with the
+    // socket as its descriptor 3 (LISTEN_FDS), as a socket activator does.
+    let activator = r#"
+import os, socket, sys
+path, uid, program = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chmod(path, 0o666)
+s.listen()
+pid = os.fork()
+if pid == 0:
+    if s.fileno() != 3:
+        os.dup2(s.fileno(), 3)
+    os.set_inheritable(3, True)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.setgid(uid)
+    os.setuid(uid)
+    os.environ["LISTEN_FDS"] = "1"
+    os.environ["LISTEN_PID"] = str(os.getpid())
+    os.execv(program, [program])
+print(pid, flush=True)
+"#;
+    let home = theirs.join("home");
+    let out = sb
+        .command("python3")
+        .args(["-c", activator, &path_str(&socket), &other.to_string()])
+        .arg(spfs_autostart_test_support::reference_service())
+        .env("SPFS_AUTOSTART_STATE_DIR", theirs.join("state"))
+        .env("SPFS_AUTOSTART_ENDPOINT", &endpoint)
+        .env("SPFS_AUTOSTART_IDLE_TIMEOUT_SECS", "0")
+        .env("HOME", &home)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let service: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let config = theirs.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "program = \"{}\"\nstate_dir = \"{}\"\nlog_dir = \"{}\"\nendpoint = \"{endpoint}\"\n",
+            path_str(&spfs_autostart_test_support::reference_service()),
+            path_str(&theirs.join("state")),
+            path_str(&theirs.join("logs")),
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&config, Some(other), Some(other)).unwrap();
+    let as_them = |args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        sb.command(spfs_autostart_test_support::cli())
+            .args(["--json", "--config", &path_str(&config)])
+            .args(args)
+            .env("HOME", &home)
+            .uid(other)
+            .gid(other)
+            .output()
+            .unwrap()
+    };
+    let seen = wait_for(Duration::from_secs(10), || {
+        let status: serde_json::Value =
+            serde_json::from_slice(&as_them(&["status"]).stdout).unwrap_or_default();
+        status["state"] == "running"
+    });
+    let status = String::from_utf8_lossy(&as_them(&["status"]).stdout).to_string();
+    let stop = as_them(&["stop"]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service as i32),
+        nix::sys::signal::SIGKILL,
+    );
+    assert!(seen, "{status}");
+    assert!(status.contains(&format!("\"pid\":{service}")), "{status}");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+}

@@ -40,6 +40,12 @@ impl AgentJob {
         self.job.pid.filter(|_| self.job.is_running())
     }
 
+    /// Whether launchd is about to start it (`spawn scheduled`: a restart
+    /// it holds back, at most 10 s after the last).
+    pub(crate) fn scheduled(&self) -> bool {
+        self.job.state.as_deref() == Some("spawn scheduled")
+    }
+
     /// Where its service's output goes ([`job_log`]).
     pub(crate) fn log(&self, paths: &Paths) -> String {
         job_log(self.label, paths)
@@ -65,23 +71,43 @@ pub(crate) fn app_job_log() -> String {
     )
 }
 
-/// The always-on job launchd has loaded for this config's service, if any.
-/// Only where launchd is (macOS); it runs `launchctl`, so it blocks.
-pub(crate) fn loaded(config: &Config, paths: &Paths) -> Option<AgentJob> {
-    if !spfs_autostart_agent::supported() {
-        return None;
+/// What `ensure` asks of launchd: [`SystemLaunchd`] (`launchctl`), or a
+/// test's stand-in that runs the service as launchd would.
+pub(crate) trait Launchd: std::fmt::Debug + Send + Sync {
+    /// Whether there is a launchd to ask (macOS).
+    fn present(&self) -> bool;
+
+    /// The always-on job loaded for this config's service, if any. Blocks.
+    fn loaded(&self, config: &Config, paths: &Paths) -> Option<AgentJob>;
+
+    /// Have launchd start the job `label`'s process. Blocks.
+    fn kickstart(&self, label: &'static str) -> Result<(), spfs_autostart_agent::LaunchdError>;
+}
+
+/// The user's launchd, through `launchctl`.
+#[derive(Debug)]
+pub(crate) struct SystemLaunchd;
+
+impl Launchd for SystemLaunchd {
+    fn present(&self) -> bool {
+        spfs_autostart_agent::supported()
     }
-    let home = crate::config::process_env("HOME")?;
-    find(&Launchctl::system(), config, paths, Path::new(&home))
+
+    fn loaded(&self, config: &Config, paths: &Paths) -> Option<AgentJob> {
+        if !self.present() {
+            return None;
+        }
+        let home = crate::config::process_env("HOME")?;
+        find(&Launchctl::system(), config, paths, Path::new(&home))
+    }
+
+    fn kickstart(&self, label: &'static str) -> Result<(), spfs_autostart_agent::LaunchdError> {
+        Launchctl::system().kickstart(label)
+    }
 }
 
-/// Has launchd start the job `label`'s process ([`Launchctl::kickstart`]).
-/// It runs `launchctl`, so it blocks.
-pub(crate) fn kickstart(label: &str) -> Result<(), spfs_autostart_agent::LaunchdError> {
-    Launchctl::system().kickstart(label)
-}
-
-/// [`loaded`], asking `lc`, with the user's LaunchAgents under `home`.
+/// [`SystemLaunchd::loaded`], asking `lc`, with the user's LaunchAgents
+/// under `home`.
 fn find<R: CommandRunner>(
     lc: &Launchctl<R>,
     config: &Config,

@@ -55,6 +55,8 @@ pub struct LoadedAgent {
     pub state: Option<String>,
     /// The process id, while it runs.
     pub pid: Option<u32>,
+    /// How many times launchd has started it since it was loaded (`runs`).
+    pub runs: Option<u64>,
     /// The last exit code, once it has exited at least once.
     pub last_exit_code: Option<i32>,
     /// The signal that ended its last run, when one did, as launchd names it
@@ -363,6 +365,7 @@ fn parse_print(stdout: &str) -> LoadedAgent {
         match key.trim() {
             "state" => agent.state = Some(value.to_owned()),
             "pid" => agent.pid = value.parse().ok(),
+            "runs" => agent.runs = value.parse().ok(),
             // `78`, or with its name: `78: EX_CONFIG`; `(never exited)` before the first exit.
             "last exit code" => {
                 agent.last_exit_code = value.split(':').next().and_then(|code| code.parse().ok());

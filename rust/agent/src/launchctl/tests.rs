@@ -241,7 +241,7 @@ const PRINT_RUNNING: &str = "gui/501/ai.spk.spfs-fuse-macos = {
 ";
 
 #[test]
-fn print_parses_the_jobs_own_state_pid_and_exit_code() {
+fn print_parses_the_jobs_own_state_pid_runs_and_exit_code() {
     let lc = Launchctl::new(
         FakeRunner::replying([CommandOutput {
             status: Some(0),
@@ -256,6 +256,7 @@ fn print_parses_the_jobs_own_state_pid_and_exit_code() {
     assert_eq!(agent.state.as_deref(), Some("running"));
     assert!(agent.is_running());
     assert_eq!(agent.pid, Some(4242));
+    assert_eq!(agent.runs, Some(1));
     assert_eq!(agent.last_exit_code, None);
 
     let stopped = PRINT_RUNNING

@@ -48,12 +48,10 @@ impl ServiceManager {
         let began = SystemTime::now();
         self.set_activity(None);
         let mut backoff = Backoff::new(Duration::from_millis(50));
-        // Set once launchd was asked to start the service for this call.
-        let mut kickstarted = false;
         loop {
             match self.observe(true, false).await? {
                 Observation::Serving(status, channel, instance) => {
-                    return Ok((self.remember(status, channel, instance), kickstarted));
+                    return Ok((self.remember(status, channel, instance), false));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 // Ours, serving at another endpoint: waiting changes nothing.
@@ -86,9 +84,7 @@ impl ServiceManager {
                     if let Some(spawn_guard) = lock::try_take(&self.paths.spawn_lock())?
                         .map(|file| Arc::new(lock::OwnLock::from(file)))
                     {
-                        let done = self
-                            .start_under_lock(&spawn_guard, began, deadline, &mut kickstarted)
-                            .await?;
+                        let done = self.start_under_lock(&spawn_guard, began, deadline).await?;
                         drop(spawn_guard);
                         if let Some(done) = done {
                             return Ok(done);
@@ -111,7 +107,7 @@ impl ServiceManager {
 
     /// This call's turn to start the service, under `spawn.lock`
     /// (`spawn_guard`): a look again (someone may have started it while we
-    /// waited), then a start, or launchd's ([`Self::leave_to_launchd`]).
+    /// waited), then a start, launchd's ([`Self::start_by_launchd`]) or ours.
     /// `Some`: the service serves, and whether this call had it started;
     /// `None`: the caller waits and looks again.
     async fn start_under_lock(
@@ -119,21 +115,19 @@ impl ServiceManager {
         spawn_guard: &Arc<lock::OwnLock>,
         began: SystemTime,
         deadline: Instant,
-        kickstarted: &mut bool,
     ) -> Result<Option<(Status, bool)>> {
         match self.observe(true, true).await? {
-            Observation::Serving(status, channel, instance) => Ok(Some((
-                self.remember(status, channel, instance),
-                *kickstarted,
-            ))),
+            Observation::Serving(status, channel, instance) => {
+                Ok(Some((self.remember(status, channel, instance), false)))
+            }
             Observation::Conflict(what) => Err(self.conflict_error(&what)),
             Observation::Alive(..) => Ok(None),
             Observation::Absent { orphaned_lock } => {
                 if let Some(failed) = self.start_failed_since(began) {
                     return Err(failed);
                 }
-                if self.leave_to_launchd(kickstarted, deadline).await? {
-                    return Ok(None);
+                if let Some(status) = self.start_by_launchd(deadline).await? {
+                    return Ok(Some((status, true)));
                 }
                 self.check_time_to_start(deadline)?;
                 let started = self.spawn(spawn_guard, orphaned_lock, deadline).await?;
@@ -142,59 +136,109 @@ impl ServiceManager {
         }
     }
 
-    /// Whether launchd starts the service instead of this call: it has an
-    /// always-on job loaded for it ([`crate::launchd_job`]). While the job's
-    /// process runs, this call waits for it to serve; with none running,
-    /// launchd is asked to start one, once per call (`kickstarted`). A job
-    /// launchd will not start (disabled, gone meanwhile) is said in the log,
-    /// and the service is started on demand as without it.
-    async fn leave_to_launchd(&self, kickstarted: &mut bool, deadline: Instant) -> Result<bool> {
-        if !spfs_autostart_agent::supported() {
-            return Ok(false);
-        }
-        let (config, paths) = (self.config.clone(), self.paths.clone());
-        let found =
-            tokio::task::spawn_blocking(move || crate::launchd_job::loaded(&config, &paths)).await;
-        let Ok(Some(job)) = found else {
-            return Ok(false);
+    /// Under `spawn.lock`, with no service there: when launchd has an
+    /// always-on job loaded for it ([`crate::launchd_job`]), launchd starts
+    /// it, and this call waits for it to serve, holding `spawn.lock` as a
+    /// spawner does (other calls wait for it, and learn its failure from
+    /// `start-failed.json`). The job's process running, it is waited for; none
+    /// running, launchd is asked to start one (`launchctl kickstart`).
+    /// `None`: no such job, or launchd did not start it (disabled, awaiting
+    /// approval, gone meanwhile): the caller starts the service on demand.
+    pub(super) async fn start_by_launchd(&self, deadline: Instant) -> Result<Option<Status>> {
+        let Some(job) = self.launchd_job().await else {
+            return Ok(None);
         };
-        if let Some(pid) = job.pid() {
-            if Instant::now() >= deadline {
-                return Err(self.launchd_not_serving(&job, pid));
+        let kicked = match job.pid() {
+            Some(_) => None,
+            None if job.scheduled() => None,
+            None => {
+                if !self.kickstart(job.label).await {
+                    return Ok(None);
+                }
+                Some(job.job.runs)
             }
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(50));
+        let mut job = job;
+        loop {
             self.set_activity(Activity::WaitingForLaunchd {
                 label: job.label.to_string(),
-                pid: Some(pid),
+                pid: job.pid(),
             });
-            return Ok(true);
+            match self.observe(true, true).await? {
+                Observation::Serving(status, channel, instance) => {
+                    return Ok(Some(self.remember(status, channel, instance)));
+                }
+                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                Observation::Alive(..) | Observation::Absent { .. } => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(self.launchd_not_serving(&job));
+            }
+            backoff.wait(deadline).await;
+            job = match self.launchd_job().await {
+                Some(now) => now,
+                None => return Ok(None),
+            };
+            if job.pid().is_some() || job.scheduled() {
+                continue;
+            }
+            // Not running: it ran and exited, or launchd never started it.
+            let ran = match kicked {
+                Some(Some(before)) => job.job.runs.is_some_and(|runs| runs > before),
+                _ => true,
+            };
+            if !ran {
+                tracing::warn!(
+                    "launchd did not start its job {} (disabled, or waiting for approval in \
+                     Login Items?); starting the service on demand",
+                    job.label
+                );
+                return Ok(None);
+            }
+            let err = self.launchd_start_failed(&job);
+            self.remember_failed_start(&err);
+            return Err(err);
         }
-        if *kickstarted {
-            // It ran since, and is gone.
-            return Err(self.launchd_start_failed(&job));
+    }
+
+    /// The always-on job launchd has loaded for the service, if any; where
+    /// launchd is, asked on a blocking thread (it runs `launchctl`).
+    async fn launchd_job(&self) -> Option<crate::launchd_job::AgentJob> {
+        if !self.launchd.present() {
+            return None;
         }
-        let label = job.label;
-        let asked = tokio::task::spawn_blocking(move || crate::launchd_job::kickstart(label)).await;
+        let (launchd, config, paths) = (
+            Arc::clone(&self.launchd),
+            self.config.clone(),
+            self.paths.clone(),
+        );
+        tokio::task::spawn_blocking(move || launchd.loaded(&config, &paths))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Ask launchd to start the job `label`; whether it took the request.
+    async fn kickstart(&self, label: &'static str) -> bool {
+        let launchd = Arc::clone(&self.launchd);
+        let asked = tokio::task::spawn_blocking(move || launchd.kickstart(label)).await;
         match asked {
             Ok(Ok(())) => {
                 tracing::info!("launchd's job {label} runs the service: asked launchd to start it");
-                *kickstarted = true;
-                self.set_activity(Activity::WaitingForLaunchd {
-                    label: label.to_string(),
-                    pid: None,
-                });
-                Ok(true)
+                true
             }
             Ok(Err(e)) => {
                 tracing::warn!(
                     "launchd did not start its job {label}: {e}; starting the service on demand"
                 );
-                Ok(false)
+                false
             }
             Err(e) => {
                 tracing::warn!(
                     "asking launchd to start {label} failed: {e}; starting the service on demand"
                 );
-                Ok(false)
+                false
             }
         }
     }

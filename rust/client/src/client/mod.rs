@@ -22,6 +22,8 @@
 mod activity;
 mod ensure;
 mod failed_start;
+#[cfg(test)]
+mod launchd_tests;
 mod leases;
 mod observe;
 mod report;
@@ -95,6 +97,9 @@ pub struct ServiceManager {
     /// Who was last found listening at a TCP endpoint, a process of ours,
     /// with the kernel's id of that listening socket (see `listener_at`).
     listener: Mutex<Option<(crate::owner::Listener, Option<u64>)>>,
+    /// launchd, which starts the service when an always-on job of its is
+    /// loaded for it (`ensure`'s `start_by_launchd`).
+    launchd: Arc<dyn crate::launchd_job::Launchd>,
 }
 
 impl ServiceManager {
@@ -112,7 +117,16 @@ impl ServiceManager {
             reached: Mutex::new(Reached::default()),
             activity: Mutex::new(None),
             listener: Mutex::new(None),
+            launchd: Arc::new(crate::launchd_job::SystemLaunchd),
         })
+    }
+
+    /// This manager with `launchd` in place of the user's (a test's
+    /// stand-in).
+    #[cfg(test)]
+    pub(crate) fn with_launchd(mut self, launchd: Arc<dyn crate::launchd_job::Launchd>) -> Self {
+        self.launchd = launchd;
+        self
     }
 
     /// The configuration.

@@ -446,7 +446,8 @@ impl ServiceManager {
                     uid: meta.uid(),
                     process: None,
                 };
-                (meta.file_type().is_socket() && listener.is_foreign())
+                // Root's is launchd's or systemd's, listening for us.
+                (meta.file_type().is_socket() && listener.is_foreign() && meta.uid() != 0)
                     .then(|| foreign_user(&listener))
             }
         }

@@ -393,18 +393,18 @@ impl ServiceManager {
         }
     }
 
-    /// launchd's always-on `job` runs the service as `pid`, which did not
-    /// serve by the deadline. It is launchd's to end, not ours.
-    pub(super) fn launchd_not_serving(
-        &self,
-        job: &crate::launchd_job::AgentJob,
-        pid: u32,
-    ) -> Error {
+    /// launchd's always-on `job` runs the service (or was to start it),
+    /// which did not serve by the deadline. It is launchd's to end, not ours.
+    pub(super) fn launchd_not_serving(&self, job: &crate::launchd_job::AgentJob) -> Error {
+        let runs = match job.pid() {
+            Some(pid) => format!("runs the service (pid {pid})"),
+            None => "was to start the service".to_string(),
+        };
         Error::new(
             ErrorKind::ReadyTimeout,
             format!(
-                "launchd's job {} runs the service (pid {pid}), but it did not serve at {} \
-                 within {:.1}s; see {}. Try again later, or raise ready_timeout_secs",
+                "launchd's job {} {runs}, but it did not serve at {} within {:.1}s; see {}. \
+                 Try again later, or raise ready_timeout_secs",
                 job.label,
                 self.endpoint,
                 self.config.ready_timeout.as_secs_f64(),

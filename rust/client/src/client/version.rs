@@ -110,13 +110,19 @@ impl ServiceManager {
             // must not give up before starting the new one.
             let deadline = deadline.max(Instant::now() + self.config.ready_timeout);
             let status = match self.observe(true, true).await? {
-                // `None` under our own spawn.lock: a service took the
-                // instance lock, or another process of ours the port, in
-                // between (spfs started its own); not another start.
-                Observation::Absent { orphaned_lock } => self
-                    .spawn(&guard, orphaned_lock, deadline)
-                    .await?
-                    .ok_or_else(|| self.replaced_meanwhile_error())?,
+                // launchd's always-on job starts it again when one is
+                // loaded for it. `None` under our own spawn.lock: a service
+                // took the instance lock, or another process of ours the
+                // port, in between (spfs started its own); not another start.
+                Observation::Absent { orphaned_lock } => {
+                    match self.start_by_launchd(deadline).await? {
+                        Some(status) => status,
+                        None => self
+                            .spawn(&guard, orphaned_lock, deadline)
+                            .await?
+                            .ok_or_else(|| self.replaced_meanwhile_error())?,
+                    }
+                }
                 Observation::Serving(status, ..) => status,
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
                 Observation::Alive(status, _) => return Err(self.unresponsive_error(&status)),

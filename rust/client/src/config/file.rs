@@ -32,7 +32,7 @@ fn check_trusted(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     let why = if meta.uid() != crate::sys::my_uid() && meta.uid() != 0 {
         format!(
             "config file {} belongs to {}, not to you, and names the program to run as you; \
-             use a config file of your own (copy it, or `chown $(id -u) {word}`)",
+             use a config file of your own (a copy of {word}, if you trust it)",
             path.display(),
             crate::owner::user_name(meta.uid())
         )

@@ -390,9 +390,9 @@ mod tests {
         let label = spfs_autostart_agent::DEFAULT_LABEL;
         let job = |state: &str, code, signal: Option<&str>| LoadedAgent {
             state: Some(state.into()),
-            pid: None,
             last_exit_code: code,
             last_signal: signal.map(Into::into),
+            ..LoadedAgent::default()
         };
         // Never exited, or exited 0 (the kit's idle exit, a stop): nothing to say.
         for clean in [
@@ -442,8 +442,7 @@ mod tests {
         let running = LoadedAgent {
             state: Some("running".into()),
             pid: Some(4242),
-            last_exit_code: None,
-            last_signal: None,
+            ..LoadedAgent::default()
         };
         let alone = app_agent_findings(&running, false, &APP_AGENT_ENDPOINT);
         assert_eq!(alone.len(), 1, "{alone:?}");
@@ -459,9 +458,8 @@ mod tests {
         // Its last run is judged as an always-on agent's.
         let looping = LoadedAgent {
             state: Some("not running".into()),
-            pid: None,
             last_exit_code: Some(1),
-            last_signal: None,
+            ..LoadedAgent::default()
         };
         let down = app_agent_findings(&looping, false, &APP_AGENT_ENDPOINT);
         assert_eq!(down.last().unwrap().severity, Severity::Problem, "{down:?}");

@@ -60,13 +60,10 @@ pub fn follow(path: &Path, backlog: usize) -> io::Result<LogFollower> {
             // A read that fails (the log replaced by a link, say) is said
             // once and following goes on: the next change may mend it.
             let mut last_error: Option<String> = None;
-            let mut said_skipped = std::collections::HashSet::new();
             loop {
                 let result = reader.drain(&mut |line| tx.blocking_send(Ok(line)).is_ok());
                 for skipped in std::mem::take(&mut reader.skipped) {
-                    if said_skipped.insert(skipped.to_string())
-                        && tx.blocking_send(Err(skipped)).is_err()
-                    {
+                    if tx.blocking_send(Err(skipped)).is_err() {
                         return;
                     }
                 }
@@ -122,10 +119,15 @@ struct DirWatch {
 impl DirWatch {
     /// Watch `dir`, sending one event to `events` per change.
     fn new(dir: PathBuf, events: std_mpsc::Sender<()>) -> io::Result<DirWatch> {
-        let mut watcher = notify::recommended_watcher(move |_event| {
-            let _ = events.send(());
-        })
-        .map_err(io::Error::other)?;
+        // Opening and reading a file are no change to it, and the
+        // follower's own opens would wake it again and again.
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if !event.is_ok_and(|e| e.kind.is_access()) {
+                    let _ = events.send(());
+                }
+            })
+            .map_err(io::Error::other)?;
         notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
             .map_err(io::Error::other)?;
         let id = dir_id(&dir);
@@ -191,10 +193,21 @@ struct Reader {
     /// lagged is one not among them. Held, a run's inode number is given to
     /// no new file (a file system reuses a freed one at once), so a run is
     /// known by it until the keep limit deletes it, when it is let go.
-    done: Vec<(u64, File)>,
+    done: Vec<Done>,
     /// Rotated runs that could not be opened (another user's, a link), said
-    /// by the follower, once each, as it goes on without them.
+    /// by the follower as it goes on without them.
     skipped: Vec<io::Error>,
+    /// Those already noted in `skipped` (or there before the follow began),
+    /// by device and inode: said once each, whatever number it moves to.
+    said_skipped: std::collections::HashSet<(u64, u64)>,
+}
+
+/// A file read to `offset` (a rotated run, or the log as it was when it
+/// went away), held open so its inode number stays its own.
+struct Done {
+    inode: u64,
+    file: File,
+    offset: u64,
 }
 
 impl Reader {
@@ -208,8 +221,20 @@ impl Reader {
             seen: Vec::new(),
             done: Vec::new(),
             skipped: Vec::new(),
+            said_skipped: std::collections::HashSet::new(),
         };
-        reader.done = reader.rotated_runs()?;
+        reader.done = reader
+            .rotated_runs()?
+            .into_iter()
+            .map(|(inode, file)| {
+                let offset = file.metadata().map_or(0, |m| m.len());
+                Done {
+                    inode,
+                    file,
+                    offset,
+                }
+            })
+            .collect();
         // Runs from before the follow are not read: nothing is skipped.
         reader.skipped.clear();
         let opened = match open_log(&reader.path) {
@@ -262,9 +287,7 @@ impl Reader {
     /// while we open the new log makes the log we opened newer than a run
     /// not read yet: that run is read first, and the log opened again.
     fn switch_to_new_log(&mut self, emit: &mut dyn FnMut(String) -> bool) -> io::Result<bool> {
-        if let Some(file) = self.file.take() {
-            self.done.push((self.inode, file));
-        }
+        self.set_aside();
         loop {
             if !self.read_runs_rotated_past(emit)? {
                 return Ok(false);
@@ -283,8 +306,40 @@ impl Reader {
             self.inode = file.metadata()?.ino();
             self.file = Some(file);
             self.restart();
+            // The log read before, back (moved away and back again): on
+            // from where it was left, not from its start.
+            if let Some(at) = self.done.iter().position(|d| d.inode == self.inode) {
+                let done = self.done.remove(at);
+                self.resume_at(done.offset)?;
+            }
             return self.read_current(emit);
         }
+    }
+
+    /// The file being read is done with: kept among the runs read, with
+    /// where it was read to.
+    fn set_aside(&mut self) {
+        if let Some(file) = self.file.take() {
+            self.done.push(Done {
+                inode: self.inode,
+                file,
+                offset: self.offset,
+            });
+        }
+    }
+
+    /// Go on reading the current file from `offset`, as if read up to it.
+    fn resume_at(&mut self, offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = self.file.as_ref() else {
+            return Ok(());
+        };
+        let offset = offset.min(file.metadata()?.len());
+        let seen = offset.min(SEEN_BYTES as u64);
+        self.seen = vec![0; seen as usize];
+        file.read_exact_at(&mut self.seen, offset - seen)?;
+        self.offset = offset;
+        Ok(())
     }
 
     /// The rotated runs on disk now, oldest first (`service.log.N` down to
@@ -294,30 +349,48 @@ impl Reader {
     /// that cannot be opened is skipped and noted in `skipped`.
     fn rotated_runs(&mut self) -> io::Result<Vec<(u64, File)>> {
         let mut runs = Vec::new();
+        let mut free_in_a_row = 0;
+        // A rotation under way leaves one number free at a time: two free
+        // in a row is the end.
         for i in 1..=crate::config::MAX_LOG_KEEP {
             let path = super::rotated(&self.path, i);
             match open_log(&path) {
                 Ok(file) => runs.push((file.metadata()?.ino(), file)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => self.skipped.push(io::Error::new(
-                    e.kind(),
-                    format!("{} is skipped: {e}", path.display()),
-                )),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    free_in_a_row += 1;
+                    if free_in_a_row == 2 {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => self.skip(&path, e),
             }
+            free_in_a_row = 0;
         }
         runs.reverse();
         Ok(runs)
+    }
+
+    /// Note a rotated run at `path` that cannot be opened, once.
+    fn skip(&mut self, path: &Path, e: io::Error) {
+        let id = std::fs::symlink_metadata(path).map_or((0, 0), |m| (m.dev(), m.ino()));
+        if self.said_skipped.insert(id) {
+            self.skipped.push(io::Error::new(
+                e.kind(),
+                format!("{} is skipped: {e}", path.display()),
+            ));
+        }
     }
 
     /// The rotated runs not read yet, oldest first; runs the keep limit
     /// deleted are let go first (their inode numbers may be reused now).
     fn unread_runs(&mut self) -> io::Result<Vec<(u64, File)>> {
         self.done
-            .retain(|(_, file)| file.metadata().is_ok_and(|m| m.nlink() > 0));
+            .retain(|done| done.file.metadata().is_ok_and(|m| m.nlink() > 0));
         let runs = self.rotated_runs()?;
         Ok(runs
             .into_iter()
-            .filter(|(ino, _)| !self.done.iter().any(|(done, _)| done == ino))
+            .filter(|(ino, _)| !self.done.iter().any(|done| done.inode == *ino))
             .collect())
     }
 
@@ -338,9 +411,7 @@ impl Reader {
                 if !self.read_current(emit)? || !self.emit_partial(emit) {
                     return Ok(false);
                 }
-                if let Some(file) = self.file.take() {
-                    self.done.push((ino, file));
-                }
+                self.set_aside();
             }
         }
     }
@@ -573,6 +644,51 @@ mod tests {
             said.iter().any(|s| s.contains(&run2.display().to_string())),
             "{said:?}"
         );
+    }
+
+    /// A run that cannot be opened is said once, not again each time a
+    /// rotation moves it to the next number.
+    #[test]
+    fn a_run_that_cannot_be_opened_is_said_once_wherever_it_moves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        std::fs::write(&log, "run 1\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::remove_file(super::super::rotated(&log, 1)).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", super::super::rotated(&log, 1)).unwrap();
+        std::fs::write(&log, "run 2\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 2"]);
+        assert_eq!(std::mem::take(&mut reader.skipped).len(), 1);
+        super::super::rotate_if_needed(&log, 1, 3).unwrap();
+        std::fs::write(&log, "run 3\n").unwrap();
+        assert_eq!(drained(&mut reader), ["run 3"]);
+        assert!(reader.skipped.is_empty(), "{:?}", reader.skipped);
+    }
+
+    /// The log moved away (a link in its place for a while) and back: read
+    /// on from where it was left, not again from its start.
+    #[test]
+    fn a_log_that_comes_back_is_read_on_from_where_it_was_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("service.log");
+        let away = tmp.path().join("away");
+        std::fs::write(&log, "one\n").unwrap();
+        let mut reader = Reader::open_at_end(log.clone()).unwrap();
+        std::fs::write(&log, "one\ntwo\n").unwrap();
+        assert_eq!(drained(&mut reader), ["two"]);
+        std::fs::rename(&log, &away).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &log).unwrap();
+        assert!(reader.drain(&mut |_| true).is_err(), "a link is refused");
+        std::fs::remove_file(&log).unwrap();
+        std::fs::rename(&away, &log).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"three\n")
+            .unwrap();
+        assert_eq!(drained(&mut reader), ["three"]);
     }
 
     /// Far behind, again and again, with the keep limit deleting runs: a

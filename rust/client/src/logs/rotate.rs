@@ -49,12 +49,18 @@ pub fn rotate_if_needed(log: &Path, max_bytes: u64, keep: u32) -> io::Result<boo
 }
 
 /// What would stop the next rotation of `log` (keeping `keep` runs): a
-/// directory where a rotated run goes, which neither a rename nor a
-/// removal of a file can replace.
+/// directory where the oldest kept run is removed, or beyond it (a removal
+/// of a file cannot remove it). One at a lower number is only renamed up,
+/// and blocks once it gets there.
 pub fn blocked_by(log: &Path, keep: u32) -> Option<PathBuf> {
-    (1..=keep.max(1))
+    let is_dir = |run: &PathBuf| std::fs::symlink_metadata(run).is_ok_and(|m| m.is_dir());
+    // As `rotate_if_needed` removes them: the oldest kept, then those
+    // beyond it, up to the first number that is free.
+    let oldest = (keep > 0).then(|| rotated(log, keep));
+    let beyond = (keep + 1..)
         .map(|i| rotated(log, i))
-        .find(|run| std::fs::symlink_metadata(run).is_ok_and(|m| m.is_dir()))
+        .take_while(|run| run.exists() || is_dir(run));
+    oldest.into_iter().chain(beyond).find(is_dir)
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

@@ -321,3 +321,24 @@ fn only_a_log_file_is_rotated() {
     assert!(log.is_symlink(), "left in place");
     assert!(!dir.path().join("service.log.1").exists());
 }
+
+/// A directory among the rotated runs blocks a rotation only where one is
+/// removed (the oldest kept, or beyond it): lower down it is renamed up.
+#[test]
+fn a_rotation_is_blocked_only_by_a_directory_where_a_run_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("service.log");
+    std::fs::write(&log, "a run\n").unwrap();
+    std::fs::create_dir(rotated(&log, 1)).unwrap();
+    assert_eq!(blocked_by(&log, 3), None);
+    assert!(rotate_if_needed(&log, 1, 3).unwrap(), "renamed up");
+    assert!(rotated(&log, 2).is_dir());
+    std::fs::write(&log, "a run\n").unwrap();
+    assert!(rotate_if_needed(&log, 1, 3).unwrap());
+    // Now at the oldest kept number: the next rotation cannot remove it.
+    assert_eq!(blocked_by(&log, 3), Some(rotated(&log, 3)));
+    std::fs::write(&log, "a run\n").unwrap();
+    assert!(rotate_if_needed(&log, 1, 3).is_err());
+    // Beyond the kept ones (an earlier, larger log_keep): blocking too.
+    assert_eq!(blocked_by(&log, 2), Some(rotated(&log, 3)));
+}

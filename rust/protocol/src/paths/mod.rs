@@ -172,12 +172,13 @@ impl Paths {
             return Err(not_a_directory(&self.log_dir, "log dir"));
         }
         let me = crate::sys::my_uid();
-        // A link of one's own to a dir elsewhere is fine; one another user
-        // made (in a HOME that `sudo -E` kept) would lead our log into a dir
-        // of theirs choosing that passes the owner check below.
+        // A link of one's own (or root's) to a dir elsewhere is fine; one
+        // another user made (in a HOME that `sudo -E` kept) would lead our
+        // log into a dir of their choosing that passes the owner check below.
         if let Ok(link) = fs::symlink_metadata(&self.log_dir)
             && link.file_type().is_symlink()
             && link.uid() != me
+            && link.uid() != 0
         {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
