@@ -543,3 +543,66 @@ print(pid, flush=True)
     assert!(status.contains(&format!("\"pid\":{service}")), "{status}");
     assert!(stop.status.success(), "{}", stderr(&stop));
 }
+
+/// Root's socket in a dir others may write (a shared /tmp) is not taken for
+/// ours: any user's LaunchAgent could have launchd (root) listen there.
+#[test]
+fn a_socket_root_listens_on_in_a_shared_dir_is_not_ours() {
+    use std::os::unix::process::CommandExt;
+    let other = second_user();
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.root(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let shared = sb.root().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = shared.join("svc.sock");
+    let mut root_listener = sb.command("python3");
+    root_listener.args([
+        "-c",
+        "import os, socket, sys, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind(sys.argv[1])\n\
+         os.chmod(sys.argv[1], 0o666)\n\
+         s.listen()\n\
+         time.sleep(120)",
+        &path_str(&socket),
+    ]);
+    let mut root_listener = root_listener.spawn().expect("python3 runs");
+    assert!(
+        wait_for(Duration::from_secs(10), || socket.exists()),
+        "root's listener is up"
+    );
+    let home = shared.join("home");
+    let config = shared.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "program = \"{}\"\nstate_dir = \"{}\"\nlog_dir = \"{}\"\nendpoint = \"unix://{}\"\n",
+            path_str(&spfs_autostart_test_support::reference_service()),
+            path_str(&shared.join("state")),
+            path_str(&shared.join("logs")),
+            path_str(&socket),
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&config, Some(other), Some(other)).unwrap();
+    let status = sb
+        .command(spfs_autostart_test_support::cli())
+        .args(["--json", "--config", &path_str(&config), "status"])
+        .env("HOME", &home)
+        .uid(other)
+        .gid(other)
+        .output()
+        .unwrap();
+    root_listener.kill().unwrap();
+    root_listener.wait().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["state"], "conflict", "{status}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("uid 0"),
+        "{status}"
+    );
+}

@@ -34,10 +34,22 @@ pub(crate) struct AgentJob {
     pub(crate) job: LoadedAgent,
 }
 
+/// What launchd says of the always-on job for this config's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JobLook {
+    /// None is loaded for it.
+    None,
+    /// This one is.
+    Loaded(AgentJob),
+    /// launchd could not be asked (`launchctl` failed): why.
+    Unknown(String),
+}
+
 impl AgentJob {
-    /// Its process, while launchd runs one.
+    /// Its process, while launchd has one for it (running, or still being
+    /// set up: `state = xpcproxy` names the pid already).
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.job.pid.filter(|_| self.job.is_running())
+        self.job.pid
     }
 
     /// Whether launchd is about to start it (`spawn scheduled`: a restart
@@ -78,7 +90,7 @@ pub(crate) trait Launchd: std::fmt::Debug + Send + Sync {
     fn present(&self) -> bool;
 
     /// The always-on job loaded for this config's service, if any. Blocks.
-    fn loaded(&self, config: &Config, paths: &Paths) -> Option<AgentJob>;
+    fn loaded(&self, config: &Config, paths: &Paths) -> JobLook;
 
     /// Have launchd start the job `label`'s process. Blocks.
     fn kickstart(&self, label: &'static str) -> Result<(), spfs_autostart_agent::LaunchdError>;
@@ -93,11 +105,10 @@ impl Launchd for SystemLaunchd {
         spfs_autostart_agent::supported()
     }
 
-    fn loaded(&self, config: &Config, paths: &Paths) -> Option<AgentJob> {
-        if !self.present() {
-            return None;
-        }
-        let home = crate::config::process_env("HOME")?;
+    fn loaded(&self, config: &Config, paths: &Paths) -> JobLook {
+        let Some(home) = crate::config::process_env("HOME").filter(|_| self.present()) else {
+            return JobLook::None;
+        };
         find(&Launchctl::system(), config, paths, Path::new(&home))
     }
 
@@ -113,23 +124,64 @@ fn find<R: CommandRunner>(
     config: &Config,
     paths: &Paths,
     home: &Path,
-) -> Option<AgentJob> {
+) -> JobLook {
     let plist = launch_agents_dir(home).join(format!("{DEFAULT_LABEL}.plist"));
     let cli_agent = std::fs::read(plist)
         .ok()
         .and_then(|installed| installed_spec(config, paths, &installed))
         .is_some_and(|spec| spec.mode == AgentMode::Always);
     let loaded = |label: &'static str| match lc.print(label) {
-        Ok(AgentStatus::Loaded(job)) => Some(AgentJob { label, job }),
-        _ => None,
+        Ok(AgentStatus::Loaded(job)) => JobLook::Loaded(AgentJob { label, job }),
+        Ok(AgentStatus::NotLoaded) => JobLook::None,
+        Err(e) => JobLook::Unknown(e.to_string()),
     };
-    if cli_agent && let Some(job) = loaded(DEFAULT_LABEL) {
-        return Some(job);
+    if cli_agent {
+        match loaded(DEFAULT_LABEL) {
+            JobLook::None => {}
+            look => return look,
+        }
     }
     if config.endpoint == APP_AGENT_ENDPOINT {
         return loaded(APP_LABEL);
     }
-    None
+    JobLook::None
+}
+
+/// What `ensure`, waiting for launchd's `job`, does next. `entry_runs`:
+/// how often launchd had started it when this wait began (or when this call
+/// asked it to start the job: `kicked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NextStep {
+    /// launchd has a process for it, or is about to start one: wait.
+    Wait,
+    /// It stopped cleanly while this call waited (a stop): start it again.
+    Kickstart,
+    /// launchd did not run it when asked (disabled, awaiting approval):
+    /// start the service on demand.
+    OnDemand,
+    /// It ran since and failed (or exited when started at our request).
+    Failed,
+}
+
+/// The next step for a wait on `job` (see [`NextStep`]).
+pub(crate) fn next_step(job: &AgentJob, entry_runs: Option<u64>, kicked: bool) -> NextStep {
+    if job.pid().is_some() {
+        return NextStep::Wait;
+    }
+    let ran_since = matches!((job.job.runs, entry_runs), (Some(now), Some(then)) if now > then);
+    // A crash with KeepAlive: launchd holds the next start back (`spawn
+    // scheduled`), again and again for a start that always fails.
+    if ran_since && job.job.last_failure().is_some() {
+        return NextStep::Failed;
+    }
+    if job.scheduled() {
+        return NextStep::Wait;
+    }
+    match (kicked, ran_since) {
+        (false, _) => NextStep::Kickstart,
+        (true, true) => NextStep::Failed,
+        (true, false) => NextStep::OnDemand,
+    }
 }
 
 /// The spec of the config that the `installed` plist is, in either mode, if

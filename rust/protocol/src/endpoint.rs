@@ -203,14 +203,17 @@ impl Stream {
     /// refused (`PermissionDenied`): whatever its path looked like (a
     /// symbolic link in a shared dir, planted there), the kernel's word on
     /// who listens is final, so nothing it says is taken for our service's.
-    /// Root's counts as ours: the kernel names whoever called `listen`, and
-    /// launchd (root) listens on a socket-mode agent's socket for us.
+    /// Root's counts as ours only in a dir of ours that nobody else may
+    /// write (the state dir): the kernel names whoever called `listen`, and
+    /// launchd (root) listens there for a socket-mode agent; in a shared
+    /// dir, any user's agent could have launchd listen for them.
     pub async fn connect(endpoint: &ResolvedEndpoint) -> io::Result<Stream> {
         match endpoint {
             ResolvedEndpoint::Unix(path) => {
                 let stream = UnixStream::connect(path).await?;
                 let uid = stream.peer_cred()?.uid();
-                if uid != crate::sys::my_uid() && uid != 0 {
+                let ours = uid == crate::sys::my_uid() || (uid == 0 && in_a_private_dir(path));
+                if !ours {
                     return Err(io::Error::new(
                         io::ErrorKind::PermissionDenied,
                         format!("{} is served by another user (uid {uid})", path.display()),
@@ -225,6 +228,15 @@ impl Stream {
             }
         }
     }
+}
+
+/// Whether the socket at `path` is in a directory of ours that no one else
+/// may write, so root's socket there was made for us.
+pub fn in_a_private_dir(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    path.parent()
+        .and_then(|dir| std::fs::metadata(dir).ok())
+        .is_some_and(|dir| dir.uid() == crate::sys::my_uid() && dir.mode() & 0o022 == 0)
 }
 
 impl AsyncRead for Stream {

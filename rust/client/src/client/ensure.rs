@@ -126,7 +126,7 @@ impl ServiceManager {
                 if let Some(failed) = self.start_failed_since(began) {
                     return Err(failed);
                 }
-                if let Some(status) = self.start_by_launchd(deadline).await? {
+                if let Some(status) = self.start_by_launchd(deadline, orphaned_lock).await? {
                     return Ok(Some((status, true)));
                 }
                 self.check_time_to_start(deadline)?;
@@ -144,22 +144,35 @@ impl ServiceManager {
     /// running, launchd is asked to start one (`launchctl kickstart`).
     /// `None`: no such job, or launchd did not start it (disabled, awaiting
     /// approval, gone meanwhile): the caller starts the service on demand.
-    pub(super) async fn start_by_launchd(&self, deadline: Instant) -> Result<Option<Status>> {
-        let Some(job) = self.launchd_job().await else {
-            return Ok(None);
-        };
-        let kicked = match job.pid() {
-            Some(_) => None,
-            None if job.scheduled() => None,
-            None => {
-                if !self.kickstart(job.label).await {
-                    return Ok(None);
-                }
-                Some(job.job.runs)
+    pub(super) async fn start_by_launchd(
+        &self,
+        deadline: Instant,
+        orphaned_lock: bool,
+    ) -> Result<Option<Status>> {
+        use crate::launchd_job::{JobLook, NextStep, next_step};
+        let mut job = match self.launchd_job().await {
+            JobLook::None => return Ok(None),
+            JobLook::Unknown(why) => {
+                tracing::warn!(
+                    "cannot ask launchd about its job ({why}); starting the service on demand"
+                );
+                return Ok(None);
             }
+            JobLook::Loaded(job) => job,
         };
+        if orphaned_lock {
+            // What a dead service left holds it: launchd's would fail on it.
+            drop(lock::replace(&self.paths.instance_lock())?);
+        }
+        let mut entry_runs = job.job.runs;
+        let mut kicked = false;
+        if job.pid().is_none() && !job.scheduled() {
+            if !self.kickstart(job.label).await {
+                return Ok(None);
+            }
+            kicked = true;
+        }
         let mut backoff = Backoff::new(Duration::from_millis(50));
-        let mut job = job;
         loop {
             self.set_activity(Activity::WaitingForLaunchd {
                 label: job.label.to_string(),
@@ -167,6 +180,7 @@ impl ServiceManager {
             });
             match self.observe(true, true).await? {
                 Observation::Serving(status, channel, instance) => {
+                    self.forget_failed_start();
                     return Ok(Some(self.remember(status, channel, instance)));
                 }
                 Observation::Conflict(what) => return Err(self.conflict_error(&what)),
@@ -176,37 +190,42 @@ impl ServiceManager {
                 return Err(self.launchd_not_serving(&job));
             }
             backoff.wait(deadline).await;
-            job = match self.launchd_job().await {
-                Some(now) => now,
-                None => return Ok(None),
-            };
-            if job.pid().is_some() || job.scheduled() {
-                continue;
+            // launchctl failing for a moment (busy at login) is no news.
+            match self.launchd_job().await {
+                JobLook::Loaded(now) => job = now,
+                JobLook::None => return Ok(None),
+                JobLook::Unknown(_) => continue,
             }
-            // Not running: it ran and exited, or launchd never started it.
-            let ran = match kicked {
-                Some(Some(before)) => job.job.runs.is_some_and(|runs| runs > before),
-                _ => true,
-            };
-            if !ran {
-                tracing::warn!(
-                    "launchd did not start its job {} (disabled, or waiting for approval in \
-                     Login Items?); starting the service on demand",
-                    job.label
-                );
-                return Ok(None);
+            match next_step(&job, entry_runs, kicked) {
+                NextStep::Wait => {}
+                NextStep::Kickstart => {
+                    if !self.kickstart(job.label).await {
+                        return Ok(None);
+                    }
+                    (kicked, entry_runs) = (true, job.job.runs);
+                }
+                NextStep::OnDemand => {
+                    tracing::warn!(
+                        "launchd did not start its job {} (disabled, or waiting for approval \
+                         in Login Items?); starting the service on demand",
+                        job.label
+                    );
+                    return Ok(None);
+                }
+                NextStep::Failed => {
+                    let err = self.launchd_start_failed(&job);
+                    self.remember_failed_start(&err);
+                    return Err(err);
+                }
             }
-            let err = self.launchd_start_failed(&job);
-            self.remember_failed_start(&err);
-            return Err(err);
         }
     }
 
     /// The always-on job launchd has loaded for the service, if any; where
     /// launchd is, asked on a blocking thread (it runs `launchctl`).
-    async fn launchd_job(&self) -> Option<crate::launchd_job::AgentJob> {
+    async fn launchd_job(&self) -> crate::launchd_job::JobLook {
         if !self.launchd.present() {
-            return None;
+            return crate::launchd_job::JobLook::None;
         }
         let (launchd, config, paths) = (
             Arc::clone(&self.launchd),
@@ -215,8 +234,7 @@ impl ServiceManager {
         );
         tokio::task::spawn_blocking(move || launchd.loaded(&config, &paths))
             .await
-            .ok()
-            .flatten()
+            .unwrap_or_else(|e| crate::launchd_job::JobLook::Unknown(e.to_string()))
     }
 
     /// Ask launchd to start the job `label`; whether it took the request.

@@ -10,7 +10,7 @@ use spfs_autostart_agent::{AgentMode, LoadedAgent};
 use spfs_autostart_test_support::Sandbox;
 
 use super::*;
-use crate::launchd_job::{AgentJob, Launchd};
+use crate::launchd_job::{AgentJob, JobLook, Launchd};
 
 const LABEL: &str = spfs_autostart_agent::DEFAULT_LABEL;
 
@@ -29,6 +29,9 @@ struct FakeJob {
     child: Option<Child>,
     runs: u64,
     last_exit_code: Option<i32>,
+    /// KeepAlive (SuccessfulExit = false): a failed run is started again,
+    /// after a throttle this stand-in never ends.
+    scheduled: bool,
     kicks: u32,
 }
 
@@ -78,6 +81,7 @@ impl FakeJob {
             && let Ok(Some(status)) = child.try_wait()
         {
             self.last_exit_code = status.code();
+            self.scheduled = !status.success();
             self.child = None;
         }
     }
@@ -88,14 +92,18 @@ impl Launchd for FakeLaunchd {
         true
     }
 
-    fn loaded(&self, _: &Config, _: &Paths) -> Option<AgentJob> {
+    fn loaded(&self, _: &Config, _: &Paths) -> JobLook {
         let mut job = self.job.lock().unwrap();
         job.update();
-        let running = job.child.is_some();
-        Some(AgentJob {
+        let state = match (job.child.is_some(), job.scheduled) {
+            (true, _) => "running",
+            (false, true) => "spawn scheduled",
+            (false, false) => "not running",
+        };
+        JobLook::Loaded(AgentJob {
             label: LABEL,
             job: LoadedAgent {
-                state: Some(if running { "running" } else { "not running" }.into()),
+                state: Some(state.into()),
                 pid: job.child.as_ref().map(Child::id),
                 runs: Some(job.runs),
                 last_exit_code: job.last_exit_code,
@@ -172,8 +180,9 @@ async fn a_job_launchd_does_not_run_leaves_the_start_to_ensure() {
     manager.stop().await.expect("stop");
 }
 
-/// launchd's process exits before it serves: the error says how, and is
-/// told to calls that waited for this start (`start-failed.json`).
+/// launchd's process exits before it serves, and launchd holds its next
+/// start back (KeepAlive): the error says how at once, not at the deadline,
+/// and is told to calls that waited for this start (`start-failed.json`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_exits_at_start_is_an_error_told_to_waiting_calls() {
     let (sandbox, manager, launchd) = with_launchd(&["--fail-at-start", "no mount"], true);

@@ -446,8 +446,11 @@ impl ServiceManager {
                     uid: meta.uid(),
                     process: None,
                 };
-                // Root's is launchd's or systemd's, listening for us.
-                (meta.file_type().is_socket() && listener.is_foreign() && meta.uid() != 0)
+                // Root's in a dir of ours is launchd's or systemd's,
+                // listening for us (see `Stream::connect`).
+                let for_us =
+                    meta.uid() == 0 && spfs_autostart_protocol::endpoint::in_a_private_dir(path);
+                (meta.file_type().is_socket() && listener.is_foreign() && !for_us)
                     .then(|| foreign_user(&listener))
             }
         }

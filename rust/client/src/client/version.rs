@@ -115,7 +115,7 @@ impl ServiceManager {
                 // took the instance lock, or another process of ours the
                 // port, in between (spfs started its own); not another start.
                 Observation::Absent { orphaned_lock } => {
-                    match self.start_by_launchd(deadline).await? {
+                    match self.start_by_launchd(deadline, orphaned_lock).await? {
                         Some(status) => status,
                         None => self
                             .spawn(&guard, orphaned_lock, deadline)

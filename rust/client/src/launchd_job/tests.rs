@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use spfs_autostart_agent::CommandOutput;
+use spfs_autostart_agent::{CommandOutput, LoadedAgent};
 
 use super::*;
 
@@ -74,7 +74,9 @@ fn the_clis_always_on_agent_made_from_this_config_runs_its_service() {
     let (config, paths) = sandbox(dir.path());
     install(dir.path(), &config, &paths, AgentMode::Always);
     let lc = launchctl([loaded(DEFAULT_LABEL, "running", Some(42))]);
-    let job = find(&lc, &config, &paths, dir.path()).expect("the CLI's job");
+    let JobLook::Loaded(job) = find(&lc, &config, &paths, dir.path()) else {
+        panic!("the CLI's job")
+    };
     assert_eq!(job.label, DEFAULT_LABEL);
     assert_eq!(job.pid(), Some(42));
     assert_eq!(
@@ -83,11 +85,13 @@ fn the_clis_always_on_agent_made_from_this_config_runs_its_service() {
     );
     // Loaded, not running (a stop ended it cleanly): no process to wait for.
     let lc = launchctl([loaded(DEFAULT_LABEL, "not running", None)]);
-    let job = find(&lc, &config, &paths, dir.path()).expect("the CLI's job");
+    let JobLook::Loaded(job) = find(&lc, &config, &paths, dir.path()) else {
+        panic!("the CLI's job")
+    };
     assert_eq!(job.pid(), None);
     // Installed but not loaded: launchd runs nothing.
     let lc = launchctl([not_loaded(DEFAULT_LABEL)]);
-    assert_eq!(find(&lc, &config, &paths, dir.path()), None);
+    assert_eq!(find(&lc, &config, &paths, dir.path()), JobLook::None);
 }
 
 /// A socket-mode agent starts the service on the next connection, which a
@@ -99,11 +103,11 @@ fn a_socket_mode_agent_or_another_configs_plist_is_not_this_services_job() {
     let (config, paths) = sandbox(dir.path());
     install(dir.path(), &config, &paths, AgentMode::Socket);
     let lc = launchctl([]);
-    assert_eq!(find(&lc, &config, &paths, dir.path()), None);
+    assert_eq!(find(&lc, &config, &paths, dir.path()), JobLook::None);
 
     let (other, other_paths) = sandbox(&dir.path().join("other"));
     install(dir.path(), &other, &other_paths, AgentMode::Always);
-    assert_eq!(find(&lc, &config, &paths, dir.path()), None);
+    assert_eq!(find(&lc, &config, &paths, dir.path()), JobLook::None);
     assert!(
         lc.runner().calls.borrow().is_empty(),
         "launchctl was not run"
@@ -117,7 +121,7 @@ fn the_apps_agent_runs_the_service_at_its_endpoint_only() {
     let dir = tempfile::tempdir().unwrap();
     let (mut config, paths) = sandbox(dir.path());
     let lc = launchctl([]);
-    assert_eq!(find(&lc, &config, &paths, dir.path()), None);
+    assert_eq!(find(&lc, &config, &paths, dir.path()), JobLook::None);
     assert!(
         lc.runner().calls.borrow().is_empty(),
         "launchctl was not run"
@@ -125,7 +129,9 @@ fn the_apps_agent_runs_the_service_at_its_endpoint_only() {
 
     config.endpoint = APP_AGENT_ENDPOINT;
     let lc = launchctl([loaded(APP_LABEL, "not running", None)]);
-    let job = find(&lc, &config, &paths, dir.path()).expect("the app's job");
+    let JobLook::Loaded(job) = find(&lc, &config, &paths, dir.path()) else {
+        panic!("the app's job")
+    };
     assert_eq!(job.label, APP_LABEL);
     assert_eq!(
         *lc.runner().calls.borrow(),
@@ -137,5 +143,77 @@ fn the_apps_agent_runs_the_service_at_its_endpoint_only() {
         job.log(&paths)
     );
     let lc = launchctl([not_loaded(APP_LABEL)]);
-    assert_eq!(find(&lc, &config, &paths, dir.path()), None);
+    assert_eq!(find(&lc, &config, &paths, dir.path()), JobLook::None);
+}
+
+/// launchctl failing (busy, timed out) is not "no job": `ensure` must not
+/// take it for one and start a second service beside launchd's.
+#[test]
+fn a_failed_print_is_unknown_not_no_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, paths) = sandbox(dir.path());
+    install(dir.path(), &config, &paths, AgentMode::Always);
+    let lc = launchctl([CommandOutput {
+        status: Some(1),
+        stdout: String::new(),
+        stderr: "Operation not permitted\n".into(),
+    }]);
+    assert!(matches!(
+        find(&lc, &config, &paths, dir.path()),
+        JobLook::Unknown(_)
+    ));
+}
+
+fn job(state: &str, pid: Option<u32>, runs: u64, last_exit_code: Option<i32>) -> AgentJob {
+    AgentJob {
+        label: DEFAULT_LABEL,
+        job: LoadedAgent {
+            state: Some(state.into()),
+            pid,
+            runs: Some(runs),
+            last_exit_code,
+            last_signal: None,
+        },
+    }
+}
+
+/// What a wait for launchd's job does next, from what `launchctl print`
+/// says at each look.
+#[test]
+fn the_wait_for_launchds_job_goes_by_its_process_runs_and_last_exit() {
+    use NextStep::*;
+    // A process, running or still being set up (xpcproxy): wait.
+    assert_eq!(
+        next_step(&job("running", Some(7), 2, None), Some(1), true),
+        Wait
+    );
+    assert_eq!(
+        next_step(&job("xpcproxy", Some(7), 2, None), Some(1), true),
+        Wait
+    );
+    // Crashed since, held back by KeepAlive's throttle: failed, not waited out.
+    assert_eq!(
+        next_step(&job("spawn scheduled", None, 2, Some(78)), Some(1), true),
+        Failed
+    );
+    // Held back from before this wait: launchd starts it soon.
+    assert_eq!(
+        next_step(&job("spawn scheduled", None, 1, Some(1)), Some(1), false),
+        Wait
+    );
+    // Asked to start, never run (disabled, awaiting approval): on demand.
+    assert_eq!(
+        next_step(&job("not running", None, 1, Some(0)), Some(1), true),
+        OnDemand
+    );
+    // Asked to start, ran and exited: failed.
+    assert_eq!(
+        next_step(&job("not running", None, 2, Some(0)), Some(1), true),
+        Failed
+    );
+    // Running when the wait began, then stopped cleanly (a stop): start it again.
+    assert_eq!(
+        next_step(&job("not running", None, 1, Some(0)), Some(1), false),
+        Kickstart
+    );
 }
