@@ -62,6 +62,12 @@ impl AgentJob {
     pub(crate) fn log(&self, paths: &Paths) -> String {
         job_log(self.label, paths)
     }
+
+    /// Whether its service writes this config's log (the CLI's agent does;
+    /// the app's writes the system log).
+    pub(crate) fn writes_our_log(&self) -> bool {
+        self.label != APP_LABEL
+    }
 }
 
 /// Where the service of the job `label` writes its output: the CLI's agent

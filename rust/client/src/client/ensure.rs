@@ -166,37 +166,16 @@ impl ServiceManager {
         }
         let mut entry_runs = job.job.runs;
         let mut kicked = false;
-        if job.pid().is_none() && !job.scheduled() {
-            if !self.kickstart(job.label).await {
-                return Ok(None);
-            }
-            kicked = true;
-        }
         let mut backoff = Backoff::new(Duration::from_millis(50));
+        // Whether `job` is news to act on: as it is when this call comes
+        // (none running: kickstart), then after each look that worked.
+        let mut news = true;
         loop {
-            self.set_activity(Activity::WaitingForLaunchd {
-                label: job.label.to_string(),
-                pid: job.pid(),
-            });
-            match self.observe(true, true).await? {
-                Observation::Serving(status, channel, instance) => {
-                    self.forget_failed_start();
-                    return Ok(Some(self.remember(status, channel, instance)));
-                }
-                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
-                Observation::Alive(..) | Observation::Absent { .. } => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(self.launchd_not_serving(&job));
-            }
-            backoff.wait(deadline).await;
-            // launchctl failing for a moment (busy at login) is no news.
-            match self.launchd_job().await {
-                JobLook::Loaded(now) => job = now,
-                JobLook::None => return Ok(None),
-                JobLook::Unknown(_) => continue,
-            }
-            match next_step(&job, entry_runs, kicked) {
+            let step = match news {
+                true => next_step(&job, entry_runs, kicked),
+                false => NextStep::Wait,
+            };
+            match step {
                 NextStep::Wait => {}
                 NextStep::Kickstart => {
                     if !self.kickstart(job.label).await {
@@ -218,6 +197,32 @@ impl ServiceManager {
                     return Err(err);
                 }
             }
+            self.set_activity(Activity::WaitingForLaunchd {
+                label: job.label.to_string(),
+                pid: job.pid(),
+            });
+            match self.observe(true, true).await? {
+                Observation::Serving(status, channel, instance) => {
+                    self.forget_failed_start();
+                    return Ok(Some(self.remember(status, channel, instance)));
+                }
+                Observation::Conflict(what) => return Err(self.conflict_error(&what)),
+                Observation::Alive(..) | Observation::Absent { .. } => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(self.launchd_not_serving(&job));
+            }
+            backoff.wait(deadline).await;
+            // launchctl failing for a moment (busy at login) is no news:
+            // the job as last seen still says to wait.
+            news = match self.launchd_job().await {
+                JobLook::Loaded(now) => {
+                    job = now;
+                    true
+                }
+                JobLook::None => return Ok(None),
+                JobLook::Unknown(_) => false,
+            };
         }
     }
 
@@ -240,25 +245,17 @@ impl ServiceManager {
     /// Ask launchd to start the job `label`; whether it took the request.
     async fn kickstart(&self, label: &'static str) -> bool {
         let launchd = Arc::clone(&self.launchd);
-        let asked = tokio::task::spawn_blocking(move || launchd.kickstart(label)).await;
-        match asked {
-            Ok(Ok(())) => {
-                tracing::info!("launchd's job {label} runs the service: asked launchd to start it");
-                true
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(
-                    "launchd did not start its job {label}: {e}; starting the service on demand"
-                );
-                false
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "asking launchd to start {label} failed: {e}; starting the service on demand"
-                );
-                false
-            }
+        let asked = match tokio::task::spawn_blocking(move || launchd.kickstart(label)).await {
+            Ok(asked) => asked.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match &asked {
+            Ok(()) => tracing::info!("launchd's job {label} runs the service: asked it to start"),
+            Err(e) => tracing::warn!(
+                "launchd did not start its job {label}: {e}; starting the service on demand"
+            ),
         }
+        asked.is_ok()
     }
 
     /// Spawn under `spawn.lock`; `None` when a service took the instance

@@ -414,8 +414,8 @@ impl ServiceManager {
         .with_remedy(Remedy::SetKey("ready_timeout_secs"))
     }
 
-    /// launchd started its always-on `job`'s service at this call's request,
-    /// and it exited before it served.
+    /// launchd's always-on `job` started its service (at this call's
+    /// request, or as this call waited), and it exited before it served.
     pub(super) fn launchd_start_failed(&self, job: &crate::launchd_job::AgentJob) -> Error {
         let how = job
             .job
@@ -431,8 +431,7 @@ impl ServiceManager {
                 job.log(&self.paths)
             ),
         );
-        // The CLI's agent writes this config's log; the app's, the system log.
-        if job.label == spfs_autostart_agent::DEFAULT_LABEL {
+        if job.writes_our_log() {
             err.with_log(self.log_excerpt())
         } else {
             err

@@ -157,37 +157,25 @@ pub(super) fn check_log_dir(manager: &ServiceManager, findings: &mut Vec<Finding
     }
 }
 
-/// For a running service: its log, when it is over `log_max_bytes`. A log
-/// is rotated only when we spawn the service, so a run that lasts
-/// (spfs-fuse-macos never exits when idle) or one launchd started writes
-/// past the limit. (A stopped service's log is rotated by its next start.)
-pub(super) fn check_log_size(manager: &ServiceManager, findings: &mut Vec<Finding>) {
+/// The log, when it is over `log_max_bytes`: for a running service
+/// (`running`), always (a log is rotated only when we spawn the service, so
+/// a run that lasts, spfs-fuse-macos never exits when idle, or one launchd
+/// started writes past the limit); where none runs, only when the next
+/// start could not rotate it ([`crate::logs::blocked_by`]).
+pub(super) fn check_log_size(manager: &ServiceManager, running: bool, findings: &mut Vec<Finding>) {
     let log = manager.paths().log_file();
-    let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
     let config = manager.config();
     let blocker = crate::logs::blocked_by(&log, config.log_keep);
+    if !running && blocker.is_none() {
+        return;
+    }
+    let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
     findings.extend(oversized_log(
         &log,
         len,
         config.log_max_bytes,
         blocker.as_deref(),
     ));
-}
-
-/// For a state dir where no service runs: a log over log_max_bytes that
-/// the next start could not rotate (see [`crate::logs::blocked_by`]).
-pub(super) fn check_rotation(manager: &ServiceManager, findings: &mut Vec<Finding>) {
-    let log = manager.paths().log_file();
-    let len = std::fs::symlink_metadata(&log).map_or(0, |meta| meta.len());
-    let config = manager.config();
-    if let Some(blocker) = crate::logs::blocked_by(&log, config.log_keep) {
-        findings.extend(oversized_log(
-            &log,
-            len,
-            config.log_max_bytes,
-            Some(&blocker),
-        ));
-    }
 }
 
 /// For a state dir where no service runs: its log, when a running process
@@ -218,15 +206,15 @@ pub(super) fn check_shared_log(manager: &ServiceManager, findings: &mut Vec<Find
 /// The log at `log` is `len` bytes, more than `max_bytes`; `blocker`:
 /// what stops its rotation, if anything does.
 fn oversized_log(log: &Path, len: u64, max_bytes: u64, blocker: Option<&Path>) -> Option<Finding> {
+    if len <= max_bytes {
+        return None;
+    }
     let over = format!(
         "the service log {} is {}, more than log_max_bytes ({})",
         log.display(),
         size(len),
         size(max_bytes)
     );
-    if len <= max_bytes {
-        return None;
-    }
     if let Some(blocker) = blocker {
         return Some(finding(
             "log",

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::remedy::Remedy;
 use crate::status::{State, Status};
 use agent::{check_agent, check_config};
-use dirs::{check_log_dir, check_log_size, check_rotation, check_shared_log, check_state_dir};
+use dirs::{check_log_dir, check_log_size, check_shared_log, check_state_dir};
 use endpoint::{check_endpoint, check_version};
 #[cfg(target_os = "macos")]
 use program::check_macfuse;
@@ -171,14 +171,14 @@ pub async fn diagnose(manager: &ServiceManager) -> Report {
         .as_ref()
         .is_some_and(|status| matches!(status.state, State::Running | State::Unresponsive))
     {
-        check_log_size(manager, &mut looked);
+        check_log_size(manager, true, &mut looked);
     }
     if status
         .as_ref()
         .is_some_and(|status| status.state == State::Stopped)
     {
         check_shared_log(manager, &mut looked);
-        check_rotation(manager, &mut looked);
+        check_log_size(manager, false, &mut looked);
         looked.extend(last_failed_start(manager));
     }
     let version_next = status

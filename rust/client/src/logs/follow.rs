@@ -242,14 +242,11 @@ impl Reader {
             opened => Some(opened?),
         };
         if let Some(mut file) = opened {
-            use std::os::unix::fs::FileExt;
             let meta = file.metadata()?;
+            let start = line_start_before(&mut file, meta.len())?;
             reader.inode = meta.ino();
-            reader.offset = line_start_before(&mut file, meta.len())?;
-            let seen = reader.offset.min(SEEN_BYTES as u64);
-            reader.seen = vec![0; seen as usize];
-            file.read_exact_at(&mut reader.seen, reader.offset - seen)?;
             reader.file = Some(file);
+            reader.resume_at(start)?;
         }
         Ok(reader)
     }
@@ -344,14 +341,13 @@ impl Reader {
 
     /// The rotated runs on disk now, oldest first (`service.log.N` down to
     /// `.1`), as inodes and open files: held open, they are read whole
-    /// however the names move meanwhile. Every number the keep limit allows
-    /// is looked at: a rotation under way leaves a gap between them. A run
-    /// that cannot be opened is skipped and noted in `skipped`.
+    /// however the names move meanwhile. A rotation under way leaves a gap
+    /// of one number, so the look goes past one free number and ends at two
+    /// in a row (or the keep limit's most). A run that cannot be opened is
+    /// skipped and noted in `skipped`.
     fn rotated_runs(&mut self) -> io::Result<Vec<(u64, File)>> {
         let mut runs = Vec::new();
         let mut free_in_a_row = 0;
-        // A rotation under way leaves one number free at a time: two free
-        // in a row is the end.
         for i in 1..=crate::config::MAX_LOG_KEEP {
             let path = super::rotated(&self.path, i);
             match open_log(&path) {

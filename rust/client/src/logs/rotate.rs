@@ -59,7 +59,7 @@ pub fn blocked_by(log: &Path, keep: u32) -> Option<PathBuf> {
     let oldest = (keep > 0).then(|| rotated(log, keep));
     let beyond = (keep + 1..)
         .map(|i| rotated(log, i))
-        .take_while(|run| run.exists() || is_dir(run));
+        .take_while(|run| run.exists());
     oldest.into_iter().chain(beyond).find(is_dir)
 }
 

@@ -45,19 +45,16 @@ impl RunLog {
                 log_path.display()
             )
         });
-        let not_rotated = match shared {
-            Some(shared) => Some(shared),
-            None => logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep)
-                .err()
-                .map(|e| {
-                    tracing::warn!("cannot rotate {}: {e}", log_path.display());
-                    format!(
-                        "its log {} could not be rotated ({e}), so it grows past \
-                         log_max_bytes; remove what stands in the way",
-                        log_path.display()
-                    )
-                }),
-        };
+        let not_rotated = shared.or_else(|| {
+            let e =
+                logs::rotate_if_needed(&log_path, config.log_max_bytes, config.log_keep).err()?;
+            tracing::warn!("cannot rotate {}: {e}", log_path.display());
+            Some(format!(
+                "its log {} could not be rotated ({e}), so it grows past log_max_bytes; \
+                 remove what stands in the way",
+                log_path.display()
+            ))
+        });
         let mut log = open_file(&log_path)?;
         // A shared lock on the log's open file, which the service inherits
         // as its output and holds for as long as it (or what inherited its
