@@ -150,6 +150,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A service that already serves, as every shell's `ensure` finds it:
+    // said after one round trip, before the runtime exists.
+    if let Command::Ensure { timeout } = cli.command
+        && let Some(result) = quick_ensure(&config, timeout, cli.json)
+    {
+        return exit_code(result, cli.json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,16 +192,20 @@ fn main() -> ExitCode {
     // wheel, buffers) goes with the process. Tearing it down piece by piece
     // was a measurable share of a fresh `ensure`.
     std::mem::forget(runtime);
-    let result = match outcome {
-        Ok(result) => result,
+    match outcome {
+        Ok(result) => exit_code(result, json),
         Err(code) => {
             // A start the interrupt abandoned has been asked to end; it
             // gets its moment to do so (spfs-fuse-macos unmounts) before
             // it is killed, which needs this process.
             spfs_autostart::finish_abandoned_starts();
-            return ExitCode::from(code);
+            ExitCode::from(code)
         }
-    };
+    }
+}
+
+/// How a command's `result` ends the process, its error printed.
+fn exit_code(result: Result<ExitCode, Failure>, json: bool) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Core(e)) => {
@@ -471,6 +482,26 @@ async fn ensure(mut config: Config, timeout: Option<u64>, json: bool) -> Result<
     let status = result?;
     output::status(&status, json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ensure` of a kit service that already serves, without a runtime
+/// (`ServiceManager::ensure_if_serving`); `None`: the full `ensure` is
+/// needed, and says what is wrong with the config if anything is.
+fn quick_ensure(
+    config: &Config,
+    timeout: Option<u64>,
+    json: bool,
+) -> Option<Result<ExitCode, Failure>> {
+    let mut config = config.clone();
+    if let Some(secs) = timeout {
+        config.set_ready_timeout_secs(secs).ok()?;
+    }
+    let status = ServiceManager::new(config).ok()?.ensure_if_serving()?;
+    Some(
+        output::status(&status, json)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::from),
+    )
 }
 
 /// `stop`: stop the service, showing progress, and print what happened.

@@ -27,6 +27,39 @@ fn cold_ensure_starts_one_service_and_second_ensure_takes_the_fast_path() {
     assert_eq!(sb.status()["state"], "stopped");
 }
 
+/// A fresh `ensure` of a kit service that serves asks it over `info.sock`
+/// (one round trip, no HTTP/2), and prints what the full look prints.
+#[test]
+fn ensure_of_a_serving_kit_service_takes_the_quick_look() {
+    let sb = Sandbox::new();
+    let first = sb.ensure();
+    let out = sb.run(&["-v", "--json", "ensure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    let pid = pid_of(&first);
+    assert!(
+        log.contains(&format!("pid {pid} serves as configured (the quick look)")),
+        "{log}"
+    );
+    // The same status, but for the clocks that ran meanwhile.
+    let mut quick: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut full = first.clone();
+    for status in [&mut quick, &mut full] {
+        let fields = status.as_object_mut().unwrap();
+        for clock in ["uptime_secs", "idle_exit_in_secs"] {
+            fields.remove(clock);
+        }
+    }
+    assert_eq!(quick, full);
+    // Gone with the service: the next start is the full one.
+    sb.ok(&["stop"]);
+    assert!(!sb.state_dir().join("info.sock").exists());
+    let out = sb.run(&["-v", "ensure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no quick look"), "{}", stderr(&out));
+    sb.ok(&["stop"]);
+}
+
 /// Once `ensure` returns, the service's log already ends with the line
 /// that says it serves: a `logs` right after shows it.
 #[test]

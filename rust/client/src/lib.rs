@@ -35,7 +35,7 @@ mod watch;
 
 // The contract shared with the kit, named inside this crate as if it were
 // ours (`crate::paths`, `crate::lock`, ...).
-use spfs_autostart_protocol::{error, lock, paths, record, remedy, shell, sys};
+use spfs_autostart_protocol::{error, lock, paths, quick_info, record, remedy, shell, sys};
 
 pub use client::{Activity, ServiceManager};
 pub use config::{Config, ConfigView, Endpoint, StopStep, VersionPolicy};

@@ -451,7 +451,9 @@ static SHORTAGE_LOGGED: AtomicBool = AtomicBool::new(false);
 /// accepting again at once fails again at once, and tonic's server retries
 /// a failed accept immediately: without the rest, a service at its
 /// descriptor limit spins at full CPU until one frees.
-async fn rest_when_out_of_descriptors<T>(conn: std::io::Result<T>) -> std::io::Result<T> {
+pub(crate) async fn rest_when_out_of_descriptors<T>(
+    conn: std::io::Result<T>,
+) -> std::io::Result<T> {
     match &conn {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
             if !SHORTAGE_LOGGED.swap(true, Ordering::Relaxed) {
@@ -470,7 +472,8 @@ async fn rest_when_out_of_descriptors<T>(conn: std::io::Result<T>) -> std::io::R
     conn
 }
 
-fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
+/// `stream` if its peer is uid `me`; else `None`, the refusal logged.
+pub(crate) fn same_user(stream: UnixStream, me: u32) -> Option<UnixStream> {
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me => Some(stream),
         Ok(cred) => {

@@ -25,6 +25,12 @@ fn file_id(meta: Option<&std::fs::Metadata>) -> Option<FileId> {
     meta.map(|m| (m.dev(), m.ino()))
 }
 
+/// `path` with the file there now.
+fn identified(path: PathBuf) -> (PathBuf, Option<FileId>) {
+    let id = file_id(std::fs::symlink_metadata(&path).ok().as_ref());
+    (path, id)
+}
+
 /// The files of one serving instance.
 #[derive(Clone, Debug)]
 pub(crate) struct Owned {
@@ -37,16 +43,15 @@ pub(crate) struct Owned {
     /// The socket it bound itself, and which file it was (launchd's and
     /// systemd's sockets are theirs).
     socket: Option<(PathBuf, Option<FileId>)>,
+    /// The quick look's socket (`info.sock`), once bound.
+    info_socket: Option<(PathBuf, Option<FileId>)>,
 }
 
 impl Owned {
     /// What this instance owns now: the lock `instance_lock` holds and the
     /// socket at `bound`, the path it bound (if it bound one).
     pub(crate) fn now(paths: Paths, instance_lock: &File, bound: Option<PathBuf>) -> Owned {
-        let socket = bound.map(|path| {
-            let id = file_id(std::fs::symlink_metadata(&path).ok().as_ref());
-            (path, id)
-        });
+        let socket = bound.map(identified);
         let lock = instance_lock.try_clone().ok().and_then(|file| {
             let id = file_id(file.metadata().ok().as_ref())?;
             Some((Arc::new(file), id))
@@ -55,7 +60,14 @@ impl Owned {
             lock,
             paths,
             socket,
+            info_socket: None,
         }
+    }
+
+    /// This, owning the quick look's socket at `path` too, which it bound.
+    pub(crate) fn with_info_socket(mut self, path: PathBuf) -> Owned {
+        self.info_socket = Some(identified(path));
+        self
     }
 
     /// The state dir's paths.
@@ -76,14 +88,16 @@ impl Owned {
             && file_id(std::fs::metadata(self.paths.instance_lock()).ok().as_ref()) == Some(*id)
     }
 
-    /// Remove the socket it bound, if it still holds the lock and the path
+    /// Remove the sockets it bound, if it still holds the lock and each path
     /// is still that socket, not one a successor made there.
     pub(crate) fn remove_socket(&self) {
-        if let Some((path, id @ Some(_))) = &self.socket
-            && self.holds_the_lock()
-            && file_id(std::fs::symlink_metadata(path).ok().as_ref()) == *id
-        {
-            let _ = std::fs::remove_file(path);
+        if !self.holds_the_lock() {
+            return;
+        }
+        for (path, id) in [&self.socket, &self.info_socket].into_iter().flatten() {
+            if id.is_some() && file_id(std::fs::symlink_metadata(path).ok().as_ref()) == *id {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 

@@ -21,6 +21,7 @@ pub mod error;
 pub mod lock;
 pub mod paths;
 pub mod proto;
+pub mod quick_info;
 pub mod readiness;
 pub mod record;
 pub mod remedy;

@@ -26,6 +26,7 @@ mod failed_start;
 mod launchd_tests;
 mod leases;
 mod observe;
+mod quick;
 mod report;
 mod stop;
 mod version;

@@ -99,7 +99,12 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     // SAFETY: the caller's contract.
     unsafe {
         status_call(mgr, out, err, |core| {
-            block_on(move || async move { core.ensure().await })
+            // A service that already serves is found on this thread, with
+            // one round trip and no runtime (the core's quick look).
+            match core.ensure_if_serving() {
+                Some(status) => Ok(status),
+                None => block_on(move || async move { core.ensure().await }),
+            }
         })
     }
 }

@@ -52,6 +52,12 @@ impl Paths {
         self.state_dir.join("service.sock")
     }
 
+    /// `info.sock`: where a serving kit answers the quick look
+    /// ([`crate::quick_info`]).
+    pub fn info_socket(&self) -> PathBuf {
+        self.state_dir.join("info.sock")
+    }
+
     /// `instance.lock`: held by the service for its whole life.
     pub fn instance_lock(&self) -> PathBuf {
         self.state_dir.join(INSTANCE_LOCK)

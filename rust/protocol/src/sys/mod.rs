@@ -134,6 +134,50 @@ pub fn my_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
+/// Who is at the other end of a Unix socket connection (for a client, the
+/// process that listens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its effective uid.
+    pub uid: u32,
+    /// Its pid, where the platform says (Linux, macOS).
+    pub pid: Option<u32>,
+}
+
+/// Who is at the other end of the connected Unix socket `socket`: the
+/// kernel's word (`SO_PEERCRED`; macOS `getpeereid` and `LOCAL_PEERPID`).
+pub fn socket_peer(socket: &impl std::os::fd::AsFd) -> io::Result<Peer> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        let cred = getsockopt(socket, PeerCredentials)?;
+        Ok(Peer {
+            uid: cred.uid(),
+            pid: u32::try_from(cred.pid()).ok().filter(|&pid| pid > 0),
+        })
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        use nix::sys::socket::{getsockopt, sockopt::LocalPeerPid};
+        let (uid, _) = nix::unistd::getpeereid(socket)?;
+        let pid = getsockopt(socket, LocalPeerPid).ok();
+        Ok(Peer {
+            uid: uid.as_raw(),
+            pid: pid
+                .and_then(|pid| u32::try_from(pid).ok())
+                .filter(|&pid| pid > 0),
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    {
+        let _ = socket;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "telling a socket's peer is not supported here",
+        ))
+    }
+}
+
 /// Move `fd` to a descriptor number above 2 (close-on-exec), so a host that
 /// closed its standard descriptors cannot have it replaced by the child's
 /// stdio redirections.

@@ -1,0 +1,107 @@
+//! The quick look (`ServiceManager::ensure_if_serving`): a serving kit
+//! service found over `info.sock` as `ensure` finds it, and everything it
+//! cannot settle left to `ensure`. Runs the real reference service
+//! (`cargo build --bins` first).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, kit_sandbox, status, wait_gone};
+use spfs_autostart::{ServiceManager, State};
+use spfs_autostart_test_support::{free_port, kill_services};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_kit_service_is_found_as_ensure_finds_it() {
+    let sandbox = kit_sandbox(0, &[]);
+    let started = sandbox.manager().ensure().await.expect("ensure");
+    assert!(sandbox.state_dir().join("info.sock").exists());
+    // A fresh manager, as a fresh process has.
+    let quick = sandbox
+        .manager()
+        .ensure_if_serving()
+        .expect("the serving service is found by the quick look");
+    let full = sandbox.manager().ensure().await.expect("ensure");
+    assert_eq!(quick.state, State::Running);
+    assert_eq!(quick.pid, started.pid);
+    assert_eq!(
+        (
+            &quick.version,
+            &quick.endpoint,
+            &quick.log_file,
+            quick.managed
+        ),
+        (&full.version, &full.endpoint, &full.log_file, full.managed)
+    );
+    assert_eq!(quick.idle_timeout_secs, full.idle_timeout_secs);
+    sandbox.manager().stop().await.expect("stop");
+    assert!(
+        !sandbox.state_dir().join("info.sock").exists(),
+        "the stopped service left its info.sock"
+    );
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_look_counts_as_use() {
+    let sandbox = kit_sandbox(30, &[]);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // `status` does not touch: the clock has run for two seconds.
+    let before = status(&manager).await.idle_exit_in_secs.expect("idle");
+    assert!(before <= 28, "idle exit in {before}s after 2 s of 30");
+    let quick = sandbox.manager().ensure_if_serving().expect("found");
+    let after = quick.idle_exit_in_secs.expect("idle");
+    assert!(
+        after >= 29,
+        "the quick look did not restart the idle clock: {after}s"
+    );
+    sandbox.manager().stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_quick_look_cannot_settle_is_left_to_ensure() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    // Nothing there, and nothing made by looking.
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    assert!(!sandbox.state_dir().exists(), "a look made the state dir");
+
+    let pid = sandbox
+        .manager()
+        .ensure()
+        .await
+        .expect("ensure")
+        .pid
+        .unwrap();
+    // Another version wanted: `ensure` decides (here, a restart).
+    sandbox.set("expected_version", "9.9.9");
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    sandbox.unset("expected_version");
+    assert!(sandbox.manager().ensure_if_serving().is_some());
+
+    // Killed outright, its info.sock stays behind with nobody listening.
+    kill_services(&sandbox.state_dir());
+    wait_gone(pid, "the killed service").await;
+    assert!(sandbox.state_dir().join("info.sock").exists());
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    let fresh = sandbox
+        .manager()
+        .ensure()
+        .await
+        .expect("ensure after a kill");
+    assert_ne!(fresh.pid, Some(pid));
+    sandbox.manager().stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_service_is_left_to_ensure() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut sandbox = kit_sandbox(0, &["--plain", "--listen", &listen]);
+    sandbox.set("endpoint", format!("tcp://{listen}"));
+    let manager: ServiceManager = sandbox.manager();
+    let started = manager.ensure().await.expect("ensure");
+    assert!(!started.managed);
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    manager.stop().await.expect("stop");
+}
