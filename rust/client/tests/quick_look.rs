@@ -105,3 +105,54 @@ async fn a_plain_service_is_left_to_ensure() {
     assert_eq!(sandbox.manager().ensure_if_serving(), None);
     manager.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_serving_elsewhere_or_unreachable_is_left_to_ensure() {
+    let mut sandbox = kit_sandbox(0, &[]);
+    sandbox.manager().ensure().await.expect("ensure");
+    // The config now points elsewhere: the service serves, not there.
+    let elsewhere = sandbox.root().join("elsewhere.sock");
+    sandbox.set("endpoint", format!("unix://{}", elsewhere.display()));
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    sandbox.unset("endpoint");
+    sandbox.set("endpoint", "unix");
+    // A client that connects and says nothing holds up nobody.
+    let _silent = std::os::unix::net::UnixStream::connect(sandbox.state_dir().join("info.sock"))
+        .expect("connect");
+    assert!(sandbox.manager().ensure_if_serving().is_some());
+    // Its socket removed (a tmp cleaner): no client can reach it.
+    let socket = sandbox.state_dir().join("service.sock");
+    std::fs::remove_file(&socket).unwrap();
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    // And another server of the user's listening there now: clients reach
+    // that one, and the kit no longer says it serves, before its own watch
+    // would notice.
+    let _other = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    assert_eq!(sandbox.manager().ensure_if_serving(), None);
+    kill_services(&sandbox.state_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_that_has_found_the_service_keeps_to_its_connection() {
+    let sandbox = kit_sandbox(0, &[]);
+    let manager = sandbox.manager();
+    manager.ensure().await.expect("ensure");
+    assert_eq!(manager.ensure_if_serving(), None);
+    assert!(sandbox.manager().ensure_if_serving().is_some());
+    manager.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_exits_when_idle_takes_its_info_socket_along() {
+    let sandbox = kit_sandbox(1, &[]);
+    let pid = sandbox
+        .manager()
+        .ensure()
+        .await
+        .expect("ensure")
+        .pid
+        .unwrap();
+    assert!(sandbox.state_dir().join("info.sock").exists());
+    wait_gone(pid, "the idle service to exit").await;
+    assert!(!sandbox.state_dir().join("info.sock").exists());
+}

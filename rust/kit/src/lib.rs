@@ -381,15 +381,8 @@ impl Kit {
             write_record(&lifetime, owned.paths(), Phase::Running);
         }
         // The quick look, answered from now on (connections wait in its
-        // backlog until the task below runs, after the server's).
-        let quick = owned
-            .holds_the_lock()
-            .then(|| quick_info::bind(owned.paths()))
-            .flatten();
-        let owned = match &quick {
-            Some((_, path)) => owned.with_info_socket(path.clone()),
-            None => owned,
-        };
+        // backlog until its task runs, after the server's).
+        let (owned, quick) = quick_info::bind(owned);
         // However `serve` ends, also dropped by its caller.
         let end = ServeEnd {
             lifetime: lifetime.clone(),
@@ -414,9 +407,7 @@ impl Kit {
                 .serve_with_incoming_shutdown(incoming, shutdown),
         );
         let _stop_with_serve = AbortOnDrop(server.abort_handle());
-        let _quick = quick.map(|(listener, _)| {
-            AbortOnDrop(tokio::spawn(quick_info::serve(listener, lifetime.clone())).abort_handle())
-        });
+        let _quick = quick.map(|look| look.start(lifetime.clone()));
         // The listener is bound and the server is about to accept, so
         // connections made from now on are answered. Logged first: once
         // the spawner's `ensure` returns, the log says so (a `logs` right

@@ -103,7 +103,7 @@ impl Owned {
 
     /// Why no new client can find this service through its state dir, if
     /// none can: its lock file or its socket was removed or replaced.
-    fn lost(&self) -> Option<String> {
+    pub(crate) fn lost(&self) -> Option<String> {
         if self.lock.is_some() && !self.holds_the_lock() {
             return Some(gone(
                 &self.paths.instance_lock(),

@@ -18,7 +18,7 @@
 
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 
@@ -60,35 +60,25 @@ pub fn answer(info: &InfoResponse) -> Vec<u8> {
 }
 
 /// Ask the kit serving at `socket` for its `Info` (`touch`: counting as
-/// use), waiting at most `timeout` for each read of the answer.
+/// use), all of it within `limit`.
 ///
 /// An error whenever the answer cannot be believed, too: the connection
 /// does not come from this process's uid, or the answer names another
-/// process than the one at the other end (where the platform says which,
-/// Linux and macOS). Nothing blocks beyond `timeout`: the connect does
-/// not wait for a full backlog (an error at once).
-pub fn ask(socket: &Path, touch: bool, timeout: Duration) -> io::Result<InfoResponse> {
+/// process than the one at the other end (or that one cannot be told).
+/// Nothing waits beyond `limit`, however slowly a peer answers: the
+/// connect does not wait for a full backlog (an error at once), and every
+/// read waits only for what is left of it.
+pub fn ask(socket: &Path, touch: bool, limit: Duration) -> io::Result<InfoResponse> {
     use socket2::{Domain, SockAddr, Socket, Type};
+    let deadline = Instant::now() + limit;
     // Close-on-exec from the start (socket2 sets it), and the connect does
     // not wait: a Unix socket connects at once or fails (a full backlog
     // with EAGAIN).
     let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     sock.set_nonblocking(true)?;
     sock.connect(&SockAddr::unix(socket)?)?;
-    // Sent at once, so the kit answers while this side checks who it is:
-    // the request says nothing, and nothing is believed before the check.
-    // (Five bytes into a new connection's empty buffer never wait.) A peer
-    // that has closed its end gives EPIPE, never SIGPIPE (which would end a
-    // host process that has not ignored it).
-    let written = sock.send_with_flags(&request(touch), NO_SIGPIPE)?;
-    if written != REQUEST_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            "the request was cut short",
-        ));
-    }
-    sock.set_nonblocking(false)?;
-    sock.set_read_timeout(Some(timeout))?;
+    // Who listens, asked before the request: given it, the kit answers and
+    // closes, and macOS names no pid for a peer that has gone.
     let peer = crate::sys::socket_peer(&sock)?;
     if peer.uid != crate::sys::my_uid() {
         return Err(io::Error::new(
@@ -100,9 +90,20 @@ pub fn ask(socket: &Path, touch: bool, timeout: Duration) -> io::Result<InfoResp
             ),
         ));
     }
+    // Five bytes into a new connection's empty buffer never wait. A peer
+    // that has closed its end gives EPIPE, never SIGPIPE (which would end
+    // a host process that has not ignored it).
+    let written = sock.send_with_flags(&request(touch), NO_SIGPIPE)?;
+    if written != REQUEST_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "the request was cut short",
+        ));
+    }
+    sock.set_nonblocking(false)?;
     let mut stream = std::os::unix::net::UnixStream::from(sock);
     let mut len = [0; 4];
-    stream.read_exact(&mut len)?;
+    read_by(&mut stream, &mut len, deadline)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_ANSWER {
         return Err(io::Error::new(
@@ -111,17 +112,52 @@ pub fn ask(socket: &Path, touch: bool, timeout: Duration) -> io::Result<InfoResp
         ));
     }
     let mut body = vec![0; len];
-    stream.read_exact(&mut body)?;
+    read_by(&mut stream, &mut body, deadline)?;
     let info = InfoResponse::decode(body.as_slice()).map_err(io::Error::other)?;
-    if let Some(pid) = peer.pid
-        && pid != info.pid
-    {
+    if peer.pid != Some(info.pid) {
+        let gave = peer
+            .pid
+            .map_or("a process whose pid cannot be told".into(), |pid| {
+                format!("pid {pid}")
+            });
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("the answer names pid {}, but pid {pid} gave it", info.pid),
+            format!("the answer names pid {}, but {gave} gave it", info.pid),
         ));
     }
     Ok(info)
+}
+
+/// Fill `buf` from `stream` by `deadline`, however the peer divides what it
+/// sends.
+fn read_by(
+    stream: &mut std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no whole answer in time",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the answer was cut short",
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `send`'s flag that keeps a write to a closed peer from raising SIGPIPE
@@ -178,6 +214,48 @@ mod tests {
         let e = ask_one_answering(InfoResponse { pid: 1, ..mine }).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("names pid 1"), "{e}");
+    }
+
+    #[test]
+    fn a_peer_that_answers_a_byte_at_a_time_is_given_up_on_in_time() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("info.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0; REQUEST_LEN];
+            conn.read_exact(&mut request).unwrap();
+            let info = InfoResponse {
+                pid: std::process::id(),
+                name: "x".repeat(100),
+                ..InfoResponse::default()
+            };
+            // Each byte well within a read's wait, all of them far beyond
+            // the limit: until the client has gone.
+            for byte in answer(&info) {
+                std::thread::sleep(Duration::from_millis(20));
+                if conn.write_all(&[byte]).is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let e = ask(&path, false, Duration::from_millis(200)).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            "{e}"
+        );
+        // Generously bounded: the whole answer would take over 2 s.
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+        server.join().unwrap();
     }
 
     #[test]

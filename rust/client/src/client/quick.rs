@@ -5,10 +5,11 @@ use super::*;
 
 use crate::quick_info;
 
-/// How long the quick look waits for each of its write and read. A serving
-/// kit answers within a millisecond; one that does not answer in this is
-/// asked over gRPC, within [`PROBE_TIMEOUT`], before anything else is done.
-const QUICK_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long the whole quick look may take. A serving kit answers within a
+/// millisecond; one that does not answer in this (a machine under a herd
+/// of starts, a stopped process) is asked over gRPC, within
+/// [`PROBE_TIMEOUT`], before anything else is done.
+const QUICK_LIMIT: Duration = Duration::from_millis(100);
 
 impl ServiceManager {
     /// What `ensure` would return, when a kit service already serves as
@@ -20,15 +21,23 @@ impl ServiceManager {
     /// service, one starting, shutting down or serving elsewhere, another
     /// version than `expected_version`, an answer that cannot be believed.
     /// Then call `ensure`, which looks again and acts. Blocks for at most
-    /// twice [`QUICK_TIMEOUT`] (250 ms), on a service that does not answer.
+    /// [`QUICK_LIMIT`] (100 ms), on a service that does not answer.
+    ///
+    /// For a manager's first call (a fresh process's): one that has found
+    /// the service before keeps a connection, over which `ensure` is as
+    /// quick and checks it reaches the same process, so this gives `None`
+    /// at once.
     pub fn ensure_if_serving(&self) -> Option<Status> {
+        if self.channel.lock().expect("channel mutex").is_some() {
+            return None;
+        }
         // The state dir is checked first, as for every look: a socket in a
         // dir someone else controls is not trusted.
         if !self.paths.check_state_dir().ok()? {
             return None;
         }
         let socket = self.paths.info_socket();
-        let info = match quick_info::ask(&socket, true, QUICK_TIMEOUT) {
+        let info = match quick_info::ask(&socket, true, QUICK_LIMIT) {
             Ok(info) => info,
             Err(e) => {
                 tracing::debug!("{}: no quick look ({e})", socket.display());

@@ -99,9 +99,11 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
     // SAFETY: the caller's contract.
     unsafe {
         status_call(mgr, out, err, |core| {
-            // A service that already serves is found on this thread, with
-            // one round trip and no runtime (the core's quick look).
-            match core.ensure_if_serving() {
+            // A service that already serves is found with one round trip
+            // and no runtime (the core's quick look), on a thread of the
+            // library's own: the caller's may be a C thread whose small
+            // stack the look does not fit (the C test's 16 KiB).
+            match on_a_thread_of_its_own(|| core.ensure_if_serving()) {
                 Some(status) => Ok(status),
                 None => block_on(move || async move { core.ensure().await }),
             }

@@ -140,12 +140,14 @@ pub fn my_uid() -> u32 {
 pub struct Peer {
     /// Its effective uid.
     pub uid: u32,
-    /// Its pid, where the platform says (Linux, macOS).
+    /// Its pid; `None` when the kernel cannot say (a peer in another pid
+    /// namespace).
     pub pid: Option<u32>,
 }
 
 /// Who is at the other end of the connected Unix socket `socket`: the
-/// kernel's word (`SO_PEERCRED`; macOS `getpeereid` and `LOCAL_PEERPID`).
+/// kernel's word (`SO_PEERCRED`; macOS `getpeereid` and `LOCAL_PEERPID`,
+/// which names no pid once the peer has closed its end: ask early).
 pub fn socket_peer(socket: &impl std::os::fd::AsFd) -> io::Result<Peer> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -160,12 +162,10 @@ pub fn socket_peer(socket: &impl std::os::fd::AsFd) -> io::Result<Peer> {
     {
         use nix::sys::socket::{getsockopt, sockopt::LocalPeerPid};
         let (uid, _) = nix::unistd::getpeereid(socket)?;
-        let pid = getsockopt(socket, LocalPeerPid).ok();
+        let pid = getsockopt(socket, LocalPeerPid)?;
         Ok(Peer {
             uid: uid.as_raw(),
-            pid: pid
-                .and_then(|pid| u32::try_from(pid).ok())
-                .filter(|&pid| pid > 0),
+            pid: u32::try_from(pid).ok().filter(|&pid| pid > 0),
         })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
