@@ -20,8 +20,9 @@ impl ServiceManager {
     /// `None` whenever that does not settle it: nothing there, a plain
     /// service, one starting, shutting down or serving elsewhere, another
     /// version than `expected_version`, an answer that cannot be believed.
-    /// Then call `ensure`, which looks again and acts. Blocks for at most
-    /// [`QUICK_LIMIT`] (100 ms), on a service that does not answer.
+    /// Then call `ensure`, which looks again and acts. Blocks the calling
+    /// thread (not for async code) for at most 100 ms, on a service that
+    /// does not answer.
     ///
     /// For a manager's first call (a fresh process's): one that has found
     /// the service before keeps a connection, over which `ensure` is as
