@@ -67,13 +67,7 @@ async fn what_the_quick_look_cannot_settle_is_left_to_ensure() {
     assert_eq!(sandbox.manager().ensure_if_serving(), None);
     assert!(!sandbox.state_dir().exists(), "a look made the state dir");
 
-    let pid = sandbox
-        .manager()
-        .ensure()
-        .await
-        .expect("ensure")
-        .pid
-        .unwrap();
+    let pid = started(&sandbox).await;
     // Another version wanted: `ensure` decides (here, a restart).
     sandbox.set("expected_version", "9.9.9");
     assert_eq!(sandbox.manager().ensure_if_serving(), None);
@@ -145,14 +139,14 @@ async fn a_manager_that_has_found_the_service_keeps_to_its_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_exits_when_idle_takes_its_info_socket_along() {
     let sandbox = kit_sandbox(1, &[]);
-    let pid = sandbox
-        .manager()
-        .ensure()
-        .await
-        .expect("ensure")
-        .pid
-        .unwrap();
+    let pid = started(&sandbox).await;
     assert!(sandbox.state_dir().join("info.sock").exists());
     wait_gone(pid, "the idle service to exit").await;
     assert!(!sandbox.state_dir().join("info.sock").exists());
+}
+
+/// Start the sandbox's service; its pid.
+async fn started(sandbox: &spfs_autostart_test_support::Sandbox) -> u32 {
+    let status = sandbox.manager().ensure().await.expect("ensure");
+    status.pid.expect("a kit service reports its pid")
 }

@@ -23,23 +23,13 @@ static RUNTIME: OncePerProcess<Runtime> = OncePerProcess::new();
 
 /// The runtime every call of this library runs on, for this process.
 pub(crate) fn runtime() -> &'static Runtime {
-    // Built on a thread of its own: see `build`.
-    made_with(|| on_a_thread_of_its_own(build))
-}
-
-/// [`runtime`], built on the calling thread if this process has none yet:
-/// for callers already on a thread of [`on_a_thread_of_its_own`], such as
-/// `spfs_autostart_new` parsing the config, which thereby spares the first
-/// call a second thread.
-pub(crate) fn runtime_here() -> &'static Runtime {
-    made_with(build)
-}
-
-/// This process's runtime, made with `make` if it has none.
-fn made_with(make: impl FnOnce() -> Runtime) -> &'static Runtime {
-    // A runtime another thread installed first has no tasks yet: shutting
-    // it down in the background neither blocks nor leaks its threads.
-    RUNTIME.get(make, Runtime::shutdown_background)
+    // Built on a thread of its own (see `build`). A runtime another thread
+    // installed first has no tasks yet: shutting it down in the background
+    // neither blocks nor leaks its threads.
+    RUNTIME.get(
+        || on_a_thread_of_its_own(build),
+        Runtime::shutdown_background,
+    )
 }
 
 /// The id of the process whose runtime this is; a manager made before a

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::api::{ServiceStatus, StopMethod, StopReport};
 use crate::process::PerProcess;
-use crate::runtime::{block_on, on_a_thread_of_its_own, runtime_here};
+use crate::runtime::{block_on, on_a_thread_of_its_own};
 
 /// A manager for one service. Create it with `spfs_autostart_new`, free it
 /// with `spfs_autostart_free`. Safe to share between threads.
@@ -28,8 +28,8 @@ pub struct spfs_autostart {
 /// exists). Either way the `SPFS_AUTOSTART_*` variables then override what
 /// the file says, as for every front end (defaults, file, environment). A file that cannot be read or parsed
 /// gives `SPFS_AUTOSTART_RESULT_INVALID_CONFIG`. Touches nothing on disk but
-/// the config file. The first manager of a process also starts the
-/// library's thread, which every call runs on.
+/// the config file. The first call that needs the library's thread (every
+/// call but an `ensure` that finds the service serving) starts it.
 ///
 /// On success `*out` receives a manager the caller owns and frees with
 /// `spfs_autostart_free`. `out` must not be NULL; `err` may be.
@@ -52,13 +52,11 @@ pub unsafe extern "C" fn spfs_autostart_new(
             Some(Path::new(unsafe { utf8(config_path, "config_path") }?))
         };
         // The config file is parsed recursively (nested arrays): not on
-        // the caller's stack, which may be a small C thread's. The same
-        // thread builds the library's runtime, which every call needs,
-        // rather than the first call starting a thread of its own for it.
-        let core = on_a_thread_of_its_own(|| {
-            runtime_here();
-            PerProcess::new(spfs_autostart_core::Config::load(path)?)
-        })?;
+        // the caller's stack, which may be a small C thread's. The
+        // library's runtime is left to the first call that needs it: an
+        // `ensure` of a service that serves needs none (the quick look).
+        let core =
+            on_a_thread_of_its_own(|| PerProcess::new(spfs_autostart_core::Config::load(path)?))?;
         // SAFETY: `out` was checked.
         unsafe { give(out, spfs_autostart { core }) };
         Ok(())
