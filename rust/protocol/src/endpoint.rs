@@ -212,8 +212,7 @@ impl Stream {
             ResolvedEndpoint::Unix(path) => {
                 let stream = UnixStream::connect(path).await?;
                 let uid = stream.peer_cred()?.uid();
-                let ours = uid == crate::sys::my_uid() || (uid == 0 && in_a_private_dir(path));
-                if !ours {
+                if !owner_is_ours(uid, path) {
                     return Err(io::Error::new(
                         io::ErrorKind::PermissionDenied,
                         format!("{} is served by another user (uid {uid})", path.display()),
@@ -228,6 +227,13 @@ impl Stream {
             }
         }
     }
+}
+
+/// Whether a Unix socket at `path` that `uid` listens on (or owns) counts
+/// as ours: this user's, or root's in a private dir of ours (launchd's,
+/// listening for a socket-mode agent), never another user's.
+pub fn owner_is_ours(uid: u32, path: &std::path::Path) -> bool {
+    uid == crate::sys::my_uid() || (uid == 0 && in_a_private_dir(path))
 }
 
 /// Whether the socket at `path` is in a directory of ours that no one else

@@ -448,10 +448,8 @@ impl ServiceManager {
                 };
                 // Root's in a dir of ours is launchd's or systemd's,
                 // listening for us (see `Stream::connect`).
-                let for_us =
-                    meta.uid() == 0 && spfs_autostart_protocol::endpoint::in_a_private_dir(path);
-                (meta.file_type().is_socket() && listener.is_foreign() && !for_us)
-                    .then(|| foreign_user(&listener))
+                let ours = spfs_autostart_protocol::endpoint::owner_is_ours(meta.uid(), path);
+                (meta.file_type().is_socket() && !ours).then(|| foreign_user(&listener))
             }
         }
     }

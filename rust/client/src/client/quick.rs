@@ -76,9 +76,7 @@ impl ServiceManager {
         };
         std::fs::symlink_metadata(path).is_ok_and(|meta| {
             meta.file_type().is_socket()
-                && (meta.uid() == crate::sys::my_uid()
-                    || (meta.uid() == 0
-                        && spfs_autostart_protocol::endpoint::in_a_private_dir(path)))
+                && spfs_autostart_protocol::endpoint::owner_is_ours(meta.uid(), path)
         })
     }
 }
