@@ -402,8 +402,8 @@ const char *spfs_autostart_version(void);
  * exists). Either way the `SPFS_AUTOSTART_*` variables then override what
  * the file says, as for every front end (defaults, file, environment). A file that cannot be read or parsed
  * gives `SPFS_AUTOSTART_RESULT_INVALID_CONFIG`. Touches nothing on disk but
- * the config file. The first manager of a process also starts the
- * library's thread, which every call runs on.
+ * the config file. The first call that needs the library's thread (every
+ * call but an `ensure` that finds the service serving) starts it.
  *
  * On success `*out` receives a manager the caller owns and frees with
  * `spfs_autostart_free`. `out` must not be NULL; `err` may be.
