@@ -152,8 +152,8 @@ fn main() -> ExitCode {
     };
     // A service that already serves, as every shell's `ensure` finds it:
     // said after one round trip, before the runtime exists.
-    if let Command::Ensure { timeout } = cli.command
-        && let Some(result) = quick_ensure(&config, timeout, cli.json)
+    if let Command::Ensure { .. } = cli.command
+        && let Some(result) = quick_ensure(&config, cli.json)
     {
         return exit_code(result, cli.json);
     }
@@ -485,18 +485,13 @@ async fn ensure(mut config: Config, timeout: Option<u64>, json: bool) -> Result<
 }
 
 /// `ensure` of a kit service that already serves, without a runtime
-/// (`ServiceManager::ensure_if_serving`); `None`: the full `ensure` is
-/// needed, and says what is wrong with the config if anything is.
-fn quick_ensure(
-    config: &Config,
-    timeout: Option<u64>,
-    json: bool,
-) -> Option<Result<ExitCode, Failure>> {
-    let mut config = config.clone();
-    if let Some(secs) = timeout {
-        config.set_ready_timeout_secs(secs).ok()?;
-    }
-    let status = ServiceManager::new(config).ok()?.ensure_if_serving()?;
+/// (`ServiceManager::ensure_if_serving`; `--timeout` bounds a start, which
+/// this never makes); `None`: the full `ensure` is needed, and says what is
+/// wrong with the config if anything is.
+fn quick_ensure(config: &Config, json: bool) -> Option<Result<ExitCode, Failure>> {
+    let status = ServiceManager::new(config.clone())
+        .ok()?
+        .ensure_if_serving()?;
     Some(
         output::status(&status, json)
             .map(|()| ExitCode::SUCCESS)

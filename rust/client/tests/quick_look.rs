@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, kit_sandbox, status, wait_gone};
-use spfs_autostart::{ServiceManager, State};
-use spfs_autostart_test_support::{free_port, kill_services};
+use spfs_autostart::State;
+use spfs_autostart_test_support::kill_services;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serving_kit_service_is_found_as_ensure_finds_it() {
@@ -89,18 +89,6 @@ async fn what_the_quick_look_cannot_settle_is_left_to_ensure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plain_service_is_left_to_ensure() {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut sandbox = kit_sandbox(0, &["--plain", "--listen", &listen]);
-    sandbox.set("endpoint", format!("tcp://{listen}"));
-    let manager: ServiceManager = sandbox.manager();
-    let started = manager.ensure().await.expect("ensure");
-    assert!(!started.managed);
-    assert_eq!(sandbox.manager().ensure_if_serving(), None);
-    manager.stop().await.expect("stop");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_serving_elsewhere_or_unreachable_is_left_to_ensure() {
     let mut sandbox = kit_sandbox(0, &[]);
     sandbox.manager().ensure().await.expect("ensure");
@@ -130,9 +118,12 @@ async fn a_service_serving_elsewhere_or_unreachable_is_left_to_ensure() {
 async fn a_manager_that_has_found_the_service_keeps_to_its_connection() {
     let sandbox = kit_sandbox(0, &[]);
     let manager = sandbox.manager();
+    let fresh = sandbox.manager();
+    assert!(!fresh.is_connected());
     manager.ensure().await.expect("ensure");
+    assert!(manager.is_connected());
     assert_eq!(manager.ensure_if_serving(), None);
-    assert!(sandbox.manager().ensure_if_serving().is_some());
+    assert!(fresh.ensure_if_serving().is_some());
     manager.stop().await.expect("stop");
 }
 

@@ -182,7 +182,7 @@ impl Parts {
             write_record(lifetime, owned.paths(), Phase::Stopping);
         }
         drop(listener);
-        owned.remove_socket();
+        owned.remove_sockets();
         tracing::info!("stopped before serving: {reason}");
     }
 }

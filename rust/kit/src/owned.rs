@@ -90,7 +90,7 @@ impl Owned {
 
     /// Remove the sockets it bound, if it still holds the lock and each path
     /// is still that socket, not one a successor made there.
-    pub(crate) fn remove_socket(&self) {
+    pub(crate) fn remove_sockets(&self) {
         if !self.holds_the_lock() {
             return;
         }
@@ -220,7 +220,7 @@ mod tests {
         assert!(shuts_down(&life).await, "no exit once the call ended");
         assert!(life.shutdown_requested().await.contains("was replaced"));
         // Nor is the socket at the path its own to remove any more.
-        owned.remove_socket();
+        owned.remove_sockets();
         assert!(owned.paths().socket().exists());
     }
 

@@ -41,7 +41,7 @@ impl Drop for ServeEnd {
         if self.owned.holds_the_lock() {
             write_record(&self.lifetime, self.owned.paths(), Phase::Stopping);
         }
-        self.owned.remove_socket();
+        self.owned.remove_sockets();
     }
 }
 

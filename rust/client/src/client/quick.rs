@@ -29,7 +29,7 @@ impl ServiceManager {
     /// quick and checks it reaches the same process, so this gives `None`
     /// at once.
     pub fn ensure_if_serving(&self) -> Option<Status> {
-        if self.channel.lock().expect("channel mutex").is_some() {
+        if self.is_connected() {
             return None;
         }
         // The state dir is checked first, as for every look: a socket in a
@@ -62,6 +62,13 @@ impl ServiceManager {
             }
         );
         settled.then_some(status)
+    }
+
+    /// Whether this manager keeps a connection to the service from an
+    /// earlier call, over which `ensure` is as quick as the quick look
+    /// ([`Self::ensure_if_serving`] then gives `None` at once).
+    pub fn is_connected(&self) -> bool {
+        self.channel.lock().expect("channel mutex").is_some()
     }
 
     /// Whether the endpoint is still the kit's: a TCP port it listens on

@@ -100,8 +100,14 @@ pub unsafe extern "C" fn spfs_autostart_ensure(
             // A service that already serves is found with one round trip
             // and no runtime (the core's quick look), on a thread of the
             // library's own: the caller's may be a C thread whose small
-            // stack the look does not fit (the C test's 16 KiB).
-            match on_a_thread_of_its_own(|| core.ensure_if_serving()) {
+            // stack the look does not fit (the C test's 16 KiB). A manager
+            // that keeps a connection needs no look, nor its thread.
+            let quick = if core.is_connected() {
+                None
+            } else {
+                on_a_thread_of_its_own(|| core.ensure_if_serving())
+            };
+            match quick {
                 Some(status) => Ok(status),
                 None => block_on(move || async move { core.ensure().await }),
             }
