@@ -2,20 +2,27 @@
 //!
 //! Thin by design: parse arguments, call the core, print. Every decision
 //! about the service lives in the `spfs-autostart` crate.
+//!
+//! The process enters at C's `main` ([`entry`]), which skips the start-up
+//! work std's wrapper does before a Rust `main`.
+#![cfg_attr(not(test), no_main)]
 
 mod agent;
 mod deferred;
+mod entry;
 mod hint;
 mod logs;
 mod output;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::pin::pin;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spfs_autostart::{Config, Error, ServiceManager, State};
+
+use crate::entry::ExitCode;
 
 /// Exit code of `status` when the service is not running.
 const EXIT_NOT_RUNNING: u8 = 3;
@@ -110,18 +117,18 @@ fn whole_secs(text: &str) -> Result<u64, String> {
         .map_err(|_| "give a whole number of seconds, such as 30".to_string())
 }
 
-fn main() -> ExitCode {
-    // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
-    // is reported, instead of ending this process without a word.
-    spfs_autostart::ignore_file_size_signal();
-    let cli = match plain_ensure(std::env::args_os()).map_or_else(Cli::try_parse, Ok) {
+/// The CLI: from its arguments (the program's name first) to its exit
+/// code. Called by [`entry`], as the process starts.
+fn cli_main(args: Vec<OsString>) -> ExitCode {
+    let parsed = plain_ensure(args.iter().cloned()).map_or_else(|| Cli::try_parse_from(&args), Ok);
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return usage_error(e, &args),
     };
     if let Command::Config { words } = &cli.command
         && let Some(word) = words.first()
     {
-        return usage_error(config_takes_no_words(word));
+        return usage_error(config_takes_no_words(word), &args);
     }
     if cli.verbose {
         log_to_stderr();
@@ -226,7 +233,7 @@ fn exit_code(result: Result<ExitCode, Failure>, json: bool) -> ExitCode {
 /// every time it starts, read without clap: building clap's parser was
 /// about a fifth of a fresh `ensure`'s own work (README, "A fresh `ensure`
 /// without clap"). Any other arguments, `None`: clap reads them.
-fn plain_ensure(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<Cli> {
+fn plain_ensure(mut args: impl Iterator<Item = OsString>) -> Option<Cli> {
     let _program = args.next();
     let plain = args.next().is_some_and(|arg| arg == "ensure") && args.next().is_none();
     plain.then_some(Cli {
@@ -268,14 +275,15 @@ fn log_to_stderr() {
 /// Arguments clap refused (or `--help`, `--version`): clap's own output
 /// and exit code 2, but as the one JSON error object on stderr when the
 /// arguments ask for `--json`, so a script that parses errors gets one.
-fn usage_error(e: clap::Error) -> ExitCode {
+fn usage_error(e: clap::Error, args: &[OsString]) -> ExitCode {
     use clap::error::ErrorKind as Clap;
     // `--json`, or `--json=VALUE` (which clap refuses: the error is still
     // for a script that wants JSON).
-    let json = std::env::args_os()
+    let json = args
+        .iter()
         .skip(1)
-        .take_while(|arg| arg != "--")
-        .any(|arg| arg == "--json" || arg.as_encoded_bytes().starts_with(b"--json="));
+        .take_while(|arg| *arg != "--")
+        .any(|arg| *arg == "--json" || arg.as_encoded_bytes().starts_with(b"--json="));
     // Asked-for output, exit 0; a missing subcommand's help is an error.
     let shown = matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion);
     if !json || shown {

@@ -43,7 +43,9 @@ pub use logs::LogFollower;
 pub use spawn::finish_abandoned_starts;
 pub use spfs_autostart_protocol::proto;
 /// For a front end's `main`, before any thread exists.
-pub use spfs_autostart_protocol::sys::ignore_file_size_signal;
+pub use spfs_autostart_protocol::sys::{
+    ignore_broken_pipe_signal, ignore_file_size_signal, open_closed_stdio,
+};
 pub use spfs_autostart_protocol::{
     Error, ErrorKind, LogExcerpt, Operation, Paths, Remedy, ResolvedEndpoint, Result,
 };

@@ -64,8 +64,11 @@ pub(crate) fn watch(config: Config) -> crate::Result<StatusWatcher> {
     manager.paths().create_state_dir()?;
     let (tx, updates) = mpsc::channel(64);
     let (events_tx, events) = mpsc::channel(1);
-    let watcher = notify::recommended_watcher(move |_event| {
-        let _ = events_tx.try_send(());
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Each look reads the record: that must not wake the watch again.
+        if !event.is_ok_and(|event| is_a_read(&event.kind)) {
+            let _ = events_tx.try_send(());
+        }
     })
     .and_then(|mut w| {
         notify::Watcher::watch(
@@ -87,6 +90,20 @@ pub(crate) fn watch(config: Config) -> crate::Result<StatusWatcher> {
         run(manager, tx, events).await;
     });
     Ok(StatusWatcher { updates, task })
+}
+
+/// Whether a file event in the state dir is only a read (an open, a read,
+/// a close without writing), which changes nothing there. Each look reads
+/// the record, and its events reach the watch after the look has drained
+/// what it caused: counted as changes, they made every look a pair.
+fn is_a_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(
+        kind,
+        notify::EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    )
 }
 
 /// The part of a status whose change is news: not uptime ticking by, nor

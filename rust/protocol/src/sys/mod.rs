@@ -70,6 +70,39 @@ pub fn ignore_file_size_signal() {
     }
 }
 
+/// Ignore `SIGPIPE` in this process: a write to a pipe whose reader has
+/// gone then fails with `EPIPE`, which the caller handles (`| head`),
+/// instead of ending the process. std's wrapper around a Rust `main` does
+/// this; a program that enters at C's `main` instead (the CLI) calls this
+/// first, before any thread exists. Children get the default back: std's
+/// `Command` resets it, as [`reset_signals`] does for a service.
+pub fn ignore_broken_pipe_signal() {
+    // SAFETY: changes one signal's disposition, to "ignore"; no handler
+    // runs, and before any thread exists nothing races it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Open `/dev/null` on each standard descriptor (0, 1, 2) that is closed,
+/// as std's wrapper around a Rust `main` does: otherwise the next file the
+/// process opens takes that number, and what it prints lands in that file
+/// (a lock file, say). For a program that enters at C's `main` instead (the
+/// CLI); call first, before any thread exists. A `/dev/null` that cannot
+/// be opened leaves the descriptor closed: printing then fails, and says so.
+pub fn open_closed_stdio() {
+    for fd in 0..=2 {
+        if is_open(fd) {
+            continue;
+        }
+        // `open` takes the lowest free number, which is `fd`: the ones
+        // below it are open by now. Kept open for the process's lifetime.
+        // SAFETY: a NUL-terminated path and plain flags; the descriptor it
+        // returns is deliberately never closed.
+        let _ = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+    }
+}
+
 /// Give every signal its default action and block none, as a new service
 /// expects: a host that ignores some (a shell's background job ignores
 /// SIGINT and SIGQUIT, `nohup` SIGHUP, Python SIGXFSZ) or blocks some (a
