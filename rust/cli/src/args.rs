@@ -102,16 +102,15 @@ fn whole_secs(text: &str) -> Result<u64, String> {
 
 /// The command line `args` (the program's name first), as clap reads it.
 pub(crate) fn parse(args: &[OsString]) -> Result<Cli, clap::Error> {
-    plain_ensure(args.iter().cloned()).map_or_else(|| Cli::try_parse_from(args), Ok)
+    plain_ensure(args).map_or_else(|| Cli::try_parse_from(args), Ok)
 }
 
 /// `spfs-autostart ensure` with nothing else, the command a shell runs
 /// every time it starts, read without clap: building clap's parser was
 /// about a fifth of a fresh `ensure`'s own work (README, "A fresh `ensure`
 /// without clap"). Any other arguments, `None`: clap reads them.
-fn plain_ensure(mut args: impl Iterator<Item = OsString>) -> Option<Cli> {
-    let _program = args.next();
-    let plain = args.next().is_some_and(|arg| arg == "ensure") && args.next().is_none();
+fn plain_ensure(args: &[OsString]) -> Option<Cli> {
+    let plain = matches!(args, [_program, command] if command == "ensure");
     plain.then_some(Cli {
         config: None,
         state_dir: None,
@@ -165,15 +164,14 @@ pub(crate) fn config_takes_no_words(word: &str) -> clap::Error {
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> impl Iterator<Item = std::ffi::OsString> {
-        let words: Vec<_> = words.iter().map(Into::into).collect();
-        words.into_iter()
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(Into::into).collect()
     }
 
     #[test]
     fn a_plain_ensure_is_read_as_clap_reads_it() {
         let words = ["spfs-autostart", "ensure"];
-        let shortcut = plain_ensure(args(&words)).expect("a plain ensure is recognised");
+        let shortcut = plain_ensure(&args(&words)).expect("a plain ensure is recognised");
         let clap = Cli::try_parse_from(words).expect("clap reads it");
         assert_eq!(format!("{shortcut:?}"), format!("{clap:?}"));
     }
@@ -189,7 +187,7 @@ mod tests {
             &["spfs-autostart", "ensure", "--"],
             &["spfs-autostart", "ensur"],
         ] {
-            assert!(plain_ensure(args(words)).is_none(), "{words:?}");
+            assert!(plain_ensure(&args(words)).is_none(), "{words:?}");
         }
     }
 }

@@ -1,46 +1,58 @@
-//! Where the process starts: C's `main`, in place of std's wrapper around
-//! a Rust `fn main` (`#![no_main]` in `main.rs`).
+//! Where the process starts. On Linux that is C's `main`, in place of
+//! std's wrapper around a Rust `fn main` (`#![no_main]` in `main.rs`);
+//! elsewhere std's `main` calls [`run`].
 //!
 //! Before a Rust `main` runs, std's wrapper looks up the main thread's
 //! stack guard, for its "has overflowed its stack" message. On Linux, glibc
 //! finds the main thread's stack by reading and parsing `/proc/self/maps`,
 //! which was a tenth of a fresh `ensure` (about 0.1 ms of 1 ms; README,
-//! "Performance"), and every shell runs one. So the CLI enters here and
-//! does itself what it needs of the wrapper:
+//! "Performance"), and every shell runs one. So on Linux the CLI enters
+//! here and does itself what it needs of the wrapper:
 //! - SIGPIPE ignored, so that printing to a reader that has gone is an
-//!   error the CLI handles (and, beyond std, SIGXFSZ: a write past a file
-//!   size limit is an error too);
+//!   error the CLI handles;
 //! - closed standard descriptors opened on `/dev/null`, so that no file the
 //!   CLI opens takes the place of stdout;
 //! - the arguments read from C's `argv`;
 //! - a panic ends the process with exit code 101, after the panic hook has
-//!   printed its message, as std's wrapper does;
-//! - stdout flushed at exit.
+//!   printed its message, and the process ends through `std::process::exit`
+//!   (stdout flushed), as std's wrapper ends it.
 //!
-//! What it gives up: a stack overflow ends the process by SIGSEGV without
-//! std's message, and a panic's message names the main thread `<unnamed>`.
+//! What it gives up there: a stack overflow ends the process by SIGSEGV
+//! without std's message, and a panic's message names the main thread
+//! `<unnamed>`. On macOS, where the product runs, std's start-up asks the
+//! system for the stack's bounds, which costs next to nothing: it stays,
+//! with its message and the thread's name in crash reports.
 
-use std::ffi::{CStr, OsString, c_char, c_int};
+use std::ffi::OsString;
+#[cfg(target_os = "linux")]
+use std::ffi::{CStr, c_char, c_int};
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::OsStringExt;
 
-/// The process's entry, called by the C runtime. (Under `cargo test` the
-/// test harness has the `main`: this one is then an ordinary function.)
+/// The process's entry on Linux, called by the C runtime. (Under `cargo
+/// test` the test harness has the `main`: this one is then an ordinary
+/// function.)
+#[cfg(target_os = "linux")]
 #[cfg_attr(not(test), unsafe(no_mangle))]
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    use std::io::Write;
     spfs_autostart::ignore_broken_pipe_signal();
     spfs_autostart::open_closed_stdio();
-    // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
-    // is reported, instead of ending this process without a word.
-    spfs_autostart::ignore_file_size_signal();
     // SAFETY: the C runtime calls `main` with `argc` strings in `argv`,
     // which live as long as the process.
     let args = unsafe { arguments(argc, argv) };
+    run(args)
+}
+
+/// Run the CLI on `args` (the program's name first) and end the process
+/// with its exit code: 101 after a panic, whose message the panic hook has
+/// printed.
+pub(crate) fn run(args: Vec<OsString>) -> ! {
+    // Past a file size limit (`ulimit -f`), a write fails with EFBIG, which
+    // is reported, instead of ending this process without a word.
+    spfs_autostart::ignore_file_size_signal();
     let code = std::panic::catch_unwind(|| crate::cli_main(args)).map_or(101, |code| code.0);
-    // What a line-buffered stdout still holds: an unfinished last line.
-    let _ = std::io::stdout().flush();
-    c_int::from(code)
+    std::process::exit(i32::from(code))
 }
 
 /// A process's exit status: std's `ExitCode` keeps its number to itself,
@@ -69,6 +81,7 @@ impl From<u8> for ExitCode {
 /// `argv` is null or points to `argc` pointers, each null or pointing to a
 /// NUL-terminated string, all valid while this runs: what C's `main` is
 /// given. A null pointer ends the list, as C's `argv[argc]` does.
+#[cfg(target_os = "linux")]
 unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
     let count = usize::try_from(argc).unwrap_or(0);
     if argv.is_null() || count == 0 {
@@ -85,7 +98,7 @@ unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::ffi::{CString, OsString, c_char, c_int};
     use std::os::unix::ffi::OsStringExt;

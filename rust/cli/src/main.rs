@@ -3,9 +3,9 @@
 //! Thin by design: parse arguments, call the core, print. Every decision
 //! about the service lives in the `spfs-autostart` crate.
 //!
-//! The process enters at C's `main` ([`entry`]), which skips the start-up
-//! work std's wrapper does before a Rust `main`.
-#![cfg_attr(not(test), no_main)]
+//! On Linux the process enters at C's `main` ([`entry`]), which skips the
+//! start-up work std's wrapper does before a Rust `main`.
+#![cfg_attr(all(not(test), target_os = "linux"), no_main)]
 
 mod agent;
 mod args;
@@ -28,6 +28,13 @@ use crate::interrupts::Interrupts;
 
 /// Exit code of `status` when the service is not running.
 const EXIT_NOT_RUNNING: u8 = 3;
+
+/// Where the process starts off Linux: std's `main`, whose start-up costs
+/// next to nothing there (see [`entry`]).
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    entry::run(std::env::args_os().collect())
+}
 
 /// The CLI: from its arguments (the program's name first) to its exit
 /// code. Called by [`entry`], as the process starts.

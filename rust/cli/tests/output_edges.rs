@@ -880,28 +880,10 @@ fn a_watch_that_cannot_look_retries_calmly() {
     std::fs::set_permissions(sb.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     // A record, which each look reads first (a file event of its own).
     std::fs::write(sb.state_dir().join("service.json"), "{}").unwrap();
-    let mut watch = sb
-        .cli(&["-v", "watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let watch = VerboseWatch::start(&sb);
     // Counted from its first look (a loaded machine may take a while to
     // get there): 3 s more.
-    let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let err = err.clone();
-        let mut stderr = watch.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut buf) {
-                err.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let looked = || err.lock().unwrap().contains("watch: cannot open lock file");
+    let looked = || watch.said().contains("watch: cannot open lock file");
     assert!(wait_for(Duration::from_secs(20), looked), "no look");
     // Reads of the record (as every look of its own, or another's, makes)
     // change nothing there, and wake nothing.
@@ -911,10 +893,7 @@ fn a_watch_that_cannot_look_retries_calmly() {
         std::fs::read(&record).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
-    watch.kill().unwrap();
-    watch.wait().unwrap();
-    reader.join().unwrap();
-    let err = err.lock().unwrap().clone();
+    let err = watch.stop();
     // The error printed once, and one log line per look: every 2 s, not
     // at every read of the record (which also made its own looks pairs).
     assert_eq!(err.matches("error: ").count(), 1, "{err}");
@@ -923,6 +902,85 @@ fn a_watch_that_cannot_look_retries_calmly() {
         (1..=3).contains(&looks),
         "{looks} looks in about 3 s: {err}"
     );
+}
+
+/// `watch -v` of `sb`, its stderr (a debug line per look) collected as it
+/// comes.
+struct VerboseWatch {
+    child: Child,
+    said: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl VerboseWatch {
+    fn start(sb: &Sandbox) -> VerboseWatch {
+        let mut child = sb
+            .cli(&["-v", "watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let said = said.clone();
+            let mut stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                    said.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        VerboseWatch {
+            child,
+            said,
+            reader,
+        }
+    }
+
+    /// What it has said so far.
+    fn said(&self) -> String {
+        self.said.lock().unwrap().clone()
+    }
+
+    /// End it; all it said.
+    fn stop(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        self.said.lock().unwrap().clone()
+    }
+}
+
+// Each look probes instance.lock; the probe opened it for writing, and its
+// close woke every watch of the state dir, whose looks woke the others: two
+// watches of a stopped service (the app's and a terminal's) looked
+// thousands of times a second.
+#[test]
+fn watches_of_a_stopped_service_wake_neither_each_other_nor_at_others_looks() {
+    let sb = Sandbox::new();
+    sb.ensure();
+    assert_eq!(sb.ok(&["stop"]).trim(), "stopped");
+    assert!(sb.state_dir().join("instance.lock").is_file());
+    let watches: Vec<VerboseWatch> = (0..3).map(|_| VerboseWatch::start(&sb)).collect();
+    let no_service = "no service";
+    for watch in &watches {
+        let looked = || watch.said().contains(no_service);
+        assert!(wait_for(Duration::from_secs(20), looked), "no look");
+    }
+    // Others' looks, as the shells' and the app's.
+    for _ in 0..5 {
+        assert_eq!(sb.cli(&["status"]).output().unwrap().status.code(), Some(3));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for watch in watches {
+        let said = watch.stop();
+        let looks = said.matches(no_service).count();
+        // One at the start, then one every 2 s (with room for a slow start).
+        assert!((1..=4).contains(&looks), "{looks} looks in about 3 s");
+    }
 }
 
 /// A watch that cannot watch the state dir (here: too few descriptors for

@@ -76,12 +76,23 @@ impl Drop for OwnLock {
 /// The probe takes a *shared* lock for an instant when the lock is free, so
 /// probes never block each other; a service taking the lock at that very
 /// instant retries (see [`take_soon`]).
+///
+/// It opens the file read-only (a flock needs no more): closing a file
+/// opened for writing is a change event (`IN_CLOSE_WRITE`) to every watch
+/// of the state dir, and watches that look when woken woke each other in
+/// a loop, thousands of looks a second.
 pub fn is_held(path: &Path) -> Result<bool> {
-    let file = match OpenOptions::new().read(true).write(true).open(path) {
+    let file = match OpenOptions::new().read(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("cannot open lock file", path, e)),
     };
+    // Read-only, a directory opens too (as a lock file, it failed to):
+    // said as the error every open of the lock file meets.
+    if file.metadata().is_ok_and(|meta| meta.is_dir()) {
+        let is_a_dir = std::io::Error::from_raw_os_error(libc::EISDIR);
+        return Err(Error::io("cannot open lock file", path, is_a_dir));
+    }
     match file.try_lock_shared() {
         Ok(()) => Ok(false),
         Err(TryLockError::WouldBlock) => Ok(true),

@@ -29,7 +29,8 @@ const FIRST_CHUNK: u64 = 8 * 1024;
 const MAX_CHUNK: u64 = 1024 * 1024;
 /// At most this much of the end of a log is read for one tail, however many
 /// lines are asked for, so a host asking for `usize::MAX` lines of a huge log
-/// gets its last 4 MiB (whole lines only), not the whole file in memory.
+/// gets its last 4 MiB (whole lines only; of a last line longer than that,
+/// its last [`MAX_LINE_BYTES`]), not the whole file in memory.
 pub const MAX_TAIL_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest line handed out whole when streaming ([`tail_lines`],
 /// [`follow`]). A longer one (a progress bar redrawn with `\r` that never
@@ -47,6 +48,19 @@ fn cut_between_chars(bytes: &[u8], limit: usize) -> usize {
         end -= 1;
     }
     end
+}
+
+/// The last at most `limit` bytes of `bytes`, starting at a character (of
+/// valid UTF-8), never inside one (so fewer when a character straddles the
+/// cut, none when `limit` is smaller than the last character).
+fn last_piece(bytes: &[u8], limit: usize) -> &[u8] {
+    let mut start = bytes.len().saturating_sub(limit);
+    // A character's first byte is followed by at most 3 others.
+    let past = (start + 3).min(bytes.len());
+    while start > 0 && start < past && bytes[start] & 0xC0 == 0x80 {
+        start += 1;
+    }
+    &bytes[start..]
 }
 
 /// The last lines of a file and what it cost to find them.
@@ -255,11 +269,16 @@ fn tail_of(file: &mut File, start: u64, len: u64, n: usize) -> io::Result<Tail> 
             |(i, _)| i + 1,
         );
     if capped && cut == data.len() {
-        // One line longer than the cap: nothing whole to show.
-        return Ok(Tail {
-            lines: Vec::new(),
-            bytes_read,
-        });
+        // The last line is longer than the cap: its last piece, as the
+        // streaming reads hand a long line out in pieces, so that a
+        // progress line redrawn with `\r` for hours shows where it got to
+        // rather than nothing.
+        let line = data.rsplit(|&b| b == b'\n').next().unwrap_or_default();
+        let lines = match line.is_empty() {
+            true => Vec::new(),
+            false => vec![clean_line(last_piece(line, MAX_LINE_BYTES))],
+        };
+        return Ok(Tail { lines, bytes_read });
     }
     let lines = data[cut..].split(|&b| b == b'\n').map(clean_line).collect();
     Ok(Tail { lines, bytes_read })

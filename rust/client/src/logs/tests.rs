@@ -104,9 +104,44 @@ fn tail_of_every_line_reads_at_most_the_cap_and_keeps_lines_whole() {
     assert!(tail.lines.len() as u64 >= MAX_TAIL_BYTES / 100 - 1);
     assert!(tail.lines.iter().all(|l| l.len() == 99), "whole lines only");
     assert_eq!(tail.lines.last().unwrap(), &format!("{:099}", lines - 1));
-    // One line longer than the cap gives nothing rather than a fragment.
-    std::fs::write(&path, "x".repeat(MAX_TAIL_BYTES as usize + 10)).unwrap();
-    assert!(super::tail(&path, usize::MAX).unwrap().lines.is_empty());
+}
+
+#[test]
+fn a_last_line_longer_than_the_cap_gives_its_last_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    let over_the_cap = MAX_TAIL_BYTES as usize + 10;
+    // A progress line redrawn with carriage returns for hours: where it got.
+    let redraws = "progress 10%\r".repeat(over_the_cap / 13 + 1);
+    std::fs::write(&path, format!("before\n{redraws}progress 99%")).unwrap();
+    let tail = tail(&path, 10).unwrap();
+    assert_eq!(tail.lines, ["progress 99%"]);
+    assert!(tail.bytes_read <= MAX_TAIL_BYTES, "{}", tail.bytes_read);
+    // Any long line: its last MAX_LINE_BYTES, never a character cut in two
+    // (the odd "x" puts the cut inside an "é").
+    let long = format!("start{}x", "\u{e9}".repeat(over_the_cap / 2));
+    std::fs::write(&path, format!("{long}\n")).unwrap();
+    let lines = super::tail(&path, 1).unwrap().lines;
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].len() <= MAX_LINE_BYTES && lines[0].len() >= MAX_LINE_BYTES - 3);
+    assert!(
+        long.ends_with(&lines[0]),
+        "the line's end, whole characters"
+    );
+}
+
+#[test]
+fn a_last_piece_starts_at_a_character() {
+    use super::last_piece;
+    let piece = |text: &str, limit| String::from_utf8(last_piece(text.as_bytes(), limit).to_vec());
+    assert_eq!(piece("a\u{e9}", 2).unwrap(), "\u{e9}");
+    assert_eq!(piece("a\u{e9}", 1).unwrap(), "", "half an é is none of it");
+    assert_eq!(piece("a\u{20ac}b", 3).unwrap(), "b");
+    assert_eq!(piece("a\u{20ac}b", 4).unwrap(), "\u{20ac}b");
+    assert_eq!(piece("a\u{1d11e}", 4).unwrap(), "\u{1d11e}");
+    assert_eq!(piece("a\u{1d11e}", 3).unwrap(), "");
+    assert_eq!(piece("ab", 5).unwrap(), "ab");
+    assert_eq!(piece("ab", 0).unwrap(), "");
 }
 
 /// `n` lines, `line 0` to `line {n-1}`: long enough to span many of

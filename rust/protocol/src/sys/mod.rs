@@ -20,7 +20,7 @@ pub use process::{
     process_info, process_start_time, process_uid, session_of,
 };
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::RawFd;
 
 use nix::unistd::Pid;
@@ -88,8 +88,9 @@ pub fn ignore_broken_pipe_signal() {
 /// as std's wrapper around a Rust `main` does: otherwise the next file the
 /// process opens takes that number, and what it prints lands in that file
 /// (a lock file, say). For a program that enters at C's `main` instead (the
-/// CLI); call first, before any thread exists. A `/dev/null` that cannot
-/// be opened leaves the descriptor closed: printing then fails, and says so.
+/// CLI); call first, before any thread exists. When `/dev/null` cannot be
+/// opened there, the process aborts, as std's does: it could not run
+/// without writing into its own files.
 pub fn open_closed_stdio() {
     for fd in 0..=2 {
         if is_open(fd) {
@@ -99,7 +100,14 @@ pub fn open_closed_stdio() {
         // below it are open by now. Kept open for the process's lifetime.
         // SAFETY: a NUL-terminated path and plain flags; the descriptor it
         // returns is deliberately never closed.
-        let _ = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if opened != fd {
+            let _ = writeln!(
+                io::stderr(),
+                "fatal: descriptor {fd} is closed and /dev/null cannot be opened in its place"
+            );
+            std::process::abort();
+        }
     }
 }
 
