@@ -36,6 +36,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// The commands; each one's doc comment is its line in `--help`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Start the service if needed; print its status; exit 0 once it is ready.
