@@ -96,7 +96,6 @@ async fn a_service_serving_elsewhere_or_unreachable_is_left_to_ensure() {
     let elsewhere = sandbox.root().join("elsewhere.sock");
     sandbox.set("endpoint", format!("unix://{}", elsewhere.display()));
     assert_eq!(sandbox.manager().ensure_if_serving(), None);
-    sandbox.unset("endpoint");
     sandbox.set("endpoint", "unix");
     // A client that connects and says nothing holds up nobody.
     let _silent = std::os::unix::net::UnixStream::connect(sandbox.state_dir().join("info.sock"))
